@@ -1,0 +1,57 @@
+package errcode
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestCodeSurvivesGRPCRoundTrip(t *testing.T) {
+	for c := range catalogue {
+		if c == OK {
+			continue
+		}
+		in := &Error{Code: c, Message: "boom", Redirect: "10.0.0.1:6650"}
+		out := FromError(ToStatus(fmt.Errorf("ctx: %w", in)))
+		var e *Error
+		if !errors.As(out, &e) {
+			t.Fatalf("%v: decoded %T", c, out)
+		}
+		if e.Code != c || e.Redirect != in.Redirect {
+			t.Fatalf("%v: got code %v redirect %q", c, e.Code, e.Redirect)
+		}
+		if !errors.Is(out, New(c, "any message")) {
+			t.Fatalf("%v: errors.Is against a sentinel of the same code failed", c)
+		}
+	}
+}
+
+func TestEveryCodeHasNameAndGRPCMapping(t *testing.T) {
+	for c, i := range catalogue {
+		if i.name == "" {
+			t.Errorf("code %d has no name", c)
+		}
+		if _, ok := grpcCodes[c]; !ok {
+			t.Errorf("code %v has no gRPC mapping", c)
+		}
+	}
+}
+
+func TestPlainStatusIsClassifiedByGRPCCode(t *testing.T) {
+	err := FromError(status.Error(codes.Unavailable, "connection refused"))
+	if CodeOf(err) != Unavailable || !IsRetriable(err) {
+		t.Fatalf("got %v", err)
+	}
+	if CodeOf(FromError(errors.New("plain"))) != Internal {
+		t.Fatal("plain error should be Internal")
+	}
+}
+
+func TestDifferentCodesDoNotMatch(t *testing.T) {
+	if errors.Is(New(Fenced, "x"), New(LedgerClosed, "x")) {
+		t.Fatal("different codes matched")
+	}
+}
