@@ -1,0 +1,83 @@
+// Command strata is Strata's single binary: every server mode and every
+// client tool is a subcommand.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "strata:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "strata",
+		Short:         "Strata: a message broker with storage and compute separated",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
+	root.AddCommand(
+		newBookieCmd(),
+		newStandaloneCmd(),
+		newServeCmd(),
+		newProduceCmd(),
+		newConsumeCmd(),
+		newTopicsCmd(),
+		newNamespacesCmd(),
+		newSubscriptionsCmd(),
+		newReplayCmd(),
+		newLoadtestCmd(),
+	)
+	return root
+}
+
+// newLogger builds the process logger from the --log-level flag.
+func newLogger(cmd *cobra.Command) *slog.Logger {
+	lvl := new(slog.LevelVar)
+	s, _ := cmd.Flags().GetString("log-level")
+	if err := lvl.UnmarshalText([]byte(s)); err != nil {
+		lvl.Set(slog.LevelInfo)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// exitError carries a specific process exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	if e, ok := err.(*exitError); ok {
+		return e.code
+	}
+	return 1
+}
+
+// notYet is the body of a subcommand whose issue has not landed.
+func notYet(name string) *cobra.Command {
+	return &cobra.Command{
+		Use:   name,
+		Short: name + " (not implemented yet)",
+		RunE: func(*cobra.Command, []string) error {
+			return fmt.Errorf("%s is not implemented yet", name)
+		},
+	}
+}

@@ -1,0 +1,122 @@
+package metadata
+
+import (
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+)
+
+// NodeInfo is a live serving node, registered under its session lease.
+type NodeInfo struct {
+	ID       string `json:"id"`
+	GRPCAddr string `json:"grpc_addr"`
+	HTTPAddr string `json:"http_addr"`
+	// StartedAt is unix nanoseconds.
+	StartedAt int64 `json:"started_at"`
+}
+
+// BookieInfo is a live bookie, registered under its session lease. Its ID is
+// its advertised gRPC address.
+type BookieInfo struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr"`
+}
+
+// Topic is a topic's existence record. A partitioned topic has one record
+// with Partitions > 0, and each partition (name-partition-i) is a topic of
+// its own with Partitions == 0 and PartitionOf set.
+type Topic struct {
+	Name        string `json:"name"`
+	Partitions  int    `json:"partitions"`
+	PartitionOf string `json:"partition_of,omitempty"`
+	CreatedAt   int64  `json:"created_at"`
+	Version     int64  `json:"-"`
+}
+
+// Ownership says which serving node owns a topic. The key is attached to the
+// owner's session lease, so it vanishes when the owner dies.
+type Ownership struct {
+	Topic    string `json:"topic"`
+	NodeID   string `json:"node_id"`
+	GRPCAddr string `json:"grpc_addr"`
+	Version  int64  `json:"-"`
+}
+
+// ManagedLedger is a topic's ordered list of ledgers.
+type ManagedLedger struct {
+	Topic   string       `json:"topic"`
+	Ledgers []LedgerInfo `json:"ledgers"`
+	// Producer deduplication state: highest persisted sequence id per
+	// producer name, as of the last ledger roll (the entries of the open
+	// ledger carry the rest and are re-read on takeover).
+	Producers map[string]int64 `json:"producers,omitempty"`
+	Version   int64            `json:"-"`
+}
+
+// LedgerInfo is a ledger's summary inside its topic's managed ledger; the
+// full record is the Ledger under its own key.
+type LedgerInfo struct {
+	ID      ids.LedgerID `json:"id"`
+	Entries int64        `json:"entries"`
+	Bytes   uint64       `json:"bytes"`
+	// Publish-time range (unix nanoseconds) of a closed ledger.
+	FirstPublishTime int64 `json:"first_publish_time,omitempty"`
+	LastPublishTime  int64 `json:"last_publish_time,omitempty"`
+	Closed           bool  `json:"closed,omitempty"`
+	Offloaded        bool  `json:"offloaded,omitempty"`
+	CreatedAt        int64 `json:"created_at"`
+}
+
+// Cursor is a durable subscription's position: everything at or before
+// MarkDelete is acknowledged, and so is every message in AckedRanges (an
+// encoding owned by the serving tier, bounded in size).
+type Cursor struct {
+	Topic        string       `json:"topic"`
+	Subscription string       `json:"subscription"`
+	Type         string       `json:"type"`
+	MarkDelete   ids.Position `json:"mark_delete"`
+	AckedRanges  []byte       `json:"acked_ranges,omitempty"`
+	UpdatedAt    int64        `json:"updated_at"`
+	Version      int64        `json:"-"`
+}
+
+// NamespacePolicy holds a namespace's settings. Zero values mean "the cluster
+// default" except where noted.
+type NamespacePolicy struct {
+	Ensemble    int `json:"ensemble,omitempty"`
+	WriteQuorum int `json:"write_quorum,omitempty"`
+	AckQuorum   int `json:"ack_quorum,omitempty"`
+	// RetentionMs keeps consumed data this long; 0 deletes it once consumed
+	// by every subscription; -1 keeps it forever.
+	RetentionMs int64 `json:"retention_ms"`
+	// TTLMs acknowledges messages older than this on every subscription; 0: off.
+	TTLMs           int64  `json:"ttl_ms"`
+	MaxMessageBytes uint64 `json:"max_message_bytes,omitempty"`
+	// OffloadThresholdBytes: offload closed ledgers once the topic's
+	// bookie-resident bytes exceed it (-1: never on size, 0: at once).
+	OffloadThresholdBytes int64 `json:"offload_threshold_bytes"`
+	// OffloadAgeMs: offload a closed ledger once it is this old (-1: never on
+	// age, 0: at once).
+	OffloadAgeMs int64 `json:"offload_age_ms"`
+	// OffloadDeletionLagMs: delete an offloaded ledger from the bookies this
+	// long after its offload completed.
+	OffloadDeletionLagMs int64 `json:"offload_deletion_lag_ms"`
+	Version              int64 `json:"-"`
+}
+
+// DefaultNamespacePolicy is what a namespace without a stored policy gets:
+// data kept until consumed, no TTL, offload never, 5 MiB messages.
+func DefaultNamespacePolicy() NamespacePolicy {
+	return NamespacePolicy{
+		RetentionMs:           0,
+		MaxMessageBytes:       5 << 20,
+		OffloadThresholdBytes: -1,
+		OffloadAgeMs:          -1,
+		OffloadDeletionLagMs:  60_000,
+	}
+}
+
+// Errors of topic and ownership operations.
+var (
+	ErrTopicExists   = errcode.New(errcode.TopicExists, "metadata: topic exists")
+	ErrTopicNotFound = errcode.New(errcode.TopicNotFound, "metadata: topic not found")
+)
