@@ -1,0 +1,308 @@
+package serving
+
+import (
+	"context"
+	"errors"
+
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+	topicname "github.com/strata-mq/strata/internal/topic"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// maxPartitions bounds a partitioned topic.
+const maxPartitions = 1024
+
+// CreateTopic creates a topic, or a partitioned topic and its partitions.
+func (n *Node) CreateTopic(ctx context.Context, req *servingpb.CreateTopicRequest) (*servingpb.CreateTopicResponse, error) {
+	name, err := canonical(req.GetTopic())
+	if err != nil {
+		return nil, err
+	}
+	parts := int(req.GetPartitions())
+	if parts > maxPartitions {
+		return nil, errcode.New(errcode.InvalidArgument, "at most %d partitions", maxPartitions)
+	}
+	if err := n.meta.CreateTopic(ctx, &metadata.Topic{Name: name.String(), Partitions: parts, CreatedAt: nowNanos()}); err != nil {
+		return nil, err
+	}
+	for i := 0; i < parts; i++ {
+		p := &metadata.Topic{Name: name.Partition(i).String(), PartitionOf: name.String(), CreatedAt: nowNanos()}
+		if err := n.meta.CreateTopic(ctx, p); err != nil && errcode.CodeOf(err) != errcode.TopicExists {
+			return nil, err
+		}
+	}
+	return &servingpb.CreateTopicResponse{}, nil
+}
+
+// DeleteTopic deletes a topic (and its partitions): its ledgers, cursors,
+// managed ledger and record. Without force it refuses while a subscription
+// has a backlog. The owner does it; other nodes redirect.
+func (n *Node) DeleteTopic(ctx context.Context, req *servingpb.DeleteTopicRequest) (*servingpb.DeleteTopicResponse, error) {
+	name, err := canonical(req.GetTopic())
+	if err != nil {
+		return nil, err
+	}
+	rec, err := n.meta.GetTopic(ctx, name.String())
+	if err != nil {
+		return nil, notFoundAsTopic(err, name.String())
+	}
+	for i := 0; i < rec.Partitions; i++ {
+		if err := n.deleteOne(ctx, name.Partition(i).String(), req.GetForce()); err != nil {
+			return nil, err
+		}
+	}
+	if rec.Partitions == 0 {
+		if err := n.deleteOne(ctx, name.String(), req.GetForce()); err != nil {
+			return nil, err
+		}
+		return &servingpb.DeleteTopicResponse{}, nil
+	}
+	if err := n.meta.DeleteTopic(ctx, name.String()); err != nil {
+		return nil, notFoundAsTopic(err, name.String())
+	}
+	return &servingpb.DeleteTopicResponse{}, nil
+}
+
+func (n *Node) deleteOne(ctx context.Context, name string, force bool) error {
+	t, err := n.topicFor(ctx, name, false)
+	if errcode.CodeOf(err) == errcode.TopicNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	if !force {
+		for _, s := range t.mu.subs {
+			if s.durable && t.backlogLocked(s.acks) > 0 {
+				t.mu.Unlock()
+				return errcode.New(errcode.InvalidArgument, "subscription %s of %s has a backlog; use force", s.name, name)
+			}
+		}
+	}
+	ml := cloneML(t.mu.ml)
+	var subs []string
+	for s := range t.mu.subs {
+		subs = append(subs, s)
+	}
+	t.mu.Unlock()
+	t.drop(reasonDelete, errcode.New(errcode.TopicNotFound, "topic %s was deleted", name), false)
+	for _, s := range subs {
+		_ = n.meta.DeleteCursor(ctx, name, s)
+	}
+	for _, li := range ml.Ledgers {
+		t.deleteLedger(ctx, li.ID)
+	}
+	if err := n.meta.DeleteManagedLedger(ctx, name); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		return unavailable("deleting managed ledger", err)
+	}
+	if err := n.meta.DeleteTopic(ctx, name); err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, metadata.ErrNotFound) || errcode.CodeOf(err) == errcode.TopicNotFound
+}
+
+func notFoundAsTopic(err error, name string) error {
+	if isNotFound(err) {
+		return errcode.New(errcode.TopicNotFound, "topic %s does not exist", name)
+	}
+	return err
+}
+
+// ListTopics lists topics (partitions are folded into their parent).
+func (n *Node) ListTopics(ctx context.Context, req *servingpb.ListTopicsRequest) (*servingpb.ListTopicsResponse, error) {
+	ns := req.GetNamespace()
+	if ns != "" {
+		if _, _, err := topicname.ParseNamespace(ns); err != nil {
+			return nil, err
+		}
+	}
+	ts, err := n.meta.ListTopics(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	out := &servingpb.ListTopicsResponse{}
+	for _, t := range ts {
+		if t.PartitionOf != "" {
+			continue
+		}
+		out.Topics = append(out.Topics, &servingpb.TopicInfo{Topic: t.Name, Partitions: uint32(t.Partitions)})
+	}
+	return out, nil
+}
+
+// GetTopic answers a topic's record.
+func (n *Node) GetTopic(ctx context.Context, req *servingpb.GetTopicRequest) (*servingpb.GetTopicResponse, error) {
+	name, err := canonical(req.GetTopic())
+	if err != nil {
+		return nil, err
+	}
+	t, err := n.meta.GetTopic(ctx, name.String())
+	if err != nil {
+		return nil, notFoundAsTopic(err, name.String())
+	}
+	return &servingpb.GetTopicResponse{Topic: &servingpb.TopicInfo{Topic: t.Name, Partitions: uint32(t.Partitions)}}, nil
+}
+
+// TopicStats is answered by the owner.
+func (n *Node) TopicStats(ctx context.Context, req *servingpb.TopicStatsRequest) (*servingpb.TopicStatsResponse, error) {
+	t, err := n.topicFor(ctx, req.GetTopic(), false)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := &servingpb.TopicStatsResponse{Topic: t.name, Owner: n.cfg.GRPCAddr, MessagesIn: t.mu.msgsIn,
+		BytesIn: t.mu.bytesIn, Producers: uint32(len(t.mu.prods))}
+	for i, li := range t.mu.ml.Ledgers {
+		ls := &servingpb.LedgerStats{Ledger: uint64(li.ID), Entries: t.entriesLocked(i), Bytes: li.Bytes, Offloaded: li.Offloaded, State: "closed"}
+		if !li.Closed {
+			ls.State, ls.Bytes = "open", t.mu.cur.bytes
+		}
+		out.StorageBytes += ls.Bytes
+		if li.Offloaded {
+			out.OffloadedBytes += ls.Bytes
+		}
+		out.Ledgers = append(out.Ledgers, ls)
+	}
+	for _, s := range t.mu.subs {
+		var unacked uint64
+		for _, pe := range s.pending {
+			if pe.owner != nil {
+				unacked += uint64(len(pe.acked) - pe.nAcked)
+			}
+		}
+		md := s.acks.markDelete
+		out.Subscriptions = append(out.Subscriptions, &servingpb.SubscriptionStats{Name: s.name, Type: s.typ,
+			Backlog: t.backlogLocked(s.acks), Consumers: uint32(len(s.consumers)), Unacked: unacked,
+			MarkDelete: &servingpb.MessageId{Ledger: uint64(md.Ledger), Entry: int64(md.Entry)}})
+	}
+	return out, nil
+}
+
+// SetNamespacePolicy validates and stores a namespace's policy.
+func (n *Node) SetNamespacePolicy(ctx context.Context, req *servingpb.SetNamespacePolicyRequest) (*servingpb.SetNamespacePolicyResponse, error) {
+	if _, _, err := topicname.ParseNamespace(req.GetNamespace()); err != nil {
+		return nil, err
+	}
+	p := req.GetPolicy()
+	if p == nil {
+		return nil, errcode.New(errcode.InvalidPolicy, "policy missing")
+	}
+	pol := metadata.NamespacePolicy{Ensemble: int(p.GetEnsemble()), WriteQuorum: int(p.GetWriteQuorum()), AckQuorum: int(p.GetAckQuorum()),
+		RetentionMs: p.GetRetentionMs(), TTLMs: p.GetTtlMs(), MaxMessageBytes: p.GetMaxMessageBytes(),
+		OffloadThresholdBytes: p.GetOffloadThresholdBytes(), OffloadAgeMs: p.GetOffloadAgeMs(), OffloadDeletionLagMs: p.GetOffloadDeletionLagMs()}
+	if err := checkPolicy(pol); err != nil {
+		return nil, err
+	}
+	if err := n.meta.SetNamespacePolicy(ctx, req.GetNamespace(), pol); err != nil {
+		return nil, err
+	}
+	return &servingpb.SetNamespacePolicyResponse{}, nil
+}
+
+// maxMessageLimit is the largest message size a policy may allow.
+const maxMessageLimit = 64 << 20
+
+func checkPolicy(p metadata.NamespacePolicy) error {
+	e, w, a := p.Ensemble, p.WriteQuorum, p.AckQuorum
+	switch {
+	case e < 0 || w < 0 || a < 0 || e > 32:
+		return errcode.New(errcode.InvalidPolicy, "quorums must be within 0..32")
+	case e > 0 && w > e, w > 0 && a > w:
+		return errcode.New(errcode.InvalidPolicy, "want ensemble >= write quorum >= ack quorum")
+	case p.RetentionMs < -1 || p.TTLMs < 0 || p.OffloadThresholdBytes < -1 || p.OffloadAgeMs < -1 || p.OffloadDeletionLagMs < 0:
+		return errcode.New(errcode.InvalidPolicy, "negative durations other than -1 are not allowed")
+	case p.MaxMessageBytes > maxMessageLimit:
+		return errcode.New(errcode.InvalidPolicy, "max message bytes above %d", maxMessageLimit)
+	}
+	return nil
+}
+
+// GetNamespacePolicy answers the stored policy, or the default.
+func (n *Node) GetNamespacePolicy(ctx context.Context, req *servingpb.GetNamespacePolicyRequest) (*servingpb.GetNamespacePolicyResponse, error) {
+	if _, _, err := topicname.ParseNamespace(req.GetNamespace()); err != nil {
+		return nil, err
+	}
+	p, err := n.policyOf(ctx, req.GetNamespace())
+	if err != nil {
+		return nil, err
+	}
+	return &servingpb.GetNamespacePolicyResponse{Policy: &servingpb.NamespacePolicy{
+		Ensemble: uint32(p.Ensemble), WriteQuorum: uint32(p.WriteQuorum), AckQuorum: uint32(p.AckQuorum),
+		RetentionMs: p.RetentionMs, TtlMs: p.TTLMs, MaxMessageBytes: p.MaxMessageBytes,
+		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: p.OffloadAgeMs, OffloadDeletionLagMs: p.OffloadDeletionLagMs}}, nil
+}
+
+// ResetCursor moves a durable subscription to a message id (by the owner).
+func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorRequest) (*servingpb.ResetCursorResponse, error) {
+	t, err := n.topicFor(ctx, req.GetTopic(), false)
+	if err != nil {
+		return nil, err
+	}
+	var md ids.Position
+	switch to := req.GetTo().(type) {
+	case *servingpb.ResetCursorRequest_MessageId:
+		md = prevPosition(fromPB(to.MessageId).Position())
+	case *servingpb.ResetCursorRequest_TimeUnixNano:
+		if md, err = t.positionAt(ctx, to.TimeUnixNano); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, errcode.New(errcode.InvalidArgument, "reset needs a message id or a time")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.mu.subs[req.GetSubscription()]
+	if s == nil {
+		return nil, errcode.New(errcode.SubscriptionNotFound, "subscription %q of %s does not exist", req.GetSubscription(), t.name)
+	}
+	if req.GetExecute() {
+		s.resetLocked(md)
+	}
+	next, ok := t.orderLocked().next(md)
+	return &servingpb.ResetCursorResponse{Position: &servingpb.MessageId{Ledger: uint64(next.Ledger), Entry: int64(next.Entry)}, EndOfTopic: !ok}, nil
+}
+
+// DeleteSubscription removes a subscription without consumers.
+func (n *Node) DeleteSubscription(ctx context.Context, req *servingpb.DeleteSubscriptionRequest) (*servingpb.DeleteSubscriptionResponse, error) {
+	t, err := n.topicFor(ctx, req.GetTopic(), false)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	s := t.mu.subs[req.GetSubscription()]
+	if s == nil {
+		t.mu.Unlock()
+		return nil, errcode.New(errcode.SubscriptionNotFound, "subscription %q of %s does not exist", req.GetSubscription(), t.name)
+	}
+	if len(s.consumers) > 0 {
+		t.mu.Unlock()
+		return nil, errcode.New(errcode.ConsumerBusy, "subscription %s has %d consumers", s.name, len(s.consumers))
+	}
+	delete(t.mu.subs, s.name)
+	s.stopLocked()
+	t.mu.Unlock()
+	n.m.backlog.DeleteLabelValues(t.name, s.name)
+	if s.durable {
+		if err := n.meta.DeleteCursor(ctx, t.name, s.name); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+			return nil, unavailable("deleting cursor", err)
+		}
+	}
+	return &servingpb.DeleteSubscriptionResponse{}, nil
+}
+
+// TriggerOffload belongs to the tiering tier, which has not landed.
+func (n *Node) TriggerOffload(ctx context.Context, req *servingpb.TriggerOffloadRequest) (*servingpb.TriggerOffloadResponse, error) {
+	if _, err := canonical(req.GetTopic()); err != nil {
+		return nil, err
+	}
+	return nil, errcode.New(errcode.Unimplemented, "offload is not available yet")
+}
+

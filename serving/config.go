@@ -1,0 +1,136 @@
+package serving
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config configures a serving node. Zero fields take the documented default
+// (see withDefaults); Validate rejects values out of range.
+type Config struct {
+	// NodeID names the node in etcd. Default: the advertised gRPC address.
+	NodeID string
+	// GRPCAddr is the advertised host:port of the gRPC listener that clients
+	// are redirected to. Required.
+	GRPCAddr string
+	// HTTPAddr is the advertised host:port of the HTTP listener (health,
+	// metrics). Informational.
+	HTTPAddr string
+
+	// LeaseTTL is the session lease of the node. Every owned topic hangs on
+	// it, so it bounds failover: a dead owner's topics are free LeaseTTL after
+	// its last keep-alive, then the first lookup moves them. Default 3 s,
+	// which keeps failover under 5 s (lease expiry + fence + recover).
+	LeaseTTL time.Duration
+
+	// Replication defaults for namespaces whose policy leaves them 0.
+	// Default 1/1/1 (one bookie is enough for standalone; clusters set 3/2/2).
+	Ensemble, WriteQuorum, AckQuorum int
+
+	// Ledger roll-over limits: a topic starts a new ledger once its current
+	// one holds MaxLedgerEntries entries (default 50,000), MaxLedgerBytes
+	// bytes (default 256 MiB) or is MaxLedgerAge old (default 4 h) and has at
+	// least one entry.
+	MaxLedgerEntries int64
+	MaxLedgerBytes   uint64
+	MaxLedgerAge     time.Duration
+
+	// CacheBytes bounds the in-memory cache of recent entries per topic that
+	// tailing consumers read from. Default 16 MiB.
+	CacheBytes int64
+	// ReadAheadEntries is how many entries a catch-up read fetches from the
+	// bookies at once. Default 100.
+	ReadAheadEntries int
+
+	// MaxPendingPerProducer bounds the batches a producer may have in flight;
+	// beyond it a send fails with ProducerQueueFull. Default 1,000.
+	MaxPendingPerProducer int
+	// MaxUnackedPerConsumer bounds the entries delivered to one consumer and
+	// not yet acknowledged. Default 5,000.
+	MaxUnackedPerConsumer int
+
+	// CursorFlushInterval is how often dirty cursors are written to etcd.
+	// Default 1 s. Acks not yet flushed when an owner dies are redelivered.
+	CursorFlushInterval time.Duration
+	// MaxCursorBytes bounds a persisted cursor's acked-ranges encoding.
+	// Default 64 KiB; past it the oldest ranges are kept only in memory.
+	MaxCursorBytes int
+	// MaxDedupProducers bounds the producer names remembered for
+	// deduplication per topic. Default 10,000.
+	MaxDedupProducers int
+
+	// TrimInterval is how often consumed ledgers past retention are deleted.
+	// Default 1 min.
+	TrimInterval time.Duration
+	// LoadTimeout bounds a topic takeover (fence, recover, open). Default 30 s.
+	LoadTimeout time.Duration
+	// MetaTimeout bounds one metadata call. Default 10 s.
+	MetaTimeout time.Duration
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.NodeID == "" {
+		c.NodeID = c.GRPCAddr
+	}
+	setDur(&c.LeaseTTL, 3*time.Second)
+	setInt(&c.Ensemble, 1)
+	setInt(&c.WriteQuorum, 1)
+	setInt(&c.AckQuorum, 1)
+	if c.MaxLedgerEntries == 0 {
+		c.MaxLedgerEntries = 50_000
+	}
+	if c.MaxLedgerBytes == 0 {
+		c.MaxLedgerBytes = 256 << 20
+	}
+	setDur(&c.MaxLedgerAge, 4*time.Hour)
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 16 << 20
+	}
+	setInt(&c.ReadAheadEntries, 100)
+	setInt(&c.MaxPendingPerProducer, 1000)
+	setInt(&c.MaxUnackedPerConsumer, 5000)
+	setDur(&c.CursorFlushInterval, time.Second)
+	setInt(&c.MaxCursorBytes, 64<<10)
+	setInt(&c.MaxDedupProducers, 10_000)
+	setDur(&c.TrimInterval, time.Minute)
+	setDur(&c.LoadTimeout, 30*time.Second)
+	setDur(&c.MetaTimeout, 10*time.Second)
+	return c
+}
+
+func setInt(p *int, d int) {
+	if *p == 0 {
+		*p = d
+	}
+}
+
+func setDur(p *time.Duration, d time.Duration) {
+	if *p == 0 {
+		*p = d
+	}
+}
+
+// Validate checks c after defaults are applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.GRPCAddr == "":
+		return fmt.Errorf("serving: GRPCAddr is required")
+	case c.LeaseTTL < time.Second:
+		return fmt.Errorf("serving: LeaseTTL %v below 1s", c.LeaseTTL)
+	case c.Ensemble < 1 || c.WriteQuorum < 1 || c.AckQuorum < 1:
+		return fmt.Errorf("serving: quorums must be positive")
+	case c.WriteQuorum > c.Ensemble || c.AckQuorum > c.WriteQuorum:
+		return fmt.Errorf("serving: want Ensemble >= WriteQuorum >= AckQuorum, got %d/%d/%d", c.Ensemble, c.WriteQuorum, c.AckQuorum)
+	case c.MaxLedgerEntries < 1 || c.MaxLedgerAge < 0:
+		return fmt.Errorf("serving: ledger roll limits must be positive")
+	case c.CacheBytes < 0 || c.ReadAheadEntries < 1:
+		return fmt.Errorf("serving: cache and read-ahead must be positive")
+	case c.MaxPendingPerProducer < 1 || c.MaxUnackedPerConsumer < 1:
+		return fmt.Errorf("serving: producer and consumer limits must be positive")
+	case c.MaxCursorBytes < 1024:
+		return fmt.Errorf("serving: MaxCursorBytes %d below 1024", c.MaxCursorBytes)
+	}
+	return nil
+}

@@ -1,0 +1,302 @@
+package serving
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// consumerQueue bounds the responses waiting for a consumer's sender.
+const consumerQueue = 64
+
+// consumer is one connected consumer stream. permits and unacked are
+// guarded by the topic's mu.
+type consumer struct {
+	name    string
+	s       *subscription
+	permits int64
+	unacked int
+	out     chan *servingpb.ConsumeResponse
+	done    chan struct{}
+	once    sync.Once
+	err     error
+}
+
+func (c *consumer) fail(err error) {
+	c.once.Do(func() {
+		c.err = err
+		close(c.done)
+	})
+}
+
+func (c *consumer) hasRoomLocked(maxUnacked int) bool {
+	return c.permits > 0 && c.unacked < maxUnacked && len(c.out) < cap(c.out)-1
+}
+
+// send queues r; the dispatcher checked for room under the topic's mu, and
+// only it and seeks (which leave a slot) send, so this never drops.
+func (c *consumer) send(r *servingpb.ConsumeResponse) {
+	select {
+	case c.out <- r:
+	default:
+		c.fail(errcode.New(errcode.TooManyInFlight, "consumer %s: response queue full", c.name))
+	}
+}
+
+// subscribe attaches a consumer, creating the subscription when needed.
+func (t *topic) subscribe(ctx context.Context, req *servingpb.Subscribe) (*consumer, error) {
+	switch req.GetType() {
+	case servingpb.SubscriptionType_EXCLUSIVE, servingpb.SubscriptionType_SHARED:
+	case servingpb.SubscriptionType_FAILOVER, servingpb.SubscriptionType_KEY_SHARED:
+		return nil, errcode.New(errcode.Unimplemented, "subscription type %s is not implemented yet", req.GetType())
+	default:
+		return nil, errcode.New(errcode.InvalidSubscription, "unknown subscription type %d", req.GetType())
+	}
+	name := req.GetSubscription()
+	if req.GetNonDurable() && name == "" {
+		name = "reader-" + uuid.NewString()
+	}
+	if err := checkSubName(name); err != nil {
+		return nil, err
+	}
+	if !req.GetNonDurable() {
+		if err := t.ensureDurable(ctx, name, req); err != nil {
+			return nil, err
+		}
+	}
+	start, err := t.startPosition(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return t.attach(name, req, start)
+}
+
+func checkSubName(name string) error {
+	if name == "" || len(name) > 256 {
+		return errcode.New(errcode.InvalidSubscription, "subscription name must be 1 to 256 bytes")
+	}
+	return nil
+}
+
+// ensureDurable stores the cursor of a new durable subscription before any
+// consumer attaches, so that it survives a takeover from the first moment.
+func (t *topic) ensureDurable(ctx context.Context, name string, req *servingpb.Subscribe) error {
+	t.mu.Lock()
+	if err := t.servingErrLocked(); err != nil {
+		t.mu.Unlock()
+		return err
+	}
+	if _, ok := t.mu.subs[name]; ok {
+		t.mu.Unlock()
+		return nil
+	}
+	md := t.mu.lastPos
+	if req.GetInitialPosition() == servingpb.InitialPosition_EARLIEST {
+		md = t.firstPositionLocked()
+	}
+	s := newSubscription(t, name, req.GetType(), true, md)
+	rec := s.cursorRecordLocked()
+	t.mu.Unlock()
+	if err := t.n.meta.PutCursor(ctx, rec); err != nil {
+		return metaConflict("creating cursor", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.mu.subs[name]; !ok {
+		s.version = rec.Version
+		t.mu.subs[name] = s
+		if t.mu.state == topicServing {
+			s.start()
+		}
+	}
+	return nil
+}
+
+// startPosition answers the mark-delete position of a non-durable
+// subscription (nil for durable ones, which keep their cursor).
+func (t *topic) startPosition(ctx context.Context, req *servingpb.Subscribe) (*ids.Position, error) {
+	if !req.GetNonDurable() {
+		return nil, nil
+	}
+	if id := req.GetStartMessageId(); id != nil {
+		p := prevPosition(ids.Position{Ledger: ids.LedgerID(id.GetLedger()), Entry: ids.EntryID(id.GetEntry())})
+		return &p, nil
+	}
+	if ts := req.GetStartTimeUnixNano(); ts != 0 {
+		p, err := t.positionAt(ctx, ts)
+		if err != nil {
+			return nil, err
+		}
+		return &p, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.mu.lastPos
+	if req.GetInitialPosition() == servingpb.InitialPosition_EARLIEST {
+		p = t.firstPositionLocked()
+	}
+	return &p, nil
+}
+
+// positionAt resolves a publish time through the node's TimeFinder hook (the
+// tiering tier's time index): the answer is the mark-delete position before
+// the first entry published at or after ts.
+func (t *topic) positionAt(ctx context.Context, ts int64) (ids.Position, error) {
+	if t.n.times == nil {
+		return ids.Position{}, errcode.New(errcode.Unimplemented, "seeking by time is not available yet")
+	}
+	p, err := t.n.times.PositionAt(ctx, t.name, ts)
+	if err != nil {
+		return ids.Position{}, err
+	}
+	return prevPosition(p), nil
+}
+
+func (t *topic) attach(name string, req *servingpb.Subscribe, start *ids.Position) (*consumer, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.servingErrLocked(); err != nil {
+		return nil, err
+	}
+	s := t.mu.subs[name]
+	if s == nil {
+		s = newSubscription(t, name, req.GetType(), false, *start)
+		t.mu.subs[name] = s
+		s.start()
+	}
+	if len(s.consumers) > 0 && s.typ != req.GetType() {
+		return nil, errcode.New(errcode.ConsumerBusy, "subscription %s is %s", name, subTypeString(s.typ))
+	}
+	if s.typ == servingpb.SubscriptionType_EXCLUSIVE && len(s.consumers) > 0 {
+		return nil, errcode.New(errcode.ConsumerBusy, "exclusive subscription %s already has a consumer", name)
+	}
+	s.typ = req.GetType()
+	cname := req.GetConsumerName()
+	if cname == "" {
+		cname = fmt.Sprintf("%s-%s", t.n.cfg.NodeID, uuid.NewString()[:8])
+	}
+	c := &consumer{name: cname, s: s, out: make(chan *servingpb.ConsumeResponse, consumerQueue), done: make(chan struct{})}
+	s.consumers = append(s.consumers, c)
+	return c, nil
+}
+
+// detach removes c; its unacknowledged entries go to the other consumers.
+func (t *topic) detach(c *consumer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := c.s
+	for i, x := range s.consumers {
+		if x == c {
+			s.consumers = append(s.consumers[:i], s.consumers[i+1:]...)
+			break
+		}
+	}
+	s.unassignLocked(c, nil)
+	if !s.durable && len(s.consumers) == 0 && t.mu.subs[s.name] == s {
+		delete(t.mu.subs, s.name)
+		s.stopLocked()
+	}
+}
+
+func (t *topic) flow(c *consumer, permits uint32) {
+	t.mu.Lock()
+	c.permits += int64(permits)
+	t.mu.Unlock()
+	c.s.signal()
+}
+
+func (t *topic) ack(c *consumer, a *servingpb.Ack) error {
+	msgIDs := make([]ids.MessageID, len(a.GetIds()))
+	for i, id := range a.GetIds() {
+		msgIDs[i] = fromPB(id)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return c.s.ackLocked(msgIDs, a.GetCumulative())
+}
+
+func (t *topic) nack(c *consumer, n *servingpb.Nack) {
+	ps := make([]ids.Position, 0, len(n.GetIds()))
+	for _, id := range n.GetIds() {
+		ps = append(ps, fromPB(id).Position())
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c.s.unassignLocked(c, ps)
+}
+
+// seek moves the subscription of c; answers the position of the first
+// entry that will be delivered.
+func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) (ids.Position, error) {
+	var md ids.Position
+	switch to := sk.GetTo().(type) {
+	case *servingpb.Seek_MessageId:
+		md = prevPosition(fromPB(to.MessageId).Position())
+	case *servingpb.Seek_TimeUnixNano:
+		p, err := t.positionAt(ctx, to.TimeUnixNano)
+		if err != nil {
+			return ids.Position{}, err
+		}
+		md = p
+	case *servingpb.Seek_Position:
+		t.mu.Lock()
+		md = t.mu.lastPos
+		if to.Position == servingpb.InitialPosition_EARLIEST {
+			md = t.firstPositionLocked()
+		}
+		t.mu.Unlock()
+	default:
+		return ids.Position{}, errcode.New(errcode.InvalidArgument, "seek needs a target")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c.s.resetLocked(md)
+	next, ok := t.orderLocked().next(md)
+	if !ok {
+		next = ids.Position{Ledger: md.Ledger, Entry: md.Entry + 1}
+	}
+	return next, nil
+}
+
+func fromPB(id *servingpb.MessageId) ids.MessageID {
+	return ids.MessageID{Ledger: ids.LedgerID(id.GetLedger()), Entry: ids.EntryID(id.GetEntry()), Batch: id.GetBatch()}
+}
+
+// flushCursors writes every dirty durable cursor. A cursor changed by
+// someone else (lost compare-and-swap) means another node owns the topic.
+func (t *topic) flushCursors(ctx context.Context) {
+	var recs []*metadata.Cursor
+	var subs []*subscription
+	t.mu.Lock()
+	for _, s := range t.mu.subs {
+		if s.durable && s.dirty {
+			recs = append(recs, s.cursorRecordLocked())
+			subs = append(subs, s)
+		}
+		t.n.m.backlog.WithLabelValues(t.name, s.name).Set(float64(t.backlogLocked(s.acks)))
+	}
+	t.mu.Unlock()
+	for i, rec := range recs {
+		err := t.n.meta.PutCursor(ctx, rec)
+		t.mu.Lock()
+		if err == nil {
+			subs[i].version = rec.Version
+		} else {
+			subs[i].dirty = true
+		}
+		t.mu.Unlock()
+		if err != nil {
+			t.log.Warn("persisting cursor", "subscription", rec.Subscription, "err", err)
+			if errcode.CodeOf(metaConflict("", err)) == errcode.TopicFenced {
+				t.dropOnError("persisting cursor", metaConflict("cursor", err))
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package serving
+
+import "github.com/strata-mq/strata/internal/ids"
+
+// maxRecentReceipts bounds the receipts each producer name remembers to
+// answer a resend with the batch's original position.
+const maxRecentReceipts = 256
+
+// receipt is where a batch was persisted.
+type receipt struct {
+	first, last uint64
+	pos         ids.Position
+	publishTime int64
+}
+
+// dedupState is one producer name's deduplication state: the highest
+// sequence id sent to the ledger (pushed) and made durable (persisted), both
+// -1 when none. A batch whose last sequence id is at or below pushed is a
+// resend and is never written again.
+type dedupState struct {
+	pushed, persisted int64
+	recent            []receipt
+	// waiters are resends of batches still in flight, answered once those
+	// are durable.
+	waiters []*pendingBatch
+}
+
+func dedupFor(m map[string]*dedupState, name string) *dedupState {
+	d := m[name]
+	if d == nil {
+		d = &dedupState{pushed: -1, persisted: -1}
+		m[name] = d
+	}
+	return d
+}
+
+func (d *dedupState) persist(r receipt) {
+	d.persisted = max(d.persisted, int64(r.last))
+	d.pushed = max(d.pushed, d.persisted)
+	if len(d.recent) == maxRecentReceipts {
+		copy(d.recent, d.recent[1:])
+		d.recent = d.recent[:len(d.recent)-1]
+	}
+	d.recent = append(d.recent, r)
+}
+
+// find answers the receipt of the batch holding sequence id seq, when it is
+// still remembered.
+func (d *dedupState) find(seq uint64) (receipt, bool) {
+	for i := len(d.recent) - 1; i >= 0; i-- {
+		if r := d.recent[i]; r.first <= seq && seq <= r.last {
+			return r, true
+		}
+	}
+	return receipt{}, false
+}
+
+// persistedSeqs is the snapshot stored in the managed ledger at each roll.
+func persistedSeqs(m map[string]*dedupState) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for name, d := range m {
+		if d.persisted >= 0 {
+			out[name] = d.persisted
+		}
+	}
+	return out
+}

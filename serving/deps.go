@@ -1,0 +1,93 @@
+package serving
+
+import (
+	"context"
+	"time"
+
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+)
+
+// Session is one etcd session lease. Every ownership key of a node is attached
+// to its session, so losing the session (Done closes) loses every topic.
+type Session interface {
+	Done() <-chan struct{}
+	Close()
+}
+
+// Meta is the part of the metadata store that a serving node uses. The etcd
+// store implements it through an adapter (see adapt.go); tests of this
+// package may use the in-memory twin in servingtest.
+type Meta interface {
+	metadata.LedgerStore
+
+	NewSession(ctx context.Context, ttl time.Duration) (Session, error)
+	RegisterNode(ctx context.Context, s Session, n metadata.NodeInfo) error
+	ListNodes(ctx context.Context) ([]metadata.NodeInfo, error)
+
+	CreateTopic(ctx context.Context, t *metadata.Topic) error
+	GetTopic(ctx context.Context, name string) (*metadata.Topic, error)
+	ListTopics(ctx context.Context, namespace string) ([]metadata.Topic, error)
+	DeleteTopic(ctx context.Context, name string) error
+
+	// AcquireOwnership claims o for s's lease unless someone owns the topic:
+	// it answers the current ownership and whether this call acquired it.
+	AcquireOwnership(ctx context.Context, s Session, o metadata.Ownership) (metadata.Ownership, bool, error)
+	// GetOwnership answers metadata.ErrNotFound when nobody owns the topic.
+	GetOwnership(ctx context.Context, topic string) (metadata.Ownership, error)
+	ReleaseOwnership(ctx context.Context, s Session, topic string) error
+
+	GetManagedLedger(ctx context.Context, topic string) (*metadata.ManagedLedger, error)
+	// PutManagedLedger is a compare-and-swap on ml.Version (0: create).
+	PutManagedLedger(ctx context.Context, ml *metadata.ManagedLedger) error
+	DeleteManagedLedger(ctx context.Context, topic string) error
+
+	GetCursor(ctx context.Context, topic, sub string) (*metadata.Cursor, error)
+	PutCursor(ctx context.Context, c *metadata.Cursor) error
+	ListCursors(ctx context.Context, topic string) ([]metadata.Cursor, error)
+	DeleteCursor(ctx context.Context, topic, sub string) error
+
+	// GetNamespacePolicy answers metadata.ErrNotFound for a namespace
+	// without a stored policy.
+	GetNamespacePolicy(ctx context.Context, namespace string) (metadata.NamespacePolicy, error)
+	SetNamespacePolicy(ctx context.Context, namespace string, p metadata.NamespacePolicy) error
+}
+
+// CreateOptions are the replication settings of a new ledger.
+type CreateOptions struct {
+	Ensemble    int
+	WriteQuorum int
+	AckQuorum   int
+	Topic       string
+}
+
+// Entry is one entry read back from a ledger.
+type Entry struct {
+	ID      ids.EntryID
+	Payload []byte
+}
+
+// Ledgers is the quorum ledger client: the only way the serving tier touches
+// bookies. Errors carrying errcode.Fenced mean the ledger was fenced by a
+// newer owner.
+type Ledgers interface {
+	Create(ctx context.Context, o CreateOptions) (Writer, error)
+	// Recover fences the ledger, recovers its last entry, closes it in the
+	// metadata store (calling annotate on the record before the close is
+	// written) and answers the closed record.
+	Recover(ctx context.Context, id ids.LedgerID, annotate func(*metadata.Ledger)) (*metadata.Ledger, error)
+	// Read answers the entries first..last (inclusive) of l.
+	Read(ctx context.Context, l *metadata.Ledger, first, last ids.EntryID) ([]Entry, error)
+	Delete(ctx context.Context, l *metadata.Ledger) error
+}
+
+// Writer appends to one open ledger.
+type Writer interface {
+	ID() ids.LedgerID
+	// Append sends payload; done is called once per entry, in entry order,
+	// from a goroutine of the writer. done must not block.
+	Append(payload []byte, done func(ids.EntryID, error))
+	LAC() ids.EntryID
+	// Close waits for the appends in flight and closes the ledger.
+	Close(ctx context.Context, annotate func(*metadata.Ledger)) error
+}

@@ -1,0 +1,269 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/strata-mq/strata/internal/entry"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+)
+
+// load takes the topic over: acquire the ownership key, fence and recover the
+// previous owner's last ledger, rebuild deduplication state from it, open a
+// new ledger, compare-and-swap the managed ledger, load the cursors, serve.
+// Runs on a goroutine owned by the node.
+func (t *topic) load() {
+	defer t.n.wg.Done()
+	ctx, cancel := context.WithTimeout(t.ctx, t.n.cfg.LoadTimeout)
+	defer cancel()
+	acquired, err := t.loadSteps(ctx)
+	if err != nil {
+		t.log.Warn("topic load failed", "err", err)
+		t.loadErr = err
+		t.mu.Lock()
+		t.mu.state = topicDropped
+		w := t.mu.w
+		t.mu.Unlock()
+		t.n.forget(t)
+		t.cancel()
+		if w != nil {
+			go func() { _ = w.Close(context.Background(), nil) }()
+		}
+		if acquired {
+			t.n.release(t.name)
+		}
+		close(t.ready)
+		return
+	}
+	t.mu.Lock()
+	t.mu.state = topicServing
+	for _, s := range t.mu.subs {
+		s.start()
+	}
+	t.mu.Unlock()
+	t.wg.Add(1)
+	go t.run()
+	t.n.m.takeovers.Inc()
+	t.log.Info("topic loaded", "ledger", t.currentLedger())
+	close(t.ready)
+}
+
+func (t *topic) currentLedger() ids.LedgerID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.w == nil {
+		return 0
+	}
+	return t.mu.w.ID()
+}
+
+func (t *topic) loadSteps(ctx context.Context) (acquired bool, err error) {
+	n := t.n
+	if err := t.acquire(ctx); err != nil {
+		return false, err
+	}
+	pol, err := n.policyOf(ctx, t.ns)
+	if err != nil {
+		return true, err
+	}
+	t.policy = pol
+	ml, err := n.meta.GetManagedLedger(ctx, t.name)
+	if errors.Is(err, metadata.ErrNotFound) {
+		ml, err = &metadata.ManagedLedger{Topic: t.name}, nil
+	}
+	if err != nil {
+		return true, unavailable("reading managed ledger", err)
+	}
+	dedup, lastPub, err := t.recoverLast(ctx, ml)
+	if err != nil {
+		return true, err
+	}
+	w, err := n.ledgers.Create(ctx, t.createOptions())
+	if err != nil {
+		return true, unavailable("creating ledger", err)
+	}
+	t.mu.Lock()
+	t.mu.w = w // closed by load's failure path from here on
+	t.mu.Unlock()
+	next := cloneML(ml)
+	next.Ledgers = append(next.Ledgers, metadata.LedgerInfo{ID: w.ID(), CreatedAt: time.Now().UnixNano()})
+	next.Producers = persistedSeqs(dedup)
+	if err := n.meta.PutManagedLedger(ctx, next); err != nil {
+		return true, metaConflict("storing managed ledger", err)
+	}
+	return true, t.install(ctx, next, w, dedup, lastPub)
+}
+
+// acquire claims the ownership key for this node's session.
+func (t *topic) acquire(ctx context.Context) error {
+	n := t.n
+	sess := n.session()
+	if sess == nil {
+		return errcode.New(errcode.ServiceNotReady, "node %s has no session", n.cfg.NodeID)
+	}
+	cur, ok, err := n.meta.AcquireOwnership(ctx, sess, n.ownership(t.name))
+	if err != nil {
+		return unavailable("acquiring ownership", err)
+	}
+	if ok {
+		return nil
+	}
+	if cur.NodeID != n.cfg.NodeID {
+		return &errcode.Error{Code: errcode.NotOwner, Message: "topic " + t.name + " is owned by " + cur.NodeID, Redirect: cur.GRPCAddr}
+	}
+	return errcode.New(errcode.ServiceNotReady, "a previous session of node %s still owns %s", n.cfg.NodeID, t.name)
+}
+
+// install sets the loaded state: managed ledger, writer, dedup, cursors.
+func (t *topic) install(ctx context.Context, ml *metadata.ManagedLedger, w Writer, dedup map[string]*dedupState, lastPub int64) error {
+	cursors, err := t.n.meta.ListCursors(ctx, t.name)
+	if err != nil {
+		return unavailable("listing cursors", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.mu.ml = ml
+	t.mu.cur = ledgerProgress{created: time.Now(), lastPosition: ids.Position{Ledger: w.ID(), Entry: ids.NoEntry}}
+	t.mu.dedup = dedup
+	t.mu.lastPub = lastPub
+	t.mu.lastPos = t.lastEntryLocked()
+	for i := range cursors {
+		c := &cursors[i]
+		acked, err := decodeRanges(c.AckedRanges)
+		if err != nil {
+			t.log.Warn("cursor acked ranges unreadable; redelivering them", "subscription", c.Subscription, "err", err)
+			acked = map[ids.Position]struct{}{}
+		}
+		s := newSubscription(t, c.Subscription, subTypeFromString(c.Type), true, c.MarkDelete)
+		s.acks.acked = acked
+		s.version = c.Version
+		s.readPos = s.acks.markDelete
+		t.mu.subs[s.name] = s
+	}
+	return nil
+}
+
+// lastEntryLocked is the position of the topic's last durable entry, or
+// {current ledger, NoEntry} when the topic has none.
+func (t *topic) lastEntryLocked() ids.Position {
+	ls := t.mu.ml.Ledgers
+	for i := len(ls) - 1; i >= 0; i-- {
+		if e := t.entriesLocked(i); e > 0 {
+			return ids.Position{Ledger: ls[i].ID, Entry: ids.EntryID(e - 1)}
+		}
+	}
+	if len(ls) == 0 {
+		return ids.Position{Entry: ids.NoEntry}
+	}
+	return ids.Position{Ledger: ls[len(ls)-1].ID, Entry: ids.NoEntry}
+}
+
+// recoverLast fences, recovers and closes the previous owner's last ledger
+// when it is still open, and rebuilds the deduplication state from the
+// managed ledger's snapshot plus the entries of that ledger.
+func (t *topic) recoverLast(ctx context.Context, ml *metadata.ManagedLedger) (map[string]*dedupState, int64, error) {
+	dedup := make(map[string]*dedupState, len(ml.Producers))
+	for name, seq := range ml.Producers {
+		dedup[name] = &dedupState{pushed: seq, persisted: seq}
+	}
+	var lastPub int64
+	if len(ml.Ledgers) == 0 {
+		return dedup, lastPub, nil
+	}
+	li := &ml.Ledgers[len(ml.Ledgers)-1]
+	lastPub = li.LastPublishTime
+	if li.Closed {
+		return dedup, lastPub, nil
+	}
+	l, err := t.n.ledgers.Recover(ctx, li.ID, func(l *metadata.Ledger) { l.Topic = t.name })
+	if err != nil {
+		return nil, 0, unavailable(fmt.Sprintf("recovering ledger %d", li.ID), err)
+	}
+	li.Entries, li.Bytes, li.Closed = int64(l.LastEntry)+1, l.Bytes, true
+	if err := t.replayForDedup(ctx, l, li, dedup); err != nil {
+		return nil, 0, err
+	}
+	return dedup, max(lastPub, li.LastPublishTime), nil
+}
+
+// replayForDedup reads every entry of the recovered ledger l and records the
+// highest sequence id (and recent receipts) of each producer.
+func (t *topic) replayForDedup(ctx context.Context, l *metadata.Ledger, li *metadata.LedgerInfo, dedup map[string]*dedupState) error {
+	step := ids.EntryID(t.n.cfg.ReadAheadEntries)
+	for first := ids.EntryID(0); first <= l.LastEntry; first += step {
+		last := min(first+step-1, l.LastEntry)
+		es, err := t.n.ledgers.Read(ctx, l, first, last)
+		if err != nil {
+			return unavailable(fmt.Sprintf("reading ledger %d", l.ID), err)
+		}
+		for _, e := range es {
+			b, err := entry.Decode(e.Payload)
+			if err != nil {
+				return err
+			}
+			if len(b.Messages) == 0 {
+				continue
+			}
+			d := dedupFor(dedup, b.ProducerName)
+			r := receipt{first: b.Messages[0].SequenceID, last: b.Messages[len(b.Messages)-1].SequenceID,
+				pos: ids.Position{Ledger: l.ID, Entry: e.ID}, publishTime: b.PublishTime}
+			d.persist(r)
+			if li.FirstPublishTime == 0 {
+				li.FirstPublishTime = b.PublishTime
+			}
+			li.LastPublishTime = max(li.LastPublishTime, b.PublishTime)
+		}
+	}
+	return nil
+}
+
+func (t *topic) createOptions() CreateOptions {
+	c, p := t.n.cfg, t.policy
+	o := CreateOptions{Ensemble: p.Ensemble, WriteQuorum: p.WriteQuorum, AckQuorum: p.AckQuorum, Topic: t.name}
+	if o.Ensemble == 0 {
+		o.Ensemble = c.Ensemble
+	}
+	if o.WriteQuorum == 0 {
+		o.WriteQuorum = min(c.WriteQuorum, o.Ensemble)
+	}
+	if o.AckQuorum == 0 {
+		o.AckQuorum = min(c.AckQuorum, o.WriteQuorum)
+	}
+	return o
+}
+
+func cloneML(ml *metadata.ManagedLedger) *metadata.ManagedLedger {
+	c := *ml
+	c.Ledgers = append([]metadata.LedgerInfo(nil), ml.Ledgers...)
+	c.Producers = make(map[string]int64, len(ml.Producers))
+	for k, v := range ml.Producers {
+		c.Producers[k] = v
+	}
+	return &c
+}
+
+// unavailable wraps a dependency failure in a retriable code unless it
+// already carries a code.
+func unavailable(what string, err error) error {
+	var e *errcode.Error
+	if errors.As(err, &e) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", what, errcode.New(errcode.Timeout, "%v", err))
+	}
+	return fmt.Errorf("%s: %w", what, errcode.New(errcode.Unavailable, "%v", err))
+}
+
+// metaConflict turns a lost compare-and-swap into TopicFenced: someone else
+// changed the topic's metadata, so this node must stop serving it.
+func metaConflict(what string, err error) error {
+	if errors.Is(err, metadata.ErrBadVersion) {
+		return fmt.Errorf("%s: %w", what, errcode.New(errcode.TopicFenced, "managed ledger changed by another owner"))
+	}
+	return unavailable(what, err)
+}

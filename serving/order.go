@@ -1,0 +1,92 @@
+package serving
+
+import "github.com/strata-mq/strata/internal/ids"
+
+// topicOrder orders the positions of a topic by the place of their ledger in
+// the managed ledger. Only valid while the topic's mu is held.
+type topicOrder struct{ t *topic }
+
+func (t *topic) orderLocked() topicOrder { return topicOrder{t} }
+
+// index is the place of ledger l in the managed ledger, -1 when it is not
+// there (trimmed, or never part of it): such positions sort before all.
+func (o topicOrder) index(l ids.LedgerID) int {
+	for i, li := range o.t.mu.ml.Ledgers {
+		if li.ID == l {
+			return i
+		}
+	}
+	return -1
+}
+
+func (o topicOrder) cmp(a, b ids.Position) int {
+	ia, ib := o.index(a.Ledger), o.index(b.Ledger)
+	switch {
+	case ia < ib:
+		return -1
+	case ia > ib:
+		return 1
+	case a.Entry < b.Entry:
+		return -1
+	case a.Entry > b.Entry:
+		return 1
+	}
+	return 0
+}
+
+// next is the durable entry that follows p, if any.
+func (o topicOrder) next(p ids.Position) (ids.Position, bool) {
+	t := o.t
+	ls := t.mu.ml.Ledgers
+	i := o.index(p.Ledger)
+	if i >= 0 && int64(p.Entry)+1 < t.entriesLocked(i) {
+		return ids.Position{Ledger: p.Ledger, Entry: p.Entry + 1}, true
+	}
+	for j := i + 1; j < len(ls); j++ {
+		if t.entriesLocked(j) > 0 {
+			return ids.Position{Ledger: ls[j].ID, Entry: 0}, true
+		}
+	}
+	return ids.Position{}, false
+}
+
+// entriesLocked is the number of durable entries of the i-th ledger.
+func (t *topic) entriesLocked(i int) int64 {
+	li := t.mu.ml.Ledgers[i]
+	if t.mu.w != nil && li.ID == t.mu.w.ID() {
+		return t.mu.cur.entries
+	}
+	return li.Entries
+}
+
+// backlogLocked counts the entries after markDelete that are not acked.
+func (t *topic) backlogLocked(a *ackState) uint64 {
+	o := t.orderLocked()
+	i := o.index(a.markDelete.Ledger)
+	var n int64
+	for j := range t.mu.ml.Ledgers {
+		switch {
+		case j > i:
+			n += t.entriesLocked(j)
+		case j == i:
+			n += max(0, t.entriesLocked(j)-int64(a.markDelete.Entry)-1)
+		}
+	}
+	return uint64(max(0, n-int64(len(a.acked))))
+}
+
+// firstPositionLocked is the position just before the topic's first entry.
+func (t *topic) firstPositionLocked() ids.Position {
+	if len(t.mu.ml.Ledgers) == 0 {
+		return ids.Position{Entry: ids.NoEntry}
+	}
+	return ids.Position{Ledger: t.mu.ml.Ledgers[0].ID, Entry: ids.NoEntry}
+}
+
+// prevPosition is the position just before p in its own ledger.
+func prevPosition(p ids.Position) ids.Position {
+	if p.Entry <= 0 {
+		return ids.Position{Ledger: p.Ledger, Entry: ids.NoEntry}
+	}
+	return ids.Position{Ledger: p.Ledger, Entry: p.Entry - 1}
+}

@@ -1,0 +1,80 @@
+package serving
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-mq/strata/internal/entry"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// producer is one connected producer stream.
+type producer struct {
+	name string
+	t    *topic
+	// out carries responses to the stream's sender goroutine. Its capacity
+	// is twice the pending limit: at most MaxPendingPerProducer receipts
+	// plus as many errors; a producer that overflows it is failed.
+	out     chan *servingpb.ProduceResponse
+	pending atomic.Int64 // accepted batches whose receipt is not yet sent
+	done    chan struct{}
+	once    sync.Once
+	err     error
+}
+
+func newProducer(t *topic, name string, maxPending int) *producer {
+	return &producer{name: name, t: t, out: make(chan *servingpb.ProduceResponse, 2*maxPending), done: make(chan struct{})}
+}
+
+// fail ends the producer's stream with err.
+func (p *producer) fail(err error) {
+	p.once.Do(func() {
+		p.err = err
+		close(p.done)
+	})
+}
+
+func (p *producer) enqueue(r *servingpb.ProduceResponse) {
+	select {
+	case p.out <- r:
+	default:
+		p.fail(errcode.New(errcode.ProducerQueueFull, "producer %s: response queue full", p.name))
+	}
+}
+
+func (p *producer) receipt(b *pendingBatch, r receipt, duplicate bool) {
+	p.enqueue(&servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Receipt{Receipt: &servingpb.SendReceipt{
+		FirstSequenceId: b.first, LastSequenceId: b.last,
+		Ledger: uint64(r.pos.Ledger), Entry: int64(r.pos.Entry),
+		PublishTimeUnixNano: r.publishTime, Duplicate: duplicate,
+	}}})
+}
+
+func (p *producer) sendError(first, last uint64, err error) {
+	p.t.n.m.sendErrors.WithLabelValues(errcode.CodeOf(err).String()).Inc()
+	p.enqueue(&servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Error{Error: &servingpb.SendError{
+		FirstSequenceId: first, LastSequenceId: last, Code: uint32(errcode.CodeOf(err)), Message: err.Error(),
+	}}})
+}
+
+// pendingBatch is one accepted batch on its way to the ledger.
+type pendingBatch struct {
+	p           *producer
+	first, last uint64
+	msgs        []entry.Message
+	received    time.Time
+	// set when appended
+	batch *entry.Batch
+	size  int
+}
+
+func toEntryMessages(ms []*servingpb.Message) []entry.Message {
+	out := make([]entry.Message, len(ms))
+	for i, m := range ms {
+		out[i] = entry.Message{SequenceID: m.GetSequenceId(), Key: m.GetKey(), Properties: m.GetProperties(),
+			Payload: m.GetPayload(), EventTime: m.GetEventTimeUnixNano()}
+	}
+	return out
+}

@@ -1,0 +1,284 @@
+package serving
+
+import (
+	"context"
+	"time"
+
+	"github.com/strata-mq/strata/internal/entry"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// maxBatchMessages bounds the messages of one batch (one entry).
+const maxBatchMessages = 100_000
+
+// publish validates one batch and hands it to the ledger. Per-batch errors go
+// back on the stream as SendError and change nothing; the returned error
+// (topic no longer served here) ends the stream.
+func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
+	ms := req.GetMessages()
+	if len(ms) == 0 || len(ms) > maxBatchMessages {
+		p.sendError(0, 0, errcode.New(errcode.InvalidArgument, "a batch holds 1 to %d messages, got %d", maxBatchMessages, len(ms)))
+		return nil
+	}
+	first, last := ms[0].GetSequenceId(), ms[len(ms)-1].GetSequenceId()
+	if err := t.checkBatch(ms); err != nil {
+		p.sendError(first, last, err)
+		return nil
+	}
+	if p.pending.Load() >= int64(t.n.cfg.MaxPendingPerProducer) {
+		p.sendError(first, last, errcode.New(errcode.ProducerQueueFull, "producer %s has %d batches pending", p.name, p.pending.Load()))
+		return nil
+	}
+	b := &pendingBatch{p: p, first: first, last: last, msgs: toEntryMessages(ms), received: time.Now()}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.servingErrLocked(); err != nil {
+		return err
+	}
+	p.pending.Add(1)
+	d := dedupFor(t.mu.dedup, p.name)
+	switch {
+	case int64(last) <= d.persisted:
+		r, _ := d.find(last)
+		p.receipt(b, r, true)
+		return nil
+	case int64(last) <= d.pushed:
+		d.waiters = append(d.waiters, b)
+		return nil
+	}
+	d.pushed = int64(last)
+	if t.mu.rolling {
+		t.mu.queued = append(t.mu.queued, b)
+		return nil
+	}
+	t.appendLocked(b)
+	return nil
+}
+
+// checkBatch enforces the message size limit and ascending sequence ids.
+func (t *topic) checkBatch(ms []*servingpb.Message) error {
+	maxBytes := t.maxMessageBytes()
+	for i, m := range ms {
+		if uint64(len(m.GetPayload())) > maxBytes {
+			return errcode.New(errcode.MessageTooLarge, "message of %d bytes over the limit of %d", len(m.GetPayload()), maxBytes)
+		}
+		if i > 0 && m.GetSequenceId() <= ms[i-1].GetSequenceId() {
+			return errcode.New(errcode.InvalidArgument, "sequence ids of a batch must ascend")
+		}
+	}
+	return nil
+}
+
+func (t *topic) maxMessageBytes() uint64 {
+	if t.policy.MaxMessageBytes > 0 {
+		return t.policy.MaxMessageBytes
+	}
+	return metadata.DefaultNamespacePolicy().MaxMessageBytes
+}
+
+// appendLocked encodes b with the next publish time and appends it.
+func (t *topic) appendLocked(b *pendingBatch) {
+	pt := max(time.Now().UnixNano(), t.mu.lastPub+1)
+	t.mu.lastPub = pt
+	b.batch = &entry.Batch{ProducerName: b.p.name, PublishTime: pt, Messages: b.msgs}
+	payload := entry.Encode(b.batch)
+	b.size = len(payload)
+	t.mu.inflight++
+	w, start := t.mu.w, time.Now()
+	w.Append(payload, func(id ids.EntryID, err error) {
+		t.complete(completion{w: w, b: b, id: id, err: err, start: start})
+	})
+}
+
+// complete queues an append completion for run; it never blocks, so it is
+// safe inside the ledger writer's callback (even a synchronous one).
+func (t *topic) complete(c completion) {
+	t.compMu.Lock()
+	t.compMu.q = append(t.compMu.q, c)
+	t.compMu.Unlock()
+	select {
+	case t.compSignal <- struct{}{}:
+	default:
+	}
+}
+
+// applyCompletions applies queued completions in order: receipts, cache,
+// consumer wake-ups, and a roll when the ledger is full.
+func (t *topic) applyCompletions() {
+	t.compMu.Lock()
+	q := t.compMu.q
+	t.compMu.q = nil
+	t.compMu.Unlock()
+	t.mu.Lock()
+	var failed error
+	for _, c := range q {
+		if err := t.appliedLocked(c); err != nil && failed == nil {
+			failed = err
+		}
+	}
+	if failed == nil {
+		t.maybeStartRollLocked()
+	}
+	t.mu.Unlock()
+	if failed != nil {
+		reason := reasonWrite
+		if errcode.CodeOf(failed) == errcode.Fenced {
+			reason = reasonFenced
+		}
+		t.drop(reason, errcode.New(errcode.TopicFenced, "topic %s dropped: %v", t.name, failed), false)
+	}
+}
+
+func (t *topic) appliedLocked(c completion) error {
+	if t.mu.state != topicServing || c.w != t.mu.w {
+		return nil
+	}
+	t.mu.inflight--
+	if c.err != nil {
+		return c.err
+	}
+	b, pos := c.b, ids.Position{Ledger: c.w.ID(), Entry: c.id}
+	cur := &t.mu.cur
+	cur.entries++
+	cur.bytes += uint64(b.size)
+	if cur.firstPub == 0 {
+		cur.firstPub = b.batch.PublishTime
+	}
+	cur.lastPub = b.batch.PublishTime
+	cur.lastPosition = pos
+	t.mu.lastPos = pos
+	t.mu.msgsIn += uint64(len(b.msgs))
+	t.mu.bytesIn += uint64(b.size)
+	r := receipt{first: b.first, last: b.last, pos: pos, publishTime: b.batch.PublishTime}
+	d := dedupFor(t.mu.dedup, b.p.name)
+	d.persist(r)
+	b.p.receipt(b, r, false)
+	t.releaseWaitersLocked(d)
+	t.mu.cache.add(&cachedEntry{pos: pos, batch: b.batch, size: b.size})
+	now := time.Now()
+	t.n.m.bookieWrite.Observe(now.Sub(c.start).Seconds())
+	t.n.m.publishLatency.Observe(now.Sub(b.received).Seconds())
+	t.n.m.publishedMessages.WithLabelValues(t.name).Add(float64(len(b.msgs)))
+	t.n.m.publishedBytes.WithLabelValues(t.name).Add(float64(b.size))
+	for _, s := range t.mu.subs {
+		s.signal()
+	}
+	if !t.mu.rolling && t.shouldRollLocked() {
+		t.mu.rolling = true
+	}
+	return nil
+}
+
+func (t *topic) releaseWaitersLocked(d *dedupState) {
+	keep := d.waiters[:0]
+	for _, w := range d.waiters {
+		if int64(w.last) > d.persisted {
+			keep = append(keep, w)
+			continue
+		}
+		r, _ := d.find(w.last)
+		w.p.receipt(w, r, true)
+	}
+	d.waiters = keep
+}
+
+func (t *topic) shouldRollLocked() bool {
+	c, cfg := &t.mu.cur, t.n.cfg
+	if c.entries == 0 {
+		return false
+	}
+	return c.entries >= cfg.MaxLedgerEntries || c.bytes >= cfg.MaxLedgerBytes || time.Since(c.created) >= cfg.MaxLedgerAge
+}
+
+func (t *topic) maybeRollOnAge() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.state == topicServing && !t.mu.rolling && t.shouldRollLocked() {
+		t.mu.rolling = true
+		t.maybeStartRollLocked()
+	}
+}
+
+// maybeStartRollLocked starts the roll once the old ledger has no appends in
+// flight; batches accepted meanwhile wait in queued.
+func (t *topic) maybeStartRollLocked() {
+	if !t.mu.rolling || t.mu.rollRunning || t.mu.inflight > 0 || t.mu.state != topicServing {
+		return
+	}
+	t.mu.rollRunning = true
+	t.goOwned(t.roll)
+}
+
+// roll closes the current ledger, opens the next one, records both in the
+// managed ledger (compare-and-swap, with the producers' dedup snapshot) and
+// resumes appending.
+func (t *topic) roll() {
+	ctx, cancel := context.WithTimeout(t.ctx, t.n.cfg.LoadTimeout)
+	defer cancel()
+	t.mlMu.Lock()
+	defer t.mlMu.Unlock()
+	t.mu.Lock()
+	old, cur := t.mu.w, t.mu.cur
+	t.mu.Unlock()
+	err := old.Close(ctx, func(l *metadata.Ledger) {
+		l.Topic, l.FirstPublishTime, l.LastPublishTime = t.name, cur.firstPub, cur.lastPub
+	})
+	if err != nil {
+		t.dropOnError("closing ledger", err)
+		return
+	}
+	w, err := t.n.ledgers.Create(ctx, t.createOptions())
+	if err != nil {
+		t.dropOnError("creating ledger", err)
+		return
+	}
+	t.mu.Lock()
+	next := cloneML(t.mu.ml)
+	li := &next.Ledgers[len(next.Ledgers)-1]
+	li.Entries, li.Bytes, li.Closed = cur.entries, cur.bytes, true
+	li.FirstPublishTime, li.LastPublishTime = cur.firstPub, cur.lastPub
+	next.Ledgers = append(next.Ledgers, metadata.LedgerInfo{ID: w.ID(), CreatedAt: time.Now().UnixNano()})
+	next.Producers = persistedSeqs(t.mu.dedup)
+	t.mu.Unlock()
+	if err := t.n.meta.PutManagedLedger(ctx, next); err != nil {
+		go func() { _ = w.Close(context.Background(), nil) }()
+		t.dropOnError("storing managed ledger", metaConflict("roll", err))
+		return
+	}
+	t.switchWriter(next, w)
+}
+
+// switchWriter installs the new ledger and appends the queued batches.
+func (t *topic) switchWriter(ml *metadata.ManagedLedger, w Writer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.mu.ml = ml
+	t.mu.w = w
+	t.mu.cur = ledgerProgress{created: time.Now(), lastPosition: ids.Position{Ledger: w.ID(), Entry: ids.NoEntry}}
+	t.mu.rolling, t.mu.rollRunning = false, false
+	if t.mu.state != topicServing {
+		go func() { _ = w.Close(context.Background(), nil) }()
+		return
+	}
+	q := t.mu.queued
+	t.mu.queued = nil
+	for _, b := range q {
+		t.appendLocked(b)
+	}
+	t.log.Debug("rolled ledger", "ledger", w.ID())
+}
+
+// dropOnError drops the topic after a failed ledger or metadata operation.
+func (t *topic) dropOnError(what string, err error) {
+	reason := reasonWrite
+	switch errcode.CodeOf(err) {
+	case errcode.Fenced:
+		reason = reasonFenced
+	case errcode.TopicFenced, errcode.BadVersion:
+		reason = reasonMeta
+	}
+	t.drop(reason, errcode.New(errcode.TopicFenced, "topic %s dropped: %s: %v", t.name, what, err), false)
+}

@@ -1,0 +1,188 @@
+package serving
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/serving/servingpb"
+	"google.golang.org/grpc"
+)
+
+func nowNanos() int64 { return time.Now().UnixNano() }
+
+// Produce serves one producer stream. The first request opens the producer;
+// each later one is a batch, answered in order by a receipt or a SendError.
+// The stream ends with a retriable error when the topic leaves this node.
+func (n *Node) Produce(stream grpc.BidiStreamingServer[servingpb.ProduceRequest, servingpb.ProduceResponse]) error {
+	req, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	open := req.GetOpen()
+	if open == nil {
+		return errcode.New(errcode.InvalidArgument, "the first produce request must open the producer")
+	}
+	t, err := n.topicFor(stream.Context(), open.GetTopic(), true)
+	if err != nil {
+		return err
+	}
+	p, last, err := t.addProducer(open.GetProducerName())
+	if err != nil {
+		return err
+	}
+	defer t.removeProducer(p)
+	opened := &servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Opened{Opened: &servingpb.ProducerOpened{
+		ProducerName: p.name, LastSequenceId: last, MaxMessageBytes: t.maxMessageBytes()}}}
+	if err := stream.Send(opened); err != nil {
+		return err
+	}
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- n.producerRecv(stream, t, p) }()
+	for {
+		select {
+		case r := <-p.out:
+			if err := stream.Send(r); err != nil {
+				return err
+			}
+			if r.GetReceipt() != nil {
+				p.pending.Add(-1)
+			}
+		case <-p.done:
+			return p.err
+		case err := <-recvErr:
+			return err
+		}
+	}
+}
+
+// producerRecv reads batches until the stream ends; it exits when the
+// handler returns (gRPC then cancels the stream).
+func (n *Node) producerRecv(stream grpc.BidiStreamingServer[servingpb.ProduceRequest, servingpb.ProduceResponse], t *topic, p *producer) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		send := req.GetSend()
+		if send == nil {
+			return errcode.New(errcode.InvalidArgument, "producer already open")
+		}
+		if err := t.publish(p, send); err != nil {
+			return err
+		}
+	}
+}
+
+// addProducer registers a producer name on the topic; answers the highest
+// persisted sequence id of that name (-1 if none).
+func (t *topic) addProducer(name string) (*producer, int64, error) {
+	if name == "" {
+		name = fmt.Sprintf("%s-%s", t.n.cfg.NodeID, uuid.NewString())
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.servingErrLocked(); err != nil {
+		return nil, 0, err
+	}
+	if _, busy := t.mu.prods[name]; busy {
+		return nil, 0, errcode.New(errcode.ProducerBusy, "producer %s is already connected to %s", name, t.name)
+	}
+	if _, known := t.mu.dedup[name]; !known && len(t.mu.dedup) >= t.n.cfg.MaxDedupProducers {
+		t.evictDedupLocked()
+	}
+	p := newProducer(t, name, t.n.cfg.MaxPendingPerProducer)
+	t.mu.prods[name] = p
+	return p, dedupFor(t.mu.dedup, name).persisted, nil
+}
+
+// evictDedupLocked forgets one disconnected producer's dedup state.
+func (t *topic) evictDedupLocked() {
+	for name, d := range t.mu.dedup {
+		if _, connected := t.mu.prods[name]; !connected && len(d.waiters) == 0 {
+			delete(t.mu.dedup, name)
+			return
+		}
+	}
+}
+
+func (t *topic) removeProducer(p *producer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.prods[p.name] == p {
+		delete(t.mu.prods, p.name)
+	}
+}
+
+// Consume serves one consumer stream: subscribe first, then flow permits,
+// acks, nacks and seeks; messages are pushed within the permits.
+func (n *Node) Consume(stream grpc.BidiStreamingServer[servingpb.ConsumeRequest, servingpb.ConsumeResponse]) error {
+	req, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	sub := req.GetSubscribe()
+	if sub == nil {
+		return errcode.New(errcode.InvalidArgument, "the first consume request must subscribe")
+	}
+	t, err := n.topicFor(stream.Context(), sub.GetTopic(), true)
+	if err != nil {
+		return err
+	}
+	c, err := t.subscribe(stream.Context(), sub)
+	if err != nil {
+		return err
+	}
+	defer t.detach(c)
+	if err := stream.Send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_Subscribed{
+		Subscribed: &servingpb.Subscribed{ConsumerName: c.name}}}); err != nil {
+		return err
+	}
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- n.consumerRecv(stream, t, c) }()
+	for {
+		select {
+		case r := <-c.out:
+			if err := stream.Send(r); err != nil {
+				return err
+			}
+			c.s.signal()
+		case <-c.done:
+			return c.err
+		case err := <-recvErr:
+			return err
+		}
+	}
+}
+
+func (n *Node) consumerRecv(stream grpc.BidiStreamingServer[servingpb.ConsumeRequest, servingpb.ConsumeResponse], t *topic, c *consumer) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch k := req.GetKind().(type) {
+		case *servingpb.ConsumeRequest_Flow:
+			t.flow(c, k.Flow.GetPermits())
+		case *servingpb.ConsumeRequest_Ack:
+			if err := t.ack(c, k.Ack); err != nil {
+				return err
+			}
+		case *servingpb.ConsumeRequest_Nack:
+			t.nack(c, k.Nack)
+		case *servingpb.ConsumeRequest_Seek:
+			pos, err := t.seek(stream.Context(), c, k.Seek)
+			if err != nil {
+				return err
+			}
+			c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_SeekDone{SeekDone: &servingpb.SeekDone{
+				Position: &servingpb.MessageId{Ledger: uint64(pos.Ledger), Entry: int64(pos.Entry)}}}})
+		default:
+			return errcode.New(errcode.InvalidArgument, "unexpected consume request")
+		}
+		if err := t.servingErr(); err != nil {
+			return err
+		}
+	}
+}

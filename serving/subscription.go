@@ -1,0 +1,362 @@
+package serving
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/strata-mq/strata/internal/entry"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// subscription is a named cursor on a topic and the consumers attached to
+// it. Every field but the immutable ones is guarded by the topic's mu.
+type subscription struct {
+	t       *topic
+	name    string
+	typ     servingpb.SubscriptionType
+	durable bool
+
+	acks *ackState
+	// readPos is the last entry taken from the log for dispatch; the next
+	// one is order.next(readPos).
+	readPos   ids.Position
+	consumers []*consumer
+	rr        int
+	// pending are entries delivered (or awaiting redelivery: owner nil)
+	// and not yet fully acknowledged.
+	pending   map[ids.Position]*pendingEntry
+	redeliver []ids.Position // in log order
+	readAhead map[ids.Position]*cachedEntry
+	dirty     bool
+	version   int64 // of the stored cursor
+
+	running bool
+	wake    chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    sync.WaitGroup
+}
+
+type pendingEntry struct {
+	e            *cachedEntry
+	owner        *consumer
+	acked        []bool
+	nAcked       int
+	redeliveries uint32
+}
+
+func newSubscription(t *topic, name string, typ servingpb.SubscriptionType, durable bool, markDelete ids.Position) *subscription {
+	s := &subscription{t: t, name: name, typ: typ, durable: durable, acks: newAckState(markDelete), readPos: markDelete,
+		pending: make(map[ids.Position]*pendingEntry), readAhead: make(map[ids.Position]*cachedEntry),
+		wake: make(chan struct{}, 1)}
+	s.ctx, s.cancel = context.WithCancel(t.ctx)
+	return s
+}
+
+func subTypeString(t servingpb.SubscriptionType) string {
+	if t == servingpb.SubscriptionType_SHARED {
+		return "shared"
+	}
+	return "exclusive"
+}
+
+func subTypeFromString(s string) servingpb.SubscriptionType {
+	if s == "shared" {
+		return servingpb.SubscriptionType_SHARED
+	}
+	return servingpb.SubscriptionType_EXCLUSIVE
+}
+
+// start runs the dispatcher; needs t.mu.
+func (s *subscription) start() {
+	if s.running {
+		return
+	}
+	s.running = true
+	s.t.wg.Add(1)
+	go s.dispatchLoop()
+}
+
+// stopLocked stops the dispatcher of a removed subscription.
+func (s *subscription) stopLocked() { s.cancel() }
+
+func (s *subscription) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *subscription) closeConsumers(err error) {
+	for _, c := range s.consumers {
+		c.fail(err)
+	}
+}
+
+func (s *subscription) dispatchLoop() {
+	defer s.t.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.wake:
+		}
+		for s.ctx.Err() == nil && s.dispatchOnce() {
+		}
+	}
+}
+
+// dispatchOnce sends at most one entry to a consumer with room; it answers
+// whether it made progress (and should be called again).
+func (s *subscription) dispatchOnce() bool {
+	t := s.t
+	t.mu.Lock()
+	if t.mu.state != topicServing {
+		t.mu.Unlock()
+		return false
+	}
+	c := s.pickConsumerLocked()
+	if c == nil {
+		t.mu.Unlock()
+		return false
+	}
+	if len(s.redeliver) > 0 {
+		pos := s.redeliver[0]
+		s.redeliver = s.redeliver[1:]
+		if pe := s.pending[pos]; pe != nil && pe.owner == nil {
+			pe.redeliveries++
+			s.deliverLocked(c, pe)
+		}
+		t.mu.Unlock()
+		return true
+	}
+	o := t.orderLocked()
+	pos, ok := o.next(s.readPos)
+	if !ok {
+		t.mu.Unlock()
+		return false
+	}
+	if s.acks.isAcked(o, pos) {
+		s.readPos = pos
+		t.mu.Unlock()
+		return true
+	}
+	e := t.mu.cache.get(pos)
+	if e == nil {
+		e = s.readAhead[pos]
+		delete(s.readAhead, pos)
+	}
+	if e == nil {
+		li, last := s.ledgerRangeLocked(pos)
+		t.mu.Unlock()
+		return s.fetch(li, pos, last)
+	}
+	s.readPos = pos
+	pe := &pendingEntry{e: e, acked: make([]bool, len(e.batch.Messages))}
+	s.pending[pos] = pe
+	s.deliverLocked(c, pe)
+	t.mu.Unlock()
+	return true
+}
+
+// ledgerRangeLocked answers the ledger of pos and the last entry to read
+// ahead to.
+func (s *subscription) ledgerRangeLocked(pos ids.Position) (ids.LedgerID, ids.EntryID) {
+	t := s.t
+	i := t.orderLocked().index(pos.Ledger)
+	last := ids.EntryID(t.entriesLocked(i) - 1)
+	return pos.Ledger, min(last, pos.Entry+ids.EntryID(t.n.cfg.ReadAheadEntries)-1)
+}
+
+// fetch reads entries first..last of ledger id from the bookies into the
+// read-ahead buffer (replacing it, so it stays bounded).
+func (s *subscription) fetch(id ids.LedgerID, first ids.Position, last ids.EntryID) bool {
+	t := s.t
+	ctx, cancel := context.WithTimeout(s.ctx, t.n.cfg.MetaTimeout)
+	defer cancel()
+	es, err := t.readEntries(ctx, id, first.Entry, last)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			t.log.Warn("catch-up read failed", "subscription", s.name, "ledger", id, "err", err)
+			select { // back off, then let the loop retry
+			case <-s.ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			s.signal()
+		}
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s.readAhead = make(map[ids.Position]*cachedEntry, len(es))
+	for _, e := range es {
+		s.readAhead[e.pos] = e
+	}
+	return true
+}
+
+// readEntries reads and decodes entries of one ledger from the bookies.
+func (t *topic) readEntries(ctx context.Context, id ids.LedgerID, first, last ids.EntryID) ([]*cachedEntry, error) {
+	l, err := t.n.meta.GetLedger(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := t.n.ledgers.Read(ctx, l, first, last)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*cachedEntry, 0, len(raw))
+	for _, r := range raw {
+		b, err := entry.Decode(r.Payload)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &cachedEntry{pos: ids.Position{Ledger: id, Entry: r.ID}, batch: b, size: len(r.Payload)})
+	}
+	return out, nil
+}
+
+// pickConsumerLocked answers a consumer with permits and room, round-robin.
+func (s *subscription) pickConsumerLocked() *consumer {
+	n := len(s.consumers)
+	for i := 0; i < n; i++ {
+		c := s.consumers[(s.rr+i)%n]
+		if c.hasRoomLocked(s.t.n.cfg.MaxUnackedPerConsumer) {
+			s.rr = (s.rr + i + 1) % n
+			return c
+		}
+	}
+	return nil
+}
+
+// deliverLocked sends the unacknowledged messages of pe to c.
+func (s *subscription) deliverLocked(c *consumer, pe *pendingEntry) {
+	pe.owner = c
+	b := pe.e.batch
+	msgs := make([]*servingpb.ReceivedMessage, 0, len(b.Messages)-pe.nAcked)
+	for i := range b.Messages {
+		if pe.acked[i] {
+			continue
+		}
+		m := &b.Messages[i]
+		msgs = append(msgs, &servingpb.ReceivedMessage{
+			Id:  &servingpb.MessageId{Ledger: uint64(pe.e.pos.Ledger), Entry: int64(pe.e.pos.Entry), Batch: int32(i)},
+			Key: m.Key, Properties: m.Properties, Payload: m.Payload,
+			PublishTimeUnixNano: b.PublishTime, EventTimeUnixNano: m.EventTime,
+			ProducerName: b.ProducerName, SequenceId: m.SequenceID, RedeliveryCount: pe.redeliveries,
+		})
+	}
+	c.permits -= int64(len(msgs))
+	c.unacked++
+	c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_Messages{Messages: &servingpb.Messages{Messages: msgs}}})
+	s.t.n.m.deliveredMessages.WithLabelValues(s.t.name).Add(float64(len(msgs)))
+}
+
+// ackLocked acknowledges messages; cumulative acks everything up to and
+// including ids[0] that was delivered.
+func (s *subscription) ackLocked(msgIDs []ids.MessageID, cumulative bool) error {
+	if cumulative {
+		if s.typ == servingpb.SubscriptionType_SHARED {
+			return errcode.New(errcode.InvalidArgument, "cumulative ack is not allowed on a shared subscription")
+		}
+		if len(msgIDs) == 0 {
+			return nil
+		}
+		msgIDs = s.expandCumulativeLocked(msgIDs[0])
+	}
+	for _, id := range msgIDs {
+		pe := s.pending[id.Position()]
+		if pe == nil || id.Batch < 0 || int(id.Batch) >= len(pe.acked) || pe.acked[id.Batch] {
+			continue
+		}
+		pe.acked[id.Batch] = true
+		pe.nAcked++
+		if pe.nAcked == len(pe.acked) {
+			s.entryAckedLocked(id.Position(), pe)
+		}
+	}
+	s.dirty = true
+	s.signal()
+	return nil
+}
+
+// expandCumulativeLocked lists every pending message at or before target.
+func (s *subscription) expandCumulativeLocked(target ids.MessageID) []ids.MessageID {
+	o := s.t.orderLocked()
+	var out []ids.MessageID
+	for pos, pe := range s.pending {
+		c := o.cmp(pos, target.Position())
+		if c > 0 {
+			continue
+		}
+		for i := range pe.acked {
+			if c < 0 || int32(i) <= target.Batch {
+				out = append(out, ids.MessageID{Ledger: pos.Ledger, Entry: pos.Entry, Batch: int32(i)})
+			}
+		}
+	}
+	return out
+}
+
+func (s *subscription) entryAckedLocked(pos ids.Position, pe *pendingEntry) {
+	delete(s.pending, pos)
+	if pe.owner != nil {
+		pe.owner.unacked--
+	}
+	s.acks.ack(s.t.orderLocked(), pos)
+}
+
+// unassignLocked queues c's unacknowledged entries for redelivery to the
+// other consumers (all of them when positions is nil).
+func (s *subscription) unassignLocked(c *consumer, positions []ids.Position) {
+	if positions == nil {
+		for pos, pe := range s.pending {
+			if pe.owner == c {
+				positions = append(positions, pos)
+			}
+		}
+	}
+	for _, pos := range positions {
+		pe := s.pending[pos]
+		if pe == nil || pe.owner != c {
+			continue
+		}
+		pe.owner = nil
+		c.unacked--
+		s.redeliver = append(s.redeliver, pos)
+	}
+	o := s.t.orderLocked()
+	sort.Slice(s.redeliver, func(i, j int) bool { return o.cmp(s.redeliver[i], s.redeliver[j]) < 0 })
+	s.signal()
+}
+
+// resetLocked moves the cursor so that the next entry delivered is the one
+// after markDelete, forgetting deliveries in progress.
+func (s *subscription) resetLocked(markDelete ids.Position) {
+	s.acks.reset(markDelete)
+	s.readPos = markDelete
+	s.pending = make(map[ids.Position]*pendingEntry)
+	s.redeliver = nil
+	s.readAhead = make(map[ids.Position]*cachedEntry)
+	for _, c := range s.consumers {
+		c.unacked = 0
+	}
+	s.dirty = true
+	s.signal()
+}
+
+// cursorRecordLocked builds the record to persist and clears dirty.
+func (s *subscription) cursorRecordLocked() *metadata.Cursor {
+	s.dirty = false
+	return &metadata.Cursor{
+		Topic: s.t.name, Subscription: s.name, Type: subTypeString(s.typ),
+		MarkDelete:  s.acks.markDelete,
+		AckedRanges: s.acks.encodeRanges(s.t.orderLocked(), s.t.n.cfg.MaxCursorBytes),
+		UpdatedAt:   time.Now().UnixNano(), Version: s.version,
+	}
+}

@@ -1,0 +1,229 @@
+package serving
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+)
+
+type topicState int
+
+const (
+	topicLoading topicState = iota
+	topicServing
+	topicDropped
+)
+
+// topic is one topic this node owns: its managed ledger, its open ledger
+// writer, its producers and subscriptions.
+//
+// LOCKORDER: Node.mu before topic.mu; topic.mu before producer/consumer
+// internals (which use channels and atomics only).
+type topic struct {
+	n      *Node
+	name   string
+	ns     string
+	policy metadata.NamespacePolicy
+	log    *slog.Logger
+
+	ready   chan struct{} // closed once load finished
+	loadErr error         // set before ready closes
+
+	ctx    context.Context // canceled when the topic is dropped
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// completions of ledger appends, drained by run; never held with mu.
+	compMu struct {
+		sync.Mutex
+		q []completion
+	}
+	compSignal chan struct{}
+
+	// mlMu serialises the writers of the managed ledger (roll, trim), held
+	// across their metadata I/O. LOCKORDER: mlMu before mu.
+	mlMu sync.Mutex
+
+	mu struct {
+		sync.Mutex
+		state topicState
+		ml    *metadata.ManagedLedger // the last stored version
+		w     Writer
+		cur   ledgerProgress // of w
+		// inflight counts appends on w not yet completed.
+		inflight int
+		rolling     bool
+		rollRunning bool
+		queued   []*pendingBatch // accepted while rolling
+		lastPub  int64
+		lastPos  ids.Position // last durable entry ({first ledger, -1} when none)
+		dedup    map[string]*dedupState
+		prods    map[string]*producer
+		subs     map[string]*subscription
+		cache    *entryCache
+		msgsIn   uint64
+		bytesIn  uint64
+	}
+}
+
+// ledgerProgress is what the writer of the current ledger has made durable.
+type ledgerProgress struct {
+	entries      int64
+	bytes        uint64
+	created      time.Time
+	firstPub     int64
+	lastPub      int64
+	lastPosition ids.Position
+}
+
+type completion struct {
+	w     Writer
+	b     *pendingBatch
+	id    ids.EntryID
+	err   error
+	start time.Time
+}
+
+func newTopic(n *Node, name, ns string) *topic {
+	t := &topic{n: n, name: name, ns: ns, ready: make(chan struct{}), compSignal: make(chan struct{}, 1),
+		log: n.log.With("topic", name)}
+	t.ctx, t.cancel = context.WithCancel(n.ctx)
+	t.mu.dedup = make(map[string]*dedupState)
+	t.mu.prods = make(map[string]*producer)
+	t.mu.subs = make(map[string]*subscription)
+	t.mu.cache = newEntryCache(n.cfg.CacheBytes)
+	return t
+}
+
+// waitReady waits for the load to finish; ctx bounds the wait.
+func (t *topic) waitReady(ctx context.Context) error {
+	select {
+	case <-t.ready:
+	case <-ctx.Done():
+		return errcode.New(errcode.ServiceNotReady, "topic %s is still loading", t.name)
+	}
+	if t.loadErr != nil {
+		return t.loadErr
+	}
+	return t.servingErr()
+}
+
+// servingErr is nil while the topic is served here, else a retriable error.
+func (t *topic) servingErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.servingErrLocked()
+}
+
+func (t *topic) servingErrLocked() error {
+	if t.mu.state != topicServing {
+		return errcode.New(errcode.TopicFenced, "topic %s is no longer served by this node", t.name)
+	}
+	return nil
+}
+
+// run is the topic's own goroutine: it applies append completions in entry
+// order and runs the periodic work (roll on age, cursor flush, trim).
+func (t *topic) run() {
+	defer t.wg.Done()
+	cfg := t.n.cfg
+	roll := time.NewTicker(clampDur(cfg.MaxLedgerAge/10, 100*time.Millisecond, time.Minute))
+	flush := time.NewTicker(cfg.CursorFlushInterval)
+	trim := time.NewTicker(cfg.TrimInterval)
+	defer roll.Stop()
+	defer flush.Stop()
+	defer trim.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-t.compSignal:
+			t.applyCompletions()
+		case <-roll.C:
+			t.maybeRollOnAge()
+		case <-flush.C:
+			t.flushCursors(t.ctx)
+		case <-trim.C:
+			t.trim(t.ctx)
+		}
+	}
+}
+
+func clampDur(d, lo, hi time.Duration) time.Duration {
+	return max(lo, min(d, hi))
+}
+
+// go runs f on a goroutine owned by the topic (waited for by drop).
+func (t *topic) goOwned(f func()) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		f()
+	}()
+}
+
+// drop stops serving the topic at once: producers and consumers get err (a
+// retriable code, so clients look up again), the writer is abandoned (or
+// closed when graceful), and the ownership key is released when we still
+// hold it. Safe to call more than once and from any goroutine but run.
+func (t *topic) drop(reason string, err error, graceful bool) {
+	t.mu.Lock()
+	if t.mu.state == topicDropped {
+		t.mu.Unlock()
+		return
+	}
+	wasServing := t.mu.state == topicServing
+	t.mu.state = topicDropped
+	prods, subs, w := t.mu.prods, t.mu.subs, t.mu.w
+	t.mu.Unlock()
+	t.log.Info("dropping topic", "reason", reason, "err", err)
+	t.n.m.drops.WithLabelValues(reason).Inc()
+	for _, p := range prods {
+		p.fail(err)
+	}
+	for _, s := range subs {
+		s.closeConsumers(err)
+	}
+	t.n.forget(t)
+	t.n.wg.Add(1)
+	go t.finishDrop(reason, wasServing, graceful, subs, w)
+}
+
+// finishDrop runs the slow part of drop off the caller's goroutine.
+func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs map[string]*subscription, w Writer) {
+	defer t.n.wg.Done()
+	if graceful && wasServing {
+		ctx, cancel := context.WithTimeout(context.Background(), t.n.cfg.MetaTimeout)
+		t.flushCursors(ctx)
+		if w != nil {
+			if err := w.Close(ctx, nil); err != nil {
+				t.log.Warn("closing ledger on unload", "err", err)
+			}
+		}
+		cancel()
+	}
+	t.cancel()
+	t.wg.Wait()
+	for _, s := range subs {
+		t.n.m.backlog.DeleteLabelValues(t.name, s.name)
+	}
+	if reason != reasonSession && reason != reasonKilled {
+		t.n.release(t.name)
+	}
+}
+
+// Drop reasons (the label of strata_topic_drops_total).
+const (
+	reasonSession = "session-lost"
+	reasonFenced  = "fenced"
+	reasonWrite   = "write-error"
+	reasonMeta    = "metadata-conflict"
+	reasonUnload  = "unload"
+	reasonDelete  = "deleted"
+	reasonKilled  = "killed"
+)

@@ -1,0 +1,89 @@
+package serving
+
+import (
+	"context"
+	"time"
+
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+)
+
+// trim deletes the oldest closed ledgers that every durable subscription has
+// consumed and that are past the namespace's retention. A topic without
+// durable subscriptions keeps nothing past retention (as in Pulsar). The
+// current ledger is never deleted.
+func (t *topic) trim(ctx context.Context) {
+	if t.policy.RetentionMs < 0 {
+		return
+	}
+	t.mlMu.Lock()
+	defer t.mlMu.Unlock()
+	t.mu.Lock()
+	if t.mu.state != topicServing {
+		t.mu.Unlock()
+		return
+	}
+	n := t.trimmableLocked(time.Now())
+	if n == 0 {
+		t.mu.Unlock()
+		return
+	}
+	next := cloneML(t.mu.ml)
+	gone := append([]metadata.LedgerInfo(nil), next.Ledgers[:n]...)
+	next.Ledgers = next.Ledgers[n:]
+	t.mu.Unlock()
+	if err := t.n.meta.PutManagedLedger(ctx, next); err != nil {
+		t.dropOnError("trimming managed ledger", metaConflict("trim", err))
+		return
+	}
+	t.mu.Lock()
+	t.mu.ml = next
+	t.mu.Unlock()
+	for _, li := range gone {
+		t.deleteLedger(ctx, li.ID)
+	}
+}
+
+// trimmableLocked counts the leading ledgers that may be deleted.
+func (t *topic) trimmableLocked(now time.Time) int {
+	o := t.orderLocked()
+	var slowest *ids.Position
+	for _, s := range t.mu.subs {
+		if s.durable && (slowest == nil || o.cmp(s.acks.markDelete, *slowest) < 0) {
+			md := s.acks.markDelete
+			slowest = &md
+		}
+	}
+	retention := time.Duration(t.policy.RetentionMs) * time.Millisecond
+	ls := t.mu.ml.Ledgers
+	n := 0
+	for i := 0; i < len(ls)-1; i++ {
+		li := ls[i]
+		if !li.Closed {
+			break
+		}
+		last := ids.Position{Ledger: li.ID, Entry: ids.EntryID(li.Entries - 1)}
+		if slowest != nil && o.cmp(last, *slowest) > 0 {
+			break
+		}
+		at := li.LastPublishTime
+		if at == 0 {
+			at = li.CreatedAt
+		}
+		if now.Sub(time.Unix(0, at)) < retention {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+func (t *topic) deleteLedger(ctx context.Context, id ids.LedgerID) {
+	l, err := t.n.meta.GetLedger(ctx, id)
+	if err == nil {
+		err = t.n.ledgers.Delete(ctx, l)
+	}
+	if err != nil {
+		t.log.Warn("deleting consumed ledger", "ledger", id, "err", err)
+	}
+}
