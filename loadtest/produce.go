@@ -1,0 +1,147 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// sendErrorPause is how long a producer waits after a send was refused
+// before its next send.
+const sendErrorPause = 10 * time.Millisecond
+
+// errSequence marks a bug: a producer broke its own gap-free sequence.
+var errSequence = errors.New("loadtest: sequence bug")
+
+// loadProducer is one workload producer: one driver producer per partition
+// of its topic, one gap-free sequence per partition.
+type loadProducer struct {
+	id    uint32
+	topic int
+	parts []Producer
+	next  []uint64 // next sequence number per partition
+	rng   *rand.Rand
+}
+
+func (r *run) openProducers(ctx context.Context, topics []string) error {
+	for t, topic := range topics {
+		for i := range r.w.ProducersPerTopic {
+			id := uint32(t*r.w.ProducersPerTopic + i)
+			p := &loadProducer{
+				id:    id,
+				topic: t,
+				next:  make([]uint64, r.w.Partitions),
+				rng:   rand.New(rand.NewPCG(uint64(r.w.Seed), uint64(id))),
+			}
+			r.producers = append(r.producers, p)
+			r.verifier.AddProducer(id, t)
+			for part := range r.w.Partitions {
+				dp, err := r.d.NewProducer(ctx, topic, part)
+				if err != nil {
+					return fmt.Errorf("loadtest: %s producer on %s partition %d: %w", r.d.Name(), topic, part, err)
+				}
+				p.parts = append(p.parts, dp)
+			}
+		}
+	}
+	return nil
+}
+
+// pacing returns the time between two sends of one producer (0 = max).
+func (r *run) pacing() time.Duration {
+	if r.w.Rate == 0 || len(r.producers) == 0 {
+		return 0
+	}
+	return time.Duration(float64(time.Second) * float64(len(r.producers)) / r.w.Rate)
+}
+
+// runProducer sends until ctx ends or the producer's message budget is
+// spent. Sends are scheduled at fixed intended times from start, so a slow
+// broker is not hidden by the producer waiting (coordinated omission): a
+// producer that falls behind sends at once until it has caught up.
+func (r *run) runProducer(ctx context.Context, p *loadProducer, start time.Time) {
+	every := r.pacing()
+	for n := int64(0); r.w.MaxMessagesPerProducer == 0 || n < r.w.MaxMessagesPerProducer; n++ {
+		if every > 0 {
+			due := start.Add(time.Duration(n) * every)
+			if err := sleepUntil(ctx, due); err != nil {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err := r.sendOne(ctx, p, n); err != nil {
+			if ctx.Err() != nil || errors.Is(err, errSequence) {
+				return
+			}
+			// The broker refused at once: pace the retries of a failing
+			// broker instead of spinning.
+			if sleepUntil(ctx, time.Now().Add(sendErrorPause)) != nil {
+				return
+			}
+		}
+	}
+}
+
+// sleepUntil waits until t (skipping waits under a millisecond, which
+// timers cannot honour anyway) or ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d < time.Millisecond {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+func (r *run) keyFor(p *loadProducer, n int64) string {
+	switch r.w.KeyDistribution {
+	case KeyRoundRobin:
+		return r.keys[n%int64(len(r.keys))]
+	case KeyRandom:
+		return r.keys[p.rng.IntN(len(r.keys))]
+	}
+	return ""
+}
+
+// sendOne stamps and sends the producer's n-th message.
+func (r *run) sendOne(ctx context.Context, p *loadProducer, n int64) error {
+	key := r.keyFor(p, n)
+	part := partitionFor(key, n, r.w.Partitions)
+	payload := make([]byte, r.w.MessageSize)
+	copy(payload, r.filler)
+	sent := time.Now()
+	h := Header{Producer: p.id, Partition: uint32(part), Seq: p.next[part], SendUnixNano: sent.UnixNano()}
+	h.Encode(payload)
+	if err := r.verifier.Sent(h); err != nil {
+		return fmt.Errorf("%w: %w", errSequence, err)
+	}
+	p.next[part]++
+	size := len(payload)
+	err := p.parts[part].SendAsync(ctx, key, payload, func(err error) {
+		if err != nil {
+			r.verifier.Failed(h)
+			r.rec.Failed()
+			r.log.Debug("loadtest: send failed", "producer", h.Producer, "partition", h.Partition, "seq", h.Seq, "err", err)
+			return
+		}
+		r.verifier.Acked(h)
+		r.rec.Acked(time.Since(sent), size)
+	})
+	if err != nil {
+		// Never handed to the broker: the sequence number was registered,
+		// so settle it as a failed send to keep the sequence gap-free.
+		r.verifier.Failed(h)
+		r.rec.Failed()
+	}
+	return err
+}

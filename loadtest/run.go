@@ -1,0 +1,229 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// RunOptions are the optional parts of a run.
+type RunOptions struct {
+	// Logger receives errors that do not end the run (default: discard).
+	Logger *slog.Logger
+	// Progress, if set, is called once a second with the interval just
+	// closed, from the run's ticker goroutine.
+	Progress func(Interval)
+}
+
+// run is the state of one Run call.
+type run struct {
+	w        Workload
+	d        Driver
+	log      *slog.Logger
+	verifier *Verifier
+	rec      *Recorder
+	keys     []string
+	filler   []byte
+
+	producers []*loadProducer
+	consumers []*loadConsumer
+
+	receiveErrors atomic.Uint64
+	ackErrors     atomic.Uint64
+}
+
+// Run runs workload w against d and returns its result. It does not close
+// d. Cancelling ctx stops the run early; the result then covers what was
+// done and the error is ctx's.
+func Run(ctx context.Context, d Driver, w Workload, opts RunOptions) (*Result, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	r := newRun(d, w, opts)
+	topics := w.TopicNames()
+	if err := d.Setup(ctx, w, topics); err != nil {
+		return nil, fmt.Errorf("loadtest: %s setup: %w", d.Name(), err)
+	}
+	defer r.closeAll()
+	if err := r.openConsumers(ctx, topics); err != nil {
+		return nil, err
+	}
+	if err := r.openProducers(ctx, topics); err != nil {
+		return nil, err
+	}
+	runErr := r.execute(ctx, opts.Progress)
+	return r.result(), runErr
+}
+
+func newRun(d Driver, w Workload, opts RunOptions) *run {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &run{w: w, d: d, log: log, verifier: NewVerifier(w.Partitions)}
+	if w.KeyDistribution != NoKey {
+		r.keys = make([]string, w.Keys)
+		for i := range r.keys {
+			r.keys[i] = fmt.Sprintf("key-%d", i)
+		}
+	}
+	r.filler = make([]byte, w.MessageSize)
+	rng := rand.New(rand.NewPCG(uint64(w.Seed), 0x5eed))
+	for i := range r.filler {
+		r.filler[i] = byte(rng.Uint32())
+	}
+	return r
+}
+
+// execute runs the producers for warm-up + duration, then drains.
+func (r *run) execute(ctx context.Context, progress func(Interval)) error {
+	start := time.Now()
+	r.rec = NewRecorder(start)
+	if r.w.Warmup == 0 {
+		r.rec.StartMeasuring(start)
+	}
+	consumeCtx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsumers()
+	var wg sync.WaitGroup
+	for _, c := range r.consumers {
+		wg.Go(func() { r.consume(consumeCtx, c) })
+	}
+	tickCtx, stopTicker := context.WithCancel(ctx)
+	var tickWG sync.WaitGroup
+	tickWG.Go(func() { r.tick(tickCtx, start, progress) })
+
+	err := r.produce(ctx, start)
+	r.rec.StopMeasuring(time.Now())
+	if err == nil {
+		err = r.drain(ctx)
+	}
+	stopConsumers()
+	wg.Wait()
+	stopTicker()
+	tickWG.Wait()
+	return err
+}
+
+// tick closes an interval every second and ends the warm-up on time.
+func (r *run) tick(ctx context.Context, start time.Time, progress func(Interval)) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	warmupEnd := start.Add(r.w.Warmup)
+	inWarmup := r.w.Warmup > 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if inWarmup && !now.Before(warmupEnd) {
+				r.rec.StartMeasuring(warmupEnd)
+				inWarmup = false
+			}
+			iv := r.rec.Tick(now)
+			if progress != nil {
+				progress(iv)
+			}
+		}
+	}
+}
+
+// produce runs every producer until the end of the run and flushes them.
+func (r *run) produce(ctx context.Context, start time.Time) error {
+	end := start.Add(r.w.Warmup + r.w.Duration)
+	pctx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range r.producers {
+		wg.Go(func() { r.runProducer(pctx, p, start) })
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	fctx, fcancel := context.WithTimeout(ctx, r.w.DrainTimeout)
+	defer fcancel()
+	for _, p := range r.producers {
+		for part, dp := range p.parts {
+			if err := dp.Flush(fctx); err != nil {
+				r.log.Warn("loadtest: flush", "producer", p.id, "partition", part, "err", err)
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// drain waits until every acknowledged message was received, or until
+// consumers made no progress for DrainTimeout.
+func (r *run) drain(ctx context.Context) error {
+	const poll = 50 * time.Millisecond
+	last, lastProgress := r.verifier.Missing(), time.Now()
+	for last > 0 && time.Since(lastProgress) < r.w.DrainTimeout {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
+		if m := r.verifier.Missing(); m != last {
+			last, lastProgress = m, time.Now()
+		}
+	}
+	return nil
+}
+
+func (r *run) result() *Result {
+	now := time.Now()
+	if r.rec == nil {
+		r.rec = NewRecorder(now)
+	}
+	t := r.rec.Totals(now)
+	v := r.verifier.Report()
+	res := &Result{
+		Driver:           r.d.Name(),
+		Durability:       r.d.Durability(),
+		Verification:     v,
+		PublishLatencyMs: t.PublishLatencyMs,
+		E2ELatencyMs:     t.EndToEndLatencyMs,
+		MeasuredSeconds:  t.Seconds,
+		ReceiveErrors:    r.receiveErrors.Load(),
+		AckErrors:        r.ackErrors.Load(),
+		Workload:         summarize(r.w),
+		Intervals:        r.rec.Intervals(),
+		Failed:           !v.OK(),
+	}
+	if t.Seconds > 0 {
+		res.ThroughputMsgsPerS = float64(t.Acked) / t.Seconds
+		res.ThroughputMBPerS = float64(t.AckedBytes) / t.Seconds / 1e6
+		res.ConsumeThroughputMsgsPerS = float64(t.Received) / t.Seconds
+	}
+	return res
+}
+
+func (r *run) closeAll() {
+	for _, p := range r.producers {
+		for _, dp := range p.parts {
+			if err := dp.Close(); err != nil {
+				r.log.Warn("loadtest: close producer", "err", err)
+			}
+		}
+	}
+	for _, c := range r.consumers {
+		if err := c.c.Close(); err != nil {
+			r.log.Warn("loadtest: close consumer", "err", err)
+		}
+	}
+}
+
+// partitionFor routes a message: by key hash, or round robin without a key.
+func partitionFor(key string, n int64, partitions int) int {
+	if key == "" {
+		return int(n % int64(partitions))
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(partitions))
+}
