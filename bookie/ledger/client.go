@@ -1,0 +1,210 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/strata-mq/strata/bookie/bookiepb"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+)
+
+// Bookies lists the live bookies (metadata.Store implements it).
+type Bookies interface {
+	ListBookies(ctx context.Context) ([]metadata.BookieInfo, error)
+}
+
+// Client creates, writes, reads, recovers and deletes ledgers. It owns a
+// pool of gRPC connections to bookies, keyed by bookie address, and every
+// goroutine of its writers; Close stops them all.
+type Client struct {
+	cfg     ClientConfig
+	store   metadata.LedgerStore
+	bookies Bookies
+	log     *slog.Logger
+
+	mu struct {
+		sync.Mutex
+		conns   map[string]*grpc.ClientConn
+		writers map[*Writer]struct{}
+		closed  bool
+	}
+}
+
+// NewClient returns a Client. cfg's zero fields take their defaults; an
+// invalid cfg is reported by the first call (see ClientConfig.Validate).
+func NewClient(cfg ClientConfig, store metadata.LedgerStore, bookies Bookies, log *slog.Logger) *Client {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{cfg: cfg.withDefaults(), store: store, bookies: bookies, log: log}
+	c.mu.conns = map[string]*grpc.ClientConn{}
+	c.mu.writers = map[*Writer]struct{}{}
+	return c
+}
+
+// Close stops every writer (their pending appends fail with
+// ErrLedgerClosed; their ledgers stay open, to be recovered) and closes the
+// connections. It waits for every goroutine of the client.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.mu.closed = true
+	writers := make([]*Writer, 0, len(c.mu.writers))
+	for w := range c.mu.writers {
+		writers = append(writers, w)
+	}
+	c.mu.Unlock()
+	for _, w := range writers {
+		w.stop()
+		<-w.delivered
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for addr, cc := range c.mu.conns {
+		_ = cc.Close()
+		delete(c.mu.conns, addr)
+	}
+	return nil
+}
+
+// bookie returns a client of the bookie at addr, dialing it once.
+func (c *Client) bookie(addr string) (bookiepb.BookieClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil, ErrClientClosed
+	}
+	if cc, ok := c.mu.conns[addr]; ok {
+		return bookiepb.NewBookieClient(cc), nil
+	}
+	opts := c.cfg.DialOptions
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, errcode.New(errcode.Unavailable, "ledger: dial bookie %s: %v", addr, err)
+	}
+	c.mu.conns[addr] = cc
+	return bookiepb.NewBookieClient(cc), nil
+}
+
+// Create allocates a ledger on E live bookies chosen at random, records its
+// metadata and returns its writer. ErrNotEnoughBookies if fewer than E are
+// live; ErrInvalidArgument for bad quorums.
+func (c *Client) Create(ctx context.Context, opts CreateOptions) (*Writer, error) {
+	opts = opts.withDefaults()
+	if err := c.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	ensemble, err := c.pickEnsemble(ctx, opts.Ensemble)
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.store.NewLedgerID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: allocate id: %w", err)
+	}
+	l := &metadata.Ledger{
+		ID: id, Ensemble: opts.Ensemble, WriteQuorum: opts.WriteQuorum, AckQuorum: opts.AckQuorum,
+		State:      metadata.LedgerOpen,
+		Fragments:  []metadata.Fragment{{FirstEntry: 0, Bookies: ensemble}},
+		LastEntry:  ids.NoEntry,
+		Topic:      opts.Topic,
+		Properties: opts.Properties,
+		CreatedAt:  time.Now().UnixNano(),
+	}
+	if err := c.store.CreateLedger(ctx, l); err != nil {
+		return nil, fmt.Errorf("ledger: create %d: %w", id, err)
+	}
+	return c.startWriter(l)
+}
+
+// pickEnsemble returns n distinct live bookies in random order.
+func (c *Client) pickEnsemble(ctx context.Context, n int) ([]string, error) {
+	live, err := c.liveBookies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(live) < n {
+		return nil, fmt.Errorf("%w: %d live, ensemble of %d", ErrNotEnoughBookies, len(live), n)
+	}
+	rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+	return live[:n], nil
+}
+
+// liveBookies returns the ids (addresses) of the registered bookies.
+func (c *Client) liveBookies(ctx context.Context) ([]string, error) {
+	infos, err := c.bookies.ListBookies(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: list bookies: %w", err)
+	}
+	out := make([]string, 0, len(infos))
+	for _, b := range infos {
+		out = append(out, b.ID)
+	}
+	return out, nil
+}
+
+// Delete removes a ledger from every bookie of every fragment, then its
+// metadata. A bookie that is down makes it fail (retry later): the metadata
+// is removed last so that nothing is forgotten.
+func (c *Client) Delete(ctx context.Context, l *metadata.Ledger) error {
+	seen := map[string]bool{}
+	for _, f := range l.Fragments {
+		for _, b := range f.Bookies {
+			if seen[b] {
+				continue
+			}
+			seen[b] = true
+			if err := c.deleteOn(ctx, b, l.ID); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.store.DeleteLedger(ctx, l.ID); err != nil && err != metadata.ErrNotFound {
+		return fmt.Errorf("ledger: delete metadata of %d: %w", l.ID, err)
+	}
+	return nil
+}
+
+func (c *Client) deleteOn(ctx context.Context, b string, id ids.LedgerID) error {
+	bc, err := c.bookie(b)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	_, err = bc.Delete(ctx, &bookiepb.DeleteRequest{LedgerId: uint64(id)})
+	if err = errcode.FromError(err); err != nil && errcode.CodeOf(err) != errcode.LedgerNotFound {
+		return fmt.Errorf("ledger: delete %d on %s: %w", id, b, err)
+	}
+	return nil
+}
+
+func (c *Client) register(w *Writer) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return ErrClientClosed
+	}
+	c.mu.writers[w] = struct{}{}
+	return nil
+}
+
+func (c *Client) unregister(w *Writer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.mu.writers, w)
+}

@@ -1,0 +1,378 @@
+package ledger
+
+import (
+	"errors"
+	"time"
+
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+)
+
+// recoveryTiming holds the recovery machine's time limits.
+type recoveryTiming struct {
+	// RequestTimeout: a fence, read or add unanswered this long is
+	// considered failed and is retried.
+	RequestTimeout time.Duration
+	// RetryInterval: wait after a metadata error.
+	RetryInterval time.Duration
+}
+
+type recoveryPhase int
+
+const (
+	phaseGet       recoveryPhase = iota // reading the metadata
+	phaseMark                           // CAS to in-recovery
+	phaseFence                          // fencing the last fragment
+	phaseRead                           // reading entry cur
+	phaseReplicate                      // re-replicating entry cur
+	phaseClose                          // CAS to closed
+	phaseDone
+)
+
+// recoveryReady is what the recovery machine asks its driver to do.
+type recoveryReady struct {
+	Fences []string
+	Reads  []readOp
+	Adds   []addOp
+	Meta   *metaOp
+	// Done is set once: Result on success, Err otherwise.
+	Done   bool
+	Result *metadata.Ledger
+	Err    error
+}
+
+// recoveryState is the deterministic core of a ledger recovery: mark
+// in-recovery, fence, read forward, re-replicate, close. See the package doc.
+type recoveryState struct {
+	timing recoveryTiming
+	id     ids.LedgerID
+	now    time.Duration
+	phase  recoveryPhase
+
+	l           *metadata.Ledger
+	metaBusy    bool
+	metaGet     bool
+	metaRetryAt time.Duration // > 0: re-read the metadata then
+
+	frag     metadata.Fragment // the last fragment
+	fenced   map[string]bool
+	fenceOut map[string]time.Duration
+	maxLAC   ids.EntryID
+	// FencedAt is when the fence quorum was reached (for the simulation's
+	// checks); -1 before.
+	FencedAt time.Duration
+
+	cur     ids.EntryID // the entry being read or re-replicated
+	payload []byte
+	have    map[string]bool // bookies of cur's write set that hold cur
+	noEntry map[string]bool // fenced bookies that do not have cur
+	readOut map[string]time.Duration
+	addOut  map[string]time.Duration
+	last    ids.EntryID // the last entry recovered so far
+
+	out recoveryReady
+}
+
+func newRecoveryState(id ids.LedgerID, timing recoveryTiming) *recoveryState {
+	return &recoveryState{timing: timing, id: id, FencedAt: -1}
+}
+
+func (r *recoveryState) ready() recoveryReady {
+	o := r.out
+	r.out = recoveryReady{}
+	return o
+}
+
+// start reads the ledger's metadata.
+func (r *recoveryState) start(now time.Duration) {
+	r.now = now
+	r.getMeta()
+}
+
+func (r *recoveryState) getMeta() {
+	r.phase = phaseGet
+	r.reread()
+}
+
+// reread asks for the metadata; in the close phase the answer decides
+// between closing again and adopting another recoverer's close.
+func (r *recoveryState) reread() {
+	if r.phase != phaseClose {
+		r.phase = phaseGet
+	}
+	r.metaBusy, r.metaGet = true, true
+	r.out.Meta = &metaOp{}
+}
+
+func (r *recoveryState) putMeta(l *metadata.Ledger, close bool) {
+	r.metaBusy, r.metaGet = true, false
+	r.out.Meta = &metaOp{Put: l, Close: close}
+}
+
+func (r *recoveryState) done(l *metadata.Ledger, err error) {
+	r.phase = phaseDone
+	r.out.Done, r.out.Result, r.out.Err = true, l, err
+}
+
+// metaResult takes the answer to the last metaOp.
+func (r *recoveryState) metaResult(l *metadata.Ledger, err error) {
+	wasGet := r.metaGet
+	r.metaBusy, r.metaGet = false, false
+	switch {
+	case r.phase == phaseDone:
+	case err != nil && wasGet && errors.Is(err, metadata.ErrNotFound):
+		r.done(nil, ErrLedgerNotFound)
+	case err != nil && !wasGet && errors.Is(err, metadata.ErrBadVersion):
+		r.reread()
+	case err != nil:
+		r.metaRetryAt = r.now + r.timing.RetryInterval
+	case wasGet && r.phase == phaseClose:
+		r.closeRead(l)
+	case wasGet:
+		r.metaRead(l)
+	case r.phase == phaseMark:
+		r.beginFence(l)
+	case r.phase == phaseClose:
+		r.done(cloneLedger(l), nil)
+	}
+}
+
+// closeRead: the re-read after a lost or unknown close. Another recoverer
+// may have closed the ledger first: its close stands.
+func (r *recoveryState) closeRead(l *metadata.Ledger) {
+	if l.State == metadata.LedgerClosed {
+		r.done(cloneLedger(l), nil)
+		return
+	}
+	r.l = cloneLedger(l)
+	r.proposeClose()
+}
+
+// metaRead decides from the ledger read what to do next.
+func (r *recoveryState) metaRead(l *metadata.Ledger) {
+	switch l.State {
+	case metadata.LedgerClosed:
+		r.done(cloneLedger(l), nil)
+	case metadata.LedgerOpen:
+		nl := cloneLedger(l)
+		nl.State = metadata.LedgerInRecovery
+		r.phase = phaseMark
+		r.putMeta(nl, false)
+	default:
+		r.beginFence(l)
+	}
+}
+
+// beginFence sends a fence to every bookie of the last fragment.
+func (r *recoveryState) beginFence(l *metadata.Ledger) {
+	r.l = cloneLedger(l)
+	f := lastFragment(r.l)
+	if f == nil {
+		r.last = ids.NoEntry
+		r.proposeClose()
+		return
+	}
+	r.frag = *f
+	r.phase = phaseFence
+	r.fenced = map[string]bool{}
+	r.fenceOut = map[string]time.Duration{}
+	r.maxLAC = f.FirstEntry - 1
+	for _, b := range r.frag.Bookies {
+		r.sendFence(b)
+	}
+}
+
+func (r *recoveryState) sendFence(b string) {
+	if _, out := r.fenceOut[b]; out || r.fenced[b] {
+		return
+	}
+	r.fenceOut[b] = r.now
+	r.out.Fences = append(r.out.Fences, b)
+}
+
+// fenceResult takes a bookie's answer to a fence: its LAC on success.
+func (r *recoveryState) fenceResult(b string, lac ids.EntryID, err error) {
+	if r.phase < phaseFence || r.phase > phaseReplicate || r.fenceOut == nil {
+		return
+	}
+	delete(r.fenceOut, b)
+	if err != nil {
+		return // retried on tick
+	}
+	r.fenced[b] = true
+	if r.phase == phaseFence {
+		r.maxLAC = max(r.maxLAC, lac)
+		if fenceQuorum(r.frag.Bookies, r.l.WriteQuorum, r.l.AckQuorum, func(b string) bool { return r.fenced[b] }) {
+			r.FencedAt = r.now
+			r.last = r.maxLAC
+			r.startRead(r.maxLAC + 1)
+		}
+		return
+	}
+	if r.phase == phaseRead {
+		r.pumpRead()
+	}
+}
+
+func (r *recoveryState) writeSet(e ids.EntryID) []string {
+	return writeSet(&r.frag, r.l.WriteQuorum, e)
+}
+
+// startRead asks the fenced bookies of e's write set for entry e.
+func (r *recoveryState) startRead(e ids.EntryID) {
+	r.phase = phaseRead
+	r.cur = e
+	r.payload = nil
+	r.have = map[string]bool{}
+	r.noEntry = map[string]bool{}
+	r.readOut = map[string]time.Duration{}
+	r.addOut = map[string]time.Duration{}
+	r.pumpRead()
+}
+
+// pumpRead sends what the read phase still needs: fences to the unfenced
+// bookies of the write set, reads to the fenced ones without an answer.
+// Reads go to fenced bookies only, so that a "no such entry" answer proves
+// the bookie will never take the entry from the old writer.
+func (r *recoveryState) pumpRead() {
+	for _, b := range r.writeSet(r.cur) {
+		switch {
+		case !r.fenced[b]:
+			r.sendFence(b)
+		case r.noEntry[b]:
+		default:
+			if _, out := r.readOut[b]; !out {
+				r.readOut[b] = r.now
+				r.out.Reads = append(r.out.Reads, readOp{Bookie: b, Entry: r.cur})
+			}
+		}
+	}
+}
+
+// readResult takes a bookie's answer to a read of entry e.
+func (r *recoveryState) readResult(b string, e ids.EntryID, payload []byte, err error) {
+	if e != r.cur || (r.phase != phaseRead && r.phase != phaseReplicate) {
+		return
+	}
+	delete(r.readOut, b)
+	switch {
+	case err == nil && r.phase == phaseRead:
+		r.payload = payload
+		r.have[b] = true
+		r.startReplicate()
+	case err == nil:
+		r.have[b] = true
+		r.maybeReplicated()
+	case isNoEntry(err) && r.phase == phaseRead:
+		r.noEntry[b] = true
+		r.maybeMissing()
+	}
+}
+
+// maybeMissing ends the forward read when (Qw−Qa)+1 fenced bookies of cur's
+// write set lack it: at most Qa−1 bookies hold it and no more ever will,
+// so the old writer was never told it succeeded.
+func (r *recoveryState) maybeMissing() {
+	n := 0
+	for _, b := range r.writeSet(r.cur) {
+		if r.noEntry[b] {
+			n++
+		}
+	}
+	if n >= r.l.WriteQuorum-r.l.AckQuorum+1 {
+		r.proposeClose()
+	}
+}
+
+// startReplicate writes cur with recovery adds to the bookies of its write
+// set that do not hold it.
+func (r *recoveryState) startReplicate() {
+	r.phase = phaseReplicate
+	r.pumpReplicate()
+	r.maybeReplicated()
+}
+
+func (r *recoveryState) pumpReplicate() {
+	for _, b := range r.writeSet(r.cur) {
+		if _, out := r.addOut[b]; out || r.have[b] {
+			continue
+		}
+		r.addOut[b] = r.now
+		r.out.Adds = append(r.out.Adds, addOp{Bookie: b, Entry: r.cur, LAC: r.cur - 1, Payload: r.payload, Recovery: true})
+	}
+}
+
+// addResult takes a bookie's answer to a recovery add.
+func (r *recoveryState) addResult(b string, e ids.EntryID, err error) {
+	if r.phase != phaseReplicate || e != r.cur {
+		return
+	}
+	delete(r.addOut, b)
+	if err == nil {
+		r.have[b] = true
+	}
+	r.maybeReplicated()
+}
+
+// maybeReplicated moves to the next entry once cur is on its whole write
+// set, or on Qa bookies with nothing more to wait for.
+func (r *recoveryState) maybeReplicated() {
+	n := 0
+	for _, b := range r.writeSet(r.cur) {
+		if r.have[b] {
+			n++
+		}
+	}
+	if n >= r.l.WriteQuorum || (n >= r.l.AckQuorum && len(r.addOut) == 0) {
+		r.last = r.cur
+		r.startRead(r.cur + 1)
+	}
+}
+
+// proposeClose CASes the ledger closed at the last recovered entry.
+func (r *recoveryState) proposeClose() {
+	nl := cloneLedger(r.l)
+	nl.State = metadata.LedgerClosed
+	nl.LastEntry = r.last
+	r.phase = phaseClose
+	r.putMeta(nl, true)
+}
+
+// tick advances the clock: expired requests are retried, and so is the
+// metadata after an error.
+func (r *recoveryState) tick(now time.Duration) {
+	r.now = now
+	if r.phase == phaseDone {
+		return
+	}
+	if r.metaRetryAt > 0 && now >= r.metaRetryAt && !r.metaBusy {
+		r.metaRetryAt = 0
+		r.retryMeta()
+		return
+	}
+	r.expire(r.fenceOut)
+	r.expire(r.readOut)
+	r.expire(r.addOut)
+	switch r.phase {
+	case phaseFence:
+		for _, b := range r.frag.Bookies {
+			r.sendFence(b)
+		}
+	case phaseRead:
+		r.pumpRead()
+	case phaseReplicate:
+		r.pumpReplicate()
+		r.maybeReplicated()
+	}
+}
+
+// retryMeta repeats the metadata step that failed, starting with a read.
+func (r *recoveryState) retryMeta() { r.reread() }
+
+func (r *recoveryState) expire(out map[string]time.Duration) {
+	for b, at := range out {
+		if r.now-at >= r.timing.RequestTimeout {
+			delete(out, b)
+		}
+	}
+}
