@@ -108,7 +108,9 @@ type CreateOptions struct {
 }
 
 // StandaloneOptions are the quorums of a one-bookie deployment: E=Qw=Qa=1.
-func StandaloneOptions() CreateOptions { return CreateOptions{Ensemble: 1, WriteQuorum: 1, AckQuorum: 1} }
+func StandaloneOptions() CreateOptions {
+	return CreateOptions{Ensemble: 1, WriteQuorum: 1, AckQuorum: 1}
+}
 
 // ClusterOptions are the default quorums of a cluster: E=3, Qw=3, Qa=2.
 func ClusterOptions() CreateOptions { return CreateOptions{Ensemble: 3, WriteQuorum: 3, AckQuorum: 2} }

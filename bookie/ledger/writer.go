@@ -69,15 +69,15 @@ func (c *Client) startWriter(l *metadata.Ledger) (*Writer, error) {
 	cfg := c.cfg
 	w := &Writer{
 		c: c, id: l.ID,
-		sem:      make(chan struct{}, cfg.MaxInFlight),
+		sem:       make(chan struct{}, cfg.MaxInFlight),
 		events:    make(chan func(), 1024),
 		kick:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 		delivered: make(chan struct{}),
-		complete: make(chan completionCall, cfg.MaxInFlight),
-		started:  time.Now(),
-		sm:       newWriterState(l, writerTiming{AddTimeout: cfg.AddTimeout, RetryInterval: cfg.RetryInterval}),
+		complete:  make(chan completionCall, cfg.MaxInFlight),
+		started:   time.Now(),
+		sm:        newWriterState(l, writerTiming{AddTimeout: cfg.AddTimeout, RetryInterval: cfg.RetryInterval}),
 	}
 	w.lac.Store(int64(ids.NoEntry))
 	if err := c.register(w); err != nil {
