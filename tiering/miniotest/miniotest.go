@@ -1,0 +1,238 @@
+package miniotest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// Credentials and bucket of every server Start runs.
+const (
+	AccessKey = "strata-test"
+	SecretKey = "strata-test-secret"
+	Bucket    = "strata"
+)
+
+// startTimeout bounds how long a MinIO start may take on a loaded machine.
+const startTimeout = 60 * time.Second
+
+// Server is a running MinIO.
+type Server struct {
+	Endpoint  string // host:port, plain http
+	AccessKey string
+	SecretKey string
+	Bucket    string
+
+	t       testing.TB
+	bin     string
+	dir     string
+	console string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start runs MinIO, waits until it is live, creates Bucket and registers
+// its kill in t.Cleanup.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := Binary()
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("miniotest: no minio binary (set STRATA_MINIO_BIN or run `make tools`)")
+		}
+		t.Skip("miniotest: no minio binary (set STRATA_MINIO_BIN or run `make tools`)")
+	}
+	s := &Server{
+		Endpoint: freeAddr(t), console: freeAddr(t),
+		AccessKey: AccessKey, SecretKey: SecretKey, Bucket: Bucket,
+		t: t, bin: bin, dir: t.TempDir(),
+	}
+	t.Cleanup(s.Stop)
+	s.Restart()
+	s.makeBucket()
+	return s
+}
+
+// Binary returns the path of the minio binary, or "" when there is none.
+func Binary() string {
+	if p := os.Getenv("STRATA_MINIO_BIN"); p != "" {
+		if isExec(p) {
+			return p
+		}
+	}
+	if root := moduleRoot(); root != "" {
+		if p := filepath.Join(root, ".cache", "bin", "minio"); isExec(p) {
+			return p
+		}
+	}
+	p, err := exec.LookPath("minio")
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+func isExec(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+func moduleRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("miniotest: %v", err)
+	}
+	defer l.Close()
+	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// Restart starts the server again after Stop, on the same address and
+// data; it is a no-op if the server runs. It returns once MinIO is live.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return
+	}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		err := s.startLocked()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("miniotest: %v", err)
+		}
+		// The port may still be held by the previous process's socket.
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (s *Server) startLocked() error {
+	cmd := exec.Command(s.bin, "server", filepath.Join(s.dir, "data"),
+		"--address", s.Endpoint, "--console-address", s.console, "--quiet")
+	cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	logf, err := os.OpenFile(filepath.Join(s.dir, "minio.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	if err := waitLive(s.Endpoint, done); err != nil {
+		cmd.Process.Kill()
+		<-done
+		log, _ := os.ReadFile(filepath.Join(s.dir, "minio.log"))
+		return fmt.Errorf("%v; log:\n%s", err, tail(log, 2000))
+	}
+	s.cmd, s.done = cmd, done
+	return nil
+}
+
+// waitLive polls the liveness endpoint until it answers 200, the process
+// exits, or startTimeout passes.
+func waitLive(addr string, exited <-chan struct{}) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		resp, err := client.Get("http://" + addr + "/minio/health/live")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("minio exited before it was live")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("minio not live after %v", startTimeout)
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// Stop kills the server and waits for it to exit; a no-op if stopped.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	<-s.done
+	s.cmd, s.done = nil, nil
+}
+
+// Client returns a minio-go client for the server.
+func (s *Server) Client() *minio.Client {
+	s.t.Helper()
+	c, err := minio.New(s.Endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		Secure: false,
+	})
+	if err != nil {
+		s.t.Fatalf("miniotest: %v", err)
+	}
+	return c
+}
+
+// URL returns the server's bucket as an s3:// URL with the given key prefix
+// (credentials are not part of it).
+func (s *Server) URL(prefix string) string {
+	return fmt.Sprintf("s3://%s/%s?endpoint=%s&secure=false", s.Bucket, prefix, s.Endpoint)
+}
+
+func (s *Server) makeBucket() {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	c := s.Client()
+	if err := c.MakeBucket(ctx, s.Bucket, minio.MakeBucketOptions{}); err != nil {
+		s.t.Fatalf("miniotest: create bucket: %v", err)
+	}
+}
