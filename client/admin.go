@@ -1,0 +1,377 @@
+package client
+
+import (
+	"context"
+	"time"
+
+	"github.com/strata-mq/strata/internal/topic"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// Admin manages topics, namespaces and subscriptions. Every call is bounded
+// by ctx and by the client's OperationTimeout; cancelling ctx abandons the
+// call (the server may still apply it).
+type Admin struct{ c *Client }
+
+// Admin returns the client's admin interface.
+func (c *Client) Admin() *Admin { return &Admin{c: c} }
+
+// TopicInfo describes a topic.
+type TopicInfo struct {
+	Topic      string
+	Partitions int // 0: not partitioned
+}
+
+// CreateTopic creates topic with partitions partitions (0: a non-partitioned
+// topic). It fails with ErrTopicExists when the topic exists.
+func (a *Admin) CreateTopic(ctx context.Context, topicName string, partitions int) error {
+	name, err := topic.Canonical(topicName)
+	if err != nil {
+		return err
+	}
+	if partitions < 0 {
+		return invalidArg("partitions must not be negative")
+	}
+	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		_, err := b.CreateTopic(ctx, &servingpb.CreateTopicRequest{Topic: name, Partitions: uint32(partitions)})
+		return err
+	})
+}
+
+// DeleteTopic deletes topic (every partition); force deletes it even when
+// subscriptions have a backlog.
+func (a *Admin) DeleteTopic(ctx context.Context, topicName string, force bool) error {
+	name, err := topic.Canonical(topicName)
+	if err != nil {
+		return err
+	}
+	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		_, err := b.DeleteTopic(ctx, &servingpb.DeleteTopicRequest{Topic: name, Force: force})
+		return err
+	})
+}
+
+// ListTopics lists the topics of namespace (tenant/namespace; "" lists all).
+func (a *Admin) ListTopics(ctx context.Context, namespace string) ([]TopicInfo, error) {
+	if namespace != "" {
+		if _, _, err := topic.ParseNamespace(namespace); err != nil {
+			return nil, err
+		}
+	}
+	var out []TopicInfo
+	err := a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		resp, err := b.ListTopics(ctx, &servingpb.ListTopicsRequest{Namespace: namespace})
+		if err != nil {
+			return err
+		}
+		out = out[:0]
+		for _, t := range resp.GetTopics() {
+			out = append(out, TopicInfo{Topic: t.GetTopic(), Partitions: int(t.GetPartitions())})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetTopic describes topic; ErrTopicNotFound when it does not exist.
+func (a *Admin) GetTopic(ctx context.Context, topicName string) (TopicInfo, error) {
+	name, err := topic.Canonical(topicName)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	var info TopicInfo
+	err = a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		resp, err := b.GetTopic(ctx, &servingpb.GetTopicRequest{Topic: name})
+		if err != nil {
+			return err
+		}
+		info = TopicInfo{Topic: resp.GetTopic().GetTopic(), Partitions: int(resp.GetTopic().GetPartitions())}
+		return nil
+	})
+	return info, err
+}
+
+// TopicStats are the statistics of one topic (or partition).
+type TopicStats struct {
+	Topic          string              `json:"topic"`
+	Owner          string              `json:"owner"`
+	MessagesIn     uint64              `json:"messages_in"`
+	BytesIn        uint64              `json:"bytes_in"`
+	StorageBytes   uint64              `json:"storage_bytes"`
+	OffloadedBytes uint64              `json:"offloaded_bytes"`
+	Producers      int                 `json:"producers"`
+	Ledgers        []LedgerStats       `json:"ledgers"`
+	Subscriptions  []SubscriptionStats `json:"subscriptions"`
+}
+
+// LedgerStats describe one ledger of a topic.
+type LedgerStats struct {
+	Ledger    uint64 `json:"ledger"`
+	Entries   int64  `json:"entries"`
+	Bytes     uint64 `json:"bytes"`
+	State     string `json:"state"`
+	Offloaded bool   `json:"offloaded"`
+}
+
+// SubscriptionStats describe one subscription of a topic.
+type SubscriptionStats struct {
+	Name       string    `json:"name"`
+	Type       string    `json:"type"`
+	Backlog    uint64    `json:"backlog"`
+	Consumers  int       `json:"consumers"`
+	MarkDelete MessageID `json:"mark_delete"`
+	Unacked    uint64    `json:"unacked"`
+}
+
+// TopicStats returns the statistics of one topic or partition, from its
+// owner. For a partitioned topic, ask for each partition
+// (tenant/ns/name-partition-i).
+func (a *Admin) TopicStats(ctx context.Context, topicName string) (*TopicStats, error) {
+	name, err := topic.Canonical(topicName)
+	if err != nil {
+		return nil, err
+	}
+	var st *TopicStats
+	err = a.c.ownerNode(ctx, name, func(ctx context.Context, b servingpb.BrokerClient) error {
+		resp, err := b.TopicStats(ctx, &servingpb.TopicStatsRequest{Topic: name})
+		if err != nil {
+			return err
+		}
+		st = statsFromProto(resp)
+		return nil
+	})
+	return st, err
+}
+
+func statsFromProto(r *servingpb.TopicStatsResponse) *TopicStats {
+	st := &TopicStats{Topic: r.GetTopic(), Owner: r.GetOwner(), MessagesIn: r.GetMessagesIn(), BytesIn: r.GetBytesIn(),
+		StorageBytes: r.GetStorageBytes(), OffloadedBytes: r.GetOffloadedBytes(), Producers: int(r.GetProducers()),
+		Ledgers: []LedgerStats{}, Subscriptions: []SubscriptionStats{}}
+	for _, l := range r.GetLedgers() {
+		st.Ledgers = append(st.Ledgers, LedgerStats{Ledger: l.GetLedger(), Entries: l.GetEntries(), Bytes: l.GetBytes(), State: l.GetState(), Offloaded: l.GetOffloaded()})
+	}
+	for _, s := range r.GetSubscriptions() {
+		st.Subscriptions = append(st.Subscriptions, SubscriptionStats{Name: s.GetName(), Type: SubscriptionType(s.GetType()).String(),
+			Backlog: s.GetBacklog(), Consumers: int(s.GetConsumers()), MarkDelete: idFromProto(s.GetMarkDelete(), 0), Unacked: s.GetUnacked()})
+	}
+	return st
+}
+
+// Forever is the retention that keeps data forever.
+const Forever time.Duration = -1
+
+// NamespacePolicy is the policy of a namespace. Durations are kept in
+// milliseconds on the wire.
+type NamespacePolicy struct {
+	// Ensemble, WriteQuorum, AckQuorum: replication (0 = cluster default).
+	Ensemble    int `json:"ensemble"`
+	WriteQuorum int `json:"write_quorum"`
+	AckQuorum   int `json:"ack_quorum"`
+	// Retention keeps consumed data this long; 0 deletes it once every
+	// subscription consumed it; negative (Forever) keeps it forever.
+	Retention time.Duration `json:"retention"`
+	// TTL acknowledges messages older than this on every subscription; 0: off.
+	TTL             time.Duration `json:"ttl"`
+	MaxMessageBytes uint64        `json:"max_message_bytes"`
+	// OffloadThresholdBytes offloads closed ledgers once the topic's
+	// bookie-resident bytes exceed it (-1: never on size; 0: at once).
+	OffloadThresholdBytes int64 `json:"offload_threshold_bytes"`
+	// OffloadAge offloads closed ledgers this old (negative: never on age; 0: at once).
+	OffloadAge time.Duration `json:"offload_age"`
+	// OffloadDeletionLag deletes a ledger from bookies this long after its offload.
+	OffloadDeletionLag time.Duration `json:"offload_deletion_lag"`
+}
+
+func durationMs(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return d.Milliseconds()
+}
+
+func msDuration(ms int64) time.Duration {
+	if ms < 0 {
+		return Forever
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+func (p NamespacePolicy) proto() *servingpb.NamespacePolicy {
+	return &servingpb.NamespacePolicy{
+		Ensemble: uint32(p.Ensemble), WriteQuorum: uint32(p.WriteQuorum), AckQuorum: uint32(p.AckQuorum),
+		RetentionMs: durationMs(p.Retention), TtlMs: max(0, p.TTL.Milliseconds()), MaxMessageBytes: p.MaxMessageBytes,
+		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: durationMs(p.OffloadAge),
+		OffloadDeletionLagMs: max(0, p.OffloadDeletionLag.Milliseconds()),
+	}
+}
+
+func policyFromProto(p *servingpb.NamespacePolicy) NamespacePolicy {
+	return NamespacePolicy{
+		Ensemble: int(p.GetEnsemble()), WriteQuorum: int(p.GetWriteQuorum()), AckQuorum: int(p.GetAckQuorum()),
+		Retention: msDuration(p.GetRetentionMs()), TTL: msDuration(p.GetTtlMs()), MaxMessageBytes: p.GetMaxMessageBytes(),
+		OffloadThresholdBytes: p.GetOffloadThresholdBytes(), OffloadAge: msDuration(p.GetOffloadAgeMs()),
+		OffloadDeletionLag: msDuration(p.GetOffloadDeletionLagMs()),
+	}
+}
+
+func (p NamespacePolicy) validate() error {
+	switch {
+	case p.Ensemble < 0 || p.WriteQuorum < 0 || p.AckQuorum < 0:
+		return invalidArg("quorum sizes must not be negative")
+	case p.WriteQuorum > 0 && p.Ensemble > 0 && p.WriteQuorum > p.Ensemble:
+		return invalidArg("write quorum %d over ensemble %d", p.WriteQuorum, p.Ensemble)
+	case p.AckQuorum > 0 && p.WriteQuorum > 0 && p.AckQuorum > p.WriteQuorum:
+		return invalidArg("ack quorum %d over write quorum %d", p.AckQuorum, p.WriteQuorum)
+	case p.OffloadThresholdBytes < -1:
+		return invalidArg("offload threshold must be -1 or more")
+	}
+	return nil
+}
+
+// GetNamespacePolicy returns the policy of namespace (tenant/namespace).
+func (a *Admin) GetNamespacePolicy(ctx context.Context, namespace string) (NamespacePolicy, error) {
+	if _, _, err := topic.ParseNamespace(namespace); err != nil {
+		return NamespacePolicy{}, err
+	}
+	var pol NamespacePolicy
+	err := a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		resp, err := b.GetNamespacePolicy(ctx, &servingpb.GetNamespacePolicyRequest{Namespace: namespace})
+		if err != nil {
+			return err
+		}
+		pol = policyFromProto(resp.GetPolicy())
+		return nil
+	})
+	return pol, err
+}
+
+// SetNamespacePolicy replaces the policy of namespace (creating the
+// namespace when it does not exist).
+func (a *Admin) SetNamespacePolicy(ctx context.Context, namespace string, p NamespacePolicy) error {
+	if _, _, err := topic.ParseNamespace(namespace); err != nil {
+		return err
+	}
+	if err := p.validate(); err != nil {
+		return err
+	}
+	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		_, err := b.SetNamespacePolicy(ctx, &servingpb.SetNamespacePolicyRequest{Namespace: namespace, Policy: p.proto()})
+		return err
+	})
+}
+
+// CursorTarget is where ResetCursor moves a subscription: a message id, or
+// the first message published at or after a time.
+type CursorTarget struct {
+	ID   *MessageID
+	Time time.Time
+}
+
+// ResetResult is the position ResetCursor resolved, for one partition.
+type ResetResult struct {
+	Topic      string    `json:"topic"`
+	Position   MessageID `json:"position"`
+	EndOfTopic bool      `json:"end_of_topic"`
+	Executed   bool      `json:"executed"`
+}
+
+// ResetCursor resolves the target of subscription on topic (every partition
+// of a partitioned topic, in order) and, when execute is set, moves the
+// cursor there. Without execute nothing changes.
+func (a *Admin) ResetCursor(ctx context.Context, topicName, subscription string, to CursorTarget, execute bool) ([]ResetResult, error) {
+	if (to.ID == nil) == to.Time.IsZero() {
+		return nil, invalidArg("reset cursor: give a message id or a time")
+	}
+	topics, err := a.partitionNames(ctx, topicName)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ResetResult, 0, len(topics))
+	for i, t := range topics {
+		req := &servingpb.ResetCursorRequest{Topic: t, Subscription: subscription, Execute: execute}
+		if to.ID != nil {
+			if len(topics) > 1 && int(to.ID.Partition) != i {
+				continue
+			}
+			req.To = &servingpb.ResetCursorRequest_MessageId{MessageId: to.ID.proto()}
+		} else {
+			req.To = &servingpb.ResetCursorRequest_TimeUnixNano{TimeUnixNano: to.Time.UnixNano()}
+		}
+		var res ResetResult
+		err := a.c.ownerNode(ctx, t, func(ctx context.Context, b servingpb.BrokerClient) error {
+			resp, err := b.ResetCursor(ctx, req)
+			if err != nil {
+				return err
+			}
+			res = ResetResult{Topic: t, Position: idFromProto(resp.GetPosition(), int32(i)), EndOfTopic: resp.GetEndOfTopic(), Executed: execute}
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// DeleteSubscription deletes subscription on topic (every partition).
+func (a *Admin) DeleteSubscription(ctx context.Context, topicName, subscription string) error {
+	topics, err := a.partitionNames(ctx, topicName)
+	if err != nil {
+		return err
+	}
+	for _, t := range topics {
+		err := a.c.ownerNode(ctx, t, func(ctx context.Context, b servingpb.BrokerClient) error {
+			_, err := b.DeleteSubscription(ctx, &servingpb.DeleteSubscriptionRequest{Topic: t, Subscription: subscription})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TriggerOffload asks topic's owner to offload its closed ledgers now and
+// returns how many it offloaded.
+func (a *Admin) TriggerOffload(ctx context.Context, topicName string) (int, error) {
+	name, err := topic.Canonical(topicName)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	err = a.c.ownerNode(ctx, name, func(ctx context.Context, b servingpb.BrokerClient) error {
+		resp, err := b.TriggerOffload(ctx, &servingpb.TriggerOffloadRequest{Topic: name})
+		if err != nil {
+			return err
+		}
+		n = int(resp.GetLedgersOffloaded())
+		return nil
+	})
+	return n, err
+}
+
+// PartitionNames returns the names a topic is served under: its partitions,
+// or the topic itself when it is not partitioned.
+func (a *Admin) PartitionNames(ctx context.Context, topicName string) ([]string, error) {
+	return a.partitionNames(ctx, topicName)
+}
+
+func (a *Admin) partitionNames(ctx context.Context, topicName string) ([]string, error) {
+	name, err := topic.Parse(topicName)
+	if err != nil {
+		return nil, err
+	}
+	n, err := a.c.partitions(ctx, name.String())
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return []string{name.String()}, nil
+	}
+	out := make([]string, n)
+	for i := range n {
+		out[i] = name.Partition(i).String()
+	}
+	return out, nil
+}

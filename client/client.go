@@ -1,0 +1,297 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// DefaultURL is the address of a local standalone broker.
+const DefaultURL = "strata://127.0.0.1:6650"
+
+const urlScheme = "strata://"
+
+// Client is a connection to a Strata cluster. It is safe for concurrent use.
+type Client struct {
+	cfg   clientConfig
+	seeds []string
+
+	mu struct {
+		sync.Mutex
+		closed  bool
+		conns   map[string]*grpc.ClientConn
+		closers map[closer]struct{}
+	}
+}
+
+// closer is a Producer, Consumer or Reader registered with its Client.
+type closer interface{ Close() error }
+
+// New returns a client for the cluster at url, strata://host:port[,host:port].
+// It does not connect: connections are made on first use, so a bad address
+// shows up as ErrUnavailable on the first call.
+func New(url string, opts ...Option) (*Client, error) {
+	cfg := defaultClientConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	seeds, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, seeds: seeds}
+	c.mu.conns = make(map[string]*grpc.ClientConn)
+	c.mu.closers = make(map[closer]struct{})
+	return c, nil
+}
+
+// ParseURL returns the host:port addresses of strata://host:port[,host:port].
+func ParseURL(url string) ([]string, error) {
+	rest, ok := strings.CutPrefix(url, urlScheme)
+	if !ok {
+		return nil, invalidArg("url %q: want strata://host:port[,host:port]", url)
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	var seeds []string
+	for _, hp := range strings.Split(rest, ",") {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" || port == "" {
+			return nil, invalidArg("url %q: bad address %q", url, hp)
+		}
+		seeds = append(seeds, hp)
+	}
+	return seeds, nil
+}
+
+// Close closes every producer, consumer and reader made from the client, then
+// its connections. It blocks until their goroutines exit.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.closed = true
+	closers := make([]closer, 0, len(c.mu.closers))
+	for cl := range c.mu.closers {
+		closers = append(closers, cl)
+	}
+	c.mu.Unlock()
+	for _, cl := range closers {
+		_ = cl.Close()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for addr, conn := range c.mu.conns {
+		errs = append(errs, conn.Close())
+		delete(c.mu.conns, addr)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) register(cl closer) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return ErrClosed
+	}
+	c.mu.closers[cl] = struct{}{}
+	return nil
+}
+
+func (c *Client) unregister(cl closer) {
+	c.mu.Lock()
+	delete(c.mu.closers, cl)
+	c.mu.Unlock()
+}
+
+// broker returns a stub for the node at addr, reusing its connection.
+func (c *Client) broker(addr string) (servingpb.BrokerClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil, ErrClosed
+	}
+	if conn, ok := c.mu.conns[addr]; ok {
+		return servingpb.NewBrokerClient(conn), nil
+	}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.cfg.dialOpts...)
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, errcode.New(errcode.Unavailable, "dial %s: %v", addr, err)
+	}
+	c.mu.conns[addr] = conn
+	return servingpb.NewBrokerClient(conn), nil
+}
+
+// opContext bounds ctx by the operation timeout.
+func (c *Client) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.opTimeout)
+}
+
+// anyNode calls fn on the seeds in turn until one answers with something
+// other than a retriable error; it follows a NOT_OWNER redirect.
+func (c *Client) anyNode(ctx context.Context, fn func(context.Context, servingpb.BrokerClient) error) error {
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	var last error
+	for _, addr := range c.seeds {
+		last = c.callAt(ctx, addr, fn)
+		if last == nil || !errcode.IsRetriable(last) || ctx.Err() != nil {
+			return last
+		}
+	}
+	return last
+}
+
+// ownerNode calls fn at the owner of topic, found with Lookup.
+func (c *Client) ownerNode(ctx context.Context, topic string, fn func(context.Context, servingpb.BrokerClient) error) error {
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	addr, err := c.lookup(ctx, topic)
+	if err != nil {
+		return err
+	}
+	return c.callAt(ctx, addr, fn)
+}
+
+// callAt calls fn at addr, following NOT_OWNER redirects.
+func (c *Client) callAt(ctx context.Context, addr string, fn func(context.Context, servingpb.BrokerClient) error) error {
+	for hop := 0; ; hop++ {
+		b, err := c.broker(addr)
+		if err != nil {
+			return err
+		}
+		err = wireErr(fn(ctx, b))
+		to, redirected := redirectOf(err)
+		if !redirected || to == "" || hop >= c.cfg.maxRedirects {
+			return err
+		}
+		addr = to
+	}
+}
+
+// lookup returns the address of topic's owner.
+func (c *Client) lookup(ctx context.Context, topic string) (string, error) {
+	var owner string
+	err := c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		resp, err := b.Lookup(ctx, &servingpb.LookupRequest{Topic: topic})
+		if err != nil {
+			return err
+		}
+		owner = resp.GetOwner()
+		return nil
+	})
+	if err == nil && owner == "" {
+		err = errcode.New(errcode.Unavailable, "lookup %s: no owner", topic)
+	}
+	return owner, err
+}
+
+// partitions returns the partition count of topic: 0 for a non-partitioned
+// topic, and 0 when the topic does not exist yet (the server decides at open).
+func (c *Client) partitions(ctx context.Context, topic string) (int, error) {
+	var n int
+	err := c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		resp, err := b.GetTopic(ctx, &servingpb.GetTopicRequest{Topic: topic})
+		if err != nil {
+			return err
+		}
+		n = int(resp.GetTopic().GetPartitions())
+		return nil
+	})
+	if errors.Is(err, ErrTopicNotFound) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// openFunc opens a stream at one node and completes its handshake.
+type openFunc func(ctx context.Context, b servingpb.BrokerClient) error
+
+// openAtOwner finds topic's owner (starting from hint, a redirect address,
+// when set), and calls open there, following redirects. It returns the
+// address that accepted. A handshake that exceeds the operation timeout
+// fails with ErrTimeout; open itself must respect ctx.
+func (c *Client) openAtOwner(ctx context.Context, topic, hint string, open openFunc) (string, error) {
+	addr := hint
+	for hop := 0; ; hop++ {
+		if addr == "" {
+			lctx, cancel := c.opContext(ctx)
+			a, err := c.lookup(lctx, topic)
+			cancel()
+			if err != nil {
+				return "", err
+			}
+			addr = a
+		}
+		b, err := c.broker(addr)
+		if err != nil {
+			return "", err
+		}
+		err = wireErr(open(ctx, b))
+		if err == nil {
+			return addr, nil
+		}
+		to, redirected := redirectOf(err)
+		if !redirected || hop >= c.cfg.maxRedirects {
+			return "", err
+		}
+		addr = to // "" means look up again
+	}
+}
+
+// backoff is an exponential delay with jitter between reconnect attempts.
+type backoff struct {
+	min, max time.Duration
+	next     time.Duration
+}
+
+func (c *Client) newBackoff() *backoff {
+	return &backoff{min: c.cfg.backoffMin, max: c.cfg.backoffMax}
+}
+
+// wait sleeps the next delay or until ctx ends (returning false).
+func (b *backoff) wait(ctx context.Context) bool {
+	if b.next == 0 {
+		b.next = b.min
+	}
+	d := b.next/2 + rand.N(b.next/2+1)
+	b.next = min(b.next*2, b.max)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (b *backoff) reset() { b.next = 0 }
+
+// handshake runs fn (which sends an open request and waits for its answer on
+// a stream bound to the stream's context) with a deadline of d: when d passes
+// first, cancel is called so the stream fails, and the result is ErrTimeout.
+func handshake(d time.Duration, cancel context.CancelFunc, fn func() error) error {
+	t := time.AfterFunc(d, cancel)
+	err := fn()
+	if !t.Stop() {
+		return errcode.New(errcode.Timeout, "handshake took longer than %v", d)
+	}
+	return err
+}

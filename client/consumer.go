@@ -1,0 +1,285 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/strata-mq/strata/internal/topic"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// Message is a received message.
+type Message struct {
+	ID MessageID
+	// Topic is the topic (for a partitioned topic, the partition) it came from.
+	Topic           string
+	Key             string
+	Properties      map[string]string
+	Payload         []byte
+	PublishTime     time.Time
+	EventTime       time.Time // zero when the producer set none
+	ProducerName    string
+	SequenceID      uint64
+	RedeliveryCount uint32
+}
+
+// Consumer receives the messages of one subscription on one topic (every
+// partition of a partitioned topic, merged). It is safe for concurrent use.
+type Consumer struct {
+	c       *Client
+	topic   string
+	sub     string
+	subType SubscriptionType
+	parts   []*partitionConsumer
+	notify  chan struct{} // a message was queued (capacity 1)
+	closed  chan struct{}
+
+	closeOnce sync.Once
+	mu        struct {
+		sync.Mutex
+		rr  int
+		err error // terminal failure of a partition
+	}
+}
+
+// Subscribe opens a consumer of subscription on topic, creating the
+// subscription (at ConsumerInitialPosition) when it does not exist. It
+// subscribes to every partition before returning; ctx bounds that only.
+func (c *Client) Subscribe(ctx context.Context, topicName, subscription string, opts ...ConsumerOption) (*Consumer, error) {
+	cfg := defaultConsumerConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if subscription == "" {
+		return nil, ErrInvalidSubscription
+	}
+	sub := &servingpb.Subscribe{
+		Subscription:    subscription,
+		Type:            servingpb.SubscriptionType(cfg.subType),
+		InitialPosition: servingpb.InitialPosition(cfg.position),
+		ConsumerName:    cfg.name,
+	}
+	return c.subscribe(ctx, topicName, sub, cfg.subType, cfg.queueSize, nil)
+}
+
+// subscribe opens one partition consumer per partition; startFor, when set,
+// adjusts the subscribe request of each partition.
+func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingpb.Subscribe, t SubscriptionType, queueSize int, startFor func(int32, *servingpb.Subscribe)) (*Consumer, error) {
+	name, err := topic.Parse(topicName)
+	if err != nil {
+		return nil, err
+	}
+	n, err := c.partitions(ctx, name.String())
+	if err != nil {
+		return nil, err
+	}
+	cons := &Consumer{c: c, topic: name.String(), sub: tmpl.GetSubscription(), subType: t,
+		notify: make(chan struct{}, 1), closed: make(chan struct{})}
+	topics := []string{name.String()}
+	if n > 0 {
+		topics = topics[:0]
+		for i := range n {
+			topics = append(topics, name.Partition(i).String())
+		}
+	}
+	for i, tp := range topics {
+		s := cloneSubscribe(tmpl)
+		s.Topic = tp
+		if startFor != nil {
+			startFor(int32(i), s)
+		}
+		pc := newPartitionConsumer(cons, tp, int32(i), s, queueSize)
+		if err := pc.start(ctx); err != nil {
+			cons.closeParts()
+			return nil, err
+		}
+		cons.parts = append(cons.parts, pc)
+	}
+	if err := c.register(cons); err != nil {
+		cons.closeParts()
+		return nil, err
+	}
+	return cons, nil
+}
+
+// Topic returns the consumer's topic (canonical name).
+func (c *Consumer) Topic() string { return c.topic }
+
+// Subscription returns the subscription's name.
+func (c *Consumer) Subscription() string { return c.sub }
+
+// Receive returns the next message, waiting until one arrives, ctx ends
+// (ctx.Err()), the consumer closes (ErrClosed) or fails for good (for example
+// ErrTopicNotFound after the topic was deleted). Cancelling ctx loses nothing.
+func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
+	for {
+		if m := c.pop(); m != nil {
+			return m, nil
+		}
+		c.mu.Lock()
+		err := c.mu.err
+		c.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.closed:
+			return nil, ErrClosed
+		case <-c.notify:
+		}
+	}
+}
+
+// Messages iterates over received messages until ctx ends or the consumer
+// closes; the last pair carries that error. Breaking out of the loop loses
+// nothing.
+//
+//	for msg, err := range consumer.Messages(ctx) { ... }
+func (c *Consumer) Messages(ctx context.Context) iter.Seq2[*Message, error] {
+	return func(yield func(*Message, error) bool) {
+		for {
+			m, err := c.Receive(ctx)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(m, nil) {
+				return
+			}
+		}
+	}
+}
+
+// pop takes a message from the partitions in turn.
+func (c *Consumer) pop() *Message {
+	c.mu.Lock()
+	start := c.mu.rr
+	c.mu.rr = (c.mu.rr + 1) % len(c.parts)
+	c.mu.Unlock()
+	for i := range c.parts {
+		m, left := c.parts[(start+i)%len(c.parts)].pop()
+		if m != nil {
+			if left > 0 || len(c.parts) > 1 {
+				c.wake()
+			}
+			return m
+		}
+	}
+	return nil
+}
+
+func (c *Consumer) wake() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Consumer) fail(err error) {
+	c.mu.Lock()
+	if c.mu.err == nil {
+		c.mu.err = err
+	}
+	c.mu.Unlock()
+	c.wake()
+}
+
+func (c *Consumer) part(id MessageID) (*partitionConsumer, error) {
+	if id.Partition < 0 || int(id.Partition) >= len(c.parts) {
+		return nil, invalidArg("message id %v: partition %d out of range", id, id.Partition)
+	}
+	return c.parts[id.Partition], nil
+}
+
+// Ack acknowledges msg. An ack sent while the partition reconnects is lost
+// and the message is redelivered (at-least-once); the error says so.
+func (c *Consumer) Ack(msg *Message) error { return c.AckID(msg.ID) }
+
+// AckID acknowledges the message with id (id.Partition picks the partition).
+func (c *Consumer) AckID(id MessageID) error { return c.ack(id, false) }
+
+// AckCumulative acknowledges msg and every message before it in its
+// partition. Not allowed on Shared and KeyShared subscriptions.
+func (c *Consumer) AckCumulative(msg *Message) error {
+	if c.subType == Shared || c.subType == KeyShared {
+		return invalidArg("cumulative ack on a %v subscription", c.subType)
+	}
+	return c.ack(msg.ID, true)
+}
+
+func (c *Consumer) ack(id MessageID, cumulative bool) error {
+	pc, err := c.part(id)
+	if err != nil {
+		return err
+	}
+	return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{
+		Ids: []*servingpb.MessageId{id.proto()}, Cumulative: cumulative}}})
+}
+
+// Nack asks for msg to be redelivered.
+func (c *Consumer) Nack(msg *Message) error { return c.NackID(msg.ID) }
+
+// NackID asks for the message with id to be redelivered.
+func (c *Consumer) NackID(id MessageID) error {
+	pc, err := c.part(id)
+	if err != nil {
+		return err
+	}
+	return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Nack{Nack: &servingpb.Nack{
+		Ids: []*servingpb.MessageId{id.proto()}}}})
+}
+
+// Seek moves the subscription of id's partition to id (inclusive) and waits
+// for the server to confirm; buffered messages are dropped. Cancelling ctx
+// stops the wait (the seek may still happen).
+func (c *Consumer) Seek(ctx context.Context, id MessageID) error {
+	pc, err := c.part(id)
+	if err != nil {
+		return err
+	}
+	return pc.seek(ctx, &servingpb.Seek{To: &servingpb.Seek_MessageId{MessageId: id.proto()}})
+}
+
+// SeekTime moves the subscription, on every partition, to the first message
+// published at or after t (the end when there is none). Cancelling ctx stops
+// the wait; partitions already moved stay moved.
+func (c *Consumer) SeekTime(ctx context.Context, t time.Time) error {
+	for _, pc := range c.parts {
+		if err := pc.seek(ctx, &servingpb.Seek{To: &servingpb.Seek_TimeUnixNano{TimeUnixNano: t.UnixNano()}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops the consumer (the subscription stays). It blocks until the
+// consumer's goroutines exit; Receive then returns ErrClosed.
+func (c *Consumer) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.closeParts()
+		c.c.unregister(c)
+	})
+	return nil
+}
+
+func (c *Consumer) closeParts() {
+	for _, pc := range c.parts {
+		pc.close()
+	}
+}
+
+func randomName(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,370 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+type consumeStream = grpc.BidiStreamingClient[servingpb.ConsumeRequest, servingpb.ConsumeResponse]
+
+// partitionConsumer consumes one topic partition over one stream at a time.
+// Its run goroutine connects, subscribes, grants queueSize permits and
+// receives into a bounded queue that the Consumer drains.
+//
+// LOCKORDER: sendMu may be taken with mu not held, and mu never while
+// holding sendMu.
+type partitionConsumer struct {
+	parent     *Consumer
+	c          *Client
+	log        *slog.Logger
+	topic      string
+	partition  int32
+	nonDurable bool
+	queueSize  int
+	ctx        context.Context
+	cancel     context.CancelFunc
+	done       chan struct{}
+
+	sendMu sync.Mutex // one sender per stream at a time
+
+	mu struct {
+		sync.Mutex
+		stream    consumeStream // nil while disconnected
+		queue     []*Message
+		sub       *servingpb.Subscribe // template of the subscribe request
+		delivered int                  // taken by the application since the last refill
+		last      *MessageID           // last message handed out (non-durable resume point)
+		seekWait  chan error           // non-nil while a Seek waits for SeekDone
+		hint      string
+	}
+}
+
+func newPartitionConsumer(parent *Consumer, topic string, partition int32, sub *servingpb.Subscribe, queueSize int) *partitionConsumer {
+	pc := &partitionConsumer{
+		parent: parent, c: parent.c, topic: topic, partition: partition, queueSize: queueSize,
+		nonDurable: sub.GetNonDurable(),
+		log:        parent.c.cfg.logger.With("topic", topic, "subscription", sub.GetSubscription()),
+		done:       make(chan struct{}),
+	}
+	pc.mu.sub = sub
+	pc.ctx, pc.cancel = context.WithCancel(context.Background())
+	return pc
+}
+
+// start subscribes once (so that errors reach the caller), then starts the
+// run goroutine. ctx bounds only this first subscribe.
+func (pc *partitionConsumer) start(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, pc.cancel)
+	st, cancel, err := pc.connect(pc.ctx)
+	if !stop() || err != nil {
+		pc.cancel()
+		if err == nil {
+			cancel()
+			err = ctx.Err()
+		}
+		close(pc.done)
+		return err
+	}
+	go pc.run(st, cancel)
+	return nil
+}
+
+func (pc *partitionConsumer) close() {
+	pc.cancel()
+	<-pc.done
+}
+
+func (pc *partitionConsumer) run(st consumeStream, cancel context.CancelFunc) {
+	defer close(pc.done)
+	bo := pc.c.newBackoff()
+	for {
+		if st == nil {
+			s, c, err := pc.connect(pc.ctx)
+			if err != nil {
+				if pc.ctx.Err() != nil {
+					return
+				}
+				if !errcode.IsRetriable(err) {
+					pc.log.Warn("consumer failed", "err", err)
+					pc.parent.fail(err)
+					return
+				}
+				pc.log.Debug("consumer reconnect failed", "err", err)
+				if !bo.wait(pc.ctx) {
+					return
+				}
+				continue
+			}
+			bo.reset()
+			st, cancel = s, c
+		}
+		err := pc.serve(st)
+		cancel()
+		st = nil
+		if pc.ctx.Err() != nil {
+			return
+		}
+		pc.log.Info("consumer stream ended, resubscribing", "err", err)
+		if to, ok := redirectOf(err); ok && to != "" {
+			pc.mu.Lock()
+			pc.mu.hint = to
+			pc.mu.Unlock()
+			continue
+		}
+		if !bo.wait(pc.ctx) {
+			return
+		}
+	}
+}
+
+// subscribeRequest is the template, resumed after the last message handed
+// out for a non-durable subscription.
+func (pc *partitionConsumer) subscribeRequest() *servingpb.ConsumeRequest {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	s := proto.CloneOf(pc.mu.sub)
+	if pc.nonDurable && pc.mu.last != nil {
+		s.StartMessageId = pc.mu.last.proto()
+		s.StartTimeUnixNano = 0
+	}
+	return &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Subscribe{Subscribe: s}}
+}
+
+func (pc *partitionConsumer) connect(ctx context.Context) (consumeStream, context.CancelFunc, error) {
+	pc.mu.Lock()
+	hint := pc.mu.hint
+	pc.mu.hint = ""
+	pc.mu.Unlock()
+	req := pc.subscribeRequest()
+	var (
+		st        consumeStream
+		streamEnd context.CancelFunc
+	)
+	_, err := pc.c.openAtOwner(ctx, pc.topic, hint, func(ctx context.Context, b servingpb.BrokerClient) error {
+		sctx, cancel := context.WithCancel(ctx)
+		s, err := b.Consume(sctx)
+		if err != nil {
+			cancel()
+			return err
+		}
+		err = handshake(pc.c.cfg.opTimeout, cancel, func() error {
+			if err := sendOn(s, req); err != nil {
+				return err
+			}
+			resp, err := s.Recv()
+			if err != nil {
+				return err
+			}
+			if resp.GetSubscribed() == nil {
+				return errcode.New(errcode.Internal, "subscribe: unexpected first response %T", resp.GetKind())
+			}
+			return nil
+		})
+		if err != nil {
+			cancel()
+			return err
+		}
+		st, streamEnd = s, cancel
+		return nil
+	})
+	return st, streamEnd, err
+}
+
+// serve grants permits and receives until the stream fails.
+func (pc *partitionConsumer) serve(st consumeStream) error {
+	pc.mu.Lock()
+	pc.mu.queue, pc.mu.delivered, pc.mu.stream = nil, 0, st
+	pc.mu.Unlock()
+	err := pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Flow{Flow: &servingpb.Flow{Permits: uint32(pc.queueSize)}}})
+	for err == nil {
+		var resp *servingpb.ConsumeResponse
+		resp, err = st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errcode.New(errcode.Unavailable, "consumer stream closed by the server")
+			}
+			err = wireErr(err)
+			break
+		}
+		switch k := resp.GetKind().(type) {
+		case *servingpb.ConsumeResponse_Messages:
+			err = pc.push(k.Messages.GetMessages())
+		case *servingpb.ConsumeResponse_SeekDone:
+			pc.seekDone()
+		}
+	}
+	pc.mu.Lock()
+	pc.mu.stream = nil
+	wait := pc.mu.seekWait
+	pc.mu.seekWait = nil
+	pc.mu.Unlock()
+	if wait != nil {
+		wait <- err
+	}
+	return err
+}
+
+// send sends req on the current stream.
+func (pc *partitionConsumer) send(req *servingpb.ConsumeRequest) error {
+	pc.mu.Lock()
+	st := pc.mu.stream
+	pc.mu.Unlock()
+	if st == nil {
+		return errcode.New(errcode.Unavailable, "consumer of %s is reconnecting", pc.topic)
+	}
+	pc.sendMu.Lock()
+	defer pc.sendMu.Unlock()
+	err := st.Send(req)
+	if errors.Is(err, io.EOF) {
+		return errcode.New(errcode.Unavailable, "consumer stream of %s closed", pc.topic)
+	}
+	return wireErr(err)
+}
+
+func (pc *partitionConsumer) flow(n int) {
+	if n > 0 {
+		_ = pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Flow{Flow: &servingpb.Flow{Permits: uint32(n)}}})
+	}
+}
+
+// push queues received messages. Messages at or before the resume point of a
+// non-durable subscription were handed out already: they are dropped and
+// their permits granted again.
+func (pc *partitionConsumer) push(wire []*servingpb.ReceivedMessage) error {
+	dropped := 0
+	pc.mu.Lock()
+	for _, w := range wire {
+		m := pc.message(w)
+		if pc.nonDurable && pc.mu.last != nil && !pc.mu.last.Less(m.ID) {
+			dropped++
+			continue
+		}
+		pc.mu.queue = append(pc.mu.queue, m)
+	}
+	over := len(pc.mu.queue) > 2*pc.queueSize
+	pc.mu.Unlock()
+	if over {
+		return errcode.New(errcode.Internal, "server sent more messages than the %d permits granted", pc.queueSize)
+	}
+	pc.flow(dropped)
+	pc.parent.wake()
+	return nil
+}
+
+func (pc *partitionConsumer) message(w *servingpb.ReceivedMessage) *Message {
+	m := &Message{
+		ID:              idFromProto(w.GetId(), pc.partition),
+		Topic:           pc.topic,
+		Key:             w.GetKey(),
+		Properties:      w.GetProperties(),
+		Payload:         w.GetPayload(),
+		PublishTime:     time.Unix(0, w.GetPublishTimeUnixNano()),
+		ProducerName:    w.GetProducerName(),
+		SequenceID:      w.GetSequenceId(),
+		RedeliveryCount: w.GetRedeliveryCount(),
+	}
+	if t := w.GetEventTimeUnixNano(); t != 0 {
+		m.EventTime = time.Unix(0, t)
+	}
+	return m
+}
+
+// pop hands out the next buffered message and refills the permits once half
+// of the queue was taken. It returns the messages still buffered.
+func (pc *partitionConsumer) pop() (*Message, int) {
+	pc.mu.Lock()
+	if len(pc.mu.queue) == 0 {
+		pc.mu.Unlock()
+		return nil, 0
+	}
+	m := pc.mu.queue[0]
+	pc.mu.queue[0] = nil
+	pc.mu.queue = pc.mu.queue[1:]
+	id := m.ID
+	pc.mu.last = &id
+	pc.mu.delivered++
+	refill := 0
+	if pc.mu.delivered >= max(1, pc.queueSize/2) {
+		refill, pc.mu.delivered = pc.mu.delivered, 0
+	}
+	left := len(pc.mu.queue)
+	pc.mu.Unlock()
+	pc.flow(refill)
+	return m, left
+}
+
+// seek sends a Seek and waits for SeekDone; what was buffered before it is
+// dropped (its permits granted again).
+func (pc *partitionConsumer) seek(ctx context.Context, s *servingpb.Seek) error {
+	ch := make(chan error, 1)
+	pc.mu.Lock()
+	if pc.mu.seekWait != nil {
+		pc.mu.Unlock()
+		return invalidArg("a seek is already in progress on %s", pc.topic)
+	}
+	pc.mu.seekWait = ch
+	pc.mu.Unlock()
+	defer func() {
+		pc.mu.Lock()
+		if pc.mu.seekWait == ch {
+			pc.mu.seekWait = nil
+		}
+		pc.mu.Unlock()
+	}()
+	if err := pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Seek{Seek: s}}); err != nil {
+		return err
+	}
+	select {
+	case err := <-ch:
+		if err == nil {
+			pc.rememberStart(s)
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rememberStart makes a non-durable subscription resubscribe at the seek
+// target until a message is handed out.
+func (pc *partitionConsumer) rememberStart(s *servingpb.Seek) {
+	if !pc.nonDurable {
+		return
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	sub := proto.CloneOf(pc.mu.sub)
+	sub.StartMessageId, sub.StartTimeUnixNano = nil, 0
+	switch to := s.GetTo().(type) {
+	case *servingpb.Seek_MessageId:
+		sub.StartMessageId = to.MessageId
+	case *servingpb.Seek_TimeUnixNano:
+		sub.StartTimeUnixNano = to.TimeUnixNano
+	case *servingpb.Seek_Position:
+		sub.InitialPosition = to.Position
+	}
+	pc.mu.sub = sub
+}
+
+func (pc *partitionConsumer) seekDone() {
+	pc.mu.Lock()
+	dropped := len(pc.mu.queue)
+	pc.mu.queue, pc.mu.last = nil, nil
+	wait := pc.mu.seekWait
+	pc.mu.seekWait = nil
+	pc.mu.Unlock()
+	pc.flow(dropped)
+	if wait != nil {
+		wait <- nil
+	}
+}

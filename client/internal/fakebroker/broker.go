@@ -1,0 +1,244 @@
+package fakebroker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// Batch is a batch a broker received.
+type Batch struct {
+	Topic    string
+	Producer string
+	Seqs     []uint64
+}
+
+// Open is a producer open a broker received.
+type Open struct {
+	Topic    string
+	Producer string // as requested ("" when the server assigns)
+}
+
+// Broker is one fake serving node.
+type Broker struct {
+	servingpb.UnimplementedBrokerServer
+
+	// Addr is the node's host:port.
+	Addr string
+	cl   *Cluster
+	srv  *grpc.Server
+
+	mu struct {
+		sync.Mutex
+		gate         chan struct{} // non-nil: batches wait for it to close
+		dropReceipts int           // persist, then break the stream instead of answering
+		failSends    []*errcode.Error
+		streams      map[*stream]struct{}
+		batches      []Batch
+		opens        []Open
+		flows        []uint32
+		acks         []*servingpb.MessageId
+		subscribes   []*servingpb.Subscribe
+	}
+}
+
+type stream struct {
+	topic string
+	kill  chan error // capacity 1
+}
+
+// Start serves a new broker of cl on 127.0.0.1:0 until the test ends. The
+// first broker started is the default owner of every topic.
+func Start(t testing.TB, cl *Cluster) *Broker {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Broker{Addr: lis.Addr().String(), cl: cl}
+	b.mu.streams = map[*stream]struct{}{}
+	b.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(errcode.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(errcode.StreamServerInterceptor()))
+	servingpb.RegisterBrokerServer(b.srv, b)
+	cl.mu.Lock()
+	if cl.defaultAddr == "" {
+		cl.defaultAddr = b.Addr
+	}
+	cl.brokers = append(cl.brokers, b)
+	cl.mu.Unlock()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = b.srv.Serve(lis) }()
+	t.Cleanup(func() { b.srv.Stop(); <-done })
+	return b
+}
+
+// URL returns strata://addr.
+func (b *Broker) URL() string { return "strata://" + b.Addr }
+
+// HoldBatches makes batches wait (unpersisted) until ReleaseBatches.
+func (b *Broker) HoldBatches() {
+	b.mu.Lock()
+	if b.mu.gate == nil {
+		b.mu.gate = make(chan struct{})
+	}
+	b.mu.Unlock()
+}
+
+// ReleaseBatches lets held batches go on.
+func (b *Broker) ReleaseBatches() {
+	b.mu.Lock()
+	if b.mu.gate != nil {
+		close(b.mu.gate)
+		b.mu.gate = nil
+	}
+	b.mu.Unlock()
+}
+
+// DropReceipts makes the next n batches persist and then break their stream
+// (UNAVAILABLE) instead of answering: the producer must resend them.
+func (b *Broker) DropReceipts(n int) {
+	b.mu.Lock()
+	b.mu.dropReceipts = n
+	b.mu.Unlock()
+}
+
+// FailNextSend answers the next batch with a per-batch SendError of err.
+func (b *Broker) FailNextSend(err *errcode.Error) {
+	b.mu.Lock()
+	b.mu.failSends = append(b.mu.failSends, err)
+	b.mu.Unlock()
+}
+
+// BreakStreams ends every open stream with err.
+func (b *Broker) BreakStreams(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.mu.streams {
+		select {
+		case s.kill <- err:
+		default:
+		}
+	}
+}
+
+// MoveTopic makes to the owner of topicName and ends the topic's streams on
+// every other broker with NOT_OWNER and a redirect to it.
+func (c *Cluster) MoveTopic(topicName string, to *Broker) {
+	c.SetOwner(topicName, to.Addr)
+	c.mu.Lock()
+	brokers := append([]*Broker(nil), c.brokers...)
+	c.mu.Unlock()
+	for _, b := range brokers {
+		if b == to {
+			continue
+		}
+		b.mu.Lock()
+		for s := range b.mu.streams {
+			if s.topic == topicName {
+				select {
+				case s.kill <- &errcode.Error{Code: errcode.NotOwner, Message: "moved", Redirect: to.Addr}:
+				default:
+				}
+			}
+		}
+		b.mu.Unlock()
+	}
+}
+
+// Batches returns the batches received so far.
+func (b *Broker) Batches() []Batch {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Batch(nil), b.mu.batches...)
+}
+
+// Opens returns the producer opens received so far.
+func (b *Broker) Opens() []Open {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Open(nil), b.mu.opens...)
+}
+
+// Flows returns the flow permits received so far, in order.
+func (b *Broker) Flows() []uint32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]uint32(nil), b.mu.flows...)
+}
+
+// Acks returns the acknowledged ids received so far.
+func (b *Broker) Acks() []*servingpb.MessageId {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*servingpb.MessageId(nil), b.mu.acks...)
+}
+
+// Subscribes returns the subscribe requests received so far.
+func (b *Broker) Subscribes() []*servingpb.Subscribe {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*servingpb.Subscribe(nil), b.mu.subscribes...)
+}
+
+func (b *Broker) register(topicName string) *stream {
+	s := &stream{topic: topicName, kill: make(chan error, 1)}
+	b.mu.Lock()
+	b.mu.streams[s] = struct{}{}
+	b.mu.Unlock()
+	return s
+}
+
+func (b *Broker) unregister(s *stream) {
+	b.mu.Lock()
+	delete(b.mu.streams, s)
+	b.mu.Unlock()
+}
+
+// checkOwner fails with NOT_OWNER and a redirect unless b owns topicName.
+func (b *Broker) checkOwner(topicName string) error {
+	if o := b.cl.ownerOf(topicName); o != b.Addr {
+		return &errcode.Error{Code: errcode.NotOwner, Message: "not the owner", Redirect: o}
+	}
+	return nil
+}
+
+// recvAll pumps s.Recv into a channel until the stream ends.
+func recvAll[Req any](ctx context.Context, recv func() (*Req, error)) (<-chan *Req, <-chan error) {
+	reqs := make(chan *Req)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			r, err := recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case reqs <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return reqs, errc
+}
+
+func endOf(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// Lookup answers the topic's owner.
+func (b *Broker) Lookup(_ context.Context, req *servingpb.LookupRequest) (*servingpb.LookupResponse, error) {
+	return &servingpb.LookupResponse{Owner: b.cl.ownerOf(req.GetTopic()), NodeId: "fake"}, nil
+}

@@ -1,0 +1,113 @@
+package fakebroker
+
+import (
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/serving/servingpb"
+	"google.golang.org/grpc"
+)
+
+// Produce serves a producer stream.
+func (b *Broker) Produce(s grpc.BidiStreamingServer[servingpb.ProduceRequest, servingpb.ProduceResponse]) error {
+	first, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	open := first.GetOpen()
+	if open == nil {
+		return errcode.New(errcode.InvalidArgument, "first request must be open")
+	}
+	b.mu.Lock()
+	b.mu.opens = append(b.mu.opens, Open{Topic: open.GetTopic(), Producer: open.GetProducerName()})
+	b.mu.Unlock()
+	if err := b.checkOwner(open.GetTopic()); err != nil {
+		return err
+	}
+	b.cl.mu.Lock()
+	_, err = b.cl.topicLocked(open.GetTopic())
+	maxBytes := b.cl.MaxMessageBytes
+	b.cl.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if maxBytes == 0 {
+		maxBytes = DefaultMaxMessageBytes
+	}
+	name := open.GetProducerName()
+	if name == "" {
+		name = b.cl.assignName()
+	}
+	opened := &servingpb.ProducerOpened{ProducerName: name, LastSequenceId: b.cl.lastSeq(open.GetTopic(), name), MaxMessageBytes: maxBytes}
+	if err := s.Send(&servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Opened{Opened: opened}}); err != nil {
+		return err
+	}
+	st := b.register(open.GetTopic())
+	defer b.unregister(st)
+	reqs, errc := recvAll(s.Context(), s.Recv)
+	for {
+		select {
+		case err := <-st.kill:
+			return err
+		case err := <-errc:
+			return endOf(err)
+		case r := <-reqs:
+			if err := b.onBatch(s, st, open.GetTopic(), name, r.GetSend(), maxBytes); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (b *Broker) onBatch(s grpc.BidiStreamingServer[servingpb.ProduceRequest, servingpb.ProduceResponse], st *stream, topicName, producer string, batch *servingpb.SendBatch, maxBytes uint64) error {
+	msgs := batch.GetMessages()
+	if len(msgs) == 0 {
+		return errcode.New(errcode.InvalidArgument, "empty batch")
+	}
+	seqs := make([]uint64, len(msgs))
+	for i, m := range msgs {
+		seqs[i] = m.GetSequenceId()
+	}
+	b.mu.Lock()
+	b.mu.batches = append(b.mu.batches, Batch{Topic: topicName, Producer: producer, Seqs: seqs})
+	gate := b.mu.gate
+	var fail *errcode.Error
+	if len(b.mu.failSends) > 0 {
+		fail, b.mu.failSends = b.mu.failSends[0], b.mu.failSends[1:]
+	}
+	b.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case err := <-st.kill:
+			return err
+		case <-s.Context().Done():
+			return s.Context().Err()
+		}
+	}
+	if err := b.checkOwner(topicName); err != nil {
+		return err
+	}
+	first, last := seqs[0], seqs[len(seqs)-1]
+	for _, m := range msgs {
+		if uint64(len(m.GetPayload())) > maxBytes && fail == nil {
+			fail = errcode.New(errcode.MessageTooLarge, "message of %d bytes", len(m.GetPayload()))
+		}
+	}
+	if fail != nil {
+		e := &servingpb.SendError{FirstSequenceId: first, LastSequenceId: last, Code: uint32(fail.Code), Message: fail.Message}
+		return s.Send(&servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Error{Error: e}})
+	}
+	r, err := b.cl.persist(topicName, producer, msgs)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	drop := b.mu.dropReceipts > 0
+	if drop {
+		b.mu.dropReceipts--
+	}
+	b.mu.Unlock()
+	if drop {
+		return errcode.New(errcode.Unavailable, "receipt dropped by the test")
+	}
+	return s.Send(&servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Receipt{Receipt: r}})
+}

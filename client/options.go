@@ -1,0 +1,274 @@
+package client
+
+import (
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// Option configures a Client (see New).
+type Option func(*clientConfig)
+
+type clientConfig struct {
+	logger       *slog.Logger
+	opTimeout    time.Duration
+	backoffMin   time.Duration
+	backoffMax   time.Duration
+	maxRedirects int
+	dialOpts     []grpc.DialOption
+}
+
+func defaultClientConfig() clientConfig {
+	return clientConfig{
+		logger:       slog.New(slog.DiscardHandler),
+		opTimeout:    30 * time.Second,
+		backoffMin:   100 * time.Millisecond,
+		backoffMax:   5 * time.Second,
+		maxRedirects: 5,
+	}
+}
+
+func (c *clientConfig) validate() error {
+	switch {
+	case c.logger == nil:
+		return invalidArg("logger is nil")
+	case c.opTimeout <= 0:
+		return invalidArg("operation timeout must be positive")
+	case c.backoffMin <= 0 || c.backoffMax < c.backoffMin:
+		return invalidArg("reconnect backoff: want 0 < min <= max")
+	}
+	return nil
+}
+
+// Logger sets the client's logger (default: discard).
+func Logger(l *slog.Logger) Option { return func(c *clientConfig) { c.logger = l } }
+
+// OperationTimeout bounds each admin call, lookup and stream handshake whose
+// context has no earlier deadline (default 30 s).
+func OperationTimeout(d time.Duration) Option { return func(c *clientConfig) { c.opTimeout = d } }
+
+// ReconnectBackoff sets the exponential backoff between reconnect attempts
+// (default 100 ms doubling up to 5 s, with jitter).
+func ReconnectBackoff(minDelay, maxDelay time.Duration) Option {
+	return func(c *clientConfig) { c.backoffMin, c.backoffMax = minDelay, maxDelay }
+}
+
+// DialOptions adds gRPC dial options (for example transport credentials; the
+// default is an insecure connection).
+func DialOptions(opts ...grpc.DialOption) Option {
+	return func(c *clientConfig) { c.dialOpts = append(c.dialOpts, opts...) }
+}
+
+// ProducerOption configures a Producer (see Client.NewProducer).
+type ProducerOption func(*producerConfig)
+
+type producerConfig struct {
+	name               string
+	linger             time.Duration
+	batchMaxMessages   int
+	batchMaxBytes      int
+	maxPendingMessages int
+	maxPendingBytes    int
+	failFast           bool
+}
+
+func defaultProducerConfig() producerConfig {
+	return producerConfig{
+		linger:             10 * time.Millisecond,
+		batchMaxMessages:   1000,
+		batchMaxBytes:      128 << 10,
+		maxPendingMessages: 1000,
+		maxPendingBytes:    64 << 20,
+	}
+}
+
+func (c *producerConfig) validate() error {
+	switch {
+	case c.linger < 0:
+		return invalidArg("producer linger must not be negative")
+	case c.batchMaxMessages < 1 || c.batchMaxBytes < 1:
+		return invalidArg("producer batch limits must be positive")
+	case c.maxPendingMessages < 1 || c.maxPendingBytes < 1:
+		return invalidArg("producer pending limits must be positive")
+	}
+	return nil
+}
+
+// ProducerName sets the producer's name, the key of the server's
+// deduplication (default: assigned by the server at the first connect and
+// kept across reconnects). A producer that reuses a name continues after the
+// highest sequence id the server persisted for it.
+func ProducerName(name string) ProducerOption { return func(c *producerConfig) { c.name = name } }
+
+// ProducerLinger sets how long a batch waits for more messages before it is
+// sent (default 10 ms; 0 sends as soon as the sender is free).
+func ProducerLinger(d time.Duration) ProducerOption { return func(c *producerConfig) { c.linger = d } }
+
+// ProducerBatchMaxMessages caps the messages of one batch (default 1000).
+func ProducerBatchMaxMessages(n int) ProducerOption {
+	return func(c *producerConfig) { c.batchMaxMessages = n }
+}
+
+// ProducerBatchMaxBytes caps the payload bytes of one batch (default 128 KiB;
+// a single larger message is sent alone).
+func ProducerBatchMaxBytes(n int) ProducerOption {
+	return func(c *producerConfig) { c.batchMaxBytes = n }
+}
+
+// ProducerMaxPendingMessages caps, per partition, the messages queued or sent
+// but not yet acknowledged (default 1000).
+func ProducerMaxPendingMessages(n int) ProducerOption {
+	return func(c *producerConfig) { c.maxPendingMessages = n }
+}
+
+// ProducerMaxPendingBytes caps, per partition, the payload bytes queued or sent
+// but not yet acknowledged (default 64 MiB).
+func ProducerMaxPendingBytes(n int) ProducerOption {
+	return func(c *producerConfig) { c.maxPendingBytes = n }
+}
+
+// ProducerFailFast makes Send and SendAsync fail at once with
+// ErrProducerQueueFull when the pending limits are reached, instead of
+// blocking until room frees up or the context ends (the default).
+func ProducerFailFast() ProducerOption { return func(c *producerConfig) { c.failFast = true } }
+
+// SubscriptionType is how a subscription dispatches to its consumers.
+type SubscriptionType int
+
+// Subscription types.
+const (
+	Exclusive SubscriptionType = iota // one consumer; others fail with ErrConsumerBusy
+	Shared                            // messages spread over the consumers
+	Failover                          // one active consumer, others on standby
+	KeyShared                         // messages of one key go to one consumer
+)
+
+func (t SubscriptionType) String() string {
+	switch t {
+	case Exclusive:
+		return "exclusive"
+	case Shared:
+		return "shared"
+	case Failover:
+		return "failover"
+	case KeyShared:
+		return "key_shared"
+	}
+	return "unknown"
+}
+
+// InitialPosition is where a new subscription starts.
+type InitialPosition int
+
+// Initial positions.
+const (
+	Latest   InitialPosition = iota // messages published after the subscription was created (default)
+	Earliest                        // the oldest message retained
+)
+
+func (p InitialPosition) String() string {
+	if p == Earliest {
+		return "earliest"
+	}
+	return "latest"
+}
+
+// ConsumerOption configures a Consumer (see Client.Subscribe).
+type ConsumerOption func(*consumerConfig)
+
+type consumerConfig struct {
+	subType   SubscriptionType
+	position  InitialPosition
+	name      string
+	queueSize int
+}
+
+func defaultConsumerConfig() consumerConfig {
+	return consumerConfig{subType: Exclusive, position: Latest, queueSize: 1000}
+}
+
+func (c *consumerConfig) validate() error {
+	if c.queueSize < 1 {
+		return invalidArg("receiver queue size must be positive")
+	}
+	if c.subType < Exclusive || c.subType > KeyShared {
+		return invalidArg("unknown subscription type %d", c.subType)
+	}
+	return nil
+}
+
+// ConsumerType sets the subscription type (default Exclusive).
+func ConsumerType(t SubscriptionType) ConsumerOption {
+	return func(c *consumerConfig) { c.subType = t }
+}
+
+// ConsumerInitialPosition sets where the subscription starts when this call
+// creates it (default Latest, as in Pulsar). It has no effect on an existing
+// subscription.
+func ConsumerInitialPosition(p InitialPosition) ConsumerOption {
+	return func(c *consumerConfig) { c.position = p }
+}
+
+// ConsumerName sets the consumer's name (default: assigned by the server).
+func ConsumerName(name string) ConsumerOption { return func(c *consumerConfig) { c.name = name } }
+
+// ConsumerReceiverQueueSize sets how many messages each partition may buffer
+// in the client: the flow permits granted to the server (default 1000).
+func ConsumerReceiverQueueSize(n int) ConsumerOption {
+	return func(c *consumerConfig) { c.queueSize = n }
+}
+
+// ReaderOption configures a Reader (see Client.NewReader).
+type ReaderOption func(*readerConfig)
+
+type readerConfig struct {
+	position  InitialPosition
+	startID   *MessageID
+	startTime time.Time
+	name      string
+	queueSize int
+}
+
+func defaultReaderConfig() readerConfig {
+	return readerConfig{position: Earliest, queueSize: 1000}
+}
+
+func (c *readerConfig) validate() error {
+	if c.queueSize < 1 {
+		return invalidArg("receiver queue size must be positive")
+	}
+	if c.startID != nil && !c.startTime.IsZero() {
+		return invalidArg("reader: set a start message id or a start time, not both")
+	}
+	return nil
+}
+
+// ReaderStartEarliest starts the reader at the oldest retained message (the
+// default).
+func ReaderStartEarliest() ReaderOption {
+	return func(c *readerConfig) { c.position, c.startID, c.startTime = Earliest, nil, time.Time{} }
+}
+
+// ReaderStartLatest starts the reader after the last published message.
+func ReaderStartLatest() ReaderOption {
+	return func(c *readerConfig) { c.position, c.startID, c.startTime = Latest, nil, time.Time{} }
+}
+
+// ReaderStartMessageID starts the reader at id, inclusive (on a partitioned
+// topic, in id.Partition; the other partitions start at the earliest).
+func ReaderStartMessageID(id MessageID) ReaderOption {
+	return func(c *readerConfig) { c.startID, c.startTime = &id, time.Time{} }
+}
+
+// ReaderStartTime starts the reader at the first message published at or
+// after t (the end of the topic when there is none).
+func ReaderStartTime(t time.Time) ReaderOption {
+	return func(c *readerConfig) { c.startTime, c.startID = t, nil }
+}
+
+// ReaderName sets the reader's consumer name (default: assigned).
+func ReaderName(name string) ReaderOption { return func(c *readerConfig) { c.name = name } }
+
+// ReaderReceiverQueueSize sets the per-partition receiver queue (default 1000).
+func ReaderReceiverQueueSize(n int) ReaderOption { return func(c *readerConfig) { c.queueSize = n } }

@@ -1,0 +1,562 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// pendingMsg is one message from enqueue to its receipt.
+type pendingMsg struct {
+	msg      *ProducerMessage
+	cb       func(MessageID, *ProducerMessage, error)
+	seq      uint64
+	size     int
+	enqueued time.Time
+}
+
+// sentBatch is a batch that was cut from the queue: sent on the current
+// stream, or waiting to be resent on the next one.
+type sentBatch struct {
+	msgs  []*pendingMsg
+	req   *servingpb.ProduceRequest
+	bytes int
+}
+
+func (b *sentBatch) first() uint64 { return b.msgs[0].seq }
+func (b *sentBatch) last() uint64  { return b.msgs[len(b.msgs)-1].seq }
+
+type produceStream = grpc.BidiStreamingClient[servingpb.ProduceRequest, servingpb.ProduceResponse]
+
+// partitionProducer produces to one topic partition over one stream at a
+// time. Its run goroutine connects, resends what was not acknowledged, cuts
+// batches and sends them; a receive goroutine per stream resolves receipts.
+//
+// Invariant: mu.inflight then mu.queued hold, in sequence order, every message
+// enqueued and not yet resolved; resolution happens only at the head.
+type partitionProducer struct {
+	c         *Client
+	cfg       *producerConfig
+	log       *slog.Logger
+	topic     string
+	partition int32
+	lim       *limiter
+	kick      chan struct{} // wakes the run loop: queue changed or flush requested
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      chan struct{} // closed when run returns
+
+	mu struct {
+		sync.Mutex
+		name        string
+		seqInit     bool
+		nextSeq     uint64
+		maxMsgBytes int
+		queued      []*pendingMsg
+		queuedBytes int
+		inflight    []*sentBatch
+		flushAll    bool
+		resolved    int64         // highest sequence id resolved (-1: none)
+		progress    chan struct{} // closed and replaced when resolved moves
+		err         error         // terminal: every later send fails with it
+		hint        string        // owner address from a redirect
+	}
+}
+
+func newPartitionProducer(c *Client, cfg *producerConfig, topic string, partition int32, name string) *partitionProducer {
+	p := &partitionProducer{
+		c: c, cfg: cfg, topic: topic, partition: partition,
+		log:  c.cfg.logger.With("topic", topic),
+		lim:  newLimiter(cfg.maxPendingMessages, cfg.maxPendingBytes),
+		kick: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.mu.name = name
+	p.mu.resolved = -1
+	p.mu.progress = make(chan struct{})
+	return p
+}
+
+// start connects once (so that a bad topic fails the caller) and then starts
+// the run goroutine. ctx bounds only this first connect.
+func (p *partitionProducer) start(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, p.cancel)
+	st, err := p.connect(p.ctx)
+	if !stop() || err != nil {
+		p.cancel()
+		if err == nil {
+			st.CloseSend()
+			err = ctx.Err()
+		}
+		close(p.done)
+		return err
+	}
+	go p.run(st)
+	return nil
+}
+
+func (p *partitionProducer) name() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.name
+}
+
+func (p *partitionProducer) signal() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+func messageSize(m *ProducerMessage) int {
+	n := len(m.Payload) + len(m.Key)
+	for k, v := range m.Properties {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// enqueue queues m, blocking while the pending limits are reached.
+func (p *partitionProducer) enqueue(ctx context.Context, m *ProducerMessage, cb func(MessageID, *ProducerMessage, error)) error {
+	size := messageSize(m)
+	p.mu.Lock()
+	maxBytes, err := p.mu.maxMsgBytes, p.mu.err
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if maxBytes > 0 && size > maxBytes {
+		return errcode.New(errcode.MessageTooLarge, "message of %d bytes over the topic's limit of %d", size, maxBytes)
+	}
+	if err := p.lim.acquire(ctx, size, p.cfg.failFast); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return p.terminalErr()
+		}
+		return err
+	}
+	p.mu.Lock()
+	if p.mu.err != nil {
+		err := p.mu.err
+		p.mu.Unlock()
+		p.lim.release(1, size)
+		return err
+	}
+	pm := &pendingMsg{msg: m, cb: cb, seq: p.mu.nextSeq, size: size, enqueued: time.Now()}
+	p.mu.nextSeq++
+	p.mu.queued = append(p.mu.queued, pm)
+	p.mu.queuedBytes += size
+	wake := len(p.mu.queued) == 1 || p.fullLocked()
+	p.mu.Unlock()
+	if wake {
+		p.signal()
+	}
+	return nil
+}
+
+func (p *partitionProducer) terminalErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.err != nil {
+		return p.mu.err
+	}
+	return ErrClosed
+}
+
+func (p *partitionProducer) fullLocked() bool {
+	return len(p.mu.queued) >= p.cfg.batchMaxMessages || p.mu.queuedBytes >= p.cfg.batchMaxBytes
+}
+
+// flush sends what is queued now and waits until every message enqueued
+// before the call is resolved (acknowledged or failed), or ctx ends.
+func (p *partitionProducer) flush(ctx context.Context) error {
+	p.mu.Lock()
+	target := int64(p.mu.nextSeq) - 1
+	if p.mu.err != nil {
+		err := p.mu.err
+		p.mu.Unlock()
+		return err
+	}
+	if p.mu.resolved >= target {
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.flushAll = true
+	p.mu.Unlock()
+	p.signal()
+	for {
+		p.mu.Lock()
+		done, ch := p.mu.resolved >= target || p.mu.err != nil, p.mu.progress
+		p.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// close stops the run goroutine and fails what was not acknowledged with
+// ErrClosed. It blocks until the goroutines exit.
+func (p *partitionProducer) close() {
+	p.cancel()
+	<-p.done
+}
+
+// run owns the connection: serve until the stream breaks, then reconnect
+// (following a redirect at once, else after a backoff).
+func (p *partitionProducer) run(st produceStream) {
+	defer close(p.done)
+	bo := p.c.newBackoff()
+	for {
+		if st == nil {
+			s, err := p.connect(p.ctx)
+			if err != nil {
+				if p.ctx.Err() != nil {
+					break
+				}
+				if !errcode.IsRetriable(err) {
+					p.log.Warn("producer failed", "err", err)
+					p.fail(err)
+					return
+				}
+				p.log.Debug("producer reconnect failed", "err", err)
+				if !bo.wait(p.ctx) {
+					break
+				}
+				continue
+			}
+			bo.reset()
+			st = s
+		}
+		err := p.serve(st)
+		st = nil
+		if p.ctx.Err() != nil {
+			break
+		}
+		p.log.Info("producer stream ended, reconnecting", "err", err)
+		if to, ok := redirectOf(err); ok && to != "" {
+			p.setHint(to)
+			continue
+		}
+		if !bo.wait(p.ctx) {
+			break
+		}
+	}
+	p.fail(ErrClosed)
+}
+
+func (p *partitionProducer) setHint(addr string) {
+	p.mu.Lock()
+	p.mu.hint = addr
+	p.mu.Unlock()
+}
+
+// connect opens a producer stream at the topic's owner.
+func (p *partitionProducer) connect(ctx context.Context) (produceStream, error) {
+	p.mu.Lock()
+	name, hint := p.mu.name, p.mu.hint
+	p.mu.hint = ""
+	p.mu.Unlock()
+	var (
+		st     produceStream
+		opened *servingpb.ProducerOpened
+	)
+	_, err := p.c.openAtOwner(ctx, p.topic, hint, func(ctx context.Context, b servingpb.BrokerClient) error {
+		sctx, cancel := context.WithCancel(ctx)
+		s, err := b.Produce(sctx)
+		if err != nil {
+			cancel()
+			return err
+		}
+		err = handshake(p.c.cfg.opTimeout, cancel, func() error {
+			open := &servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Open{Open: &servingpb.OpenProducer{Topic: p.topic, ProducerName: name}}}
+			if err := sendOn(s, open); err != nil {
+				return err
+			}
+			resp, err := s.Recv()
+			if err != nil {
+				return err
+			}
+			if opened = resp.GetOpened(); opened == nil {
+				return errcode.New(errcode.Internal, "producer open: unexpected first response %T", resp.GetKind())
+			}
+			return nil
+		})
+		if err != nil {
+			cancel()
+			return err
+		}
+		st = &cancelStream{produceStream: s, cancel: cancel}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.opened(opened)
+	return st, nil
+}
+
+// cancelStream ends its context when the producer is done with it.
+type cancelStream struct {
+	produceStream
+	cancel context.CancelFunc
+}
+
+func (p *partitionProducer) opened(o *servingpb.ProducerOpened) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.name == "" {
+		p.mu.name = o.GetProducerName()
+	}
+	p.mu.maxMsgBytes = int(o.GetMaxMessageBytes())
+	if !p.mu.seqInit {
+		p.mu.seqInit = true
+		if last := o.GetLastSequenceId(); last >= 0 {
+			p.mu.nextSeq = uint64(last) + 1
+		}
+		p.mu.resolved = int64(p.mu.nextSeq) - 1
+	}
+}
+
+// sendOn sends req; when the stream has already ended, the reason is read
+// from Recv.
+func sendOn[Req, Resp any](s grpc.BidiStreamingClient[Req, Resp], req *Req) error {
+	err := s.Send(req)
+	if errors.Is(err, io.EOF) {
+		_, err = s.Recv()
+		if err == nil || errors.Is(err, io.EOF) {
+			err = errcode.New(errcode.Unavailable, "stream closed by the server")
+		}
+	}
+	return err
+}
+
+// serve resends what was not acknowledged, then sends batches as they become
+// due, until the stream fails or the producer closes.
+func (p *partitionProducer) serve(st produceStream) error {
+	recvDone := make(chan error, 1)
+	go func() { recvDone <- p.recvLoop(st) }()
+	err, recvEnded := p.sendLoop(st, recvDone)
+	st.(*cancelStream).cancel()
+	if !recvEnded {
+		<-recvDone
+	}
+	return err
+}
+
+func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (error, bool) {
+	p.mu.Lock()
+	resend := slices.Clone(p.mu.inflight)
+	p.mu.Unlock()
+	for _, b := range resend {
+		if err := sendOn(st, b.req); err != nil {
+			return wireErr(err), false
+		}
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		deadline, err := p.sendDue(st)
+		if err != nil {
+			return err, false
+		}
+		var timerC <-chan time.Time
+		if !deadline.IsZero() {
+			timer.Reset(time.Until(deadline))
+			timerC = timer.C
+		}
+		select {
+		case <-p.ctx.Done():
+			return ErrClosed, false
+		case err := <-recvDone:
+			return err, true
+		case <-p.kick:
+		case <-timerC:
+		}
+	}
+}
+
+// sendDue sends every batch that is due and returns when the next one will be
+// (zero when nothing is queued).
+func (p *partitionProducer) sendDue(st produceStream) (time.Time, error) {
+	for {
+		b, deadline := p.cut(time.Now())
+		if b == nil {
+			return deadline, nil
+		}
+		if err := sendOn(st, b.req); err != nil {
+			return time.Time{}, wireErr(err)
+		}
+	}
+}
+
+// cut moves the next due batch from the queue to the in-flight list. A batch
+// is due when it is full, when its oldest message has waited the linger, or
+// when a flush asked for it.
+func (p *partitionProducer) cut(now time.Time) (*sentBatch, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.mu.queued) == 0 {
+		p.mu.flushAll = false
+		return nil, time.Time{}
+	}
+	due := p.mu.queued[0].enqueued.Add(p.cfg.linger)
+	if !p.fullLocked() && !p.mu.flushAll && now.Before(due) {
+		return nil, due
+	}
+	n, bytes := 0, 0
+	for n < len(p.mu.queued) && n < p.cfg.batchMaxMessages {
+		s := p.mu.queued[n].size
+		if n > 0 && bytes+s > p.cfg.batchMaxBytes {
+			break
+		}
+		n, bytes = n+1, bytes+s
+	}
+	b := &sentBatch{msgs: slices.Clone(p.mu.queued[:n]), bytes: bytes}
+	p.mu.queued = slices.Delete(p.mu.queued, 0, n)
+	p.mu.queuedBytes -= bytes
+	b.req = batchRequest(b.msgs)
+	p.mu.inflight = append(p.mu.inflight, b)
+	return b, time.Time{}
+}
+
+func batchRequest(msgs []*pendingMsg) *servingpb.ProduceRequest {
+	wire := make([]*servingpb.Message, len(msgs))
+	for i, m := range msgs {
+		w := &servingpb.Message{SequenceId: m.seq, Key: m.msg.Key, Properties: m.msg.Properties, Payload: m.msg.Payload}
+		if !m.msg.EventTime.IsZero() {
+			w.EventTimeUnixNano = m.msg.EventTime.UnixNano()
+		}
+		wire[i] = w
+	}
+	return &servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Send{Send: &servingpb.SendBatch{Messages: wire}}}
+}
+
+// recvLoop resolves receipts and per-batch errors in order until the stream
+// fails; a retriable per-batch error also ends the stream, so that the batch
+// and everything after it are resent in order on the next one.
+func (p *partitionProducer) recvLoop(st produceStream) error {
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return errcode.New(errcode.Unavailable, "producer stream closed by the server")
+			}
+			return wireErr(err)
+		}
+		switch k := resp.GetKind().(type) {
+		case *servingpb.ProduceResponse_Receipt:
+			err = p.onReceipt(k.Receipt)
+		case *servingpb.ProduceResponse_Error:
+			err = p.onSendError(k.Error)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// popHead removes the in-flight batch whose range is [first, last]. A range
+// wholly before the head answers a batch resolved already (ok, nil batch).
+func (p *partitionProducer) popHead(first, last uint64) (*sentBatch, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.mu.inflight) == 0 {
+		if int64(last) <= p.mu.resolved {
+			return nil, nil
+		}
+		return nil, errcode.New(errcode.Internal, "answer for sequence ids %d..%d with nothing in flight", first, last)
+	}
+	head := p.mu.inflight[0]
+	if last < head.first() {
+		return nil, nil
+	}
+	if first != head.first() || last != head.last() {
+		return nil, errcode.New(errcode.Internal, "answer for sequence ids %d..%d, expected %d..%d", first, last, head.first(), head.last())
+	}
+	p.mu.inflight = p.mu.inflight[1:]
+	return head, nil
+}
+
+func (p *partitionProducer) onReceipt(r *servingpb.SendReceipt) error {
+	b, err := p.popHead(r.GetFirstSequenceId(), r.GetLastSequenceId())
+	if b == nil {
+		return err
+	}
+	for i, m := range b.msgs {
+		if m.cb != nil {
+			m.cb(MessageID{Ledger: r.GetLedger(), Entry: r.GetEntry(), Batch: int32(i), Partition: p.partition}, m.msg, nil)
+		}
+	}
+	p.resolve(b)
+	return nil
+}
+
+func (p *partitionProducer) onSendError(e *servingpb.SendError) error {
+	err := &errcode.Error{Code: errcode.Code(e.GetCode()), Message: e.GetMessage()}
+	if err.Code.Retriable() {
+		return err
+	}
+	b, perr := p.popHead(e.GetFirstSequenceId(), e.GetLastSequenceId())
+	if b == nil {
+		return perr
+	}
+	for _, m := range b.msgs {
+		if m.cb != nil {
+			m.cb(MessageID{}, m.msg, err)
+		}
+	}
+	p.resolve(b)
+	return nil
+}
+
+// resolve marks b's messages resolved and returns their room.
+func (p *partitionProducer) resolve(b *sentBatch) {
+	p.mu.Lock()
+	if int64(b.last()) > p.mu.resolved {
+		p.mu.resolved = int64(b.last())
+	}
+	close(p.mu.progress)
+	p.mu.progress = make(chan struct{})
+	p.mu.Unlock()
+	p.lim.release(len(b.msgs), b.bytes)
+}
+
+// fail resolves every pending message with err and makes err terminal.
+func (p *partitionProducer) fail(err error) {
+	p.lim.close()
+	p.mu.Lock()
+	if p.mu.err == nil {
+		p.mu.err = err
+	}
+	var msgs []*pendingMsg
+	for _, b := range p.mu.inflight {
+		msgs = append(msgs, b.msgs...)
+	}
+	msgs = append(msgs, p.mu.queued...)
+	p.mu.inflight, p.mu.queued, p.mu.queuedBytes = nil, nil, 0
+	p.mu.Unlock()
+	for _, m := range msgs {
+		if m.cb != nil {
+			m.cb(MessageID{}, m.msg, err)
+		}
+	}
+	p.mu.Lock()
+	p.mu.resolved = int64(p.mu.nextSeq) - 1
+	close(p.mu.progress)
+	p.mu.progress = make(chan struct{})
+	p.mu.Unlock()
+}

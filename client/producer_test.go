@@ -1,0 +1,344 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/client/internal/fakebroker"
+	"github.com/strata-mq/strata/internal/errcode"
+)
+
+func TestBatchesAreCutAtMaxMessagesAndResolvedInOrder(t *testing.T) {
+	_, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(time.Hour), client.ProducerBatchMaxMessages(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r receipts
+	for i := range 30 {
+		p.SendAsync(ctx, payload(i), r.cb)
+	}
+	waitFor(t, "30 receipts", func() bool { return r.len() == 30 })
+	if got := batchSizes(b.Batches()); !slices.Equal(got, []int{10, 10, 10}) {
+		t.Fatalf("batch sizes %v, want [10 10 10]", got)
+	}
+	for i := range 30 {
+		if r.errs[i] != nil {
+			t.Fatalf("message %d: %v", i, r.errs[i])
+		}
+		if r.msgs[i] != fmt.Sprintf("m%03d", i) {
+			t.Fatalf("callback %d was for %s: callbacks out of order", i, r.msgs[i])
+		}
+		want := client.MessageID{Ledger: 1, Entry: int64(i / 10), Batch: int32(i % 10)}
+		if r.ids[i] != want {
+			t.Fatalf("message %d id %v, want %v", i, r.ids[i], want)
+		}
+	}
+}
+
+func TestBatchIsSentWhenLingerExpires(t *testing.T) {
+	_, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r receipts
+	for i := range 3 {
+		p.SendAsync(ctx, payload(i), r.cb)
+	}
+	// No Flush, no full batch: only the linger timer can send them.
+	waitFor(t, "3 receipts", func() bool { return r.len() == 3 })
+	if got := batchSizes(b.Batches()); !slices.Equal(got, []int{3}) {
+		t.Fatalf("batch sizes %v, want one batch of 3", got)
+	}
+}
+
+func TestBatchesAreCutAtMaxBytes(t *testing.T) {
+	_, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(time.Hour), client.ProducerBatchMaxBytes(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r receipts
+	for range 5 {
+		p.SendAsync(ctx, &client.ProducerMessage{Payload: make([]byte, 40)}, r.cb)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r.len() != 5 {
+		t.Fatalf("Flush returned with %d of 5 callbacks run", r.len())
+	}
+	if got := batchSizes(b.Batches()); !slices.Equal(got, []int{2, 2, 1}) {
+		t.Fatalf("batch sizes %v, want [2 2 1]", got)
+	}
+}
+
+func TestSendBlocksWhilePendingLimitIsReached(t *testing.T) {
+	_, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0), client.ProducerMaxPendingMessages(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.HoldBatches()
+	var r receipts
+	p.SendAsync(ctx, payload(0), r.cb)
+	p.SendAsync(ctx, payload(1), r.cb)
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	var blockedErr error
+	p.SendAsync(short, payload(2), func(_ client.MessageID, _ *client.ProducerMessage, err error) { blockedErr = err })
+	if !errors.Is(blockedErr, context.DeadlineExceeded) {
+		t.Fatalf("third send with two pending: got %v, want it to block until its context ended", blockedErr)
+	}
+	b.ReleaseBatches()
+	id, err := p.Send(ctx, payload(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.len() != 2 || r.errs[0] != nil || r.errs[1] != nil {
+		t.Fatalf("first two sends: %v", r.errs)
+	}
+	if r.ids[1].Less(id) == false {
+		t.Fatalf("id %v of the later send is not after %v", id, r.ids[1])
+	}
+}
+
+func TestFailFastProducerReturnsQueueFull(t *testing.T) {
+	_, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0), client.ProducerMaxPendingMessages(1), client.ProducerFailFast())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.HoldBatches()
+	defer b.ReleaseBatches()
+	p.SendAsync(ctx, payload(0), nil)
+	_, err = p.Send(ctx, payload(1))
+	if !errors.Is(err, client.ErrProducerQueueFull) {
+		t.Fatalf("got %v, want ErrProducerQueueFull", err)
+	}
+}
+
+func TestResendAfterLostReceiptKeepsSequenceIDsAndNameAndWritesOnce(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.DropReceipts(2) // two batches persist, their streams break before the receipt
+	var r receipts
+	for i := range 6 {
+		p.SendAsync(ctx, payload(i), r.cb)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range r.errs {
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	log := cl.Messages(testTopic)
+	if len(log) != 6 {
+		t.Fatalf("log holds %d messages, want 6 (resends must be deduplicated)", len(log))
+	}
+	for i, m := range log {
+		if m.GetSequenceId() != uint64(i) || string(m.GetPayload()) != fmt.Sprintf("m%03d", i) {
+			t.Fatalf("log[%d] = seq %d %q", i, m.GetSequenceId(), m.GetPayload())
+		}
+		if r.ids[i] != (client.MessageID{Ledger: m.GetId().GetLedger(), Entry: m.GetId().GetEntry(), Batch: m.GetId().GetBatch()}) {
+			t.Fatalf("message %d resolved with %v, stored at %v", i, r.ids[i], m.GetId())
+		}
+	}
+	opens := b.Opens()
+	if len(opens) < 3 {
+		t.Fatalf("%d opens, want a reconnect per dropped receipt", len(opens))
+	}
+	for _, o := range opens[1:] {
+		if o.Producer != p.Name() {
+			t.Fatalf("reconnect opened as %q, want the first name %q", o.Producer, p.Name())
+		}
+	}
+}
+
+func TestProducerFollowsOwnershipMoveAndResendsHeldBatches(t *testing.T) {
+	cl := fakebroker.NewCluster()
+	a := fakebroker.Start(t, cl)
+	bb := fakebroker.Start(t, cl)
+	if err := cl.CreateTopic(testTopic, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, a.URL())
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, payload(0)); err != nil {
+		t.Fatal(err)
+	}
+	a.HoldBatches() // the next batches reach a but are not persisted
+	var r receipts
+	for i := 1; i <= 3; i++ {
+		p.SendAsync(ctx, payload(i), r.cb)
+	}
+	waitFor(t, "batches at the old owner", func() bool { return len(a.Batches()) >= 2 })
+	cl.MoveTopic(testTopic, bb)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range r.errs {
+		if err != nil {
+			t.Fatalf("message %d: %v", i+1, err)
+		}
+	}
+	log := cl.Messages(testTopic)
+	if len(log) != 4 {
+		t.Fatalf("log holds %d messages, want 4", len(log))
+	}
+	for i, m := range log {
+		if m.GetSequenceId() != uint64(i) {
+			t.Fatalf("log[%d] has sequence id %d: order broken", i, m.GetSequenceId())
+		}
+	}
+	opens := bb.Opens()
+	if len(opens) == 0 || opens[0].Producer != p.Name() {
+		t.Fatalf("new owner saw opens %v, want the producer's name %q", opens, p.Name())
+	}
+}
+
+func TestKeyedMessagesGoToTheKeysPartition(t *testing.T) {
+	cl, _, c := setup(t, 4)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"}
+	for _, k := range keys {
+		id, err := p.Send(ctx, &client.ProducerMessage{Key: k, Payload: []byte(k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(id.Partition) != client.PartitionForKey(k, 4) {
+			t.Fatalf("key %s: id partition %d, want %d", k, id.Partition, client.PartitionForKey(k, 4))
+		}
+	}
+	for _, k := range keys {
+		part := fmt.Sprintf("%s-partition-%d", testTopic, client.PartitionForKey(k, 4))
+		found := false
+		for _, m := range cl.Messages(part) {
+			found = found || m.GetKey() == k
+		}
+		if !found {
+			t.Fatalf("key %s not in %s", k, part)
+		}
+	}
+	if client.PartitionForKey("alpha", 4) != client.PartitionForKey("alpha", 4) {
+		t.Fatal("key hash not stable")
+	}
+}
+
+func TestUnkeyedMessagesRoundRobinPerBatch(t *testing.T) {
+	cl, _, c := setup(t, 3)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(time.Hour), client.ProducerBatchMaxMessages(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		p.SendAsync(ctx, payload(i), nil)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if n := len(cl.Messages(fmt.Sprintf("%s-partition-%d", testTopic, i))); n != 2 {
+			t.Fatalf("partition %d got %d messages, want one batch of 2 each", i, n)
+		}
+	}
+}
+
+func TestPerBatchSendErrorFailsOnlyThatBatch(t *testing.T) {
+	_, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.FailNextSend(errcode.New(errcode.MessageTooLarge, "too big"))
+	if _, err := p.Send(ctx, payload(0)); !errors.Is(err, client.ErrMessageTooLarge) {
+		t.Fatalf("got %v, want ErrMessageTooLarge", err)
+	}
+	if _, err := p.Send(ctx, payload(1)); err != nil {
+		t.Fatalf("send after a failed batch: %v", err)
+	}
+}
+
+func TestMessageOverTopicLimitFailsWithoutBeingSent(t *testing.T) {
+	cl := fakebroker.NewCluster()
+	cl.MaxMessageBytes = 16
+	b := fakebroker.Start(t, cl)
+	if err := cl.CreateTopic(testTopic, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, b.URL())
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Send(ctx, &client.ProducerMessage{Payload: make([]byte, 17)})
+	var ce *client.Error
+	if !errors.Is(err, client.ErrMessageTooLarge) || !errors.As(err, &ce) || ce.Code != errcode.MessageTooLarge {
+		t.Fatalf("got %v, want a typed ErrMessageTooLarge", err)
+	}
+	if len(b.Batches()) != 0 {
+		t.Fatal("oversize message reached the broker")
+	}
+}
+
+func TestCloseFailsUnacknowledgedMessagesWithErrClosed(t *testing.T) {
+	_, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.HoldBatches()
+	defer b.ReleaseBatches()
+	var r receipts
+	p.SendAsync(ctx, payload(0), r.cb)
+	p.SendAsync(ctx, payload(1), r.cb)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r.len() != 2 || !errors.Is(r.errs[0], client.ErrClosed) || !errors.Is(r.errs[1], client.ErrClosed) {
+		t.Fatalf("after Close: %v", r.errs)
+	}
+	if _, err := p.Send(ctx, payload(2)); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("send after Close: %v", err)
+	}
+}
+
+func TestProducerOnMissingTopicFailsWithTopicNotFound(t *testing.T) {
+	_, _, c := setup(t, 0)
+	_, err := c.NewProducer(testCtx(t), "nope")
+	if !errors.Is(err, client.ErrTopicNotFound) {
+		t.Fatalf("got %v, want ErrTopicNotFound", err)
+	}
+	if client.IsRetriable(err) {
+		t.Fatal("TopicNotFound classified retriable")
+	}
+}

@@ -1,0 +1,75 @@
+package client
+
+import (
+	"context"
+	"iter"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// Reader reads a topic through a non-durable subscription: no cursor is kept
+// on the server, nothing is acknowledged, and a reconnect resumes after the
+// last message handed out.
+type Reader struct {
+	cons *Consumer
+}
+
+// NewReader opens a reader on topic, starting (by default) at the earliest
+// message; see ReaderStartLatest, ReaderStartMessageID, ReaderStartTime.
+// ctx bounds the initial subscribe only.
+func (c *Client) NewReader(ctx context.Context, topicName string, opts ...ReaderOption) (*Reader, error) {
+	cfg := defaultReaderConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	tmpl := &servingpb.Subscribe{
+		Subscription:    randomName("reader-"),
+		Type:            servingpb.SubscriptionType_EXCLUSIVE,
+		InitialPosition: servingpb.InitialPosition(cfg.position),
+		ConsumerName:    cfg.name,
+		NonDurable:      true,
+	}
+	startFor := func(partition int32, s *servingpb.Subscribe) {
+		switch {
+		case cfg.startID != nil && cfg.startID.Partition == partition:
+			s.StartMessageId = cfg.startID.proto()
+		case cfg.startID != nil:
+			s.InitialPosition = servingpb.InitialPosition_EARLIEST
+		case !cfg.startTime.IsZero():
+			s.StartTimeUnixNano = cfg.startTime.UnixNano()
+		}
+	}
+	cons, err := c.subscribe(ctx, topicName, tmpl, Exclusive, cfg.queueSize, startFor)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{cons: cons}, nil
+}
+
+// Topic returns the reader's topic (canonical name).
+func (r *Reader) Topic() string { return r.cons.topic }
+
+// Next returns the next message; see Consumer.Receive.
+func (r *Reader) Next(ctx context.Context) (*Message, error) { return r.cons.Receive(ctx) }
+
+// Messages iterates over messages; see Consumer.Messages.
+func (r *Reader) Messages(ctx context.Context) iter.Seq2[*Message, error] {
+	return r.cons.Messages(ctx)
+}
+
+// Seek moves the reader to id (inclusive); see Consumer.Seek.
+func (r *Reader) Seek(ctx context.Context, id MessageID) error { return r.cons.Seek(ctx, id) }
+
+// SeekTime moves the reader to the first message at or after t.
+func (r *Reader) SeekTime(ctx context.Context, t time.Time) error { return r.cons.SeekTime(ctx, t) }
+
+// Close stops the reader and blocks until its goroutines exit.
+func (r *Reader) Close() error { return r.cons.Close() }
+
+func cloneSubscribe(s *servingpb.Subscribe) *servingpb.Subscribe { return proto.CloneOf(s) }
