@@ -1,0 +1,75 @@
+package metadata
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/strata-mq/strata/internal/ids"
+)
+
+// Key layout. This file is the only one that builds etcd keys; every other
+// file asks it for them. P is Config.Prefix (default "/strata"); a topic is
+// always written in full as tenant/namespace/name; values are JSON unless
+// noted.
+//
+//	P/nodes/<node-id>                          NodeInfo; attached to the node's session lease
+//	P/bookies/<bookie-id>                      BookieInfo; attached to the bookie's session lease
+//	P/ledger-ids                               decimal text: the lowest ledger id not yet reserved.
+//	                                           A Store reserves [v, v+LedgerIDBatch) with one CAS.
+//	P/ledgers/<ledger-id, 20 digits>           Ledger (zero-padded so a range read lists in id order)
+//	P/topics/<tenant>/<namespace>/<name>       Topic; a partitioned topic has one key for itself
+//	                                           and one per partition (<name>-partition-<i>)
+//	P/managed-ledgers/<tenant>/<namespace>/<name>
+//	                                           ManagedLedger: the topic's ledger list
+//	P/cursors/<tenant>/<namespace>/<name>/<subscription>
+//	                                           Cursor of one durable subscription
+//	P/ownership/<tenant>/<namespace>/<name>    Ownership; attached to the owner's session lease
+//	P/policies/<tenant>/<namespace>            NamespacePolicy
+//
+// Every record's Version is the key's mod revision. Updates compare it
+// (creation compares the create revision with 0), so concurrent writers
+// cannot lose each other's updates. Node, bookie and subscription ids must
+// not contain '/', so that a prefix read of a directory above returns only
+// its direct children.
+type keys struct{ prefix string }
+
+const ledgerIDDigits = 20
+
+func (k keys) node(id string) string   { return k.prefix + "/nodes/" + id }
+func (k keys) nodes() string           { return k.prefix + "/nodes/" }
+func (k keys) bookie(id string) string { return k.prefix + "/bookies/" + id }
+func (k keys) bookies() string         { return k.prefix + "/bookies/" }
+func (k keys) ledgerIDs() string       { return k.prefix + "/ledger-ids" }
+func (k keys) ledgers() string         { return k.prefix + "/ledgers/" }
+
+func (k keys) ledger(id ids.LedgerID) string {
+	return fmt.Sprintf("%s/ledgers/%0*d", k.prefix, ledgerIDDigits, uint64(id))
+}
+
+// ledgerIDOf parses the id back out of a ledger key.
+func (k keys) ledgerIDOf(key string) (ids.LedgerID, bool) {
+	s, ok := strings.CutPrefix(key, k.ledgers())
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	return ids.LedgerID(v), err == nil
+}
+
+func (k keys) topic(name string) string { return k.prefix + "/topics/" + name }
+
+// topics is the directory of every topic, or of a namespace's topics when
+// namespace ("tenant/namespace") is not empty.
+func (k keys) topics(namespace string) string {
+	if namespace == "" {
+		return k.prefix + "/topics/"
+	}
+	return k.prefix + "/topics/" + namespace + "/"
+}
+
+func (k keys) managedLedger(topic string) string { return k.prefix + "/managed-ledgers/" + topic }
+func (k keys) cursor(topic, sub string) string   { return k.cursors(topic) + sub }
+func (k keys) cursors(topic string) string       { return k.prefix + "/cursors/" + topic + "/" }
+func (k keys) ownership(topic string) string     { return k.prefix + "/ownership/" + topic }
+func (k keys) policy(namespace string) string    { return k.prefix + "/policies/" + namespace }

@@ -1,0 +1,167 @@
+package metadata
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/strata-mq/strata/internal/errcode"
+)
+
+// MaxPartitions bounds a partitioned topic's partition count, so that its
+// creation is one etcd transaction (one compare and one put per record,
+// within etcd's default of 128 operations).
+const MaxPartitions = maxTxnOps - 1
+
+// topicsPerDeleteTxn is how many topics one delete transaction removes
+// (three operations each: record, managed ledger, cursors).
+const topicsPerDeleteTxn = maxTxnOps / 3
+
+// PartitionName returns the name of partition i of topic name.
+func PartitionName(name string, i int) string { return fmt.Sprintf("%s-partition-%d", name, i) }
+
+// CreateTopic creates t and, when t.Partitions > 0, one record per
+// partition (PartitionOf set), all in one transaction: ErrTopicExists if
+// any of them exists, and then nothing is written. Sets t.Version and
+// t.CreatedAt (when zero).
+func (s *Store) CreateTopic(ctx context.Context, t *Topic) error {
+	if err := s.checkNewTopic(t); err != nil {
+		return err
+	}
+	if t.CreatedAt == 0 {
+		t.CreatedAt = time.Now().UnixNano()
+	}
+	records := []*Topic{t}
+	for i := range t.Partitions {
+		records = append(records, &Topic{Name: PartitionName(t.Name, i), PartitionOf: t.Name, CreatedAt: t.CreatedAt})
+	}
+	var cmps []clientv3.Cmp
+	var puts []clientv3.Op
+	for _, r := range records {
+		val, err := encode(r)
+		if err != nil {
+			return err
+		}
+		k := s.keys.topic(r.Name)
+		cmps = append(cmps, versionCmp(k, 0))
+		puts = append(puts, clientv3.OpPut(k, val))
+	}
+	resp, err := s.txn(ctx, "create topic", cmps, puts, nil)
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return ErrTopicExists
+	}
+	t.Version = resp.Header.Revision
+	return nil
+}
+
+func (s *Store) checkNewTopic(t *Topic) error {
+	if err := checkTopic(t.Name); err != nil {
+		return err
+	}
+	if t.Partitions < 0 || t.Partitions > MaxPartitions {
+		return errcode.New(errcode.InvalidArgument, "metadata: %d partitions, want 0 to %d", t.Partitions, MaxPartitions)
+	}
+	if t.PartitionOf != "" {
+		return errcode.New(errcode.InvalidArgument, "metadata: partition records are created with their topic")
+	}
+	return nil
+}
+
+// GetTopic reads a topic (or partition) record; ErrTopicNotFound if absent.
+func (s *Store) GetTopic(ctx context.Context, name string) (*Topic, error) {
+	if err := checkTopic(name); err != nil {
+		return nil, err
+	}
+	kv, err := s.get(ctx, "get topic", s.keys.topic(name))
+	if err != nil {
+		return nil, err
+	}
+	if kv == nil {
+		return nil, ErrTopicNotFound
+	}
+	var t Topic
+	if err := decode(kv, &t); err != nil {
+		return nil, err
+	}
+	t.Version = kv.ModRevision
+	return &t, nil
+}
+
+// ListTopics lists the topics of namespace ("tenant/namespace"), or of every
+// namespace when it is "", in name order. Partition records are left out:
+// a partitioned topic appears once, with its Partitions count.
+func (s *Store) ListTopics(ctx context.Context, namespace string) ([]*Topic, error) {
+	if namespace != "" {
+		if err := checkNamespace(namespace); err != nil {
+			return nil, err
+		}
+	}
+	kvs, err := s.list(ctx, "list topics", s.keys.topics(namespace))
+	if err != nil {
+		return nil, err
+	}
+	var out []*Topic
+	for _, kv := range kvs {
+		var t Topic
+		if err := decode(kv, &t); err != nil {
+			return nil, err
+		}
+		if t.PartitionOf != "" {
+			continue
+		}
+		t.Version = kv.ModRevision
+		out = append(out, &t)
+	}
+	return out, nil
+}
+
+// DeleteTopic deletes a topic, its partitions, and the managed ledgers and
+// cursors of all of them; ErrTopicNotFound if the topic does not exist.
+// The topic and up to topicsPerDeleteTxn-1 partitions go in one
+// transaction, conditional on the topic record not having changed since it
+// was read; the partitions beyond go in further transactions. Ledger
+// records and ownership keys are left alone: ledgers belong to whoever
+// deletes their data, ownership to its owner's session.
+func (s *Store) DeleteTopic(ctx context.Context, name string) error {
+	t, err := s.GetTopic(ctx, name)
+	if err != nil {
+		return err
+	}
+	names := []string{name}
+	for i := range t.Partitions {
+		names = append(names, PartitionName(name, i))
+	}
+	first := min(len(names), topicsPerDeleteTxn)
+	cmps := []clientv3.Cmp{versionCmp(s.keys.topic(name), t.Version)}
+	resp, err := s.txn(ctx, "delete topic", cmps, s.deleteTopicOps(names[:first]), nil)
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return ErrBadVersion
+	}
+	for rest := names[first:]; len(rest) > 0; {
+		n := min(len(rest), topicsPerDeleteTxn)
+		if _, err := s.txn(ctx, "delete partitions", nil, s.deleteTopicOps(rest[:n]), nil); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return nil
+}
+
+func (s *Store) deleteTopicOps(names []string) []clientv3.Op {
+	var ops []clientv3.Op
+	for _, n := range names {
+		ops = append(ops,
+			clientv3.OpDelete(s.keys.topic(n)),
+			clientv3.OpDelete(s.keys.managedLedger(n)),
+			clientv3.OpDelete(s.keys.cursors(n), clientv3.WithPrefix()))
+	}
+	return ops
+}
