@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -35,7 +36,8 @@ type partitionConsumer struct {
 	cancel     context.CancelFunc
 	done       chan struct{}
 
-	sendMu sync.Mutex // one sender per stream at a time
+	sendMu  sync.Mutex // one sender per stream at a time
+	closing atomic.Bool
 
 	mu struct {
 		sync.Mutex
@@ -79,10 +81,32 @@ func (pc *partitionConsumer) start(ctx context.Context) error {
 	return nil
 }
 
+// closeGrace bounds how long close waits for the server to take what was
+// sent (acks) after the consumer half-closed its stream.
+const closeGrace = 2 * time.Second
+
+// close half-closes the stream, so that acks already sent reach the server,
+// waits (up to closeGrace) for the server to end it, then stops the run
+// goroutine and waits for it.
 func (pc *partitionConsumer) close() {
-	pc.cancel()
+	pc.closing.Store(true)
+	pc.mu.Lock()
+	st := pc.mu.stream
+	pc.mu.Unlock()
+	if st != nil {
+		pc.sendMu.Lock()
+		_ = st.CloseSend()
+		pc.sendMu.Unlock()
+		t := time.AfterFunc(closeGrace, pc.cancel)
+		defer t.Stop()
+	} else {
+		pc.cancel()
+	}
 	<-pc.done
+	pc.cancel()
 }
+
+func (pc *partitionConsumer) stopping() bool { return pc.ctx.Err() != nil || pc.closing.Load() }
 
 func (pc *partitionConsumer) run(st consumeStream, cancel context.CancelFunc) {
 	defer close(pc.done)
@@ -91,7 +115,7 @@ func (pc *partitionConsumer) run(st consumeStream, cancel context.CancelFunc) {
 		if st == nil {
 			s, c, err := pc.connect(pc.ctx)
 			if err != nil {
-				if pc.ctx.Err() != nil {
+				if pc.stopping() {
 					return
 				}
 				if !errcode.IsRetriable(err) {
@@ -111,7 +135,7 @@ func (pc *partitionConsumer) run(st consumeStream, cancel context.CancelFunc) {
 		err := pc.serve(st)
 		cancel()
 		st = nil
-		if pc.ctx.Err() != nil {
+		if pc.stopping() {
 			return
 		}
 		pc.log.Info("consumer stream ended, resubscribing", "err", err)
@@ -204,7 +228,7 @@ func (pc *partitionConsumer) serve(st consumeStream) error {
 		}
 	}
 	pc.mu.Lock()
-	pc.mu.stream = nil
+	pc.mu.stream, pc.mu.queue = nil, nil // the server redelivers what was not acknowledged
 	wait := pc.mu.seekWait
 	pc.mu.seekWait = nil
 	pc.mu.Unlock()

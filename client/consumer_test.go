@@ -1,0 +1,307 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/internal/errcode"
+)
+
+func publish(cl interface{ Publish(string, ...string) }, topic string, from, to int) {
+	for i := from; i < to; i++ {
+		cl.Publish(topic, fmt.Sprintf("m%03d", i))
+	}
+}
+
+func receiveN(t *testing.T, ctx context.Context, c *client.Consumer, n int, ack bool) []*client.Message {
+	t.Helper()
+	var out []*client.Message
+	for range n {
+		m, err := c.Receive(ctx)
+		if err != nil {
+			t.Fatalf("receive %d of %d: %v", len(out)+1, n, err)
+		}
+		if ack {
+			if err := c.Ack(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestConsumerGrantsQueueSizeThenRefillsAtHalf(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	publish(cl, testTopic, 0, 25)
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest), client.ConsumerReceiverQueueSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := receiveN(t, ctx, cons, 25, true)
+	for i, m := range msgs {
+		if string(m.Payload) != fmt.Sprintf("m%03d", i) {
+			t.Fatalf("message %d is %q: out of order", i, m.Payload)
+		}
+	}
+	// 25 messages taken = 5 refills of half the queue.
+	waitFor(t, "6 flow requests", func() bool { return len(b.Flows()) >= 6 })
+	flows := b.Flows()
+	if len(flows) != 6 || flows[0] != 10 {
+		t.Fatalf("flows %v: want 10 first, then refills", flows)
+	}
+	for _, f := range flows[1:] {
+		if f != 5 {
+			t.Fatalf("flows %v: every refill should be half the queue (5)", flows)
+		}
+	}
+	waitFor(t, "25 acks", func() bool { return len(b.Acks()) == 25 })
+}
+
+func TestConsumerStartsAtLatestByDefault(t *testing.T) {
+	cl, _, c := setup(t, 0)
+	ctx := testCtx(t)
+	publish(cl, testTopic, 0, 3)
+	cons, err := c.Subscribe(ctx, "t", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(cl, testTopic, 3, 5)
+	msgs := receiveN(t, ctx, cons, 2, true)
+	if string(msgs[0].Payload) != "m003" || string(msgs[1].Payload) != "m004" {
+		t.Fatalf("got %q %q, want the messages published after subscribing", msgs[0].Payload, msgs[1].Payload)
+	}
+}
+
+func TestConsumerResubscribesAfterStreamBreakAndGetsUnackedAgain(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	publish(cl, testTopic, 0, 5)
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := receiveN(t, ctx, cons, 3, false)
+	for _, m := range msgs[:2] {
+		if err := cons.Ack(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "2 acks", func() bool { return len(b.Acks()) == 2 })
+	b.BreakStreams(errcode.New(errcode.Unavailable, "test break"))
+	waitFor(t, "resubscribe", func() bool { return len(b.Subscribes()) >= 2 })
+	// m002 was received before the break but not acknowledged: it comes
+	// again (after, possibly, what was buffered before the break).
+	seen := map[string]bool{}
+	for !seen["m002"] {
+		m, err := cons.Receive(ctx)
+		if err != nil {
+			t.Fatalf("unacknowledged m002 not redelivered after resubscribe (saw %v): %v", seen, err)
+		}
+		seen[string(m.Payload)] = true
+	}
+	if seen["m000"] || seen["m001"] {
+		t.Fatalf("acknowledged messages redelivered: %v", seen)
+	}
+}
+
+func TestMessagesIteratorYieldsInOrderAndStopsOnBreak(t *testing.T) {
+	cl, _, c := setup(t, 0)
+	ctx := testCtx(t)
+	publish(cl, testTopic, 0, 10)
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for msg, err := range cons.Messages(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(msg.Payload) != fmt.Sprintf("m%03d", n) {
+			t.Fatalf("message %d is %q", n, msg.Payload)
+		}
+		n++
+		if n == 10 {
+			break
+		}
+	}
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, err := range cons.Messages(short) {
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("iterator on a cancelled context: %v", err)
+		}
+	}
+}
+
+func TestPartitionedConsumerMergesEveryPartitionAndAcksEach(t *testing.T) {
+	cl, b, c := setup(t, 3)
+	ctx := testCtx(t)
+	for i := range 3 {
+		publish(cl, fmt.Sprintf("%s-partition-%d", testTopic, i), i*10, i*10+4)
+	}
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int32{}
+	for _, m := range receiveN(t, ctx, cons, 12, true) {
+		seen[string(m.Payload)] = m.ID.Partition
+	}
+	for i := range 3 {
+		for j := range 4 {
+			p, ok := seen[fmt.Sprintf("m%03d", i*10+j)]
+			if !ok || p != int32(i) {
+				t.Fatalf("m%03d: seen=%v partition %d", i*10+j, ok, p)
+			}
+		}
+	}
+	waitFor(t, "12 acks", func() bool { return len(b.Acks()) == 12 })
+	st, err := c.Admin().TopicStats(ctx, testTopic+"-partition-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Subscriptions) != 1 || st.Subscriptions[0].Backlog != 0 {
+		t.Fatalf("partition 1 stats after acking everything: %+v", st.Subscriptions)
+	}
+}
+
+func TestSubscribeToMissingTopicIsTopicNotFound(t *testing.T) {
+	_, _, c := setup(t, 0)
+	_, err := c.Subscribe(testCtx(t), "tenant/ns/missing", "s")
+	if !errors.Is(err, client.ErrTopicNotFound) {
+		t.Fatalf("got %v, want ErrTopicNotFound", err)
+	}
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Code != errcode.TopicNotFound {
+		t.Fatalf("got %#v, want a *client.Error with code TOPIC_NOT_FOUND", err)
+	}
+	if _, err := c.Subscribe(testCtx(t), "a/b/c/d", "s"); !errors.Is(err, client.ErrInvalidTopicName) {
+		t.Fatalf("bad name: got %v, want ErrInvalidTopicName", err)
+	}
+}
+
+func TestSeekMovesTheSubscription(t *testing.T) {
+	cl, _, c := setup(t, 0)
+	ctx := testCtx(t)
+	publish(cl, testTopic, 0, 5)
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest), client.ConsumerReceiverQueueSize(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := receiveN(t, ctx, cons, 5, true)
+	if err := cons.Seek(ctx, msgs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Payload) != "m001" {
+		t.Fatalf("after Seek(%v) got %q, want m001", msgs[1].ID, m.Payload)
+	}
+	if err := cons.SeekTime(ctx, msgs[3].PublishTime); err != nil {
+		t.Fatal(err)
+	}
+	m, err = cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.PublishTime.Before(msgs[3].PublishTime) {
+		t.Fatalf("after SeekTime got a message published before the time")
+	}
+}
+
+func TestReaderResumesAfterLastMessageOnReconnect(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	publish(cl, testTopic, 0, 6)
+	ids := cl.Messages(testTopic)
+	start := client.MessageID{Ledger: ids[1].GetId().GetLedger(), Entry: ids[1].GetId().GetEntry()}
+	r, err := c.NewReader(ctx, "t", client.ReaderStartMessageID(start))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 2 {
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(m.Payload))
+	}
+	b.BreakStreams(errcode.New(errcode.Unavailable, "test break"))
+	waitFor(t, "resubscribe", func() bool { return len(b.Subscribes()) >= 2 })
+	for len(got) < 5 {
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(m.Payload))
+	}
+	want := []string{"m001", "m002", "m003", "m004", "m005"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("reader got %v, want %v (no gaps, no repeats across the reconnect)", got, want)
+	}
+	subs := b.Subscribes()
+	if !subs[0].GetNonDurable() || subs[len(subs)-1].GetStartMessageId() == nil {
+		t.Fatalf("reader subscribes: %v", subs)
+	}
+}
+
+func TestReaderFromLatestSeesOnlyNewMessages(t *testing.T) {
+	cl, _, c := setup(t, 0)
+	ctx := testCtx(t)
+	publish(cl, testTopic, 0, 3)
+	r, err := c.NewReader(ctx, "t", client.ReaderStartLatest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(cl, testTopic, 3, 4)
+	m, err := r.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Payload) != "m003" {
+		t.Fatalf("got %q, want m003", m.Payload)
+	}
+}
+
+func TestCumulativeAckRefusedOnShared(t *testing.T) {
+	cl, _, c := setup(t, 0)
+	ctx := testCtx(t)
+	publish(cl, testTopic, 0, 1)
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerType(client.Shared), client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.AckCumulative(m); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("got %v, want ErrInvalidArgument", err)
+	}
+}
+
+func TestCloseEndsReceiveWithErrClosed(t *testing.T) {
+	_, _, c := setup(t, 0)
+	ctx := testCtx(t)
+	cons, err := c.Subscribe(ctx, "t", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := cons.Receive(ctx); done <- err }()
+	if err := cons.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Receive after Close: %v", err)
+	}
+}
