@@ -1,0 +1,97 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/strata-mq/strata/loadtest/procs"
+)
+
+// BinEnv names the environment variable holding the nats-server binary.
+const BinEnv = "STRATA_NATS_BIN"
+
+// ErrNoServerBinary is returned when no nats-server binary can be found.
+var ErrNoServerBinary = errors.New("jetstream: nats-server binary not found (set " + BinEnv + " or put nats-server on PATH)")
+
+// FindServerBinary returns $STRATA_NATS_BIN if it names an executable file,
+// else nats-server from PATH.
+func FindServerBinary() (string, error) {
+	if p := os.Getenv(BinEnv); p != "" {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("nats-server")
+	if err != nil {
+		return "", ErrNoServerBinary
+	}
+	return p, nil
+}
+
+// server is a nats-server child with a temporary store directory.
+type server struct {
+	proc *procs.Process
+	url  string
+	dir  string
+}
+
+// serverConfig renders the config file: loopback listener, JetStream with
+// the store in dir, and `sync_interval: always` when syncAlways.
+func serverConfig(port int, storeDir string, syncAlways bool) string {
+	sync := ""
+	if syncAlways {
+		sync = "  sync_interval: always\n"
+	}
+	return fmt.Sprintf("listen: 127.0.0.1:%d\njetstream {\n  store_dir: %q\n%s}\n", port, storeDir, sync)
+}
+
+// startServer starts nats-server from bin and waits until it accepts
+// connections.
+func startServer(ctx context.Context, bin string, syncAlways bool, log *slog.Logger) (*server, error) {
+	dir, err := os.MkdirTemp("", "strata-loadtest-nats-")
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: store dir: %w", err)
+	}
+	s, err := startServerIn(ctx, bin, dir, syncAlways, log)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+func startServerIn(ctx context.Context, bin, dir string, syncAlways bool, log *slog.Logger) (*server, error) {
+	port, err := procs.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte(serverConfig(port, filepath.Join(dir, "store"), syncAlways)), 0o644); err != nil {
+		return nil, fmt.Errorf("jetstream: config: %w", err)
+	}
+	p := procs.New(procs.Spec{Name: "nats-server", Path: bin, Args: []string{"-c", conf}, LogDir: dir}, log)
+	if err := p.Start(); err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	rctx, cancel := context.WithTimeout(ctx, procs.ReadyTimeout)
+	defer cancel()
+	if err := procs.WaitTCP(rctx, addr); err != nil {
+		_ = p.Stop()
+		return nil, fmt.Errorf("jetstream: nats-server (log in %s): %w", dir, err)
+	}
+	return &server{proc: p, url: "nats://" + addr, dir: dir}, nil
+}
+
+func (s *server) close() error {
+	err := s.proc.Stop()
+	if rmErr := os.RemoveAll(s.dir); err == nil {
+		err = rmErr
+	}
+	return err
+}
