@@ -305,4 +305,3 @@ func (n *Node) TriggerOffload(ctx context.Context, req *servingpb.TriggerOffload
 	}
 	return nil, errcode.New(errcode.Unimplemented, "offload is not available yet")
 }
-

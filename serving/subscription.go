@@ -92,12 +92,6 @@ func (s *subscription) signal() {
 	}
 }
 
-func (s *subscription) closeConsumers(err error) {
-	for _, c := range s.consumers {
-		c.fail(err)
-	}
-}
-
 func (s *subscription) dispatchLoop() {
 	defer s.t.wg.Done()
 	for {

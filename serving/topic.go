@@ -56,18 +56,18 @@ type topic struct {
 		w     Writer
 		cur   ledgerProgress // of w
 		// inflight counts appends on w not yet completed.
-		inflight int
+		inflight    int
 		rolling     bool
 		rollRunning bool
-		queued   []*pendingBatch // accepted while rolling
-		lastPub  int64
-		lastPos  ids.Position // last durable entry ({first ledger, -1} when none)
-		dedup    map[string]*dedupState
-		prods    map[string]*producer
-		subs     map[string]*subscription
-		cache    *entryCache
-		msgsIn   uint64
-		bytesIn  uint64
+		queued      []*pendingBatch // accepted while rolling
+		lastPub     int64
+		lastPos     ids.Position // last durable entry ({first ledger, -1} when none)
+		dedup       map[string]*dedupState
+		prods       map[string]*producer
+		subs        map[string]*subscription
+		cache       *entryCache
+		msgsIn      uint64
+		bytesIn     uint64
 	}
 }
 
@@ -180,22 +180,34 @@ func (t *topic) drop(reason string, err error, graceful bool) {
 	wasServing := t.mu.state == topicServing
 	t.mu.state = topicDropped
 	prods, subs, w := t.mu.prods, t.mu.subs, t.mu.w
+	var cons []*consumer
+	for _, s := range subs {
+		cons = append(cons, s.consumers...)
+	}
+	names := make([]string, 0, len(subs))
+	for name := range subs {
+		names = append(names, name)
+	}
+	ps := make([]*producer, 0, len(prods))
+	for _, p := range prods {
+		ps = append(ps, p)
+	}
 	t.mu.Unlock()
 	t.log.Info("dropping topic", "reason", reason, "err", err)
 	t.n.m.drops.WithLabelValues(reason).Inc()
-	for _, p := range prods {
+	for _, p := range ps {
 		p.fail(err)
 	}
-	for _, s := range subs {
-		s.closeConsumers(err)
+	for _, c := range cons {
+		c.fail(err)
 	}
 	t.n.forget(t)
 	t.n.wg.Add(1)
-	go t.finishDrop(reason, wasServing, graceful, subs, w)
+	go t.finishDrop(reason, wasServing, graceful, names, w)
 }
 
 // finishDrop runs the slow part of drop off the caller's goroutine.
-func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs map[string]*subscription, w Writer) {
+func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []string, w Writer) {
 	defer t.n.wg.Done()
 	if graceful && wasServing {
 		ctx, cancel := context.WithTimeout(context.Background(), t.n.cfg.MetaTimeout)
@@ -209,8 +221,8 @@ func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs map[st
 	}
 	t.cancel()
 	t.wg.Wait()
-	for _, s := range subs {
-		t.n.m.backlog.DeleteLabelValues(t.name, s.name)
+	for _, name := range subs {
+		t.n.m.backlog.DeleteLabelValues(t.name, name)
 	}
 	if reason != reasonSession && reason != reasonKilled {
 		t.n.release(t.name)

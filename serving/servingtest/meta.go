@@ -1,0 +1,348 @@
+// Package servingtest holds in-memory twins of the serving tier's
+// dependencies (metadata store, quorum ledger client) for unit tests of
+// package serving. The real etcd store and bookies are tested end to end in
+// serving's integration tests.
+package servingtest
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/serving"
+)
+
+// Session is an in-memory lease; Expire ends it as a lost lease would.
+type Session struct {
+	m    *Meta
+	id   int64
+	done chan struct{}
+	once sync.Once
+}
+
+// Done closes when the session expires or is closed.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Close revokes the session: its keys vanish.
+func (s *Session) Close() { s.Expire() }
+
+// Expire ends the session as if its lease timed out.
+func (s *Session) Expire() {
+	s.once.Do(func() {
+		s.m.expire(s.id)
+		close(s.done)
+	})
+}
+
+// Meta is an in-memory serving.Meta. Every record is versioned like etcd.
+type Meta struct {
+	mu       sync.Mutex
+	rev      int64
+	nextSess int64
+	nextLed  ids.LedgerID
+	sessions map[int64]*Session
+	nodes    map[string]nodeRec
+	topics   map[string]metadata.Topic
+	owners   map[string]ownerRec
+	mls      map[string]metadata.ManagedLedger
+	cursors  map[string]metadata.Cursor
+	policies map[string]metadata.NamespacePolicy
+	ledgers  map[ids.LedgerID]metadata.Ledger
+}
+
+type nodeRec struct {
+	info metadata.NodeInfo
+	sess int64
+}
+
+type ownerRec struct {
+	o    metadata.Ownership
+	sess int64
+}
+
+// NewMeta returns an empty store.
+func NewMeta() *Meta {
+	return &Meta{nextLed: 1, sessions: map[int64]*Session{}, nodes: map[string]nodeRec{}, topics: map[string]metadata.Topic{},
+		owners: map[string]ownerRec{}, mls: map[string]metadata.ManagedLedger{}, cursors: map[string]metadata.Cursor{},
+		policies: map[string]metadata.NamespacePolicy{}, ledgers: map[ids.LedgerID]metadata.Ledger{}}
+}
+
+var _ serving.Meta = (*Meta)(nil)
+
+func (m *Meta) bump() int64 { m.rev++; return m.rev }
+
+func (m *Meta) expire(id int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.sessions, id)
+	for k, n := range m.nodes {
+		if n.sess == id {
+			delete(m.nodes, k)
+		}
+	}
+	for k, o := range m.owners {
+		if o.sess == id {
+			delete(m.owners, k)
+		}
+	}
+}
+
+// Sessions returns the live sessions, oldest first.
+func (m *Meta) Sessions() []*Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*Session
+	for _, s := range m.sessions {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+func (m *Meta) NewSession(ctx context.Context, ttl time.Duration) (serving.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nextSess++
+	s := &Session{m: m, id: m.nextSess, done: make(chan struct{})}
+	m.sessions[s.id] = s
+	return s, nil
+}
+
+func (m *Meta) RegisterNode(ctx context.Context, s serving.Session, n metadata.NodeInfo) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nodes[n.ID] = nodeRec{info: n, sess: s.(*Session).id}
+	return nil
+}
+
+func (m *Meta) ListNodes(ctx context.Context) ([]metadata.NodeInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []metadata.NodeInfo
+	for _, n := range m.nodes {
+		out = append(out, n.info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (m *Meta) CreateTopic(ctx context.Context, t *metadata.Topic) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.topics[t.Name]; ok {
+		return metadata.ErrTopicExists
+	}
+	t.Version = m.bump()
+	m.topics[t.Name] = *t
+	return nil
+}
+
+func (m *Meta) GetTopic(ctx context.Context, name string) (*metadata.Topic, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.topics[name]
+	if !ok {
+		return nil, metadata.ErrTopicNotFound
+	}
+	return &t, nil
+}
+
+func (m *Meta) ListTopics(ctx context.Context, namespace string) ([]metadata.Topic, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []metadata.Topic
+	for name, t := range m.topics {
+		if namespace == "" || strings.HasPrefix(name, namespace+"/") {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (m *Meta) DeleteTopic(ctx context.Context, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.topics[name]; !ok {
+		return metadata.ErrTopicNotFound
+	}
+	delete(m.topics, name)
+	return nil
+}
+
+func (m *Meta) AcquireOwnership(ctx context.Context, s serving.Session, o metadata.Ownership) (metadata.Ownership, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.owners[o.Topic]; ok {
+		return cur.o, false, nil
+	}
+	ss := s.(*Session)
+	if _, live := m.sessions[ss.id]; !live {
+		return metadata.Ownership{}, false, context.Canceled
+	}
+	o.Version = m.bump()
+	m.owners[o.Topic] = ownerRec{o: o, sess: ss.id}
+	return o, true, nil
+}
+
+func (m *Meta) GetOwnership(ctx context.Context, topic string) (metadata.Ownership, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.owners[topic]
+	if !ok {
+		return metadata.Ownership{}, metadata.ErrNotFound
+	}
+	return o.o, nil
+}
+
+func (m *Meta) ReleaseOwnership(ctx context.Context, s serving.Session, topic string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.owners[topic]; ok && o.sess == s.(*Session).id {
+		delete(m.owners, topic)
+	}
+	return nil
+}
+
+func (m *Meta) GetManagedLedger(ctx context.Context, topic string) (*metadata.ManagedLedger, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ml, ok := m.mls[topic]
+	if !ok {
+		return nil, metadata.ErrNotFound
+	}
+	c := ml
+	c.Ledgers = append([]metadata.LedgerInfo(nil), ml.Ledgers...)
+	return &c, nil
+}
+
+func (m *Meta) PutManagedLedger(ctx context.Context, ml *metadata.ManagedLedger) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mls[ml.Topic].Version != ml.Version {
+		return metadata.ErrBadVersion
+	}
+	ml.Version = m.bump()
+	c := *ml
+	c.Ledgers = append([]metadata.LedgerInfo(nil), ml.Ledgers...)
+	m.mls[ml.Topic] = c
+	return nil
+}
+
+func (m *Meta) DeleteManagedLedger(ctx context.Context, topic string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.mls, topic)
+	return nil
+}
+
+func ckey(topic, sub string) string { return topic + "\x00" + sub }
+
+func (m *Meta) GetCursor(ctx context.Context, topic, sub string) (*metadata.Cursor, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.cursors[ckey(topic, sub)]
+	if !ok {
+		return nil, metadata.ErrNotFound
+	}
+	return &c, nil
+}
+
+func (m *Meta) PutCursor(ctx context.Context, c *metadata.Cursor) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cursors[ckey(c.Topic, c.Subscription)].Version != c.Version {
+		return metadata.ErrBadVersion
+	}
+	c.Version = m.bump()
+	m.cursors[ckey(c.Topic, c.Subscription)] = *c
+	return nil
+}
+
+func (m *Meta) ListCursors(ctx context.Context, topic string) ([]metadata.Cursor, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []metadata.Cursor
+	for _, c := range m.cursors {
+		if c.Topic == topic {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (m *Meta) DeleteCursor(ctx context.Context, topic, sub string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.cursors, ckey(topic, sub))
+	return nil
+}
+
+func (m *Meta) GetNamespacePolicy(ctx context.Context, ns string) (metadata.NamespacePolicy, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.policies[ns]
+	if !ok {
+		return p, metadata.ErrNotFound
+	}
+	return p, nil
+}
+
+func (m *Meta) SetNamespacePolicy(ctx context.Context, ns string, p metadata.NamespacePolicy) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p.Version = m.bump()
+	m.policies[ns] = p
+	return nil
+}
+
+func (m *Meta) NewLedgerID(ctx context.Context) (ids.LedgerID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id := m.nextLed
+	m.nextLed++
+	return id, nil
+}
+
+func (m *Meta) CreateLedger(ctx context.Context, l *metadata.Ledger) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.ledgers[l.ID]; ok {
+		return metadata.ErrBadVersion
+	}
+	l.Version = m.bump()
+	m.ledgers[l.ID] = *l
+	return nil
+}
+
+func (m *Meta) GetLedger(ctx context.Context, id ids.LedgerID) (*metadata.Ledger, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.ledgers[id]
+	if !ok {
+		return nil, metadata.ErrNotFound
+	}
+	return &l, nil
+}
+
+func (m *Meta) UpdateLedger(ctx context.Context, l *metadata.Ledger) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ledgers[l.ID].Version != l.Version {
+		return metadata.ErrBadVersion
+	}
+	l.Version = m.bump()
+	m.ledgers[l.ID] = *l
+	return nil
+}
+
+func (m *Meta) DeleteLedger(ctx context.Context, id ids.LedgerID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.ledgers, id)
+	return nil
+}
