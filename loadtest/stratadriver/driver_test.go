@@ -1,0 +1,60 @@
+package stratadriver
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/loadtest"
+)
+
+func TestSubscriptionTypesMapToTheSDK(t *testing.T) {
+	for _, typ := range []loadtest.SubscriptionType{loadtest.Exclusive, loadtest.Shared, loadtest.Failover, loadtest.KeyShared} {
+		if got := subType(typ).String(); got != string(typ) {
+			t.Fatalf("%s maps to %s", typ, got)
+		}
+	}
+}
+
+func TestSinglePartitionTopicsAreNotPartitioned(t *testing.T) {
+	d := New(Config{})
+	d.w.Partitions = 1
+	if got := d.topicOf("a/b/c", 0); got != "a/b/c" {
+		t.Fatalf("got %q", got)
+	}
+	d.w.Partitions = 3
+	if got := d.topicOf("a/b/c", 2); got != "a/b/c-partition-2" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestLoadtestAgainstRunningStrataLosesNothing runs a short workload against
+// the cluster at $STRATA_LOADTEST_URL (strata://host:port). It is skipped
+// without one. (Starting a standalone from the strata binary, the driver's
+// default, needs the standalone command and is exercised by `strata
+// loadtest`, not here.)
+func TestLoadtestAgainstRunningStrataLosesNothing(t *testing.T) {
+	url := os.Getenv("STRATA_LOADTEST_URL")
+	if url == "" {
+		t.Skip("STRATA_LOADTEST_URL not set")
+	}
+	d := New(Config{URL: url})
+	t.Cleanup(func() { _ = d.Close() })
+	w := loadtest.DefaultWorkload()
+	w.Partitions = 2
+	w.Rate = 200
+	w.Duration = 2 * time.Second
+	w.MaxMessagesPerProducer = 1000
+	w.TopicPrefix = "public/default/lt-test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := loadtest.Run(ctx, d, w, loadtest.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed || res.Acked == 0 || res.Received != res.Acked {
+		t.Fatalf("got %+v", res.Verification)
+	}
+}
