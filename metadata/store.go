@@ -3,12 +3,14 @@ package metadata
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -29,6 +31,10 @@ const (
 
 // errUnavailable classifies every failure to reach etcd in time.
 var errUnavailable = errcode.New(errcode.Unavailable, "metadata: etcd unavailable")
+
+// ErrSessionLost is returned for a write attached to a session whose lease
+// etcd no longer knows (it expired or was revoked): start a new session.
+var ErrSessionLost = errcode.New(errcode.Unavailable, "metadata: session lease lost")
 
 // ErrRecordTooLarge is returned for a record over MaxRecordBytes; nothing is
 // written.
@@ -89,6 +95,9 @@ func (s *Store) reqCtx(ctx context.Context) (context.Context, context.CancelFunc
 func (s *Store) etcdErr(ctx context.Context, op string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("metadata: %s: %w", op, ctx.Err())
+	}
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("metadata: %s: %w: %w", op, ErrSessionLost, err)
 	}
 	return fmt.Errorf("metadata: %s: %w: %w", op, errUnavailable, err)
 }

@@ -1,0 +1,99 @@
+package metadata
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/strata-mq/strata/internal/errcode"
+)
+
+// Bounds of NamespacePolicy values.
+const (
+	// MaxEnsemble bounds a policy's ensemble size.
+	MaxEnsemble = 32
+	// MaxMessageBytesLimit bounds a policy's MaxMessageBytes.
+	MaxMessageBytesLimit = 64 << 20
+)
+
+// ErrInvalidPolicy is the sentinel of every policy validation error
+// (errcode.InvalidPolicy); nothing is written.
+var ErrInvalidPolicy = errcode.New(errcode.InvalidPolicy, "metadata: invalid namespace policy")
+
+// Validate checks the policy: when any of E/Qw/Qa is set all are, with
+// MaxEnsemble >= E >= Qw >= Qa >= 1; retention >= -1; TTL >= 0; message
+// size at most MaxMessageBytesLimit; offload thresholds >= -1; deletion lag
+// >= 0.
+func (p NamespacePolicy) Validate() error {
+	if err := p.validateQuorums(); err != nil {
+		return err
+	}
+	switch {
+	case p.RetentionMs < -1:
+		return invalidPolicy("retention_ms %d < -1", p.RetentionMs)
+	case p.TTLMs < 0:
+		return invalidPolicy("ttl_ms %d < 0", p.TTLMs)
+	case p.MaxMessageBytes > MaxMessageBytesLimit:
+		return invalidPolicy("max_message_bytes %d > %d", p.MaxMessageBytes, MaxMessageBytesLimit)
+	case p.OffloadThresholdBytes < -1:
+		return invalidPolicy("offload_threshold_bytes %d < -1", p.OffloadThresholdBytes)
+	case p.OffloadAgeMs < -1:
+		return invalidPolicy("offload_age_ms %d < -1", p.OffloadAgeMs)
+	case p.OffloadDeletionLagMs < 0:
+		return invalidPolicy("offload_deletion_lag_ms %d < 0", p.OffloadDeletionLagMs)
+	}
+	return nil
+}
+
+func (p NamespacePolicy) validateQuorums() error {
+	e, qw, qa := p.Ensemble, p.WriteQuorum, p.AckQuorum
+	if e == 0 && qw == 0 && qa == 0 {
+		return nil
+	}
+	if qa < 1 || qw < qa || e < qw || e > MaxEnsemble {
+		return invalidPolicy("want %d >= E >= Qw >= Qa >= 1, got E=%d Qw=%d Qa=%d", MaxEnsemble, e, qw, qa)
+	}
+	return nil
+}
+
+func invalidPolicy(format string, args ...any) error {
+	return &errcode.Error{Code: errcode.InvalidPolicy, Message: "metadata: " + fmt.Sprintf(format, args...)}
+}
+
+// GetNamespacePolicy reads a namespace's policy ("tenant/namespace"), or
+// DefaultNamespacePolicy() (Version 0) when none is stored.
+func (s *Store) GetNamespacePolicy(ctx context.Context, ns string) (NamespacePolicy, error) {
+	if err := checkNamespace(ns); err != nil {
+		return NamespacePolicy{}, err
+	}
+	kv, err := s.get(ctx, "get namespace policy", s.keys.policy(ns))
+	if err != nil {
+		return NamespacePolicy{}, err
+	}
+	if kv == nil {
+		return DefaultNamespacePolicy(), nil
+	}
+	var p NamespacePolicy
+	if err := decode(kv, &p); err != nil {
+		return NamespacePolicy{}, err
+	}
+	p.Version = kv.ModRevision
+	return p, nil
+}
+
+// SetNamespacePolicy validates p and stores it. With p.Version set (as read
+// by GetNamespacePolicy) the write is a compare-and-swap on it
+// (ErrBadVersion when the policy changed meanwhile); with Version 0 it
+// replaces whatever is stored.
+func (s *Store) SetNamespacePolicy(ctx context.Context, ns string, p NamespacePolicy) error {
+	if err := checkNamespace(ns); err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if p.Version != 0 {
+		_, err := s.casPut(ctx, "set namespace policy", s.keys.policy(ns), p, p.Version)
+		return err
+	}
+	return s.put(ctx, "set namespace policy", s.keys.policy(ns), p)
+}
