@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/client"
-	"github.com/strata-mq/strata/client/internal/fakebroker"
+	"github.com/strata-mq/strata/client/fakebroker"
 )
 
 const testTopic = "public/default/t"

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/client"
-	"github.com/strata-mq/strata/client/internal/fakebroker"
+	"github.com/strata-mq/strata/client/fakebroker"
 	"github.com/strata-mq/strata/internal/errcode"
 )
 

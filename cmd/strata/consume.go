@@ -1,5 +1,180 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
 
-func newConsumeCmd() *cobra.Command { return notYet("consume") }
+	"github.com/spf13/cobra"
+
+	"github.com/strata-mq/strata/client"
+)
+
+type consumeOpts struct {
+	url          string
+	topic        string
+	subscription string
+	subType      string
+	position     string
+	count        int
+	timeout      time.Duration
+	output       string
+}
+
+func newConsumeCmd() *cobra.Command {
+	var o consumeOpts
+	cmd := &cobra.Command{
+		Use:   "consume --topic T --subscription S",
+		Short: "Receive and acknowledge messages of a subscription, printing them",
+		Long: `Receive messages of a subscription, print each one and acknowledge it.
+--position applies only when the subscription is new. With --count N, exit 0
+after N messages; with --timeout, stop waiting after that long (exit 1 when
+fewer than --count messages arrived). Without --count, run until interrupted
+or until the timeout, then exit 0.
+
+Text output is one line per message: id, key and payload separated by tabs
+(a payload that is not UTF-8 is printed as base64: followed by its base64).
+JSON lines output is one object per message: id, topic, key, publish_time,
+properties and payload (or payload_base64).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runConsume(cmd, o) },
+	}
+	addURLFlag(cmd.Flags(), &o.url)
+	f := cmd.Flags()
+	f.StringVar(&o.topic, "topic", "", "topic: tenant/namespace/name, or a bare name in public/default")
+	f.StringVar(&o.subscription, "subscription", "", "subscription name")
+	f.StringVar(&o.subType, "type", "exclusive", "subscription type: exclusive, shared, failover, key_shared")
+	f.StringVar(&o.position, "position", "latest", "where a new subscription starts: latest or earliest")
+	f.IntVar(&o.count, "count", 0, "exit after this many messages (0: no limit)")
+	f.DurationVar(&o.timeout, "timeout", 0, "stop waiting after this long (0: no limit)")
+	f.StringVar(&o.output, "output", "text", "output format: text or jsonl")
+	_ = cmd.MarkFlagRequired("topic")
+	_ = cmd.MarkFlagRequired("subscription")
+	return cmd
+}
+
+func parseSubscriptionType(s string) (client.SubscriptionType, error) {
+	switch strings.ToLower(s) {
+	case "exclusive":
+		return client.Exclusive, nil
+	case "shared":
+		return client.Shared, nil
+	case "failover":
+		return client.Failover, nil
+	case "key_shared", "key-shared", "keyshared":
+		return client.KeyShared, nil
+	}
+	return 0, fmt.Errorf("--type %q: want exclusive, shared, failover or key_shared", s)
+}
+
+func parsePosition(s string) (client.InitialPosition, error) {
+	switch strings.ToLower(s) {
+	case "latest":
+		return client.Latest, nil
+	case "earliest":
+		return client.Earliest, nil
+	}
+	return 0, fmt.Errorf("--position %q: want latest or earliest", s)
+}
+
+// messagePrinter writes messages in the chosen output format.
+type messagePrinter func(*client.Message) error
+
+func newPrinter(w *bufio.Writer, format string) (messagePrinter, error) {
+	switch format {
+	case "jsonl":
+		jw := client.NewJSONLWriter(w)
+		return func(m *client.Message) error {
+			if err := jw.Write(m); err != nil {
+				return err
+			}
+			return w.Flush()
+		}, nil
+	case "text":
+		return func(m *client.Message) error {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", m.ID, m.Key, textPayload(m.Payload))
+			return w.Flush()
+		}, nil
+	}
+	return nil, fmt.Errorf("--output %q: want text or jsonl", format)
+}
+
+func textPayload(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return "base64:" + base64.StdEncoding.EncodeToString(b)
+}
+
+func runConsume(cmd *cobra.Command, o consumeOpts) error {
+	t, err := parseSubscriptionType(o.subType)
+	if err != nil {
+		return err
+	}
+	pos, err := parsePosition(o.position)
+	if err != nil {
+		return err
+	}
+	if o.count < 0 {
+		return fmt.Errorf("--count must not be negative")
+	}
+	out := bufio.NewWriter(cmd.OutOrStdout())
+	emit, err := newPrinter(out, o.output)
+	if err != nil {
+		return err
+	}
+	c, err := newClient(cmd, o.url)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := withTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	cons, err := c.Subscribe(ctx, o.topic, o.subscription, client.ConsumerType(t), client.ConsumerInitialPosition(pos))
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+	n, err := consumeLoop(ctx, cmd.ErrOrStderr(), cons, o.count, emit)
+	if err != nil {
+		return err
+	}
+	if o.count > 0 && n < o.count {
+		return &exitError{code: 1, err: fmt.Errorf("received %d of %d messages before the timeout", n, o.count)}
+	}
+	return nil
+}
+
+// consumeLoop prints and acknowledges messages until count (if > 0) or
+// until ctx ends, and returns how many it handled. A failed ack is reported
+// on stderr and not fatal (the message is redelivered).
+func consumeLoop(ctx context.Context, stderr io.Writer, cons *client.Consumer, count int, emit messagePrinter) (int, error) {
+	n := 0
+	for count == 0 || n < count {
+		m, err := cons.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return n, nil
+			}
+			return n, err
+		}
+		if err := emit(m); err != nil {
+			if errors.Is(err, io.ErrClosedPipe) {
+				return n, nil
+			}
+			return n, err
+		}
+		if err := cons.Ack(m); err != nil {
+			// The consumer is reconnecting: the message will come again.
+			fmt.Fprintf(stderr, "warning: ack %v: %v\n", m.ID, err)
+		}
+		n++
+	}
+	return n, nil
+}

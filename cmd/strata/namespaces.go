@@ -1,5 +1,220 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
-func newNamespacesCmd() *cobra.Command { return notYet("namespaces") }
+	"github.com/spf13/cobra"
+
+	"github.com/strata-mq/strata/client"
+)
+
+func newNamespacesCmd() *cobra.Command {
+	var url string
+	cmd := &cobra.Command{
+		Use:   "namespaces",
+		Short: "Get and set namespace policies (retention, TTL, offload, replication)",
+	}
+	addURLFlag(cmd.PersistentFlags(), &url)
+	cmd.AddCommand(nsSetPolicyCmd(&url), nsGetPolicyCmd(&url))
+	return cmd
+}
+
+// policyFlags are the set-policy flags, kept as text to accept units.
+type policyFlags struct {
+	offloadThreshold, offloadAge, offloadDeletionLag string
+	retention, ttl, maxMessageSize                   string
+	ensemble, writeQuorum, ackQuorum                 int
+}
+
+func nsSetPolicyCmd(url *string) *cobra.Command {
+	var pf policyFlags
+	cmd := &cobra.Command{
+		Use:   "set-policy TENANT/NAMESPACE [flags]",
+		Short: "Change a namespace's policy (only the flags given change)",
+		Long: `Change a namespace's policy: the flags given replace those fields of the
+current policy (of a new namespace: every field 0 except the offload triggers,
+which start at -1, never). Sizes take units (512, 64KiB, 1MB, 2GiB: all
+powers of 1024); durations take ns, us, ms, s, m, h, d and w (90s, 7d, 1w);
+-1 means never (offload) or forever (retention). Prints the new policy.`,
+		Example: `  strata namespaces set-policy public/default --offload-threshold 0 --offload-age 0 --retention 7d`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, done, err := adminFor(cmd, *url)
+			if err != nil {
+				return err
+			}
+			defer done()
+			pol, err := a.GetNamespacePolicy(cmd.Context(), args[0])
+			if errors.Is(err, client.ErrNamespaceNotFound) {
+				pol, err = client.NamespacePolicy{OffloadThresholdBytes: -1, OffloadAge: client.Forever}, nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := pf.apply(cmd, &pol); err != nil {
+				return err
+			}
+			if err := a.SetNamespacePolicy(cmd.Context(), args[0], pol); err != nil {
+				return err
+			}
+			return writeJSON(cmd.OutOrStdout(), policyView(pol))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&pf.offloadThreshold, "offload-threshold", "", "offload closed ledgers once a topic's bookie bytes exceed this (0: at once, -1: never on size)")
+	f.StringVar(&pf.offloadAge, "offload-age", "", "offload closed ledgers this old (0: at once, -1: never on age)")
+	f.StringVar(&pf.offloadDeletionLag, "offload-deletion-lag", "", "delete an offloaded ledger from the bookies this long after its offload")
+	f.StringVar(&pf.retention, "retention", "", "keep consumed data this long (0: delete once consumed, -1: forever)")
+	f.StringVar(&pf.ttl, "ttl", "", "acknowledge messages older than this on every subscription (0: off)")
+	f.StringVar(&pf.maxMessageSize, "max-message-size", "", "largest message accepted, in bytes")
+	f.IntVar(&pf.ensemble, "ensemble", 0, "bookies a ledger is striped over (0: cluster default)")
+	f.IntVar(&pf.writeQuorum, "write-quorum", 0, "copies of each entry (0: cluster default)")
+	f.IntVar(&pf.ackQuorum, "ack-quorum", 0, "acknowledgements before an entry is durable (0: cluster default)")
+	return cmd
+}
+
+// apply sets the fields of p whose flags were given.
+func (pf *policyFlags) apply(cmd *cobra.Command, p *client.NamespacePolicy) error {
+	set := cmd.Flags().Changed
+	var err error
+	if set("offload-threshold") {
+		if p.OffloadThresholdBytes, err = parseBytes(pf.offloadThreshold); err != nil {
+			return fmt.Errorf("--offload-threshold: %w", err)
+		}
+	}
+	durations := []struct {
+		flag string
+		val  string
+		dst  *time.Duration
+	}{
+		{"offload-age", pf.offloadAge, &p.OffloadAge}, {"offload-deletion-lag", pf.offloadDeletionLag, &p.OffloadDeletionLag},
+		{"retention", pf.retention, &p.Retention}, {"ttl", pf.ttl, &p.TTL},
+	}
+	for _, d := range durations {
+		if !set(d.flag) {
+			continue
+		}
+		if *d.dst, err = parsePolicyDuration(d.val); err != nil {
+			return fmt.Errorf("--%s: %w", d.flag, err)
+		}
+	}
+	if set("max-message-size") {
+		n, err := parseBytes(pf.maxMessageSize)
+		if err != nil || n < 0 {
+			return fmt.Errorf("--max-message-size %q: want a positive size", pf.maxMessageSize)
+		}
+		p.MaxMessageBytes = uint64(n)
+	}
+	if set("ensemble") {
+		p.Ensemble = pf.ensemble
+	}
+	if set("write-quorum") {
+		p.WriteQuorum = pf.writeQuorum
+	}
+	if set("ack-quorum") {
+		p.AckQuorum = pf.ackQuorum
+	}
+	return nil
+}
+
+// parsePolicyDuration accepts -1 (or "forever"/"never") and ParseDuration.
+func parsePolicyDuration(s string) (time.Duration, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "-1", "forever", "never", "infinite":
+		return client.Forever, nil
+	}
+	return client.ParseDuration(strings.TrimSpace(s))
+}
+
+// parseBytes parses a size: -1, or digits with an optional unit (B, K/KB/KiB,
+// M/MB/MiB, G/GB/GiB, T/TB/TiB; all powers of 1024).
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "-1" {
+		return -1, nil
+	}
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit (64KiB, 1GB)", s)
+	}
+	var shift uint
+	switch strings.ToLower(s[i:]) {
+	case "", "b":
+	case "k", "kb", "kib":
+		shift = 10
+	case "m", "mb", "mib":
+		shift = 20
+	case "g", "gb", "gib":
+		shift = 30
+	case "t", "tb", "tib":
+		shift = 40
+	default:
+		return 0, fmt.Errorf("size %q: unknown unit %q", s, s[i:])
+	}
+	if n > (1<<62)>>shift {
+		return 0, fmt.Errorf("size %q too large", s)
+	}
+	return n << shift, nil
+}
+
+// policyJSON is how policies are printed: durations as text.
+type policyJSON struct {
+	Ensemble              int    `json:"ensemble"`
+	WriteQuorum           int    `json:"write_quorum"`
+	AckQuorum             int    `json:"ack_quorum"`
+	Retention             string `json:"retention"`
+	TTL                   string `json:"ttl"`
+	MaxMessageBytes       uint64 `json:"max_message_bytes"`
+	OffloadThresholdBytes int64  `json:"offload_threshold_bytes"`
+	OffloadAge            string `json:"offload_age"`
+	OffloadDeletionLag    string `json:"offload_deletion_lag"`
+}
+
+func policyView(p client.NamespacePolicy) policyJSON {
+	return policyJSON{
+		Ensemble: p.Ensemble, WriteQuorum: p.WriteQuorum, AckQuorum: p.AckQuorum,
+		Retention: formatDuration(p.Retention), TTL: formatDuration(p.TTL), MaxMessageBytes: p.MaxMessageBytes,
+		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAge: formatDuration(p.OffloadAge),
+		OffloadDeletionLag: formatDuration(p.OffloadDeletionLag),
+	}
+}
+
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-1"
+	case d == 0:
+		return "0"
+	case d%(24*time.Hour) == 0:
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+func nsGetPolicyCmd(url *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get-policy TENANT/NAMESPACE",
+		Short: "Print a namespace's policy as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, done, err := adminFor(cmd, *url)
+			if err != nil {
+				return err
+			}
+			defer done()
+			pol, err := a.GetNamespacePolicy(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return writeJSON(cmd.OutOrStdout(), policyView(pol))
+		},
+	}
+}

@@ -1,5 +1,187 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
 
-func newProduceCmd() *cobra.Command { return notYet("produce") }
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/strata-mq/strata/client"
+)
+
+// maxStdinLine is the longest stdin line produce accepts (one message).
+const maxStdinLine = 8 << 20
+
+// defaultURL is $STRATA_URL, else the local standalone.
+func defaultURL() string {
+	if u := os.Getenv("STRATA_URL"); u != "" {
+		return u
+	}
+	return client.DefaultURL
+}
+
+// addURLFlag adds --url to flags.
+func addURLFlag(flags *pflag.FlagSet, url *string) {
+	flags.StringVar(url, "url", defaultURL(), "cluster address, strata://host:port[,host:port] (default from $STRATA_URL)")
+}
+
+// newClient connects the SDK to url with the command's logger.
+func newClient(cmd *cobra.Command, url string) (*client.Client, error) {
+	return client.New(url, client.Logger(newLogger(cmd)))
+}
+
+// withTimeout bounds ctx by d when d > 0.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return context.WithCancel(ctx)
+}
+
+type produceOpts struct {
+	url        string
+	topic      string
+	key        string
+	count      int
+	size       int
+	properties []string
+	linger     time.Duration
+	timeout    time.Duration
+}
+
+func newProduceCmd() *cobra.Command {
+	var o produceOpts
+	cmd := &cobra.Command{
+		Use:   "produce --topic T [--key K] [--count N --size BYTES]",
+		Short: "Send messages to a topic: N generated payloads, or one message per stdin line",
+		Long: `Send messages to a topic. With --count, send N generated payloads of --size bytes;
+otherwise send one message per line of standard input. Exits 0 only when every
+message was acknowledged; otherwise prints the number of failures and exits 1.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runProduce(cmd, o) },
+	}
+	addURLFlag(cmd.Flags(), &o.url)
+	f := cmd.Flags()
+	f.StringVar(&o.topic, "topic", "", "topic: tenant/namespace/name, or a bare name in public/default")
+	f.StringVar(&o.key, "key", "", "message key (routes to one partition)")
+	f.IntVar(&o.count, "count", 0, "send this many generated payloads instead of reading stdin")
+	f.IntVar(&o.size, "size", 100, "size in bytes of each generated payload (with --count)")
+	f.StringArrayVar(&o.properties, "property", nil, "message property key=value (repeatable)")
+	f.DurationVar(&o.linger, "linger", 10*time.Millisecond, "how long a batch waits for more messages")
+	f.DurationVar(&o.timeout, "timeout", 0, "give up on unacknowledged messages after this long (0: wait)")
+	_ = cmd.MarkFlagRequired("topic")
+	return cmd
+}
+
+func parseProperties(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	props := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("property %q: want key=value", kv)
+		}
+		props[k] = v
+	}
+	return props, nil
+}
+
+// generatedPayload is message i of a generated run: its index, padded with
+// dots to size bytes (or cut to size).
+func generatedPayload(i, size int) []byte {
+	b := make([]byte, size)
+	n := copy(b, fmt.Sprintf("message-%d ", i))
+	for j := n; j < size; j++ {
+		b[j] = '.'
+	}
+	return b
+}
+
+// produceTally counts the outcomes of SendAsync callbacks.
+type produceTally struct {
+	mu       sync.Mutex
+	acked    int
+	failed   int
+	firstErr error
+}
+
+func (t *produceTally) done(_ client.MessageID, _ *client.ProducerMessage, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.failed++
+		if t.firstErr == nil {
+			t.firstErr = err
+		}
+		return
+	}
+	t.acked++
+}
+
+func runProduce(cmd *cobra.Command, o produceOpts) error {
+	if o.count < 0 || o.size < 0 {
+		return fmt.Errorf("--count and --size must not be negative")
+	}
+	props, err := parseProperties(o.properties)
+	if err != nil {
+		return err
+	}
+	c, err := newClient(cmd, o.url)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := withTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	p, err := c.NewProducer(ctx, o.topic, client.ProducerLinger(o.linger))
+	if err != nil {
+		return err
+	}
+	var tally produceTally
+	send := func(payload []byte) {
+		p.SendAsync(ctx, &client.ProducerMessage{Key: o.key, Payload: payload, Properties: props}, tally.done)
+	}
+	sent, readErr := 0, error(nil)
+	if o.count > 0 {
+		for i := 0; i < o.count && ctx.Err() == nil; i++ {
+			send(generatedPayload(i, o.size))
+			sent++
+		}
+	} else {
+		sc := bufio.NewScanner(cmd.InOrStdin())
+		sc.Buffer(make([]byte, 64<<10), maxStdinLine)
+		for sc.Scan() && ctx.Err() == nil {
+			send(append([]byte(nil), sc.Bytes()...))
+			sent++
+		}
+		readErr = sc.Err()
+	}
+	_ = p.Flush(ctx)
+	_ = p.Close() // fails whatever is still unacknowledged
+	return produceResult(cmd, o.topic, sent, &tally, readErr)
+}
+
+func produceResult(cmd *cobra.Command, topicName string, sent int, t *produceTally, readErr error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(cmd.ErrOrStderr(), "produced %d of %d messages to %s\n", t.acked, sent, topicName)
+	if readErr != nil {
+		return &exitError{code: 1, err: fmt.Errorf("reading stdin: %w", readErr)}
+	}
+	if failed := sent - t.acked; failed > 0 {
+		err := fmt.Errorf("%d of %d messages failed", failed, sent)
+		if t.firstErr != nil {
+			err = fmt.Errorf("%d of %d messages failed: %w", failed, sent, t.firstErr)
+		}
+		return &exitError{code: 1, err: err}
+	}
+	return nil
+}

@@ -1,5 +1,144 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
 
-func newTopicsCmd() *cobra.Command { return notYet("topics") }
+	"github.com/spf13/cobra"
+
+	"github.com/strata-mq/strata/client"
+)
+
+func newTopicsCmd() *cobra.Command {
+	var url string
+	cmd := &cobra.Command{
+		Use:   "topics",
+		Short: "Create, list, delete and inspect topics",
+	}
+	addURLFlag(cmd.PersistentFlags(), &url)
+	cmd.AddCommand(topicsCreateCmd(&url), topicsListCmd(&url), topicsDeleteCmd(&url), topicsStatsCmd(&url))
+	return cmd
+}
+
+// adminFor returns an Admin for url and a function that closes its client.
+func adminFor(cmd *cobra.Command, url string) (*client.Admin, func(), error) {
+	c, err := newClient(cmd, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.Admin(), func() { _ = c.Close() }, nil
+}
+
+func topicsCreateCmd(url *string) *cobra.Command {
+	var partitions int
+	cmd := &cobra.Command{
+		Use:   "create TOPIC",
+		Short: "Create a topic (--partitions N for a partitioned topic)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, done, err := adminFor(cmd, *url)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := a.CreateTopic(cmd.Context(), args[0], partitions); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created %s (%d partitions)\n", args[0], partitions)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&partitions, "partitions", 0, "number of partitions (0: not partitioned)")
+	return cmd
+}
+
+func topicsListCmd(url *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list [TENANT/NAMESPACE]",
+		Short: "List topics (of one namespace, or all)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, done, err := adminFor(cmd, *url)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ns := ""
+			if len(args) == 1 {
+				ns = args[0]
+			}
+			topics, err := a.ListTopics(cmd.Context(), ns)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "TOPIC\tPARTITIONS")
+			for _, t := range topics {
+				fmt.Fprintf(w, "%s\t%d\n", t.Topic, t.Partitions)
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func topicsDeleteCmd(url *string) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "delete TOPIC",
+		Short: "Delete a topic and all its partitions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, done, err := adminFor(cmd, *url)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := a.DeleteTopic(cmd.Context(), args[0], force); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "delete even when subscriptions have a backlog")
+	return cmd
+}
+
+func topicsStatsCmd(url *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stats TOPIC",
+		Short: "Print a topic's statistics as JSON (one object per partition)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, done, err := adminFor(cmd, *url)
+			if err != nil {
+				return err
+			}
+			defer done()
+			names, err := a.PartitionNames(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			var all []*client.TopicStats
+			for _, n := range names {
+				st, err := a.TopicStats(cmd.Context(), n)
+				if err != nil {
+					return err
+				}
+				all = append(all, st)
+			}
+			if len(all) == 1 {
+				return writeJSON(cmd.OutOrStdout(), all[0])
+			}
+			return writeJSON(cmd.OutOrStdout(), all)
+		},
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
