@@ -95,9 +95,6 @@ func (n *Node) deleteOne(ctx context.Context, name string, force bool) error {
 	for _, li := range ml.Ledgers {
 		t.deleteLedger(ctx, li.ID)
 	}
-	if err := n.meta.DeleteManagedLedger(ctx, name); err != nil && !errors.Is(err, metadata.ErrNotFound) {
-		return unavailable("deleting managed ledger", err)
-	}
 	if err := n.meta.DeleteTopic(ctx, name); err != nil && !isNotFound(err) {
 		return err
 	}

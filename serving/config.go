@@ -42,6 +42,10 @@ type Config struct {
 	// bookies at once. Default 100.
 	ReadAheadEntries int
 
+	// MaxEntryBytes bounds one encoded batch (entry); a larger batch fails
+	// with MessageTooLarge. Default 5 MiB + 64 KiB, the ledger client's limit.
+	MaxEntryBytes int
+
 	// MaxPendingPerProducer bounds the batches a producer may have in flight;
 	// beyond it a send fails with ProducerQueueFull. Default 1,000.
 	MaxPendingPerProducer int
@@ -88,6 +92,7 @@ func (c Config) withDefaults() Config {
 		c.CacheBytes = 16 << 20
 	}
 	setInt(&c.ReadAheadEntries, 100)
+	setInt(&c.MaxEntryBytes, 5<<20+64<<10)
 	setInt(&c.MaxPendingPerProducer, 1000)
 	setInt(&c.MaxUnackedPerConsumer, 5000)
 	setDur(&c.CursorFlushInterval, time.Second)

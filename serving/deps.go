@@ -28,6 +28,7 @@ type Meta interface {
 	CreateTopic(ctx context.Context, t *metadata.Topic) error
 	GetTopic(ctx context.Context, name string) (*metadata.Topic, error)
 	ListTopics(ctx context.Context, namespace string) ([]metadata.Topic, error)
+	// DeleteTopic deletes the topic's record, managed ledger and cursors.
 	DeleteTopic(ctx context.Context, name string) error
 
 	// AcquireOwnership claims o for s's lease unless someone owns the topic:
@@ -35,12 +36,13 @@ type Meta interface {
 	AcquireOwnership(ctx context.Context, s Session, o metadata.Ownership) (metadata.Ownership, bool, error)
 	// GetOwnership answers metadata.ErrNotFound when nobody owns the topic.
 	GetOwnership(ctx context.Context, topic string) (metadata.Ownership, error)
-	ReleaseOwnership(ctx context.Context, s Session, topic string) error
+	// ReleaseOwnership deletes the ownership key iff it is still at
+	// o.Version (nil when nobody owns the topic any more).
+	ReleaseOwnership(ctx context.Context, o metadata.Ownership) error
 
 	GetManagedLedger(ctx context.Context, topic string) (*metadata.ManagedLedger, error)
 	// PutManagedLedger is a compare-and-swap on ml.Version (0: create).
 	PutManagedLedger(ctx context.Context, ml *metadata.ManagedLedger) error
-	DeleteManagedLedger(ctx context.Context, topic string) error
 
 	GetCursor(ctx context.Context, topic, sub string) (*metadata.Cursor, error)
 	PutCursor(ctx context.Context, c *metadata.Cursor) error

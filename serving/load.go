@@ -34,7 +34,7 @@ func (t *topic) load() {
 			go func() { _ = w.Close(context.Background(), nil) }()
 		}
 		if acquired {
-			t.n.release(t.name)
+			t.n.release(t.owned)
 		}
 		close(t.ready)
 		return
@@ -110,6 +110,7 @@ func (t *topic) acquire(ctx context.Context) error {
 		return unavailable("acquiring ownership", err)
 	}
 	if ok {
+		t.owned = cur
 		return nil
 	}
 	if cur.NodeID != n.cfg.NodeID {
@@ -194,12 +195,16 @@ func (t *topic) recoverLast(ctx context.Context, ml *metadata.ManagedLedger) (ma
 // highest sequence id (and recent receipts) of each producer.
 func (t *topic) replayForDedup(ctx context.Context, l *metadata.Ledger, li *metadata.LedgerInfo, dedup map[string]*dedupState) error {
 	step := ids.EntryID(t.n.cfg.ReadAheadEntries)
-	for first := ids.EntryID(0); first <= l.LastEntry; first += step {
+	for first := ids.EntryID(0); first <= l.LastEntry; {
 		last := min(first+step-1, l.LastEntry)
 		es, err := t.n.ledgers.Read(ctx, l, first, last)
+		if err == nil && len(es) == 0 {
+			err = errcode.New(errcode.EntryNotFound, "empty read")
+		}
 		if err != nil {
 			return unavailable(fmt.Sprintf("reading ledger %d", l.ID), err)
 		}
+		first = es[len(es)-1].ID + 1
 		for _, e := range es {
 			b, err := entry.Decode(e.Payload)
 			if err != nil {

@@ -180,9 +180,10 @@ func (n *Node) Close() error {
 	return nil
 }
 
-// Kill stops the node as a crash would: nothing is flushed, closed or
-// released, and the session is abandoned (its keys live until the lease
-// expires, unless the Session's Close revokes it). For tests and chaos.
+// Kill stops the node as a crash would: no cursor is flushed, no ledger
+// closed, no ownership released. Then its session ends (the lease is
+// revoked), so its keys vanish as they would once a dead node's lease
+// expires. For in-process failover tests; a real crash is a killed process.
 func (n *Node) Kill() {
 	if !n.closing() {
 		return
@@ -190,6 +191,9 @@ func (n *Node) Kill() {
 	n.cancel()
 	n.dropAll(reasonKilled, errcode.New(errcode.Closed, "node killed"), false)
 	n.wg.Wait()
+	if s := n.session(); s != nil {
+		s.Close()
+	}
 }
 
 func (n *Node) closing() bool {
@@ -222,16 +226,17 @@ func (n *Node) forget(t *topic) {
 	}
 }
 
-// release gives up the ownership key of a topic this node no longer serves.
-func (n *Node) release(name string) {
-	s := n.session()
-	if s == nil {
+// release gives up an ownership key of a topic this node no longer serves
+// (a no-op when someone else owns it by now).
+func (n *Node) release(o metadata.Ownership) {
+	if o.Version == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.MetaTimeout)
 	defer cancel()
-	if err := n.meta.ReleaseOwnership(ctx, s, name); err != nil && !errors.Is(err, metadata.ErrNotFound) {
-		n.log.Warn("releasing ownership", "topic", name, "err", err)
+	err := n.meta.ReleaseOwnership(ctx, o)
+	if err != nil && !errors.Is(err, metadata.ErrNotFound) && !errors.Is(err, metadata.ErrBadVersion) {
+		n.log.Warn("releasing ownership", "topic", o.Topic, "err", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package serving
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/strata-mq/strata/internal/entry"
@@ -33,6 +34,10 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 		return nil
 	}
 	b := &pendingBatch{p: p, first: first, last: last, msgs: toEntryMessages(ms), received: time.Now()}
+	if sz := entry.Size(&entry.Batch{ProducerName: p.name, PublishTime: math.MaxInt64, Messages: b.msgs}); sz > t.n.cfg.MaxEntryBytes {
+		p.sendError(first, last, errcode.New(errcode.MessageTooLarge, "batch of %d bytes over the entry limit of %d", sz, t.n.cfg.MaxEntryBytes))
+		return nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.servingErrLocked(); err != nil {

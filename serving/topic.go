@@ -31,8 +31,9 @@ type topic struct {
 	policy metadata.NamespacePolicy
 	log    *slog.Logger
 
-	ready   chan struct{} // closed once load finished
-	loadErr error         // set before ready closes
+	owned   metadata.Ownership // our ownership record, set by load
+	ready   chan struct{}      // closed once load finished
+	loadErr error              // set before ready closes
 
 	ctx    context.Context // canceled when the topic is dropped
 	cancel context.CancelFunc
@@ -225,7 +226,7 @@ func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []stri
 		t.n.m.backlog.DeleteLabelValues(t.name, name)
 	}
 	if reason != reasonSession && reason != reasonKilled {
-		t.n.release(t.name)
+		t.n.release(t.owned)
 	}
 }
 

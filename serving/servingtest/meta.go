@@ -171,6 +171,12 @@ func (m *Meta) DeleteTopic(ctx context.Context, name string) error {
 		return metadata.ErrTopicNotFound
 	}
 	delete(m.topics, name)
+	delete(m.mls, name)
+	for k, c := range m.cursors {
+		if c.Topic == name {
+			delete(m.cursors, k)
+		}
+	}
 	return nil
 }
 
@@ -199,12 +205,17 @@ func (m *Meta) GetOwnership(ctx context.Context, topic string) (metadata.Ownersh
 	return o.o, nil
 }
 
-func (m *Meta) ReleaseOwnership(ctx context.Context, s serving.Session, topic string) error {
+func (m *Meta) ReleaseOwnership(ctx context.Context, o metadata.Ownership) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if o, ok := m.owners[topic]; ok && o.sess == s.(*Session).id {
-		delete(m.owners, topic)
+	cur, ok := m.owners[o.Topic]
+	if !ok {
+		return nil
 	}
+	if cur.o.Version != o.Version {
+		return metadata.ErrBadVersion
+	}
+	delete(m.owners, o.Topic)
 	return nil
 }
 
@@ -230,13 +241,6 @@ func (m *Meta) PutManagedLedger(ctx context.Context, ml *metadata.ManagedLedger)
 	c := *ml
 	c.Ledgers = append([]metadata.LedgerInfo(nil), ml.Ledgers...)
 	m.mls[ml.Topic] = c
-	return nil
-}
-
-func (m *Meta) DeleteManagedLedger(ctx context.Context, topic string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.mls, topic)
 	return nil
 }
 
