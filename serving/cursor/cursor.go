@@ -70,11 +70,12 @@ func (c *Cursor) Reset(markDelete ids.Position) {
 
 // IsEntryAcked reports whether every message of the entry at p is acked.
 func (c *Cursor) IsEntryAcked(p ids.Position) bool {
-	if !c.markDelete.Less(p) {
-		return true
-	}
-	spans := c.acked[p.Ledger]
-	i, found := slices.BinarySearchFunc(spans, p.Entry, func(s span, e ids.EntryID) int {
+	return !c.markDelete.Less(p) || c.inSpans(p)
+}
+
+// inSpans reports whether p is in the acked spans of its ledger.
+func (c *Cursor) inSpans(p ids.Position) bool {
+	_, found := slices.BinarySearchFunc(c.acked[p.Ledger], p.Entry, func(s span, e ids.EntryID) int {
 		switch {
 		case s.last < e:
 			return -1
@@ -83,7 +84,6 @@ func (c *Cursor) IsEntryAcked(p ids.Position) bool {
 		}
 		return 0
 	})
-	_ = i
 	return found
 }
 
@@ -151,7 +151,7 @@ func (c *Cursor) Advance(next Successor) bool {
 	moved := false
 	for {
 		p, ok := next(c.markDelete)
-		if !ok || !c.isAckedPast(p) {
+		if !ok || !c.inSpans(p) {
 			break
 		}
 		c.markDelete = p
@@ -161,16 +161,6 @@ func (c *Cursor) Advance(next Successor) bool {
 		c.dropBefore(c.markDelete)
 	}
 	return moved
-}
-
-func (c *Cursor) isAckedPast(p ids.Position) bool {
-	spans := c.acked[p.Ledger]
-	for _, s := range spans {
-		if s.first <= p.Entry && p.Entry <= s.last {
-			return true
-		}
-	}
-	return false
 }
 
 // dropBefore forgets acknowledgements at or before md.
@@ -327,20 +317,18 @@ func Decode(markDelete ids.Position, data []byte) (*Cursor, error) {
 	d := reader{buf: data[1:]}
 	for i, nl := uint64(0), d.count(2); i < nl && d.err == nil; i++ {
 		l := ids.LedgerID(d.uvarint())
+		var spans []span
 		for j, ns := uint64(0), d.count(2); j < ns && d.err == nil; j++ {
 			first := ids.EntryID(d.varint())
 			length := d.uvarint()
-			if length > 1<<40 {
-				d.fail("range too long")
+			s := span{first, first + ids.EntryID(length)}
+			if length > 1<<40 || s.first < 0 || (len(spans) > 0 && s.first <= spans[len(spans)-1].last+1) {
+				d.fail("ranges out of order")
 			}
-			for e := first; e <= first+ids.EntryID(length) && d.err == nil; e++ {
-				c.AckEntry(ids.Position{Ledger: l, Entry: e})
-				if len(c.acked[l]) > 0 && e == first {
-					// one insert per range is enough: extend the span directly
-					c.extend(l, first, first+ids.EntryID(length))
-					break
-				}
-			}
+			spans = append(spans, s)
+		}
+		if d.err == nil && len(spans) > 0 {
+			c.acked[l] = spans
 		}
 	}
 	for i, np := uint64(0), d.count(4); i < np && d.err == nil; i++ {
@@ -365,27 +353,8 @@ func Decode(markDelete ids.Position, data []byte) (*Cursor, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
+	c.dropBefore(markDelete)
 	return c, nil
-}
-
-// extend widens the span of ledger l that holds first to reach last, merging
-// with the spans it then touches.
-func (c *Cursor) extend(l ids.LedgerID, first, last ids.EntryID) {
-	spans := c.acked[l]
-	for i := range spans {
-		if spans[i].first <= first && first <= spans[i].last {
-			if last > spans[i].last {
-				spans[i].last = last
-			}
-			j := i + 1
-			for j < len(spans) && spans[j].first <= spans[i].last+1 {
-				spans[i].last = max(spans[i].last, spans[j].last)
-				j++
-			}
-			c.acked[l] = slices.Delete(spans, i+1, j)
-			return
-		}
-	}
 }
 
 type reader struct {

@@ -1,0 +1,216 @@
+package entry
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/strata-mq/strata/internal/errcode"
+)
+
+const (
+	magic0, magic1 = 'S', 'E'
+	version        = 1
+	headerLen      = 4
+	crcLen         = 4
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt is returned for a payload that fails its checksum or does not
+// parse.
+var ErrCorrupt = errcode.New(errcode.Corruption, "entry: corrupt payload")
+
+// Message is one message of a batch.
+type Message struct {
+	SequenceID uint64
+	Key        string
+	Properties map[string]string
+	Payload    []byte
+	// EventTime is unix nanoseconds set by the producer, 0 when unset.
+	EventTime int64
+}
+
+// Batch is one producer batch: what an entry holds.
+type Batch struct {
+	ProducerName string
+	// PublishTime is unix nanoseconds assigned by the serving node.
+	PublishTime int64
+	Messages    []Message
+}
+
+// Size returns the exact encoded size of b.
+func Size(b *Batch) int {
+	n := headerLen + uvarintLen(uint64(len(b.ProducerName))) + len(b.ProducerName) +
+		varintLen(b.PublishTime) + uvarintLen(uint64(len(b.Messages))) + crcLen
+	for i := range b.Messages {
+		n += messageSize(&b.Messages[i])
+	}
+	return n
+}
+
+func messageSize(m *Message) int {
+	n := uvarintLen(m.SequenceID) + varintLen(m.EventTime) +
+		uvarintLen(uint64(len(m.Key))) + len(m.Key) +
+		uvarintLen(uint64(len(m.Properties))) +
+		uvarintLen(uint64(len(m.Payload))) + len(m.Payload)
+	for k, v := range m.Properties {
+		n += uvarintLen(uint64(len(k))) + len(k) + uvarintLen(uint64(len(v))) + len(v)
+	}
+	return n
+}
+
+// Encode returns the encoding of b.
+func Encode(b *Batch) []byte { return AppendEncode(make([]byte, 0, Size(b)), b) }
+
+// AppendEncode appends the encoding of b to dst.
+func AppendEncode(dst []byte, b *Batch) []byte {
+	start := len(dst)
+	dst = append(dst, magic0, magic1, version, 0)
+	dst = appendString(dst, b.ProducerName)
+	dst = binary.AppendVarint(dst, b.PublishTime)
+	dst = binary.AppendUvarint(dst, uint64(len(b.Messages)))
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		dst = binary.AppendUvarint(dst, m.SequenceID)
+		dst = binary.AppendVarint(dst, m.EventTime)
+		dst = appendString(dst, m.Key)
+		dst = binary.AppendUvarint(dst, uint64(len(m.Properties)))
+		for k, v := range m.Properties {
+			dst = appendString(dst, k)
+			dst = appendString(dst, v)
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(m.Payload)))
+		dst = append(dst, m.Payload...)
+	}
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// Decode parses p. The returned batch's byte slices alias p.
+func Decode(p []byte) (*Batch, error) {
+	if len(p) < headerLen+crcLen {
+		return nil, corrupt("short payload: %d bytes", len(p))
+	}
+	body, sum := p[:len(p)-crcLen], binary.LittleEndian.Uint32(p[len(p)-crcLen:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, corrupt("checksum mismatch")
+	}
+	if body[0] != magic0 || body[1] != magic1 {
+		return nil, corrupt("bad magic")
+	}
+	if body[2] != version {
+		return nil, corrupt("unknown version %d", body[2])
+	}
+	d := decoder{buf: body[headerLen:]}
+	b := &Batch{ProducerName: d.string(), PublishTime: d.varint()}
+	count := d.uvarint()
+	// Every message takes at least 5 bytes, which bounds the allocation.
+	if d.err == nil && (count == 0 || count > uint64(len(d.buf))/5+1) {
+		return nil, corrupt("message count %d out of range", count)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	b.Messages = make([]Message, count)
+	for i := range b.Messages {
+		d.message(&b.Messages[i])
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.buf) != 0 {
+		return nil, corrupt("%d trailing bytes", len(d.buf))
+	}
+	return b, nil
+}
+
+type decoder struct {
+	buf []byte
+	err error
+}
+
+func (d *decoder) message(m *Message) {
+	m.SequenceID = d.uvarint()
+	m.EventTime = d.varint()
+	m.Key = d.string()
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.buf))/2 {
+		d.err = corrupt("property count %d out of range", n)
+	}
+	if d.err == nil && n > 0 {
+		m.Properties = make(map[string]string, n)
+		for j := uint64(0); j < n && d.err == nil; j++ {
+			k := d.string()
+			m.Properties[k] = d.string()
+		}
+	}
+	m.Payload = d.bytes()
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.err = corrupt("bad varint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.buf)
+	if n <= 0 {
+		d.err = corrupt("bad varint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.buf)) {
+		d.err = corrupt("length %d beyond the %d bytes left", n, len(d.buf))
+		return nil
+	}
+	b := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	return b
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func varintLen(v int64) int {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	return uvarintLen(u)
+}
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}
