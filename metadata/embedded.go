@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -62,11 +63,13 @@ type Embedded struct {
 	etcd      *embed.Etcd
 	endpoints []string
 	log       *slog.Logger
+	closing   *atomic.Bool // silences etcd's shutdown noise
 }
 
 // StartEmbedded starts a single-member etcd server in cfg.Dir and waits
 // until it is ready to serve (or ctx ends, or a minute passes). etcd's own
-// logs are at level error on stderr.
+// logs at level error and above go to log (nil: discarded), except for the
+// noise of its own shutdown.
 func StartEmbedded(ctx context.Context, cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -75,19 +78,22 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig, log *slog.Logger) (*
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	closing := new(atomic.Bool)
 	ecfg, err := embedConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
+	ecfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newEtcdLogger(log, closing))
 	e, err := embed.StartEtcd(ecfg)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: start embedded etcd: %w", err)
 	}
 	if err := waitReady(ctx, e); err != nil {
+		closing.Store(true)
 		e.Close()
 		return nil, err
 	}
-	em := &Embedded{etcd: e, log: log}
+	em := &Embedded{etcd: e, log: log, closing: closing}
 	for _, l := range e.Clients {
 		em.endpoints = append(em.endpoints, "http://"+l.Addr().String())
 	}
@@ -113,7 +119,6 @@ func embedConfig(cfg EmbeddedConfig) (*embed.Config, error) {
 	e.AdvertisePeerUrls = []url.URL{*purl}
 	e.InitialCluster = e.InitialClusterFromName(e.Name)
 	e.LogLevel = "error"
-	e.LogOutputs = []string{"stderr"}
 	e.UnsafeNoFsync = cfg.UnsafeNoFsync
 	return e, nil
 }
@@ -138,6 +143,7 @@ func (e *Embedded) Endpoints() []string { return append([]string(nil), e.endpoin
 
 // Close stops the server and waits until it has stopped.
 func (e *Embedded) Close() error {
+	e.closing.Store(true)
 	e.etcd.Close()
 	select {
 	case err, ok := <-e.etcd.Err():
