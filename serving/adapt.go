@@ -121,4 +121,3 @@ func (l ledgerClient) Read(ctx context.Context, rec *metadata.Ledger, first, las
 func (l ledgerClient) Delete(ctx context.Context, rec *metadata.Ledger) error {
 	return l.c.Delete(ctx, rec)
 }
-

@@ -133,7 +133,8 @@ func payloadOf(seq uint64) []byte { return []byte(fmt.Sprintf("payload-%06d-\x00
 // send sends a batch and waits for its answer.
 func (p *prod) send(msgs ...*servingpb.Message) (*servingpb.ProduceResponse, error) {
 	if err := p.stream.Send(&servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Send{Send: &servingpb.SendBatch{Messages: msgs}}}); err != nil {
-		return nil, err
+		_, err = p.stream.Recv() // the stream's status
+		return nil, errcode.FromError(err)
 	}
 	r, err := p.stream.Recv()
 	if err != nil {
