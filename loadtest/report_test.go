@@ -1,0 +1,94 @@
+package loadtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func sampleResult(driver string, msgs float64) *Result {
+	return &Result{
+		Driver:             driver,
+		Durability:         driver + " durability",
+		Verification:       Verification{Published: 10, Acked: 10, Received: 10},
+		ThroughputMsgsPerS: msgs,
+		ThroughputMBPerS:   msgs / 1000,
+		PublishLatencyMs:   Percentiles{P50: 1, P99: 2, P999: 3, Max: 4},
+		E2ELatencyMs:       Percentiles{P50: 2, P99: 4, P999: 6, Max: 8},
+		Intervals: []Interval{
+			{ElapsedS: 1, PublishMsgsPerS: msgs, PublishLatencyMs: Percentiles{P50: 1, P99: 2}},
+			{ElapsedS: 2, PublishMsgsPerS: msgs, EndToEndLatencyMs: Percentiles{P50: 2, P99: 3}},
+		},
+	}
+}
+
+func TestJSONHasTheDocumentedFields(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := WriteJSON(path, []*Result{sampleResult("strata", 100)}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	var obj map[string]any
+	if err := json.Unmarshal(b, &obj); err != nil {
+		t.Fatalf("one driver must give one object: %v", err)
+	}
+	for _, k := range []string{"driver", "messages_published", "messages_acked", "messages_received", "lost",
+		"duplicates", "out_of_order", "throughput_msgs_per_s", "throughput_mb_per_s", "publish_latency_ms", "e2e_latency_ms"} {
+		if _, ok := obj[k]; !ok {
+			t.Errorf("field %q missing", k)
+		}
+	}
+	lat := obj["e2e_latency_ms"].(map[string]any)
+	for _, k := range []string{"p50", "p99", "p999", "max"} {
+		if _, ok := lat[k]; !ok {
+			t.Errorf("e2e_latency_ms.%s missing", k)
+		}
+	}
+}
+
+func TestJSONOfSeveralDriversIsAnArray(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := WriteJSON(path, []*Result{sampleResult("strata", 100), sampleResult("jetstream", 50)}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	var arr []map[string]any
+	if err := json.Unmarshal(b, &arr); err != nil || len(arr) != 2 || arr[1]["driver"] != "jetstream" {
+		t.Fatalf("got %s (%v)", b, err)
+	}
+}
+
+func TestTableShowsDriversSideBySideWithRatioAndDurability(t *testing.T) {
+	var buf bytes.Buffer
+	failed := sampleResult("jetstream", 50)
+	failed.Lost, failed.Failed = 3, true
+	if err := WriteTable(&buf, []*Result{sampleResult("strata", 100), failed}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"jetstream/strata", "0.50x", "strata durability: strata durability", "jetstream verdict: FAILED: 3 lost", "strata verdict: OK"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPlotWritesAPNG(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.png")
+	empty := &Result{Driver: "empty"}
+	if err := writePlot(path, []*Result{sampleResult("strata", 100), sampleResult("jetstream", 50), empty}, 250); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := png.Decode(f); err != nil {
+		t.Fatalf("not a PNG: %v", err)
+	}
+}
