@@ -96,6 +96,10 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 			startFor(int32(i), s)
 		}
 		pc := newPartitionConsumer(cons, tp, int32(i), s, queueSize)
+		if id := s.GetStartMessageId(); id != nil && id.GetBatch() > 0 {
+			// The server starts at the entry: skip the batch before the id.
+			pc.mu.last = &MessageID{Ledger: id.GetLedger(), Entry: id.GetEntry(), Batch: id.GetBatch() - 1, Partition: int32(i)}
+		}
 		if err := pc.start(ctx); err != nil {
 			cons.closeParts()
 			return nil, err

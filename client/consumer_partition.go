@@ -63,11 +63,24 @@ func newPartitionConsumer(parent *Consumer, topic string, partition int32, sub *
 	return pc
 }
 
-// start subscribes once (so that errors reach the caller), then starts the
-// run goroutine. ctx bounds only this first subscribe.
+// start subscribes (retrying retriable errors for up to the operation
+// timeout, so that other errors reach the caller), then starts the run
+// goroutine. ctx bounds only this first subscribe.
 func (pc *partitionConsumer) start(ctx context.Context) error {
+	ctx, done := pc.c.opContext(ctx)
+	defer done()
 	stop := context.AfterFunc(ctx, pc.cancel)
-	st, cancel, err := pc.connect(pc.ctx)
+	var (
+		st     consumeStream
+		cancel context.CancelFunc
+		err    error
+	)
+	for bo := pc.c.newBackoff(); ; {
+		st, cancel, err = pc.connect(pc.ctx)
+		if err == nil || !errcode.IsRetriable(err) || !bo.wait(pc.ctx) {
+			break
+		}
+	}
 	if !stop() || err != nil {
 		pc.cancel()
 		if err == nil {
@@ -263,7 +276,9 @@ func (pc *partitionConsumer) flow(n int) {
 
 // push queues received messages. Messages at or before the resume point of a
 // non-durable subscription were handed out already: they are dropped and
-// their permits granted again.
+// their permits granted again. The queue may exceed queueSize by up to one
+// entry's batch: the server delivers whole entries and lets the permits go
+// negative.
 func (pc *partitionConsumer) push(wire []*servingpb.ReceivedMessage) error {
 	dropped := 0
 	pc.mu.Lock()
@@ -275,11 +290,7 @@ func (pc *partitionConsumer) push(wire []*servingpb.ReceivedMessage) error {
 		}
 		pc.mu.queue = append(pc.mu.queue, m)
 	}
-	over := len(pc.mu.queue) > 2*pc.queueSize
 	pc.mu.Unlock()
-	if over {
-		return errcode.New(errcode.Internal, "server sent more messages than the %d permits granted", pc.queueSize)
-	}
 	pc.flow(dropped)
 	pc.parent.wake()
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/internal/errcode"
@@ -304,4 +305,33 @@ func TestCloseEndsReceiveWithErrClosed(t *testing.T) {
 	if err := <-done; !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("Receive after Close: %v", err)
 	}
+}
+
+func TestReaderStartingInsideABatchSkipsEarlierMessagesAndAcksWhatItReads(t *testing.T) {
+	_, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		p.SendAsync(ctx, payload(i), nil)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.NewReader(ctx, "t", client.ReaderStartMessageID(client.MessageID{Ledger: 1, Entry: 0, Batch: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"m001", "m002"} {
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Payload) != want {
+			t.Fatalf("got %q, want %q", m.Payload, want)
+		}
+	}
+	waitFor(t, "the reader's acks", func() bool { return len(b.Acks()) == 2 })
 }

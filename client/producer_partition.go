@@ -87,11 +87,23 @@ func newPartitionProducer(c *Client, cfg *producerConfig, topic string, partitio
 	return p
 }
 
-// start connects once (so that a bad topic fails the caller) and then starts
-// the run goroutine. ctx bounds only this first connect.
+// start connects (retrying retriable errors for up to the operation timeout,
+// so that a bad topic fails the caller) and then starts the run goroutine.
+// ctx bounds only this first connect.
 func (p *partitionProducer) start(ctx context.Context) error {
+	ctx, done := p.c.opContext(ctx)
+	defer done()
 	stop := context.AfterFunc(ctx, p.cancel)
-	st, err := p.connect(p.ctx)
+	var (
+		st  produceStream
+		err error
+	)
+	for bo := p.c.newBackoff(); ; {
+		st, err = p.connect(p.ctx)
+		if err == nil || !errcode.IsRetriable(err) || !bo.wait(p.ctx) {
+			break
+		}
+	}
 	if !stop() || err != nil {
 		p.cancel()
 		if err == nil {

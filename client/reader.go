@@ -55,12 +55,32 @@ func (c *Client) NewReader(ctx context.Context, topicName string, opts ...Reader
 // Topic returns the reader's topic (canonical name).
 func (r *Reader) Topic() string { return r.cons.topic }
 
-// Next returns the next message; see Consumer.Receive.
-func (r *Reader) Next(ctx context.Context) (*Message, error) { return r.cons.Receive(ctx) }
+// Next returns the next message; see Consumer.Receive. The message is
+// acknowledged on the reader's non-durable subscription (which frees the
+// server's per-consumer unacknowledged budget; nothing is stored).
+func (r *Reader) Next(ctx context.Context) (*Message, error) {
+	m, err := r.cons.Receive(ctx)
+	if err == nil {
+		_ = r.cons.AckID(m.ID) // lost on a reconnect: the resubscribe starts after m anyway
+	}
+	return m, err
+}
 
-// Messages iterates over messages; see Consumer.Messages.
+// Messages iterates over messages until ctx ends or the reader closes; the
+// last pair carries that error.
 func (r *Reader) Messages(ctx context.Context) iter.Seq2[*Message, error] {
-	return r.cons.Messages(ctx)
+	return func(yield func(*Message, error) bool) {
+		for {
+			m, err := r.Next(ctx)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(m, nil) {
+				return
+			}
+		}
+	}
 }
 
 // Seek moves the reader to id (inclusive); see Consumer.Seek.

@@ -241,8 +241,8 @@ func (c *Cluster) subscribe(req *servingpb.Subscribe) (*subState, int, error) {
 	if req.GetNonDurable() {
 		s := &subState{typ: req.GetType(), acked: map[int]bool{}}
 		switch {
-		case req.GetStartMessageId() != nil:
-			return s, indexAtLocked(t, req.GetStartMessageId()), nil
+		case req.GetStartMessageId() != nil: // like the serving node: from the entry's start
+			return s, indexAtLocked(t, entryStart(req.GetStartMessageId())), nil
 		case req.GetStartTimeUnixNano() != 0:
 			return s, indexAtTimeLocked(t, req.GetStartTimeUnixNano()), nil
 		case req.GetInitialPosition() == servingpb.InitialPosition_EARLIEST:
@@ -307,7 +307,7 @@ func (c *Cluster) seek(topicName string, s *subState, to *servingpb.Seek) (int, 
 	i := 0
 	switch k := to.GetTo().(type) {
 	case *servingpb.Seek_MessageId:
-		i = indexAtLocked(t, k.MessageId)
+		i = indexAtLocked(t, entryStart(k.MessageId))
 	case *servingpb.Seek_TimeUnixNano:
 		i = indexAtTimeLocked(t, k.TimeUnixNano)
 	case *servingpb.Seek_Position:
@@ -337,4 +337,10 @@ func (c *Cluster) listTopics(namespace string) []*servingpb.TopicInfo {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
 	return out
+}
+
+// entryStart is the first message of id's entry: the serving node positions
+// by entry.
+func entryStart(id *servingpb.MessageId) *servingpb.MessageId {
+	return &servingpb.MessageId{Ledger: id.GetLedger(), Entry: id.GetEntry()}
 }
