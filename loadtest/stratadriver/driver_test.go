@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-mq/strata/client/fakebroker"
 	"github.com/strata-mq/strata/loadtest"
 )
 
@@ -27,6 +28,35 @@ func TestSinglePartitionTopicsAreNotPartitioned(t *testing.T) {
 	d.w.Partitions = 3
 	if got := d.topicOf("a/b/c", 2); got != "a/b/c-partition-2" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestDriverSpeaksTheSDKToAFakeBroker runs a short workload through the
+// SDK against client/fakebroker (real gRPC, in-memory log): it checks the
+// driver's wiring (topics created, partitions opened, acks and receipts
+// routed), not Strata's storage.
+func TestDriverSpeaksTheSDKToAFakeBroker(t *testing.T) {
+	b := fakebroker.Start(t, fakebroker.NewCluster())
+	d := New(Config{URL: b.URL()})
+	t.Cleanup(func() { _ = d.Close() })
+	w := loadtest.DefaultWorkload()
+	w.Partitions = 2
+	w.SubscriptionsPerTopic = 2
+	w.KeyDistribution = loadtest.KeyRoundRobin
+	w.MessageSize = 128
+	w.Rate = 300
+	w.Duration = time.Second
+	w.MaxMessagesPerProducer = 500
+	w.DrainTimeout = 5 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := loadtest.Run(ctx, d, w, loadtest.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := res.Verification
+	if res.Failed || v.Acked == 0 || v.Acked != v.Published || v.Received != 2*v.Acked || v.Duplicates != 0 {
+		t.Fatalf("got %+v", v)
 	}
 }
 
