@@ -43,7 +43,7 @@ type Config struct {
 	ReadAheadEntries int
 
 	// MaxEntryBytes bounds one encoded batch (entry); a larger batch fails
-	// with MessageTooLarge. Default 5 MiB + 64 KiB, the ledger client's limit.
+	// with MessageTooLarge. Default 5 MiB, a bookie's default entry limit.
 	MaxEntryBytes int
 
 	// MaxPendingPerProducer bounds the batches a producer may have in flight;
@@ -92,7 +92,7 @@ func (c Config) withDefaults() Config {
 		c.CacheBytes = 16 << 20
 	}
 	setInt(&c.ReadAheadEntries, 100)
-	setInt(&c.MaxEntryBytes, 5<<20+64<<10)
+	setInt(&c.MaxEntryBytes, 5<<20)
 	setInt(&c.MaxPendingPerProducer, 1000)
 	setInt(&c.MaxUnackedPerConsumer, 5000)
 	setDur(&c.CursorFlushInterval, time.Second)

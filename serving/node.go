@@ -74,8 +74,20 @@ func NewNode(cfg Config, meta Meta, ledgers Ledgers, log *slog.Logger, reg prome
 // Call before Start.
 func (n *Node) SetTimeFinder(f TimeFinder) { n.times = f }
 
-// Register installs the Broker service on s. The server should carry the
-// errcode interceptors.
+// ServerOptions are the options the gRPC server hosting the node needs: the
+// errcode interceptors and message limits that let a full entry through.
+func (n *Node) ServerOptions() []grpc.ServerOption {
+	limit := 2*n.cfg.MaxEntryBytes + 1<<20
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(errcode.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(errcode.StreamServerInterceptor()),
+		grpc.MaxRecvMsgSize(limit),
+		grpc.MaxSendMsgSize(limit),
+	}
+}
+
+// Register installs the Broker service on s, which should be built with
+// ServerOptions.
 func (n *Node) Register(s *grpc.Server) { servingpb.RegisterBrokerServer(s, n) }
 
 // Start opens the node's session and registers the node; ctx bounds only

@@ -1,0 +1,147 @@
+package serving_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/strata-mq/strata/bookie"
+	"github.com/strata-mq/strata/bookie/ledger"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/metadata/metatest"
+	"github.com/strata-mq/strata/serving"
+	"github.com/strata-mq/strata/serving/servingpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// realCluster is embedded etcd, three in-process bookies over loopback gRPC
+// and serving nodes built with serving.New.
+type realCluster struct {
+	t         *testing.T
+	endpoints []string
+}
+
+func newRealCluster(t *testing.T, bookies int) *realCluster {
+	eps := metatest.StartEtcd(t)
+	store := metatest.OpenStoreAt(t, eps)
+	for i := 0; i < bookies; i++ {
+		startBookie(t, store)
+	}
+	return &realCluster{t: t, endpoints: eps}
+}
+
+func startBookie(t *testing.T, store *metadata.Store) {
+	b, err := bookie.Open(bookie.Config{DataDir: t.TempDir()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(b.ServerOptions()...)
+	b.Register(srv)
+	go func() { _ = srv.Serve(lis) }()
+	sess, err := store.NewSession(context.Background(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	if err := store.RegisterBookie(context.Background(), sess, metadata.BookieInfo{ID: addr, Addr: addr}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sess.Close()
+		srv.Stop()
+		_ = b.Close()
+	})
+}
+
+// start runs a serving node with its own store connection and ledger client,
+// as a separate process would have.
+func (c *realCluster) start(id string) *testNode {
+	t := c.t
+	store := metatest.OpenStoreAt(t, c.endpoints)
+	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, nil)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := serving.Config{NodeID: id, GRPCAddr: lis.Addr().String(), Ensemble: 3, WriteQuorum: 2, AckQuorum: 2,
+		CursorFlushInterval: 50 * time.Millisecond, MaxLedgerEntries: 10}
+	n, err := serving.New(cfg, store, lc, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(n.ServerOptions()...)
+	n.Register(srv)
+	go func() { _ = srv.Serve(lis) }()
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		srv.Stop()
+		_ = n.Close()
+		_ = lc.Close()
+	})
+	return &testNode{Node: n, addr: lis.Addr().String(), srv: srv, client: servingpb.NewBrokerClient(conn)}
+}
+
+func TestRealClusterProducesAndConsumesInOrderAcrossLedgerRolls(t *testing.T) {
+	c := newRealCluster(t, 3)
+	n := c.start("a")
+	const topic = "public/default/real"
+	p := mustProducer(t, n, topic, "p1")
+	for i := uint64(1); i <= 35; i++ {
+		p.mustSend(msg(i))
+	}
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(100)
+	checkInOrder(t, cs.receive(35), 1, 35)
+	st, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.GetLedgers()) < 4 {
+		t.Fatalf("want the ledger to roll every 10 entries, got %d ledgers", len(st.GetLedgers()))
+	}
+}
+
+func TestRealClusterTakeoverFencesTheOldOwnerAndLosesNothingAcknowledged(t *testing.T) {
+	c := newRealCluster(t, 3)
+	a := c.start("a")
+	b := c.start("b")
+	const topic = "public/default/takeover"
+	p := mustProducer(t, a, topic, "p1")
+	for i := uint64(1); i <= 15; i++ {
+		p.mustSend(msg(i))
+	}
+	a.srv.Stop()
+	a.Kill() // crash: nothing closed or released; its lease ends
+	var p2 *prod
+	eventually(t, "b takes over", func() error {
+		var err error
+		p2, err = openProducer(t, b, topic, "p1")
+		return err
+	})
+	if got := p2.opened.GetLastSequenceId(); got != 15 {
+		t.Fatalf("dedup state after takeover: %d, want 15", got)
+	}
+	if r := p2.mustSend(msg(15)); !r.GetDuplicate() {
+		t.Fatalf("resend written twice: %v", r)
+	}
+	for i := uint64(16); i <= 20; i++ {
+		p2.mustSend(msg(i))
+	}
+	cs := mustSubscribe(t, b, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(100)
+	checkInOrder(t, cs.receive(20), 1, 20)
+}
