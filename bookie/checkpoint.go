@@ -1,0 +1,83 @@
+package bookie
+
+import (
+	"time"
+
+	"github.com/strata-mq/strata/bookie/index"
+	"github.com/strata-mq/strata/bookie/journal"
+)
+
+// runCheckpointer writes an index checkpoint every CheckpointInterval, or
+// when kicked (segment rotation, ledger delete), then removes reclaimable
+// segments. It stops when b.stop closes.
+func (b *Bookie) runCheckpointer() {
+	defer b.bgWG.Done()
+	t := time.NewTicker(b.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		case <-b.kick:
+		}
+		if err := b.checkpoint(); err != nil {
+			b.log.Error("index checkpoint failed", "err", err)
+		}
+	}
+}
+
+func (b *Bookie) kickCheckpoint() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// checkpoint saves the index with the journal position it covers, if that
+// moved, into the older slot, then reclaims segments.
+func (b *Bookie) checkpoint() error {
+	b.ckptMu.Lock()
+	defer b.ckptMu.Unlock()
+	b.mu.RLock()
+	pos := b.mu.pos
+	if pos == b.ckptPos && b.ckptSeq > 0 {
+		b.mu.RUnlock()
+		return b.reclaim()
+	}
+	seq := b.ckptSeq + 1
+	data := index.Encode(nil, seq, pos, b.mu.table)
+	b.mu.RUnlock()
+	if err := index.Save(b.cfg.DataDir, seq, data); err != nil {
+		return err
+	}
+	b.ckptSeq, b.ckptPos = seq, pos
+	b.slotPos[seq%2] = pos
+	b.log.Debug("index checkpoint", "seq", seq, "segment", journal.Name(pos.File), "offset", pos.Off, "bytes", len(data))
+	return b.reclaim()
+}
+
+// reclaim removes every segment that holds no live entry and lies wholly
+// before the position of both checkpoint slots (so that its fence and delete
+// records are in any checkpoint a restart may load). Needs ckptMu.
+func (b *Bookie) reclaim() error {
+	bound := min(b.slotPos[0].File, b.slotPos[1].File)
+	var dead []*journal.Segment
+	b.mu.RLock()
+	b.files.Lock()
+	for id, seg := range b.files.segs {
+		if id < bound && b.mu.table.Live[id] == 0 {
+			dead = append(dead, seg)
+			delete(b.files.segs, id)
+		}
+	}
+	b.files.Unlock()
+	b.mu.RUnlock()
+	for _, seg := range dead {
+		if err := seg.Remove(b.journalDir); err != nil {
+			return err
+		}
+		b.log.Info("journal segment reclaimed", "segment", journal.Name(seg.ID))
+	}
+	return nil
+}

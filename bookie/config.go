@@ -1,0 +1,120 @@
+package bookie
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/strata-mq/strata/bookie/journal"
+)
+
+// Config configures a Bookie. The zero value of every field but DataDir
+// means its documented default.
+type Config struct {
+	// DataDir holds the journal segments and the index checkpoints. Required.
+	DataDir string
+	// ID names this bookie in Health answers. Default: a random id created
+	// on first start and kept in DataDir/BOOKIE_ID.
+	ID string
+
+	// MaxEntryBytes bounds one entry's payload. Default 5 MiB; larger adds
+	// fail with ErrTooLarge (errcode.MessageTooLarge).
+	MaxEntryBytes int
+	// MaxInFlightBytesPerStream bounds the payload bytes of adds received on
+	// one Add stream and not yet answered. Default 64 MiB; an add over the
+	// limit fails with ErrTooManyInFlight (errcode.TooManyInFlight).
+	MaxInFlightBytesPerStream int
+	// MaxInFlightAddsPerStream bounds the number of unanswered adds on one
+	// stream; past it the server stops reading the stream (flow control).
+	// Default 4096.
+	MaxInFlightAddsPerStream int
+	// MaxReadBytes caps the payload bytes of one Read call (the request's
+	// max_bytes may only lower it; one entry is always sent). Default 16 MiB.
+	MaxReadBytes int
+	// MaxLongPoll caps ReadLAC's wait. Default 30 s.
+	MaxLongPoll time.Duration
+
+	// GroupMaxBytes stops collecting a group commit at this many bytes.
+	// Default 512 KiB (BookKeeper's journalBufferedWritesThreshold).
+	GroupMaxBytes int
+	// GroupMaxDelay stops collecting a group commit this long after its
+	// first record, even if more adds keep arriving. The writer never waits
+	// on an empty queue: a group is written as soon as no add is pending.
+	// Default 2 ms (BookKeeper's journalMaxGroupWaitMSec).
+	GroupMaxDelay time.Duration
+	// QueueLength bounds the adds waiting for the journal writer. Default 8192.
+	QueueLength int
+	// UnsafeNoFsync skips fdatasync: acknowledged adds may be LOST on a
+	// machine crash or power loss. For benchmarks only.
+	UnsafeNoFsync bool
+	// JournalFileBytes is the size of a journal segment (preallocated).
+	// Default 64 MiB; at most 1 GiB.
+	JournalFileBytes int64
+	// CheckpointInterval is how often the index is checkpointed (and
+	// reclaimable segments removed). Default 10 s.
+	CheckpointInterval time.Duration
+	// SlowFsync logs a warning when one fdatasync takes longer. Default 1 s.
+	SlowFsync time.Duration
+}
+
+// Defaults.
+const (
+	DefaultMaxEntryBytes             = 5 << 20
+	DefaultMaxInFlightBytesPerStream = 64 << 20
+	DefaultMaxInFlightAddsPerStream  = 4096
+	DefaultMaxReadBytes              = 16 << 20
+	DefaultMaxLongPoll               = 30 * time.Second
+	DefaultGroupMaxBytes             = 512 << 10
+	DefaultGroupMaxDelay             = 2 * time.Millisecond
+	DefaultQueueLength               = 8192
+	DefaultJournalFileBytes          = 64 << 20
+	DefaultCheckpointInterval        = 10 * time.Second
+	DefaultSlowFsync                 = time.Second
+
+	maxJournalFileBytes = 1 << 30
+)
+
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	orDefault(&c.MaxEntryBytes, DefaultMaxEntryBytes)
+	orDefault(&c.MaxInFlightBytesPerStream, DefaultMaxInFlightBytesPerStream)
+	orDefault(&c.MaxInFlightAddsPerStream, DefaultMaxInFlightAddsPerStream)
+	orDefault(&c.MaxReadBytes, DefaultMaxReadBytes)
+	orDefault(&c.MaxLongPoll, DefaultMaxLongPoll)
+	orDefault(&c.GroupMaxBytes, DefaultGroupMaxBytes)
+	orDefault(&c.GroupMaxDelay, DefaultGroupMaxDelay)
+	orDefault(&c.QueueLength, DefaultQueueLength)
+	orDefault(&c.JournalFileBytes, DefaultJournalFileBytes)
+	orDefault(&c.CheckpointInterval, DefaultCheckpointInterval)
+	orDefault(&c.SlowFsync, DefaultSlowFsync)
+	return c
+}
+
+// Validate reports the first invalid field (after applying defaults).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	maxRecord := int64(c.MaxEntryBytes) + journal.HeaderSize
+	switch {
+	case c.DataDir == "":
+		return fmt.Errorf("bookie: DataDir is required")
+	case c.MaxEntryBytes < 0 || c.MaxEntryBytes > journal.MaxPayload:
+		return fmt.Errorf("bookie: MaxEntryBytes %d out of range (0, %d]", c.MaxEntryBytes, journal.MaxPayload)
+	case c.MaxInFlightBytesPerStream < c.MaxEntryBytes:
+		return fmt.Errorf("bookie: MaxInFlightBytesPerStream %d below MaxEntryBytes %d", c.MaxInFlightBytesPerStream, c.MaxEntryBytes)
+	case c.MaxInFlightAddsPerStream < 1, c.QueueLength < 1, c.MaxReadBytes < 1, c.GroupMaxBytes < 1:
+		return fmt.Errorf("bookie: limits must be positive")
+	case c.GroupMaxDelay < 0, c.MaxLongPoll < 0, c.CheckpointInterval < 0, c.SlowFsync < 0:
+		return fmt.Errorf("bookie: durations must not be negative")
+	case c.JournalFileBytes > maxJournalFileBytes:
+		return fmt.Errorf("bookie: JournalFileBytes %d above %d", c.JournalFileBytes, maxJournalFileBytes)
+	case c.JournalFileBytes < int64(c.GroupMaxBytes)+maxRecord:
+		return fmt.Errorf("bookie: JournalFileBytes %d must hold GroupMaxBytes plus one max entry (%d)", c.JournalFileBytes, int64(c.GroupMaxBytes)+maxRecord)
+	}
+	return nil
+}

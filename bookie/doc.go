@@ -1,0 +1,60 @@
+// Package bookie is Strata's storage node: it stores the entries of ledgers
+// in an fsync'd group-commit journal, indexes them by (ledger, entry), fences
+// ledgers, serves LACs, deletes ledgers and reclaims their space, and serves
+// all of it over gRPC (bookiepb.BookieServer). A bookie knows nothing about
+// topics.
+//
+// # Pieces
+//
+//   - bookie/journal: segment files, the record format (documented byte by
+//     byte in its doc.go) and the recovery scan.
+//   - bookie/index: the in-memory index and its checkpoint file format.
+//   - this package: the journal writer (writer.go) with its deterministic
+//     group-commit core (group.go), reads and LAC long-poll (read.go),
+//     checkpoints and segment reclaim (checkpoint.go), the gRPC service
+//     (service.go), and Open's recovery (bookie.go).
+//
+// # Write path
+//
+// Every add, fence and delete is a request on one bounded queue, consumed by
+// one writer goroutine. The writer takes the first request, then everything
+// already queued (stopping at Config.GroupMaxBytes or Config.GroupMaxDelay
+// after the first; it never waits on an empty queue), decides in arrival
+// order which requests are written (plan: adds to fenced ledgers are
+// rejected unless flagged recovery; fences and deletes take effect for the
+// requests after them in the same group), writes the group with one write
+// call, fdatasyncs, updates the in-memory index, and only then answers the
+// group's requests. Requests that arrive meanwhile form the next group.
+//
+// # Invariants
+//
+//  1. An add is acknowledged only after the fdatasync that covers its record
+//     (unless Config.UnsafeNoFsync).
+//  2. No non-recovery add to a ledger is acknowledged unless it was ordered
+//     before the ledger's fence record, so every acknowledged add is at or
+//     below the last entry Fence returned. The fence record is durable before
+//     Fence returns.
+//  3. Every read from disk verifies the record's CRC and that the record is
+//     the entry asked for; a mismatch is ErrCorruption and no bytes are
+//     returned.
+//  4. A deleted ledger is unreadable once Delete returns, also after restart.
+//  5. A segment is removed only when it holds no live entry and every
+//     checkpoint slot covers it (so its fence and delete records are never
+//     lost).
+//
+// # Index and restarts
+//
+// The index is in memory: per ledger, entry → (segment, offset, length),
+// LAC, last entry, fenced and deleted flags. Index updates are a few map
+// writes on the writer goroutine after the fsync; the durable copy of the
+// index, a checkpoint, is written by a separate goroutine every
+// Config.CheckpointInterval and on segment rotation, never on the ack path.
+// Open loads the newest valid checkpoint and replays only the journal after
+// its position, truncating a torn tail (see bookie/journal). A new segment
+// is started on every open.
+//
+// # Not done yet
+//
+// Compaction of old segments whose live entries are few is not implemented:
+// a segment is reclaimed only once all of its entries are deleted.
+package bookie

@@ -1,0 +1,62 @@
+// Package journal owns the bookie's on-disk journal: the record format, the
+// segment files that hold records, and the recovery scan that finds where
+// the valid data of a segment ends. It knows nothing of fencing, LAC or the
+// index; the bookie package decides what to write and the journal writes it.
+//
+// # Files
+//
+// A journal is a directory of segment files named by a 32-bit id in
+// hexadecimal, "%08x.log", starting at 00000001.log. Ids only grow and are
+// never reused. A segment is preallocated (fallocate) to its configured size,
+// so the bytes after the last record are zeros. Records never span segments.
+// Only the newest segment is ever written; every older one was fsync'd in
+// full before the newer one received its first record.
+//
+// # Record format
+//
+// A segment is a sequence of records, each laid out as follows (all integers
+// little-endian):
+//
+//	offset size field
+//	0      4    length   n = number of bytes after the crc field (30 + len(payload))
+//	4      4    crc      CRC-32C (Castagnoli) of bytes [0,4) and [8, 8+n)
+//	8      1    kind     0xE1 entry, 0xF1 fence, 0xD1 delete
+//	9      1    flags    bit 0: recovery add (re-replication into a fenced ledger)
+//	10     4    syncmark offset in this segment up to which the segment was
+//	                     fsync'd when this record was written (the start of its group)
+//	14     8    ledger   ledger id (uint64, never 0)
+//	22     8    entry    entry id (int64; -1 for fence and delete records)
+//	30     8    lac      last-add-confirmed piggy-backed by the writer (int64, -1 if none;
+//	                     -1 for fence and delete records)
+//	38     n-30 payload  the entry's bytes (empty for fence and delete records)
+//
+// A length of zero marks the end of the data of a preallocated segment. The
+// CRC covers the length and every byte after the crc field, so a record
+// whose length was damaged fails its CRC too.
+//
+// # Group commit and the sync mark
+//
+// The writer appends a group of records with one write and one fdatasync,
+// and acknowledges none of them before the fdatasync returns. Every record of
+// a group carries the same sync mark: the group's start offset, up to which
+// the segment was already durable.
+//
+// # Recovery
+//
+// Scan reads a segment from a known-good offset. At the first record that
+// fails to decode (bad CRC, impossible length, or zeros), at offset P:
+//
+//   - if no valid record follows, P is the end of the data;
+//   - in the newest segment, if every valid record that follows carries a
+//     sync mark <= P, those records belong to the group that was being
+//     written when the process died: none of them was acknowledged, and the
+//     segment is truncated at P (a torn tail);
+//   - otherwise (an older segment, or a later record proves P was fsync'd)
+//     the bytes at P are damage in
+//     the middle of durable data: a Corruption error, reported as Damage and
+//     never handed out. The scan resumes at the next valid record.
+//
+// A bit flip inside the last group of the newest segment cannot be told
+// apart from a torn write; like etcd's WAL and BookKeeper's journal, it is
+// treated as a torn tail.
+package journal

@@ -1,0 +1,218 @@
+package bookie
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/strata-mq/strata/bookie/bookiepb"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+)
+
+// readChunkBytes is the payload size at which a ReadResponse is sent.
+const readChunkBytes = 1 << 20
+
+// Register registers the bookie's gRPC service on s. The server should be
+// built with ServerOptions (error interceptors and message size limits).
+func (b *Bookie) Register(s *grpc.Server) {
+	bookiepb.RegisterBookieServer(s, &service{b: b})
+}
+
+// ServerOptions returns the options a gRPC server hosting this bookie needs:
+// the errcode interceptors, and message limits that let an entry of
+// MaxEntryBytes through (so the size check answers with a typed per-add
+// error). Clients reading large entries need grpc.MaxCallRecvMsgSize of at
+// least MaxEntryBytes plus 1 KiB.
+func (b *Bookie) ServerOptions() []grpc.ServerOption {
+	limit := 2*b.cfg.MaxEntryBytes + (1 << 20)
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(errcode.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(errcode.StreamServerInterceptor()),
+		grpc.MaxRecvMsgSize(limit),
+		grpc.MaxSendMsgSize(limit),
+	}
+}
+
+type service struct {
+	bookiepb.UnimplementedBookieServer
+	b *Bookie
+}
+
+// addStream is the state of one Add stream: admission limits and the
+// response queue. Every admitted or rejected add holds one slot until its
+// response is sent, so pushing a response never blocks (the journal writer
+// pushes them).
+type addStream struct {
+	out      chan *bookiepb.AddResponse
+	slots    chan struct{}
+	maxBytes int
+	mu       sync.Mutex
+	inFlight int
+	pending  sync.WaitGroup
+}
+
+// Add serves a pipelined Add stream: requests are read and queued without
+// waiting for earlier ones; each is answered once durable or rejected, with
+// a per-add error code.
+func (s *service) Add(stream bookiepb.Bookie_AddServer) error {
+	n := s.b.cfg.MaxInFlightAddsPerStream
+	as := &addStream{
+		out:      make(chan *bookiepb.AddResponse, n),
+		slots:    make(chan struct{}, n),
+		maxBytes: s.b.cfg.MaxInFlightBytesPerStream,
+	}
+	sendErr := make(chan error, 1)
+	go as.sendLoop(stream, sendErr)
+	err := s.recvLoop(stream, as)
+	as.pending.Wait()
+	close(as.out)
+	if serr := <-sendErr; err == nil {
+		err = serr
+	}
+	return err
+}
+
+func (s *service) recvLoop(stream bookiepb.Bookie_AddServer, as *addStream) error {
+	ctx := stream.Context()
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case as.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		as.pending.Add(1)
+		s.admit(ctx, as, req)
+	}
+}
+
+// admit checks limits and queues one add; the add's slot and pending count
+// are released when its response has been queued.
+func (s *service) admit(ctx context.Context, as *addStream, req *bookiepb.AddRequest) {
+	e := Entry{Ledger: ids.LedgerID(req.LedgerId), ID: ids.EntryID(req.EntryId), LAC: ids.EntryID(req.Lac), Payload: req.Payload, Recovery: req.Recovery}
+	size := len(req.Payload)
+	respond := func(err error) { as.respond(req, err, size) }
+	if err := s.b.checkEntry(&e); err != nil {
+		as.respond(req, err, 0)
+		return
+	}
+	if !as.reserve(size) {
+		as.respond(req, fmt.Errorf("%w: limit %d bytes", ErrTooManyInFlight, as.maxBytes), 0)
+		return
+	}
+	if err := s.b.AddAsync(ctx, e, respond); err != nil {
+		respond(err)
+	}
+}
+
+func (as *addStream) reserve(size int) bool {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if as.inFlight > 0 && as.inFlight+size > as.maxBytes {
+		return false
+	}
+	as.inFlight += size
+	return true
+}
+
+// respond queues the response to req (never blocks: req holds a slot) and
+// releases size reserved bytes.
+func (as *addStream) respond(req *bookiepb.AddRequest, err error, size int) {
+	as.mu.Lock()
+	as.inFlight -= size
+	as.mu.Unlock()
+	resp := &bookiepb.AddResponse{RequestId: req.RequestId, LedgerId: req.LedgerId, EntryId: req.EntryId}
+	if err != nil {
+		resp.ErrorCode = uint32(errcode.CodeOf(err))
+		resp.ErrorMessage = err.Error()
+	}
+	as.out <- resp
+	as.pending.Done()
+}
+
+// sendLoop sends responses until out is closed. After a send error it keeps
+// draining so that responders never block.
+func (as *addStream) sendLoop(stream bookiepb.Bookie_AddServer, done chan<- error) {
+	var err error
+	for resp := range as.out {
+		if err == nil {
+			err = stream.Send(resp)
+		}
+		<-as.slots
+	}
+	done <- err
+}
+
+// Read streams entries first..last in order, batching small entries.
+func (s *service) Read(req *bookiepb.ReadRequest, stream bookiepb.Bookie_ReadServer) error {
+	var batch []*bookiepb.Entry
+	batchBytes := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := stream.Send(&bookiepb.ReadResponse{Entries: batch})
+		batch, batchBytes = nil, 0
+		return err
+	}
+	maxBytes := int(min(req.MaxBytes, uint64(s.b.cfg.MaxReadBytes)))
+	err := s.b.ReadRange(stream.Context(), ids.LedgerID(req.LedgerId), ids.EntryID(req.FirstEntry), ids.EntryID(req.LastEntry), maxBytes,
+		func(e Entry) error {
+			if batchBytes > 0 && batchBytes+len(e.Payload) > readChunkBytes {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			batch = append(batch, &bookiepb.Entry{EntryId: int64(e.ID), Lac: int64(e.LAC), Payload: e.Payload})
+			batchBytes += len(e.Payload)
+			return nil
+		})
+	if ferr := flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// ReadLAC answers the ledger's LAC, long-polling when timeout_ms > 0.
+func (s *service) ReadLAC(ctx context.Context, req *bookiepb.ReadLACRequest) (*bookiepb.ReadLACResponse, error) {
+	wait := time.Duration(req.TimeoutMs) * time.Millisecond
+	info, err := s.b.ReadLAC(ctx, ids.LedgerID(req.LedgerId), ids.EntryID(req.PreviousLac), wait)
+	if err != nil {
+		return nil, err
+	}
+	return &bookiepb.ReadLACResponse{Lac: int64(info.LAC), LastEntry: int64(info.Last), Fenced: info.Fenced}, nil
+}
+
+// Fence fences the ledger durably and answers its LAC and last entry.
+func (s *service) Fence(ctx context.Context, req *bookiepb.FenceRequest) (*bookiepb.FenceResponse, error) {
+	lac, last, err := s.b.Fence(ctx, ids.LedgerID(req.LedgerId))
+	if err != nil {
+		return nil, err
+	}
+	return &bookiepb.FenceResponse{Lac: int64(lac), LastEntry: int64(last)}, nil
+}
+
+// Delete deletes the ledger durably.
+func (s *service) Delete(ctx context.Context, req *bookiepb.DeleteRequest) (*bookiepb.DeleteResponse, error) {
+	if err := s.b.Delete(ctx, ids.LedgerID(req.LedgerId)); err != nil {
+		return nil, err
+	}
+	return &bookiepb.DeleteResponse{}, nil
+}
+
+// Health answers the bookie's id and whether its journal accepts writes.
+func (s *service) Health(context.Context, *bookiepb.HealthRequest) (*bookiepb.HealthResponse, error) {
+	return &bookiepb.HealthResponse{BookieId: s.b.id, Ready: s.b.failure() == nil}, nil
+}
