@@ -2,8 +2,6 @@ package metadata
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/strata-mq/strata/internal/ids"
 )
@@ -45,16 +43,6 @@ func (k keys) ledgers() string         { return k.prefix + "/ledgers/" }
 
 func (k keys) ledger(id ids.LedgerID) string {
 	return fmt.Sprintf("%s/ledgers/%0*d", k.prefix, ledgerIDDigits, uint64(id))
-}
-
-// ledgerIDOf parses the id back out of a ledger key.
-func (k keys) ledgerIDOf(key string) (ids.LedgerID, bool) {
-	s, ok := strings.CutPrefix(key, k.ledgers())
-	if !ok {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(s, 10, 64)
-	return ids.LedgerID(v), err == nil
 }
 
 func (k keys) topic(name string) string { return k.prefix + "/topics/" + name }

@@ -46,6 +46,8 @@ type Store struct {
 	cfg    Config
 	keys   keys
 	log    *slog.Logger
+	// pageSize is how many keys one range read of a listing returns.
+	pageSize int64
 
 	ids struct {
 		sync.Mutex
@@ -70,7 +72,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata: connect to etcd %v: %w: %w", cfg.Endpoints, errUnavailable, err)
 	}
-	s := &Store{client: client, cfg: cfg, keys: keys{prefix: cfg.Prefix}, log: cfg.Logger}
+	s := &Store{client: client, cfg: cfg, keys: keys{prefix: cfg.Prefix}, log: cfg.Logger, pageSize: listPageSize}
 	if _, err := s.get(ctx, "open", s.keys.ledgerIDs()); err != nil {
 		client.Close()
 		return nil, err
@@ -122,7 +124,7 @@ func (s *Store) list(ctx context.Context, op, prefix string) ([]*mvccpb.KeyValue
 	end := clientv3.GetPrefixRangeEnd(prefix)
 	from, rev := prefix, int64(0)
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPageSize)}
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(s.pageSize)}
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev)) // one consistent snapshot
 		}

@@ -1,0 +1,110 @@
+package metadata_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/metadata/metatest"
+)
+
+func TestPolicyValidateRejectsOutOfRangeValues(t *testing.T) {
+	bad := map[string]func(*metadata.NamespacePolicy){
+		"Qw > E":         func(p *metadata.NamespacePolicy) { p.Ensemble, p.WriteQuorum, p.AckQuorum = 2, 3, 2 },
+		"Qa > Qw":        func(p *metadata.NamespacePolicy) { p.Ensemble, p.WriteQuorum, p.AckQuorum = 3, 2, 3 },
+		"only E set":     func(p *metadata.NamespacePolicy) { p.Ensemble = 3 },
+		"E too big":      func(p *metadata.NamespacePolicy) { p.Ensemble, p.WriteQuorum, p.AckQuorum = 1000, 3, 2 },
+		"retention < -1": func(p *metadata.NamespacePolicy) { p.RetentionMs = -2 },
+		"negative ttl":   func(p *metadata.NamespacePolicy) { p.TTLMs = -1 },
+		"huge messages":  func(p *metadata.NamespacePolicy) { p.MaxMessageBytes = 1 << 40 },
+		"threshold < -1": func(p *metadata.NamespacePolicy) { p.OffloadThresholdBytes = -5 },
+		"age < -1":       func(p *metadata.NamespacePolicy) { p.OffloadAgeMs = -5 },
+		"negative lag":   func(p *metadata.NamespacePolicy) { p.OffloadDeletionLagMs = -1 },
+	}
+	for name, mutate := range bad {
+		p := metadata.DefaultNamespacePolicy()
+		mutate(&p)
+		err := p.Validate()
+		if !errors.Is(err, metadata.ErrInvalidPolicy) || errcode.CodeOf(err) != errcode.InvalidPolicy {
+			t.Errorf("%s: got %v, want an InvalidPolicy error", name, err)
+		}
+	}
+	good := metadata.DefaultNamespacePolicy()
+	good.Ensemble, good.WriteQuorum, good.AckQuorum, good.RetentionMs = 3, 3, 2, -1
+	for _, p := range []metadata.NamespacePolicy{metadata.DefaultNamespacePolicy(), good, {}} {
+		if err := p.Validate(); err != nil {
+			t.Errorf("%+v: %v", p, err)
+		}
+	}
+}
+
+func TestNamespacePolicyDefaultsWhenAbsentAndInvalidChangesNothing(t *testing.T) {
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	const ns = "acme/orders"
+	p, err := s.GetNamespacePolicy(ctx, ns)
+	if err != nil || p != metadata.DefaultNamespacePolicy() {
+		t.Fatalf("absent policy: %+v %v", p, err)
+	}
+	p.Ensemble, p.WriteQuorum, p.AckQuorum, p.TTLMs = 3, 2, 2, 60_000
+	if err := s.SetNamespacePolicy(ctx, ns, p); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.GetNamespacePolicy(ctx, ns)
+	if err != nil || stored.Version == 0 || stored.TTLMs != 60_000 || stored.Ensemble != 3 {
+		t.Fatalf("stored: %+v %v", stored, err)
+	}
+	bad := stored
+	bad.AckQuorum = 5
+	if err := s.SetNamespacePolicy(ctx, ns, bad); errcode.CodeOf(err) != errcode.InvalidPolicy {
+		t.Fatalf("invalid policy: %v", err)
+	}
+	after, _ := s.GetNamespacePolicy(ctx, ns)
+	if after != stored {
+		t.Fatalf("an invalid policy changed the stored one: %+v, was %+v", after, stored)
+	}
+	if _, err := s.GetNamespacePolicy(ctx, "no-slash"); errcode.CodeOf(err) != errcode.InvalidTopicName {
+		t.Fatalf("bad namespace: %v", err)
+	}
+}
+
+func TestOversizeRecordRejectedAndNothingWritten(t *testing.T) {
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	c := &metadata.Cursor{Topic: "public/default/big", Subscription: "s", AckedRanges: make([]byte, metadata.MaxRecordBytes)}
+	err := s.PutCursor(ctx, c)
+	if !errors.Is(err, metadata.ErrRecordTooLarge) || errcode.CodeOf(err) != errcode.InvalidArgument {
+		t.Fatalf("got %v, want ErrRecordTooLarge", err)
+	}
+	if _, err := s.GetCursor(ctx, c.Topic, "s"); err != metadata.ErrNotFound {
+		t.Fatalf("oversize cursor written: %v", err)
+	}
+}
+
+func TestCursorsListedAndDeleted(t *testing.T) {
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	const topic = "public/default/cur"
+	for _, sub := range []string{"b", "a"} {
+		if err := s.PutCursor(ctx, &metadata.Cursor{Topic: topic, Subscription: sub, AckedRanges: []byte{1, 2}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutCursor(ctx, &metadata.Cursor{Topic: topic + "x", Subscription: "z"}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.ListCursors(ctx, topic)
+	if err != nil || len(cs) != 2 || cs[0].Subscription != "a" || string(cs[1].AckedRanges) != "\x01\x02" || cs[0].Version == 0 {
+		t.Fatalf("list: %+v %v", cs, err)
+	}
+	if err := s.DeleteCursor(ctx, topic, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetCursor(ctx, topic, "a"); err != metadata.ErrNotFound {
+		t.Fatalf("deleted cursor: %v", err)
+	}
+	if err := s.DeleteCursor(ctx, topic, "a"); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+}
