@@ -2,7 +2,11 @@ package serving_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,4 +148,70 @@ func TestRealClusterTakeoverFencesTheOldOwnerAndLosesNothingAcknowledged(t *test
 	cs := mustSubscribe(t, b, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
 	cs.flow(100)
 	checkInOrder(t, cs.receive(20), 1, 20)
+}
+
+func TestServeWiresTheNodeHealthAndMetrics(t *testing.T) {
+	eps := metatest.StartEtcd(t)
+	store := metatest.OpenStoreAt(t, eps)
+	startBookie(t, store)
+	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, nil)
+	t.Cleanup(func() { _ = lc.Close() })
+	glis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hlis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serving.Serve(ctx, serving.ServeOptions{Config: serving.Config{NodeID: "solo"}, GRPC: glis, HTTP: hlis,
+			Store: store, Ledgers: lc, Registry: prometheus.NewRegistry()})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	base := "http://" + hlis.Addr().String()
+	eventually(t, "ready", func() error { return httpOK(base + "/readyz") })
+	conn, err := grpc.NewClient(glis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	n := &testNode{client: servingpb.NewBrokerClient(conn)}
+	p := mustProducer(t, n, "served", "p")
+	p.mustSend(msg(1))
+	body := httpBody(t, base+"/metrics")
+	for _, want := range []string{"strata_publish_latency_seconds_count 1", "strata_bookie_write_latency_seconds", "strata_owned_topics 1"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func httpOK(url string) error {
+	r, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, r.Status)
+	}
+	return nil
+}
+
+func httpBody(t *testing.T, url string) string {
+	r, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return string(b)
 }

@@ -1,0 +1,128 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/strata-mq/strata/bookie/ledger"
+	"github.com/strata-mq/strata/metadata"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+)
+
+// ServeOptions wire a serving node into a process.
+type ServeOptions struct {
+	Config Config
+	// GRPC and HTTP are the bound listeners (HTTP may be nil: no health or
+	// metrics endpoint).
+	GRPC, HTTP net.Listener
+	Store      *metadata.Store
+	Ledgers    *ledger.Client
+	Log        *slog.Logger
+	// Registry receives the node's metrics and is served on /metrics.
+	Registry *prometheus.Registry
+	// Mount, when set, may add handlers to the HTTP mux (console, admin).
+	Mount func(mux *http.ServeMux)
+	// Ready, when set, is called once the node is registered and serving.
+	Ready func(n *Node)
+}
+
+// Serve runs a serving node until ctx ends, then unloads its topics
+// gracefully and returns. It owns the gRPC and HTTP servers it starts.
+func Serve(ctx context.Context, o ServeOptions) error {
+	if o.Config.GRPCAddr == "" && o.GRPC != nil {
+		o.Config.GRPCAddr = AdvertisedAddr(o.GRPC.Addr().String())
+	}
+	if o.Config.HTTPAddr == "" && o.HTTP != nil {
+		o.Config.HTTPAddr = AdvertisedAddr(o.HTTP.Addr().String())
+	}
+	n, err := New(o.Config, o.Store, o.Ledgers, o.Log, o.Registry)
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer(n.ServerOptions()...)
+	n.Register(gs)
+	var hs *http.Server
+	if o.HTTP != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/", n.Handler())
+		if o.Mount != nil {
+			o.Mount(mux)
+		}
+		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gs.Serve(o.GRPC) })
+	if hs != nil {
+		g.Go(func() error {
+			if err := hs.Serve(o.HTTP); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	if o.Ready != nil {
+		o.Ready(n)
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		err := n.Close() // unload first: clients are told to look up again
+		stopGRPC(gs, 5*time.Second)
+		if hs != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = hs.Shutdown(sctx)
+		}
+		return err
+	})
+	return g.Wait()
+}
+
+// stopGRPC stops gracefully, forcing after d (streams may be long-lived).
+func stopGRPC(s *grpc.Server, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		s.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		s.Stop()
+		<-done
+	}
+}
+
+// AdvertisedAddr turns a listen address into one clients can dial: an
+// unspecified host (":6650", "0.0.0.0:6650") becomes the host name.
+func AdvertisedAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		} else {
+			host = "127.0.0.1"
+		}
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return listen
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// String describes the node for logs.
+func (n *Node) String() string { return fmt.Sprintf("serving node %s at %s", n.cfg.NodeID, n.cfg.GRPCAddr) }
