@@ -125,4 +125,6 @@ func AdvertisedAddr(listen string) string {
 }
 
 // String describes the node for logs.
-func (n *Node) String() string { return fmt.Sprintf("serving node %s at %s", n.cfg.NodeID, n.cfg.GRPCAddr) }
+func (n *Node) String() string {
+	return fmt.Sprintf("serving node %s at %s", n.cfg.NodeID, n.cfg.GRPCAddr)
+}
