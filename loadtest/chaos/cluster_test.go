@@ -35,7 +35,7 @@ func runFakeNode(args []string) {
 
 func TestClusterConfigRejectsImpossibleQuorums(t *testing.T) {
 	for _, c := range []ClusterConfig{
-		{Exe: "x", Bookies: 2},                               // E=3 > 2 bookies
+		{Exe: "x", Bookies: 2},                                // E=3 > 2 bookies
 		{Exe: "x", Ensemble: 3, WriteQuorum: 2, AckQuorum: 3}, // Qa > Qw
 		{Exe: "x", Serving: 17},
 	} {
