@@ -1,5 +1,106 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
 
-func newBookieCmd() *cobra.Command { return notYet("bookie") }
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	"github.com/strata-mq/strata/bookie"
+)
+
+// bookieShutdownGrace bounds how long SIGTERM waits for open streams to end
+// before closing them.
+const bookieShutdownGrace = 5 * time.Second
+
+func newBookieCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bookie",
+		Short: "Run a bookie: the fsync'd group-commit journal that stores ledger entries",
+		Long: "bookie runs one storage node. It keeps ledger entries in an append-only journal\n" +
+			"under --data-dir, acknowledges each add only after fsync, and serves adds, reads,\n" +
+			"LAC, fence and delete over gRPC on --listen. SIGTERM stops accepting requests,\n" +
+			"finishes the group commit in flight and closes the journal.",
+		Args: cobra.NoArgs,
+		RunE: runBookie,
+	}
+	f := cmd.Flags()
+	f.String("data-dir", "", "directory of the journal and index (required)")
+	f.String("listen", "127.0.0.1:3181", "gRPC listen address")
+	f.Int("max-entry-bytes", bookie.DefaultMaxEntryBytes, "largest entry accepted")
+	f.Int("group-max-bytes", bookie.DefaultGroupMaxBytes, "group commit: stop collecting at this many bytes")
+	f.Duration("group-max-delay", bookie.DefaultGroupMaxDelay, "group commit: stop collecting this long after the first add")
+	f.Int64("journal-file-bytes", bookie.DefaultJournalFileBytes, "size of one journal segment")
+	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: acknowledge adds without fsync (a machine crash loses acknowledged data)")
+	_ = cmd.MarkFlagRequired("data-dir")
+	return cmd
+}
+
+func bookieConfig(cmd *cobra.Command) bookie.Config {
+	f := cmd.Flags()
+	var c bookie.Config
+	c.DataDir, _ = f.GetString("data-dir")
+	c.MaxEntryBytes, _ = f.GetInt("max-entry-bytes")
+	c.GroupMaxBytes, _ = f.GetInt("group-max-bytes")
+	c.GroupMaxDelay, _ = f.GetDuration("group-max-delay")
+	c.JournalFileBytes, _ = f.GetInt64("journal-file-bytes")
+	c.UnsafeNoFsync, _ = f.GetBool("unsafe-no-fsync")
+	return c
+}
+
+func runBookie(cmd *cobra.Command, _ []string) error {
+	log := newLogger(cmd)
+	cfg := bookieConfig(cmd)
+	if err := cfg.Validate(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if cfg.UnsafeNoFsync {
+		log.Warn("--unsafe-no-fsync: adds are acknowledged without fsync; a machine crash loses acknowledged data")
+	}
+	b, err := bookie.Open(cfg, log)
+	if err != nil {
+		return err
+	}
+	listen, _ := cmd.Flags().GetString("listen")
+	lis, err := net.Listen("tcp", listen)
+	if err != nil {
+		b.Close()
+		return err
+	}
+	srv := grpc.NewServer(b.ServerOptions()...)
+	b.Register(srv)
+	fmt.Fprintf(cmd.OutOrStdout(), "bookie %s listening on %s (data dir %s)\n", b.ID(), lis.Addr(), cfg.DataDir)
+	log.Info("bookie started", "id", b.ID(), "listen", lis.Addr().String(), "data_dir", cfg.DataDir)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	select {
+	case err = <-served:
+	case <-cmd.Context().Done():
+		log.Info("bookie shutting down")
+		stopGracefully(srv, bookieShutdownGrace)
+		err = <-served
+	}
+	if errors.Is(err, grpc.ErrServerStopped) {
+		err = nil
+	}
+	return errors.Join(err, b.Close())
+}
+
+// stopGracefully stops accepting connections and waits up to grace for
+// open calls to end, then closes them.
+func stopGracefully(srv *grpc.Server, grace time.Duration) {
+	done := make(chan struct{})
+	go func() { srv.GracefulStop(); close(done) }()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		srv.Stop()
+		<-done
+	}
+}
