@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/strata-mq/strata/bookie"
 	"github.com/strata-mq/strata/bookie/ledger"
+	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/metadata/metatest"
 	"github.com/strata-mq/strata/serving"
@@ -214,4 +215,60 @@ func httpBody(t *testing.T, url string) string {
 	defer r.Body.Close()
 	b, _ := io.ReadAll(r.Body)
 	return string(b)
+}
+
+// Ledger ids come from ranges reserved per metadata store, so a topic that
+// moves to a node with an older range gets a smaller ledger id than its
+// previous ledger. Order and acknowledgements must follow the managed
+// ledger, not the ids.
+func TestOrderAndAcksFollowTheManagedLedgerWhenLedgerIDsGoBackwards(t *testing.T) {
+	c := newRealCluster(t, 3)
+	b := c.start("b")
+	mustProducer(t, b, "public/default/other", "x").mustSend(msg(1)) // b's store reserves the first id range
+	cNode := c.start("c")
+	const topic = "public/default/backwards"
+	p := mustProducer(t, cNode, topic, "p1")
+	var first *servingpb.SendReceipt
+	for i := uint64(1); i <= 5; i++ {
+		r := p.mustSend(msg(i))
+		if first == nil {
+			first = r
+		}
+	}
+	cs := mustSubscribe(t, cNode, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(100)
+	got := cs.receive(5)
+	for _, m := range got {
+		cs.ack(m.GetId())
+	}
+	store := metatest.OpenStoreAt(t, c.endpoints)
+	last := got[4].GetId()
+	eventually(t, "acks persisted", func() error {
+		cur, err := store.GetCursor(ctxT(t), topic, "s")
+		if err != nil {
+			return err
+		}
+		if cur.MarkDelete != (ids.Position{Ledger: ids.LedgerID(last.GetLedger()), Entry: ids.EntryID(last.GetEntry())}) {
+			return fmt.Errorf("mark-delete %v", cur.MarkDelete)
+		}
+		return nil
+	})
+	cNode.srv.Stop()
+	cNode.Kill()
+	var p2 *prod
+	eventually(t, "b takes over", func() error {
+		var err error
+		p2, err = openProducer(t, b, topic, "p1")
+		return err
+	})
+	r6 := p2.mustSend(msg(6))
+	if r6.GetLedger() >= first.GetLedger() {
+		t.Skipf("ledger ids did not go backwards (%d then %d)", first.GetLedger(), r6.GetLedger())
+	}
+	for i := uint64(7); i <= 10; i++ {
+		p2.mustSend(msg(i))
+	}
+	cs2 := mustSubscribe(t, b, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
+	cs2.flow(100)
+	checkInOrder(t, cs2.receive(5), 6, 10)
 }
