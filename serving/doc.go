@@ -1,0 +1,70 @@
+// Package serving is Strata's serving tier: a stateless node that owns
+// topics through its etcd session lease and serves the Broker gRPC protocol
+// (servingpb) for them: lookups, producers, consumers and admin calls.
+//
+// It owns, per topic it serves: the managed ledger (the topic's ordered list
+// of ledgers), the one open ledger writer, producer deduplication state, the
+// subscriptions with their cursors and dispatchers, and a bounded cache of
+// recent entries. It does not own bytes on disk (bookies do), metadata
+// (etcd, package metadata) or offloaded segments (package tiering).
+//
+// # Ownership and takeover
+//
+// A node opens one session lease (Config.LeaseTTL, default 3 s) and registers
+// under it. Owning a topic is a key attached to that lease, created by
+// AcquireOwnership iff the topic has no owner. Lookup answers the owner, or
+// picks a live node by rendezvous hashing when there is none (that node
+// takes the topic on the first request). A topic-scoped request at a node
+// that does not own the topic fails with NotOwner and the owner's address.
+//
+// Taking a topic over: acquire the key; read the managed ledger; if its last
+// ledger is open, fence and recover it on the bookies (ledger Recover) and
+// read its entries to rebuild the producers' highest sequence ids; create a
+// new ledger; compare-and-swap the managed ledger to add it; load cursors;
+// serve. An owner drops a topic at once (producers and consumers get a
+// retriable TopicFenced/NotOwner error and look up again) when an append
+// fails (fenced or otherwise), when a managed-ledger or cursor CAS fails, or
+// when its session ends (every topic is dropped).
+//
+// # Write path
+//
+// One producer batch is one entry (internal/entry), stamped with a publish
+// time that strictly increases per topic. Appends are pipelined; the ledger
+// writer completes them in entry order, and a topic goroutine turns the
+// completions into receipts (in order), cache inserts and dispatcher
+// wake-ups. A batch whose last sequence id is at or below the highest one
+// sent for that producer name is a resend: it is answered with the original
+// position (duplicate=true) and never written again. The highest sequence
+// ids are snapshotted into the managed ledger at every roll; the entries of
+// the ledger recovered at takeover carry the rest. A ledger rolls at
+// MaxLedgerEntries, MaxLedgerBytes or MaxLedgerAge (defaults 50,000 entries,
+// 256 MiB, 4 h).
+//
+// # Read path and cursors
+//
+// A subscription has a mark-delete position and the set of entries acked
+// past it (ackState), ordered by the managed ledger: ledger ids are unique
+// but not monotonic across owners (each metadata store reserves its own id
+// range), so positions are never compared by id. The mark-delete position
+// only moves over acknowledged entries. Durable cursors are written to etcd
+// every CursorFlushInterval (1 s) when changed, as mark-delete plus acked
+// ranges (repeated uvarint ledger, first entry, count), bounded by
+// MaxCursorBytes; acks past the bound or not yet flushed are redelivered
+// after a takeover, never lost. Per-message acks inside a batch are kept in
+// memory; an entry counts as acked once all its messages are.
+//
+// Dispatch is one goroutine per subscription: redeliveries first, then the
+// next entry from the cache or, on a miss, from the bookies with read-ahead.
+// Exclusive subscriptions take one consumer; shared ones round-robin
+// entries among consumers with permits. A consumer that disconnects or
+// nacks gives its unacked entries back, redelivered with
+// redelivery_count+1. Non-durable subscriptions (readers) keep no cursor.
+//
+// Consumed ledgers are deleted (metadata and bookies) once every durable
+// subscription is past them and the namespace's retention has elapsed; a
+// topic without durable subscriptions keeps nothing past retention, as in
+// Pulsar. Topics are created on first produce or subscribe, as in Pulsar.
+//
+// LOCKORDER: Node.mu, then topic.mlMu, then topic.mu; producers and
+// consumers use channels and atomics only.
+package serving
