@@ -89,6 +89,8 @@ func (c *producerConfig) validate() error {
 		return invalidArg("producer linger must not be negative")
 	case c.batchMaxMessages < 1 || c.batchMaxBytes < 1:
 		return invalidArg("producer batch limits must be positive")
+	case c.batchMaxMessages > maxBatchMessages:
+		return invalidArg("producer batches hold at most %d messages", maxBatchMessages)
 	case c.maxPendingMessages < 1 || c.maxPendingBytes < 1:
 		return invalidArg("producer pending limits must be positive")
 	}
@@ -105,13 +107,18 @@ func ProducerName(name string) ProducerOption { return func(c *producerConfig) {
 // sent (default 10 ms; 0 sends as soon as the sender is free).
 func ProducerLinger(d time.Duration) ProducerOption { return func(c *producerConfig) { c.linger = d } }
 
-// ProducerBatchMaxMessages caps the messages of one batch (default 1000).
+// maxBatchMessages is the protocol's limit on the messages of one batch.
+const maxBatchMessages = 100_000
+
+// ProducerBatchMaxMessages caps the messages of one batch (default 1000, at
+// most 100,000).
 func ProducerBatchMaxMessages(n int) ProducerOption {
 	return func(c *producerConfig) { c.batchMaxMessages = n }
 }
 
-// ProducerBatchMaxBytes caps the payload bytes of one batch (default 128 KiB;
-// a single larger message is sent alone).
+// ProducerBatchMaxBytes caps the bytes of one batch (default 128 KiB; a
+// single larger message is sent alone). Keep it well under the serving
+// node's entry limit (5 MiB by default): a batch over it fails whole.
 func ProducerBatchMaxBytes(n int) ProducerOption {
 	return func(c *producerConfig) { c.batchMaxBytes = n }
 }

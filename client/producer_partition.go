@@ -147,8 +147,8 @@ func (p *partitionProducer) enqueue(ctx context.Context, m *ProducerMessage, cb 
 	if err != nil {
 		return err
 	}
-	if maxBytes > 0 && size > maxBytes {
-		return errcode.New(errcode.MessageTooLarge, "message of %d bytes over the topic's limit of %d", size, maxBytes)
+	if maxBytes > 0 && len(m.Payload) > maxBytes {
+		return errcode.New(errcode.MessageTooLarge, "message of %d bytes over the topic's limit of %d", len(m.Payload), maxBytes)
 	}
 	if err := p.lim.acquire(ctx, size, p.cfg.failFast); err != nil {
 		if errors.Is(err, ErrClosed) {
@@ -415,6 +415,11 @@ func (p *partitionProducer) sendDue(st produceStream) (time.Time, error) {
 	}
 }
 
+// maxInflightBatches bounds the batches sent and not yet answered, below the
+// serving node's default per-producer limit (1000), which it answers with a
+// PRODUCER_QUEUE_FULL error. Messages queued meanwhile form larger batches.
+const maxInflightBatches = 512
+
 // cut moves the next due batch from the queue to the in-flight list. A batch
 // is due when it is full, when its oldest message has waited the linger, or
 // when a flush asked for it.
@@ -424,6 +429,9 @@ func (p *partitionProducer) cut(now time.Time) (*sentBatch, time.Time) {
 	if len(p.mu.queued) == 0 {
 		p.mu.flushAll = false
 		return nil, time.Time{}
+	}
+	if len(p.mu.inflight) >= maxInflightBatches {
+		return nil, time.Time{} // a receipt will wake the loop
 	}
 	due := p.mu.queued[0].enqueued.Add(p.cfg.linger)
 	if !p.fullLocked() && !p.mu.flushAll && now.Before(due) {
@@ -545,6 +553,7 @@ func (p *partitionProducer) resolve(b *sentBatch) {
 	p.mu.progress = make(chan struct{})
 	p.mu.Unlock()
 	p.lim.release(len(b.msgs), b.bytes)
+	p.signal() // room for another batch in flight
 }
 
 // fail resolves every pending message with err and makes err terminal.

@@ -342,3 +342,34 @@ func TestProducerOnMissingTopicFailsWithTopicNotFound(t *testing.T) {
 		t.Fatal("TopicNotFound classified retriable")
 	}
 }
+
+func TestBatchesInFlightAreCappedBelowTheServersLimit(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0), client.ProducerMaxPendingMessages(5000), client.ProducerBatchMaxMessages(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.HoldReceipts()
+	var r receipts
+	const n = 2000
+	for i := range n {
+		p.SendAsync(ctx, payload(i), r.cb)
+	}
+	waitFor(t, "512 batches in flight", func() bool { return len(b.Batches()) >= 512 })
+	if got := len(b.Batches()); got != 512 {
+		t.Fatalf("%d batches sent without a receipt, want the cap of 512", got)
+	}
+	b.ReleaseReceipts()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range r.errs {
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if got := len(cl.Messages(testTopic)); got != n {
+		t.Fatalf("%d messages stored, want %d", got, n)
+	}
+}

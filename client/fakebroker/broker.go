@@ -39,6 +39,7 @@ type Broker struct {
 	mu struct {
 		sync.Mutex
 		gate         chan struct{} // non-nil: batches wait for it to close
+		receiptGate  chan struct{} // non-nil: receipts are held until it closes
 		dropReceipts int           // persist, then break the stream instead of answering
 		failSends    []*errcode.Error
 		streams      map[*stream]struct{}
@@ -100,6 +101,32 @@ func (b *Broker) ReleaseBatches() {
 		b.mu.gate = nil
 	}
 	b.mu.Unlock()
+}
+
+// HoldReceipts persists batches but holds their receipts until
+// ReleaseReceipts.
+func (b *Broker) HoldReceipts() {
+	b.mu.Lock()
+	if b.mu.receiptGate == nil {
+		b.mu.receiptGate = make(chan struct{})
+	}
+	b.mu.Unlock()
+}
+
+// ReleaseReceipts sends the held receipts, in order.
+func (b *Broker) ReleaseReceipts() {
+	b.mu.Lock()
+	if b.mu.receiptGate != nil {
+		close(b.mu.receiptGate)
+		b.mu.receiptGate = nil
+	}
+	b.mu.Unlock()
+}
+
+func (b *Broker) receiptGate() chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mu.receiptGate
 }
 
 // DropReceipts makes the next n batches persist and then break their stream

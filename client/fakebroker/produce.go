@@ -43,24 +43,47 @@ func (b *Broker) Produce(s grpc.BidiStreamingServer[servingpb.ProduceRequest, se
 	st := b.register(open.GetTopic())
 	defer b.unregister(st)
 	reqs, errc := recvAll(s.Context(), s.Recv)
+	var held []*servingpb.ProduceResponse
 	for {
+		gate := b.receiptGate()
+		var released <-chan struct{}
+		if gate != nil {
+			released = gate
+		} else if err := sendAll(s, &held); err != nil {
+			return err
+		}
 		select {
 		case err := <-st.kill:
 			return err
 		case err := <-errc:
 			return endOf(err)
+		case <-released:
 		case r := <-reqs:
-			if err := b.onBatch(s, st, open.GetTopic(), name, r.GetSend(), maxBytes); err != nil {
+			resp, err := b.onBatch(s, st, open.GetTopic(), name, r.GetSend(), maxBytes)
+			if err != nil {
 				return err
 			}
+			held = append(held, resp)
 		}
 	}
 }
 
-func (b *Broker) onBatch(s grpc.BidiStreamingServer[servingpb.ProduceRequest, servingpb.ProduceResponse], st *stream, topicName, producer string, batch *servingpb.SendBatch, maxBytes uint64) error {
+// sendAll sends the held responses in order.
+func sendAll(s grpc.BidiStreamingServer[servingpb.ProduceRequest, servingpb.ProduceResponse], held *[]*servingpb.ProduceResponse) error {
+	for _, r := range *held {
+		if err := s.Send(r); err != nil {
+			return err
+		}
+	}
+	*held = (*held)[:0]
+	return nil
+}
+
+// onBatch persists a batch and returns its answer (a receipt or an error).
+func (b *Broker) onBatch(s grpc.BidiStreamingServer[servingpb.ProduceRequest, servingpb.ProduceResponse], st *stream, topicName, producer string, batch *servingpb.SendBatch, maxBytes uint64) (*servingpb.ProduceResponse, error) {
 	msgs := batch.GetMessages()
 	if len(msgs) == 0 {
-		return errcode.New(errcode.InvalidArgument, "empty batch")
+		return nil, errcode.New(errcode.InvalidArgument, "empty batch")
 	}
 	seqs := make([]uint64, len(msgs))
 	for i, m := range msgs {
@@ -78,13 +101,13 @@ func (b *Broker) onBatch(s grpc.BidiStreamingServer[servingpb.ProduceRequest, se
 		select {
 		case <-gate:
 		case err := <-st.kill:
-			return err
+			return nil, err
 		case <-s.Context().Done():
-			return s.Context().Err()
+			return nil, s.Context().Err()
 		}
 	}
 	if err := b.checkOwner(topicName); err != nil {
-		return err
+		return nil, err
 	}
 	first, last := seqs[0], seqs[len(seqs)-1]
 	for _, m := range msgs {
@@ -94,11 +117,11 @@ func (b *Broker) onBatch(s grpc.BidiStreamingServer[servingpb.ProduceRequest, se
 	}
 	if fail != nil {
 		e := &servingpb.SendError{FirstSequenceId: first, LastSequenceId: last, Code: uint32(fail.Code), Message: fail.Message}
-		return s.Send(&servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Error{Error: e}})
+		return &servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Error{Error: e}}, nil
 	}
 	r, err := b.cl.persist(topicName, producer, msgs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b.mu.Lock()
 	drop := b.mu.dropReceipts > 0
@@ -107,7 +130,7 @@ func (b *Broker) onBatch(s grpc.BidiStreamingServer[servingpb.ProduceRequest, se
 	}
 	b.mu.Unlock()
 	if drop {
-		return errcode.New(errcode.Unavailable, "receipt dropped by the test")
+		return nil, errcode.New(errcode.Unavailable, "receipt dropped by the test")
 	}
-	return s.Send(&servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Receipt{Receipt: r}})
+	return &servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Receipt{Receipt: r}}, nil
 }
