@@ -25,6 +25,7 @@ func oneWins(t *testing.T, r raced) (aWon bool) {
 }
 
 func TestUpdateLedgerConcurrentWritersOneWinsOtherBadVersion(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	id, err := s1.NewLedgerID(ctx)
@@ -56,6 +57,7 @@ func TestUpdateLedgerConcurrentWritersOneWinsOtherBadVersion(t *testing.T) {
 }
 
 func TestCreateLedgerTwiceFailsWithLedgerExists(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	mk := func() *metadata.Ledger {
@@ -70,6 +72,7 @@ func TestCreateLedgerTwiceFailsWithLedgerExists(t *testing.T) {
 }
 
 func TestUpdateOfDeletedLedgerFailsBadVersion(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s, _ := twoStores(t)
 	l := &metadata.Ledger{ID: 7, Ensemble: 1, WriteQuorum: 1, AckQuorum: 1, State: metadata.LedgerOpen}
@@ -91,6 +94,7 @@ func TestUpdateOfDeletedLedgerFailsBadVersion(t *testing.T) {
 }
 
 func TestPutManagedLedgerConcurrentWritersOneWins(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	const topic = "public/default/ml"
@@ -118,6 +122,7 @@ func TestPutManagedLedgerConcurrentWritersOneWins(t *testing.T) {
 }
 
 func TestPutCursorConcurrentWritersOneWins(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	const topic = "public/default/c"
@@ -140,6 +145,7 @@ func TestPutCursorConcurrentWritersOneWins(t *testing.T) {
 }
 
 func TestSetNamespacePolicyWithVersionConcurrentWritersOneWins(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	const ns = "public/default"
@@ -160,6 +166,7 @@ func TestSetNamespacePolicyWithVersionConcurrentWritersOneWins(t *testing.T) {
 }
 
 func TestCreateTopicConcurrentCreatorsOneWinsOtherTopicExists(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	r := race(
@@ -182,6 +189,7 @@ func TestCreateTopicConcurrentCreatorsOneWinsOtherTopicExists(t *testing.T) {
 }
 
 func TestReleaseOwnershipAfterTakeoverFailsBadVersion(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	ss1, ss2 := newSession(t, s1, 10e9), newSession(t, s2, 10e9)

@@ -17,6 +17,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 func TestEmbeddedEtcdKeepsDataAcrossRestart(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	dir := t.TempDir()
 	cfg := metadata.EmbeddedConfig{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"}
@@ -53,6 +54,7 @@ func TestEmbeddedEtcdKeepsDataAcrossRestart(t *testing.T) {
 }
 
 func TestOpenOnDeadEtcdFailsUnavailable(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	_, err := metadata.Open(ctx, metadata.Config{
 		Endpoints:      []string{"http://127.0.0.1:1"},
@@ -64,6 +66,7 @@ func TestOpenOnDeadEtcdFailsUnavailable(t *testing.T) {
 }
 
 func TestStoreOperationOnStoppedEtcdFailsUnavailable(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	e, err := metadata.StartEmbedded(ctx, metadata.EmbeddedConfig{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true}, nil)
 	if err != nil {
@@ -82,6 +85,7 @@ func TestStoreOperationOnStoppedEtcdFailsUnavailable(t *testing.T) {
 }
 
 func TestMetatestStoreIsUsable(t *testing.T) {
+	t.Parallel()
 	s := metatest.OpenStore(t)
 	if _, err := s.Client().Put(testCtx(t), "/k", "v"); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestLedgerIDsUniqueAcrossConcurrentStores(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	eps := metatest.StartEtcd(t)
 	var stores []*metadata.Store
@@ -53,6 +54,7 @@ func TestLedgerIDsUniqueAcrossConcurrentStores(t *testing.T) {
 }
 
 func TestLedgerIDsNotReusedAfterRestart(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	cfg := metadata.EmbeddedConfig{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"}
 	allocate := func(n int) []ids.LedgerID {
@@ -88,6 +90,7 @@ func TestLedgerIDsNotReusedAfterRestart(t *testing.T) {
 }
 
 func TestLedgerRoundTripAndList(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s := metatest.OpenStore(t)
 	var created []*metadata.Ledger
@@ -127,6 +130,7 @@ func TestLedgerRoundTripAndList(t *testing.T) {
 }
 
 func TestCreateLedgerRejectsBadQuorums(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s := metatest.OpenStore(t)
 	for _, l := range []*metadata.Ledger{

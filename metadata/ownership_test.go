@@ -2,6 +2,7 @@ package metadata_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 const ownedTopic = "public/default/owned"
 
 func TestSecondNodeCannotAcquireWhileFirstSessionLives(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	ss1, ss2 := newSession(t, s1, 10*time.Second), newSession(t, s2, 10*time.Second)
@@ -38,6 +40,7 @@ func TestSecondNodeCannotAcquireWhileFirstSessionLives(t *testing.T) {
 }
 
 func TestOwnershipVanishesWhenSessionClosed(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	ss1, ss2 := newSession(t, s1, 30*time.Second), newSession(t, s2, 30*time.Second)
@@ -61,6 +64,7 @@ func TestOwnershipVanishesWhenSessionClosed(t *testing.T) {
 }
 
 func TestOwnershipVanishesWhenLeaseExpires(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	eps := metatest.StartEtcd(t)
 	observer := metatest.OpenStoreAt(t, eps)
@@ -92,6 +96,7 @@ func TestOwnershipVanishesWhenLeaseExpires(t *testing.T) {
 }
 
 func TestSessionDoneFiresWhenLeaseLost(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	ss := newSession(t, s1, 3*time.Second)
@@ -123,6 +128,7 @@ func TestSessionDoneFiresWhenLeaseLost(t *testing.T) {
 }
 
 func TestWatchOwnershipFiresOnAcquireAndRelease(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	ss := newSession(t, s1, 30*time.Second)
@@ -142,6 +148,7 @@ func TestWatchOwnershipFiresOnAcquireAndRelease(t *testing.T) {
 }
 
 func TestWatchOwnershipClosesWhenContextEnds(t *testing.T) {
+	t.Parallel()
 	s := metatest.OpenStore(t)
 	ctx, cancel := testCtxCancel(t)
 	ch := s.WatchOwnership(ctx, ownedTopic)
@@ -172,6 +179,7 @@ func expectSignal(t *testing.T, ch <-chan struct{}, what string) {
 }
 
 func TestRegistrationsListedAndGoneWithSession(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s1, s2 := twoStores(t)
 	ss := newSession(t, s1, 30*time.Second)
@@ -200,4 +208,27 @@ func TestRegistrationsListedAndGoneWithSession(t *testing.T) {
 	if len(nodes)+len(bookies) != 0 {
 		t.Fatalf("registrations outlived the session: %+v %+v", nodes, bookies)
 	}
+}
+
+func TestSessionDoneFiresWhenEtcdUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	eps := metatest.StartEtcd(t)
+	p := newCutProxy(t, strings.TrimPrefix(eps[0], "http://"))
+	s := metatest.OpenStoreAt(t, []string{"http://" + p.addr()})
+	ss := newSession(t, s, 2*time.Second)
+	if err := s.RegisterNode(ctx, ss, metadata.NodeInfo{ID: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	p.cut() // partition the node from etcd: keep-alives stop arriving
+	select {
+	case <-ss.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("Done not closed after the lease's TTL passed without etcd")
+	}
+	other := metatest.OpenStoreAt(t, eps)
+	waitFor(t, 20*time.Second, "the partitioned node's registration to expire", func() bool {
+		nodes, err := other.ListNodes(ctx)
+		return err == nil && len(nodes) == 0
+	})
 }

@@ -10,6 +10,7 @@ import (
 )
 
 func TestPolicyValidateRejectsOutOfRangeValues(t *testing.T) {
+	t.Parallel()
 	bad := map[string]func(*metadata.NamespacePolicy){
 		"Qw > E":         func(p *metadata.NamespacePolicy) { p.Ensemble, p.WriteQuorum, p.AckQuorum = 2, 3, 2 },
 		"Qa > Qw":        func(p *metadata.NamespacePolicy) { p.Ensemble, p.WriteQuorum, p.AckQuorum = 3, 2, 3 },
@@ -40,6 +41,7 @@ func TestPolicyValidateRejectsOutOfRangeValues(t *testing.T) {
 }
 
 func TestNamespacePolicyDefaultsWhenAbsentAndInvalidChangesNothing(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s := metatest.OpenStore(t)
 	const ns = "acme/orders"
@@ -70,6 +72,7 @@ func TestNamespacePolicyDefaultsWhenAbsentAndInvalidChangesNothing(t *testing.T)
 }
 
 func TestOversizeRecordRejectedAndNothingWritten(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s := metatest.OpenStore(t)
 	c := &metadata.Cursor{Topic: "public/default/big", Subscription: "s", AckedRanges: make([]byte, metadata.MaxRecordBytes)}
@@ -83,6 +86,7 @@ func TestOversizeRecordRejectedAndNothingWritten(t *testing.T) {
 }
 
 func TestCursorsListedAndDeleted(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s := metatest.OpenStore(t)
 	const topic = "public/default/cur"

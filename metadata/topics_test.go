@@ -11,6 +11,7 @@ import (
 )
 
 func TestCreatePartitionedTopicCreatesEachPartition(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s := metatest.OpenStore(t)
 	tp := &metadata.Topic{Name: "acme/orders/events", Partitions: 4}
@@ -39,6 +40,7 @@ func TestCreatePartitionedTopicCreatesEachPartition(t *testing.T) {
 }
 
 func TestCreateTopicConflictingWithAPartitionWritesNothing(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s := metatest.OpenStore(t)
 	if err := s.CreateTopic(ctx, &metadata.Topic{Name: "public/default/t-partition-2"}); err != nil {
@@ -56,6 +58,7 @@ func TestCreateTopicConflictingWithAPartitionWritesNothing(t *testing.T) {
 }
 
 func TestListTopicsByNamespaceExcludesPartitions(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s := metatest.OpenStore(t)
 	for _, tp := range []*metadata.Topic{
@@ -91,6 +94,7 @@ func TestListTopicsByNamespaceExcludesPartitions(t *testing.T) {
 }
 
 func TestDeleteTopicRemovesPartitionsManagedLedgersAndCursors(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s := metatest.OpenStore(t)
 	const name = "public/default/del"
@@ -135,6 +139,7 @@ func TestDeleteTopicRemovesPartitionsManagedLedgersAndCursors(t *testing.T) {
 }
 
 func TestDeleteTopicWithMaxPartitionsSpansTransactions(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s := metatest.OpenStore(t)
 	const name = "public/default/wide"
@@ -160,6 +165,7 @@ func TestDeleteTopicWithMaxPartitionsSpansTransactions(t *testing.T) {
 }
 
 func TestBadTopicNamesRejected(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	s := metatest.OpenStore(t)
 	for _, n := range []string{"", "bare", "a/b", "a/b/c/d", "a/b/c d", "a/../c", "a/b/"} {
