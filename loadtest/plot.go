@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"fmt"
+	"math"
 	"os"
 
 	"gonum.org/v1/plot"
@@ -52,9 +53,16 @@ func writePlot(path string, results []*Result, size vg.Length) error {
 }
 
 func series(r *Result, value func(Interval) float64) plotter.XYs {
-	xys := make(plotter.XYs, len(r.Intervals))
-	for i, iv := range r.Intervals {
-		xys[i] = plotter.XY{X: iv.ElapsedS, Y: value(iv)}
+	return seriesWhere(r, value, func(Interval) bool { return true })
+}
+
+// seriesWhere is the series of the intervals for which keep is true.
+func seriesWhere(r *Result, value func(Interval) float64, keep func(Interval) bool) plotter.XYs {
+	xys := make(plotter.XYs, 0, len(r.Intervals))
+	for _, iv := range r.Intervals {
+		if keep(iv) {
+			xys = append(xys, plotter.XY{X: iv.ElapsedS, Y: value(iv)})
+		}
 	}
 	return xys
 }
@@ -82,20 +90,27 @@ func latencyPlot(results []*Result) (*plot.Plot, error) {
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	floor := func(v float64) float64 { return max(v, minPlotMs) }
+	// Intervals without samples have no latency: leave them out.
+	acked := func(iv Interval) bool { return iv.Acked > 0 }
+	received := func(iv Interval) bool { return iv.Received > 0 }
 	var lines []any
 	for _, r := range results {
 		lines = append(lines,
-			r.Driver+" publish p50", series(r, func(iv Interval) float64 { return floor(iv.PublishLatencyMs.P50) }),
-			r.Driver+" publish p99", series(r, func(iv Interval) float64 { return floor(iv.PublishLatencyMs.P99) }),
-			r.Driver+" e2e p50", series(r, func(iv Interval) float64 { return floor(iv.EndToEndLatencyMs.P50) }),
-			r.Driver+" e2e p99", series(r, func(iv Interval) float64 { return floor(iv.EndToEndLatencyMs.P99) }),
+			r.Driver+" publish p50", seriesWhere(r, func(iv Interval) float64 { return floor(iv.PublishLatencyMs.P50) }, acked),
+			r.Driver+" publish p99", seriesWhere(r, func(iv Interval) float64 { return floor(iv.PublishLatencyMs.P99) }, acked),
+			r.Driver+" e2e p50", seriesWhere(r, func(iv Interval) float64 { return floor(iv.EndToEndLatencyMs.P50) }, received),
+			r.Driver+" e2e p99", seriesWhere(r, func(iv Interval) float64 { return floor(iv.EndToEndLatencyMs.P99) }, received),
 		)
 	}
 	if err := plotutil.AddLines(p, lines...); err != nil {
 		return nil, fmt.Errorf("loadtest: plot: %w", err)
 	}
 	// A log axis needs a positive range even with no data.
-	p.Y.Min = max(p.Y.Min, minPlotMs)
-	p.Y.Max = max(p.Y.Max, 10*p.Y.Min)
+	if math.IsInf(p.Y.Min, 0) || p.Y.Min < minPlotMs {
+		p.Y.Min = minPlotMs
+	}
+	if math.IsInf(p.Y.Max, 0) || p.Y.Max <= p.Y.Min {
+		p.Y.Max = 10 * p.Y.Min
+	}
 	return p, nil
 }

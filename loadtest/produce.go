@@ -138,10 +138,12 @@ func (r *run) sendOne(ctx context.Context, p *loadProducer, n int64) error {
 		r.rec.Acked(time.Since(sent), size)
 	})
 	if err != nil {
-		// Never handed to the broker: the sequence number was registered,
-		// so settle it as a failed send to keep the sequence gap-free.
-		r.verifier.Failed(h)
-		r.rec.Failed()
+		// Never handed to the broker (done will not be called): take the
+		// sequence number back so the sequence stays gap-free.
+		if uerr := r.verifier.Unsent(h); uerr != nil {
+			return fmt.Errorf("%w: %w", errSequence, uerr)
+		}
+		p.next[part]--
 	}
 	return err
 }

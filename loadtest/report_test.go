@@ -20,8 +20,8 @@ func sampleResult(driver string, msgs float64) *Result {
 		PublishLatencyMs:   Percentiles{P50: 1, P99: 2, P999: 3, Max: 4},
 		E2ELatencyMs:       Percentiles{P50: 2, P99: 4, P999: 6, Max: 8},
 		Intervals: []Interval{
-			{ElapsedS: 1, PublishMsgsPerS: msgs, PublishLatencyMs: Percentiles{P50: 1, P99: 2}},
-			{ElapsedS: 2, PublishMsgsPerS: msgs, EndToEndLatencyMs: Percentiles{P50: 2, P99: 3}},
+			{ElapsedS: 1, Acked: 5, PublishMsgsPerS: msgs, PublishLatencyMs: Percentiles{P50: 1, P99: 2}},
+			{ElapsedS: 2, Received: 5, PublishMsgsPerS: msgs, EndToEndLatencyMs: Percentiles{P50: 2, P99: 3}},
 		},
 	}
 }
@@ -80,6 +80,9 @@ func TestTableShowsDriversSideBySideWithRatioAndDurability(t *testing.T) {
 func TestPlotWritesAPNG(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.png")
 	empty := &Result{Driver: "empty"}
+	if err := writePlot(path, []*Result{empty}, 250); err != nil {
+		t.Fatalf("a run without samples: %v", err)
+	}
 	if err := writePlot(path, []*Result{sampleResult("strata", 100), sampleResult("jetstream", 50), empty}, 250); err != nil {
 		t.Fatal(err)
 	}

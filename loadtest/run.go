@@ -106,6 +106,7 @@ func (r *run) execute(ctx context.Context, progress func(Interval)) error {
 	wg.Wait()
 	stopTicker()
 	tickWG.Wait()
+	r.rec.Tick(time.Now()) // the last, partial interval
 	return err
 }
 

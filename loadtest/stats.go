@@ -44,6 +44,9 @@ type Interval struct {
 	PublishLatencyMs  Percentiles `json:"publish_latency_ms"`
 	EndToEndLatencyMs Percentiles `json:"e2e_latency_ms"`
 	SendErrors        uint64      `json:"send_errors"`
+	// Acked and Received count the interval's samples of each latency.
+	Acked    uint64 `json:"acked"`
+	Received uint64 `json:"received"`
 }
 
 // Totals are the measured phase's figures (warm-up excluded).
@@ -177,6 +180,8 @@ func (r *Recorder) Tick(now time.Time) Interval {
 		PublishLatencyMs:  percentilesOf(r.mu.winPub),
 		EndToEndLatencyMs: percentilesOf(r.mu.winE2E),
 		SendErrors:        w.failed,
+		Acked:             w.acked,
+		Received:          w.received,
 	}
 	r.mu.intervals = append(r.mu.intervals, iv)
 	r.mu.win = counters{}

@@ -134,6 +134,22 @@ func (v *Verifier) Sent(h Header) error {
 	return nil
 }
 
+// Unsent takes back the last Sent of h's producer and partition: the
+// message never left (the send was refused before reaching the broker),
+// so its sequence number is reused. It returns an error if h is not the
+// last sent.
+func (v *Verifier) Unsent(h Header) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := v.mu.sends[streamID{h.Producer, h.Partition}]
+	if s == nil || s.next == 0 || h.Seq != s.next-1 || s.acked.has(h.Seq) {
+		return fmt.Errorf("loadtest: unsent seq %d of producer %d partition %d is not its last send", h.Seq, h.Producer, h.Partition)
+	}
+	s.next--
+	v.mu.counts.Published--
+	return nil
+}
+
 // Acked records the broker's acknowledgement of a send.
 func (v *Verifier) Acked(h Header) { v.settle(h, true) }
 

@@ -172,3 +172,23 @@ func TestSeqSetCountsMembersMissingFromAnother(t *testing.T) {
 		t.Fatal("re-adding a member reported it new")
 	}
 }
+
+func TestVerifierUnsentReusesTheSequenceNumber(t *testing.T) {
+	v := newTestVerifier()
+	feed(t, v, 2)
+	if err := v.Sent(Header{Seq: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Unsent(Header{Seq: 1}); err == nil {
+		t.Fatal("took back a send that is not the last")
+	}
+	if err := v.Unsent(Header{Seq: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Sent(Header{Seq: 2}); err != nil {
+		t.Fatalf("seq 2 not reusable after Unsent: %v", err)
+	}
+	if got := v.Report(); got.Published != 3 {
+		t.Fatalf("published %d, want 3", got.Published)
+	}
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/client/fakebroker"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/loadtest/jetstream"
+)
+
+// runStrata executes the strata command line with args.
+func runStrata(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	root := newRootCmd()
+	var out, errOut bytes.Buffer
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err = root.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+func TestLoadtestRejectsBadFlagsWithInvalidArgument(t *testing.T) {
+	for _, args := range [][]string{
+		{"--rate", "fast"},
+		{"--rate", "-5"},
+		{"--driver", "kafka"},
+		{"--chaos", "kill-bookie@1s"},
+		{"--cluster", "remote"},
+		{"--size", "10"},
+		{"--subscription-type", "fanout"},
+	} {
+		_, _, err := runStrata(t, append([]string{"loadtest"}, args...)...)
+		if errcode.CodeOf(err) != errcode.InvalidArgument {
+			t.Errorf("loadtest %v: %v, want InvalidArgument", args, err)
+		}
+	}
+}
+
+func TestLoadtestStrataDriverWritesTableAndJSON(t *testing.T) {
+	b := fakebroker.Start(t, fakebroker.NewCluster())
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	out, stderr, err := runStrata(t, "loadtest", "--url", b.URL(), "--duration", "1s", "--rate", "200",
+		"--partitions", "2", "--size", "100", "--max-messages", "400", "--drain-timeout", "5s", "--json", jsonPath)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "strata verdict: OK") || !strings.Contains(out, "publish latency p99.9") {
+		t.Fatalf("table:\n%s", out)
+	}
+	if !strings.Contains(stderr, "[strata]") {
+		t.Fatalf("no progress line on stderr: %q", stderr)
+	}
+	var res map[string]any
+	raw, _ := os.ReadFile(jsonPath)
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatalf("json: %v\n%s", err, raw)
+	}
+	if res["driver"] != "strata" || res["lost"].(float64) != 0 || res["messages_acked"].(float64) == 0 {
+		t.Fatalf("json: %s", raw)
+	}
+}
+
+// natsBinary finds nats-server like the jetstream driver's tests do.
+func natsBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := jetstream.FindServerBinary(); err == nil {
+		return p
+	}
+	if p, err := filepath.Abs("../../.cache/bin/nats-server"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("nats-server not found and CI=true (run make tools)")
+	}
+	t.Skip("nats-server not found")
+	return ""
+}
+
+func TestLoadtestComparesDriversSideBySide(t *testing.T) {
+	t.Setenv(jetstream.BinEnv, natsBinary(t))
+	b := fakebroker.Start(t, fakebroker.NewCluster())
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	out, stderr, err := runStrata(t, "loadtest", "--driver", "strata,jetstream-sync", "--url", b.URL(),
+		"--duration", "1s", "--rate", "100", "--size", "64", "--json", jsonPath)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "jetstream-sync/strata") || !strings.Contains(out, "jetstream-sync durability: fsync before ack") {
+		t.Fatalf("table:\n%s", out)
+	}
+	var arr []map[string]any
+	raw, _ := os.ReadFile(jsonPath)
+	if err := json.Unmarshal(raw, &arr); err != nil || len(arr) != 2 {
+		t.Fatalf("json array of 2: %v\n%s", err, raw)
+	}
+}
