@@ -66,12 +66,20 @@ func (c *Client) Subscribe(ctx context.Context, topicName, subscription string, 
 		InitialPosition: servingpb.InitialPosition(cfg.position),
 		ConsumerName:    cfg.name,
 	}
-	return c.subscribe(ctx, topicName, sub, cfg.subType, cfg.queueSize, nil)
+	return c.subscribe(ctx, topicName, sub, subscribeOpts{typ: cfg.subType, queueSize: cfg.queueSize, ackGrouping: cfg.ackGrouping})
 }
 
-// subscribe opens one partition consumer per partition; startFor, when set,
-// adjusts the subscribe request of each partition.
-func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingpb.Subscribe, t SubscriptionType, queueSize int, startFor func(int32, *servingpb.Subscribe)) (*Consumer, error) {
+// subscribeOpts are the settings shared by consumers and readers.
+type subscribeOpts struct {
+	typ         SubscriptionType
+	queueSize   int
+	ackGrouping time.Duration
+	// startFor, when set, adjusts the subscribe request of each partition.
+	startFor func(int32, *servingpb.Subscribe)
+}
+
+// subscribe opens one partition consumer per partition.
+func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingpb.Subscribe, o subscribeOpts) (*Consumer, error) {
 	name, err := topic.Parse(topicName)
 	if err != nil {
 		return nil, err
@@ -80,7 +88,7 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 	if err != nil {
 		return nil, err
 	}
-	cons := &Consumer{c: c, topic: name.String(), sub: tmpl.GetSubscription(), subType: t,
+	cons := &Consumer{c: c, topic: name.String(), sub: tmpl.GetSubscription(), subType: o.typ,
 		notify: make(chan struct{}, 1), closed: make(chan struct{})}
 	topics := []string{name.String()}
 	if n > 0 {
@@ -92,10 +100,10 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 	for i, tp := range topics {
 		s := cloneSubscribe(tmpl)
 		s.Topic = tp
-		if startFor != nil {
-			startFor(int32(i), s)
+		if o.startFor != nil {
+			o.startFor(int32(i), s)
 		}
-		pc := newPartitionConsumer(cons, tp, int32(i), s, queueSize)
+		pc := newPartitionConsumer(cons, tp, int32(i), s, o.queueSize, o.ackGrouping)
 		if id := s.GetStartMessageId(); id != nil && id.GetBatch() > 0 {
 			// The server starts at the entry: skip the batch before the id.
 			pc.mu.last = &MessageID{Ledger: id.GetLedger(), Entry: id.GetEntry(), Batch: id.GetBatch() - 1, Partition: int32(i)}
@@ -204,8 +212,10 @@ func (c *Consumer) part(id MessageID) (*partitionConsumer, error) {
 	return c.parts[id.Partition], nil
 }
 
-// Ack acknowledges msg. An ack sent while the partition reconnects is lost
-// and the message is redelivered (at-least-once); the error says so.
+// Ack acknowledges msg. Acks are gathered for ConsumerAckGroupingTime and
+// sent together; an ack lost to a reconnect means the message is redelivered
+// (at-least-once). With a grouping time of 0 the ack is sent at once and a
+// failed send is returned.
 func (c *Consumer) Ack(msg *Message) error { return c.AckID(msg.ID) }
 
 // AckID acknowledges the message with id (id.Partition picks the partition).
@@ -225,8 +235,12 @@ func (c *Consumer) ack(id MessageID, cumulative bool) error {
 	if err != nil {
 		return err
 	}
-	return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{
-		Ids: []*servingpb.MessageId{id.proto()}, Cumulative: cumulative}}})
+	if cumulative {
+		pc.flushAcks()
+		return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{
+			Ids: []*servingpb.MessageId{id.proto()}, Cumulative: true}}})
+	}
+	return pc.ack(id)
 }
 
 // Nack asks for msg to be redelivered.
@@ -250,6 +264,7 @@ func (c *Consumer) Seek(ctx context.Context, id MessageID) error {
 	if err != nil {
 		return err
 	}
+	pc.flushAcks()
 	return pc.seek(ctx, &servingpb.Seek{To: &servingpb.Seek_MessageId{MessageId: id.proto()}})
 }
 
@@ -258,6 +273,7 @@ func (c *Consumer) Seek(ctx context.Context, id MessageID) error {
 // the wait; partitions already moved stay moved.
 func (c *Consumer) SeekTime(ctx context.Context, t time.Time) error {
 	for _, pc := range c.parts {
+		pc.flushAcks()
 		if err := pc.seek(ctx, &servingpb.Seek{To: &servingpb.Seek_TimeUnixNano{TimeUnixNano: t.UnixNano()}}); err != nil {
 			return err
 		}

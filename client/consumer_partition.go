@@ -30,14 +30,21 @@ type partitionConsumer struct {
 	log        *slog.Logger
 	topic      string
 	partition  int32
-	nonDurable bool
-	queueSize  int
+	nonDurable  bool
+	queueSize   int
+	ackGrouping time.Duration
 	ctx        context.Context
 	cancel     context.CancelFunc
 	done       chan struct{}
 
 	sendMu  sync.Mutex // one sender per stream at a time
 	closing atomic.Bool
+
+	acks struct {
+		sync.Mutex
+		ids   []*servingpb.MessageId
+		timer *time.Timer // pending flush; nil when ids is empty
+	}
 
 	mu struct {
 		sync.Mutex
@@ -51,9 +58,9 @@ type partitionConsumer struct {
 	}
 }
 
-func newPartitionConsumer(parent *Consumer, topic string, partition int32, sub *servingpb.Subscribe, queueSize int) *partitionConsumer {
+func newPartitionConsumer(parent *Consumer, topic string, partition int32, sub *servingpb.Subscribe, queueSize int, ackGrouping time.Duration) *partitionConsumer {
 	pc := &partitionConsumer{
-		parent: parent, c: parent.c, topic: topic, partition: partition, queueSize: queueSize,
+		parent: parent, c: parent.c, topic: topic, partition: partition, queueSize: queueSize, ackGrouping: ackGrouping,
 		nonDurable: sub.GetNonDurable(),
 		log:        parent.c.cfg.logger.With("topic", topic, "subscription", sub.GetSubscription()),
 		done:       make(chan struct{}),
@@ -102,6 +109,7 @@ const closeGrace = 2 * time.Second
 // waits (up to closeGrace) for the server to end it, then stops the run
 // goroutine and waits for it.
 func (pc *partitionConsumer) close() {
+	pc.flushAcks()
 	pc.closing.Store(true)
 	pc.mu.Lock()
 	st := pc.mu.stream
@@ -402,4 +410,45 @@ func (pc *partitionConsumer) seekDone() {
 	if wait != nil {
 		wait <- nil
 	}
+}
+
+// maxAckBatch caps the ids of one gathered ack request.
+const maxAckBatch = 1000
+
+// ack sends id at once (no grouping) or gathers it for a grouped request.
+func (pc *partitionConsumer) ack(id MessageID) error {
+	if pc.ackGrouping == 0 {
+		return pc.sendAcks([]*servingpb.MessageId{id.proto()})
+	}
+	pc.acks.Lock()
+	pc.acks.ids = append(pc.acks.ids, id.proto())
+	if len(pc.acks.ids) >= maxAckBatch {
+		pc.acks.Unlock()
+		pc.flushAcks()
+		return nil
+	}
+	if pc.acks.timer == nil {
+		pc.acks.timer = time.AfterFunc(pc.ackGrouping, pc.flushAcks)
+	}
+	pc.acks.Unlock()
+	return nil
+}
+
+// flushAcks sends the gathered acks now.
+func (pc *partitionConsumer) flushAcks() {
+	pc.acks.Lock()
+	ids := pc.acks.ids
+	pc.acks.ids = nil
+	if pc.acks.timer != nil {
+		pc.acks.timer.Stop()
+		pc.acks.timer = nil
+	}
+	pc.acks.Unlock()
+	if len(ids) > 0 {
+		_ = pc.sendAcks(ids) // lost on a reconnect: redelivered
+	}
+}
+
+func (pc *partitionConsumer) sendAcks(ids []*servingpb.MessageId) error {
+	return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{Ids: ids}}})
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/client/fakebroker"
 	"github.com/strata-mq/strata/internal/errcode"
 )
 
@@ -334,4 +336,43 @@ func TestReaderStartingInsideABatchSkipsEarlierMessagesAndAcksWhatItReads(t *tes
 		}
 	}
 	waitFor(t, "the reader's acks", func() bool { return len(b.Acks()) == 2 })
+}
+
+func TestClientCloseStopsEveryGoroutine(t *testing.T) {
+	cl := fakebroker.NewCluster()
+	b := fakebroker.Start(t, cl)
+	if err := cl.CreateTopic(testTopic, 2); err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+	c, err := client.New(b.URL(), client.ReconnectBackoff(time.Millisecond, 10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewReader(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := p.Send(ctx, &client.ProducerMessage{Key: fmt.Sprint(i), Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.BreakStreams(errcode.New(errcode.Unavailable, "test break"))
+	receiveN(t, ctx, cons, 10, true)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base })
+	if _, err := c.NewProducer(ctx, "t"); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("NewProducer on a closed client: %v", err)
+	}
 }

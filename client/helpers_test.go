@@ -34,6 +34,22 @@ func setup(t *testing.T, partitions int) (*fakebroker.Cluster, *fakebroker.Broke
 	return cl, b, newClient(t, b.URL())
 }
 
+// setupB is setup for benchmarks (a non-partitioned topic).
+func setupB(tb testing.TB) (*fakebroker.Cluster, *fakebroker.Broker, *client.Client) {
+	tb.Helper()
+	cl := fakebroker.NewCluster()
+	b := fakebroker.Start(tb, cl)
+	if err := cl.CreateTopic(testTopic, 0); err != nil {
+		tb.Fatal(err)
+	}
+	c, err := client.New(b.URL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return cl, b, c
+}
+
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)

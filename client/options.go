@@ -185,19 +185,23 @@ func (p InitialPosition) String() string {
 type ConsumerOption func(*consumerConfig)
 
 type consumerConfig struct {
-	subType   SubscriptionType
-	position  InitialPosition
-	name      string
-	queueSize int
+	subType     SubscriptionType
+	position    InitialPosition
+	name        string
+	queueSize   int
+	ackGrouping time.Duration
 }
 
 func defaultConsumerConfig() consumerConfig {
-	return consumerConfig{subType: Exclusive, position: Latest, queueSize: 1000}
+	return consumerConfig{subType: Exclusive, position: Latest, queueSize: 1000, ackGrouping: 10 * time.Millisecond}
 }
 
 func (c *consumerConfig) validate() error {
 	if c.queueSize < 1 {
 		return invalidArg("receiver queue size must be positive")
+	}
+	if c.ackGrouping < 0 {
+		return invalidArg("ack grouping time must not be negative")
 	}
 	if c.subType < Exclusive || c.subType > KeyShared {
 		return invalidArg("unknown subscription type %d", c.subType)
@@ -224,6 +228,15 @@ func ConsumerName(name string) ConsumerOption { return func(c *consumerConfig) {
 // in the client: the flow permits granted to the server (default 1000).
 func ConsumerReceiverQueueSize(n int) ConsumerOption {
 	return func(c *consumerConfig) { c.queueSize = n }
+}
+
+// ConsumerAckGroupingTime sets how long individual acks are gathered before
+// they are sent as one request (default 10 ms; at most 1000 per request).
+// With 0, each Ack is sent at once and returns the send's error; otherwise
+// Ack returns once the ack is queued, and an ack lost to a reconnect means
+// the message is redelivered. Close sends what is gathered.
+func ConsumerAckGroupingTime(d time.Duration) ConsumerOption {
+	return func(c *consumerConfig) { c.ackGrouping = d }
 }
 
 // ReaderOption configures a Reader (see Client.NewReader).

@@ -45,7 +45,8 @@ func (c *Client) NewReader(ctx context.Context, topicName string, opts ...Reader
 			s.StartTimeUnixNano = cfg.startTime.UnixNano()
 		}
 	}
-	cons, err := c.subscribe(ctx, topicName, tmpl, Exclusive, cfg.queueSize, startFor)
+	cons, err := c.subscribe(ctx, topicName, tmpl, subscribeOpts{typ: Exclusive, queueSize: cfg.queueSize,
+		ackGrouping: 10 * time.Millisecond, startFor: startFor})
 	if err != nil {
 		return nil, err
 	}
