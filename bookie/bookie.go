@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 
@@ -19,8 +20,8 @@ import (
 )
 
 // Bookie stores ledger entries in a group-commit journal. It is safe for
-// concurrent use. Open starts its two goroutines (the journal writer and the
-// checkpointer); Close stops them.
+// concurrent use. Open starts its goroutines (the journal writer and syncer,
+// and the checkpointer); Close stops them.
 //
 // LOCKORDER: submitMu, then mu, then files. ckptMu is taken before mu.
 type Bookie struct {
@@ -41,6 +42,8 @@ type Bookie struct {
 		// pos is the journal position up to which table reflects the journal.
 		pos     index.Position
 		waiters map[ids.LedgerID]*waiter
+		// planned holds fences and deletes written but not yet applied.
+		planned map[ids.LedgerID]plannedFlags
 		// failed is set after a write or fsync error: no more writes.
 		failed error
 	}
@@ -49,6 +52,17 @@ type Bookie struct {
 		sync.RWMutex
 		segs map[uint32]*journal.Segment
 	}
+
+	// syncCh carries written groups from the writer to the syncer; its
+	// capacity bounds the groups written and not yet fsync'd.
+	syncCh chan *written
+	// syncBusy is set while the syncer works on a batch; syncDone gets a
+	// token each time it finishes one.
+	syncBusy atomic.Bool
+	syncDone chan struct{}
+	// durable is the (segment id << 32 | offset) up to which the journal is
+	// known fsync'd.
+	durable atomic.Uint64
 
 	// Owned by the writer goroutine.
 	active    *journal.Segment
@@ -66,6 +80,10 @@ type Bookie struct {
 	bgWG     sync.WaitGroup
 }
 
+// syncQueueGroups bounds the groups written to the page cache and not yet
+// fsync'd (each at most GroupMaxBytes plus one entry).
+const syncQueueGroups = 16
+
 // Open recovers the bookie in cfg.DataDir (loading the newest checkpoint and
 // replaying the journal after it, truncating a torn tail) and starts it.
 func Open(cfg Config, log *slog.Logger) (*Bookie, error) {
@@ -82,9 +100,12 @@ func Open(cfg Config, log *slog.Logger) (*Bookie, error) {
 		journalDir: filepath.Join(cfg.DataDir, "journal"),
 		queue:      make(chan *request, cfg.QueueLength),
 		kick:       make(chan struct{}, 1),
+		syncCh:     make(chan *written, syncQueueGroups),
+		syncDone:   make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 	}
 	b.mu.waiters = map[ids.LedgerID]*waiter{}
+	b.mu.planned = map[ids.LedgerID]plannedFlags{}
 	b.files.segs = map[uint32]*journal.Segment{}
 	if err := os.MkdirAll(b.journalDir, 0o755); err != nil {
 		return nil, err
@@ -97,8 +118,9 @@ func Open(cfg Config, log *slog.Logger) (*Bookie, error) {
 		b.closeFiles()
 		return nil, err
 	}
-	b.writerWG.Add(1)
+	b.writerWG.Add(2)
 	go b.runWriter()
+	go b.runSyncer()
 	b.bgWG.Add(1)
 	go b.runCheckpointer()
 	b.kickCheckpoint()

@@ -16,15 +16,26 @@
 //
 // # Write path
 //
-// Every add, fence and delete is a request on one bounded queue, consumed by
-// one writer goroutine. The writer takes the first request, then everything
-// already queued (stopping at Config.GroupMaxBytes or Config.GroupMaxDelay
-// after the first; it never waits on an empty queue), decides in arrival
-// order which requests are written (plan: adds to fenced ledgers are
-// rejected unless flagged recovery; fences and deletes take effect for the
-// requests after them in the same group), writes the group with one write
-// call, fdatasyncs, updates the in-memory index, and only then answers the
-// group's requests. Requests that arrive meanwhile form the next group.
+// Every add, fence and delete is a request on one bounded queue
+// (Config.QueueLength). Two goroutines form the journal pipeline, like
+// BookKeeper's journal and force-write threads (writer.go):
+//
+//   - the writer takes the first queued request and whatever else is queued
+//     (stopping at Config.GroupMaxBytes, or Config.GroupMaxDelay after the
+//     first), decides in arrival order which requests are written (plan in
+//     group.go: adds to fenced ledgers are rejected unless flagged recovery,
+//     a fence or delete takes effect for every request after it, including
+//     those of later groups not yet durable), and writes the group to the
+//     active segment with one write call;
+//   - the syncer takes every group written so far, issues one fdatasync
+//     covering all of them, updates the in-memory index and only then answers
+//     the requests, in write order.
+//
+// While an fdatasync runs, the writer keeps collecting and writing the adds
+// that arrive; the next fdatasync covers them all. When no fdatasync is
+// running and the queue is empty, the writer writes at once: at low load no
+// add waits GroupMaxDelay for company. The writer never runs more than 16
+// groups ahead of the syncer.
 //
 // # Invariants
 //
@@ -46,7 +57,7 @@
 //
 // The index is in memory: per ledger, entry → (segment, offset, length),
 // LAC, last entry, fenced and deleted flags. Index updates are a few map
-// writes on the writer goroutine after the fsync; the durable copy of the
+// writes on the syncer goroutine after the fsync; the durable copy of the
 // index, a checkpoint, is written by a separate goroutine every
 // Config.CheckpointInterval and on segment rotation, never on the ack path.
 // Open loads the newest valid checkpoint and replays only the journal after

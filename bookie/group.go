@@ -52,8 +52,8 @@ func (r *request) record(syncMark uint32) journal.Record {
 }
 
 // collector decides when to stop collecting a group: at maxBytes, or
-// maxDelay after the group's first request. (An empty queue also ends the
-// group; the writer sees that itself.)
+// maxDelay after the group's first request. (An empty queue while no fsync
+// is running also ends the group; the writer sees that itself.)
 type collector struct {
 	maxBytes int
 	maxDelay time.Duration
@@ -65,6 +65,11 @@ func (c *collector) reset(now time.Time) { c.start, c.bytes = now, 0 }
 func (c *collector) add(r *request)      { c.bytes += r.size() }
 func (c *collector) full(now time.Time) bool {
 	return c.bytes >= c.maxBytes || now.Sub(c.start) >= c.maxDelay
+}
+
+// remaining is how long the group may still wait for more requests.
+func (c *collector) remaining(now time.Time) time.Duration {
+	return max(0, c.maxDelay-now.Sub(c.start))
 }
 
 // statusFunc reports a ledger's durable fenced and deleted flags.

@@ -9,31 +9,52 @@ import (
 	"github.com/strata-mq/strata/internal/ids"
 )
 
-// runWriter is the journal writer: the only goroutine that writes the
-// journal. It takes the first queued request, collects whatever else is
-// already queued (up to GroupMaxBytes or GroupMaxDelay), writes the group
-// with one write and one fdatasync, applies it to the index and only then
-// answers every request of the group. Adds that arrive while it writes wait
-// in the queue and form the next group. It returns once the queue is closed
-// and drained.
+// The journal is written by two goroutines in a pipeline, as BookKeeper's
+// journal and force-write threads:
+//
+//   - the writer takes queued requests, decides which are written (plan),
+//     encodes them and writes them to the active segment with one write
+//     call (the page cache), then hands the group to the syncer;
+//   - the syncer takes every group written so far, issues one fdatasync that
+//     covers them all, applies them to the index and answers their requests.
+//
+// While an fdatasync runs, the writer keeps collecting the adds that arrive
+// (up to GroupMaxBytes per write, GroupMaxDelay per group) and writes them;
+// the next fdatasync covers all of them. When no fdatasync is running and the
+// queue is empty, a group is written at once: no add waits for company.
+
+// written is a group in the page cache, waiting for its fdatasync.
+type written struct {
+	reqs []*request
+	locs []index.Loc
+	seg  *journal.Segment
+	end  int64 // offset in seg just after the group
+}
+
+// runWriter is the writer stage. It returns once the queue is closed and
+// drained, after closing syncCh.
 func (b *Bookie) runWriter() {
 	defer b.writerWG.Done()
+	defer close(b.syncCh)
 	c := collector{maxBytes: b.cfg.GroupMaxBytes, maxDelay: b.cfg.GroupMaxDelay}
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
 	var group []*request
 	for first := range b.queue {
 		group = append(group[:0], first)
 		c.reset(time.Now())
 		c.add(first)
-		group = b.collect(group, &c)
-		b.commit(group)
+		group = b.collect(group, &c, wait)
+		b.writeGroup(group)
 		clear(group)
 	}
 }
 
-// collect appends queued requests to group until the queue is empty or the
-// collector says the group is full.
-func (b *Bookie) collect(group []*request, c *collector) []*request {
-	for !c.full(time.Now()) {
+// collect appends queued requests to group until the collector says the
+// group is full, or the queue is empty and no fdatasync is running (a
+// running one would not cover this group anyway).
+func (b *Bookie) collect(group []*request, c *collector, wait *time.Timer) []*request {
+	for now := time.Now(); !c.full(now); now = time.Now() {
 		select {
 		case r, ok := <-b.queue:
 			if !ok {
@@ -41,22 +62,45 @@ func (b *Bookie) collect(group []*request, c *collector) []*request {
 			}
 			group = append(group, r)
 			c.add(r)
+			continue
 		default:
+		}
+		if !b.syncBusy.Load() {
 			return group
 		}
+		wait.Reset(c.remaining(now))
+		select {
+		case r, ok := <-b.queue:
+			if !ok {
+				return group
+			}
+			group = append(group, r)
+			c.add(r)
+		case <-b.syncDone:
+		case <-wait.C:
+		}
+		wait.Stop()
 	}
 	return group
 }
 
-// commit writes one group and answers its requests.
-func (b *Bookie) commit(group []*request) {
+// writeGroup plans, encodes and writes one group and hands it to the syncer.
+func (b *Bookie) writeGroup(group []*request) {
 	if err := b.failure(); err != nil {
 		answerAll(group, err)
 		return
 	}
-	b.mu.RLock()
+	b.mu.Lock()
 	accepted, rejected := plan(group, b.statusLocked)
-	b.mu.RUnlock()
+	for _, r := range accepted {
+		if r.op == opFence || r.op == opDelete {
+			f := b.mu.planned[r.ledger]
+			f.fenced = f.fenced || r.op == opFence
+			f.deleted = f.deleted || r.op == opDelete
+			b.mu.planned[r.ledger] = f
+		}
+	}
+	b.mu.Unlock()
 	for _, rj := range rejected {
 		rj.req.done(result{err: fmt.Errorf("%w: ledger %d", rj.err, rj.req.ledger)})
 	}
@@ -69,7 +113,7 @@ func (b *Bookie) commit(group []*request) {
 		answerAll(accepted, fmt.Errorf("%w: %v", ErrUnavailable, err))
 		return
 	}
-	b.apply(accepted, locs)
+	b.syncCh <- &written{reqs: accepted, locs: locs, seg: b.active, end: b.activeOff}
 }
 
 func answerAll(group []*request, err error) {
@@ -81,21 +125,36 @@ func answerAll(group []*request, err error) {
 func (b *Bookie) fail(err error) {
 	b.log.Error("journal write failed; the bookie accepts no more writes", "err", err)
 	b.mu.Lock()
-	b.mu.failed = err
+	if b.mu.failed == nil {
+		b.mu.failed = err
+	}
 	b.mu.Unlock()
 }
 
-// statusLocked reports a ledger's durable flags. Needs mu (read).
+// plannedFlags are the fences and deletes written but not yet applied.
+type plannedFlags struct{ fenced, deleted bool }
+
+// statusLocked reports a ledger's flags, counting fences and deletes that
+// are written but not yet durable (so adds after them are rejected). Needs mu.
 func (b *Bookie) statusLocked(l ids.LedgerID) (fenced, deleted bool) {
-	led := b.mu.table.Get(l)
-	if led == nil {
-		return false, false
+	p := b.mu.planned[l]
+	if led := b.mu.table.Get(l); led != nil {
+		return p.fenced || led.Fenced, p.deleted || led.Deleted
 	}
-	return led.Fenced, led.Deleted
+	return p.fenced, p.deleted
 }
 
-// write encodes the group into one buffer, writes it at the end of the
-// active segment (rotating first if it does not fit) and fsyncs it.
+// durableMark returns the offset of the active segment known to be fsync'd.
+func (b *Bookie) durableMark() uint32 {
+	d := b.durable.Load()
+	if uint32(d>>32) != b.active.ID {
+		return 0
+	}
+	return uint32(d)
+}
+
+// write encodes the group into one buffer and writes it at the end of the
+// active segment, rotating first if it does not fit.
 func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 	size := 0
 	for _, r := range group {
@@ -106,7 +165,7 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 			return nil, err
 		}
 	}
-	mark := uint32(b.activeOff)
+	mark := b.durableMark()
 	locs := make([]index.Loc, len(group))
 	buf := b.buf[:0]
 	for i, r := range group {
@@ -118,15 +177,6 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 	if err := b.active.WriteAt(buf, b.activeOff); err != nil {
 		return nil, err
 	}
-	if !b.cfg.UnsafeNoFsync {
-		took, err := b.active.Sync()
-		if err != nil {
-			return nil, err
-		}
-		if took > b.cfg.SlowFsync {
-			b.log.Warn("slow fdatasync", "took", took, "bytes", len(buf))
-		}
-	}
 	b.activeOff += int64(len(buf))
 	if cap(b.buf) > 2*b.cfg.GroupMaxBytes+2*b.cfg.MaxEntryBytes {
 		b.buf = nil // do not keep a huge buffer after an outsized group
@@ -134,8 +184,12 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 	return locs, nil
 }
 
-// rotate starts a new segment. The old one was fsync'd by the previous group.
+// rotate starts a new segment after making the old one durable in full, so
+// that only the newest segment can ever have a torn tail.
 func (b *Bookie) rotate() error {
+	if err := b.syncSegment(b.active); err != nil {
+		return err
+	}
 	seg, err := journal.Create(b.journalDir, b.active.ID+1, b.cfg.JournalFileBytes)
 	if err != nil {
 		return err
@@ -148,35 +202,105 @@ func (b *Bookie) rotate() error {
 	return nil
 }
 
-// apply records a durable group in the index, wakes LAC waiters and answers
-// every request.
-func (b *Bookie) apply(group []*request, locs []index.Loc) {
+func (b *Bookie) syncSegment(seg *journal.Segment) error {
+	if b.cfg.UnsafeNoFsync {
+		return nil
+	}
+	took, err := seg.Sync()
+	if took > b.cfg.SlowFsync {
+		b.log.Warn("slow fdatasync", "took", took, "segment", journal.Name(seg.ID))
+	}
+	return err
+}
+
+// runSyncer is the sync stage: one fdatasync for every group written so
+// far, then index updates and answers, in write order. It returns once
+// syncCh is closed and drained.
+func (b *Bookie) runSyncer() {
+	defer b.writerWG.Done()
+	var batch []*written
+	for w := range b.syncCh {
+		b.syncBusy.Store(true)
+		batch = append(batch[:0], w)
+		for more := true; more; {
+			select {
+			case w, ok := <-b.syncCh:
+				if ok {
+					batch = append(batch, w)
+				}
+				more = ok
+			default:
+				more = false
+			}
+		}
+		b.syncBatch(batch)
+		clear(batch)
+		b.syncBusy.Store(false)
+		select {
+		case b.syncDone <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (b *Bookie) syncBatch(batch []*written) {
+	err := b.failure()
+	for i, w := range batch {
+		if err == nil && (i == len(batch)-1 || batch[i+1].seg != w.seg) {
+			err = b.syncSegment(w.seg)
+		}
+	}
+	if err != nil {
+		b.fail(err)
+		for _, w := range batch {
+			answerAll(w.reqs, fmt.Errorf("%w: %v", ErrUnavailable, err))
+		}
+		return
+	}
+	last := batch[len(batch)-1]
+	b.durable.Store(uint64(last.seg.ID)<<32 | uint64(last.end))
+	b.apply(batch)
+}
+
+// apply records durable groups in the index, wakes LAC waiters and answers
+// every request, in write order.
+func (b *Bookie) apply(batch []*written) {
 	b.mu.Lock()
 	t := b.mu.table
 	deleted := false
-	for i, r := range group {
-		switch r.op {
-		case opAdd:
-			t.Put(r.ledger, r.entry, r.lac, locs[i])
-		case opFence:
-			t.Fence(r.ledger)
-		case opDelete:
-			t.Delete(r.ledger)
-			deleted = true
+	for _, w := range batch {
+		for i, r := range w.reqs {
+			switch r.op {
+			case opAdd:
+				t.Put(r.ledger, r.entry, r.lac, w.locs[i])
+			case opFence:
+				t.Fence(r.ledger)
+				delete(b.mu.planned, r.ledger)
+			case opDelete:
+				t.Delete(r.ledger)
+				delete(b.mu.planned, r.ledger)
+				deleted = true
+			}
+			b.wakeLocked(r.ledger)
 		}
-		b.wakeLocked(r.ledger)
 	}
-	b.mu.pos = index.Position{File: b.active.ID, Off: uint32(b.activeOff)}
-	results := make([]result, len(group))
-	for i, r := range group {
-		if r.op == opFence {
-			led := t.Get(r.ledger)
-			results[i] = result{lac: led.LAC, last: led.Last}
+	last := batch[len(batch)-1]
+	b.mu.pos = index.Position{File: last.seg.ID, Off: uint32(last.end)}
+	results := make([][]result, len(batch))
+	for j, w := range batch {
+		results[j] = make([]result, len(w.reqs))
+		for i, r := range w.reqs {
+			if r.op == opFence {
+				led := t.Get(r.ledger)
+				results[j][i] = result{lac: led.LAC, last: led.Last}
+			}
 		}
 	}
 	b.mu.Unlock()
-	for i, r := range group {
-		r.done(results[i])
+	for j, w := range batch {
+		for i, r := range w.reqs {
+			r.done(results[j][i])
+		}
 	}
 	if deleted {
 		b.kickCheckpoint()

@@ -23,7 +23,7 @@
 //	8      1    kind     0xE1 entry, 0xF1 fence, 0xD1 delete
 //	9      1    flags    bit 0: recovery add (re-replication into a fenced ledger)
 //	10     4    syncmark offset in this segment up to which the segment was
-//	                     fsync'd when this record was written (the start of its group)
+//	                     fsync'd when this record was written (at most the start of its group)
 //	14     8    ledger   ledger id (uint64, never 0)
 //	22     8    entry    entry id (int64; -1 for fence and delete records)
 //	30     8    lac      last-add-confirmed piggy-backed by the writer (int64, -1 if none;
@@ -36,10 +36,13 @@
 //
 // # Group commit and the sync mark
 //
-// The writer appends a group of records with one write and one fdatasync,
-// and acknowledges none of them before the fdatasync returns. Every record of
-// a group carries the same sync mark: the group's start offset, up to which
-// the segment was already durable.
+// The writer appends a group of records with one write; one fdatasync then
+// covers one or more groups, and no record is acknowledged before the
+// fdatasync that covers it returns. Every record of a group carries the same
+// sync mark: the offset up to which the segment was known durable (a
+// completed fdatasync) when the group was written, at most the group's start.
+// Before a new segment receives its first record, the previous one is
+// fdatasync'd in full.
 //
 // # Recovery
 //
@@ -48,9 +51,9 @@
 //
 //   - if no valid record follows, P is the end of the data;
 //   - in the newest segment, if every valid record that follows carries a
-//     sync mark <= P, those records belong to the group that was being
-//     written when the process died: none of them was acknowledged, and the
-//     segment is truncated at P (a torn tail);
+//     sync mark <= P, those records were written after the last fdatasync
+//     that covered P, if any: none of them, and nothing at P, was
+//     acknowledged, and the segment is truncated at P (a torn tail);
 //   - otherwise (an older segment, or a later record proves P was fsync'd)
 //     the bytes at P are damage in
 //     the middle of durable data: a Corruption error, reported as Damage and
