@@ -25,17 +25,17 @@ type consumeStream = grpc.BidiStreamingClient[servingpb.ConsumeRequest, servingp
 // LOCKORDER: sendMu may be taken with mu not held, and mu never while
 // holding sendMu.
 type partitionConsumer struct {
-	parent     *Consumer
-	c          *Client
-	log        *slog.Logger
-	topic      string
-	partition  int32
+	parent      *Consumer
+	c           *Client
+	log         *slog.Logger
+	topic       string
+	partition   int32
 	nonDurable  bool
 	queueSize   int
 	ackGrouping time.Duration
-	ctx        context.Context
-	cancel     context.CancelFunc
-	done       chan struct{}
+	ctx         context.Context
+	cancel      context.CancelFunc
+	done        chan struct{}
 
 	sendMu  sync.Mutex // one sender per stream at a time
 	closing atomic.Bool
