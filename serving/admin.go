@@ -279,9 +279,9 @@ func (n *Node) DeleteSubscription(ctx context.Context, req *servingpb.DeleteSubs
 		t.mu.Unlock()
 		return nil, errcode.New(errcode.SubscriptionNotFound, "subscription %q of %s does not exist", req.GetSubscription(), t.name)
 	}
-	if len(s.consumers) > 0 {
+	if k := len(s.consumers); k > 0 {
 		t.mu.Unlock()
-		return nil, errcode.New(errcode.ConsumerBusy, "subscription %s has %d consumers", s.name, len(s.consumers))
+		return nil, errcode.New(errcode.ConsumerBusy, "subscription %s has %d consumers", s.name, k)
 	}
 	delete(t.mu.subs, s.name)
 	s.stopLocked()

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/strata-mq/strata/bookie"
 	"github.com/strata-mq/strata/bookie/ledger"
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/metadata/metatest"
@@ -271,4 +272,34 @@ func TestOrderAndAcksFollowTheManagedLedgerWhenLedgerIDsGoBackwards(t *testing.T
 	cs2 := mustSubscribe(t, b, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
 	cs2.flow(100)
 	checkInOrder(t, cs2.receive(5), 6, 10)
+}
+
+func TestRealClusterOwnerWhoseLedgerIsFencedCannotAppend(t *testing.T) {
+	c := newRealCluster(t, 3)
+	a := c.start("a")
+	const topic = "public/default/fenced-real"
+	p := mustProducer(t, a, topic, "p1")
+	r := p.mustSend(msg(1))
+	// Another writer's recovery fences the ledger on the bookies.
+	store := metatest.OpenStoreAt(t, c.endpoints)
+	other := ledger.NewClient(ledger.ClientConfig{}, store, store, nil)
+	t.Cleanup(func() { _ = other.Close() })
+	if _, err := other.Recover(ctxT(t), ids.LedgerID(r.GetLedger()), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.send(msg(2)); errcode.CodeOf(err) != errcode.TopicFenced {
+		t.Fatalf("append after fencing: got %v, want TOPIC_FENCED", err)
+	}
+	var p2 *prod
+	eventually(t, "reload", func() error {
+		var err error
+		p2, err = openProducer(t, a, topic, "p1")
+		return err
+	})
+	if r2 := p2.mustSend(msg(2)); r2.GetLedger() == r.GetLedger() {
+		t.Fatalf("wrote to the fenced ledger %d again", r.GetLedger())
+	}
+	cs := mustSubscribe(t, a, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(10)
+	checkInOrder(t, cs.receive(2), 1, 2)
 }

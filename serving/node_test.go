@@ -122,7 +122,7 @@ func TestSharedSubscriptionDeliversEachMessageOnce(t *testing.T) {
 					return
 				}
 				for _, m := range r.GetMessages().GetMessages() {
-					cs.ack(m.GetId())
+					_ = cs.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{Ids: []*servingpb.MessageId{m.GetId()}}}})
 					mu.Lock()
 					seen[m.GetSequenceId()]++
 					counts[i]++

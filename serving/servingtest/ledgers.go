@@ -18,9 +18,24 @@ var ErrFenced = errcode.New(errcode.Fenced, "servingtest: ledger fenced")
 // metadata in the Meta twin, and Recover fences the ledger so that its old
 // writer's next append fails with errcode.Fenced.
 type Ledgers struct {
-	meta *Meta
-	mu   sync.Mutex
-	data map[ids.LedgerID]*ledgerData
+	meta  *Meta
+	mu    sync.Mutex
+	data  map[ids.LedgerID]*ledgerData
+	stall chan struct{} // while non-nil, appends wait for it to close
+}
+
+// Stall holds every append until the returned function is called.
+func (l *Ledgers) Stall() (resume func()) {
+	ch := make(chan struct{})
+	l.mu.Lock()
+	l.stall = ch
+	l.mu.Unlock()
+	return func() {
+		l.mu.Lock()
+		l.stall = nil
+		l.mu.Unlock()
+		close(ch)
+	}
 }
 
 type ledgerData struct {
@@ -170,6 +185,11 @@ func (w *writer) run() {
 
 func (w *writer) apply(o op) {
 	w.l.mu.Lock()
+	if st := w.l.stall; st != nil {
+		w.l.mu.Unlock()
+		<-st
+		w.l.mu.Lock()
+	}
 	d := w.l.data[w.id]
 	if d == nil || d.fenced {
 		w.l.mu.Unlock()

@@ -1,0 +1,258 @@
+package serving_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/serving"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+func TestCumulativeAckMovesTheCursorAndIsRefusedOnShared(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "cumulative"
+	p := mustProducer(t, n, topic, "p")
+	for i := uint64(1); i <= 10; i++ {
+		p.mustSend(msg(i))
+	}
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(6)
+	got := cs.receive(6)
+	if err := cs.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{Ids: []*servingpb.MessageId{got[5].GetId()}, Cumulative: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cursor at message 6", func() error {
+		cur, err := c.mem.GetCursor(ctxT(t), "public/default/"+topic, "s")
+		if err != nil {
+			return err
+		}
+		if cur.MarkDelete.Entry != ids.EntryID(got[5].GetId().GetEntry()) {
+			return fmt.Errorf("mark-delete %v", cur.MarkDelete)
+		}
+		return nil
+	})
+	cs.cancel()
+	eventually(t, "reconnect", func() error {
+		cs2, err := subscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
+		if err != nil {
+			return err
+		}
+		cs2.flow(10)
+		checkInOrder(t, cs2.receive(4), 7, 10)
+		return nil
+	})
+	sh := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "sh", Type: servingpb.SubscriptionType_SHARED, InitialPosition: servingpb.InitialPosition_EARLIEST})
+	sh.flow(1)
+	m := sh.receive(1)
+	_ = sh.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{Ids: []*servingpb.MessageId{m[0].GetId()}, Cumulative: true}}})
+	if _, err := sh.stream.Recv(); errcode.CodeOf(errcode.FromError(err)) != errcode.InvalidArgument {
+		t.Fatalf("cumulative ack on shared: got %v, want INVALID_ARGUMENT", err)
+	}
+}
+
+func TestReaderStartsAtAMessageIDAndSeekRewinds(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "reader"
+	p := mustProducer(t, n, topic, "p")
+	var rs []*servingpb.SendReceipt
+	for i := uint64(1); i <= 10; i++ {
+		rs = append(rs, p.mustSend(msg(i)))
+	}
+	start := &servingpb.MessageId{Ledger: rs[4].GetLedger(), Entry: rs[4].GetEntry()}
+	r := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, NonDurable: true, StartMessageId: start})
+	r.flow(100)
+	checkInOrder(t, r.receive(6), 5, 10)
+	seekTo := &servingpb.MessageId{Ledger: rs[1].GetLedger(), Entry: rs[1].GetEntry()}
+	if err := r.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Seek{Seek: &servingpb.Seek{To: &servingpb.Seek_MessageId{MessageId: seekTo}}}}); err != nil {
+		t.Fatal(err)
+	}
+	var after []*servingpb.ReceivedMessage
+	for len(after) < 9 {
+		resp, err := r.stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sd := resp.GetSeekDone(); sd != nil {
+			if sd.GetPosition().GetEntry() != seekTo.GetEntry() {
+				t.Fatalf("seek done at %v, want %v", sd.GetPosition(), seekTo)
+			}
+			after = nil // messages before the seek answer may precede it
+			continue
+		}
+		after = append(after, resp.GetMessages().GetMessages()...)
+	}
+	checkInOrder(t, after, 2, 10)
+	// Readers leave nothing behind.
+	r.cancel()
+	eventually(t, "reader gone", func() error {
+		st, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+		if err != nil {
+			return err
+		}
+		if len(st.GetSubscriptions()) != 0 {
+			return fmt.Errorf("%d subscriptions", len(st.GetSubscriptions()))
+		}
+		return nil
+	})
+}
+
+func TestResetCursorRedeliversFromTheMessage(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "reset"
+	p := mustProducer(t, n, topic, "p")
+	var rs []*servingpb.SendReceipt
+	for i := uint64(1); i <= 5; i++ {
+		rs = append(rs, p.mustSend(msg(i)))
+	}
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(5)
+	for _, m := range cs.receive(5) {
+		cs.ack(m.GetId())
+	}
+	cs.cancel()
+	ctx := ctxT(t)
+	to := &servingpb.MessageId{Ledger: rs[2].GetLedger(), Entry: rs[2].GetEntry()}
+	if _, err := n.client.ResetCursor(ctx, &servingpb.ResetCursorRequest{Topic: topic, Subscription: "nope", To: &servingpb.ResetCursorRequest_MessageId{MessageId: to}, Execute: true}); errcode.CodeOf(errcode.FromError(err)) != errcode.SubscriptionNotFound {
+		t.Fatalf("reset of unknown subscription: %v", err)
+	}
+	if _, err := n.client.ResetCursor(ctx, &servingpb.ResetCursorRequest{Topic: topic, Subscription: "s", To: &servingpb.ResetCursorRequest_TimeUnixNano{TimeUnixNano: 1}}); errcode.CodeOf(errcode.FromError(err)) != errcode.Unimplemented {
+		t.Fatalf("reset by time: %v", err)
+	}
+	resp, err := n.client.ResetCursor(ctx, &servingpb.ResetCursorRequest{Topic: topic, Subscription: "s", To: &servingpb.ResetCursorRequest_MessageId{MessageId: to}, Execute: true})
+	if err != nil || resp.GetPosition().GetEntry() != to.GetEntry() {
+		t.Fatalf("reset: %v %v", resp, err)
+	}
+	eventually(t, "resubscribe", func() error {
+		cs2, err := subscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
+		if err != nil {
+			return err
+		}
+		cs2.flow(10)
+		checkInOrder(t, cs2.receive(3), 3, 5)
+		return nil
+	})
+}
+
+func TestConsumedLedgersPastRetentionAreDeleted(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) { cfg.MaxLedgerEntries = 3; cfg.TrimInterval = 50 * time.Millisecond })
+	const topic = "retention"
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
+	p := mustProducer(t, n, topic, "p")
+	var rs []*servingpb.SendReceipt
+	for i := uint64(1); i <= 9; i++ {
+		rs = append(rs, p.mustSend(msg(i)))
+	}
+	firstLedger := ids.LedgerID(rs[0].GetLedger())
+	cs.flow(9)
+	got := cs.receive(9)
+	for _, m := range got[:4] { // ledger 1 fully, ledger 2 partly
+		cs.ack(m.GetId())
+	}
+	eventually(t, "first ledger deleted", func() error {
+		if c.memL.Has(firstLedger) {
+			return fmt.Errorf("ledger %d still stored", firstLedger)
+		}
+		return nil
+	})
+	if !c.memL.Has(ids.LedgerID(rs[3].GetLedger())) {
+		t.Fatal("a partly consumed ledger was deleted")
+	}
+	st, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetLedgers()[0].GetLedger() == uint64(firstLedger) || st.GetSubscriptions()[0].GetBacklog() != 5 {
+		t.Fatalf("stats after trim: %v", st)
+	}
+}
+
+func TestAProducerWithTooManyPendingBatchesGetsQueueFull(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) { cfg.MaxPendingPerProducer = 4 })
+	p := mustProducer(t, n, "queue", "p")
+	resume := c.memL.Stall()
+	for i := uint64(1); i <= 5; i++ {
+		if err := p.stream.Send(&servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Send{Send: &servingpb.SendBatch{Messages: []*servingpb.Message{msg(i)}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := p.stream.Recv()
+	if err != nil || errcode.Code(r.GetError().GetCode()) != errcode.ProducerQueueFull || r.GetError().GetFirstSequenceId() != 5 {
+		t.Fatalf("fifth batch: got %v %v, want PRODUCER_QUEUE_FULL", r, err)
+	}
+	resume()
+	for i := uint64(1); i <= 4; i++ {
+		r, err := p.stream.Recv()
+		if err != nil || r.GetReceipt().GetLastSequenceId() != i {
+			t.Fatalf("receipt %d: %v %v", i, r, err)
+		}
+	}
+}
+
+func TestAdminCreatesListsAndDeletesTopics(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	ctx := ctxT(t)
+	if _, err := n.client.CreateTopic(ctx, &servingpb.CreateTopicRequest{Topic: "t/ns/parted", Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.client.CreateTopic(ctx, &servingpb.CreateTopicRequest{Topic: "t/ns/parted"}); errcode.CodeOf(errcode.FromError(err)) != errcode.TopicExists {
+		t.Fatalf("create twice: %v", err)
+	}
+	if _, err := openProducer(t, n, "t/ns/parted", ""); errcode.CodeOf(err) != errcode.InvalidArgument {
+		t.Fatalf("produce to a partitioned parent: %v", err)
+	}
+	mustProducer(t, n, "t/ns/parted-partition-1", "p").mustSend(msg(1))
+	lt, err := n.client.ListTopics(ctx, &servingpb.ListTopicsRequest{Namespace: "t/ns"})
+	if err != nil || len(lt.GetTopics()) != 1 || lt.GetTopics()[0].GetPartitions() != 3 {
+		t.Fatalf("list: %v %v", lt, err)
+	}
+	gt, err := n.client.GetTopic(ctx, &servingpb.GetTopicRequest{Topic: "t/ns/parted"})
+	if err != nil || gt.GetTopic().GetPartitions() != 3 {
+		t.Fatalf("get: %v %v", gt, err)
+	}
+	if _, err := n.client.DeleteTopic(ctx, &servingpb.DeleteTopicRequest{Topic: "t/ns/parted", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.client.GetTopic(ctx, &servingpb.GetTopicRequest{Topic: "t/ns/parted-partition-1"}); errcode.CodeOf(errcode.FromError(err)) != errcode.TopicNotFound {
+		t.Fatalf("partition after delete: %v", err)
+	}
+	if _, err := n.client.TopicStats(ctx, &servingpb.TopicStatsRequest{Topic: "t/ns/never"}); errcode.CodeOf(errcode.FromError(err)) != errcode.TopicNotFound {
+		t.Fatalf("stats of unknown topic: %v", err)
+	}
+	pol, err := n.client.GetNamespacePolicy(ctx, &servingpb.GetNamespacePolicyRequest{Namespace: "t/ns"})
+	if err != nil || pol.GetPolicy().GetMaxMessageBytes() != 5<<20 {
+		t.Fatalf("default policy: %v %v", pol, err)
+	}
+	if _, err := n.client.SetNamespacePolicy(ctx, &servingpb.SetNamespacePolicyRequest{Namespace: "t/ns", Policy: &servingpb.NamespacePolicy{Ensemble: 1, WriteQuorum: 2}}); errcode.CodeOf(errcode.FromError(err)) != errcode.InvalidPolicy {
+		t.Fatalf("bad policy: %v", err)
+	}
+}
+
+func TestDeleteSubscriptionRefusesWhileConsumersAreAttached(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	ctx := ctxT(t)
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: "subs", Subscription: "s"})
+	if _, err := n.client.DeleteSubscription(ctx, &servingpb.DeleteSubscriptionRequest{Topic: "subs", Subscription: "s"}); errcode.CodeOf(errcode.FromError(err)) != errcode.ConsumerBusy {
+		t.Fatalf("delete with a consumer: %v", err)
+	}
+	if _, err := subscribe(t, n, &servingpb.Subscribe{Topic: "subs", Subscription: "s"}); errcode.CodeOf(err) != errcode.ConsumerBusy {
+		t.Fatalf("second exclusive consumer: %v", err)
+	}
+	cs.cancel()
+	eventually(t, "delete", func() error {
+		_, err := n.client.DeleteSubscription(ctx, &servingpb.DeleteSubscriptionRequest{Topic: "subs", Subscription: "s"})
+		return err
+	})
+	if _, err := c.mem.GetCursor(ctx, "public/default/subs", "s"); err == nil {
+		t.Fatal("cursor left in the store")
+	}
+}
