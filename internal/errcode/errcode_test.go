@@ -55,3 +55,10 @@ func TestDifferentCodesDoNotMatch(t *testing.T) {
 		t.Fatal("different codes matched")
 	}
 }
+
+func TestDecodedErrorTextNamesTheCodeOnce(t *testing.T) {
+	out := FromError(ToStatus(New(TopicNotFound, "topic a/b/c not found")))
+	if got, want := out.Error(), "strata: TOPIC_NOT_FOUND: topic a/b/c not found"; got != want {
+		t.Fatalf("decoded error %q, want %q", got, want)
+	}
+}

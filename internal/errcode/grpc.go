@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -102,7 +103,8 @@ func FromError(err error) error {
 		if perr != nil {
 			continue
 		}
-		return &Error{Code: Code(n), Message: trimPrefix(st.Message()), Redirect: info.Metadata["redirect"]}
+		msg := strings.TrimPrefix(trimPrefix(st.Message()), Code(n).String()+": ")
+		return &Error{Code: Code(n), Message: msg, Redirect: info.Metadata["redirect"]}
 	}
 	switch st.Code() {
 	case codes.Unavailable:
