@@ -86,6 +86,9 @@ func (r *run) execute(ctx context.Context, progress func(Interval)) error {
 	r.rec = NewRecorder(start)
 	if r.w.Warmup == 0 {
 		r.rec.StartMeasuring(start)
+	} else {
+		warm := time.AfterFunc(r.w.Warmup, func() { r.rec.StartMeasuring(time.Now()) })
+		defer warm.Stop()
 	}
 	consumeCtx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsumers()
@@ -95,7 +98,7 @@ func (r *run) execute(ctx context.Context, progress func(Interval)) error {
 	}
 	tickCtx, stopTicker := context.WithCancel(ctx)
 	var tickWG sync.WaitGroup
-	tickWG.Go(func() { r.tick(tickCtx, start, progress) })
+	tickWG.Go(func() { r.tick(tickCtx, progress) })
 
 	err := r.produce(ctx, start)
 	r.rec.StopMeasuring(time.Now())
@@ -110,21 +113,15 @@ func (r *run) execute(ctx context.Context, progress func(Interval)) error {
 	return err
 }
 
-// tick closes an interval every second and ends the warm-up on time.
-func (r *run) tick(ctx context.Context, start time.Time, progress func(Interval)) {
+// tick closes an interval every second.
+func (r *run) tick(ctx context.Context, progress func(Interval)) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	warmupEnd := start.Add(r.w.Warmup)
-	inWarmup := r.w.Warmup > 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if inWarmup && !now.Before(warmupEnd) {
-				r.rec.StartMeasuring(warmupEnd)
-				inWarmup = false
-			}
 			iv := r.rec.Tick(now)
 			if progress != nil {
 				progress(iv)

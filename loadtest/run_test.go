@@ -100,3 +100,36 @@ func TestRunPacesProducersToTheTargetRate(t *testing.T) {
 		t.Fatalf("got %+v", res.Verification)
 	}
 }
+
+func TestRunExcludesTheWarmupFromMeasurements(t *testing.T) {
+	w := smallWorkload()
+	w.Topics, w.Partitions, w.ProducersPerTopic, w.SubscriptionsPerTopic = 1, 1, 1, 1
+	w.ConsumersPerSubscription = 1
+	w.Rate = 100
+	w.Warmup = 1500 * time.Millisecond
+	w.Duration = 1500 * time.Millisecond
+	w.MaxMessagesPerProducer = 0
+	res, err := loadtest.Run(context.Background(), memdriver.New(memdriver.Faults{}), w, loadtest.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warm, measured int
+	for _, iv := range res.Intervals {
+		if iv.Warmup {
+			warm++
+		} else {
+			measured++
+		}
+	}
+	if warm == 0 || measured == 0 || !res.Intervals[0].Warmup || res.Intervals[len(res.Intervals)-1].Warmup {
+		t.Fatalf("intervals not split into warm-up and measurement: %d warm, %d measured", warm, measured)
+	}
+	if res.Failed || res.Received != res.Published {
+		t.Fatalf("warm-up messages must still be verified: %+v", res.Verification)
+	}
+	// Messages sent during the warm-up are verified but not measured: the
+	// measured throughput covers only the sends after it.
+	if measuredMsgs := res.ThroughputMsgsPerS * res.MeasuredSeconds; measuredMsgs >= float64(res.Acked)-1 {
+		t.Fatalf("measured %.0f of %d acked messages: warm-up included", measuredMsgs, res.Acked)
+	}
+}

@@ -36,7 +36,8 @@ func percentilesOf(h *hdrhistogram.Histogram) Percentiles {
 // Interval is one second (or so) of a run.
 type Interval struct {
 	// ElapsedS is the end of the interval, in seconds since the run started.
-	ElapsedS          float64     `json:"elapsed_s"`
+	ElapsedS float64 `json:"elapsed_s"`
+	// Warmup: the interval ended before the measured phase began.
 	Warmup            bool        `json:"warmup"`
 	PublishMsgsPerS   float64     `json:"publish_msgs_per_s"`
 	PublishMBPerS     float64     `json:"publish_mb_per_s"`
@@ -173,7 +174,7 @@ func (r *Recorder) Tick(now time.Time) Interval {
 	w := r.mu.win
 	iv := Interval{
 		ElapsedS:          now.Sub(r.start).Seconds(),
-		Warmup:            !r.mu.measuring && r.mu.measureStart.IsZero(),
+		Warmup:            r.mu.measureStart.IsZero() || now.Before(r.mu.measureStart),
 		PublishMsgsPerS:   float64(w.acked) / secs,
 		PublishMBPerS:     float64(w.ackedBytes) / secs / 1e6,
 		ReceiveMsgsPerS:   float64(w.received) / secs,
