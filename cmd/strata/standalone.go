@@ -1,5 +1,165 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
 
-func newStandaloneCmd() *cobra.Command { return notYet("standalone") }
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	"github.com/strata-mq/strata/bookie"
+	"github.com/strata-mq/strata/bookie/ledger"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/serving"
+)
+
+func newStandaloneCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "standalone",
+		Short: "Run a whole broker in one process: embedded etcd, one bookie, one serving node",
+		Long: "standalone runs embedded etcd, one bookie and one serving node in this process,\n" +
+			"with every entry fsync'd before it is acknowledged (E=Qw=Qa=1). Everything is kept\n" +
+			"under --data-dir, so a restart on the same directory serves the same topics.\n" +
+			"--etcd points it at an external etcd instead of the embedded one.",
+		Args: cobra.NoArgs,
+		RunE: runStandalone,
+	}
+	f := cmd.Flags()
+	f.String("data-dir", "data", "directory for etcd, the bookie journal and the object store")
+	f.String("grpc-addr", "127.0.0.1:6650", "gRPC listen address for clients")
+	f.String("http-addr", "127.0.0.1:8080", "HTTP listen address (/healthz, /readyz, /metrics); empty: none")
+	f.String("bookie-addr", "127.0.0.1:3181", "gRPC listen address of the embedded bookie")
+	f.String("etcd-addr", "127.0.0.1:2379", "client address of the embedded etcd (port 0: any free port)")
+	f.String("etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd (port 0: any free port)")
+	f.String("etcd", "", "external etcd endpoints, comma separated (default: run etcd embedded)")
+	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: the bookie acknowledges adds without fsync")
+	return cmd
+}
+
+func runStandalone(cmd *cobra.Command, _ []string) error {
+	log := newLogger(cmd)
+	f := cmd.Flags()
+	str := func(name string) string { v, _ := f.GetString(name); return v }
+	dir, err := filepath.Abs(str("data-dir"))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+
+	endpoints := serveSplitList(str("etcd"))
+	if len(endpoints) == 0 {
+		etcd, err := metadata.StartEmbedded(ctx, metadata.EmbeddedConfig{
+			Dir: filepath.Join(dir, "etcd"), ClientAddr: str("etcd-addr"), PeerAddr: str("etcd-peer-addr"),
+		}, log)
+		if err != nil {
+			return fmt.Errorf("embedded etcd: %w", err)
+		}
+		defer etcd.Close()
+		endpoints = etcd.Endpoints()
+	}
+	store, err := metadata.Open(ctx, metadata.Config{Endpoints: endpoints, Logger: log})
+	if err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	defer store.Close()
+
+	noFsync, _ := f.GetBool("unsafe-no-fsync")
+	bk, err := startBookie(ctx, store, bookie.Config{DataDir: filepath.Join(dir, "bookie"), UnsafeNoFsync: noFsync}, str("bookie-addr"), log)
+	if err != nil {
+		return err
+	}
+	defer bk.stop()
+
+	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, log)
+	defer lc.Close()
+	glis, err := net.Listen("tcp", str("grpc-addr"))
+	if err != nil {
+		return err
+	}
+	var hlis net.Listener
+	if a := str("http-addr"); a != "" {
+		if hlis, err = net.Listen("tcp", a); err != nil {
+			glis.Close()
+			return err
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	grpcAddr := serving.AdvertisedAddr(glis.Addr().String())
+	cfg := serving.Config{GRPCAddr: grpcAddr, Ensemble: 1, WriteQuorum: 1, AckQuorum: 1}
+	return serving.Serve(ctx, serving.ServeOptions{
+		Config: cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg,
+		Ready: func(*serving.Node) {
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "strata standalone is running (data in %s)\n", dir)
+			fmt.Fprintf(out, "  clients:  strata://%s\n", grpcAddr)
+			if hlis != nil {
+				fmt.Fprintf(out, "  http:     http://%s/readyz  /metrics\n", hlis.Addr())
+			}
+			fmt.Fprintf(out, "  bookie:   %s\n  etcd:     %v\n", bk.addr, endpoints)
+			log.Info("standalone ready", "grpc", grpcAddr, "bookie", bk.addr, "etcd", endpoints)
+		},
+	})
+}
+
+// runningBookie is a bookie serving gRPC and registered in etcd.
+type runningBookie struct {
+	addr    string
+	b       *bookie.Bookie
+	srv     *grpc.Server
+	served  chan error
+	session *metadata.Session
+}
+
+// startBookie opens a bookie, serves it on listen and registers it in etcd
+// under a session lease of its own, so it disappears from the ensemble
+// choices when the process dies.
+func startBookie(ctx context.Context, store *metadata.Store, cfg bookie.Config, listen string, log *slog.Logger) (*runningBookie, error) {
+	if cfg.UnsafeNoFsync {
+		log.Warn("unsafe-no-fsync: adds are acknowledged without fsync; a machine crash loses acknowledged data")
+	}
+	b, err := bookie.Open(cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("bookie: %w", err)
+	}
+	lis, err := net.Listen("tcp", listen)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	rb := &runningBookie{addr: serving.AdvertisedAddr(lis.Addr().String()), b: b, srv: grpc.NewServer(b.ServerOptions()...), served: make(chan error, 1)}
+	b.Register(rb.srv)
+	go func() { rb.served <- rb.srv.Serve(lis) }()
+	if rb.session, err = store.NewSession(ctx, 10*time.Second); err == nil {
+		err = store.RegisterBookie(ctx, rb.session, metadata.BookieInfo{ID: rb.addr, Addr: rb.addr})
+	}
+	if err != nil {
+		rb.stop()
+		return nil, fmt.Errorf("register bookie: %w", err)
+	}
+	return rb, nil
+}
+
+// stop deregisters the bookie, stops serving and closes its journal.
+func (rb *runningBookie) stop() error {
+	var errs []error
+	if rb.session != nil {
+		errs = append(errs, rb.session.Close())
+	}
+	stopGracefully(rb.srv, bookieShutdownGrace)
+	if err := <-rb.served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		errs = append(errs, err)
+	}
+	return errors.Join(append(errs, rb.b.Close())...)
+}
