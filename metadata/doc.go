@@ -28,7 +28,9 @@
 //     skipped.
 //   - Bad input (names, quorums, policies, oversize records) gets a typed
 //     errcode error and writes nothing. Failing to reach etcd within
-//     Config.RequestTimeout is an errcode.Unavailable error.
+//     Config.RequestTimeout is an errcode.Unavailable error (retriable);
+//     running out of the caller's own deadline is errcode.Timeout. Requests
+//     slower than a second are logged as warnings.
 //   - Every transaction stays within etcd's default limit of 128
 //     operations (hence MaxPartitions).
 //

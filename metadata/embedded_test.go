@@ -2,6 +2,7 @@ package metadata_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -89,5 +90,26 @@ func TestMetatestStoreIsUsable(t *testing.T) {
 	s := metatest.OpenStore(t)
 	if _, err := s.Client().Put(testCtx(t), "/k", "v"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCallerDeadlineOnDeadEtcdIsTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	e, err := metadata.StartEmbedded(ctx, metadata.EmbeddedConfig{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := metadata.Open(ctx, metadata.Config{Endpoints: e.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e.Close()
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err = s.GetCursor(short, "public/default/t", "s")
+	if errcode.CodeOf(err) != errcode.Timeout || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v (code %v), want Timeout wrapping DeadlineExceeded", err, errcode.CodeOf(err))
 	}
 }

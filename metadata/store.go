@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -27,10 +28,15 @@ const (
 	maxTxnOps = 128
 	// listPageSize is how many keys one range read of a listing returns.
 	listPageSize = 500
+	// slowRequest is the duration above which an etcd request is logged.
+	slowRequest = time.Second
 )
 
 // errUnavailable classifies every failure to reach etcd in time.
 var errUnavailable = errcode.New(errcode.Unavailable, "metadata: etcd unavailable")
+
+// errTimeout classifies a request cut short by the caller's own deadline.
+var errTimeout = errcode.New(errcode.Timeout, "metadata: deadline exceeded")
 
 // ErrSessionLost is returned for a write attached to a session whose lease
 // etcd no longer knows (it expired or was revoked): start a new session.
@@ -92,10 +98,21 @@ func (s *Store) reqCtx(ctx context.Context) (context.Context, context.CancelFunc
 	return context.WithTimeout(ctx, s.cfg.RequestTimeout)
 }
 
+// warnIfSlow logs an etcd request that took longer than slowRequest.
+func (s *Store) warnIfSlow(op string, start time.Time) {
+	if took := time.Since(start); took > slowRequest {
+		s.log.Warn("slow etcd request", "op", op, "took", took)
+	}
+}
+
 // etcdErr classifies a failed etcd request: the caller's own cancellation
-// stays as it is, anything else is errcode.Unavailable.
+// stays as it is, the caller's own deadline is errcode.Timeout, a lost
+// lease is ErrSessionLost, anything else is errcode.Unavailable.
 func (s *Store) etcdErr(ctx context.Context, op string, err error) error {
-	if ctx.Err() != nil {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("metadata: %s: %w: %w", op, errTimeout, ctx.Err())
+	case ctx.Err() != nil:
 		return fmt.Errorf("metadata: %s: %w", op, ctx.Err())
 	}
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -108,6 +125,7 @@ func (s *Store) etcdErr(ctx context.Context, op string, err error) error {
 func (s *Store) get(ctx context.Context, op, key string) (*mvccpb.KeyValue, error) {
 	rctx, cancel := s.reqCtx(ctx)
 	defer cancel()
+	defer s.warnIfSlow(op, time.Now())
 	resp, err := s.client.Get(rctx, key)
 	if err != nil {
 		return nil, s.etcdErr(ctx, op, err)
@@ -154,6 +172,7 @@ func (s *Store) listPage(ctx context.Context, op, from string, opts []clientv3.O
 func (s *Store) txn(ctx context.Context, op string, cmps []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
 	rctx, cancel := s.reqCtx(ctx)
 	defer cancel()
+	defer s.warnIfSlow(op, time.Now())
 	resp, err := s.client.Txn(rctx).If(cmps...).Then(then...).Else(els...).Commit()
 	if err != nil {
 		return nil, s.etcdErr(ctx, op, err)
