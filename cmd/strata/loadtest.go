@@ -198,8 +198,15 @@ func runOneDriver(ctx context.Context, o *loadtestOpts, name string, log *slog.L
 	return res, nil
 }
 
+// chaosDrainTimeout is the default --drain-timeout in chaos mode: consumers
+// may stall while a takeover or a restart runs.
+const chaosDrainTimeout = 30 * time.Second
+
 func runChaosLoadtest(cmd *cobra.Command, o *loadtestOpts, log *slog.Logger) error {
 	ctx := cmd.Context()
+	if !cmd.Flags().Changed("drain-timeout") {
+		o.w.DrainTimeout = chaosDrainTimeout
+	}
 	events, err := chaos.ParseSchedule(o.chaosSpec)
 	if err != nil {
 		return err
