@@ -310,7 +310,7 @@ const (
 )
 
 var (
-	magic     = []byte("ARROW1")
+	magic      = []byte("ARROW1")
 	castagnoli = crc32.MakeTable(crc32.Castagnoli)
 )
 
