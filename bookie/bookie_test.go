@@ -390,7 +390,9 @@ func TestDeletedLedgerUnreadableAtOnceAndAfterRestart(t *testing.T) {
 
 func TestSegmentReclaimedWhenItHoldsNoLiveEntry(t *testing.T) {
 	ctx := context.Background()
-	b := openBookie(t, testConfig(t.TempDir()))
+	cfg := testConfig(t.TempDir())
+	cfg.CompactLiveFraction = -1
+	b := openBookie(t, cfg)
 	mustAdd(t, b, 20, 0, -1, 100) // ledger 20 lives in the first segment
 	for e := range ids.EntryID(60) {
 		mustAdd(t, b, 21, e, e-1, 60<<10) // ~3.6 MiB: several segments
@@ -495,5 +497,51 @@ func TestCloseAnswersQueuedAddsAndRejectsLaterOnes(t *testing.T) {
 	}
 	if err := b.Add(context.Background(), Entry{Ledger: 1, ID: 500}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("add after close: %v", err)
+	}
+}
+
+func TestCompactionMovesSparseSegmentsLiveEntriesAndReclaimsIt(t *testing.T) {
+	ctx := context.Background()
+	b := openBookie(t, testConfig(t.TempDir()))
+	mustAdd(t, b, 30, 0, -1, 100) // a small live entry in the first segment
+	if _, _, err := b.Fence(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	for e := range ids.EntryID(40) {
+		mustAdd(t, b, 31, e, e-1, 60<<10)
+	}
+	if err := b.Delete(ctx, 31); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := journal.List(b.journalDir)
+	// Checkpoint twice (both slots), compact, checkpoint twice: the first
+	// segment's one live entry moves and the segment goes.
+	for range 2 {
+		mustAdd(t, b, 32, 0, -1, 10)
+		if err := b.checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.compact(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		mustAdd(t, b, 33, 0, -1, 10)
+		if err := b.checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, _ := journal.List(b.journalDir)
+	if after[0] == first[0] {
+		t.Fatalf("segment %d not reclaimed after compaction: %v", first[0], after)
+	}
+	mustRead(t, b, 30, 0, 100)
+	b = reopen(t, b, false)
+	mustRead(t, b, 30, 0, 100)
+	if info, _ := b.ReadLAC(ctx, 30, 0, 0); !info.Fenced || info.Last != 0 {
+		t.Fatalf("ledger 30 after compaction and restart: %+v", info)
+	}
+	if err := b.Add(ctx, Entry{Ledger: 30, ID: 1, Payload: []byte("x")}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("fence lost by compaction: %v", err)
 	}
 }

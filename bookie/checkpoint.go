@@ -24,6 +24,9 @@ func (b *Bookie) runCheckpointer() {
 		if err := b.checkpoint(); err != nil {
 			b.log.Error("index checkpoint failed", "err", err)
 		}
+		if err := b.compact(); err != nil {
+			b.log.Error("journal compaction failed", "err", err)
+		}
 	}
 }
 

@@ -52,6 +52,11 @@ type Config struct {
 	// CheckpointInterval is how often the index is checkpointed (and
 	// reclaimable segments removed). Default 10 s.
 	CheckpointInterval time.Duration
+	// CompactLiveFraction: a sealed segment whose live entries take less
+	// than this fraction of JournalFileBytes is compacted (its live entries
+	// are copied into the active segment, then it is removed). Default 0.25;
+	// negative disables compaction.
+	CompactLiveFraction float64
 	// SlowFsync logs a warning when one fdatasync takes longer. Default 1 s.
 	SlowFsync time.Duration
 }
@@ -69,6 +74,7 @@ const (
 	DefaultJournalFileBytes          = 64 << 20
 	DefaultCheckpointInterval        = 10 * time.Second
 	DefaultSlowFsync                 = time.Second
+	DefaultCompactLiveFraction       = 0.25
 
 	maxJournalFileBytes = 1 << 30
 )
@@ -93,6 +99,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.JournalFileBytes, DefaultJournalFileBytes)
 	orDefault(&c.CheckpointInterval, DefaultCheckpointInterval)
 	orDefault(&c.SlowFsync, DefaultSlowFsync)
+	orDefault(&c.CompactLiveFraction, DefaultCompactLiveFraction)
 	return c
 }
 
@@ -111,6 +118,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bookie: limits must be positive")
 	case c.GroupMaxDelay < 0, c.MaxLongPoll < 0, c.CheckpointInterval < 0, c.SlowFsync < 0:
 		return fmt.Errorf("bookie: durations must not be negative")
+	case c.CompactLiveFraction >= 1:
+		return fmt.Errorf("bookie: CompactLiveFraction %v must be below 1", c.CompactLiveFraction)
 	case c.JournalFileBytes > maxJournalFileBytes:
 		return fmt.Errorf("bookie: JournalFileBytes %d above %d", c.JournalFileBytes, maxJournalFileBytes)
 	case c.JournalFileBytes < int64(c.GroupMaxBytes)+maxRecord:

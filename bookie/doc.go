@@ -11,7 +11,8 @@
 //   - bookie/index: the in-memory index and its checkpoint file format.
 //   - this package: the journal writer (writer.go) with its deterministic
 //     group-commit core (group.go), reads and LAC long-poll (read.go),
-//     checkpoints and segment reclaim (checkpoint.go), the gRPC service
+//     checkpoints and segment reclaim (checkpoint.go), compaction
+//     (compact.go), the gRPC service
 //     (service.go), and Open's recovery (bookie.go).
 //
 // # Write path
@@ -64,8 +65,13 @@
 // its position, truncating a torn tail (see bookie/journal). A new segment
 // is started on every open.
 //
-// # Not done yet
+// # Reclaim and compaction
 //
-// Compaction of old segments whose live entries are few is not implemented:
-// a segment is reclaimed only once all of its entries are deleted.
+// A segment is removed once it holds no live entry and both checkpoint
+// slots cover it (checkpoint.go). A sealed segment whose live entries are
+// few (Config.CompactLiveFraction) is compacted (compact.go): each live
+// entry is read, CRC-checked, and re-appended through the journal as a
+// relocation request, which ignores fences (it is not a new add) and is
+// applied to the index only if the entry still lives where it was read from.
+// The segment then holds no live entry and is reclaimed.
 package bookie

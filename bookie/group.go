@@ -3,6 +3,7 @@ package bookie
 import (
 	"time"
 
+	"github.com/strata-mq/strata/bookie/index"
 	"github.com/strata-mq/strata/bookie/journal"
 	"github.com/strata-mq/strata/internal/ids"
 )
@@ -16,6 +17,10 @@ const (
 	opAdd opKind = iota
 	opFence
 	opDelete
+	// opRelocate copies a live entry out of a segment being compacted; it
+	// is written whatever the ledger's fence, and applied only if the entry
+	// still lives where it was copied from.
+	opRelocate
 )
 
 // request is one journal operation, answered exactly once through done.
@@ -27,6 +32,7 @@ type request struct {
 	lac      ids.EntryID
 	payload  []byte
 	recovery bool
+	from     index.Loc // opRelocate: where the entry lived
 	done     func(result)
 }
 
@@ -41,7 +47,7 @@ func (r *request) size() int { return journal.HeaderSize + len(r.payload) }
 func (r *request) record(syncMark uint32) journal.Record {
 	rec := journal.Record{Ledger: r.ledger, Entry: ids.NoEntry, LAC: ids.NoEntry, SyncMark: syncMark}
 	switch r.op {
-	case opAdd:
+	case opAdd, opRelocate:
 		rec.Kind, rec.Entry, rec.LAC, rec.Payload, rec.Recovery = journal.KindEntry, r.entry, r.lac, r.payload, r.recovery
 	case opFence:
 		rec.Kind = journal.KindFence

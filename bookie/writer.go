@@ -273,6 +273,10 @@ func (b *Bookie) apply(batch []*written) {
 			switch r.op {
 			case opAdd:
 				t.Put(r.ledger, r.entry, r.lac, w.locs[i])
+			case opRelocate:
+				if led := t.Get(r.ledger); led != nil && led.Entries[r.entry] == r.from {
+					t.Put(r.ledger, r.entry, r.lac, w.locs[i])
+				}
 			case opFence:
 				t.Fence(r.ledger)
 				delete(b.mu.planned, r.ledger)

@@ -132,7 +132,7 @@ func decodeLedger(b []byte, t *Table) ([]byte, error) {
 			return nil, ErrCorrupt
 		}
 		led.Entries[e] = loc
-		t.Live[loc.File]++
+		t.hold(loc)
 		b = b[entrySize:]
 	}
 	return b, nil

@@ -29,13 +29,15 @@ func newLedger() *Ledger {
 // Table maps ledgers to their entries' locations.
 type Table struct {
 	Ledgers map[ids.LedgerID]*Ledger
-	// Live counts the indexed entries held by each journal segment.
-	Live map[uint32]int
+	// Live counts the indexed entries held by each journal segment, and
+	// LiveBytes their encoded bytes.
+	Live      map[uint32]int
+	LiveBytes map[uint32]int64
 }
 
 // New returns an empty table.
 func New() *Table {
-	return &Table{Ledgers: map[ids.LedgerID]*Ledger{}, Live: map[uint32]int{}}
+	return &Table{Ledgers: map[ids.LedgerID]*Ledger{}, Live: map[uint32]int{}, LiveBytes: map[uint32]int64{}}
 }
 
 // Get returns the ledger or nil.
@@ -58,10 +60,10 @@ func (t *Table) Put(l ids.LedgerID, e, lac ids.EntryID, loc Loc) {
 		return
 	}
 	if old, ok := led.Entries[e]; ok {
-		t.release(old.File)
+		t.release(old)
 	}
 	led.Entries[e] = loc
-	t.Live[loc.File]++
+	t.hold(loc)
 	led.Last = max(led.Last, e)
 	led.LAC = max(led.LAC, lac)
 }
@@ -73,15 +75,22 @@ func (t *Table) Fence(l ids.LedgerID) { t.ledger(l).Fenced = true }
 func (t *Table) Delete(l ids.LedgerID) {
 	led := t.ledger(l)
 	for _, loc := range led.Entries {
-		t.release(loc.File)
+		t.release(loc)
 	}
 	led.Deleted = true
 	led.Entries = map[ids.EntryID]Loc{}
 	led.LAC, led.Last = ids.NoEntry, ids.NoEntry
 }
 
-func (t *Table) release(file uint32) {
-	if t.Live[file]--; t.Live[file] <= 0 {
-		delete(t.Live, file)
+func (t *Table) hold(loc Loc) {
+	t.Live[loc.File]++
+	t.LiveBytes[loc.File] += int64(loc.Len)
+}
+
+func (t *Table) release(loc Loc) {
+	t.LiveBytes[loc.File] -= int64(loc.Len)
+	if t.Live[loc.File]--; t.Live[loc.File] <= 0 {
+		delete(t.Live, loc.File)
+		delete(t.LiveBytes, loc.File)
 	}
 }
