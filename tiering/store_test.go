@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/tiering/miniotest"
 )
@@ -279,5 +280,19 @@ func TestOpenStoreParsesURLs(t *testing.T) {
 		if _, err := OpenStore(ctx, bad); errcode.CodeOf(err) != errcode.InvalidArgument {
 			t.Errorf("%q: %v, want InvalidArgument", bad, err)
 		}
+	}
+}
+
+func TestS3StorePutsLargeObjectsInParts(t *testing.T) {
+	srv := miniotest.Start(t)
+	s := newTestS3(t, srv, "multipart")
+	put(t, s, "big", randBytes(11<<20, 9))
+	info, err := srv.Client().StatObject(context.Background(), srv.Bucket, "multipart/big", minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A multipart object's ETag ends in -<number of parts>.
+	if !strings.HasSuffix(info.ETag, "-3") {
+		t.Fatalf("ETag %q: want a three-part upload", info.ETag)
 	}
 }
