@@ -87,7 +87,10 @@ func (c *Client) bookie(addr string) (bookiepb.BookieClient, error) {
 	}
 	opts := c.cfg.DialOptions
 	if len(opts) == 0 {
-		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		opts = []grpc.DialOption{
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxReadBytes+(1<<20)), grpc.MaxCallSendMsgSize(c.cfg.MaxEntryBytes+(1<<20))),
+		}
 	}
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {

@@ -34,7 +34,10 @@ type ClientConfig struct {
 	// MaxReadBytes: a Read stops after this many payload bytes (at least one
 	// entry is returned). Default 64 MiB.
 	MaxReadBytes int
-	// DialOptions are used to dial bookies. Default: insecure transport.
+	// RecoveryWindow: entries a recovery reads ahead in parallel. Default 64.
+	RecoveryWindow int
+	// DialOptions are used to dial bookies. Default: insecure transport and
+	// message limits that fit MaxReadBytes and MaxEntryBytes.
 	DialOptions []grpc.DialOption
 }
 
@@ -49,6 +52,7 @@ const (
 	DefaultMaxEntryBytes  = 5<<20 + 64<<10
 	DefaultMaxReadEntries = 10000
 	DefaultMaxReadBytes   = 64 << 20
+	DefaultRecoveryWindow = 64
 )
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -72,6 +76,7 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	setInt(&c.MaxEntryBytes, DefaultMaxEntryBytes)
 	setInt(&c.MaxReadEntries, DefaultMaxReadEntries)
 	setInt(&c.MaxReadBytes, DefaultMaxReadBytes)
+	setInt(&c.RecoveryWindow, DefaultRecoveryWindow)
 	return c
 }
 
@@ -87,7 +92,7 @@ func (c ClientConfig) Validate() error {
 	}
 	for name, n := range map[string]int{
 		"MaxInFlight": c.MaxInFlight, "MaxEntryBytes": c.MaxEntryBytes,
-		"MaxReadEntries": c.MaxReadEntries, "MaxReadBytes": c.MaxReadBytes,
+		"MaxReadEntries": c.MaxReadEntries, "MaxReadBytes": c.MaxReadBytes, "RecoveryWindow": c.RecoveryWindow,
 	} {
 		if n < 0 {
 			return fmt.Errorf("%w: %s %d is negative", ErrInvalidArgument, name, n)

@@ -1,8 +1,11 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,9 +33,11 @@ func (c *Client) Recover(ctx context.Context, id ids.LedgerID, annotate func(*me
 	r := &recoverLoop{c: c, id: id, ctx: ctx, annotate: annotate, events: make(chan func(), 256), started: time.Now()}
 	defer r.wg.Wait()
 	defer cancel()
-	r.sm = newRecoveryState(id, recoveryTiming{RequestTimeout: c.cfg.RequestTimeout, RetryInterval: c.cfg.RetryInterval})
+	r.sm = newRecoveryState(id, recoveryTiming{
+		RequestTimeout: c.cfg.RequestTimeout, RetryInterval: c.cfg.RetryInterval, Window: c.cfg.RecoveryWindow,
+	})
 	r.streams = &streamSet{
-		c: c, ledger: id, ctx: ctx, wg: &r.wg, queueCap: 64, post: r.post,
+		c: c, ledger: id, ctx: ctx, wg: &r.wg, queueCap: 4 * c.cfg.RecoveryWindow, post: r.post,
 		onResult: r.sm.addResult, onBroken: func(string) {}, streams: map[string]*addStream{},
 	}
 	defer r.streams.closeAll()
@@ -80,8 +85,8 @@ func (r *recoverLoop) perform(res recoveryReady) bool {
 	for _, b := range res.Fences {
 		r.fence(b)
 	}
-	for _, op := range res.Reads {
-		r.read(op)
+	for _, run := range readRuns(res.Reads) {
+		r.readRun(run)
 	}
 	for _, op := range res.Adds {
 		r.streams.send(op) // a full queue just drops: the add times out and is retried
@@ -117,10 +122,54 @@ func (r *recoverLoop) fence(b string) {
 	})
 }
 
-func (r *recoverLoop) read(op readOp) {
+// readRange is a run of consecutive entries to read from one bookie.
+type readRange struct {
+	bookie      string
+	first, last ids.EntryID
+}
+
+// readRuns coalesces the machine's single-entry reads into runs of
+// consecutive entries per bookie, so that one Read call serves a run.
+func readRuns(ops []readOp) []readRange {
+	sorted := slices.Clone(ops)
+	slices.SortFunc(sorted, func(a, b readOp) int {
+		if c := strings.Compare(a.Bookie, b.Bookie); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Entry, b.Entry)
+	})
+	var runs []readRange
+	for _, op := range sorted {
+		if n := len(runs); n > 0 && runs[n-1].bookie == op.Bookie && runs[n-1].last+1 == op.Entry {
+			runs[n-1].last = op.Entry
+			continue
+		}
+		runs = append(runs, readRange{op.Bookie, op.Entry, op.Entry})
+	}
+	return runs
+}
+
+// errNotRead answers the entries of a run after the first one the bookie
+// did not send: unknown, asked again later.
+var errNotRead = errcode.New(errcode.Unavailable, "ledger: entry not read in this run")
+
+func (r *recoverLoop) readRun(run readRange) {
 	r.goRPC(func(ctx context.Context) {
-		e, err := r.c.readEntry(ctx, op.Bookie, r.id, op.Entry)
-		r.post(func() { r.sm.readResult(op.Bookie, op.Entry, e.Payload, err) })
+		got, err := r.c.readRange(ctx, run.bookie, r.id, run.first, run.last)
+		r.post(func() {
+			next := run.first
+			for _, en := range got {
+				r.sm.readResult(run.bookie, en.ID, en.Payload, nil)
+				next = en.ID + 1
+			}
+			if next <= run.last && err != nil {
+				r.sm.readResult(run.bookie, next, nil, err)
+				next++
+			}
+			for ; next <= run.last; next++ {
+				r.sm.readResult(run.bookie, next, nil, errNotRead)
+			}
+		})
 	})
 }
 

@@ -15,17 +15,28 @@ type recoveryTiming struct {
 	RequestTimeout time.Duration
 	// RetryInterval: wait after a metadata error.
 	RetryInterval time.Duration
+	// Window: entries read ahead in parallel (at least 1).
+	Window int
+}
+
+// recEntry is the recovery's knowledge of one entry of the window.
+type recEntry struct {
+	found   bool
+	payload []byte
+	have    map[string]bool // bookies of the write set that hold it
+	noEntry map[string]bool // fenced bookies that do not
+	readOut map[string]time.Duration
+	addOut  map[string]time.Duration
 }
 
 type recoveryPhase int
 
 const (
-	phaseGet       recoveryPhase = iota // reading the metadata
-	phaseMark                           // CAS to in-recovery
-	phaseFence                          // fencing the last fragment
-	phaseRead                           // reading entry cur
-	phaseReplicate                      // re-replicating entry cur
-	phaseClose                          // CAS to closed
+	phaseGet   recoveryPhase = iota // reading the metadata
+	phaseMark                       // CAS to in-recovery
+	phaseFence                      // fencing the last fragment
+	phaseRead                       // reading and re-replicating forward
+	phaseClose                      // CAS to closed
 	phaseDone
 )
 
@@ -62,13 +73,11 @@ type recoveryState struct {
 	// checks); -1 before.
 	FencedAt time.Duration
 
-	cur     ids.EntryID // the entry being read or re-replicated
-	payload []byte
-	have    map[string]bool // bookies of cur's write set that hold cur
-	noEntry map[string]bool // fenced bookies that do not have cur
-	readOut map[string]time.Duration
-	addOut  map[string]time.Duration
-	last    ids.EntryID // the last entry recovered so far
+	// The read window: entries head..head+Window-1 are read (and those
+	// found re-replicated) in parallel; the end is decided at the head only.
+	head   ids.EntryID
+	window map[ids.EntryID]*recEntry
+	last   ids.EntryID // the last entry recovered so far
 
 	out recoveryReady
 }
@@ -192,7 +201,7 @@ func (r *recoveryState) sendFence(b string) {
 
 // fenceResult takes a bookie's answer to a fence: its LAC on success.
 func (r *recoveryState) fenceResult(b string, lac ids.EntryID, err error) {
-	if r.phase < phaseFence || r.phase > phaseReplicate || r.fenceOut == nil {
+	if (r.phase != phaseFence && r.phase != phaseRead) || r.fenceOut == nil {
 		return
 	}
 	delete(r.fenceOut, b)
@@ -209,124 +218,140 @@ func (r *recoveryState) fenceResult(b string, lac ids.EntryID, err error) {
 		}
 		return
 	}
-	if r.phase == phaseRead {
-		r.pumpRead()
-	}
+	r.pumpAll()
 }
 
 func (r *recoveryState) writeSet(e ids.EntryID) []string {
 	return writeSet(&r.frag, r.l.WriteQuorum, e)
 }
 
-// startRead asks the fenced bookies of e's write set for entry e.
+// startRead opens the window at e.
 func (r *recoveryState) startRead(e ids.EntryID) {
 	r.phase = phaseRead
-	r.cur = e
-	r.payload = nil
-	r.have = map[string]bool{}
-	r.noEntry = map[string]bool{}
-	r.readOut = map[string]time.Duration{}
-	r.addOut = map[string]time.Duration{}
-	r.pumpRead()
+	r.head = e
+	r.window = map[ids.EntryID]*recEntry{}
+	for i := range max(1, r.timing.Window) {
+		r.open(e + ids.EntryID(i))
+	}
 }
 
-// pumpRead sends what the read phase still needs: fences to the unfenced
-// bookies of the write set, reads to the fenced ones without an answer.
-// Reads go to fenced bookies only, so that a "no such entry" answer proves
-// the bookie will never take the entry from the old writer.
-func (r *recoveryState) pumpRead() {
-	for _, b := range r.writeSet(r.cur) {
+func (r *recoveryState) open(e ids.EntryID) {
+	en := &recEntry{
+		have: map[string]bool{}, noEntry: map[string]bool{},
+		readOut: map[string]time.Duration{}, addOut: map[string]time.Duration{},
+	}
+	r.window[e] = en
+	r.pump(e, en)
+}
+
+func (r *recoveryState) pumpAll() {
+	for e := r.head; r.window[e] != nil; e++ {
+		r.pump(e, r.window[e])
+	}
+}
+
+// pump sends what entry e still needs. Not found yet: fences to the
+// unfenced bookies of its write set and reads to the fenced ones without an
+// answer (reads go to fenced bookies only, so that "no such entry" proves
+// the bookie will never take the entry from the old writer). Found:
+// recovery adds to the bookies of its write set that lack it (or whose
+// read is not answered: they may have it).
+func (r *recoveryState) pump(e ids.EntryID, en *recEntry) {
+	for _, b := range r.writeSet(e) {
+		_, reading := en.readOut[b]
+		_, adding := en.addOut[b]
 		switch {
+		case en.found && !en.have[b] && !adding && !reading:
+			en.addOut[b] = r.now
+			r.out.Adds = append(r.out.Adds, addOp{Bookie: b, Entry: e, LAC: e - 1, Payload: en.payload, Recovery: true})
+		case en.found:
 		case !r.fenced[b]:
 			r.sendFence(b)
-		case r.noEntry[b]:
-		default:
-			if _, out := r.readOut[b]; !out {
-				r.readOut[b] = r.now
-				r.out.Reads = append(r.out.Reads, readOp{Bookie: b, Entry: r.cur})
-			}
+		case !en.noEntry[b] && !reading:
+			en.readOut[b] = r.now
+			r.out.Reads = append(r.out.Reads, readOp{Bookie: b, Entry: e})
 		}
 	}
 }
 
 // readResult takes a bookie's answer to a read of entry e.
 func (r *recoveryState) readResult(b string, e ids.EntryID, payload []byte, err error) {
-	if e != r.cur || (r.phase != phaseRead && r.phase != phaseReplicate) {
+	en := r.window[e]
+	if r.phase != phaseRead || en == nil {
 		return
 	}
-	delete(r.readOut, b)
+	delete(en.readOut, b)
 	switch {
-	case err == nil && r.phase == phaseRead:
-		r.payload = payload
-		r.have[b] = true
-		r.startReplicate()
 	case err == nil:
-		r.have[b] = true
-		r.maybeReplicated()
-	case isNoEntry(err) && r.phase == phaseRead:
-		r.noEntry[b] = true
-		r.maybeMissing()
-	}
-}
-
-// maybeMissing ends the forward read when (Qw−Qa)+1 fenced bookies of cur's
-// write set lack it: at most Qa−1 bookies hold it and no more ever will,
-// so the old writer was never told it succeeded.
-func (r *recoveryState) maybeMissing() {
-	n := 0
-	for _, b := range r.writeSet(r.cur) {
-		if r.noEntry[b] {
-			n++
+		en.have[b] = true
+		if !en.found {
+			en.found, en.payload = true, payload
+			r.pump(e, en)
 		}
+	case isNoEntry(err):
+		en.noEntry[b] = true
 	}
-	if n >= r.l.WriteQuorum-r.l.AckQuorum+1 {
-		r.proposeClose()
+	if en.found {
+		r.pump(e, en)
 	}
-}
-
-// startReplicate writes cur with recovery adds to the bookies of its write
-// set that do not hold it.
-func (r *recoveryState) startReplicate() {
-	r.phase = phaseReplicate
-	r.pumpReplicate()
-	r.maybeReplicated()
-}
-
-func (r *recoveryState) pumpReplicate() {
-	for _, b := range r.writeSet(r.cur) {
-		if _, out := r.addOut[b]; out || r.have[b] {
-			continue
-		}
-		r.addOut[b] = r.now
-		r.out.Adds = append(r.out.Adds, addOp{Bookie: b, Entry: r.cur, LAC: r.cur - 1, Payload: r.payload, Recovery: true})
-	}
+	r.advance()
 }
 
 // addResult takes a bookie's answer to a recovery add.
 func (r *recoveryState) addResult(b string, e ids.EntryID, err error) {
-	if r.phase != phaseReplicate || e != r.cur {
+	en := r.window[e]
+	if r.phase != phaseRead || en == nil {
 		return
 	}
-	delete(r.addOut, b)
+	delete(en.addOut, b)
 	if err == nil {
-		r.have[b] = true
+		en.have[b] = true
 	}
-	r.maybeReplicated()
+	r.advance()
 }
 
-// maybeReplicated moves to the next entry once cur is on its whole write
-// set, or on Qa bookies with nothing more to wait for.
-func (r *recoveryState) maybeReplicated() {
+// advance moves the head over the entries recovered, and ends the read at
+// the first missing one.
+func (r *recoveryState) advance() {
+	for r.phase == phaseRead {
+		en := r.window[r.head]
+		switch {
+		case en.found && r.replicated(r.head, en):
+			r.last = r.head
+			delete(r.window, r.head)
+			r.head++
+			r.open(r.head + ids.EntryID(max(1, r.timing.Window)) - 1)
+		case !en.found && r.missing(r.head, en):
+			r.proposeClose()
+		default:
+			return
+		}
+	}
+}
+
+// missing: (Qw−Qa)+1 fenced bookies of e's write set lack it, so at most
+// Qa−1 bookies hold it and no more ever will: the old writer was never told
+// it succeeded, nor anything after it.
+func (r *recoveryState) missing(e ids.EntryID, en *recEntry) bool {
 	n := 0
-	for _, b := range r.writeSet(r.cur) {
-		if r.have[b] {
+	for _, b := range r.writeSet(e) {
+		if en.noEntry[b] {
 			n++
 		}
 	}
-	if n >= r.l.WriteQuorum || (n >= r.l.AckQuorum && len(r.addOut) == 0) {
-		r.last = r.cur
-		r.startRead(r.cur + 1)
+	return n >= r.l.WriteQuorum-r.l.AckQuorum+1
+}
+
+// replicated: e is on its whole write set, or on Qa bookies with nothing
+// more to wait for.
+func (r *recoveryState) replicated(e ids.EntryID, en *recEntry) bool {
+	n := 0
+	for _, b := range r.writeSet(e) {
+		if en.have[b] {
+			n++
+		}
 	}
+	return n >= r.l.WriteQuorum || (n >= r.l.AckQuorum && len(en.addOut) == 0)
 }
 
 // proposeClose CASes the ledger closed at the last recovered entry.
@@ -351,18 +376,18 @@ func (r *recoveryState) tick(now time.Duration) {
 		return
 	}
 	r.expire(r.fenceOut)
-	r.expire(r.readOut)
-	r.expire(r.addOut)
 	switch r.phase {
 	case phaseFence:
 		for _, b := range r.frag.Bookies {
 			r.sendFence(b)
 		}
 	case phaseRead:
-		r.pumpRead()
-	case phaseReplicate:
-		r.pumpReplicate()
-		r.maybeReplicated()
+		for _, en := range r.window {
+			r.expire(en.readOut)
+			r.expire(en.addOut)
+		}
+		r.pumpAll()
+		r.advance()
 	}
 }
 

@@ -319,7 +319,7 @@ func (s *sim) heal() {
 
 func (s *sim) startRecovery(at time.Duration) {
 	i := len(s.recs)
-	r := newRecoveryState(simLedger, recoveryTiming{RequestTimeout: 200 * time.Millisecond, RetryInterval: 100 * time.Millisecond})
+	r := newRecoveryState(simLedger, recoveryTiming{RequestTimeout: 200 * time.Millisecond, RetryInterval: 100 * time.Millisecond, Window: 1 + s.rng.IntN(8)})
 	s.recs = append(s.recs, r)
 	s.recAt = append(s.recAt, s.now+at)
 	s.recOut = append(s.recOut, nil)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/metadata"
 )
@@ -66,6 +67,9 @@ type writerState struct {
 
 	// failed holds bookies of the current ensemble that failed, and when.
 	failed map[string]time.Duration
+	// heard holds when each bookie last answered an add: a bookie that
+	// answers is slow, not failed.
+	heard map[string]time.Duration
 
 	err       error // terminal: ErrFenced or ErrLedgerClosed
 	closing   bool
@@ -79,6 +83,7 @@ type writerState struct {
 	metaRetryAt   time.Duration // > 0: re-read the metadata then
 	changeRetryAt time.Duration // > 0: retry the ensemble change then
 
+	resend          bool // some adds were refused as too many in flight
 	listing         bool // a bookie listing is in flight
 	candidates      []string
 	candidatesFresh bool
@@ -93,6 +98,7 @@ func newWriterState(l *metadata.Ledger, timing writerTiming) *writerState {
 		lac:    ids.NoEntry,
 		next:   0,
 		failed: map[string]time.Duration{},
+		heard:  map[string]time.Duration{},
 	}
 }
 
@@ -158,8 +164,16 @@ func (w *writerState) addResult(b string, e ids.EntryID, err error) {
 	if w.err != nil {
 		return
 	}
+	w.heard[b] = w.now
 	if isFencedCode(err) {
 		w.fence()
+		return
+	}
+	if errcode.CodeOf(err) == errcode.TooManyInFlight {
+		if p := w.find(e); p != nil {
+			delete(p.sent, b) // the bookie is busy, not failed: resent on the next tick
+			w.resend = true
+		}
 		return
 	}
 	if err != nil {
@@ -405,6 +419,12 @@ func (w *writerState) tick(now time.Duration) {
 	for _, b := range w.timedOut() {
 		w.bookieFailed(b)
 	}
+	if w.resend && !w.changing {
+		w.resend = false
+		for _, p := range w.pending {
+			w.send(p)
+		}
+	}
 	if w.metaRetryAt > 0 && now >= w.metaRetryAt && !w.metaBusy {
 		w.metaRetryAt = 0
 		w.getMeta()
@@ -416,12 +436,13 @@ func (w *writerState) tick(now time.Duration) {
 	}
 }
 
-// timedOut returns the bookies with an add older than AddTimeout, sorted.
+// timedOut returns the bookies with an add older than AddTimeout that did
+// not answer any add for as long, sorted.
 func (w *writerState) timedOut() []string {
 	var out []string
 	for _, p := range w.pending {
 		for b, at := range p.sent {
-			if w.now-at >= w.timing.AddTimeout && !slices.Contains(out, b) {
+			if w.now-at >= w.timing.AddTimeout && w.now-w.heard[b] >= w.timing.AddTimeout && !slices.Contains(out, b) {
 				out = append(out, b)
 			}
 		}

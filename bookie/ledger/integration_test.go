@@ -1,0 +1,406 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/strata-mq/strata/bookie"
+	"github.com/strata-mq/strata/bookie/ledger"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/metadata/metatest"
+)
+
+// testBookie is a real bookie served over gRPC on a loopback port.
+type testBookie struct {
+	addr string
+	b    *bookie.Bookie
+	srv  *grpc.Server
+	once sync.Once
+}
+
+func (tb *testBookie) stop() {
+	tb.once.Do(func() {
+		tb.srv.Stop()
+		_ = tb.b.Close()
+	})
+}
+
+// startBookie starts a bookie whose id is its listening address.
+func startBookie(t *testing.T) *testBookie {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	b, err := bookie.Open(bookie.Config{DataDir: t.TempDir(), ID: addr}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(b.ServerOptions()...)
+	b.Register(srv)
+	go func() { _ = srv.Serve(lis) }()
+	tb := &testBookie{addr: addr, b: b, srv: srv}
+	t.Cleanup(tb.stop)
+	return tb
+}
+
+// bookieList is a Bookies whose members the test controls.
+type bookieList struct {
+	mu    sync.Mutex
+	addrs []string
+}
+
+func (l *bookieList) ListBookies(context.Context) ([]metadata.BookieInfo, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []metadata.BookieInfo
+	for _, a := range l.addrs {
+		out = append(out, metadata.BookieInfo{ID: a, Addr: a})
+	}
+	return out, nil
+}
+
+func (l *bookieList) remove(addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.addrs = slices.DeleteFunc(l.addrs, func(a string) bool { return a == addr })
+}
+
+type cluster struct {
+	store   metadata.LedgerStore
+	bookies []*testBookie
+	list    *bookieList
+}
+
+func startCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	c := &cluster{store: metatest.OpenStore(t), list: &bookieList{}}
+	for range n {
+		tb := startBookie(t)
+		c.bookies = append(c.bookies, tb)
+		c.list.addrs = append(c.list.addrs, tb.addr)
+	}
+	return c
+}
+
+func (c *cluster) client(t *testing.T) *ledger.Client {
+	t.Helper()
+	cl := ledger.NewClient(ledger.ClientConfig{
+		AddTimeout: 2 * time.Second, RequestTimeout: 2 * time.Second, MaxInFlight: 500, RetryInterval: 100 * time.Millisecond, TickInterval: 20 * time.Millisecond,
+	}, c.store, c.list, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+func (c *cluster) bookie(addr string) *testBookie {
+	for _, tb := range c.bookies {
+		if tb.addr == addr {
+			return tb
+		}
+	}
+	return nil
+}
+
+func payload(e int) []byte {
+	return []byte(fmt.Sprintf("entry %06d %s", e, bytes.Repeat([]byte("x"), e%97)))
+}
+
+// acks records the outcome of async appends.
+type acks struct {
+	mu    sync.Mutex
+	ok    map[ids.EntryID][]byte
+	errs  []error
+	order []ids.EntryID
+	count int
+}
+
+func newAcks() *acks { return &acks{ok: map[ids.EntryID][]byte{}} }
+
+func (a *acks) done(p []byte) func(ids.EntryID, error) {
+	return func(e ids.EntryID, err error) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.count++
+		if err != nil {
+			a.errs = append(a.errs, err)
+			return
+		}
+		a.ok[e] = p
+		a.order = append(a.order, e)
+	}
+}
+
+func (a *acks) snapshot() (ok map[ids.EntryID][]byte, errs []error, count int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps(a.ok), slices.Clone(a.errs), a.count
+}
+
+func maps(m map[ids.EntryID][]byte) map[ids.EntryID][]byte {
+	out := make(map[ids.EntryID][]byte, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkReadable reads every acknowledged entry back through a fresh client.
+func checkReadable(t *testing.T, cl *ledger.Client, l *metadata.Ledger, ok map[ids.EntryID][]byte) {
+	t.Helper()
+	if l.LastEntry < 0 {
+		if len(ok) > 0 {
+			t.Fatalf("ledger closed empty, %d entries were acknowledged", len(ok))
+		}
+		return
+	}
+	got, err := cl.Read(context.Background(), l, 0, l.LastEntry)
+	if err != nil {
+		t.Fatalf("read 0..%d: %v", l.LastEntry, err)
+	}
+	if len(got) != int(l.LastEntry+1) {
+		t.Fatalf("read %d entries, want %d", len(got), l.LastEntry+1)
+	}
+	for e, p := range ok {
+		if e > l.LastEntry {
+			t.Fatalf("entry %d was acknowledged but the ledger ends at %d", e, l.LastEntry)
+		}
+		if !bytes.Equal(got[e].Payload, p) {
+			t.Fatalf("entry %d reads %q, acknowledged %q", e, got[e].Payload, p)
+		}
+	}
+}
+
+func TestStandaloneLedgerAppendsReadsAndCloses(t *testing.T) {
+	c := startCluster(t, 1)
+	cl := c.client(t)
+	ctx := context.Background()
+	w, err := cl.Create(ctx, ledger.StandaloneOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		e, err := w.AppendSync(ctx, payload(i))
+		if err != nil || e != ids.EntryID(i) {
+			t.Fatalf("append %d: entry %d, %v", i, e, err)
+		}
+	}
+	lm, err := c.store.GetLedger(ctx, w.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The bookie learns the LAC from the adds (piggy-backed): the last one
+	// carries 48.
+	if lac, err := cl.ReadLAC(ctx, lm); err != nil || lac < 48 {
+		t.Fatalf("ReadLAC = %d, %v; want ≥ 48", lac, err)
+	}
+	l, err := w.Close(ctx, func(l *metadata.Ledger) { l.Topic = "t/n/x"; l.LastEntry = 1000 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.State != metadata.LedgerClosed || l.LastEntry != 49 || l.Topic != "t/n/x" || l.Bytes == 0 {
+		t.Fatalf("closed ledger %+v", l)
+	}
+	ok := map[ids.EntryID][]byte{}
+	for i := range 50 {
+		ok[ids.EntryID(i)] = payload(i)
+	}
+	checkReadable(t, c.client(t), l, ok)
+	if _, err := w.AppendSync(ctx, []byte("late")); !errors.Is(err, ledger.ErrLedgerClosed) {
+		t.Fatalf("append after close: %v, want ErrLedgerClosed", err)
+	}
+}
+
+func TestWaitLACReturnsOnceTheWriterAdvances(t *testing.T) {
+	c := startCluster(t, 3)
+	cl := c.client(t)
+	ctx := context.Background()
+	w, err := cl.Create(ctx, ledger.ClusterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AppendSync(ctx, payload(0)); err != nil {
+		t.Fatal(err)
+	}
+	lm, err := c.store.GetLedger(ctx, w.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan ids.EntryID, 1)
+	go func() {
+		lac, err := c.client(t).WaitLAC(ctx, lm, 0, 20*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- lac
+	}()
+	for i := 1; i < 5; i++ {
+		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lac := <-got; lac < 1 {
+		t.Fatalf("WaitLAC answered %d, want > 0", lac)
+	}
+}
+
+// A bookie of the ensemble stops in the middle of a stream of appends: the
+// writer replaces it with the spare bookie, records a new fragment, and every
+// acknowledged entry is readable after close.
+func TestEnsembleChangeOnBookieStopLosesNoAcknowledgedEntry(t *testing.T) {
+	c := startCluster(t, 4)
+	cl := c.client(t)
+	ctx := context.Background()
+	w, err := cl.Create(ctx, ledger.ClusterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.store.GetLedger(ctx, w.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := first.Fragments[0].Bookies[1]
+	a := newAcks()
+	const n = 400
+	for i := range n {
+		if i == n/4 {
+			waitFor(t, "the first acks", func() bool { ok, _, _ := a.snapshot(); return len(ok) >= 50 })
+			c.list.remove(victim)
+			c.bookie(victim).stop()
+		}
+		p := payload(i)
+		w.Append(p, a.done(p))
+	}
+	waitFor(t, "every append to complete", func() bool { _, _, count := a.snapshot(); return count == n })
+	ok, errs, _ := a.snapshot()
+	if len(errs) > 0 {
+		t.Fatalf("%d appends failed, first: %v", len(errs), errs[0])
+	}
+	l, err := w.Close(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Fragments) < 2 || slices.Contains(l.Fragments[len(l.Fragments)-1].Bookies, victim) {
+		t.Fatalf("no ensemble change away from %s: %+v", victim, l.Fragments)
+	}
+	if l.LastEntry != n-1 {
+		t.Fatalf("closed at %d, want %d", l.LastEntry, n-1)
+	}
+	checkReadable(t, c.client(t), l, ok)
+}
+
+// A second client recovers the ledger while the first still writes: the
+// first gets ErrFenced, and every entry it had acknowledged is in the
+// recovered ledger with the same bytes.
+func TestRecoveryWhileWritingFencesTheWriterAndKeepsItsAckedEntries(t *testing.T) {
+	c := startCluster(t, 3)
+	writer := c.client(t)
+	ctx := context.Background()
+	w, err := writer.Create(ctx, ledger.ClusterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAcks()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p := payload(i)
+			w.Append(p, a.done(p))
+		}
+	}()
+	waitFor(t, "the first acks", func() bool { ok, _, _ := a.snapshot(); return len(ok) >= 100 })
+	t.Logf("%v: recovering", time.Now())
+	recovered, err := c.client(t).Recover(ctx, w.ID(), func(l *metadata.Ledger) { l.Topic = "recovered" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%v: recovered at %d", time.Now(), recovered.LastEntry)
+	waitFor(t, "the writer to be fenced", func() bool { _, errs, _ := a.snapshot(); return len(errs) > 0 })
+	t.Logf("%v: fenced", time.Now())
+	close(stop)
+	wg.Wait()
+	if _, err := w.Close(ctx, nil); !errors.Is(err, ledger.ErrFenced) {
+		t.Fatalf("Close of the fenced writer: %v, want ErrFenced", err)
+	}
+	ok, errs, _ := a.snapshot()
+	if !errors.Is(errs[0], ledger.ErrFenced) {
+		t.Fatalf("first append error %v, want ErrFenced", errs[0])
+	}
+	if recovered.State != metadata.LedgerClosed || recovered.Topic != "recovered" {
+		t.Fatalf("recovered %+v", recovered)
+	}
+	checkReadable(t, c.client(t), recovered, ok)
+	again, err := c.client(t).Recover(ctx, w.ID(), nil)
+	if err != nil || again.LastEntry != recovered.LastEntry || again.Version != recovered.Version {
+		t.Fatalf("second Recover = %+v, %v; want the first one's close", again, err)
+	}
+}
+
+func TestDeleteRemovesTheLedgerFromBookiesAndMetadata(t *testing.T) {
+	c := startCluster(t, 3)
+	cl := c.client(t)
+	ctx := context.Background()
+	w, err := cl.Create(ctx, ledger.ClusterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AppendSync(ctx, payload(0)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := w.Close(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Delete(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.store.GetLedger(ctx, l.ID); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("metadata after delete: %v", err)
+	}
+	if _, err := cl.Read(ctx, l, 0, 0); err == nil {
+		t.Fatal("read after delete succeeded")
+	}
+}
+
+func TestCreateRejectsBadQuorumsAndTooFewBookies(t *testing.T) {
+	c := startCluster(t, 1)
+	cl := c.client(t)
+	ctx := context.Background()
+	if _, err := cl.Create(ctx, ledger.CreateOptions{Ensemble: 2, WriteQuorum: 3, AckQuorum: 1}); !errors.Is(err, ledger.ErrInvalidArgument) {
+		t.Fatalf("E < Qw: %v", err)
+	}
+	if _, err := cl.Create(ctx, ledger.ClusterOptions()); !errors.Is(err, ledger.ErrNotEnoughBookies) {
+		t.Fatalf("3 of 1 bookies: %v", err)
+	}
+}
