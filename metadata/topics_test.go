@@ -186,3 +186,23 @@ func TestBadTopicNamesRejected(t *testing.T) {
 		t.Fatalf("a rejected topic was stored: %+v", ts[0])
 	}
 }
+
+func TestCorruptRecordsAreCorruptionErrors(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	for _, k := range []string{"/strata/topics/public/default/bad", "/strata/cursors/public/default/bad/s", "/strata/ledger-ids"} {
+		if _, err := s.Client().Put(ctx, k, "{garbage"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.GetTopic(ctx, "public/default/bad"); errcode.CodeOf(err) != errcode.Corruption {
+		t.Errorf("topic: %v", err)
+	}
+	if _, err := s.ListCursors(ctx, "public/default/bad"); errcode.CodeOf(err) != errcode.Corruption {
+		t.Errorf("cursors: %v", err)
+	}
+	if _, err := s.NewLedgerID(ctx); errcode.CodeOf(err) != errcode.Corruption {
+		t.Errorf("ledger id counter: %v", err)
+	}
+}
