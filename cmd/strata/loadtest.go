@@ -211,7 +211,15 @@ func runChaosLoadtest(cmd *cobra.Command, o *loadtestOpts, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	c, err := chaos.StartLocalCluster(ctx, chaos.ClusterConfig{Logger: log})
+	cfg := chaos.ClusterConfig{Logger: log}
+	steps, err := chaos.Plan(events, cfg.Counts(), o.seed, chaos.Defaults{RestartAfter: o.restartAfter, PauseFor: o.pauseFor})
+	if err != nil {
+		return err
+	}
+	if err := chaos.CheckFits(steps, o.w); err != nil {
+		return err
+	}
+	c, err := chaos.StartLocalCluster(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -220,10 +228,6 @@ func runChaosLoadtest(cmd *cobra.Command, o *loadtestOpts, log *slog.Logger) err
 			log.Warn("loadtest: stop cluster", "err", err)
 		}
 	}()
-	steps, err := chaos.Plan(events, c.Counts(), o.seed, chaos.Defaults{RestartAfter: o.restartAfter, PauseFor: o.pauseFor})
-	if err != nil {
-		return err
-	}
 	stderr := cmd.ErrOrStderr()
 	for _, s := range steps {
 		fmt.Fprintf(stderr, "chaos plan: %v\n", s)

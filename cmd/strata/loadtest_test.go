@@ -38,6 +38,8 @@ func TestLoadtestRejectsBadFlagsWithInvalidArgument(t *testing.T) {
 		{"--cluster", "remote"},
 		{"--size", "10"},
 		{"--subscription-type", "fanout"},
+		{"--cluster", "local", "--chaos", "kill-bookie@9s", "--duration", "10s"}, // restart at 12s: after the load
+		{"--cluster", "local", "--chaos", "kill-zookeeper@1s"},
 	} {
 		_, _, err := runStrata(t, append([]string{"loadtest"}, args...)...)
 		if errcode.CodeOf(err) != errcode.InvalidArgument {

@@ -225,6 +225,17 @@ func (c *Cluster) Durability() string {
 		c.cfg.AckQuorum, c.cfg.WriteQuorum, c.cfg.Ensemble, c.cfg.Bookies, c.cfg.Serving)
 }
 
+// Counts returns the number of processes per role the config will start.
+func (c ClusterConfig) Counts() map[Role]int {
+	n := func(v, def int) int {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	return map[Role]int{Bookie: n(c.Bookies, 3), Serving: n(c.Serving, 2)}
+}
+
 // Counts returns the number of processes per role.
 func (c *Cluster) Counts() map[Role]int {
 	return map[Role]int{Bookie: len(c.bookies), Serving: len(c.serving)}

@@ -55,3 +55,10 @@ func TestRunWithChaosAppliesTheWholePlanDuringTheLoad(t *testing.T) {
 		t.Fatalf("applied %v, result %+v", out.Applied, out.Result.Verification)
 	}
 }
+
+func TestClusterConfigCountsApplyDefaults(t *testing.T) {
+	got := ClusterConfig{Serving: 4}.Counts()
+	if got[Bookie] != 3 || got[Serving] != 4 {
+		t.Fatalf("got %v", got)
+	}
+}
