@@ -75,6 +75,7 @@ type Bookie struct {
 	slotPos [2]index.Position
 	kick    chan struct{}
 
+	hooks    hooks
 	stop     chan struct{}
 	writerWG sync.WaitGroup
 	bgWG     sync.WaitGroup
@@ -87,6 +88,16 @@ const syncQueueGroups = 16
 // Open recovers the bookie in cfg.DataDir (loading the newest checkpoint and
 // replaying the journal after it, truncating a torn tail) and starts it.
 func Open(cfg Config, log *slog.Logger) (*Bookie, error) {
+	return open(cfg, log, hooks{})
+}
+
+// hooks let tests stop the pipeline at a chosen point. Production uses none.
+type hooks struct {
+	// beforeSync runs on the syncer goroutine before each batch's fdatasync.
+	beforeSync func()
+}
+
+func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -103,6 +114,7 @@ func Open(cfg Config, log *slog.Logger) (*Bookie, error) {
 		syncCh:     make(chan *written, syncQueueGroups),
 		syncDone:   make(chan struct{}, 1),
 		stop:       make(chan struct{}),
+		hooks:      h,
 	}
 	b.mu.waiters = map[ids.LedgerID]*waiter{}
 	b.mu.planned = map[ids.LedgerID]plannedFlags{}

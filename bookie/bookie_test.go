@@ -545,3 +545,69 @@ func TestCompactionMovesSparseSegmentsLiveEntriesAndReclaimsIt(t *testing.T) {
 		t.Fatalf("fence lost by compaction: %v", err)
 	}
 }
+
+// TestFenceWrittenButNotYetDurableRejectsLaterAdds holds the syncer before
+// its fdatasync, so the fence is written but not durable when the next add
+// is planned: the add must still be rejected, before the fence is answered.
+func TestFenceWrittenButNotYetDurableRejectsLaterAdds(t *testing.T) {
+	gate := make(chan struct{})
+	var once sync.Once
+	b, err := open(testConfig(t.TempDir()), testLogger(t), hooks{beforeSync: func() { <-gate }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { once.Do(func() { close(gate) }); b.Close() })
+	ctx := context.Background()
+	added := make(chan error, 1)
+	if err := b.AddAsync(ctx, Entry{Ledger: 1, ID: 0, LAC: -1, Payload: []byte("a")}, func(err error) { added <- err }); err != nil {
+		t.Fatal(err)
+	}
+	type fenceResult struct {
+		last ids.EntryID
+		err  error
+	}
+	fenced := make(chan fenceResult, 1)
+	go func() {
+		_, last, err := b.Fence(ctx, 1)
+		fenced <- fenceResult{last, err}
+	}()
+	// Wait until the fence is planned (written, not durable: the syncer is held).
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		b.mu.RLock()
+		f := b.mu.planned[1].fenced
+		b.mu.RUnlock()
+		if f {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("fence never written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	late := make(chan error, 1)
+	if err := b.AddAsync(ctx, Entry{Ledger: 1, ID: 1, LAC: 0, Payload: []byte("b")}, func(err error) { late <- err }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-late:
+		if !errors.Is(err, ErrFenced) {
+			t.Fatalf("add after a written fence: %v, want fenced", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("add after a written fence was not rejected at once: it waits for an fdatasync, so it was accepted")
+	}
+	select {
+	case r := <-fenced:
+		t.Fatalf("fence answered before its fdatasync: %+v", r)
+	case err := <-added:
+		t.Fatalf("add answered before its fdatasync: %v", err)
+	default:
+	}
+	once.Do(func() { close(gate) })
+	if err := <-added; err != nil {
+		t.Fatal(err)
+	}
+	if r := <-fenced; r.err != nil || r.last != 0 {
+		t.Fatalf("fence: %+v", r)
+	}
+}

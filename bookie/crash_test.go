@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/strata-mq/strata/bookie/bookiepb"
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 )
 
@@ -175,12 +176,28 @@ func TestAcknowledgedAddsSurviveSIGKILL(t *testing.T) {
 			c, _ := dial(t, addr)
 			w := &crashWriter{seed: seed, ledger: ids.LedgerID(seed), acked: map[ids.EntryID]bool{}, lac: ids.NoEntry}
 			killAfter := 100 + rand.New(rand.NewPCG(seed, 0)).IntN(400)
-			w.run(t, c, killAfter, func() { cmd.Process.Signal(syscall.SIGKILL) })
+			// With even seeds the ledger is fenced while adds still stream,
+			// and the bookie killed right after Fence returns.
+			fence := seed%2 == 0
+			var fenceLast ids.EntryID
+			w.run(t, c, killAfter, func() {
+				if fence {
+					fr, err := c.Fence(context.Background(), &bookiepb.FenceRequest{LedgerId: uint64(w.ledger)})
+					if err != nil {
+						t.Errorf("fence: %v", err)
+					}
+					fenceLast = ids.EntryID(fr.GetLastEntry())
+				}
+				cmd.Process.Signal(syscall.SIGKILL)
+			})
 			cmd.Wait()
 
 			_, addr = startChild(t, dir)
 			c, _ = dial(t, addr)
 			w.verify(t, c)
+			if fence {
+				w.verifyFenced(t, c, fenceLast)
+			}
 		})
 	}
 }
@@ -214,4 +231,28 @@ func (w *crashWriter) verify(t *testing.T, c bookiepb.BookieClient) {
 		t.Fatalf("bookie last entry %d below the highest acknowledged %d", lac.LastEntry, maxAcked)
 	}
 	t.Logf("acked %d entries (max %d), writer LAC %d, bookie LAC %d last %d", len(w.acked), maxAcked, w.lac, lac.Lac, lac.LastEntry)
+}
+
+// verifyFenced checks that the fence survived the kill and that no add past
+// the entry Fence returned was acknowledged.
+func (w *crashWriter) verifyFenced(t *testing.T, c bookiepb.BookieClient, fenceLast ids.EntryID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for e := range w.acked {
+		if e > fenceLast {
+			t.Fatalf("entry %d acknowledged but Fence returned last entry %d", e, fenceLast)
+		}
+	}
+	lac, err := c.ReadLAC(context.Background(), &bookiepb.ReadLACRequest{LedgerId: uint64(w.ledger)})
+	if err != nil || !lac.Fenced {
+		t.Fatalf("fence lost by SIGKILL: %+v %v", lac, err)
+	}
+	st, err := c.Add(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(&bookiepb.AddRequest{LedgerId: uint64(w.ledger), EntryId: int64(fenceLast) + 1, Lac: -1, Payload: []byte("late")})
+	if r, err := st.Recv(); err != nil || r.ErrorCode != uint32(errcode.Fenced) {
+		t.Fatalf("add after fence and restart: %+v %v", r, err)
+	}
 }

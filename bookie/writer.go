@@ -244,6 +244,9 @@ func (b *Bookie) runSyncer() {
 }
 
 func (b *Bookie) syncBatch(batch []*written) {
+	if b.hooks.beforeSync != nil {
+		b.hooks.beforeSync()
+	}
 	err := b.failure()
 	for i, w := range batch {
 		if err == nil && (i == len(batch)-1 || batch[i+1].seg != w.seg) {
