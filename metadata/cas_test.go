@@ -212,3 +212,20 @@ func TestReleaseOwnershipAfterTakeoverFailsBadVersion(t *testing.T) {
 		t.Fatalf("owner after stale release: %+v %v", o, err)
 	}
 }
+
+func TestDeleteTopicConcurrentDeletersOneWinsOtherNotFound(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s1, s2 := twoStores(t)
+	const name = "public/default/gone"
+	if err := s1.CreateTopic(ctx, &metadata.Topic{Name: name, Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	r := race(func() error { return s1.DeleteTopic(ctx, name) }, func() error { return s2.DeleteTopic(ctx, name) })
+	if (r.a == nil) == (r.b == nil) {
+		t.Fatalf("want one winner, got %v / %v", r.a, r.b)
+	}
+	if loser := errors.Join(r.a, r.b); !errors.Is(loser, metadata.ErrTopicNotFound) {
+		t.Fatalf("loser: %v, want ErrTopicNotFound", loser)
+	}
+}

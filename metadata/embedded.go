@@ -21,6 +21,10 @@ const (
 	// embeddedStartTimeout bounds how long StartEmbedded waits for the
 	// server to become ready when the caller's context has no deadline.
 	embeddedStartTimeout = 60 * time.Second
+	// embeddedCompactionRetention is how much key history the embedded
+	// server keeps (an external etcd needs the same, configured by its
+	// operator: --auto-compaction-retention).
+	embeddedCompactionRetention = "10m"
 )
 
 // EmbeddedConfig configures an in-process, single-member etcd server, used
@@ -120,6 +124,10 @@ func embedConfig(cfg EmbeddedConfig) (*embed.Config, error) {
 	e.InitialCluster = e.InitialClusterFromName(e.Name)
 	e.LogLevel = "error"
 	e.UnsafeNoFsync = cfg.UnsafeNoFsync
+	// Cursors and ledger lists are rewritten often: without compaction the
+	// history would fill etcd's quota and stop every write.
+	e.AutoCompactionMode = embed.CompactorModePeriodic
+	e.AutoCompactionRetention = embeddedCompactionRetention
 	return e, nil
 }
 

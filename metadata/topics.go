@@ -121,7 +121,9 @@ func (s *Store) ListTopics(ctx context.Context, namespace string) ([]*Topic, err
 }
 
 // DeleteTopic deletes a topic, its partitions, and the managed ledgers and
-// cursors of all of them; ErrTopicNotFound if the topic does not exist.
+// cursors of all of them; ErrTopicNotFound if the topic does not exist
+// (also when a concurrent delete wins), ErrBadVersion if it was re-created
+// while this call ran.
 // The topic and up to topicsPerDeleteTxn-1 partitions go in one
 // transaction, conditional on the topic record not having changed since it
 // was read; the partitions beyond go in further transactions. Ledger
@@ -137,13 +139,18 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 		names = append(names, PartitionName(name, i))
 	}
 	first := min(len(names), topicsPerDeleteTxn)
-	cmps := []clientv3.Cmp{versionCmp(s.keys.topic(name), t.Version)}
-	resp, err := s.txn(ctx, "delete topic", cmps, s.deleteTopicOps(names[:first]), nil)
+	key := s.keys.topic(name)
+	cmps := []clientv3.Cmp{versionCmp(key, t.Version)}
+	resp, err := s.txn(ctx, "delete topic", cmps, s.deleteTopicOps(names[:first]),
+		[]clientv3.Op{clientv3.OpGet(key, clientv3.WithCountOnly())})
 	if err != nil {
 		return err
 	}
 	if !resp.Succeeded {
-		return ErrBadVersion
+		if resp.Responses[0].GetResponseRange().Count == 0 {
+			return ErrTopicNotFound // a concurrent delete won
+		}
+		return ErrBadVersion // deleted and created again meanwhile
 	}
 	for rest := names[first:]; len(rest) > 0; {
 		n := min(len(rest), topicsPerDeleteTxn)
