@@ -2,6 +2,7 @@ package serving
 
 import (
 	"encoding/binary"
+	"slices"
 	"sort"
 
 	"github.com/strata-mq/strata/internal/errcode"
@@ -16,84 +17,120 @@ type order interface {
 	next(p ids.Position) (ids.Position, bool)
 }
 
+// span is an inclusive run of entry ids of one ledger.
+type span struct{ first, last ids.EntryID }
+
 // ackState is a subscription's entry-level acknowledgement state: every entry
-// at or before markDelete is acknowledged, and so is every entry in acked.
-// Acks of single messages of a batch are tracked by the subscription and
-// reach ackState once the whole entry is acknowledged.
+// at or before markDelete is acknowledged, and so is every entry in the
+// acked spans. Memory is O(holes), not O(entries). Acks of single messages
+// of a batch are tracked by the subscription and reach ackState once the
+// whole entry is acknowledged.
 type ackState struct {
 	markDelete ids.Position
-	acked      map[ids.Position]struct{}
+	acked      map[ids.LedgerID][]span // sorted, disjoint, non-adjacent
+	count      int64                   // entries in acked
 }
 
 func newAckState(markDelete ids.Position) *ackState {
-	return &ackState{markDelete: markDelete, acked: make(map[ids.Position]struct{})}
+	return &ackState{markDelete: markDelete, acked: make(map[ids.LedgerID][]span)}
 }
 
 // ack records entry p as acknowledged and moves markDelete over every
 // acknowledged entry that follows it. The mark-delete position never moves
 // past an entry that was not acknowledged.
 func (a *ackState) ack(o order, p ids.Position) {
-	if o.cmp(p, a.markDelete) <= 0 {
+	if o.cmp(p, a.markDelete) <= 0 || a.contains(p) {
 		return
 	}
-	a.acked[p] = struct{}{}
+	a.insert(p)
 	a.advance(o)
 }
 
+func (a *ackState) contains(p ids.Position) bool {
+	ss := a.acked[p.Ledger]
+	i := sort.Search(len(ss), func(i int) bool { return ss[i].last >= p.Entry })
+	return i < len(ss) && ss[i].first <= p.Entry
+}
+
+// insert adds p (not yet present), merging with its neighbours.
+func (a *ackState) insert(p ids.Position) {
+	ss := a.acked[p.Ledger]
+	e := p.Entry
+	i := sort.Search(len(ss), func(i int) bool { return ss[i].last >= e })
+	joinPrev := i > 0 && ss[i-1].last+1 == e
+	joinNext := i < len(ss) && ss[i].first == e+1
+	switch {
+	case joinPrev && joinNext:
+		ss[i-1].last = ss[i].last
+		ss = slices.Delete(ss, i, i+1)
+	case joinPrev:
+		ss[i-1].last = e
+	case joinNext:
+		ss[i].first = e
+	default:
+		ss = slices.Insert(ss, i, span{e, e})
+	}
+	a.acked[p.Ledger] = ss
+	a.count++
+}
+
+// advance moves markDelete over the acked spans that start right after it.
 func (a *ackState) advance(o order) {
 	for {
 		n, ok := o.next(a.markDelete)
 		if !ok {
 			return
 		}
-		if _, done := a.acked[n]; !done {
+		ss := a.acked[n.Ledger]
+		if len(ss) == 0 || ss[0].first != n.Entry {
 			return
 		}
-		delete(a.acked, n)
-		a.markDelete = n
+		a.markDelete = ids.Position{Ledger: n.Ledger, Entry: ss[0].last}
+		a.count -= int64(ss[0].last - ss[0].first + 1)
+		if len(ss) == 1 {
+			delete(a.acked, n.Ledger)
+		} else {
+			a.acked[n.Ledger] = ss[1:]
+		}
 	}
 }
 
 func (a *ackState) isAcked(o order, p ids.Position) bool {
-	if o.cmp(p, a.markDelete) <= 0 {
-		return true
-	}
-	_, ok := a.acked[p]
-	return ok
+	return o.cmp(p, a.markDelete) <= 0 || a.contains(p)
 }
 
 // reset moves the mark-delete position (backwards or forwards) and forgets
 // the individually acknowledged entries.
 func (a *ackState) reset(markDelete ids.Position) {
 	a.markDelete = markDelete
-	a.acked = make(map[ids.Position]struct{})
+	a.acked = make(map[ids.LedgerID][]span)
+	a.count = 0
 }
 
-// encodeRanges encodes the acknowledged entries past markDelete as ranges, in
-// log order, keeping the ones nearest markDelete within maxBytes: entries
-// whose ranges do not fit are redelivered after a takeover, never lost.
+// encodeRanges encodes the acked spans in log order, keeping the ones
+// nearest markDelete within maxBytes: entries whose spans do not fit are
+// redelivered after a takeover, never lost.
 //
 // Format: repeated (uvarint ledger, uvarint first entry, uvarint count).
 func (a *ackState) encodeRanges(o order, maxBytes int) []byte {
-	ps := make([]ids.Position, 0, len(a.acked))
-	for p := range a.acked {
-		ps = append(ps, p)
+	ledgers := make([]ids.LedgerID, 0, len(a.acked))
+	for l := range a.acked {
+		ledgers = append(ledgers, l)
 	}
-	sort.Slice(ps, func(i, j int) bool { return o.cmp(ps[i], ps[j]) < 0 })
+	sort.Slice(ledgers, func(i, j int) bool {
+		return o.cmp(ids.Position{Ledger: ledgers[i]}, ids.Position{Ledger: ledgers[j]}) < 0
+	})
 	var out, rec []byte
-	for i := 0; i < len(ps); {
-		j := i + 1
-		for j < len(ps) && ps[j].Ledger == ps[i].Ledger && ps[j].Entry == ps[j-1].Entry+1 {
-			j++
+	for _, l := range ledgers {
+		for _, s := range a.acked[l] {
+			rec = binary.AppendUvarint(rec[:0], uint64(l))
+			rec = binary.AppendUvarint(rec, uint64(s.first))
+			rec = binary.AppendUvarint(rec, uint64(s.last-s.first+1))
+			if len(out)+len(rec) > maxBytes {
+				return out
+			}
+			out = append(out, rec...)
 		}
-		rec = binary.AppendUvarint(rec[:0], uint64(ps[i].Ledger))
-		rec = binary.AppendUvarint(rec, uint64(ps[i].Entry))
-		rec = binary.AppendUvarint(rec, uint64(j-i))
-		if len(out)+len(rec) > maxBytes {
-			break
-		}
-		out = append(out, rec...)
-		i = j
 	}
 	return out
 }
@@ -101,11 +138,10 @@ func (a *ackState) encodeRanges(o order, maxBytes int) []byte {
 // errBadRanges is returned for an acked-ranges encoding that does not parse.
 var errBadRanges = errcode.New(errcode.Corruption, "serving: bad cursor acked ranges")
 
-// maxDecodedAcks bounds what one stored cursor can expand to in memory.
-const maxDecodedAcks = 1 << 20
-
-func decodeRanges(b []byte) (map[ids.Position]struct{}, error) {
-	acked := make(map[ids.Position]struct{})
+// decodeRanges rebuilds an ackState's spans (past markDelete) from
+// encodeRanges' output.
+func decodeRanges(markDelete ids.Position, b []byte) (*ackState, error) {
+	a := newAckState(markDelete)
 	for len(b) > 0 {
 		var v [3]uint64
 		for k := range v {
@@ -115,12 +151,16 @@ func decodeRanges(b []byte) (map[ids.Position]struct{}, error) {
 			}
 			v[k], b = x, b[n:]
 		}
-		if v[2] > maxDecodedAcks || len(acked)+int(v[2]) > maxDecodedAcks || v[1] > 1<<62 {
+		if v[1] > 1<<62 || v[2] == 0 || v[2] > 1<<62 || v[1]+v[2] > 1<<62 {
 			return nil, errBadRanges
 		}
-		for e := uint64(0); e < v[2]; e++ {
-			acked[ids.Position{Ledger: ids.LedgerID(v[0]), Entry: ids.EntryID(v[1] + e)}] = struct{}{}
+		l, s := ids.LedgerID(v[0]), span{ids.EntryID(v[1]), ids.EntryID(v[1] + v[2] - 1)}
+		ss := a.acked[l]
+		if len(ss) > 0 && ss[len(ss)-1].last+1 >= s.first {
+			return nil, errBadRanges // spans must ascend without overlap
 		}
+		a.acked[l] = append(ss, s)
+		a.count += int64(v[2])
 	}
-	return acked, nil
+	return a, nil
 }

@@ -134,13 +134,14 @@ func (t *topic) install(ctx context.Context, ml *metadata.ManagedLedger, w Write
 	t.mu.lastPos = t.lastEntryLocked()
 	for i := range cursors {
 		c := &cursors[i]
-		acked, err := decodeRanges(c.AckedRanges)
+		acks, err := decodeRanges(c.MarkDelete, c.AckedRanges)
 		if err != nil {
 			t.log.Warn("cursor acked ranges unreadable; redelivering them", "subscription", c.Subscription, "err", err)
-			acked = map[ids.Position]struct{}{}
+			acks = newAckState(c.MarkDelete)
 		}
 		s := newSubscription(t, c.Subscription, subTypeFromString(c.Type), true, c.MarkDelete)
-		s.acks.acked = acked
+		s.acks = acks
+		s.acks.advance(t.orderLocked())
 		s.version = c.Version
 		s.readPos = s.acks.markDelete
 		t.mu.subs[s.name] = s

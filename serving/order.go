@@ -72,7 +72,7 @@ func (t *topic) backlogLocked(a *ackState) uint64 {
 			n += max(0, t.entriesLocked(j)-int64(a.markDelete.Entry)-1)
 		}
 	}
-	return uint64(max(0, n-int64(len(a.acked))))
+	return uint64(max(0, n-a.count))
 }
 
 // firstPositionLocked is the position just before the topic's first entry.
