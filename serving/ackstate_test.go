@@ -48,7 +48,9 @@ func (o listOrder) next(p ids.Position) (ids.Position, bool) {
 	return ids.Position{}, false
 }
 
-func pos(l, e int64) ids.Position { return ids.Position{Ledger: ids.LedgerID(l), Entry: ids.EntryID(e)} }
+func pos(l, e int64) ids.Position {
+	return ids.Position{Ledger: ids.LedgerID(l), Entry: ids.EntryID(e)}
+}
 
 func TestALongRunOfAcksBehindAHoleIsOneSpan(t *testing.T) {
 	o := listOrder{ledgers: []ids.LedgerID{1}, entries: []int64{1_000_000}}
