@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,13 +44,34 @@ func TestSimulationNeverLosesAckedEntriesNorAcksTwoWriters(t *testing.T) {
 	if testing.Short() {
 		n = min(n, 200)
 	}
-	var stats simStats
-	for seed := uint64(1); seed <= uint64(n); seed++ {
-		s := newSim(seed, false)
-		if err := s.run(); err != nil {
-			t.Fatalf("seed %d failed: %v (replay: go test ./bookie/ledger -run Simulation -sim.seed=%d)", seed, err, seed)
-		}
-		stats.add(s)
+	// Seeds are independent and deterministic: run them on every CPU.
+	var (
+		mu    sync.Mutex
+		stats simStats
+		fails []string
+		next  atomic.Uint64
+		wg    sync.WaitGroup
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seed := next.Add(1); seed <= uint64(n); seed = next.Add(1) {
+				s := newSim(seed, false)
+				err := s.run()
+				mu.Lock()
+				if err != nil {
+					fails = append(fails, fmt.Sprintf("seed %d failed: %v (replay: go test ./bookie/ledger -run Simulation -sim.seed=%d)", seed, err, seed))
+				} else {
+					stats.add(s)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, f := range fails {
+		t.Error(f)
 	}
 	t.Logf("%d seeds: %+v", n, stats)
 }
