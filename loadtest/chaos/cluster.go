@@ -199,7 +199,8 @@ func (c *Cluster) nodeAddrs(name, etcd string) (NodeAddrs, error) {
 func (c *Cluster) waitReady(ctx context.Context, p *procs.Process) error {
 	rctx, cancel := context.WithTimeout(ctx, procs.ReadyTimeout)
 	defer cancel()
-	if err := procs.WaitHTTP(rctx, "http://"+c.http[p]+"/readyz"); err != nil {
+	url := "http://" + c.http[p] + "/readyz"
+	if err := p.ReadyWhile(rctx, func(ctx context.Context) error { return procs.WaitHTTP(ctx, url) }); err != nil {
 		return fmt.Errorf("chaos: %s (log in %s): %w", p.Name(), filepath.Join(c.dir, p.Name()+".log"), err)
 	}
 	return nil

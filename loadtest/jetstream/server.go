@@ -81,7 +81,7 @@ func startServerIn(ctx context.Context, bin, dir string, syncAlways bool, log *s
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	rctx, cancel := context.WithTimeout(ctx, procs.ReadyTimeout)
 	defer cancel()
-	if err := procs.WaitTCP(rctx, addr); err != nil {
+	if err := p.ReadyWhile(rctx, func(ctx context.Context) error { return procs.WaitTCP(ctx, addr) }); err != nil {
 		_ = p.Stop()
 		return nil, fmt.Errorf("jetstream: nats-server (log in %s): %w", dir, err)
 	}

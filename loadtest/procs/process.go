@@ -214,6 +214,40 @@ func (p *Process) Stop() error {
 	return nil
 }
 
+// ReadyWhile runs probe with a context that also ends when the current
+// child exits, so that waiting for readiness stops at once if the child
+// dies. The returned error says which happened.
+func (p *Process) ReadyWhile(ctx context.Context, probe func(context.Context) error) error {
+	exited := p.exitedCh()
+	if exited == nil {
+		return fmt.Errorf("%w: %s was never started", ErrNotRunning, p.spec.Name)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Ends when pctx does (at the latest when ReadyWhile returns).
+	go func() {
+		select {
+		case <-exited:
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	err := probe(pctx)
+	if err != nil && ctx.Err() == nil && isClosed(exited) {
+		return fmt.Errorf("procs: %s exited before it was ready: %w", p.spec.Name, ErrNotRunning)
+	}
+	return err
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 func (p *Process) exitedCh() chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -60,7 +60,8 @@ func startStandaloneIn(ctx context.Context, exe, dir string, log *slog.Logger) (
 	}
 	rctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 	defer cancel()
-	if err := WaitHTTP(rctx, "http://"+s.HTTPAddr+"/readyz"); err != nil {
+	ready := func(ctx context.Context) error { return WaitHTTP(ctx, "http://"+s.HTTPAddr+"/readyz") }
+	if err := s.Proc.ReadyWhile(rctx, ready); err != nil {
 		_ = s.Proc.Stop()
 		return nil, fmt.Errorf("procs: standalone (log in %s/standalone.log): %w", dir, err)
 	}
