@@ -76,6 +76,7 @@ type Bookie struct {
 	kick    chan struct{}
 
 	hooks    hooks
+	metrics  *metrics
 	stop     chan struct{}
 	writerWG sync.WaitGroup
 	bgWG     sync.WaitGroup
@@ -115,6 +116,7 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 		syncDone:   make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		hooks:      h,
+		metrics:    newMetrics(cfg.Registerer),
 	}
 	b.mu.waiters = map[ids.LedgerID]*waiter{}
 	b.mu.planned = map[ids.LedgerID]plannedFlags{}
@@ -191,6 +193,7 @@ func (b *Bookie) recover() error {
 			return err
 		}
 	}
+	b.metrics.segments.Set(float64(len(segIDs) + 1))
 	next := uint32(1)
 	if len(segIDs) > 0 {
 		next = segIDs[len(segIDs)-1] + 1
@@ -221,6 +224,7 @@ func (b *Bookie) replaySegment(table *index.Table, id uint32, pos index.Position
 		applyRecord(table, r, index.Loc{File: id, Off: uint32(off), Len: uint32(n)})
 	})
 	for _, d := range res.Damaged {
+		b.metrics.corruptions.Inc()
 		b.log.Error("journal corruption: damaged record in durable data", "segment", journal.Name(id), "offset", d.Off, "bytes", d.Len)
 		if c := d.Claimed; c != nil {
 			table.Put(c.Ledger, c.Entry, ids.NoEntry, index.Loc{File: id, Off: uint32(d.Off), Len: uint32(d.Len)})

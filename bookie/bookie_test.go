@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/strata-mq/strata/bookie/journal"
 	"github.com/strata-mq/strata/internal/ids"
 )
@@ -610,4 +613,40 @@ func TestFenceWrittenButNotYetDurableRejectsLaterAdds(t *testing.T) {
 	if r := <-fenced; r.err != nil || r.last != 0 {
 		t.Fatalf("fence: %+v", r)
 	}
+}
+
+func TestMetricsCountAddsByResult(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(t.TempDir())
+	cfg.Registerer = reg
+	b := openBookie(t, cfg)
+	for e := range ids.EntryID(3) {
+		mustAdd(t, b, 1, e, e-1, 10)
+	}
+	if _, _, err := b.Fence(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	b.Add(context.Background(), Entry{Ledger: 1, ID: 3, Payload: []byte("x")})
+	if got := counterValue(b.metrics.adds.WithLabelValues("OK")); got != 3 {
+		t.Fatalf("ok adds: %v", got)
+	}
+	if got := counterValue(b.metrics.adds.WithLabelValues("FENCED")); got != 1 {
+		t.Fatalf("fenced adds: %v", got)
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "strata_bookie_journal_fsync_seconds" && f.GetMetric()[0].GetHistogram().GetSampleCount() > 0 {
+			return
+		}
+	}
+	t.Fatal("no fdatasync observed in strata_bookie_journal_fsync_seconds")
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	c.Write(&m)
+	return m.GetCounter().GetValue()
 }

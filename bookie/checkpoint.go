@@ -48,12 +48,14 @@ func (b *Bookie) checkpoint() error {
 		b.mu.RUnlock()
 		return b.reclaim()
 	}
+	start := time.Now()
 	seq := b.ckptSeq + 1
 	data := index.Encode(nil, seq, pos, b.mu.table)
 	b.mu.RUnlock()
 	if err := index.Save(b.cfg.DataDir, seq, data); err != nil {
 		return err
 	}
+	b.metrics.since(b.metrics.checkpoint, start)
 	b.ckptSeq, b.ckptPos = seq, pos
 	b.slotPos[seq%2] = pos
 	b.log.Debug("index checkpoint", "seq", seq, "segment", journal.Name(pos.File), "offset", pos.Off, "bytes", len(data))
@@ -80,6 +82,8 @@ func (b *Bookie) reclaim() error {
 		if err := seg.Remove(b.journalDir); err != nil {
 			return err
 		}
+		b.metrics.segments.Dec()
+		b.metrics.reclaimed.Inc()
 		b.log.Info("journal segment reclaimed", "segment", journal.Name(seg.ID))
 	}
 	return nil

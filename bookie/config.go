@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strata-mq/strata/bookie/journal"
 )
 
@@ -57,6 +59,9 @@ type Config struct {
 	// are copied into the active segment, then it is removed). Default 0.25;
 	// negative disables compaction.
 	CompactLiveFraction float64
+	// Registerer receives the bookie's metrics (metrics.go). nil: none
+	// registered.
+	Registerer prometheus.Registerer
 	// SlowFsync logs a warning when one fdatasync takes longer. Default 1 s.
 	SlowFsync time.Duration
 }

@@ -85,6 +85,7 @@ func (b *Bookie) readAt(l ids.LedgerID, e ids.EntryID, loc index.Loc) (Entry, er
 		err = fmt.Errorf("record at the location is ledger %d entry %d", rec.Ledger, rec.Entry)
 	}
 	if err != nil {
+		b.metrics.corruptions.Inc()
 		return Entry{}, fmt.Errorf("%w: ledger %d entry %d at %s@%d: %v", ErrCorruption, l, e, journal.Name(loc.File), loc.Off, err)
 	}
 	return Entry{Ledger: l, ID: e, LAC: rec.LAC, Payload: rec.Payload, Recovery: rec.Recovery}, nil

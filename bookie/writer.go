@@ -102,7 +102,11 @@ func (b *Bookie) writeGroup(group []*request) {
 	}
 	b.mu.Unlock()
 	for _, rj := range rejected {
-		rj.req.done(result{err: fmt.Errorf("%w: ledger %d", rj.err, rj.req.ledger)})
+		err := fmt.Errorf("%w: ledger %d", rj.err, rj.req.ledger)
+		if rj.req.op == opAdd {
+			b.metrics.addDone(err, 0)
+		}
+		rj.req.done(result{err: err})
 	}
 	if len(accepted) == 0 {
 		return
@@ -198,6 +202,7 @@ func (b *Bookie) rotate() error {
 	b.files.segs[seg.ID] = seg
 	b.files.Unlock()
 	b.active, b.activeOff = seg, 0
+	b.metrics.segments.Inc()
 	b.kickCheckpoint()
 	return nil
 }
@@ -207,6 +212,7 @@ func (b *Bookie) syncSegment(seg *journal.Segment) error {
 		return nil
 	}
 	took, err := seg.Sync()
+	b.metrics.fsync.Observe(took.Seconds())
 	if took > b.cfg.SlowFsync {
 		b.log.Warn("slow fdatasync", "took", took, "segment", journal.Name(seg.ID))
 	}
@@ -304,11 +310,17 @@ func (b *Bookie) apply(batch []*written) {
 		}
 	}
 	b.mu.Unlock()
+	n := 0
 	for j, w := range batch {
 		for i, r := range w.reqs {
+			if r.op == opAdd {
+				b.metrics.addDone(nil, len(r.payload))
+			}
 			r.done(results[j][i])
 		}
+		n += len(w.reqs)
 	}
+	b.metrics.batchAdds.Observe(float64(n))
 	if deleted {
 		b.kickCheckpoint()
 	}

@@ -4,8 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
@@ -34,6 +38,7 @@ func newBookieCmd() *cobra.Command {
 	f.Int("group-max-bytes", bookie.DefaultGroupMaxBytes, "group commit: stop collecting at this many bytes")
 	f.Duration("group-max-delay", bookie.DefaultGroupMaxDelay, "group commit: stop collecting this long after the first add")
 	f.Int64("journal-file-bytes", bookie.DefaultJournalFileBytes, "size of one journal segment")
+	f.String("metrics-listen", "", "serve Prometheus /metrics on this address (off when empty)")
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: acknowledge adds without fsync (a machine crash loses acknowledged data)")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
@@ -60,9 +65,21 @@ func runBookie(cmd *cobra.Command, _ []string) error {
 	if cfg.UnsafeNoFsync {
 		log.Warn("--unsafe-no-fsync: adds are acknowledged without fsync; a machine crash loses acknowledged data")
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Registerer = reg
 	b, err := bookie.Open(cfg, log)
 	if err != nil {
 		return err
+	}
+	if addr, _ := cmd.Flags().GetString("metrics-listen"); addr != "" {
+		stopMetrics, err := serveMetrics(addr, reg)
+		if err != nil {
+			b.Close()
+			return err
+		}
+		defer stopMetrics()
+		log.Info("metrics", "listen", addr)
 	}
 	listen, _ := cmd.Flags().GetString("listen")
 	lis, err := net.Listen("tcp", listen)
@@ -88,6 +105,20 @@ func runBookie(cmd *cobra.Command, _ []string) error {
 		err = nil
 	}
 	return errors.Join(err, b.Close())
+}
+
+// serveMetrics serves reg on addr/metrics until the returned stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(lis); close(done) }()
+	return func() { srv.Close(); <-done }, nil
 }
 
 // stopGracefully stops accepting connections and waits up to grace for

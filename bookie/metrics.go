@@ -1,0 +1,60 @@
+package bookie
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-mq/strata/internal/errcode"
+)
+
+// metrics are the bookie's Prometheus series, registered on
+// Config.Registerer when it is set.
+type metrics struct {
+	adds        *prometheus.CounterVec // by result code
+	addBytes    prometheus.Counter     //
+	fsync       prometheus.Histogram   // one fdatasync
+	batchAdds   prometheus.Histogram   // requests answered per fdatasync
+	corruptions prometheus.Counter     // CRC mismatches on read or replay
+	checkpoint  prometheus.Histogram   // encode + write + fsync of a checkpoint
+	segments    prometheus.Gauge       // journal segments on disk
+	reclaimed   prometheus.Counter     // segments removed
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	lat := prometheus.ExponentialBuckets(0.00005, 2, 18) // 50 µs .. 6.5 s
+	m := &metrics{
+		adds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_bookie_adds_total", Help: "Adds answered by the bookie, by result code."}, []string{"code"}),
+		addBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bookie_add_bytes_total", Help: "Payload bytes of acknowledged adds."}),
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "strata_bookie_journal_fsync_seconds", Help: "Duration of one journal fdatasync.", Buckets: lat}),
+		batchAdds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "strata_bookie_journal_group_requests", Help: "Requests made durable by one fdatasync.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
+		corruptions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bookie_corruptions_total", Help: "Journal records that failed their checksum."}),
+		checkpoint: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "strata_bookie_checkpoint_seconds", Help: "Duration of one index checkpoint.", Buckets: lat}),
+		segments: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_bookie_journal_segments", Help: "Journal segment files on disk."}),
+		reclaimed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bookie_reclaimed_segments_total", Help: "Journal segments removed after their entries were deleted or compacted."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.adds, m.addBytes, m.fsync, m.batchAdds, m.corruptions, m.checkpoint, m.segments, m.reclaimed)
+	}
+	return m
+}
+
+func (m *metrics) addDone(err error, bytes int) {
+	m.adds.WithLabelValues(errcode.CodeOf(err).String()).Inc()
+	if err == nil {
+		m.addBytes.Add(float64(bytes))
+	}
+}
+
+func (m *metrics) since(h prometheus.Histogram, start time.Time) {
+	h.Observe(time.Since(start).Seconds())
+}
