@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/loadtest"
@@ -170,12 +171,27 @@ func (d *Driver) Close() error {
 
 type producer struct{ p *client.Producer }
 
-// SendAsync implements loadtest.Producer. The SDK reports every failure,
-// including a cancelled wait for room, through the callback, so SendAsync
-// itself never fails.
+// SendAsync implements loadtest.Producer. The SDK reports every failure
+// through the callback, including a wait for room that ctx cancelled (then
+// the callback runs before SendAsync returns and the message was never
+// queued). That one case is returned as SendAsync's error instead, as the
+// loadtest.Producer contract asks, so that the run does not count a message
+// that never left as an unacknowledged send.
 func (p *producer) SendAsync(ctx context.Context, key string, payload []byte, done func(error)) error {
+	var returned atomic.Bool
+	var notQueued atomic.Pointer[error]
 	p.p.SendAsync(ctx, &client.ProducerMessage{Key: key, Payload: payload},
-		func(_ client.MessageID, _ *client.ProducerMessage, err error) { done(err) })
+		func(_ client.MessageID, _ *client.ProducerMessage, err error) {
+			if !returned.Load() && err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				notQueued.Store(&err)
+				return
+			}
+			done(err)
+		})
+	returned.Store(true)
+	if err := notQueued.Load(); err != nil {
+		return *err
+	}
 	return nil
 }
 

@@ -88,3 +88,47 @@ func TestLoadtestAgainstRunningStrataLosesNothing(t *testing.T) {
 		t.Fatalf("got %+v", res.Verification)
 	}
 }
+
+// TestSendRefusedForAFullWindowIsReturnedNotCalledBack checks the
+// loadtest.Producer contract: a send whose wait for room is cancelled
+// returns the error and never calls done.
+func TestSendRefusedForAFullWindowIsReturnedNotCalledBack(t *testing.T) {
+	b := fakebroker.Start(t, fakebroker.NewCluster())
+	d := New(Config{URL: b.URL()})
+	t.Cleanup(func() { _ = d.Close() })
+	w := loadtest.DefaultWorkload()
+	w.MaxPending = 1
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Setup(ctx, w, []string{"public/default/window"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := d.NewProducer(ctx, "public/default/window", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.HoldBatches()
+	first := make(chan error, 1)
+	if err := p.SendAsync(ctx, "", []byte("one"), func(err error) { first <- err }); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer scancel()
+	called := make(chan error, 1)
+	err = p.SendAsync(sctx, "", []byte("two"), func(err error) { called <- err })
+	if err == nil {
+		t.Fatal("send into a full window with an expiring context succeeded")
+	}
+	b.ReleaseBatches()
+	if err := <-first; err != nil {
+		t.Fatalf("first send: %v", err)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-called:
+		t.Fatalf("done called for a refused send: %v", err)
+	default:
+	}
+}
