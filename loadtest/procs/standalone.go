@@ -20,8 +20,10 @@ type Standalone struct {
 	dir      string
 }
 
-// StartStandalone runs `exe standalone --data-dir D --grpc-addr A --http-addr H`
-// (exe is normally os.Executable()) and waits until GET /readyz answers 200.
+// StartStandalone runs `exe standalone --data-dir D --grpc-addr A --http-addr H
+// --bookie-addr B --etcd-addr 127.0.0.1:0 --etcd-peer-addr 127.0.0.1:0` (exe
+// is normally os.Executable(); every port random on loopback) and waits
+// until GET /readyz answers 200.
 func StartStandalone(ctx context.Context, exe string, log *slog.Logger) (*Standalone, error) {
 	dir, err := os.MkdirTemp("", "strata-loadtest-standalone-")
 	if err != nil {
@@ -44,15 +46,21 @@ func startStandaloneIn(ctx context.Context, exe, dir string, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	bookiePort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
 	s := &Standalone{
 		GRPCAddr: fmt.Sprintf("127.0.0.1:%d", grpcPort),
 		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", httpPort),
 		dir:      dir,
 	}
 	s.Proc = New(Spec{
-		Name:   "standalone",
-		Path:   exe,
-		Args:   []string{"standalone", "--data-dir", dir + "/data", "--grpc-addr", s.GRPCAddr, "--http-addr", s.HTTPAddr},
+		Name: "standalone",
+		Path: exe,
+		Args: []string{"standalone", "--data-dir", dir + "/data", "--grpc-addr", s.GRPCAddr, "--http-addr", s.HTTPAddr,
+			"--bookie-addr", fmt.Sprintf("127.0.0.1:%d", bookiePort),
+			"--etcd-addr", "127.0.0.1:0", "--etcd-peer-addr", "127.0.0.1:0"},
 		LogDir: dir,
 	}, log)
 	if err := s.Proc.Start(); err != nil {
