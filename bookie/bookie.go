@@ -74,6 +74,9 @@ type Bookie struct {
 	ckptPos index.Position
 	slotPos [2]index.Position
 	kick    chan struct{}
+	// compactStuck marks segments with damaged live entries that compaction
+	// cannot move. Guarded by ckptMu.
+	compactStuck map[uint32]bool
 
 	hooks    hooks
 	metrics  *metrics
@@ -117,6 +120,8 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 		stop:       make(chan struct{}),
 		hooks:      h,
 		metrics:    newMetrics(cfg.Registerer),
+
+		compactStuck: map[uint32]bool{},
 	}
 	b.mu.waiters = map[ids.LedgerID]*waiter{}
 	b.mu.planned = map[ids.LedgerID]plannedFlags{}

@@ -19,13 +19,13 @@ func (b *Bookie) compactCandidate() uint32 {
 	}
 	limit := int64(b.cfg.CompactLiveFraction * float64(b.cfg.JournalFileBytes))
 	b.ckptMu.Lock()
+	defer b.ckptMu.Unlock()
 	bound := min(b.slotPos[0].File, b.slotPos[1].File)
-	b.ckptMu.Unlock()
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	best, bestBytes := uint32(0), limit
 	for id, n := range b.mu.table.LiveBytes {
-		if id < bound && n < bestBytes {
+		if id < bound && n < bestBytes && !b.compactStuck[id] {
 			best, bestBytes = id, n
 		}
 	}
@@ -55,7 +55,8 @@ func (b *Bookie) liveEntries(seg uint32) []liveEntry {
 // compact copies the live entries of one sparse old segment into the
 // journal (opRelocate), so that the segment holds no live entry and a later
 // checkpoint reclaims it. Damaged entries stay where they are (and keep the
-// segment). It runs on the checkpointer goroutine; Close cancels it.
+// segment, which is then not picked again). It runs on the checkpointer
+// goroutine (or a test's, never both at once); Close cancels it.
 func (b *Bookie) compact() error {
 	seg := b.compactCandidate()
 	if seg == 0 {
@@ -71,12 +72,21 @@ func (b *Bookie) compact() error {
 		}
 	}()
 	live := b.liveEntries(seg)
+	left := 0
+	defer func() {
+		if left > 0 {
+			b.ckptMu.Lock()
+			b.compactStuck[seg] = true // do not retry it every round
+			b.ckptMu.Unlock()
+		}
+	}()
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var firstErr error
 	for _, le := range live {
 		ent, err := b.readAt(le.ledger, le.entry, le.loc)
 		if err != nil {
+			left++
 			b.log.Warn("compaction: entry left in place", "segment", journal.Name(seg), "ledger", le.ledger, "entry", le.entry, "err", err)
 			continue
 		}
