@@ -48,7 +48,7 @@ func choose(topicName string, nodes []metadata.NodeInfo) *metadata.NodeInfo {
 		h.Write([]byte(nodes[i].ID))
 		h.Write([]byte{0})
 		h.Write([]byte(topicName))
-		if s := h.Sum64(); best == nil || s > bestScore {
+		if s := fmix64(h.Sum64()); best == nil || s > bestScore {
 			best, bestScore = &nodes[i], s
 		}
 	}
@@ -140,4 +140,15 @@ func (n *Node) ensureTopic(ctx context.Context, full string, autoCreate bool) er
 		return errcode.New(errcode.InvalidArgument, "topic %s has %d partitions: use %s-partition-N", full, rec.Partitions, full)
 	}
 	return nil
+}
+
+// fmix64 is MurmurHash3's finalizer: FNV alone leaves scores of names that
+// differ in one byte correlated, so one node would win every topic.
+func fmix64(k uint64) uint64 {
+	k ^= k >> 33
+	k *= 0xff51afd7ed558ccd
+	k ^= k >> 33
+	k *= 0xc4ceb9fe1a85ec53
+	k ^= k >> 33
+	return k
 }

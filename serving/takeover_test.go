@@ -130,3 +130,67 @@ func TestAKilledOwnersTopicsMoveOnceItsLeaseExpires(t *testing.T) {
 	cs.flow(10)
 	checkInOrder(t, cs.receive(6), 1, 6)
 }
+
+func TestAGracefullyClosedOwnerHandsOverAtOnceWithItsCursor(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a", nil)
+	b := c.start("b", nil)
+	const topic = "handover"
+	p := mustProducer(t, a, topic, "p1")
+	for i := uint64(1); i <= 6; i++ {
+		p.mustSend(msg(i))
+	}
+	cs := mustSubscribe(t, a, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(3)
+	for _, m := range cs.receive(3) {
+		cs.ack(m.GetId())
+	}
+	eventually(t, "acks applied", func() error {
+		st, err := a.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+		if err != nil {
+			return err
+		}
+		if b := st.GetSubscriptions()[0].GetBacklog(); b != 3 {
+			return fmt.Errorf("backlog %d", b)
+		}
+		return nil
+	})
+	if err := a.Close(); err != nil { // unload: flush cursors, close ledgers, release ownership
+		t.Fatal(err)
+	}
+	if _, err := c.mem.GetOwnership(ctxT(t), "public/default/"+topic); err == nil {
+		t.Fatal("ownership still held after a graceful close")
+	}
+	p2 := mustProducer(t, b, topic, "p1")
+	if p2.opened.GetLastSequenceId() != 6 {
+		t.Fatalf("last sequence id %d, want 6", p2.opened.GetLastSequenceId())
+	}
+	cs2 := mustSubscribe(t, b, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
+	cs2.flow(10)
+	checkInOrder(t, cs2.receive(3), 4, 6)
+}
+
+func TestLookupAgreesOnOneOwnerFromEveryNode(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a", nil)
+	b := c.start("b", nil)
+	nodes := map[string]*testNode{a.addr: a, b.addr: b}
+	owners := map[string]int{}
+	for i := 0; i < 8; i++ {
+		topic := fmt.Sprintf("lookup-%d", i)
+		la, err := a.client.Lookup(ctxT(t), &servingpb.LookupRequest{Topic: topic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The chosen node takes the topic on the first request.
+		mustProducer(t, nodes[la.GetOwner()], topic, "p").mustSend(msg(1))
+		lb, err := b.client.Lookup(ctxT(t), &servingpb.LookupRequest{Topic: topic})
+		if err != nil || lb.GetOwner() != la.GetOwner() {
+			t.Fatalf("lookup of %s: a says %v, b says %v (%v)", topic, la, lb, err)
+		}
+		owners[la.GetOwner()]++
+	}
+	if len(owners) != 2 {
+		t.Fatalf("8 topics all went to one node: %v", owners)
+	}
+}
