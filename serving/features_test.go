@@ -256,3 +256,24 @@ func TestDeleteSubscriptionRefusesWhileConsumersAreAttached(t *testing.T) {
 		t.Fatal("cursor left in the store")
 	}
 }
+
+func TestNackedMessagesAreRedeliveredWithACount(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "nack"
+	p := mustProducer(t, n, topic, "p")
+	p.mustSend(msg(1), msg(2)) // one entry, two messages
+	p.mustSend(msg(3))
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(10)
+	got := cs.receive(3)
+	cs.ack(got[0].GetId()) // message 1 of the batch acked, message 2 not
+	cs.ack(got[2].GetId())
+	if err := cs.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Nack{Nack: &servingpb.Nack{Ids: []*servingpb.MessageId{got[1].GetId()}}}}); err != nil {
+		t.Fatal(err)
+	}
+	re := cs.receive(1)
+	if len(re) != 1 || re[0].GetSequenceId() != 2 || re[0].GetRedeliveryCount() != 1 {
+		t.Fatalf("redelivery: %v, want only message 2 with count 1", re)
+	}
+}
