@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/loadtest"
 	"github.com/strata-mq/strata/loadtest/procs"
 )
@@ -89,7 +90,14 @@ func (d *Driver) Setup(ctx context.Context, w loadtest.Workload, topics []string
 	}
 	for _, t := range topics {
 		err := d.c.Admin().CreateTopic(ctx, t, partitions)
-		if err != nil && !errors.Is(err, client.ErrTopicExists) {
+		switch {
+		case err == nil, errors.Is(err, client.ErrTopicExists):
+		case partitions > 0 && client.CodeOf(err) == errcode.InvalidArgument:
+			// The broker refused the partitioned topic: open the partitions
+			// by name and let it create them on first use (the load
+			// generator routes messages itself either way).
+			d.log.Warn("stratadriver: partitioned topic refused; relying on creation on first use", "topic", t, "err", err)
+		default:
 			return fmt.Errorf("stratadriver: create topic %s: %w", t, err)
 		}
 	}
