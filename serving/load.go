@@ -185,11 +185,26 @@ func (t *topic) recoverLast(ctx context.Context, ml *metadata.ManagedLedger) (ma
 	if err != nil {
 		return nil, 0, unavailable(fmt.Sprintf("recovering ledger %d", li.ID), err)
 	}
-	li.Entries, li.Bytes, li.Closed = int64(l.LastEntry)+1, l.Bytes, true
+	li.Entries, li.Closed, li.Bytes = int64(l.LastEntry)+1, true, 0
 	if err := t.replayForDedup(ctx, l, li, dedup); err != nil {
 		return nil, 0, err
 	}
+	t.annotateRecovered(ctx, li)
 	return dedup, max(lastPub, li.LastPublishTime), nil
+}
+
+// annotateRecovered records what the replay learned (bytes, publish-time
+// range) in the recovered ledger's metadata, for retention and offload. Best
+// effort: a lost race only leaves the fields unset.
+func (t *topic) annotateRecovered(ctx context.Context, li *metadata.LedgerInfo) {
+	l, err := t.n.meta.GetLedger(ctx, li.ID)
+	if err != nil || l.FirstPublishTime != 0 {
+		return
+	}
+	l.Bytes, l.FirstPublishTime, l.LastPublishTime, l.Topic = li.Bytes, li.FirstPublishTime, li.LastPublishTime, t.name
+	if err := t.n.meta.UpdateLedger(ctx, l); err != nil {
+		t.log.Debug("annotating recovered ledger", "ledger", li.ID, "err", err)
+	}
 }
 
 // replayForDedup reads every entry of the recovered ledger l and records the
@@ -218,6 +233,7 @@ func (t *topic) replayForDedup(ctx context.Context, l *metadata.Ledger, li *meta
 			r := receipt{first: b.Messages[0].SequenceID, last: b.Messages[len(b.Messages)-1].SequenceID,
 				pos: ids.Position{Ledger: l.ID, Entry: e.ID}, publishTime: b.PublishTime}
 			d.persist(r)
+			li.Bytes += uint64(len(e.Payload))
 			if li.FirstPublishTime == 0 {
 				li.FirstPublishTime = b.PublishTime
 			}

@@ -228,9 +228,7 @@ func (t *topic) roll() {
 	t.mu.Lock()
 	old, cur := t.mu.w, t.mu.cur
 	t.mu.Unlock()
-	err := old.Close(ctx, func(l *metadata.Ledger) {
-		l.Topic, l.FirstPublishTime, l.LastPublishTime = t.name, cur.firstPub, cur.lastPub
-	})
+	err := old.Close(ctx, cur.annotate(t.name))
 	if err != nil {
 		t.dropOnError("closing ledger", err)
 		return

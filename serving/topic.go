@@ -82,6 +82,13 @@ type ledgerProgress struct {
 	lastPosition ids.Position
 }
 
+// annotate sets the closing ledger's topic, size and publish-time range.
+func (c ledgerProgress) annotate(topic string) func(*metadata.Ledger) {
+	return func(l *metadata.Ledger) {
+		l.Topic, l.Bytes, l.FirstPublishTime, l.LastPublishTime = topic, c.bytes, c.firstPub, c.lastPub
+	}
+}
+
 type completion struct {
 	w     Writer
 	b     *pendingBatch
@@ -180,7 +187,7 @@ func (t *topic) drop(reason string, err error, graceful bool) {
 	}
 	wasServing := t.mu.state == topicServing
 	t.mu.state = topicDropped
-	prods, subs, w := t.mu.prods, t.mu.subs, t.mu.w
+	prods, subs, w, cur := t.mu.prods, t.mu.subs, t.mu.w, t.mu.cur
 	var cons []*consumer
 	for _, s := range subs {
 		cons = append(cons, s.consumers...)
@@ -204,17 +211,17 @@ func (t *topic) drop(reason string, err error, graceful bool) {
 	}
 	t.n.forget(t)
 	t.n.wg.Add(1)
-	go t.finishDrop(reason, wasServing, graceful, names, w)
+	go t.finishDrop(reason, wasServing, graceful, names, w, cur)
 }
 
 // finishDrop runs the slow part of drop off the caller's goroutine.
-func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []string, w Writer) {
+func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []string, w Writer, cur ledgerProgress) {
 	defer t.n.wg.Done()
 	if graceful && wasServing {
 		ctx, cancel := context.WithTimeout(context.Background(), t.n.cfg.MetaTimeout)
 		t.flushCursors(ctx)
 		if w != nil {
-			if err := w.Close(ctx, nil); err != nil {
+			if err := w.Close(ctx, cur.annotate(t.name)); err != nil {
 				t.log.Warn("closing ledger on unload", "err", err)
 			}
 		}
