@@ -99,6 +99,8 @@ func Open(cfg Config, log *slog.Logger) (*Bookie, error) {
 type hooks struct {
 	// beforeSync runs on the syncer goroutine before each batch's fdatasync.
 	beforeSync func()
+	// syncErr, if it returns an error, replaces an fdatasync's result.
+	syncErr func() error
 }
 
 func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {

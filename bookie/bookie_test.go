@@ -650,3 +650,41 @@ func counterValue(c prometheus.Counter) float64 {
 	c.Write(&m)
 	return m.GetCounter().GetValue()
 }
+
+// TestFsyncFailureStopsAllWrites: after one failed fdatasync nothing more is
+// acknowledged (the page cache state is unknown), reads go on, and Health
+// reports not ready.
+func TestFsyncFailureStopsAllWrites(t *testing.T) {
+	var failing atomic.Bool
+	b, err := open(testConfig(t.TempDir()), testLogger(t), hooks{syncErr: func() error {
+		if failing.Load() {
+			return errors.New("injected EIO")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx := context.Background()
+	mustAdd(t, b, 1, 0, -1, 10)
+	failing.Store(true)
+	if err := b.Add(ctx, Entry{Ledger: 1, ID: 1, LAC: 0, Payload: []byte("x")}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("add with failing fsync: %v, want unavailable", err)
+	}
+	failing.Store(false)
+	if err := b.Add(ctx, Entry{Ledger: 1, ID: 2, LAC: 0, Payload: []byte("y")}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("add after a failed fsync: %v, want unavailable", err)
+	}
+	if _, _, err := b.Fence(ctx, 1); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("fence after a failed fsync: %v, want unavailable", err)
+	}
+	mustRead(t, b, 1, 0, 10)
+	if _, err := b.Read(1, 1); !errors.Is(err, ErrEntryNotFound) {
+		t.Fatalf("entry of the failed group: %v, want not found", err)
+	}
+	h, _ := (&service{b: b}).Health(ctx, nil)
+	if h.Ready {
+		t.Fatal("health ready after a failed fsync")
+	}
+}

@@ -114,7 +114,7 @@ func (b *Bookie) writeGroup(group []*request) {
 	locs, err := b.write(accepted)
 	if err != nil {
 		b.fail(err)
-		answerAll(accepted, fmt.Errorf("%w: %v", ErrUnavailable, err))
+		answerAll(accepted, b.failure())
 		return
 	}
 	b.syncCh <- &written{reqs: accepted, locs: locs, seg: b.active, end: b.activeOff}
@@ -130,7 +130,7 @@ func (b *Bookie) fail(err error) {
 	b.log.Error("journal write failed; the bookie accepts no more writes", "err", err)
 	b.mu.Lock()
 	if b.mu.failed == nil {
-		b.mu.failed = err
+		b.mu.failed = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	b.mu.Unlock()
 }
@@ -212,6 +212,9 @@ func (b *Bookie) syncSegment(seg *journal.Segment) error {
 		return nil
 	}
 	took, err := seg.Sync()
+	if b.hooks.syncErr != nil && err == nil {
+		err = b.hooks.syncErr()
+	}
 	b.metrics.fsync.Observe(took.Seconds())
 	if took > b.cfg.SlowFsync {
 		b.log.Warn("slow fdatasync", "took", took, "segment", journal.Name(seg.ID))
@@ -262,7 +265,7 @@ func (b *Bookie) syncBatch(batch []*written) {
 	if err != nil {
 		b.fail(err)
 		for _, w := range batch {
-			answerAll(w.reqs, fmt.Errorf("%w: %v", ErrUnavailable, err))
+			answerAll(w.reqs, b.failure())
 		}
 		return
 	}
