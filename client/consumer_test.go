@@ -376,3 +376,60 @@ func TestClientCloseStopsEveryGoroutine(t *testing.T) {
 		t.Fatalf("NewProducer on a closed client: %v", err)
 	}
 }
+
+func TestConsumerFollowsOwnershipMove(t *testing.T) {
+	cl := fakebroker.NewCluster()
+	a := fakebroker.Start(t, cl)
+	b := fakebroker.Start(t, cl)
+	if err := cl.CreateTopic(testTopic, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, a.URL())
+	ctx := testCtx(t)
+	publish(cl, testTopic, 0, 2)
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiveN(t, ctx, cons, 2, true)
+	cons.Close() // flushes the gathered acks
+	cons, err = c.Subscribe(ctx, "t", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.MoveTopic(testTopic, b)
+	waitFor(t, "subscribe at the new owner", func() bool { return len(b.Subscribes()) > 0 })
+	publish(cl, testTopic, 2, 4)
+	got := receiveN(t, ctx, cons, 2, true)
+	if string(got[0].Payload) != "m002" || string(got[1].Payload) != "m003" {
+		t.Fatalf("after the move got %q, %q", got[0].Payload, got[1].Payload)
+	}
+}
+
+func TestProducerFailsForGoodWhenItsTopicIsDeleted(t *testing.T) {
+	_, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, payload(0)); err != nil {
+		t.Fatal(err)
+	}
+	b.HoldBatches()
+	var r receipts
+	p.SendAsync(ctx, payload(1), r.cb)
+	waitFor(t, "the held batch", func() bool { return len(b.Batches()) == 2 })
+	if err := c.Admin().DeleteTopic(ctx, "t", true); err != nil {
+		t.Fatal(err)
+	}
+	b.BreakStreams(errcode.New(errcode.Unavailable, "test break"))
+	b.ReleaseBatches()
+	waitFor(t, "the pending message to fail", func() bool { return r.len() == 1 })
+	if !errors.Is(r.errs[0], client.ErrTopicNotFound) {
+		t.Fatalf("pending message failed with %v, want ErrTopicNotFound", r.errs[0])
+	}
+	if _, err := p.Send(ctx, payload(2)); !errors.Is(err, client.ErrTopicNotFound) {
+		t.Fatalf("send after the topic was deleted: %v", err)
+	}
+}
