@@ -40,24 +40,30 @@ type ClusterConfig struct {
 	// DefaultBookieArgs and DefaultServeArgs).
 	BookieArgs func(NodeAddrs) []string
 	ServeArgs  func(NodeAddrs, ClusterConfig) []string
-	Logger     *slog.Logger
+	// KeepBookiesUnregistered turns off what the cluster does by default
+	// because `strata bookie` does not: register each bookie in etcd under
+	// a session lease of its own (prefix EtcdPrefix, default "/strata"),
+	// drop the registration when the chaos schedule kills the bookie and
+	// register it again on restart. Set it once bookies register themselves.
+	KeepBookiesUnregistered bool
+	EtcdPrefix              string
+	Logger                  *slog.Logger
 }
 
-// DefaultBookieArgs is `bookie --data-dir D --addr A --http-addr H --etcd E`.
-//
-// TODO(integration): match the flags of `strata bookie` once it lands.
+// DefaultBookieArgs is `bookie --data-dir D --listen A`, the flags of
+// `strata bookie`. A bookie process does not register itself in etcd; the
+// cluster does it for it (ClusterConfig.RegisterBookies).
 func DefaultBookieArgs(a NodeAddrs) []string {
-	return []string{"bookie", "--data-dir", a.DataDir, "--addr", a.Addr, "--http-addr", a.HTTP, "--etcd", a.Etcd}
+	return []string{"bookie", "--data-dir", a.DataDir, "--listen", a.Addr}
 }
 
-// DefaultServeArgs is `serve --etcd E --grpc-addr A --http-addr H
-// --ensemble n --write-quorum n --ack-quorum n`.
-//
-// TODO(integration): match the flags of `strata serve` once it lands.
+// DefaultServeArgs is `serve --etcd E --grpc-addr A --advertise-addr A
+// --http-addr H --ensemble n --write-quorum n --ack-quorum n`, the flags of
+// `strata serve`.
 func DefaultServeArgs(a NodeAddrs, c ClusterConfig) []string {
-	return []string{"serve", "--etcd", a.Etcd, "--grpc-addr", a.Addr, "--http-addr", a.HTTP,
-		"--ensemble", strconv.Itoa(c.Ensemble), "--write-quorum", strconv.Itoa(c.WriteQuorum),
-		"--ack-quorum", strconv.Itoa(c.AckQuorum)}
+	return []string{"serve", "--etcd", a.Etcd, "--grpc-addr", a.Addr, "--advertise-addr", a.Addr,
+		"--http-addr", a.HTTP, "--ensemble", strconv.Itoa(c.Ensemble),
+		"--write-quorum", strconv.Itoa(c.WriteQuorum), "--ack-quorum", strconv.Itoa(c.AckQuorum)}
 }
 
 func (c ClusterConfig) withDefaults() (ClusterConfig, error) {
@@ -76,6 +82,9 @@ func (c ClusterConfig) withDefaults() (ClusterConfig, error) {
 	}
 	if c.ServeArgs == nil {
 		c.ServeArgs = DefaultServeArgs
+	}
+	if c.EtcdPrefix == "" {
+		c.EtcdPrefix = "/strata"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -104,14 +113,17 @@ func (c ClusterConfig) validate() error {
 // Cluster is a local cluster: etcd embedded in this process, bookies and
 // serving nodes as child processes of the strata binary.
 type Cluster struct {
-	cfg     ClusterConfig
-	etcd    *metadata.Embedded
-	bookies []*procs.Process
-	serving []*procs.Process
-	grpc    []string
-	http    map[*procs.Process]string
-	dir     string
-	ownDir  bool
+	cfg      ClusterConfig
+	etcd     *metadata.Embedded
+	store    *metadata.Store // nil with KeepBookiesUnregistered
+	bookies  []*procs.Process
+	serving  []*procs.Process
+	targets  map[string]Target
+	grpc     []string
+	ready    map[*procs.Process]func(context.Context) error
+	readyFor map[*procs.Process]string
+	dir      string
+	ownDir   bool
 }
 
 // StartLocalCluster starts etcd, then the bookies, then the serving nodes,
@@ -121,7 +133,8 @@ func StartLocalCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{cfg: cfg, dir: cfg.Dir, http: map[*procs.Process]string{}}
+	c := &Cluster{cfg: cfg, dir: cfg.Dir, targets: map[string]Target{},
+		ready: map[*procs.Process]func(context.Context) error{}, readyFor: map[*procs.Process]string{}}
 	if c.dir == "" {
 		if c.dir, err = os.MkdirTemp("", "strata-chaos-"); err != nil {
 			return nil, fmt.Errorf("chaos: cluster dir: %w", err)
@@ -143,37 +156,70 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !c.cfg.KeepBookiesUnregistered {
+		c.store, err = metadata.Open(ctx, metadata.Config{Endpoints: c.etcd.Endpoints(), Prefix: c.cfg.EtcdPrefix, Logger: c.cfg.Logger})
+		if err != nil {
+			return err
+		}
+	}
 	etcd := strings.Join(c.etcd.Endpoints(), ",")
 	for i := range c.cfg.Bookies {
-		p, err := c.startNode(ctx, TargetName(Bookie, i), etcd, func(a NodeAddrs) []string { return c.cfg.BookieArgs(a) })
-		if err != nil {
+		if err := c.startBookie(ctx, TargetName(Bookie, i), etcd); err != nil {
 			return err
 		}
-		c.bookies = append(c.bookies, p)
 	}
 	for i := range c.cfg.Serving {
-		p, err := c.startNode(ctx, TargetName(Serving, i), etcd, func(a NodeAddrs) []string { return c.cfg.ServeArgs(a, c.cfg) })
-		if err != nil {
+		if err := c.startServing(ctx, TargetName(Serving, i), etcd); err != nil {
 			return err
 		}
-		c.serving = append(c.serving, p)
 	}
 	return nil
 }
 
-func (c *Cluster) startNode(ctx context.Context, name, etcd string, args func(NodeAddrs) []string) (*procs.Process, error) {
+func (c *Cluster) startBookie(ctx context.Context, name, etcd string) error {
 	addrs, err := c.nodeAddrs(name, etcd)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	p := procs.New(procs.Spec{Name: name, Path: c.cfg.Exe, Args: args(addrs), LogDir: c.dir}, c.cfg.Logger)
+	p, err := c.startNode(ctx, name, c.cfg.BookieArgs(addrs), "tcp://"+addrs.Addr,
+		func(ctx context.Context) error { return procs.WaitTCP(ctx, addrs.Addr) })
+	if err != nil {
+		return err
+	}
+	c.bookies = append(c.bookies, p)
+	if c.store == nil {
+		c.targets[name] = p
+		return nil
+	}
+	bt := &registeredBookie{Process: p, store: c.store, info: metadata.BookieInfo{ID: addrs.Addr, Addr: addrs.Addr}, ready: c.ready[p]}
+	c.targets[name] = bt
+	return bt.register(ctx)
+}
+
+func (c *Cluster) startServing(ctx context.Context, name, etcd string) error {
+	addrs, err := c.nodeAddrs(name, etcd)
+	if err != nil {
+		return err
+	}
+	url := "http://" + addrs.HTTP + "/readyz"
+	p, err := c.startNode(ctx, name, c.cfg.ServeArgs(addrs, c.cfg), url,
+		func(ctx context.Context) error { return procs.WaitHTTP(ctx, url) })
+	if err != nil {
+		return err
+	}
+	c.serving = append(c.serving, p)
+	c.grpc = append(c.grpc, addrs.Addr)
+	c.targets[name] = p
+	return nil
+}
+
+// startNode starts a process and waits until probe says it is ready.
+func (c *Cluster) startNode(ctx context.Context, name string, args []string, what string, probe func(context.Context) error) (*procs.Process, error) {
+	p := procs.New(procs.Spec{Name: name, Path: c.cfg.Exe, Args: args, LogDir: c.dir}, c.cfg.Logger)
 	if err := p.Start(); err != nil {
 		return nil, err
 	}
-	c.http[p] = addrs.HTTP
-	if strings.HasPrefix(name, string(Serving)) {
-		c.grpc = append(c.grpc, addrs.Addr)
-	}
+	c.ready[p], c.readyFor[p] = probe, what
 	if err := c.waitReady(ctx, p); err != nil {
 		_ = p.Stop()
 		return nil, err
@@ -199,9 +245,8 @@ func (c *Cluster) nodeAddrs(name, etcd string) (NodeAddrs, error) {
 func (c *Cluster) waitReady(ctx context.Context, p *procs.Process) error {
 	rctx, cancel := context.WithTimeout(ctx, procs.ReadyTimeout)
 	defer cancel()
-	url := "http://" + c.http[p] + "/readyz"
-	if err := p.ReadyWhile(rctx, func(ctx context.Context) error { return procs.WaitHTTP(ctx, url) }); err != nil {
-		return fmt.Errorf("chaos: %s (log in %s): %w", p.Name(), filepath.Join(c.dir, p.Name()+".log"), err)
+	if err := p.ReadyWhile(rctx, c.ready[p]); err != nil {
+		return fmt.Errorf("chaos: %s not ready at %s (log in %s): %w", p.Name(), c.readyFor[p], filepath.Join(c.dir, p.Name()+".log"), err)
 	}
 	return nil
 }
@@ -244,9 +289,9 @@ func (c *Cluster) Counts() map[Role]int {
 
 // Targets returns every process by name ("bookie-0", "serving-1").
 func (c *Cluster) Targets() map[string]Target {
-	t := map[string]Target{}
-	for _, p := range append(append([]*procs.Process(nil), c.bookies...), c.serving...) {
-		t[p.Name()] = p
+	t := make(map[string]Target, len(c.targets))
+	for k, v := range c.targets {
+		t[k] = v
 	}
 	return t
 }
@@ -257,6 +302,14 @@ func (c *Cluster) Close() error {
 	var errs []error
 	for _, p := range append(append([]*procs.Process(nil), c.serving...), c.bookies...) {
 		errs = append(errs, p.Stop())
+	}
+	for _, t := range c.targets {
+		if rb, ok := t.(*registeredBookie); ok {
+			errs = append(errs, rb.deregister())
+		}
+	}
+	if c.store != nil {
+		errs = append(errs, c.store.Close())
 	}
 	if c.etcd != nil {
 		errs = append(errs, c.etcd.Close())

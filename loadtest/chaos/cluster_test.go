@@ -23,10 +23,11 @@ func TestMain(m *testing.M) {
 }
 
 func runFakeNode(args []string) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	for i, a := range args {
-		if a == "--http-addr" && i+1 < len(args) {
-			mux := http.NewServeMux()
-			mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+		// serving nodes answer on --http-addr, bookies listen on --listen.
+		if (a == "--http-addr" || a == "--listen") && i+1 < len(args) {
 			_ = http.ListenAndServe(args[i+1], mux)
 		}
 	}
@@ -96,6 +97,10 @@ func TestLocalClusterSurvivesASchedule(t *testing.T) {
 	if err := c.WaitAllReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The killed bookie was registered again on restart.
+	if bs, err := c.store.ListBookies(ctx); err != nil || len(bs) != 3 {
+		t.Fatalf("registered bookies %v (%v), want 3", bs, err)
+	}
 	var pids []int
 	for _, p := range append(c.bookies, c.serving...) {
 		want := 1
@@ -115,5 +120,43 @@ func TestLocalClusterSurvivesASchedule(t *testing.T) {
 		if syscall.Kill(pid, 0) == nil {
 			t.Errorf("pid %d survived Close", pid)
 		}
+	}
+}
+
+func TestKilledBookieIsDeregisteredUntilRestart(t *testing.T) {
+	t.Setenv(fakeNodeEnv, "1")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	c, err := StartLocalCluster(ctx, ClusterConfig{Exe: exe, Bookies: 1, Serving: 1, Ensemble: 1, WriteQuorum: 1, AckQuorum: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	target := c.Targets()["bookie-0"]
+	count := func() int {
+		bs, err := c.store.ListBookies(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(bs)
+	}
+	if count() != 1 {
+		t.Fatal("bookie not registered at start")
+	}
+	if err := target.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if count() != 0 {
+		t.Fatal("killed bookie still registered")
+	}
+	if err := target.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if count() != 1 {
+		t.Fatal("restarted bookie not registered again")
 	}
 }
