@@ -256,9 +256,10 @@ func (c *Consumer) NackID(id MessageID) error {
 		Ids: []*servingpb.MessageId{id.proto()}}}})
 }
 
-// Seek moves the subscription of id's partition to id (inclusive) and waits
-// for the server to confirm; buffered messages are dropped. Cancelling ctx
-// stops the wait (the seek may still happen).
+// Seek moves the subscription of id's partition to id's entry (the server
+// positions by entry, so earlier messages of the same batch come again) and
+// waits for the server to confirm; buffered messages are dropped.
+// Cancelling ctx stops the wait (the seek may still happen).
 func (c *Consumer) Seek(ctx context.Context, id MessageID) error {
 	pc, err := c.part(id)
 	if err != nil {

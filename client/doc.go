@@ -38,7 +38,8 @@
 // client grants the server that many flow permits and grants more each time
 // the application has taken half of them. On a broken stream the partition
 // consumer reconnects and subscribes again; what it had buffered but not handed
-// out is dropped (the server redelivers unacknowledged messages).
+// out is dropped (the server redelivers unacknowledged messages). Individual
+// acks are gathered for ConsumerAckGroupingTime and sent together.
 //
 // A Reader is a consumer of a non-durable subscription that starts at the
 // earliest or latest message, at a message id or at a time.
