@@ -312,6 +312,45 @@ func TestEnsembleChangeOnBookieStopLosesNoAcknowledgedEntry(t *testing.T) {
 	checkReadable(t, c.client(t), l, ok)
 }
 
+// With no spare bookie, a stopped ensemble member cannot be replaced: the
+// writer keeps writing to the other two (Qa = 2), and a recovery by another
+// client while that bookie is still down closes the ledger with every
+// acknowledged entry.
+func TestBookieStopWithoutSpareKeepsWritingAndRecoveryWorksWithoutIt(t *testing.T) {
+	c := startCluster(t, 3)
+	cl := c.client(t)
+	ctx := context.Background()
+	w, err := cl.Create(ctx, ledger.ClusterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := c.bookies[2].addr
+	a := newAcks()
+	const n = 300
+	for i := range n {
+		if i == n/4 {
+			waitFor(t, "the first acks", func() bool { ok, _, _ := a.snapshot(); return len(ok) >= 50 })
+			c.list.remove(victim)
+			c.bookie(victim).stop()
+		}
+		p := payload(i)
+		w.Append(p, a.done(p))
+	}
+	waitFor(t, "every append to complete", func() bool { _, _, count := a.snapshot(); return count == n })
+	ok, errs, _ := a.snapshot()
+	if len(errs) > 0 {
+		t.Fatalf("%d appends failed, first: %v", len(errs), errs[0])
+	}
+	l, err := c.client(t).Recover(ctx, w.ID(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.LastEntry != n-1 {
+		t.Fatalf("recovered up to %d, want %d", l.LastEntry, n-1)
+	}
+	checkReadable(t, c.client(t), l, ok)
+}
+
 // A second client recovers the ledger while the first still writes: the
 // first gets ErrFenced, and every entry it had acknowledged is in the
 // recovered ledger with the same bytes.

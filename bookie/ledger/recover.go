@@ -38,7 +38,7 @@ func (c *Client) Recover(ctx context.Context, id ids.LedgerID, annotate func(*me
 	})
 	r.streams = &streamSet{
 		c: c, ledger: id, ctx: ctx, wg: &r.wg, queueCap: 4 * c.cfg.RecoveryWindow, post: r.post,
-		onResult: r.sm.addResult, onBroken: func(string) {}, streams: map[string]*addStream{},
+		onResult: r.sm.addResult, onBroken: r.sm.streamBroken, streams: map[string]*addStream{},
 	}
 	defer r.streams.closeAll()
 	return r.run()

@@ -75,15 +75,16 @@ type recoveryState struct {
 
 	// The read window: entries head..head+Window-1 are read (and those
 	// found re-replicated) in parallel; the end is decided at the head only.
-	head   ids.EntryID
-	window map[ids.EntryID]*recEntry
-	last   ids.EntryID // the last entry recovered so far
+	head    ids.EntryID
+	window  map[ids.EntryID]*recEntry
+	suspect map[string]time.Duration // bookies whose recovery add failed, and when
+	last    ids.EntryID              // the last entry recovered so far
 
 	out recoveryReady
 }
 
 func newRecoveryState(id ids.LedgerID, timing recoveryTiming) *recoveryState {
-	return &recoveryState{timing: timing, id: id, FencedAt: -1}
+	return &recoveryState{timing: timing, id: id, FencedAt: -1, suspect: map[string]time.Duration{}}
 }
 
 func (r *recoveryState) ready() recoveryReady {
@@ -244,6 +245,11 @@ func (r *recoveryState) open(e ids.EntryID) {
 	r.pump(e, en)
 }
 
+func (r *recoveryState) isSuspect(b string) bool {
+	at, ok := r.suspect[b]
+	return ok && r.now-at < r.timing.RequestTimeout
+}
+
 func (r *recoveryState) pumpAll() {
 	for e := r.head; r.window[e] != nil; e++ {
 		r.pump(e, r.window[e])
@@ -261,6 +267,9 @@ func (r *recoveryState) pump(e ids.EntryID, en *recEntry) {
 		_, reading := en.readOut[b]
 		_, adding := en.addOut[b]
 		switch {
+		case en.found && r.isSuspect(b):
+			// A bookie whose recovery add failed lately gets none until
+			// RequestTimeout passed: entries on Qa bookies move on without it.
 		case en.found && !en.have[b] && !adding && !reading:
 			en.addOut[b] = r.now
 			r.out.Adds = append(r.out.Adds, addOp{Bookie: b, Entry: e, LAC: e - 1, Payload: en.payload, Recovery: true})
@@ -306,6 +315,21 @@ func (r *recoveryState) addResult(b string, e ids.EntryID, err error) {
 	delete(en.addOut, b)
 	if err == nil {
 		en.have[b] = true
+		delete(r.suspect, b)
+	} else {
+		r.suspect[b] = r.now
+	}
+	r.advance()
+}
+
+// streamBroken: the add stream to b broke, its adds will not be answered.
+func (r *recoveryState) streamBroken(b string) {
+	if r.phase != phaseRead {
+		return
+	}
+	r.suspect[b] = r.now
+	for _, en := range r.window {
+		delete(en.addOut, b)
 	}
 	r.advance()
 }
@@ -384,8 +408,11 @@ func (r *recoveryState) tick(now time.Duration) {
 	case phaseRead:
 		for _, en := range r.window {
 			r.expire(en.readOut)
-			r.expire(en.addOut)
+			for _, b := range r.expire(en.addOut) {
+				r.suspect[b] = now
+			}
 		}
+		r.advance() // entries on Qa bookies whose other adds just expired
 		r.pumpAll()
 		r.advance()
 	}
@@ -394,10 +421,15 @@ func (r *recoveryState) tick(now time.Duration) {
 // retryMeta repeats the metadata step that failed, starting with a read.
 func (r *recoveryState) retryMeta() { r.reread() }
 
-func (r *recoveryState) expire(out map[string]time.Duration) {
+// expire forgets the requests older than RequestTimeout and returns their
+// bookies.
+func (r *recoveryState) expire(out map[string]time.Duration) []string {
+	var gone []string
 	for b, at := range out {
 		if r.now-at >= r.timing.RequestTimeout {
 			delete(out, b)
+			gone = append(gone, b)
 		}
 	}
+	return gone
 }

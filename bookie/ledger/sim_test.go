@@ -146,8 +146,9 @@ type sim struct {
 	bookies map[string]*simBookie
 	down    int
 	crashes int
-	faulty  bool // faults and losses are on
-	storm   int  // fault intensity of this seed: 1 (calm) .. 4 (stormy)
+	faulty  bool   // faults and losses are on
+	storm   int    // fault intensity of this seed: 1 (calm) .. 4 (stormy)
+	dead    string // a bookie that never comes back after the faults ("" for none)
 
 	meta *metadata.Ledger // the stored record
 
@@ -193,7 +194,14 @@ func newSim(seed uint64, verbose bool) *sim {
 	if s.rng.IntN(5) == 0 {
 		s.closeAt = time.Duration(200+s.rng.IntN(1500)) * time.Millisecond
 	}
-	s.logf("E=%d Qw=%d Qa=%d bookies=%d entries=%d closeAt=%v", e, qw, qa, n, s.toAppend, s.closeAt)
+	if qa >= 2 && qw > qa && s.rng.IntN(4) == 0 {
+		// Recovery must finish without it. (With Qa = 1 the fence needs
+		// every bookie of a write set; with Qw = Qa an entry found on
+		// one live bookie could not be brought back to Qa copies without an
+		// ensemble change during recovery, which is not implemented.)
+		s.dead = s.names[s.rng.IntN(len(s.names))]
+	}
+	s.logf("E=%d Qw=%d Qa=%d bookies=%d entries=%d closeAt=%v dead=%q", e, qw, qa, n, s.toAppend, s.closeAt, s.dead)
 	return s
 }
 
@@ -315,7 +323,10 @@ func (s *sim) crashSome() {
 		bk.up = false
 		s.down++
 		s.crashes++
-		s.at(s.delay(), func() { s.w.bookieFailed(b); s.pumpWriter() }) // its stream breaks
+		s.at(s.delay(), func() { s.w.bookieFailed(b); s.pumpWriter() }) // its streams break
+		for i, r := range s.recs {
+			s.at(s.delay(), func() { r.streamBroken(b); s.pumpRecovery(i) })
+		}
 		s.at(time.Duration(20+s.rng.IntN(800))*time.Millisecond, func() { s.restart(b) })
 	}
 	s.at(time.Duration(10+s.rng.IntN(600/s.storm))*time.Millisecond, s.crashSome)
@@ -335,6 +346,12 @@ func (s *sim) heal() {
 	s.faulty = false
 	for _, b := range s.names {
 		s.restart(b)
+	}
+	if s.dead != "" {
+		s.logf("%s dies for good", s.dead)
+		s.bookies[s.dead].up = false
+		s.down++
+		s.at(s.delay(), func() { s.w.bookieFailed(s.dead); s.pumpWriter() })
 	}
 	if len(s.recs) == 0 {
 		s.startRecovery(0)
