@@ -71,6 +71,7 @@ type producerConfig struct {
 	maxPendingMessages int
 	maxPendingBytes    int
 	failFast           bool
+	sendTimeout        time.Duration
 }
 
 func defaultProducerConfig() producerConfig {
@@ -93,6 +94,8 @@ func (c *producerConfig) validate() error {
 		return invalidArg("producer batches hold at most %d messages", maxBatchMessages)
 	case c.maxPendingMessages < 1 || c.maxPendingBytes < 1:
 		return invalidArg("producer pending limits must be positive")
+	case c.sendTimeout < 0:
+		return invalidArg("producer send timeout must not be negative")
 	}
 	return nil
 }
@@ -139,6 +142,14 @@ func ProducerMaxPendingBytes(n int) ProducerOption {
 // ErrProducerQueueFull when the pending limits are reached, instead of
 // blocking until room frees up or the context ends (the default).
 func ProducerFailFast() ProducerOption { return func(c *producerConfig) { c.failFast = true } }
+
+// ProducerSendTimeout fails, with ErrTimeout, every message not acknowledged
+// within d of being sent, whether the producer is connected or not
+// (default 0: no timeout, the message is retried until the producer
+// closes). A timed-out message may still have been persisted.
+func ProducerSendTimeout(d time.Duration) ProducerOption {
+	return func(c *producerConfig) { c.sendTimeout = d }
+}
 
 // SubscriptionType is how a subscription dispatches to its consumers.
 type SubscriptionType int

@@ -51,6 +51,10 @@ type partitionProducer struct {
 	partition int32
 	lim       *limiter
 	kick      chan struct{} // wakes the run loop: queue changed or flush requested
+	// cbMu is held while messages are taken from the head and their
+	// callbacks run (receipts, errors, timeouts, failure), so callbacks run
+	// in sequence order. LOCKORDER: cbMu before mu.
+	cbMu sync.Mutex
 	ctx       context.Context
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when run returns
@@ -69,6 +73,7 @@ type partitionProducer struct {
 		progress    chan struct{} // closed and replaced when resolved moves
 		err         error         // terminal: every later send fails with it
 		hint        string        // owner address from a redirect
+		expiry      *time.Timer   // pending send-timeout check (nil: none)
 	}
 }
 
@@ -168,6 +173,7 @@ func (p *partitionProducer) enqueue(ctx context.Context, m *ProducerMessage, cb 
 	p.mu.queued = append(p.mu.queued, pm)
 	p.mu.queuedBytes += size
 	wake := len(p.mu.queued) == 1 || p.fullLocked()
+	p.scheduleExpiryLocked()
 	p.mu.Unlock()
 	if wake {
 		p.signal()
@@ -512,6 +518,8 @@ func (p *partitionProducer) popHead(first, last uint64) (*sentBatch, error) {
 }
 
 func (p *partitionProducer) onReceipt(r *servingpb.SendReceipt) error {
+	p.cbMu.Lock()
+	defer p.cbMu.Unlock()
 	b, err := p.popHead(r.GetFirstSequenceId(), r.GetLastSequenceId())
 	if b == nil {
 		return err
@@ -530,6 +538,8 @@ func (p *partitionProducer) onSendError(e *servingpb.SendError) error {
 	if err.Code.Retriable() {
 		return err
 	}
+	p.cbMu.Lock()
+	defer p.cbMu.Unlock()
 	b, perr := p.popHead(e.GetFirstSequenceId(), e.GetLastSequenceId())
 	if b == nil {
 		return perr
@@ -558,10 +568,16 @@ func (p *partitionProducer) resolve(b *sentBatch) {
 
 // fail resolves every pending message with err and makes err terminal.
 func (p *partitionProducer) fail(err error) {
+	p.cbMu.Lock()
+	defer p.cbMu.Unlock()
 	p.lim.close()
 	p.mu.Lock()
 	if p.mu.err == nil {
 		p.mu.err = err
+	}
+	if p.mu.expiry != nil {
+		p.mu.expiry.Stop()
+		p.mu.expiry = nil
 	}
 	var msgs []*pendingMsg
 	for _, b := range p.mu.inflight {
@@ -580,4 +596,61 @@ func (p *partitionProducer) fail(err error) {
 	close(p.mu.progress)
 	p.mu.progress = make(chan struct{})
 	p.mu.Unlock()
+}
+
+// oldestLocked is the enqueue time of the oldest unresolved message.
+func (p *partitionProducer) oldestLocked() (time.Time, bool) {
+	if len(p.mu.inflight) > 0 {
+		return p.mu.inflight[0].msgs[0].enqueued, true
+	}
+	if len(p.mu.queued) > 0 {
+		return p.mu.queued[0].enqueued, true
+	}
+	return time.Time{}, false
+}
+
+// scheduleExpiryLocked arms the send-timeout check for the oldest message.
+func (p *partitionProducer) scheduleExpiryLocked() {
+	if p.cfg.sendTimeout <= 0 || p.mu.expiry != nil || p.mu.err != nil {
+		return
+	}
+	if oldest, ok := p.oldestLocked(); ok {
+		p.mu.expiry = time.AfterFunc(time.Until(oldest.Add(p.cfg.sendTimeout)), p.expire)
+	}
+}
+
+// expire fails, with ErrTimeout, the messages sent more than the send
+// timeout ago: whole in-flight batches from the head, then queued messages.
+// Their sequence ids stay used; a late receipt for them is ignored.
+func (p *partitionProducer) expire() {
+	p.cbMu.Lock()
+	defer p.cbMu.Unlock()
+	cutoff := time.Now().Add(-p.cfg.sendTimeout)
+	p.mu.Lock()
+	p.mu.expiry = nil
+	var msgs []*pendingMsg
+	bytes := 0
+	for len(p.mu.inflight) > 0 && !p.mu.inflight[0].msgs[0].enqueued.After(cutoff) {
+		b := p.mu.inflight[0]
+		p.mu.inflight = p.mu.inflight[1:]
+		msgs, bytes = append(msgs, b.msgs...), bytes+b.bytes
+	}
+	for len(p.mu.inflight) == 0 && len(p.mu.queued) > 0 && !p.mu.queued[0].enqueued.After(cutoff) {
+		m := p.mu.queued[0]
+		p.mu.queued = p.mu.queued[1:]
+		p.mu.queuedBytes -= m.size
+		msgs, bytes = append(msgs, m), bytes+m.size
+	}
+	p.scheduleExpiryLocked()
+	p.mu.Unlock()
+	if len(msgs) == 0 {
+		return
+	}
+	err := errcode.New(errcode.Timeout, "message not acknowledged within %v", p.cfg.sendTimeout)
+	for _, m := range msgs {
+		if m.cb != nil {
+			m.cb(MessageID{}, m.msg, err)
+		}
+	}
+	p.resolve(&sentBatch{msgs: msgs, bytes: bytes})
 }

@@ -373,3 +373,44 @@ func TestBatchesInFlightAreCappedBelowTheServersLimit(t *testing.T) {
 		t.Fatalf("%d messages stored, want %d", got, n)
 	}
 }
+
+func TestSendTimeoutFailsUnacknowledgedMessagesWhileDisconnected(t *testing.T) {
+	cl := fakebroker.NewCluster()
+	b := fakebroker.Start(t, cl)
+	if err := cl.CreateTopic(testTopic, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, b.URL())
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0), client.ProducerSendTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.HoldBatches()
+	// The owner moves to an address where nothing listens: the producer
+	// cannot reconnect, and only the timeout resolves its messages.
+	cl.SetOwner(testTopic, "127.0.0.1:1")
+	var r receipts
+	for i := range 3 {
+		p.SendAsync(ctx, payload(i), r.cb)
+	}
+	b.BreakStreams(errcode.New(errcode.Unavailable, "test break"))
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r.len() != 3 {
+		t.Fatalf("%d callbacks after Flush, want 3", r.len())
+	}
+	for i, err := range r.errs {
+		if !errors.Is(err, client.ErrTimeout) || r.msgs[i] != fmt.Sprintf("m%03d", i) {
+			t.Fatalf("callback %d: %s %v, want m%03d failing with ErrTimeout in order", i, r.msgs[i], err, i)
+		}
+	}
+	b.ReleaseBatches()
+	cl.SetOwner(testTopic, b.Addr)
+	// The producer stays usable: once it has reconnected, sends succeed.
+	waitFor(t, "a send to succeed after the timeouts", func() bool {
+		_, err := p.Send(ctx, payload(3))
+		return err == nil
+	})
+}
