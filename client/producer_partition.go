@@ -54,10 +54,10 @@ type partitionProducer struct {
 	// cbMu is held while messages are taken from the head and their
 	// callbacks run (receipts, errors, timeouts, failure), so callbacks run
 	// in sequence order. LOCKORDER: cbMu before mu.
-	cbMu sync.Mutex
-	ctx       context.Context
-	cancel    context.CancelFunc
-	done      chan struct{} // closed when run returns
+	cbMu   sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returns
 
 	mu struct {
 		sync.Mutex
