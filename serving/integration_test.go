@@ -26,11 +26,11 @@ import (
 // realCluster is embedded etcd, three in-process bookies over loopback gRPC
 // and serving nodes built with serving.New.
 type realCluster struct {
-	t         *testing.T
+	t         testing.TB
 	endpoints []string
 }
 
-func newRealCluster(t *testing.T, bookies int) *realCluster {
+func newRealCluster(t testing.TB, bookies int) *realCluster {
 	eps := metatest.StartEtcd(t)
 	store := metatest.OpenStoreAt(t, eps)
 	for i := 0; i < bookies; i++ {
@@ -39,7 +39,7 @@ func newRealCluster(t *testing.T, bookies int) *realCluster {
 	return &realCluster{t: t, endpoints: eps}
 }
 
-func startBookie(t *testing.T, store *metadata.Store) {
+func startBookie(t testing.TB, store *metadata.Store) {
 	b, err := bookie.Open(bookie.Config{DataDir: t.TempDir()}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +69,10 @@ func startBookie(t *testing.T, store *metadata.Store) {
 // start runs a serving node with its own store connection and ledger client,
 // as a separate process would have.
 func (c *realCluster) start(id string) *testNode {
+	return c.startWith(id, func(cfg *serving.Config) { cfg.MaxLedgerEntries = 10 })
+}
+
+func (c *realCluster) startWith(id string, tweak func(*serving.Config)) *testNode {
 	t := c.t
 	store := metatest.OpenStoreAt(t, c.endpoints)
 	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, nil)
@@ -77,7 +81,8 @@ func (c *realCluster) start(id string) *testNode {
 		t.Fatal(err)
 	}
 	cfg := serving.Config{NodeID: id, GRPCAddr: lis.Addr().String(), Ensemble: 3, WriteQuorum: 2, AckQuorum: 2,
-		CursorFlushInterval: 50 * time.Millisecond, MaxLedgerEntries: 10}
+		CursorFlushInterval: 50 * time.Millisecond}
+	tweak(&cfg)
 	n, err := serving.New(cfg, store, lc, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
