@@ -150,6 +150,10 @@ func (pc *partitionConsumer) run(st consumeStream, cancel context.CancelFunc) {
 				}
 				continue
 			}
+			if pc.stopping() {
+				c()
+				return
+			}
 			bo.reset()
 			st, cancel = s, c
 		}
