@@ -28,7 +28,12 @@
 // the ledger metadata. Only after the CAS succeeded are the unconfirmed
 // entries sent to the replacement; acks of replaced bookies no longer count.
 // When no replacement exists the writer keeps writing to the remaining
-// bookies as long as every write set can still reach Qa, and retries later.
+// bookies (entries then have Qa copies, not Qw), retries the change every
+// RetryInterval, and gives a failed bookie that is listed as live again its
+// un-acked adds back without a metadata change (it is still in the ensemble).
+// A bookie is failed by a timeout only if it has an add older than AddTimeout
+// and answered no add for as long: a slow bookie is not a dead one. An add
+// refused with TOO_MANY_IN_FLIGHT is resent on the next tick.
 //
 // # Fencing and recovery
 //
@@ -39,11 +44,29 @@
 // highest LAC the fenced bookies report, re-replicates every entry it finds
 // with recovery adds until Qa (ideally Qw) bookies of its write set hold it,
 // stops at the first entry that (Qw−Qa)+1 fenced bookies of its write set do
-// not have, and CASes the ledger closed at the last entry found. Concurrent
+// not have, and CASes the ledger closed at the last entry found. Reads go to
+// fenced bookies only (so a "no such entry" answer is final); they cover a
+// window of entries in parallel, coalesced into range reads per bookie. Concurrent
 // recoverers converge through the CAS. A writer that sees FENCED from a bookie,
 // or an in-recovery/closed ledger on a CAS, is fenced: every pending and
 // future add fails with ErrFenced, and no entry past the LAC it had reached is
 // ever reported as acknowledged.
+//
+// # Limits and known gaps
+//
+//   - The LAC a bookie knows lags the writer's by one entry (it is
+//     piggy-backed on the next add; there is no explicit-LAC call), so
+//     ReadLAC/WaitLAC on an open ledger see the last entry only once another
+//     follows. A closed ledger's LastEntry is exact.
+//   - A recovery does not know the ledger's Bytes (entries carry no running
+//     length): it keeps the stored value unless annotate sets it.
+//   - A recovery does not change the ensemble: it needs, for every entry it
+//     re-replicates, Qa live bookies of the entry's write set, and for the
+//     fence (Qw−Qa)+1 live bookies of every write set. With Qa = 1, or with
+//     Qw = Qa and an entry found on fewer than Qa bookies, a dead bookie
+//     blocks the recovery until it returns (so does BookKeeper's fence).
+//   - Read returns at most MaxReadEntries entries or MaxReadBytes bytes; the
+//     caller asks again from the next entry.
 //
 // # Structure
 //

@@ -37,7 +37,7 @@ func (tb *testBookie) stop() {
 }
 
 // startBookie starts a bookie whose id is its listening address.
-func startBookie(t *testing.T) *testBookie {
+func startBookie(t testing.TB) *testBookie {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,9 +84,14 @@ type cluster struct {
 	list    *bookieList
 }
 
-func startCluster(t *testing.T, n int) *cluster {
+func startCluster(t testing.TB, n int) *cluster {
 	t.Helper()
-	c := &cluster{store: metatest.OpenStore(t), list: &bookieList{}}
+	return startClusterWith(t, n, metatest.OpenStore(t))
+}
+
+func startClusterWith(t testing.TB, n int, store metadata.LedgerStore) *cluster {
+	t.Helper()
+	c := &cluster{store: store, list: &bookieList{}}
 	for range n {
 		tb := startBookie(t)
 		c.bookies = append(c.bookies, tb)
@@ -95,7 +100,7 @@ func startCluster(t *testing.T, n int) *cluster {
 	return c
 }
 
-func (c *cluster) client(t *testing.T) *ledger.Client {
+func (c *cluster) client(t testing.TB) *ledger.Client {
 	t.Helper()
 	cl := ledger.NewClient(ledger.ClientConfig{
 		AddTimeout: 2 * time.Second, RequestTimeout: 2 * time.Second, MaxInFlight: 500, RetryInterval: 100 * time.Millisecond, TickInterval: 20 * time.Millisecond,

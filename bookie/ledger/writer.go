@@ -46,6 +46,9 @@ type Writer struct {
 	closeWait chan closeResult
 	started   time.Time
 	complete  chan completionCall
+	// what logChanges already logged
+	fragments    int
+	fencedLogged bool
 }
 
 type appendReq struct {
@@ -247,6 +250,7 @@ func (w *Writer) flush() bool {
 			return w.sm.err != nil && len(w.callbacks) == 0
 		}
 		w.lac.Store(int64(w.sm.LAC()))
+		w.logChanges()
 		for _, op := range r.Adds {
 			if !w.streams.send(op) {
 				w.sm.bookieFailed(op.Bookie)
@@ -262,6 +266,21 @@ func (w *Writer) flush() bool {
 		if r.CloseDone && w.closeWait != nil {
 			w.closeWait <- closeResult{r.Closed, r.CloseErr}
 		}
+	}
+}
+
+// logChanges logs ensemble changes and fencing, once each.
+func (w *Writer) logChanges() {
+	if n := len(w.sm.l.Fragments); n != w.fragments {
+		if w.fragments > 0 {
+			f := lastFragment(w.sm.l)
+			w.c.log.Info("ledger ensemble changed", "ledger", w.id, "first_entry", f.FirstEntry, "bookies", f.Bookies)
+		}
+		w.fragments = n
+	}
+	if w.sm.err == ErrFenced && !w.fencedLogged {
+		w.fencedLogged = true
+		w.c.log.Warn("ledger fenced: another owner recovered it", "ledger", w.id, "lac", w.sm.LAC())
 	}
 }
 
