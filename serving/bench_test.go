@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkPublishPipelined sends 10 x 1 KiB batches from one producer with
-// many batches in flight, through a real node and three real bookies
+// up to 500 batches in flight, through a real node and three real bookies
 // (E/Qw/Qa 3/2/2, fsync'd journals).
 func BenchmarkPublishPipelined(b *testing.B) {
 	c := newRealCluster(b, 3)
@@ -27,9 +27,11 @@ func BenchmarkPublishPipelined(b *testing.B) {
 	}
 	payload := make([]byte, 1024)
 	done := make(chan error, 1)
+	window := make(chan struct{}, 500) // in-flight batches, below the producer limit
 	go func() {
 		for i := 0; i < b.N; i++ {
 			r, err := p.Recv()
+			<-window
 			if err == nil && r.GetReceipt() == nil {
 				err = fmt.Errorf("batch %d: %v", i, r.GetError())
 			}
@@ -43,6 +45,11 @@ func BenchmarkPublishPipelined(b *testing.B) {
 	b.SetBytes(10 * 1024)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		select {
+		case window <- struct{}{}:
+		case err := <-done:
+			b.Fatal(err)
+		}
 		ms := make([]*servingpb.Message, 10)
 		for j := range ms {
 			ms[j] = &servingpb.Message{SequenceId: uint64(i*10 + j), Payload: payload}
