@@ -130,14 +130,12 @@ func (s *Seeker) seekLedger(ctx context.Context, id ids.LedgerID, t int64, res *
 	}
 	res.ObjectReads++
 	s.reads.Add(1)
-	rows, err := segment.ReadBatch(ctx, s.store, batches[i].seg.Key, batches[i].b)
+	msg, found, err := segment.FindTime(ctx, s.store, batches[i].seg.Key, batches[i].b, t)
 	if err != nil {
 		return ids.MessageID{}, false, err
 	}
-	for _, r := range rows {
-		if r.PublishTime >= t {
-			return ids.MessageID{Ledger: r.Ledger, Entry: r.Entry, Batch: r.BatchIndex}, true, nil
-		}
+	if !found {
+		return ids.MessageID{}, false, fmt.Errorf("%w: batch %s@%d has no row at or after its max publish time", ErrCorruption, batches[i].seg.Key, batches[i].b.Offset)
 	}
-	return ids.MessageID{}, false, fmt.Errorf("%w: batch %s@%d has no row at or after its max publish time", ErrCorruption, batches[i].seg.Key, batches[i].b.Offset)
+	return msg, true, nil
 }

@@ -157,7 +157,11 @@ func (s *Server) startLocked() error {
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
-	if err := waitLive(s.Endpoint, done); err != nil {
+	err = waitLive(s.Endpoint, done)
+	if err == nil {
+		err = s.waitServing(done)
+	}
+	if err != nil {
 		cmd.Process.Kill()
 		<-done
 		log, _ := os.ReadFile(filepath.Join(s.dir, "minio.log"))
@@ -187,6 +191,34 @@ func waitLive(addr string, exited <-chan struct{}) error {
 		}
 	}
 	return fmt.Errorf("minio not live after %v", startTimeout)
+}
+
+// waitServing polls an S3 request until it succeeds: MinIO answers the
+// liveness probe before it serves requests ("Server not initialized yet").
+func (s *Server) waitServing(exited <-chan struct{}) error {
+	c, err := minio.New(s.Endpoint, &minio.Options{
+		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), MaxRetries: 1,
+	})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := c.ListBuckets(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("minio not serving after %v: %v", startTimeout, err)
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("minio exited before it served requests")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func tail(b []byte, n int) []byte {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -79,8 +80,12 @@ func schemaMessage() ([]byte, error) {
 	return buf.Bytes()[:buf.Len()-8], nil // drop the end-of-stream marker
 }
 
+// cachedSchemaMessage is schemaMessage computed once: an immutable value
+// derived from the constant schema.
+var cachedSchemaMessage = sync.OnceValues(schemaMessage)
+
 func decodeMessage(data []byte) (arrow.Record, error) {
-	schema, err := schemaMessage()
+	schema, err := cachedSchemaMessage()
 	if err != nil {
 		return nil, err
 	}
@@ -285,4 +290,37 @@ func (a *rangeReaderAt) Seek(off int64, whence int) (int64, error) {
 		return 0, errors.New("segment: seek before start")
 	}
 	return a.pos, nil
+}
+
+// FindTime reads one record batch with a single range read, verifies its
+// CRC32C, and returns the message id of its first row whose publish time
+// is at or after t, scanning only the publish_time column. found is false
+// when every row is older than t.
+func FindTime(ctx context.Context, r RangeReader, key string, b metadata.BatchIndex, t int64) (id ids.MessageID, found bool, err error) {
+	data, err := r.Get(ctx, key, b.Offset, b.Length)
+	if err != nil {
+		return id, false, err
+	}
+	if int64(len(data)) != b.Length || crc32.Checksum(data, castagnoli) != b.CRC32C {
+		return id, false, corrupt("%s batch at %d: checksum mismatch", key, b.Offset)
+	}
+	rec, err := decodeMessage(data)
+	if err != nil {
+		return id, false, err
+	}
+	defer rec.Release()
+	if !rec.Schema().Equal(Schema()) || rec.NumRows() != b.Rows {
+		return id, false, corrupt("%s batch at %d: %d rows, index says %d", key, b.Offset, rec.NumRows(), b.Rows)
+	}
+	pub := rec.Column(colPublishTime).(*array.Timestamp)
+	for i := 0; i < pub.Len(); i++ {
+		if int64(pub.Value(i)) >= t {
+			return ids.MessageID{
+				Ledger: ids.LedgerID(rec.Column(colLedger).(*array.Uint64).Value(i)),
+				Entry:  ids.EntryID(rec.Column(colEntry).(*array.Int64).Value(i)),
+				Batch:  rec.Column(colBatchIndex).(*array.Int32).Value(i),
+			}, true, nil
+		}
+	}
+	return id, false, nil
 }
