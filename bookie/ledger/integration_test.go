@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-mq/strata/bookie"
 	"github.com/strata-mq/strata/bookie/ledger"
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/metadata/metatest"
@@ -446,5 +447,89 @@ func TestCreateRejectsBadQuorumsAndTooFewBookies(t *testing.T) {
 	}
 	if _, err := cl.Create(ctx, ledger.ClusterOptions()); !errors.Is(err, ledger.ErrNotEnoughBookies) {
 		t.Fatalf("3 of 1 bookies: %v", err)
+	}
+}
+
+func TestBadInputGetsTypedErrorsAndChangesNothing(t *testing.T) {
+	c := startClusterWith(t, 1, metatest.NewMemLedgerStore())
+	cl := ledger.NewClient(ledger.ClientConfig{MaxEntryBytes: 100}, c.store, c.list, nil)
+	t.Cleanup(func() { _ = cl.Close() })
+	ctx := context.Background()
+	w, err := cl.Create(ctx, ledger.StandaloneOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AppendSync(ctx, make([]byte, 101)); errcode.CodeOf(err) != errcode.MessageTooLarge {
+		t.Fatalf("oversize append: %v, want MESSAGE_TOO_LARGE", err)
+	}
+	if e, err := w.AppendSync(ctx, []byte("ok")); err != nil || e != 0 {
+		t.Fatalf("append after a rejected one: %d, %v; want entry 0", e, err)
+	}
+	l, err := w.Close(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][2]ids.EntryID{{-1, 0}, {1, 0}, {0, 1}} {
+		if _, err := cl.Read(ctx, l, r[0], r[1]); !errors.Is(err, ledger.ErrInvalidArgument) {
+			t.Fatalf("read %d..%d of a ledger closed at 0: %v, want ErrInvalidArgument", r[0], r[1], err)
+		}
+	}
+	if _, err := cl.Recover(ctx, 12345, nil); !errors.Is(err, ledger.ErrLedgerNotFound) {
+		t.Fatalf("recover of an unknown ledger: %v, want ErrLedgerNotFound", err)
+	}
+	if _, err := cl.WaitLAC(ctx, &metadata.Ledger{ID: l.ID, Fragments: l.Fragments}, 0, -time.Second); !errors.Is(err, ledger.ErrInvalidArgument) {
+		t.Fatalf("WaitLAC with a negative timeout: %v", err)
+	}
+}
+
+// Client.Close stops every writer: pending and later appends fail with
+// ErrLedgerClosed and the ledger stays open, for a recovery to close.
+func TestClientCloseStopsWritersAndLeavesTheLedgerToRecovery(t *testing.T) {
+	c := startClusterWith(t, 1, metatest.NewMemLedgerStore())
+	cl := c.client(t)
+	ctx := context.Background()
+	w, err := cl.Create(ctx, ledger.StandaloneOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AppendSync(ctx, payload(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AppendSync(ctx, payload(1)); !errors.Is(err, ledger.ErrLedgerClosed) {
+		t.Fatalf("append after Client.Close: %v, want ErrLedgerClosed", err)
+	}
+	l, err := c.store.GetLedger(ctx, w.ID())
+	if err != nil || l.State != metadata.LedgerOpen {
+		t.Fatalf("ledger after Client.Close: %+v, %v; want still open", l, err)
+	}
+	l, err = c.client(t).Recover(ctx, w.ID(), nil)
+	if err != nil || l.LastEntry != 0 {
+		t.Fatalf("recovered %+v, %v; want closed at 0", l, err)
+	}
+}
+
+func TestWaitLACWithoutProgressReturnsAfterTheTimeout(t *testing.T) {
+	c := startClusterWith(t, 1, metatest.NewMemLedgerStore())
+	cl := c.client(t)
+	ctx := context.Background()
+	w, err := cl.Create(ctx, ledger.StandaloneOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := c.store.GetLedger(ctx, w.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lac, err := cl.WaitLAC(ctx, l, 5, 50*time.Millisecond)
+	if err != nil || lac != 1 {
+		t.Fatalf("WaitLAC past the end: %d, %v; want the bookie's LAC 1 (piggy-backed on entry 2)", lac, err)
 	}
 }

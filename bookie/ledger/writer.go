@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -269,12 +270,18 @@ func (w *Writer) flush() bool {
 	}
 }
 
-// logChanges logs ensemble changes and fencing, once each.
+// logChanges logs ensemble changes (and closes the streams of replaced
+// bookies) and fencing, once each.
 func (w *Writer) logChanges() {
 	if n := len(w.sm.l.Fragments); n != w.fragments {
 		if w.fragments > 0 {
 			f := lastFragment(w.sm.l)
 			w.c.log.Info("ledger ensemble changed", "ledger", w.id, "first_entry", f.FirstEntry, "bookies", f.Bookies)
+			for b, st := range w.streams.streams {
+				if !slices.Contains(f.Bookies, b) {
+					w.streams.drop(st) // replaced: no add goes there any more
+				}
+			}
 		}
 		w.fragments = n
 	}
