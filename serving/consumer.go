@@ -144,18 +144,64 @@ func (t *topic) startPosition(ctx context.Context, req *servingpb.Subscribe) (*i
 	return &p, nil
 }
 
-// positionAt resolves a publish time through the node's TimeFinder hook (the
-// tiering tier's time index): the answer is the mark-delete position before
-// the first entry published at or after ts.
+// positionAt answers the mark-delete position just before the first entry
+// published at or after ts (the end of the topic when every entry is
+// older). Publish times increase strictly along a topic, so ledgers are
+// skipped by their recorded range and the entry is found by a binary search
+// of reads. Offloaded ledgers are searched by the node's TimeFinder (the
+// tiering tier's time index); without one they are Unimplemented.
 func (t *topic) positionAt(ctx context.Context, ts int64) (ids.Position, error) {
-	if t.n.times == nil {
-		return ids.Position{}, errcode.New(errcode.Unimplemented, "seeking by time is not available yet")
+	t.mu.Lock()
+	ls := append([]metadata.LedgerInfo(nil), t.mu.ml.Ledgers...)
+	for i := range ls {
+		ls[i].Entries = t.entriesLocked(i)
 	}
-	p, err := t.n.times.PositionAt(ctx, t.name, ts)
-	if err != nil {
-		return ids.Position{}, err
+	last := t.mu.lastPos
+	t.mu.Unlock()
+	for _, li := range ls {
+		if li.Entries == 0 || (li.Closed && li.LastPublishTime != 0 && li.LastPublishTime < ts) {
+			continue
+		}
+		if li.Offloaded {
+			if t.n.times == nil {
+				return ids.Position{}, errcode.New(errcode.Unimplemented, "ledger %d is offloaded and no time index is configured", li.ID)
+			}
+			p, err := t.n.times.PositionAt(ctx, t.name, ts)
+			if err != nil {
+				return ids.Position{}, err
+			}
+			return prevPosition(p), nil
+		}
+		e, found, err := t.searchLedger(ctx, li, ts)
+		if err != nil {
+			return ids.Position{}, err
+		}
+		if found {
+			return prevPosition(ids.Position{Ledger: li.ID, Entry: e}), nil
+		}
 	}
-	return prevPosition(p), nil
+	return last, nil
+}
+
+// searchLedger finds the first entry of li published at or after ts.
+func (t *topic) searchLedger(ctx context.Context, li metadata.LedgerInfo, ts int64) (ids.EntryID, bool, error) {
+	lo, hi := ids.EntryID(0), ids.EntryID(li.Entries)
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		es, err := t.readEntries(ctx, li.ID, mid, mid)
+		if err != nil {
+			return 0, false, unavailable("reading for a time seek", err)
+		}
+		if len(es) == 0 {
+			return 0, false, errcode.New(errcode.EntryNotFound, "entry %d:%d", li.ID, mid)
+		}
+		if es[0].batch.PublishTime >= ts {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, lo < ids.EntryID(li.Entries), nil
 }
 
 func (t *topic) attach(name string, req *servingpb.Subscribe, start *ids.Position) (*consumer, error) {

@@ -60,6 +60,11 @@
 // nacks gives its unacked entries back, redelivered with
 // redelivery_count+1. Non-durable subscriptions (readers) keep no cursor.
 //
+// Seeking by time (Seek, ResetCursor, a reader's start_time) relies on
+// publish times increasing strictly along a topic: ledgers are skipped by
+// their recorded publish-time range and the entry is found by a binary
+// search of bookie reads; offloaded ledgers go to the TimeFinder hook.
+//
 // Consumed ledgers are deleted (metadata and bookies) once every durable
 // subscription is past them and the namespace's retention has elapsed; a
 // topic without durable subscriptions keeps nothing past retention, as in

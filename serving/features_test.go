@@ -67,6 +67,10 @@ func TestReaderStartsAtAMessageIDAndSeekRewinds(t *testing.T) {
 	r := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, NonDurable: true, StartMessageId: start})
 	r.flow(100)
 	checkInOrder(t, r.receive(6), 5, 10)
+	byTime := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, NonDurable: true, StartTimeUnixNano: rs[7].GetPublishTimeUnixNano()})
+	byTime.flow(100)
+	checkInOrder(t, byTime.receive(3), 8, 10)
+	byTime.cancel()
 	seekTo := &servingpb.MessageId{Ledger: rs[1].GetLedger(), Entry: rs[1].GetEntry()}
 	if err := r.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Seek{Seek: &servingpb.Seek{To: &servingpb.Seek_MessageId{MessageId: seekTo}}}}); err != nil {
 		t.Fatal(err)
@@ -103,7 +107,7 @@ func TestReaderStartsAtAMessageIDAndSeekRewinds(t *testing.T) {
 
 func TestResetCursorRedeliversFromTheMessage(t *testing.T) {
 	c := newCluster(t)
-	n := c.start("a", nil)
+	n := c.start("a", func(cfg *serving.Config) { cfg.MaxLedgerEntries = 2 })
 	const topic = "reset"
 	p := mustProducer(t, n, topic, "p")
 	var rs []*servingpb.SendReceipt
@@ -121,8 +125,22 @@ func TestResetCursorRedeliversFromTheMessage(t *testing.T) {
 	if _, err := n.client.ResetCursor(ctx, &servingpb.ResetCursorRequest{Topic: topic, Subscription: "nope", To: &servingpb.ResetCursorRequest_MessageId{MessageId: to}, Execute: true}); errcode.CodeOf(errcode.FromError(err)) != errcode.SubscriptionNotFound {
 		t.Fatalf("reset of unknown subscription: %v", err)
 	}
-	if _, err := n.client.ResetCursor(ctx, &servingpb.ResetCursorRequest{Topic: topic, Subscription: "s", To: &servingpb.ResetCursorRequest_TimeUnixNano{TimeUnixNano: 1}}); errcode.CodeOf(errcode.FromError(err)) != errcode.Unimplemented {
-		t.Fatalf("reset by time: %v", err)
+	// Resolving a time (without executing) answers the first message at or
+	// after it, or the end of the topic.
+	for _, tc := range []struct {
+		at    int64
+		entry int64
+		end   bool
+	}{
+		{1, rs[0].GetEntry(), false},
+		{rs[3].GetPublishTimeUnixNano(), rs[3].GetEntry(), false},
+		{rs[3].GetPublishTimeUnixNano() - 1, rs[3].GetEntry(), false},
+		{rs[4].GetPublishTimeUnixNano() + 1, 0, true},
+	} {
+		resp, err := n.client.ResetCursor(ctx, &servingpb.ResetCursorRequest{Topic: topic, Subscription: "s", To: &servingpb.ResetCursorRequest_TimeUnixNano{TimeUnixNano: tc.at}})
+		if err != nil || resp.GetEndOfTopic() != tc.end || (!tc.end && resp.GetPosition().GetEntry() != tc.entry) {
+			t.Fatalf("resolve time %d: %v %v, want entry %d end %v", tc.at, resp, err, tc.entry, tc.end)
+		}
 	}
 	resp, err := n.client.ResetCursor(ctx, &servingpb.ResetCursorRequest{Topic: topic, Subscription: "s", To: &servingpb.ResetCursorRequest_MessageId{MessageId: to}, Execute: true})
 	if err != nil || resp.GetPosition().GetEntry() != to.GetEntry() {

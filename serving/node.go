@@ -19,8 +19,9 @@ import (
 	"google.golang.org/grpc"
 )
 
-// TimeFinder resolves a publish time to a position (the tiering tier's time
-// index): the first entry of the topic published at or after ts.
+// TimeFinder resolves a publish time to a position through the tiering
+// tier's time index, for topics whose ledgers were offloaded: the first
+// entry of the topic published at or after ts.
 type TimeFinder interface {
 	PositionAt(ctx context.Context, topic string, ts int64) (ids.Position, error)
 }
