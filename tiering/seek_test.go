@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"testing"
 
@@ -170,3 +171,43 @@ func TestSeekOnCorruptBatchIsTypedCorruption(t *testing.T) {
 		t.Fatalf("seek into corrupt batch: %v", err)
 	}
 }
+
+// memTopic adds a managed ledger to memLedgers.
+type memTopic struct {
+	memLedgers
+	ml *metadata.ManagedLedger
+}
+
+func (m memTopic) GetManagedLedger(_ context.Context, topic string) (*metadata.ManagedLedger, error) {
+	if topic != m.ml.Topic {
+		return &metadata.ManagedLedger{Topic: topic}, nil
+	}
+	return m.ml, nil
+}
+
+func TestTimeFinderReturnsTheEntryOfTheFirstMessageAtOrAfterT(t *testing.T) {
+	ctx := context.Background()
+	store := mustDir(t)
+	r := rand.New(rand.NewPCG(5, 6))
+	infos, ledgers, all := seekTopic(t, store, [][]int64{{10, 20, 20, 30}, {40, 50}}, r)
+	f := NewTimeFinder(store, memTopic{ledgers, &metadata.ManagedLedger{Topic: "t/n/seek", Ledgers: infos}})
+	for _, ts := range []int64{0, 10, 11, 20, 21, 35, 50} {
+		want, _ := firstAtOrAfter(all, ts)
+		p, err := f.PositionAt(ctx, "t/n/seek", ts)
+		if err != nil || p != want.Position() {
+			t.Fatalf("ts=%d: %v %v, want %v", ts, p, err, want.Position())
+		}
+	}
+	p, err := f.PositionAt(ctx, "t/n/seek", 51)
+	if err != nil || p != (ids.Position{Ledger: 11, Entry: 2}) {
+		t.Fatalf("past the end: %v %v", p, err)
+	}
+	infos = append(infos, metadata.LedgerInfo{ID: 99})
+	f = NewTimeFinder(store, memTopic{ledgers, &metadata.ManagedLedger{Topic: "t/n/seek", Ledgers: infos}})
+	if _, err := f.PositionAt(ctx, "t/n/seek", 51); !errors.Is(err, ErrNotOffloaded) {
+		t.Fatalf("answer on bookies: %v", err)
+	}
+}
+
+// The etcd metadata store serves a TimeFinder directly.
+var _ TopicLedgers = (*metadata.Store)(nil)
