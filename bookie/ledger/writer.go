@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -370,6 +371,8 @@ func (w *Writer) listBookies() {
 		ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.MetaTimeout)
 		defer cancel()
 		live, err := w.c.liveBookies(ctx)
+		// Writers should not all pick the same spare.
+		rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
 		w.post(func() { w.sm.bookiesListed(live, err) })
 	}()
 }
