@@ -99,6 +99,35 @@ func (a *ackState) isAcked(o order, p ids.Position) bool {
 	return o.cmp(p, a.markDelete) <= 0 || a.contains(p)
 }
 
+// ackThrough acknowledges every entry up to and including target (TTL
+// expiry): the mark-delete position moves to target when it is behind it.
+func (a *ackState) ackThrough(o order, target ids.Position) {
+	if o.cmp(target, a.markDelete) <= 0 {
+		return
+	}
+	for l, ss := range a.acked {
+		keep := ss[:0]
+		for _, s := range ss {
+			switch {
+			case o.cmp(ids.Position{Ledger: l, Entry: s.last}, target) <= 0:
+				a.count -= int64(s.last - s.first + 1)
+				continue
+			case o.cmp(ids.Position{Ledger: l, Entry: s.first}, target) <= 0:
+				a.count -= int64(target.Entry - s.first + 1)
+				s.first = target.Entry + 1
+			}
+			keep = append(keep, s)
+		}
+		if len(keep) == 0 {
+			delete(a.acked, l)
+		} else {
+			a.acked[l] = keep
+		}
+	}
+	a.markDelete = target
+	a.advance(o)
+}
+
 // reset moves the mark-delete position (backwards or forwards) and forgets
 // the individually acknowledged entries.
 func (a *ackState) reset(markDelete ids.Position) {

@@ -158,3 +158,23 @@ func FuzzDecodeRanges(f *testing.F) {
 		}
 	})
 }
+
+func TestAckThroughDropsSpansBehindTheTarget(t *testing.T) {
+	o := listOrder{ledgers: []ids.LedgerID{9, 4}, entries: []int64{10, 10}}
+	a := newAckState(pos(9, -1))
+	for _, p := range []ids.Position{pos(9, 3), pos(9, 4), pos(9, 5), pos(4, 2), pos(4, 6)} {
+		a.ack(o, p)
+	}
+	a.ackThrough(o, pos(9, 4))
+	if a.markDelete != pos(9, 5) || a.count != 2 || a.contains(pos(9, 5)) {
+		t.Fatalf("mark-delete %v count %d spans %v", a.markDelete, a.count, a.acked)
+	}
+	a.ackThrough(o, pos(9, 1)) // behind: no change
+	if a.markDelete != pos(9, 5) {
+		t.Fatalf("moved backwards to %v", a.markDelete)
+	}
+	a.ackThrough(o, pos(4, 1))
+	if a.markDelete != pos(4, 2) || a.count != 1 {
+		t.Fatalf("mark-delete %v count %d, want 4:2 and 1", a.markDelete, a.count)
+	}
+}

@@ -295,3 +295,30 @@ func TestNackedMessagesAreRedeliveredWithACount(t *testing.T) {
 		t.Fatalf("redelivery: %v, want only message 2 with count 1", re)
 	}
 }
+
+func TestMessagesPastTheTTLAreAcknowledgedOnEverySubscription(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) { cfg.TrimInterval = 50 * time.Millisecond; cfg.MaxLedgerEntries = 2 })
+	ctx := ctxT(t)
+	if _, err := n.client.SetNamespacePolicy(ctx, &servingpb.SetNamespacePolicyRequest{Namespace: "public/ttl",
+		Policy: &servingpb.NamespacePolicy{TtlMs: 1, RetentionMs: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	const topic = "public/ttl/t"
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
+	cs.cancel()
+	p := mustProducer(t, n, topic, "p")
+	for i := uint64(1); i <= 5; i++ {
+		p.mustSend(msg(i))
+	}
+	eventually(t, "backlog expired", func() error {
+		st, err := n.client.TopicStats(ctx, &servingpb.TopicStatsRequest{Topic: topic})
+		if err != nil {
+			return err
+		}
+		if b := st.GetSubscriptions()[0].GetBacklog(); b != 0 {
+			return fmt.Errorf("backlog %d", b)
+		}
+		return nil
+	})
+}

@@ -329,6 +329,29 @@ func (s *subscription) unassignLocked(c *consumer, positions []ids.Position) {
 	s.signal()
 }
 
+// expireLocked acknowledges everything up to target (messages past the
+// namespace's TTL), including entries delivered and not yet acknowledged.
+func (s *subscription) expireLocked(target ids.Position) {
+	o := s.t.orderLocked()
+	if o.cmp(target, s.acks.markDelete) <= 0 {
+		return
+	}
+	for pos, pe := range s.pending {
+		if o.cmp(pos, target) <= 0 {
+			delete(s.pending, pos)
+			if pe.owner != nil {
+				pe.owner.unacked--
+			}
+		}
+	}
+	s.acks.ackThrough(o, target)
+	if o.cmp(s.readPos, target) < 0 {
+		s.readPos = target
+	}
+	s.dirty = true
+	s.signal()
+}
+
 // resetLocked moves the cursor so that the next entry delivered is the one
 // after markDelete, forgetting deliveries in progress.
 func (s *subscription) resetLocked(markDelete ids.Position) {

@@ -13,6 +13,7 @@ import (
 // durable subscriptions keeps nothing past retention (as in Pulsar). The
 // current ledger is never deleted.
 func (t *topic) trim(ctx context.Context) {
+	t.expire(ctx)
 	if t.policy.RetentionMs < 0 {
 		return
 	}
@@ -41,6 +42,28 @@ func (t *topic) trim(ctx context.Context) {
 	t.mu.Unlock()
 	for _, li := range gone {
 		t.deleteLedger(ctx, li.ID)
+	}
+}
+
+// expire acknowledges, on every durable subscription, the messages older
+// than the namespace's TTL (an invariant-4 exception: expired messages may
+// be skipped unacknowledged).
+func (t *topic) expire(ctx context.Context) {
+	if t.policy.TTLMs <= 0 {
+		return
+	}
+	cutoff := time.Now().Add(-time.Duration(t.policy.TTLMs) * time.Millisecond).UnixNano()
+	target, err := t.positionAt(ctx, cutoff)
+	if err != nil {
+		t.log.Warn("finding expired messages", "err", err)
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.mu.subs {
+		if s.durable {
+			s.expireLocked(target)
+		}
 	}
 }
 
