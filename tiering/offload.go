@@ -80,6 +80,11 @@ type OffloaderConfig struct {
 	Logger *slog.Logger
 	// Now is the clock for CompletedAt; default time.Now.
 	Now func() time.Time
+	// SlowUpload: an object whose put, read-back and verification take
+	// longer than this is logged as a warning. Default 10s.
+	SlowUpload time.Duration
+	// Metrics; default unregistered ones.
+	Metrics *Metrics
 }
 
 func (c OffloaderConfig) withDefaults() OffloaderConfig {
@@ -109,6 +114,12 @@ func (c OffloaderConfig) withDefaults() OffloaderConfig {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.SlowUpload == 0 {
+		c.SlowUpload = 10 * time.Second
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
 	}
 	return c
 }
@@ -167,6 +178,7 @@ func (o *Offloader) Offload(ctx context.Context, l *metadata.Ledger) (*metadata.
 	u := &upload{o: o, ledger: l, dir: name.String()}
 	segs, err := u.run(ctx)
 	if err != nil {
+		o.cfg.Metrics.offloadFailures.Inc()
 		u.cleanup()
 		return nil, err
 	}
@@ -299,8 +311,10 @@ func (u *upload) putVerified(ctx context.Context, seg *segment.Segment, p *part)
 	for attempt := 1; ; attempt++ {
 		key := fmt.Sprintf("%s/%020d-%s.arrow", u.dir, uint64(u.ledger.ID), uuid.NewString())
 		p.keys = append(p.keys, key)
+		start := time.Now()
 		err := u.putOnce(ctx, key, seg)
 		if err == nil {
+			u.observe(key, len(seg.Data), time.Since(start))
 			x := seg.Index
 			p.meta = metadata.Segment{Key: key, Bytes: int64(len(seg.Data)), FirstEntry: x.FirstEntry, LastEntry: x.LastEntry, Batches: x.Batches}
 			return nil
@@ -309,6 +323,7 @@ func (u *upload) putVerified(ctx context.Context, seg *segment.Segment, p *part)
 		if !errcode.IsRetriable(err) || attempt >= u.o.cfg.MaxAttempts || ctx.Err() != nil {
 			return err
 		}
+		u.o.cfg.Metrics.offloadRetries.Inc()
 		u.o.cfg.Logger.Warn("tiering: segment upload failed, retrying", "key", key, "attempt", attempt, "err", err)
 		select {
 		case <-time.After(backoff):
@@ -316,6 +331,16 @@ func (u *upload) putVerified(ctx context.Context, seg *segment.Segment, p *part)
 			return ctx.Err()
 		}
 		backoff = min(2*backoff, u.o.cfg.MaxBackoff)
+	}
+}
+
+func (u *upload) observe(key string, size int, took time.Duration) {
+	m := u.o.cfg.Metrics
+	m.offloadObjects.Inc()
+	m.offloadBytes.Add(float64(size))
+	m.uploadSeconds.Observe(took.Seconds())
+	if took > u.o.cfg.SlowUpload {
+		u.o.cfg.Logger.Warn("tiering: slow segment upload", "key", key, "bytes", size, "took", took)
 	}
 }
 

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/strata-mq/strata/internal/entry"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
@@ -351,5 +354,92 @@ func TestReadAheadFetchesTheNextBatchesBeforeTheyAreAsked(t *testing.T) {
 	}
 	if n := store.gets.Load(); n != 3 {
 		t.Fatalf("reading the read-ahead batches made %d reads in all, want 3", n)
+	}
+}
+
+func TestMetricsCountOffloadedObjectsAndReads(t *testing.T) {
+	ctx := context.Background()
+	store, src := mustDir(t), &memSource{}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	l, _ := testLedger(src, 4, 100, 2, 100, 1, 1, 7)
+	o, err := NewOffloader(store, src, OffloaderConfig{Metrics: m, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Offload, err = o.Offload(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := NewReader(store, ReaderConfig{Metrics: m, ReadAheadBatches: -1})
+	defer r.Close()
+	for i := 0; i < 2; i++ {
+		if _, err := r.ReadEntries(ctx, l, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]float64{}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if c := f.GetMetric()[0].GetCounter(); c != nil {
+			got[f.GetName()] = c.GetValue()
+		}
+	}
+	want := map[string]float64{
+		"strata_tiering_offload_objects_total": 1, "strata_tiering_offload_bytes_total": float64(l.Offload.Segments[0].Bytes),
+		"strata_tiering_read_batches_total": 1, "strata_tiering_read_cache_hits_total": 1,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}
+
+func TestConcurrentReadersWithTinyCacheGetExactMessages(t *testing.T) {
+	ctx := context.Background()
+	store, src := mustDir(t), &memSource{}
+	l, batches := testLedger(src, 6, 400, 4, 300, 1, 1, 8)
+	off, err := testOffloader(t, store, src).Offload(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Offload = off
+	r, _ := NewReader(store, ReaderConfig{CacheBytes: 20 << 10, ReadAheadBatches: 3})
+	defer r.Close()
+	var g errgroup.Group
+	for w := 0; w < 4; w++ {
+		g.Go(func() error {
+			rnd := rand.New(rand.NewPCG(uint64(w), 9))
+			for i := 0; i < 30; i++ {
+				first := ids.EntryID(rnd.IntN(400))
+				last := min(first+ids.EntryID(rnd.IntN(40)), 399)
+				got, err := r.ReadEntries(ctx, l, first, last)
+				if err != nil {
+					return err
+				}
+				if len(got) != int(last-first+1) {
+					return fmt.Errorf("[%d,%d]: %d entries", first, last, len(got))
+				}
+				for j, er := range got {
+					b := batches[first+ids.EntryID(j)]
+					if er.Entry != first+ids.EntryID(j) || len(er.Rows) != len(b.Messages) ||
+						!bytes.Equal(er.Rows[0].Payload, b.Messages[0].Payload) {
+						return fmt.Errorf("entry %d differs", first+ids.EntryID(j))
+					}
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.bytes > 20<<10 && r.mu.lru.Len() > 1 {
+		t.Fatalf("cache holds %d bytes in %d batches, over its 20 KiB bound", r.mu.bytes, r.mu.lru.Len())
 	}
 }

@@ -25,6 +25,8 @@ type ReaderConfig struct {
 	// at the first entry boundary past it (always at least one entry).
 	// Default 8 MiB.
 	MaxReadBytes int64
+	// Metrics; default unregistered ones.
+	Metrics *Metrics
 }
 
 func (c ReaderConfig) withDefaults() ReaderConfig {
@@ -39,6 +41,9 @@ func (c ReaderConfig) withDefaults() ReaderConfig {
 	}
 	if c.MaxReadBytes == 0 {
 		c.MaxReadBytes = 8 << 20
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
 	}
 	return c
 }
@@ -227,6 +232,7 @@ func (r *Reader) batch(ctx context.Context, loc batchLoc) ([]segment.Row, error)
 	if el, ok := r.mu.cache[k]; ok {
 		r.mu.lru.MoveToFront(el)
 		r.mu.Unlock()
+		r.cfg.Metrics.cacheHits.Inc()
 		return el.Value.(*cached).rows, nil
 	}
 	f, ok := r.mu.inflight[k]
@@ -249,6 +255,8 @@ func (r *Reader) batch(ctx context.Context, loc batchLoc) ([]segment.Row, error)
 // run fetches one batch and publishes the result to f's waiters.
 func (r *Reader) run(ctx context.Context, k batchKey, idx metadata.BatchIndex, f *fetch) {
 	f.rows, f.err = segment.ReadBatch(ctx, r.store, k.key, idx)
+	r.cfg.Metrics.readBatches.Inc()
+	r.cfg.Metrics.readBytes.Add(float64(idx.Length))
 	r.mu.Lock()
 	delete(r.mu.inflight, k)
 	if f.err == nil {

@@ -26,11 +26,18 @@ type Seeker struct {
 	store   Store
 	ledgers LedgerGetter
 	reads   atomic.Int64
+	metrics *Metrics
 }
 
 // NewSeeker returns a seeker reading ledger metadata from ledgers.
 func NewSeeker(store Store, ledgers LedgerGetter) *Seeker {
-	return &Seeker{store: store, ledgers: ledgers}
+	return &Seeker{store: store, ledgers: ledgers, metrics: NewMetrics(nil)}
+}
+
+// WithMetrics makes the seeker count its reads in m and returns it.
+func (s *Seeker) WithMetrics(m *Metrics) *Seeker {
+	s.metrics = m
+	return s
 }
 
 // ObjectReads returns how many object reads all seeks made.
@@ -130,6 +137,7 @@ func (s *Seeker) seekLedger(ctx context.Context, id ids.LedgerID, t int64, res *
 	}
 	res.ObjectReads++
 	s.reads.Add(1)
+	s.metrics.seekReads.Inc()
 	msg, found, err := segment.FindTime(ctx, s.store, batches[i].seg.Key, batches[i].b, t)
 	if err != nil {
 		return ids.MessageID{}, false, err
