@@ -28,7 +28,6 @@ func (t *topic) load() {
 		t.mu.state = topicDropped
 		w := t.mu.w
 		t.mu.Unlock()
-		t.n.forget(t)
 		t.cancel()
 		if w != nil {
 			go func() { _ = w.Close(context.Background(), nil) }()
@@ -36,6 +35,7 @@ func (t *topic) load() {
 		if acquired {
 			t.n.release(t.owned)
 		}
+		t.n.forget(t)
 		close(t.ready)
 		return
 	}

@@ -209,7 +209,6 @@ func (t *topic) drop(reason string, err error, graceful bool) {
 	for _, c := range cons {
 		c.fail(err)
 	}
-	t.n.forget(t)
 	t.n.wg.Add(1)
 	go t.finishDrop(reason, wasServing, graceful, names, w, cur)
 }
@@ -235,6 +234,9 @@ func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []stri
 	if reason != reasonSession && reason != reasonKilled {
 		t.n.release(t.owned)
 	}
+	// Forgotten only after the release, so that a new load of the topic
+	// here cannot take the key that the release then deletes.
+	t.n.forget(t)
 }
 
 // Drop reasons (the label of strata_topic_drops_total).

@@ -183,10 +183,10 @@ func (m *Meta) DeleteTopic(ctx context.Context, name string) error {
 func (m *Meta) AcquireOwnership(ctx context.Context, s serving.Session, o metadata.Ownership) (metadata.Ownership, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cur, ok := m.owners[o.Topic]; ok {
-		return cur.o, false, nil
-	}
 	ss := s.(*Session)
+	if cur, ok := m.owners[o.Topic]; ok {
+		return cur.o, cur.sess == ss.id, nil // like etcd: the same lease re-acquires
+	}
 	if _, live := m.sessions[ss.id]; !live {
 		return metadata.Ownership{}, false, context.Canceled
 	}
