@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -17,7 +18,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "strata:", err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "strata: ") {
+			msg = "strata: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(exitCode(err))
 	}
 }
