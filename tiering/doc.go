@@ -19,8 +19,15 @@
 //
 // Object keys are <store prefix>/<tenant>/<namespace>/<topic>/<ledger>-<uuid>.arrow
 // with the ledger id zero-padded to 20 digits so that a listing is in
-// ledger order. Every object gets a fresh uuid, so a retried offload never
-// overwrites an object that an earlier attempt wrote and verified.
+// ledger order. Every object gets a fresh uuid (version 7, so the key
+// carries its creation time), so a retried offload never overwrites an
+// object that an earlier attempt wrote and verified. CollectGarbage deletes
+// objects that no metadata names once they are older than a cutoff.
+//   - TimeFinder: the serving tier's TimeFinder over a topic's managed
+//     ledger and the Seeker.
+//
+// Metrics are created by NewMetrics with the caller's registry and passed
+// in through the configs; nothing is global.
 //
 // Errors carry internal/errcode codes: ErrNotFound (EntryNotFound),
 // ErrUnavailable (Unavailable, retriable), ErrCorruption (Corruption),

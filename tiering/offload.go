@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-mq/strata/internal/entry"
@@ -309,7 +308,7 @@ func (u *upload) add(w *segment.Writer, e Entry) error {
 func (u *upload) putVerified(ctx context.Context, seg *segment.Segment, p *part) error {
 	backoff := u.o.cfg.Backoff
 	for attempt := 1; ; attempt++ {
-		key := fmt.Sprintf("%s/%020d-%s.arrow", u.dir, uint64(u.ledger.ID), uuid.NewString())
+		key := newObjectKey(u.dir, uint64(u.ledger.ID))
 		p.keys = append(p.keys, key)
 		start := time.Now()
 		err := u.putOnce(ctx, key, seg)
