@@ -15,7 +15,7 @@
 //     range GET per record batch, checksum verified, and read-ahead.
 //   - Seeker: the time lookup, a binary search over the ledgers' and the
 //     record batches' publish-time ranges kept in metadata, then one range
-//     GET.
+//     GET. TimeFinder wraps it for the serving tier (PositionAt by topic).
 //
 // Object keys are <store prefix>/<tenant>/<namespace>/<topic>/<ledger>-<uuid>.arrow
 // with the ledger id zero-padded to 20 digits so that a listing is in
@@ -23,8 +23,6 @@
 // carries its creation time), so a retried offload never overwrites an
 // object that an earlier attempt wrote and verified. CollectGarbage deletes
 // objects that no metadata names once they are older than a cutoff.
-//   - TimeFinder: the serving tier's TimeFinder over a topic's managed
-//     ledger and the Seeker.
 //
 // Metrics are created by NewMetrics with the caller's registry and passed
 // in through the configs; nothing is global.
