@@ -261,7 +261,10 @@ func (r *recoveryState) pumpAll() {
 // answer (reads go to fenced bookies only, so that "no such entry" proves
 // the bookie will never take the entry from the old writer). Found:
 // recovery adds to the bookies of its write set that lack it (or whose
-// read is not answered: they may have it).
+// read is not answered: they may have it). A recovery add carries the last
+// entry recovered so far as its LAC, never more: a later recoverer starts
+// reading after the highest LAC, so a LAC past an entry not yet recovered
+// (e-1 for entry e of the window) could leave a hole in the ledger.
 func (r *recoveryState) pump(e ids.EntryID, en *recEntry) {
 	for _, b := range r.writeSet(e) {
 		_, reading := en.readOut[b]
@@ -272,7 +275,7 @@ func (r *recoveryState) pump(e ids.EntryID, en *recEntry) {
 			// RequestTimeout passed: entries on Qa bookies move on without it.
 		case en.found && !en.have[b] && !adding && !reading:
 			en.addOut[b] = r.now
-			r.out.Adds = append(r.out.Adds, addOp{Bookie: b, Entry: e, LAC: e - 1, Payload: en.payload, Recovery: true})
+			r.out.Adds = append(r.out.Adds, addOp{Bookie: b, Entry: e, LAC: r.last, Payload: en.payload, Recovery: true})
 		case en.found:
 		case !r.fenced[b]:
 			r.sendFence(b)

@@ -169,10 +169,11 @@ type sim struct {
 	writerClosed bool
 	closeAt      time.Duration
 
-	recs   []*recoveryState
-	recAt  []time.Duration
-	recOut []*metadata.Ledger
-	final  *metadata.Ledger
+	recs    []*recoveryState
+	recAt   []time.Duration
+	recOut  []*metadata.Ledger
+	recDead []bool // the recoverer crashed: it does nothing more
+	final   *metadata.Ledger
 }
 
 func newSim(seed uint64, verbose bool) *sim {
@@ -273,8 +274,8 @@ func (s *sim) finished() bool {
 	if len(s.recs) == 0 || s.now < simFaultEnd {
 		return false
 	}
-	for _, r := range s.recs {
-		if r.phase != phaseDone {
+	for i, r := range s.recs {
+		if r.phase != phaseDone && !s.recDead[i] {
 			return false
 		}
 	}
@@ -285,7 +286,7 @@ func (s *sim) tick() {
 	s.w.tick(s.now)
 	s.pumpWriter()
 	for i, r := range s.recs {
-		if s.now >= s.recAt[i] {
+		if s.now >= s.recAt[i] && !s.recDead[i] {
 			r.tick(s.now)
 			s.pumpRecovery(i)
 		}
@@ -371,11 +372,24 @@ func (s *sim) startRecovery(at time.Duration) {
 	s.recs = append(s.recs, r)
 	s.recAt = append(s.recAt, s.now+at)
 	s.recOut = append(s.recOut, nil)
+	s.recDead = append(s.recDead, false)
 	s.at(at, func() {
 		s.logf("recoverer %d starts", i)
 		r.start(s.now)
 		s.pumpRecovery(i)
 	})
+	if i == 0 && s.rng.IntN(3) == 0 {
+		// The new owner dies in the middle of its recovery; another one
+		// takes over later and must finish the job.
+		s.at(at+time.Duration(s.rng.IntN(300))*time.Millisecond, func() {
+			if r.phase == phaseDone {
+				return
+			}
+			s.logf("recoverer %d crashes", i)
+			s.recDead[i] = true
+			s.startRecovery(time.Duration(s.rng.IntN(500)) * time.Millisecond)
+		})
+	}
 }
 
 // pumpWriter performs the writer machine's outputs.
@@ -447,7 +461,7 @@ func (s *sim) listBookies() {
 // pumpRecovery performs recoverer i's outputs.
 func (s *sim) pumpRecovery(i int) {
 	r := s.recs[i]
-	for {
+	for !s.recDead[i] {
 		o := r.ready()
 		if len(o.Fences) == 0 && len(o.Reads) == 0 && len(o.Adds) == 0 && o.Meta == nil && !o.Done {
 			return
@@ -574,6 +588,9 @@ func (s *sim) check() error {
 	s.final = s.meta
 	last := s.meta.LastEntry
 	for i, out := range s.recOut {
+		if s.recDead[i] {
+			continue
+		}
 		if out == nil || out.LastEntry != last || out.Version != s.meta.Version {
 			return fmt.Errorf("recoverer %d returned %+v, the store holds %+v", i, out, s.meta)
 		}
