@@ -18,7 +18,7 @@ export STRATA_MINIO_BIN := $(TOOLS)/minio
 export STRATA_NATS_BIN  := $(TOOLS)/nats-server
 
 # Fuzz targets run briefly by `make test` (package:FuzzName).
-FUZZ_TARGETS ?= ./internal/entry:FuzzDecode ./serving/cursor:FuzzDecode ./client:FuzzParseMessageID ./bookie/journal:FuzzDecode ./bookie/journal:FuzzScan ./bookie/index:FuzzDecodeCheckpoint ./metadata:FuzzDecode ./tiering/segment:FuzzDecodeBatch ./loadtest:FuzzDecodeHeader ./loadtest/chaos:FuzzParseSchedule ./serving:FuzzDecodeRanges
+FUZZ_TARGETS ?= ./internal/entry:FuzzDecode ./client:FuzzParseMessageID ./bookie/journal:FuzzDecode ./bookie/journal:FuzzScan ./bookie/index:FuzzDecodeCheckpoint ./metadata:FuzzDecode ./tiering/segment:FuzzDecodeBatch ./loadtest:FuzzDecodeHeader ./loadtest/chaos:FuzzParseSchedule ./serving:FuzzDecodeRanges
 FUZZ_TIME    ?= 5s
 
 .PHONY: all build run test test-only fuzz bench check proto tools clean

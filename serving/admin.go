@@ -12,7 +12,7 @@ import (
 )
 
 // maxPartitions bounds a partitioned topic.
-const maxPartitions = 1024
+const maxPartitions = metadata.MaxPartitions
 
 // CreateTopic creates a topic, or a partitioned topic and its partitions.
 func (n *Node) CreateTopic(ctx context.Context, req *servingpb.CreateTopicRequest) (*servingpb.CreateTopicResponse, error) {
@@ -24,14 +24,9 @@ func (n *Node) CreateTopic(ctx context.Context, req *servingpb.CreateTopicReques
 	if parts > maxPartitions {
 		return nil, errcode.New(errcode.InvalidArgument, "at most %d partitions", maxPartitions)
 	}
+	// The store writes the partitions' records in the same transaction.
 	if err := n.meta.CreateTopic(ctx, &metadata.Topic{Name: name.String(), Partitions: parts, CreatedAt: nowNanos()}); err != nil {
 		return nil, err
-	}
-	for i := 0; i < parts; i++ {
-		p := &metadata.Topic{Name: name.Partition(i).String(), PartitionOf: name.String(), CreatedAt: nowNanos()}
-		if err := n.meta.CreateTopic(ctx, p); err != nil && errcode.CodeOf(err) != errcode.TopicExists {
-			return nil, err
-		}
 	}
 	return &servingpb.CreateTopicResponse{}, nil
 }

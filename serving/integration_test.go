@@ -308,3 +308,19 @@ func TestRealClusterOwnerWhoseLedgerIsFencedCannotAppend(t *testing.T) {
 	cs.flow(10)
 	checkInOrder(t, cs.receive(2), 1, 2)
 }
+
+func TestRealClusterCreatesAPartitionedTopicWithItsPartitions(t *testing.T) {
+	c := newRealCluster(t, 3)
+	n := c.start("a")
+	if _, err := n.client.CreateTopic(ctxT(t), &servingpb.CreateTopicRequest{Topic: "public/default/parted", Partitions: 3}); err != nil {
+		t.Fatalf("create partitioned topic on etcd: %v", err)
+	}
+	got, err := n.client.GetTopic(ctxT(t), &servingpb.GetTopicRequest{Topic: "public/default/parted"})
+	if err != nil || got.GetTopic().GetPartitions() != 3 {
+		t.Fatalf("GetTopic = %v, %v; want 3 partitions", got, err)
+	}
+	for i := 0; i < 3; i++ {
+		p := mustProducer(t, n, fmt.Sprintf("public/default/parted-partition-%d", i), "p")
+		p.mustSend(msg(1))
+	}
+}

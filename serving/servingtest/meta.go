@@ -6,6 +6,7 @@ package servingtest
 
 import (
 	"context"
+	"github.com/strata-mq/strata/internal/errcode"
 	"sort"
 	"strings"
 	"sync"
@@ -133,11 +134,25 @@ func (m *Meta) ListNodes(ctx context.Context) ([]metadata.NodeInfo, error) {
 func (m *Meta) CreateTopic(ctx context.Context, t *metadata.Topic) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.topics[t.Name]; ok {
-		return metadata.ErrTopicExists
+	// Like the etcd store: partition records come only with their topic,
+	// all in one step.
+	if t.PartitionOf != "" {
+		return errcode.New(errcode.InvalidArgument, "servingtest: partition records are created with their topic")
+	}
+	parts := []metadata.Topic{*t}
+	for i := 0; i < t.Partitions; i++ {
+		parts = append(parts, metadata.Topic{Name: metadata.PartitionName(t.Name, i), PartitionOf: t.Name, CreatedAt: t.CreatedAt})
+	}
+	for _, p := range parts {
+		if _, ok := m.topics[p.Name]; ok {
+			return metadata.ErrTopicExists
+		}
 	}
 	t.Version = m.bump()
-	m.topics[t.Name] = *t
+	for _, p := range parts {
+		p.Version = t.Version
+		m.topics[p.Name] = p
+	}
 	return nil
 }
 
