@@ -63,7 +63,8 @@ func (r *run) handle(ctx context.Context, lc *loadConsumer, m Message) {
 	} else {
 		switch r.verifier.Received(lc.sub, lc.consumer, h) {
 		case InOrder, OutOfOrder:
-			r.rec.Received(now.Sub(time.Unix(0, h.SendUnixNano)), len(m.Payload))
+			sent := time.Unix(0, h.SendUnixNano)
+			r.rec.Received(sent, now.Sub(sent), len(m.Payload))
 		}
 	}
 	if m.Ack == nil {

@@ -135,7 +135,7 @@ func (r *run) sendOne(ctx context.Context, p *loadProducer, n int64) error {
 			return
 		}
 		r.verifier.Acked(h)
-		r.rec.Acked(time.Since(sent), size)
+		r.rec.Acked(sent, time.Since(sent), size)
 	})
 	if err != nil {
 		// Never handed to the broker (done will not be called): take the

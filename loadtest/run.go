@@ -140,6 +140,7 @@ func (r *run) produce(ctx context.Context, start time.Time) error {
 		wg.Go(func() { r.runProducer(pctx, p, start) })
 	}
 	wg.Wait()
+	r.rec.StopSending(time.Now())
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -70,9 +70,9 @@ type counters struct {
 type Recorder struct {
 	mu struct {
 		sync.Mutex
-		measuring    bool
-		measureStart time.Time
-		measureEnd   time.Time
+		measureStart time.Time // end of the warm-up
+		sendEnd      time.Time // producers stopped sending
+		measureEnd   time.Time // producers flushed: end of the throughput window
 		total        counters
 		pub, e2e     *hdrhistogram.Histogram // measured phase
 		win          counters
@@ -113,28 +113,50 @@ func recordClamped(h *hdrhistogram.Histogram, d time.Duration) {
 func (r *Recorder) StartMeasuring(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.mu.measuring = true
-	r.mu.measureStart = now
+	if r.mu.measureStart.IsZero() {
+		r.mu.measureStart = now
+	}
 }
 
-// StopMeasuring ends the measured phase (producers stopped).
+// StopSending marks when producers stopped: messages sent later (none,
+// normally) are not measured.
+func (r *Recorder) StopSending(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.sendEnd.IsZero() {
+		r.mu.sendEnd = now
+	}
+}
+
+// StopMeasuring ends the throughput window (producers flushed).
 func (r *Recorder) StopMeasuring(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.mu.measuring {
-		r.mu.measuring = false
+	if !r.mu.measureStart.IsZero() && r.mu.measureEnd.IsZero() {
 		r.mu.measureEnd = now
 	}
 }
 
-// Acked records an acknowledged send of size bytes and its publish latency.
-func (r *Recorder) Acked(latency time.Duration, size int) {
+// inWindowLocked reports whether a message sent at sent belongs to the
+// measured phase: sent after the warm-up and before the producers stopped.
+// Its acknowledgement or receipt may come later (during the flush and the
+// drain) and still counts, so that slow answers are not left out.
+func (r *Recorder) inWindowLocked(sent time.Time) bool {
+	if r.mu.measureStart.IsZero() || sent.Before(r.mu.measureStart) {
+		return false
+	}
+	return r.mu.sendEnd.IsZero() || !sent.After(r.mu.sendEnd)
+}
+
+// Acked records an acknowledged send of size bytes, sent at sent, and its
+// publish latency.
+func (r *Recorder) Acked(sent time.Time, latency time.Duration, size int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.mu.win.acked++
 	r.mu.win.ackedBytes += uint64(size)
 	recordClamped(r.mu.winPub, latency)
-	if r.mu.measuring {
+	if r.inWindowLocked(sent) {
 		r.mu.total.acked++
 		r.mu.total.ackedBytes += uint64(size)
 		recordClamped(r.mu.pub, latency)
@@ -149,14 +171,15 @@ func (r *Recorder) Failed() {
 	r.mu.total.failed++
 }
 
-// Received records a first receipt of size bytes and its end-to-end latency.
-func (r *Recorder) Received(latency time.Duration, size int) {
+// Received records a first receipt of size bytes of a message sent at
+// sent, and its end-to-end latency.
+func (r *Recorder) Received(sent time.Time, latency time.Duration, size int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.mu.win.received++
 	r.mu.win.receivedBytes += uint64(size)
 	recordClamped(r.mu.winE2E, latency)
-	if r.mu.measuring {
+	if r.inWindowLocked(sent) {
 		r.mu.total.received++
 		r.mu.total.receivedBytes += uint64(size)
 		recordClamped(r.mu.e2e, latency)
@@ -204,7 +227,7 @@ func (r *Recorder) Totals(now time.Time) Totals {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	end := r.mu.measureEnd
-	if r.mu.measuring || end.IsZero() {
+	if end.IsZero() {
 		end = now
 	}
 	secs := 0.0
