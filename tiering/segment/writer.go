@@ -229,7 +229,9 @@ func (w *Writer) release() {
 // encodeFile writes the IPC file and returns it with the file offset at
 // which each record batch's message ends.
 func (w *Writer) encodeFile(index string) ([]byte, []int64, error) {
-	var buf seekBuffer
+	// The rows' estimated size plus room for validity bitmaps, offsets and
+	// padding, so the buffer rarely grows.
+	buf := seekBuffer{b: make([]byte, 0, w.size+w.size/4+64<<10)}
 	fw, err := ipc.NewFileWriter(&buf, ipc.WithSchema(schemaWithIndex(index)), ipc.WithAllocator(w.mem))
 	if err != nil {
 		return nil, nil, internal("open ipc writer: %v", err)
