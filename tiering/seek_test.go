@@ -108,7 +108,7 @@ func firstAtOrAfter(all []msgTime, t int64) (ids.MessageID, bool) {
 func TestSeekFindsExactlyTheFirstMessageAtOrAfterT(t *testing.T) {
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(2026, 11))
-	for round := 0; round < 24; round++ {
+	for round := 0; round < 16; round++ {
 		ordered := round%4 != 3
 		store := mustDir(t)
 		infos, ledgers, all := seekTopic(t, store, schedule(r, ordered), r)
