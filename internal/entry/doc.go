@@ -15,7 +15,8 @@
 //	  sequence id  uvarint
 //	  event time   varint, unix nanoseconds, 0 when unset
 //	  key          uvarint length, bytes
-//	  properties   uvarint count, then count × (uvarint len, key bytes, uvarint len, value bytes)
+//	  properties   uvarint count, then count × (uvarint len, key bytes, uvarint len, value bytes),
+//	               in increasing key order
 //	  payload      uvarint length, bytes
 //	crc32c       4 bytes little-endian, Castagnoli, over every byte before it
 //

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"maps"
+	"slices"
 
 	"github.com/strata-mq/strata/internal/errcode"
 )
@@ -76,9 +78,11 @@ func AppendEncode(dst []byte, b *Batch) []byte {
 		dst = binary.AppendVarint(dst, m.EventTime)
 		dst = appendString(dst, m.Key)
 		dst = binary.AppendUvarint(dst, uint64(len(m.Properties)))
-		for k, v := range m.Properties {
+		// Sorted keys make the encoding deterministic, so an entry rebuilt
+		// from an offloaded segment has the bytes it was written with.
+		for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
 			dst = appendString(dst, k)
-			dst = appendString(dst, v)
+			dst = appendString(dst, m.Properties[k])
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(m.Payload)))
 		dst = append(dst, m.Payload...)

@@ -80,3 +80,17 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestEncodeIsDeterministicWithManyProperties(t *testing.T) {
+	props := map[string]string{}
+	for i := range 20 {
+		props[string(rune('a'+i))] = "v"
+	}
+	b := &Batch{Messages: []Message{{Properties: props, Payload: []byte("x")}}}
+	first := Encode(b)
+	for range 20 {
+		if !bytes.Equal(Encode(b), first) {
+			t.Fatal("two encodings of one batch differ")
+		}
+	}
+}
