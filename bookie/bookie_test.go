@@ -3,6 +3,7 @@ package bookie
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,11 +54,11 @@ func openBookie(t *testing.T, cfg Config) *Bookie {
 }
 
 func payload(l ids.LedgerID, e ids.EntryID, n int) []byte {
-	r := rand.New(rand.NewPCG(uint64(l), uint64(e)))
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], uint64(l))
+	binary.LittleEndian.PutUint64(seed[8:], uint64(e))
 	p := make([]byte, n)
-	for i := range p {
-		p[i] = byte(r.Uint32())
-	}
+	rand.NewChaCha8(seed).Read(p)
 	return p
 }
 

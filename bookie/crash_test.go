@@ -3,6 +3,7 @@ package bookie
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -104,11 +105,12 @@ type crashWriter struct {
 }
 
 func (w *crashWriter) payload(e ids.EntryID) []byte {
-	r := rand.New(rand.NewPCG(w.seed, uint64(e)))
-	p := make([]byte, 1+r.IntN(64<<10))
-	for i := range p {
-		p[i] = byte(r.Uint32())
-	}
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], w.seed)
+	binary.LittleEndian.PutUint64(seed[8:], uint64(e))
+	r := rand.NewChaCha8(seed)
+	p := make([]byte, 1+r.Uint64()%(64<<10))
+	r.Read(p)
 	return p
 }
 
