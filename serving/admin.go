@@ -289,11 +289,3 @@ func (n *Node) DeleteSubscription(ctx context.Context, req *servingpb.DeleteSubs
 	}
 	return &servingpb.DeleteSubscriptionResponse{}, nil
 }
-
-// TriggerOffload belongs to the tiering tier, which has not landed.
-func (n *Node) TriggerOffload(ctx context.Context, req *servingpb.TriggerOffloadRequest) (*servingpb.TriggerOffloadResponse, error) {
-	if _, err := canonical(req.GetTopic()); err != nil {
-		return nil, err
-	}
-	return nil, errcode.New(errcode.Unimplemented, "offload is not available yet")
-}

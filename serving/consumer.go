@@ -162,15 +162,16 @@ func (t *topic) positionAt(ctx context.Context, ts int64) (ids.Position, error) 
 		if li.Entries == 0 || (li.Closed && li.LastPublishTime != 0 && li.LastPublishTime < ts) {
 			continue
 		}
-		if li.Offloaded {
-			if t.n.times == nil {
-				return ids.Position{}, errcode.New(errcode.Unimplemented, "ledger %d is offloaded and no time index is configured", li.ID)
-			}
+		if li.Offloaded && t.n.times != nil {
 			p, err := t.n.times.PositionAt(ctx, t.name, ts)
-			if err != nil {
+			if err == nil {
+				return prevPosition(p), nil
+			}
+			if errcode.CodeOf(err) != errcode.EntryNotFound {
 				return ids.Position{}, err
 			}
-			return prevPosition(p), nil
+			// The time index knows the answer is in a ledger it has not
+			// offloaded (its view of the ledgers differs): search here.
 		}
 		e, found, err := t.searchLedger(ctx, li, ts)
 		if err != nil {

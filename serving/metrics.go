@@ -15,6 +15,9 @@ type metrics struct {
 	takeovers         prometheus.Counter     //
 	drops             *prometheus.CounterVec // by reason
 	sendErrors        *prometheus.CounterVec // by code
+	offloadedLedgers  prometheus.Counter     //
+	offloadFailures   prometheus.Counter     // failed offload passes
+	tierReadErrors    prometheus.Counter     // failed object-store reads
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,10 +44,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_topic_drops_total", Help: "Topics dropped, by reason."}, []string{"reason"}),
 		sendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_send_errors_total", Help: "Batches rejected, by error code."}, []string{"code"}),
+		offloadedLedgers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_offloaded_ledgers_total", Help: "Ledgers offloaded to the object store."}),
+		offloadFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_offload_failures_total", Help: "Offload passes that failed (retried with backoff)."}),
+		tierReadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_tier_read_errors_total", Help: "Reads of offloaded ledgers that failed."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.publishedMessages, m.publishedBytes, m.publishLatency, m.bookieWrite,
-			m.deliveredMessages, m.backlog, m.ownedTopics, m.takeovers, m.drops, m.sendErrors)
+			m.deliveredMessages, m.backlog, m.ownedTopics, m.takeovers, m.drops, m.sendErrors,
+			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors)
 	}
 	return m
 }

@@ -35,6 +35,7 @@ type Node struct {
 	meta    Meta
 	ledgers Ledgers
 	times   TimeFinder
+	tier    *tier // nil: no object store
 	log     *slog.Logger
 	m       *metrics
 	gather  prometheus.Gatherer
@@ -184,6 +185,7 @@ func (n *Node) Close() error {
 	n.dropAll(reasonUnload, errcode.New(errcode.NotOwner, "node %s is shutting down", n.cfg.NodeID), true)
 	n.cancel()
 	n.wg.Wait()
+	n.closeTier()
 	n.mu.Lock()
 	s := n.mu.session
 	n.mu.Unlock()
@@ -204,6 +206,7 @@ func (n *Node) Kill() {
 	n.cancel()
 	n.dropAll(reasonKilled, errcode.New(errcode.Closed, "node killed"), false)
 	n.wg.Wait()
+	n.closeTier()
 	if s := n.session(); s != nil {
 		s.Close()
 	}

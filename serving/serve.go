@@ -33,6 +33,9 @@ type ServeOptions struct {
 	Mount func(mux *http.ServeMux)
 	// Ready, when set, is called once the node is registered and serving.
 	Ready func(n *Node)
+	// Tier, when set, enables offload to and reads from its object store;
+	// a nil BookieDeleter gets one over Store (closed when Serve returns).
+	Tier *TierConfig
 }
 
 // Serve runs a serving node until ctx ends, then unloads its topics
@@ -47,6 +50,17 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	n, err := New(o.Config, o.Store, o.Ledgers, o.Log, o.Registry)
 	if err != nil {
 		return err
+	}
+	if o.Tier != nil {
+		tc := *o.Tier
+		if tc.BookieDeleter == nil {
+			d := NewBookieDeleter(o.Store, o.Store, o.Log)
+			defer d.Close()
+			tc.BookieDeleter = d
+		}
+		if err := n.EnableTiering(tc); err != nil {
+			return err
+		}
 	}
 	gs := grpc.NewServer(n.ServerOptions()...)
 	n.Register(gs)

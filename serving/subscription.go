@@ -194,11 +194,25 @@ func (s *subscription) fetch(id ids.LedgerID, first ids.Position, last ids.Entry
 	return true
 }
 
-// readEntries reads and decodes entries of one ledger from the bookies.
+// readEntries reads and decodes entries of one ledger: from the object
+// store once its offload is complete (so that deleting the bookie copy
+// never races a read), else from the bookies. It may answer a prefix.
 func (t *topic) readEntries(ctx context.Context, id ids.LedgerID, first, last ids.EntryID) ([]*cachedEntry, error) {
 	l, err := t.n.meta.GetLedger(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if t.n.tier != nil && readable(l) {
+		es, err := t.n.tier.readOffloaded(ctx, l, first, last)
+		if err == nil {
+			return es, nil
+		}
+		t.n.m.tierReadErrors.Inc()
+		if !isCorruption(err) || l.Offload.State != metadata.OffloadComplete {
+			return nil, err
+		}
+		// The bookies still hold a verified copy: serve it, never bad bytes.
+		t.log.Error("offloaded ledger is corrupt in the object store; reading the bookies", "ledger", id, "err", err)
 	}
 	raw, err := t.n.ledgers.Read(ctx, l, first, last)
 	if err != nil {

@@ -50,6 +50,10 @@ type topic struct {
 	// across their metadata I/O. LOCKORDER: mlMu before mu.
 	mlMu sync.Mutex
 
+	// tier is the offload state; tier.mu serialises offload and trim.
+	// LOCKORDER: tier.mu before mlMu.
+	tier topicTier
+
 	mu struct {
 		sync.Mutex
 		state topicState
@@ -146,6 +150,12 @@ func (t *topic) run() {
 	defer roll.Stop()
 	defer flush.Stop()
 	defer trim.Stop()
+	var offload <-chan time.Time
+	if t.n.tier != nil {
+		tick := time.NewTicker(t.n.tier.cfg.Interval)
+		defer tick.Stop()
+		offload = tick.C
+	}
 	for {
 		select {
 		case <-t.ctx.Done():
@@ -158,6 +168,8 @@ func (t *topic) run() {
 			t.flushCursors(t.ctx)
 		case <-trim.C:
 			t.trim(t.ctx)
+		case <-offload:
+			t.maybeOffload()
 		}
 	}
 }

@@ -17,6 +17,13 @@ func (t *topic) trim(ctx context.Context) {
 	if t.policy.RetentionMs < 0 {
 		return
 	}
+	// Never while an offload pass runs: it may be uploading or deleting a
+	// ledger this trim would delete. The next round retries.
+	if !t.tier.mu.TryLock() {
+		t.log.Debug("trim skipped: an offload is running")
+		return
+	}
+	defer t.tier.mu.Unlock()
 	t.mlMu.Lock()
 	defer t.mlMu.Unlock()
 	t.mu.Lock()
@@ -101,8 +108,15 @@ func (t *topic) trimmableLocked(now time.Time) int {
 	return n
 }
 
+// deleteLedger deletes a trimmed ledger: its segment objects when it was
+// offloaded (before its metadata, which names them; objects left behind
+// by a failure are named by nothing and collected by
+// tiering.CollectGarbage), its bookie copy and its metadata.
 func (t *topic) deleteLedger(ctx context.Context, id ids.LedgerID) {
 	l, err := t.n.meta.GetLedger(ctx, id)
+	if err == nil && l.Offload != nil && t.n.tier != nil {
+		t.deleteSegments(l.Offload.Segments)
+	}
 	if err == nil {
 		err = t.n.ledgers.Delete(ctx, l)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/strata-mq/strata/bookie/ledger"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving"
+	"github.com/strata-mq/strata/tiering"
 )
 
 func newServeCmd() *cobra.Command {
@@ -35,7 +37,34 @@ func newServeCmd() *cobra.Command {
 	f.Int("ensemble", 1, "default ensemble size E for namespaces that set none")
 	f.Int("write-quorum", 1, "default write quorum Qw")
 	f.Int("ack-quorum", 1, "default ack quorum Qa")
+	addTierFlags(cmd, "object store for offloaded ledgers: s3://bucket/prefix?endpoint=host:port&secure=false or a directory (default: none, offload disabled)")
 	return cmd
+}
+
+// addTierFlags adds --object-store and --offload-interval.
+func addTierFlags(cmd *cobra.Command, storeHelp string) {
+	cmd.Flags().String("object-store", "", storeHelp)
+	cmd.Flags().Duration("offload-interval", 30*time.Second, "how often each topic checks its namespace's offload policy")
+}
+
+// tierConfig opens the object store that --object-store names (def when
+// the flag is empty); nil, with a log line, when neither names one.
+func tierConfig(cmd *cobra.Command, def string, reg prometheus.Registerer, log *slog.Logger) (*serving.TierConfig, error) {
+	url, _ := cmd.Flags().GetString("object-store")
+	if url == "" {
+		url = def
+	}
+	if url == "" {
+		log.Info("no --object-store: offload disabled")
+		return nil, nil
+	}
+	st, err := tiering.OpenStore(cmd.Context(), url)
+	if err != nil {
+		return nil, fmt.Errorf("object store: %w", err)
+	}
+	every, _ := cmd.Flags().GetDuration("offload-interval")
+	log.Info("object store", "url", url)
+	return &serving.TierConfig{Store: st, Interval: every, Metrics: tiering.NewMetrics(reg)}, nil
 }
 
 func runServe(cmd *cobra.Command, _ []string) error {
@@ -73,7 +102,15 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg := serving.Config{NodeID: str("node-id"), GRPCAddr: advertise, LeaseTTL: ttl,
 		Ensemble: num("ensemble"), WriteQuorum: num("write-quorum"), AckQuorum: num("ack-quorum")}
-	return serving.Serve(ctx, serving.ServeOptions{Config: cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg,
+	tc, err := tierConfig(cmd, "", reg, log)
+	if err != nil {
+		glis.Close()
+		if hlis != nil {
+			hlis.Close()
+		}
+		return err
+	}
+	return serving.Serve(ctx, serving.ServeOptions{Config: cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc,
 		Ready: func(n *serving.Node) { log.Info("serving", "grpc", advertise, "http", str("http-addr")) }})
 }
 

@@ -41,6 +41,7 @@ func newStandaloneCmd() *cobra.Command {
 	f.String("etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd (port 0: any free port)")
 	f.String("etcd", "", "external etcd endpoints, comma separated (default: run etcd embedded)")
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: the bookie acknowledges adds without fsync")
+	addTierFlags(cmd, "object store for offloaded ledgers: a directory or s3://bucket/prefix?endpoint=host:port&secure=false (default: <data-dir>/objects)")
 	return cmd
 }
 
@@ -98,8 +99,16 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	grpcAddr := serving.AdvertisedAddr(glis.Addr().String())
 	cfg := serving.Config{GRPCAddr: grpcAddr, Ensemble: 1, WriteQuorum: 1, AckQuorum: 1}
+	tc, err := tierConfig(cmd, filepath.Join(dir, "objects"), reg, log)
+	if err != nil {
+		glis.Close()
+		if hlis != nil {
+			hlis.Close()
+		}
+		return err
+	}
 	return serving.Serve(ctx, serving.ServeOptions{
-		Config: cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg,
+		Config: cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc,
 		Ready: func(*serving.Node) {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "strata standalone is running (data in %s)\n", dir)

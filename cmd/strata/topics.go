@@ -18,7 +18,7 @@ func newTopicsCmd() *cobra.Command {
 		Short: "Create, list, delete and inspect topics",
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
-	cmd.AddCommand(topicsCreateCmd(&url), topicsListCmd(&url), topicsDeleteCmd(&url), topicsStatsCmd(&url))
+	cmd.AddCommand(topicsCreateCmd(&url), topicsListCmd(&url), topicsDeleteCmd(&url), topicsStatsCmd(&url), topicsOffloadCmd(&url))
 	return cmd
 }
 
@@ -133,6 +133,33 @@ func topicsStatsCmd(url *string) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), all[0])
 			}
 			return writeJSON(cmd.OutOrStdout(), all)
+		},
+	}
+}
+
+func topicsOffloadCmd(url *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "offload TOPIC",
+		Short: "Offload every closed ledger of a topic to the object store now",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, done, err := adminFor(cmd, *url)
+			if err != nil {
+				return err
+			}
+			defer done()
+			names, err := a.PartitionNames(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			for _, name := range names {
+				n, err := a.TriggerOffload(cmd.Context(), name)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "offloaded %d ledgers of %s\n", n, name)
+			}
+			return nil
 		},
 	}
 }
