@@ -24,7 +24,7 @@ const (
 )
 
 // request is one journal operation, answered exactly once through done.
-// done must never block: it runs on the journal writer goroutine.
+// done must never block: it runs on the journal writer or syncer goroutine.
 type request struct {
 	op       opKind
 	ledger   ids.LedgerID

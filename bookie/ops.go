@@ -50,7 +50,7 @@ func (b *Bookie) Add(ctx context.Context, e Entry) error {
 }
 
 // AddAsync queues e and calls done once with its outcome (nil once
-// durable). done runs on the journal writer goroutine and must not block.
+// durable). done runs on a journal goroutine and must not block.
 // If AddAsync returns an error, done is never called.
 func (b *Bookie) AddAsync(ctx context.Context, e Entry, done func(error)) error {
 	if err := b.checkEntry(&e); err != nil {

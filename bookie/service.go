@@ -46,8 +46,8 @@ type service struct {
 
 // addStream is the state of one Add stream: admission limits and the
 // response queue. Every admitted or rejected add holds one slot until its
-// response is sent, so pushing a response never blocks (the journal writer
-// pushes them).
+// response is sent, so pushing a response never blocks (the journal
+// goroutines push them).
 type addStream struct {
 	out      chan *bookiepb.AddResponse
 	slots    chan struct{}
