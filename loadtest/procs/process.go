@@ -104,7 +104,7 @@ func (p *Process) Start() error {
 		return fmt.Errorf("procs: %s already %v", p.spec.Name, p.mu.state)
 	}
 	cmd := exec.Command(p.spec.Path, p.spec.Args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = sysProcAttr()
 	out, err := p.openLog()
 	if err != nil {
 		return err

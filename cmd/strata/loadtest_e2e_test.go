@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runBin runs the built strata binary (strataBin, from e2e_test.go) with
+// args and returns its stdout, stderr and exit code.
+func runBin(t *testing.T, timeout time.Duration, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, strataBin, args...)
+	// On timeout, SIGQUIT: the Go runtime prints every goroutine's stack to
+	// stderr, which the failure message shows. (Its children die with it:
+	// loadtest/procs sets Pdeathsig.)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("strata %v: %v\n%s", args, err, stderr.String())
+		}
+		code = ee.ExitCode()
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func readResult(t *testing.T, path string) map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res map[string]any
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatalf("%v\n%s", err, raw)
+	}
+	return res
+}
+
+// TestLoadtestAgainstItsOwnStandaloneLosesNothing runs `strata loadtest`
+// without --url: it starts a real standalone from its own binary, loads it,
+// verifies and stops it.
+func TestLoadtestAgainstItsOwnStandaloneLosesNothing(t *testing.T) {
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	_, stderr, code := runBin(t, 90*time.Second, "loadtest", "--duration", "2s", "--rate", "200",
+		"--partitions", "2", "--size", "256", "--json", jsonPath)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	res := readResult(t, jsonPath)
+	if res["lost"].(float64) != 0 || res["out_of_order"].(float64) != 0 || res["messages_acked"].(float64) == 0 ||
+		res["messages_received"].(float64) != res["messages_acked"].(float64) {
+		t.Fatalf("result %v", res)
+	}
+}
+
+// TestLoadtestChaosKillsLoseNothingAcknowledged runs the chaos mode on a
+// real local cluster (3 bookies, 2 serving nodes, E=3 Qw=3 Qa=2): a bookie
+// and a serving node are SIGKILLed and restarted under load, and nothing
+// acknowledged may be lost or reordered.
+func TestLoadtestChaosKillsLoseNothingAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a five-process cluster")
+	}
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	out, stderr, code := runBin(t, 150*time.Second, "loadtest", "--cluster", "local", "--duration", "8s",
+		"--rate", "200", "--size", "256", "--chaos", "kill-bookie@1s/2s,kill-serving@3s/2s", "--seed", "3",
+		"--json", jsonPath)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	res := readResult(t, jsonPath)
+	if res["lost"].(float64) != 0 || res["out_of_order"].(float64) != 0 || res["messages_acked"].(float64) == 0 {
+		t.Fatalf("result %v\n%s", res, stderr)
+	}
+}
