@@ -19,7 +19,9 @@ import (
 const readChunkBytes = 1 << 20
 
 // Register registers the bookie's gRPC service on s. The server should be
-// built with ServerOptions (error interceptors and message size limits).
+// built with ServerOptions (error interceptors and message size limits);
+// the service also converts its own errors with errcode.ToStatus, so codes
+// cross the wire even on a server without the interceptors.
 func (b *Bookie) Register(s *grpc.Server) {
 	bookiepb.RegisterBookieServer(s, &service{b: b})
 }
@@ -75,7 +77,7 @@ func (s *service) Add(stream bookiepb.Bookie_AddServer) error {
 	if serr := <-sendErr; err == nil {
 		err = serr
 	}
-	return err
+	return errcode.ToStatus(err)
 }
 
 func (s *service) recvLoop(stream bookiepb.Bookie_AddServer, as *addStream) error {
@@ -182,7 +184,7 @@ func (s *service) Read(req *bookiepb.ReadRequest, stream bookiepb.Bookie_ReadSer
 	if ferr := flush(); err == nil {
 		err = ferr
 	}
-	return err
+	return errcode.ToStatus(err)
 }
 
 // ReadLAC answers the ledger's LAC, long-polling when timeout_ms > 0.
@@ -190,7 +192,7 @@ func (s *service) ReadLAC(ctx context.Context, req *bookiepb.ReadLACRequest) (*b
 	wait := time.Duration(req.TimeoutMs) * time.Millisecond
 	info, err := s.b.ReadLAC(ctx, ids.LedgerID(req.LedgerId), ids.EntryID(req.PreviousLac), wait)
 	if err != nil {
-		return nil, err
+		return nil, errcode.ToStatus(err)
 	}
 	return &bookiepb.ReadLACResponse{Lac: int64(info.LAC), LastEntry: int64(info.Last), Fenced: info.Fenced}, nil
 }
@@ -199,7 +201,7 @@ func (s *service) ReadLAC(ctx context.Context, req *bookiepb.ReadLACRequest) (*b
 func (s *service) Fence(ctx context.Context, req *bookiepb.FenceRequest) (*bookiepb.FenceResponse, error) {
 	lac, last, err := s.b.Fence(ctx, ids.LedgerID(req.LedgerId))
 	if err != nil {
-		return nil, err
+		return nil, errcode.ToStatus(err)
 	}
 	return &bookiepb.FenceResponse{Lac: int64(lac), LastEntry: int64(last)}, nil
 }
@@ -207,7 +209,7 @@ func (s *service) Fence(ctx context.Context, req *bookiepb.FenceRequest) (*booki
 // Delete deletes the ledger durably.
 func (s *service) Delete(ctx context.Context, req *bookiepb.DeleteRequest) (*bookiepb.DeleteResponse, error) {
 	if err := s.b.Delete(ctx, ids.LedgerID(req.LedgerId)); err != nil {
-		return nil, err
+		return nil, errcode.ToStatus(err)
 	}
 	return &bookiepb.DeleteResponse{}, nil
 }

@@ -174,6 +174,26 @@ func TestGRPCAddLimitsReturnTypedPerAddErrors(t *testing.T) {
 func TestGRPCErrorsAreTypedAcrossTheWire(t *testing.T) {
 	ctx := context.Background()
 	_, c := startService(t, testConfig(t.TempDir()))
+	testTypedErrors(t, ctx, c)
+}
+
+// TestGRPCErrorsAreTypedWithoutInterceptors: a server built without
+// ServerOptions still carries the codes.
+func TestGRPCErrorsAreTypedWithoutInterceptors(t *testing.T) {
+	b := openBookie(t, testConfig(t.TempDir()))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	b.Register(s)
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	c, _ := dial(t, lis.Addr().String())
+	testTypedErrors(t, context.Background(), c)
+}
+
+func testTypedErrors(t *testing.T, ctx context.Context, c bookiepb.BookieClient) {
 	st, _ := c.Add(ctx)
 	st.Send(&bookiepb.AddRequest{RequestId: 1, LedgerId: 3, EntryId: 0, Lac: -1, Payload: []byte("a")})
 	if r, err := st.Recv(); err != nil || r.ErrorCode != 0 {
