@@ -75,7 +75,7 @@ func (t *topic) offloadPass(ctx context.Context, force bool) (int, error) {
 			count++
 		}
 	}
-	if err := t.deleteOffloaded(ctx, pol, now); err != nil {
+	if err := t.deleteOffloaded(ctx, pol); err != nil {
 		return count, t.offloadFailed(err)
 	}
 	t.tier.failures, t.tier.nextTry = 0, time.Time{}
@@ -223,7 +223,7 @@ func (t *topic) markOffloaded(ctx context.Context, id ids.LedgerID) error {
 // offload completed at least OffloadDeletionLagMs ago, then records the
 // deletion (state deleted, CAS). Reads already go to the object store once
 // an offload is complete, so no read races the deletion.
-func (t *topic) deleteOffloaded(ctx context.Context, pol metadata.NamespacePolicy, now time.Time) error {
+func (t *topic) deleteOffloaded(ctx context.Context, pol metadata.NamespacePolicy) error {
 	d := t.n.tier.deleter
 	if d == nil {
 		return nil
@@ -252,7 +252,7 @@ func (t *topic) deleteOffloaded(ctx context.Context, pol metadata.NamespacePolic
 			t.rememberDeleted(id)
 			continue
 		}
-		if now.Sub(time.Unix(0, l.Offload.CompletedAt)) < lag {
+		if time.Since(time.Unix(0, l.Offload.CompletedAt)) < lag {
 			continue
 		}
 		if err := d.DeleteFromBookies(ctx, l); err != nil {

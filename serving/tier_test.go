@@ -1,0 +1,495 @@
+package serving_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/strata-mq/strata/bookie/ledger"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/metadata/metatest"
+	"github.com/strata-mq/strata/serving"
+	"github.com/strata-mq/strata/serving/servingpb"
+	"github.com/strata-mq/strata/tiering"
+	"github.com/strata-mq/strata/tiering/miniotest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// logRecorder keeps the records a node logs, for assertions on what it
+// reported.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	r.recs = append(r.recs, rec.Clone())
+	r.mu.Unlock()
+	return nil
+}
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler      { return r }
+
+// find answers the first record whose message contains msg and whose err
+// attribute satisfies match.
+func (r *logRecorder) find(msg string, match func(error) bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range r.recs {
+		if !strings.Contains(rec.Message, msg) {
+			continue
+		}
+		var found bool
+		rec.Attrs(func(a slog.Attr) bool {
+			if e, ok := a.Value.Any().(error); ok && a.Key == "err" && match(e) {
+				found = true
+			}
+			return !found
+		})
+		if found {
+			return nil
+		}
+	}
+	return fmt.Errorf("no log record %q with a matching error", msg)
+}
+
+// has reports whether a record's message contains msg.
+func (r *logRecorder) has(msg string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range r.recs {
+		if strings.Contains(rec.Message, msg) {
+			return true
+		}
+	}
+	return false
+}
+
+// tierEnv is a real cluster (embedded etcd, three bookies) with a real
+// MinIO and one serving node with the object-store tier enabled.
+type tierEnv struct {
+	t      *testing.T
+	c      *realCluster
+	minio  *miniotest.Server
+	objs   tiering.Store
+	meta   *metadata.Store
+	lc     *ledger.Client
+	n      *testNode
+	logs   *logRecorder
+	prefix string
+}
+
+func newTierEnv(t *testing.T, tweak func(*serving.Config, *serving.TierConfig)) *tierEnv {
+	srv := miniotest.Start(t)
+	objs, err := tiering.NewS3Store(tiering.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, Prefix: "tier",
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, MaxRetries: 1, RequestTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newRealCluster(t, 3)
+	store := metatest.OpenStoreAt(t, c.endpoints)
+	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, nil)
+	t.Cleanup(func() { _ = lc.Close() })
+	e := &tierEnv{t: t, c: c, minio: srv, objs: objs, meta: store, lc: lc, logs: &logRecorder{}}
+	// CacheBytes 1: catch-up reads go to the bookies or the object store,
+	// not to the cache of recent entries.
+	cfg := serving.Config{NodeID: "tiered", Ensemble: 3, WriteQuorum: 2, AckQuorum: 2, MaxLedgerEntries: 5,
+		CursorFlushInterval: 50 * time.Millisecond, CacheBytes: 1}
+	tc := serving.TierConfig{Store: objs, Interval: time.Hour, RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 200 * time.Millisecond,
+		Offloader: tiering.OffloaderConfig{MaxAttempts: 2, Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}}
+	if tweak != nil {
+		tweak(&cfg, &tc)
+	}
+	e.n = e.startNode(cfg, tc)
+	return e
+}
+
+func (e *tierEnv) startNode(cfg serving.Config, tc serving.TierConfig) *testNode {
+	t := e.t
+	store := metatest.OpenStoreAt(t, e.c.endpoints)
+	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, nil)
+	del := serving.NewBookieDeleter(store, store, nil)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.GRPCAddr = lis.Addr().String()
+	n, err := serving.New(cfg, store, lc, slog.New(e.logs), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.BookieDeleter = del
+	if err := n.EnableTiering(tc); err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(n.ServerOptions()...)
+	n.Register(srv)
+	go func() { _ = srv.Serve(lis) }()
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		srv.Stop()
+		_ = n.Close()
+		_ = del.Close()
+		_ = lc.Close()
+	})
+	return &testNode{Node: n, addr: lis.Addr().String(), srv: srv, client: servingpb.NewBrokerClient(conn)}
+}
+
+func (e *tierEnv) setPolicy(ns string, p *servingpb.NamespacePolicy) {
+	e.t.Helper()
+	if _, err := e.n.client.SetNamespacePolicy(ctxT(e.t), &servingpb.SetNamespacePolicyRequest{Namespace: ns, Policy: p}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// produce sends messages first..last, one entry each, and answers receipts.
+func (e *tierEnv) produce(p *prod, first, last uint64) []*servingpb.SendReceipt {
+	var rs []*servingpb.SendReceipt
+	for i := first; i <= last; i++ {
+		rs = append(rs, p.mustSend(msg(i)))
+	}
+	return rs
+}
+
+// closedLedgers answers the managed ledger's closed ledgers.
+func (e *tierEnv) closedLedgers(topic string) []metadata.LedgerInfo {
+	e.t.Helper()
+	ml, err := e.meta.GetManagedLedger(ctxT(e.t), topic)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []metadata.LedgerInfo
+	for _, li := range ml.Ledgers {
+		if li.Closed {
+			out = append(out, li)
+		}
+	}
+	return out
+}
+
+// allOffloadedAndDeleted checks that every closed ledger of topic is
+// offloaded, its bookie copy deleted (state deleted, bookie reads fail)
+// and its segments present.
+func (e *tierEnv) allOffloadedAndDeleted(topic string, atLeast int) error {
+	ctx := ctxT(e.t)
+	ls := e.closedLedgers(topic)
+	if len(ls) < atLeast {
+		return fmt.Errorf("%d closed ledgers, want at least %d", len(ls), atLeast)
+	}
+	for _, li := range ls {
+		if !li.Offloaded {
+			return fmt.Errorf("ledger %d not marked offloaded in the managed ledger", li.ID)
+		}
+		l, err := e.meta.GetLedger(ctx, li.ID)
+		if err != nil {
+			return err
+		}
+		if l.Offload == nil || l.Offload.State != metadata.OffloadDeleted {
+			return fmt.Errorf("ledger %d offload %+v, want deleted", li.ID, l.Offload)
+		}
+		if _, err := e.lc.Read(ctx, l, 0, 0); err == nil {
+			return fmt.Errorf("ledger %d is still readable from the bookies", li.ID)
+		}
+		for _, s := range l.Offload.Segments {
+			if _, err := e.objs.Stat(ctx, s.Key); err != nil {
+				return fmt.Errorf("segment %s of ledger %d: %w", s.Key, li.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkSame fails unless got and want are the same messages: ids, bytes,
+// keys, properties, publish times.
+func checkSame(t *testing.T, got, want []*servingpb.ReceivedMessage) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d messages, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.GetId().GetLedger() != w.GetId().GetLedger() || g.GetId().GetEntry() != w.GetId().GetEntry() || g.GetId().GetBatch() != w.GetId().GetBatch() ||
+			!bytes.Equal(g.GetPayload(), w.GetPayload()) || g.GetKey() != w.GetKey() || fmt.Sprint(g.GetProperties()) != fmt.Sprint(w.GetProperties()) ||
+			g.GetPublishTimeUnixNano() != w.GetPublishTimeUnixNano() || g.GetSequenceId() != w.GetSequenceId() || g.GetProducerName() != w.GetProducerName() {
+			t.Fatalf("message %d differs:\n got %v\nwant %v", i, g, w)
+		}
+	}
+}
+
+func consumeAll(t *testing.T, n *testNode, topic, sub string, count int) []*servingpb.ReceivedMessage {
+	t.Helper()
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: sub, InitialPosition: servingpb.InitialPosition_EARLIEST})
+	defer cs.cancel()
+	cs.flow(uint32(count + 10))
+	return cs.receive(count)
+}
+
+func TestPolicyOffloadsClosedLedgersDeletesThemFromBookiesAndConsumersReadTheSameBytes(t *testing.T) {
+	e := newTierEnv(t, func(_ *serving.Config, tc *serving.TierConfig) { tc.Interval = 50 * time.Millisecond })
+	const topic = "public/auto/offloaded"
+	p := mustProducer(t, e.n, topic, "p1")
+	e.produce(p, 1, 23) // ledgers of 5 entries: 4 closed, 1 open
+	before := consumeAll(t, e.n, topic, "before", 23)
+	checkInOrder(t, before, 1, 23)
+	// set-policy on a loaded topic reaches its offload loop.
+	e.setPolicy("public/auto", &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: 0, OffloadAgeMs: 0, OffloadDeletionLagMs: 0})
+	eventually(t, "closed ledgers offloaded and deleted from bookies", func() error { return e.allOffloadedAndDeleted(topic, 4) })
+
+	after := consumeAll(t, e.n, topic, "after", 23)
+	checkSame(t, after, before)
+
+	st, err := e.n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offloaded int
+	for _, l := range st.GetLedgers() {
+		if l.GetOffloaded() {
+			offloaded++
+		}
+	}
+	if offloaded < 4 || st.GetOffloadedBytes() == 0 {
+		t.Fatalf("stats: %d offloaded ledgers, %d offloaded bytes", offloaded, st.GetOffloadedBytes())
+	}
+}
+
+func TestTriggerOffloadOffloadsEveryClosedLedgerNowAndCountsThem(t *testing.T) {
+	e := newTierEnv(t, nil)
+	const topic = "public/default/triggered"
+	p := mustProducer(t, e.n, topic, "p1")
+	e.produce(p, 1, 12) // 2 closed ledgers
+	before := consumeAll(t, e.n, topic, "before", 12)
+	resp, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetLedgersOffloaded() != 2 {
+		t.Fatalf("offloaded %d ledgers, want 2", resp.GetLedgersOffloaded())
+	}
+	// The default deletion lag (60 s) keeps the bookie copies for now.
+	for _, li := range e.closedLedgers(topic) {
+		l, err := e.meta.GetLedger(ctxT(t), li.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !li.Offloaded || l.Offload == nil || l.Offload.State != metadata.OffloadComplete {
+			t.Fatalf("ledger %d: offloaded %v, record %+v; want complete", li.ID, li.Offloaded, l.Offload)
+		}
+		if _, err := e.lc.Read(ctxT(t), l, 0, 0); err != nil {
+			t.Fatalf("ledger %d deleted from bookies before the deletion lag: %v", li.ID, err)
+		}
+	}
+	again, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic})
+	if err != nil || again.GetLedgersOffloaded() != 0 {
+		t.Fatalf("second trigger: %v, %v; want 0 ledgers", again, err)
+	}
+	checkSame(t, consumeAll(t, e.n, topic, "after", 12), before)
+}
+
+func TestSeekByTimeAcrossOffloadedAndBookieLedgersLandsOnTheFirstMessageAtOrAfter(t *testing.T) {
+	e := newTierEnv(t, nil)
+	const topic = "public/seek/mixed"
+	e.setPolicy("public/seek", &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: -1, OffloadAgeMs: -1, OffloadDeletionLagMs: 0})
+	p := mustProducer(t, e.n, topic, "p1")
+	rs := e.produce(p, 1, 15) // 3 closed ledgers, offloaded below
+	eventually(t, "third ledger closed", func() error {
+		if n := len(e.closedLedgers(topic)); n < 3 {
+			return fmt.Errorf("%d closed ledgers", n)
+		}
+		return nil
+	})
+	if _, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.allOffloadedAndDeleted(topic, 3); err != nil {
+		t.Fatal(err)
+	}
+	rs = append(rs, e.produce(p, 16, 27)...) // 2 closed ledgers on bookies, one open
+	mustSubscribe(t, e.n, &servingpb.Subscribe{Topic: topic, Subscription: "s"}).cancel()
+	ctx := ctxT(t)
+	for _, i := range []int{0, 3, 5, 9, 14, 15, 19, 21, 26} {
+		r := rs[i]
+		for _, at := range []int64{r.GetPublishTimeUnixNano(), r.GetPublishTimeUnixNano() - 1} {
+			resp, err := e.n.client.ResetCursor(ctx, &servingpb.ResetCursorRequest{Topic: topic, Subscription: "s",
+				To: &servingpb.ResetCursorRequest_TimeUnixNano{TimeUnixNano: at}})
+			if err != nil {
+				t.Fatalf("reset to message %d's time: %v", i+1, err)
+			}
+			if got := resp.GetPosition(); got.GetLedger() != r.GetLedger() || got.GetEntry() != r.GetEntry() {
+				t.Fatalf("time of message %d (%d:%d): landed on %d:%d", i+1, r.GetLedger(), r.GetEntry(), got.GetLedger(), got.GetEntry())
+			}
+		}
+	}
+	// A reader started at a time inside an offloaded ledger reads on into
+	// the bookie ledgers.
+	rd := mustSubscribe(t, e.n, &servingpb.Subscribe{Topic: topic, NonDurable: true, StartTimeUnixNano: rs[7].GetPublishTimeUnixNano()})
+	defer rd.cancel()
+	rd.flow(100)
+	checkInOrder(t, rd.receive(20), 8, 27)
+}
+
+func TestObjectStoreOutageDelaysOffloadAndLosesOrDeletesNothing(t *testing.T) {
+	e := newTierEnv(t, func(_ *serving.Config, tc *serving.TierConfig) { tc.Interval = 50 * time.Millisecond })
+	const topic = "public/outage/t"
+	p := mustProducer(t, e.n, topic, "p1")
+	e.minio.Stop()
+	e.setPolicy("public/outage", &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: 0, OffloadAgeMs: 0, OffloadDeletionLagMs: 0})
+	e.produce(p, 1, 17) // producing carries on
+	eventually(t, "offload attempted and failed", func() error {
+		return e.logs.find("offload pass failed", func(err error) bool { return errcode.IsRetriable(err) })
+	})
+	ctx := ctxT(t)
+	for _, li := range e.closedLedgers(topic) {
+		l, err := e.meta.GetLedger(ctx, li.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if li.Offloaded || (l.Offload != nil && l.Offload.State != metadata.OffloadStarted) {
+			t.Fatalf("ledger %d offloaded while the object store is down: %+v", li.ID, l.Offload)
+		}
+		if _, err := e.lc.Read(ctx, l, 0, l.LastEntry); err != nil {
+			t.Fatalf("ledger %d not on the bookies: %v", li.ID, err)
+		}
+	}
+	before := consumeAll(t, e.n, topic, "during", 17) // consuming carries on
+	checkInOrder(t, before, 1, 17)
+
+	e.minio.Restart()
+	eventually(t, "offload completes after the store returns", func() error { return e.allOffloadedAndDeleted(topic, 3) })
+	checkSame(t, consumeAll(t, e.n, topic, "after", 17), before)
+}
+
+func TestCorruptObjectIsNeverDeliveredAndIsReportedAsCorruption(t *testing.T) {
+	e := newTierEnv(t, nil)
+	const topic = "public/default/corrupt"
+	p := mustProducer(t, e.n, topic, "p1")
+	e.produce(p, 1, 7) // one closed ledger
+	before := consumeAll(t, e.n, topic, "before", 7)
+	if _, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	li := e.closedLedgers(topic)[0]
+	l, err := e.meta.GetLedger(ctx, li.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := l.Offload.Segments[0]
+	data, err := e.objs.Get(ctx, seg.Key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := seg.Batches[0]
+	data[b.Offset+b.Length/2] ^= 0xff
+	if err := e.objs.Put(ctx, seg.Key, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+
+	// While the bookies still hold the ledger (complete, within the
+	// deletion lag), a consumer gets the right bytes from them.
+	checkSame(t, consumeAll(t, e.n, topic, "fallback", 7), before)
+	if err := e.logs.find("corrupt", isCorruption); err != nil {
+		t.Fatal(err)
+	}
+
+	// Once the bookie copy is deleted, the corrupt batch is not delivered.
+	e.setPolicy("public/default", &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: -1, OffloadAgeMs: -1, OffloadDeletionLagMs: 0})
+	if _, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.allOffloadedAndDeleted(topic, 1); err != nil {
+		t.Fatal(err)
+	}
+	cs := mustSubscribe(t, e.n, &servingpb.Subscribe{Topic: topic, Subscription: "after", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	got := make(chan *servingpb.ConsumeResponse, 10)
+	go func() {
+		for {
+			r, err := cs.stream.Recv()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- r
+		}
+	}()
+	cs.flow(100)
+	eventually(t, "catch-up read fails with a corruption error", func() error {
+		return e.logs.find("catch-up read failed", isCorruption)
+	})
+	select {
+	case r, ok := <-got:
+		if ok && len(r.GetMessages().GetMessages()) > 0 {
+			t.Fatalf("delivered %v from a corrupt object", r)
+		}
+	default:
+	}
+	cs.cancel()
+}
+
+func isCorruption(err error) bool { return errcode.CodeOf(err) == errcode.Corruption }
+
+func TestRetentionAndOffloadLeaveMetadataAndObjectsConsistent(t *testing.T) {
+	e := newTierEnv(t, func(cfg *serving.Config, tc *serving.TierConfig) {
+		cfg.TrimInterval = 20 * time.Millisecond
+		tc.Interval = 20 * time.Millisecond
+	})
+	const topic = "public/churn/t"
+	// Offload at once; delete a ledger from everywhere 300 ms after its
+	// last message (no durable subscription holds it).
+	e.setPolicy("public/churn", &servingpb.NamespacePolicy{RetentionMs: 300, OffloadThresholdBytes: 0, OffloadAgeMs: 0, OffloadDeletionLagMs: 0})
+	p := mustProducer(t, e.n, topic, "p1")
+	var gone []ids.LedgerID
+	seen := map[ids.LedgerID]bool{}
+	for i := uint64(1); i <= 40; i++ {
+		r := p.mustSend(msg(i))
+		if id := ids.LedgerID(r.GetLedger()); !seen[id] {
+			seen[id] = true
+			gone = append(gone, id)
+		}
+	}
+	gone = gone[:len(gone)-1] // the open ledger stays
+	ctx := ctxT(t)
+	// Every trimmed ledger ends up gone from the managed ledger, metadata
+	// and bookies, and no segment object is left behind.
+	eventually(t, "closed ledgers trimmed", func() error {
+		if ls := e.closedLedgers(topic); len(ls) > 0 {
+			return fmt.Errorf("%d closed ledgers left", len(ls))
+		}
+		for _, id := range gone {
+			if _, err := e.meta.GetLedger(ctx, id); !errors.Is(err, metadata.ErrNotFound) {
+				return fmt.Errorf("ledger %d metadata after trim: %v", id, err)
+			}
+		}
+		var left []string
+		if err := e.objs.List(ctx, topic+"/", func(o tiering.ObjectInfo) error { left = append(left, o.Key); return nil }); err != nil {
+			return err
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("objects left after trim: %v", left)
+		}
+		return nil
+	})
+	if !e.logs.has("tiering: ledger offloaded") {
+		t.Fatalf("no ledger was offloaded before its trim: the test did not exercise the race")
+	}
+}
