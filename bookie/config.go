@@ -68,7 +68,9 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultMaxEntryBytes             = 5 << 20
+	// DefaultMaxEntryBytes fits a message of the default 5 MiB limit plus
+	// its batch framing; serving and the ledger client use the same bound.
+	DefaultMaxEntryBytes             = 5<<20 + 64<<10
 	DefaultMaxInFlightBytesPerStream = 64 << 20
 	DefaultMaxInFlightAddsPerStream  = 4096
 	DefaultMaxReadBytes              = 16 << 20

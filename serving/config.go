@@ -92,7 +92,7 @@ func (c Config) withDefaults() Config {
 		c.CacheBytes = 16 << 20
 	}
 	setInt(&c.ReadAheadEntries, 100)
-	setInt(&c.MaxEntryBytes, 5<<20)
+	setInt(&c.MaxEntryBytes, 5<<20+64<<10) // a 5 MiB message plus batch framing; the bookie default
 	setInt(&c.MaxPendingPerProducer, 1000)
 	setInt(&c.MaxUnackedPerConsumer, 5000)
 	setDur(&c.CursorFlushInterval, time.Second)

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/strata-mq/strata/bookie"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/serving"
 )
 
 // bookieShutdownGrace bounds how long SIGTERM waits for open streams to end
@@ -40,6 +42,10 @@ func newBookieCmd() *cobra.Command {
 	f.Int64("journal-file-bytes", bookie.DefaultJournalFileBytes, "size of one journal segment")
 	f.String("metrics-listen", "", "serve Prometheus /metrics on this address (off when empty)")
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: acknowledge adds without fsync (a machine crash loses acknowledged data)")
+	f.String("etcd", "", "etcd endpoints, comma separated: register the bookie there so serving nodes can pick it (cluster mode)")
+	f.String("etcd-prefix", "/strata", "key prefix in etcd")
+	f.String("advertise-addr", "", "address serving nodes dial, registered in etcd (default: the --listen address)")
+	f.Duration("lease-ttl", 10*time.Second, "registration lease: a dead bookie leaves the ensemble choices after about this long")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }
@@ -94,6 +100,15 @@ func runBookie(cmd *cobra.Command, _ []string) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	if endpoints := serveSplitList(flagString(cmd, "etcd")); len(endpoints) > 0 {
+		unregister, err := registerBookie(cmd, endpoints, lis.Addr().String())
+		if err != nil {
+			stopGracefully(srv, bookieShutdownGrace)
+			<-served
+			return errors.Join(err, b.Close())
+		}
+		defer unregister()
+	}
 	select {
 	case err = <-served:
 	case <-cmd.Context().Done():
@@ -134,4 +149,35 @@ func stopGracefully(srv *grpc.Server, grace time.Duration) {
 		srv.Stop()
 		<-done
 	}
+}
+
+// registerBookie registers the bookie in etcd under a session lease of its
+// own, so that it leaves the ensemble choices when the process dies.
+func registerBookie(cmd *cobra.Command, endpoints []string, listenAddr string) (unregister func(), err error) {
+	ctx := cmd.Context()
+	ttl, _ := cmd.Flags().GetDuration("lease-ttl")
+	store, err := metadata.Open(ctx, metadata.Config{Endpoints: endpoints, Prefix: flagString(cmd, "etcd-prefix"), Logger: newLogger(cmd)})
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	addr := flagString(cmd, "advertise-addr")
+	if addr == "" {
+		addr = serving.AdvertisedAddr(listenAddr)
+	}
+	sess, err := store.NewSession(ctx, ttl)
+	if err == nil {
+		err = store.RegisterBookie(ctx, sess, metadata.BookieInfo{ID: addr, Addr: addr})
+	}
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("register bookie: %w", err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "bookie registered in etcd as %s\n", addr)
+	return func() { sess.Close(); store.Close() }, nil
+}
+
+// flagString returns a string flag's value ("" when it is not defined).
+func flagString(cmd *cobra.Command, name string) string {
+	v, _ := cmd.Flags().GetString(name)
+	return v
 }
