@@ -271,8 +271,8 @@ func (s *sim) run() error {
 }
 
 func (s *sim) finished() bool {
-	if len(s.recs) == 0 || s.now < simFaultEnd {
-		return false
+	if len(s.recs) == 0 || s.faulty {
+		return false // not before heal
 	}
 	for i, r := range s.recs {
 		if r.phase != phaseDone && !s.recDead[i] {

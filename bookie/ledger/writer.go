@@ -218,6 +218,7 @@ func (w *Writer) post(f func()) {
 	select {
 	case w.events <- f:
 	case <-w.quit:
+	case <-w.stopped:
 	}
 }
 
