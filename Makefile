@@ -47,8 +47,14 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZ_TIME) $$pkg; \
 	done
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./bookie/...
+# bench measures the bookie against the raw disk, then Strata against NATS
+# JetStream with the loadtest, and rewrites the generated part of
+# docs/benchmarks.md (about 8 minutes).
+bench: build tools
+	@mkdir -p docs/bench
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./bookie/ | tee docs/bench/bookie.txt
+	BIN=$(BIN) OUT=docs/bench sh loadtest/scripts/bench-compare.sh
+	OUT=docs/bench sh loadtest/scripts/bench-doc.sh
 
 check:
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above" && exit 1)
