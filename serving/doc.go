@@ -65,6 +65,18 @@
 // their recorded publish-time range and the entry is found by a binary
 // search of bookie reads; offloaded ledgers go to the TimeFinder hook.
 //
+// # Object-store tier
+//
+// With EnableTiering (TierConfig), each topic offloads closed ledgers by its
+// namespace's policy (age, bookie-resident bytes) or on TriggerOffload:
+// record started, write and verify the segments (package tiering), record
+// complete, set LedgerInfo.Offloaded, and after the deletion lag delete the
+// bookie copy (BookieDeleter) and record deleted; every step is a
+// compare-and-swap on re-read metadata. Offload and retention of a topic
+// are serialised (topicTier.mu). Catch-up reads of a ledger whose offload
+// is complete go to the object store; seeks use tiering's TimeFinder. See
+// offload.go, tier.go and docs/tiering.md.
+//
 // Consumed ledgers are deleted (metadata and bookies) once every durable
 // subscription is past them and the namespace's retention has elapsed; a
 // topic without durable subscriptions keeps nothing past retention, as in
