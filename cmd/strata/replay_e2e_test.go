@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,6 +270,7 @@ func TestReplayWindowIsExactInEveryFormat(t *testing.T) {
 		}
 		checkExact(t, "jsonl to the end", parseJSONL(t, out), tail)
 	})
+	t.Run("open end on a live topic", func(t *testing.T) { replayLiveTopic(t, f) })
 	t.Run("unknown topic", func(t *testing.T) {
 		_, stderr, code := strata(t, "replay", "--url", f.s.url(), "--topic", "no-such-topic", "--from", "-1h")
 		if code != 2 || !strings.Contains(stderr, "TOPIC_NOT_FOUND") {
@@ -277,6 +279,64 @@ func TestReplayWindowIsExactInEveryFormat(t *testing.T) {
 	})
 	if after := subscriptionState(t, f.c, "keep"); after != before {
 		t.Fatalf("replay moved subscription keep: %s, then %s", before, after)
+	}
+}
+
+// replayLiveTopic checks that a replay without --to of a topic a producer
+// keeps writing to ends, with a gapless prefix of the topic: the end is the
+// last entry when the replay started.
+func replayLiveTopic(t *testing.T, f *replayFixture) {
+	const live = "public/default/replay-live"
+	ctx, cancel := context.WithCancel(testContext(t, 60*time.Second))
+	p, err := f.c.NewProducer(ctx, live, client.ProducerLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := make(chan int, 1)
+	done := make(chan error, 1)
+	go func() {
+		defer p.Close()
+		for i := 0; ; i++ {
+			if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte(fmt.Sprintf("live-%d", i))}); err != nil {
+				done <- err
+				return
+			}
+			select {
+			case acked <- i:
+			default:
+			}
+		}
+	}()
+	var stopErr error
+	stop := sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			stopErr = err
+		}
+	})
+	defer stop()
+	for last := 0; last < 50; {
+		select {
+		case last = <-acked:
+		case err := <-done:
+			t.Fatalf("producer: %v", err)
+		}
+	}
+	out, stderr, code := strata(t, "replay", "--url", f.s.url(), "--topic", live, "--from", "-1h")
+	if stop(); stopErr != nil {
+		t.Fatalf("producer: %v", stopErr)
+	}
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	got := parseJSONL(t, out)
+	if len(got) < 50 {
+		t.Fatalf("replayed %d messages, want at least the 50 acknowledged before it started", len(got))
+	}
+	for i, g := range got {
+		if want := fmt.Sprintf("live-%d", i); string(g.payload) != want {
+			t.Fatalf("message %d is %q, want %q: not a gapless prefix", i, g.payload, want)
+		}
 	}
 }
 
