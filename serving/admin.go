@@ -87,9 +87,11 @@ func (n *Node) deleteOne(ctx context.Context, name string, force bool) error {
 	for _, s := range subs {
 		_ = n.meta.DeleteCursor(ctx, name, s)
 	}
+	t.tier.mu.Lock() // waits for an offload pass, which the drop cancelled
 	for _, li := range ml.Ledgers {
 		t.deleteLedger(ctx, li.ID)
 	}
+	t.tier.mu.Unlock()
 	if err := n.meta.DeleteTopic(ctx, name); err != nil && !isNotFound(err) {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving/servingpb"
+	"github.com/strata-mq/strata/tiering"
 )
 
 // topicTier is a topic's offload state.
@@ -30,6 +31,7 @@ type topicTier struct {
 	failures int         // consecutive failed passes (under mu)
 	nextTry  time.Time   // no background pass before (under mu)
 	deleted  map[ids.LedgerID]bool
+	lastGC   time.Time // under mu
 }
 
 // maybeOffload starts a background offload pass unless one runs. Called by
@@ -77,6 +79,9 @@ func (t *topic) offloadPass(ctx context.Context, force bool) (int, error) {
 	}
 	if err := t.deleteOffloaded(ctx, pol); err != nil {
 		return count, t.offloadFailed(err)
+	}
+	if time.Since(t.tier.lastGC) >= t.n.tier.cfg.GCInterval {
+		t.collectGarbage(ctx)
 	}
 	t.tier.failures, t.tier.nextTry = 0, time.Time{}
 	return count, nil
@@ -284,6 +289,42 @@ func (t *topic) deleteSegments(segs []metadata.Segment) {
 		if err := t.n.tier.store.Delete(ctx, s.Key); err != nil {
 			t.log.Warn("deleting segment object", "key", s.Key, "err", err)
 		}
+	}
+}
+
+// collectGarbage deletes the topic's segment objects that no ledger
+// record of its managed ledger names and that are older than GCMinAge:
+// leftovers of failed offloads whose cleanup could not run. Best effort;
+// under tier.mu, so no offload of this topic runs meanwhile.
+func (t *topic) collectGarbage(ctx context.Context) {
+	t.mu.Lock()
+	ls := append([]metadata.LedgerInfo(nil), t.mu.ml.Ledgers...)
+	t.mu.Unlock()
+	named := map[string]bool{}
+	for _, li := range ls {
+		l, err := t.n.meta.GetLedger(ctx, li.ID)
+		if errors.Is(err, metadata.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.log.Warn("offload garbage collection: reading ledger", "ledger", li.ID, "err", err)
+			return
+		}
+		if l.Offload != nil {
+			for _, s := range l.Offload.Segments {
+				named[s.Key] = true
+			}
+		}
+	}
+	cutoff := time.Now().Add(-t.n.tier.cfg.GCMinAge)
+	gone, err := tiering.CollectGarbage(ctx, t.n.tier.store, t.name, func(k string) bool { return named[k] }, cutoff)
+	if err != nil {
+		t.log.Warn("offload garbage collection", "err", err)
+		return
+	}
+	t.tier.lastGC = time.Now()
+	if len(gone) > 0 {
+		t.log.Info("deleted segment objects no ledger names", "objects", len(gone))
 	}
 }
 

@@ -39,6 +39,11 @@ type TierConfig struct {
 	// while keeping its metadata (which names the segments). nil: offloaded
 	// ledgers stay on the bookies too (logged once).
 	BookieDeleter BookieDeleter
+	// GCInterval is how often each topic deletes its segment objects that
+	// no ledger record names (left by failed offloads) and that are older
+	// than GCMinAge (which must exceed any offload's duration). Defaults
+	// 1 h and 1 h.
+	GCInterval, GCMinAge time.Duration
 	// Metrics of the tiering library; default unregistered ones.
 	Metrics *tiering.Metrics
 }
@@ -48,6 +53,8 @@ func (c TierConfig) withDefaults() TierConfig {
 	setInt(&c.MaxConcurrent, 2)
 	setDur(&c.RetryBackoff, time.Second)
 	setDur(&c.MaxRetryBackoff, 2*time.Minute)
+	setDur(&c.GCInterval, time.Hour)
+	setDur(&c.GCMinAge, time.Hour)
 	if c.Metrics == nil {
 		c.Metrics = tiering.NewMetrics(nil)
 	}
@@ -60,7 +67,8 @@ func (c TierConfig) Validate() error {
 	switch {
 	case d.Store == nil:
 		return errcode.New(errcode.InvalidArgument, "serving: tier needs an object store")
-	case d.Interval < 0 || d.MaxConcurrent < 1 || d.RetryBackoff < 0 || d.MaxRetryBackoff < d.RetryBackoff:
+	case d.Interval < 0 || d.MaxConcurrent < 1 || d.RetryBackoff < 0 || d.MaxRetryBackoff < d.RetryBackoff ||
+		d.GCInterval < 0 || d.GCMinAge < 0:
 		return errcode.New(errcode.InvalidArgument, "serving: invalid tier config %+v", c)
 	}
 	if err := d.Offloader.Validate(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/strata-mq/strata/bookie/ledger"
 	"github.com/strata-mq/strata/internal/errcode"
@@ -274,8 +275,13 @@ func TestPolicyOffloadsClosedLedgersDeletesThemFromBookiesAndConsumersReadTheSam
 }
 
 func TestTriggerOffloadOffloadsEveryClosedLedgerNowAndCountsThem(t *testing.T) {
-	e := newTierEnv(t, nil)
+	e := newTierEnv(t, func(_ *serving.Config, tc *serving.TierConfig) { tc.GCInterval, tc.GCMinAge = time.Millisecond, time.Millisecond })
 	const topic = "public/default/triggered"
+	// An object of a failed offload that no ledger names: collected.
+	orphan := fmt.Sprintf("%s/%020d-%s.arrow", topic, 999, uuid.Must(uuid.NewV7()))
+	if err := e.objs.Put(ctxT(t), orphan, strings.NewReader("junk"), 4); err != nil {
+		t.Fatal(err)
+	}
 	p := mustProducer(t, e.n, topic, "p1")
 	e.produce(p, 1, 12) // 2 closed ledgers
 	before := consumeAll(t, e.n, topic, "before", 12)
@@ -285,6 +291,9 @@ func TestTriggerOffloadOffloadsEveryClosedLedgerNowAndCountsThem(t *testing.T) {
 	}
 	if resp.GetLedgersOffloaded() != 2 {
 		t.Fatalf("offloaded %d ledgers, want 2", resp.GetLedgersOffloaded())
+	}
+	if _, err := e.objs.Stat(ctxT(t), orphan); !tiering.IsNotFound(err) {
+		t.Fatalf("orphan object after the offload pass: %v", err)
 	}
 	// The default deletion lag (60 s) keeps the bookie copies for now.
 	for _, li := range e.closedLedgers(topic) {
@@ -297,6 +306,11 @@ func TestTriggerOffloadOffloadsEveryClosedLedgerNowAndCountsThem(t *testing.T) {
 		}
 		if _, err := e.lc.Read(ctxT(t), l, 0, 0); err != nil {
 			t.Fatalf("ledger %d deleted from bookies before the deletion lag: %v", li.ID, err)
+		}
+		for _, s := range l.Offload.Segments {
+			if _, err := e.objs.Stat(ctxT(t), s.Key); err != nil {
+				t.Fatalf("segment %s collected: %v", s.Key, err)
+			}
 		}
 	}
 	again, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic})
