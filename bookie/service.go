@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/internal/errcode"
@@ -38,6 +39,10 @@ func (b *Bookie) ServerOptions() []grpc.ServerOption {
 		grpc.ChainStreamInterceptor(errcode.StreamServerInterceptor()),
 		grpc.MaxRecvMsgSize(limit),
 		grpc.MaxSendMsgSize(limit),
+		// Clients ping every 10 s (even without streams) to notice a frozen
+		// peer; allow it, and drop clients that stop answering our pings.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 	}
 }
 

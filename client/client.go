@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/serving/servingpb"
@@ -31,6 +32,9 @@ type Client struct {
 		closed  bool
 		conns   map[string]*grpc.ClientConn
 		closers map[closer]struct{}
+		// slow holds the seeds whose last attempt failed with a retriable
+		// error: they are tried after the others until one answers again.
+		slow map[string]struct{}
 	}
 }
 
@@ -55,6 +59,7 @@ func New(url string, opts ...Option) (*Client, error) {
 	c := &Client{cfg: cfg, seeds: seeds}
 	c.mu.conns = make(map[string]*grpc.ClientConn)
 	c.mu.closers = make(map[closer]struct{})
+	c.mu.slow = make(map[string]struct{})
 	return c, nil
 }
 
@@ -119,6 +124,12 @@ func (c *Client) unregister(cl closer) {
 	c.mu.Unlock()
 }
 
+// clientKeepalive pings an idle connection every 10 s (grpc-go's minimum;
+// serving nodes permit it) and drops it when a ping goes unanswered for 3 s:
+// a frozen node keeps its TCP connections up, so without pings a stream to it
+// would wait forever.
+var clientKeepalive = keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}
+
 // broker returns a stub for the node at addr, reusing its connection.
 func (c *Client) broker(addr string) (servingpb.BrokerClient, error) {
 	c.mu.Lock()
@@ -129,7 +140,7 @@ func (c *Client) broker(addr string) (servingpb.BrokerClient, error) {
 	if conn, ok := c.mu.conns[addr]; ok {
 		return servingpb.NewBrokerClient(conn), nil
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.cfg.dialOpts...)
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithKeepaliveParams(clientKeepalive)}, c.cfg.dialOpts...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, errcode.New(errcode.Unavailable, "dial %s: %v", addr, err)
@@ -144,18 +155,62 @@ func (c *Client) opContext(ctx context.Context) (context.Context, context.Cancel
 }
 
 // anyNode calls fn on the seeds in turn until one answers with something
-// other than a retriable error; it follows a NOT_OWNER redirect.
+// other than a retriable error; it follows a NOT_OWNER redirect. Each
+// attempt is bounded by the operation timeout, so one frozen node does not
+// stall the call.
 func (c *Client) anyNode(ctx context.Context, fn func(context.Context, servingpb.BrokerClient) error) error {
-	ctx, cancel := c.opContext(ctx)
-	defer cancel()
+	return c.anyNodeAvoiding(ctx, "", fn)
+}
+
+// anyNodeAvoiding is anyNode trying the seed at avoid (a node held suspect)
+// last.
+func (c *Client) anyNodeAvoiding(ctx context.Context, avoid string, fn func(context.Context, servingpb.BrokerClient) error) error {
 	var last error
-	for _, addr := range c.seeds {
-		last = c.callAt(ctx, addr, fn)
+	for _, addr := range c.seedOrder(avoid) {
+		actx, cancel := c.opContext(ctx)
+		last = c.callAt(actx, addr, fn)
+		cancel()
+		c.noteSeed(addr, last == nil || !errcode.IsRetriable(last))
 		if last == nil || !errcode.IsRetriable(last) || ctx.Err() != nil {
 			return last
 		}
 	}
 	return last
+}
+
+// noteSeed records whether the seed at addr answered.
+func (c *Client) noteSeed(addr string, answered bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if answered {
+		delete(c.mu.slow, addr)
+	} else {
+		c.mu.slow[addr] = struct{}{}
+	}
+}
+
+// seedOrder returns the seeds in URL order, those that failed last time
+// after the others, and avoid last of all.
+func (c *Client) seedOrder(avoid string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.seeds))
+	for _, s := range c.seeds {
+		if _, slow := c.mu.slow[s]; !slow && s != avoid {
+			out = append(out, s)
+		}
+	}
+	for _, s := range c.seeds {
+		if _, slow := c.mu.slow[s]; slow && s != avoid {
+			out = append(out, s)
+		}
+	}
+	for _, s := range c.seeds {
+		if s == avoid {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // ownerNode calls fn at the owner of topic, found with Lookup.
@@ -187,8 +242,13 @@ func (c *Client) callAt(ctx context.Context, addr string, fn func(context.Contex
 
 // lookup returns the address of topic's owner.
 func (c *Client) lookup(ctx context.Context, topic string) (string, error) {
+	return c.lookupAvoiding(ctx, topic, "")
+}
+
+// lookupAvoiding is lookup asking the node at avoid last.
+func (c *Client) lookupAvoiding(ctx context.Context, topic, avoid string) (string, error) {
 	var owner string
-	err := c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+	err := c.anyNodeAvoiding(ctx, avoid, func(ctx context.Context, b servingpb.BrokerClient) error {
 		resp, err := b.Lookup(ctx, &servingpb.LookupRequest{Topic: topic})
 		if err != nil {
 			return err
@@ -228,12 +288,19 @@ type openFunc func(ctx context.Context, b servingpb.BrokerClient) error
 // address that accepted. A handshake that exceeds the operation timeout
 // fails with ErrTimeout; open itself must respect ctx.
 func (c *Client) openAtOwner(ctx context.Context, topic, hint string, open openFunc) (string, error) {
+	return c.openAtOwnerAvoiding(ctx, topic, hint, "", func(ctx context.Context, b servingpb.BrokerClient, _ string) error {
+		return open(ctx, b)
+	})
+}
+
+// openAtOwnerAvoiding is openAtOwner for a caller that holds the node at
+// suspect suspect: lookups ask it last, and open learns the address it is
+// called for (to bound a handshake with a suspect node more tightly).
+func (c *Client) openAtOwnerAvoiding(ctx context.Context, topic, hint, suspect string, open func(ctx context.Context, b servingpb.BrokerClient, addr string) error) (string, error) {
 	addr := hint
 	for hop := 0; ; hop++ {
 		if addr == "" {
-			lctx, cancel := c.opContext(ctx)
-			a, err := c.lookup(lctx, topic)
-			cancel()
+			a, err := c.lookupAvoiding(ctx, topic, suspect)
 			if err != nil {
 				return "", err
 			}
@@ -243,7 +310,7 @@ func (c *Client) openAtOwner(ctx context.Context, topic, hint string, open openF
 		if err != nil {
 			return "", err
 		}
-		err = wireErr(open(ctx, b))
+		err = wireErr(open(ctx, b, addr))
 		if err == nil {
 			return addr, nil
 		}

@@ -55,7 +55,8 @@ func ReconnectBackoff(minDelay, maxDelay time.Duration) Option {
 }
 
 // DialOptions adds gRPC dial options (for example transport credentials; the
-// default is an insecure connection).
+// default is an insecure connection with keepalive pings every 10 s, so a
+// connection to a frozen or unreachable node fails within about 13 s).
 func DialOptions(opts ...grpc.DialOption) Option {
 	return func(c *clientConfig) { c.dialOpts = append(c.dialOpts, opts...) }
 }
@@ -72,6 +73,7 @@ type producerConfig struct {
 	maxPendingBytes    int
 	failFast           bool
 	sendTimeout        time.Duration
+	receiptTimeout     time.Duration
 }
 
 func defaultProducerConfig() producerConfig {
@@ -81,6 +83,7 @@ func defaultProducerConfig() producerConfig {
 		batchMaxBytes:      128 << 10,
 		maxPendingMessages: 1000,
 		maxPendingBytes:    64 << 20,
+		receiptTimeout:     DefaultProducerReceiptTimeout,
 	}
 }
 
@@ -96,6 +99,8 @@ func (c *producerConfig) validate() error {
 		return invalidArg("producer pending limits must be positive")
 	case c.sendTimeout < 0:
 		return invalidArg("producer send timeout must not be negative")
+	case c.receiptTimeout < 0:
+		return invalidArg("producer receipt timeout must not be negative")
 	}
 	return nil
 }
@@ -149,6 +154,25 @@ func ProducerFailFast() ProducerOption { return func(c *producerConfig) { c.fail
 // closes). A timed-out message may still have been persisted.
 func ProducerSendTimeout(d time.Duration) ProducerOption {
 	return func(c *producerConfig) { c.sendTimeout = d }
+}
+
+// DefaultProducerReceiptTimeout is the default of ProducerReceiptTimeout.
+const DefaultProducerReceiptTimeout = 4 * time.Second
+
+// ProducerReceiptTimeout bounds how long the oldest batch in flight may wait
+// for its receipt before the producer holds its connection suspect (default
+// 4 s; 0 turns the check off). A suspect connection is abandoned: the
+// producer looks the topic up again (asking the other nodes first, and
+// giving the suspect node at most d to answer a handshake), reconnects and
+// resends every unacknowledged message with the same producer name and
+// sequence ids, which the serving node deduplicates. No message fails
+// because of it (unlike ProducerSendTimeout). This is what lets a producer
+// leave an owner that was frozen (SIGSTOP, a long GC or VM pause): its TCP
+// connection stays up, so only a missing receipt, or the gRPC keepalive
+// after 10 s + 3 s, reveals it. Keep d above the cluster's p99 write latency,
+// or slow writes cause needless reconnects.
+func ProducerReceiptTimeout(d time.Duration) ProducerOption {
+	return func(c *producerConfig) { c.receiptTimeout = d }
 }
 
 // SubscriptionType is how a subscription dispatches to its consumers.

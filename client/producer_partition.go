@@ -27,9 +27,10 @@ type pendingMsg struct {
 // sentBatch is a batch that was cut from the queue: sent on the current
 // stream, or waiting to be resent on the next one.
 type sentBatch struct {
-	msgs  []*pendingMsg
-	req   *servingpb.ProduceRequest
-	bytes int
+	msgs   []*pendingMsg
+	req    *servingpb.ProduceRequest
+	bytes  int
+	sentAt time.Time // when last sent (guarded by partitionProducer.mu)
 }
 
 func (b *sentBatch) first() uint64 { return b.msgs[0].seq }
@@ -73,6 +74,8 @@ type partitionProducer struct {
 		progress    chan struct{} // closed and replaced when resolved moves
 		err         error         // terminal: every later send fails with it
 		hint        string        // owner address from a redirect
+		addr        string        // node of the current stream
+		suspect     string        // node whose stream was abandoned for a missing receipt
 		expiry      *time.Timer   // pending send-timeout check (nil: none)
 	}
 }
@@ -265,6 +268,11 @@ func (p *partitionProducer) run(st produceStream) {
 			break
 		}
 		p.log.Info("producer stream ended, reconnecting", "err", err)
+		if err == errNoReceipt { //nolint:errorlint // this sentinel itself: errors.Is matches any TIMEOUT
+			p.mu.Lock()
+			p.mu.suspect = p.mu.addr
+			p.mu.Unlock()
+		}
 		if to, ok := redirectOf(err); ok && to != "" {
 			p.setHint(to)
 			continue
@@ -285,21 +293,21 @@ func (p *partitionProducer) setHint(addr string) {
 // connect opens a producer stream at the topic's owner.
 func (p *partitionProducer) connect(ctx context.Context) (produceStream, error) {
 	p.mu.Lock()
-	name, hint := p.mu.name, p.mu.hint
+	name, hint, suspect := p.mu.name, p.mu.hint, p.mu.suspect
 	p.mu.hint = ""
 	p.mu.Unlock()
 	var (
 		st     produceStream
 		opened *servingpb.ProducerOpened
 	)
-	_, err := p.c.openAtOwner(ctx, p.topic, hint, func(ctx context.Context, b servingpb.BrokerClient) error {
+	addr, err := p.c.openAtOwnerAvoiding(ctx, p.topic, hint, suspect, func(ctx context.Context, b servingpb.BrokerClient, addr string) error {
 		sctx, cancel := context.WithCancel(ctx)
 		s, err := b.Produce(sctx)
 		if err != nil {
 			cancel()
 			return err
 		}
-		err = handshake(p.c.cfg.opTimeout, cancel, func() error {
+		err = handshake(p.handshakeTimeout(addr, suspect), cancel, func() error {
 			open := &servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Open{Open: &servingpb.OpenProducer{Topic: p.topic, ProducerName: name}}}
 			if err := sendOn(s, open); err != nil {
 				return err
@@ -323,9 +331,27 @@ func (p *partitionProducer) connect(ctx context.Context) (produceStream, error) 
 	if err != nil {
 		return nil, err
 	}
+	p.mu.Lock()
+	p.mu.addr, p.mu.suspect = addr, ""
+	p.mu.Unlock()
 	p.opened(opened)
 	return st, nil
 }
+
+// handshakeTimeout bounds the open handshake at addr: the operation timeout,
+// or at most the receipt timeout with the node just abandoned for a missing
+// receipt (which may be frozen while it still holds the topic's lease).
+func (p *partitionProducer) handshakeTimeout(addr, suspect string) time.Duration {
+	d := p.c.cfg.opTimeout
+	if addr == suspect && p.cfg.receiptTimeout > 0 {
+		d = min(d, p.cfg.receiptTimeout)
+	}
+	return d
+}
+
+// errNoReceipt ends a stream whose oldest batch in flight got no receipt
+// within the receipt timeout.
+var errNoReceipt = errcode.New(errcode.Timeout, "no receipt within the producer receipt timeout: connection suspect")
 
 // cancelStream ends its context when the producer is done with it.
 type cancelStream struct {
@@ -380,6 +406,7 @@ func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (e
 	resend := slices.Clone(p.mu.inflight)
 	p.mu.Unlock()
 	for _, b := range resend {
+		p.markSent(b)
 		if err := sendOn(st, b.req); err != nil {
 			return wireErr(err), false
 		}
@@ -390,6 +417,14 @@ func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (e
 		deadline, err := p.sendDue(st)
 		if err != nil {
 			return err, false
+		}
+		if r, ok := p.receiptDeadline(); ok {
+			if !time.Now().Before(r) {
+				return errNoReceipt, false
+			}
+			if deadline.IsZero() || r.Before(deadline) {
+				deadline = r
+			}
 		}
 		var timerC <-chan time.Time
 		if !deadline.IsZero() {
@@ -415,10 +450,32 @@ func (p *partitionProducer) sendDue(st produceStream) (time.Time, error) {
 		if b == nil {
 			return deadline, nil
 		}
+		p.markSent(b)
 		if err := sendOn(st, b.req); err != nil {
 			return time.Time{}, wireErr(err)
 		}
 	}
+}
+
+// markSent records that b is being sent now (on this stream).
+func (p *partitionProducer) markSent(b *sentBatch) {
+	p.mu.Lock()
+	b.sentAt = time.Now()
+	p.mu.Unlock()
+}
+
+// receiptDeadline is when the oldest batch in flight will have waited the
+// receipt timeout for its receipt (false: none in flight, or no timeout).
+func (p *partitionProducer) receiptDeadline() (time.Time, bool) {
+	if p.cfg.receiptTimeout <= 0 {
+		return time.Time{}, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.mu.inflight) == 0 || p.mu.inflight[0].sentAt.IsZero() {
+		return time.Time{}, false
+	}
+	return p.mu.inflight[0].sentAt.Add(p.cfg.receiptTimeout), true
 }
 
 // maxInflightBatches bounds the batches sent and not yet answered, below the

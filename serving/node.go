@@ -17,6 +17,7 @@ import (
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving/servingpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 )
 
 // TimeFinder resolves a publish time to a position through the tiering
@@ -85,6 +86,10 @@ func (n *Node) ServerOptions() []grpc.ServerOption {
 		grpc.ChainStreamInterceptor(errcode.StreamServerInterceptor()),
 		grpc.MaxRecvMsgSize(limit),
 		grpc.MaxSendMsgSize(limit),
+		// Clients ping every 10 s (even without streams) to notice a frozen
+		// peer; allow it, and drop clients that stop answering our pings.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/internal/errcode"
@@ -90,6 +91,10 @@ func (c *Client) bookie(addr string) (bookiepb.BookieClient, error) {
 		opts = []grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxReadBytes+(1<<20)), grpc.MaxCallSendMsgSize(c.cfg.MaxEntryBytes+(1<<20))),
+			// Ping every 10 s (bookies permit it) and drop the connection
+			// when a ping goes unanswered for 3 s: a frozen bookie keeps
+			// its TCP connections up, so streams to it would wait forever.
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
 		}
 	}
 	cc, err := grpc.NewClient(addr, opts...)

@@ -1,0 +1,129 @@
+package client_test
+
+import (
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/client/fakebroker"
+)
+
+func TestProducerWithoutReceiptsReconnectsAndResendsWithoutDuplicates(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerName("p"), client.ProducerLinger(0),
+		client.ProducerReceiptTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The broker persists the batches but answers nothing, as a frozen
+	// owner whose TCP connection stays up.
+	b.HoldReceipts()
+	var r receipts
+	const n = 5
+	for i := range n {
+		p.SendAsync(ctx, payload(i), r.cb)
+	}
+	waitFor(t, "the producer to give up on the silent stream and open another", func() bool { return len(b.Opens()) >= 3 })
+	b.ReleaseReceipts()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r.len() != n {
+		t.Fatalf("%d callbacks, want %d", r.len(), n)
+	}
+	for i, err := range r.errs {
+		if err != nil {
+			t.Fatalf("message %d failed: %v (a receipt timeout must not fail messages)", i, err)
+		}
+	}
+	for _, o := range b.Opens() {
+		if o.Producer != "p" {
+			t.Fatalf("reopened as %q, want the same producer name", o.Producer)
+		}
+	}
+	sent := 0
+	for _, bt := range b.Batches() {
+		sent += len(bt.Seqs)
+	}
+	if sent <= n {
+		t.Fatalf("%d messages sent for %d: nothing was resent", sent, n)
+	}
+	msgs := cl.Messages(testTopic)
+	if len(msgs) != n {
+		t.Fatalf("%d messages stored, want %d (resends must be deduplicated)", len(msgs), n)
+	}
+	for i, m := range msgs {
+		if m.GetSequenceId() != uint64(i) {
+			t.Fatalf("message %d has sequence id %d", i, m.GetSequenceId())
+		}
+	}
+}
+
+// frozenListener accepts TCP connections and never answers on them, as a
+// SIGSTOPped process whose kernel still completes handshakes.
+func frozenListener(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		wg.Wait()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	})
+	return l.Addr().String()
+}
+
+func TestLookupMovesPastAFrozenSeedNode(t *testing.T) {
+	cl := fakebroker.NewCluster()
+	b := fakebroker.Start(t, cl)
+	if err := cl.CreateTopic(testTopic, 0); err != nil {
+		t.Fatal(err)
+	}
+	frozen := frozenListener(t)
+	c, err := client.New("strata://"+frozen+","+b.Addr, client.OperationTimeout(time.Second),
+		client.ReconnectBackoff(5*time.Millisecond, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := testCtx(t)
+	// The first seed never answers: each lookup attempt is bounded on its
+	// own, so the second seed still gets its turn within the first connect.
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0))
+	if err != nil {
+		t.Fatalf("producer with a frozen first seed: %v", err)
+	}
+	if _, err := p.Send(ctx, payload(0)); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(cl.Messages(testTopic)); got != 1 {
+		t.Fatalf("%d messages stored, want 1", got)
+	}
+}
