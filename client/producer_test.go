@@ -245,8 +245,15 @@ func TestKeyedMessagesGoToTheKeysPartition(t *testing.T) {
 			t.Fatalf("key %s not in %s", k, part)
 		}
 	}
-	if client.PartitionForKey("alpha", 4) != client.PartitionForKey("alpha", 4) {
-		t.Fatal("key hash not stable")
+	// Routing must not change between SDK versions, or a key's messages
+	// would split across partitions: pin a few golden values.
+	for _, g := range []struct {
+		key     string
+		n, want int
+	}{{"alpha", 4, 3}, {"beta", 4, 3}, {"order-42", 4, 0}, {"alpha", 7, 5}, {"order-42", 7, 4}} {
+		if got := client.PartitionForKey(g.key, g.n); got != g.want {
+			t.Fatalf("PartitionForKey(%q, %d) = %d, want %d (routing changed)", g.key, g.n, got, g.want)
+		}
 	}
 }
 
