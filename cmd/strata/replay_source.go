@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/strata-mq/strata/client"
@@ -107,6 +108,45 @@ type partReader struct {
 	// atEnd is set once the last entry was reached: what is left of its
 	// batch is buffered already, so silence from then on is the end.
 	atEnd bool
+
+	out chan *client.Message // fed by feed, closed at the end
+	err error                // why feed stopped early; read after out closed
+}
+
+// feed sends the partition's messages to out until the partition is done,
+// fails (err) or ctx ends, then closes out and the reader.
+func (p *partReader) feed(ctx context.Context) {
+	defer close(p.out)
+	defer p.finish()
+	for {
+		m, err := p.next(ctx)
+		if err != nil {
+			p.err = err
+			return
+		}
+		if m == nil {
+			return
+		}
+		select {
+		case p.out <- m:
+		case <-ctx.Done():
+			p.err = ctx.Err()
+			return
+		}
+	}
+}
+
+// take returns the next message fed, or nil once the partition is done.
+func (p *partReader) take(ctx context.Context) (*client.Message, error) {
+	select {
+	case m, ok := <-p.out:
+		if !ok {
+			return nil, p.err
+		}
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // next returns the partition's next message in the window, or nil once the
@@ -169,11 +209,31 @@ func (p *partReader) finish() {
 
 // replaySource merges the partitions' windows by publish time (ties by
 // partition index), which keeps the order within each partition: publish
-// times increase along a partition.
+// times increase along a partition. Each partition is read by its own
+// goroutine into a small channel, so that the partitions' waits (for the
+// server, for the silence that ends them) overlap.
 type replaySource struct {
 	parts  []*partReader
 	heads  headHeap
 	primed bool
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// feedBuffer is how many messages a partition's goroutine reads ahead.
+const feedBuffer = 64
+
+// start runs one goroutine per partition; close stops them.
+func (s *replaySource) start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	for _, p := range s.parts {
+		p.out = make(chan *client.Message, feedBuffer)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			p.feed(ctx)
+		}()
+	}
 }
 
 // openReplaySource opens one reader per partition of p.topic, at p.from. A
@@ -211,6 +271,7 @@ func openReplaySource(ctx context.Context, c *client.Client, p replayPlan, log *
 			return nil, err
 		}
 	}
+	s.start(ctx)
 	return s, nil
 }
 
@@ -260,7 +321,7 @@ func (s *replaySource) next(ctx context.Context) (*client.Message, error) {
 	if !s.primed {
 		s.primed = true
 		for _, p := range s.parts {
-			m, err := p.next(ctx)
+			m, err := p.take(ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -273,7 +334,7 @@ func (s *replaySource) next(ctx context.Context) (*client.Message, error) {
 		return nil, nil
 	}
 	h := heap.Pop(&s.heads).(head)
-	m, err := h.part.next(ctx)
+	m, err := h.part.take(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -283,8 +344,12 @@ func (s *replaySource) next(ctx context.Context) (*client.Message, error) {
 	return h.m, nil
 }
 
-// close closes every reader still open.
+// close stops the partitions' goroutines and closes every reader.
 func (s *replaySource) close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
 	for _, p := range s.parts {
 		p.finish()
 	}
