@@ -275,7 +275,9 @@ func TestPolicyOffloadsClosedLedgersDeletesThemFromBookiesAndConsumersReadTheSam
 }
 
 func TestTriggerOffloadOffloadsEveryClosedLedgerNowAndCountsThem(t *testing.T) {
-	e := newTierEnv(t, func(_ *serving.Config, tc *serving.TierConfig) { tc.GCInterval, tc.GCMinAge = time.Millisecond, time.Millisecond })
+	e := newTierEnv(t, func(_ *serving.Config, tc *serving.TierConfig) {
+		tc.GCInterval, tc.GCMinAge = time.Millisecond, time.Millisecond
+	})
 	const topic = "public/default/triggered"
 	// An object of a failed offload that no ledger names: collected.
 	orphan := fmt.Sprintf("%s/%020d-%s.arrow", topic, 999, uuid.Must(uuid.NewV7()))
