@@ -533,3 +533,34 @@ func TestWaitLACWithoutProgressReturnsAfterTheTimeout(t *testing.T) {
 		t.Fatalf("WaitLAC past the end: %d, %v; want the bookie's LAC 1 (piggy-backed on entry 2)", lac, err)
 	}
 }
+
+// With E > Qw each bookie holds only the entries of its write sets: reads
+// and recovery must ask the right bookies, entry by entry.
+func TestStripedLedgerReadsAndRecoversFromEachEntrysWriteSet(t *testing.T) {
+	c := startClusterWith(t, 3, metatest.NewMemLedgerStore())
+	cl := c.client(t)
+	ctx := context.Background()
+	w, err := cl.Create(ctx, ledger.CreateOptions{Ensemble: 3, WriteQuorum: 2, AckQuorum: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := map[ids.EntryID][]byte{}
+	for i := range 60 {
+		e, err := w.AppendSync(ctx, payload(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok[e] = payload(i)
+	}
+	l, err := c.client(t).Recover(ctx, w.ID(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.LastEntry != 59 {
+		t.Fatalf("recovered up to %d, want 59", l.LastEntry)
+	}
+	checkReadable(t, c.client(t), l, ok)
+	if _, err := w.AppendSync(ctx, payload(60)); !errors.Is(err, ledger.ErrFenced) {
+		t.Fatalf("append after recovery: %v, want ErrFenced", err)
+	}
+}
