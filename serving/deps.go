@@ -78,7 +78,9 @@ type Ledgers interface {
 	// metadata store (calling annotate on the record before the close is
 	// written) and answers the closed record.
 	Recover(ctx context.Context, id ids.LedgerID, annotate func(*metadata.Ledger)) (*metadata.Ledger, error)
-	// Read answers the entries first..last (inclusive) of l.
+	// Read answers entries of l from first on, in order, up to last
+	// (inclusive); it may answer fewer (a read is bounded in entries and
+	// bytes), so callers ask again from the entry after the last answered.
 	Read(ctx context.Context, l *metadata.Ledger, first, last ids.EntryID) ([]Entry, error)
 	Delete(ctx context.Context, l *metadata.Ledger) error
 }
