@@ -521,6 +521,20 @@ func TestReplayIntoAnotherTopicRepublishesExactlyTheRange(t *testing.T) {
 	if len(byPayload) != 0 {
 		t.Fatalf("%d messages of the range missing from %s", len(byPayload), dst)
 	}
+
+	t.Run("a target refusing the messages exits 1", func(t *testing.T) {
+		pol := client.NamespacePolicy{Retention: client.Forever, MaxMessageBytes: 4}
+		if err := f.c.Admin().SetNamespacePolicy(ctx, "public/tiny", pol); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.c.Admin().CreateTopic(ctx, "public/tiny/dst", 0); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, code := strata(t, f.replayArgs("--into", "public/tiny/dst")...)
+		if code != 1 || !strings.Contains(stderr, "MESSAGE_TOO_LARGE") {
+			t.Fatalf("exit %d, stderr %q; want 1 and MESSAGE_TOO_LARGE", code, stderr)
+		}
+	})
 }
 
 func TestReplayRefusesBadInputWithExitCode2(t *testing.T) {
