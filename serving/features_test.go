@@ -322,3 +322,35 @@ func TestMessagesPastTheTTLAreAcknowledgedOnEverySubscription(t *testing.T) {
 		return nil
 	})
 }
+
+func TestRetentionChangedAfterTheTopicLoadedApplies(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) { cfg.MaxLedgerEntries = 3; cfg.TrimInterval = 50 * time.Millisecond })
+	keep := &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: -1, OffloadAgeMs: -1}
+	if _, err := n.client.SetNamespacePolicy(ctxT(t), &servingpb.SetNamespacePolicyRequest{Namespace: "public/default", Policy: keep}); err != nil {
+		t.Fatal(err)
+	}
+	const topic = "retention-change"
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
+	p := mustProducer(t, n, topic, "p")
+	var rs []*servingpb.SendReceipt
+	for i := uint64(1); i <= 6; i++ {
+		rs = append(rs, p.mustSend(msg(i)))
+	}
+	cs.flow(6)
+	for _, m := range cs.receive(6) {
+		cs.ack(m.GetId())
+	}
+	firstLedger := ids.LedgerID(rs[0].GetLedger())
+	// Now delete consumed data at once: the loaded topic must pick it up.
+	drop := &servingpb.NamespacePolicy{RetentionMs: 0, OffloadThresholdBytes: -1, OffloadAgeMs: -1}
+	if _, err := n.client.SetNamespacePolicy(ctxT(t), &servingpb.SetNamespacePolicyRequest{Namespace: "public/default", Policy: drop}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "consumed ledger deleted after retention changed to 0", func() error {
+		if c.memL.Has(firstLedger) {
+			return fmt.Errorf("ledger %d still stored", firstLedger)
+		}
+		return nil
+	})
+}

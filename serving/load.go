@@ -70,7 +70,7 @@ func (t *topic) loadSteps(ctx context.Context) (acquired bool, err error) {
 	if err != nil {
 		return true, err
 	}
-	t.policy = pol
+	t.policy.Store(&pol)
 	ml, err := n.meta.GetManagedLedger(ctx, t.name)
 	if errors.Is(err, metadata.ErrNotFound) {
 		ml, err = &metadata.ManagedLedger{Topic: t.name}, nil
@@ -244,7 +244,7 @@ func (t *topic) replayForDedup(ctx context.Context, l *metadata.Ledger, li *meta
 }
 
 func (t *topic) createOptions() CreateOptions {
-	c, p := t.n.cfg, t.policy
+	c, p := t.n.cfg, t.pol()
 	o := CreateOptions{Ensemble: p.Ensemble, WriteQuorum: p.WriteQuorum, AckQuorum: p.AckQuorum, Topic: t.name}
 	if o.Ensemble == 0 {
 		o.Ensemble = c.Ensemble

@@ -78,8 +78,8 @@ func (t *topic) checkBatch(ms []*servingpb.Message) error {
 }
 
 func (t *topic) maxMessageBytes() uint64 {
-	if t.policy.MaxMessageBytes > 0 {
-		return t.policy.MaxMessageBytes
+	if p := t.pol(); p.MaxMessageBytes > 0 {
+		return p.MaxMessageBytes
 	}
 	return metadata.DefaultNamespacePolicy().MaxMessageBytes
 }

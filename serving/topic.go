@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-mq/strata/internal/errcode"
@@ -25,10 +26,12 @@ const (
 // LOCKORDER: Node.mu before topic.mu; topic.mu before producer/consumer
 // internals (which use channels and atomics only).
 type topic struct {
-	n      *Node
-	name   string
-	ns     string
-	policy metadata.NamespacePolicy
+	n    *Node
+	name string
+	ns   string
+	// policy is the namespace policy, re-read by every trim pass so that a
+	// changed policy reaches a loaded topic; read it with pol().
+	policy atomic.Pointer[metadata.NamespacePolicy]
 	log    *slog.Logger
 
 	owned   metadata.Ownership // our ownership record, set by load
@@ -261,3 +264,11 @@ const (
 	reasonDelete  = "deleted"
 	reasonKilled  = "killed"
 )
+
+// pol returns the topic's namespace policy as last read.
+func (t *topic) pol() metadata.NamespacePolicy {
+	if p := t.policy.Load(); p != nil {
+		return *p
+	}
+	return metadata.DefaultNamespacePolicy()
+}

@@ -13,8 +13,13 @@ import (
 // durable subscriptions keeps nothing past retention (as in Pulsar). The
 // current ledger is never deleted.
 func (t *topic) trim(ctx context.Context) {
+	if pol, err := t.n.policyOf(ctx, t.ns); err == nil {
+		t.policy.Store(&pol) // a set-policy reaches a loaded topic here
+	} else {
+		t.log.Debug("re-reading the namespace policy; keeping the last one", "err", err)
+	}
 	t.expire(ctx)
-	if t.policy.RetentionMs < 0 {
+	if t.pol().RetentionMs < 0 {
 		return
 	}
 	// Never while an offload pass runs: it may be uploading or deleting a
@@ -56,10 +61,11 @@ func (t *topic) trim(ctx context.Context) {
 // than the namespace's TTL (an invariant-4 exception: expired messages may
 // be skipped unacknowledged).
 func (t *topic) expire(ctx context.Context) {
-	if t.policy.TTLMs <= 0 {
+	ttl := t.pol().TTLMs
+	if ttl <= 0 {
 		return
 	}
-	cutoff := time.Now().Add(-time.Duration(t.policy.TTLMs) * time.Millisecond).UnixNano()
+	cutoff := time.Now().Add(-time.Duration(ttl) * time.Millisecond).UnixNano()
 	target, err := t.positionAt(ctx, cutoff)
 	if err != nil {
 		t.log.Warn("finding expired messages", "err", err)
@@ -84,7 +90,7 @@ func (t *topic) trimmableLocked(now time.Time) int {
 			slowest = &md
 		}
 	}
-	retention := time.Duration(t.policy.RetentionMs) * time.Millisecond
+	retention := time.Duration(t.pol().RetentionMs) * time.Millisecond
 	ls := t.mu.ml.Ledgers
 	n := 0
 	for i := 0; i < len(ls)-1; i++ {
