@@ -55,6 +55,8 @@ type partitionConsumer struct {
 		last      *MessageID           // last message handed out (non-durable resume point)
 		seekWait  chan error           // non-nil while a Seek waits for SeekDone
 		hint      string
+		addr      string // node of the current stream
+		suspect   string // node whose stream was left because the owner moved
 	}
 }
 
@@ -157,7 +159,7 @@ func (pc *partitionConsumer) run(st consumeStream, cancel context.CancelFunc) {
 			bo.reset()
 			st, cancel = s, c
 		}
-		err := pc.serve(st)
+		err := pc.serve(st, cancel)
 		cancel()
 		st = nil
 		if pc.stopping() {
@@ -191,7 +193,7 @@ func (pc *partitionConsumer) subscribeRequest() *servingpb.ConsumeRequest {
 
 func (pc *partitionConsumer) connect(ctx context.Context) (consumeStream, context.CancelFunc, error) {
 	pc.mu.Lock()
-	hint := pc.mu.hint
+	hint, suspect := pc.mu.hint, pc.mu.suspect
 	pc.mu.hint = ""
 	pc.mu.Unlock()
 	req := pc.subscribeRequest()
@@ -199,7 +201,7 @@ func (pc *partitionConsumer) connect(ctx context.Context) (consumeStream, contex
 		st        consumeStream
 		streamEnd context.CancelFunc
 	)
-	_, err := pc.c.openAtOwner(ctx, pc.topic, hint, func(ctx context.Context, b servingpb.BrokerClient) error {
+	addr, err := pc.c.openAtOwnerAvoiding(ctx, pc.topic, hint, suspect, func(ctx context.Context, b servingpb.BrokerClient, _ string) error {
 		sctx, cancel := context.WithCancel(ctx)
 		s, err := b.Consume(sctx)
 		if err != nil {
@@ -226,23 +228,89 @@ func (pc *partitionConsumer) connect(ctx context.Context) (consumeStream, contex
 		st, streamEnd = s, cancel
 		return nil
 	})
+	if err == nil {
+		pc.mu.Lock()
+		pc.mu.addr, pc.mu.suspect = addr, ""
+		pc.mu.Unlock()
+	}
 	return st, streamEnd, err
 }
 
-// serve grants permits and receives until the stream fails.
-func (pc *partitionConsumer) serve(st consumeStream) error {
+// consumerIdleCheck is how long a consumer stream may stay silent before
+// the consumer checks, with a lookup at another node, that its node still
+// owns the topic. A frozen owner (SIGSTOP, a long pause) keeps its TCP
+// connection up and its stream silent; once its lease has moved, the
+// consumer leaves it without waiting for gRPC keepalive (10 s + 3 s).
+const consumerIdleCheck = 4 * time.Second
+
+// watchOwner runs while a stream is served: each consumerIdleCheck without
+// a response on it (lastRecv, unix nanoseconds), it looks the topic up,
+// asking the stream's node last; when another node owns the topic, it
+// notes that node as the next one to try and ends the stream (moved).
+func (pc *partitionConsumer) watchOwner(ctx context.Context, lastRecv *atomic.Int64, endStream context.CancelFunc, moved *atomic.Bool) {
+	pc.mu.Lock()
+	addr := pc.mu.addr
+	pc.mu.Unlock()
+	t := time.NewTicker(consumerIdleCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, lastRecv.Load())) < consumerIdleCheck {
+			continue
+		}
+		owner, err := pc.c.lookupAvoiding(ctx, pc.topic, addr)
+		if err != nil || owner == "" || owner == addr {
+			continue
+		}
+		pc.log.Info("consumer stream idle and the topic moved: leaving its node", "node", addr, "owner", owner)
+		pc.mu.Lock()
+		pc.mu.hint, pc.mu.suspect = owner, addr
+		pc.mu.Unlock()
+		moved.Store(true)
+		endStream()
+		return
+	}
+}
+
+// serve grants permits and receives until the stream fails (or endStream is
+// called because the topic moved while the stream was idle).
+func (pc *partitionConsumer) serve(st consumeStream, endStream context.CancelFunc) error {
 	pc.mu.Lock()
 	pc.mu.queue, pc.mu.delivered, pc.mu.stream = nil, 0, st
 	pc.mu.Unlock()
+	var (
+		lastRecv atomic.Int64
+		moved    atomic.Bool
+		watching sync.WaitGroup
+	)
+	lastRecv.Store(time.Now().UnixNano())
+	wctx, stopWatch := context.WithCancel(pc.ctx)
+	watching.Add(1)
+	go func() {
+		defer watching.Done()
+		pc.watchOwner(wctx, &lastRecv, endStream, &moved)
+	}()
+	defer func() {
+		stopWatch()
+		watching.Wait()
+	}()
 	err := pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Flow{Flow: &servingpb.Flow{Permits: uint32(pc.queueSize)}}})
 	for err == nil {
 		var resp *servingpb.ConsumeResponse
 		resp, err = st.Recv()
+		lastRecv.Store(time.Now().UnixNano())
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = errcode.New(errcode.Unavailable, "consumer stream closed by the server")
 			}
 			err = wireErr(err)
+			if moved.Load() {
+				err = errcode.New(errcode.Unavailable, "topic moved while the consumer stream was idle")
+			}
 			break
 		}
 		switch k := resp.GetKind().(type) {

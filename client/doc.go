@@ -44,6 +44,27 @@
 // A Reader is a consumer of a non-durable subscription that starts at the
 // earliest or latest message, at a message id or at a time.
 //
+// # Frozen nodes
+//
+// A node that is frozen (SIGSTOP, a long GC or VM pause) keeps its TCP
+// connections up: its kernel still acknowledges, so streams to it never break
+// by themselves. Three bounds get clients off it:
+//   - gRPC keepalive: every connection pings after 10 s without traffic and
+//     is dropped when a ping goes unanswered for 3 s (serving nodes and
+//     bookies permit pings every 5 s, even without streams).
+//   - Producers: when the oldest batch in flight has had no receipt for
+//     ProducerReceiptTimeout (default 4 s), the producer abandons the stream,
+//     looks the topic up again asking the other nodes first, gives the
+//     abandoned node at most that timeout to answer a handshake, and resends
+//     everything unacknowledged under the same name and sequence ids
+//     (deduplicated by the server if the node was merely slow).
+//   - Consumers: a stream silent for 4 s makes the consumer look the topic up
+//     at another node; if the topic has moved, it subscribes at the new owner.
+//
+// Each lookup or admin call tries the URL's nodes in turn, each attempt
+// bounded by OperationTimeout; a node that failed to answer is tried after
+// the others until it answers again.
+//
 // # Errors
 //
 // Errors from the server carry a stable code from internal/errcode; the

@@ -127,3 +127,29 @@ func TestLookupMovesPastAFrozenSeedNode(t *testing.T) {
 		t.Fatalf("%d messages stored, want 1", got)
 	}
 }
+
+func TestIdleConsumerLeavesANodeThatNoLongerOwnsTheTopic(t *testing.T) {
+	cl := fakebroker.NewCluster()
+	a := fakebroker.Start(t, cl)
+	b := fakebroker.Start(t, cl)
+	if err := cl.CreateTopic(testTopic, 0); err != nil {
+		t.Fatal(err)
+	}
+	cl.SetOwner(testTopic, a.Addr)
+	c := newClient(t, "strata://"+a.Addr+","+b.Addr)
+	ctx := testCtx(t)
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	// The topic moves to b, but a keeps the consumer's stream open and
+	// silent, as a frozen owner would: the idle consumer must notice.
+	cl.SetOwner(testTopic, b.Addr)
+	waitFor(t, "the idle consumer to subscribe at the new owner", func() bool { return len(b.Subscribes()) > 0 })
+	cl.Publish(testTopic, "after-move")
+	m, err := cons.Receive(ctx)
+	if err != nil || string(m.Payload) != "after-move" {
+		t.Fatalf("receive after the move: %v %v", m, err)
+	}
+}

@@ -29,6 +29,32 @@ const (
 	pauseFor   = 10 * time.Second
 )
 
+// seenSet is the set of sequence ids a consumer received.
+type seenSet struct {
+	mu sync.Mutex
+	m  map[uint64]bool
+}
+
+func (s *seenSet) add(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[uint64]bool{}
+	}
+	s.m[seq] = true
+}
+
+func (s *seenSet) hasAll(seqs []int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range seqs {
+		if !s.m[uint64(q)] {
+			return false
+		}
+	}
+	return true
+}
+
 // ackLog records a producer's receipts in callback (sequence) order.
 type ackLog struct {
 	mu   sync.Mutex
@@ -105,6 +131,30 @@ func TestFrozenOwnerLosesItsTopicAndAppendsNothingAfterTheTakeover(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A consumer attached to the owner before the pause must follow the
+	// topic too (its stream to the frozen node stays up and silent).
+	live, err := c.Subscribe(ctx, topic, "live", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var liveSeen seenSet
+	liveDone := make(chan struct{})
+	go func() {
+		defer close(liveDone)
+		for {
+			m, err := live.Receive(ctx)
+			if err != nil {
+				return
+			}
+			liveSeen.add(m.SequenceID)
+			_ = live.Ack(m)
+		}
+	}()
+	defer func() {
+		_ = live.Close()
+		<-liveDone
+	}()
+
 	var acks ackLog
 	stop := make(chan struct{})
 	sent := make(chan int, 1)
@@ -196,6 +246,9 @@ func TestFrozenOwnerLosesItsTopicAndAppendsNothingAfterTheTakeover(t *testing.T)
 	if len(ids) != total {
 		t.Fatalf("%d receipts for %d sends", len(ids), total)
 	}
+	pollUntil(t, ctx, "the consumer attached before the pause to receive every acknowledged message", func() bool {
+		return liveSeen.hasAll(seqs)
+	})
 	checkNoOldLedgerAfterTakeover(t, ids, old)
 	checkOldLedgersClosedAndUnextended(t, ctx, etcd, old, ids)
 	checkConsumedExactlyOnce(t, ctx, c, topic, seqs)
