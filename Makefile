@@ -31,9 +31,11 @@ build:
 run: build
 	$(BIN) standalone --data-dir $(DATA_DIR)
 
+# The fuzz targets run briefly first, so that the test runner's summary is
+# the last thing printed.
 test: tools
-	$(TOOLS)/gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- -race -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory fuzz
+	$(TOOLS)/gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- -race -count=1 -timeout 20m ./...
 
 # test-only runs the suite without installing tools (tests that need MinIO or
 # nats-server skip unless CI=true).
