@@ -22,11 +22,13 @@ import (
 
 // pauseLease is the serving nodes' session lease in the pause test; the
 // owner stays frozen for pauseFor, well past it but short of what gRPC
-// keepalive needs to declare the connection dead (10 s + 3 s): the producer
-// must leave the frozen owner on its own (ProducerReceiptTimeout).
+// keepalive needs to declare the connection dead (10 s + 3 s after the last
+// frame read): the producer must leave the frozen owner on its own
+// (ProducerReceiptTimeout, 4 s), which leaves several seconds of slack for a
+// loaded machine.
 const (
 	pauseLease = 3 * time.Second
-	pauseFor   = 10 * time.Second
+	pauseFor   = 11 * time.Second
 )
 
 // seenSet is the set of sequence ids a consumer received.
