@@ -153,3 +153,53 @@ func TestIdleConsumerLeavesANodeThatNoLongerOwnsTheTopic(t *testing.T) {
 		t.Fatalf("receive after the move: %v %v", m, err)
 	}
 }
+
+func TestProducerLeavesASilentOwnerForTheNodeThatTookTheTopic(t *testing.T) {
+	cl := fakebroker.NewCluster()
+	a := fakebroker.Start(t, cl)
+	b := fakebroker.Start(t, cl)
+	if err := cl.CreateTopic(testTopic, 0); err != nil {
+		t.Fatal(err)
+	}
+	cl.SetOwner(testTopic, a.Addr)
+	c := newClient(t, "strata://"+a.Addr+","+b.Addr)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerName("p"), client.ProducerLinger(0),
+		client.ProducerReceiptTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, payload(0)); err != nil {
+		t.Fatal(err)
+	}
+	// a goes silent with its stream up (no error, no redirect) and the
+	// topic moves to b: only the missing receipts reveal it.
+	a.HoldBatches()
+	cl.SetOwner(testTopic, b.Addr)
+	var r receipts
+	const n = 5
+	for i := 1; i <= n; i++ {
+		p.SendAsync(ctx, payload(i), r.cb)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.ReleaseBatches()
+	for i, err := range r.errs {
+		if err != nil {
+			t.Fatalf("message %d failed: %v", i+1, err)
+		}
+	}
+	if len(b.Opens()) == 0 {
+		t.Fatal("the producer never opened at the new owner")
+	}
+	msgs := cl.Messages(testTopic)
+	if len(msgs) != n+1 {
+		t.Fatalf("%d messages stored, want %d", len(msgs), n+1)
+	}
+	for i, m := range msgs {
+		if m.GetSequenceId() != uint64(i) {
+			t.Fatalf("message %d has sequence id %d (lost or duplicated)", i, m.GetSequenceId())
+		}
+	}
+}
