@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -393,12 +394,57 @@ func sendOn[Req, Resp any](s grpc.BidiStreamingClient[Req, Resp], req *Req) erro
 func (p *partitionProducer) serve(st produceStream) error {
 	recvDone := make(chan error, 1)
 	go func() { recvDone <- p.recvLoop(st) }()
+	end := st.(*cancelStream).cancel
+	var stale atomic.Bool
+	stopWatch := p.watchReceipts(end, &stale)
 	err, recvEnded := p.sendLoop(st, recvDone)
-	st.(*cancelStream).cancel()
+	stopWatch()
+	end()
 	if !recvEnded {
 		<-recvDone
 	}
+	if stale.Load() {
+		err = errNoReceipt
+	}
 	return err
+}
+
+// watchReceipts ends the stream (end) and sets stale when the oldest batch
+// in flight has waited the receipt timeout. It runs apart from the send
+// loop, which may be blocked in Send: a frozen node stops reading, so HTTP/2
+// flow control stalls the sender once the window is full. The returned
+// function stops it and waits for it.
+func (p *partitionProducer) watchReceipts(end context.CancelFunc, stale *atomic.Bool) func() {
+	if p.cfg.receiptTimeout <= 0 {
+		return func() {}
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTimer(p.cfg.receiptTimeout)
+		defer t.Stop()
+		for {
+			wait := p.cfg.receiptTimeout / 4
+			if d, ok := p.receiptDeadline(); ok {
+				if !time.Now().Before(d) {
+					stale.Store(true)
+					end()
+					return
+				}
+				wait = time.Until(d)
+			}
+			t.Reset(wait)
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+	}
 }
 
 func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (error, bool) {
@@ -417,14 +463,6 @@ func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (e
 		deadline, err := p.sendDue(st)
 		if err != nil {
 			return err, false
-		}
-		if r, ok := p.receiptDeadline(); ok {
-			if !time.Now().Before(r) {
-				return errNoReceipt, false
-			}
-			if deadline.IsZero() || r.Before(deadline) {
-				deadline = r
-			}
 		}
 		var timerC <-chan time.Time
 		if !deadline.IsZero() {

@@ -155,6 +155,17 @@ func TestIdleConsumerLeavesANodeThatNoLongerOwnsTheTopic(t *testing.T) {
 }
 
 func TestProducerLeavesASilentOwnerForTheNodeThatTookTheTopic(t *testing.T) {
+	// Small messages: receipts stop coming. Large ones: the silent node also
+	// stops reading, so HTTP/2 flow control blocks the producer's Send.
+	for _, tc := range []struct {
+		name string
+		size int
+	}{{"small messages", 16}, {"send blocked by flow control", 512 << 10}} {
+		t.Run(tc.name, func(t *testing.T) { leaveSilentOwner(t, tc.size) })
+	}
+}
+
+func leaveSilentOwner(t *testing.T, size int) {
 	cl := fakebroker.NewCluster()
 	a := fakebroker.Start(t, cl)
 	b := fakebroker.Start(t, cl)
@@ -165,11 +176,16 @@ func TestProducerLeavesASilentOwnerForTheNodeThatTookTheTopic(t *testing.T) {
 	c := newClient(t, "strata://"+a.Addr+","+b.Addr)
 	ctx := testCtx(t)
 	p, err := c.NewProducer(ctx, "t", client.ProducerName("p"), client.ProducerLinger(0),
-		client.ProducerReceiptTimeout(200*time.Millisecond))
+		client.ProducerBatchMaxBytes(1<<20), client.ProducerReceiptTimeout(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Send(ctx, payload(0)); err != nil {
+	msg := func(i int) *client.ProducerMessage {
+		m := payload(i)
+		m.Payload = append(m.Payload, make([]byte, size)...)
+		return m
+	}
+	if _, err := p.Send(ctx, msg(0)); err != nil {
 		t.Fatal(err)
 	}
 	// a goes silent with its stream up (no error, no redirect) and the
@@ -177,9 +193,9 @@ func TestProducerLeavesASilentOwnerForTheNodeThatTookTheTopic(t *testing.T) {
 	a.HoldBatches()
 	cl.SetOwner(testTopic, b.Addr)
 	var r receipts
-	const n = 5
+	const n = 20
 	for i := 1; i <= n; i++ {
-		p.SendAsync(ctx, payload(i), r.cb)
+		p.SendAsync(ctx, msg(i), r.cb)
 	}
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
