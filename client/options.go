@@ -45,7 +45,9 @@ func (c *clientConfig) validate() error {
 func Logger(l *slog.Logger) Option { return func(c *clientConfig) { c.logger = l } }
 
 // OperationTimeout bounds each admin call, lookup and stream handshake whose
-// context has no earlier deadline (default 30 s).
+// context has no earlier deadline (default 30 s). Calls that may go to any
+// node (lookups, most admin calls) bound each node's attempt with it and then
+// try the next node of the URL, so one frozen node does not use it all up.
 func OperationTimeout(d time.Duration) Option { return func(c *clientConfig) { c.opTimeout = d } }
 
 // ReconnectBackoff sets the exponential backoff between reconnect attempts
