@@ -16,21 +16,33 @@ import (
 const BinEnv = "STRATA_NATS_BIN"
 
 // ErrNoServerBinary is returned when no nats-server binary can be found.
-var ErrNoServerBinary = errors.New("jetstream: nats-server binary not found (set " + BinEnv + " or put nats-server on PATH)")
+var ErrNoServerBinary = errors.New("jetstream: nats-server binary not found (run `make tools`, set " + BinEnv + " or put nats-server on PATH)")
 
 // FindServerBinary returns $STRATA_NATS_BIN if it names an executable file,
-// else nats-server from PATH.
+// else nats-server from PATH, else the one `make tools` installs in
+// .cache/bin (of the working directory, or beside bin/strata's checkout).
 func FindServerBinary() (string, error) {
-	if p := os.Getenv(BinEnv); p != "" {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
+	if p := os.Getenv(BinEnv); isExecutable(p) {
+		return p, nil
+	}
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p, nil
+	}
+	candidates := []string{filepath.Join(".cache", "bin", "nats-server")}
+	if exe, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "..", ".cache", "bin", "nats-server"))
+	}
+	for _, p := range candidates {
+		if isExecutable(p) {
+			return filepath.Abs(p)
 		}
 	}
-	p, err := exec.LookPath("nats-server")
-	if err != nil {
-		return "", ErrNoServerBinary
-	}
-	return p, nil
+	return "", ErrNoServerBinary
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return p != "" && err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }
 
 // server is a nats-server child with a temporary store directory.

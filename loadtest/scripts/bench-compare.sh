@@ -26,8 +26,13 @@ run() {
 	cmd="$BIN loadtest --driver $DRIVERS --topics 1 --partitions 4 --producers 1 --subscriptions 1 --consumers 1 --subscription-type exclusive --key-distribution none --size $size --rate $rate --warmup $WARMUP --duration $DURATION --batching-delay 1ms --max-pending 1000 --json $OUT/$name.json --plot $OUT/$name.png"
 	echo "== $name =="
 	echo "$name: $cmd" >> "$OUT/commands.txt"
+	# Not piped into tee: sh has no pipefail, and a failing driver must fail
+	# the benchmark.
 	# shellcheck disable=SC2086
-	$cmd | tee "$OUT/$name.txt"
+	rc=0
+	$cmd > "$OUT/$name.txt" || rc=$?
+	cat "$OUT/$name.txt"
+	return "$rc"
 }
 
 status=0
