@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"github.com/strata-mq/strata/bookie/ledger"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving"
 	"github.com/strata-mq/strata/tiering"
@@ -80,38 +78,11 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("etcd: %w", err)
 	}
 	defer store.Close()
-	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, log)
-	defer lc.Close()
-
-	glis, err := net.Listen("tcp", str("grpc-addr"))
-	if err != nil {
-		return err
-	}
-	var hlis net.Listener
-	if a := str("http-addr"); a != "" {
-		if hlis, err = net.Listen("tcp", a); err != nil {
-			glis.Close()
-			return err
-		}
-	}
-	advertise := str("advertise-addr")
-	if advertise == "" {
-		advertise = serving.AdvertisedAddr(glis.Addr().String())
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cfg := serving.Config{NodeID: str("node-id"), GRPCAddr: advertise, LeaseTTL: ttl,
+	cfg := serving.Config{NodeID: str("node-id"), GRPCAddr: str("advertise-addr"), LeaseTTL: ttl,
 		Ensemble: num("ensemble"), WriteQuorum: num("write-quorum"), AckQuorum: num("ack-quorum")}
-	tc, err := tierConfig(cmd, "", reg, log)
-	if err != nil {
-		glis.Close()
-		if hlis != nil {
-			hlis.Close()
-		}
-		return err
-	}
-	return serving.Serve(ctx, serving.ServeOptions{Config: cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc,
-		Ready: func(n *serving.Node) { log.Info("serving", "grpc", advertise, "http", str("http-addr")) }})
+	return runServingNode(cmd, store, nodeSpec{cfg: cfg, ready: func(grpcAddr string, _ net.Listener) {
+		log.Info("serving", "grpc", grpcAddr, "http", str("http-addr"))
+	}}, log)
 }
 
 // serveSplitList splits a comma-separated flag value, dropping empty items.

@@ -10,13 +10,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
 	"github.com/strata-mq/strata/bookie"
-	"github.com/strata-mq/strata/bookie/ledger"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving"
 )
@@ -82,34 +79,9 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 	}
 	defer bk.stop()
 
-	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, log)
-	defer lc.Close()
-	glis, err := net.Listen("tcp", str("grpc-addr"))
-	if err != nil {
-		return err
-	}
-	var hlis net.Listener
-	if a := str("http-addr"); a != "" {
-		if hlis, err = net.Listen("tcp", a); err != nil {
-			glis.Close()
-			return err
-		}
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	grpcAddr := serving.AdvertisedAddr(glis.Addr().String())
-	cfg := serving.Config{GRPCAddr: grpcAddr, Ensemble: 1, WriteQuorum: 1, AckQuorum: 1}
-	tc, err := tierConfig(cmd, filepath.Join(dir, "objects"), reg, log)
-	if err != nil {
-		glis.Close()
-		if hlis != nil {
-			hlis.Close()
-		}
-		return err
-	}
-	return serving.Serve(ctx, serving.ServeOptions{
-		Config: cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc,
-		Ready: func(*serving.Node) {
+	cfg := serving.Config{Ensemble: 1, WriteQuorum: 1, AckQuorum: 1}
+	return runServingNode(cmd, store, nodeSpec{cfg: cfg, defaultStore: filepath.Join(dir, "objects"),
+		ready: func(grpcAddr string, hlis net.Listener) {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "strata standalone is running (data in %s)\n", dir)
 			fmt.Fprintf(out, "  clients:  strata://%s\n", grpcAddr)
@@ -118,8 +90,7 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 			}
 			fmt.Fprintf(out, "  bookie:   %s\n  etcd:     %v\n", bk.addr, endpoints)
 			log.Info("standalone ready", "grpc", grpcAddr, "bookie", bk.addr, "etcd", endpoints)
-		},
-	})
+		}}, log)
 }
 
 // runningBookie is a bookie serving gRPC and registered in etcd.

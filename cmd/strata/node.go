@@ -1,0 +1,62 @@
+package main
+
+import (
+	"log/slog"
+	"net"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/strata-mq/strata/bookie/ledger"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/serving"
+)
+
+// nodeSpec is what `serve` and `standalone` decide about their serving node;
+// runServingNode does the rest the same way for both.
+type nodeSpec struct {
+	// cfg.GRPCAddr empty: advertise the --grpc-addr listener's address.
+	cfg serving.Config
+	// defaultStore is the object store used when --object-store is empty
+	// ("" leaves offload disabled).
+	defaultStore string
+	// ready is called once the node serves, with its advertised gRPC address
+	// and its HTTP listener (nil when --http-addr is empty).
+	ready func(grpcAddr string, http net.Listener)
+}
+
+// runServingNode listens on --grpc-addr and --http-addr and runs a serving
+// node on store until the command's context ends.
+func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, log *slog.Logger) error {
+	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, log)
+	defer lc.Close()
+	glis, err := net.Listen("tcp", flagString(cmd, "grpc-addr"))
+	if err != nil {
+		return err
+	}
+	var hlis net.Listener
+	if a := flagString(cmd, "http-addr"); a != "" {
+		if hlis, err = net.Listen("tcp", a); err != nil {
+			glis.Close()
+			return err
+		}
+	}
+	if spec.cfg.GRPCAddr == "" {
+		spec.cfg.GRPCAddr = serving.AdvertisedAddr(glis.Addr().String())
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	tc, err := tierConfig(cmd, spec.defaultStore, reg, log)
+	if err != nil {
+		glis.Close()
+		if hlis != nil {
+			hlis.Close()
+		}
+		return err
+	}
+	return serving.Serve(cmd.Context(), serving.ServeOptions{
+		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc,
+		Ready: func(*serving.Node) { spec.ready(spec.cfg.GRPCAddr, hlis) },
+	})
+}
