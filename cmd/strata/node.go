@@ -24,6 +24,16 @@ type nodeSpec struct {
 	// ready is called once the node serves, with its advertised gRPC address
 	// and its HTTP listener (nil when --http-addr is empty).
 	ready func(grpcAddr string, http net.Listener)
+	// registry serves /metrics; nil: a new one with the Go and process
+	// collectors.
+	registry *prometheus.Registry
+}
+
+// newRegistry returns a metrics registry with the Go and process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // runServingNode listens on --grpc-addr and --http-addr and runs a serving
@@ -45,8 +55,10 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	if spec.cfg.GRPCAddr == "" {
 		spec.cfg.GRPCAddr = serving.AdvertisedAddr(glis.Addr().String())
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := spec.registry
+	if reg == nil {
+		reg = newRegistry()
+	}
 	tc, err := tierConfig(cmd, spec.defaultStore, reg, log)
 	if err != nil {
 		glis.Close()

@@ -73,14 +73,16 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 	defer store.Close()
 
 	noFsync, _ := f.GetBool("unsafe-no-fsync")
-	bk, err := startBookie(ctx, store, bookie.Config{DataDir: filepath.Join(dir, "bookie"), UnsafeNoFsync: noFsync}, str("bookie-addr"), log)
+	// One registry for the bookie and the serving node: /metrics shows both.
+	reg := newRegistry()
+	bk, err := startBookie(ctx, store, bookie.Config{DataDir: filepath.Join(dir, "bookie"), UnsafeNoFsync: noFsync, Registerer: reg}, str("bookie-addr"), log)
 	if err != nil {
 		return err
 	}
 	defer bk.stop()
 
 	cfg := serving.Config{Ensemble: 1, WriteQuorum: 1, AckQuorum: 1}
-	return runServingNode(cmd, store, nodeSpec{cfg: cfg, defaultStore: filepath.Join(dir, "objects"),
+	return runServingNode(cmd, store, nodeSpec{cfg: cfg, defaultStore: filepath.Join(dir, "objects"), registry: reg,
 		ready: func(grpcAddr string, hlis net.Listener) {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "strata standalone is running (data in %s)\n", dir)

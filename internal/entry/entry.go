@@ -80,9 +80,11 @@ func AppendEncode(dst []byte, b *Batch) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(m.Properties)))
 		// Sorted keys make the encoding deterministic, so an entry rebuilt
 		// from an offloaded segment has the bytes it was written with.
-		for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
-			dst = appendString(dst, k)
-			dst = appendString(dst, m.Properties[k])
+		if len(m.Properties) > 0 { // most messages have none: skip the sort's allocations
+			for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
+				dst = appendString(dst, k)
+				dst = appendString(dst, m.Properties[k])
+			}
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(m.Payload)))
 		dst = append(dst, m.Payload...)

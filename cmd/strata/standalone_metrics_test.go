@@ -1,0 +1,43 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/client"
+)
+
+// TestStandaloneMetricsShowTheBookieAndTheServingNode checks that one
+// /metrics shows both tiers of a standalone broker: operators watch fsync
+// latency there.
+func TestStandaloneMetricsShowTheBookieAndTheServingNode(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	c, err := client.New(s.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := testContext(t, time.Minute)
+	p, err := c.NewProducer(ctx, "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + s.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"strata_bookie_journal_fsync_seconds", "strata_bookie_adds_total", "go_goroutines"} {
+		if !strings.Contains(string(body), name) {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+}
