@@ -149,6 +149,19 @@ func (c *Client) broker(addr string) (servingpb.BrokerClient, error) {
 	return servingpb.NewBrokerClient(conn), nil
 }
 
+// dropConn closes the cached connection to addr, which ends every stream on
+// it; the next call there dials again. A backstop for a stream that does not
+// end when its context is cancelled.
+func (c *Client) dropConn(addr string) {
+	c.mu.Lock()
+	conn := c.mu.conns[addr]
+	delete(c.mu.conns, addr)
+	c.mu.Unlock()
+	if conn != nil {
+		_ = conn.Close()
+	}
+}
+
 // opContext bounds ctx by the operation timeout.
 func (c *Client) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.cfg.opTimeout)

@@ -3,6 +3,9 @@ package client
 import (
 	"errors"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/strata-mq/strata/internal/errcode"
 )
 
@@ -63,8 +66,17 @@ func wireErr(err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, errConnClosing) {
+		// dropConn closed a connection under a call: another one is dialled
+		// on the next try (when the whole client closes, its producers and
+		// consumers have stopped first).
+		return errcode.New(errcode.Unavailable, "connection closed: %v", err)
+	}
 	return errcode.FromError(err)
 }
+
+// errConnClosing is grpc-go's status for a call on a closed ClientConn.
+var errConnClosing = status.Error(codes.Canceled, "grpc: the client connection is closing")
 
 // redirectOf returns the owner's address carried by a NOT_OWNER error.
 func redirectOf(err error) (string, bool) {

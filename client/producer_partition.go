@@ -377,7 +377,7 @@ func (p *partitionProducer) opened(o *servingpb.ProducerOpened) {
 }
 
 // sendOn sends req; when the stream has already ended, the reason is read
-// from Recv.
+// from Recv. Only for a stream that no other goroutine reads (a handshake).
 func sendOn[Req, Resp any](s grpc.BidiStreamingClient[Req, Resp], req *Req) error {
 	err := s.Send(req)
 	if errors.Is(err, io.EOF) {
@@ -391,9 +391,16 @@ func sendOn[Req, Resp any](s grpc.BidiStreamingClient[Req, Resp], req *Req) erro
 
 // serve resends what was not acknowledged, then sends batches as they become
 // due, until the stream fails or the producer closes.
+//
+// The receive goroutine is the stream's only reader: grpc-go delivers a
+// stream's terminal status to exactly one Recv, so a second reader (say the
+// sender asking why Send returned io.EOF) can take it and leave the receive
+// goroutine blocked in Recv for good, even after the stream's context is
+// cancelled. The sender therefore learns the reason from recvDone.
 func (p *partitionProducer) serve(st produceStream) error {
 	recvDone := make(chan error, 1)
-	go func() { recvDone <- p.recvLoop(st) }()
+	var abandoned atomic.Bool
+	go func() { recvDone <- p.recvLoop(st, &abandoned) }()
 	end := st.(*cancelStream).cancel
 	var stale atomic.Bool
 	stopWatch := p.watchReceipts(end, &stale)
@@ -401,12 +408,51 @@ func (p *partitionProducer) serve(st produceStream) error {
 	stopWatch()
 	end()
 	if !recvEnded {
-		<-recvDone
+		rerr := p.awaitRecv(recvDone, &abandoned)
+		if errors.Is(err, errStreamEnded) {
+			err = rerr
+		}
 	}
 	if stale.Load() {
 		err = errNoReceipt
 	}
 	return err
+}
+
+// errStreamEnded is what the send loop returns when Send reports that the
+// stream has ended (io.EOF): the reason is the receive goroutine's to read.
+var errStreamEnded = errcode.New(errcode.Unavailable, "producer stream ended")
+
+// recvEndGrace bounds the wait for the receive goroutine once its stream's
+// context is cancelled, which ends a stream's Recv at once. Past it the
+// connection to the node is closed, which ends every stream on it; past it
+// again the goroutine is abandoned (fenced off from the producer's state).
+const recvEndGrace = 5 * time.Second
+
+// awaitRecv waits for the receive goroutine of a stream whose context is
+// cancelled, and returns the reason its stream ended. It never waits forever.
+func (p *partitionProducer) awaitRecv(recvDone <-chan error, abandoned *atomic.Bool) error {
+	t := time.NewTimer(recvEndGrace)
+	defer t.Stop()
+	select {
+	case err := <-recvDone:
+		return err
+	case <-t.C:
+	}
+	p.mu.Lock()
+	addr := p.mu.addr
+	p.mu.Unlock()
+	p.log.Warn("producer stream still receiving after its cancellation: closing the connection", "addr", addr, "grace", recvEndGrace)
+	p.c.dropConn(addr)
+	t.Reset(recvEndGrace)
+	select {
+	case err := <-recvDone:
+		return err
+	case <-t.C:
+	}
+	p.log.Error("producer stream still receiving after its connection was closed: abandoning it", "addr", addr)
+	abandoned.Store(true)
+	return errcode.New(errcode.Unavailable, "producer stream at %s did not end after cancellation", addr)
 }
 
 // watchReceipts ends the stream (end) and sets stale when the oldest batch
@@ -453,8 +499,8 @@ func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (e
 	p.mu.Unlock()
 	for _, b := range resend {
 		p.markSent(b)
-		if err := sendOn(st, b.req); err != nil {
-			return wireErr(err), false
+		if err := sendBatch(st, b.req); err != nil {
+			return err, false
 		}
 	}
 	timer := time.NewTimer(time.Hour)
@@ -489,10 +535,21 @@ func (p *partitionProducer) sendDue(st produceStream) (time.Time, error) {
 			return deadline, nil
 		}
 		p.markSent(b)
-		if err := sendOn(st, b.req); err != nil {
-			return time.Time{}, wireErr(err)
+		if err := sendBatch(st, b.req); err != nil {
+			return time.Time{}, err
 		}
 	}
+}
+
+// sendBatch sends req on a stream whose receive goroutine runs: io.EOF (the
+// stream has ended) becomes errStreamEnded, and Recv is left to that
+// goroutine.
+func sendBatch(st produceStream, req *servingpb.ProduceRequest) error {
+	err := st.Send(req)
+	if errors.Is(err, io.EOF) {
+		return errStreamEnded
+	}
+	return wireErr(err)
 }
 
 // markSent records that b is being sent now (on this stream).
@@ -568,10 +625,15 @@ func batchRequest(msgs []*pendingMsg) *servingpb.ProduceRequest {
 
 // recvLoop resolves receipts and per-batch errors in order until the stream
 // fails; a retriable per-batch error also ends the stream, so that the batch
-// and everything after it are resent in order on the next one.
-func (p *partitionProducer) recvLoop(st produceStream) error {
+// and everything after it are resent in order on the next one. Once
+// abandoned it returns at its next answer (one answer already being handled
+// is harmless: popHead ignores a receipt for a batch resolved already).
+func (p *partitionProducer) recvLoop(st produceStream, abandoned *atomic.Bool) error {
 	for {
 		resp, err := st.Recv()
+		if abandoned.Load() {
+			return errcode.New(errcode.Unavailable, "producer stream abandoned")
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return errcode.New(errcode.Unavailable, "producer stream closed by the server")

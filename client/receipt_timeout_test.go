@@ -219,3 +219,53 @@ func leaveSilentOwner(t *testing.T, size int) {
 		}
 	}
 }
+
+// A producer that abandons a stream for a missing receipt while it is still
+// sending on it gets io.EOF from Send. Only the stream's receive goroutine
+// may read the reason: a second reader (the sender calling Recv) can take
+// the stream's one terminal status, leaving the receive goroutine blocked
+// in Recv forever and the producer stuck waiting for it.
+func TestProducerKeepsSendingThroughStreamsItAbandonsWhileSending(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerName("p"), client.ProducerLinger(0),
+		client.ProducerReceiptTimeout(100*time.Millisecond), client.ProducerMaxPendingMessages(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.HoldReceipts()
+	var r receipts
+	n := 0
+	// Keep sending while the producer abandons stream after stream, so that
+	// sends land on streams already cancelled.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(b.Opens()) < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages sent and only %d opens: the producer stopped leaving silent streams", n, len(b.Opens()))
+		}
+		p.SendAsync(ctx, payload(n), r.cb)
+		n++
+		time.Sleep(500 * time.Microsecond)
+	}
+	b.ReleaseReceipts()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatalf("flush after %d messages: %v", n, err)
+	}
+	if r.len() != n {
+		t.Fatalf("%d callbacks, want %d", r.len(), n)
+	}
+	for i, err := range r.errs {
+		if err != nil {
+			t.Fatalf("message %d failed: %v", i, err)
+		}
+	}
+	msgs := cl.Messages(testTopic)
+	if len(msgs) != n {
+		t.Fatalf("%d messages stored, want %d", len(msgs), n)
+	}
+	for i, m := range msgs {
+		if m.GetSequenceId() != uint64(i) {
+			t.Fatalf("message %d has sequence id %d (lost or duplicated)", i, m.GetSequenceId())
+		}
+	}
+}
