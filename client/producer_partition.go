@@ -60,6 +60,8 @@ type partitionProducer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run returns
+	// recvEndGrace is defaultRecvEndGrace (shorter in tests).
+	recvEndGrace time.Duration
 
 	mu struct {
 		sync.Mutex
@@ -88,6 +90,8 @@ func newPartitionProducer(c *Client, cfg *producerConfig, topic string, partitio
 		lim:  newLimiter(cfg.maxPendingMessages, cfg.maxPendingBytes),
 		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
+
+		recvEndGrace: defaultRecvEndGrace,
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.mu.name = name
@@ -423,16 +427,16 @@ func (p *partitionProducer) serve(st produceStream) error {
 // stream has ended (io.EOF): the reason is the receive goroutine's to read.
 var errStreamEnded = errcode.New(errcode.Unavailable, "producer stream ended")
 
-// recvEndGrace bounds the wait for the receive goroutine once its stream's
-// context is cancelled, which ends a stream's Recv at once. Past it the
-// connection to the node is closed, which ends every stream on it; past it
-// again the goroutine is abandoned (fenced off from the producer's state).
-const recvEndGrace = 5 * time.Second
+// defaultRecvEndGrace bounds the wait for the receive goroutine once its
+// stream's context is cancelled, which ends a stream's Recv at once. Past it
+// the connection to the node is closed, which ends every stream on it; past
+// it again the goroutine is abandoned (fenced off from the producer's state).
+const defaultRecvEndGrace = 5 * time.Second
 
 // awaitRecv waits for the receive goroutine of a stream whose context is
 // cancelled, and returns the reason its stream ended. It never waits forever.
 func (p *partitionProducer) awaitRecv(recvDone <-chan error, abandoned *atomic.Bool) error {
-	t := time.NewTimer(recvEndGrace)
+	t := time.NewTimer(p.recvEndGrace)
 	defer t.Stop()
 	select {
 	case err := <-recvDone:
@@ -442,9 +446,9 @@ func (p *partitionProducer) awaitRecv(recvDone <-chan error, abandoned *atomic.B
 	p.mu.Lock()
 	addr := p.mu.addr
 	p.mu.Unlock()
-	p.log.Warn("producer stream still receiving after its cancellation: closing the connection", "addr", addr, "grace", recvEndGrace)
+	p.log.Warn("producer stream still receiving after its cancellation: closing the connection", "addr", addr, "grace", p.recvEndGrace)
 	p.c.dropConn(addr)
-	t.Reset(recvEndGrace)
+	t.Reset(p.recvEndGrace)
 	select {
 	case err := <-recvDone:
 		return err
