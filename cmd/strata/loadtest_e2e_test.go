@@ -71,15 +71,16 @@ func TestLoadtestAgainstItsOwnStandaloneLosesNothing(t *testing.T) {
 
 // TestLoadtestChaosKillsLoseNothingAcknowledged runs the chaos mode on a
 // real local cluster (3 bookies, 2 serving nodes, E=3 Qw=3 Qa=2): a bookie
-// and a serving node are SIGKILLed and restarted under load, and nothing
+// and a serving node are SIGKILLed and restarted under load, then a serving
+// node is frozen with SIGSTOP past its 3 s lease and resumed, and nothing
 // acknowledged may be lost or reordered.
 func TestLoadtestChaosKillsLoseNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a five-process cluster")
 	}
 	jsonPath := filepath.Join(t.TempDir(), "r.json")
-	out, stderr, code := runBin(t, 150*time.Second, "loadtest", "--cluster", "local", "--duration", "8s",
-		"--rate", "200", "--size", "256", "--chaos", "kill-bookie@1s/2s,kill-serving@3s/2s", "--seed", "3",
+	out, stderr, code := runBin(t, 180*time.Second, "loadtest", "--cluster", "local", "--duration", "14s",
+		"--rate", "200", "--size", "256", "--chaos", "kill-bookie@1s/2s,kill-serving@3s/2s,pause-serving@7s/5s", "--seed", "3",
 		"--json", jsonPath)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
