@@ -24,7 +24,7 @@ func defaultClientConfig() clientConfig {
 		logger:       slog.New(slog.DiscardHandler),
 		opTimeout:    30 * time.Second,
 		backoffMin:   100 * time.Millisecond,
-		backoffMax:   5 * time.Second,
+		backoffMax:   time.Second,
 		maxRedirects: 5,
 	}
 }
@@ -51,7 +51,11 @@ func Logger(l *slog.Logger) Option { return func(c *clientConfig) { c.logger = l
 func OperationTimeout(d time.Duration) Option { return func(c *clientConfig) { c.opTimeout = d } }
 
 // ReconnectBackoff sets the exponential backoff between reconnect attempts
-// (default 100 ms doubling up to 5 s, with jitter).
+// (default 100 ms doubling up to 1 s, with jitter). The cap bounds failover:
+// until a dead owner's lease expires, lookups still name it and connecting
+// fails, so the first attempt after the topic moves comes up to one cap late
+// (docs/serving-benchmarks.md measured p99 5.5-8 s with a 5 s cap, 3.4-3.6 s
+// with 500 ms).
 func ReconnectBackoff(minDelay, maxDelay time.Duration) Option {
 	return func(c *clientConfig) { c.backoffMin, c.backoffMax = minDelay, maxDelay }
 }
@@ -83,7 +87,7 @@ func defaultProducerConfig() producerConfig {
 		linger:             10 * time.Millisecond,
 		batchMaxMessages:   1000,
 		batchMaxBytes:      128 << 10,
-		maxPendingMessages: 1000,
+		maxPendingMessages: 5000,
 		maxPendingBytes:    64 << 20,
 		receiptTimeout:     DefaultProducerReceiptTimeout,
 	}
@@ -134,7 +138,9 @@ func ProducerBatchMaxBytes(n int) ProducerOption {
 }
 
 // ProducerMaxPendingMessages caps, per partition, the messages queued or sent
-// but not yet acknowledged (default 1000).
+// but not yet acknowledged (default 5000: five full batches, so that several
+// batches are in flight while one is fsync'd; with 1000 only one was, and
+// throughput halved, docs/serving-benchmarks.md).
 func ProducerMaxPendingMessages(n int) ProducerOption {
 	return func(c *producerConfig) { c.maxPendingMessages = n }
 }

@@ -71,7 +71,8 @@ type Workload struct {
 	// BatchingDelay is the producer batching delay handed to drivers that
 	// batch (default 1ms).
 	BatchingDelay time.Duration
-	// MaxPending bounds the messages each producer has in flight (default 1000).
+	// MaxPending bounds the messages each producer has in flight (default 5000,
+	// the SDK's default: five full batches).
 	MaxPending int
 	// Duration of the measured phase (default 10s) after Warmup (default 0).
 	// Messages sent during the warm-up are verified but not measured.
@@ -105,7 +106,7 @@ func DefaultWorkload() Workload {
 		Keys:                     1024,
 		Rate:                     1000,
 		BatchingDelay:            time.Millisecond,
-		MaxPending:               1000,
+		MaxPending:               5000,
 		Duration:                 10 * time.Second,
 		DrainTimeout:             10 * time.Second,
 		TopicPrefix:              "public/default/loadtest",

@@ -23,7 +23,7 @@ mkdir -p "$OUT"
 : > "$OUT/commands.txt"
 run() {
 	name=$1 size=$2 rate=$3
-	cmd="$BIN loadtest --driver $DRIVERS --topics 1 --partitions 4 --producers 1 --subscriptions 1 --consumers 1 --subscription-type exclusive --key-distribution none --size $size --rate $rate --warmup $WARMUP --duration $DURATION --batching-delay 1ms --max-pending 1000 --json $OUT/$name.json --plot $OUT/$name.png"
+	cmd="$BIN loadtest --driver $DRIVERS --topics 1 --partitions 4 --producers 1 --subscriptions 1 --consumers 1 --subscription-type exclusive --key-distribution none --size $size --rate $rate --warmup $WARMUP --duration $DURATION --batching-delay 1ms --max-pending 5000 --json $OUT/$name.json --plot $OUT/$name.png"
 	echo "== $name =="
 	echo "$name: $cmd" >> "$OUT/commands.txt"
 	# Not piped into tee: sh has no pipefail, and a failing driver must fail
