@@ -12,12 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/loadtest/chaos"
-	"github.com/strata-mq/strata/serving/servingpb"
 )
 
 // BenchmarkFailover measures, over STRATA_FAILOVER_KILLS (default 10) kills,
@@ -100,7 +96,7 @@ func BenchmarkFailover(b *testing.B) {
 	stuck := 0
 	for i := range kills {
 		// Let the current owner acknowledge for a while first.
-		failoverPoll(b, ctx, "receipts before kill", func() bool { return acks.countSince(time.Now().Add(-500*time.Millisecond)) > 100 })
+		pollUntil(b, ctx, "receipts before kill", func() bool { return acks.countSince(time.Now().Add(-500*time.Millisecond)) > 100 })
 		owner := failoverLookup(b, ctx, servingAddrs[0], topicName)
 		victim, survivor := -1, -1
 		for j, a := range servingAddrs {
@@ -349,7 +345,7 @@ func (a *failoverAcks) errors() []error {
 func failoverLookup(b *testing.B, ctx context.Context, node, topic string) string {
 	b.Helper()
 	var owner string
-	failoverPoll(b, ctx, "a lookup answer from "+node, func() bool {
+	pollUntil(b, ctx, "a lookup answer from "+node, func() bool {
 		o, err := failoverLookupAt(ctx, node, topic)
 		owner = o
 		return err == nil && o != ""
@@ -362,7 +358,7 @@ func failoverLookup(b *testing.B, ctx context.Context, node, topic string) strin
 func failoverLookupMoved(b *testing.B, ctx context.Context, node, topic, old string) time.Time {
 	b.Helper()
 	var at time.Time
-	failoverPoll(b, ctx, "the owner to move off "+old, func() bool {
+	pollUntil(b, ctx, "the owner to move off "+old, func() bool {
 		o, err := failoverLookupAt(ctx, node, topic)
 		at = time.Now()
 		return err == nil && o != "" && o != old
@@ -373,28 +369,7 @@ func failoverLookupMoved(b *testing.B, ctx context.Context, node, topic, old str
 func failoverLookupAt(ctx context.Context, node, topic string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	cc, err := grpc.NewClient(node, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return "", err
-	}
-	defer cc.Close()
-	resp, err := servingpb.NewBrokerClient(cc).Lookup(ctx, &servingpb.LookupRequest{Topic: topic})
-	if err != nil {
-		return "", err
-	}
-	return resp.GetOwner(), nil
-}
-
-// failoverPoll polls cond every 10 ms until it holds, failing after 60 s.
-func failoverPoll(b *testing.B, ctx context.Context, what string, cond func() bool) {
-	b.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			b.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return lookupAt(ctx, node, topic)
 }
 
 // failoverPercentiles returns the nearest-rank p50, p99 and max of ds.

@@ -434,7 +434,7 @@ func lookupAt(ctx context.Context, node, topic string) (string, error) {
 
 // pollUntil polls cond until it holds, failing at ctx's deadline or after
 // 60 s.
-func pollUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+func pollUntil(t testing.TB, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
