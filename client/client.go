@@ -293,22 +293,11 @@ func (c *Client) partitions(ctx context.Context, topic string) (int, error) {
 	return n, err
 }
 
-// openFunc opens a stream at one node and completes its handshake.
-type openFunc func(ctx context.Context, b servingpb.BrokerClient) error
-
-// openAtOwner finds topic's owner (starting from hint, a redirect address,
-// when set), and calls open there, following redirects. It returns the
-// address that accepted. A handshake that exceeds the operation timeout
-// fails with ErrTimeout; open itself must respect ctx.
-func (c *Client) openAtOwner(ctx context.Context, topic, hint string, open openFunc) (string, error) {
-	return c.openAtOwnerAvoiding(ctx, topic, hint, "", func(ctx context.Context, b servingpb.BrokerClient, _ string) error {
-		return open(ctx, b)
-	})
-}
-
-// openAtOwnerAvoiding is openAtOwner for a caller that holds the node at
-// suspect suspect: lookups ask it last, and open learns the address it is
-// called for (to bound a handshake with a suspect node more tightly).
+// openAtOwnerAvoiding finds topic's owner (starting from hint, a redirect
+// address, when set) and calls open there, following redirects; it returns
+// the address that accepted. Lookups ask the node at suspect last, and open
+// learns the address it is called for (to bound a handshake with a suspect
+// node more tightly). open itself must respect ctx.
 func (c *Client) openAtOwnerAvoiding(ctx context.Context, topic, hint, suspect string, open func(ctx context.Context, b servingpb.BrokerClient, addr string) error) (string, error) {
 	addr := hint
 	for hop := 0; ; hop++ {

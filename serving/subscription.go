@@ -3,7 +3,6 @@ package serving
 import (
 	"context"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/strata-mq/strata/internal/entry"
@@ -39,7 +38,6 @@ type subscription struct {
 	wake    chan struct{}
 	ctx     context.Context
 	cancel  context.CancelFunc
-	done    sync.WaitGroup
 }
 
 type pendingEntry struct {

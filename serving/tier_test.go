@@ -82,15 +82,14 @@ func (r *logRecorder) has(msg string) bool {
 // tierEnv is a real cluster (embedded etcd, three bookies) with a real
 // MinIO and one serving node with the object-store tier enabled.
 type tierEnv struct {
-	t      *testing.T
-	c      *realCluster
-	minio  *miniotest.Server
-	objs   tiering.Store
-	meta   *metadata.Store
-	lc     *ledger.Client
-	n      *testNode
-	logs   *logRecorder
-	prefix string
+	t     *testing.T
+	c     *realCluster
+	minio *miniotest.Server
+	objs  tiering.Store
+	meta  *metadata.Store
+	lc    *ledger.Client
+	n     *testNode
+	logs  *logRecorder
 }
 
 func newTierEnv(t *testing.T, tweak func(*serving.Config, *serving.TierConfig)) *tierEnv {

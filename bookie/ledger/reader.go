@@ -134,18 +134,6 @@ func (c *Client) readRange(ctx context.Context, b string, id ids.LedgerID, first
 	}
 }
 
-// readEntry reads one entry from bookie b.
-func (c *Client) readEntry(ctx context.Context, b string, id ids.LedgerID, e ids.EntryID) (Entry, error) {
-	got, err := c.readRange(ctx, b, id, e, e)
-	if len(got) == 1 {
-		return got[0], nil
-	}
-	if err == nil {
-		err = fmt.Errorf("%w: bookie %s, ledger %d entry %d", ErrEntryNotFound, b, id, e)
-	}
-	return Entry{}, err
-}
-
 // ReadLAC returns the highest LAC the bookies of l's last fragment know
 // (the last entry of a closed ledger). It fails only if none answers.
 func (c *Client) ReadLAC(ctx context.Context, l *metadata.Ledger) (ids.EntryID, error) {

@@ -505,8 +505,6 @@ func (s *sim) request(b string, handle func(bk *simBookie) func()) {
 	})
 }
 
-var errSimUnavailable = errcode.New(errcode.Unavailable, "sim: bookie down")
-
 func (s *sim) sendAdd(op addOp, answer func(error)) {
 	s.request(op.Bookie, func(bk *simBookie) func() {
 		if bk.fenced && !op.Recovery {

@@ -486,16 +486,6 @@ func (w *writerState) close() {
 	w.maybeProposeClose()
 }
 
-// abort fails the entries not confirmed yet with ErrLedgerClosed, so that a
-// close can proceed at the current LAC.
-func (w *writerState) abort() {
-	if w.err != nil || !w.closing {
-		return
-	}
-	w.failPending(ErrLedgerClosed)
-	w.maybeProposeClose()
-}
-
 func (w *writerState) maybeProposeClose() {
 	if !w.closing || w.closeSent || w.closeDone || w.err != nil ||
 		len(w.pending) > 0 || w.changing || w.metaBusy {

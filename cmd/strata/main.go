@@ -75,14 +75,3 @@ func exitCode(err error) int {
 	}
 	return 1
 }
-
-// notYet is the body of a subcommand whose issue has not landed.
-func notYet(name string) *cobra.Command {
-	return &cobra.Command{
-		Use:   name,
-		Short: name + " (not implemented yet)",
-		RunE: func(*cobra.Command, []string) error {
-			return fmt.Errorf("%s is not implemented yet", name)
-		},
-	}
-}
