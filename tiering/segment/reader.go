@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/metadata"
@@ -115,12 +116,45 @@ func decodeMessage(data []byte) (arrow.Record, error) {
 	stream = append(stream, data...)
 	stream = binary.LittleEndian.AppendUint32(stream, continuation)
 	stream = binary.LittleEndian.AppendUint32(stream, 0)
-	rd, err := ipc.NewReader(bytes.NewReader(stream), ipc.WithSchema(Schema()))
+	// Arrow allocates each buffer at the length the batch's metadata
+	// declares; forged lengths would ask for any amount of memory. A batch's
+	// body and buffers together never exceed twice its bytes (segments are
+	// not compressed), so a larger request is corruption.
+	alloc := &boundedAllocator{Allocator: memory.DefaultAllocator, left: 2*len(data) + 64<<10}
+	rd, err := ipc.NewReader(bytes.NewReader(stream), ipc.WithSchema(Schema()), ipc.WithAllocator(alloc))
 	if err != nil {
 		return nil, corrupt("open batch: %v", err)
 	}
 	defer rd.Release()
 	return nextRecord(rd)
+}
+
+// boundedAllocator refuses to hand out more than left bytes in all. Arrow's
+// Allocator cannot return an error, so it panics, and nextRecord turns the
+// panic into a corruption error instead of the process running out of
+// memory.
+type boundedAllocator struct {
+	memory.Allocator
+	left int
+}
+
+func (a *boundedAllocator) Allocate(size int) []byte {
+	a.take(size)
+	return a.Allocator.Allocate(size)
+}
+
+func (a *boundedAllocator) Reallocate(size int, b []byte) []byte {
+	if size > len(b) {
+		a.take(size - len(b))
+	}
+	return a.Allocator.Reallocate(size, b)
+}
+
+func (a *boundedAllocator) take(n int) {
+	if n < 0 || n > a.left {
+		panic(fmt.Sprintf("batch declares a buffer of %d bytes, more than the batch holds", n))
+	}
+	a.left -= n
 }
 
 // nextRecord reads the single record of a one-batch stream. The arrow
