@@ -52,7 +52,15 @@ func (c *cluster) start(id string, tweak func(*serving.Config)) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(errcode.UnaryServerInterceptor()), grpc.StreamInterceptor(errcode.StreamServerInterceptor()))
+	return serveNode(t, n, lis)
+}
+
+// serveNode serves n on lis over real gRPC with the node's own server
+// options, starts it, and dials a client to it. On cleanup it closes the
+// client, the server and the node, then each of closers in order.
+func serveNode(t testing.TB, n *serving.Node, lis net.Listener, closers ...func() error) *testNode {
+	t.Helper()
+	srv := grpc.NewServer(n.ServerOptions()...)
 	n.Register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	if err := n.Start(context.Background()); err != nil {
@@ -62,13 +70,15 @@ func (c *cluster) start(id string, tweak func(*serving.Config)) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn := &testNode{Node: n, addr: lis.Addr().String(), srv: srv, client: servingpb.NewBrokerClient(conn)}
 	t.Cleanup(func() {
 		_ = conn.Close()
 		srv.Stop()
 		_ = n.Close()
+		for _, c := range closers {
+			_ = c()
+		}
 	})
-	return tn
+	return &testNode{Node: n, addr: lis.Addr().String(), srv: srv, client: servingpb.NewBrokerClient(conn)}
 }
 
 func ctxT(t *testing.T) context.Context {

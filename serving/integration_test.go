@@ -87,23 +87,7 @@ func (c *realCluster) startWith(id string, tweak func(*serving.Config)) *testNod
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(n.ServerOptions()...)
-	n.Register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		srv.Stop()
-		_ = n.Close()
-		_ = lc.Close()
-	})
-	return &testNode{Node: n, addr: lis.Addr().String(), srv: srv, client: servingpb.NewBrokerClient(conn)}
+	return serveNode(t, n, lis, lc.Close)
 }
 
 func TestRealClusterProducesAndConsumesInOrderAcrossLedgerRolls(t *testing.T) {

@@ -23,8 +23,6 @@ import (
 	"github.com/strata-mq/strata/serving/servingpb"
 	"github.com/strata-mq/strata/tiering"
 	"github.com/strata-mq/strata/tiering/miniotest"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // logRecorder keeps the records a node logs, for assertions on what it
@@ -135,24 +133,7 @@ func (e *tierEnv) startNode(cfg serving.Config, tc serving.TierConfig) *testNode
 	if err := n.EnableTiering(tc); err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(n.ServerOptions()...)
-	n.Register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		srv.Stop()
-		_ = n.Close()
-		_ = del.Close()
-		_ = lc.Close()
-	})
-	return &testNode{Node: n, addr: lis.Addr().String(), srv: srv, client: servingpb.NewBrokerClient(conn)}
+	return serveNode(t, n, lis, del.Close, lc.Close)
 }
 
 func (e *tierEnv) setPolicy(ns string, p *servingpb.NamespacePolicy) {
