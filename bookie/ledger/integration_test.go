@@ -273,6 +273,29 @@ func TestWaitLACReturnsOnceTheWriterAdvances(t *testing.T) {
 	}
 }
 
+// appendStoppingABookie appends n entries and, once 50 are acknowledged a
+// quarter of the way in, stops the bookie victim (and drops it from the live
+// list). Every append must succeed; it returns the acknowledged entries.
+func appendStoppingABookie(t *testing.T, c *cluster, w *ledger.Writer, victim string, n int) map[ids.EntryID][]byte {
+	t.Helper()
+	a := newAcks()
+	for i := range n {
+		if i == n/4 {
+			waitFor(t, "the first acks", func() bool { ok, _, _ := a.snapshot(); return len(ok) >= 50 })
+			c.list.remove(victim)
+			c.bookie(victim).stop()
+		}
+		p := payload(i)
+		w.Append(p, a.done(p))
+	}
+	waitFor(t, "every append to complete", func() bool { _, _, count := a.snapshot(); return count == n })
+	ok, errs, _ := a.snapshot()
+	if len(errs) > 0 {
+		t.Fatalf("%d appends failed, first: %v", len(errs), errs[0])
+	}
+	return ok
+}
+
 // A bookie of the ensemble stops in the middle of a stream of appends: the
 // writer replaces it with the spare bookie, records a new fragment, and every
 // acknowledged entry is readable after close.
@@ -289,22 +312,8 @@ func TestEnsembleChangeOnBookieStopLosesNoAcknowledgedEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	victim := first.Fragments[0].Bookies[1]
-	a := newAcks()
 	const n = 400
-	for i := range n {
-		if i == n/4 {
-			waitFor(t, "the first acks", func() bool { ok, _, _ := a.snapshot(); return len(ok) >= 50 })
-			c.list.remove(victim)
-			c.bookie(victim).stop()
-		}
-		p := payload(i)
-		w.Append(p, a.done(p))
-	}
-	waitFor(t, "every append to complete", func() bool { _, _, count := a.snapshot(); return count == n })
-	ok, errs, _ := a.snapshot()
-	if len(errs) > 0 {
-		t.Fatalf("%d appends failed, first: %v", len(errs), errs[0])
-	}
+	ok := appendStoppingABookie(t, c, w, victim, n)
 	l, err := w.Close(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -331,22 +340,8 @@ func TestBookieStopWithoutSpareKeepsWritingAndRecoveryWorksWithoutIt(t *testing.
 		t.Fatal(err)
 	}
 	victim := c.bookies[2].addr
-	a := newAcks()
 	const n = 300
-	for i := range n {
-		if i == n/4 {
-			waitFor(t, "the first acks", func() bool { ok, _, _ := a.snapshot(); return len(ok) >= 50 })
-			c.list.remove(victim)
-			c.bookie(victim).stop()
-		}
-		p := payload(i)
-		w.Append(p, a.done(p))
-	}
-	waitFor(t, "every append to complete", func() bool { _, _, count := a.snapshot(); return count == n })
-	ok, errs, _ := a.snapshot()
-	if len(errs) > 0 {
-		t.Fatalf("%d appends failed, first: %v", len(errs), errs[0])
-	}
+	ok := appendStoppingABookie(t, c, w, victim, n)
 	l, err := c.client(t).Recover(ctx, w.ID(), nil)
 	if err != nil {
 		t.Fatal(err)
