@@ -126,7 +126,18 @@ func decodeMessage(data []byte) (arrow.Record, error) {
 		return nil, corrupt("open batch: %v", err)
 	}
 	defer rd.Release()
-	return nextRecord(rd)
+	rec, err := nextRecord(rd)
+	if err != nil {
+		return nil, err
+	}
+	// Every row holds at least its 8-byte ledger id in the batch, so a
+	// larger declared row count is forged, and would make the callers
+	// allocate rows by the billion.
+	if n := rec.NumRows(); n < 0 || n > int64(len(data)/8) {
+		rec.Release()
+		return nil, corrupt("batch declares %d rows in %d bytes", n, len(data))
+	}
+	return rec, nil
 }
 
 // boundedAllocator refuses to hand out more than left bytes in all. Arrow's
