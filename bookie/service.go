@@ -14,6 +14,7 @@ import (
 	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/internal/rpcpool"
 )
 
 // readChunkBytes is the payload size at which a ReadResponse is sent.
@@ -39,6 +40,7 @@ func (b *Bookie) ServerOptions() []grpc.ServerOption {
 		grpc.ChainStreamInterceptor(errcode.StreamServerInterceptor()),
 		grpc.MaxRecvMsgSize(limit),
 		grpc.MaxSendMsgSize(limit),
+		rpcpool.ServerOption(),
 		// Clients ping every 10 s (even without streams) to notice a frozen
 		// peer; allow it, and drop clients that stop answering our pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

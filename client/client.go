@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/rpcpool"
 	"github.com/strata-mq/strata/serving/servingpb"
 )
 
@@ -140,7 +141,7 @@ func (c *Client) broker(addr string) (servingpb.BrokerClient, error) {
 	if conn, ok := c.mu.conns[addr]; ok {
 		return servingpb.NewBrokerClient(conn), nil
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithKeepaliveParams(clientKeepalive)}, c.cfg.dialOpts...)
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithKeepaliveParams(clientKeepalive), rpcpool.DialOption()}, c.cfg.dialOpts...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, errcode.New(errcode.Unavailable, "dial %s: %v", addr, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/internal/rpcpool"
 	topicname "github.com/strata-mq/strata/internal/topic"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving/servingpb"
@@ -86,6 +87,7 @@ func (n *Node) ServerOptions() []grpc.ServerOption {
 		grpc.ChainStreamInterceptor(errcode.StreamServerInterceptor()),
 		grpc.MaxRecvMsgSize(limit),
 		grpc.MaxSendMsgSize(limit),
+		rpcpool.ServerOption(),
 		// Clients ping every 10 s (even without streams) to notice a frozen
 		// peer; allow it, and drop clients that stop answering our pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

@@ -15,6 +15,7 @@ import (
 	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/internal/rpcpool"
 	"github.com/strata-mq/strata/metadata"
 )
 
@@ -90,6 +91,7 @@ func (c *Client) bookie(addr string) (bookiepb.BookieClient, error) {
 	if len(opts) == 0 {
 		opts = []grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			rpcpool.DialOption(),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxReadBytes+(1<<20)), grpc.MaxCallSendMsgSize(c.cfg.MaxEntryBytes+(1<<20))),
 			// Ping every 10 s (bookies permit it) and drop the connection
 			// when a ping goes unanswered for 3 s: a frozen bookie keeps

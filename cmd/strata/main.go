@@ -12,7 +12,12 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/strata-mq/strata/internal/rpcpool"
 )
+
+// gRPC's default buffer pool clears each buffer and rounds sizes up to 1 MiB;
+// every server and client in this binary shares the non-clearing one.
+func init() { rpcpool.InstallDefault() }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
