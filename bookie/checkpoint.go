@@ -5,6 +5,7 @@ import (
 
 	"github.com/strata-mq/strata/bookie/index"
 	"github.com/strata-mq/strata/bookie/journal"
+	"github.com/strata-mq/strata/internal/ids"
 )
 
 // runCheckpointer writes an index checkpoint every CheckpointInterval, or
@@ -14,13 +15,26 @@ func (b *Bookie) runCheckpointer() {
 	defer b.bgWG.Done()
 	t := time.NewTicker(b.cfg.CheckpointInterval)
 	defer t.Stop()
+	// Kicks (rotation, delete) are coalesced to one checkpoint per minGap:
+	// each writes the whole index and an fsync on the journal's disk, and
+	// under a fast writer rotations come many times a second.
+	minGap := b.cfg.CheckpointInterval / 10
+	var last time.Time
 	for {
 		select {
 		case <-b.stop:
 			return
 		case <-t.C:
 		case <-b.kick:
+			if wait := minGap - time.Since(last); wait > 0 {
+				select {
+				case <-b.stop:
+					return
+				case <-time.After(wait):
+				}
+			}
 		}
+		last = time.Now()
 		if err := b.checkpoint(); err != nil {
 			b.log.Error("index checkpoint failed", "err", err)
 		}
@@ -50,8 +64,28 @@ func (b *Bookie) checkpoint() error {
 	}
 	start := time.Now()
 	seq := b.ckptSeq + 1
-	data := index.Encode(nil, seq, pos, b.mu.table)
+	t := b.mu.table
+	ledgers := make([]ids.LedgerID, 0, len(t.Ledgers))
+	for id := range t.Ledgers {
+		ledgers = append(ledgers, id)
+	}
+	entries := t.Entries()
 	b.mu.RUnlock()
+	// The lock is taken per chunk of entries, not for the whole encoding,
+	// so adds keep flowing (index.Encoder says why the result is exact).
+	enc := index.NewEncoder(seq, pos, len(ledgers), entries)
+	for _, id := range ledgers {
+		b.mu.RLock()
+		led := t.Get(id)
+		le := enc.Ledger(id, led)
+		for !le.Entries(led) {
+			b.mu.RUnlock()
+			b.mu.RLock()
+		}
+		le.End(led)
+		b.mu.RUnlock()
+	}
+	data := enc.Finish()
 	if err := index.Save(b.cfg.DataDir, seq, data); err != nil {
 		return err
 	}

@@ -45,39 +45,16 @@ type Checkpoint struct {
 	Table *Table
 }
 
-// Encode appends the checkpoint encoding of t at pos to dst.
+// Encode appends the checkpoint encoding of t at pos to dst, in one go.
 func Encode(dst []byte, seq uint64, pos Position, t *Table) []byte {
-	dst = append(dst, magic...)
-	dst = binary.LittleEndian.AppendUint64(dst, seq)
-	dst = binary.LittleEndian.AppendUint32(dst, pos.File)
-	dst = binary.LittleEndian.AppendUint32(dst, pos.Off)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(t.Ledgers)))
+	e := NewEncoder(seq, pos, len(t.Ledgers), t.Entries())
 	for id, led := range t.Ledgers {
-		dst = appendLedger(dst, id, led)
+		le := e.Ledger(id, led)
+		for !le.Entries(led) {
+		}
+		le.End(led)
 	}
-	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst, castagnoli))
-}
-
-func appendLedger(dst []byte, id ids.LedgerID, led *Ledger) []byte {
-	var flags byte
-	if led.Fenced {
-		flags |= flagFenced
-	}
-	if led.Deleted {
-		flags |= flagDeleted
-	}
-	dst = binary.LittleEndian.AppendUint64(dst, uint64(id))
-	dst = append(dst, flags)
-	dst = binary.LittleEndian.AppendUint64(dst, uint64(led.LAC))
-	dst = binary.LittleEndian.AppendUint64(dst, uint64(led.Last))
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(led.Entries)))
-	for e, loc := range led.Entries {
-		dst = binary.LittleEndian.AppendUint64(dst, uint64(e))
-		dst = binary.LittleEndian.AppendUint32(dst, loc.File)
-		dst = binary.LittleEndian.AppendUint32(dst, loc.Off)
-		dst = binary.LittleEndian.AppendUint32(dst, loc.Len)
-	}
-	return dst
+	return append(dst, e.Finish()...)
 }
 
 // Decode parses a checkpoint. Any damage gives ErrCorrupt.

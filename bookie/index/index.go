@@ -40,6 +40,15 @@ func New() *Table {
 	return &Table{Ledgers: map[ids.LedgerID]*Ledger{}, Live: map[uint32]int{}, LiveBytes: map[uint32]int64{}}
 }
 
+// Entries counts the entries of every ledger.
+func (t *Table) Entries() int {
+	n := 0
+	for _, c := range t.Live {
+		n += c
+	}
+	return n
+}
+
 // Get returns the ledger or nil.
 func (t *Table) Get(l ids.LedgerID) *Ledger { return t.Ledgers[l] }
 
