@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -101,6 +102,8 @@ type hooks struct {
 	beforeSync func()
 	// syncErr, if it returns an error, replaces an fdatasync's result.
 	syncErr func() error
+	// synced gets each journal fdatasync's duration (benchmarks).
+	synced func(time.Duration)
 }
 
 func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {

@@ -215,6 +215,9 @@ func (b *Bookie) syncSegment(seg *journal.Segment) error {
 	if b.hooks.syncErr != nil && err == nil {
 		err = b.hooks.syncErr()
 	}
+	if b.hooks.synced != nil {
+		b.hooks.synced(took)
+	}
 	b.metrics.fsync.Observe(took.Seconds())
 	if took > b.cfg.SlowFsync {
 		b.log.Warn("slow fdatasync", "took", took, "segment", journal.Name(seg.ID))
