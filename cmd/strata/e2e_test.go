@@ -63,6 +63,7 @@ type standalone struct {
 	dir                  string
 	grpc, http, bookie   string
 	etcdClient, etcdPeer string
+	extraArgs            []string // appended to the standalone command line
 	cmd                  *exec.Cmd
 	logMu                sync.Mutex
 	log                  strings.Builder
@@ -88,8 +89,9 @@ func (s *standalone) url() string { return "strata://" + s.grpc }
 // start runs the process and waits until /readyz answers 200.
 func (s *standalone) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(strataBin, "standalone", "--data-dir", s.dir, "--grpc-addr", s.grpc, "--http-addr", s.http,
-		"--bookie-addr", s.bookie, "--etcd-addr", s.etcdClient, "--etcd-peer-addr", s.etcdPeer)
+	args := []string{"standalone", "--data-dir", s.dir, "--grpc-addr", s.grpc, "--http-addr", s.http,
+		"--bookie-addr", s.bookie, "--etcd-addr", s.etcdClient, "--etcd-peer-addr", s.etcdPeer}
+	s.cmd = exec.Command(strataBin, append(args, s.extraArgs...)...)
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		s.t.Fatal(err)

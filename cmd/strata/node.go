@@ -3,6 +3,8 @@ package main
 import (
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -70,5 +72,22 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	return serving.Serve(cmd.Context(), serving.ServeOptions{
 		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc,
 		Ready: func(*serving.Node) { spec.ready(spec.cfg.GRPCAddr, hlis) },
+		Mount: pprofMount(cmd),
 	})
+}
+
+// pprofMount adds Go's profiler to the HTTP mux when --pprof is set: the way
+// to see where a running node spends its CPU or why its latency has a tail
+// (go tool pprof http://HOST/debug/pprof/profile; .../trace?seconds=5).
+func pprofMount(cmd *cobra.Command) func(*http.ServeMux) {
+	if on, _ := cmd.Flags().GetBool("pprof"); !on {
+		return nil
+	}
+	return func(mux *http.ServeMux) {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 }

@@ -30,6 +30,7 @@ func newServeCmd() *cobra.Command {
 	f.String("grpc-addr", ":6650", "gRPC listen address")
 	f.String("advertise-addr", "", "gRPC address clients are redirected to (default: host name and the --grpc-addr port)")
 	f.String("http-addr", ":8080", "HTTP listen address (/healthz, /readyz, /metrics); empty: none")
+	f.Bool("pprof", false, "also serve Go's profiler on --http-addr at /debug/pprof/ (CPU, heap, goroutines, execution trace)")
 	f.String("node-id", "", "node id in etcd (default: the advertised address)")
 	f.Duration("lease-ttl", 3*time.Second, "session lease: a dead node's topics move after about this long")
 	f.Int("ensemble", 1, "default ensemble size E for namespaces that set none")

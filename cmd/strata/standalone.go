@@ -33,6 +33,7 @@ func newStandaloneCmd() *cobra.Command {
 	f.String("data-dir", "data", "directory for etcd, the bookie journal and the object store")
 	f.String("grpc-addr", "127.0.0.1:6650", "gRPC listen address for clients")
 	f.String("http-addr", "127.0.0.1:8080", "HTTP listen address (/healthz, /readyz, /metrics); empty: none")
+	f.Bool("pprof", false, "also serve Go's profiler on --http-addr at /debug/pprof/ (CPU, heap, goroutines, execution trace)")
 	f.String("bookie-addr", "127.0.0.1:3181", "gRPC listen address of the embedded bookie")
 	f.String("etcd-addr", "127.0.0.1:2379", "client address of the embedded etcd (port 0: any free port)")
 	f.String("etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd (port 0: any free port)")

@@ -40,4 +40,35 @@ func TestStandaloneMetricsShowTheBookieAndTheServingNode(t *testing.T) {
 			t.Errorf("/metrics has no %s", name)
 		}
 	}
+	if code := httpStatus(t, "http://"+s.http+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ without --pprof: status %d, want 404 (the profiler is opt-in)", code)
+	}
+}
+
+func TestStandaloneServesTheProfilerOnlyWithPprof(t *testing.T) {
+	s := newStandalone(t)
+	s.extraArgs = []string{"--pprof"}
+	s.start()
+	resp, err := http.Get("http://" + s.http + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("/debug/pprof/goroutine with --pprof: status %d, body %.200q", resp.StatusCode, body)
+	}
+	if code := httpStatus(t, "http://"+s.http+"/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz with --pprof: status %d", code)
+	}
+}
+
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
