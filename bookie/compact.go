@@ -43,7 +43,7 @@ func (b *Bookie) liveEntries(seg uint32) []liveEntry {
 	defer b.mu.RUnlock()
 	var out []liveEntry
 	for l, led := range b.mu.table.Ledgers {
-		for e, loc := range led.Entries {
+		for e, loc := range led.Entries.All() {
 			if loc.File == seg {
 				out = append(out, liveEntry{l, e, loc})
 			}

@@ -57,7 +57,7 @@ func (b *Bookie) lookup(l ids.LedgerID, e ids.EntryID) (index.Loc, error) {
 	if led == nil || led.Deleted {
 		return index.Loc{}, fmt.Errorf("%w: ledger %d", ErrLedgerNotFound, l)
 	}
-	loc, ok := led.Entries[e]
+	loc, ok := led.Entries.Get(e)
 	if !ok {
 		return index.Loc{}, fmt.Errorf("%w: ledger %d entry %d", ErrEntryNotFound, l, e)
 	}

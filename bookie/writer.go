@@ -289,7 +289,7 @@ func (b *Bookie) apply(batch []*written) {
 			case opAdd:
 				t.Put(r.ledger, r.entry, r.lac, w.locs[i])
 			case opRelocate:
-				if led := t.Get(r.ledger); led != nil && led.Entries[r.entry] == r.from {
+				if led := t.Get(r.ledger); led != nil && entryAt(led, r.entry) == r.from {
 					t.Put(r.ledger, r.entry, r.lac, w.locs[i])
 				}
 			case opFence:
@@ -330,4 +330,10 @@ func (b *Bookie) apply(batch []*written) {
 	if deleted {
 		b.kickCheckpoint()
 	}
+}
+
+// entryAt is the location of entry e of led (zero if absent).
+func entryAt(led *index.Ledger, e ids.EntryID) index.Loc {
+	loc, _ := led.Entries.Get(e)
+	return loc
 }

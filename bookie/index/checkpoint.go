@@ -105,10 +105,10 @@ func decodeLedger(b []byte, t *Table) ([]byte, error) {
 	for range n {
 		e := ids.EntryID(binary.LittleEndian.Uint64(b))
 		loc := Loc{binary.LittleEndian.Uint32(b[8:]), binary.LittleEndian.Uint32(b[12:]), binary.LittleEndian.Uint32(b[16:])}
-		if _, dup := led.Entries[e]; dup || e < 0 {
+		if _, dup := led.Entries.Get(e); dup || e < 0 || loc.Len == 0 {
 			return nil, ErrCorrupt
 		}
-		led.Entries[e] = loc
+		led.Entries.Set(e, loc)
 		t.hold(loc)
 		b = b[entrySize:]
 	}

@@ -28,8 +28,10 @@ type Encoder struct {
 	buf []byte
 }
 
-// chunkEntries is how many entry ids one Entries call looks at.
-const chunkEntries = 4096
+// chunkEntries is how many entry ids one Entries call looks at: tens of
+// microseconds under the lock.
+// A variable so that tests can make ledgers span many chunks.
+var chunkEntries = 16384
 
 // NewEncoder starts a checkpoint of ledgers ledgers at pos; entries is how
 // many entries they hold (a hint that sizes the buffer once).
@@ -48,46 +50,42 @@ type LedgerEncoder struct {
 	e     *Encoder
 	start int // offset of the block in e.buf
 	n     uint32
-	next  ids.EntryID
-	end   ids.EntryID
-	// sparse: the ledger's ids are too spread out to walk one by one; its
-	// map is encoded in one call.
-	sparse bool
+	// next is the next dense slot to encode, end the dense length when
+	// the block began: slots from end on were filled later (after the
+	// checkpoint's position) or by ids moved out of sparse, which are
+	// encoded already.
+	next, end int
 }
 
-// Ledger starts the block of ledger id, whose state is led. Call with the
-// table's lock held, then Entries (each call under the lock) until it
-// reports done, then End under the lock.
+// Ledger starts the block of ledger id, whose state is led, and encodes its
+// sparse entries. Call with the table's lock held, then Entries (each call
+// under the lock) until it reports done, then End under the lock.
 func (e *Encoder) Ledger(id ids.LedgerID, led *Ledger) *LedgerEncoder {
-	le := &LedgerEncoder{e: e, start: len(e.buf), end: led.Last}
+	le := &LedgerEncoder{e: e, start: len(e.buf), end: len(led.Entries.dense)}
 	e.buf = binary.LittleEndian.AppendUint64(e.buf, uint64(id))
 	e.buf = append(e.buf, make([]byte, ledgerFixed-8)...) // filled by End
-	// Entry ids are dense from 0 but for striping (a bookie holds Qw of
-	// every E) and recovery; walk ids one by one unless that would look at
-	// far more ids than there are entries.
-	le.sparse = int64(led.Last)+1 > 4*int64(len(led.Entries))+chunkEntries
+	if !led.Deleted {
+		for id, loc := range led.Entries.sparse {
+			le.put(id, loc)
+		}
+	}
 	return le
 }
 
-// Entries appends the next chunk of the ledger's entries and reports
+// Entries appends the next chunk of the ledger's dense entries and reports
 // whether all of them are in. Needs the table's lock, held for this call.
 func (le *LedgerEncoder) Entries(led *Ledger) (done bool) {
 	if led.Deleted {
 		return true // End drops what was appended
 	}
-	if le.sparse {
-		for e, loc := range led.Entries {
-			le.put(e, loc)
-		}
-		return true
-	}
-	stop := min(le.end, le.next+chunkEntries-1)
-	for ; le.next <= stop; le.next++ {
-		if loc, ok := led.Entries[le.next]; ok {
-			le.put(le.next, loc)
+	d := led.Entries.dense
+	stop := min(le.end, len(d), le.next+chunkEntries)
+	for ; le.next < stop; le.next++ {
+		if loc := d[le.next]; loc.Len != 0 {
+			le.put(ids.EntryID(le.next), loc)
 		}
 	}
-	return le.next > le.end
+	return le.next >= min(le.end, len(d))
 }
 
 func (le *LedgerEncoder) put(e ids.EntryID, loc Loc) {

@@ -1,6 +1,8 @@
 package index
 
 import (
+	"maps"
+
 	"github.com/strata-mq/strata/internal/ids"
 )
 
@@ -19,11 +21,11 @@ type Ledger struct {
 	LAC ids.EntryID
 	// Last is the highest stored entry id.
 	Last    ids.EntryID
-	Entries map[ids.EntryID]Loc
+	Entries Locs
 }
 
 func newLedger() *Ledger {
-	return &Ledger{LAC: ids.NoEntry, Last: ids.NoEntry, Entries: map[ids.EntryID]Loc{}}
+	return &Ledger{LAC: ids.NoEntry, Last: ids.NoEntry}
 }
 
 // Table maps ledgers to their entries' locations.
@@ -68,10 +70,9 @@ func (t *Table) Put(l ids.LedgerID, e, lac ids.EntryID, loc Loc) {
 	if led.Deleted {
 		return
 	}
-	if old, ok := led.Entries[e]; ok {
+	if old, ok := led.Entries.Set(e, loc); ok {
 		t.release(old)
 	}
-	led.Entries[e] = loc
 	t.hold(loc)
 	led.Last = max(led.Last, e)
 	led.LAC = max(led.LAC, lac)
@@ -83,11 +84,11 @@ func (t *Table) Fence(l ids.LedgerID) { t.ledger(l).Fenced = true }
 // Delete marks ledger l deleted and forgets its entries.
 func (t *Table) Delete(l ids.LedgerID) {
 	led := t.ledger(l)
-	for _, loc := range led.Entries {
+	for _, loc := range led.Entries.All() {
 		t.release(loc)
 	}
 	led.Deleted = true
-	led.Entries = map[ids.EntryID]Loc{}
+	led.Entries = Locs{}
 	led.LAC, led.Last = ids.NoEntry, ids.NoEntry
 }
 
@@ -102,4 +103,23 @@ func (t *Table) release(loc Loc) {
 		delete(t.Live, loc.File)
 		delete(t.LiveBytes, loc.File)
 	}
+}
+
+// Equal reports whether two ledgers hold the same state, however their
+// entries are stored.
+func (l *Ledger) Equal(o *Ledger) bool {
+	return l.Fenced == o.Fenced && l.Deleted == o.Deleted && l.LAC == o.LAC && l.Last == o.Last && l.Entries.Equal(&o.Entries)
+}
+
+// Equal reports whether two tables hold the same ledgers and live counts.
+func (t *Table) Equal(u *Table) bool {
+	if len(t.Ledgers) != len(u.Ledgers) || !maps.Equal(t.Live, u.Live) || !maps.Equal(t.LiveBytes, u.LiveBytes) {
+		return false
+	}
+	for id, l := range t.Ledgers {
+		if o := u.Ledgers[id]; o == nil || !l.Equal(o) {
+			return false
+		}
+	}
+	return true
 }

@@ -6,7 +6,6 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 
 	"github.com/strata-mq/strata/internal/ids"
@@ -26,7 +25,7 @@ func sampleTable() *Table {
 
 func TestTableTracksLACLastAndLiveCounts(t *testing.T) {
 	tb := sampleTable()
-	if l := tb.Get(1); l.LAC != 0 || l.Last != 1 || len(l.Entries) != 2 {
+	if l := tb.Get(1); l.LAC != 0 || l.Last != 1 || l.Entries.Len() != 2 {
 		t.Fatalf("ledger 1: %+v", l)
 	}
 	if tb.Live[1] != 2 || tb.Live[2] != 1 {
@@ -38,7 +37,7 @@ func TestTableTracksLACLastAndLiveCounts(t *testing.T) {
 	}
 	tb.Delete(1)
 	tb.Put(1, 7, 6, Loc{2, 200, 40}) // a put into a deleted ledger is ignored
-	if _, ok := tb.Live[1]; ok || tb.Live[2] != 1 || len(tb.Get(1).Entries) != 0 {
+	if _, ok := tb.Live[1]; ok || tb.Live[2] != 1 || tb.Get(1).Entries.Len() != 0 {
 		t.Fatalf("live after delete: %v", tb.Live)
 	}
 }
@@ -53,7 +52,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if cp.Seq != 42 || cp.Pos != (Position{3, 1234}) {
 		t.Fatalf("header: %+v", cp)
 	}
-	if !reflect.DeepEqual(cp.Table, tb) {
+	if !cp.Table.Equal(tb) {
 		t.Fatalf("table differs:\n got %+v\nwant %+v", cp.Table, tb)
 	}
 }
@@ -110,7 +109,7 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 			return
 		}
 		again, err := Decode(Encode(nil, cp.Seq, cp.Pos, cp.Table))
-		if err != nil || !reflect.DeepEqual(again.Table, cp.Table) {
+		if err != nil || !again.Table.Equal(cp.Table) {
 			t.Fatalf("re-encoded checkpoint differs: %v", err)
 		}
 	})

@@ -1,0 +1,113 @@
+package index
+
+import (
+	"iter"
+	"maps"
+	"slices"
+
+	"github.com/strata-mq/strata/internal/ids"
+)
+
+// Locs maps a ledger's entry ids to their locations. Entry ids are dense
+// from 0 (a bookie of an ensemble holds Qw of every E of them), so most live
+// in a slice indexed by id: 12 bytes an entry, lookups without hashing, and
+// a checkpoint encodes them with a sequential scan. Ids the slice would have
+// to grow too sparse to reach (a hostile or wildly striped writer) go to a
+// map instead. The zero value is empty and ready.
+type Locs struct {
+	// dense[e] is entry e's location; a zero Len means absent (every
+	// record is longer than its header).
+	dense []Loc
+	// inDense counts the entries present in dense.
+	inDense int
+	// sparse holds the ids outside dense; never one below len(dense).
+	sparse map[ids.EntryID]Loc
+}
+
+// denseSlack is how far past the densest growth dense may reach: it may
+// grow to id e when e < 4*(entries held+1) + denseSlack, so it stays at
+// least a quarter full beyond its first denseSlack slots.
+const denseSlack = 4096
+
+// Len is the number of entries.
+func (m *Locs) Len() int { return m.inDense + len(m.sparse) }
+
+// Get returns entry e's location.
+func (m *Locs) Get(e ids.EntryID) (Loc, bool) {
+	if e >= 0 && e < ids.EntryID(len(m.dense)) {
+		l := m.dense[e]
+		return l, l.Len != 0
+	}
+	l, ok := m.sparse[e]
+	return l, ok
+}
+
+// Set records entry e at loc (loc.Len must not be 0) and returns the
+// location it replaces, if any.
+func (m *Locs) Set(e ids.EntryID, loc Loc) (old Loc, replaced bool) {
+	if e >= 0 && e >= ids.EntryID(len(m.dense)) && int64(e) < 4*int64(m.Len()+1)+denseSlack {
+		m.grow(int(e) + 1)
+	}
+	if e >= 0 && e < ids.EntryID(len(m.dense)) {
+		old = m.dense[e]
+		m.dense[e] = loc
+		if old.Len == 0 {
+			m.inDense++
+			return old, false
+		}
+		return old, true
+	}
+	if m.sparse == nil {
+		m.sparse = map[ids.EntryID]Loc{}
+	}
+	old, replaced = m.sparse[e]
+	m.sparse[e] = loc
+	return old, replaced
+}
+
+// grow extends dense to n slots and moves the sparse ids it now covers.
+func (m *Locs) grow(n int) {
+	if n <= cap(m.dense) {
+		m.dense = m.dense[:n]
+	} else {
+		m.dense = append(m.dense[:cap(m.dense)], make([]Loc, max(n, 2*cap(m.dense))-cap(m.dense))...)[:n]
+	}
+	for e, l := range m.sparse {
+		if e >= 0 && e < ids.EntryID(n) {
+			m.dense[e] = l
+			m.inDense++
+			delete(m.sparse, e)
+		}
+	}
+}
+
+// All yields every entry: the dense ones in increasing id order, then the
+// sparse ones in increasing id order.
+func (m *Locs) All() iter.Seq2[ids.EntryID, Loc] {
+	return func(yield func(ids.EntryID, Loc) bool) {
+		for i, l := range m.dense {
+			if l.Len != 0 && !yield(ids.EntryID(i), l) {
+				return
+			}
+		}
+		for _, e := range slices.Sorted(maps.Keys(m.sparse)) {
+			if !yield(e, m.sparse[e]) {
+				return
+			}
+		}
+	}
+}
+
+// Equal reports whether m and o hold the same entries at the same places,
+// however each stores them.
+func (m *Locs) Equal(o *Locs) bool {
+	if m.Len() != o.Len() {
+		return false
+	}
+	for e, l := range m.All() {
+		if ol, ok := o.Get(e); !ok || ol != l {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,103 @@
+package index
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/strata-mq/strata/internal/ids"
+)
+
+func TestLocsMatchAMapWhateverTheIds(t *testing.T) {
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 2))
+		var m Locs
+		model := map[ids.EntryID]Loc{}
+		next := ids.EntryID(0)
+		for i := range 20000 {
+			var e ids.EntryID
+			switch x := r.IntN(100); {
+			case x < 70: // appends, with striping gaps
+				e = next
+				next += ids.EntryID(1 + r.IntN(3))
+			case x < 85 && next > 0: // rewrites (compaction, recovery)
+				e = ids.EntryID(r.Int64N(int64(next)))
+			case x < 95: // far ahead: sparse until appends reach it
+				e = next + ids.EntryID(r.Int64N(50000))
+			default: // hostile
+				e = ids.EntryID(r.Int64N(1 << 50))
+			}
+			loc := Loc{File: 1, Off: uint32(i), Len: 40}
+			old, replaced := m.Set(e, loc)
+			mo, mok := model[e]
+			if replaced != mok || (mok && old != mo) {
+				t.Fatalf("seed %d: Set(%d) replaced %v %v, want %v %v", seed, e, replaced, old, mok, mo)
+			}
+			model[e] = loc
+		}
+		if m.Len() != len(model) {
+			t.Fatalf("seed %d: Len %d, want %d", seed, m.Len(), len(model))
+		}
+		seen := 0
+		prev := ids.EntryID(-1)
+		inSparse := false
+		for e, l := range m.All() {
+			if model[e] != l {
+				t.Fatalf("seed %d: All yields %d at %v, want %v", seed, e, l, model[e])
+			}
+			if e < ids.EntryID(len(m.dense)) != !inSparse {
+				inSparse = true
+				prev = -1
+			}
+			if e <= prev {
+				t.Fatalf("seed %d: All not increasing within its part at %d", seed, e)
+			}
+			prev = e
+			seen++
+		}
+		if seen != len(model) {
+			t.Fatalf("seed %d: All yields %d entries, want %d", seed, seen, len(model))
+		}
+		for e := range m.sparse {
+			if e >= 0 && e < ids.EntryID(len(m.dense)) {
+				t.Fatalf("seed %d: id %d is in sparse though dense reaches it", seed, e)
+			}
+		}
+		if int64(len(m.dense)) > 4*int64(m.Len()+1)+denseSlack {
+			t.Fatalf("seed %d: dense has %d slots for %d entries", seed, len(m.dense), m.Len())
+		}
+	}
+}
+
+func TestSparseEntryMovedIntoDenseDuringEncodingIsCheckpointedOnce(t *testing.T) {
+	smallChunks(t)
+	live := New()
+	for e := range ids.EntryID(100) {
+		live.Put(4, e, e-1, Loc{1, uint32(e) * 40, 40})
+	}
+	far := ids.EntryID(4*101 + denseSlack + 10)
+	live.Put(4, far, 0, Loc{2, 0, 40})
+	led := live.Get(4)
+	if _, ok := led.Entries.sparse[far]; !ok {
+		t.Fatal("setup: the far entry is not sparse")
+	}
+	enc := NewEncoder(1, Position{1, 0}, 1, live.Entries())
+	le := enc.Ledger(4, led)
+	for e := ids.EntryID(100); e <= far+10; e++ { // appends reach it: it moves
+		if e != far {
+			live.Put(4, e, e-1, Loc{3, uint32(e) * 40, 40})
+		}
+	}
+	if _, ok := led.Entries.sparse[far]; ok {
+		t.Fatal("setup: the far entry did not move into dense")
+	}
+	for !le.Entries(led) {
+	}
+	le.End(led)
+	cp, err := Decode(enc.Finish())
+	if err != nil {
+		t.Fatalf("decode: %v (an entry encoded twice?)", err)
+	}
+	if got, ok := cp.Table.Get(4).Entries.Get(far); !ok || got != (Loc{2, 0, 40}) {
+		t.Fatalf("far entry in the checkpoint: %v %v", got, ok)
+	}
+}
