@@ -57,10 +57,12 @@
 // # Index and restarts
 //
 // The index is in memory: per ledger, entry → (segment, offset, length),
-// LAC, last entry, fenced and deleted flags. Index updates are a few map
-// writes on the syncer goroutine after the fsync; the durable copy of the
-// index, a checkpoint, is written by a separate goroutine every
-// Config.CheckpointInterval and on segment rotation, never on the ack path.
+// LAC, last entry, fenced and deleted flags (a ledger's entries in a slice
+// indexed by entry id). Index updates are a few stores on the syncer
+// goroutine after the fsync; the durable copy of the index, a checkpoint,
+// is written by a separate goroutine every Config.CheckpointInterval and
+// on segment rotation (at most once per tenth of that), never on the ack
+// path, and encoded a chunk at a time so that adds are not held up.
 // Open loads the newest valid checkpoint and replays only the journal after
 // its position, truncating a torn tail (see bookie/journal). A new segment
 // is started on every open.
