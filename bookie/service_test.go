@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/internal/errcode"
@@ -49,6 +51,17 @@ func startService(t *testing.T, cfg Config) (*Bookie, bookiepb.BookieClient) {
 	return b, c
 }
 
+// transports are the two ways to reach a bookie, gRPC on loopback and the
+// in-process LocalClient: the service tests run against both, so the local
+// one cannot drift from what the wire gives.
+var transports = []struct {
+	name  string
+	start func(*testing.T, Config) bookiepb.BookieClient
+}{
+	{"grpc", func(t *testing.T, cfg Config) bookiepb.BookieClient { _, c := startService(t, cfg); return c }},
+	{"local", func(t *testing.T, cfg Config) bookiepb.BookieClient { return openBookie(t, cfg).LocalClient() }},
+}
+
 func readAll(t *testing.T, c bookiepb.BookieClient, req *bookiepb.ReadRequest) ([]*bookiepb.Entry, error) {
 	t.Helper()
 	rs, err := c.Read(context.Background(), req)
@@ -68,113 +81,125 @@ func readAll(t *testing.T, c bookiepb.BookieClient, req *bookiepb.ReadRequest) (
 	}
 }
 
-func TestGRPCPipelinedAddsAreAllAnsweredAndReadable(t *testing.T) {
-	_, c := startService(t, testConfig(t.TempDir()))
-	st, err := c.Add(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 500
-	go func() {
-		for e := range int64(n) {
-			st.Send(&bookiepb.AddRequest{RequestId: uint64(e), LedgerId: 1, EntryId: e, Lac: e - 1, Payload: payload(1, ids.EntryID(e), 1000)})
-		}
-		st.CloseSend()
-	}()
-	seen := map[uint64]bool{}
-	for range n {
-		resp, err := st.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.ErrorCode != 0 || seen[resp.RequestId] || resp.EntryId != int64(resp.RequestId) {
-			t.Fatalf("bad response %+v", resp)
-		}
-		seen[resp.RequestId] = true
-	}
-	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
-		t.Fatalf("stream end: %v", err)
-	}
-	got, err := readAll(t, c, &bookiepb.ReadRequest{LedgerId: 1, FirstEntry: 0, LastEntry: n - 1})
-	if err != nil || len(got) != n {
-		t.Fatalf("read: %d entries, %v", len(got), err)
-	}
-	for i, e := range got {
-		if e.EntryId != int64(i) || e.Lac != int64(i-1) || !bytes.Equal(e.Payload, payload(1, ids.EntryID(i), 1000)) {
-			t.Fatalf("entry %d differs", i)
-		}
-	}
-	got, err = readAll(t, c, &bookiepb.ReadRequest{LedgerId: 1, FirstEntry: 10, LastEntry: 20, MaxBytes: 3000})
-	if err != nil || len(got) != 3 || got[0].EntryId != 10 {
-		t.Fatalf("max_bytes read: %d entries, %v", len(got), err)
-	}
-}
-
-func TestGRPCAddLimitsReturnTypedPerAddErrors(t *testing.T) {
-	cfg := testConfig(t.TempDir())
-	cfg.MaxInFlightBytesPerStream = cfg.MaxEntryBytes
-	_, c := startService(t, cfg)
-	st, err := c.Add(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(req *bookiepb.AddRequest) *bookiepb.AddResponse {
-		t.Helper()
-		if err := st.Send(req); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := st.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	if r := send(&bookiepb.AddRequest{RequestId: 1, LedgerId: 1, EntryId: 0, Lac: -1, Payload: make([]byte, cfg.MaxEntryBytes+1)}); errcode.Code(r.ErrorCode) != errcode.MessageTooLarge {
-		t.Fatalf("oversize add: %+v", r)
-	}
-	if r := send(&bookiepb.AddRequest{RequestId: 2, LedgerId: 0, EntryId: 0}); errcode.Code(r.ErrorCode) != errcode.InvalidArgument {
-		t.Fatalf("ledger 0: %+v", r)
-	}
-	if r := send(&bookiepb.AddRequest{RequestId: 3, LedgerId: 1, EntryId: -5}); errcode.Code(r.ErrorCode) != errcode.InvalidArgument {
-		t.Fatalf("negative entry: %+v", r)
-	}
-	if r := send(&bookiepb.AddRequest{RequestId: 4, LedgerId: 1, EntryId: 0, Lac: -1, Payload: []byte("ok")}); r.ErrorCode != 0 {
-		t.Fatalf("the stream should still work: %+v", r)
-	}
-	// Bursts of adds of 3/4 of the in-flight limit: the second of a burst
-	// arrives while the first is in flight unless the disk is instant.
-	deadline := time.Now().Add(30 * time.Second)
-	for e := int64(1); ; e += 8 {
-		for i := range int64(8) {
-			st.Send(&bookiepb.AddRequest{RequestId: uint64(100 + e + i), LedgerId: 1, EntryId: e + i, Lac: -1, Payload: make([]byte, cfg.MaxEntryBytes*3/4)})
-		}
-		limited := false
-		for range 8 {
-			r, err := st.Recv()
+func TestPipelinedAddsAreAllAnsweredAndReadable(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c := tr.start(t, testConfig(t.TempDir()))
+			st, err := c.Add(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
-			switch errcode.Code(r.ErrorCode) {
-			case errcode.TooManyInFlight:
-				limited = true
-			case errcode.OK:
-			default:
-				t.Fatalf("unexpected error %+v", r)
+			const n = 500
+			go func() {
+				for e := range int64(n) {
+					st.Send(&bookiepb.AddRequest{RequestId: uint64(e), LedgerId: 1, EntryId: e, Lac: e - 1, Payload: payload(1, ids.EntryID(e), 1000)})
+				}
+				st.CloseSend()
+			}()
+			seen := map[uint64]bool{}
+			for range n {
+				resp, err := st.Recv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.ErrorCode != 0 || seen[resp.RequestId] || resp.EntryId != int64(resp.RequestId) {
+					t.Fatalf("bad response %+v", resp)
+				}
+				seen[resp.RequestId] = true
 			}
-		}
-		if limited {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("in-flight limit never applied")
-		}
+			if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+				t.Fatalf("stream end: %v", err)
+			}
+			got, err := readAll(t, c, &bookiepb.ReadRequest{LedgerId: 1, FirstEntry: 0, LastEntry: n - 1})
+			if err != nil || len(got) != n {
+				t.Fatalf("read: %d entries, %v", len(got), err)
+			}
+			for i, e := range got {
+				if e.EntryId != int64(i) || e.Lac != int64(i-1) || !bytes.Equal(e.Payload, payload(1, ids.EntryID(i), 1000)) {
+					t.Fatalf("entry %d differs", i)
+				}
+			}
+			got, err = readAll(t, c, &bookiepb.ReadRequest{LedgerId: 1, FirstEntry: 10, LastEntry: 20, MaxBytes: 3000})
+			if err != nil || len(got) != 3 || got[0].EntryId != 10 {
+				t.Fatalf("max_bytes read: %d entries, %v", len(got), err)
+			}
+		})
 	}
 }
 
-func TestGRPCErrorsAreTypedAcrossTheWire(t *testing.T) {
-	ctx := context.Background()
-	_, c := startService(t, testConfig(t.TempDir()))
-	testTypedErrors(t, ctx, c)
+func TestAddLimitsReturnTypedPerAddErrors(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			cfg := testConfig(t.TempDir())
+			cfg.MaxInFlightBytesPerStream = cfg.MaxEntryBytes
+			c := tr.start(t, cfg)
+			st, err := c.Add(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			send := func(req *bookiepb.AddRequest) *bookiepb.AddResponse {
+				t.Helper()
+				if err := st.Send(req); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := st.Recv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp
+			}
+			if r := send(&bookiepb.AddRequest{RequestId: 1, LedgerId: 1, EntryId: 0, Lac: -1, Payload: make([]byte, cfg.MaxEntryBytes+1)}); errcode.Code(r.ErrorCode) != errcode.MessageTooLarge {
+				t.Fatalf("oversize add: %+v", r)
+			}
+			if r := send(&bookiepb.AddRequest{RequestId: 2, LedgerId: 0, EntryId: 0}); errcode.Code(r.ErrorCode) != errcode.InvalidArgument {
+				t.Fatalf("ledger 0: %+v", r)
+			}
+			if r := send(&bookiepb.AddRequest{RequestId: 3, LedgerId: 1, EntryId: -5}); errcode.Code(r.ErrorCode) != errcode.InvalidArgument {
+				t.Fatalf("negative entry: %+v", r)
+			}
+			if r := send(&bookiepb.AddRequest{RequestId: 4, LedgerId: 1, EntryId: 0, Lac: -1, Payload: []byte("ok")}); r.ErrorCode != 0 {
+				t.Fatalf("the stream should still work: %+v", r)
+			}
+			// Bursts of adds of 3/4 of the in-flight limit: the second of a burst
+			// arrives while the first is in flight unless the disk is instant.
+			deadline := time.Now().Add(30 * time.Second)
+			for e := int64(1); ; e += 8 {
+				for i := range int64(8) {
+					st.Send(&bookiepb.AddRequest{RequestId: uint64(100 + e + i), LedgerId: 1, EntryId: e + i, Lac: -1, Payload: make([]byte, cfg.MaxEntryBytes*3/4)})
+				}
+				limited := false
+				for range 8 {
+					r, err := st.Recv()
+					if err != nil {
+						t.Fatal(err)
+					}
+					switch errcode.Code(r.ErrorCode) {
+					case errcode.TooManyInFlight:
+						limited = true
+					case errcode.OK:
+					default:
+						t.Fatalf("unexpected error %+v", r)
+					}
+				}
+				if limited {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("in-flight limit never applied")
+				}
+			}
+		})
+	}
+}
+
+func TestErrorsAreTypedAcrossTheWire(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := tr.start(t, testConfig(t.TempDir()))
+			testTypedErrors(t, ctx, c)
+		})
+	}
 }
 
 // TestGRPCErrorsAreTypedWithoutInterceptors: a server built without
@@ -277,5 +302,28 @@ func TestGRPCGarbageDoesNotCrashTheServer(t *testing.T) {
 	}
 	if _, err := c.ReadLAC(ctx, &bookiepb.ReadLACRequest{LedgerId: 5, PreviousLac: -1, TimeoutMs: 1}); err != nil {
 		t.Fatalf("read lac after garbage: %v", err)
+	}
+}
+
+func TestCancelledAddStreamEndsWithCanceled(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c := tr.start(t, testConfig(t.TempDir()))
+			ctx, cancel := context.WithCancel(context.Background())
+			st, err := c.Add(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Send(&bookiepb.AddRequest{RequestId: 1, LedgerId: 1, EntryId: 0, Lac: -1, Payload: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := st.Recv(); err != nil || r.ErrorCode != 0 {
+				t.Fatalf("add: %+v %v", r, err)
+			}
+			cancel()
+			if _, err := st.Recv(); status.Code(err) != codes.Canceled {
+				t.Fatalf("Recv after cancel: %v, want codes.Canceled", err)
+			}
+		})
 	}
 }

@@ -84,6 +84,9 @@ func (c *Client) bookie(addr string) (bookiepb.BookieClient, error) {
 	if c.mu.closed {
 		return nil, ErrClientClosed
 	}
+	if bc, ok := c.cfg.Local[addr]; ok {
+		return bc, nil
+	}
 	if cc, ok := c.mu.conns[addr]; ok {
 		return bookiepb.NewBookieClient(cc), nil
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strata-mq/strata/bookie/bookiepb"
 	"google.golang.org/grpc"
 )
 
@@ -39,6 +40,9 @@ type ClientConfig struct {
 	// DialOptions are used to dial bookies. Default: insecure transport and
 	// message limits that fit MaxReadBytes and MaxEntryBytes.
 	DialOptions []grpc.DialOption
+	// Local maps the addresses of bookies in this process to clients that
+	// call them directly (bookie.LocalClient), bypassing gRPC.
+	Local map[string]bookiepb.BookieClient
 }
 
 // Defaults of ClientConfig.

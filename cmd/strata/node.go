@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/bookie/ledger"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving"
@@ -29,6 +30,9 @@ type nodeSpec struct {
 	// registry serves /metrics; nil: a new one with the Go and process
 	// collectors.
 	registry *prometheus.Registry
+	// localBookies are bookies in this process, by address, called without
+	// gRPC (ledger.ClientConfig.Local).
+	localBookies map[string]bookiepb.BookieClient
 }
 
 // newRegistry returns a metrics registry with the Go and process collectors.
@@ -41,7 +45,7 @@ func newRegistry() *prometheus.Registry {
 // runServingNode listens on --grpc-addr and --http-addr and runs a serving
 // node on store until the command's context ends.
 func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, log *slog.Logger) error {
-	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, log)
+	lc := ledger.NewClient(ledger.ClientConfig{Local: spec.localBookies}, store, store, log)
 	defer lc.Close()
 	glis, err := net.Listen("tcp", flagString(cmd, "grpc-addr"))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/strata-mq/strata/bookie"
+	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving"
 )
@@ -35,6 +36,7 @@ func newStandaloneCmd() *cobra.Command {
 	f.String("http-addr", "127.0.0.1:8080", "HTTP listen address (/healthz, /readyz, /metrics); empty: none")
 	f.Bool("pprof", false, "also serve Go's profiler on --http-addr at /debug/pprof/ (CPU, heap, goroutines, execution trace)")
 	f.String("bookie-addr", "127.0.0.1:3181", "gRPC listen address of the embedded bookie")
+	f.Bool("local-bookie", true, "the serving node calls the embedded bookie in process; false: over gRPC on --bookie-addr, as in a cluster")
 	f.String("etcd-addr", "127.0.0.1:2379", "client address of the embedded etcd (port 0: any free port)")
 	f.String("etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd (port 0: any free port)")
 	f.String("etcd", "", "external etcd endpoints, comma separated (default: run etcd embedded)")
@@ -83,7 +85,11 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 	defer bk.stop()
 
 	cfg := serving.Config{Ensemble: 1, WriteQuorum: 1, AckQuorum: 1}
-	return runServingNode(cmd, store, nodeSpec{cfg: cfg, defaultStore: filepath.Join(dir, "objects"), registry: reg,
+	var local map[string]bookiepb.BookieClient
+	if on, _ := f.GetBool("local-bookie"); on {
+		local = map[string]bookiepb.BookieClient{bk.addr: bk.b.LocalClient()}
+	}
+	return runServingNode(cmd, store, nodeSpec{cfg: cfg, defaultStore: filepath.Join(dir, "objects"), registry: reg, localBookies: local,
 		ready: func(grpcAddr string, hlis net.Listener) {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "strata standalone is running (data in %s)\n", dir)
