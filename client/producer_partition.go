@@ -16,6 +16,9 @@ import (
 	"github.com/strata-mq/strata/serving/servingpb"
 )
 
+// pendingSlab is how many pendingMsgs are allocated at once.
+const pendingSlab = 256
+
 // pendingMsg is one message from enqueue to its receipt.
 type pendingMsg struct {
 	msg      *ProducerMessage
@@ -70,6 +73,7 @@ type partitionProducer struct {
 		nextSeq     uint64
 		maxMsgBytes int
 		queued      []*pendingMsg
+		slab        []pendingMsg // where queued messages are allocated, pendingSlab at a time
 		queuedBytes int
 		inflight    []*sentBatch
 		flushAll    bool
@@ -176,7 +180,11 @@ func (p *partitionProducer) enqueue(ctx context.Context, m *ProducerMessage, cb 
 		p.lim.release(1, size)
 		return err
 	}
-	pm := &pendingMsg{msg: m, cb: cb, seq: p.mu.nextSeq, size: size, enqueued: time.Now()}
+	if len(p.mu.slab) == cap(p.mu.slab) {
+		p.mu.slab = make([]pendingMsg, 0, pendingSlab)
+	}
+	p.mu.slab = append(p.mu.slab, pendingMsg{msg: m, cb: cb, seq: p.mu.nextSeq, size: size, enqueued: time.Now()})
+	pm := &p.mu.slab[len(p.mu.slab)-1]
 	p.mu.nextSeq++
 	p.mu.queued = append(p.mu.queued, pm)
 	p.mu.queuedBytes += size
@@ -617,8 +625,10 @@ func (p *partitionProducer) cut(now time.Time) (*sentBatch, time.Time) {
 
 func batchRequest(msgs []*pendingMsg) *servingpb.ProduceRequest {
 	wire := make([]*servingpb.Message, len(msgs))
+	vals := make([]servingpb.Message, len(msgs)) // one allocation a batch, not one a message
 	for i, m := range msgs {
-		w := &servingpb.Message{SequenceId: m.seq, Key: m.msg.Key, Properties: m.msg.Properties, Payload: m.msg.Payload}
+		w := &vals[i]
+		w.SequenceId, w.Key, w.Properties, w.Payload = m.seq, m.msg.Key, m.msg.Properties, m.msg.Payload
 		if !m.msg.EventTime.IsZero() {
 			w.EventTimeUnixNano = m.msg.EventTime.UnixNano()
 		}
@@ -716,6 +726,11 @@ func (p *partitionProducer) onSendError(e *servingpb.SendError) error {
 
 // resolve marks b's messages resolved and returns their room.
 func (p *partitionProducer) resolve(b *sentBatch) {
+	for _, m := range b.msgs {
+		// The slab that holds m may outlive it: let the message and the
+		// callback go now.
+		m.msg, m.cb = nil, nil
+	}
 	p.mu.Lock()
 	if int64(b.last()) > p.mu.resolved {
 		p.mu.resolved = int64(b.last())
