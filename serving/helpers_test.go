@@ -142,8 +142,13 @@ func payloadOf(seq uint64) []byte { return []byte(fmt.Sprintf("payload-%06d-\x00
 
 // send sends a batch and waits for its answer.
 func (p *prod) send(msgs ...*servingpb.Message) (*servingpb.ProduceResponse, error) {
-	if err := p.stream.Send(&servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Send{Send: &servingpb.SendBatch{Messages: msgs}}}); err != nil {
-		_, err = p.stream.Recv() // the stream's status
+	return p.sendBatch(&servingpb.SendBatch{Messages: msgs})
+}
+
+// sendBatch sends a batch as given and waits for its answer.
+func (p *prod) sendBatch(b *servingpb.SendBatch) (*servingpb.ProduceResponse, error) {
+	if err := p.stream.Send(&servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Send{Send: b}}); err != nil {
+		_, err = p.stream.Recv()
 		return nil, errcode.FromError(err)
 	}
 	r, err := p.stream.Recv()

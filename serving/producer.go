@@ -64,6 +64,7 @@ type pendingBatch struct {
 	p           *producer
 	first, last uint64
 	msgs        []entry.Message
+	encoded     []byte // msgs as the producer encoded them; nil: encode here
 	received    time.Time
 	// set when appended
 	batch *entry.Batch
@@ -77,4 +78,12 @@ func toEntryMessages(ms []*servingpb.Message) []entry.Message {
 			Payload: m.GetPayload(), EventTime: m.GetEventTimeUnixNano()}
 	}
 	return out
+}
+
+// entrySize is the size of b's entry with publish time pt.
+func (b *pendingBatch) entrySize(pt int64) int {
+	if b.encoded != nil {
+		return entry.EntrySize(b.p.name, pt, len(b.msgs), len(b.encoded))
+	}
+	return entry.Size(&entry.Batch{ProducerName: b.p.name, PublishTime: pt, Messages: b.msgs})
 }

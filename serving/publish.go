@@ -19,13 +19,13 @@ const maxBatchMessages = 100_000
 // back on the stream as SendError and change nothing; the returned error
 // (topic no longer served here) ends the stream.
 func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
-	ms := req.GetMessages()
-	if len(ms) == 0 || len(ms) > maxBatchMessages {
-		p.sendError(0, 0, errcode.New(errcode.InvalidArgument, "a batch holds 1 to %d messages, got %d", maxBatchMessages, len(ms)))
+	msgs, encoded, err := batchMessages(req)
+	if err != nil {
+		p.sendError(0, 0, err)
 		return nil
 	}
-	first, last := ms[0].GetSequenceId(), ms[len(ms)-1].GetSequenceId()
-	if err := t.checkBatch(ms); err != nil {
+	first, last := msgs[0].SequenceID, msgs[len(msgs)-1].SequenceID
+	if err := t.checkBatch(msgs); err != nil {
 		p.sendError(first, last, err)
 		return nil
 	}
@@ -33,8 +33,8 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 		p.sendError(first, last, errcode.New(errcode.ProducerQueueFull, "producer %s has %d batches pending", p.name, p.pending.Load()))
 		return nil
 	}
-	b := &pendingBatch{p: p, first: first, last: last, msgs: toEntryMessages(ms), received: time.Now()}
-	if sz := entry.Size(&entry.Batch{ProducerName: p.name, PublishTime: math.MaxInt64, Messages: b.msgs}); sz > t.n.cfg.MaxEntryBytes {
+	b := &pendingBatch{p: p, first: first, last: last, msgs: msgs, encoded: encoded, received: time.Now()}
+	if sz := b.entrySize(math.MaxInt64); sz > t.n.cfg.MaxEntryBytes {
 		p.sendError(first, last, errcode.New(errcode.MessageTooLarge, "batch of %d bytes over the entry limit of %d", sz, t.n.cfg.MaxEntryBytes))
 		return nil
 	}
@@ -63,14 +63,35 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 	return nil
 }
 
-// checkBatch enforces the message size limit and ascending sequence ids.
-func (t *topic) checkBatch(ms []*servingpb.Message) error {
-	maxBytes := t.maxMessageBytes()
-	for i, m := range ms {
-		if uint64(len(m.GetPayload())) > maxBytes {
-			return errcode.New(errcode.MessageTooLarge, "message of %d bytes over the limit of %d", len(m.GetPayload()), maxBytes)
+// batchMessages returns the messages of a batch, and their encoding when
+// the producer sent them encoded (the node then writes those bytes as they
+// came, after DecodeMessages checked them).
+func batchMessages(req *servingpb.SendBatch) ([]entry.Message, []byte, error) {
+	if enc, n := req.GetEncoded(), req.GetCount(); len(enc) > 0 || n > 0 || len(req.GetMessages()) == 0 {
+		if n == 0 || n > maxBatchMessages || len(req.GetMessages()) > 0 {
+			return nil, nil, errcode.New(errcode.InvalidArgument, "a batch holds 1 to %d messages, in one form, got %d encoded and %d others", maxBatchMessages, n, len(req.GetMessages()))
 		}
-		if i > 0 && m.GetSequenceId() <= ms[i-1].GetSequenceId() {
+		ms, err := entry.DecodeMessages(enc, int(n))
+		if err != nil {
+			return nil, nil, errcode.New(errcode.InvalidArgument, "malformed encoded batch: %v", err)
+		}
+		return ms, enc, nil
+	}
+	ms := req.GetMessages()
+	if len(ms) > maxBatchMessages {
+		return nil, nil, errcode.New(errcode.InvalidArgument, "a batch holds 1 to %d messages, got %d", maxBatchMessages, len(ms))
+	}
+	return toEntryMessages(ms), nil, nil
+}
+
+// checkBatch enforces the message size limit and ascending sequence ids.
+func (t *topic) checkBatch(ms []entry.Message) error {
+	maxBytes := t.maxMessageBytes()
+	for i := range ms {
+		if uint64(len(ms[i].Payload)) > maxBytes {
+			return errcode.New(errcode.MessageTooLarge, "message of %d bytes over the limit of %d", len(ms[i].Payload), maxBytes)
+		}
+		if i > 0 && ms[i].SequenceID <= ms[i-1].SequenceID {
 			return errcode.New(errcode.InvalidArgument, "sequence ids of a batch must ascend")
 		}
 	}
@@ -89,7 +110,12 @@ func (t *topic) appendLocked(b *pendingBatch) {
 	pt := max(time.Now().UnixNano(), t.mu.lastPub+1)
 	t.mu.lastPub = pt
 	b.batch = &entry.Batch{ProducerName: b.p.name, PublishTime: pt, Messages: b.msgs}
-	payload := entry.Encode(b.batch)
+	var payload []byte
+	if b.encoded != nil {
+		payload = entry.AppendEntry(make([]byte, 0, b.entrySize(pt)), b.p.name, pt, len(b.msgs), b.encoded)
+	} else {
+		payload = entry.Encode(b.batch)
+	}
 	b.size = len(payload)
 	t.mu.inflight++
 	w, start := t.mu.w, time.Now()

@@ -1,6 +1,7 @@
 package fakebroker
 
 import (
+	"github.com/strata-mq/strata/internal/entry"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/serving/servingpb"
 	"google.golang.org/grpc"
@@ -81,7 +82,10 @@ func sendAll(s grpc.BidiStreamingServer[servingpb.ProduceRequest, servingpb.Prod
 
 // onBatch persists a batch and returns its answer (a receipt or an error).
 func (b *Broker) onBatch(s grpc.BidiStreamingServer[servingpb.ProduceRequest, servingpb.ProduceResponse], st *stream, topicName, producer string, batch *servingpb.SendBatch, maxBytes uint64) (*servingpb.ProduceResponse, error) {
-	msgs := batch.GetMessages()
+	msgs, err := batchMessages(batch)
+	if err != nil {
+		return nil, err
+	}
 	if len(msgs) == 0 {
 		return nil, errcode.New(errcode.InvalidArgument, "empty batch")
 	}
@@ -133,4 +137,21 @@ func (b *Broker) onBatch(s grpc.BidiStreamingServer[servingpb.ProduceRequest, se
 		return nil, errcode.New(errcode.Unavailable, "receipt dropped by the test")
 	}
 	return &servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Receipt{Receipt: r}}, nil
+}
+
+// batchMessages returns a batch's messages, decoding them when the producer
+// sent them encoded (as the SDK does).
+func batchMessages(batch *servingpb.SendBatch) ([]*servingpb.Message, error) {
+	if batch.GetCount() == 0 {
+		return batch.GetMessages(), nil
+	}
+	ems, err := entry.DecodeMessages(batch.GetEncoded(), int(batch.GetCount()))
+	if err != nil {
+		return nil, errcode.New(errcode.InvalidArgument, "malformed encoded batch: %v", err)
+	}
+	msgs := make([]*servingpb.Message, len(ems))
+	for i, m := range ems {
+		msgs[i] = &servingpb.Message{SequenceId: m.SequenceID, Key: m.Key, Properties: m.Properties, Payload: m.Payload, EventTimeUnixNano: m.EventTime}
+	}
+	return msgs, nil
 }

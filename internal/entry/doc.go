@@ -20,6 +20,11 @@
 //	  payload      uvarint length, bytes
 //	crc32c       4 bytes little-endian, Castagnoli, over every byte before it
 //
+// The SDK encodes each message of a batch with AppendMessage and sends the
+// bytes; the serving node checks them with DecodeMessages (which accepts only
+// the bytes AppendMessage writes) and wraps them in an entry with
+// AppendEntry, without decoding and re-encoding every message.
+//
 // Message i of the entry at (ledger, entry) has message id (ledger, entry, i).
 // Decode checks the checksum first and every length against what is left, so
 // a corrupt or hostile payload yields ErrCorrupt and never a panic or a huge

@@ -68,28 +68,83 @@ func Encode(b *Batch) []byte { return AppendEncode(make([]byte, 0, Size(b)), b) 
 // AppendEncode appends the encoding of b to dst.
 func AppendEncode(dst []byte, b *Batch) []byte {
 	start := len(dst)
-	dst = append(dst, magic0, magic1, version, 0)
-	dst = appendString(dst, b.ProducerName)
-	dst = binary.AppendVarint(dst, b.PublishTime)
-	dst = binary.AppendUvarint(dst, uint64(len(b.Messages)))
+	dst = appendHeader(dst, b.ProducerName, b.PublishTime, len(b.Messages))
 	for i := range b.Messages {
-		m := &b.Messages[i]
-		dst = binary.AppendUvarint(dst, m.SequenceID)
-		dst = binary.AppendVarint(dst, m.EventTime)
-		dst = appendString(dst, m.Key)
-		dst = binary.AppendUvarint(dst, uint64(len(m.Properties)))
-		// Sorted keys make the encoding deterministic, so an entry rebuilt
-		// from an offloaded segment has the bytes it was written with.
-		if len(m.Properties) > 0 { // most messages have none: skip the sort's allocations
-			for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
-				dst = appendString(dst, k)
-				dst = appendString(dst, m.Properties[k])
-			}
-		}
-		dst = binary.AppendUvarint(dst, uint64(len(m.Payload)))
-		dst = append(dst, m.Payload...)
+		dst = AppendMessage(dst, &b.Messages[i])
 	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// AppendMessage appends the encoding of one message of a batch (the
+// per-message part of the format) to dst. A producer encodes its batch with
+// it, and AppendEntry makes the entry without touching the messages again.
+func AppendMessage(dst []byte, m *Message) []byte {
+	dst = binary.AppendUvarint(dst, m.SequenceID)
+	dst = binary.AppendVarint(dst, m.EventTime)
+	dst = appendString(dst, m.Key)
+	dst = binary.AppendUvarint(dst, uint64(len(m.Properties)))
+	// Sorted keys make the encoding deterministic, so an entry rebuilt
+	// from an offloaded segment has the bytes it was written with.
+	if len(m.Properties) > 0 { // most messages have none: skip the sort's allocations
+		for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
+			dst = appendString(dst, k)
+			dst = appendString(dst, m.Properties[k])
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(m.Payload)))
+	return append(dst, m.Payload...)
+}
+
+// MessageSize is the encoded size of m (what AppendMessage appends).
+func MessageSize(m *Message) int { return messageSize(m) }
+
+// EntrySize is the size of the entry AppendEntry makes.
+func EntrySize(producer string, publishTime int64, count, messageBytes int) int {
+	return headerLen + uvarintLen(uint64(len(producer))) + len(producer) + varintLen(publishTime) +
+		uvarintLen(uint64(count)) + messageBytes + crcLen
+}
+
+// AppendEntry appends an entry of count messages already encoded with
+// AppendMessage (msgs, as DecodeMessages accepted them) to dst: the same
+// bytes as AppendEncode of the decoded batch.
+func AppendEntry(dst []byte, producer string, publishTime int64, count int, msgs []byte) []byte {
+	start := len(dst)
+	dst = appendHeader(dst, producer, publishTime, count)
+	dst = append(dst, msgs...)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+func appendHeader(dst []byte, producer string, publishTime int64, count int) []byte {
+	dst = append(dst, magic0, magic1, version, 0)
+	dst = appendString(dst, producer)
+	dst = binary.AppendVarint(dst, publishTime)
+	return binary.AppendUvarint(dst, uint64(count))
+}
+
+// DecodeMessages parses count messages encoded with AppendMessage, which
+// must fill p exactly, for a producer's batch that is not trusted: besides
+// the lengths it checks that p is exactly what AppendMessage writes
+// (property keys strictly increasing, shortest varints), so the entry made
+// of p has the bytes AppendEncode gives, which an entry rebuilt from the
+// object store must match.
+// The messages' byte slices alias p. Errors are ErrCorrupt.
+func DecodeMessages(p []byte, count int) ([]Message, error) {
+	// Every message takes at least 5 bytes, which bounds the allocation.
+	if count <= 0 || count > len(p)/5+1 {
+		return nil, corrupt("message count %d out of range", count)
+	}
+	d := decoder{buf: p, strict: true}
+	ms := make([]Message, count)
+	for i := range ms {
+		d.message(&ms[i])
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.buf) != 0 {
+		return nil, corrupt("%d trailing bytes", len(d.buf))
+	}
+	return ms, nil
 }
 
 // Decode parses p. The returned batch's byte slices alias p.
@@ -133,6 +188,9 @@ func Decode(p []byte) (*Batch, error) {
 type decoder struct {
 	buf []byte
 	err error
+	// strict: the bytes must be what AppendMessage writes: property keys
+	// strictly increasing, every varint in its shortest form.
+	strict bool
 }
 
 func (d *decoder) message(m *Message) {
@@ -145,9 +203,13 @@ func (d *decoder) message(m *Message) {
 	}
 	if d.err == nil && n > 0 {
 		m.Properties = make(map[string]string, n)
+		prev := ""
 		for j := uint64(0); j < n && d.err == nil; j++ {
 			k := d.string()
-			m.Properties[k] = d.string()
+			if d.strict && j > 0 && k <= prev {
+				d.err = corrupt("property keys not in increasing order")
+			}
+			m.Properties[k], prev = d.string(), k
 		}
 	}
 	m.Payload = d.bytes()
@@ -158,7 +220,7 @@ func (d *decoder) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.buf)
-	if n <= 0 {
+	if n <= 0 || (d.strict && n != uvarintLen(v)) {
 		d.err = corrupt("bad varint")
 		return 0
 	}
@@ -171,7 +233,7 @@ func (d *decoder) varint() int64 {
 		return 0
 	}
 	v, n := binary.Varint(d.buf)
-	if n <= 0 {
+	if n <= 0 || (d.strict && n != varintLen(v)) {
 		d.err = corrupt("bad varint")
 		return 0
 	}
