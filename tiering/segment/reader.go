@@ -107,6 +107,17 @@ func schemaMessage() ([]byte, error) {
 var cachedSchemaMessage = sync.OnceValues(schemaMessage)
 
 func decodeMessage(data []byte) (arrow.Record, error) {
+	// Arrow's message reader allocates the metadata length a message
+	// declares before reading it (make, outside any allocator): a forged
+	// length asked for 2 GiB per call, which the fuzzer's worker did not
+	// survive. Our writer frames every batch as continuation marker, length,
+	// metadata, body; check the length against the bytes we have first.
+	if len(data) < 8 || binary.LittleEndian.Uint32(data) != continuation {
+		return nil, corrupt("batch does not start with an IPC message")
+	}
+	if n := int32(binary.LittleEndian.Uint32(data[4:])); n <= 0 || int(n) > len(data)-8 {
+		return nil, corrupt("batch message declares %d bytes of metadata in %d", n, len(data))
+	}
 	schema, err := cachedSchemaMessage()
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -317,4 +318,30 @@ func FuzzDecodeBatch(f *testing.F) {
 			t.Fatalf("untyped error: %v", err)
 		}
 	})
+}
+
+func TestForgedMetadataLengthIsRejectedWithoutAllocatingIt(t *testing.T) {
+	seg := build(t, genEntries(9, 1, 0, 5, 2, 20), Config{})
+	b := seg.Index.Batches[0]
+	good := seg.Data[b.Offset : b.Offset+b.Length]
+	for name, data := range map[string][]byte{
+		"legacy framing, 2 GiB": []byte("\xff\xff\xff\x7f\x00\xff\xff\x7f\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"),
+		"length past the end":   append(append([]byte{}, good[:4]...), 0xff, 0xff, 0xff, 0x7f, 1, 2, 3),
+		"negative length":       append(append([]byte{}, good[:4]...), 0, 0, 0, 0x80, 1, 2, 3),
+	} {
+		idx := metadata.BatchIndex{Length: int64(len(data)), CRC32C: crc32.Checksum(data, castagnoli), Rows: 1}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := DecodeBatch(data, idx)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrCorruption) {
+			t.Fatalf("%s: err = %v, want ErrCorruption", name, err)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+			t.Fatalf("%s: decoding allocated %d bytes", name, n)
+		}
+	}
+	if _, err := DecodeBatch(good, b); err != nil {
+		t.Fatalf("a good batch no longer decodes: %v", err)
+	}
 }
