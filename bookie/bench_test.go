@@ -175,26 +175,33 @@ func BenchmarkAdd(b *testing.B) {
 	}
 	// Latency at half the max rate: 1 KiB adds paced at half the rate
 	// measured above at 256 in flight.
-	b.Run("size=1KiB/half-max-rate", func(b *testing.B) {
-		v, ok := maxAddRate.Load(1 << 10)
-		if !ok {
-			b.Skip("needs the size=1KiB/inflight=256 run")
-		}
-		ledger++
-		syncs.Lock()
-		syncs.h.Reset()
-		syncs.Unlock()
-		h := pacedLoad(b, c, ledger, 1<<10, v.(float64)/2)
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
-		reportLatency(b, h)
-		// An add waits for at least one fdatasync, so the disk's tail is
-		// the floor of the adds' tail: report both.
-		syncs.Lock()
-		b.ReportMetric(float64(syncs.h.ValueAtQuantile(99)), "journal-fsync-p99-µs")
-		b.ReportMetric(float64(syncs.h.Max()), "journal-fsync-max-µs")
-		syncs.Unlock()
-		b.ReportMetric(float64(raw.syncLat.ValueAtQuantile(99)), "raw-fsync-p99-µs")
-	})
+	// The same through bk.LocalClient (the in-process path strata
+	// standalone uses): the difference is what gRPC and its goroutines add.
+	for _, tr := range []struct {
+		name string
+		c    bookiepb.BookieClient
+	}{{"grpc", c}, {"local", bk.LocalClient()}} {
+		b.Run("size=1KiB/half-max-rate/"+tr.name, func(b *testing.B) {
+			v, ok := maxAddRate.Load(1 << 10)
+			if !ok {
+				b.Skip("needs the size=1KiB/inflight=256 run")
+			}
+			ledger++
+			syncs.Lock()
+			syncs.h.Reset()
+			syncs.Unlock()
+			h := pacedLoad(b, tr.c, ledger, 1<<10, v.(float64)/2)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
+			reportLatency(b, h)
+			// An add waits for at least one fdatasync, so the disk's tail
+			// is the floor of the adds' tail: report both.
+			syncs.Lock()
+			b.ReportMetric(float64(syncs.h.ValueAtQuantile(99)), "journal-fsync-p99-µs")
+			b.ReportMetric(float64(syncs.h.Max()), "journal-fsync-max-µs")
+			syncs.Unlock()
+			b.ReportMetric(float64(raw.syncLat.ValueAtQuantile(99)), "raw-fsync-p99-µs")
+		})
+	}
 }
 
 // pacedLoad sends b.N adds at rate per second (in 1 ms ticks) on one stream
