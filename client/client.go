@@ -25,8 +25,9 @@ const urlScheme = "strata://"
 
 // Client is a connection to a Strata cluster. It is safe for concurrent use.
 type Client struct {
-	cfg   clientConfig
-	seeds []string
+	cfg     clientConfig
+	seeds   []string
+	metrics *metrics // nil without the Metrics option
 
 	mu struct {
 		sync.Mutex
@@ -57,7 +58,11 @@ func New(url string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, seeds: seeds}
+	m, err := newMetrics(cfg.registerer)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, seeds: seeds, metrics: m}
 	c.mu.conns = make(map[string]*grpc.ClientConn)
 	c.mu.closers = make(map[closer]struct{})
 	c.mu.slow = make(map[string]struct{})

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 )
 
@@ -17,6 +18,7 @@ type clientConfig struct {
 	backoffMax   time.Duration
 	maxRedirects int
 	dialOpts     []grpc.DialOption
+	registerer   prometheus.Registerer
 }
 
 func defaultClientConfig() clientConfig {

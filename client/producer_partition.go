@@ -255,6 +255,7 @@ func (p *partitionProducer) close() {
 func (p *partitionProducer) run(st produceStream) {
 	defer close(p.done)
 	bo := p.c.newBackoff()
+	opened := st != nil // the first stream, opened by start
 	for {
 		if st == nil {
 			s, err := p.connect(p.ctx)
@@ -274,7 +275,10 @@ func (p *partitionProducer) run(st produceStream) {
 				continue
 			}
 			bo.reset()
-			st = s
+			if opened {
+				p.c.metrics.reconnected()
+			}
+			st, opened = s, true
 		}
 		err := p.serve(st)
 		st = nil
@@ -616,6 +620,7 @@ func (p *partitionProducer) cut(now time.Time) (*sentBatch, time.Time) {
 		}
 		n, bytes = n+1, bytes+s
 	}
+	p.c.metrics.batchCut(p.mu.queued[0].enqueued, n, now)
 	b := &sentBatch{msgs: slices.Clone(p.mu.queued[:n]), bytes: bytes}
 	p.mu.queued = slices.Delete(p.mu.queued, 0, n)
 	p.mu.queuedBytes -= bytes
@@ -702,6 +707,9 @@ func (p *partitionProducer) onReceipt(r *servingpb.SendReceipt) error {
 	if b == nil {
 		return err
 	}
+	p.mu.Lock()
+	p.c.metrics.receipt(b, time.Now())
+	p.mu.Unlock()
 	for i, m := range b.msgs {
 		if m.cb != nil {
 			m.cb(MessageID{Ledger: r.GetLedger(), Entry: r.GetEntry(), Batch: int32(i), Partition: p.partition}, m.msg, nil)
@@ -722,6 +730,7 @@ func (p *partitionProducer) onSendError(e *servingpb.SendError) error {
 	if b == nil {
 		return perr
 	}
+	p.c.metrics.failed(len(b.msgs), err)
 	for _, m := range b.msgs {
 		if m.cb != nil {
 			m.cb(MessageID{}, m.msg, err)
@@ -769,6 +778,7 @@ func (p *partitionProducer) fail(err error) {
 	msgs = append(msgs, p.mu.queued...)
 	p.mu.inflight, p.mu.queued, p.mu.queuedBytes = nil, nil, 0
 	p.mu.Unlock()
+	p.c.metrics.failed(len(msgs), err)
 	for _, m := range msgs {
 		if m.cb != nil {
 			m.cb(MessageID{}, m.msg, err)
@@ -830,6 +840,7 @@ func (p *partitionProducer) expire() {
 		return
 	}
 	err := errcode.New(errcode.Timeout, "message not acknowledged within %v", p.cfg.sendTimeout)
+	p.c.metrics.failed(len(msgs), err)
 	for _, m := range msgs {
 		if m.cb != nil {
 			m.cb(MessageID{}, m.msg, err)
