@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -71,4 +72,47 @@ func httpStatus(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestStandaloneOverGRPCToItsOwnBookieDeliversEveryMessage covers
+// --local-bookie=false: the serving node reaches the embedded bookie over
+// gRPC, as a cluster's nodes do, instead of in process (the default, which
+// every other standalone test uses).
+func TestStandaloneOverGRPCToItsOwnBookieDeliversEveryMessage(t *testing.T) {
+	s := newStandalone(t)
+	s.extraArgs = []string{"--local-bookie=false"}
+	s.start()
+	ctx := testContext(t, time.Minute)
+	c, err := client.New(s.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := c.NewProducer(ctx, "over-grpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := range n {
+		p.SendAsync(ctx, &client.ProducerMessage{Payload: []byte(fmt.Sprintf("m%d", i))}, func(_ client.MessageID, _ *client.ProducerMessage, err error) {
+			if err != nil {
+				t.Errorf("send %d: %v", i, err)
+			}
+		})
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := c.Subscribe(ctx, "over-grpc", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	for i := range n {
+		m := receiveWithin(t, ctx, cons)
+		if string(m.Payload) != fmt.Sprintf("m%d", i) {
+			t.Fatalf("message %d: %q", i, m.Payload)
+		}
+		cons.Ack(m)
+	}
 }
