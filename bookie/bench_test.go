@@ -86,36 +86,63 @@ func rawBaseline(b *testing.B) {
 // addLoad runs b.N adds of size bytes through one Add stream with inFlight
 // adds outstanding and records each add's latency.
 func addLoad(b *testing.B, c bookiepb.BookieClient, ledger uint64, size, inFlight int) *hdrhistogram.Histogram {
+	window := make(chan struct{}, inFlight)
+	return runAdds(b, c, ledger, size,
+		func(int) time.Time { window <- struct{}{}; return time.Now() },
+		func() { <-window })
+}
+
+// pacedLoad sends b.N adds at rate per second (in 1 ms ticks) on one stream
+// and records each add's latency from its scheduled send time.
+func pacedLoad(b *testing.B, c bookiepb.BookieClient, ledger uint64, size int, rate float64) *hdrhistogram.Histogram {
+	var start time.Time
+	return runAdds(b, c, ledger, size, func(i int) time.Time {
+		if i == 0 {
+			start = time.Now()
+		}
+		due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+		if d := time.Until(due); d > time.Millisecond {
+			time.Sleep(d)
+		}
+		return due
+	}, func() {})
+}
+
+// runAdds sends b.N adds of size bytes on one Add stream. before(i) runs
+// before add i is sent and returns the time its latency counts from;
+// answered runs once per answer. It returns the adds' latencies.
+func runAdds(b *testing.B, c bookiepb.BookieClient, ledger uint64, size int, before func(i int) time.Time, answered func()) *hdrhistogram.Histogram {
 	st, err := c.Add(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
 	hist := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
 	sent := make([]time.Time, b.N)
-	window := make(chan struct{}, inFlight)
-	p := make([]byte, size)
+	var mu sync.Mutex
 	done := make(chan error, 1)
 	go func() {
 		for range b.N {
 			resp, err := st.Recv()
-			if err != nil {
-				done <- err
+			if err != nil || resp.ErrorCode != 0 {
+				done <- fmt.Errorf("add: %v %v", err, resp)
 				return
 			}
-			if resp.ErrorCode != 0 {
-				done <- fmt.Errorf("add failed: %s", resp.ErrorMessage)
-				return
-			}
-			hist.RecordValue(time.Since(sent[resp.RequestId]).Microseconds())
-			<-window
+			mu.Lock()
+			t := sent[resp.RequestId]
+			mu.Unlock()
+			hist.RecordValue(time.Since(t).Microseconds())
+			answered()
 		}
 		done <- nil
 	}()
+	p := make([]byte, size)
 	b.SetBytes(int64(size))
 	b.ResetTimer()
 	for i := range b.N {
-		window <- struct{}{}
-		sent[i] = time.Now()
+		t := before(i)
+		mu.Lock()
+		sent[i] = t
+		mu.Unlock()
 		if err := st.Send(&bookiepb.AddRequest{RequestId: uint64(i), LedgerId: ledger, EntryId: int64(i), Lac: int64(i) - 1, Payload: p}); err != nil {
 			b.Fatal(err)
 		}
@@ -202,53 +229,4 @@ func BenchmarkAdd(b *testing.B) {
 			b.ReportMetric(float64(raw.syncLat.ValueAtQuantile(99)), "raw-fsync-p99-µs")
 		})
 	}
-}
-
-// pacedLoad sends b.N adds at rate per second (in 1 ms ticks) on one stream
-// and records each add's latency from its scheduled send time.
-func pacedLoad(b *testing.B, c bookiepb.BookieClient, ledger uint64, size int, rate float64) *hdrhistogram.Histogram {
-	st, err := c.Add(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	hist := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
-	sent := make([]time.Time, b.N)
-	var mu sync.Mutex
-	done := make(chan error, 1)
-	go func() {
-		for range b.N {
-			resp, err := st.Recv()
-			if err != nil || resp.ErrorCode != 0 {
-				done <- fmt.Errorf("add: %v %v", err, resp)
-				return
-			}
-			mu.Lock()
-			t := sent[resp.RequestId]
-			mu.Unlock()
-			hist.RecordValue(time.Since(t).Microseconds())
-		}
-		done <- nil
-	}()
-	p := make([]byte, size)
-	b.SetBytes(int64(size))
-	b.ResetTimer()
-	start := time.Now()
-	for i := range b.N {
-		due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
-		if d := time.Until(due); d > time.Millisecond {
-			time.Sleep(d)
-		}
-		mu.Lock()
-		sent[i] = due
-		mu.Unlock()
-		if err := st.Send(&bookiepb.AddRequest{RequestId: uint64(i), LedgerId: ledger, EntryId: int64(i), Lac: int64(i) - 1, Payload: p}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	st.CloseSend()
-	return hist
 }
