@@ -42,12 +42,7 @@ powers of 1024); durations take ns, us, ms, s, m, h, d and w (90s, 7d, 1w);
 -1 means never (offload) or forever (retention). Prints the new policy.`,
 		Example: `  strata namespaces set-policy public/default --offload-threshold 0 --offload-age 0 --retention 7d`,
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, done, err := adminFor(cmd, *url)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
 			pol, err := a.GetNamespacePolicy(cmd.Context(), args[0])
 			if errors.Is(err, client.ErrNamespaceNotFound) {
 				pol, err = client.NamespacePolicy{OffloadThresholdBytes: -1, OffloadAge: client.Forever}, nil
@@ -62,7 +57,7 @@ powers of 1024); durations take ns, us, ms, s, m, h, d and w (90s, 7d, 1w);
 				return err
 			}
 			return writeJSON(cmd.OutOrStdout(), policyView(pol))
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&pf.offloadThreshold, "offload-threshold", "", "offload closed ledgers once a topic's bookie bytes exceed this (0: at once, -1: never on size)")
@@ -204,17 +199,12 @@ func nsGetPolicyCmd(url *string) *cobra.Command {
 		Use:   "get-policy TENANT/NAMESPACE",
 		Short: "Print a namespace's policy as JSON",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, done, err := adminFor(cmd, *url)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
 			pol, err := a.GetNamespacePolicy(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return writeJSON(cmd.OutOrStdout(), policyView(pol))
-		},
+		}),
 	}
 }

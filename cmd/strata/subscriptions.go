@@ -32,7 +32,7 @@ or after --time (RFC 3339 like 2026-01-02T15:04:05Z, or relative like -2h,
 -30m, -1d), or of --message-id, and print it. Only with --execute is the
 subscription moved there. Stop the subscription's consumers first.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, _ []string) error {
 			var target client.CursorTarget
 			switch {
 			case (at == "") == (id == ""):
@@ -50,17 +50,12 @@ subscription moved there. Stop the subscription's consumers first.`,
 				}
 				target.ID = &mid
 			}
-			a, done, err := adminFor(cmd, *url)
-			if err != nil {
-				return err
-			}
-			defer done()
 			res, err := a.ResetCursor(cmd.Context(), topicName, sub, target, execute)
 			if err != nil {
 				return err
 			}
 			return printReset(cmd, target, res, execute)
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&topicName, "topic", "", "topic: tenant/namespace/name, or a bare name in public/default")
@@ -104,18 +99,13 @@ func subsDeleteCmd(url *string) *cobra.Command {
 		Use:   "delete --topic T --subscription S",
 		Short: "Delete a subscription (on every partition)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, done, err := adminFor(cmd, *url)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, _ []string) error {
 			if err := a.DeleteSubscription(cmd.Context(), topicName, sub); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted subscription %s on %s\n", sub, topicName)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&topicName, "topic", "", "topic")
 	cmd.Flags().StringVar(&sub, "subscription", "", "subscription name")

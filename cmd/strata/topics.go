@@ -22,13 +22,17 @@ func newTopicsCmd() *cobra.Command {
 	return cmd
 }
 
-// adminFor returns an Admin for url and a function that closes its client.
-func adminFor(cmd *cobra.Command, url string) (*client.Admin, func(), error) {
-	c, err := newClient(cmd, url)
-	if err != nil {
-		return nil, nil, err
+// withAdmin is the RunE of a command that talks to the admin API of the
+// cluster at *url: run gets a client's Admin, closed when it returns.
+func withAdmin(url *string, run func(cmd *cobra.Command, a *client.Admin, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := newClient(cmd, *url)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return run(cmd, c.Admin(), args)
 	}
-	return c.Admin(), func() { _ = c.Close() }, nil
 }
 
 func topicsCreateCmd(url *string) *cobra.Command {
@@ -37,18 +41,13 @@ func topicsCreateCmd(url *string) *cobra.Command {
 		Use:   "create TOPIC",
 		Short: "Create a topic (--partitions N for a partitioned topic)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, done, err := adminFor(cmd, *url)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
 			if err := a.CreateTopic(cmd.Context(), args[0], partitions); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created %s (%d partitions)\n", args[0], partitions)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().IntVar(&partitions, "partitions", 0, "number of partitions (0: not partitioned)")
 	return cmd
@@ -59,12 +58,7 @@ func topicsListCmd(url *string) *cobra.Command {
 		Use:   "list [TENANT/NAMESPACE]",
 		Short: "List topics (of one namespace, or all)",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, done, err := adminFor(cmd, *url)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
 			ns := ""
 			if len(args) == 1 {
 				ns = args[0]
@@ -79,7 +73,7 @@ func topicsListCmd(url *string) *cobra.Command {
 				fmt.Fprintf(w, "%s\t%d\n", t.Topic, t.Partitions)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 }
 
@@ -89,18 +83,13 @@ func topicsDeleteCmd(url *string) *cobra.Command {
 		Use:   "delete TOPIC",
 		Short: "Delete a topic and all its partitions",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, done, err := adminFor(cmd, *url)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
 			if err := a.DeleteTopic(cmd.Context(), args[0], force); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "delete even when subscriptions have a backlog")
 	return cmd
@@ -111,12 +100,7 @@ func topicsStatsCmd(url *string) *cobra.Command {
 		Use:   "stats TOPIC",
 		Short: "Print a topic's statistics as JSON (one object per partition)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, done, err := adminFor(cmd, *url)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
 			names, err := a.PartitionNames(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -133,7 +117,7 @@ func topicsStatsCmd(url *string) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), all[0])
 			}
 			return writeJSON(cmd.OutOrStdout(), all)
-		},
+		}),
 	}
 }
 
@@ -142,12 +126,7 @@ func topicsOffloadCmd(url *string) *cobra.Command {
 		Use:   "offload TOPIC",
 		Short: "Offload every closed ledger of a topic to the object store now",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, done, err := adminFor(cmd, *url)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
 			names, err := a.PartitionNames(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -160,7 +139,7 @@ func topicsOffloadCmd(url *string) *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "offloaded %d ledgers of %s\n", n, name)
 			}
 			return nil
-		},
+		}),
 	}
 }
 
