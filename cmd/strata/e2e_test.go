@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-mq/strata/client"
 )
 
 // strataBin is the strata binary built once for the tests that run it as a
@@ -85,6 +87,18 @@ func newStandalone(t *testing.T) *standalone {
 }
 
 func (s *standalone) url() string { return "strata://" + s.grpc }
+
+// client returns an SDK client of s with default options, closed when the
+// test ends.
+func (s *standalone) client() *client.Client {
+	s.t.Helper()
+	c, err := client.New(s.url())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { c.Close() })
+	return c
+}
 
 // start runs the process and waits until /readyz answers 200.
 func (s *standalone) start() {

@@ -53,11 +53,7 @@ const replayTopic = "public/default/replay-src"
 func newReplayFixture(t *testing.T) *replayFixture {
 	s := newStandalone(t)
 	s.start()
-	c, err := client.New(s.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := s.client()
 	ctx := testContext(t, 60*time.Second)
 	if err := c.Admin().CreateTopic(ctx, replayTopic, 3); err != nil {
 		t.Fatalf("creating %s with 3 partitions: %v", replayTopic, err)

@@ -17,11 +17,7 @@ func TestConsumerSeekTimeOnARealBrokerLandsOnTheFirstMessageAtOrAfterT(t *testin
 	s := newStandalone(t)
 	s.start()
 	ctx := testContext(t, time.Minute)
-	c, err := client.New(s.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := s.client()
 	p, err := c.NewProducer(ctx, "seek-time")
 	if err != nil {
 		t.Fatal(err)

@@ -17,11 +17,7 @@ import (
 func TestStandaloneMetricsShowTheBookieAndTheServingNode(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
-	c, err := client.New(s.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := s.client()
 	ctx := testContext(t, time.Minute)
 	p, err := c.NewProducer(ctx, "metrics")
 	if err != nil {
@@ -83,11 +79,7 @@ func TestStandaloneOverGRPCToItsOwnBookieDeliversEveryMessage(t *testing.T) {
 	s.extraArgs = []string{"--local-bookie=false"}
 	s.start()
 	ctx := testContext(t, time.Minute)
-	c, err := client.New(s.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := s.client()
 	p, err := c.NewProducer(ctx, "over-grpc")
 	if err != nil {
 		t.Fatal(err)
