@@ -204,10 +204,7 @@ func TestStandaloneLedgerAppendsReadsAndCloses(t *testing.T) {
 	c := startCluster(t, 1)
 	cl := c.client(t)
 	ctx := context.Background()
-	w, err := cl.Create(ctx, ledger.StandaloneOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCreate(t, cl, ledger.StandaloneOptions())
 	for i := range 50 {
 		e, err := w.AppendSync(ctx, payload(i))
 		if err != nil || e != ids.EntryID(i) {
@@ -244,10 +241,7 @@ func TestWaitLACReturnsOnceTheWriterAdvances(t *testing.T) {
 	c := startCluster(t, 3)
 	cl := c.client(t)
 	ctx := context.Background()
-	w, err := cl.Create(ctx, ledger.ClusterOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCreate(t, cl, ledger.ClusterOptions())
 	if _, err := w.AppendSync(ctx, payload(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -303,10 +297,7 @@ func TestEnsembleChangeOnBookieStopLosesNoAcknowledgedEntry(t *testing.T) {
 	c := startCluster(t, 4)
 	cl := c.client(t)
 	ctx := context.Background()
-	w, err := cl.Create(ctx, ledger.ClusterOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCreate(t, cl, ledger.ClusterOptions())
 	first, err := c.store.GetLedger(ctx, w.ID())
 	if err != nil {
 		t.Fatal(err)
@@ -335,10 +326,7 @@ func TestBookieStopWithoutSpareKeepsWritingAndRecoveryWorksWithoutIt(t *testing.
 	c := startCluster(t, 3)
 	cl := c.client(t)
 	ctx := context.Background()
-	w, err := cl.Create(ctx, ledger.ClusterOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCreate(t, cl, ledger.ClusterOptions())
 	victim := c.bookies[2].addr
 	const n = 300
 	ok := appendStoppingABookie(t, c, w, victim, n)
@@ -359,10 +347,7 @@ func TestRecoveryWhileWritingFencesTheWriterAndKeepsItsAckedEntries(t *testing.T
 	c := startCluster(t, 3)
 	writer := c.client(t)
 	ctx := context.Background()
-	w, err := writer.Create(ctx, ledger.ClusterOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCreate(t, writer, ledger.ClusterOptions())
 	a := newAcks()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -411,10 +396,7 @@ func TestDeleteRemovesTheLedgerFromBookiesAndMetadata(t *testing.T) {
 	c := startCluster(t, 3)
 	cl := c.client(t)
 	ctx := context.Background()
-	w, err := cl.Create(ctx, ledger.ClusterOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCreate(t, cl, ledger.ClusterOptions())
 	if _, err := w.AppendSync(ctx, payload(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -450,10 +432,7 @@ func TestBadInputGetsTypedErrorsAndChangesNothing(t *testing.T) {
 	cl := ledger.NewClient(ledger.ClientConfig{MaxEntryBytes: 100}, c.store, c.list, nil)
 	t.Cleanup(func() { _ = cl.Close() })
 	ctx := context.Background()
-	w, err := cl.Create(ctx, ledger.StandaloneOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCreate(t, cl, ledger.StandaloneOptions())
 	if _, err := w.AppendSync(ctx, make([]byte, 101)); errcode.CodeOf(err) != errcode.MessageTooLarge {
 		t.Fatalf("oversize append: %v, want MESSAGE_TOO_LARGE", err)
 	}
@@ -483,10 +462,7 @@ func TestClientCloseStopsWritersAndLeavesTheLedgerToRecovery(t *testing.T) {
 	c := startClusterWith(t, 1, metatest.NewMemLedgerStore())
 	cl := c.client(t)
 	ctx := context.Background()
-	w, err := cl.Create(ctx, ledger.StandaloneOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCreate(t, cl, ledger.StandaloneOptions())
 	if _, err := w.AppendSync(ctx, payload(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -510,10 +486,7 @@ func TestWaitLACWithoutProgressReturnsAfterTheTimeout(t *testing.T) {
 	c := startClusterWith(t, 1, metatest.NewMemLedgerStore())
 	cl := c.client(t)
 	ctx := context.Background()
-	w, err := cl.Create(ctx, ledger.StandaloneOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCreate(t, cl, ledger.StandaloneOptions())
 	for i := range 3 {
 		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
 			t.Fatal(err)
@@ -558,4 +531,14 @@ func TestStripedLedgerReadsAndRecoversFromEachEntrysWriteSet(t *testing.T) {
 	if _, err := w.AppendSync(ctx, payload(60)); !errors.Is(err, ledger.ErrFenced) {
 		t.Fatalf("append after recovery: %v, want ErrFenced", err)
 	}
+}
+
+// mustCreate creates a ledger with opts or fails the test.
+func mustCreate(t *testing.T, cl *ledger.Client, opts ledger.CreateOptions) *ledger.Writer {
+	t.Helper()
+	w, err := cl.Create(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
