@@ -13,7 +13,7 @@ import (
 	"github.com/strata-mq/strata/internal/errcode"
 )
 
-func TestMetricsCountEverySendAndEveryFailure(t *testing.T) {
+func TestMetricsCountEverySendFailureAndReconnect(t *testing.T) {
 	cl := fakebroker.NewCluster()
 	b := fakebroker.Start(t, cl)
 	if err := cl.CreateTopic(testTopic, 1); err != nil {
@@ -41,14 +41,22 @@ func TestMetricsCountEverySendAndEveryFailure(t *testing.T) {
 	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("x")}); err == nil {
 		t.Fatal("the injected failure did not reach the sender")
 	}
+	// A broken stream: the producer reconnects and sends on.
+	b.BreakStreams(errcode.New(errcode.Unavailable, "injected"))
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
 	got := gather(t, reg)
-	if got["strata_client_send_latency_seconds"] != n {
-		t.Errorf("send latency observations %v, want %d (one per acknowledged message)", got["strata_client_send_latency_seconds"], n)
+	if got["strata_client_producer_reconnects_total"] != 1 {
+		t.Errorf("reconnects %v, want 1", got["strata_client_producer_reconnects_total"])
 	}
-	if got["strata_client_batch_messages_sum"] != n+1 {
-		t.Errorf("messages over all batches %v, want %d", got["strata_client_batch_messages_sum"], n+1)
+	if got["strata_client_send_latency_seconds"] != n+1 {
+		t.Errorf("send latency observations %v, want %d (one per acknowledged message)", got["strata_client_send_latency_seconds"], n+1)
 	}
-	if rt := got["strata_client_batch_round_trip_seconds"]; rt < 1 || rt > n {
+	if got["strata_client_batch_messages_sum"] != n+2 {
+		t.Errorf("messages over all batches %v, want %d", got["strata_client_batch_messages_sum"], n+2)
+	}
+	if rt := got["strata_client_batch_round_trip_seconds"]; rt < 1 || rt > n+1 {
 		t.Errorf("round trips observed %v, want one per acknowledged batch", rt)
 	}
 	if got["strata_client_send_errors_total"] != 1 {

@@ -707,9 +707,11 @@ func (p *partitionProducer) onReceipt(r *servingpb.SendReceipt) error {
 	if b == nil {
 		return err
 	}
-	p.mu.Lock()
-	p.c.metrics.receipt(b, time.Now())
-	p.mu.Unlock()
+	if p.c.metrics != nil { // b.sentAt is guarded by p.mu
+		p.mu.Lock()
+		p.c.metrics.receipt(b, time.Now())
+		p.mu.Unlock()
+	}
 	for i, m := range b.msgs {
 		if m.cb != nil {
 			m.cb(MessageID{Ledger: r.GetLedger(), Entry: r.GetEntry(), Batch: int32(i), Partition: p.partition}, m.msg, nil)

@@ -46,12 +46,13 @@ func Size(b *Batch) int {
 	n := headerLen + uvarintLen(uint64(len(b.ProducerName))) + len(b.ProducerName) +
 		varintLen(b.PublishTime) + uvarintLen(uint64(len(b.Messages))) + crcLen
 	for i := range b.Messages {
-		n += messageSize(&b.Messages[i])
+		n += MessageSize(&b.Messages[i])
 	}
 	return n
 }
 
-func messageSize(m *Message) int {
+// MessageSize is the encoded size of m (what AppendMessage appends).
+func MessageSize(m *Message) int {
 	n := uvarintLen(m.SequenceID) + varintLen(m.EventTime) +
 		uvarintLen(uint64(len(m.Key))) + len(m.Key) +
 		uvarintLen(uint64(len(m.Properties))) +
@@ -94,9 +95,6 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(m.Payload)))
 	return append(dst, m.Payload...)
 }
-
-// MessageSize is the encoded size of m (what AppendMessage appends).
-func MessageSize(m *Message) int { return messageSize(m) }
 
 // EntrySize is the size of the entry AppendEntry makes.
 func EntrySize(producer string, publishTime int64, count, messageBytes int) int {

@@ -28,9 +28,9 @@ var Shared = &Pool{}
 // Get returns a buffer of length n whose capacity is n rounded up to a
 // power of two. Its contents are arbitrary.
 func (p *Pool) Get(n int) *[]byte {
-	shift := max(minShift, bits.Len(uint(n-1)))
-	if n <= 0 {
-		shift = minShift
+	shift := minShift
+	if n > 1 {
+		shift = max(minShift, bits.Len(uint(n-1)))
 	}
 	if shift > maxShift {
 		b := make([]byte, n)
