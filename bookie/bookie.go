@@ -1,6 +1,7 @@
 package bookie
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,10 +67,19 @@ type Bookie struct {
 	// known fsync'd.
 	durable atomic.Uint64
 
-	// Owned by the writer goroutine.
-	active    *journal.Segment
-	activeOff int64
-	buf       []byte
+	// Owned by the writer goroutine. activeRecs are the records written to
+	// the active segment, its index once it is sealed.
+	active     *journal.Segment
+	activeOff  int64
+	activeRecs []index.Rec
+	buf        []byte
+
+	// sealed holds the indexes of sealed segments not yet written; the
+	// checkpointer writes them.
+	sealed struct {
+		sync.Mutex
+		segs []sealedSegment
+	}
 
 	ckptMu  sync.Mutex
 	ckptSeq uint64
@@ -173,8 +184,9 @@ func loadID(cfg Config) (string, error) {
 	return id, journal.SyncDir(cfg.DataDir)
 }
 
-// recover loads the newest valid checkpoint, replays the journal after its
-// position, and creates a fresh active segment.
+// recover loads the newest valid checkpoint (ledger states), applies every
+// journal segment on disk to it, from the segment's index when it has a
+// valid one and by a scan otherwise, and creates a fresh active segment.
 func (b *Bookie) recover() error {
 	cps, damaged, err := index.Load(b.cfg.DataDir)
 	if err != nil {
@@ -184,13 +196,12 @@ func (b *Bookie) recover() error {
 	if err != nil {
 		return err
 	}
-	table, pos := index.New(), index.Position{File: 1}
+	table := index.New()
 	if len(cps) > 0 {
-		table, pos, b.ckptSeq = cps[0].Table, cps[0].Pos, cps[0].Seq
+		table, b.ckptPos, b.ckptSeq = cps[0].Table, cps[0].Pos, cps[0].Seq
 		for _, cp := range cps {
 			b.slotPos[cp.Seq%2] = cp.Pos
 		}
-		b.ckptPos = pos
 	} else if len(segIDs) > 0 && segIDs[0] != 1 {
 		return fmt.Errorf("%w: no valid checkpoint (%d damaged) and journal segments before %s were reclaimed",
 			ErrCorruption, damaged, journal.Name(segIDs[0]))
@@ -198,8 +209,11 @@ func (b *Bookie) recover() error {
 	if damaged > 0 {
 		b.log.Warn("damaged index checkpoint ignored", "damaged", damaged, "using_seq", b.ckptSeq)
 	}
+	if err := removeStaleIndexes(b.journalDir, segIDs); err != nil {
+		return err
+	}
 	for i, id := range segIDs {
-		if err := b.replaySegment(table, id, pos, i == len(segIDs)-1); err != nil {
+		if err := b.replaySegment(table, id, i == len(segIDs)-1); err != nil {
 			return err
 		}
 	}
@@ -211,53 +225,106 @@ func (b *Bookie) recover() error {
 	return b.startSegment(table, next)
 }
 
-// replaySegment opens segment id and, if it lies at or after pos, replays
-// its records into table.
-func (b *Bookie) replaySegment(table *index.Table, id uint32, pos index.Position, newest bool) error {
+// removeStaleIndexes deletes temporary segment index files and the indexes
+// of segments that are gone (a crash between removing a segment's index and
+// the segment leaves neither; the other order is not used, but a copied or
+// hand-edited directory may hold strays).
+func removeStaleIndexes(dir string, segIDs []uint32) error {
+	keep := make(map[string]bool, len(segIDs))
+	for _, id := range segIDs {
+		keep[index.SegmentName(id)] = true
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, de := range des {
+		name := de.Name()
+		if (strings.HasSuffix(name, ".idx") || strings.HasSuffix(name, ".idx.tmp")) && !keep[name] {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// replaySegment opens segment id and applies its records to table: from its
+// index when the segment is sealed and the index is valid, else by scanning
+// it (truncating a torn tail of the newest one) and then writing its index.
+func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) error {
 	seg, err := journal.Open(b.journalDir, id)
 	if err != nil {
 		return err
 	}
 	b.files.segs[id] = seg
-	if id < pos.File {
-		return nil
+	if !newest {
+		// The newest segment may have a torn tail, so it is always scanned;
+		// every older one was fsync'd in full before it got an index.
+		size, err := seg.Size()
+		if err != nil {
+			return err
+		}
+		recs, err := index.LoadSegment(b.journalDir, id, size)
+		if err == nil {
+			for _, r := range recs {
+				table.Apply(r)
+			}
+			b.metrics.recovered.WithLabelValues("index").Inc()
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			b.log.Warn("journal segment index unusable; scanning the segment", "segment", journal.Name(id), "err", err)
+		}
 	}
+	b.metrics.recovered.WithLabelValues("scan").Inc()
 	data, err := seg.ReadAll()
 	if err != nil {
 		return err
 	}
-	start := 0
-	if id == pos.File {
-		start = int(min(int64(pos.Off), int64(len(data))))
-	}
-	res := journal.Scan(data, start, newest, func(off, n int, r journal.Record) {
-		applyRecord(table, r, index.Loc{File: id, Off: uint32(off), Len: uint32(n)})
+	var recs []index.Rec
+	res := journal.Scan(data, 0, newest, func(off, n int, r journal.Record) {
+		recs = append(recs, indexRec(r, index.Loc{File: id, Off: uint32(off), Len: uint32(n)}))
 	})
 	for _, d := range res.Damaged {
 		b.metrics.corruptions.Inc()
 		b.log.Error("journal corruption: damaged record in durable data", "segment", journal.Name(id), "offset", d.Off, "bytes", d.Len)
-		if c := d.Claimed; c != nil {
-			table.Put(c.Ledger, c.Entry, ids.NoEntry, index.Loc{File: id, Off: uint32(d.Off), Len: uint32(d.Len)})
+		if c := d.Claimed; c != nil && c.Entry >= 0 {
+			// Indexed so that reads of the entry get a Corruption error.
+			recs = append(recs, index.Rec{Op: index.OpPut, Ledger: c.Ledger, Entry: c.Entry, LAC: ids.NoEntry,
+				Loc: index.Loc{File: id, Off: uint32(d.Off), Len: uint32(d.Len)}})
 		}
+	}
+	// Damaged regions are found after the records around them: back into
+	// journal order, so that a later copy of an entry wins as it did live.
+	slices.SortFunc(recs, func(x, y index.Rec) int { return cmp.Compare(x.Loc.Off, y.Loc.Off) })
+	for _, r := range recs {
+		table.Apply(r)
 	}
 	if newest && res.End < len(data) {
 		if res.Torn {
 			b.log.Warn("journal: torn tail truncated", "segment", journal.Name(id), "offset", res.End, "dropped_bytes", len(data)-res.End)
 		}
-		return seg.Truncate(int64(res.End))
+		if err := seg.Truncate(int64(res.End)); err != nil {
+			return err
+		}
 	}
-	return nil
+	// Sealed from now on: the new active segment comes after it.
+	return index.SaveSegment(b.journalDir, id, recs)
 }
 
-func applyRecord(t *index.Table, r journal.Record, loc index.Loc) {
+// indexRec is what journal record r, stored at loc, means to the index.
+func indexRec(r journal.Record, loc index.Loc) index.Rec {
+	out := index.Rec{Ledger: r.Ledger, Entry: r.Entry, LAC: r.LAC, Loc: loc}
 	switch r.Kind {
 	case journal.KindEntry:
-		t.Put(r.Ledger, r.Entry, r.LAC, loc)
+		out.Op = index.OpPut
 	case journal.KindFence:
-		t.Fence(r.Ledger)
+		out.Op = index.OpFence
 	case journal.KindDelete:
-		t.Delete(r.Ledger)
+		out.Op = index.OpDelete
 	}
+	return out
 }
 
 // startSegment creates segment id as the active one, and sets the index to

@@ -419,6 +419,10 @@ func TestSegmentReclaimedWhenItHoldsNoLiveEntry(t *testing.T) {
 	if len(after) >= len(before) || after[0] != before[0] {
 		t.Fatalf("segments before %v after %v: want the first kept (live entry) and the rest of ledger 21's reclaimed", before, after)
 	}
+	idx, _ := filepath.Glob(filepath.Join(b.journalDir, "*.idx"))
+	if len(idx) >= len(after) {
+		t.Fatalf("%d segment indexes for %d segments (the active one has none): reclaimed segments' indexes left behind", len(idx), len(after))
+	}
 	mustRead(t, b, 20, 0, 100)
 	b = reopen(t, b, false)
 	mustRead(t, b, 20, 0, 100)

@@ -5,19 +5,18 @@ import (
 
 	"github.com/strata-mq/strata/bookie/index"
 	"github.com/strata-mq/strata/bookie/journal"
-	"github.com/strata-mq/strata/internal/ids"
 )
 
-// runCheckpointer writes an index checkpoint every CheckpointInterval, or
-// when kicked (segment rotation, ledger delete), then removes reclaimable
-// segments. It stops when b.stop closes.
+// runCheckpointer writes the indexes of sealed segments and a checkpoint of
+// ledger states every CheckpointInterval, or when kicked (segment rotation,
+// ledger delete), then removes reclaimable segments and compacts one. It stops when b.stop closes.
 func (b *Bookie) runCheckpointer() {
 	defer b.bgWG.Done()
 	t := time.NewTicker(b.cfg.CheckpointInterval)
 	defer t.Stop()
 	// Kicks (rotation, delete) are coalesced to one checkpoint per minGap:
-	// each writes the whole index and an fsync on the journal's disk, and
-	// under a fast writer rotations come many times a second.
+	// each costs an fsync on the journal's disk, and under a fast writer
+	// rotations come many times a second.
 	minGap := b.cfg.CheckpointInterval / 10
 	var last time.Time
 	for {
@@ -51,11 +50,39 @@ func (b *Bookie) kickCheckpoint() {
 	}
 }
 
-// checkpoint saves the index with the journal position it covers, if that
-// moved, into the older slot, then reclaims segments.
+// sealedSegment is the index of a sealed journal segment, to be written.
+type sealedSegment struct {
+	id   uint32
+	recs []index.Rec
+}
+
+// writeSegmentIndexes writes the indexes of the segments sealed so far.
+// Needs ckptMu (so that reclaim does not race a segment's index).
+func (b *Bookie) writeSegmentIndexes() error {
+	b.sealed.Lock()
+	segs := b.sealed.segs
+	b.sealed.segs = nil
+	b.sealed.Unlock()
+	for i, s := range segs {
+		if err := index.SaveSegment(b.journalDir, s.id, s.recs); err != nil {
+			b.sealed.Lock()
+			b.sealed.segs = append(segs[i:], b.sealed.segs...)
+			b.sealed.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+// checkpoint writes the indexes of newly sealed segments, then saves the
+// ledger states with the journal position they reflect, if that moved,
+// into the older slot, then reclaims segments.
 func (b *Bookie) checkpoint() error {
 	b.ckptMu.Lock()
 	defer b.ckptMu.Unlock()
+	if err := b.writeSegmentIndexes(); err != nil {
+		return err
+	}
 	b.mu.RLock()
 	pos := b.mu.pos
 	if pos == b.ckptPos && b.ckptSeq > 0 {
@@ -64,28 +91,9 @@ func (b *Bookie) checkpoint() error {
 	}
 	start := time.Now()
 	seq := b.ckptSeq + 1
-	t := b.mu.table
-	ledgers := make([]ids.LedgerID, 0, len(t.Ledgers))
-	for id := range t.Ledgers {
-		ledgers = append(ledgers, id)
-	}
-	entries := t.Entries()
+	// States only (25 bytes a ledger): short enough to hold the lock for.
+	data := index.Encode(nil, seq, pos, b.mu.table)
 	b.mu.RUnlock()
-	// The lock is taken per chunk of entries, not for the whole encoding,
-	// so adds keep flowing (index.Encoder says why the result is exact).
-	enc := index.NewEncoder(seq, pos, len(ledgers), entries)
-	for _, id := range ledgers {
-		b.mu.RLock()
-		led := t.Get(id)
-		le := enc.Ledger(id, led)
-		for !le.Entries(led) {
-			b.mu.RUnlock()
-			b.mu.RLock()
-		}
-		le.End(led)
-		b.mu.RUnlock()
-	}
-	data := enc.Finish()
 	if err := index.Save(b.cfg.DataDir, seq, data); err != nil {
 		return err
 	}
@@ -113,6 +121,11 @@ func (b *Bookie) reclaim() error {
 	b.files.Unlock()
 	b.mu.RUnlock()
 	for _, seg := range dead {
+		// The index first: a segment without one is scanned, an index
+		// without its segment would be a stray.
+		if err := index.RemoveSegment(b.journalDir, seg.ID); err != nil {
+			return err
+		}
 		if err := seg.Remove(b.journalDir); err != nil {
 			return err
 		}

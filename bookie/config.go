@@ -12,7 +12,8 @@ import (
 // Config configures a Bookie. The zero value of every field but DataDir
 // means its documented default.
 type Config struct {
-	// DataDir holds the journal segments and the index checkpoints. Required.
+	// DataDir holds the journal segments, their indexes and the checkpoints.
+	// Required.
 	DataDir string
 	// ID names this bookie in Health answers. Default: a random id created
 	// on first start and kept in DataDir/BOOKIE_ID.
@@ -51,8 +52,9 @@ type Config struct {
 	// JournalFileBytes is the size of a journal segment (preallocated).
 	// Default 64 MiB; at most 1 GiB.
 	JournalFileBytes int64
-	// CheckpointInterval is how often the index is checkpointed (and
-	// reclaimable segments removed). Default 10 s.
+	// CheckpointInterval is how often ledger states are checkpointed and
+	// sealed segments' indexes written (and reclaimable segments removed).
+	// Default 10 s.
 	CheckpointInterval time.Duration
 	// CompactLiveFraction: a sealed segment whose live entries take less
 	// than this fraction of JournalFileBytes is compacted (its live entries

@@ -8,10 +8,11 @@
 //
 //   - bookie/journal: segment files, the record format (documented byte by
 //     byte in its doc.go) and the recovery scan.
-//   - bookie/index: the in-memory index and its checkpoint file format.
+//   - bookie/index: the in-memory index, the segment index and checkpoint
+//     file formats, and why recovery from them is exact.
 //   - this package: the journal writer (writer.go) with its deterministic
 //     group-commit core (group.go), reads and LAC long-poll (read.go),
-//     checkpoints and segment reclaim (checkpoint.go), compaction
+//     segment indexes, checkpoints and segment reclaim (checkpoint.go), compaction
 //     (compact.go), the gRPC service
 //     (service.go), and Open's recovery (bookie.go).
 //
@@ -59,13 +60,16 @@
 // The index is in memory: per ledger, entry → (segment, offset, length),
 // LAC, last entry, fenced and deleted flags (a ledger's entries in a slice
 // indexed by entry id). Index updates are a few stores on the syncer
-// goroutine after the fsync; the durable copy of the index, a checkpoint,
-// is written by a separate goroutine every Config.CheckpointInterval and
-// on segment rotation (at most once per tenth of that), never on the ack
-// path, and encoded a chunk at a time so that adds are not held up.
-// Open loads the newest valid checkpoint and replays only the journal after
-// its position, truncating a torn tail (see bookie/journal). A new segment
-// is started on every open.
+// goroutine after the fsync. Its durable copy is in two parts, both written
+// by a separate goroutine, never on the ack path: a segment index beside
+// each journal segment once it is sealed (the writer keeps its records in
+// memory meanwhile), so entry locations are written once; and a checkpoint
+// of every ledger's flags, LAC and last entry (25 bytes a ledger), every
+// Config.CheckpointInterval and on segment rotation (at most once per tenth
+// of that). Open loads the newest valid checkpoint, applies each sealed
+// segment's index and scans only the newest segment (and any sealed one
+// whose index is missing or damaged), truncating a torn tail (see
+// bookie/journal). A new segment is started on every open.
 //
 // # Reclaim and compaction
 //

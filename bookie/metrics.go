@@ -16,9 +16,10 @@ type metrics struct {
 	fsync       prometheus.Histogram   // one fdatasync
 	batchAdds   prometheus.Histogram   // requests answered per fdatasync
 	corruptions prometheus.Counter     // CRC mismatches on read or replay
-	checkpoint  prometheus.Histogram   // encode + write + fsync of a checkpoint
+	checkpoint  prometheus.Histogram   // encode + write + fsync of a checkpoint of ledger states
 	segments    prometheus.Gauge       // journal segments on disk
 	reclaimed   prometheus.Counter     // segments removed
+	recovered   *prometheus.CounterVec // segments replayed at open, by source
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,9 +42,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_bookie_journal_segments", Help: "Journal segment files on disk."}),
 		reclaimed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_bookie_reclaimed_segments_total", Help: "Journal segments removed after their entries were deleted or compacted."}),
+		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_bookie_recovered_segments_total",
+			Help: "Journal segments applied to the index at open: from their segment index, or by a scan (the newest, and any without a valid index)."}, []string{"from"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.adds, m.addBytes, m.fsync, m.batchAdds, m.corruptions, m.checkpoint, m.segments, m.reclaimed)
+		reg.MustRegister(m.adds, m.addBytes, m.fsync, m.batchAdds, m.corruptions, m.checkpoint, m.segments, m.reclaimed, m.recovered)
 	}
 	return m
 }

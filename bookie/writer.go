@@ -170,15 +170,18 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 		}
 	}
 	mark := b.durableMark()
+	nrecs := len(b.activeRecs)
 	locs := make([]index.Loc, len(group))
 	buf := b.buf[:0]
 	for i, r := range group {
 		rec := r.record(mark)
 		locs[i] = index.Loc{File: b.active.ID, Off: uint32(b.activeOff) + uint32(len(buf)), Len: uint32(rec.Size())}
+		b.activeRecs = append(b.activeRecs, indexRec(rec, locs[i]))
 		buf = journal.Append(buf, &rec)
 	}
 	b.buf = buf
 	if err := b.active.WriteAt(buf, b.activeOff); err != nil {
+		b.activeRecs = b.activeRecs[:nrecs]
 		return nil, err
 	}
 	b.activeOff += int64(len(buf))
@@ -201,6 +204,10 @@ func (b *Bookie) rotate() error {
 	b.files.Lock()
 	b.files.segs[seg.ID] = seg
 	b.files.Unlock()
+	b.sealed.Lock()
+	b.sealed.segs = append(b.sealed.segs, sealedSegment{id: b.active.ID, recs: b.activeRecs})
+	b.sealed.Unlock()
+	b.activeRecs = make([]index.Rec, 0, cap(b.activeRecs))
 	b.active, b.activeOff = seg, 0
 	b.metrics.segments.Inc()
 	b.kickCheckpoint()

@@ -8,24 +8,25 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 )
 
 const (
-	magic       = "STRIDX01"
+	magic       = "STRIDX02"
 	headerSize  = 28
-	ledgerFixed = 29
-	entrySize   = 20
+	ledgerBlock = 25
 	flagFenced  = 1
 	flagDeleted = 2
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// ErrCorrupt is returned for a checkpoint that fails its CRC or its structure.
-var ErrCorrupt = errcode.New(errcode.Corruption, "index: corrupt checkpoint")
+// ErrCorrupt is returned for a checkpoint or segment index that fails its
+// CRC or its structure.
+var ErrCorrupt = errcode.New(errcode.Corruption, "index: corrupt checkpoint or segment index")
 
 // Position is a place in the journal: segment id and byte offset.
 type Position struct {
@@ -38,23 +39,40 @@ func (p Position) Less(q Position) bool {
 	return p.File < q.File || (p.File == q.File && p.Off < q.Off)
 }
 
-// Checkpoint is a Table and the journal position it covers.
+// Checkpoint is the ledger states of a Table and the journal position they
+// reflect. Its Table holds no entry locations: those come from the journal's
+// segment indexes.
 type Checkpoint struct {
 	Seq   uint64
 	Pos   Position
 	Table *Table
 }
 
-// Encode appends the checkpoint encoding of t at pos to dst, in one go.
+// Encode appends the checkpoint of t's ledger states at pos to dst. It is
+// a sequential pass over the ledgers (25 bytes each), cheap enough to run
+// under the table's lock.
 func Encode(dst []byte, seq uint64, pos Position, t *Table) []byte {
-	e := NewEncoder(seq, pos, len(t.Ledgers), t.Entries())
+	dst = slices.Grow(dst, headerSize+len(t.Ledgers)*ledgerBlock+4)
+	start := len(dst)
+	dst = append(dst, magic...)
+	dst = binary.LittleEndian.AppendUint64(dst, seq)
+	dst = binary.LittleEndian.AppendUint32(dst, pos.File)
+	dst = binary.LittleEndian.AppendUint32(dst, pos.Off)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(t.Ledgers)))
 	for id, led := range t.Ledgers {
-		le := e.Ledger(id, led)
-		for !le.Entries(led) {
+		var flags byte
+		if led.Fenced {
+			flags |= flagFenced
 		}
-		le.End(led)
+		if led.Deleted {
+			flags |= flagDeleted
+		}
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(id))
+		dst = append(dst, flags)
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(led.LAC))
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(led.Last))
 	}
-	return append(dst, e.Finish()...)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
 // Decode parses a checkpoint. Any damage gives ErrCorrupt.
@@ -71,48 +89,24 @@ func Decode(b []byte) (Checkpoint, error) {
 		Pos:   Position{binary.LittleEndian.Uint32(body[16:]), binary.LittleEndian.Uint32(body[20:])},
 		Table: New(),
 	}
-	count := binary.LittleEndian.Uint32(body[24:])
+	count := uint64(binary.LittleEndian.Uint32(body[24:]))
 	rest := body[headerSize:]
-	for range count {
-		var err error
-		if rest, err = decodeLedger(rest, cp.Table); err != nil {
-			return Checkpoint{}, err
-		}
-	}
-	if len(rest) != 0 {
+	if uint64(len(rest)) != count*ledgerBlock {
 		return Checkpoint{}, ErrCorrupt
 	}
-	return cp, nil
-}
-
-func decodeLedger(b []byte, t *Table) ([]byte, error) {
-	if len(b) < ledgerFixed {
-		return nil, ErrCorrupt
-	}
-	id := ids.LedgerID(binary.LittleEndian.Uint64(b))
-	flags := b[8]
-	n := uint64(binary.LittleEndian.Uint32(b[25:]))
-	if id == 0 || flags&^(flagFenced|flagDeleted) != 0 || t.Ledgers[id] != nil ||
-		uint64(len(b)-ledgerFixed) < n*entrySize || (flags&flagDeleted != 0 && n != 0) {
-		return nil, ErrCorrupt
-	}
-	led := newLedger()
-	led.Fenced, led.Deleted = flags&flagFenced != 0, flags&flagDeleted != 0
-	led.LAC = ids.EntryID(binary.LittleEndian.Uint64(b[9:]))
-	led.Last = ids.EntryID(binary.LittleEndian.Uint64(b[17:]))
-	t.Ledgers[id] = led
-	b = b[ledgerFixed:]
-	for range n {
-		e := ids.EntryID(binary.LittleEndian.Uint64(b))
-		loc := Loc{binary.LittleEndian.Uint32(b[8:]), binary.LittleEndian.Uint32(b[12:]), binary.LittleEndian.Uint32(b[16:])}
-		if _, dup := led.Entries.Get(e); dup || e < 0 || loc.Len == 0 {
-			return nil, ErrCorrupt
+	for ; len(rest) > 0; rest = rest[ledgerBlock:] {
+		id := ids.LedgerID(binary.LittleEndian.Uint64(rest))
+		flags := rest[8]
+		if id == 0 || flags&^(flagFenced|flagDeleted) != 0 || cp.Table.Ledgers[id] != nil {
+			return Checkpoint{}, ErrCorrupt
 		}
-		led.Entries.Set(e, loc)
-		t.hold(loc)
-		b = b[entrySize:]
+		led := newLedger()
+		led.Fenced, led.Deleted = flags&flagFenced != 0, flags&flagDeleted != 0
+		led.LAC = ids.EntryID(binary.LittleEndian.Uint64(rest[9:]))
+		led.Last = ids.EntryID(binary.LittleEndian.Uint64(rest[17:]))
+		cp.Table.Ledgers[id] = led
 	}
-	return b, nil
+	return cp, nil
 }
 
 func slotName(seq uint64) string { return fmt.Sprintf("checkpoint-%d", seq%2) }

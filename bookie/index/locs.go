@@ -10,8 +10,7 @@ import (
 
 // Locs maps a ledger's entry ids to their locations. Entry ids are dense
 // from 0 (a bookie of an ensemble holds Qw of every E of them), so most live
-// in a slice indexed by id: 12 bytes an entry, lookups without hashing, and
-// a checkpoint encodes them with a sequential scan. Ids the slice would have
+// in a slice indexed by id: 12 bytes an entry and lookups without hashing. Ids the slice would have
 // to grow too sparse to reach (a hostile or wildly striped writer) go to a
 // map instead. The zero value is empty and ready.
 type Locs struct {

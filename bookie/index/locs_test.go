@@ -67,37 +67,3 @@ func TestLocsMatchAMapWhateverTheIds(t *testing.T) {
 		}
 	}
 }
-
-func TestSparseEntryMovedIntoDenseDuringEncodingIsCheckpointedOnce(t *testing.T) {
-	smallChunks(t)
-	live := New()
-	for e := range ids.EntryID(100) {
-		live.Put(4, e, e-1, Loc{1, uint32(e) * 40, 40})
-	}
-	far := ids.EntryID(4*101 + denseSlack + 10)
-	live.Put(4, far, 0, Loc{2, 0, 40})
-	led := live.Get(4)
-	if _, ok := led.Entries.sparse[far]; !ok {
-		t.Fatal("setup: the far entry is not sparse")
-	}
-	enc := NewEncoder(1, Position{1, 0}, 1, live.Entries())
-	le := enc.Ledger(4, led)
-	for e := ids.EntryID(100); e <= far+10; e++ { // appends reach it: it moves
-		if e != far {
-			live.Put(4, e, e-1, Loc{3, uint32(e) * 40, 40})
-		}
-	}
-	if _, ok := led.Entries.sparse[far]; ok {
-		t.Fatal("setup: the far entry did not move into dense")
-	}
-	for !le.Entries(led) {
-	}
-	le.End(led)
-	cp, err := Decode(enc.Finish())
-	if err != nil {
-		t.Fatalf("decode: %v (an entry encoded twice?)", err)
-	}
-	if got, ok := cp.Table.Get(4).Entries.Get(far); !ok || got != (Loc{2, 0, 40}) {
-		t.Fatalf("far entry in the checkpoint: %v %v", got, ok)
-	}
-}

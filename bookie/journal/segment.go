@@ -87,6 +87,15 @@ func Open(dir string, id uint32) (*Segment, error) {
 // ReadAll reads the whole file (for the recovery scan).
 func (s *Segment) ReadAll() ([]byte, error) { return os.ReadFile(s.path) }
 
+// Size returns the file's size (its preallocated size while it is written).
+func (s *Segment) Size() (int64, error) {
+	fi, err := s.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
 // ReadAt reads len(p) bytes at off.
 func (s *Segment) ReadAt(p []byte, off int64) error {
 	_, err := s.f.ReadAt(p, off)
