@@ -33,6 +33,10 @@
 //     covering all of them, updates the in-memory index and only then answers
 //     the requests, in write order.
 //
+// A full segment is fdatasync'd and the writer moves to the next one, which
+// a background goroutine created ahead of need (rotation does not wait for
+// a file to be made); recovery removes an unused one.
+//
 // While an fdatasync runs, the writer keeps collecting and writing the adds
 // that arrive; the next fdatasync covers them all. When no fdatasync is
 // running and the queue is empty, the writer writes at once: at low load no

@@ -197,10 +197,16 @@ func (b *Bookie) rotate() error {
 	if err := b.syncSegment(b.active); err != nil {
 		return err
 	}
-	seg, err := journal.Create(b.journalDir, b.active.ID+1, b.cfg.JournalFileBytes)
-	if err != nil {
-		return err
+	s := <-b.spare
+	if s.err != nil {
+		// Try once more here: the cause may have passed (a full disk
+		// freed meanwhile).
+		b.log.Warn("creating the spare journal segment failed; retrying", "err", s.err)
+		if s.seg, s.err = journal.Create(b.journalDir, b.active.ID+1, b.cfg.JournalFileBytes); s.err != nil {
+			return s.err
+		}
 	}
+	seg := s.seg
 	b.files.Lock()
 	b.files.segs[seg.ID] = seg
 	b.files.Unlock()
@@ -209,6 +215,7 @@ func (b *Bookie) rotate() error {
 	b.sealed.Unlock()
 	b.activeRecs = make([]index.Rec, 0, cap(b.activeRecs))
 	b.active, b.activeOff = seg, 0
+	b.prepareSpare(seg.ID + 1)
 	b.metrics.segments.Inc()
 	b.kickCheckpoint()
 	return nil

@@ -6,11 +6,14 @@
 // # Files
 //
 // A journal is a directory of segment files named by a 32-bit id in
-// hexadecimal, "%08x.log", starting at 00000001.log. Ids only grow and are
-// never reused. A segment is preallocated (fallocate) to its configured size,
-// so the bytes after the last record are zeros. Records never span segments.
-// Only the newest segment is ever written; every older one was fsync'd in
-// full before the newer one received its first record.
+// hexadecimal, "%08x.log", starting at 00000001.log. Ids only grow; the one
+// exception is a segment that never held a record (the bookie creates the
+// next segment ahead of need, and removes it unused at recovery), whose id
+// is used again. A segment is preallocated (fallocate) to its configured
+// size, so the bytes after the last record are zeros. Records never span
+// segments. Only the newest segment that holds records is ever written;
+// every older one was fsync'd in full before the newer one received its
+// first record.
 //
 // # Record format
 //

@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -94,6 +95,25 @@ func (s *Segment) Size() (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+// Empty reports whether the file holds only zeros: no record was ever
+// written to it (or none reached the disk).
+func (s *Segment) Empty() (bool, error) {
+	buf := make([]byte, 1<<20)
+	for off := int64(0); ; {
+		n, err := s.f.ReadAt(buf, off)
+		if !allZero(buf[:n]) {
+			return false, nil
+		}
+		if errors.Is(err, io.EOF) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		off += int64(n)
+	}
 }
 
 // ReadAt reads len(p) bytes at off.
