@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/bookie/journal"
+	"github.com/strata-mq/strata/internal/hiccup"
 	"github.com/strata-mq/strata/internal/rpcpool"
 )
 
@@ -217,9 +218,15 @@ func BenchmarkAdd(b *testing.B) {
 			syncs.Lock()
 			syncs.h.Reset()
 			syncs.Unlock()
+			meter := hiccup.Start()
 			h := pacedLoad(b, tr.c, ledger, 1<<10, v.(float64)/2)
+			hic := meter.Stop()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
 			reportLatency(b, h)
+			// And the machine's: how late it woke a goroutine sleeping
+			// 1 ms meanwhile (internal/hiccup).
+			b.ReportMetric(float64(hic.ValueAtQuantile(99)), "hiccup-p99-µs")
+			b.ReportMetric(float64(hic.Max()), "hiccup-max-µs")
 			// An add waits for at least one fdatasync, so the disk's tail
 			// is the floor of the adds' tail: report both.
 			syncs.Lock()

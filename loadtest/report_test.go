@@ -37,7 +37,7 @@ func TestJSONHasTheDocumentedFields(t *testing.T) {
 		t.Fatalf("one driver must give one object: %v", err)
 	}
 	for _, k := range []string{"driver", "messages_published", "messages_acked", "messages_received", "lost",
-		"duplicates", "out_of_order", "throughput_msgs_per_s", "throughput_mb_per_s", "publish_latency_ms", "e2e_latency_ms"} {
+		"duplicates", "out_of_order", "throughput_msgs_per_s", "throughput_mb_per_s", "publish_latency_ms", "e2e_latency_ms", "hiccup_ms"} {
 		if _, ok := obj[k]; !ok {
 			t.Errorf("field %q missing", k)
 		}
@@ -70,7 +70,7 @@ func TestTableShowsDriversSideBySideWithRatioAndDurability(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{"jetstream/strata", "0.50x", "strata durability: strata durability", "jetstream verdict: FAILED: 3 lost", "strata verdict: OK"} {
+	for _, want := range []string{"jetstream/strata", "0.50x", "strata durability: strata durability", "jetstream verdict: FAILED: 3 lost", "strata verdict: OK", "machine hiccup p99"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

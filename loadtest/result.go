@@ -5,16 +5,20 @@ type Result struct {
 	Driver     string `json:"driver"`
 	Durability string `json:"durability"`
 	Verification
-	ThroughputMsgsPerS        float64         `json:"throughput_msgs_per_s"`
-	ThroughputMBPerS          float64         `json:"throughput_mb_per_s"`
-	ConsumeThroughputMsgsPerS float64         `json:"consume_throughput_msgs_per_s"`
-	PublishLatencyMs          Percentiles     `json:"publish_latency_ms"`
-	E2ELatencyMs              Percentiles     `json:"e2e_latency_ms"`
-	MeasuredSeconds           float64         `json:"measured_seconds"`
-	ReceiveErrors             uint64          `json:"receive_errors"`
-	AckErrors                 uint64          `json:"ack_errors"`
-	Workload                  WorkloadSummary `json:"workload"`
-	Intervals                 []Interval      `json:"intervals"`
+	ThroughputMsgsPerS        float64     `json:"throughput_msgs_per_s"`
+	ThroughputMBPerS          float64     `json:"throughput_mb_per_s"`
+	ConsumeThroughputMsgsPerS float64     `json:"consume_throughput_msgs_per_s"`
+	PublishLatencyMs          Percentiles `json:"publish_latency_ms"`
+	E2ELatencyMs              Percentiles `json:"e2e_latency_ms"`
+	// HiccupMs is how late this machine woke a goroutine sleeping 1 ms,
+	// over the same window (internal/hiccup): latency percentiles below
+	// these are out of reach on this machine.
+	HiccupMs        Percentiles     `json:"hiccup_ms"`
+	MeasuredSeconds float64         `json:"measured_seconds"`
+	ReceiveErrors   uint64          `json:"receive_errors"`
+	AckErrors       uint64          `json:"ack_errors"`
+	Workload        WorkloadSummary `json:"workload"`
+	Intervals       []Interval      `json:"intervals"`
 	// Failed is true when anything acknowledged was lost or reordered (or
 	// something never sent arrived): the command then exits non-zero.
 	Failed bool `json:"failed"`

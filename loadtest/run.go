@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/strata-mq/strata/internal/hiccup"
 )
 
 // RunOptions are the optional parts of a run.
@@ -35,6 +37,10 @@ type run struct {
 
 	receiveErrors atomic.Uint64
 	ackErrors     atomic.Uint64
+
+	// hiccups is the machine's own wake-up lateness over the measured
+	// window (internal/hiccup), to read the latencies against.
+	hiccups Percentiles
 }
 
 // Run runs workload w against d and returns its result. It does not close
@@ -84,10 +90,11 @@ func newRun(d Driver, w Workload, opts RunOptions) *run {
 func (r *run) execute(ctx context.Context, progress func(Interval)) error {
 	start := time.Now()
 	r.rec = NewRecorder(start)
+	meter := hiccup.Start()
 	if r.w.Warmup == 0 {
 		r.rec.StartMeasuring(start)
 	} else {
-		warm := time.AfterFunc(r.w.Warmup, func() { r.rec.StartMeasuring(time.Now()) })
+		warm := time.AfterFunc(r.w.Warmup, func() { r.rec.StartMeasuring(time.Now()); meter.Reset() })
 		defer warm.Stop()
 	}
 	consumeCtx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
@@ -102,6 +109,7 @@ func (r *run) execute(ctx context.Context, progress func(Interval)) error {
 
 	err := r.produce(ctx, start)
 	r.rec.StopMeasuring(time.Now())
+	r.hiccups = percentilesOf(meter.Stop())
 	if err == nil {
 		err = r.drain(ctx)
 	}
@@ -187,6 +195,7 @@ func (r *run) result() *Result {
 		Verification:     v,
 		PublishLatencyMs: t.PublishLatencyMs,
 		E2ELatencyMs:     t.EndToEndLatencyMs,
+		HiccupMs:         r.hiccups,
 		MeasuredSeconds:  t.Seconds,
 		ReceiveErrors:    r.receiveErrors.Load(),
 		AckErrors:        r.ackErrors.Load(),

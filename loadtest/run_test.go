@@ -54,6 +54,9 @@ func TestRunAgainstAFaithfulBrokerVerifiesEveryMessage(t *testing.T) {
 	if res.ThroughputMsgsPerS <= 0 || res.PublishLatencyMs.Max <= 0 || res.E2ELatencyMs.Max <= 0 {
 		t.Fatalf("no measurements: %+v", res)
 	}
+	if res.HiccupMs.Max <= 0 {
+		t.Fatalf("the machine's hiccups were not measured beside the latencies: %+v", res.HiccupMs)
+	}
 }
 
 func TestRunReportsLossDuplicatesAndReorderingFromTheBroker(t *testing.T) {

@@ -1,0 +1,56 @@
+package hiccup
+
+import (
+	"runtime"
+	"testing"
+	"time"
+)
+
+// With one P, a goroutine that never yields holds it until the runtime
+// preempts it (about 10 ms): the meter must see that stall, and count the
+// wake-ups it hid.
+func TestMeterSeesAGoroutineHoldingTheOnlyProcessor(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	m := Start()
+	waitForSample(t, m)
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+	}
+	h := m.Stop()
+	if h.Max() < 5000 {
+		t.Fatalf("max lateness %d µs: a 50 ms spin on the only P went unseen", h.Max())
+	}
+	var late int64
+	for _, bar := range h.Distribution() {
+		if bar.From > 1000 {
+			late += bar.Count
+		}
+	}
+	if late < 5 {
+		t.Fatalf("%d samples above 1 ms: the wake-ups a stall hides are not counted", late)
+	}
+}
+
+func TestResetDropsTheWarmUp(t *testing.T) {
+	m := Start()
+	defer func() { m.Stop() }()
+	waitForSample(t, m)
+	m.Reset()
+	if n := m.count(); n > 1 {
+		t.Fatalf("%d samples right after Reset", n)
+	}
+}
+
+func (m *Meter) count() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hist.TotalCount()
+}
+
+func waitForSample(t *testing.T, m *Meter) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); m.count() == 0; time.Sleep(Interval) {
+		if time.Now().After(deadline) {
+			t.Fatal("no sample in 10 s")
+		}
+	}
+}
