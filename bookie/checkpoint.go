@@ -9,7 +9,8 @@ import (
 
 // runCheckpointer writes the indexes of sealed segments and a checkpoint of
 // ledger states every CheckpointInterval, or when kicked (segment rotation,
-// ledger delete), then removes reclaimable segments and compacts one. It stops when b.stop closes.
+// ledger delete), then removes reclaimable segments and compacts one. It
+// stops when b.stop closes.
 func (b *Bookie) runCheckpointer() {
 	defer b.bgWG.Done()
 	t := time.NewTicker(b.cfg.CheckpointInterval)
@@ -57,21 +58,30 @@ type sealedSegment struct {
 }
 
 // writeSegmentIndexes writes the indexes of the segments sealed so far.
-// Needs ckptMu (so that reclaim does not race a segment's index).
-func (b *Bookie) writeSegmentIndexes() error {
+// One that cannot be written (a full disk) is kept for the next round and
+// does not stop the checkpoint: without its index a segment is only scanned
+// at restart, while the checkpoint is what lets reclaim free space. Needs
+// ckptMu (so that reclaim does not race a segment's index).
+func (b *Bookie) writeSegmentIndexes() {
 	b.sealed.Lock()
 	segs := b.sealed.segs
 	b.sealed.segs = nil
 	b.sealed.Unlock()
 	for i, s := range segs {
+		b.files.RLock()
+		_, live := b.files.segs[s.id]
+		b.files.RUnlock()
+		if !live {
+			continue // reclaimed already
+		}
 		if err := index.SaveSegment(b.journalDir, s.id, s.recs); err != nil {
+			b.log.Warn("writing a journal segment index failed; will retry", "segment", journal.Name(s.id), "err", err)
 			b.sealed.Lock()
 			b.sealed.segs = append(segs[i:], b.sealed.segs...)
 			b.sealed.Unlock()
-			return err
+			return
 		}
 	}
-	return nil
 }
 
 // checkpoint writes the indexes of newly sealed segments, then saves the
@@ -80,9 +90,7 @@ func (b *Bookie) writeSegmentIndexes() error {
 func (b *Bookie) checkpoint() error {
 	b.ckptMu.Lock()
 	defer b.ckptMu.Unlock()
-	if err := b.writeSegmentIndexes(); err != nil {
-		return err
-	}
+	b.writeSegmentIndexes()
 	b.mu.RLock()
 	pos := b.mu.pos
 	if pos == b.ckptPos && b.ckptSeq > 0 {

@@ -167,3 +167,21 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// A segment whose creation failed (here: a preallocation no disk can
+// satisfy) leaves no file, so the same id can be created once the cause is
+// gone: the bookie retries a failed spare that way.
+func TestCreateThatFailsLeavesNoFileAndTheIdCanBeCreatedAgain(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Create(dir, 7, 1<<50); err == nil {
+		t.Fatal("a 1 PiB preallocation succeeded")
+	}
+	if ids, _ := List(dir); len(ids) != 0 {
+		t.Fatalf("segments %v left after a failed create", ids)
+	}
+	s, err := Create(dir, 7, 1<<20)
+	if err != nil {
+		t.Fatalf("create again: %v", err)
+	}
+	s.Close()
+}

@@ -49,27 +49,31 @@ func List(dir string) ([]uint32, error) {
 }
 
 // Create makes a new segment preallocated to size bytes and fsyncs the
-// directory so the file survives a crash.
-func Create(dir string, id uint32, size int64) (*Segment, error) {
+// directory so the file survives a crash. On failure the file is removed,
+// so that the id can be created again.
+func Create(dir string, id uint32, size int64) (_ *Segment, err error) {
 	p := filepath.Join(dir, Name(id))
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(p)
+		}
+	}()
 	if size > 0 {
 		// Best effort: a file system without fallocate still works, it only
 		// pays for growing the file on each group.
 		if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
-			f.Close()
 			return nil, fmt.Errorf("journal: preallocate %s: %w", p, err)
 		}
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
 		return nil, err
 	}
 	if err := SyncDir(dir); err != nil {
-		f.Close()
 		return nil, err
 	}
 	return &Segment{ID: id, f: f, path: p}, nil
