@@ -44,7 +44,10 @@ func (m *Meter) run() {
 		select {
 		case <-m.stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
+			// The clock read here, not the timer's value: the lateness that
+			// matters includes waiting for a CPU after the timer fired.
+			now := time.Now()
 			late := now.Sub(last) - Interval
 			last = now
 			t.Reset(Interval)
