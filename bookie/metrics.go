@@ -39,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpoint: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "strata_bookie_checkpoint_seconds", Help: "Duration of one index checkpoint.", Buckets: lat}),
 		segments: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "strata_bookie_journal_segments", Help: "Journal segment files on disk."}),
+			Name: "strata_bookie_journal_segments", Help: "Journal segments in use (the empty spare made ahead of the next rotation not counted)."}),
 		reclaimed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_bookie_reclaimed_segments_total", Help: "Journal segments removed after their entries were deleted or compacted."}),
 		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
