@@ -1,6 +1,10 @@
 package rpcpool
 
-import "testing"
+import (
+	"testing"
+
+	"google.golang.org/grpc/mem"
+)
 
 func TestGetReturnsTheRequestedLengthWithPowerOfTwoCapacity(t *testing.T) {
 	p := &Pool{}
@@ -39,4 +43,13 @@ func TestHugeRequestsAreAllocatedNotPooled(t *testing.T) {
 		t.Fatalf("len %d", len(*b))
 	}
 	p.Put(b) // must not panic or keep it
+}
+
+// InstallDefault must reach the pool gRPC's codec uses for every message,
+// which per-connection options cannot set.
+func TestInstallDefaultMakesSharedTheProcessWidePool(t *testing.T) {
+	InstallDefault()
+	if mem.DefaultBufferPool() != mem.BufferPool(Shared) {
+		t.Fatalf("default pool is %T, want rpcpool.Shared", mem.DefaultBufferPool())
+	}
 }
