@@ -115,12 +115,18 @@ type LedgerStats struct {
 
 // SubscriptionStats describe one subscription of a topic.
 type SubscriptionStats struct {
-	Name       string    `json:"name"`
-	Type       string    `json:"type"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+	// Backlog counts entries, not messages: the producer batches after the
+	// mark-delete position not yet acknowledged in full (as Pulsar's
+	// msgBacklog). With batching, the messages are up to the producer's
+	// batch size times more.
 	Backlog    uint64    `json:"backlog"`
 	Consumers  int       `json:"consumers"`
 	MarkDelete MessageID `json:"mark_delete"`
-	Unacked    uint64    `json:"unacked"`
+	// Unacked counts messages delivered to a consumer and not yet
+	// acknowledged.
+	Unacked uint64 `json:"unacked"`
 }
 
 // TopicStats returns the statistics of one topic or partition, from its

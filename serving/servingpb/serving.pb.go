@@ -2333,11 +2333,14 @@ type SubscriptionStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Type  SubscriptionType       `protobuf:"varint,2,opt,name=type,proto3,enum=strata.serving.v1.SubscriptionType" json:"type,omitempty"`
-	// Messages not yet acknowledged.
-	Backlog       uint64     `protobuf:"varint,3,opt,name=backlog,proto3" json:"backlog,omitempty"`
-	Consumers     uint32     `protobuf:"varint,4,opt,name=consumers,proto3" json:"consumers,omitempty"`
-	MarkDelete    *MessageId `protobuf:"bytes,5,opt,name=mark_delete,json=markDelete,proto3" json:"mark_delete,omitempty"`
-	Unacked       uint64     `protobuf:"varint,6,opt,name=unacked,proto3" json:"unacked,omitempty"`
+	// Entries (producer batches) after the mark-delete position not yet
+	// acknowledged in full: a batch counts once until every message of it is
+	// acknowledged. The unit of Pulsar's msgBacklog; not messages.
+	Backlog    uint64     `protobuf:"varint,3,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	Consumers  uint32     `protobuf:"varint,4,opt,name=consumers,proto3" json:"consumers,omitempty"`
+	MarkDelete *MessageId `protobuf:"bytes,5,opt,name=mark_delete,json=markDelete,proto3" json:"mark_delete,omitempty"`
+	// Messages delivered to a consumer and not yet acknowledged.
+	Unacked       uint64 `protobuf:"varint,6,opt,name=unacked,proto3" json:"unacked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
