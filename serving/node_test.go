@@ -189,6 +189,41 @@ func TestUnackedMessagesOfADisconnectedConsumerGoToTheOthers(t *testing.T) {
 	}
 }
 
+// A subscription's backlog counts entries (one per producer batch, as
+// Pulsar's msgBacklog), and a batch leaves it only once every message of it
+// is acknowledged; unacked counts delivered messages. The stats documented
+// in serving.proto and client.SubscriptionStats say so.
+func TestBacklogCountsEntriesAndUnackedCountsMessages(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "backlog-units"
+	a := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s", Type: servingpb.SubscriptionType_SHARED})
+	p := mustProducer(t, n, topic, "")
+	p.mustSend(msg(1), msg(2), msg(3), msg(4), msg(5)) // one batch: one entry
+	stats := func(wantBacklog, wantUnacked uint64) {
+		t.Helper()
+		eventually(t, "stats", func() error {
+			st, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+			if err != nil {
+				return err
+			}
+			s := st.GetSubscriptions()[0]
+			if s.GetBacklog() != wantBacklog || s.GetUnacked() != wantUnacked {
+				return fmt.Errorf("backlog %d unacked %d, want %d and %d", s.GetBacklog(), s.GetUnacked(), wantBacklog, wantUnacked)
+			}
+			return nil
+		})
+	}
+	stats(1, 0)
+	a.flow(10)
+	got := a.receive(5)
+	stats(1, 5)
+	a.ack(got[0].GetId(), got[1].GetId(), got[2].GetId(), got[3].GetId())
+	stats(1, 1)
+	a.ack(got[4].GetId())
+	stats(0, 0)
+}
+
 func TestBadInputGetsATypedErrorAndChangesNothing(t *testing.T) {
 	c := newCluster(t)
 	n := c.start("a", nil)
