@@ -20,6 +20,13 @@ const (
 	ledgerBlock = 25
 	flagFenced  = 1
 	flagDeleted = 2
+
+	// The first format (STRIDX01) held every entry location too; Decode
+	// still reads it, so that a data directory written before segment
+	// indexes existed opens (its segments are then scanned once).
+	magicV1       = "STRIDX01"
+	ledgerFixedV1 = 29
+	entrySizeV1   = 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -75,9 +82,10 @@ func Encode(dst []byte, seq uint64, pos Position, t *Table) []byte {
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
-// Decode parses a checkpoint. Any damage gives ErrCorrupt.
+// Decode parses a checkpoint, of either format. Any damage gives
+// ErrCorrupt.
 func Decode(b []byte) (Checkpoint, error) {
-	if len(b) < headerSize+4 || string(b[:8]) != magic {
+	if len(b) < headerSize+4 || (string(b[:8]) != magic && string(b[:8]) != magicV1) {
 		return Checkpoint{}, ErrCorrupt
 	}
 	body := b[:len(b)-4]
@@ -91,6 +99,12 @@ func Decode(b []byte) (Checkpoint, error) {
 	}
 	count := uint64(binary.LittleEndian.Uint32(body[24:]))
 	rest := body[headerSize:]
+	if string(b[:8]) == magicV1 {
+		if err := decodeV1(rest, count, cp.Table); err != nil {
+			return Checkpoint{}, err
+		}
+		return cp, nil
+	}
 	if uint64(len(rest)) != count*ledgerBlock {
 		return Checkpoint{}, ErrCorrupt
 	}
@@ -107,6 +121,43 @@ func Decode(b []byte) (Checkpoint, error) {
 		cp.Table.Ledgers[id] = led
 	}
 	return cp, nil
+}
+
+// decodeV1 reads the count ledger blocks of a first-format checkpoint,
+// entry locations included, into t.
+func decodeV1(b []byte, count uint64, t *Table) error {
+	for range count {
+		if len(b) < ledgerFixedV1 {
+			return ErrCorrupt
+		}
+		id := ids.LedgerID(binary.LittleEndian.Uint64(b))
+		flags := b[8]
+		n := uint64(binary.LittleEndian.Uint32(b[25:]))
+		if id == 0 || flags&^(flagFenced|flagDeleted) != 0 || t.Ledgers[id] != nil ||
+			uint64(len(b)-ledgerFixedV1) < n*entrySizeV1 || (flags&flagDeleted != 0 && n != 0) {
+			return ErrCorrupt
+		}
+		led := newLedger()
+		led.Fenced, led.Deleted = flags&flagFenced != 0, flags&flagDeleted != 0
+		led.LAC = ids.EntryID(binary.LittleEndian.Uint64(b[9:]))
+		led.Last = ids.EntryID(binary.LittleEndian.Uint64(b[17:]))
+		t.Ledgers[id] = led
+		b = b[ledgerFixedV1:]
+		for range n {
+			e := ids.EntryID(binary.LittleEndian.Uint64(b))
+			loc := Loc{binary.LittleEndian.Uint32(b[8:]), binary.LittleEndian.Uint32(b[12:]), binary.LittleEndian.Uint32(b[16:])}
+			if _, dup := led.Entries.Get(e); dup || e < 0 || loc.Len == 0 {
+				return ErrCorrupt
+			}
+			led.Entries.Set(e, loc)
+			t.hold(loc)
+			b = b[entrySizeV1:]
+		}
+	}
+	if len(b) != 0 {
+		return ErrCorrupt
+	}
+	return nil
 }
 
 func slotName(seq uint64) string { return fmt.Sprintf("checkpoint-%d", seq%2) }

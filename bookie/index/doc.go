@@ -74,4 +74,10 @@
 //	               8  lac (int64)
 //	               8  last entry (int64)
 //	end-4  4     CRC-32C (Castagnoli) of every byte before it
+//
+// The first format, "STRIDX01", followed each ledger block with a 4-byte
+// entry count and that many 20-byte entries (entry id, segment id, offset,
+// record length). Load still reads it, so that a data directory from before
+// segment indexes opens; the bookie then scans its segments once and writes
+// their indexes.
 package index

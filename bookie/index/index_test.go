@@ -111,9 +111,61 @@ func TestLoadPicksNewestValidSlot(t *testing.T) {
 	}
 }
 
+// encodeV1 writes t in the first checkpoint format (entry locations
+// included), as bookies wrote it before segment indexes.
+func encodeV1(seq uint64, pos Position, t *Table) []byte {
+	b := []byte(magicV1)
+	b = binary.LittleEndian.AppendUint64(b, seq)
+	b = binary.LittleEndian.AppendUint32(b, pos.File)
+	b = binary.LittleEndian.AppendUint32(b, pos.Off)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(t.Ledgers)))
+	for id, led := range t.Ledgers {
+		var flags byte
+		if led.Fenced {
+			flags |= flagFenced
+		}
+		if led.Deleted {
+			flags |= flagDeleted
+		}
+		b = binary.LittleEndian.AppendUint64(b, uint64(id))
+		b = append(b, flags)
+		b = binary.LittleEndian.AppendUint64(b, uint64(led.LAC))
+		b = binary.LittleEndian.AppendUint64(b, uint64(led.Last))
+		b = binary.LittleEndian.AppendUint32(b, uint32(led.Entries.Len()))
+		for e, loc := range led.Entries.All() {
+			b = binary.LittleEndian.AppendUint64(b, uint64(e))
+			b = binary.LittleEndian.AppendUint32(b, loc.File)
+			b = binary.LittleEndian.AppendUint32(b, loc.Off)
+			b = binary.LittleEndian.AppendUint32(b, loc.Len)
+		}
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// A data directory written before segment indexes existed holds a
+// first-format checkpoint: it must still load, whole, or the directory
+// would not open.
+func TestFirstFormatCheckpointStillLoads(t *testing.T) {
+	tb := sampleTable()
+	cp, err := Decode(encodeV1(9, Position{2, 60}, tb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Seq != 9 || cp.Pos != (Position{2, 60}) || !cp.Table.Equal(tb) {
+		t.Fatalf("first-format checkpoint read as %+v", cp)
+	}
+	bad := encodeV1(9, Position{2, 60}, tb)
+	bad[40] ^= 1
+	if _, err := Decode(bad); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged first-format checkpoint: %v", err)
+	}
+}
+
 func FuzzDecodeCheckpoint(f *testing.F) {
 	enc := Encode(nil, 1, Position{1, 0}, sampleTable())
 	f.Add(enc[:len(enc)-4])
+	v1 := encodeV1(1, Position{1, 0}, sampleTable())
+	f.Add(v1[:len(v1)-4])
 	enc = Encode(nil, 0, Position{}, New())
 	f.Add(enc[:len(enc)-4])
 	f.Add([]byte(magic))
