@@ -51,7 +51,7 @@ func rawWriteSync(b *testing.B, size int, d time.Duration) (syncsPerSec, bytesPe
 	start := time.Now()
 	for time.Since(start) < d && off+int64(size) <= fileBytes {
 		t := time.Now()
-		if err := seg.WriteAt(buf, off); err != nil {
+		if err := seg.Append(buf); err != nil { // as the journal writes
 			b.Fatal(err)
 		}
 		if _, err := seg.Sync(); err != nil {

@@ -180,7 +180,7 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 		buf = journal.Append(buf, &rec)
 	}
 	b.buf = buf
-	if err := b.active.WriteAt(buf, b.activeOff); err != nil {
+	if err := b.active.Append(buf); err != nil {
 		b.activeRecs = b.activeRecs[:nrecs]
 		return nil, err
 	}

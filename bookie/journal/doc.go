@@ -37,6 +37,18 @@
 // CRC covers the length and every byte after the crc field, so a record
 // whose length was damaged fails its CRC too.
 //
+// # Direct I/O
+//
+// Where the file system allows it, a segment created for writing is also
+// opened with O_DIRECT, and groups are written with it, bypassing the page
+// cache: a direct write must cover whole 4 KiB pages, so each one starts at
+// the page that holds the end of the data, repeating the bytes already
+// there, and ends with zeros up to the next page boundary (Segment.Append).
+// A torn write of such a page leaves the repeated bytes as they were, since
+// the old and the new copy are identical. Reads and the recovery scan go
+// through the page cache, which the kernel keeps coherent with direct
+// writes.
+//
 // # Group commit and the sync mark
 //
 // The writer appends a group of records with one write; one fdatasync then

@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/strata-mq/strata/internal/errcode"
@@ -184,4 +185,44 @@ func TestCreateThatFailsLeavesNoFileAndTheIdCanBeCreatedAgain(t *testing.T) {
 		t.Fatalf("create again: %v", err)
 	}
 	s.Close()
+}
+
+// Appends of any sizes leave the file holding exactly their concatenation
+// followed by zeros, whether they go through direct I/O (page-aligned
+// writes that repeat the partial last page) or the page cache; and no
+// append changes a byte written before it.
+func TestAppendsLeaveTheirConcatenationAndNeverChangeEarlierBytes(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Create(dir, 1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t.Logf("direct I/O: %v", s.direct)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var want []byte
+	for i := 0; len(want) < 900<<10; i++ {
+		n := 1 + rng.IntN(3*pageSize)
+		if i%7 == 0 {
+			n = pageSize - len(want)%pageSize // end exactly on a page
+		}
+		p := make([]byte, n)
+		for j := range p {
+			p[j] = byte(1 + rng.IntN(255))
+		}
+		if err := s.Append(p); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		want = append(want, p...)
+		got, err := s.ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[:len(want)], want) {
+			t.Fatalf("after append %d (%d bytes): the file differs from the appends", i, n)
+		}
+		if !allZero(got[len(want):]) {
+			t.Fatalf("after append %d: non-zero bytes after the end", i)
+		}
+	}
 }
