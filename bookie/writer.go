@@ -197,6 +197,7 @@ func (b *Bookie) rotate() error {
 	if err := b.syncSegment(b.active); err != nil {
 		return err
 	}
+	b.active.Seal()
 	s := <-b.spare
 	if s.err != nil {
 		// Try once more here: the cause may have passed (a full disk

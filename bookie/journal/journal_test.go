@@ -226,3 +226,24 @@ func TestAppendsLeaveTheirConcatenationAndNeverChangeEarlierBytes(t *testing.T) 
 		}
 	}
 }
+
+// A sealed segment holds no write descriptor or buffer of its own, and
+// still reads what was appended.
+func TestSealReleasesTheWriteSideAndKeepsTheData(t *testing.T) {
+	s, err := Create(t.TempDir(), 1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Append(bytes.Repeat([]byte{7}, 5000)); err != nil {
+		t.Fatal(err)
+	}
+	s.Seal()
+	if s.w != s.f || s.abuf != nil || s.tail != nil {
+		t.Fatal("a sealed segment keeps its write descriptor or buffers")
+	}
+	got := make([]byte, 5000)
+	if err := s.ReadAt(got, 0); err != nil || !bytes.Equal(got, bytes.Repeat([]byte{7}, 5000)) {
+		t.Fatalf("read after seal: %v", err)
+	}
+}

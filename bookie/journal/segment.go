@@ -180,6 +180,17 @@ func (s *Segment) Append(p []byte) error {
 	return nil
 }
 
+// Seal ends appends to the segment: it closes the direct-I/O descriptor and
+// drops the write buffers, which a sealed segment has no use for (every
+// segment of a journal would otherwise hold a descriptor and up to a
+// group's worth of memory).
+func (s *Segment) Seal() {
+	if s.w != s.f {
+		s.w.Close()
+	}
+	s.w, s.direct, s.tail, s.abuf = s.f, false, nil, nil
+}
+
 // alignedBuffer returns n bytes whose address is a multiple of pageSize.
 func alignedBuffer(n int) []byte {
 	b := make([]byte, n+pageSize)
