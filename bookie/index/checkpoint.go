@@ -67,19 +67,24 @@ func Encode(dst []byte, seq uint64, pos Position, t *Table) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, pos.Off)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(t.Ledgers)))
 	for id, led := range t.Ledgers {
-		var flags byte
-		if led.Fenced {
-			flags |= flagFenced
-		}
-		if led.Deleted {
-			flags |= flagDeleted
-		}
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(id))
-		dst = append(dst, flags)
+		dst = append(dst, led.flags())
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(led.LAC))
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(led.Last))
 	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// flags is the ledger's flags byte in a checkpoint.
+func (l *Ledger) flags() byte {
+	var f byte
+	if l.Fenced {
+		f |= flagFenced
+	}
+	if l.Deleted {
+		f |= flagDeleted
+	}
+	return f
 }
 
 // Decode parses a checkpoint, of either format. Any damage gives

@@ -120,15 +120,8 @@ func encodeV1(seq uint64, pos Position, t *Table) []byte {
 	b = binary.LittleEndian.AppendUint32(b, pos.Off)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(t.Ledgers)))
 	for id, led := range t.Ledgers {
-		var flags byte
-		if led.Fenced {
-			flags |= flagFenced
-		}
-		if led.Deleted {
-			flags |= flagDeleted
-		}
 		b = binary.LittleEndian.AppendUint64(b, uint64(id))
-		b = append(b, flags)
+		b = append(b, led.flags())
 		b = binary.LittleEndian.AppendUint64(b, uint64(led.LAC))
 		b = binary.LittleEndian.AppendUint64(b, uint64(led.Last))
 		b = binary.LittleEndian.AppendUint32(b, uint32(led.Entries.Len()))
