@@ -2,6 +2,7 @@ package bookie
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -129,7 +130,7 @@ func TestCheckpointSizeDoesNotGrowWithStoredEntries(t *testing.T) {
 		if err := b.checkpoint(); err != nil {
 			t.Fatal(err)
 		}
-		fi, err := os.Stat(filepath.Join(b.cfg.DataDir, "checkpoint-"+string(rune('0'+b.ckptSeq%2))))
+		fi, err := os.Stat(filepath.Join(b.cfg.DataDir, fmt.Sprintf("checkpoint-%d", b.ckptSeq%2)))
 		if err != nil {
 			t.Fatal(err)
 		}
