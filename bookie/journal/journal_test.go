@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -192,13 +193,23 @@ func TestCreateThatFailsLeavesNoFileAndTheIdCanBeCreatedAgain(t *testing.T) {
 // writes that repeat the partial last page) or the page cache; and no
 // append changes a byte written before it.
 func TestAppendsLeaveTheirConcatenationAndNeverChangeEarlierBytes(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Create(dir, 1, 1<<20)
-	if err != nil {
-		t.Fatal(err)
+	for _, buffered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("buffered=%v", buffered), func(t *testing.T) {
+			s, err := Create(t.TempDir(), 1, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if buffered { // as on a file system that refuses O_DIRECT
+				s.Seal()
+			}
+			t.Logf("direct I/O: %v", s.direct)
+			checkAppends(t, s)
+		})
 	}
-	defer s.Close()
-	t.Logf("direct I/O: %v", s.direct)
+}
+
+func checkAppends(t *testing.T, s *Segment) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var want []byte
 	for i := 0; len(want) < 900<<10; i++ {

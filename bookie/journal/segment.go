@@ -180,10 +180,11 @@ func (s *Segment) Append(p []byte) error {
 	return nil
 }
 
-// Seal ends appends to the segment: it closes the direct-I/O descriptor and
-// drops the write buffers, which a sealed segment has no use for (every
-// segment of a journal would otherwise hold a descriptor and up to a
-// group's worth of memory).
+// Seal is called when the writer moves to the next segment: it closes the
+// direct-I/O descriptor and drops the write buffers, which a sealed segment
+// has no use for (every segment of a journal would otherwise hold a
+// descriptor and up to a group's worth of memory). An Append after it, if
+// any, goes through the page cache.
 func (s *Segment) Seal() {
 	if s.w != s.f {
 		s.w.Close()
