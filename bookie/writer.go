@@ -14,7 +14,8 @@ import (
 //
 //   - the writer takes queued requests, decides which are written (plan),
 //     encodes them and writes them to the active segment with one write
-//     call (the page cache), then hands the group to the syncer;
+//     call (direct I/O where the file system allows it, else the page
+//     cache; journal.Segment.Append), then hands the group to the syncer;
 //   - the syncer takes every group written so far, issues one fdatasync that
 //     covers them all, applies them to the index and answers their requests.
 //
@@ -23,7 +24,7 @@ import (
 // the next fdatasync covers all of them. When no fdatasync is running and the
 // queue is empty, a group is written at once: no add waits for company.
 
-// written is a group in the page cache, waiting for its fdatasync.
+// written is a group written, not yet durable: waiting for its fdatasync.
 type written struct {
 	reqs []*request
 	locs []index.Loc
