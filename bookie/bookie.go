@@ -70,7 +70,6 @@ type Bookie struct {
 	// Owned by the writer goroutine. activeRecs are the records written to
 	// the active segment, its index once it is sealed.
 	active     *journal.Segment
-	activeOff  int64
 	activeRecs []index.Rec
 	buf        []byte
 
@@ -265,10 +264,10 @@ func (b *Bookie) removeUnusedSpares(segIDs []uint32) ([]uint32, error) {
 	return segIDs, nil
 }
 
-// removeStaleIndexes deletes temporary segment index files and the indexes
-// of segments that are gone (a crash between removing a segment's index and
-// the segment leaves neither; the other order is not used, but a copied or
-// hand-edited directory may hold strays).
+// removeStaleIndexes deletes temporary segment index files (a crash during
+// SaveSegment) and indexes whose segment is gone. The bookie removes an
+// index before its segment, so it leaves none of the latter itself, but a
+// copied or hand-edited directory may hold them.
 func removeStaleIndexes(dir string, segIDs []uint32) error {
 	keep := make(map[string]bool, len(segIDs))
 	for _, id := range segIDs {
@@ -375,7 +374,7 @@ func (b *Bookie) startSegment(table *index.Table, id uint32) error {
 		return err
 	}
 	b.files.segs[id] = seg
-	b.active, b.activeOff = seg, 0
+	b.active = seg
 	b.mu.table, b.mu.pos = table, index.Position{File: id}
 	return nil
 }

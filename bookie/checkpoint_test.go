@@ -18,9 +18,9 @@ func histogramCount(h prometheus.Histogram) uint64 {
 	return m.GetHistogram().GetSampleCount()
 }
 
-// Each checkpoint rewrites the whole index and fsyncs it on the journal's
-// disk, so segment rotations, which kick one, are coalesced to at most one
-// checkpoint per CheckpointInterval/10.
+// Each checkpoint costs an fsync on the journal's disk, so segment
+// rotations, which kick one, are coalesced to at most one checkpoint per
+// CheckpointInterval/10.
 func TestRotationsKickAtMostOneCheckpointPerTenthOfTheInterval(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.JournalFileBytes = 512 << 10

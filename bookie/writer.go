@@ -118,7 +118,7 @@ func (b *Bookie) writeGroup(group []*request) {
 		answerAll(accepted, b.failure())
 		return
 	}
-	b.syncCh <- &written{reqs: accepted, locs: locs, seg: b.active, end: b.activeOff}
+	b.syncCh <- &written{reqs: accepted, locs: locs, seg: b.active, end: b.active.End()}
 }
 
 func answerAll(group []*request, err error) {
@@ -165,18 +165,18 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 	for _, r := range group {
 		size += r.size()
 	}
-	if b.activeOff > 0 && b.activeOff+int64(size) > b.cfg.JournalFileBytes {
+	if end := b.active.End(); end > 0 && end+int64(size) > b.cfg.JournalFileBytes {
 		if err := b.rotate(); err != nil {
 			return nil, err
 		}
 	}
-	mark := b.durableMark()
+	mark, off := b.durableMark(), uint32(b.active.End())
 	nrecs := len(b.activeRecs)
 	locs := make([]index.Loc, len(group))
 	buf := b.buf[:0]
 	for i, r := range group {
 		rec := r.record(mark)
-		locs[i] = index.Loc{File: b.active.ID, Off: uint32(b.activeOff) + uint32(len(buf)), Len: uint32(rec.Size())}
+		locs[i] = index.Loc{File: b.active.ID, Off: off + uint32(len(buf)), Len: uint32(rec.Size())}
 		b.activeRecs = append(b.activeRecs, indexRec(rec, locs[i]))
 		buf = journal.Append(buf, &rec)
 	}
@@ -185,7 +185,6 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 		b.activeRecs = b.activeRecs[:nrecs]
 		return nil, err
 	}
-	b.activeOff += int64(len(buf))
 	if cap(b.buf) > 2*b.cfg.GroupMaxBytes+2*b.cfg.MaxEntryBytes {
 		b.buf = nil // do not keep a huge buffer after an outsized group
 	}
@@ -216,7 +215,7 @@ func (b *Bookie) rotate() error {
 	b.sealed.segs = append(b.sealed.segs, sealedSegment{id: b.active.ID, recs: b.activeRecs})
 	b.sealed.Unlock()
 	b.activeRecs = make([]index.Rec, 0, cap(b.activeRecs))
-	b.active, b.activeOff = seg, 0
+	b.active = seg
 	b.prepareSpare(seg.ID + 1)
 	b.metrics.segments.Inc()
 	b.kickCheckpoint()

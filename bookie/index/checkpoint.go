@@ -61,11 +61,7 @@ type Checkpoint struct {
 func Encode(dst []byte, seq uint64, pos Position, t *Table) []byte {
 	dst = slices.Grow(dst, headerSize+len(t.Ledgers)*ledgerBlock+4)
 	start := len(dst)
-	dst = append(dst, magic...)
-	dst = binary.LittleEndian.AppendUint64(dst, seq)
-	dst = binary.LittleEndian.AppendUint32(dst, pos.File)
-	dst = binary.LittleEndian.AppendUint32(dst, pos.Off)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(t.Ledgers)))
+	dst = appendHeader(dst, magic, seq, pos, len(t.Ledgers))
 	for id, led := range t.Ledgers {
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(id))
 		dst = append(dst, led.flags())
@@ -73,6 +69,15 @@ func Encode(dst []byte, seq uint64, pos Position, t *Table) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(led.Last))
 	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// appendHeader appends a checkpoint header of either format.
+func appendHeader(dst []byte, magic string, seq uint64, pos Position, ledgers int) []byte {
+	dst = append(dst, magic...)
+	dst = binary.LittleEndian.AppendUint64(dst, seq)
+	dst = binary.LittleEndian.AppendUint32(dst, pos.File)
+	dst = binary.LittleEndian.AppendUint32(dst, pos.Off)
+	return binary.LittleEndian.AppendUint32(dst, uint32(ledgers))
 }
 
 // flags is the ledger's flags byte in a checkpoint.

@@ -114,11 +114,7 @@ func TestLoadPicksNewestValidSlot(t *testing.T) {
 // encodeV1 writes t in the first checkpoint format (entry locations
 // included), as bookies wrote it before segment indexes.
 func encodeV1(seq uint64, pos Position, t *Table) []byte {
-	b := []byte(magicV1)
-	b = binary.LittleEndian.AppendUint64(b, seq)
-	b = binary.LittleEndian.AppendUint32(b, pos.File)
-	b = binary.LittleEndian.AppendUint32(b, pos.Off)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(t.Ledgers)))
+	b := appendHeader(nil, magicV1, seq, pos, len(t.Ledgers))
 	for id, led := range t.Ledgers {
 		b = binary.LittleEndian.AppendUint64(b, uint64(id))
 		b = append(b, led.flags())

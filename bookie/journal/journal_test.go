@@ -203,7 +203,7 @@ func TestAppendsLeaveTheirConcatenationAndNeverChangeEarlierBytes(t *testing.T) 
 			if buffered { // as on a file system that refuses O_DIRECT
 				s.Seal()
 			}
-			t.Logf("direct I/O: %v", s.direct)
+			t.Logf("direct I/O: %v", s.direct())
 			checkAppends(t, s)
 		})
 	}

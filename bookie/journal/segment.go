@@ -25,11 +25,10 @@ type Segment struct {
 
 	// Appends go through w, opened with O_DIRECT when the file system
 	// allows it (see Append); else w is f.
-	w      *os.File
-	direct bool
-	end    int64  // where the next Append goes
-	tail   []byte // direct: the bytes of the page holding end, before end
-	abuf   []byte // direct: page-aligned write buffer
+	w    *os.File
+	end  int64  // where the next Append goes
+	tail []byte // direct: the bytes of the page holding end, before end
+	abuf []byte // direct: page-aligned write buffer
 }
 
 // pageSize is the alignment of direct writes: offsets, lengths and buffers.
@@ -94,7 +93,7 @@ func Create(dir string, id uint32, size int64) (_ *Segment, err error) {
 	// and the fdatasync that follows has only the device cache to flush.
 	// tmpfs and some other file systems refuse O_DIRECT: buffered then.
 	if w, err := os.OpenFile(p, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
-		s.w, s.direct = w, true
+		s.w = w
 	}
 	return s, nil
 }
@@ -154,7 +153,7 @@ func (s *Segment) ReadAt(p []byte, off int64) error {
 // a record written before; the zeros are what follows the data of a segment
 // anyway, until the next Append overwrites them.
 func (s *Segment) Append(p []byte) error {
-	if !s.direct {
+	if !s.direct() {
 		if _, err := s.w.WriteAt(p, s.end); err != nil {
 			return err
 		}
@@ -189,8 +188,14 @@ func (s *Segment) Seal() {
 	if s.w != s.f {
 		s.w.Close()
 	}
-	s.w, s.direct, s.tail, s.abuf = s.f, false, nil, nil
+	s.w, s.tail, s.abuf = s.f, nil, nil
 }
+
+// direct reports whether appends use direct I/O.
+func (s *Segment) direct() bool { return s.w != s.f }
+
+// End is where the next Append goes: the end of the data appended so far.
+func (s *Segment) End() int64 { return s.end }
 
 // alignedBuffer returns n bytes whose address is a multiple of pageSize.
 func alignedBuffer(n int) []byte {
