@@ -74,8 +74,8 @@ type Bookie struct {
 	buf        []byte
 
 	// spare receives the next segment, created ahead of need so that a
-	// rotation does not wait for a file to be made (fallocate, two fsyncs on
-	// a disk; zeroing 64 MiB on tmpfs). spareWG tracks its creation.
+	// rotation does not wait for a file to be made (64 MiB of zeros written
+	// and two fsyncs on a disk, journal.Create; zeroing 64 MiB on tmpfs). spareWG tracks its creation.
 	spare   chan spareSegment
 	spareWG sync.WaitGroup
 

@@ -49,7 +49,8 @@ type Config struct {
 	// UnsafeNoFsync skips fdatasync: acknowledged adds may be LOST on a
 	// machine crash or power loss. For benchmarks only.
 	UnsafeNoFsync bool
-	// JournalFileBytes is the size of a journal segment (preallocated).
+	// JournalFileBytes is the size of a journal segment (written with zeros
+	// when created, journal.Create).
 	// Default 64 MiB; at most 1 GiB.
 	JournalFileBytes int64
 	// CheckpointInterval is how often ledger states are checkpointed and
