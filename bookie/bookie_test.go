@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/strata-mq/strata/bookie/index"
 	"github.com/strata-mq/strata/bookie/journal"
 	"github.com/strata-mq/strata/internal/ids"
 )
@@ -428,6 +429,76 @@ func TestSegmentReclaimedWhenItHoldsNoLiveEntry(t *testing.T) {
 	mustRead(t, b, 20, 0, 100)
 	if _, err := b.Read(21, 0); !errors.Is(err, ErrLedgerNotFound) {
 		t.Fatalf("deleted ledger after reclaim and restart: %v", err)
+	}
+}
+
+// A deleted ledger's state is dropped once no segment that may hold one of
+// its records is left, so checkpoints do not grow with every ledger ever
+// deleted; a ledger whose delete record is still on disk keeps its
+// tombstone; and neither comes back after a restart.
+func TestDeletedLedgerForgottenOnceItsSegmentsAreReclaimed(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t.TempDir())
+	cfg.CompactLiveFraction = -1
+	b := openBookie(t, cfg)
+	for _, l := range []ids.LedgerID{30, 31} { // each ~3.6 MiB: several segments
+		for e := range ids.EntryID(60) {
+			mustAdd(t, b, l, e, e-1, 60<<10)
+		}
+		if err := b.Delete(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Move the journal position twice with records that hold no entry, so
+	// that both checkpoint slots lie in the segment of 31's delete record.
+	for l := ids.LedgerID(90); l < 92; l++ {
+		if _, _, err := b.Fence(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func(b *Bookie, l ids.LedgerID) *index.Ledger {
+		b.mu.RLock()
+		defer b.mu.RUnlock()
+		return b.mu.table.Get(l)
+	}
+	b.files.RLock()
+	open := len(b.files.segs)
+	b.files.RUnlock()
+	if open != 1 {
+		t.Fatalf("%d segments open: want only the active one left", open)
+	}
+	if led := state(b, 30); led != nil {
+		t.Fatalf("ledger 30 still known after its segments were reclaimed: %+v", led)
+	}
+	if led := state(b, 31); led == nil || !led.Deleted {
+		t.Fatalf("ledger 31, whose delete record is in the active segment: %+v", led)
+	}
+	// The checkpoints above were written before the reclaim that followed
+	// them: one more shows what a checkpoint holds now.
+	if _, _, err := b.Fence(ctx, 92); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	cps, _, err := index.Load(cfg.DataDir)
+	if err != nil || len(cps) == 0 || cps[0].Table.Get(30) != nil {
+		t.Fatalf("newest checkpoint still holds ledger 30 (%v)", err)
+	}
+	b = reopen(t, b, false)
+	if led := state(b, 30); led != nil {
+		t.Fatalf("ledger 30 back after a restart: %+v", led)
+	}
+	if led := state(b, 31); led == nil || !led.Deleted {
+		t.Fatalf("ledger 31 after a restart: %+v", led)
+	}
+	for _, l := range []ids.LedgerID{30, 31} {
+		if _, err := b.Read(l, 0); !errors.Is(err, ErrLedgerNotFound) {
+			t.Fatalf("read of deleted ledger %d: %v", l, err)
+		}
 	}
 }
 

@@ -114,7 +114,9 @@ func (b *Bookie) checkpoint() error {
 
 // reclaim removes every segment that holds no live entry and lies wholly
 // before the position of both checkpoint slots (so that its fence and delete
-// records are in any checkpoint a restart may load). Needs ckptMu.
+// records are in any checkpoint a restart may load), then forgets the
+// deleted ledgers none of whose records is left (index.Table.Prune). Needs
+// ckptMu.
 func (b *Bookie) reclaim() error {
 	bound := min(b.slotPos[0].File, b.slotPos[1].File)
 	var dead []*journal.Segment
@@ -141,5 +143,30 @@ func (b *Bookie) reclaim() error {
 		b.metrics.reclaimed.Inc()
 		b.log.Info("journal segment reclaimed", "segment", journal.Name(seg.ID))
 	}
+	// Only once every segment let go of is really gone from the disk.
+	b.pruneDeleted()
 	return nil
+}
+
+// pruneDeleted drops the states of deleted ledgers whose records all lie
+// before the oldest segment still open, so that checkpoints do not carry
+// every ledger ever deleted.
+func (b *Bookie) pruneDeleted() {
+	b.files.Lock()
+	oldest := uint32(0)
+	for id := range b.files.segs {
+		if oldest == 0 || id < oldest {
+			oldest = id
+		}
+	}
+	b.files.Unlock()
+	if oldest == 0 {
+		return
+	}
+	b.mu.Lock()
+	n := b.mu.table.Prune(oldest)
+	b.mu.Unlock()
+	if n > 0 {
+		b.log.Debug("deleted ledgers forgotten", "ledgers", n, "oldest_segment", journal.Name(oldest))
+	}
 }

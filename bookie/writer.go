@@ -311,7 +311,7 @@ func (b *Bookie) apply(batch []*written) {
 				t.Fence(r.ledger)
 				delete(b.mu.planned, r.ledger)
 			case opDelete:
-				t.Delete(r.ledger)
+				t.Delete(r.ledger, w.locs[i].File)
 				delete(b.mu.planned, r.ledger)
 				deleted = true
 			}

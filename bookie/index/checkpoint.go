@@ -63,10 +63,14 @@ func Encode(dst []byte, seq uint64, pos Position, t *Table) []byte {
 	start := len(dst)
 	dst = appendHeader(dst, magic, seq, pos, len(t.Ledgers))
 	for id, led := range t.Ledgers {
+		lac, last := led.LAC, led.Last
+		if led.Deleted {
+			lac, last = ids.NoEntry, ids.EntryID(led.DeletedIn)
+		}
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(id))
 		dst = append(dst, led.flags())
-		dst = binary.LittleEndian.AppendUint64(dst, uint64(led.LAC))
-		dst = binary.LittleEndian.AppendUint64(dst, uint64(led.Last))
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(lac))
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(last))
 	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
@@ -110,7 +114,7 @@ func Decode(b []byte) (Checkpoint, error) {
 	count := uint64(binary.LittleEndian.Uint32(body[24:]))
 	rest := body[headerSize:]
 	if string(b[:8]) == magicV1 {
-		if err := decodeV1(rest, count, cp.Table); err != nil {
+		if err := decodeV1(rest, count, cp.Pos, cp.Table); err != nil {
 			return Checkpoint{}, err
 		}
 		return cp, nil
@@ -129,13 +133,27 @@ func Decode(b []byte) (Checkpoint, error) {
 		led.LAC = ids.EntryID(binary.LittleEndian.Uint64(rest[9:]))
 		led.Last = ids.EntryID(binary.LittleEndian.Uint64(rest[17:]))
 		cp.Table.Ledgers[id] = led
+		if led.Deleted {
+			// The delete record lies before Pos. Checkpoints written before
+			// the segment was kept hold NoEntry: Pos's segment then bounds it.
+			in := cp.Pos.File
+			if led.Last != ids.NoEntry {
+				if led.Last < 0 || led.Last > ids.EntryID(cp.Pos.File) {
+					return Checkpoint{}, ErrCorrupt
+				}
+				in = uint32(led.Last)
+			}
+			led.LAC, led.Last = ids.NoEntry, ids.NoEntry
+			cp.Table.entomb(id, led, in)
+		}
 	}
 	return cp, nil
 }
 
 // decodeV1 reads the count ledger blocks of a first-format checkpoint,
-// entry locations included, into t.
-func decodeV1(b []byte, count uint64, t *Table) error {
+// entry locations included, into t. A deleted ledger's delete record lies
+// before pos, the only bound this format gives.
+func decodeV1(b []byte, count uint64, pos Position, t *Table) error {
 	for range count {
 		if len(b) < ledgerFixedV1 {
 			return ErrCorrupt
@@ -152,6 +170,10 @@ func decodeV1(b []byte, count uint64, t *Table) error {
 		led.LAC = ids.EntryID(binary.LittleEndian.Uint64(b[9:]))
 		led.Last = ids.EntryID(binary.LittleEndian.Uint64(b[17:]))
 		t.Ledgers[id] = led
+		if led.Deleted {
+			led.LAC, led.Last = ids.NoEntry, ids.NoEntry
+			t.entomb(id, led, pos.File)
+		}
 		b = b[ledgerFixedV1:]
 		for range n {
 			e := ids.EntryID(binary.LittleEndian.Uint64(b))

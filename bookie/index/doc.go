@@ -20,6 +20,8 @@
 // Fences and deletes must outlive the segments that recorded them (a
 // segment with no live entry is removed), so the checkpoint keeps every
 // ledger's flags, LAC and last entry: tens of bytes a ledger, no entries.
+// A deleted ledger is kept only while a segment that may hold one of its
+// records is on disk (Table.Prune): after that no replay can meet them.
 //
 // Recovery loads the newest valid checkpoint, then applies every journal
 // segment still on disk in order: from its segment index when the segment is
@@ -71,8 +73,11 @@
 //	28     ...   count × 25:
 //	               8  ledger id
 //	               1  flags (bit 0 fenced, bit 1 deleted)
-//	               8  lac (int64)
-//	               8  last entry (int64)
+//	               8  lac (int64; -1 for a deleted ledger)
+//	               8  last entry (int64); for a deleted ledger, the id of
+//	                  the segment holding its delete record (-1 in
+//	                  checkpoints written before 2026-11-22 03:00: the
+//	                  segment of Position then stands for it)
 //	end-4  4     CRC-32C (Castagnoli) of every byte before it
 //
 // The first format, "STRIDX01", followed each ledger block with a 4-byte

@@ -17,6 +17,11 @@ type Loc struct {
 type Ledger struct {
 	Fenced  bool
 	Deleted bool
+	// DeletedIn is, for a deleted ledger, the journal segment holding its
+	// (latest) delete record: every record of the ledger lies in it or in
+	// an older segment, so once those are all removed the ledger's state
+	// can be forgotten (Table.Prune).
+	DeletedIn uint32
 	// LAC is the max of the LACs piggy-backed on stored entries.
 	LAC ids.EntryID
 	// Last is the highest stored entry id.
@@ -35,11 +40,13 @@ type Table struct {
 	// LiveBytes their encoded bytes.
 	Live      map[uint32]int
 	LiveBytes map[uint32]int64
+	// tombstones lists the deleted ledgers by DeletedIn, for Prune.
+	tombstones map[uint32][]ids.LedgerID
 }
 
 // New returns an empty table.
 func New() *Table {
-	return &Table{Ledgers: map[ids.LedgerID]*Ledger{}, Live: map[uint32]int{}, LiveBytes: map[uint32]int64{}}
+	return &Table{Ledgers: map[ids.LedgerID]*Ledger{}, Live: map[uint32]int{}, LiveBytes: map[uint32]int64{}, tombstones: map[uint32][]ids.LedgerID{}}
 }
 
 // Entries counts the entries of every ledger.
@@ -81,8 +88,9 @@ func (t *Table) Put(l ids.LedgerID, e, lac ids.EntryID, loc Loc) {
 // Fence marks ledger l fenced (creating it if unknown).
 func (t *Table) Fence(l ids.LedgerID) { t.ledger(l).Fenced = true }
 
-// Delete marks ledger l deleted and forgets its entries.
-func (t *Table) Delete(l ids.LedgerID) {
+// Delete marks ledger l deleted and forgets its entries; seg is the
+// segment that holds the delete record.
+func (t *Table) Delete(l ids.LedgerID, seg uint32) {
 	led := t.ledger(l)
 	for _, loc := range led.Entries.All() {
 		t.release(loc)
@@ -90,6 +98,39 @@ func (t *Table) Delete(l ids.LedgerID) {
 	led.Deleted = true
 	led.Entries = Locs{}
 	led.LAC, led.Last = ids.NoEntry, ids.NoEntry
+	t.entomb(l, led, max(led.DeletedIn, seg))
+}
+
+func (t *Table) entomb(l ids.LedgerID, led *Ledger, seg uint32) {
+	led.DeletedIn = seg
+	t.tombstones[seg] = append(t.tombstones[seg], l)
+}
+
+// Prune forgets every deleted ledger whose records all lie in segments
+// before oldest, the oldest segment still on disk, and returns how many.
+// No replay can meet those records again, so the tombstone has nothing
+// left to hide; without pruning, a bookie would carry every ledger it ever
+// deleted in each checkpoint. An add to a pruned ledger is taken as one to
+// a new ledger, as on a BookKeeper bookie, which learns of deletions only
+// through its garbage collection; it would come from a writer that
+// outlived the deletion by the life of every segment written since.
+func (t *Table) Prune(oldest uint32) int {
+	n := 0
+	for seg, ls := range t.tombstones {
+		if seg >= oldest {
+			continue
+		}
+		for _, l := range ls {
+			// A ledger deleted again later is listed under its later
+			// segment too, and kept until that one goes.
+			if led := t.Ledgers[l]; led != nil && led.Deleted && led.DeletedIn < oldest {
+				delete(t.Ledgers, l)
+				n++
+			}
+		}
+		delete(t.tombstones, seg)
+	}
+	return n
 }
 
 func (t *Table) hold(loc Loc) {
@@ -108,7 +149,7 @@ func (t *Table) release(loc Loc) {
 // Equal reports whether two ledgers hold the same state, however their
 // entries are stored.
 func (l *Ledger) Equal(o *Ledger) bool {
-	return l.Fenced == o.Fenced && l.Deleted == o.Deleted && l.LAC == o.LAC && l.Last == o.Last && l.Entries.Equal(&o.Entries)
+	return l.Fenced == o.Fenced && l.Deleted == o.Deleted && l.DeletedIn == o.DeletedIn && l.LAC == o.LAC && l.Last == o.Last && l.Entries.Equal(&o.Entries)
 }
 
 // Equal reports whether two tables hold the same ledgers and live counts.

@@ -18,7 +18,7 @@ func sampleTable() *Table {
 	t.Put(2, 5, 3, Loc{2, 0, 60})
 	t.Fence(2)
 	t.Put(3, 0, ids.NoEntry, Loc{1, 90, 40})
-	t.Delete(3)
+	t.Delete(3, 1)
 	t.Fence(4)
 	return t
 }
@@ -35,7 +35,7 @@ func TestTableTracksLACLastAndLiveCounts(t *testing.T) {
 	if tb.Live[1] != 1 || tb.Live[2] != 2 {
 		t.Fatalf("live after overwrite: %v", tb.Live)
 	}
-	tb.Delete(1)
+	tb.Delete(1, 2)
 	tb.Put(1, 7, 6, Loc{2, 200, 40}) // a put into a deleted ledger is ignored
 	if _, ok := tb.Live[1]; ok || tb.Live[2] != 1 || tb.Get(1).Entries.Len() != 0 {
 		t.Fatalf("live after delete: %v", tb.Live)
@@ -50,7 +50,7 @@ func statesEqual(t, u *Table) bool {
 	}
 	for id, l := range t.Ledgers {
 		o := u.Ledgers[id]
-		if o == nil || l.Fenced != o.Fenced || l.Deleted != o.Deleted || l.LAC != o.LAC || l.Last != o.Last {
+		if o == nil || l.Fenced != o.Fenced || l.Deleted != o.Deleted || l.DeletedIn != o.DeletedIn || l.LAC != o.LAC || l.Last != o.Last {
 			return false
 		}
 	}
@@ -72,6 +72,62 @@ func TestCheckpointRoundTripKeepsLedgerStatesAndNoEntries(t *testing.T) {
 	}
 	if cp.Table.Entries() != 0 {
 		t.Fatalf("checkpoint holds %d entries: locations belong in segment indexes", cp.Table.Entries())
+	}
+}
+
+// A checkpoint written before deleted ledgers kept the segment of their
+// delete record (-1 in its place) loads with the checkpoint's own segment
+// as that bound, which is never too low: the record lies before Position.
+// A segment past Position is damage.
+func TestCheckpointDeleteSegmentBoundedByPosition(t *testing.T) {
+	tb := New()
+	tb.Delete(5, 3)
+	enc := Encode(nil, 1, Position{4, 100}, tb)
+	body := enc[:len(enc)-4]
+	old := append([]byte(nil), body...)
+	binary.LittleEndian.PutUint64(old[headerSize+17:], ^uint64(0)) // -1
+	cp, err := Decode(binary.LittleEndian.AppendUint32(old, crc32.Checksum(old, castagnoli)))
+	if err != nil || cp.Table.Get(5).DeletedIn != 4 || cp.Table.Get(5).Last != ids.NoEntry {
+		t.Fatalf("old checkpoint: %v %+v", err, cp.Table.Get(5))
+	}
+	bad := append([]byte(nil), body...)
+	binary.LittleEndian.PutUint64(bad[headerSize+17:], 5)
+	if _, err := Decode(binary.LittleEndian.AppendUint32(bad, crc32.Checksum(bad, castagnoli))); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a delete segment past the position: %v", err)
+	}
+}
+
+// Prune forgets exactly the deleted ledgers whose delete record (and so
+// every record of theirs) lies before the oldest segment left, keeps a
+// ledger deleted again in a later segment, and leaves live ledgers alone;
+// a pruned ledger no longer goes into checkpoints.
+func TestPruneForgetsOnlyLedgersWhoseSegmentsAreGone(t *testing.T) {
+	tb := New()
+	tb.Put(1, 0, ids.NoEntry, Loc{1, 0, 40})
+	tb.Delete(1, 2)
+	tb.Delete(2, 3)
+	tb.Delete(3, 2)
+	tb.Delete(3, 5) // deleted again later: its records may reach segment 5
+	tb.Put(4, 0, ids.NoEntry, Loc{1, 40, 40})
+	tb.Fence(6)
+	if n := tb.Prune(2); n != 0 {
+		t.Fatalf("pruned %d with segment 2 still there", n)
+	}
+	if n := tb.Prune(4); n != 2 || tb.Get(1) != nil || tb.Get(2) != nil {
+		t.Fatalf("prune(4): %d, ledger 1 %v, ledger 2 %v", n, tb.Get(1), tb.Get(2))
+	}
+	if l := tb.Get(3); l == nil || !l.Deleted || l.DeletedIn != 5 {
+		t.Fatalf("ledger 3 deleted again in segment 5: %+v", l)
+	}
+	if tb.Get(4) == nil || tb.Get(6) == nil {
+		t.Fatal("prune removed a ledger that was not deleted")
+	}
+	if n := tb.Prune(6); n != 1 || tb.Get(3) != nil {
+		t.Fatalf("prune(6): %d", n)
+	}
+	cp, err := Decode(Encode(nil, 1, Position{6, 0}, tb))
+	if err != nil || len(cp.Table.Ledgers) != 2 {
+		t.Fatalf("checkpoint after pruning: %v, %d ledgers", err, len(cp.Table.Ledgers))
 	}
 }
 
@@ -140,6 +196,7 @@ func TestFirstFormatCheckpointStillLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tb.Get(3).DeletedIn = 2 // this format kept no segment: Pos's bounds it
 	if cp.Seq != 9 || cp.Pos != (Position{2, 60}) || !cp.Table.Equal(tb) {
 		t.Fatalf("first-format checkpoint read as %+v", cp)
 	}

@@ -39,7 +39,7 @@ func (t *Table) Apply(r Rec) {
 	case OpFence:
 		t.Fence(r.Ledger)
 	case OpDelete:
-		t.Delete(r.Ledger)
+		t.Delete(r.Ledger, r.Loc.File)
 	}
 }
 
