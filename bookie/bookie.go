@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,15 +71,20 @@ type Bookie struct {
 
 	// Owned by the writer goroutine. activeRecs are the records written to
 	// the active segment, its index once it is sealed.
-	active     *journal.Segment
-	activeRecs []index.Rec
-	buf        []byte
+	active      *journal.Segment
+	activeSince time.Time // when active became the active segment
+	activeRecs  []index.Rec
+	buf         []byte
 
 	// spare receives the next segment, created ahead of need so that a
-	// rotation does not wait for a file to be made (64 MiB of zeros written
-	// and two fsyncs on a disk, journal.Create; zeroing 64 MiB on tmpfs). spareWG tracks its creation.
+	// rotation does not wait for a file to be made (fallocate, maybe 64 MiB
+	// of zeros written, and two fsyncs on a disk, journal.Create; zeroing
+	// 64 MiB on tmpfs). spareWG tracks its creation.
 	spare   chan spareSegment
 	spareWG sync.WaitGroup
+	// zeroRate is the float64 bits of the bytes a second at which the last
+	// segment written with zeros was written (0: none yet).
+	zeroRate atomic.Uint64
 
 	// sealed holds the indexes of sealed segments not yet written; the
 	// checkpointer writes them.
@@ -120,6 +127,9 @@ type hooks struct {
 	syncErr func() error
 	// synced gets each journal fdatasync's duration (benchmarks).
 	synced func(time.Duration)
+	// createSegment runs before a journal segment is created; an error
+	// from it fails the creation.
+	createSegment func(id uint32, zeros bool) error
 }
 
 func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
@@ -159,7 +169,7 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 		b.closeFiles()
 		return nil, err
 	}
-	b.prepareSpare(b.active.ID + 1)
+	b.prepareSpare(b.active.ID+1, true) // the rate the journal fills at is not known yet
 	b.writerWG.Add(2)
 	go b.runWriter()
 	go b.runSyncer()
@@ -369,12 +379,12 @@ func indexRec(r journal.Record, loc index.Loc) index.Rec {
 // startSegment creates segment id as the active one, and sets the index to
 // cover the journal up to its start.
 func (b *Bookie) startSegment(table *index.Table, id uint32) error {
-	seg, err := journal.Create(b.journalDir, id, b.cfg.JournalFileBytes)
+	seg, err := b.createSegment(id, true)
 	if err != nil {
 		return err
 	}
 	b.files.segs[id] = seg
-	b.active = seg
+	b.active, b.activeSince = seg, time.Now()
 	b.mu.table, b.mu.pos = table, index.Position{File: id}
 	return nil
 }
@@ -409,12 +419,45 @@ type spareSegment struct {
 	err error
 }
 
-// prepareSpare creates segment id in the background for the next rotation.
-func (b *Bookie) prepareSpare(id uint32) {
+// prepareSpare creates segment id in the background for the next rotation,
+// written with zeros or not (journal.Create).
+func (b *Bookie) prepareSpare(id uint32, zeros bool) {
 	b.spareWG.Go(func() {
-		seg, err := journal.Create(b.journalDir, id, b.cfg.JournalFileBytes)
+		seg, err := b.createSegment(id, zeros)
 		b.spare <- spareSegment{seg, err}
 	})
+}
+
+// createSegment creates journal segment id and, when it writes zeros into
+// it, records how fast they were written: the disk's sequential bandwidth
+// as the journal sees it, for prewriteNext.
+func (b *Bookie) createSegment(id uint32, zeros bool) (*journal.Segment, error) {
+	if b.hooks.createSegment != nil {
+		if err := b.hooks.createSegment(id, zeros); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	seg, err := journal.Create(b.journalDir, id, b.cfg.JournalFileBytes, zeros)
+	if err == nil {
+		b.metrics.segmentsCreated.WithLabelValues(strconv.FormatBool(zeros)).Inc()
+		if zeros {
+			b.zeroRate.Store(math.Float64bits(float64(b.cfg.JournalFileBytes) / time.Since(start).Seconds()))
+		}
+	}
+	return seg, err
+}
+
+// prewriteNext reports whether the next segment should be written with
+// zeros when created: when the journal filled its last segment at under a
+// quarter of the rate at which zeros were last written, so that the zeros
+// take at most that much more of the disk; or when that rate is not known.
+// A journal written near the disk's bandwidth (large entries) would lose
+// half of it to the zeros and gains little from them, its groups being
+// large; a slower one halves its fdatasync latency for a small share of
+// the disk (docs/bookie.md).
+func prewriteNext(fillRate, zeroRate float64) bool {
+	return zeroRate == 0 || 4*fillRate <= zeroRate
 }
 
 // dropSpare removes the unused spare segment once the writer has stopped.

@@ -49,8 +49,9 @@ type Config struct {
 	// UnsafeNoFsync skips fdatasync: acknowledged adds may be LOST on a
 	// machine crash or power loss. For benchmarks only.
 	UnsafeNoFsync bool
-	// JournalFileBytes is the size of a journal segment (written with zeros
-	// when created, journal.Create).
+	// JournalFileBytes is the size of a journal segment (preallocated, and
+	// written with zeros when created while the journal writes well below
+	// the disk's bandwidth: prewriteNext).
 	// Default 64 MiB; at most 1 GiB.
 	JournalFileBytes int64
 	// CheckpointInterval is how often ledger states are checkpointed and

@@ -3,6 +3,8 @@ package bookie
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -63,7 +65,7 @@ func TestUnusedSpareSegmentDoesNotHideTheTornTailOfTheSegmentWrittenLast(t *test
 	// The crash: the spare exists, and the held groups never reached the
 	// disk whole (the first record of the first one is zeros).
 	segs, _ := journal.List(b.journalDir)
-	spare, err := journal.Create(b.journalDir, segs[len(segs)-1]+1, cfg.JournalFileBytes)
+	spare, err := journal.Create(b.journalDir, segs[len(segs)-1]+1, cfg.JournalFileBytes, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,4 +119,114 @@ func TestCloseRemovesTheSpareSegment(t *testing.T) {
 		t.Fatalf("new active segment %d, want %d", b.active.ID, active+1)
 	}
 	mustRead(t, b, 3, 79, 20<<10)
+}
+
+// The next segment is written with zeros only while the journal fills
+// segments at under a quarter of the rate zeros were last written at.
+func TestPrewriteNextOnlyWhenTheJournalFillsSlowly(t *testing.T) {
+	for _, c := range []struct {
+		fill, zero float64
+		want       bool
+	}{
+		{fill: 10e6, zero: 0, want: true}, // zero rate not known yet
+		{fill: 10e6, zero: 1e9, want: true},
+		{fill: 250e6, zero: 1e9, want: true},
+		{fill: 251e6, zero: 1e9, want: false},
+		{fill: 600e6, zero: 1e9, want: false},
+	} {
+		if got := prewriteNext(c.fill, c.zero); got != c.want {
+			t.Errorf("prewriteNext(fill %g B/s, zeros %g B/s) = %v, want %v", c.fill, c.zero, got, c.want)
+		}
+	}
+}
+
+// creations records the segments a bookie creates and can fail some.
+type creations struct {
+	sync.Mutex
+	made []creation
+	fail map[uint32]int // id → creations of it left to fail
+}
+
+type creation struct {
+	id    uint32
+	zeros bool
+}
+
+func (c *creations) hook(id uint32, zeros bool) error {
+	c.Lock()
+	defer c.Unlock()
+	if c.fail[id] > 0 {
+		c.fail[id]--
+		return errors.New("injected: no space left on device")
+	}
+	c.made = append(c.made, creation{id, zeros})
+	return nil
+}
+
+func (c *creations) list() []creation {
+	c.Lock()
+	defer c.Unlock()
+	return append([]creation(nil), c.made...)
+}
+
+// The spare made at rotation is written with zeros when the segment before
+// it filled slowly compared with the zero-writing rate, and not when it
+// filled fast (the rate is set by hand here, so the outcome does not
+// depend on this machine's disk).
+func TestSpareWrittenWithZerosOnlyAfterASlowlyFilledSegment(t *testing.T) {
+	for _, slow := range []bool{true, false} {
+		t.Run(fmt.Sprintf("slow=%v", slow), func(t *testing.T) {
+			c := &creations{}
+			b, err := open(testConfig(t.TempDir()), testLogger(t), hooks{createSegment: c.hook})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			// The first segment and the first spare: rate not known, zeros.
+			// Once the spare is made (it stores its own measured rate), set
+			// the rate by hand.
+			b.spareWG.Wait()
+			rate := 1.0 // 1 B/s: any segment fills faster than a quarter of it
+			if slow {
+				rate = 1e18
+			}
+			b.zeroRate.Store(math.Float64bits(rate))
+			for e := range ids.EntryID(20) { // 1.2 MiB: one rotation
+				mustAdd(t, b, 3, e, e-1, 60<<10)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for len(c.list()) < 3 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			got := c.list()
+			if len(got) < 3 {
+				t.Fatalf("segments created: %v, want the first, its spare and the next spare", got)
+			}
+			if !got[0].zeros || !got[1].zeros || got[2].zeros != slow {
+				t.Fatalf("segments created %v: want zeros in the first two and zeros=%v in the third", got, slow)
+			}
+		})
+	}
+}
+
+// A spare whose creation failed (a full disk, say) is created again by the
+// rotation that needs it, and no add is lost.
+func TestRotationCreatesAgainASpareThatFailed(t *testing.T) {
+	c := &creations{fail: map[uint32]int{2: 1}}
+	cfg := testConfig(t.TempDir())
+	b, err := open(cfg, testLogger(t), hooks{createSegment: c.hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	for e := range ids.EntryID(40) { // 2.4 MiB: two rotations
+		mustAdd(t, b, 4, e, e-1, 60<<10)
+	}
+	if segs, _ := journal.List(b.journalDir); len(segs) < 3 || segs[1] != 2 {
+		t.Fatalf("segments %v: want segment 2 created at rotation and used", segs)
+	}
+	b = reopen(t, b, false)
+	for e := range ids.EntryID(40) {
+		mustRead(t, b, 4, e, 60<<10)
+	}
 }

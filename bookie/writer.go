@@ -2,6 +2,7 @@ package bookie
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/strata-mq/strata/bookie/index"
@@ -203,7 +204,7 @@ func (b *Bookie) rotate() error {
 		// Try once more here: the cause may have passed (a full disk
 		// freed meanwhile).
 		b.log.Warn("creating the spare journal segment failed; retrying", "err", s.err)
-		if s.seg, s.err = journal.Create(b.journalDir, b.active.ID+1, b.cfg.JournalFileBytes); s.err != nil {
+		if s.seg, s.err = b.createSegment(b.active.ID+1, false); s.err != nil {
 			return s.err
 		}
 	}
@@ -215,8 +216,9 @@ func (b *Bookie) rotate() error {
 	b.sealed.segs = append(b.sealed.segs, sealedSegment{id: b.active.ID, recs: b.activeRecs})
 	b.sealed.Unlock()
 	b.activeRecs = make([]index.Rec, 0, cap(b.activeRecs))
-	b.active = seg
-	b.prepareSpare(seg.ID + 1)
+	fillRate := float64(b.active.End()) / time.Since(b.activeSince).Seconds()
+	b.active, b.activeSince = seg, time.Now()
+	b.prepareSpare(seg.ID+1, prewriteNext(fillRate, math.Float64frombits(b.zeroRate.Load())))
 	b.metrics.segments.Inc()
 	b.kickCheckpoint()
 	return nil

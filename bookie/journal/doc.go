@@ -9,10 +9,11 @@
 // hexadecimal, "%08x.log", starting at 00000001.log. Ids only grow; the one
 // exception is a segment that never held a record (the bookie creates the
 // next segment ahead of need, and removes it unused at recovery), whose id
-// is used again. A segment is created at its configured size and, where
-// direct I/O is possible, written with zeros in full before its first
-// record (Create says why: an fdatasync then flushes data only), so the
-// bytes after the last record are zeros. Records never span
+// is used again. A segment is created at its configured size, preallocated
+// and, where direct I/O is possible and the bookie asks for it, written
+// with zeros in full before its first record (Create says why: an
+// fdatasync then flushes data only), so the bytes after the last record
+// are zeros either way. Records never span
 // segments. Only the newest segment that holds records is ever written;
 // every older one was fsync'd in full before the newer one received its
 // first record.

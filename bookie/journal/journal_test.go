@@ -175,13 +175,13 @@ func FuzzScan(f *testing.F) {
 // gone: the bookie retries a failed spare that way.
 func TestCreateThatFailsLeavesNoFileAndTheIdCanBeCreatedAgain(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Create(dir, 7, 1<<50); err == nil {
+	if _, err := Create(dir, 7, 1<<50, true); err == nil {
 		t.Fatal("a 1 PiB preallocation succeeded")
 	}
 	if ids, _ := List(dir); len(ids) != 0 {
 		t.Fatalf("segments %v left after a failed create", ids)
 	}
-	s, err := Create(dir, 7, 1<<20)
+	s, err := Create(dir, 7, 1<<20, true)
 	if err != nil {
 		t.Fatalf("create again: %v", err)
 	}
@@ -193,9 +193,10 @@ func TestCreateThatFailsLeavesNoFileAndTheIdCanBeCreatedAgain(t *testing.T) {
 // writes that repeat the partial last page) or the page cache; and no
 // append changes a byte written before it.
 func TestAppendsLeaveTheirConcatenationAndNeverChangeEarlierBytes(t *testing.T) {
-	for _, buffered := range []bool{false, true} {
-		t.Run(fmt.Sprintf("buffered=%v", buffered), func(t *testing.T) {
-			s, err := Create(t.TempDir(), 1, 1<<20)
+	for _, c := range []struct{ zero, buffered bool }{{true, false}, {false, false}, {false, true}} {
+		buffered := c.buffered
+		t.Run(fmt.Sprintf("zeros=%v/buffered=%v", c.zero, buffered), func(t *testing.T) {
+			s, err := Create(t.TempDir(), 1, 1<<20, c.zero)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -241,7 +242,7 @@ func checkAppends(t *testing.T, s *Segment) {
 // A sealed segment holds no write descriptor or buffer of its own, and
 // still reads what was appended.
 func TestSealReleasesTheWriteSideAndKeepsTheData(t *testing.T) {
-	s, err := Create(t.TempDir(), 1, 1<<20)
+	s, err := Create(t.TempDir(), 1, 1<<20, true)
 	if err != nil {
 		t.Fatal(err)
 	}

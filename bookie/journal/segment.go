@@ -60,21 +60,21 @@ func List(dir string) ([]uint32, error) {
 	return out, nil
 }
 
-// Create makes a new segment of size bytes, written with zeros in full
-// where direct I/O is possible (else only preallocated), and fsyncs it and
-// the directory so the file survives a crash. On failure the file is
-// removed, so that the id can be created again.
+// Create makes a new segment of size bytes, preallocated, and with zero
+// set also written with zeros in full where direct I/O is possible; it
+// fsyncs the file and the directory so the file survives a crash. On
+// failure the file is removed, so that the id can be created again.
 //
-// The zeros are written, not only allocated, because a preallocated range
-// is "unwritten" to ext4 and XFS: the first write into each part of it
-// changes the file's extent map, so every fdatasync after it must also
-// commit the file system's journal, a second write and cache flush. Over
-// blocks already written, fdatasync has only the data to flush: twice the
-// 4 KiB write+fdatasync rate and half the latency on this project's disk
-// (docs/bookie.md). PostgreSQL fills new WAL files with zeros for the same
-// reason (wal_init_zero). The cost is writing each segment twice; the
-// bookie creates the next segment in the background, ahead of need.
-func Create(dir string, id uint32, size int64) (_ *Segment, err error) {
+// Why write zeros: a preallocated range is "unwritten" to ext4 and XFS,
+// so the first write into each part of it changes the file's extent map,
+// and every fdatasync after it must also commit the file system's journal,
+// a second write and cache flush. Over blocks already written, fdatasync
+// has only the data to flush: twice the 4 KiB write+fdatasync rate and
+// half its latency on this project's disk (docs/bookie.md). PostgreSQL
+// fills new WAL files with zeros for the same reason (wal_init_zero). The
+// cost is writing the segment twice, which a journal writing near the
+// disk's bandwidth cannot afford: the bookie decides (prewriteNext).
+func Create(dir string, id uint32, size int64, zero bool) (_ *Segment, err error) {
 	p := filepath.Join(dir, Name(id))
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -98,11 +98,13 @@ func Create(dir string, id uint32, size int64) (_ *Segment, err error) {
 	// for every group (costly on some virtual machines, docs/bookie.md),
 	// and the fdatasync that follows has only the device cache to flush.
 	// tmpfs and some other file systems refuse O_DIRECT: buffered then, and
-	// not prewritten (that would fill the page cache with zeros).
+	// never written with zeros (that would fill the page cache with them).
 	if w, err := os.OpenFile(p, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
 		s.w = w
-		if err := writeZeros(w, size&^(pageSize-1)); err != nil {
-			return nil, fmt.Errorf("journal: prewrite %s: %w", p, err)
+		if zero {
+			if err := writeZeros(w, size&^(pageSize-1)); err != nil {
+				return nil, fmt.Errorf("journal: write zeros into %s: %w", p, err)
+			}
 		}
 	}
 	if err := f.Sync(); err != nil {
