@@ -127,6 +127,11 @@ type SubscriptionStats struct {
 	// Unacked counts messages delivered to a consumer and not yet
 	// acknowledged.
 	Unacked uint64 `json:"unacked"`
+	// BacklogBytes estimates the bytes after the mark-delete position, as
+	// Pulsar's backlogSize does: whole ledgers by their size, the rest of
+	// the mark-delete position's ledger by its mean entry size. Entries
+	// acknowledged individually past that position still count.
+	BacklogBytes uint64 `json:"backlog_bytes"`
 }
 
 // TopicStats returns the statistics of one topic or partition, from its
@@ -158,7 +163,7 @@ func statsFromProto(r *servingpb.TopicStatsResponse) *TopicStats {
 	}
 	for _, s := range r.GetSubscriptions() {
 		st.Subscriptions = append(st.Subscriptions, SubscriptionStats{Name: s.GetName(), Type: SubscriptionType(s.GetType()).String(),
-			Backlog: s.GetBacklog(), Consumers: int(s.GetConsumers()), MarkDelete: idFromProto(s.GetMarkDelete(), 0), Unacked: s.GetUnacked()})
+			Backlog: s.GetBacklog(), Consumers: int(s.GetConsumers()), MarkDelete: idFromProto(s.GetMarkDelete(), 0), Unacked: s.GetUnacked(), BacklogBytes: s.GetBacklogBytes()})
 	}
 	return st
 }

@@ -155,9 +155,9 @@ func (n *Node) TopicStats(ctx context.Context, req *servingpb.TopicStatsRequest)
 	out := &servingpb.TopicStatsResponse{Topic: t.name, Owner: n.cfg.GRPCAddr, MessagesIn: t.mu.msgsIn,
 		BytesIn: t.mu.bytesIn, Producers: uint32(len(t.mu.prods))}
 	for i, li := range t.mu.ml.Ledgers {
-		ls := &servingpb.LedgerStats{Ledger: uint64(li.ID), Entries: t.entriesLocked(i), Bytes: li.Bytes, Offloaded: li.Offloaded, State: "closed"}
+		ls := &servingpb.LedgerStats{Ledger: uint64(li.ID), Entries: t.entriesLocked(i), Bytes: t.bytesLocked(i), Offloaded: li.Offloaded, State: "closed"}
 		if !li.Closed {
-			ls.State, ls.Bytes = "open", t.mu.cur.bytes
+			ls.State = "open"
 		}
 		out.StorageBytes += ls.Bytes
 		if li.Offloaded {
@@ -174,7 +174,7 @@ func (n *Node) TopicStats(ctx context.Context, req *servingpb.TopicStatsRequest)
 		}
 		md := s.acks.markDelete
 		out.Subscriptions = append(out.Subscriptions, &servingpb.SubscriptionStats{Name: s.name, Type: s.typ,
-			Backlog: t.backlogLocked(s.acks), Consumers: uint32(len(s.consumers)), Unacked: unacked,
+			Backlog: t.backlogLocked(s.acks), BacklogBytes: t.backlogBytesLocked(s.acks), Consumers: uint32(len(s.consumers)), Unacked: unacked,
 			MarkDelete: &servingpb.MessageId{Ledger: uint64(md.Ledger), Entry: int64(md.Entry)}})
 	}
 	return out, nil
@@ -284,6 +284,7 @@ func (n *Node) DeleteSubscription(ctx context.Context, req *servingpb.DeleteSubs
 	s.stopLocked()
 	t.mu.Unlock()
 	n.m.backlog.DeleteLabelValues(t.name, s.name)
+	n.m.backlogBytes.DeleteLabelValues(t.name, s.name)
 	if s.durable {
 		if err := n.meta.DeleteCursor(ctx, t.name, s.name); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 			return nil, unavailable("deleting cursor", err)

@@ -327,6 +327,7 @@ func (t *topic) flushCursors(ctx context.Context) {
 			subs = append(subs, s)
 		}
 		t.n.m.backlog.WithLabelValues(t.name, s.name).Set(float64(t.backlogLocked(s.acks)))
+		t.n.m.backlogBytes.WithLabelValues(t.name, s.name).Set(float64(t.backlogBytesLocked(s.acks)))
 	}
 	t.mu.Unlock()
 	for i, rec := range recs {

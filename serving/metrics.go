@@ -11,6 +11,7 @@ type metrics struct {
 	bookieWrite       prometheus.Histogram   // ledger append → quorum ack
 	deliveredMessages *prometheus.CounterVec // by topic
 	backlog           *prometheus.GaugeVec   // by topic, subscription (entries)
+	backlogBytes      *prometheus.GaugeVec   // by topic, subscription (estimated bytes)
 	ownedTopics       prometheus.Gauge       //
 	takeovers         prometheus.Counter     //
 	drops             *prometheus.CounterVec // by reason
@@ -36,6 +37,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strata_subscription_backlog_entries", Help: "Entries not yet acknowledged, by subscription."},
 			[]string{"topic", "subscription"}),
+		backlogBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_subscription_backlog_bytes", Help: "Bytes of the entries after the mark-delete position (estimated from ledger sizes, as Pulsar's backlogSize), by subscription."},
+			[]string{"topic", "subscription"}),
 		ownedTopics: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_owned_topics", Help: "Topics this node serves."}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
@@ -53,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.publishedMessages, m.publishedBytes, m.publishLatency, m.bookieWrite,
-			m.deliveredMessages, m.backlog, m.ownedTopics, m.takeovers, m.drops, m.sendErrors,
+			m.deliveredMessages, m.backlog, m.backlogBytes, m.ownedTopics, m.takeovers, m.drops, m.sendErrors,
 			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors)
 	}
 	return m

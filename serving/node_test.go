@@ -224,6 +224,52 @@ func TestBacklogCountsEntriesAndUnackedCountsMessages(t *testing.T) {
 	stats(0, 0)
 }
 
+// backlog_bytes covers every entry after the mark-delete position, falls
+// by the acknowledged entries' share as the position advances, and is zero
+// once everything is acknowledged.
+func TestBacklogBytesFollowsTheMarkDeletePosition(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "backlog-bytes"
+	a := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s", Type: servingpb.SubscriptionType_SHARED})
+	p := mustProducer(t, n, topic, "")
+	p.mustSend(msg(1), msg(2)) // three entries of the same size
+	p.mustSend(msg(3), msg(4))
+	p.mustSend(msg(5), msg(6))
+	stored := func() uint64 {
+		st, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetStorageBytes()
+	}()
+	if stored == 0 {
+		t.Fatal("three entries stored in 0 bytes")
+	}
+	want := func(b uint64) {
+		t.Helper()
+		eventually(t, "backlog bytes", func() error {
+			st, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+			if err != nil {
+				return err
+			}
+			if got := st.GetSubscriptions()[0].GetBacklogBytes(); got != b {
+				return fmt.Errorf("backlog bytes %d, want %d (of %d stored)", got, b, stored)
+			}
+			return nil
+		})
+	}
+	want(stored)
+	a.flow(10)
+	got := a.receive(6)
+	a.ack(got[0].GetId(), got[1].GetId()) // the first entry, in full
+	want(uint64(float64(stored) * 2 / 3))
+	a.ack(got[4].GetId(), got[5].GetId()) // past the mark-delete position: still counted
+	want(uint64(float64(stored) * 2 / 3))
+	a.ack(got[2].GetId(), got[3].GetId())
+	want(0)
+}
+
 func TestBadInputGetsATypedErrorAndChangesNothing(t *testing.T) {
 	c := newCluster(t)
 	n := c.start("a", nil)

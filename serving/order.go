@@ -75,6 +75,35 @@ func (t *topic) backlogLocked(a *ackState) uint64 {
 	return uint64(max(0, n-a.count))
 }
 
+// bytesLocked is the size of ledger i's entries so far.
+func (t *topic) bytesLocked(i int) uint64 {
+	li := t.mu.ml.Ledgers[i]
+	if t.mu.w != nil && li.ID == t.mu.w.ID() {
+		return t.mu.cur.bytes
+	}
+	return li.Bytes
+}
+
+// backlogBytesLocked estimates the bytes of the entries after markDelete
+// (servingpb.SubscriptionStats.backlog_bytes says how).
+func (t *topic) backlogBytesLocked(a *ackState) uint64 {
+	o := t.orderLocked()
+	i := o.index(a.markDelete.Ledger)
+	var n uint64
+	for j := range t.mu.ml.Ledgers {
+		switch {
+		case j > i:
+			n += t.bytesLocked(j)
+		case j == i:
+			if e := t.entriesLocked(j); e > 0 {
+				rest := max(0, e-int64(a.markDelete.Entry)-1)
+				n += uint64(float64(t.bytesLocked(j)) * float64(rest) / float64(e))
+			}
+		}
+	}
+	return n
+}
+
 // firstPositionLocked is the position just before the topic's first entry.
 func (t *topic) firstPositionLocked() ids.Position {
 	if len(t.mu.ml.Ledgers) == 0 {

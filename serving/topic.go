@@ -245,6 +245,7 @@ func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []stri
 	t.wg.Wait()
 	for _, name := range subs {
 		t.n.m.backlog.DeleteLabelValues(t.name, name)
+		t.n.m.backlogBytes.DeleteLabelValues(t.name, name)
 	}
 	if reason != reasonSession && reason != reasonKilled {
 		t.n.release(t.owned)

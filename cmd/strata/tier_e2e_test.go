@@ -62,3 +62,45 @@ func TestStandaloneOffloadsToTheDataDirObjectsFolderAndConsumersReadItBack(t *te
 		}
 	}
 }
+
+// `strata topics stats` on a real standalone reports backlog_bytes: above
+// zero and at most the stored bytes while messages wait, zero once every
+// message is acknowledged.
+func TestTopicsStatsBacklogBytesFallsToZeroOnceAllIsAcknowledged(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	if _, stderr, err := run(t, "a\nb\nc\nd\n", "produce", "--url", s.url(), "--topic", "lag"); err != nil {
+		t.Fatalf("produce: %v (%s)", err, stderr)
+	}
+	consume := func(n string) {
+		t.Helper()
+		if _, stderr, err := run(t, "", "consume", "--url", s.url(), "--topic", "lag", "--subscription", "s",
+			"--position", "earliest", "--count", n, "--timeout", "20s"); err != nil {
+			t.Fatalf("consume %s: %v (%s)", n, err, stderr)
+		}
+	}
+	type stats struct {
+		StorageBytes  uint64 `json:"storage_bytes"`
+		Subscriptions []struct {
+			BacklogBytes uint64 `json:"backlog_bytes"`
+		} `json:"subscriptions"`
+	}
+	read := func() stats {
+		t.Helper()
+		out, _, err := run(t, "", "topics", "stats", "lag", "--url", s.url())
+		var st stats
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &st)
+		}
+		if err != nil || len(st.Subscriptions) != 1 {
+			t.Fatalf("stats: %v %q", err, out)
+		}
+		return st
+	}
+	consume("2")
+	if st := read(); st.Subscriptions[0].BacklogBytes == 0 || st.Subscriptions[0].BacklogBytes > st.StorageBytes {
+		t.Fatalf("with 2 of 4 messages acknowledged: backlog_bytes %d of %d stored", st.Subscriptions[0].BacklogBytes, st.StorageBytes)
+	}
+	consume("2")
+	waitFor(t, 30*time.Second, "backlog_bytes 0", func() bool { return read().Subscriptions[0].BacklogBytes == 0 })
+}

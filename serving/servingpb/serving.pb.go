@@ -2340,7 +2340,12 @@ type SubscriptionStats struct {
 	Consumers  uint32     `protobuf:"varint,4,opt,name=consumers,proto3" json:"consumers,omitempty"`
 	MarkDelete *MessageId `protobuf:"bytes,5,opt,name=mark_delete,json=markDelete,proto3" json:"mark_delete,omitempty"`
 	// Messages delivered to a consumer and not yet acknowledged.
-	Unacked       uint64 `protobuf:"varint,6,opt,name=unacked,proto3" json:"unacked,omitempty"`
+	Unacked uint64 `protobuf:"varint,6,opt,name=unacked,proto3" json:"unacked,omitempty"`
+	// Bytes of the entries after the mark-delete position, estimated as
+	// Pulsar's backlogSize is: the ledgers after it by their size, the rest
+	// of its own ledger by that ledger's mean entry size. Entries acknowledged
+	// individually past the mark-delete position still count.
+	BacklogBytes  uint64 `protobuf:"varint,7,opt,name=backlog_bytes,json=backlogBytes,proto3" json:"backlog_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2413,6 +2418,13 @@ func (x *SubscriptionStats) GetMarkDelete() *MessageId {
 func (x *SubscriptionStats) GetUnacked() uint64 {
 	if x != nil {
 		return x.Unacked
+	}
+	return 0
+}
+
+func (x *SubscriptionStats) GetBacklogBytes() uint64 {
+	if x != nil {
+		return x.BacklogBytes
 	}
 	return 0
 }
@@ -3206,7 +3218,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\aentries\x18\x02 \x01(\x03R\aentries\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1c\n" +
-	"\toffloaded\x18\x05 \x01(\bR\toffloaded\"\xf1\x01\n" +
+	"\toffloaded\x18\x05 \x01(\bR\toffloaded\"\x96\x02\n" +
 	"\x11SubscriptionStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\x04type\x18\x02 \x01(\x0e2#.strata.serving.v1.SubscriptionTypeR\x04type\x12\x18\n" +
@@ -3214,7 +3226,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\tconsumers\x18\x04 \x01(\rR\tconsumers\x12=\n" +
 	"\vmark_delete\x18\x05 \x01(\v2\x1c.strata.serving.v1.MessageIdR\n" +
 	"markDelete\x12\x18\n" +
-	"\aunacked\x18\x06 \x01(\x04R\aunacked\"\xea\x02\n" +
+	"\aunacked\x18\x06 \x01(\x04R\aunacked\x12#\n" +
+	"\rbacklog_bytes\x18\a \x01(\x04R\fbacklogBytes\"\xea\x02\n" +
 	"\x0fNamespacePolicy\x12\x1a\n" +
 	"\bensemble\x18\x01 \x01(\rR\bensemble\x12!\n" +
 	"\fwrite_quorum\x18\x02 \x01(\rR\vwriteQuorum\x12\x1d\n" +
