@@ -59,19 +59,26 @@ func (t *topic) entriesLocked(i int) int64 {
 	return li.Entries
 }
 
-// backlogLocked counts the entries after markDelete that are not acked.
-func (t *topic) backlogLocked(a *ackState) uint64 {
-	o := t.orderLocked()
-	i := o.index(a.markDelete.Ledger)
-	var n int64
+// afterMarkDeleteLocked calls f for every ledger holding entries after
+// a's mark-delete position, with how many of its entries lie after it
+// (rest) out of how many it has.
+func (t *topic) afterMarkDeleteLocked(a *ackState, f func(i int, rest, entries int64)) {
+	md := t.orderLocked().index(a.markDelete.Ledger)
 	for j := range t.mu.ml.Ledgers {
+		e := t.entriesLocked(j)
 		switch {
-		case j > i:
-			n += t.entriesLocked(j)
-		case j == i:
-			n += max(0, t.entriesLocked(j)-int64(a.markDelete.Entry)-1)
+		case j > md:
+			f(j, e, e)
+		case j == md:
+			f(j, max(0, e-int64(a.markDelete.Entry)-1), e)
 		}
 	}
+}
+
+// backlogLocked counts the entries after markDelete that are not acked.
+func (t *topic) backlogLocked(a *ackState) uint64 {
+	var n int64
+	t.afterMarkDeleteLocked(a, func(_ int, rest, _ int64) { n += rest })
 	return uint64(max(0, n-a.count))
 }
 
@@ -87,20 +94,14 @@ func (t *topic) bytesLocked(i int) uint64 {
 // backlogBytesLocked estimates the bytes of the entries after markDelete
 // (servingpb.SubscriptionStats.backlog_bytes says how).
 func (t *topic) backlogBytesLocked(a *ackState) uint64 {
-	o := t.orderLocked()
-	i := o.index(a.markDelete.Ledger)
 	var n uint64
-	for j := range t.mu.ml.Ledgers {
-		switch {
-		case j > i:
-			n += t.bytesLocked(j)
-		case j == i:
-			if e := t.entriesLocked(j); e > 0 {
-				rest := max(0, e-int64(a.markDelete.Entry)-1)
-				n += uint64(float64(t.bytesLocked(j)) * float64(rest) / float64(e))
-			}
+	t.afterMarkDeleteLocked(a, func(i int, rest, entries int64) {
+		if rest == entries {
+			n += t.bytesLocked(i)
+		} else if entries > 0 {
+			n += uint64(float64(t.bytesLocked(i)) * float64(rest) / float64(entries))
 		}
-	}
+	})
 	return n
 }
 
