@@ -440,6 +440,7 @@ func (b *Bookie) createSegment(id uint32, zeros bool) (*journal.Segment, error) 
 	start := time.Now()
 	seg, err := journal.Create(b.journalDir, id, b.cfg.JournalFileBytes, zeros)
 	if err == nil {
+		zeros = zeros && seg.Direct() // no zeros without direct I/O
 		b.metrics.segmentsCreated.WithLabelValues(strconv.FormatBool(zeros)).Inc()
 		if zeros {
 			b.zeroRate.Store(math.Float64bits(float64(b.cfg.JournalFileBytes) / time.Since(start).Seconds()))

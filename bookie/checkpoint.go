@@ -152,14 +152,14 @@ func (b *Bookie) reclaim() error {
 // before the oldest segment still open, so that checkpoints do not carry
 // every ledger ever deleted.
 func (b *Bookie) pruneDeleted() {
-	b.files.Lock()
+	b.files.RLock()
 	oldest := uint32(0)
 	for id := range b.files.segs {
 		if oldest == 0 || id < oldest {
 			oldest = id
 		}
 	}
-	b.files.Unlock()
+	b.files.RUnlock()
 	if oldest == 0 {
 		return
 	}

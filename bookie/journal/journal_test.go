@@ -204,7 +204,7 @@ func TestAppendsLeaveTheirConcatenationAndNeverChangeEarlierBytes(t *testing.T) 
 			if buffered { // as on a file system that refuses O_DIRECT
 				s.Seal()
 			}
-			t.Logf("direct I/O: %v", s.direct())
+			t.Logf("direct I/O: %v", s.Direct())
 			checkAppends(t, s)
 		})
 	}

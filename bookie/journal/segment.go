@@ -60,8 +60,8 @@ func List(dir string) ([]uint32, error) {
 	return out, nil
 }
 
-// Create makes a new segment of size bytes, preallocated, and with zero
-// set also written with zeros in full where direct I/O is possible; it
+// Create makes a new segment of size bytes, preallocated and, if zero is
+// set and direct I/O is possible (Direct), written with zeros in full; it
 // fsyncs the file and the directory so the file survives a crash. On
 // failure the file is removed, so that the id can be created again.
 //
@@ -187,7 +187,7 @@ func (s *Segment) ReadAt(p []byte, off int64) error {
 // a record written before; the zeros are what follows the data of a segment
 // anyway, until the next Append overwrites them.
 func (s *Segment) Append(p []byte) error {
-	if !s.direct() {
+	if !s.Direct() {
 		if _, err := s.w.WriteAt(p, s.end); err != nil {
 			return err
 		}
@@ -225,8 +225,8 @@ func (s *Segment) Seal() {
 	s.w, s.tail, s.abuf = s.f, nil, nil
 }
 
-// direct reports whether appends use direct I/O.
-func (s *Segment) direct() bool { return s.w != s.f }
+// Direct reports whether appends use direct I/O (until Seal).
+func (s *Segment) Direct() bool { return s.w != s.f }
 
 // End is where the next Append goes: the end of the data appended so far.
 func (s *Segment) End() int64 { return s.end }

@@ -36,7 +36,7 @@ func checkExtents(t *testing.T, zero bool) {
 	if empty, err := s.Empty(); err != nil || !empty {
 		t.Fatalf("a new segment is not all zeros (%v)", err)
 	}
-	if !s.direct() {
+	if !s.Direct() {
 		t.Skip("the file system refuses O_DIRECT; segments are preallocated only")
 	}
 	exts, err := fiemap(s.f)
