@@ -36,8 +36,9 @@ func benchDir(b *testing.B) string {
 }
 
 // rawWriteSync writes size-byte blocks sequentially, each followed by
-// fdatasync, for d, into a new segment file (journal.Create: written with
-// zeros in full beforehand, as the journal's segments are). It returns the rate, the bandwidth and the latency of each
+// fdatasync, for d, into a new segment file written with zeros beforehand
+// (journal.Create; as the journal's are while it is not bandwidth-bound).
+// It returns the rate, the bandwidth and the latency of each
 // write+fdatasync.
 func rawWriteSync(b *testing.B, size int, d time.Duration) (syncsPerSec, bytesPerSec float64, lat *hdrhistogram.Histogram) {
 	const fileBytes = 1 << 30
