@@ -84,5 +84,5 @@
 // entry count and that many 20-byte entries (entry id, segment id, offset,
 // record length). Load still reads it, so that a data directory from before
 // segment indexes opens; the bookie then scans its segments once and writes
-// their indexes.
+// their indexes (upgrade_test.go does this with a real bookie).
 package index
