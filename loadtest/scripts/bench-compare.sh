@@ -21,6 +21,7 @@ DRIVERS=${DRIVERS:-strata,jetstream,jetstream-sync}
 
 mkdir -p "$OUT"
 : > "$OUT/commands.txt"
+cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.txt" # before the runs, for bench-doc
 run() {
 	name=$1 size=$2 rate=$3
 	cmd="$BIN loadtest --driver $DRIVERS --topics 1 --partitions 4 --producers 1 --subscriptions 1 --consumers 1 --subscription-type exclusive --key-distribution none --size $size --rate $rate --warmup $WARMUP --duration $DURATION --batching-delay 1ms --max-pending 5000 --json $OUT/$name.json --plot $OUT/$name.png"

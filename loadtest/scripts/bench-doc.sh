@@ -11,7 +11,12 @@ gen() {
 	echo
 	echo "## Strata vs NATS JetStream (\`make bench\`, $(date -u +%Y-%m-%d))"
 	echo
-	echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
+	if [ -f "$OUT/loadavg.txt" ]; then
+		load="load average before the runs: $(cat "$OUT/loadavg.txt")"
+	else
+		load="load average when this was written: $(cut -d' ' -f1-3 /proc/loadavg)"
+	fi
+	echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $load."
 	echo "Durability: strata acknowledges after fsync (E=Qw=Qa=1, standalone);"
 	echo "jetstream acknowledges before fsync (server default, fsync every 2 min);"
 	echo "jetstream-sync fsyncs every write (\`sync_interval: always\`)."
