@@ -377,9 +377,11 @@ func indexRec(r journal.Record, loc index.Loc) index.Rec {
 }
 
 // startSegment creates segment id as the active one, and sets the index to
-// cover the journal up to its start.
+// cover the journal up to its start. It writes no zeros into it: a restart
+// would otherwise wait for a whole segment of them (64 MiB) before serving;
+// the spare made next, in the background, gets them.
 func (b *Bookie) startSegment(table *index.Table, id uint32) error {
-	seg, err := b.createSegment(id, true)
+	seg, err := b.createSegment(id, false)
 	if err != nil {
 		return err
 	}
