@@ -175,6 +175,7 @@ func TestServeWiresTheNodeHealthAndMetrics(t *testing.T) {
 	}
 	defer conn.Close()
 	n := &testNode{client: servingpb.NewBrokerClient(conn)}
+	mustSubscribe(t, n, &servingpb.Subscribe{Topic: "served", Subscription: "s", Type: servingpb.SubscriptionType_EXCLUSIVE})
 	p := mustProducer(t, n, "served", "p")
 	p.mustSend(msg(1))
 	body := httpBody(t, base+"/metrics")
@@ -183,6 +184,19 @@ func TestServeWiresTheNodeHealthAndMetrics(t *testing.T) {
 			t.Fatalf("/metrics lacks %q", want)
 		}
 	}
+	// The backlog per subscription, in entries and bytes, is refreshed
+	// with the cursors (every CursorFlushInterval).
+	sub := `{subscription="s",topic="public/default/served"}`
+	eventually(t, "backlog metrics", func() error {
+		body := httpBody(t, base+"/metrics")
+		if !strings.Contains(body, "strata_subscription_backlog_entries"+sub+" 1\n") {
+			return fmt.Errorf("no backlog of 1 entry for s")
+		}
+		if !strings.Contains(body, "strata_subscription_backlog_bytes"+sub+" ") || strings.Contains(body, "strata_subscription_backlog_bytes"+sub+" 0\n") {
+			return fmt.Errorf("no backlog bytes above 0 for s")
+		}
+		return nil
+	})
 }
 
 func httpOK(url string) error {
