@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -82,9 +81,9 @@ type Bookie struct {
 	// 64 MiB on tmpfs). spareWG tracks its creation.
 	spare   chan spareSegment
 	spareWG sync.WaitGroup
-	// zeroRate is the float64 bits of the bytes a second at which the last
-	// segment written with zeros was written (0: none yet).
-	zeroRate atomic.Uint64
+	// zeroRate is the bytes a second at which the last segment written
+	// with zeros was written (0: none yet).
+	zeroRate atomic.Int64
 
 	// sealed holds the indexes of sealed segments not yet written; the
 	// checkpointer writes them.
@@ -245,9 +244,9 @@ func (b *Bookie) recover() error {
 	return b.startSegment(table, next)
 }
 
-// removeUnusedSpares removes trailing segments that hold no record: spares
-// created ahead of need and never written (or written with nothing made
-// durable). Left in place, a spare would pass for the newest segment, and
+// removeUnusedSpares removes trailing segments that hold no durable record
+// (journal.Segment.Unwritten: their first page is zeros): spares created
+// ahead of need and never written, or written with nothing made durable. Left in place, a spare would pass for the newest segment, and
 // the one really written last, which may have a torn tail, would be
 // scanned as a sealed one. Their ids are used again.
 func (b *Bookie) removeUnusedSpares(segIDs []uint32) ([]uint32, error) {
@@ -257,8 +256,8 @@ func (b *Bookie) removeUnusedSpares(segIDs []uint32) ([]uint32, error) {
 		if err != nil {
 			return nil, err
 		}
-		empty, err := seg.Empty()
-		if err != nil || !empty {
+		unwritten, err := seg.Unwritten()
+		if err != nil || !unwritten {
 			seg.Close()
 			return segIDs, err
 		}
@@ -445,7 +444,7 @@ func (b *Bookie) createSegment(id uint32, zeros bool) (*journal.Segment, error) 
 		zeros = zeros && seg.Direct() // no zeros without direct I/O
 		b.metrics.segmentsCreated.WithLabelValues(strconv.FormatBool(zeros)).Inc()
 		if zeros {
-			b.zeroRate.Store(math.Float64bits(float64(b.cfg.JournalFileBytes) / time.Since(start).Seconds()))
+			b.zeroRate.Store(int64(float64(b.cfg.JournalFileBytes) / time.Since(start).Seconds()))
 		}
 	}
 	return seg, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -63,13 +62,22 @@ func TestUnusedSpareSegmentDoesNotHideTheTornTailOfTheSegmentWrittenLast(t *test
 		t.Fatal(err)
 	}
 	// The crash: the spare exists, and the held groups never reached the
-	// disk whole (the first record of the first one is zeros).
+	// disk whole (the first record of the first one is zeros). The spare
+	// even holds bytes past its first page, as when its own first group
+	// reached the disk in part: its first page is zeros, so nothing in it
+	// was ever durable.
 	segs, _ := journal.List(b.journalDir)
 	spare, err := journal.Create(b.journalDir, segs[len(segs)-1]+1, cfg.JournalFileBytes, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	spare.Close()
+	sparePath := filepath.Join(b.journalDir, journal.Name(spare.ID))
+	damage(t, sparePath, 4096, func(x []byte) {
+		for i := range x {
+			x[i] = 0xAB
+		}
+	})
 	damage(t, path, off, func(x []byte) { clear(x[:journal.HeaderSize]) })
 
 	r := openBookie(t, cfg)
@@ -191,7 +199,7 @@ func TestSpareWrittenWithZerosOnlyAfterASlowlyFilledSegment(t *testing.T) {
 			if slow {
 				rate = 1e18
 			}
-			b.zeroRate.Store(math.Float64bits(rate))
+			b.zeroRate.Store(int64(rate))
 			for e := range ids.EntryID(20) { // 1.2 MiB: one rotation
 				mustAdd(t, b, 3, e, e-1, 60<<10)
 			}

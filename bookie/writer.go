@@ -2,7 +2,6 @@ package bookie
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/strata-mq/strata/bookie/index"
@@ -218,7 +217,7 @@ func (b *Bookie) rotate() error {
 	b.activeRecs = make([]index.Rec, 0, cap(b.activeRecs))
 	fillRate := float64(b.active.End()) / time.Since(b.activeSince).Seconds()
 	b.active, b.activeSince = seg, time.Now()
-	b.prepareSpare(seg.ID+1, prewriteNext(fillRate, math.Float64frombits(b.zeroRate.Load())))
+	b.prepareSpare(seg.ID+1, prewriteNext(fillRate, float64(b.zeroRate.Load())))
 	b.metrics.segments.Inc()
 	b.kickCheckpoint()
 	return nil

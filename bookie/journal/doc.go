@@ -7,9 +7,9 @@
 //
 // A journal is a directory of segment files named by a 32-bit id in
 // hexadecimal, "%08x.log", starting at 00000001.log. Ids only grow; the one
-// exception is a segment that never held a record (the bookie creates the
-// next segment ahead of need, and removes it unused at recovery), whose id
-// is used again. A segment is created at its configured size, preallocated
+// exception is a segment that never held a durable record (the bookie
+// creates the next segment ahead of need, and at recovery removes one whose
+// first page is zeros, Segment.Unwritten), whose id is used again. A segment is created at its configured size, preallocated
 // and, where direct I/O is possible and the bookie asks for it, written
 // with zeros in full before its first record (Create says why: an
 // fdatasync then flushes data only), so the bytes after the last record

@@ -154,23 +154,19 @@ func (s *Segment) Size() (int64, error) {
 	return fi.Size(), nil
 }
 
-// Empty reports whether the file holds only zeros: no record was ever
-// written to it (or none reached the disk).
-func (s *Segment) Empty() (bool, error) {
-	buf := make([]byte, 1<<20)
-	for off := int64(0); ; {
-		n, err := s.f.ReadAt(buf, off)
-		if !allZero(buf[:n]) {
-			return false, nil
-		}
-		if errors.Is(err, io.EOF) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		off += int64(n)
+// Unwritten reports whether the segment's first page holds only zeros,
+// which means no record in it was ever made durable: its first group
+// starts at offset 0, every later group is written after that write
+// returned, so an fdatasync that covered any record covered the first one
+// too. Reading one page, not the whole file, matters since segments may be
+// written with zeros in full when created.
+func (s *Segment) Unwritten() (bool, error) {
+	buf := make([]byte, pageSize)
+	n, err := s.f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
 	}
+	return allZero(buf[:n]), nil
 }
 
 // ReadAt reads len(p) bytes at off.

@@ -33,7 +33,7 @@ func checkExtents(t *testing.T, zero bool) {
 	if got, err := s.Size(); err != nil || got != size {
 		t.Fatalf("size %d (%v), want %d", got, err, size)
 	}
-	if empty, err := s.Empty(); err != nil || !empty {
+	if data, err := s.ReadAll(); err != nil || !allZero(data) {
 		t.Fatalf("a new segment is not all zeros (%v)", err)
 	}
 	if !s.Direct() {
