@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,15 +42,20 @@ func TestMain(m *testing.M) {
 
 // freeAddrs returns n loopback addresses with ports that were free a moment
 // ago. A process restarted on the same data directory must keep its bookie
-// address, so ports are chosen up front rather than with port 0.
+// address, so ports are chosen up front rather than with port 0. They are
+// chosen below the kernel's ephemeral range: a port from that range, let go
+// while the process restarts, can be taken meanwhile by any outgoing
+// connection or port-0 listener of the tests running in parallel.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
+	lo := ephemeralLow()
 	var out []string
 	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for len(out) < n {
+		port := 10000 + rand.IntN(lo-10000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue // in use: draw again
 		}
 		ls = append(ls, l)
 		out = append(out, l.Addr().String())
@@ -57,6 +64,20 @@ func freeAddrs(t *testing.T, n int) []string {
 		l.Close()
 	}
 	return out
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// when it cannot be read).
+func ephemeralLow() int {
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 11000 {
+				lo = v
+			}
+		}
+	}
+	return lo
 }
 
 // standalone is a `strata standalone` child process.
@@ -125,7 +146,13 @@ func (s *standalone) start() {
 		s.cmd.Wait()
 		close(s.waitDone)
 	}()
+	waitDone := s.waitDone
 	waitFor(s.t, 60*time.Second, "standalone ready", func() bool {
+		select {
+		case <-waitDone:
+			s.t.Fatalf("standalone exited before it was ready")
+		default:
+		}
 		resp, err := http.Get("http://" + s.http + "/readyz")
 		if err != nil {
 			return false
