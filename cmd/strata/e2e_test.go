@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/loadtest/procs"
 )
 
 // strataBin is the strata binary built once for the tests that run it as a
@@ -41,43 +39,24 @@ func TestMain(m *testing.M) {
 }
 
 // freeAddrs returns n loopback addresses with ports that were free a moment
-// ago. A process restarted on the same data directory must keep its bookie
-// address, so ports are chosen up front rather than with port 0. They are
-// chosen below the kernel's ephemeral range: a port from that range, let go
-// while the process restarts, can be taken meanwhile by any outgoing
-// connection or port-0 listener of the tests running in parallel.
+// ago. A process restarted on the same data directory must keep its
+// addresses, so ports are chosen up front rather than with port 0, and
+// below the ephemeral range (procs.FreePort says why).
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	lo := ephemeralLow()
+	seen := map[int]bool{}
 	var out []string
-	var ls []net.Listener
 	for len(out) < n {
-		port := 10000 + rand.IntN(lo-10000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		port, err := procs.FreePort()
 		if err != nil {
-			continue // in use: draw again
+			t.Fatal(err)
 		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
+		if !seen[port] {
+			seen[port] = true
+			out = append(out, fmt.Sprintf("127.0.0.1:%d", port))
+		}
 	}
 	return out
-}
-
-// ephemeralLow is the first port of the kernel's ephemeral range (32768
-// when it cannot be read).
-func ephemeralLow() int {
-	lo := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil && v > 11000 {
-				lo = v
-			}
-		}
-	}
-	return lo
 }
 
 // standalone is a `strata standalone` child process.

@@ -3,6 +3,7 @@ package procs
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,6 +149,27 @@ func TestWaitHTTPGivesUpWhenContextEnds(t *testing.T) {
 	defer cancel()
 	if err := WaitHTTP(ctx, "http://127.0.0.1:"+strconv.Itoa(port)+"/readyz"); err == nil {
 		t.Fatal("WaitHTTP succeeded with nothing listening")
+	}
+}
+
+// A port from FreePort can be listened on and lies below the kernel's
+// ephemeral range, where no outgoing connection or port-0 listener takes
+// it while a child restarts.
+func TestFreePortIsFreeAndBelowTheEphemeralRange(t *testing.T) {
+	lo := ephemeralLow()
+	for range 20 {
+		port, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port < 10000 || port >= lo {
+			t.Fatalf("port %d outside [10000, %d)", port, lo)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			t.Fatalf("port %d not free: %v", port, err)
+		}
+		l.Close()
 	}
 }
 
