@@ -31,7 +31,7 @@ func newBookieCmd() *cobra.Command {
 			"LAC, fence and delete over gRPC on --listen. SIGTERM stops accepting requests,\n" +
 			"finishes the group commit in flight and closes the journal.",
 		Args: cobra.NoArgs,
-		RunE: runBookie,
+		RunE: daemon(runBookie),
 	}
 	f := cmd.Flags()
 	f.String("data-dir", "", "directory of the journal and index (required)")
@@ -169,6 +169,12 @@ func registerBookie(cmd *cobra.Command, endpoints []string, listenAddr string) (
 		err = store.RegisterBookie(ctx, sess, metadata.BookieInfo{ID: addr, Addr: addr})
 	}
 	if err != nil {
+		if sess != nil {
+			// The registration may have landed before the error
+			// (a cancelled request can still commit): revoking the lease
+			// takes it away now rather than after the TTL.
+			sess.Close()
+		}
 		store.Close()
 		return nil, fmt.Errorf("register bookie: %w", err)
 	}

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,14 +24,21 @@ func TestBookieWithEtcdRegistersAndDeregistersOnShutdown(t *testing.T) {
 	addr := freeAddrs(t, 1)[0]
 	cmd := exec.Command(strataBin, "bookie", "--data-dir", t.TempDir(), "--listen", addr,
 		"--etcd", endpoints[0], "--lease-ttl", "2s")
+	// Read only after Wait returns, which is after the copying ends.
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-exited
+		if t.Failed() {
+			t.Logf("bookie output:\n%s", out.String())
+		}
 	})
 	registered := func() bool {
 		bs, err := store.ListBookies(testContext(t, 5*time.Second))
@@ -45,15 +57,59 @@ func TestBookieWithEtcdRegistersAndDeregistersOnShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("bookie exited with %v after SIGTERM", err)
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("bookie exited with %v after SIGTERM", waitErr)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("bookie did not exit after SIGTERM")
 	}
-	exited <- nil // for the cleanup
 	if registered() {
 		t.Fatal("bookie still registered after a clean shutdown")
+	}
+}
+
+// TestBookieStoppedWhileRegisteringExitsCleanly sends SIGTERM to a bookie
+// whose etcd never answers, so the signal lands mid-registration: that is a
+// shutdown like any other and must exit 0, not report a failure to start.
+func TestBookieStoppedWhileRegisteringExitsCleanly(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	cmd := exec.Command(strataBin, "bookie", "--data-dir", t.TempDir(), "--listen", freeAddrs(t, 1)[0],
+		"--etcd", silent.Addr().String())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// The listening line comes after the signal handler is installed and
+	// before registration starts.
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.Contains(line, "listening on") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("bookie exited with %v after SIGTERM during registration; stderr:\n%s", err, stderr.String())
 	}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -63,6 +64,21 @@ func newLogger(cmd *cobra.Command) *slog.Logger {
 		lvl.Set(slog.LevelInfo)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// daemon wraps the run function of a long-running server command: SIGTERM
+// or an interrupt is its normal way to stop, so a signal that arrives while
+// it is still starting (and cancels a start-up step, such as registering
+// in etcd) is a clean exit, not a failure to start.
+func daemon(run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := run(cmd, args)
+		if err != nil && cmd.Context().Err() != nil && errors.Is(err, context.Canceled) {
+			newLogger(cmd).Info("stopped by signal while starting", "err", err)
+			return nil
+		}
+		return err
+	}
 }
 
 // exitError carries a specific process exit code.

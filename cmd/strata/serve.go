@@ -22,7 +22,7 @@ func newServeCmd() *cobra.Command {
 			"owns the topics clients look up on it, and writes their entries to the bookies\n" +
 			"registered in the same etcd.",
 		Args: cobra.NoArgs,
-		RunE: runServe,
+		RunE: daemon(runServe),
 	}
 	f := cmd.Flags()
 	f.String("etcd", "127.0.0.1:2379", "etcd endpoints, comma separated")

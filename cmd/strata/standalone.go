@@ -28,7 +28,7 @@ func newStandaloneCmd() *cobra.Command {
 			"under --data-dir, so a restart on the same directory serves the same topics.\n" +
 			"--etcd points it at an external etcd instead of the embedded one.",
 		Args: cobra.NoArgs,
-		RunE: runStandalone,
+		RunE: daemon(runStandalone),
 	}
 	f := cmd.Flags()
 	f.String("data-dir", "data", "directory for etcd, the bookie journal and the object store")
