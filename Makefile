@@ -51,7 +51,7 @@ fuzz:
 		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; count=$${rest#*:}; \
 		if [ "$$count" = "$$rest" ]; then count=$(FUZZ_TIME); fi; \
 		echo "fuzz $$pkg $$name for $$count"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $$count $$pkg; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $$count -fuzzminimizetime 5s $$pkg; \
 	done
 
 # bench measures the bookie against the raw disk, then Strata against NATS

@@ -225,7 +225,10 @@ func recordRows(rec arrow.Record) (rows []Row, err error) {
 			Ledger: ids.LedgerID(ledger.Value(i)), Entry: ids.EntryID(entry.Value(i)),
 			BatchIndex: bidx.Value(i), PublishTime: int64(pub.Value(i)),
 			Producer: prod.Value(i), SequenceID: seq.Value(i), Key: key.Value(i),
-			Properties: mapAt(props, i), Payload: bytes.Clone(payload.Value(i)),
+			Payload: bytes.Clone(payload.Value(i)),
+		}
+		if rows[i].Properties, err = mapAt(props, i); err != nil {
+			return nil, err
 		}
 		if !evt.IsNull(i) {
 			rows[i].EventTime = int64(evt.Value(i))
@@ -237,17 +240,23 @@ func recordRows(rec arrow.Record) (rows []Row, err error) {
 	return rows, nil
 }
 
-func mapAt(m *array.Map, i int) map[string]string {
+// mapAt returns row i of a properties column. Arrow does not check a map's
+// offsets against its entries when it decodes, and the map is sized from
+// them: forged offsets would ask for billions of slots.
+func mapAt(m *array.Map, i int) (map[string]string, error) {
 	start, end := m.ValueOffsets(i)
 	if start == end {
-		return nil
+		return nil, nil
 	}
 	keys, items := m.Keys().(*array.String), m.Items().(*array.String)
+	if start < 0 || end < start || end > int64(keys.Len()) || end > int64(items.Len()) {
+		return nil, corrupt("row %d has properties [%d,%d) of %d", i, start, end, keys.Len())
+	}
 	out := make(map[string]string, end-start)
 	for j := int(start); j < int(end); j++ {
 		out[keys.Value(j)] = items.Value(j)
 	}
-	return out
+	return out, nil
 }
 
 // ReadIndex reads a segment object's index from its footer with two range
