@@ -56,10 +56,11 @@ fuzz:
 
 # bench measures the bookie against the raw disk, then Strata against NATS
 # JetStream with the loadtest, and rewrites the generated part of
-# docs/benchmarks.md (about 8 minutes).
+# docs/benchmarks.md (about 9 minutes).
 bench: build tools
 	@mkdir -p docs/bench
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./bookie/ | tee docs/bench/bookie.txt
+	$(GO) test -run '^$$' -bench Floor -benchtime 10s ./loadtest/ | tee docs/bench/floor.txt
 	BIN=$(BIN) OUT=docs/bench sh loadtest/scripts/bench-compare.sh
 	OUT=docs/bench sh loadtest/scripts/bench-doc.sh
 

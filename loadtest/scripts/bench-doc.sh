@@ -43,6 +43,16 @@ gen() {
 		grep -E '^(Benchmark|goos|cpu)|ratio|raw' "$OUT/bookie.txt" || cat "$OUT/bookie.txt"
 		echo '```'
 	fi
+	if [ -f "$OUT/floor.txt" ]; then
+		echo
+		echo "## The machine's floor beneath a publish (\`go test -run '^\$' -bench Floor -benchtime 10s ./loadtest/\`)"
+		echo
+		echo "One gRPC round trip, one 4 KiB direct write+fdatasync, and both, paced at 465 a second (docs/serving-benchmarks.md)."
+		echo
+		echo '```'
+		grep -E '^Benchmark' "$OUT/floor.txt" || cat "$OUT/floor.txt"
+		echo '```'
+	fi
 	echo
 	echo "<!-- bench:end -->"
 }
