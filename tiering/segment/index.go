@@ -3,6 +3,7 @@ package segment
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/strata-mq/strata/internal/ids"
@@ -94,7 +95,8 @@ func (x *Index) check() error {
 	var end int64
 	for i, b := range x.Batches {
 		if b.FirstEntry != next || b.LastEntry < b.FirstEntry || b.Rows <= 0 ||
-			b.Offset < end || b.Length <= 0 || b.FirstPublishTime > b.LastPublishTime {
+			b.Offset < end || b.Length <= 0 || b.Length > math.MaxInt64-b.Offset ||
+			b.FirstPublishTime > b.LastPublishTime {
 			return corrupt("index: batch %d inconsistent: %+v", i, b)
 		}
 		next, end, rows = b.LastEntry+1, b.Offset+b.Length, rows+b.Rows

@@ -302,19 +302,6 @@ func Verify(data []byte) (*Index, error) {
 	return x, nil
 }
 
-func openFile(r ipc.ReadAtSeeker) (fr *ipc.FileReader, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			fr, err = nil, corrupt("open file: %v", p)
-		}
-	}()
-	fr, err = ipc.NewFileReader(r)
-	if err != nil {
-		return nil, corrupt("open file: %v", err)
-	}
-	return fr, nil
-}
-
 func indexOf(fr *ipc.FileReader) (*Index, error) {
 	md := fr.Schema().Metadata()
 	if v, _ := md.GetValue(metaFormatKey); v != formatVersion {

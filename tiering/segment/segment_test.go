@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
@@ -248,12 +249,27 @@ func (m memObjects) Get(_ context.Context, key string, off, n int64) ([]byte, er
 	return m[key][off : off+n], nil
 }
 
-func TestReadIndexFromFooterEqualsWriterIndex(t *testing.T) {
+// countingObjects counts range reads.
+type countingObjects struct {
+	memObjects
+	gets int
+}
+
+func (c *countingObjects) Get(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	c.gets++
+	return c.memObjects.Get(ctx, key, off, n)
+}
+
+func TestReadIndexFromFooterEqualsWriterIndexInTwoReads(t *testing.T) {
 	seg := build(t, genEntries(7, 3, 10, 50, 2, 100), Config{MaxBatchRows: 10})
 	objs := memObjects{"k": seg.Data}
-	x, err := ReadIndex(context.Background(), objs, "k", int64(len(seg.Data)))
+	counted := &countingObjects{memObjects: objs}
+	x, err := ReadIndex(context.Background(), counted, "k", int64(len(seg.Data)))
 	if err != nil || !reflect.DeepEqual(x, seg.Index) {
 		t.Fatalf("read index: %v %+v", err, x)
+	}
+	if counted.gets != 2 { // the trailer, then the footer
+		t.Fatalf("ReadIndex made %d range reads, want 2", counted.gets)
 	}
 	b := x.Batches[2]
 	rows, err := ReadBatch(context.Background(), objs, "k", b)
@@ -343,5 +359,75 @@ func TestForgedMetadataLengthIsRejectedWithoutAllocatingIt(t *testing.T) {
 	}
 	if _, err := DecodeBatch(good, b); err != nil {
 		t.Fatalf("a good batch no longer decodes: %v", err)
+	}
+}
+
+// TestVerifyRejectsAnIndexWhoseBatchEndOverflows forges, in the object's
+// own footer, a batch whose offset plus length wraps past the largest
+// int64: Verify must call that corruption, not slice with it and panic.
+func TestVerifyRejectsAnIndexWhoseBatchEndOverflows(t *testing.T) {
+	seg := build(t, genEntries(11, 1, 0, 1, 2, 20), Config{})
+	orig := seg.Index.encode()
+	forged := *seg.Index
+	forged.Batches = append([]metadata.BatchIndex(nil), seg.Index.Batches...)
+	forged.Batches[0].Offset, forged.Batches[0].Length = 1<<62, 1<<62
+	enc := forged.encode()
+	if len(enc) != len(orig) {
+		t.Fatalf("forged index is %d bytes, original %d", len(enc), len(orig))
+	}
+	data := bytes.ReplaceAll(seg.Data, []byte(orig), []byte(enc)) // the schema at the start and in the footer
+	if bytes.Equal(data, seg.Data) {
+		t.Fatal("index not found in the object")
+	}
+	if _, err := Verify(data); !errors.Is(err, ErrCorruption) {
+		t.Fatalf("Verify = %v, want ErrCorruption", err)
+	}
+}
+
+// FuzzVerify feeds arbitrary objects to Verify, which reads the footer, the
+// index in it and every batch: it must return an index or ErrCorruption,
+// never panic or allocate what the bytes do not hold.
+func FuzzVerify(f *testing.F) {
+	f.Add(build(f, genEntries(12, 1, 0, 3, 2, 20), Config{}).Data)
+	f.Add(build(f, genEntries(13, 1, 0, 1, 1, 0), Config{}).Data)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := Verify(data); err != nil && !errors.Is(err, ErrCorruption) {
+			t.Fatalf("untyped error: %v", err)
+		}
+	})
+}
+
+// TestFooterDeclaringBillionsOfFieldsIsRefusedBeforeArrowReadsIt sets the
+// length of the footer's field vector to 2^32-1: Arrow would size a slice
+// from it and the process would run out of memory; openFile must call it
+// corruption first.
+func TestFooterDeclaringBillionsOfFieldsIsRefusedBeforeArrowReadsIt(t *testing.T) {
+	seg := build(t, genEntries(14, 1, 0, 2, 2, 20), Config{})
+	data := bytes.Clone(seg.Data)
+	n := int(binary.LittleEndian.Uint32(data[len(data)-trailerBytes:]))
+	footerStart := len(data) - trailerBytes - n
+	fb := flatbuf{b: data[footerStart : len(data)-trailerBytes]}
+	root, err := fb.root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, _, err := fb.table(root, footerSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := fb.vector(schema, schemaFields, 4)
+	if err != nil || fields.n != numCols {
+		t.Fatalf("fields %+v, %v", fields, err)
+	}
+	binary.LittleEndian.PutUint32(data[footerStart+fields.start-4:], math.MaxUint32)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = Verify(data)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrCorruption) {
+		t.Fatalf("Verify = %v, want ErrCorruption", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("refusing the footer allocated %d bytes", grew)
 	}
 }
