@@ -132,6 +132,9 @@ type SubscriptionStats struct {
 	// the mark-delete position's ledger by its mean entry size. Entries
 	// acknowledged individually past that position still count.
 	BacklogBytes uint64 `json:"backlog_bytes"`
+	// ActiveConsumer names the consumer a Failover subscription delivers
+	// this partition to (empty for the other types).
+	ActiveConsumer string `json:"active_consumer,omitempty"`
 }
 
 // TopicStats returns the statistics of one topic or partition, from its
@@ -163,7 +166,8 @@ func statsFromProto(r *servingpb.TopicStatsResponse) *TopicStats {
 	}
 	for _, s := range r.GetSubscriptions() {
 		st.Subscriptions = append(st.Subscriptions, SubscriptionStats{Name: s.GetName(), Type: SubscriptionType(s.GetType()).String(),
-			Backlog: s.GetBacklog(), Consumers: int(s.GetConsumers()), MarkDelete: idFromProto(s.GetMarkDelete(), 0), Unacked: s.GetUnacked(), BacklogBytes: s.GetBacklogBytes()})
+			Backlog: s.GetBacklog(), Consumers: int(s.GetConsumers()), MarkDelete: idFromProto(s.GetMarkDelete(), 0), Unacked: s.GetUnacked(), BacklogBytes: s.GetBacklogBytes(),
+			ActiveConsumer: s.GetActiveConsumer()})
 	}
 	return st
 }

@@ -60,6 +60,12 @@ func (c *Client) Subscribe(ctx context.Context, topicName, subscription string, 
 	if subscription == "" {
 		return nil, ErrInvalidSubscription
 	}
+	if cfg.name == "" && cfg.subType == Failover {
+		// One name on every partition: the server picks each partition's
+		// active consumer by name, and the partitions then spread evenly
+		// over the consumers.
+		cfg.name = randomName("consumer-")
+	}
 	sub := &servingpb.Subscribe{
 		Subscription:    subscription,
 		Type:            servingpb.SubscriptionType(cfg.subType),

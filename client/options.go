@@ -192,7 +192,7 @@ type SubscriptionType int
 const (
 	Exclusive SubscriptionType = iota // one consumer; others fail with ErrConsumerBusy
 	Shared                            // messages spread over the consumers
-	Failover                          // one active consumer, others on standby
+	Failover                          // one active consumer per partition (see ConsumerName), others on standby
 	KeyShared                         // messages of one key go to one consumer
 )
 
@@ -266,7 +266,12 @@ func ConsumerInitialPosition(p InitialPosition) ConsumerOption {
 	return func(c *consumerConfig) { c.position = p }
 }
 
-// ConsumerName sets the consumer's name (default: assigned by the server).
+// ConsumerName sets the consumer's name (default: assigned by the server;
+// on a Failover subscription, a random one shared by the partitions). A
+// Failover subscription delivers each partition to one consumer, chosen by
+// name: the consumers sorted by name, the one at the partition's index
+// modulo their number (a topic that is not partitioned counts as partition
+// 0, so its active consumer is the first by name).
 func ConsumerName(name string) ConsumerOption { return func(c *consumerConfig) { c.name = name } }
 
 // ConsumerReceiverQueueSize sets how many messages each partition may buffer

@@ -52,8 +52,8 @@ func (c *consumer) send(r *servingpb.ConsumeResponse) {
 // subscribe attaches a consumer, creating the subscription when needed.
 func (t *topic) subscribe(ctx context.Context, req *servingpb.Subscribe) (*consumer, error) {
 	switch req.GetType() {
-	case servingpb.SubscriptionType_EXCLUSIVE, servingpb.SubscriptionType_SHARED:
-	case servingpb.SubscriptionType_FAILOVER, servingpb.SubscriptionType_KEY_SHARED:
+	case servingpb.SubscriptionType_EXCLUSIVE, servingpb.SubscriptionType_SHARED, servingpb.SubscriptionType_FAILOVER:
+	case servingpb.SubscriptionType_KEY_SHARED:
 		return nil, errcode.New(errcode.Unimplemented, "subscription type %s is not implemented yet", req.GetType())
 	default:
 		return nil, errcode.New(errcode.InvalidSubscription, "unknown subscription type %d", req.GetType())
@@ -229,7 +229,9 @@ func (t *topic) attach(name string, req *servingpb.Subscribe, start *ids.Positio
 		cname = fmt.Sprintf("%s-%s", t.n.cfg.NodeID, uuid.NewString()[:8])
 	}
 	c := &consumer{name: cname, s: s, out: make(chan *servingpb.ConsumeResponse, consumerQueue), done: make(chan struct{})}
+	prev := s.activeLocked()
 	s.consumers = append(s.consumers, c)
+	s.failoverLocked(prev)
 	return c, nil
 }
 
@@ -238,6 +240,7 @@ func (t *topic) detach(c *consumer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := c.s
+	prev := s.activeLocked()
 	for i, x := range s.consumers {
 		if x == c {
 			s.consumers = append(s.consumers[:i], s.consumers[i+1:]...)
@@ -245,6 +248,9 @@ func (t *topic) detach(c *consumer) {
 		}
 	}
 	s.unassignLocked(c, nil)
+	if prev != c {
+		s.failoverLocked(prev)
+	}
 	if !s.durable && len(s.consumers) == 0 && t.mu.subs[s.name] == s {
 		delete(t.mu.subs, s.name)
 		s.stopLocked()

@@ -56,7 +56,10 @@
 // Dispatch is one goroutine per subscription: redeliveries first, then the
 // next entry from the cache or, on a miss, from the bookies with read-ahead.
 // Exclusive subscriptions take one consumer; shared ones round-robin
-// entries among consumers with permits. A consumer that disconnects or
+// entries among consumers with permits; failover ones deliver to one active
+// consumer (sorted by name, the one at the partition's index modulo their
+// number) and hand its unacked entries to the next active one when that
+// changes. Key_shared is not implemented. A consumer that disconnects or
 // nacks gives its unacked entries back, redelivered with
 // redelivery_count+1. Non-durable subscriptions (readers) keep no cursor.
 //

@@ -297,8 +297,8 @@ func TestBadInputGetsATypedErrorAndChangesNothing(t *testing.T) {
 		t.Fatalf("invalid lookup: got %v", err)
 	}
 	for typ, want := range map[servingpb.SubscriptionType]errcode.Code{
-		servingpb.SubscriptionType(42):      errcode.InvalidSubscription,
-		servingpb.SubscriptionType_FAILOVER: errcode.Unimplemented,
+		servingpb.SubscriptionType(42):        errcode.InvalidSubscription,
+		servingpb.SubscriptionType_KEY_SHARED: errcode.Unimplemented,
 	} {
 		_, err := subscribe(t, n, &servingpb.Subscribe{Topic: "public/small/t", Subscription: "s", Type: typ})
 		if errcode.CodeOf(err) != want {

@@ -2,12 +2,15 @@ package serving
 
 import (
 	"context"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/strata-mq/strata/internal/entry"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
+	topicname "github.com/strata-mq/strata/internal/topic"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving/servingpb"
 )
@@ -26,6 +29,7 @@ type subscription struct {
 	readPos   ids.Position
 	consumers []*consumer
 	rr        int
+	partition int // the topic's partition index (0 when not partitioned), for failover
 	// pending are entries delivered (or awaiting redelivery: owner nil)
 	// and not yet fully acknowledged.
 	pending   map[ids.Position]*pendingEntry
@@ -52,20 +56,31 @@ func newSubscription(t *topic, name string, typ servingpb.SubscriptionType, dura
 	s := &subscription{t: t, name: name, typ: typ, durable: durable, acks: newAckState(markDelete), readPos: markDelete,
 		pending: make(map[ids.Position]*pendingEntry), readAhead: make(map[ids.Position]*cachedEntry),
 		wake: make(chan struct{}, 1)}
+	if n, err := topicname.Parse(t.name); err == nil {
+		if i, _ := n.PartitionIndex(); i > 0 {
+			s.partition = i
+		}
+	}
 	s.ctx, s.cancel = context.WithCancel(t.ctx)
 	return s
 }
 
 func subTypeString(t servingpb.SubscriptionType) string {
-	if t == servingpb.SubscriptionType_SHARED {
+	switch t {
+	case servingpb.SubscriptionType_SHARED:
 		return "shared"
+	case servingpb.SubscriptionType_FAILOVER:
+		return "failover"
 	}
 	return "exclusive"
 }
 
 func subTypeFromString(s string) servingpb.SubscriptionType {
-	if s == "shared" {
+	switch s {
+	case "shared":
 		return servingpb.SubscriptionType_SHARED
+	case "failover":
+		return servingpb.SubscriptionType_FAILOVER
 	}
 	return servingpb.SubscriptionType_EXCLUSIVE
 }
@@ -227,8 +242,15 @@ func (t *topic) readEntries(ctx context.Context, id ids.LedgerID, first, last id
 	return out, nil
 }
 
-// pickConsumerLocked answers a consumer with permits and room, round-robin.
+// pickConsumerLocked answers a consumer with permits and room: the active
+// one of a failover subscription, else round-robin.
 func (s *subscription) pickConsumerLocked() *consumer {
+	if s.typ == servingpb.SubscriptionType_FAILOVER {
+		if c := s.activeLocked(); c != nil && c.hasRoomLocked(s.t.n.cfg.MaxUnackedPerConsumer) {
+			return c
+		}
+		return nil
+	}
 	n := len(s.consumers)
 	for i := 0; i < n; i++ {
 		c := s.consumers[(s.rr+i)%n]
@@ -238,6 +260,30 @@ func (s *subscription) pickConsumerLocked() *consumer {
 		}
 	}
 	return nil
+}
+
+// activeLocked answers the consumer a failover subscription delivers to,
+// chosen as Pulsar chooses it: the consumers sorted by name (attach order
+// among equal names), then the one at the partition's index modulo their
+// number, so that the partitions of a topic spread over the consumers and
+// every node that loads a partition picks the same one.
+func (s *subscription) activeLocked() *consumer {
+	if len(s.consumers) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(s.consumers)
+	slices.SortStableFunc(sorted, func(a, b *consumer) int { return strings.Compare(a.name, b.name) })
+	return sorted[s.partition%len(sorted)]
+}
+
+// failoverLocked hands what the previous active consumer holds to the new
+// one, after an attach or a detach changed which one is active, so that the
+// new one receives the messages in order.
+func (s *subscription) failoverLocked(prev *consumer) {
+	if s.typ != servingpb.SubscriptionType_FAILOVER || prev == nil || prev == s.activeLocked() {
+		return
+	}
+	s.unassignLocked(prev, nil)
 }
 
 // deliverLocked sends the unacknowledged messages of pe to c.

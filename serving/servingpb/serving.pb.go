@@ -33,9 +33,12 @@ const (
 type SubscriptionType int32
 
 const (
-	SubscriptionType_EXCLUSIVE  SubscriptionType = 0
-	SubscriptionType_SHARED     SubscriptionType = 1
-	SubscriptionType_FAILOVER   SubscriptionType = 2
+	SubscriptionType_EXCLUSIVE SubscriptionType = 0
+	SubscriptionType_SHARED    SubscriptionType = 1
+	// One active consumer per partition: the consumers sorted by name, the one
+	// at the partition's index modulo their number.
+	SubscriptionType_FAILOVER SubscriptionType = 2
+	// Not implemented yet: subscribing answers UNIMPLEMENTED.
 	SubscriptionType_KEY_SHARED SubscriptionType = 3
 )
 
@@ -2345,9 +2348,12 @@ type SubscriptionStats struct {
 	// Pulsar's backlogSize is: the ledgers after it by their size, the rest
 	// of its own ledger by that ledger's mean entry size. Entries acknowledged
 	// individually past the mark-delete position still count.
-	BacklogBytes  uint64 `protobuf:"varint,7,opt,name=backlog_bytes,json=backlogBytes,proto3" json:"backlog_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BacklogBytes uint64 `protobuf:"varint,7,opt,name=backlog_bytes,json=backlogBytes,proto3" json:"backlog_bytes,omitempty"`
+	// The consumer a failover subscription delivers to (empty for the other
+	// types, and when no consumer is attached).
+	ActiveConsumer string `protobuf:"bytes,8,opt,name=active_consumer,json=activeConsumer,proto3" json:"active_consumer,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubscriptionStats) Reset() {
@@ -2427,6 +2433,13 @@ func (x *SubscriptionStats) GetBacklogBytes() uint64 {
 		return x.BacklogBytes
 	}
 	return 0
+}
+
+func (x *SubscriptionStats) GetActiveConsumer() string {
+	if x != nil {
+		return x.ActiveConsumer
+	}
+	return ""
 }
 
 type NamespacePolicy struct {
@@ -3218,7 +3231,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\aentries\x18\x02 \x01(\x03R\aentries\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1c\n" +
-	"\toffloaded\x18\x05 \x01(\bR\toffloaded\"\x96\x02\n" +
+	"\toffloaded\x18\x05 \x01(\bR\toffloaded\"\xbf\x02\n" +
 	"\x11SubscriptionStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\x04type\x18\x02 \x01(\x0e2#.strata.serving.v1.SubscriptionTypeR\x04type\x12\x18\n" +
@@ -3227,7 +3240,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\vmark_delete\x18\x05 \x01(\v2\x1c.strata.serving.v1.MessageIdR\n" +
 	"markDelete\x12\x18\n" +
 	"\aunacked\x18\x06 \x01(\x04R\aunacked\x12#\n" +
-	"\rbacklog_bytes\x18\a \x01(\x04R\fbacklogBytes\"\xea\x02\n" +
+	"\rbacklog_bytes\x18\a \x01(\x04R\fbacklogBytes\x12'\n" +
+	"\x0factive_consumer\x18\b \x01(\tR\x0eactiveConsumer\"\xea\x02\n" +
 	"\x0fNamespacePolicy\x12\x1a\n" +
 	"\bensemble\x18\x01 \x01(\rR\bensemble\x12!\n" +
 	"\fwrite_quorum\x18\x02 \x01(\rR\vwriteQuorum\x12\x1d\n" +
