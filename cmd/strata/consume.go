@@ -21,6 +21,7 @@ type consumeOpts struct {
 	topic        string
 	subscription string
 	subType      string
+	consumerName string
 	position     string
 	count        int
 	timeout      time.Duration
@@ -50,6 +51,7 @@ properties and payload (or payload_base64).`,
 	f.StringVar(&o.topic, "topic", "", "topic: tenant/namespace/name, or a bare name in public/default")
 	f.StringVar(&o.subscription, "subscription", "", "subscription name")
 	f.StringVar(&o.subType, "type", "exclusive", "subscription type: exclusive, shared, failover, key_shared")
+	f.StringVar(&o.consumerName, "consumer-name", "", "consumer name (default: assigned); on a failover subscription the active consumer is chosen by name")
 	f.StringVar(&o.position, "position", "latest", "where a new subscription starts: latest or earliest")
 	f.IntVar(&o.count, "count", 0, "exit after this many messages (0: no limit)")
 	f.DurationVar(&o.timeout, "timeout", 0, "stop waiting after this long (0: no limit)")
@@ -136,7 +138,11 @@ func runConsume(cmd *cobra.Command, o consumeOpts) error {
 	defer c.Close()
 	ctx, cancel := withTimeout(cmd.Context(), o.timeout)
 	defer cancel()
-	cons, err := c.Subscribe(ctx, o.topic, o.subscription, client.ConsumerType(t), client.ConsumerInitialPosition(pos))
+	opts := []client.ConsumerOption{client.ConsumerType(t), client.ConsumerInitialPosition(pos)}
+	if o.consumerName != "" {
+		opts = append(opts, client.ConsumerName(o.consumerName))
+	}
+	cons, err := c.Subscribe(ctx, o.topic, o.subscription, opts...)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +84,56 @@ func TestFailoverSubscriptionOnARealBrokerGivesEachPartitionOneConsumer(t *testi
 		if !seen[fmt.Sprintf("m%d", i)] {
 			t.Fatalf("m%d never received", i)
 		}
+	}
+}
+
+// TestConsumeCommandChoosesTheActiveFailoverConsumerByName runs two
+// `strata consume --type failover --consumer-name` against a real
+// standalone: the one whose name sorts first receives, and the other takes
+// over when it exits; the topic's stats name the active one each time.
+func TestConsumeCommandChoosesTheActiveFailoverConsumerByName(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, 2*time.Minute)
+	admin := s.client().Admin()
+	if err := admin.CreateTopic(ctx, "fo-cli", 0); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		out string
+		err error
+	}
+	consume := func(name string) chan result {
+		done := make(chan result, 1)
+		go func() {
+			out, _, err := run(t, "", "consume", "--url", s.url(), "--topic", "fo-cli", "--subscription", "s",
+				"--type", "failover", "--consumer-name", name, "--position", "earliest", "--count", "1", "--timeout", "25s")
+			done <- result{out, err}
+		}()
+		return done
+	}
+	activeIs := func(want string) {
+		t.Helper()
+		waitFor(t, 20*time.Second, "active consumer "+want, func() bool {
+			st, err := admin.TopicStats(ctx, "fo-cli")
+			return err == nil && len(st.Subscriptions) == 1 && st.Subscriptions[0].ActiveConsumer == want
+		})
+	}
+	standby := consume("worker-z")
+	activeIs("worker-z")
+	active := consume("worker-a")
+	activeIs("worker-a")
+	if _, stderr, err := run(t, "one\n", "produce", "--url", s.url(), "--topic", "fo-cli"); err != nil {
+		t.Fatalf("produce: %v (%s)", err, stderr)
+	}
+	if r := <-active; r.err != nil || !strings.Contains(r.out, "one") {
+		t.Fatalf("active consumer: %q, %v", r.out, r.err)
+	}
+	activeIs("worker-z")
+	if _, stderr, err := run(t, "two\n", "produce", "--url", s.url(), "--topic", "fo-cli"); err != nil {
+		t.Fatalf("produce: %v (%s)", err, stderr)
+	}
+	if r := <-standby; r.err != nil || !strings.Contains(r.out, "two") {
+		t.Fatalf("standby consumer: %q, %v", r.out, r.err)
 	}
 }
