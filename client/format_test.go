@@ -95,11 +95,33 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "-1h", "d", "5", "5x", "1h-"} {
-		if _, err := client.ParseDuration(bad); err == nil {
-			t.Errorf("ParseDuration(%q) accepted", bad)
+	for _, bad := range []string{"", "-1h", "d", "5", "5x", "1h-",
+		"99999999999w", "15251w", "106751d106751d", "2562047h2562047h"} { // past the largest Duration
+		if d, err := client.ParseDuration(bad); !errors.Is(err, client.ErrInvalidArgument) {
+			t.Errorf("ParseDuration(%q) = %v, %v; want ErrInvalidArgument", bad, d, err)
 		}
 	}
+}
+
+// FuzzParseDuration: every input is refused with ErrInvalidArgument or
+// gives a duration that is not negative (an overflow once gave one, and a
+// relative time in the future).
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"7d", "1w2d", "1.5d", "250ms", "99999999999w", "106751d106751d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := client.ParseDuration(s)
+		if err != nil {
+			if !errors.Is(err, client.ErrInvalidArgument) {
+				t.Fatalf("%q: untyped error %v", s, err)
+			}
+			return
+		}
+		if d < 0 {
+			t.Fatalf("%q parsed to a negative duration %v", s, d)
+		}
+	})
 }
 
 func TestMessageIDStringAndParseRoundTrip(t *testing.T) {

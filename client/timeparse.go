@@ -1,6 +1,8 @@
 package client
 
 import (
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +74,9 @@ func ParseDuration(s string) (time.Duration, error) {
 		if err != nil {
 			return 0, invalidArg("duration %q: %v", s, err)
 		}
+		if d > math.MaxInt64-total {
+			return 0, invalidArg("duration %q: longer than %v", s, time.Duration(math.MaxInt64))
+		}
 		total += d
 		rest = rest[j:]
 	}
@@ -92,5 +97,10 @@ func unitDuration(num, unit string) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	return time.Duration(f * float64(mult)), nil
+	// A float beyond int64 converts to an arbitrary (often negative) value.
+	v := f * float64(mult)
+	if v >= math.MaxInt64 {
+		return 0, fmt.Errorf("longer than %v", time.Duration(math.MaxInt64))
+	}
+	return time.Duration(v), nil
 }
