@@ -92,27 +92,33 @@ func TestFailoverSpreadsPartitionsOverTheConsumers(t *testing.T) {
 	wantSeqs(t, a.receive(1), 1, 1)
 }
 
-// backlogIs checks the backlog of the topic's only subscription.
-func backlogIs(t *testing.T, n *testNode, topic string, want uint64) error {
+// onlySubscription returns the stats of the topic's only subscription.
+func onlySubscription(t *testing.T, n *testNode, topic string) (*servingpb.SubscriptionStats, error) {
 	st, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if got := st.GetSubscriptions()[0].GetBacklog(); got != want {
-		return fmt.Errorf("backlog %d, want %d", got, want)
+	if len(st.GetSubscriptions()) != 1 {
+		return nil, fmt.Errorf("%d subscriptions, want 1", len(st.GetSubscriptions()))
 	}
-	return nil
+	return st.GetSubscriptions()[0], nil
+}
+
+// backlogIs checks the backlog of the topic's only subscription.
+func backlogIs(t *testing.T, n *testNode, topic string, want uint64) error {
+	s, err := onlySubscription(t, n, topic)
+	if err == nil && s.GetBacklog() != want {
+		err = fmt.Errorf("backlog %d, want %d", s.GetBacklog(), want)
+	}
+	return err
 }
 
 // activeIs checks the active consumer the stats of the topic's only
 // subscription name.
 func activeIs(t *testing.T, n *testNode, topic, want string) error {
-	st, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
-	if err != nil {
-		return err
+	s, err := onlySubscription(t, n, topic)
+	if err == nil && s.GetActiveConsumer() != want {
+		err = fmt.Errorf("active consumer %q, want %q", s.GetActiveConsumer(), want)
 	}
-	if got := st.GetSubscriptions()[0].GetActiveConsumer(); got != want {
-		return fmt.Errorf("active consumer %q, want %q", got, want)
-	}
-	return nil
+	return err
 }

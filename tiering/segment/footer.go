@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -162,8 +163,11 @@ func footerShape(b []byte) (string, error) {
 		return "", err
 	}
 	schema, ok, err := fb.table(root, footerSchema)
-	if err != nil || !ok {
-		return "", fmt.Errorf("schema: missing or %v", err)
+	if err != nil {
+		return "", fmt.Errorf("schema: %w", err)
+	}
+	if !ok {
+		return "", errors.New("no schema")
 	}
 	if _, err := fb.vector(schema, schemaFeatures, 8); err != nil {
 		return "", fmt.Errorf("features: %w", err)
