@@ -246,9 +246,10 @@ func (b *Bookie) recover() error {
 
 // removeUnusedSpares removes trailing segments that hold no durable record
 // (journal.Segment.Unwritten: their first page is zeros): spares created
-// ahead of need and never written, or written with nothing made durable. Left in place, a spare would pass for the newest segment, and
-// the one really written last, which may have a torn tail, would be
-// scanned as a sealed one. Their ids are used again.
+// ahead of need and never written, or written with nothing made durable.
+// Left in place, a spare would pass for the newest segment, and the one
+// really written last, which may have a torn tail, would be scanned as a
+// sealed one. Their ids are used again.
 func (b *Bookie) removeUnusedSpares(segIDs []uint32) ([]uint32, error) {
 	for len(segIDs) > 1 {
 		id := segIDs[len(segIDs)-1]

@@ -174,8 +174,8 @@ func (n *Node) TopicStats(ctx context.Context, req *servingpb.TopicStatsRequest)
 		}
 		md := s.acks.markDelete
 		var active string
-		if c := s.activeLocked(); c != nil && s.typ == servingpb.SubscriptionType_FAILOVER {
-			active = c.name
+		if s.active != nil {
+			active = s.active.name
 		}
 		out.Subscriptions = append(out.Subscriptions, &servingpb.SubscriptionStats{Name: s.name, Type: s.typ,
 			Backlog: t.backlogLocked(s.acks), BacklogBytes: t.backlogBytesLocked(s.acks), Consumers: uint32(len(s.consumers)), Unacked: unacked,

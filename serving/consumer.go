@@ -229,9 +229,8 @@ func (t *topic) attach(name string, req *servingpb.Subscribe, start *ids.Positio
 		cname = fmt.Sprintf("%s-%s", t.n.cfg.NodeID, uuid.NewString()[:8])
 	}
 	c := &consumer{name: cname, s: s, out: make(chan *servingpb.ConsumeResponse, consumerQueue), done: make(chan struct{})}
-	prev := s.activeLocked()
 	s.consumers = append(s.consumers, c)
-	s.failoverLocked(prev)
+	s.chooseActiveLocked()
 	return c, nil
 }
 
@@ -240,7 +239,6 @@ func (t *topic) detach(c *consumer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := c.s
-	prev := s.activeLocked()
 	for i, x := range s.consumers {
 		if x == c {
 			s.consumers = append(s.consumers[:i], s.consumers[i+1:]...)
@@ -248,9 +246,7 @@ func (t *topic) detach(c *consumer) {
 		}
 	}
 	s.unassignLocked(c, nil)
-	if prev != c {
-		s.failoverLocked(prev)
-	}
+	s.chooseActiveLocked()
 	if !s.durable && len(s.consumers) == 0 && t.mu.subs[s.name] == s {
 		delete(t.mu.subs, s.name)
 		s.stopLocked()

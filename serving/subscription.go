@@ -29,7 +29,8 @@ type subscription struct {
 	readPos   ids.Position
 	consumers []*consumer
 	rr        int
-	partition int // the topic's partition index (0 when not partitioned), for failover
+	partition int       // the topic's partition index (0 when not partitioned), for failover
+	active    *consumer // the one a failover subscription delivers to (chooseActiveLocked)
 	// pending are entries delivered (or awaiting redelivery: owner nil)
 	// and not yet fully acknowledged.
 	pending   map[ids.Position]*pendingEntry
@@ -246,7 +247,7 @@ func (t *topic) readEntries(ctx context.Context, id ids.LedgerID, first, last id
 // one of a failover subscription, else round-robin.
 func (s *subscription) pickConsumerLocked() *consumer {
 	if s.typ == servingpb.SubscriptionType_FAILOVER {
-		if c := s.activeLocked(); c != nil && c.hasRoomLocked(s.t.n.cfg.MaxUnackedPerConsumer) {
+		if c := s.active; c != nil && c.hasRoomLocked(s.t.n.cfg.MaxUnackedPerConsumer) {
 			return c
 		}
 		return nil
@@ -262,28 +263,26 @@ func (s *subscription) pickConsumerLocked() *consumer {
 	return nil
 }
 
-// activeLocked answers the consumer a failover subscription delivers to,
-// chosen as Pulsar chooses it: the consumers sorted by name (attach order
-// among equal names), then the one at the partition's index modulo their
-// number, so that the partitions of a topic spread over the consumers and
-// every node that loads a partition picks the same one.
-func (s *subscription) activeLocked() *consumer {
-	if len(s.consumers) == 0 {
-		return nil
+// chooseActiveLocked recomputes the consumer a failover subscription
+// delivers to, after an attach or a detach, chosen as Pulsar chooses it:
+// the consumers sorted by name (attach order among equal names), then the
+// one at the partition's index modulo their number, so that the partitions
+// of a topic spread over the consumers and every node that loads a
+// partition picks the same one. If another consumer that is still attached
+// was active, what it holds goes to the new one, so that the new one
+// receives the messages in order.
+func (s *subscription) chooseActiveLocked() {
+	prev := s.active
+	s.active = nil
+	if s.typ != servingpb.SubscriptionType_FAILOVER || len(s.consumers) == 0 {
+		return
 	}
 	sorted := slices.Clone(s.consumers)
 	slices.SortStableFunc(sorted, func(a, b *consumer) int { return strings.Compare(a.name, b.name) })
-	return sorted[s.partition%len(sorted)]
-}
-
-// failoverLocked hands what the previous active consumer holds to the new
-// one, after an attach or a detach changed which one is active, so that the
-// new one receives the messages in order.
-func (s *subscription) failoverLocked(prev *consumer) {
-	if s.typ != servingpb.SubscriptionType_FAILOVER || prev == nil || prev == s.activeLocked() {
-		return
+	s.active = sorted[s.partition%len(sorted)]
+	if prev != nil && prev != s.active && slices.Contains(s.consumers, prev) {
+		s.unassignLocked(prev, nil)
 	}
-	s.unassignLocked(prev, nil)
 }
 
 // deliverLocked sends the unacknowledged messages of pe to c.
