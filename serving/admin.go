@@ -168,7 +168,14 @@ func (n *Node) TopicStats(ctx context.Context, req *servingpb.TopicStatsRequest)
 	for _, s := range t.mu.subs {
 		var unacked uint64
 		for _, pe := range s.pending {
-			if pe.owner != nil {
+			switch {
+			case pe.keyed != nil:
+				for i, o := range pe.keyed.owners {
+					if o != nil && !pe.acked[i] {
+						unacked++
+					}
+				}
+			case pe.owner != nil:
 				unacked += uint64(len(pe.acked) - pe.nAcked)
 			}
 		}

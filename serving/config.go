@@ -52,6 +52,12 @@ type Config struct {
 	// MaxUnackedPerConsumer bounds the entries delivered to one consumer and
 	// not yet acknowledged. Default 5,000.
 	MaxUnackedPerConsumer int
+	// MaxKeySharedWaitingEntries bounds the entries of a key_shared
+	// subscription holding messages that wait for their key's consumer (to
+	// acknowledge earlier messages of the key, or to grant permits); past
+	// it the subscription reads no further until some are delivered.
+	// Default 1,000 (Pulsar's look-ahead limit is of the same order).
+	MaxKeySharedWaitingEntries int
 
 	// CursorFlushInterval is how often dirty cursors are written to etcd.
 	// Default 1 s. Acks not yet flushed when an owner dies are redelivered.
@@ -95,6 +101,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxEntryBytes, 5<<20+64<<10) // a 5 MiB message plus batch framing; the bookie default
 	setInt(&c.MaxPendingPerProducer, 1000)
 	setInt(&c.MaxUnackedPerConsumer, 5000)
+	setInt(&c.MaxKeySharedWaitingEntries, 1000)
 	setDur(&c.CursorFlushInterval, time.Second)
 	setInt(&c.MaxCursorBytes, 64<<10)
 	setInt(&c.MaxDedupProducers, 10_000)
@@ -132,7 +139,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("serving: ledger roll limits must be positive")
 	case c.CacheBytes < 0 || c.ReadAheadEntries < 1:
 		return fmt.Errorf("serving: cache and read-ahead must be positive")
-	case c.MaxPendingPerProducer < 1 || c.MaxUnackedPerConsumer < 1:
+	case c.MaxPendingPerProducer < 1 || c.MaxUnackedPerConsumer < 1 || c.MaxKeySharedWaitingEntries < 1:
 		return fmt.Errorf("serving: producer and consumer limits must be positive")
 	case c.MaxCursorBytes < 1024:
 		return fmt.Errorf("serving: MaxCursorBytes %d below 1024", c.MaxCursorBytes)

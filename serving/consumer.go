@@ -52,9 +52,8 @@ func (c *consumer) send(r *servingpb.ConsumeResponse) {
 // subscribe attaches a consumer, creating the subscription when needed.
 func (t *topic) subscribe(ctx context.Context, req *servingpb.Subscribe) (*consumer, error) {
 	switch req.GetType() {
-	case servingpb.SubscriptionType_EXCLUSIVE, servingpb.SubscriptionType_SHARED, servingpb.SubscriptionType_FAILOVER:
-	case servingpb.SubscriptionType_KEY_SHARED:
-		return nil, errcode.New(errcode.Unimplemented, "subscription type %s is not implemented yet", req.GetType())
+	case servingpb.SubscriptionType_EXCLUSIVE, servingpb.SubscriptionType_SHARED, servingpb.SubscriptionType_FAILOVER,
+		servingpb.SubscriptionType_KEY_SHARED:
 	default:
 		return nil, errcode.New(errcode.InvalidSubscription, "unknown subscription type %d", req.GetType())
 	}
@@ -223,14 +222,14 @@ func (t *topic) attach(name string, req *servingpb.Subscribe, start *ids.Positio
 	if s.typ == servingpb.SubscriptionType_EXCLUSIVE && len(s.consumers) > 0 {
 		return nil, errcode.New(errcode.ConsumerBusy, "exclusive subscription %s already has a consumer", name)
 	}
-	s.typ = req.GetType()
+	s.setTypeLocked(req.GetType())
 	cname := req.GetConsumerName()
 	if cname == "" {
 		cname = fmt.Sprintf("%s-%s", t.n.cfg.NodeID, uuid.NewString()[:8])
 	}
 	c := &consumer{name: cname, s: s, out: make(chan *servingpb.ConsumeResponse, consumerQueue), done: make(chan struct{})}
 	s.consumers = append(s.consumers, c)
-	s.chooseActiveLocked()
+	s.consumersChangedLocked()
 	return c, nil
 }
 
@@ -246,7 +245,7 @@ func (t *topic) detach(c *consumer) {
 		}
 	}
 	s.unassignLocked(c, nil)
-	s.chooseActiveLocked()
+	s.consumersChangedLocked()
 	if !s.durable && len(s.consumers) == 0 && t.mu.subs[s.name] == s {
 		delete(t.mu.subs, s.name)
 		s.stopLocked()
@@ -256,6 +255,7 @@ func (t *topic) detach(c *consumer) {
 func (t *topic) flow(c *consumer, permits uint32) {
 	t.mu.Lock()
 	c.permits += int64(permits)
+	c.s.ks.rescan = c.s.keyShared()
 	t.mu.Unlock()
 	c.s.signal()
 }

@@ -59,9 +59,12 @@
 // entries among consumers with permits; failover ones deliver to one active
 // consumer (sorted by name, the one at the partition's index modulo their
 // number) and hand its unacked entries to the next active one when that
-// changes. Key_shared is not implemented. A consumer that disconnects or
-// nacks gives its unacked entries back, redelivered with
-// redelivery_count+1. Non-durable subscriptions (readers) keep no cursor.
+// changes. Key_shared ones dispatch message by message, since a producer's
+// batch mixes keys: each key to the consumer owning its hash on a
+// consistent-hash ring, a key that moved waiting until the consumer that
+// had it acknowledges its earlier messages (keyshared.go). A consumer that
+// disconnects or nacks gives its unacked entries (on key_shared, its
+// messages of them) back, redelivered with redelivery_count+1. Non-durable subscriptions (readers) keep no cursor.
 //
 // Seeking by time (Seek, ResetCursor, a reader's start_time) relies on
 // publish times increasing strictly along a topic: ledgers are skipped by

@@ -31,10 +31,14 @@ type subscription struct {
 	rr        int
 	partition int       // the topic's partition index (0 when not partitioned), for failover
 	active    *consumer // the one a failover subscription delivers to (chooseActiveLocked)
+	ks        keyShared // a key_shared subscription's dispatch state (keyshared.go)
 	// pending are entries delivered (or awaiting redelivery: owner nil)
 	// and not yet fully acknowledged.
-	pending   map[ids.Position]*pendingEntry
-	redeliver []ids.Position // in log order
+	pending map[ids.Position]*pendingEntry
+	// redeliver lists, in log order, the pending entries given back (and,
+	// on a key_shared subscription, those with messages waiting for their
+	// key's consumer).
+	redeliver []ids.Position
 	readAhead map[ids.Position]*cachedEntry
 	dirty     bool
 	version   int64 // of the stored cursor
@@ -47,16 +51,17 @@ type subscription struct {
 
 type pendingEntry struct {
 	e            *cachedEntry
-	owner        *consumer
+	owner        *consumer // of the whole entry; unused on key_shared subscriptions
 	acked        []bool
 	nAcked       int
 	redeliveries uint32
+	keyed        *keyedEntry // per-message owners, on key_shared subscriptions only
 }
 
 func newSubscription(t *topic, name string, typ servingpb.SubscriptionType, durable bool, markDelete ids.Position) *subscription {
 	s := &subscription{t: t, name: name, typ: typ, durable: durable, acks: newAckState(markDelete), readPos: markDelete,
 		pending: make(map[ids.Position]*pendingEntry), readAhead: make(map[ids.Position]*cachedEntry),
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), ks: newKeyShared(typ)}
 	if n, err := topicname.Parse(t.name); err == nil {
 		if i, _ := n.PartitionIndex(); i > 0 {
 			s.partition = i
@@ -72,6 +77,8 @@ func subTypeString(t servingpb.SubscriptionType) string {
 		return "shared"
 	case servingpb.SubscriptionType_FAILOVER:
 		return "failover"
+	case servingpb.SubscriptionType_KEY_SHARED:
+		return "key_shared"
 	}
 	return "exclusive"
 }
@@ -82,6 +89,8 @@ func subTypeFromString(s string) servingpb.SubscriptionType {
 		return servingpb.SubscriptionType_SHARED
 	case "failover":
 		return servingpb.SubscriptionType_FAILOVER
+	case "key_shared":
+		return servingpb.SubscriptionType_KEY_SHARED
 	}
 	return servingpb.SubscriptionType_EXCLUSIVE
 }
@@ -128,12 +137,24 @@ func (s *subscription) dispatchOnce() bool {
 		t.mu.Unlock()
 		return false
 	}
-	c := s.pickConsumerLocked()
-	if c == nil {
+	keyed := s.keyShared()
+	var c *consumer
+	if keyed {
+		if s.ks.rescan {
+			s.ks.rescan = false
+			s.rescanKeyedLocked()
+		}
+		// Take no more from the log while too many entries wait, or
+		// while no consumer could take any of it.
+		if len(s.redeliver) >= t.n.cfg.MaxKeySharedWaitingEntries || !s.anyRoomLocked() {
+			t.mu.Unlock()
+			return false
+		}
+	} else if c = s.pickConsumerLocked(); c == nil {
 		t.mu.Unlock()
 		return false
 	}
-	if len(s.redeliver) > 0 {
+	if !keyed && len(s.redeliver) > 0 {
 		pos := s.redeliver[0]
 		s.redeliver = s.redeliver[1:]
 		if pe := s.pending[pos]; pe != nil && pe.owner == nil {
@@ -167,7 +188,14 @@ func (s *subscription) dispatchOnce() bool {
 	s.readPos = pos
 	pe := &pendingEntry{e: e, acked: make([]bool, len(e.batch.Messages))}
 	s.pending[pos] = pe
-	s.deliverLocked(c, pe)
+	if !keyed {
+		s.deliverLocked(c, pe)
+	} else {
+		pe.keyed = newKeyedEntry(e)
+		if s.offerKeyedLocked(pe, true, nil) {
+			s.queueKeyedLocked(pos, pe)
+		}
+	}
 	t.mu.Unlock()
 	return true
 }
@@ -263,6 +291,26 @@ func (s *subscription) pickConsumerLocked() *consumer {
 	return nil
 }
 
+// anyRoomLocked reports whether some consumer could take a message.
+func (s *subscription) anyRoomLocked() bool {
+	for _, c := range s.consumers {
+		if c.hasRoomLocked(s.t.n.cfg.MaxUnackedPerConsumer) {
+			return true
+		}
+	}
+	return false
+}
+
+// consumersChangedLocked updates the dispatch after an attach or a detach.
+func (s *subscription) consumersChangedLocked() {
+	s.chooseActiveLocked()
+	if s.keyShared() {
+		s.ks.ring = newHashRing(s.consumers)
+		s.ks.rescan = true
+	}
+	s.signal()
+}
+
 // chooseActiveLocked recomputes the consumer a failover subscription
 // delivers to, after an attach or a detach, chosen as Pulsar chooses it:
 // the consumers sorted by name (attach order among equal names), then the
@@ -288,22 +336,44 @@ func (s *subscription) chooseActiveLocked() {
 // deliverLocked sends the unacknowledged messages of pe to c.
 func (s *subscription) deliverLocked(c *consumer, pe *pendingEntry) {
 	pe.owner = c
+	c.unacked++
+	s.sendLocked(c, pe, nil)
+}
+
+// sendLocked sends messages idx of pe to c (every unacknowledged one when
+// idx is nil); the caller recorded c as their owner.
+func (s *subscription) sendLocked(c *consumer, pe *pendingEntry, idx []int) {
 	b := pe.e.batch
-	msgs := make([]*servingpb.ReceivedMessage, 0, len(b.Messages)-pe.nAcked)
-	for i := range b.Messages {
-		if pe.acked[i] {
-			continue
-		}
+	n := len(idx)
+	if idx == nil {
+		n = len(b.Messages) - pe.nAcked
+	}
+	msgs := make([]*servingpb.ReceivedMessage, 0, n)
+	add := func(i int) {
 		m := &b.Messages[i]
+		redeliveries := pe.redeliveries
+		if pe.keyed != nil {
+			redeliveries = pe.keyed.redeliveries[i]
+		}
 		msgs = append(msgs, &servingpb.ReceivedMessage{
 			Id:  &servingpb.MessageId{Ledger: uint64(pe.e.pos.Ledger), Entry: int64(pe.e.pos.Entry), Batch: int32(i)},
 			Key: m.Key, Properties: m.Properties, Payload: m.Payload,
 			PublishTimeUnixNano: b.PublishTime, EventTimeUnixNano: m.EventTime,
-			ProducerName: b.ProducerName, SequenceId: m.SequenceID, RedeliveryCount: pe.redeliveries,
+			ProducerName: b.ProducerName, SequenceId: m.SequenceID, RedeliveryCount: redeliveries,
 		})
 	}
+	if idx != nil {
+		for _, i := range idx {
+			add(i)
+		}
+	} else {
+		for i := range b.Messages {
+			if !pe.acked[i] {
+				add(i)
+			}
+		}
+	}
 	c.permits -= int64(len(msgs))
-	c.unacked++
 	c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_Messages{Messages: &servingpb.Messages{Messages: msgs}}})
 	s.t.n.m.deliveredMessages.WithLabelValues(s.t.name).Add(float64(len(msgs)))
 }
@@ -312,8 +382,8 @@ func (s *subscription) deliverLocked(c *consumer, pe *pendingEntry) {
 // including ids[0] that was delivered.
 func (s *subscription) ackLocked(msgIDs []ids.MessageID, cumulative bool) error {
 	if cumulative {
-		if s.typ == servingpb.SubscriptionType_SHARED {
-			return errcode.New(errcode.InvalidArgument, "cumulative ack is not allowed on a shared subscription")
+		if s.typ == servingpb.SubscriptionType_SHARED || s.keyShared() {
+			return errcode.New(errcode.InvalidArgument, "cumulative ack is not allowed on a %s subscription", subTypeString(s.typ))
 		}
 		if len(msgIDs) == 0 {
 			return nil
@@ -325,12 +395,20 @@ func (s *subscription) ackLocked(msgIDs []ids.MessageID, cumulative bool) error 
 		if pe == nil || id.Batch < 0 || int(id.Batch) >= len(pe.acked) || pe.acked[id.Batch] {
 			continue
 		}
+		if pe.keyed != nil {
+			if pe.keyed.owners[id.Batch] != nil {
+				s.releaseLocked(pe, int(id.Batch))
+			} else {
+				s.stopWaitingLocked(pe, int(id.Batch))
+			}
+		}
 		pe.acked[id.Batch] = true
 		pe.nAcked++
 		if pe.nAcked == len(pe.acked) {
 			s.entryAckedLocked(id.Position(), pe)
 		}
 	}
+	s.ks.rescan = s.keyShared()
 	s.dirty = true
 	s.signal()
 	return nil
@@ -359,12 +437,16 @@ func (s *subscription) entryAckedLocked(pos ids.Position, pe *pendingEntry) {
 	if pe.owner != nil {
 		pe.owner.unacked--
 	}
-	s.acks.ack(s.t.orderLocked(), pos)
+	s.acks.ack(s.t.orderLocked(), pos) // a key_shared entry still on the redeliver list is skipped there
 }
 
 // unassignLocked queues c's unacknowledged entries for redelivery to the
 // other consumers (all of them when positions is nil).
 func (s *subscription) unassignLocked(c *consumer, positions []ids.Position) {
+	if s.keyShared() {
+		s.unassignKeyedLocked(c, positions)
+		return
+	}
 	if positions == nil {
 		for pos, pe := range s.pending {
 			if pe.owner == c {
@@ -399,6 +481,9 @@ func (s *subscription) expireLocked(target ids.Position) {
 			if pe.owner != nil {
 				pe.owner.unacked--
 			}
+			if pe.keyed != nil {
+				s.dropKeyedLocked(pe)
+			}
 		}
 	}
 	s.acks.ackThrough(o, target)
@@ -420,6 +505,9 @@ func (s *subscription) resetLocked(markDelete ids.Position) {
 	for _, c := range s.consumers {
 		c.unacked = 0
 	}
+	ring := s.ks.ring
+	s.ks = newKeyShared(s.typ)
+	s.ks.ring = ring
 	s.dirty = true
 	s.signal()
 }

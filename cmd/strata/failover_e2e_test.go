@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -21,30 +22,9 @@ func TestFailoverSubscriptionOnARealBrokerGivesEachPartitionOneConsumer(t *testi
 	if err := c.Admin().CreateTopic(ctx, "fo", 2); err != nil {
 		t.Fatal(err)
 	}
-	type delivery struct {
-		by int
-		m  *client.Message
-	}
-	got := make(chan delivery, 100)
-	consumers := make([]*client.Consumer, 2)
-	for i := range consumers {
-		cons, err := c.Subscribe(ctx, "fo", "s", client.ConsumerType(client.Failover), client.ConsumerInitialPosition(client.Earliest))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cons.Close()
-		consumers[i] = cons
-		go func() {
-			for {
-				m, err := cons.Receive(ctx)
-				if err != nil {
-					return // closed, or the test is over
-				}
-				cons.Ack(m)
-				got <- delivery{i, m}
-			}
-		}()
-	}
+	consumers, got := ackingConsumers(ctx, t, c, "fo", 2, func(int) []client.ConsumerOption {
+		return []client.ConsumerOption{client.ConsumerType(client.Failover), client.ConsumerInitialPosition(client.Earliest)}
+	})
 	p, err := c.NewProducer(ctx, "fo")
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +65,40 @@ func TestFailoverSubscriptionOnARealBrokerGivesEachPartitionOneConsumer(t *testi
 			t.Fatalf("m%d never received", i)
 		}
 	}
+}
+
+// delivery is a message and the index of the consumer that received it.
+type delivery struct {
+	by int
+	m  *client.Message
+}
+
+// ackingConsumers subscribes n consumers to topic's subscription "s", with
+// opts(i) for consumer i, each acknowledging every message it receives
+// and reporting it on the channel returned. They close with the test.
+func ackingConsumers(ctx context.Context, t *testing.T, c *client.Client, topic string, n int, opts func(i int) []client.ConsumerOption) ([]*client.Consumer, chan delivery) {
+	t.Helper()
+	got := make(chan delivery, 1000)
+	consumers := make([]*client.Consumer, n)
+	for i := range consumers {
+		cons, err := c.Subscribe(ctx, topic, "s", opts(i)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cons.Close() })
+		consumers[i] = cons
+		go func() {
+			for {
+				m, err := cons.Receive(ctx)
+				if err != nil {
+					return // closed, or the test is over
+				}
+				cons.Ack(m)
+				got <- delivery{i, m}
+			}
+		}()
+	}
+	return consumers, got
 }
 
 // TestConsumeCommandChoosesTheActiveFailoverConsumerByName runs two

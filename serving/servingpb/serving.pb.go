@@ -38,7 +38,8 @@ const (
 	// One active consumer per partition: the consumers sorted by name, the one
 	// at the partition's index modulo their number.
 	SubscriptionType_FAILOVER SubscriptionType = 2
-	// Not implemented yet: subscribing answers UNIMPLEMENTED.
+	// Messages of one key go to one consumer, in order (a consistent-hash ring
+	// of the consumers); messages without a key go to any consumer.
 	SubscriptionType_KEY_SHARED SubscriptionType = 3
 )
 
