@@ -61,7 +61,7 @@ func (r *run) handle(ctx context.Context, lc *loadConsumer, m Message) {
 	if err != nil {
 		r.verifier.Garbled()
 	} else {
-		switch r.verifier.Received(lc.sub, lc.consumer, h) {
+		switch r.verifier.Received(lc.sub, lc.consumer, h, m.Key) {
 		case InOrder, OutOfOrder:
 			sent := time.Unix(0, h.SendUnixNano)
 			r.rec.Received(sent, now.Sub(sent), len(m.Payload))

@@ -50,6 +50,9 @@ type Consumer interface {
 // Message is a received message.
 type Message struct {
 	Payload []byte
+	// Key is the message's key: order is checked per key on key_shared
+	// subscriptions (Verifier.OrderPerKey).
+	Key string
 	// Ack acknowledges the message to its subscription.
 	Ack func(ctx context.Context) error
 }

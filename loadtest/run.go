@@ -72,6 +72,9 @@ func newRun(d Driver, w Workload, opts RunOptions) *run {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &run{w: w, d: d, log: log, verifier: NewVerifier(w.Partitions)}
+	if w.SubscriptionType == KeyShared {
+		r.verifier.OrderPerKey()
+	}
 	if w.KeyDistribution != NoKey {
 		r.keys = make([]string, w.Keys)
 		for i := range r.keys {

@@ -69,6 +69,7 @@ type subStream struct {
 type consumerStream struct {
 	consumer int
 	stream   streamID
+	key      string // with OrderPerKey only
 }
 
 // Verifier checks delivery per subscription, producer and partition. It is
@@ -82,6 +83,7 @@ type Verifier struct {
 		sends      map[streamID]*sendState
 		recv       map[subStream]*seqSet
 		highest    map[consumerStream]uint64 // highest seq + 1
+		perKey     bool
 		counts     Verification
 	}
 }
@@ -96,6 +98,16 @@ func NewVerifier(partitions int) *Verifier {
 	v.mu.recv = make(map[subStream]*seqSet)
 	v.mu.highest = make(map[consumerStream]uint64)
 	return v
+}
+
+// OrderPerKey makes order checked per consumer, producer, partition and
+// key, as a key_shared subscription promises it: when a consumer leaves
+// or a topic moves, its keys go to others, which then get first receipts
+// of those keys below what they already got of other keys.
+func (v *Verifier) OrderPerKey() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.mu.perKey = true
 }
 
 // AddProducer declares that producer writes to topic (an index).
@@ -174,8 +186,8 @@ func (v *Verifier) settle(h Header, ok bool) {
 }
 
 // Received records that consumer (an index unique in the run) of sub got
-// the message with header h, and classifies it.
-func (v *Verifier) Received(sub, consumer int, h Header) Receipt {
+// the message with header h and key, and classifies it.
+func (v *Verifier) Received(sub, consumer int, h Header, msgKey string) Receipt {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	id := streamID{h.Producer, h.Partition}
@@ -199,7 +211,10 @@ func (v *Verifier) Received(sub, consumer int, h Header) Receipt {
 	if !s.acked.has(h.Seq) {
 		v.mu.counts.ReceivedUnacked++
 	}
-	cs := consumerStream{consumer, id}
+	cs := consumerStream{consumer: consumer, stream: id}
+	if v.mu.perKey {
+		cs.key = msgKey
+	}
 	if hi := v.mu.highest[cs]; h.Seq+1 < hi {
 		v.mu.counts.OutOfOrder++
 		return OutOfOrder

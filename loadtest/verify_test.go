@@ -17,7 +17,7 @@ func feed(t *testing.T, v *Verifier, n uint64) {
 func receiveAll(v *Verifier, seqs ...uint64) []Receipt {
 	var out []Receipt
 	for _, s := range seqs {
-		out = append(out, v.Received(0, 0, Header{Seq: s}))
+		out = append(out, v.Received(0, 0, Header{Seq: s}, ""))
 	}
 	return out
 }
@@ -97,7 +97,7 @@ func TestVerifierChecksEverySubscriptionSeparately(t *testing.T) {
 	v.AddSubscription(1, 0)
 	feed(t, v, 3)
 	receiveAll(v, 0, 1, 2) // subscription 0 gets everything
-	v.Received(1, 1, Header{Seq: 0})
+	v.Received(1, 1, Header{Seq: 0}, "")
 	got := v.Report()
 	if got.Lost != 2 || got.Duplicates != 0 {
 		t.Fatalf("subscription 1 missed 2 messages; got %+v", got)
@@ -125,7 +125,7 @@ func TestVerifierTracksOrderPerConsumerAndPartition(t *testing.T) {
 		seq      uint64
 	}{{0, 0, 0}, {0, 0, 1}, {0, 1, 0}, {0, 0, 2}, {1, 1, 1}, {0, 1, 2}}
 	for _, o := range order {
-		if r := v.Received(0, o.consumer, Header{Producer: 7, Partition: o.part, Seq: o.seq}); r != InOrder {
+		if r := v.Received(0, o.consumer, Header{Producer: 7, Partition: o.part, Seq: o.seq}, ""); r != InOrder {
 			t.Fatalf("%+v classified %v", o, r)
 		}
 	}
@@ -147,8 +147,8 @@ func TestVerifierRejectsSequenceGapsFromTheProducer(t *testing.T) {
 func TestVerifierCountsForeignAndGarbledMessagesAsUnexpected(t *testing.T) {
 	v := newTestVerifier()
 	feed(t, v, 1)
-	v.Received(0, 0, Header{Producer: 99})
-	v.Received(5, 0, Header{})
+	v.Received(0, 0, Header{Producer: 99}, "")
+	v.Received(5, 0, Header{}, "")
 	v.Garbled()
 	if got := v.Report(); got.Unexpected != 3 || got.OK() {
 		t.Fatalf("got %+v", got)
@@ -190,5 +190,30 @@ func TestVerifierUnsentReusesTheSequenceNumber(t *testing.T) {
 	}
 	if got := v.Report(); got.Published != 3 {
 		t.Fatalf("published %d, want 3", got.Published)
+	}
+}
+
+// With OrderPerKey, a consumer may get a key's first receipts below what
+// it got of other keys (a key_shared consumer taking over keys), but not
+// below what it got of the same key.
+func TestVerifierChecksOrderPerKeyWhenAsked(t *testing.T) {
+	for _, perKey := range []bool{false, true} {
+		v := newTestVerifier()
+		if perKey {
+			v.OrderPerKey()
+		}
+		for seq := range uint64(4) {
+			if err := v.Sent(Header{Seq: seq}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v.Received(0, 0, Header{Seq: 2}, "a")
+		r := v.Received(0, 0, Header{Seq: 1}, "b")
+		if want := map[bool]Receipt{false: OutOfOrder, true: InOrder}[perKey]; r != want {
+			t.Fatalf("perKey=%v: seq 1 of another key after seq 2 classified %v, want %v", perKey, r, want)
+		}
+		if r := v.Received(0, 0, Header{Seq: 0}, "a"); r != OutOfOrder {
+			t.Fatalf("perKey=%v: seq 0 of key a after seq 2 of key a classified %v", perKey, r)
+		}
 	}
 }

@@ -90,3 +90,26 @@ func TestLoadtestChaosKillsLoseNothingAcknowledged(t *testing.T) {
 		t.Fatalf("result %v\n%s", res, stderr)
 	}
 }
+
+// TestLoadtestChaosKeySharedKeepsEachKeyInOrder runs the chaos mode with a
+// key_shared subscription of three consumers over keyed messages: when the
+// owning serving node is killed, the topics move and their keys are dealt
+// again as the consumers reconnect, and yet nothing acknowledged may be
+// lost and no key may be received out of order by any consumer.
+func TestLoadtestChaosKeySharedKeepsEachKeyInOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a five-process cluster")
+	}
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	out, stderr, code := runBin(t, 180*time.Second, "loadtest", "--cluster", "local", "--duration", "10s",
+		"--rate", "500", "--size", "128", "--partitions", "2", "--subscription-type", "key_shared", "--consumers", "3",
+		"--key-distribution", "random", "--keys", "50", "--chaos", "kill-serving@2s/2s,kill-serving@6s/2s", "--seed", "5",
+		"--json", jsonPath)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	res := readResult(t, jsonPath)
+	if res["lost"].(float64) != 0 || res["out_of_order"].(float64) != 0 || res["messages_acked"].(float64) == 0 {
+		t.Fatalf("result %v\n%s", res, stderr)
+	}
+}

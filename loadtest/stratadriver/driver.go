@@ -215,6 +215,7 @@ func (c *consumer) Receive(ctx context.Context) (loadtest.Message, error) {
 	}
 	return loadtest.Message{
 		Payload: m.Payload,
+		Key:     m.Key,
 		Ack:     func(context.Context) error { return c.c.Ack(m) },
 	}, nil
 }
