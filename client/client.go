@@ -137,6 +137,14 @@ func (c *Client) unregister(cl closer) {
 var clientKeepalive = keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}
 
 // broker returns a stub for the node at addr, reusing its connection.
+// maxResponseBytes bounds one message received from a node. gRPC's default,
+// 4 MiB, is below the default 5 MiB message limit: a larger message could
+// be published and then never consumed, its consumer reconnecting in a
+// loop. A node sends at most twice its entry limit plus 1 MiB (11 MiB by
+// default); this leaves room for nodes configured higher. DialOptions can
+// override it.
+const maxResponseBytes = 64 << 20
+
 func (c *Client) broker(addr string) (servingpb.BrokerClient, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -146,7 +154,8 @@ func (c *Client) broker(addr string) (servingpb.BrokerClient, error) {
 	if conn, ok := c.mu.conns[addr]; ok {
 		return servingpb.NewBrokerClient(conn), nil
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithKeepaliveParams(clientKeepalive), rpcpool.DialOption()}, c.cfg.dialOpts...)
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithKeepaliveParams(clientKeepalive),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseBytes)), rpcpool.DialOption()}, c.cfg.dialOpts...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, errcode.New(errcode.Unavailable, "dial %s: %v", addr, err)
