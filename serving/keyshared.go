@@ -198,6 +198,97 @@ func (s *subscription) stopWaitingLocked(pe *pendingEntry, i int) {
 	}
 }
 
+// keyedEntriesPerPass bounds the entries one dispatch pass of a key_shared
+// subscription takes from the log. Each entry is split over the consumers,
+// so the pass gathers what each consumer gets from all of them into one
+// response (outbox), rather than sending each consumer a sliver per entry.
+const keyedEntriesPerPass = 32
+
+// dispatchKeyedUnlock is dispatchOnce for a key_shared subscription, called
+// with the topic's mu held, which it releases: the waiting messages first,
+// if something may have unblocked them, then entries from the log while
+// some consumer has room and not too many entries wait.
+func (s *subscription) dispatchKeyedUnlock() bool {
+	t := s.t
+	s.outbox = &outbox{}
+	if s.ks.rescan {
+		s.ks.rescan = false
+		s.rescanKeyedLocked()
+	}
+	moved := false
+	var fetch func() bool
+	for range keyedEntriesPerPass {
+		// Take no more from the log while too many entries wait, or
+		// while no consumer could take any of it.
+		if len(s.redeliver) >= t.n.cfg.MaxKeySharedWaitingEntries || !s.anyRoomLocked() {
+			break
+		}
+		pe, step, f := s.nextEntryLocked()
+		moved = moved || step
+		if fetch = f; !step || fetch != nil {
+			break
+		}
+		if pe == nil {
+			continue // acknowledged already
+		}
+		pe.keyed = newKeyedEntry(pe.e)
+		if s.offerKeyedLocked(pe, true, nil) {
+			s.queueKeyedLocked(pe.e.pos, pe)
+		}
+	}
+	s.outbox.flush()
+	s.outbox = nil
+	t.mu.Unlock()
+	if fetch != nil && !moved {
+		return fetch()
+	}
+	return moved
+}
+
+// outboxResponseBytes is the payload size past which an outbox sends what
+// it gathered for a consumer and starts a new response.
+const outboxResponseBytes = 1 << 20
+
+// outbox gathers the messages of one dispatch pass per consumer, in order.
+type outbox struct {
+	cs    []*consumer
+	msgs  [][]*servingpb.ReceivedMessage
+	bytes []int
+}
+
+func (o *outbox) add(c *consumer, msgs []*servingpb.ReceivedMessage) {
+	i := slices.Index(o.cs, c)
+	if i < 0 {
+		o.cs, o.msgs, o.bytes = append(o.cs, c), append(o.msgs, nil), append(o.bytes, 0)
+		i = len(o.cs) - 1
+	}
+	if o.bytes[i] >= outboxResponseBytes {
+		o.send(i)
+	}
+	o.msgs[i] = append(o.msgs[i], msgs...)
+	for _, m := range msgs {
+		o.bytes[i] += len(m.Payload)
+	}
+}
+
+// send sends what was gathered for consumer i. The dispatcher checked that
+// c had room before each message it gathered, and a consumer with room
+// has two free slots (hasRoomLocked): enough for a send when its share
+// grows large and one at the flush.
+func (o *outbox) send(i int) {
+	if len(o.msgs[i]) == 0 {
+		return
+	}
+	o.cs[i].send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_Messages{Messages: &servingpb.Messages{Messages: o.msgs[i]}}})
+	o.msgs[i], o.bytes[i] = nil, 0
+}
+
+func (o *outbox) flush() {
+	for i := range o.cs {
+		o.send(i)
+	}
+}
+
 // offerKeyedLocked delivers what it may of pe's messages that no consumer
 // holds, and answers whether any still wait. fresh is set for an entry
 // just taken from the log, whose messages are not counted as waiting yet;

@@ -32,6 +32,7 @@ type subscription struct {
 	partition int       // the topic's partition index (0 when not partitioned), for failover
 	active    *consumer // the one a failover subscription delivers to (chooseActiveLocked)
 	ks        keyShared // a key_shared subscription's dispatch state (keyshared.go)
+	outbox    *outbox   // while set, sendLocked gathers responses here
 	// pending are entries delivered (or awaiting redelivery: owner nil)
 	// and not yet fully acknowledged.
 	pending map[ids.Position]*pendingEntry
@@ -137,24 +138,15 @@ func (s *subscription) dispatchOnce() bool {
 		t.mu.Unlock()
 		return false
 	}
-	keyed := s.keyShared()
-	var c *consumer
-	if keyed {
-		if s.ks.rescan {
-			s.ks.rescan = false
-			s.rescanKeyedLocked()
-		}
-		// Take no more from the log while too many entries wait, or
-		// while no consumer could take any of it.
-		if len(s.redeliver) >= t.n.cfg.MaxKeySharedWaitingEntries || !s.anyRoomLocked() {
-			t.mu.Unlock()
-			return false
-		}
-	} else if c = s.pickConsumerLocked(); c == nil {
+	if s.keyShared() {
+		return s.dispatchKeyedUnlock()
+	}
+	c := s.pickConsumerLocked()
+	if c == nil {
 		t.mu.Unlock()
 		return false
 	}
-	if !keyed && len(s.redeliver) > 0 {
+	if len(s.redeliver) > 0 {
 		pos := s.redeliver[0]
 		s.redeliver = s.redeliver[1:]
 		if pe := s.pending[pos]; pe != nil && pe.owner == nil {
@@ -164,16 +156,32 @@ func (s *subscription) dispatchOnce() bool {
 		t.mu.Unlock()
 		return true
 	}
+	pe, step, fetch := s.nextEntryLocked()
+	if pe != nil {
+		s.deliverLocked(c, pe)
+	}
+	t.mu.Unlock()
+	if fetch != nil {
+		return fetch()
+	}
+	return step
+}
+
+// nextEntryLocked takes the entry after readPos from the log and makes it
+// pending. It answers that entry (nil if there was none to take), whether
+// the cursor moved (an entry taken, or an acknowledged one skipped), and,
+// when the entry is neither cached nor read ahead, the read to run once the
+// topic's mu is released.
+func (s *subscription) nextEntryLocked() (*pendingEntry, bool, func() bool) {
+	t := s.t
 	o := t.orderLocked()
 	pos, ok := o.next(s.readPos)
 	if !ok {
-		t.mu.Unlock()
-		return false
+		return nil, false, nil
 	}
 	if s.acks.isAcked(o, pos) {
 		s.readPos = pos
-		t.mu.Unlock()
-		return true
+		return nil, true, nil
 	}
 	e := t.mu.cache.get(pos)
 	if e == nil {
@@ -182,22 +190,12 @@ func (s *subscription) dispatchOnce() bool {
 	}
 	if e == nil {
 		li, last := s.ledgerRangeLocked(pos)
-		t.mu.Unlock()
-		return s.fetch(li, pos, last)
+		return nil, false, func() bool { return s.fetch(li, pos, last) }
 	}
 	s.readPos = pos
 	pe := &pendingEntry{e: e, acked: make([]bool, len(e.batch.Messages))}
 	s.pending[pos] = pe
-	if !keyed {
-		s.deliverLocked(c, pe)
-	} else {
-		pe.keyed = newKeyedEntry(e)
-		if s.offerKeyedLocked(pe, true, nil) {
-			s.queueKeyedLocked(pos, pe)
-		}
-	}
-	t.mu.Unlock()
-	return true
+	return pe, true, nil
 }
 
 // ledgerRangeLocked answers the ledger of pos and the last entry to read
@@ -374,8 +372,12 @@ func (s *subscription) sendLocked(c *consumer, pe *pendingEntry, idx []int) {
 		}
 	}
 	c.permits -= int64(len(msgs))
-	c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_Messages{Messages: &servingpb.Messages{Messages: msgs}}})
 	s.t.n.m.deliveredMessages.WithLabelValues(s.t.name).Add(float64(len(msgs)))
+	if s.outbox != nil {
+		s.outbox.add(c, msgs)
+		return
+	}
+	c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_Messages{Messages: &servingpb.Messages{Messages: msgs}}})
 }
 
 // ackLocked acknowledges messages; cumulative acks everything up to and
