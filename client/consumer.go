@@ -38,6 +38,8 @@ type Consumer struct {
 	notify  chan struct{} // a message was queued (capacity 1)
 	closed  chan struct{}
 
+	redelivery redelivery // nack delay, ack timeout, dead letters (redelivery.go)
+
 	closeOnce sync.Once
 	mu        struct {
 		sync.Mutex
@@ -72,7 +74,12 @@ func (c *Client) Subscribe(ctx context.Context, topicName, subscription string, 
 		InitialPosition: servingpb.InitialPosition(cfg.position),
 		ConsumerName:    cfg.name,
 	}
-	return c.subscribe(ctx, topicName, sub, subscribeOpts{typ: cfg.subType, queueSize: cfg.queueSize, ackGrouping: cfg.ackGrouping})
+	if cfg.deadLetter != nil {
+		if _, err := deadLetterTopic(topicName, subscription, *cfg.deadLetter); err != nil {
+			return nil, err
+		}
+	}
+	return c.subscribe(ctx, topicName, sub, subscribeOpts{typ: cfg.subType, queueSize: cfg.queueSize, ackGrouping: cfg.ackGrouping, redelivery: cfg})
 }
 
 // subscribeOpts are the settings shared by consumers and readers.
@@ -82,6 +89,9 @@ type subscribeOpts struct {
 	ackGrouping time.Duration
 	// startFor, when set, adjusts the subscribe request of each partition.
 	startFor func(int32, *servingpb.Subscribe)
+	// redelivery holds the nack delay, ack timeout and dead-letter policy
+	// (consumers only).
+	redelivery consumerConfig
 }
 
 // subscribe opens one partition consumer per partition.
@@ -96,6 +106,10 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 	}
 	cons := &Consumer{c: c, topic: name.String(), sub: tmpl.GetSubscription(), subType: o.typ,
 		notify: make(chan struct{}, 1), closed: make(chan struct{})}
+	// Before the partitions start: their streams use it.
+	if err := cons.startRedelivery(o.redelivery); err != nil {
+		return nil, err
+	}
 	topics := []string{name.String()}
 	if n > 0 {
 		topics = topics[:0]
@@ -115,12 +129,14 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 			pc.mu.last = &MessageID{Ledger: id.GetLedger(), Entry: id.GetEntry(), Batch: id.GetBatch() - 1, Partition: int32(i)}
 		}
 		if err := pc.start(ctx); err != nil {
+			cons.stopRedelivery()
 			cons.closeParts()
 			return nil, err
 		}
 		cons.parts = append(cons.parts, pc)
 	}
 	if err := c.register(cons); err != nil {
+		cons.stopRedelivery()
 		cons.closeParts()
 		return nil, err
 	}
@@ -139,7 +155,14 @@ func (c *Consumer) Subscription() string { return c.sub }
 func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 	for {
 		if m := c.pop(); m != nil {
-			return m, nil
+			ok, err := c.handOut(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				return m, nil
+			}
+			continue
 		}
 		c.mu.Lock()
 		err := c.mu.err
@@ -241,6 +264,7 @@ func (c *Consumer) ack(id MessageID, cumulative bool) error {
 	if err != nil {
 		return err
 	}
+	c.acked(id, cumulative)
 	if cumulative {
 		pc.flushAcks()
 		return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{
@@ -249,18 +273,13 @@ func (c *Consumer) ack(id MessageID, cumulative bool) error {
 	return pc.ack(id)
 }
 
-// Nack asks for msg to be redelivered.
+// Nack asks for msg to be redelivered (after ConsumerNackRedeliveryDelay).
+// The server gives back the whole batch msg came in, without what was
+// acknowledged of it.
 func (c *Consumer) Nack(msg *Message) error { return c.NackID(msg.ID) }
 
 // NackID asks for the message with id to be redelivered.
-func (c *Consumer) NackID(id MessageID) error {
-	pc, err := c.part(id)
-	if err != nil {
-		return err
-	}
-	return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Nack{Nack: &servingpb.Nack{
-		Ids: []*servingpb.MessageId{id.proto()}}}})
-}
+func (c *Consumer) NackID(id MessageID) error { return c.nack(id) }
 
 // Seek moves the subscription of id's partition to id's entry (the server
 // positions by entry, so earlier messages of the same batch come again) and
@@ -293,6 +312,7 @@ func (c *Consumer) SeekTime(ctx context.Context, t time.Time) error {
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
+		c.stopRedelivery()
 		c.closeParts()
 		c.c.unregister(c)
 	})

@@ -282,6 +282,7 @@ func (pc *partitionConsumer) serve(st consumeStream, endStream context.CancelFun
 	pc.mu.Lock()
 	pc.mu.queue, pc.mu.delivered, pc.mu.stream = nil, 0, st
 	pc.mu.Unlock()
+	pc.parent.forgetHanded(pc.partition)
 	var (
 		lastRecv atomic.Int64
 		moved    atomic.Bool

@@ -39,7 +39,9 @@
 // the application has taken half of them. On a broken stream the partition
 // consumer reconnects and subscribes again; what it had buffered but not handed
 // out is dropped (the server redelivers unacknowledged messages). Individual
-// acks are gathered for ConsumerAckGroupingTime and sent together.
+// acks are gathered for ConsumerAckGroupingTime and sent together. Nack
+// delays, ack timeouts and the dead-letter topic are the consumer's own
+// (redelivery.go), as in Pulsar: the server only counts redeliveries.
 //
 // A Reader is a consumer of a non-durable subscription that starts at the
 // earliest or latest message, at a message id or at a time.

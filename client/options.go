@@ -235,6 +235,9 @@ type consumerConfig struct {
 	name        string
 	queueSize   int
 	ackGrouping time.Duration
+	nackDelay   time.Duration
+	ackTimeout  time.Duration
+	deadLetter  *DeadLetterPolicy
 }
 
 func defaultConsumerConfig() consumerConfig {
@@ -250,6 +253,15 @@ func (c *consumerConfig) validate() error {
 	}
 	if c.subType < Exclusive || c.subType > KeyShared {
 		return invalidArg("unknown subscription type %d", c.subType)
+	}
+	if c.nackDelay < 0 {
+		return invalidArg("nack redelivery delay must not be negative")
+	}
+	if c.ackTimeout != 0 && c.ackTimeout < MinAckTimeout {
+		return invalidArg("ack timeout %v: want 0 (off) or at least %v", c.ackTimeout, MinAckTimeout)
+	}
+	if c.deadLetter != nil && c.deadLetter.MaxDeliveries < 1 {
+		return invalidArg("dead-letter policy: MaxDeliveries must be at least 1")
 	}
 	return nil
 }
@@ -288,6 +300,60 @@ func ConsumerReceiverQueueSize(n int) ConsumerOption {
 func ConsumerAckGroupingTime(d time.Duration) ConsumerOption {
 	return func(c *consumerConfig) { c.ackGrouping = d }
 }
+
+// ConsumerNackRedeliveryDelay sets how long after Nack the message is
+// given back to the subscription for redelivery (default 0: at once).
+// Pulsar's default is one minute; a delay keeps a message that fails every
+// time from being redelivered in a tight loop. Close drops the nacks still
+// waiting: their messages are redelivered anyway, as everything a closing
+// consumer did not acknowledge is.
+func ConsumerNackRedeliveryDelay(d time.Duration) ConsumerOption {
+	return func(c *consumerConfig) { c.nackDelay = d }
+}
+
+// MinAckTimeout is the shortest ack timeout ConsumerAckTimeout accepts.
+const MinAckTimeout = time.Second
+
+// ConsumerAckTimeout redelivers a message the application took (Receive)
+// and did not acknowledge within d, as if it had nacked it: for consumers
+// that may hang or lose track of a message. Default 0: off, as in Pulsar;
+// at least MinAckTimeout otherwise. The redelivery counts towards a
+// DeadLetterPolicy's MaxDeliveries.
+func ConsumerAckTimeout(d time.Duration) ConsumerOption {
+	return func(c *consumerConfig) { c.ackTimeout = d }
+}
+
+// DeadLetterPolicy moves aside a message that keeps failing, so that it does
+// not block or circle in its subscription for ever: once the message has
+// been handed to the application MaxDeliveries times (redelivered after a
+// Nack, an ack timeout or a consumer that closed or died), its next delivery
+// is not handed out; the consumer publishes it to the dead-letter topic and
+// acknowledges it. The copy keeps the key, payload, event time and
+// properties, plus REAL_TOPIC (the topic, or partition, it came from) and
+// ORIGIN_MESSAGE_ID, as Pulsar's dead-letter queue does. At-least-once: a
+// consumer that dies between the publish and the ack dead-letters the
+// message again. Redelivery counts are kept by the topic's serving node and
+// start again at 0 after the topic moves to another node.
+type DeadLetterPolicy struct {
+	// MaxDeliveries is how many times a message is handed to the
+	// application at most. At least 1.
+	MaxDeliveries uint32
+	// Topic receives the dead letters. Default: "<topic>-<subscription>-DLQ"
+	// (Pulsar's naming), which must then be a valid topic name.
+	Topic string
+}
+
+// ConsumerDeadLetterPolicy sets a dead-letter policy (default: none, a
+// message is redelivered for as long as it is not acknowledged).
+func ConsumerDeadLetterPolicy(p DeadLetterPolicy) ConsumerOption {
+	return func(c *consumerConfig) { c.deadLetter = &p }
+}
+
+// Properties a dead-letter copy carries besides the original's.
+const (
+	PropertyRealTopic       = "REAL_TOPIC"
+	PropertyOriginMessageID = "ORIGIN_MESSAGE_ID"
+)
 
 // ReaderOption configures a Reader (see Client.NewReader).
 type ReaderOption func(*readerConfig)

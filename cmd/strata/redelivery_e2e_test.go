@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/client"
+)
+
+// receiveLoop receives on cons until ctx ends, calling handle for each
+// message, and reports each on the channel returned.
+func receiveLoop(ctx context.Context, cons *client.Consumer, handle func(*client.Message)) chan *client.Message {
+	got := make(chan *client.Message, 100)
+	go func() {
+		for {
+			m, err := cons.Receive(ctx)
+			if err != nil {
+				return
+			}
+			handle(m)
+			got <- m
+		}
+	}()
+	return got
+}
+
+func next(ctx context.Context, t *testing.T, got chan *client.Message, what string) *client.Message {
+	t.Helper()
+	select {
+	case m := <-got:
+		return m
+	case <-ctx.Done():
+		t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		return nil
+	}
+}
+
+// TestDeadLetterPolicyMovesAPoisonMessageAside: a message the application
+// nacks every time is handed out MaxDeliveries times, then published to the
+// subscription's dead-letter topic, with its key, payload, properties and
+// origin, and acknowledged, so that the subscription's backlog drains; the
+// messages around it are delivered as usual.
+func TestDeadLetterPolicyMovesAPoisonMessageAside(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	cons, err := c.Subscribe(ctx, "orders", "billing", client.ConsumerType(client.Shared), client.ConsumerInitialPosition(client.Earliest),
+		client.ConsumerDeadLetterPolicy(client.DeadLetterPolicy{MaxDeliveries: 3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	p, err := c.NewProducer(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	poisonID, err := p.Send(ctx, &client.ProducerMessage{Key: "k", Payload: []byte("poison"), Properties: map[string]string{"a": "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("good")}); err != nil {
+		t.Fatal(err)
+	}
+	got := receiveLoop(ctx, cons, func(m *client.Message) {
+		if string(m.Payload) == "poison" {
+			cons.Nack(m)
+		} else {
+			cons.Ack(m)
+		}
+	})
+	var poison []uint32
+	for good := false; !good || len(poison) < 3; {
+		m := next(ctx, t, got, "three deliveries of the poison message and the good one")
+		if string(m.Payload) == "good" {
+			good = true
+		} else {
+			poison = append(poison, m.RedeliveryCount)
+		}
+	}
+	dlq, err := c.Subscribe(ctx, "orders-billing-DLQ", "ops", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlq.Close()
+	d, err := dlq.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(d.Payload) != "poison" || d.Key != "k" || d.Properties["a"] != "b" ||
+		d.Properties[client.PropertyRealTopic] != "public/default/orders" || d.Properties[client.PropertyOriginMessageID] != poisonID.String() {
+		t.Fatalf("dead letter: key %q payload %q properties %v", d.Key, d.Payload, d.Properties)
+	}
+	waitFor(t, 20*time.Second, "the subscription's backlog to drain", func() bool {
+		st, err := c.Admin().TopicStats(ctx, "orders")
+		return err == nil && len(st.Subscriptions) == 1 && st.Subscriptions[0].Backlog == 0
+	})
+	if len(poison) != 3 || poison[0] != 0 || poison[1] != 1 || poison[2] != 2 {
+		t.Fatalf("the poison message was handed out with redelivery counts %v, want [0 1 2]", poison)
+	}
+}
+
+// TestAckTimeoutRedeliversThenDeadLettersAHungConsumersMessage: a message
+// the application takes and never acknowledges comes back after the ack
+// timeout, and once it has been handed out MaxDeliveries times it goes to
+// the dead-letter topic, so a consumer that hangs on a message cannot hold
+// the subscription for ever.
+func TestAckTimeoutRedeliversThenDeadLettersAHungConsumersMessage(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	cons, err := c.Subscribe(ctx, "jobs", "workers", client.ConsumerInitialPosition(client.Earliest),
+		client.ConsumerAckTimeout(time.Second),
+		client.ConsumerDeadLetterPolicy(client.DeadLetterPolicy{MaxDeliveries: 2, Topic: "jobs-dead"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	p, err := c.NewProducer(ctx, "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("stuck")}); err != nil {
+		t.Fatal(err)
+	}
+	got := receiveLoop(ctx, cons, func(*client.Message) {}) // never acknowledges
+	for want := uint32(0); want < 2; want++ {
+		if m := next(ctx, t, got, "a delivery"); m.RedeliveryCount != want {
+			t.Fatalf("delivery with redelivery count %d, want %d", m.RedeliveryCount, want)
+		}
+	}
+	dlq, err := c.Subscribe(ctx, "jobs-dead", "ops", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlq.Close()
+	if d, err := dlq.Receive(ctx); err != nil || string(d.Payload) != "stuck" {
+		t.Fatalf("dead letter: %v %v", d, err)
+	}
+	waitFor(t, 20*time.Second, "the subscription's backlog to drain", func() bool {
+		st, err := c.Admin().TopicStats(ctx, "jobs")
+		return err == nil && len(st.Subscriptions) == 1 && st.Subscriptions[0].Backlog == 0
+	})
+}
+
+// TestNackRedeliveryDelayHoldsANackedMessageBack: with a nack redelivery
+// delay, a nacked message does not come back before the delay has passed
+// (it may come later on a slow machine; it must not come sooner).
+func TestNackRedeliveryDelayHoldsANackedMessageBack(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	const delay = 1500 * time.Millisecond
+	cons, err := c.Subscribe(ctx, "later", "s", client.ConsumerInitialPosition(client.Earliest), client.ConsumerNackRedeliveryDelay(delay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	p, err := c.NewProducer(ctx, "later")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("m")}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nacked := time.Now()
+	if err := cons.Nack(m); err != nil {
+		t.Fatal(err)
+	}
+	again, err := cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(nacked); waited < delay || again.RedeliveryCount != 1 {
+		t.Fatalf("redelivered after %v with count %d, want no sooner than %v, count 1", waited, again.RedeliveryCount, delay)
+	}
+}
+
+// TestRedeliveryOptionsRejectBadValues: impossible settings are refused
+// with ErrInvalidArgument before anything is subscribed.
+func TestRedeliveryOptionsRejectBadValues(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, time.Minute)
+	c := s.client()
+	for name, opt := range map[string]client.ConsumerOption{
+		"no deliveries":      client.ConsumerDeadLetterPolicy(client.DeadLetterPolicy{}),
+		"bad topic":          client.ConsumerDeadLetterPolicy(client.DeadLetterPolicy{MaxDeliveries: 1, Topic: "a/b/c/d"}),
+		"short ack timeout":  client.ConsumerAckTimeout(500 * time.Millisecond),
+		"negative nack wait": client.ConsumerNackRedeliveryDelay(-time.Second),
+	} {
+		if _, err := c.Subscribe(ctx, "opts", "s", opt); !errors.Is(err, client.ErrInvalidArgument) {
+			t.Errorf("%s: got %v, want ErrInvalidArgument", name, err)
+		}
+	}
+	// A subscription name that makes no topic name needs an explicit Topic.
+	if _, err := c.Subscribe(ctx, "opts", "a/b", client.ConsumerDeadLetterPolicy(client.DeadLetterPolicy{MaxDeliveries: 1})); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Errorf("default topic from subscription a/b: got %v, want ErrInvalidArgument", err)
+	}
+	if st, err := c.Admin().TopicStats(ctx, "opts"); err == nil && len(st.Subscriptions) != 0 {
+		t.Errorf("a refused consumer left subscriptions %+v", st.Subscriptions)
+	}
+}
