@@ -529,3 +529,44 @@ func keySharedChurn(t *testing.T, seed int64) {
 	})
 	eventually(t, "backlog drained", func() error { return backlogIs(t, n, topic, 0) })
 }
+
+// Entries that expire (TTL) while they wait on a key_shared subscription
+// stop counting against MaxKeySharedWaitingEntries: a subscription stalled
+// at the limit reads again once they expire, without waiting for an ack, a
+// flow or a consumer change. Here a's messages wait for permits, a holding
+// nothing, so no released hold rescans the list.
+func TestKeySharedReadsAgainWhenWaitingEntriesExpire(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) {
+		cfg.MaxKeySharedWaitingEntries = 2
+		cfg.TrimInterval = 50 * time.Millisecond
+	})
+	const topic = "public/ttl-ks/t"
+	const keys = 50
+	moved := movedToB(keys)
+	ca := mustSubscribe(t, n, keySharedSub(topic, "a"))
+	cb := mustSubscribe(t, n, keySharedSub(topic, "b"))
+	ca.flow(uint32(keys - len(moved))) // exactly one round of a's keys
+	cb.flow(1000)
+	a, b := startDrain(ca), startDrain(cb)
+	p := mustProducer(t, n, topic, "")
+	for r := range 4 {
+		p.mustSend(round(uint64(keys*r+1), keys)...)
+	}
+	ca.ack(idsOf(a.take(t, keys-len(moved)))...)
+	// b gets three rounds: the first, and the two read before the limit.
+	cb.ack(idsOf(b.take(t, 3*len(moved)))...)
+	policy := func(ttlMs int64) {
+		if _, err := n.client.SetNamespacePolicy(ctxT(t), &servingpb.SetNamespacePolicyRequest{Namespace: "public/ttl-ks",
+			Policy: &servingpb.NamespacePolicy{TtlMs: ttlMs, RetentionMs: -1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policy(1)
+	eventually(t, "backlog expired", func() error { return backlogIs(t, n, topic, 0) })
+	policy(0) // off: the next message must not expire before it is delivered
+	p.mustSend(keyedMsg(10_000, moved[0]))
+	if m := b.take(t, 1)[0]; m.GetSequenceId() != 10_000 {
+		t.Fatalf("b got seq %d, want 10000", m.GetSequenceId())
+	}
+}

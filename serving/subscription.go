@@ -492,6 +492,10 @@ func (s *subscription) expireLocked(target ids.Position) {
 	if o.cmp(s.readPos, target) < 0 {
 		s.readPos = target
 	}
+	// Expired entries may still be on a key_shared redeliver list, where
+	// they count against MaxKeySharedWaitingEntries until a rescan drops
+	// them.
+	s.ks.rescan = s.keyShared()
 	s.dirty = true
 	s.signal()
 }
