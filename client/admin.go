@@ -135,6 +135,10 @@ type SubscriptionStats struct {
 	// ActiveConsumer names the consumer a Failover subscription delivers
 	// this partition to (empty for the other types).
 	ActiveConsumer string `json:"active_consumer,omitempty"`
+	// Delayed counts the entries a Shared subscription holds back until
+	// their delivery time (ProducerMessage.DeliverAt); they are part of
+	// Backlog.
+	Delayed uint64 `json:"delayed,omitempty"`
 }
 
 // TopicStats returns the statistics of one topic or partition, from its
@@ -166,7 +170,7 @@ func statsFromProto(r *servingpb.TopicStatsResponse) *TopicStats {
 	}
 	for _, s := range r.GetSubscriptions() {
 		st.Subscriptions = append(st.Subscriptions, SubscriptionStats{Name: s.GetName(), Type: SubscriptionType(s.GetType()).String(),
-			Backlog: s.GetBacklog(), Consumers: int(s.GetConsumers()), MarkDelete: idFromProto(s.GetMarkDelete(), 0), Unacked: s.GetUnacked(), BacklogBytes: s.GetBacklogBytes(),
+			Backlog: s.GetBacklog(), Consumers: int(s.GetConsumers()), MarkDelete: idFromProto(s.GetMarkDelete(), 0), Unacked: s.GetUnacked(), BacklogBytes: s.GetBacklogBytes(), Delayed: s.GetDelayed(),
 			ActiveConsumer: s.GetActiveConsumer()})
 	}
 	return st

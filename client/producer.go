@@ -19,6 +19,25 @@ type ProducerMessage struct {
 	Properties map[string]string
 	// EventTime is the application's time of the event (zero: unset).
 	EventTime time.Time
+	// DeliverAt delays the message: a Shared subscription delivers it at
+	// this time, not before (as Pulsar's deliverAt; Exclusive, Failover and
+	// KeyShared subscriptions deliver it at once). Zero: no delay. A delayed
+	// message is batched only with messages of the same delivery time.
+	DeliverAt time.Time
+	// DeliverAfter delays the message by this long from the send, when
+	// DeliverAt is zero.
+	DeliverAfter time.Duration
+}
+
+// deliverAt is when m is due, in unix nanoseconds (0: at once).
+func (m *ProducerMessage) deliverAt(now time.Time) int64 {
+	switch {
+	case !m.DeliverAt.IsZero():
+		return m.DeliverAt.UnixNano()
+	case m.DeliverAfter > 0:
+		return now.Add(m.DeliverAfter).UnixNano()
+	}
+	return 0
 }
 
 // Producer sends messages to one topic (all partitions of a partitioned

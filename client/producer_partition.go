@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,11 +24,12 @@ const pendingSlab = 256
 
 // pendingMsg is one message from enqueue to its receipt.
 type pendingMsg struct {
-	msg      *ProducerMessage
-	cb       func(MessageID, *ProducerMessage, error)
-	seq      uint64
-	size     int
-	enqueued time.Time
+	msg       *ProducerMessage
+	cb        func(MessageID, *ProducerMessage, error)
+	seq       uint64
+	size      int
+	enqueued  time.Time
+	deliverAt int64 // unix nanoseconds; 0: no delay
 }
 
 // sentBatch is a batch that was cut from the queue: sent on the current
@@ -184,7 +187,8 @@ func (p *partitionProducer) enqueue(ctx context.Context, m *ProducerMessage, cb 
 	if len(p.mu.slab) == cap(p.mu.slab) {
 		p.mu.slab = make([]pendingMsg, 0, pendingSlab)
 	}
-	p.mu.slab = append(p.mu.slab, pendingMsg{msg: m, cb: cb, seq: p.mu.nextSeq, size: size, enqueued: time.Now()})
+	now := time.Now()
+	p.mu.slab = append(p.mu.slab, pendingMsg{msg: m, cb: cb, seq: p.mu.nextSeq, size: size, enqueued: now, deliverAt: m.deliverAt(now)})
 	pm := &p.mu.slab[len(p.mu.slab)-1]
 	p.mu.nextSeq++
 	p.mu.queued = append(p.mu.queued, pm)
@@ -615,7 +619,9 @@ func (p *partitionProducer) cut(now time.Time) (*sentBatch, time.Time) {
 	n, bytes := 0, 0
 	for n < len(p.mu.queued) && n < p.cfg.batchMaxMessages {
 		s := p.mu.queued[n].size
-		if n > 0 && bytes+s > p.cfg.batchMaxBytes {
+		// A batch is one entry, held back as a whole until its delivery
+		// time: only messages of the same time go together.
+		if n > 0 && (bytes+s > p.cfg.batchMaxBytes || p.mu.queued[n].deliverAt != p.mu.queued[0].deliverAt) {
 			break
 		}
 		n, bytes = n+1, bytes+s
@@ -636,7 +642,15 @@ func batchRequest(msgs []*pendingMsg) *servingpb.ProduceRequest {
 	ems := make([]entry.Message, len(msgs))
 	size := 0
 	for i, m := range msgs {
-		ems[i] = entry.Message{SequenceID: m.seq, Key: m.msg.Key, Properties: m.msg.Properties, Payload: m.msg.Payload}
+		props := m.msg.Properties
+		if m.deliverAt != 0 {
+			props = maps.Clone(props)
+			if props == nil {
+				props = make(map[string]string, 1)
+			}
+			props[entry.DeliverAtProperty] = strconv.FormatInt(m.deliverAt, 10)
+		}
+		ems[i] = entry.Message{SequenceID: m.seq, Key: m.msg.Key, Properties: props, Payload: m.msg.Payload}
 		if !m.msg.EventTime.IsZero() {
 			ems[i].EventTime = m.msg.EventTime.UnixNano()
 		}

@@ -422,3 +422,27 @@ func TestSendTimeoutFailsUnacknowledgedMessagesWhileDisconnected(t *testing.T) {
 		return err == nil
 	})
 }
+
+// A batch is one entry, held back as a whole until its delivery time: a
+// delayed message is batched only with messages due at the same time.
+func TestDelayedMessagesAreBatchedOnlyWithTheSameDeliveryTime(t *testing.T) {
+	_, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(time.Hour)
+	var r receipts
+	for i, due := range []time.Time{{}, {}, at, at, at.Add(time.Second), {}} {
+		m := payload(i)
+		m.DeliverAt = due
+		p.SendAsync(ctx, m, r.cb)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := batchSizes(b.Batches()); !slices.Equal(got, []int{2, 2, 1, 1}) {
+		t.Fatalf("batch sizes %v, want [2 2 1 1]", got)
+	}
+}

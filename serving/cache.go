@@ -10,6 +10,10 @@ type cachedEntry struct {
 	pos   ids.Position
 	batch *entry.Batch
 	size  int
+	// deliverAt caches entry.DeliverAt(batch) once deliverAtKnown (delay.go;
+	// guarded by the topic's mu).
+	deliverAt      int64
+	deliverAtKnown bool
 }
 
 // entryCache keeps the most recent entries of a topic, bounded in bytes, so

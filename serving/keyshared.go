@@ -442,6 +442,9 @@ func (s *subscription) setTypeLocked(typ servingpb.SubscriptionType) {
 		return
 	}
 	wasKeyed := s.keyShared()
+	if typ != servingpb.SubscriptionType_SHARED {
+		s.undelayLocked()
+	}
 	s.typ = typ
 	s.ks = newKeyShared(typ)
 	s.redeliver = s.redeliver[:0]

@@ -2,6 +2,7 @@ package serving
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -33,6 +34,10 @@ type subscription struct {
 	active    *consumer // the one a failover subscription delivers to (chooseActiveLocked)
 	ks        keyShared // a key_shared subscription's dispatch state (keyshared.go)
 	outbox    *outbox   // while set, sendLocked gathers responses here
+	// delayed holds a shared subscription's entries not due yet (delay.go).
+	delayed    delayHeap
+	delayTimer *time.Timer
+	gen        uint64 // bumped by resetLocked: reads started before it are stale
 	// pending are entries delivered (or awaiting redelivery: owner nil)
 	// and not yet fully acknowledged.
 	pending map[ids.Position]*pendingEntry
@@ -107,7 +112,12 @@ func (s *subscription) start() {
 }
 
 // stopLocked stops the dispatcher of a removed subscription.
-func (s *subscription) stopLocked() { s.cancel() }
+func (s *subscription) stopLocked() {
+	s.cancel()
+	if s.delayTimer != nil {
+		s.delayTimer.Stop()
+	}
+}
 
 func (s *subscription) signal() {
 	select {
@@ -156,8 +166,12 @@ func (s *subscription) dispatchOnce() bool {
 		t.mu.Unlock()
 		return true
 	}
+	now := time.Now().UnixNano()
+	if pos, ok := s.dueLocked(now); ok {
+		return s.deliverDueUnlock(c, pos)
+	}
 	pe, step, fetch := s.nextEntryLocked()
-	if pe != nil {
+	if pe != nil && !s.holdBackLocked(pe, now) {
 		s.deliverLocked(c, pe)
 	}
 	t.mu.Unlock()
@@ -179,7 +193,7 @@ func (s *subscription) nextEntryLocked() (*pendingEntry, bool, func() bool) {
 	if !ok {
 		return nil, false, nil
 	}
-	if s.acks.isAcked(o, pos) {
+	if s.acks.isAcked(o, pos) || s.pending[pos] != nil { // pending: met again after undelayLocked
 		s.readPos = pos
 		return nil, true, nil
 	}
@@ -347,15 +361,21 @@ func (s *subscription) sendLocked(c *consumer, pe *pendingEntry, idx []int) {
 		n = len(b.Messages) - pe.nAcked
 	}
 	msgs := make([]*servingpb.ReceivedMessage, 0, n)
+	delayed := pe.e.deliverAtLocked() != 0
 	add := func(i int) {
 		m := &b.Messages[i]
 		redeliveries := pe.redeliveries
 		if pe.keyed != nil {
 			redeliveries = pe.keyed.redeliveries[i]
 		}
+		props := m.Properties
+		if delayed {
+			props = maps.Clone(props)
+			delete(props, entry.DeliverAtProperty)
+		}
 		msgs = append(msgs, &servingpb.ReceivedMessage{
 			Id:  &servingpb.MessageId{Ledger: uint64(pe.e.pos.Ledger), Entry: int64(pe.e.pos.Entry), Batch: int32(i)},
-			Key: m.Key, Properties: m.Properties, Payload: m.Payload,
+			Key: m.Key, Properties: props, Payload: m.Payload,
 			PublishTimeUnixNano: b.PublishTime, EventTimeUnixNano: m.EventTime,
 			ProducerName: b.ProducerName, SequenceId: m.SequenceID, RedeliveryCount: redeliveries,
 		})
@@ -514,6 +534,9 @@ func (s *subscription) resetLocked(markDelete ids.Position) {
 	ring := s.ks.ring
 	s.ks = newKeyShared(s.typ)
 	s.ks.ring = ring
+	s.delayed = nil
+	s.armDelayLocked()
+	s.gen++
 	s.dirty = true
 	s.signal()
 }

@@ -175,3 +175,18 @@ func FuzzDecodeMessages(f *testing.F) {
 		}
 	})
 }
+
+func TestDeliverAtIsTheLatestValidTimeOfTheBatch(t *testing.T) {
+	b := &Batch{Messages: []Message{
+		{Properties: map[string]string{DeliverAtProperty: "100"}},
+		{Properties: map[string]string{DeliverAtProperty: "300"}},
+		{Properties: map[string]string{DeliverAtProperty: "not a time"}},
+		{},
+	}}
+	if got := DeliverAt(b); got != 300 {
+		t.Fatalf("DeliverAt = %d, want 300", got)
+	}
+	if got := DeliverAt(&Batch{Messages: []Message{{}}}); got != 0 {
+		t.Fatalf("DeliverAt of an undelayed batch = %d, want 0", got)
+	}
+}

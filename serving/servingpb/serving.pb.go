@@ -2353,8 +2353,11 @@ type SubscriptionStats struct {
 	// The consumer a failover subscription delivers to (empty for the other
 	// types, and when no consumer is attached).
 	ActiveConsumer string `protobuf:"bytes,8,opt,name=active_consumer,json=activeConsumer,proto3" json:"active_consumer,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Entries a shared subscription holds back until their delivery time
+	// (delayed messages); they count in the backlog.
+	Delayed       uint64 `protobuf:"varint,9,opt,name=delayed,proto3" json:"delayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscriptionStats) Reset() {
@@ -2441,6 +2444,13 @@ func (x *SubscriptionStats) GetActiveConsumer() string {
 		return x.ActiveConsumer
 	}
 	return ""
+}
+
+func (x *SubscriptionStats) GetDelayed() uint64 {
+	if x != nil {
+		return x.Delayed
+	}
+	return 0
 }
 
 type NamespacePolicy struct {
@@ -3232,7 +3242,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\aentries\x18\x02 \x01(\x03R\aentries\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1c\n" +
-	"\toffloaded\x18\x05 \x01(\bR\toffloaded\"\xbf\x02\n" +
+	"\toffloaded\x18\x05 \x01(\bR\toffloaded\"\xd9\x02\n" +
 	"\x11SubscriptionStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\x04type\x18\x02 \x01(\x0e2#.strata.serving.v1.SubscriptionTypeR\x04type\x12\x18\n" +
@@ -3242,7 +3252,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"markDelete\x12\x18\n" +
 	"\aunacked\x18\x06 \x01(\x04R\aunacked\x12#\n" +
 	"\rbacklog_bytes\x18\a \x01(\x04R\fbacklogBytes\x12'\n" +
-	"\x0factive_consumer\x18\b \x01(\tR\x0eactiveConsumer\"\xea\x02\n" +
+	"\x0factive_consumer\x18\b \x01(\tR\x0eactiveConsumer\x12\x18\n" +
+	"\adelayed\x18\t \x01(\x04R\adelayed\"\xea\x02\n" +
 	"\x0fNamespacePolicy\x12\x1a\n" +
 	"\bensemble\x18\x01 \x01(\rR\bensemble\x12!\n" +
 	"\fwrite_quorum\x18\x02 \x01(\rR\vwriteQuorum\x12\x1d\n" +

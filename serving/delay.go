@@ -1,0 +1,170 @@
+package serving
+
+import (
+	"container/heap"
+	"context"
+	"time"
+
+	"github.com/strata-mq/strata/internal/entry"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// Delayed delivery, as Pulsar's deliverAt/deliverAfter: an entry whose
+// messages carry a delivery time (entry.DeliverAtProperty, set by the SDK)
+// is held back by a shared subscription until then; the other types
+// deliver it at once, as Pulsar's exclusive and failover ones do (and
+// key_shared here, which Pulsar supports and Strata does not yet). The
+// dispatcher skips a held entry and keeps only its position and time, in a
+// heap; when it is due, the entry is read again (cache, else bookies) and
+// delivered. Nothing is persisted: the entry is not acknowledged, so the
+// mark-delete position stays before it, and after a takeover the new owner
+// meets it again while reading from there and holds it back again.
+
+type delayedEntry struct {
+	at  int64 // unix nanoseconds
+	pos ids.Position
+}
+
+// delayHeap orders delayed entries by time, then position.
+type delayHeap []delayedEntry
+
+func (h delayHeap) Len() int { return len(h) }
+func (h delayHeap) Less(i, j int) bool {
+	a, b := h[i], h[j]
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	if a.pos.Ledger != b.pos.Ledger {
+		return a.pos.Ledger < b.pos.Ledger
+	}
+	return a.pos.Entry < b.pos.Entry
+}
+func (h delayHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *delayHeap) Push(x any)   { *h = append(*h, x.(delayedEntry)) }
+func (h *delayHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// deliverAtLocked is when e may be delivered (0: at once), computed once.
+func (e *cachedEntry) deliverAtLocked() int64 {
+	if !e.deliverAtKnown {
+		e.deliverAt, e.deliverAtKnown = entry.DeliverAt(e.batch), true
+	}
+	return e.deliverAt
+}
+
+// holdBackLocked keeps pe for later when its subscription is shared and the
+// entry is not due yet, forgetting it as pending; it answers whether it did.
+func (s *subscription) holdBackLocked(pe *pendingEntry, now int64) bool {
+	if s.typ != servingpb.SubscriptionType_SHARED {
+		return false
+	}
+	at := pe.e.deliverAtLocked()
+	if at <= now {
+		return false
+	}
+	delete(s.pending, pe.e.pos)
+	heap.Push(&s.delayed, delayedEntry{at: at, pos: pe.e.pos})
+	s.armDelayLocked()
+	return true
+}
+
+// dueLocked pops the first held entry that is due and still neither
+// acknowledged (TTL) nor pending.
+func (s *subscription) dueLocked(now int64) (ids.Position, bool) {
+	o := s.t.orderLocked()
+	defer s.armDelayLocked()
+	for len(s.delayed) > 0 && s.delayed[0].at <= now {
+		d := heap.Pop(&s.delayed).(delayedEntry)
+		if !s.acks.isAcked(o, d.pos) && s.pending[d.pos] == nil {
+			return d.pos, true
+		}
+	}
+	return ids.Position{}, false
+}
+
+// armDelayLocked makes the dispatcher wake when the first held entry is due.
+func (s *subscription) armDelayLocked() {
+	if len(s.delayed) == 0 {
+		if s.delayTimer != nil {
+			s.delayTimer.Stop()
+		}
+		return
+	}
+	d := time.Until(time.Unix(0, s.delayed[0].at))
+	if s.delayTimer == nil {
+		s.delayTimer = time.AfterFunc(d, s.signal)
+		return
+	}
+	s.delayTimer.Reset(d)
+}
+
+// deliverDueUnlock delivers the held entry at pos, now due, to c, reading it
+// from the bookies when it is no longer cached; it releases the topic's mu.
+func (s *subscription) deliverDueUnlock(c *consumer, pos ids.Position) bool {
+	t := s.t
+	e := t.mu.cache.get(pos)
+	if e == nil {
+		e = s.readAhead[pos]
+		delete(s.readAhead, pos)
+	}
+	if e == nil {
+		gen := s.gen
+		t.mu.Unlock()
+		ctx, cancel := context.WithTimeout(s.ctx, t.n.cfg.MetaTimeout)
+		es, err := t.readEntries(ctx, pos.Ledger, pos.Entry, pos.Entry)
+		cancel()
+		t.mu.Lock()
+		if s.gen != gen || t.mu.state != topicServing {
+			t.mu.Unlock()
+			return false // reset or unloaded meanwhile: the entry comes again from the log
+		}
+		if err != nil || len(es) == 0 {
+			if s.ctx.Err() == nil {
+				t.log.Warn("reading a delayed entry failed; retrying", "subscription", s.name, "entry", pos, "err", err)
+			}
+			heap.Push(&s.delayed, delayedEntry{at: time.Now().Add(200 * time.Millisecond).UnixNano(), pos: pos})
+			s.armDelayLocked()
+			t.mu.Unlock()
+			return false
+		}
+		e = es[0]
+		if c = s.pickConsumerLocked(); c == nil {
+			heap.Push(&s.delayed, delayedEntry{at: 0, pos: pos}) // due: first when a consumer has room
+			t.mu.Unlock()
+			return false
+		}
+	}
+	pe := &pendingEntry{e: e, acked: make([]bool, len(e.batch.Messages))}
+	s.pending[pos] = pe
+	s.deliverLocked(c, pe)
+	t.mu.Unlock()
+	return true
+}
+
+// undelayLocked gives up holding entries back (the subscription stops
+// being shared): the cursor reads again from the first held entry, skipping
+// what is pending or acknowledged. Nothing is lost or delivered twice, but
+// the entries given back when the shared consumers left go first, so they
+// may come before held-back entries older than them.
+func (s *subscription) undelayLocked() {
+	if len(s.delayed) == 0 {
+		return
+	}
+	o := s.t.orderLocked()
+	first := s.delayed[0].pos
+	for _, d := range s.delayed {
+		if o.cmp(d.pos, first) < 0 {
+			first = d.pos
+		}
+	}
+	if p := prevPosition(first); o.cmp(p, s.readPos) < 0 {
+		s.readPos = p
+	}
+	s.delayed = nil
+	s.armDelayLocked()
+}
