@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +76,28 @@ func TestDelayedMessageSurvivesARestartAndComesAtItsTime(t *testing.T) {
 	}
 	if waited := time.Since(sent); waited < delay {
 		t.Fatalf("the delayed message came %v after it was sent, before its %v delay", waited, delay)
+	}
+}
+
+// TestProduceDeliverAfterDelaysTheMessageForASharedConsumer runs `strata
+// produce --deliver-after` and `strata consume --type shared` against a
+// real standalone: the message arrives, and not before its delay.
+func TestProduceDeliverAfterDelaysTheMessageForASharedConsumer(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	if _, _, err := run(t, "", "produce", "--url", s.url(), "--topic", "cli-delay", "--deliver-after", "-1s"); err == nil {
+		t.Fatal("a negative --deliver-after was accepted")
+	}
+	sent := time.Now()
+	if _, stderr, err := run(t, "ping\n", "produce", "--url", s.url(), "--topic", "cli-delay", "--deliver-after", "2s"); err != nil {
+		t.Fatalf("produce: %v (%s)", err, stderr)
+	}
+	out, stderr, err := run(t, "", "consume", "--url", s.url(), "--topic", "cli-delay", "--subscription", "s", "--type", "shared",
+		"--position", "earliest", "--count", "1", "--timeout", "30s")
+	if err != nil || !strings.Contains(out, "ping") {
+		t.Fatalf("consume: %q %v (%s)", out, err, stderr)
+	}
+	if waited := time.Since(sent); waited < 2*time.Second {
+		t.Fatalf("the message came %v after it was sent, before its 2s delay", waited)
 	}
 }

@@ -53,6 +53,7 @@ type produceOpts struct {
 	properties []string
 	linger     time.Duration
 	timeout    time.Duration
+	delay      time.Duration
 }
 
 func newProduceCmd() *cobra.Command {
@@ -74,6 +75,7 @@ message was acknowledged; otherwise prints the number of failures and exits 1.`,
 	f.IntVar(&o.size, "size", 100, "size in bytes of each generated payload (with --count)")
 	f.StringArrayVar(&o.properties, "property", nil, "message property key=value (repeatable)")
 	f.DurationVar(&o.linger, "linger", 10*time.Millisecond, "how long a batch waits for more messages")
+	f.DurationVar(&o.delay, "deliver-after", 0, "delay the messages: shared subscriptions deliver them this long after the send")
 	f.DurationVar(&o.timeout, "timeout", 0, "give up on unacknowledged messages after this long (0: wait)")
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
@@ -127,8 +129,8 @@ func (t *produceTally) done(_ client.MessageID, _ *client.ProducerMessage, err e
 }
 
 func runProduce(cmd *cobra.Command, o produceOpts) error {
-	if o.count < 0 || o.size < 0 {
-		return fmt.Errorf("--count and --size must not be negative")
+	if o.count < 0 || o.size < 0 || o.delay < 0 {
+		return fmt.Errorf("--count, --size and --deliver-after must not be negative")
 	}
 	props, err := parseProperties(o.properties)
 	if err != nil {
@@ -147,7 +149,7 @@ func runProduce(cmd *cobra.Command, o produceOpts) error {
 	}
 	var tally produceTally
 	send := func(payload []byte) {
-		p.SendAsync(ctx, &client.ProducerMessage{Key: o.key, Payload: payload, Properties: props}, tally.done)
+		p.SendAsync(ctx, &client.ProducerMessage{Key: o.key, Payload: payload, Properties: props, DeliverAfter: o.delay}, tally.done)
 	}
 	sent, readErr := 0, error(nil)
 	if o.count > 0 {
