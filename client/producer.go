@@ -24,8 +24,9 @@ type ProducerMessage struct {
 	// KeyShared subscriptions deliver it at once). Zero: no delay. A delayed
 	// message is batched only with messages of the same delivery time.
 	DeliverAt time.Time
-	// DeliverAfter delays the message by this long from the send, when
-	// DeliverAt is zero.
+	// DeliverAfter delays the message by this long from the send (rounded
+	// up to the millisecond, so that messages sent together with the same
+	// delay share a batch), when DeliverAt is zero.
 	DeliverAfter time.Duration
 }
 
@@ -35,7 +36,11 @@ func (m *ProducerMessage) deliverAt(now time.Time) int64 {
 	case !m.DeliverAt.IsZero():
 		return m.DeliverAt.UnixNano()
 	case m.DeliverAfter > 0:
-		return now.Add(m.DeliverAfter).UnixNano()
+		at := now.Add(m.DeliverAfter)
+		if r := at.Truncate(time.Millisecond); r.Before(at) {
+			at = r.Add(time.Millisecond)
+		}
+		return at.UnixNano()
 	}
 	return 0
 }
