@@ -146,6 +146,24 @@ func (s *subscription) deliverDueUnlock(c *consumer, pos ids.Position) bool {
 	return true
 }
 
+// dropDelayedThroughLocked forgets the held entries at or before target
+// (expired by the TTL), so that they stop counting as delayed.
+func (s *subscription) dropDelayedThroughLocked(target ids.Position) {
+	if len(s.delayed) == 0 {
+		return
+	}
+	o := s.t.orderLocked()
+	kept := s.delayed[:0]
+	for _, d := range s.delayed {
+		if o.cmp(d.pos, target) > 0 {
+			kept = append(kept, d)
+		}
+	}
+	s.delayed = kept
+	heap.Init(&s.delayed)
+	s.armDelayLocked()
+}
+
 // undelayLocked gives up holding entries back (the subscription stops
 // being shared): the cursor reads again from the first held entry, skipping
 // what is pending or acknowledged. Nothing is lost or delivered twice, but

@@ -108,3 +108,26 @@ func TestHeldBackEntriesAreDeliveredWhenTheSubscriptionStopsBeingShared(t *testi
 		t.Fatalf("then seq %d, want 4 (nothing twice)", m.GetSequenceId())
 	}
 }
+
+// Held-back entries that expire (TTL) are dropped: they stop counting as
+// delayed and are never delivered.
+func TestExpiredDelayedEntriesAreDropped(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) { cfg.TrimInterval = 50 * time.Millisecond })
+	const topic = "public/ttl-delay/t"
+	sh := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "sh", Type: servingpb.SubscriptionType_SHARED})
+	sh.flow(10)
+	p := mustProducer(t, n, topic, "")
+	p.mustSend(delayedMsg(1, time.Now().Add(time.Hour)))
+	eventually(t, "one entry held back", func() error { return delayedIs(t, n, topic, "sh", 1) })
+	if _, err := n.client.SetNamespacePolicy(ctxT(t), &servingpb.SetNamespacePolicyRequest{Namespace: "public/ttl-delay",
+		Policy: &servingpb.NamespacePolicy{TtlMs: 1, RetentionMs: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the held entry expired", func() error {
+		if err := backlogIs(t, n, topic, 0); err != nil {
+			return err
+		}
+		return delayedIs(t, n, topic, "sh", 0)
+	})
+}

@@ -516,6 +516,7 @@ func (s *subscription) expireLocked(target ids.Position) {
 	// they count against MaxKeySharedWaitingEntries until a rescan drops
 	// them.
 	s.ks.rescan = s.keyShared()
+	s.dropDelayedThroughLocked(target)
 	s.dirty = true
 	s.signal()
 }
