@@ -135,9 +135,9 @@ type SubscriptionStats struct {
 	// ActiveConsumer names the consumer a Failover subscription delivers
 	// this partition to (empty for the other types).
 	ActiveConsumer string `json:"active_consumer,omitempty"`
-	// Delayed counts the entries a Shared subscription holds back until
-	// their delivery time (ProducerMessage.DeliverAt); they are part of
-	// Backlog.
+	// Delayed counts the entries a Shared or KeyShared subscription holds
+	// back until their delivery time (ProducerMessage.DeliverAt); they are
+	// part of Backlog.
 	Delayed uint64 `json:"delayed,omitempty"`
 }
 

@@ -19,9 +19,9 @@ type ProducerMessage struct {
 	Properties map[string]string
 	// EventTime is the application's time of the event (zero: unset).
 	EventTime time.Time
-	// DeliverAt delays the message: a Shared subscription delivers it at
-	// this time, not before (as Pulsar's deliverAt; Exclusive, Failover and
-	// KeyShared subscriptions deliver it at once). Zero: no delay. A delayed
+	// DeliverAt delays the message: Shared and KeyShared subscriptions
+	// deliver it at this time, not before (as Pulsar's deliverAt; Exclusive
+	// and Failover ones deliver it at once). Zero: no delay. A delayed
 	// message is batched only with messages of the same delivery time.
 	DeliverAt time.Time
 	// DeliverAfter delays the message by this long from the send (rounded

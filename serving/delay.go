@@ -12,9 +12,10 @@ import (
 
 // Delayed delivery, as Pulsar's deliverAt/deliverAfter: an entry whose
 // messages carry a delivery time (entry.DeliverAtProperty, set by the SDK)
-// is held back by a shared subscription until then; the other types
-// deliver it at once, as Pulsar's exclusive and failover ones do (and
-// key_shared here, which Pulsar supports and Strata does not yet). The
+// is held back by shared and key_shared subscriptions until then; the
+// others deliver it at once, as Pulsar's exclusive and failover ones do. On
+// key_shared, a delayed message comes after later messages of its key that
+// were not delayed, as in Pulsar; once due, it follows the key's rules. The
 // dispatcher skips a held entry and keeps only its position and time, in a
 // heap; when it is due, the entry is read again (cache, else bookies) and
 // delivered. Nothing is persisted: the entry is not acknowledged, so the
@@ -57,10 +58,16 @@ func (e *cachedEntry) deliverAtLocked() int64 {
 	return e.deliverAt
 }
 
-// holdBackLocked keeps pe for later when its subscription is shared and the
-// entry is not due yet, forgetting it as pending; it answers whether it did.
+// delays reports whether the subscription holds delayed entries back.
+func (s *subscription) delays() bool {
+	return s.typ == servingpb.SubscriptionType_SHARED || s.typ == servingpb.SubscriptionType_KEY_SHARED
+}
+
+// holdBackLocked keeps pe for later when its subscription delays entries
+// and the entry is not due yet, forgetting it as pending; it answers
+// whether it did.
 func (s *subscription) holdBackLocked(pe *pendingEntry, now int64) bool {
-	if s.typ != servingpb.SubscriptionType_SHARED {
+	if !s.delays() {
 		return false
 	}
 	at := pe.e.deliverAtLocked()
@@ -73,18 +80,67 @@ func (s *subscription) holdBackLocked(pe *pendingEntry, now int64) bool {
 	return true
 }
 
-// dueLocked pops the first held entry that is due and still neither
-// acknowledged (TTL) nor pending.
-func (s *subscription) dueLocked(now int64) (ids.Position, bool) {
-	o := s.t.orderLocked()
+// takeDueLocked takes the first held entry that is due, and still neither
+// acknowledged (TTL) nor pending, as a new pending entry. When that entry
+// is neither cached nor read ahead, it answers instead the read to run
+// with the topic's mu released, which puts the entry in the read-ahead
+// buffer for the next call; the entry stays held until then.
+func (s *subscription) takeDueLocked(now int64) (*pendingEntry, func() bool) {
+	t := s.t
+	o := t.orderLocked()
 	defer s.armDelayLocked()
 	for len(s.delayed) > 0 && s.delayed[0].at <= now {
-		d := heap.Pop(&s.delayed).(delayedEntry)
-		if !s.acks.isAcked(o, d.pos) && s.pending[d.pos] == nil {
-			return d.pos, true
+		pos := s.delayed[0].pos
+		if s.acks.isAcked(o, pos) || s.pending[pos] != nil {
+			heap.Pop(&s.delayed)
+			continue
 		}
+		e := t.mu.cache.get(pos)
+		if e == nil {
+			e = s.readAhead[pos]
+			delete(s.readAhead, pos)
+		}
+		if e == nil {
+			return nil, s.readDue(pos, s.gen)
+		}
+		heap.Pop(&s.delayed)
+		pe := &pendingEntry{e: e, acked: make([]bool, len(e.batch.Messages))}
+		s.pending[pos] = pe
+		return pe, nil
 	}
-	return ids.Position{}, false
+	return nil, nil
+}
+
+// readDue reads the held entry at pos from the bookies into the read-ahead
+// buffer. A failed read is tried again 200 ms later.
+func (s *subscription) readDue(pos ids.Position, gen uint64) func() bool {
+	return func() bool {
+		t := s.t
+		ctx, cancel := context.WithTimeout(s.ctx, t.n.cfg.MetaTimeout)
+		es, err := t.readEntries(ctx, pos.Ledger, pos.Entry, pos.Entry)
+		cancel()
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if s.gen != gen {
+			return false // reset meanwhile: the entry comes again from the log
+		}
+		if err != nil || len(es) == 0 {
+			if s.ctx.Err() == nil {
+				t.log.Warn("reading a delayed entry failed; retrying", "subscription", s.name, "entry", pos, "err", err)
+			}
+			for i := range s.delayed {
+				if s.delayed[i].pos == pos {
+					s.delayed[i].at = time.Now().Add(200 * time.Millisecond).UnixNano()
+					heap.Fix(&s.delayed, i)
+					break
+				}
+			}
+			s.armDelayLocked()
+			return false
+		}
+		s.readAhead[pos] = es[0]
+		return true
+	}
 }
 
 // armDelayLocked makes the dispatcher wake when the first held entry is due.
@@ -101,49 +157,6 @@ func (s *subscription) armDelayLocked() {
 		return
 	}
 	s.delayTimer.Reset(d)
-}
-
-// deliverDueUnlock delivers the held entry at pos, now due, to c, reading it
-// from the bookies when it is no longer cached; it releases the topic's mu.
-func (s *subscription) deliverDueUnlock(c *consumer, pos ids.Position) bool {
-	t := s.t
-	e := t.mu.cache.get(pos)
-	if e == nil {
-		e = s.readAhead[pos]
-		delete(s.readAhead, pos)
-	}
-	if e == nil {
-		gen := s.gen
-		t.mu.Unlock()
-		ctx, cancel := context.WithTimeout(s.ctx, t.n.cfg.MetaTimeout)
-		es, err := t.readEntries(ctx, pos.Ledger, pos.Entry, pos.Entry)
-		cancel()
-		t.mu.Lock()
-		if s.gen != gen || t.mu.state != topicServing {
-			t.mu.Unlock()
-			return false // reset or unloaded meanwhile: the entry comes again from the log
-		}
-		if err != nil || len(es) == 0 {
-			if s.ctx.Err() == nil {
-				t.log.Warn("reading a delayed entry failed; retrying", "subscription", s.name, "entry", pos, "err", err)
-			}
-			heap.Push(&s.delayed, delayedEntry{at: time.Now().Add(200 * time.Millisecond).UnixNano(), pos: pos})
-			s.armDelayLocked()
-			t.mu.Unlock()
-			return false
-		}
-		e = es[0]
-		if c = s.pickConsumerLocked(); c == nil {
-			heap.Push(&s.delayed, delayedEntry{at: 0, pos: pos}) // due: first when a consumer has room
-			t.mu.Unlock()
-			return false
-		}
-	}
-	pe := &pendingEntry{e: e, acked: make([]bool, len(e.batch.Messages))}
-	s.pending[pos] = pe
-	s.deliverLocked(c, pe)
-	t.mu.Unlock()
-	return true
 }
 
 // dropDelayedThroughLocked forgets the held entries at or before target
@@ -165,7 +178,7 @@ func (s *subscription) dropDelayedThroughLocked(target ids.Position) {
 }
 
 // undelayLocked gives up holding entries back (the subscription stops
-// being shared): the cursor reads again from the first held entry, skipping
+// being shared or key_shared): the cursor reads again from the first held entry, skipping
 // what is pending or acknowledged. Nothing is lost or delivered twice, but
 // the entries given back when the shared consumers left go first, so they
 // may come before held-back entries older than them.

@@ -131,3 +131,26 @@ func TestExpiredDelayedEntriesAreDropped(t *testing.T) {
 		return delayedIs(t, n, topic, "sh", 0)
 	})
 }
+
+// A key_shared subscription holds a delayed entry back too, and delivers it
+// when due to its key's consumer; undelayed messages of the same key pass
+// it meanwhile, as in Pulsar.
+func TestKeySharedSubscriptionHoldsADelayedEntryUntilItsTime(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) { cfg.CacheBytes = 1 }) // read back from the bookies when due
+	const topic = "delayed-key-shared"
+	cs := mustSubscribe(t, n, keySharedSub(topic, "a"))
+	cs.flow(10)
+	p := mustProducer(t, n, topic, "")
+	at := time.Now().Add(1500 * time.Millisecond)
+	p.mustSend(delayedMsg(1, at))
+	p.mustSend(msg(2))
+	if m := cs.receive(1)[0]; m.GetSequenceId() != 2 {
+		t.Fatalf("got seq %d first, want 2 (1 is delayed)", m.GetSequenceId())
+	}
+	eventually(t, "one entry held back", func() error { return delayedIs(t, n, topic, "ks", 1) })
+	m := cs.receive(1)[0]
+	if early := time.Until(at); m.GetSequenceId() != 1 || early > 0 {
+		t.Fatalf("got seq %d %v before its time", m.GetSequenceId(), early)
+	}
+}

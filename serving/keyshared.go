@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/serving/servingpb"
@@ -217,19 +218,31 @@ func (s *subscription) dispatchKeyedUnlock() bool {
 	}
 	moved := false
 	var fetch func() bool
+	now := time.Now().UnixNano()
 	for range keyedEntriesPerPass {
 		// Take no more from the log while too many entries wait, or
 		// while no consumer could take any of it.
 		if len(s.redeliver) >= t.n.cfg.MaxKeySharedWaitingEntries || !s.anyRoomLocked() {
 			break
 		}
-		pe, step, f := s.nextEntryLocked()
-		moved = moved || step
-		if fetch = f; !step || fetch != nil {
+		// Delayed entries now due first, then the log.
+		pe, f := s.takeDueLocked(now)
+		if pe == nil && f == nil {
+			var step bool
+			pe, step, f = s.nextEntryLocked()
+			moved = moved || step
+			if !step {
+				fetch = f
+				break
+			}
+		}
+		if f != nil {
+			fetch = f
 			break
 		}
-		if pe == nil {
-			continue // acknowledged already
+		moved = true
+		if pe == nil || s.holdBackLocked(pe, now) {
+			continue // acknowledged already, or not due yet
 		}
 		pe.keyed = newKeyedEntry(pe.e)
 		if s.offerKeyedLocked(pe, true, nil) {
@@ -442,10 +455,10 @@ func (s *subscription) setTypeLocked(typ servingpb.SubscriptionType) {
 		return
 	}
 	wasKeyed := s.keyShared()
-	if typ != servingpb.SubscriptionType_SHARED {
+	s.typ = typ
+	if !s.delays() {
 		s.undelayLocked()
 	}
-	s.typ = typ
 	s.ks = newKeyShared(typ)
 	s.redeliver = s.redeliver[:0]
 	for pos, pe := range s.pending {

@@ -167,8 +167,15 @@ func (s *subscription) dispatchOnce() bool {
 		return true
 	}
 	now := time.Now().UnixNano()
-	if pos, ok := s.dueLocked(now); ok {
-		return s.deliverDueUnlock(c, pos)
+	if pe, fetch := s.takeDueLocked(now); pe != nil || fetch != nil {
+		if pe != nil {
+			s.deliverLocked(c, pe)
+		}
+		t.mu.Unlock()
+		if fetch != nil {
+			return fetch()
+		}
+		return true
 	}
 	pe, step, fetch := s.nextEntryLocked()
 	if pe != nil && !s.holdBackLocked(pe, now) {

@@ -75,7 +75,7 @@ message was acknowledged; otherwise prints the number of failures and exits 1.`,
 	f.IntVar(&o.size, "size", 100, "size in bytes of each generated payload (with --count)")
 	f.StringArrayVar(&o.properties, "property", nil, "message property key=value (repeatable)")
 	f.DurationVar(&o.linger, "linger", 10*time.Millisecond, "how long a batch waits for more messages")
-	f.DurationVar(&o.delay, "deliver-after", 0, "delay the messages: shared subscriptions deliver them this long after the send")
+	f.DurationVar(&o.delay, "deliver-after", 0, "delay the messages: shared and key_shared subscriptions deliver them this long after the send")
 	f.DurationVar(&o.timeout, "timeout", 0, "give up on unacknowledged messages after this long (0: wait)")
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd

@@ -2353,8 +2353,8 @@ type SubscriptionStats struct {
 	// The consumer a failover subscription delivers to (empty for the other
 	// types, and when no consumer is attached).
 	ActiveConsumer string `protobuf:"bytes,8,opt,name=active_consumer,json=activeConsumer,proto3" json:"active_consumer,omitempty"`
-	// Entries a shared subscription holds back until their delivery time
-	// (delayed messages); they count in the backlog.
+	// Entries a shared or key_shared subscription holds back until their
+	// delivery time (delayed messages); they count in the backlog.
 	Delayed       uint64 `protobuf:"varint,9,opt,name=delayed,proto3" json:"delayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
