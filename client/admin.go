@@ -38,6 +38,28 @@ func (a *Admin) CreateTopic(ctx context.Context, topicName string, partitions in
 	})
 }
 
+// AddPartitions raises partitioned topic's partition count to partitions
+// (Pulsar's update-partitioned-topic, Kafka's --alter --partitions). The
+// topic's subscriptions are created on the new partitions at their start,
+// and producers and consumers take the new partitions on within
+// PartitionsRefresh. Keys move: a key's partition is its hash modulo the
+// count. Only increases are allowed (ErrInvalidArgument otherwise; a
+// topic that is not partitioned cannot be made so); a concurrent change
+// fails with a BadVersion error, to be retried.
+func (a *Admin) AddPartitions(ctx context.Context, topicName string, partitions int) error {
+	name, err := topic.Canonical(topicName)
+	if err != nil {
+		return err
+	}
+	if partitions < 1 {
+		return invalidArg("partitions must be positive")
+	}
+	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		_, err := b.AddPartitions(ctx, &servingpb.AddPartitionsRequest{Topic: name, Partitions: uint32(partitions)})
+		return err
+	})
+}
+
 // DeleteTopic deletes topic (every partition); force deletes it even when
 // subscriptions have a backlog.
 func (a *Admin) DeleteTopic(ctx context.Context, topicName string, force bool) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"iter"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-mq/strata/internal/topic"
@@ -34,7 +35,14 @@ type Consumer struct {
 	topic   string
 	sub     string
 	subType SubscriptionType
-	parts   []*partitionConsumer
+	// parts is replaced, never changed in place, when partitions are added
+	// (partitions.go); grow serializes that with Close.
+	parts   atomic.Pointer[[]*partitionConsumer]
+	grow    sync.Mutex
+	closing bool // under grow
+	watcher *partitionWatcher
+	tmpl    *servingpb.Subscribe // for partitions added later
+	opts    subscribeOpts
 	notify  chan struct{} // a message was queued (capacity 1)
 	closed  chan struct{}
 
@@ -79,7 +87,8 @@ func (c *Client) Subscribe(ctx context.Context, topicName, subscription string, 
 			return nil, err
 		}
 	}
-	return c.subscribe(ctx, topicName, sub, subscribeOpts{typ: cfg.subType, queueSize: cfg.queueSize, ackGrouping: cfg.ackGrouping, redelivery: cfg})
+	return c.subscribe(ctx, topicName, sub, subscribeOpts{typ: cfg.subType, queueSize: cfg.queueSize, ackGrouping: cfg.ackGrouping,
+		redelivery: cfg, discover: true})
 }
 
 // subscribeOpts are the settings shared by consumers and readers.
@@ -92,6 +101,9 @@ type subscribeOpts struct {
 	// redelivery holds the nack delay, ack timeout and dead-letter policy
 	// (consumers only).
 	redelivery consumerConfig
+	// discover makes the consumer take on partitions added to the topic
+	// later (consumers, not readers).
+	discover bool
 }
 
 // subscribe opens one partition consumer per partition.
@@ -104,8 +116,9 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 	if err != nil {
 		return nil, err
 	}
-	cons := &Consumer{c: c, topic: name.String(), sub: tmpl.GetSubscription(), subType: o.typ,
+	cons := &Consumer{c: c, topic: name.String(), sub: tmpl.GetSubscription(), subType: o.typ, tmpl: tmpl, opts: o,
 		notify: make(chan struct{}, 1), closed: make(chan struct{})}
+	cons.parts.Store(&[]*partitionConsumer{})
 	// Before the partitions start: their streams use it.
 	if err := cons.startRedelivery(o.redelivery); err != nil {
 		return nil, err
@@ -123,24 +136,66 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 		if o.startFor != nil {
 			o.startFor(int32(i), s)
 		}
-		pc := newPartitionConsumer(cons, tp, int32(i), s, o.queueSize, o.ackGrouping)
-		if id := s.GetStartMessageId(); id != nil && id.GetBatch() > 0 {
-			// The server starts at the entry: skip the batch before the id.
-			pc.mu.last = &MessageID{Ledger: id.GetLedger(), Entry: id.GetEntry(), Batch: id.GetBatch() - 1, Partition: int32(i)}
-		}
-		if err := pc.start(ctx); err != nil {
+		if err := cons.openPart(ctx, s, i); err != nil {
 			cons.stopRedelivery()
 			cons.closeParts()
 			return nil, err
 		}
-		cons.parts = append(cons.parts, pc)
 	}
 	if err := c.register(cons); err != nil {
 		cons.stopRedelivery()
 		cons.closeParts()
 		return nil, err
 	}
+	if o.discover {
+		cons.watcher = c.watchPartitions(cons.topic, n, cons.addPartitions)
+	}
 	return cons, nil
+}
+
+// partsNow is the current partition consumers, by partition index.
+func (c *Consumer) partsNow() []*partitionConsumer { return *c.parts.Load() }
+
+// openPart starts the partition consumer of s, index i, and adds it.
+func (c *Consumer) openPart(ctx context.Context, s *servingpb.Subscribe, i int) error {
+	c.grow.Lock()
+	defer c.grow.Unlock()
+	if c.closing {
+		return ErrClosed
+	}
+	pc := newPartitionConsumer(c, s.GetTopic(), int32(i), s, c.opts.queueSize, c.opts.ackGrouping)
+	if id := s.GetStartMessageId(); id != nil && id.GetBatch() > 0 {
+		// The server starts at the entry: skip the batch before the id.
+		pc.mu.last = &MessageID{Ledger: id.GetLedger(), Entry: id.GetEntry(), Batch: id.GetBatch() - 1, Partition: int32(i)}
+	}
+	if err := pc.start(ctx); err != nil {
+		return err
+	}
+	cur := c.partsNow()
+	next := append(cur[:len(cur):len(cur)], pc)
+	c.parts.Store(&next)
+	return nil
+}
+
+// addPartitions subscribes to the partitions of the topic up to n. A new
+// partition is consumed from its start: the server created the
+// subscription's cursors there when it added the partitions, and a
+// subscription created now must not skip what was produced before.
+func (c *Consumer) addPartitions(ctx context.Context, n int) error {
+	name, err := topic.Parse(c.topic)
+	if err != nil {
+		return err
+	}
+	for i := len(c.partsNow()); i < n; i++ {
+		s := cloneSubscribe(c.tmpl)
+		s.Topic = name.Partition(i).String()
+		s.InitialPosition = servingpb.InitialPosition_EARLIEST
+		if err := c.openPart(ctx, s, i); err != nil {
+			return err
+		}
+	}
+	c.wake()
+	return nil
 }
 
 // Topic returns the consumer's topic (canonical name).
@@ -204,12 +259,13 @@ func (c *Consumer) Messages(ctx context.Context) iter.Seq2[*Message, error] {
 func (c *Consumer) pop() *Message {
 	c.mu.Lock()
 	start := c.mu.rr
-	c.mu.rr = (c.mu.rr + 1) % len(c.parts)
+	parts := c.partsNow()
+	c.mu.rr = (c.mu.rr + 1) % len(parts)
 	c.mu.Unlock()
-	for i := range c.parts {
-		m, left := c.parts[(start+i)%len(c.parts)].pop()
+	for i := range parts {
+		m, left := parts[(start+i)%len(parts)].pop()
 		if m != nil {
-			if left > 0 || len(c.parts) > 1 {
+			if left > 0 || len(parts) > 1 {
 				c.wake()
 			}
 			return m
@@ -235,10 +291,11 @@ func (c *Consumer) fail(err error) {
 }
 
 func (c *Consumer) part(id MessageID) (*partitionConsumer, error) {
-	if id.Partition < 0 || int(id.Partition) >= len(c.parts) {
+	parts := c.partsNow()
+	if id.Partition < 0 || int(id.Partition) >= len(parts) {
 		return nil, invalidArg("message id %v: partition %d out of range", id, id.Partition)
 	}
-	return c.parts[id.Partition], nil
+	return parts[id.Partition], nil
 }
 
 // Ack acknowledges msg. Acks are gathered for ConsumerAckGroupingTime and
@@ -298,7 +355,7 @@ func (c *Consumer) Seek(ctx context.Context, id MessageID) error {
 // published at or after t (the end when there is none). Cancelling ctx stops
 // the wait; partitions already moved stay moved.
 func (c *Consumer) SeekTime(ctx context.Context, t time.Time) error {
-	for _, pc := range c.parts {
+	for _, pc := range c.partsNow() {
 		pc.flushAcks()
 		if err := pc.seek(ctx, &servingpb.Seek{To: &servingpb.Seek_TimeUnixNano{TimeUnixNano: t.UnixNano()}}); err != nil {
 			return err
@@ -312,6 +369,10 @@ func (c *Consumer) SeekTime(ctx context.Context, t time.Time) error {
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
+		c.watcher.close()
+		c.grow.Lock()
+		c.closing = true
+		c.grow.Unlock()
 		c.stopRedelivery()
 		c.closeParts()
 		c.c.unregister(c)
@@ -320,7 +381,7 @@ func (c *Consumer) Close() error {
 }
 
 func (c *Consumer) closeParts() {
-	for _, pc := range c.parts {
+	for _, pc := range c.partsNow() {
 		pc.close()
 	}
 }

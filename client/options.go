@@ -19,6 +19,7 @@ type clientConfig struct {
 	maxRedirects int
 	dialOpts     []grpc.DialOption
 	registerer   prometheus.Registerer
+	partsRefresh time.Duration
 }
 
 func defaultClientConfig() clientConfig {
@@ -28,6 +29,7 @@ func defaultClientConfig() clientConfig {
 		backoffMin:   100 * time.Millisecond,
 		backoffMax:   time.Second,
 		maxRedirects: 5,
+		partsRefresh: time.Minute,
 	}
 }
 
@@ -42,6 +44,12 @@ func (c *clientConfig) validate() error {
 	}
 	return nil
 }
+
+// PartitionsRefresh sets how often producers and consumers of a
+// partitioned topic look for partitions added since they opened
+// (Admin.AddPartitions) and start producing to and consuming from them
+// (default 1 min, Pulsar's; 0 or less: never).
+func PartitionsRefresh(d time.Duration) Option { return func(c *clientConfig) { c.partsRefresh = d } }
 
 // Logger sets the client's logger (default: discard).
 func Logger(l *slog.Logger) Option { return func(c *clientConfig) { c.logger = l } }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-mq/strata/internal/topic"
@@ -52,7 +53,12 @@ type Producer struct {
 	c     *Client
 	topic string
 	cfg   producerConfig
-	parts []*partitionProducer
+	// parts is replaced, never changed in place, when partitions are added
+	// (partitions.go); grow serializes that with Close.
+	parts   atomic.Pointer[[]*partitionProducer]
+	grow    sync.Mutex
+	closed  bool // under grow
+	watcher *partitionWatcher
 
 	rr struct {
 		sync.Mutex
@@ -84,36 +90,60 @@ func (c *Client) NewProducer(ctx context.Context, topicName string, opts ...Prod
 		return nil, err
 	}
 	p := &Producer{c: c, topic: name.String(), cfg: cfg}
+	p.parts.Store(&[]*partitionProducer{})
 	p.rr.since = time.Now()
-	if err := p.open(ctx, name, n); err != nil {
+	if n == 0 {
+		err = p.openPart(ctx, name.String(), 0)
+	} else {
+		err = p.addPartitions(ctx, n)
+	}
+	if err != nil {
+		p.closeParts()
 		return nil, err
 	}
 	if err := c.register(p); err != nil {
 		p.closeParts()
 		return nil, err
 	}
+	p.watcher = c.watchPartitions(p.topic, n, p.addPartitions)
 	return p, nil
 }
 
-// open starts one partition producer per partition (one for a
-// non-partitioned topic), all under the first one's name.
-func (p *Producer) open(ctx context.Context, name topic.Name, partitions int) error {
-	names := []string{name.String()}
-	if partitions > 0 {
-		names = names[:0]
-		for i := range partitions {
-			names = append(names, name.Partition(i).String())
-		}
+// partsNow is the current partition producers, by partition index.
+func (p *Producer) partsNow() []*partitionProducer { return *p.parts.Load() }
+
+// openPart starts the partition producer of topic t, index i, under the
+// first one's name, and adds it.
+func (p *Producer) openPart(ctx context.Context, t string, i int) error {
+	p.grow.Lock()
+	defer p.grow.Unlock()
+	if p.closed {
+		return ErrClosed
 	}
+	cur := p.partsNow()
 	producerName := p.cfg.name
-	for i, t := range names {
-		pp := newPartitionProducer(p.c, &p.cfg, t, int32(i), producerName)
-		if err := pp.start(ctx); err != nil {
-			p.closeParts()
+	if len(cur) > 0 {
+		producerName = cur[0].name()
+	}
+	pp := newPartitionProducer(p.c, &p.cfg, t, int32(i), producerName)
+	if err := pp.start(ctx); err != nil {
+		return err
+	}
+	next := append(cur[:len(cur):len(cur)], pp)
+	p.parts.Store(&next)
+	return nil
+}
+
+// addPartitions opens the partitions of the topic up to n.
+func (p *Producer) addPartitions(ctx context.Context, n int) error {
+	name, err := topic.Parse(p.topic)
+	if err != nil {
+		return err
+	}
+	for i := len(p.partsNow()); i < n; i++ {
+		if err := p.openPart(ctx, name.Partition(i).String(), i); err != nil {
 			return err
 		}
-		producerName = pp.name()
-		p.parts = append(p.parts, pp)
 	}
 	return nil
 }
@@ -122,11 +152,12 @@ func (p *Producer) open(ctx context.Context, name topic.Name, partitions int) er
 func (p *Producer) Topic() string { return p.topic }
 
 // Name returns the producer's name (assigned by the server unless set).
-func (p *Producer) Name() string { return p.parts[0].name() }
+func (p *Producer) Name() string { return p.partsNow()[0].name() }
 
 // Partitions returns the number of partitions produced to (1 for a
-// non-partitioned topic).
-func (p *Producer) Partitions() int { return len(p.parts) }
+// non-partitioned topic); it grows when partitions are added to the topic
+// (PartitionsRefresh).
+func (p *Producer) Partitions() int { return len(p.partsNow()) }
 
 // Send sends msg and waits for its receipt. Cancelling ctx stops the wait,
 // not the send: a message already queued may still be persisted.
@@ -168,12 +199,13 @@ func (p *Producer) SendAsync(ctx context.Context, msg *ProducerMessage, cb func(
 
 // route picks msg's partition: by key hash, else round-robin per batch.
 func (p *Producer) route(msg *ProducerMessage) *partitionProducer {
-	n := len(p.parts)
+	parts := p.partsNow()
+	n := len(parts)
 	if n == 1 {
-		return p.parts[0]
+		return parts[0]
 	}
 	if msg.Key != "" {
-		return p.parts[PartitionForKey(msg.Key, n)]
+		return parts[PartitionForKey(msg.Key, n)]
 	}
 	p.rr.Lock()
 	defer p.rr.Unlock()
@@ -182,7 +214,7 @@ func (p *Producer) route(msg *ProducerMessage) *partitionProducer {
 		p.rr.count, p.rr.since = 0, now
 	}
 	p.rr.count++
-	return p.parts[p.rr.idx]
+	return parts[p.rr.idx%n]
 }
 
 // PartitionForKey returns the partition of key among n partitions:
@@ -198,7 +230,7 @@ func PartitionForKey(key string, n int) int {
 // wait only.
 func (p *Producer) Flush(ctx context.Context) error {
 	var errs []error
-	for _, pp := range p.parts {
+	for _, pp := range p.partsNow() {
 		errs = append(errs, pp.flush(ctx))
 	}
 	return errors.Join(errs...)
@@ -210,6 +242,10 @@ func (p *Producer) Flush(ctx context.Context) error {
 // callback.
 func (p *Producer) Close() error {
 	p.closeOnce.Do(func() {
+		p.watcher.close()
+		p.grow.Lock()
+		p.closed = true
+		p.grow.Unlock()
 		p.closeParts()
 		p.c.unregister(p)
 	})
@@ -217,7 +253,7 @@ func (p *Producer) Close() error {
 }
 
 func (p *Producer) closeParts() {
-	for _, pp := range p.parts {
+	for _, pp := range p.partsNow() {
 		pp.close()
 	}
 }

@@ -32,7 +32,8 @@
 //     running out of the caller's own deadline is errcode.Timeout. Requests
 //     slower than a second are logged as warnings.
 //   - Every transaction stays within etcd's default limit of 128
-//     operations (hence MaxPartitions).
+//     operations (hence MaxPartitions; AddPartitions refuses an increase
+//     whose partitions and cursors would not fit one).
 //
 // # Errors
 //

@@ -8,6 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
 )
 
 // MaxPartitions bounds a partitioned topic's partition count, so that its
@@ -171,4 +172,73 @@ func (s *Store) deleteTopicOps(names []string) []clientv3.Op {
 			clientv3.OpDelete(s.keys.cursors(n), clientv3.WithPrefix()))
 	}
 	return ops
+}
+
+// AddPartitions raises partitioned topic name's partition count to n, as
+// Pulsar's update-partitioned-topic (partitions are only ever added: a key's
+// partition is its hash modulo the count, so it moves for some keys). In
+// one transaction, conditional on the topic record not having changed: the
+// record, one record per new partition, and on every new partition a
+// cursor for each of subs at its very start, so that an existing
+// subscription misses nothing written to a new partition before its
+// consumers find it. ErrTopicNotFound, ErrBadVersion on a concurrent
+// change, an InvalidArgument error when name is not partitioned, n is not
+// above the current count or over MaxPartitions, or the operations do not
+// fit one transaction (add fewer partitions at once).
+func (s *Store) AddPartitions(ctx context.Context, name string, n int, subs []Cursor) error {
+	t, err := s.GetTopic(ctx, name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case t.PartitionOf != "" || t.Partitions == 0:
+		return errcode.New(errcode.InvalidArgument, "metadata: %s is not a partitioned topic", name)
+	case n <= t.Partitions || n > MaxPartitions:
+		return errcode.New(errcode.InvalidArgument, "metadata: %s has %d partitions; want more, at most %d", name, t.Partitions, MaxPartitions)
+	case 1+(n-t.Partitions)*(1+len(subs)) > maxTxnOps:
+		return errcode.New(errcode.InvalidArgument, "metadata: adding %d partitions with %d subscriptions takes more than %d operations; add fewer at once",
+			n-t.Partitions, len(subs), maxTxnOps)
+	}
+	old := t.Partitions
+	t.Partitions = n
+	val, err := encode(t)
+	if err != nil {
+		return err
+	}
+	key := s.keys.topic(name)
+	cmps := []clientv3.Cmp{versionCmp(key, t.Version)}
+	puts := []clientv3.Op{clientv3.OpPut(key, val)}
+	put := func(key string, v any) error {
+		val, err := encode(v)
+		if err != nil {
+			return err
+		}
+		cmps = append(cmps, versionCmp(key, 0))
+		puts = append(puts, clientv3.OpPut(key, val))
+		return nil
+	}
+	for i := old; i < n; i++ {
+		p := &Topic{Name: PartitionName(name, i), PartitionOf: name, CreatedAt: time.Now().UnixNano()}
+		if err := put(s.keys.topic(p.Name), p); err != nil {
+			return err
+		}
+		for _, sub := range subs {
+			if err := checkCursorKey(p.Name, sub.Subscription); err != nil {
+				return err
+			}
+			c := &Cursor{Topic: p.Name, Subscription: sub.Subscription, Type: sub.Type,
+				MarkDelete: ids.Position{Entry: ids.NoEntry}, UpdatedAt: p.CreatedAt}
+			if err := put(s.keys.cursor(c.Topic, c.Subscription), c); err != nil {
+				return err
+			}
+		}
+	}
+	resp, err := s.txn(ctx, "add partitions", cmps, puts, nil)
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return ErrBadVersion
+	}
+	return nil
 }

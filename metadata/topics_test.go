@@ -206,3 +206,57 @@ func TestCorruptRecordsAreCorruptionErrors(t *testing.T) {
 		t.Errorf("ledger id counter: %v", err)
 	}
 }
+
+// Adding partitions writes the new partitions and, on each, a cursor for
+// every given subscription at the partition's start; only increases of a
+// partitioned topic are allowed, and a leftover record in the way writes
+// nothing.
+func TestAddPartitionsCreatesPartitionsAndTheirSubscriptions(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	const name = "public/default/grow"
+	if err := s.CreateTopic(ctx, &metadata.Topic{Name: name, Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	subs := []metadata.Cursor{{Subscription: "billing", Type: "shared"}, {Subscription: "audit", Type: "exclusive"}}
+	for _, bad := range []int{1, 2, metadata.MaxPartitions + 1} {
+		if err := s.AddPartitions(ctx, name, bad, subs); errcode.CodeOf(err) != errcode.InvalidArgument {
+			t.Fatalf("to %d partitions: got %v, want InvalidArgument", bad, err)
+		}
+	}
+	if err := s.AddPartitions(ctx, "public/default/grow-partition-0", 3, nil); errcode.CodeOf(err) != errcode.InvalidArgument {
+		t.Fatalf("a partition: got %v, want InvalidArgument", err)
+	}
+	if err := s.AddPartitions(ctx, name, 4, subs); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetTopic(ctx, name); err != nil || got.Partitions != 4 {
+		t.Fatalf("topic: %+v %v", got, err)
+	}
+	for i := 2; i < 4; i++ {
+		p := metadata.PartitionName(name, i)
+		if rec, err := s.GetTopic(ctx, p); err != nil || rec.PartitionOf != name {
+			t.Fatalf("%s: %+v %v", p, rec, err)
+		}
+		for _, sub := range subs {
+			c, err := s.GetCursor(ctx, p, sub.Subscription)
+			if err != nil || c.Type != sub.Type || c.MarkDelete.Entry != -1 || c.MarkDelete.Ledger != 0 {
+				t.Fatalf("cursor %s on %s: %+v %v", sub.Subscription, p, c, err)
+			}
+		}
+	}
+	// A cursor already stored where a new one would go: nothing is written.
+	if err := s.PutCursor(ctx, &metadata.Cursor{Topic: metadata.PartitionName(name, 5), Subscription: "billing"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddPartitions(ctx, name, 6, subs); !errors.Is(err, metadata.ErrBadVersion) {
+		t.Fatalf("over a leftover cursor: got %v, want ErrBadVersion", err)
+	}
+	if got, _ := s.GetTopic(ctx, name); got.Partitions != 4 {
+		t.Fatalf("partitions %d after a failed add, want 4", got.Partitions)
+	}
+	if _, err := s.GetTopic(ctx, metadata.PartitionName(name, 4)); !errors.Is(err, metadata.ErrTopicNotFound) {
+		t.Fatalf("partition 4 written by a failed add: %v", err)
+	}
+}

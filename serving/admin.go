@@ -31,17 +31,58 @@ func (n *Node) CreateTopic(ctx context.Context, req *servingpb.CreateTopicReques
 	return &servingpb.CreateTopicResponse{}, nil
 }
 
+// topicRecord validates topic and reads its record.
+func (n *Node) topicRecord(ctx context.Context, topic string) (topicname.Name, *metadata.Topic, error) {
+	name, err := canonical(topic)
+	if err != nil {
+		return topicname.Name{}, nil, err
+	}
+	rec, err := n.meta.GetTopic(ctx, name.String())
+	if err != nil {
+		return topicname.Name{}, nil, notFoundAsTopic(err, name.String())
+	}
+	return name, rec, nil
+}
+
+// AddPartitions raises a partitioned topic's partition count, as Pulsar's
+// update-partitioned-topic. Every subscription of an existing partition
+// gets a cursor at the start of each new partition in the same step, so it
+// misses nothing produced there before its consumers discover the
+// partitions (the SDK looks every PartitionsRefresh). Any node answers:
+// only metadata changes.
+func (n *Node) AddPartitions(ctx context.Context, req *servingpb.AddPartitionsRequest) (*servingpb.AddPartitionsResponse, error) {
+	name, rec, err := n.topicRecord(ctx, req.GetTopic())
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var subs []metadata.Cursor
+	for i := range rec.Partitions {
+		cs, err := n.meta.ListCursors(ctx, name.Partition(i).String())
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			if !seen[c.Subscription] {
+				seen[c.Subscription] = true
+				subs = append(subs, metadata.Cursor{Subscription: c.Subscription, Type: c.Type})
+			}
+		}
+	}
+	// A lost compare-and-swap (a concurrent change) is BadVersion: try again.
+	if err := n.meta.AddPartitions(ctx, name.String(), int(req.GetPartitions()), subs); err != nil {
+		return nil, notFoundAsTopic(err, name.String())
+	}
+	return &servingpb.AddPartitionsResponse{}, nil
+}
+
 // DeleteTopic deletes a topic (and its partitions): its ledgers, cursors,
 // managed ledger and record. Without force it refuses while a subscription
 // has a backlog. The owner does it; other nodes redirect.
 func (n *Node) DeleteTopic(ctx context.Context, req *servingpb.DeleteTopicRequest) (*servingpb.DeleteTopicResponse, error) {
-	name, err := canonical(req.GetTopic())
+	name, rec, err := n.topicRecord(ctx, req.GetTopic())
 	if err != nil {
 		return nil, err
-	}
-	rec, err := n.meta.GetTopic(ctx, name.String())
-	if err != nil {
-		return nil, notFoundAsTopic(err, name.String())
 	}
 	for i := 0; i < rec.Partitions; i++ {
 		if err := n.deleteOne(ctx, name.Partition(i).String(), req.GetForce()); err != nil {

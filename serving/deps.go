@@ -30,6 +30,10 @@ type Meta interface {
 	ListTopics(ctx context.Context, namespace string) ([]metadata.Topic, error)
 	// DeleteTopic deletes the topic's record, managed ledger and cursors.
 	DeleteTopic(ctx context.Context, name string) error
+	// AddPartitions raises a partitioned topic's partition count to n and
+	// creates subs' cursors at the start of each new partition, in one step
+	// (metadata.Store.AddPartitions).
+	AddPartitions(ctx context.Context, name string, n int, subs []metadata.Cursor) error
 
 	// AcquireOwnership claims o for s's lease unless someone owns the topic:
 	// it answers the current ownership and whether this call acquired it.

@@ -354,3 +354,45 @@ func TestRetentionChangedAfterTheTopicLoadedApplies(t *testing.T) {
 		return nil
 	})
 }
+
+// Adding partitions creates the topic's subscriptions on the new
+// partitions at their start: a consumer that subscribes there later, even
+// at the latest position, gets what was produced before it came. Only
+// increases of a partitioned topic are allowed.
+func TestAddPartitionsCarriesSubscriptionsToTheNewPartitions(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	ctx := ctxT(t)
+	if _, err := n.client.CreateTopic(ctx, &servingpb.CreateTopicRequest{Topic: "grow", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.client.CreateTopic(ctx, &servingpb.CreateTopicRequest{Topic: "flat"}); err != nil {
+		t.Fatal(err)
+	}
+	old := mustSubscribe(t, n, &servingpb.Subscribe{Topic: "grow-partition-0", Subscription: "s", Type: servingpb.SubscriptionType_SHARED})
+	old.cancel()
+	for _, bad := range []struct {
+		topic string
+		n     uint32
+		want  errcode.Code
+	}{{"grow", 2, errcode.InvalidArgument}, {"grow", 1, errcode.InvalidArgument}, {"flat", 3, errcode.InvalidArgument},
+		{"missing", 3, errcode.TopicNotFound}, {"bad name!", 3, errcode.InvalidTopicName}} {
+		_, err := n.client.AddPartitions(ctx, &servingpb.AddPartitionsRequest{Topic: bad.topic, Partitions: bad.n})
+		if errcode.CodeOf(errcode.FromError(err)) != bad.want {
+			t.Fatalf("%s to %d partitions: got %v, want %v", bad.topic, bad.n, err, bad.want)
+		}
+	}
+	if _, err := n.client.AddPartitions(ctx, &servingpb.AddPartitionsRequest{Topic: "grow", Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := n.client.GetTopic(ctx, &servingpb.GetTopicRequest{Topic: "grow"})
+	if err != nil || got.GetTopic().GetPartitions() != 4 {
+		t.Fatalf("after adding: %v %v", got, err)
+	}
+	p := mustProducer(t, n, "grow-partition-3", "")
+	p.mustSend(msg(1))
+	late := mustSubscribe(t, n, &servingpb.Subscribe{Topic: "grow-partition-3", Subscription: "s", Type: servingpb.SubscriptionType_SHARED,
+		InitialPosition: servingpb.InitialPosition_LATEST})
+	late.flow(10)
+	checkInOrder(t, late.receive(1), 1, 1)
+}

@@ -18,7 +18,7 @@ func newTopicsCmd() *cobra.Command {
 		Short: "Create, list, delete and inspect topics",
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
-	cmd.AddCommand(topicsCreateCmd(&url), topicsListCmd(&url), topicsDeleteCmd(&url), topicsStatsCmd(&url), topicsOffloadCmd(&url))
+	cmd.AddCommand(topicsCreateCmd(&url), topicsUpdateCmd(&url), topicsListCmd(&url), topicsDeleteCmd(&url), topicsStatsCmd(&url), topicsOffloadCmd(&url))
 	return cmd
 }
 
@@ -50,6 +50,25 @@ func topicsCreateCmd(url *string) *cobra.Command {
 		}),
 	}
 	cmd.Flags().IntVar(&partitions, "partitions", 0, "number of partitions (0: not partitioned)")
+	return cmd
+}
+
+func topicsUpdateCmd(url *string) *cobra.Command {
+	var partitions int
+	cmd := &cobra.Command{
+		Use:   "update TOPIC --partitions N",
+		Short: "Add partitions to a partitioned topic (only increases; subscriptions follow)",
+		Args:  cobra.ExactArgs(1),
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
+			if err := a.AddPartitions(cmd.Context(), args[0], partitions); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s now has %d partitions\n", args[0], partitions)
+			return nil
+		}),
+	}
+	cmd.Flags().IntVar(&partitions, "partitions", 0, "the new number of partitions, above the current one")
+	_ = cmd.MarkFlagRequired("partitions")
 	return cmd
 }
 

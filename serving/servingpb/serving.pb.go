@@ -1787,6 +1787,95 @@ func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
 	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{23}
 }
 
+type AddPartitionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The new partition count, above the current one.
+	Partitions    uint32 `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddPartitionsRequest) Reset() {
+	*x = AddPartitionsRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddPartitionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddPartitionsRequest) ProtoMessage() {}
+
+func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddPartitionsRequest.ProtoReflect.Descriptor instead.
+func (*AddPartitionsRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AddPartitionsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *AddPartitionsRequest) GetPartitions() uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+type AddPartitionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddPartitionsResponse) Reset() {
+	*x = AddPartitionsResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddPartitionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddPartitionsResponse) ProtoMessage() {}
+
+func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddPartitionsResponse.ProtoReflect.Descriptor instead.
+func (*AddPartitionsResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{25}
+}
+
 type DeleteTopicRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -1798,7 +1887,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1899,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1912,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{24}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteTopicRequest) GetTopic() string {
@@ -1848,7 +1937,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +1949,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +1962,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{25}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{27}
 }
 
 type ListTopicsRequest struct {
@@ -1886,7 +1975,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +1987,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +2000,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{26}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListTopicsRequest) GetNamespace() string {
@@ -1930,7 +2019,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2031,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2044,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{27}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicInfo {
@@ -1975,7 +2064,7 @@ type TopicInfo struct {
 
 func (x *TopicInfo) Reset() {
 	*x = TopicInfo{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2076,7 @@ func (x *TopicInfo) String() string {
 func (*TopicInfo) ProtoMessage() {}
 
 func (x *TopicInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2089,7 @@ func (x *TopicInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicInfo.ProtoReflect.Descriptor instead.
 func (*TopicInfo) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{28}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TopicInfo) GetTopic() string {
@@ -2026,7 +2115,7 @@ type GetTopicRequest struct {
 
 func (x *GetTopicRequest) Reset() {
 	*x = GetTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2127,7 @@ func (x *GetTopicRequest) String() string {
 func (*GetTopicRequest) ProtoMessage() {}
 
 func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2140,7 @@ func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicRequest.ProtoReflect.Descriptor instead.
 func (*GetTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{29}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetTopicRequest) GetTopic() string {
@@ -2070,7 +2159,7 @@ type GetTopicResponse struct {
 
 func (x *GetTopicResponse) Reset() {
 	*x = GetTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2171,7 @@ func (x *GetTopicResponse) String() string {
 func (*GetTopicResponse) ProtoMessage() {}
 
 func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2184,7 @@ func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicResponse.ProtoReflect.Descriptor instead.
 func (*GetTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{30}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetTopicResponse) GetTopic() *TopicInfo {
@@ -2114,7 +2203,7 @@ type TopicStatsRequest struct {
 
 func (x *TopicStatsRequest) Reset() {
 	*x = TopicStatsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2126,7 +2215,7 @@ func (x *TopicStatsRequest) String() string {
 func (*TopicStatsRequest) ProtoMessage() {}
 
 func (x *TopicStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2139,7 +2228,7 @@ func (x *TopicStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicStatsRequest.ProtoReflect.Descriptor instead.
 func (*TopicStatsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{31}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TopicStatsRequest) GetTopic() string {
@@ -2166,7 +2255,7 @@ type TopicStatsResponse struct {
 
 func (x *TopicStatsResponse) Reset() {
 	*x = TopicStatsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2267,7 @@ func (x *TopicStatsResponse) String() string {
 func (*TopicStatsResponse) ProtoMessage() {}
 
 func (x *TopicStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2280,7 @@ func (x *TopicStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicStatsResponse.ProtoReflect.Descriptor instead.
 func (*TopicStatsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{32}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TopicStatsResponse) GetTopic() string {
@@ -2270,7 +2359,7 @@ type LedgerStats struct {
 
 func (x *LedgerStats) Reset() {
 	*x = LedgerStats{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2282,7 +2371,7 @@ func (x *LedgerStats) String() string {
 func (*LedgerStats) ProtoMessage() {}
 
 func (x *LedgerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2295,7 +2384,7 @@ func (x *LedgerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerStats.ProtoReflect.Descriptor instead.
 func (*LedgerStats) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{33}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LedgerStats) GetLedger() uint64 {
@@ -2362,7 +2451,7 @@ type SubscriptionStats struct {
 
 func (x *SubscriptionStats) Reset() {
 	*x = SubscriptionStats{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2374,7 +2463,7 @@ func (x *SubscriptionStats) String() string {
 func (*SubscriptionStats) ProtoMessage() {}
 
 func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2387,7 +2476,7 @@ func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionStats.ProtoReflect.Descriptor instead.
 func (*SubscriptionStats) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{34}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SubscriptionStats) GetName() string {
@@ -2478,7 +2567,7 @@ type NamespacePolicy struct {
 
 func (x *NamespacePolicy) Reset() {
 	*x = NamespacePolicy{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2579,7 @@ func (x *NamespacePolicy) String() string {
 func (*NamespacePolicy) ProtoMessage() {}
 
 func (x *NamespacePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2592,7 @@ func (x *NamespacePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespacePolicy.ProtoReflect.Descriptor instead.
 func (*NamespacePolicy) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{35}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *NamespacePolicy) GetEnsemble() uint32 {
@@ -2579,7 +2668,7 @@ type SetNamespacePolicyRequest struct {
 
 func (x *SetNamespacePolicyRequest) Reset() {
 	*x = SetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2680,7 @@ func (x *SetNamespacePolicyRequest) String() string {
 func (*SetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2693,7 @@ func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{36}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SetNamespacePolicyRequest) GetNamespace() string {
@@ -2629,7 +2718,7 @@ type SetNamespacePolicyResponse struct {
 
 func (x *SetNamespacePolicyResponse) Reset() {
 	*x = SetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2641,7 +2730,7 @@ func (x *SetNamespacePolicyResponse) String() string {
 func (*SetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2654,7 +2743,7 @@ func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{37}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{39}
 }
 
 type GetNamespacePolicyRequest struct {
@@ -2666,7 +2755,7 @@ type GetNamespacePolicyRequest struct {
 
 func (x *GetNamespacePolicyRequest) Reset() {
 	*x = GetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +2767,7 @@ func (x *GetNamespacePolicyRequest) String() string {
 func (*GetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +2780,7 @@ func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{38}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetNamespacePolicyRequest) GetNamespace() string {
@@ -2710,7 +2799,7 @@ type GetNamespacePolicyResponse struct {
 
 func (x *GetNamespacePolicyResponse) Reset() {
 	*x = GetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2722,7 +2811,7 @@ func (x *GetNamespacePolicyResponse) String() string {
 func (*GetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2735,7 +2824,7 @@ func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{39}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetNamespacePolicyResponse) GetPolicy() *NamespacePolicy {
@@ -2762,7 +2851,7 @@ type ResetCursorRequest struct {
 
 func (x *ResetCursorRequest) Reset() {
 	*x = ResetCursorRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2774,7 +2863,7 @@ func (x *ResetCursorRequest) String() string {
 func (*ResetCursorRequest) ProtoMessage() {}
 
 func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2787,7 +2876,7 @@ func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorRequest.ProtoReflect.Descriptor instead.
 func (*ResetCursorRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{40}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ResetCursorRequest) GetTopic() string {
@@ -2863,7 +2952,7 @@ type ResetCursorResponse struct {
 
 func (x *ResetCursorResponse) Reset() {
 	*x = ResetCursorResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2875,7 +2964,7 @@ func (x *ResetCursorResponse) String() string {
 func (*ResetCursorResponse) ProtoMessage() {}
 
 func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2888,7 +2977,7 @@ func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorResponse.ProtoReflect.Descriptor instead.
 func (*ResetCursorResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{41}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ResetCursorResponse) GetPosition() *MessageId {
@@ -2915,7 +3004,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3016,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3029,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{42}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteSubscriptionRequest) GetTopic() string {
@@ -2965,7 +3054,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2977,7 +3066,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2990,7 +3079,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{43}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
 }
 
 type TriggerOffloadRequest struct {
@@ -3002,7 +3091,7 @@ type TriggerOffloadRequest struct {
 
 func (x *TriggerOffloadRequest) Reset() {
 	*x = TriggerOffloadRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3014,7 +3103,7 @@ func (x *TriggerOffloadRequest) String() string {
 func (*TriggerOffloadRequest) ProtoMessage() {}
 
 func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3027,7 +3116,7 @@ func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadRequest.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TriggerOffloadRequest) GetTopic() string {
@@ -3046,7 +3135,7 @@ type TriggerOffloadResponse struct {
 
 func (x *TriggerOffloadResponse) Reset() {
 	*x = TriggerOffloadResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3147,7 @@ func (x *TriggerOffloadResponse) String() string {
 func (*TriggerOffloadResponse) ProtoMessage() {}
 
 func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3071,7 +3160,7 @@ func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadResponse.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TriggerOffloadResponse) GetLedgersOffloaded() uint32 {
@@ -3206,7 +3295,13 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x02 \x01(\rR\n" +
 	"partitions\"\x15\n" +
-	"\x13CreateTopicResponse\"@\n" +
+	"\x13CreateTopicResponse\"L\n" +
+	"\x14AddPartitionsRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x01(\rR\n" +
+	"partitions\"\x17\n" +
+	"\x15AddPartitionsResponse\"@\n" +
 	"\x12DeleteTopicRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x15\n" +
@@ -3303,7 +3398,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x0fInitialPosition\x12\n" +
 	"\n" +
 	"\x06LATEST\x10\x00\x12\f\n" +
-	"\bEARLIEST\x10\x012\xe8\t\n" +
+	"\bEARLIEST\x10\x012\xcc\n" +
+	"\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -3312,7 +3408,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\vDeleteTopic\x12%.strata.serving.v1.DeleteTopicRequest\x1a&.strata.serving.v1.DeleteTopicResponse\x12Y\n" +
 	"\n" +
 	"ListTopics\x12$.strata.serving.v1.ListTopicsRequest\x1a%.strata.serving.v1.ListTopicsResponse\x12S\n" +
-	"\bGetTopic\x12\".strata.serving.v1.GetTopicRequest\x1a#.strata.serving.v1.GetTopicResponse\x12Y\n" +
+	"\bGetTopic\x12\".strata.serving.v1.GetTopicRequest\x1a#.strata.serving.v1.GetTopicResponse\x12b\n" +
+	"\rAddPartitions\x12'.strata.serving.v1.AddPartitionsRequest\x1a(.strata.serving.v1.AddPartitionsResponse\x12Y\n" +
 	"\n" +
 	"TopicStats\x12$.strata.serving.v1.TopicStatsRequest\x1a%.strata.serving.v1.TopicStatsResponse\x12q\n" +
 	"\x12SetNamespacePolicy\x12,.strata.serving.v1.SetNamespacePolicyRequest\x1a-.strata.serving.v1.SetNamespacePolicyResponse\x12q\n" +
@@ -3334,7 +3431,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(SubscriptionType)(0),              // 0: strata.serving.v1.SubscriptionType
 	(InitialPosition)(0),               // 1: strata.serving.v1.InitialPosition
@@ -3362,36 +3459,38 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*SeekDone)(nil),                   // 23: strata.serving.v1.SeekDone
 	(*CreateTopicRequest)(nil),         // 24: strata.serving.v1.CreateTopicRequest
 	(*CreateTopicResponse)(nil),        // 25: strata.serving.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),         // 26: strata.serving.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 27: strata.serving.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 28: strata.serving.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 29: strata.serving.v1.ListTopicsResponse
-	(*TopicInfo)(nil),                  // 30: strata.serving.v1.TopicInfo
-	(*GetTopicRequest)(nil),            // 31: strata.serving.v1.GetTopicRequest
-	(*GetTopicResponse)(nil),           // 32: strata.serving.v1.GetTopicResponse
-	(*TopicStatsRequest)(nil),          // 33: strata.serving.v1.TopicStatsRequest
-	(*TopicStatsResponse)(nil),         // 34: strata.serving.v1.TopicStatsResponse
-	(*LedgerStats)(nil),                // 35: strata.serving.v1.LedgerStats
-	(*SubscriptionStats)(nil),          // 36: strata.serving.v1.SubscriptionStats
-	(*NamespacePolicy)(nil),            // 37: strata.serving.v1.NamespacePolicy
-	(*SetNamespacePolicyRequest)(nil),  // 38: strata.serving.v1.SetNamespacePolicyRequest
-	(*SetNamespacePolicyResponse)(nil), // 39: strata.serving.v1.SetNamespacePolicyResponse
-	(*GetNamespacePolicyRequest)(nil),  // 40: strata.serving.v1.GetNamespacePolicyRequest
-	(*GetNamespacePolicyResponse)(nil), // 41: strata.serving.v1.GetNamespacePolicyResponse
-	(*ResetCursorRequest)(nil),         // 42: strata.serving.v1.ResetCursorRequest
-	(*ResetCursorResponse)(nil),        // 43: strata.serving.v1.ResetCursorResponse
-	(*DeleteSubscriptionRequest)(nil),  // 44: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 45: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),      // 46: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),     // 47: strata.serving.v1.TriggerOffloadResponse
-	nil,                                // 48: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 49: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	(*AddPartitionsRequest)(nil),       // 26: strata.serving.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil),      // 27: strata.serving.v1.AddPartitionsResponse
+	(*DeleteTopicRequest)(nil),         // 28: strata.serving.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 29: strata.serving.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 30: strata.serving.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 31: strata.serving.v1.ListTopicsResponse
+	(*TopicInfo)(nil),                  // 32: strata.serving.v1.TopicInfo
+	(*GetTopicRequest)(nil),            // 33: strata.serving.v1.GetTopicRequest
+	(*GetTopicResponse)(nil),           // 34: strata.serving.v1.GetTopicResponse
+	(*TopicStatsRequest)(nil),          // 35: strata.serving.v1.TopicStatsRequest
+	(*TopicStatsResponse)(nil),         // 36: strata.serving.v1.TopicStatsResponse
+	(*LedgerStats)(nil),                // 37: strata.serving.v1.LedgerStats
+	(*SubscriptionStats)(nil),          // 38: strata.serving.v1.SubscriptionStats
+	(*NamespacePolicy)(nil),            // 39: strata.serving.v1.NamespacePolicy
+	(*SetNamespacePolicyRequest)(nil),  // 40: strata.serving.v1.SetNamespacePolicyRequest
+	(*SetNamespacePolicyResponse)(nil), // 41: strata.serving.v1.SetNamespacePolicyResponse
+	(*GetNamespacePolicyRequest)(nil),  // 42: strata.serving.v1.GetNamespacePolicyRequest
+	(*GetNamespacePolicyResponse)(nil), // 43: strata.serving.v1.GetNamespacePolicyResponse
+	(*ResetCursorRequest)(nil),         // 44: strata.serving.v1.ResetCursorRequest
+	(*ResetCursorResponse)(nil),        // 45: strata.serving.v1.ResetCursorResponse
+	(*DeleteSubscriptionRequest)(nil),  // 46: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 47: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),      // 48: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),     // 49: strata.serving.v1.TriggerOffloadResponse
+	nil,                                // 50: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 51: strata.serving.v1.ReceivedMessage.PropertiesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	6,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
 	7,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
 	8,  // 2: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
-	48, // 3: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	50, // 3: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
 	10, // 4: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
 	11, // 5: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
 	12, // 6: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
@@ -3412,46 +3511,48 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	23, // 21: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
 	22, // 22: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
 	2,  // 23: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	49, // 24: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	51, // 24: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
 	2,  // 25: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
-	30, // 26: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
-	30, // 27: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
-	35, // 28: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
-	36, // 29: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
+	32, // 26: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
+	32, // 27: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
+	37, // 28: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
+	38, // 29: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
 	0,  // 30: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
 	2,  // 31: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
-	37, // 32: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
-	37, // 33: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
+	39, // 32: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
+	39, // 33: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
 	2,  // 34: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
 	2,  // 35: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
 	3,  // 36: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
 	5,  // 37: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
 	13, // 38: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
 	24, // 39: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	26, // 40: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	28, // 41: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	31, // 42: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	33, // 43: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	38, // 44: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	40, // 45: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	42, // 46: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	44, // 47: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	46, // 48: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	4,  // 49: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	9,  // 50: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	19, // 51: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	25, // 52: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	27, // 53: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	29, // 54: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	32, // 55: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	34, // 56: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	39, // 57: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	41, // 58: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	43, // 59: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	45, // 60: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	47, // 61: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	49, // [49:62] is the sub-list for method output_type
-	36, // [36:49] is the sub-list for method input_type
+	28, // 40: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	30, // 41: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	33, // 42: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	26, // 43: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	35, // 44: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	40, // 45: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	42, // 46: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	44, // 47: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	46, // 48: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	48, // 49: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	4,  // 50: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	9,  // 51: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	19, // 52: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	25, // 53: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	29, // 54: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	31, // 55: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	34, // 56: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	27, // 57: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	36, // 58: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	41, // 59: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	43, // 60: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	45, // 61: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	47, // 62: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	49, // 63: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	50, // [50:64] is the sub-list for method output_type
+	36, // [36:50] is the sub-list for method input_type
 	36, // [36:36] is the sub-list for extension type_name
 	36, // [36:36] is the sub-list for extension extendee
 	0,  // [0:36] is the sub-list for field type_name
@@ -3488,7 +3589,7 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ConsumeResponse_Messages)(nil),
 		(*ConsumeResponse_SeekDone)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[40].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[42].OneofWrappers = []any{
 		(*ResetCursorRequest_MessageId)(nil),
 		(*ResetCursorRequest_TimeUnixNano)(nil),
 	}
@@ -3498,7 +3599,7 @@ func file_serving_servingpb_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   48,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,7 @@ const (
 	Broker_DeleteTopic_FullMethodName        = "/strata.serving.v1.Broker/DeleteTopic"
 	Broker_ListTopics_FullMethodName         = "/strata.serving.v1.Broker/ListTopics"
 	Broker_GetTopic_FullMethodName           = "/strata.serving.v1.Broker/GetTopic"
+	Broker_AddPartitions_FullMethodName      = "/strata.serving.v1.Broker/AddPartitions"
 	Broker_TopicStats_FullMethodName         = "/strata.serving.v1.Broker/TopicStats"
 	Broker_SetNamespacePolicy_FullMethodName = "/strata.serving.v1.Broker/SetNamespacePolicy"
 	Broker_GetNamespacePolicy_FullMethodName = "/strata.serving.v1.Broker/GetNamespacePolicy"
@@ -63,6 +64,9 @@ type BrokerClient interface {
 	DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opts ...grpc.CallOption) (*DeleteTopicResponse, error)
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	GetTopic(ctx context.Context, in *GetTopicRequest, opts ...grpc.CallOption) (*GetTopicResponse, error)
+	// Raises a partitioned topic's partition count; existing subscriptions
+	// are created on the new partitions at their start.
+	AddPartitions(ctx context.Context, in *AddPartitionsRequest, opts ...grpc.CallOption) (*AddPartitionsResponse, error)
 	TopicStats(ctx context.Context, in *TopicStatsRequest, opts ...grpc.CallOption) (*TopicStatsResponse, error)
 	SetNamespacePolicy(ctx context.Context, in *SetNamespacePolicyRequest, opts ...grpc.CallOption) (*SetNamespacePolicyResponse, error)
 	GetNamespacePolicy(ctx context.Context, in *GetNamespacePolicyRequest, opts ...grpc.CallOption) (*GetNamespacePolicyResponse, error)
@@ -155,6 +159,16 @@ func (c *brokerClient) GetTopic(ctx context.Context, in *GetTopicRequest, opts .
 	return out, nil
 }
 
+func (c *brokerClient) AddPartitions(ctx context.Context, in *AddPartitionsRequest, opts ...grpc.CallOption) (*AddPartitionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddPartitionsResponse)
+	err := c.cc.Invoke(ctx, Broker_AddPartitions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *brokerClient) TopicStats(ctx context.Context, in *TopicStatsRequest, opts ...grpc.CallOption) (*TopicStatsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(TopicStatsResponse)
@@ -235,6 +249,9 @@ type BrokerServer interface {
 	DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error)
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	GetTopic(context.Context, *GetTopicRequest) (*GetTopicResponse, error)
+	// Raises a partitioned topic's partition count; existing subscriptions
+	// are created on the new partitions at their start.
+	AddPartitions(context.Context, *AddPartitionsRequest) (*AddPartitionsResponse, error)
 	TopicStats(context.Context, *TopicStatsRequest) (*TopicStatsResponse, error)
 	SetNamespacePolicy(context.Context, *SetNamespacePolicyRequest) (*SetNamespacePolicyResponse, error)
 	GetNamespacePolicy(context.Context, *GetNamespacePolicyRequest) (*GetNamespacePolicyResponse, error)
@@ -271,6 +288,9 @@ func (UnimplementedBrokerServer) ListTopics(context.Context, *ListTopicsRequest)
 }
 func (UnimplementedBrokerServer) GetTopic(context.Context, *GetTopicRequest) (*GetTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTopic not implemented")
+}
+func (UnimplementedBrokerServer) AddPartitions(context.Context, *AddPartitionsRequest) (*AddPartitionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddPartitions not implemented")
 }
 func (UnimplementedBrokerServer) TopicStats(context.Context, *TopicStatsRequest) (*TopicStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TopicStats not implemented")
@@ -415,6 +435,24 @@ func _Broker_GetTopic_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_AddPartitions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddPartitionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).AddPartitions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_AddPartitions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).AddPartitions(ctx, req.(*AddPartitionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Broker_TopicStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TopicStatsRequest)
 	if err := dec(in); err != nil {
@@ -549,6 +587,10 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTopic",
 			Handler:    _Broker_GetTopic_Handler,
+		},
+		{
+			MethodName: "AddPartitions",
+			Handler:    _Broker_AddPartitions_Handler,
 		},
 		{
 			MethodName: "TopicStats",

@@ -156,6 +156,42 @@ func (m *Meta) CreateTopic(ctx context.Context, t *metadata.Topic) error {
 	return nil
 }
 
+// AddPartitions is metadata.Store.AddPartitions, in one step under mu.
+func (m *Meta) AddPartitions(ctx context.Context, name string, n int, subs []metadata.Cursor) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.topics[name]
+	switch {
+	case !ok:
+		return metadata.ErrTopicNotFound
+	case t.PartitionOf != "" || t.Partitions == 0 || n <= t.Partitions || n > metadata.MaxPartitions:
+		return errcode.New(errcode.InvalidArgument, "servingtest: cannot take %s from %d to %d partitions", name, t.Partitions, n)
+	}
+	for i := t.Partitions; i < n; i++ {
+		p := metadata.PartitionName(name, i)
+		if _, ok := m.topics[p]; ok {
+			return metadata.ErrBadVersion
+		}
+		for _, s := range subs {
+			if _, ok := m.cursors[ckey(p, s.Subscription)]; ok {
+				return metadata.ErrBadVersion
+			}
+		}
+	}
+	v := m.bump()
+	for i := t.Partitions; i < n; i++ {
+		p := metadata.PartitionName(name, i)
+		m.topics[p] = metadata.Topic{Name: p, PartitionOf: name, Version: v}
+		for _, s := range subs {
+			m.cursors[ckey(p, s.Subscription)] = metadata.Cursor{Topic: p, Subscription: s.Subscription, Type: s.Type,
+				MarkDelete: ids.Position{Entry: ids.NoEntry}, Version: v}
+		}
+	}
+	t.Partitions, t.Version = n, v
+	m.topics[name] = t
+	return nil
+}
+
 func (m *Meta) GetTopic(ctx context.Context, name string) (*metadata.Topic, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
