@@ -330,6 +330,10 @@ func (t *topic) flushCursors(ctx context.Context) {
 		}
 		t.n.m.backlog.WithLabelValues(t.name, s.name).Set(float64(t.backlogLocked(s.acks)))
 		t.n.m.backlogBytes.WithLabelValues(t.name, s.name).Set(float64(t.backlogBytesLocked(s.acks)))
+		t.n.m.delayed.WithLabelValues(t.name, s.name).Set(float64(len(s.delayed)))
+		if s.keyShared() {
+			t.n.m.keySharedWaiting.WithLabelValues(t.name, s.name).Set(float64(len(s.redeliver)))
+		}
 	}
 	t.mu.Unlock()
 	for i, rec := range recs {

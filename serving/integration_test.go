@@ -197,6 +197,16 @@ func TestServeWiresTheNodeHealthAndMetrics(t *testing.T) {
 		}
 		return nil
 	})
+	// So are the entries a shared subscription holds back (delayed).
+	d := mustSubscribe(t, n, &servingpb.Subscribe{Topic: "served", Subscription: "d", Type: servingpb.SubscriptionType_SHARED})
+	d.flow(10)
+	p.mustSend(delayedMsg(2, time.Now().Add(time.Hour)))
+	eventually(t, "delayed metric", func() error {
+		if want := `strata_subscription_delayed_entries{subscription="d",topic="public/default/served"} 1` + "\n"; !strings.Contains(httpBody(t, base+"/metrics"), want) {
+			return fmt.Errorf("no %q", want)
+		}
+		return nil
+	})
 }
 
 func httpOK(url string) error {

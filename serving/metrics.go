@@ -12,6 +12,8 @@ type metrics struct {
 	deliveredMessages *prometheus.CounterVec // by topic
 	backlog           *prometheus.GaugeVec   // by topic, subscription (entries)
 	backlogBytes      *prometheus.GaugeVec   // by topic, subscription (estimated bytes)
+	delayed           *prometheus.GaugeVec   // by topic, subscription: entries held back (delay.go)
+	keySharedWaiting  *prometheus.GaugeVec   // by topic, subscription: key_shared entries with waiting messages
 	ownedTopics       prometheus.Gauge       //
 	takeovers         prometheus.Counter     //
 	drops             *prometheus.CounterVec // by reason
@@ -40,6 +42,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		backlogBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strata_subscription_backlog_bytes", Help: "Bytes of the entries after the mark-delete position (estimated from ledger sizes, as Pulsar's backlogSize), by subscription."},
 			[]string{"topic", "subscription"}),
+		delayed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_subscription_delayed_entries", Help: "Entries a shared or key_shared subscription holds back until their delivery time, by subscription."},
+			[]string{"topic", "subscription"}),
+		keySharedWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_subscription_key_shared_waiting_entries", Help: "Entries of a key_shared subscription with messages waiting for their key's consumer (bounded by MaxKeySharedWaitingEntries), by subscription."},
+			[]string{"topic", "subscription"}),
 		ownedTopics: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_owned_topics", Help: "Topics this node serves."}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
@@ -57,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.publishedMessages, m.publishedBytes, m.publishLatency, m.bookieWrite,
-			m.deliveredMessages, m.backlog, m.backlogBytes, m.ownedTopics, m.takeovers, m.drops, m.sendErrors,
+			m.deliveredMessages, m.backlog, m.backlogBytes, m.delayed, m.keySharedWaiting, m.ownedTopics, m.takeovers, m.drops, m.sendErrors,
 			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors)
 	}
 	return m

@@ -246,6 +246,8 @@ func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []stri
 	for _, name := range subs {
 		t.n.m.backlog.DeleteLabelValues(t.name, name)
 		t.n.m.backlogBytes.DeleteLabelValues(t.name, name)
+		t.n.m.delayed.DeleteLabelValues(t.name, name)
+		t.n.m.keySharedWaiting.DeleteLabelValues(t.name, name)
 	}
 	if reason != reasonSession && reason != reasonKilled {
 		t.n.release(t.owned)
