@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -17,7 +18,7 @@ func newSubscriptionsCmd() *cobra.Command {
 		Short: "Reset or delete subscriptions",
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
-	cmd.AddCommand(subsResetCmd(&url), subsDeleteCmd(&url))
+	cmd.AddCommand(subsResetCmd(&url), subsPeekCmd(&url), subsDeleteCmd(&url))
 	return cmd
 }
 
@@ -91,6 +92,41 @@ func printReset(cmd *cobra.Command, target client.CursorTarget, res []client.Res
 		fmt.Fprintln(out, "dry run: nothing changed (add --execute to apply)")
 	}
 	return nil
+}
+
+func subsPeekCmd(url *string) *cobra.Command {
+	var topicName, sub, output string
+	var count int
+	cmd := &cobra.Command{
+		Use:   "peek --topic T --subscription S [--count N] [--output text|jsonl]",
+		Short: "Print the first messages of a subscription's backlog without consuming them",
+		Args:  cobra.NoArgs,
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, _ []string) error {
+			out := bufio.NewWriter(cmd.OutOrStdout())
+			emit, err := newPrinter(out, output)
+			if err != nil {
+				return err
+			}
+			msgs, err := a.Peek(cmd.Context(), topicName, sub, count)
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				if err := emit(m); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%d messages from the backlog of %s on %s\n", len(msgs), sub, topicName)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&topicName, "topic", "", "topic")
+	cmd.Flags().StringVar(&sub, "subscription", "", "subscription name")
+	cmd.Flags().IntVar(&count, "count", 10, "at most this many messages")
+	cmd.Flags().StringVar(&output, "output", "text", "output format: text or jsonl")
+	_ = cmd.MarkFlagRequired("topic")
+	_ = cmd.MarkFlagRequired("subscription")
+	return cmd
 }
 
 func subsDeleteCmd(url *string) *cobra.Command {
