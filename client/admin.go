@@ -45,7 +45,8 @@ func (a *Admin) CreateTopic(ctx context.Context, topicName string, partitions in
 // PartitionsRefresh. Keys move: a key's partition is its hash modulo the
 // count. Only increases are allowed (ErrInvalidArgument otherwise; a
 // topic that is not partitioned cannot be made so); a concurrent change
-// fails with a BadVersion error, to be retried.
+// fails with a BadVersion error, to be retried, and records left over where
+// the new partitions go with ErrTopicExists.
 func (a *Admin) AddPartitions(ctx context.Context, topicName string, partitions int) error {
 	name, err := topic.Canonical(topicName)
 	if err != nil {

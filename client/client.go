@@ -136,7 +136,6 @@ func (c *Client) unregister(cl closer) {
 // would wait forever.
 var clientKeepalive = keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}
 
-// broker returns a stub for the node at addr, reusing its connection.
 // maxResponseBytes bounds one message received from a node. gRPC's default,
 // 4 MiB, is below the default 5 MiB message limit: a larger message could
 // be published and then never consumed, its consumer reconnecting in a
@@ -145,6 +144,7 @@ var clientKeepalive = keepalive.ClientParameters{Time: 10 * time.Second, Timeout
 // override it.
 const maxResponseBytes = 64 << 20
 
+// broker returns a stub for the node at addr, reusing its connection.
 func (c *Client) broker(addr string) (servingpb.BrokerClient, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -142,13 +142,15 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 			return nil, err
 		}
 	}
+	// Before register: a Client.Close from then on closes the watcher too.
+	if o.discover {
+		cons.watcher = c.watchPartitions(cons.topic, n, cons.addPartitions)
+	}
 	if err := c.register(cons); err != nil {
+		cons.watcher.close()
 		cons.stopRedelivery()
 		cons.closeParts()
 		return nil, err
-	}
-	if o.discover {
-		cons.watcher = c.watchPartitions(cons.topic, n, cons.addPartitions)
 	}
 	return cons, nil
 }

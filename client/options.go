@@ -332,11 +332,14 @@ func ConsumerAckTimeout(d time.Duration) ConsumerOption {
 }
 
 // DeadLetterPolicy moves aside a message that keeps failing, so that it does
-// not block or circle in its subscription for ever: once the message has
-// been handed to the application MaxDeliveries times (redelivered after a
-// Nack, an ack timeout or a consumer that closed or died), its next delivery
-// is not handed out; the consumer publishes it to the dead-letter topic and
-// acknowledges it. The copy keeps the key, payload, event time and
+// not block or circle in its subscription for ever: once the message's
+// RedeliveryCount reaches MaxDeliveries, its delivery is not handed out; the
+// consumer publishes it to the dead-letter topic and acknowledges it. The
+// count is of the times the message was given back: after a Nack, an ack
+// timeout, or a consumer that closed, died or reconnected while holding it
+// (also unread in its receive queue), as in Pulsar. So the application sees
+// a message at most MaxDeliveries times, fewer when it was given back
+// without being handed out. The copy keeps the key, payload, event time and
 // properties, plus REAL_TOPIC (the topic, or partition, it came from) and
 // ORIGIN_MESSAGE_ID, as Pulsar's dead-letter queue does. At-least-once: a
 // consumer that dies between the publish and the ack dead-letters the

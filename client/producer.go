@@ -101,11 +101,13 @@ func (c *Client) NewProducer(ctx context.Context, topicName string, opts ...Prod
 		p.closeParts()
 		return nil, err
 	}
+	// Before register: a Client.Close from then on closes the watcher too.
+	p.watcher = c.watchPartitions(p.topic, n, p.addPartitions)
 	if err := c.register(p); err != nil {
+		p.watcher.close()
 		p.closeParts()
 		return nil, err
 	}
-	p.watcher = c.watchPartitions(p.topic, n, p.addPartitions)
 	return p, nil
 }
 

@@ -25,9 +25,9 @@ type redelivery struct {
 
 	mu struct {
 		sync.Mutex
-		nacks  map[*time.Timer]struct{} // delayed nacks not yet sent
-		handed map[MessageID]time.Time  // taken by the application, not acknowledged (with ackTimeout)
-		dlqP   *Producer                // opened at the first dead letter
+		nacks  map[*time.Timer]int32   // delayed nacks not yet sent, by partition
+		handed map[MessageID]time.Time // taken by the application, not acknowledged (with ackTimeout)
+		dlqP   *Producer               // opened at the first dead letter
 		closed bool
 	}
 	stop chan struct{} // closes the ack-timeout checker
@@ -52,7 +52,7 @@ func deadLetterTopic(topicName, sub string, p DeadLetterPolicy) (string, error) 
 func (c *Consumer) startRedelivery(cfg consumerConfig) error {
 	r := &c.redelivery
 	r.nackDelay, r.ackTimeout = cfg.nackDelay, cfg.ackTimeout
-	r.mu.nacks = make(map[*time.Timer]struct{})
+	r.mu.nacks = make(map[*time.Timer]int32)
 	r.mu.handed = make(map[MessageID]time.Time)
 	if cfg.deadLetter != nil {
 		t, err := deadLetterTopic(c.topic, c.sub, *cfg.deadLetter)
@@ -133,18 +133,32 @@ func (c *Consumer) deadLetter(ctx context.Context, m *Message) error {
 	return c.AckID(m.ID)
 }
 
+// deadLetterProducer opens the dead-letter producer at first use, outside
+// r.mu (it is a network call), keeping the first one opened.
 func (c *Consumer) deadLetterProducer(ctx context.Context) (*Producer, error) {
 	r := &c.redelivery
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.mu.closed {
+	p, closed := r.mu.dlqP, r.mu.closed
+	r.mu.Unlock()
+	if closed {
 		return nil, ErrClosed
 	}
-	if r.mu.dlqP == nil {
-		p, err := c.c.NewProducer(ctx, r.dlq.Topic)
-		if err != nil {
-			return nil, err
-		}
+	if p != nil {
+		return p, nil
+	}
+	p, err := c.c.NewProducer(ctx, r.dlq.Topic)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.mu.closed:
+		_ = p.Close()
+		return nil, ErrClosed
+	case r.mu.dlqP != nil: // another Receive opened one meanwhile
+		_ = p.Close()
+	default:
 		r.mu.dlqP = p
 	}
 	return r.mu.dlqP, nil
@@ -170,18 +184,23 @@ func (c *Consumer) acked(id MessageID, cumulative bool) {
 	}
 }
 
-// forgetHanded drops the ack timeouts of partition's messages: its stream
-// ended, and the server redelivers what it had not acknowledged.
+// forgetHanded drops the ack timeouts and delayed nacks of partition's
+// messages: its stream was (re)opened, and the server redelivers what the
+// last one had not acknowledged; a nack or timeout of an older delivery
+// would give back the new one.
 func (c *Consumer) forgetHanded(partition int32) {
 	r := &c.redelivery
-	if r.ackTimeout == 0 {
-		return
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for h := range r.mu.handed {
 		if h.Partition == partition {
 			delete(r.mu.handed, h)
+		}
+	}
+	for t, p := range r.mu.nacks {
+		if p == partition {
+			t.Stop()
+			delete(r.mu.nacks, t)
 		}
 	}
 }
@@ -211,7 +230,7 @@ func (c *Consumer) nack(id MessageID) error {
 			_ = c.nackNow(id) // lost to a reconnect: redelivered anyway
 		}
 	})
-	r.mu.nacks[t] = struct{}{}
+	r.mu.nacks[t] = id.Partition
 	return nil
 }
 

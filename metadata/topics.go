@@ -182,7 +182,8 @@ func (s *Store) deleteTopicOps(names []string) []clientv3.Op {
 // cursor for each of subs at its very start, so that an existing
 // subscription misses nothing written to a new partition before its
 // consumers find it. ErrTopicNotFound, ErrBadVersion on a concurrent
-// change, an InvalidArgument error when name is not partitioned, n is not
+// change, a TopicExists error when a record of a new partition or its
+// cursor exists already, an InvalidArgument error when name is not partitioned, n is not
 // above the current count or over MaxPartitions, or the operations do not
 // fit one transaction (add fewer partitions at once).
 func (s *Store) AddPartitions(ctx context.Context, name string, n int, subs []Cursor) error {
@@ -238,6 +239,11 @@ func (s *Store) AddPartitions(ctx context.Context, name string, n int, subs []Cu
 		return err
 	}
 	if !resp.Succeeded {
+		if now, err := s.GetTopic(ctx, name); err == nil && now.Version == t.Version {
+			// Not a concurrent change: a record where a new one goes, which
+			// no retry would get past.
+			return errcode.New(errcode.TopicExists, "metadata: records of %s's partitions %d to %d or their cursors exist already", name, old, n-1)
+		}
 		return ErrBadVersion
 	}
 	return nil

@@ -250,8 +250,8 @@ func TestAddPartitionsCreatesPartitionsAndTheirSubscriptions(t *testing.T) {
 	if err := s.PutCursor(ctx, &metadata.Cursor{Topic: metadata.PartitionName(name, 5), Subscription: "billing"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddPartitions(ctx, name, 6, subs); !errors.Is(err, metadata.ErrBadVersion) {
-		t.Fatalf("over a leftover cursor: got %v, want ErrBadVersion", err)
+	if err := s.AddPartitions(ctx, name, 6, subs); errcode.CodeOf(err) != errcode.TopicExists {
+		t.Fatalf("over a leftover cursor: got %v, want TopicExists", err)
 	}
 	if got, _ := s.GetTopic(ctx, name); got.Partitions != 4 {
 		t.Fatalf("partitions %d after a failed add, want 4", got.Partitions)

@@ -48,8 +48,10 @@ func (n *Node) topicRecord(ctx context.Context, topic string) (topicname.Name, *
 // update-partitioned-topic. Every subscription of an existing partition
 // gets a cursor at the start of each new partition in the same step, so it
 // misses nothing produced there before its consumers discover the
-// partitions (the SDK looks every PartitionsRefresh). Any node answers:
-// only metadata changes.
+// partitions (the SDK looks every PartitionsRefresh). A subscription created
+// while this runs may get no cursor there; the SDK subscribes to new
+// partitions from their start anyway. Any node answers: only metadata
+// changes.
 func (n *Node) AddPartitions(ctx context.Context, req *servingpb.AddPartitionsRequest) (*servingpb.AddPartitionsResponse, error) {
 	name, rec, err := n.topicRecord(ctx, req.GetTopic())
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 	"github.com/strata-mq/strata/internal/errcode"
@@ -23,9 +24,13 @@ type consumer struct {
 	permits int64
 	unacked int
 	out     chan *servingpb.ConsumeResponse
-	done    chan struct{}
-	once    sync.Once
-	err     error
+	// queueFull is set when the dispatcher found out nearly full; the
+	// sender clears it when it drains a response and has the dispatcher
+	// look at what waited for room (queueDrained).
+	queueFull atomic.Bool
+	done      chan struct{}
+	once      sync.Once
+	err       error
 }
 
 func (c *consumer) fail(err error) {
@@ -36,7 +41,24 @@ func (c *consumer) fail(err error) {
 }
 
 func (c *consumer) hasRoomLocked(maxUnacked int) bool {
-	return c.permits > 0 && c.unacked < maxUnacked && len(c.out) < cap(c.out)-1
+	if c.permits <= 0 || c.unacked >= maxUnacked {
+		return false
+	}
+	if len(c.out) >= cap(c.out)-1 {
+		c.queueFull.Store(true)
+		return false
+	}
+	return true
+}
+
+// queueDrained runs when c's sender took a response from a queue the
+// dispatcher found full: a key_shared subscription then rescans what waits,
+// since no ack or flow may come to make it (the application may be
+// waiting for those very messages).
+func (t *topic) queueDrained(c *consumer) {
+	t.mu.Lock()
+	c.s.ks.rescan = c.s.keyShared()
+	t.mu.Unlock()
 }
 
 // send queues r; the dispatcher checked for room under the topic's mu, and
@@ -331,9 +353,11 @@ func (t *topic) flushCursors(ctx context.Context) {
 		t.n.m.backlog.WithLabelValues(t.name, s.name).Set(float64(t.backlogLocked(s.acks)))
 		t.n.m.backlogBytes.WithLabelValues(t.name, s.name).Set(float64(t.backlogBytesLocked(s.acks)))
 		t.n.m.delayed.WithLabelValues(t.name, s.name).Set(float64(len(s.delayed)))
+		waiting := 0
 		if s.keyShared() {
-			t.n.m.keySharedWaiting.WithLabelValues(t.name, s.name).Set(float64(len(s.redeliver)))
+			waiting = len(s.redeliver)
 		}
+		t.n.m.keySharedWaiting.WithLabelValues(t.name, s.name).Set(float64(waiting))
 	}
 	t.mu.Unlock()
 	for i, rec := range recs {

@@ -26,7 +26,8 @@ import (
 // gives them back). And a message never overtakes an earlier message of its
 // hash that is waiting. Waiting messages stay in their pending entry, which
 // stays on the redeliver list; the list is rescanned in log order when an
-// ack, a flow, a nack or a consumer change may have unblocked something.
+// ack, a flow, a nack, a consumer change, an expiry or a consumer's full
+// response queue draining may have unblocked something.
 // MaxKeySharedWaitingEntries bounds it: past that many entries with waiting
 // messages, the subscription reads no further until some are delivered, so
 // one stuck consumer stalls the subscription instead of filling memory.
@@ -275,7 +276,9 @@ func (o *outbox) add(c *consumer, msgs []*servingpb.ReceivedMessage) {
 		o.cs, o.msgs, o.bytes = append(o.cs, c), append(o.msgs, nil), append(o.bytes, 0)
 		i = len(o.cs) - 1
 	}
-	if o.bytes[i] >= outboxResponseBytes {
+	// Send early only while that leaves the two free slots that
+	// hasRoomLocked promised: one for the flush, one for a seek's reply.
+	if c := o.cs[i]; o.bytes[i] >= outboxResponseBytes && len(c.out) < cap(c.out)-2 {
 		o.send(i)
 	}
 	o.msgs[i] = append(o.msgs[i], msgs...)
@@ -286,8 +289,8 @@ func (o *outbox) add(c *consumer, msgs []*servingpb.ReceivedMessage) {
 
 // send sends what was gathered for consumer i. The dispatcher checked that
 // c had room before each message it gathered, and a consumer with room
-// has two free slots (hasRoomLocked): enough for a send when its share
-// grows large and one at the flush.
+// has two free slots (hasRoomLocked); add sends early only with three, so
+// the flush leaves one for a seek's reply.
 func (o *outbox) send(i int) {
 	if len(o.msgs[i]) == 0 {
 		return
@@ -467,12 +470,17 @@ func (s *subscription) setTypeLocked(typ servingpb.SubscriptionType) {
 			// Keyed counts rise when a message is given back, plain ones
 			// when the entry is redelivered: count this redelivery once.
 			pe.redeliveries = max(slices.Max(pe.keyed.redeliveries), 1) - 1
+			pe.undelivered = slices.Max(pe.keyed.redeliveries) == 0
 			pe.keyed = nil
 			pe.owner = nil
 		case s.keyShared():
 			pe.keyed = newKeyedEntry(pe.e)
+			given := pe.redeliveries + 1 // a plain pending entry was delivered, and given back
+			if pe.undelivered {
+				given, pe.undelivered = pe.redeliveries, false
+			}
 			for i := range pe.keyed.redeliveries {
-				pe.keyed.redeliveries[i] = pe.redeliveries + 1 // every plain pending entry was delivered
+				pe.keyed.redeliveries[i] = given
 				if !pe.acked[i] && hasKey(pe, i) {
 					s.ks.waiting[pe.keyed.hashes[i]]++
 				}

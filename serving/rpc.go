@@ -147,6 +147,9 @@ func (n *Node) Consume(stream grpc.BidiStreamingServer[servingpb.ConsumeRequest,
 			if err := stream.Send(r); err != nil {
 				return err
 			}
+			if c.queueFull.Swap(false) {
+				t.queueDrained(c)
+			}
 			c.s.signal()
 		case <-c.done:
 			return c.err

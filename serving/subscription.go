@@ -62,6 +62,10 @@ type pendingEntry struct {
 	nAcked       int
 	redeliveries uint32
 	keyed        *keyedEntry // per-message owners, on key_shared subscriptions only
+	// undelivered marks an entry on the redeliver list that was never
+	// delivered (from a key_shared subscription that changed type): its
+	// first delivery is no redelivery.
+	undelivered bool
 }
 
 func newSubscription(t *topic, name string, typ servingpb.SubscriptionType, durable bool, markDelete ids.Position) *subscription {
@@ -160,7 +164,10 @@ func (s *subscription) dispatchOnce() bool {
 		pos := s.redeliver[0]
 		s.redeliver = s.redeliver[1:]
 		if pe := s.pending[pos]; pe != nil && pe.owner == nil {
-			pe.redeliveries++
+			if !pe.undelivered {
+				pe.redeliveries++
+			}
+			pe.undelivered = false
 			s.deliverLocked(c, pe)
 		}
 		t.mu.Unlock()

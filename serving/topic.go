@@ -203,6 +203,12 @@ func (t *topic) drop(reason string, err error, graceful bool) {
 	wasServing := t.mu.state == topicServing
 	t.mu.state = topicDropped
 	prods, subs, w, cur := t.mu.prods, t.mu.subs, t.mu.w, t.mu.cur
+	for _, s := range subs {
+		// A delay timer would keep the dropped topic in memory until due.
+		if s.delayTimer != nil {
+			s.delayTimer.Stop()
+		}
+	}
 	var cons []*consumer
 	for _, s := range subs {
 		cons = append(cons, s.consumers...)

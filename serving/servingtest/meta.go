@@ -170,11 +170,11 @@ func (m *Meta) AddPartitions(ctx context.Context, name string, n int, subs []met
 	for i := t.Partitions; i < n; i++ {
 		p := metadata.PartitionName(name, i)
 		if _, ok := m.topics[p]; ok {
-			return metadata.ErrBadVersion
+			return errcode.New(errcode.TopicExists, "servingtest: partition %s exists already", p)
 		}
 		for _, s := range subs {
 			if _, ok := m.cursors[ckey(p, s.Subscription)]; ok {
-				return metadata.ErrBadVersion
+				return errcode.New(errcode.TopicExists, "servingtest: a cursor of %s exists already", p)
 			}
 		}
 	}
