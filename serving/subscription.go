@@ -34,7 +34,8 @@ type subscription struct {
 	active    *consumer // the one a failover subscription delivers to (chooseActiveLocked)
 	ks        keyShared // a key_shared subscription's dispatch state (keyshared.go)
 	outbox    *outbox   // while set, sendLocked gathers responses here
-	// delayed holds a shared subscription's entries not due yet (delay.go).
+	// delayed holds the entries a shared or key_shared subscription holds
+	// back until their delivery time (delay.go).
 	delayed    delayHeap
 	delayTimer *time.Timer
 	gen        uint64 // bumped by resetLocked: reads started before it are stale
