@@ -58,6 +58,11 @@ type Config struct {
 	// it the subscription reads no further until some are delivered.
 	// Default 1,000 (Pulsar's look-ahead limit is of the same order).
 	MaxKeySharedWaitingEntries int
+	// ConsumerQueue bounds the responses waiting for one consumer's sender
+	// (gRPC stream); past it the dispatcher waits for the sender. Default
+	// 64; at least 3 (a dispatch pass may send twice, and a seek's reply
+	// needs a slot).
+	ConsumerQueue int
 
 	// CursorFlushInterval is how often dirty cursors are written to etcd.
 	// Default 1 s. Acks not yet flushed when an owner dies are redelivered.
@@ -102,6 +107,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxPendingPerProducer, 1000)
 	setInt(&c.MaxUnackedPerConsumer, 5000)
 	setInt(&c.MaxKeySharedWaitingEntries, 1000)
+	setInt(&c.ConsumerQueue, 64)
 	setDur(&c.CursorFlushInterval, time.Second)
 	setInt(&c.MaxCursorBytes, 64<<10)
 	setInt(&c.MaxDedupProducers, 10_000)
@@ -139,7 +145,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("serving: ledger roll limits must be positive")
 	case c.CacheBytes < 0 || c.ReadAheadEntries < 1:
 		return fmt.Errorf("serving: cache and read-ahead must be positive")
-	case c.MaxPendingPerProducer < 1 || c.MaxUnackedPerConsumer < 1 || c.MaxKeySharedWaitingEntries < 1:
+	case c.MaxPendingPerProducer < 1 || c.MaxUnackedPerConsumer < 1 || c.MaxKeySharedWaitingEntries < 1 || c.ConsumerQueue < 3:
 		return fmt.Errorf("serving: producer and consumer limits must be positive")
 	case c.MaxCursorBytes < 1024:
 		return fmt.Errorf("serving: MaxCursorBytes %d below 1024", c.MaxCursorBytes)

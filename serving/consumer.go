@@ -13,9 +13,6 @@ import (
 	"github.com/strata-mq/strata/serving/servingpb"
 )
 
-// consumerQueue bounds the responses waiting for a consumer's sender.
-const consumerQueue = 64
-
 // consumer is one connected consumer stream. permits and unacked are
 // guarded by the topic's mu.
 type consumer struct {
@@ -249,7 +246,7 @@ func (t *topic) attach(name string, req *servingpb.Subscribe, start *ids.Positio
 	if cname == "" {
 		cname = fmt.Sprintf("%s-%s", t.n.cfg.NodeID, uuid.NewString()[:8])
 	}
-	c := &consumer{name: cname, s: s, out: make(chan *servingpb.ConsumeResponse, consumerQueue), done: make(chan struct{})}
+	c := &consumer{name: cname, s: s, out: make(chan *servingpb.ConsumeResponse, t.n.cfg.ConsumerQueue), done: make(chan struct{})}
 	s.consumers = append(s.consumers, c)
 	s.consumersChangedLocked()
 	return c, nil

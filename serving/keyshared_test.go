@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/serving"
 	"github.com/strata-mq/strata/serving/servingpb"
@@ -571,5 +574,49 @@ func TestKeySharedReadsAgainWhenWaitingEntriesExpire(t *testing.T) {
 	p.mustSend(keyedMsg(10_000, moved[0]))
 	if m := b.take(t, 1)[0]; m.GetSequenceId() != 10_000 {
 		t.Fatalf("b got seq %d, want 10000", m.GetSequenceId())
+	}
+}
+
+// A key's messages that wait because their consumer's response queue was
+// full are delivered once the queue drains, with no ack or flow to wake the
+// subscription: the consumer here reads late, never acknowledges and has
+// permits for everything. Its connection has fixed 64 KiB flow-control
+// windows, so the node's sends block and its queue fills, while another
+// consumer keeps the subscription reading.
+func TestKeySharedDeliversWhatWaitedForAFullResponseQueue(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) { cfg.ConsumerQueue = 3 })
+	conn, err := grpc.NewClient(n.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	slow := &testNode{Node: n.Node, addr: n.addr, client: servingpb.NewBrokerClient(conn)}
+	const topic = "key-shared-queue"
+	cs := mustSubscribe(t, slow, keySharedSub(topic, "a"))
+	cs.flow(10_000)
+	// b reads at once, so the subscription keeps reading entries (some
+	// consumer has room) while a's queue is full: a's messages then wait.
+	cb := mustSubscribe(t, n, keySharedSub(topic, "b"))
+	cb.flow(10_000)
+	startDrain(cb)
+	key := ""
+	for k := 0; key == ""; k++ {
+		if serving.KeyOwner([]string{"a", "b"}, fmt.Sprint("k", k)) == "a" {
+			key = fmt.Sprint("k", k)
+		}
+	}
+	p := mustProducer(t, n, topic, "")
+	const count = 100
+	big := make([]byte, 16<<10) // 1.6 MB: far past the windows and the queue
+	for i := uint64(1); i <= count; i++ {
+		p.mustSend(&servingpb.Message{SequenceId: i, Key: key, Payload: big})
+	}
+	got := cs.receive(count) // a stall ends with the test's context, as an error
+	for i, m := range got {
+		if m.GetSequenceId() != uint64(i+1) {
+			t.Fatalf("message %d: seq %d", i, m.GetSequenceId())
+		}
 	}
 }
