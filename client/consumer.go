@@ -335,10 +335,11 @@ func (c *Consumer) ack(id MessageID, cumulative bool) error {
 // Nack asks for msg to be redelivered (after ConsumerNackRedeliveryDelay).
 // The server gives back the whole batch msg came in, without what was
 // acknowledged of it.
-func (c *Consumer) Nack(msg *Message) error { return c.NackID(msg.ID) }
+func (c *Consumer) Nack(msg *Message) error { return c.nack(msg.ID, msg.RedeliveryCount) }
 
-// NackID asks for the message with id to be redelivered.
-func (c *Consumer) NackID(id MessageID) error { return c.nack(id) }
+// NackID asks for the message with id to be redelivered (after the nack
+// delay of a first delivery).
+func (c *Consumer) NackID(id MessageID) error { return c.nack(id, 0) }
 
 // Seek moves the subscription of id's partition to id's entry (the server
 // positions by entry, so earlier messages of the same batch come again) and

@@ -244,6 +244,7 @@ type consumerConfig struct {
 	queueSize   int
 	ackGrouping time.Duration
 	nackDelay   time.Duration
+	nackMax     time.Duration // with nackDelay: exponential backoff up to it
 	ackTimeout  time.Duration
 	deadLetter  *DeadLetterPolicy
 }
@@ -264,6 +265,9 @@ func (c *consumerConfig) validate() error {
 	}
 	if c.nackDelay < 0 {
 		return invalidArg("nack redelivery delay must not be negative")
+	}
+	if c.nackMax != 0 && (c.nackDelay <= 0 || c.nackMax < c.nackDelay) {
+		return invalidArg("nack backoff: want 0 < min <= max")
 	}
 	if c.ackTimeout != 0 && c.ackTimeout < MinAckTimeout {
 		return invalidArg("ack timeout %v: want 0 (off) or at least %v", c.ackTimeout, MinAckTimeout)
@@ -316,7 +320,16 @@ func ConsumerAckGroupingTime(d time.Duration) ConsumerOption {
 // waiting: their messages are redelivered anyway, as everything a closing
 // consumer did not acknowledge is.
 func ConsumerNackRedeliveryDelay(d time.Duration) ConsumerOption {
-	return func(c *consumerConfig) { c.nackDelay = d }
+	return func(c *consumerConfig) { c.nackDelay, c.nackMax = d, 0 }
+}
+
+// ConsumerNackBackoff makes the nack delay grow with the message's
+// redelivery count, as Pulsar's NackBackoffPolicy (and RocketMQ's retry
+// levels): min × 2^RedeliveryCount, at most max. Nack(msg) uses it;
+// NackID, which has no count, waits min. It replaces
+// ConsumerNackRedeliveryDelay.
+func ConsumerNackBackoff(minDelay, maxDelay time.Duration) ConsumerOption {
+	return func(c *consumerConfig) { c.nackDelay, c.nackMax = minDelay, maxDelay }
 }
 
 // MinAckTimeout is the shortest ack timeout ConsumerAckTimeout accepts.

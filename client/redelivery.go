@@ -20,6 +20,7 @@ import (
 // redelivery is a consumer's state for the three.
 type redelivery struct {
 	nackDelay  time.Duration
+	nackMax    time.Duration // exponential backoff up to it; 0: a fixed delay
 	ackTimeout time.Duration
 	dlq        *DeadLetterPolicy // Topic resolved
 
@@ -51,7 +52,7 @@ func deadLetterTopic(topicName, sub string, p DeadLetterPolicy) (string, error) 
 // startRedelivery sets up c's redelivery features from cfg.
 func (c *Consumer) startRedelivery(cfg consumerConfig) error {
 	r := &c.redelivery
-	r.nackDelay, r.ackTimeout = cfg.nackDelay, cfg.ackTimeout
+	r.nackDelay, r.nackMax, r.ackTimeout = cfg.nackDelay, cfg.nackMax, cfg.ackTimeout
 	r.mu.nacks = make(map[*time.Timer]int32)
 	r.mu.handed = make(map[MessageID]time.Time)
 	if cfg.deadLetter != nil {
@@ -205,11 +206,28 @@ func (c *Consumer) forgetHanded(partition int32) {
 	}
 }
 
-// nack gives id back, after the nack redelivery delay.
-func (c *Consumer) nack(id MessageID) error {
+// delayFor is how long a nack of a message redelivered count times waits.
+func (r *redelivery) delayFor(count uint32) time.Duration {
+	d := r.nackDelay
+	for range count {
+		if r.nackMax == 0 || d >= r.nackMax {
+			break
+		}
+		d *= 2
+	}
+	if r.nackMax != 0 {
+		d = min(d, r.nackMax)
+	}
+	return d
+}
+
+// nack gives id back, after the nack delay for a message redelivered count
+// times.
+func (c *Consumer) nack(id MessageID, count uint32) error {
 	r := &c.redelivery
 	c.acked(id, false)
-	if r.nackDelay == 0 {
+	delay := r.delayFor(count)
+	if delay == 0 {
 		return c.nackNow(id)
 	}
 	if _, err := c.part(id); err != nil {
@@ -221,7 +239,7 @@ func (c *Consumer) nack(id MessageID) error {
 		return ErrClosed
 	}
 	var t *time.Timer
-	t = time.AfterFunc(r.nackDelay, func() {
+	t = time.AfterFunc(delay, func() {
 		r.mu.Lock()
 		_, live := r.mu.nacks[t]
 		delete(r.mu.nacks, t)

@@ -37,6 +37,34 @@ func next(ctx context.Context, t *testing.T, got chan *client.Message, what stri
 	}
 }
 
+// oneMessage starts a standalone, subscribes with opts (from the earliest
+// message), sends one message and receives it. The consumer closes with
+// the test.
+func oneMessage(t *testing.T, opts ...client.ConsumerOption) (context.Context, *client.Consumer, *client.Message) {
+	t.Helper()
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	cons, err := c.Subscribe(ctx, "one", "s", append([]client.ConsumerOption{client.ConsumerInitialPosition(client.Earliest)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cons.Close() })
+	p, err := c.NewProducer(ctx, "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("m")}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, cons, m
+}
+
 // TestDeadLetterPolicyMovesAPoisonMessageAside: a message the application
 // nacks every time is handed out MaxDeliveries times, then published to the
 // subscription's dead-letter topic, with its key, payload, properties and
@@ -150,27 +178,8 @@ func TestAckTimeoutRedeliversThenDeadLettersAHungConsumersMessage(t *testing.T) 
 // delay, a nacked message does not come back before the delay has passed
 // (it may come later on a slow machine; it must not come sooner).
 func TestNackRedeliveryDelayHoldsANackedMessageBack(t *testing.T) {
-	s := newStandalone(t)
-	s.start()
-	ctx := testContext(t, 2*time.Minute)
-	c := s.client()
 	const delay = 1500 * time.Millisecond
-	cons, err := c.Subscribe(ctx, "later", "s", client.ConsumerInitialPosition(client.Earliest), client.ConsumerNackRedeliveryDelay(delay))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	p, err := c.NewProducer(ctx, "later")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("m")}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := cons.Receive(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, cons, m := oneMessage(t, client.ConsumerNackRedeliveryDelay(delay))
 	nacked := time.Now()
 	if err := cons.Nack(m); err != nil {
 		t.Fatal(err)
@@ -196,6 +205,8 @@ func TestRedeliveryOptionsRejectBadValues(t *testing.T) {
 		"bad topic":          client.ConsumerDeadLetterPolicy(client.DeadLetterPolicy{MaxDeliveries: 1, Topic: "a/b/c/d"}),
 		"short ack timeout":  client.ConsumerAckTimeout(500 * time.Millisecond),
 		"negative nack wait": client.ConsumerNackRedeliveryDelay(-time.Second),
+		"backoff from zero":  client.ConsumerNackBackoff(0, time.Second),
+		"backoff max < min":  client.ConsumerNackBackoff(time.Second, time.Millisecond),
 	} {
 		if _, err := c.Subscribe(ctx, "opts", "s", opt); !errors.Is(err, client.ErrInvalidArgument) {
 			t.Errorf("%s: got %v, want ErrInvalidArgument", name, err)
@@ -207,5 +218,26 @@ func TestRedeliveryOptionsRejectBadValues(t *testing.T) {
 	}
 	if st, err := c.Admin().TopicStats(ctx, "opts"); err == nil && len(st.Subscriptions) != 0 {
 		t.Errorf("a refused consumer left subscriptions %+v", st.Subscriptions)
+	}
+}
+
+// TestNackBackoffDoublesTheDelayWithEachRedelivery: with a nack backoff, a
+// message nacked again waits twice as long as the time before (lower
+// bounds only: a slow machine may add, never subtract).
+func TestNackBackoffDoublesTheDelayWithEachRedelivery(t *testing.T) {
+	const first = 300 * time.Millisecond
+	ctx, cons, m := oneMessage(t, client.ConsumerNackBackoff(first, 10*time.Second))
+	var err error
+	for round, want := range []time.Duration{first, 2 * first, 4 * first} {
+		nacked := time.Now()
+		if err := cons.Nack(m); err != nil {
+			t.Fatal(err)
+		}
+		if m, err = cons.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(nacked); waited < want || m.RedeliveryCount != uint32(round+1) {
+			t.Fatalf("nack %d: redelivered after %v with count %d, want no sooner than %v, count %d", round+1, waited, m.RedeliveryCount, want, round+1)
+		}
 	}
 }
