@@ -153,6 +153,17 @@ func movedToB(keys int) []int {
 	return moved
 }
 
+// twoConsumers attaches consumers a and b (1,000 permits each, drained) and
+// opens a producer.
+func twoConsumers(t *testing.T, n *testNode, topic string) (*cons, *cons, *drain, *drain, *prod) {
+	t.Helper()
+	ca := mustSubscribe(t, n, keySharedSub(topic, "a"))
+	cb := mustSubscribe(t, n, keySharedSub(topic, "b"))
+	ca.flow(1000)
+	cb.flow(1000)
+	return ca, cb, startDrain(ca), startDrain(cb), mustProducer(t, n, topic, "")
+}
+
 // joinAfterRound attaches consumer a, publishes one round of keys messages,
 // which a receives and does not acknowledge, then attaches consumer b. It
 // returns a, both consumers' drains, the producer and a's messages.
@@ -269,12 +280,7 @@ func TestKeySharedGivesALeavingConsumersKeysToTheOthersInOrder(t *testing.T) {
 	n := c.start("a", nil)
 	const topic = "key-shared-leave"
 	const keys = 50
-	ca := mustSubscribe(t, n, keySharedSub(topic, "a"))
-	cb := mustSubscribe(t, n, keySharedSub(topic, "b"))
-	ca.flow(1000)
-	cb.flow(1000)
-	a, b := startDrain(ca), startDrain(cb)
-	p := mustProducer(t, n, topic, "")
+	ca, cb, a, b, p := twoConsumers(t, n, topic)
 	p.mustSend(round(1, keys)...)
 	p.mustSend(round(keys+1, keys)...)
 	by := takeAll(t, 2*keys, a, b)
@@ -308,12 +314,7 @@ func TestKeySharedSpreadsKeylessMessages(t *testing.T) {
 	c := newCluster(t)
 	n := c.start("a", nil)
 	const topic = "key-shared-keyless"
-	ca := mustSubscribe(t, n, keySharedSub(topic, "a"))
-	cb := mustSubscribe(t, n, keySharedSub(topic, "b"))
-	ca.flow(1000)
-	cb.flow(1000)
-	a, b := startDrain(ca), startDrain(cb)
-	p := mustProducer(t, n, topic, "")
+	_, _, a, b, p := twoConsumers(t, n, topic)
 	// Until both consumers' permits have arrived, one of them may get
 	// everything: send until both got some, or too many went to one.
 	seen := map[int]int{}

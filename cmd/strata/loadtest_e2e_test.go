@@ -75,13 +75,20 @@ func TestLoadtestAgainstItsOwnStandaloneLosesNothing(t *testing.T) {
 // node is frozen with SIGSTOP past its 3 s lease and resumed, and nothing
 // acknowledged may be lost or reordered.
 func TestLoadtestChaosKillsLoseNothingAcknowledged(t *testing.T) {
+	chaosLosesNothing(t, "--duration", "14s", "--rate", "200", "--size", "256",
+		"--chaos", "kill-bookie@1s/2s,kill-serving@3s/2s,pause-serving@7s/5s", "--seed", "3")
+}
+
+// chaosLosesNothing runs `strata loadtest --cluster local` with args and
+// fails unless it exits 0 with acknowledged messages, none lost and none
+// out of order.
+func chaosLosesNothing(t *testing.T, args ...string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a five-process cluster")
 	}
 	jsonPath := filepath.Join(t.TempDir(), "r.json")
-	out, stderr, code := runBin(t, 180*time.Second, "loadtest", "--cluster", "local", "--duration", "14s",
-		"--rate", "200", "--size", "256", "--chaos", "kill-bookie@1s/2s,kill-serving@3s/2s,pause-serving@7s/5s", "--seed", "3",
-		"--json", jsonPath)
+	out, stderr, code := runBin(t, 180*time.Second, append(append([]string{"loadtest", "--cluster", "local"}, args...), "--json", jsonPath)...)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
 	}
@@ -97,19 +104,7 @@ func TestLoadtestChaosKillsLoseNothingAcknowledged(t *testing.T) {
 // again as the consumers reconnect, and yet nothing acknowledged may be
 // lost and no key may be received out of order by any consumer.
 func TestLoadtestChaosKeySharedKeepsEachKeyInOrder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a five-process cluster")
-	}
-	jsonPath := filepath.Join(t.TempDir(), "r.json")
-	out, stderr, code := runBin(t, 180*time.Second, "loadtest", "--cluster", "local", "--duration", "10s",
-		"--rate", "500", "--size", "128", "--partitions", "2", "--subscription-type", "key_shared", "--consumers", "3",
-		"--key-distribution", "random", "--keys", "50", "--chaos", "kill-serving@2s/2s,kill-serving@6s/2s", "--seed", "5",
-		"--json", jsonPath)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
-	}
-	res := readResult(t, jsonPath)
-	if res["lost"].(float64) != 0 || res["out_of_order"].(float64) != 0 || res["messages_acked"].(float64) == 0 {
-		t.Fatalf("result %v\n%s", res, stderr)
-	}
+	chaosLosesNothing(t, "--duration", "10s", "--rate", "500", "--size", "128", "--partitions", "2",
+		"--subscription-type", "key_shared", "--consumers", "3", "--key-distribution", "random", "--keys", "50",
+		"--chaos", "kill-serving@2s/2s,kill-serving@6s/2s", "--seed", "5")
 }
