@@ -102,7 +102,7 @@ type subscribeOpts struct {
 	// (consumers only).
 	redelivery consumerConfig
 	// discover makes the consumer take on partitions added to the topic
-	// later (consumers, not readers).
+	// later.
 	discover bool
 }
 
@@ -192,6 +192,9 @@ func (c *Consumer) addPartitions(ctx context.Context, n int) error {
 		s := cloneSubscribe(c.tmpl)
 		s.Topic = name.Partition(i).String()
 		s.InitialPosition = servingpb.InitialPosition_EARLIEST
+		if c.opts.startFor != nil { // a reader's start time applies there too
+			c.opts.startFor(int32(i), s)
+		}
 		if err := c.openPart(ctx, s, i); err != nil {
 			return err
 		}

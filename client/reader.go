@@ -46,7 +46,7 @@ func (c *Client) NewReader(ctx context.Context, topicName string, opts ...Reader
 		}
 	}
 	cons, err := c.subscribe(ctx, topicName, tmpl, subscribeOpts{typ: Exclusive, queueSize: cfg.queueSize,
-		ackGrouping: 10 * time.Millisecond, startFor: startFor})
+		ackGrouping: 10 * time.Millisecond, startFor: startFor, discover: true})
 	if err != nil {
 		return nil, err
 	}

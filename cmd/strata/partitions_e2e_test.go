@@ -15,7 +15,7 @@ import (
 // partitions once it finds them, and the consumer, which finds them later
 // (a longer refresh) and subscribed at the latest position, still receives
 // every message, those produced to the new partitions before it came
-// included.
+// included; so does a reader opened at the latest position.
 func TestAddedPartitionsAreTakenOnByRunningProducersAndConsumers(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
@@ -38,6 +38,11 @@ func TestAddedPartitionsAreTakenOnByRunningProducersAndConsumers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cons.Close()
+	r, err := slow.NewReader(ctx, "grow", client.ReaderStartLatest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
 	p, err := fast.NewProducer(ctx, "grow")
 	if err != nil {
 		t.Fatal(err)
@@ -69,5 +74,13 @@ func TestAddedPartitionsAreTakenOnByRunningProducersAndConsumers(t *testing.T) {
 	}
 	if !partitions[2] || !partitions[3] {
 		t.Fatalf("messages came from partitions %v, want the new ones among them", partitions)
+	}
+	read := map[string]bool{}
+	for len(read) < count {
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatalf("reader: %d of %d: %v", len(read), count, err)
+		}
+		read[string(m.Payload)] = true
 	}
 }
