@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"iter"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/strata-mq/strata/internal/topic"
@@ -35,11 +34,7 @@ type Consumer struct {
 	topic   string
 	sub     string
 	subType SubscriptionType
-	// parts is replaced, never changed in place, when partitions are added
-	// (partitions.go); grow serializes that with Close.
-	parts   atomic.Pointer[[]*partitionConsumer]
-	grow    sync.Mutex
-	closing bool // under grow
+	parts   partSet[*partitionConsumer] // grows when partitions are added (partitions.go)
 	watcher *partitionWatcher
 	tmpl    *servingpb.Subscribe // for partitions added later
 	opts    subscribeOpts
@@ -82,11 +77,8 @@ func (c *Client) Subscribe(ctx context.Context, topicName, subscription string, 
 		InitialPosition: servingpb.InitialPosition(cfg.position),
 		ConsumerName:    cfg.name,
 	}
-	if cfg.deadLetter != nil {
-		if _, err := deadLetterTopic(topicName, subscription, *cfg.deadLetter); err != nil {
-			return nil, err
-		}
-	}
+	// A bad dead-letter topic fails in subscribe before any partition
+	// subscribes (startRedelivery).
 	return c.subscribe(ctx, topicName, sub, subscribeOpts{typ: cfg.subType, queueSize: cfg.queueSize, ackGrouping: cfg.ackGrouping,
 		redelivery: cfg, discover: true})
 }
@@ -118,7 +110,6 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 	}
 	cons := &Consumer{c: c, topic: name.String(), sub: tmpl.GetSubscription(), subType: o.typ, tmpl: tmpl, opts: o,
 		notify: make(chan struct{}, 1), closed: make(chan struct{})}
-	cons.parts.Store(&[]*partitionConsumer{})
 	// Before the partitions start: their streams use it.
 	if err := cons.startRedelivery(o.redelivery); err != nil {
 		return nil, err
@@ -156,27 +147,18 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 }
 
 // partsNow is the current partition consumers, by partition index.
-func (c *Consumer) partsNow() []*partitionConsumer { return *c.parts.Load() }
+func (c *Consumer) partsNow() []*partitionConsumer { return c.parts.now() }
 
 // openPart starts the partition consumer of s, index i, and adds it.
 func (c *Consumer) openPart(ctx context.Context, s *servingpb.Subscribe, i int) error {
-	c.grow.Lock()
-	defer c.grow.Unlock()
-	if c.closing {
-		return ErrClosed
-	}
-	pc := newPartitionConsumer(c, s.GetTopic(), int32(i), s, c.opts.queueSize, c.opts.ackGrouping)
-	if id := s.GetStartMessageId(); id != nil && id.GetBatch() > 0 {
-		// The server starts at the entry: skip the batch before the id.
-		pc.mu.last = &MessageID{Ledger: id.GetLedger(), Entry: id.GetEntry(), Batch: id.GetBatch() - 1, Partition: int32(i)}
-	}
-	if err := pc.start(ctx); err != nil {
-		return err
-	}
-	cur := c.partsNow()
-	next := append(cur[:len(cur):len(cur)], pc)
-	c.parts.Store(&next)
-	return nil
+	return c.parts.add(func([]*partitionConsumer) (*partitionConsumer, error) {
+		pc := newPartitionConsumer(c, s.GetTopic(), int32(i), s, c.opts.queueSize, c.opts.ackGrouping)
+		if id := s.GetStartMessageId(); id != nil && id.GetBatch() > 0 {
+			// The server starts at the entry: skip the batch before the id.
+			pc.mu.last = &MessageID{Ledger: id.GetLedger(), Entry: id.GetEntry(), Batch: id.GetBatch() - 1, Partition: int32(i)}
+		}
+		return pc, pc.start(ctx)
+	})
 }
 
 // addPartitions subscribes to the partitions of the topic up to n. A new
@@ -376,9 +358,7 @@ func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
 		c.watcher.close()
-		c.grow.Lock()
-		c.closing = true
-		c.grow.Unlock()
+		c.parts.closeAdding()
 		c.stopRedelivery()
 		c.closeParts()
 		c.c.unregister(c)

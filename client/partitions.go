@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,12 +13,54 @@ import (
 // to grow. A key's partition is its hash modulo the count, so keys move
 // when partitions are added: per-key order holds only within each count.
 
+// partSet is a producer's or consumer's partition handles, by partition
+// index. The slice is replaced, never changed in place, when a partition is
+// added, so that the hot paths read it without a lock; mu serializes adding
+// with closing.
+type partSet[T any] struct {
+	cur    atomic.Pointer[[]T]
+	mu     sync.Mutex
+	closed bool
+}
+
+// now is the current handles, by partition index.
+func (ps *partSet[T]) now() []T {
+	if p := ps.cur.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// add opens the handle of the next partition index with open, given the
+// handles so far, and appends it; ErrClosed once closeAdding ran.
+func (ps *partSet[T]) add(open func(cur []T) (T, error)) error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.closed {
+		return ErrClosed
+	}
+	cur := ps.now()
+	h, err := open(cur)
+	if err != nil {
+		return err
+	}
+	next := append(cur[:len(cur):len(cur)], h)
+	ps.cur.Store(&next)
+	return nil
+}
+
+// closeAdding makes later adds fail, after any add in progress.
+func (ps *partSet[T]) closeAdding() {
+	ps.mu.Lock()
+	ps.closed = true
+	ps.mu.Unlock()
+}
+
 // partitionWatcher runs grow(n) whenever the topic reports more partitions
 // than have.
 type partitionWatcher struct {
-	stop chan struct{}
+	stop context.CancelFunc
 	done chan struct{}
-	once sync.Once
 }
 
 // watchPartitions starts a watcher of topic, which has have partitions;
@@ -26,20 +69,15 @@ func (c *Client) watchPartitions(topic string, have int, grow func(ctx context.C
 	if have == 0 || c.cfg.partsRefresh <= 0 {
 		return nil
 	}
-	w := &partitionWatcher{stop: make(chan struct{}), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &partitionWatcher{stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			<-w.stop
-			cancel()
-		}()
 		t := time.NewTicker(c.cfg.partsRefresh)
 		defer t.Stop()
 		for {
 			select {
-			case <-w.stop:
+			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
@@ -64,6 +102,6 @@ func (w *partitionWatcher) close() {
 	if w == nil {
 		return
 	}
-	w.once.Do(func() { close(w.stop) })
+	w.stop()
 	<-w.done
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"hash/fnv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/strata-mq/strata/internal/topic"
@@ -50,14 +49,10 @@ func (m *ProducerMessage) deliverAt(now time.Time) int64 {
 // topic). It is safe for concurrent use; messages sent from one goroutine to
 // one partition are persisted in the order sent.
 type Producer struct {
-	c     *Client
-	topic string
-	cfg   producerConfig
-	// parts is replaced, never changed in place, when partitions are added
-	// (partitions.go); grow serializes that with Close.
-	parts   atomic.Pointer[[]*partitionProducer]
-	grow    sync.Mutex
-	closed  bool // under grow
+	c       *Client
+	topic   string
+	cfg     producerConfig
+	parts   partSet[*partitionProducer] // grows when partitions are added (partitions.go)
 	watcher *partitionWatcher
 
 	rr struct {
@@ -90,7 +85,6 @@ func (c *Client) NewProducer(ctx context.Context, topicName string, opts ...Prod
 		return nil, err
 	}
 	p := &Producer{c: c, topic: name.String(), cfg: cfg}
-	p.parts.Store(&[]*partitionProducer{})
 	p.rr.since = time.Now()
 	if n == 0 {
 		err = p.openPart(ctx, name.String(), 0)
@@ -112,28 +106,19 @@ func (c *Client) NewProducer(ctx context.Context, topicName string, opts ...Prod
 }
 
 // partsNow is the current partition producers, by partition index.
-func (p *Producer) partsNow() []*partitionProducer { return *p.parts.Load() }
+func (p *Producer) partsNow() []*partitionProducer { return p.parts.now() }
 
 // openPart starts the partition producer of topic t, index i, under the
 // first one's name, and adds it.
 func (p *Producer) openPart(ctx context.Context, t string, i int) error {
-	p.grow.Lock()
-	defer p.grow.Unlock()
-	if p.closed {
-		return ErrClosed
-	}
-	cur := p.partsNow()
-	producerName := p.cfg.name
-	if len(cur) > 0 {
-		producerName = cur[0].name()
-	}
-	pp := newPartitionProducer(p.c, &p.cfg, t, int32(i), producerName)
-	if err := pp.start(ctx); err != nil {
-		return err
-	}
-	next := append(cur[:len(cur):len(cur)], pp)
-	p.parts.Store(&next)
-	return nil
+	return p.parts.add(func(cur []*partitionProducer) (*partitionProducer, error) {
+		producerName := p.cfg.name
+		if len(cur) > 0 {
+			producerName = cur[0].name()
+		}
+		pp := newPartitionProducer(p.c, &p.cfg, t, int32(i), producerName)
+		return pp, pp.start(ctx)
+	})
 }
 
 // addPartitions opens the partitions of the topic up to n.
@@ -245,9 +230,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 func (p *Producer) Close() error {
 	p.closeOnce.Do(func() {
 		p.watcher.close()
-		p.grow.Lock()
-		p.closed = true
-		p.grow.Unlock()
+		p.parts.closeAdding()
 		p.closeParts()
 		p.c.unregister(p)
 	})
