@@ -226,22 +226,12 @@ func (s *subscription) dispatchKeyedUnlock() bool {
 		if len(s.redeliver) >= t.n.cfg.MaxKeySharedWaitingEntries || !s.anyRoomLocked() {
 			break
 		}
-		// Delayed entries now due first, then the log.
-		pe, f := s.takeDueLocked(now)
-		if pe == nil && f == nil {
-			var step bool
-			pe, step, f = s.nextEntryLocked()
-			moved = moved || step
-			if !step {
-				fetch = f
-				break
-			}
-		}
-		if f != nil {
+		pe, step, f := s.takeNextLocked(now)
+		moved = moved || step
+		if !step {
 			fetch = f
 			break
 		}
-		moved = true
 		if pe == nil || s.holdBackLocked(pe, now) {
 			continue // acknowledged already, or not due yet
 		}

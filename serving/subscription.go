@@ -175,17 +175,7 @@ func (s *subscription) dispatchOnce() bool {
 		return true
 	}
 	now := time.Now().UnixNano()
-	if pe, fetch := s.takeDueLocked(now); pe != nil || fetch != nil {
-		if pe != nil {
-			s.deliverLocked(c, pe)
-		}
-		t.mu.Unlock()
-		if fetch != nil {
-			return fetch()
-		}
-		return true
-	}
-	pe, step, fetch := s.nextEntryLocked()
+	pe, step, fetch := s.takeNextLocked(now)
 	if pe != nil && !s.holdBackLocked(pe, now) {
 		s.deliverLocked(c, pe)
 	}
@@ -194,6 +184,16 @@ func (s *subscription) dispatchOnce() bool {
 		return fetch()
 	}
 	return step
+}
+
+// takeNextLocked takes the next entry to dispatch and makes it pending: a
+// held-back entry now due (delay.go), else the next one from the log. It
+// answers as nextEntryLocked does.
+func (s *subscription) takeNextLocked(now int64) (*pendingEntry, bool, func() bool) {
+	if pe, fetch := s.takeDueLocked(now); pe != nil || fetch != nil {
+		return pe, pe != nil, fetch
+	}
+	return s.nextEntryLocked()
 }
 
 // nextEntryLocked takes the entry after readPos from the log and makes it
