@@ -337,10 +337,7 @@ func (n *Node) DeleteSubscription(ctx context.Context, req *servingpb.DeleteSubs
 	delete(t.mu.subs, s.name)
 	s.stopLocked()
 	t.mu.Unlock()
-	n.m.backlog.DeleteLabelValues(t.name, s.name)
-	n.m.backlogBytes.DeleteLabelValues(t.name, s.name)
-	n.m.delayed.DeleteLabelValues(t.name, s.name)
-	n.m.keySharedWaiting.DeleteLabelValues(t.name, s.name)
+	n.m.forgetSubscription(t.name, s.name)
 	if s.durable {
 		if err := n.meta.DeleteCursor(ctx, t.name, s.name); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 			return nil, unavailable("deleting cursor", err)

@@ -70,3 +70,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// forgetSubscription removes the per-subscription series of a subscription
+// that is deleted or no longer served here.
+func (m *metrics) forgetSubscription(topic, sub string) {
+	for _, g := range []*prometheus.GaugeVec{m.backlog, m.backlogBytes, m.delayed, m.keySharedWaiting} {
+		g.DeleteLabelValues(topic, sub)
+	}
+}

@@ -204,10 +204,7 @@ func (t *topic) drop(reason string, err error, graceful bool) {
 	t.mu.state = topicDropped
 	prods, subs, w, cur := t.mu.prods, t.mu.subs, t.mu.w, t.mu.cur
 	for _, s := range subs {
-		// A delay timer would keep the dropped topic in memory until due.
-		if s.delayTimer != nil {
-			s.delayTimer.Stop()
-		}
+		s.stopLocked() // a delay timer would keep the dropped topic in memory until due
 	}
 	var cons []*consumer
 	for _, s := range subs {
@@ -250,10 +247,7 @@ func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []stri
 	t.cancel()
 	t.wg.Wait()
 	for _, name := range subs {
-		t.n.m.backlog.DeleteLabelValues(t.name, name)
-		t.n.m.backlogBytes.DeleteLabelValues(t.name, name)
-		t.n.m.delayed.DeleteLabelValues(t.name, name)
-		t.n.m.keySharedWaiting.DeleteLabelValues(t.name, name)
+		t.n.m.forgetSubscription(t.name, name)
 	}
 	if reason != reasonSession && reason != reasonKilled {
 		t.n.release(t.owned)
