@@ -5,9 +5,9 @@ import "strconv"
 // DeliverAtProperty is the message property holding a delayed message's
 // delivery time, unix nanoseconds in decimal. The SDK sets it
 // (ProducerMessage.DeliverAt) and batches such a message only with others
-// of the same time, so that a whole entry is due at once; shared
-// subscriptions hold the entry back until then. Serving nodes strip it
-// from what they deliver.
+// of the same time, so that a whole entry is due at once; shared and
+// key_shared subscriptions hold the entry back until then. Serving nodes
+// strip it from what they deliver.
 const DeliverAtProperty = "__strata_deliver_at"
 
 // DeliverAt answers when b may be delivered, in unix nanoseconds: the
