@@ -2,8 +2,11 @@ package client
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"time"
 
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/topic"
 	"github.com/strata-mq/strata/serving/servingpb"
 )
@@ -302,11 +305,28 @@ func (a *Admin) SetNamespacePolicy(ctx context.Context, namespace string, p Name
 	})
 }
 
-// CursorTarget is where ResetCursor moves a subscription: a message id, or
-// the first message published at or after a time.
+// CursorTarget is where ResetCursor moves a subscription: set exactly one
+// field.
 type CursorTarget struct {
-	ID   *MessageID
+	// ID: redeliver from this message on.
+	ID *MessageID
+	// Time: from the first message published at or after it.
 	Time time.Time
+	// Earliest: from the oldest message retained.
+	Earliest bool
+	// Latest: after the last message written, which acknowledges the whole
+	// backlog (Pulsar's clear-backlog).
+	Latest bool
+}
+
+func (to CursorTarget) set() int {
+	n := 0
+	for _, set := range []bool{to.ID != nil, !to.Time.IsZero(), to.Earliest, to.Latest} {
+		if set {
+			n++
+		}
+	}
+	return n
 }
 
 // ResetResult is the position ResetCursor resolved, for one partition.
@@ -321,8 +341,8 @@ type ResetResult struct {
 // of a partitioned topic, in order) and, when execute is set, moves the
 // cursor there. Without execute nothing changes.
 func (a *Admin) ResetCursor(ctx context.Context, topicName, subscription string, to CursorTarget, execute bool) ([]ResetResult, error) {
-	if (to.ID == nil) == to.Time.IsZero() {
-		return nil, invalidArg("reset cursor: give a message id or a time")
+	if to.set() != 1 {
+		return nil, invalidArg("reset cursor: give one of a message id, a time, earliest or latest")
 	}
 	topics, err := a.partitionNames(ctx, topicName)
 	if err != nil {
@@ -336,6 +356,10 @@ func (a *Admin) ResetCursor(ctx context.Context, topicName, subscription string,
 				continue
 			}
 			req.To = &servingpb.ResetCursorRequest_MessageId{MessageId: to.ID.proto()}
+		} else if to.Earliest {
+			req.To = &servingpb.ResetCursorRequest_Edge{Edge: servingpb.InitialPosition_EARLIEST}
+		} else if to.Latest {
+			req.To = &servingpb.ResetCursorRequest_Edge{Edge: servingpb.InitialPosition_LATEST}
 		} else {
 			req.To = &servingpb.ResetCursorRequest_TimeUnixNano{TimeUnixNano: to.Time.UnixNano()}
 		}
@@ -354,6 +378,42 @@ func (a *Admin) ResetCursor(ctx context.Context, topicName, subscription string,
 		out = append(out, res)
 	}
 	return out, nil
+}
+
+// CreateSubscription creates a durable subscription on topic (every
+// partition) without a consumer, starting at the oldest message retained
+// (Earliest) or after the last one (Latest): from then on the topic keeps
+// every message the subscription has not acknowledged, whether or not a
+// consumer is attached. A topic that does not exist is created, as a
+// consumer's subscribe would. When the subscription exists on the topic, or
+// on some of its partitions, it is created on the others (completing an
+// earlier call that failed halfway) and the error is ErrSubscriptionExists,
+// naming where it existed.
+func (a *Admin) CreateSubscription(ctx context.Context, topicName, subscription string, at InitialPosition) error {
+	if at != Earliest && at != Latest {
+		return invalidArg("create subscription: initial position %d", at)
+	}
+	topics, err := a.partitionNames(ctx, topicName)
+	if err != nil {
+		return err
+	}
+	var existed []string
+	for _, t := range topics {
+		err := a.c.ownerNode(ctx, t, func(ctx context.Context, b servingpb.BrokerClient) error {
+			_, err := b.CreateSubscription(ctx, &servingpb.CreateSubscriptionRequest{Topic: t, Subscription: subscription, InitialPosition: servingpb.InitialPosition(at)})
+			return err
+		})
+		switch {
+		case errors.Is(err, ErrSubscriptionExists):
+			existed = append(existed, t)
+		case err != nil:
+			return err
+		}
+	}
+	if len(existed) > 0 {
+		return errcode.New(errcode.SubscriptionExists, "subscription %q exists on %s", subscription, strings.Join(existed, ", "))
+	}
+	return nil
 }
 
 // DeleteSubscription deletes subscription on topic (every partition).

@@ -129,3 +129,26 @@ func TestUnreachableBrokerIsUnavailableAndRetriable(t *testing.T) {
 		t.Fatalf("got %v, want retriable ErrUnavailable", err)
 	}
 }
+
+// TestSubscriptionAdminRejectsAmbiguousTargetsBeforeSending: a reset needs
+// exactly one target and a created subscription a known start; anything
+// else is ErrInvalidArgument and nothing is sent.
+func TestSubscriptionAdminRejectsAmbiguousTargetsBeforeSending(t *testing.T) {
+	_, _, c := setup(t, 0)
+	ctx := testCtx(t)
+	a := c.Admin()
+	id := client.MessageID{Ledger: 1}
+	for _, to := range []client.CursorTarget{
+		{},
+		{Earliest: true, Latest: true},
+		{ID: &id, Latest: true},
+		{Time: time.Now(), Earliest: true},
+	} {
+		if _, err := a.ResetCursor(ctx, "t", "s", to, true); !errors.Is(err, client.ErrInvalidArgument) {
+			t.Fatalf("reset to %+v: %v, want ErrInvalidArgument", to, err)
+		}
+	}
+	if err := a.CreateSubscription(ctx, "t", "s", client.InitialPosition(5)); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("create at position 5: %v, want ErrInvalidArgument", err)
+	}
+}

@@ -24,6 +24,7 @@ var (
 	ErrTopicExists          = errcode.New(errcode.TopicExists, "topic exists")
 	ErrInvalidTopicName     = errcode.New(errcode.InvalidTopicName, "invalid topic name")
 	ErrSubscriptionNotFound = errcode.New(errcode.SubscriptionNotFound, "subscription not found")
+	ErrSubscriptionExists   = errcode.New(errcode.SubscriptionExists, "subscription exists")
 	ErrInvalidSubscription  = errcode.New(errcode.InvalidSubscription, "invalid subscription")
 	ErrNamespaceNotFound    = errcode.New(errcode.NamespaceNotFound, "namespace not found")
 	ErrInvalidPolicy        = errcode.New(errcode.InvalidPolicy, "invalid policy")

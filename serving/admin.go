@@ -302,11 +302,23 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 		if md, err = t.positionAt(ctx, to.TimeUnixNano); err != nil {
 			return nil, err
 		}
+	case *servingpb.ResetCursorRequest_Edge:
+		if to.Edge != servingpb.InitialPosition_EARLIEST && to.Edge != servingpb.InitialPosition_LATEST {
+			return nil, errcode.New(errcode.InvalidArgument, "unknown reset position %d", to.Edge)
+		}
 	default:
-		return nil, errcode.New(errcode.InvalidArgument, "reset needs a message id or a time")
+		return nil, errcode.New(errcode.InvalidArgument, "reset needs a message id, a time, earliest or latest")
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if to, ok := req.GetTo().(*servingpb.ResetCursorRequest_Edge); ok {
+		// Resolved under the lock, so that "latest" is the last entry
+		// written when the reset applies: no later message is skipped.
+		md = t.mu.lastPos
+		if to.Edge == servingpb.InitialPosition_EARLIEST {
+			md = t.firstPositionLocked()
+		}
+	}
 	s := t.mu.subs[req.GetSubscription()]
 	if s == nil {
 		return nil, errcode.New(errcode.SubscriptionNotFound, "subscription %q of %s does not exist", req.GetSubscription(), t.name)
@@ -316,6 +328,36 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 	}
 	next, ok := t.orderLocked().next(md)
 	return &servingpb.ResetCursorResponse{Position: &servingpb.MessageId{Ledger: uint64(next.Ledger), Entry: int64(next.Entry)}, EndOfTopic: !ok}, nil
+}
+
+// CreateSubscription creates a durable subscription without a consumer, at
+// the oldest retained message or after the last one, as Pulsar's
+// create-subscription does: from then on the topic keeps, for it, every
+// message it has not acknowledged. The topic is created if it does not
+// exist, as a consumer's subscribe would.
+func (n *Node) CreateSubscription(ctx context.Context, req *servingpb.CreateSubscriptionRequest) (*servingpb.CreateSubscriptionResponse, error) {
+	name := req.GetSubscription()
+	if err := checkSubName(name); err != nil {
+		return nil, err
+	}
+	at := req.GetInitialPosition()
+	if at != servingpb.InitialPosition_EARLIEST && at != servingpb.InitialPosition_LATEST {
+		return nil, errcode.New(errcode.InvalidArgument, "unknown initial position %d", at)
+	}
+	t, err := n.topicFor(ctx, req.GetTopic(), true)
+	if err != nil {
+		return nil, err
+	}
+	// The type is the first consumer's to choose (attach converts it);
+	// until then nothing is dispatched.
+	created, err := t.ensureDurable(ctx, name, servingpb.SubscriptionType_EXCLUSIVE, at)
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		return nil, errcode.New(errcode.SubscriptionExists, "subscription %q of %s exists", name, t.name)
+	}
+	return &servingpb.CreateSubscriptionResponse{}, nil
 }
 
 // DeleteSubscription removes a subscription without consumers.

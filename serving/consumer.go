@@ -84,7 +84,7 @@ func (t *topic) subscribe(ctx context.Context, req *servingpb.Subscribe) (*consu
 		return nil, err
 	}
 	if !req.GetNonDurable() {
-		if err := t.ensureDurable(ctx, name, req); err != nil {
+		if _, err := t.ensureDurable(ctx, name, req.GetType(), req.GetInitialPosition()); err != nil {
 			return nil, err
 		}
 	}
@@ -104,36 +104,39 @@ func checkSubName(name string) error {
 
 // ensureDurable stores the cursor of a new durable subscription before any
 // consumer attaches, so that it survives a takeover from the first moment.
-func (t *topic) ensureDurable(ctx context.Context, name string, req *servingpb.Subscribe) error {
+// It reports whether it created the subscription (false: it existed, or a
+// concurrent call created it first).
+func (t *topic) ensureDurable(ctx context.Context, name string, typ servingpb.SubscriptionType, at servingpb.InitialPosition) (bool, error) {
 	t.mu.Lock()
 	if err := t.servingErrLocked(); err != nil {
 		t.mu.Unlock()
-		return err
+		return false, err
 	}
 	if _, ok := t.mu.subs[name]; ok {
 		t.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	md := t.mu.lastPos
-	if req.GetInitialPosition() == servingpb.InitialPosition_EARLIEST {
+	if at == servingpb.InitialPosition_EARLIEST {
 		md = t.firstPositionLocked()
 	}
-	s := newSubscription(t, name, req.GetType(), true, md)
+	s := newSubscription(t, name, typ, true, md)
 	rec := s.cursorRecordLocked()
 	t.mu.Unlock()
 	if err := t.n.meta.PutCursor(ctx, rec); err != nil {
-		return metaConflict("creating cursor", err)
+		return false, metaConflict("creating cursor", err)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.mu.subs[name]; !ok {
-		s.version = rec.Version
-		t.mu.subs[name] = s
-		if t.mu.state == topicServing {
-			s.start()
-		}
+	if _, ok := t.mu.subs[name]; ok {
+		return false, nil
 	}
-	return nil
+	s.version = rec.Version
+	t.mu.subs[name] = s
+	if t.mu.state == topicServing {
+		s.start()
+	}
+	return true, nil
 }
 
 // startPosition answers the mark-delete position of a non-durable

@@ -396,3 +396,118 @@ func TestAddPartitionsCarriesSubscriptionsToTheNewPartitions(t *testing.T) {
 	late.flow(10)
 	checkInOrder(t, late.receive(1), 1, 1)
 }
+
+// TestCreatedSubscriptionKeepsItsMessagesUntilItsFirstConsumer: a
+// subscription created without a consumer (Pulsar's create-subscription)
+// starts where it was asked to, survives the topic moving to another node,
+// and its first consumer, whatever initial position it asks for, receives
+// every message from that start; creating it again is a typed error that
+// changes nothing.
+func TestCreatedSubscriptionKeepsItsMessagesUntilItsFirstConsumer(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a", func(cfg *serving.Config) { cfg.MaxLedgerEntries = 2 })
+	const topic = "created"
+	p := mustProducer(t, a, topic, "p")
+	for i := uint64(1); i <= 2; i++ {
+		p.mustSend(msg(i))
+	}
+	ctx := ctxT(t)
+	create := func(n *testNode, sub string, at servingpb.InitialPosition) error {
+		_, err := n.client.CreateSubscription(ctx, &servingpb.CreateSubscriptionRequest{Topic: topic, Subscription: sub, InitialPosition: at})
+		return err
+	}
+	if err := create(a, "all", servingpb.InitialPosition_EARLIEST); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(a, "new", servingpb.InitialPosition_LATEST); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		sub  string
+		at   servingpb.InitialPosition
+		code errcode.Code
+	}{
+		{"all", servingpb.InitialPosition_LATEST, errcode.SubscriptionExists},
+		{"", servingpb.InitialPosition_LATEST, errcode.InvalidSubscription},
+		{"odd", servingpb.InitialPosition(7), errcode.InvalidArgument},
+	} {
+		if err := create(a, tc.sub, tc.at); errcode.CodeOf(errcode.FromError(err)) != tc.code {
+			t.Fatalf("create %q at %v: %v, want %v", tc.sub, tc.at, err, tc.code)
+		}
+	}
+	for i := uint64(3); i <= 5; i++ {
+		p.mustSend(msg(i))
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := c.start("b", func(cfg *serving.Config) { cfg.MaxLedgerEntries = 2 })
+	st, err := b.client.TopicStats(ctx, &servingpb.TopicStatsRequest{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backlog := map[string]uint64{}
+	for _, s := range st.GetSubscriptions() {
+		backlog[s.GetName()] = s.GetBacklog()
+	}
+	if backlog["all"] != 5 || backlog["new"] != 3 || len(backlog) != 2 {
+		t.Fatalf("backlogs after the takeover: %v, want all=5 new=3", backlog)
+	}
+	for sub, first := range map[string]uint64{"all": 1, "new": 3} {
+		cs := mustSubscribe(t, b, &servingpb.Subscribe{Topic: topic, Subscription: sub, Type: servingpb.SubscriptionType_SHARED})
+		cs.flow(10)
+		checkInOrder(t, cs.receive(int(5-first+1)), first, 5)
+	}
+}
+
+// TestResetToEarliestAndLatestMovesTheWholeBacklog: reset to latest
+// acknowledges everything written (clear-backlog), so only later messages
+// arrive; reset to earliest delivers every retained message again.
+func TestResetToEarliestAndLatestMovesTheWholeBacklog(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "edges"
+	ctx := ctxT(t)
+	p := mustProducer(t, n, topic, "p")
+	if _, err := n.client.CreateSubscription(ctx, &servingpb.CreateSubscriptionRequest{Topic: topic, Subscription: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 4; i++ {
+		p.mustSend(msg(i))
+	}
+	reset := func(edge servingpb.InitialPosition) *servingpb.ResetCursorResponse {
+		t.Helper()
+		resp, err := n.client.ResetCursor(ctx, &servingpb.ResetCursorRequest{Topic: topic, Subscription: "s", To: &servingpb.ResetCursorRequest_Edge{Edge: edge}, Execute: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if resp := reset(servingpb.InitialPosition_LATEST); !resp.GetEndOfTopic() {
+		t.Fatalf("reset to latest resolved %v, want the end of the topic", resp)
+	}
+	p.mustSend(msg(5))
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
+	cs.flow(10)
+	checkInOrder(t, cs.receive(1), 5, 5)
+	cs.cancel()
+	eventually(t, "consumer detached", func() error {
+		st, err := n.client.TopicStats(ctx, &servingpb.TopicStatsRequest{Topic: topic})
+		if err != nil {
+			return err
+		}
+		if k := st.GetSubscriptions()[0].GetConsumers(); k != 0 {
+			return fmt.Errorf("%d consumers", k)
+		}
+		return nil
+	})
+	if resp := reset(servingpb.InitialPosition_EARLIEST); resp.GetEndOfTopic() {
+		t.Fatalf("reset to earliest resolved the end of the topic")
+	}
+	cs2 := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
+	cs2.flow(10)
+	checkInOrder(t, cs2.receive(5), 1, 5)
+	if _, err := n.client.ResetCursor(ctx, &servingpb.ResetCursorRequest{Topic: topic, Subscription: "s", To: &servingpb.ResetCursorRequest_Edge{Edge: 9}}); errcode.CodeOf(errcode.FromError(err)) != errcode.InvalidArgument {
+		t.Fatalf("reset to an unknown edge: %v", err)
+	}
+}

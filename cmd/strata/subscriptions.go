@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -15,29 +16,151 @@ func newSubscriptionsCmd() *cobra.Command {
 	var url string
 	cmd := &cobra.Command{
 		Use:   "subscriptions",
-		Short: "Reset or delete subscriptions",
+		Short: "Create, list, reset, peek at and delete subscriptions",
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
-	cmd.AddCommand(subsResetCmd(&url), subsPeekCmd(&url), subsDeleteCmd(&url))
+	cmd.AddCommand(subsCreateCmd(&url), subsListCmd(&url), subsResetCmd(&url), subsClearBacklogCmd(&url), subsPeekCmd(&url), subsDeleteCmd(&url))
+	return cmd
+}
+
+// subFlags adds the required --topic and --subscription flags.
+func subFlags(cmd *cobra.Command, topicName, sub *string) {
+	cmd.Flags().StringVar(topicName, "topic", "", "topic: tenant/namespace/name, or a bare name in public/default")
+	cmd.Flags().StringVar(sub, "subscription", "", "subscription name")
+	_ = cmd.MarkFlagRequired("topic")
+	_ = cmd.MarkFlagRequired("subscription")
+}
+
+func subsCreateCmd(url *string) *cobra.Command {
+	var topicName, sub, position string
+	cmd := &cobra.Command{
+		Use:   "create --topic T --subscription S [--position latest|earliest]",
+		Short: "Create a durable subscription without a consumer, so that the topic keeps its messages for it",
+		Long: `Create a durable subscription (on every partition) that starts after the last
+message (--position latest, the default) or at the oldest one retained
+(earliest). From then on every message it has not acknowledged is kept,
+whether or not a consumer is attached: create the subscriptions of a
+pipeline before its producers start. The first consumer to attach chooses
+the subscription's type. An existing subscription is left as it is (exit 1).`,
+		Args: cobra.NoArgs,
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, _ []string) error {
+			pos, err := parsePosition(position)
+			if err != nil {
+				return err
+			}
+			if err := a.CreateSubscription(cmd.Context(), topicName, sub, pos); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created subscription %s on %s at %s\n", sub, topicName, pos)
+			return nil
+		}),
+	}
+	subFlags(cmd, &topicName, &sub)
+	cmd.Flags().StringVar(&position, "position", "latest", "where the subscription starts: latest or earliest")
+	return cmd
+}
+
+func subsListCmd(url *string) *cobra.Command {
+	var topicName string
+	cmd := &cobra.Command{
+		Use:   "list --topic T",
+		Short: "List a topic's subscriptions with their type, consumers and backlog (summed over partitions)",
+		Args:  cobra.NoArgs,
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, _ []string) error {
+			parts, err := a.PartitionNames(cmd.Context(), topicName)
+			if err != nil {
+				return err
+			}
+			var order []string
+			subs := map[string]*client.SubscriptionStats{}
+			for _, p := range parts {
+				st, err := a.TopicStats(cmd.Context(), p)
+				if err != nil {
+					return err
+				}
+				for _, s := range st.Subscriptions {
+					sum := subs[s.Name]
+					if sum == nil {
+						sum = &client.SubscriptionStats{Name: s.Name, Type: s.Type}
+						subs[s.Name] = sum
+						order = append(order, s.Name)
+					}
+					sum.Consumers += s.Consumers
+					sum.Backlog += s.Backlog
+					sum.BacklogBytes += s.BacklogBytes
+					sum.Unacked += s.Unacked
+					sum.Delayed += s.Delayed
+				}
+			}
+			slices.Sort(order)
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "SUBSCRIPTION\tTYPE\tCONSUMERS\tBACKLOG\tBACKLOG BYTES\tUNACKED\tDELAYED")
+			for _, name := range order {
+				s := subs[name]
+				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", s.Name, s.Type, s.Consumers, s.Backlog, s.BacklogBytes, s.Unacked, s.Delayed)
+			}
+			return w.Flush()
+		}),
+	}
+	cmd.Flags().StringVar(&topicName, "topic", "", "topic")
+	_ = cmd.MarkFlagRequired("topic")
+	return cmd
+}
+
+func subsClearBacklogCmd(url *string) *cobra.Command {
+	var topicName, sub string
+	cmd := &cobra.Command{
+		Use:   "clear-backlog --topic T --subscription S",
+		Short: "Acknowledge every message of a subscription's backlog: move it after the last message (on every partition)",
+		Long: `Move the subscription, on every partition, after the last message written:
+its whole backlog is acknowledged and dropped for it (Pulsar's
+clear-backlog), and its consumers receive only what is published from then
+on. Unlike reset, this applies at once. To look first, use
+"reset --to latest" without --execute, or "peek".`,
+		Args: cobra.NoArgs,
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, _ []string) error {
+			target := client.CursorTarget{Latest: true}
+			res, err := a.ResetCursor(cmd.Context(), topicName, sub, target, true)
+			if err != nil {
+				return err
+			}
+			return printReset(cmd, target, res, true)
+		}),
+	}
+	subFlags(cmd, &topicName, &sub)
 	return cmd
 }
 
 func subsResetCmd(url *string) *cobra.Command {
-	var topicName, sub, at, id string
+	var topicName, sub, at, id, to string
 	var execute bool
 	cmd := &cobra.Command{
-		Use:   "reset --topic T --subscription S (--time TIME | --message-id L:E:B) [--execute]",
-		Short: "Move a subscription to a time or message id (prints the plan; applies it with --execute)",
+		Use:   "reset --topic T --subscription S (--time TIME | --message-id L:E:B | --to earliest|latest) [--execute]",
+		Short: "Move a subscription to a time, a message id, the earliest or the latest message (prints the plan; applies it with --execute)",
 		Long: `Resolve, for every partition, the position of the first message published at
 or after --time (RFC 3339 like 2026-01-02T15:04:05Z, or relative like -2h,
--30m, -1d), or of --message-id, and print it. Only with --execute is the
-subscription moved there. Stop the subscription's consumers first.`,
+-30m, -1d), of --message-id, of the oldest message retained (--to
+earliest) or after the last one (--to latest: the backlog is acknowledged),
+and print it. Only with --execute is the subscription moved there. Stop the
+subscription's consumers first.`,
 		Args: cobra.NoArgs,
 		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, _ []string) error {
 			var target client.CursorTarget
+			given := 0
+			for _, v := range []string{at, id, to} {
+				if v != "" {
+					given++
+				}
+			}
 			switch {
-			case (at == "") == (id == ""):
-				return fmt.Errorf("give exactly one of --time and --message-id")
+			case given != 1:
+				return fmt.Errorf("give exactly one of --time, --message-id and --to")
+			case to == "earliest":
+				target.Earliest = true
+			case to == "latest":
+				target.Latest = true
+			case to != "":
+				return fmt.Errorf("--to %q: want earliest or latest", to)
 			case at != "":
 				t, err := client.ParseTime(at, time.Now())
 				if err != nil {
@@ -58,14 +181,12 @@ subscription moved there. Stop the subscription's consumers first.`,
 			return printReset(cmd, target, res, execute)
 		}),
 	}
+	subFlags(cmd, &topicName, &sub)
 	f := cmd.Flags()
-	f.StringVar(&topicName, "topic", "", "topic: tenant/namespace/name, or a bare name in public/default")
-	f.StringVar(&sub, "subscription", "", "subscription name")
 	f.StringVar(&at, "time", "", "RFC 3339 time, or relative to now: -2h, -30m, -1d")
 	f.StringVar(&id, "message-id", "", "message id ledger:entry:batch (partition 0 of a partitioned topic)")
+	f.StringVar(&to, "to", "", "earliest (the oldest message retained) or latest (after the last message)")
 	f.BoolVar(&execute, "execute", false, "apply the reset (without it, only print the resolved positions)")
-	_ = cmd.MarkFlagRequired("topic")
-	_ = cmd.MarkFlagRequired("subscription")
 	return cmd
 }
 
@@ -120,12 +241,9 @@ func subsPeekCmd(url *string) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.Flags().StringVar(&topicName, "topic", "", "topic")
-	cmd.Flags().StringVar(&sub, "subscription", "", "subscription name")
+	subFlags(cmd, &topicName, &sub)
 	cmd.Flags().IntVar(&count, "count", 10, "at most this many messages")
 	cmd.Flags().StringVar(&output, "output", "text", "output format: text or jsonl")
-	_ = cmd.MarkFlagRequired("topic")
-	_ = cmd.MarkFlagRequired("subscription")
 	return cmd
 }
 
@@ -143,9 +261,6 @@ func subsDeleteCmd(url *string) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.Flags().StringVar(&topicName, "topic", "", "topic")
-	cmd.Flags().StringVar(&sub, "subscription", "", "subscription name")
-	_ = cmd.MarkFlagRequired("topic")
-	_ = cmd.MarkFlagRequired("subscription")
+	subFlags(cmd, &topicName, &sub)
 	return cmd
 }

@@ -39,6 +39,7 @@ const (
 	Unimplemented        Code = 26 // the operation is not implemented by this peer
 	InvalidPolicy        Code = 27 // a namespace policy value is out of range
 	BadVersion           Code = 28 // a compare-and-swap lost to a concurrent update
+	SubscriptionExists   Code = 29 // create of a subscription that exists
 )
 
 type info struct {
@@ -76,6 +77,7 @@ var catalogue = map[Code]info{
 	Unimplemented:        {"UNIMPLEMENTED", false},
 	InvalidPolicy:        {"INVALID_POLICY", false},
 	BadVersion:           {"BAD_VERSION", true},
+	SubscriptionExists:   {"SUBSCRIPTION_EXISTS", false},
 }
 
 // String returns the code's stable upper-case name.

@@ -45,6 +45,7 @@ var grpcCodes = map[Code]codes.Code{
 	Unimplemented:        codes.Unimplemented,
 	InvalidPolicy:        codes.InvalidArgument,
 	BadVersion:           codes.Aborted,
+	SubscriptionExists:   codes.AlreadyExists,
 }
 
 // ToStatus converts err into a gRPC status error carrying its Strata code (and

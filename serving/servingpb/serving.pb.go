@@ -2842,6 +2842,7 @@ type ResetCursorRequest struct {
 	//
 	//	*ResetCursorRequest_MessageId
 	//	*ResetCursorRequest_TimeUnixNano
+	//	*ResetCursorRequest_Edge
 	To isResetCursorRequest_To `protobuf_oneof:"to"`
 	// false: only resolve and return the position.
 	Execute       bool `protobuf:"varint,5,opt,name=execute,proto3" json:"execute,omitempty"`
@@ -2918,6 +2919,15 @@ func (x *ResetCursorRequest) GetTimeUnixNano() int64 {
 	return 0
 }
 
+func (x *ResetCursorRequest) GetEdge() InitialPosition {
+	if x != nil {
+		if x, ok := x.To.(*ResetCursorRequest_Edge); ok {
+			return x.Edge
+		}
+	}
+	return InitialPosition_LATEST
+}
+
 func (x *ResetCursorRequest) GetExecute() bool {
 	if x != nil {
 		return x.Execute
@@ -2937,9 +2947,17 @@ type ResetCursorRequest_TimeUnixNano struct {
 	TimeUnixNano int64 `protobuf:"varint,4,opt,name=time_unix_nano,json=timeUnixNano,proto3,oneof"`
 }
 
+type ResetCursorRequest_Edge struct {
+	// EARLIEST: the oldest message retained; LATEST: after the last one
+	// written (which acknowledges the whole backlog).
+	Edge InitialPosition `protobuf:"varint,6,opt,name=edge,proto3,enum=strata.serving.v1.InitialPosition,oneof"`
+}
+
 func (*ResetCursorRequest_MessageId) isResetCursorRequest_To() {}
 
 func (*ResetCursorRequest_TimeUnixNano) isResetCursorRequest_To() {}
+
+func (*ResetCursorRequest_Edge) isResetCursorRequest_To() {}
 
 type ResetCursorResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2994,6 +3012,102 @@ func (x *ResetCursorResponse) GetEndOfTopic() bool {
 	return false
 }
 
+type CreateSubscriptionRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Topic           string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Subscription    string                 `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	InitialPosition InitialPosition        `protobuf:"varint,3,opt,name=initial_position,json=initialPosition,proto3,enum=strata.serving.v1.InitialPosition" json:"initial_position,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CreateSubscriptionRequest) Reset() {
+	*x = CreateSubscriptionRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubscriptionRequest) ProtoMessage() {}
+
+func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CreateSubscriptionRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *CreateSubscriptionRequest) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+func (x *CreateSubscriptionRequest) GetInitialPosition() InitialPosition {
+	if x != nil {
+		return x.InitialPosition
+	}
+	return InitialPosition_LATEST
+}
+
+type CreateSubscriptionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSubscriptionResponse) Reset() {
+	*x = CreateSubscriptionResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubscriptionResponse) ProtoMessage() {}
+
+func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
+}
+
 type DeleteSubscriptionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -3004,7 +3118,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3016,7 +3130,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3029,7 +3143,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeleteSubscriptionRequest) GetTopic() string {
@@ -3054,7 +3168,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3066,7 +3180,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3079,7 +3193,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
 }
 
 type TriggerOffloadRequest struct {
@@ -3091,7 +3205,7 @@ type TriggerOffloadRequest struct {
 
 func (x *TriggerOffloadRequest) Reset() {
 	*x = TriggerOffloadRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3103,7 +3217,7 @@ func (x *TriggerOffloadRequest) String() string {
 func (*TriggerOffloadRequest) ProtoMessage() {}
 
 func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3116,7 +3230,7 @@ func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadRequest.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TriggerOffloadRequest) GetTopic() string {
@@ -3135,7 +3249,7 @@ type TriggerOffloadResponse struct {
 
 func (x *TriggerOffloadResponse) Reset() {
 	*x = TriggerOffloadResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3147,7 +3261,7 @@ func (x *TriggerOffloadResponse) String() string {
 func (*TriggerOffloadResponse) ProtoMessage() {}
 
 func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3160,7 +3274,7 @@ func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadResponse.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TriggerOffloadResponse) GetLedgersOffloaded() uint32 {
@@ -3367,19 +3481,25 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x19GetNamespacePolicyRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"X\n" +
 	"\x1aGetNamespacePolicyResponse\x12:\n" +
-	"\x06policy\x18\x01 \x01(\v2\".strata.serving.v1.NamespacePolicyR\x06policy\"\xd5\x01\n" +
+	"\x06policy\x18\x01 \x01(\v2\".strata.serving.v1.NamespacePolicyR\x06policy\"\x8f\x02\n" +
 	"\x12ResetCursorRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12=\n" +
 	"\n" +
 	"message_id\x18\x03 \x01(\v2\x1c.strata.serving.v1.MessageIdH\x00R\tmessageId\x12&\n" +
-	"\x0etime_unix_nano\x18\x04 \x01(\x03H\x00R\ftimeUnixNano\x12\x18\n" +
+	"\x0etime_unix_nano\x18\x04 \x01(\x03H\x00R\ftimeUnixNano\x128\n" +
+	"\x04edge\x18\x06 \x01(\x0e2\".strata.serving.v1.InitialPositionH\x00R\x04edge\x12\x18\n" +
 	"\aexecute\x18\x05 \x01(\bR\aexecuteB\x04\n" +
 	"\x02to\"q\n" +
 	"\x13ResetCursorResponse\x128\n" +
 	"\bposition\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\bposition\x12 \n" +
 	"\fend_of_topic\x18\x02 \x01(\bR\n" +
-	"endOfTopic\"U\n" +
+	"endOfTopic\"\xa4\x01\n" +
+	"\x19CreateSubscriptionRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
+	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12M\n" +
+	"\x10initial_position\x18\x03 \x01(\x0e2\".strata.serving.v1.InitialPositionR\x0finitialPosition\"\x1c\n" +
+	"\x1aCreateSubscriptionResponse\"U\n" +
 	"\x19DeleteSubscriptionRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\"\x1c\n" +
@@ -3398,8 +3518,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x0fInitialPosition\x12\n" +
 	"\n" +
 	"\x06LATEST\x10\x00\x12\f\n" +
-	"\bEARLIEST\x10\x012\xcc\n" +
-	"\n" +
+	"\bEARLIEST\x10\x012\xbf\v\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -3415,7 +3534,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x12SetNamespacePolicy\x12,.strata.serving.v1.SetNamespacePolicyRequest\x1a-.strata.serving.v1.SetNamespacePolicyResponse\x12q\n" +
 	"\x12GetNamespacePolicy\x12,.strata.serving.v1.GetNamespacePolicyRequest\x1a-.strata.serving.v1.GetNamespacePolicyResponse\x12\\\n" +
 	"\vResetCursor\x12%.strata.serving.v1.ResetCursorRequest\x1a&.strata.serving.v1.ResetCursorResponse\x12q\n" +
-	"\x12DeleteSubscription\x12,.strata.serving.v1.DeleteSubscriptionRequest\x1a-.strata.serving.v1.DeleteSubscriptionResponse\x12e\n" +
+	"\x12DeleteSubscription\x12,.strata.serving.v1.DeleteSubscriptionRequest\x1a-.strata.serving.v1.DeleteSubscriptionResponse\x12q\n" +
+	"\x12CreateSubscription\x12,.strata.serving.v1.CreateSubscriptionRequest\x1a-.strata.serving.v1.CreateSubscriptionResponse\x12e\n" +
 	"\x0eTriggerOffload\x12(.strata.serving.v1.TriggerOffloadRequest\x1a).strata.serving.v1.TriggerOffloadResponseB/Z-github.com/strata-mq/strata/serving/servingpbb\x06proto3"
 
 var (
@@ -3431,7 +3551,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(SubscriptionType)(0),              // 0: strata.serving.v1.SubscriptionType
 	(InitialPosition)(0),               // 1: strata.serving.v1.InitialPosition
@@ -3479,18 +3599,20 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*GetNamespacePolicyResponse)(nil), // 43: strata.serving.v1.GetNamespacePolicyResponse
 	(*ResetCursorRequest)(nil),         // 44: strata.serving.v1.ResetCursorRequest
 	(*ResetCursorResponse)(nil),        // 45: strata.serving.v1.ResetCursorResponse
-	(*DeleteSubscriptionRequest)(nil),  // 46: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 47: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),      // 48: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),     // 49: strata.serving.v1.TriggerOffloadResponse
-	nil,                                // 50: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 51: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	(*CreateSubscriptionRequest)(nil),  // 46: strata.serving.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil), // 47: strata.serving.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 48: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 49: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),      // 50: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),     // 51: strata.serving.v1.TriggerOffloadResponse
+	nil,                                // 52: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 53: strata.serving.v1.ReceivedMessage.PropertiesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	6,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
 	7,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
 	8,  // 2: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
-	50, // 3: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	52, // 3: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
 	10, // 4: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
 	11, // 5: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
 	12, // 6: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
@@ -3511,7 +3633,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	23, // 21: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
 	22, // 22: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
 	2,  // 23: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	51, // 24: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	53, // 24: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
 	2,  // 25: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
 	32, // 26: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
 	32, // 27: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
@@ -3522,40 +3644,44 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	39, // 32: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
 	39, // 33: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
 	2,  // 34: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	2,  // 35: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	3,  // 36: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	5,  // 37: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	13, // 38: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	24, // 39: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	28, // 40: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	30, // 41: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	33, // 42: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	26, // 43: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	35, // 44: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	40, // 45: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	42, // 46: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	44, // 47: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	46, // 48: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	48, // 49: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	4,  // 50: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	9,  // 51: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	19, // 52: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	25, // 53: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	29, // 54: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	31, // 55: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	34, // 56: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	27, // 57: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	36, // 58: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	41, // 59: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	43, // 60: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	45, // 61: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	47, // 62: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	49, // 63: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	50, // [50:64] is the sub-list for method output_type
-	36, // [36:50] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	1,  // 35: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	2,  // 36: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	1,  // 37: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	3,  // 38: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	5,  // 39: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	13, // 40: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	24, // 41: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	28, // 42: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	30, // 43: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	33, // 44: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	26, // 45: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	35, // 46: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	40, // 47: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	42, // 48: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	44, // 49: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	48, // 50: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	46, // 51: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	50, // 52: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	4,  // 53: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	9,  // 54: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	19, // 55: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	25, // 56: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	29, // 57: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	31, // 58: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	34, // 59: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	27, // 60: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	36, // 61: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	41, // 62: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	43, // 63: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	45, // 64: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	49, // 65: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	47, // 66: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	51, // 67: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	53, // [53:68] is the sub-list for method output_type
+	38, // [38:53] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -3592,6 +3718,7 @@ func file_serving_servingpb_serving_proto_init() {
 	file_serving_servingpb_serving_proto_msgTypes[42].OneofWrappers = []any{
 		(*ResetCursorRequest_MessageId)(nil),
 		(*ResetCursorRequest_TimeUnixNano)(nil),
+		(*ResetCursorRequest_Edge)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3599,7 +3726,7 @@ func file_serving_servingpb_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   50,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,7 @@ const (
 	Broker_GetNamespacePolicy_FullMethodName = "/strata.serving.v1.Broker/GetNamespacePolicy"
 	Broker_ResetCursor_FullMethodName        = "/strata.serving.v1.Broker/ResetCursor"
 	Broker_DeleteSubscription_FullMethodName = "/strata.serving.v1.Broker/DeleteSubscription"
+	Broker_CreateSubscription_FullMethodName = "/strata.serving.v1.Broker/CreateSubscription"
 	Broker_TriggerOffload_FullMethodName     = "/strata.serving.v1.Broker/TriggerOffload"
 )
 
@@ -72,6 +73,9 @@ type BrokerClient interface {
 	GetNamespacePolicy(ctx context.Context, in *GetNamespacePolicyRequest, opts ...grpc.CallOption) (*GetNamespacePolicyResponse, error)
 	ResetCursor(ctx context.Context, in *ResetCursorRequest, opts ...grpc.CallOption) (*ResetCursorResponse, error)
 	DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error)
+	// Creates a durable subscription without a consumer (answered by the
+	// owner), so that the messages published from then on are kept for it.
+	CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*CreateSubscriptionResponse, error)
 	TriggerOffload(ctx context.Context, in *TriggerOffloadRequest, opts ...grpc.CallOption) (*TriggerOffloadResponse, error)
 }
 
@@ -219,6 +223,16 @@ func (c *brokerClient) DeleteSubscription(ctx context.Context, in *DeleteSubscri
 	return out, nil
 }
 
+func (c *brokerClient) CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*CreateSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSubscriptionResponse)
+	err := c.cc.Invoke(ctx, Broker_CreateSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *brokerClient) TriggerOffload(ctx context.Context, in *TriggerOffloadRequest, opts ...grpc.CallOption) (*TriggerOffloadResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(TriggerOffloadResponse)
@@ -257,6 +271,9 @@ type BrokerServer interface {
 	GetNamespacePolicy(context.Context, *GetNamespacePolicyRequest) (*GetNamespacePolicyResponse, error)
 	ResetCursor(context.Context, *ResetCursorRequest) (*ResetCursorResponse, error)
 	DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error)
+	// Creates a durable subscription without a consumer (answered by the
+	// owner), so that the messages published from then on are kept for it.
+	CreateSubscription(context.Context, *CreateSubscriptionRequest) (*CreateSubscriptionResponse, error)
 	TriggerOffload(context.Context, *TriggerOffloadRequest) (*TriggerOffloadResponse, error)
 	mustEmbedUnimplementedBrokerServer()
 }
@@ -306,6 +323,9 @@ func (UnimplementedBrokerServer) ResetCursor(context.Context, *ResetCursorReques
 }
 func (UnimplementedBrokerServer) DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSubscription not implemented")
+}
+func (UnimplementedBrokerServer) CreateSubscription(context.Context, *CreateSubscriptionRequest) (*CreateSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSubscription not implemented")
 }
 func (UnimplementedBrokerServer) TriggerOffload(context.Context, *TriggerOffloadRequest) (*TriggerOffloadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TriggerOffload not implemented")
@@ -543,6 +563,24 @@ func _Broker_DeleteSubscription_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_CreateSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).CreateSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_CreateSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).CreateSubscription(ctx, req.(*CreateSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Broker_TriggerOffload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TriggerOffloadRequest)
 	if err := dec(in); err != nil {
@@ -611,6 +649,10 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteSubscription",
 			Handler:    _Broker_DeleteSubscription_Handler,
+		},
+		{
+			MethodName: "CreateSubscription",
+			Handler:    _Broker_CreateSubscription_Handler,
 		},
 		{
 			MethodName: "TriggerOffload",

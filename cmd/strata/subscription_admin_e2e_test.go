@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/strata-mq/strata/client"
+)
+
+// TestSubscriptionCreatedBeforeProducersGetsEveryMessageAndClearBacklogDropsThem
+// drives the subscription admin commands against a real standalone, on a
+// partitioned topic: a subscription created without a consumer keeps what
+// is published after it (list shows the backlog, a later consumer gets it
+// all); creating it again fails with its typed error; clear-backlog
+// acknowledges the whole backlog, so only later messages arrive.
+func TestSubscriptionCreatedBeforeProducersGetsEveryMessageAndClearBacklogDropsThem(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	url := s.url()
+	cli := func(stdin string, args ...string) string {
+		t.Helper()
+		out, errOut, err := run(t, stdin, append(args, "--url", url)...)
+		if err != nil {
+			t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, errOut)
+		}
+		return out
+	}
+	cli("", "topics", "create", "pipe", "--partitions", "2")
+	cli("", "subscriptions", "create", "--topic", "pipe", "--subscription", "billing")
+	cli("a\nb\nc\nd\n", "produce", "--topic", "pipe")
+
+	backlog := regexp.MustCompile(`(?m)^billing\s+\S+\s+0\s+(\d+)\s`)
+	m := backlog.FindStringSubmatch(cli("", "subscriptions", "list", "--topic", "pipe"))
+	if m == nil || m[1] == "0" {
+		t.Fatalf("list shows no backlog for the created subscription: %v", m)
+	}
+
+	_, _, err := run(t, "", "subscriptions", "create", "--topic", "pipe", "--subscription", "billing", "--url", url)
+	if !errors.Is(err, client.ErrSubscriptionExists) {
+		t.Fatalf("creating it again: %v, want ErrSubscriptionExists", err)
+	}
+
+	got := payloads(cli("", "consume", "--topic", "pipe", "--subscription", "billing", "--type", "shared", "--count", "4", "--timeout", "20s"))
+	if slices.Sort(got); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Fatalf("consumed %q, want a b c d", got)
+	}
+
+	cli("e\nf\n", "produce", "--topic", "pipe")
+	cli("", "subscriptions", "clear-backlog", "--topic", "pipe", "--subscription", "billing")
+	if m := backlog.FindStringSubmatch(cli("", "subscriptions", "list", "--topic", "pipe")); m == nil || m[1] != "0" {
+		t.Fatalf("backlog after clear-backlog: %v, want 0", m)
+	}
+	cli("g\n", "produce", "--topic", "pipe")
+	got = payloads(cli("", "consume", "--topic", "pipe", "--subscription", "billing", "--type", "shared", "--count", "1", "--timeout", "20s"))
+	if !slices.Equal(got, []string{"g"}) {
+		t.Fatalf("after clear-backlog consumed %q, want only g", got)
+	}
+	if out, _, err := run(t, "", "consume", "--url", url, "--topic", "pipe", "--subscription", "billing", "--type", "shared",
+		"--count", "1", "--timeout", "1s"); err == nil {
+		t.Fatalf("a cleared message was delivered after g: %q", out)
+	}
+}
+
+// payloads returns the payload column of consume's text output.
+func payloads(out string) []string {
+	var ps []string
+	for line := range strings.Lines(out) {
+		f := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
+		ps = append(ps, f[len(f)-1])
+	}
+	return ps
+}
