@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"iter"
 	"sync"
 	"time"
 
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/topic"
 	"github.com/strata-mq/strata/serving/servingpb"
 )
@@ -350,6 +352,35 @@ func (c *Consumer) SeekTime(ctx context.Context, t time.Time) error {
 		}
 	}
 	return nil
+}
+
+// Unsubscribe deletes the subscription, on every partition, and closes the
+// consumer, as Pulsar's Unsubscribe: the subscription's cursor and backlog
+// are dropped, and the topic no longer keeps messages for it. It fails with
+// ErrConsumerBusy while other consumers are attached to the subscription,
+// and the consumer stays open; on a partitioned topic, the partitions before
+// the one that failed were unsubscribed and are no longer consumed.
+// Messages received and not acknowledged are not redelivered to anyone. A
+// partition whose stream is reconnecting is retried within ctx and the
+// operation timeout.
+func (c *Consumer) Unsubscribe(ctx context.Context) error {
+	ctx, done := c.c.opContext(ctx)
+	defer done()
+	for _, pc := range c.partsNow() {
+		bo := c.c.newBackoff()
+		for {
+			err := pc.unsubscribe(ctx)
+			if err == nil {
+				break
+			}
+			// ConsumerBusy is retriable for a subscribe, not here: the
+			// other consumers stay until their owners close them.
+			if errors.Is(err, ErrConsumerBusy) || !errcode.IsRetriable(err) || !bo.wait(ctx) {
+				return err
+			}
+		}
+	}
+	return c.Close()
 }
 
 // Close stops the consumer (the subscription stays). It blocks until the

@@ -54,6 +54,7 @@ type partitionConsumer struct {
 		delivered int                  // taken by the application since the last refill
 		last      *MessageID           // last message handed out (non-durable resume point)
 		seekWait  chan error           // non-nil while a Seek waits for SeekDone
+		unsubWait chan error           // non-nil while an Unsubscribe waits for Unsubscribed
 		hint      string
 		addr      string // node of the current stream
 		suspect   string // node whose stream was left because the owner moved
@@ -162,8 +163,8 @@ func (pc *partitionConsumer) run(st consumeStream, cancel context.CancelFunc) {
 		err := pc.serve(st, cancel)
 		cancel()
 		st = nil
-		if pc.stopping() {
-			return
+		if pc.stopping() || err == errUnsubscribed {
+			return // subscribing again would create the subscription again
 		}
 		pc.log.Info("consumer stream ended, resubscribing", "err", err)
 		if to, ok := redirectOf(err); ok && to != "" {
@@ -319,17 +320,53 @@ func (pc *partitionConsumer) serve(st consumeStream, endStream context.CancelFun
 			err = pc.push(k.Messages.GetMessages())
 		case *servingpb.ConsumeResponse_SeekDone:
 			pc.seekDone()
+		case *servingpb.ConsumeResponse_Unsubscribed:
+			err = pc.unsubscribed(k.Unsubscribed)
 		}
 	}
 	pc.mu.Lock()
 	pc.mu.stream, pc.mu.queue = nil, nil // the server redelivers what was not acknowledged
-	wait := pc.mu.seekWait
-	pc.mu.seekWait = nil
+	waits := []chan error{pc.mu.seekWait, pc.mu.unsubWait}
+	pc.mu.seekWait, pc.mu.unsubWait = nil, nil
+	pc.mu.Unlock()
+	for _, w := range waits {
+		if w != nil {
+			w <- err
+		}
+	}
+	return err
+}
+
+// errUnsubscribed ends serve (and run) after the server deleted the
+// subscription; the waiting Unsubscribe got nil before it.
+var errUnsubscribed = errors.New("unsubscribed")
+
+// unsubscribed hands the server's answer to the waiting Unsubscribe and
+// answers errUnsubscribed when the subscription is gone (nil otherwise:
+// the stream goes on).
+func (pc *partitionConsumer) unsubscribed(u *servingpb.Unsubscribed) error {
+	var err error
+	if code := errcode.Code(u.GetErrorCode()); code != errcode.OK {
+		err = errcode.New(code, "%s", u.GetErrorMessage())
+	}
+	pc.mu.Lock()
+	wait := pc.mu.unsubWait
+	pc.mu.unsubWait = nil
 	pc.mu.Unlock()
 	if wait != nil {
 		wait <- err
 	}
-	return err
+	if err != nil {
+		return nil
+	}
+	return errUnsubscribed
+}
+
+// unsubscribe asks the server to delete the subscription on this
+// partition and waits for its answer. On success the stream ends and the
+// run loop stops without subscribing again.
+func (pc *partitionConsumer) unsubscribe(ctx context.Context) error {
+	return pc.call(ctx, &pc.mu.unsubWait, &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Unsubscribe{Unsubscribe: &servingpb.Unsubscribe{}}})
 }
 
 // send sends req on the current stream.
@@ -422,29 +459,37 @@ func (pc *partitionConsumer) pop() (*Message, int) {
 // seek sends a Seek and waits for SeekDone; what was buffered before it is
 // dropped (its permits granted again).
 func (pc *partitionConsumer) seek(ctx context.Context, s *servingpb.Seek) error {
+	err := pc.call(ctx, &pc.mu.seekWait, &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Seek{Seek: s}})
+	if err == nil {
+		pc.rememberStart(s)
+	}
+	return err
+}
+
+// call sends req and waits for serve to answer on the channel it finds in
+// *wait (a field of pc.mu). One seek or unsubscribe at a time: the server
+// keeps room in the consumer's response queue for one such answer.
+func (pc *partitionConsumer) call(ctx context.Context, wait *chan error, req *servingpb.ConsumeRequest) error {
 	ch := make(chan error, 1)
 	pc.mu.Lock()
-	if pc.mu.seekWait != nil {
+	if pc.mu.seekWait != nil || pc.mu.unsubWait != nil {
 		pc.mu.Unlock()
-		return invalidArg("a seek is already in progress on %s", pc.topic)
+		return invalidArg("a seek or an unsubscribe is already in progress on %s", pc.topic)
 	}
-	pc.mu.seekWait = ch
+	*wait = ch
 	pc.mu.Unlock()
 	defer func() {
 		pc.mu.Lock()
-		if pc.mu.seekWait == ch {
-			pc.mu.seekWait = nil
+		if *wait == ch {
+			*wait = nil
 		}
 		pc.mu.Unlock()
 	}()
-	if err := pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Seek{Seek: s}}); err != nil {
+	if err := pc.send(req); err != nil {
 		return err
 	}
 	select {
 	case err := <-ch:
-		if err == nil {
-			pc.rememberStart(s)
-		}
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

@@ -366,15 +366,30 @@ func (n *Node) DeleteSubscription(ctx context.Context, req *servingpb.DeleteSubs
 	if err != nil {
 		return nil, err
 	}
+	if err := n.removeSubscription(ctx, t, req.GetSubscription(), nil); err != nil {
+		return nil, err
+	}
+	return &servingpb.DeleteSubscriptionResponse{}, nil
+}
+
+// removeSubscription deletes subscription name of t and its cursor, if it
+// has no consumer but except (the one unsubscribing, when not nil).
+func (n *Node) removeSubscription(ctx context.Context, t *topic, name string, except *consumer) error {
 	t.mu.Lock()
-	s := t.mu.subs[req.GetSubscription()]
+	s := t.mu.subs[name]
 	if s == nil {
 		t.mu.Unlock()
-		return nil, errcode.New(errcode.SubscriptionNotFound, "subscription %q of %s does not exist", req.GetSubscription(), t.name)
+		return errcode.New(errcode.SubscriptionNotFound, "subscription %q of %s does not exist", name, t.name)
 	}
-	if k := len(s.consumers); k > 0 {
+	others := 0
+	for _, c := range s.consumers {
+		if c != except {
+			others++
+		}
+	}
+	if others > 0 {
 		t.mu.Unlock()
-		return nil, errcode.New(errcode.ConsumerBusy, "subscription %s has %d consumers", s.name, k)
+		return errcode.New(errcode.ConsumerBusy, "subscription %s has %d other consumers", s.name, others)
 	}
 	delete(t.mu.subs, s.name)
 	s.stopLocked()
@@ -382,8 +397,8 @@ func (n *Node) DeleteSubscription(ctx context.Context, req *servingpb.DeleteSubs
 	n.m.forgetSubscription(t.name, s.name)
 	if s.durable {
 		if err := n.meta.DeleteCursor(ctx, t.name, s.name); err != nil && !errors.Is(err, metadata.ErrNotFound) {
-			return nil, unavailable("deleting cursor", err)
+			return unavailable("deleting cursor", err)
 		}
 	}
-	return &servingpb.DeleteSubscriptionResponse{}, nil
+	return nil
 }

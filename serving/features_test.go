@@ -2,6 +2,7 @@ package serving_test
 
 import (
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -509,5 +510,64 @@ func TestResetToEarliestAndLatestMovesTheWholeBacklog(t *testing.T) {
 	checkInOrder(t, cs2.receive(5), 1, 5)
 	if _, err := n.client.ResetCursor(ctx, &servingpb.ResetCursorRequest{Topic: topic, Subscription: "s", To: &servingpb.ResetCursorRequest_Edge{Edge: 9}}); errcode.CodeOf(errcode.FromError(err)) != errcode.InvalidArgument {
 		t.Fatalf("reset to an unknown edge: %v", err)
+	}
+}
+
+// TestUnsubscribeDeletesTheCursorOnlyForTheLastConsumer: an Unsubscribe
+// from one of two consumers is refused with CONSUMER_BUSY and its stream
+// goes on delivering; from the last one it deletes the subscription and its
+// stored cursor, then ends the stream cleanly.
+func TestUnsubscribeDeletesTheCursorOnlyForTheLastConsumer(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "unsub"
+	shared := &servingpb.Subscribe{Topic: topic, Subscription: "s", Type: servingpb.SubscriptionType_SHARED}
+	a := mustSubscribe(t, n, shared)
+	b := mustSubscribe(t, n, shared)
+	unsubscribe := func(cs *cons) *servingpb.Unsubscribed {
+		t.Helper()
+		if err := cs.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Unsubscribe{Unsubscribe: &servingpb.Unsubscribe{}}}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			r, err := cs.stream.Recv()
+			if err != nil {
+				t.Fatalf("waiting for unsubscribed: %v", err)
+			}
+			if u := r.GetUnsubscribed(); u != nil {
+				return u
+			}
+		}
+	}
+	if u := unsubscribe(a); errcode.Code(u.GetErrorCode()) != errcode.ConsumerBusy {
+		t.Fatalf("unsubscribe beside another consumer: %v, want CONSUMER_BUSY", u)
+	}
+	b.cancel()
+	p := mustProducer(t, n, topic, "p")
+	p.mustSend(msg(1))
+	a.flow(1)
+	checkInOrder(t, a.receive(1), 1, 1)
+	eventually(t, "the other consumer detached", func() error {
+		st, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+		if err != nil {
+			return err
+		}
+		if k := st.GetSubscriptions()[0].GetConsumers(); k != 1 {
+			return fmt.Errorf("%d consumers", k)
+		}
+		return nil
+	})
+	if u := unsubscribe(a); u.GetErrorCode() != 0 {
+		t.Fatalf("unsubscribe of the last consumer: %v", u)
+	}
+	if _, err := a.stream.Recv(); err != io.EOF {
+		t.Fatalf("after unsubscribing, the stream ended with %v, want a clean end", err)
+	}
+	if _, err := c.mem.GetCursor(ctxT(t), "public/default/"+topic, "s"); err == nil {
+		t.Fatal("the cursor is still stored after unsubscribe")
+	}
+	st, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+	if err != nil || len(st.GetSubscriptions()) != 0 {
+		t.Fatalf("subscriptions after unsubscribe: %v %v", st.GetSubscriptions(), err)
 	}
 }

@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -147,6 +148,9 @@ func (n *Node) Consume(stream grpc.BidiStreamingServer[servingpb.ConsumeRequest,
 			if err := stream.Send(r); err != nil {
 				return err
 			}
+			if u := r.GetUnsubscribed(); u != nil && u.GetErrorCode() == 0 {
+				return nil // the subscription is gone: end the stream cleanly
+			}
 			if c.queueFull.Swap(false) {
 				t.queueDrained(c)
 			}
@@ -181,6 +185,22 @@ func (n *Node) consumerRecv(stream grpc.BidiStreamingServer[servingpb.ConsumeReq
 			}
 			c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_SeekDone{SeekDone: &servingpb.SeekDone{
 				Position: &servingpb.MessageId{Ledger: uint64(pos.Ledger), Entry: int64(pos.Entry)}}}})
+		case *servingpb.ConsumeRequest_Unsubscribe:
+			err := n.removeSubscription(stream.Context(), t, c.s.name, c)
+			u := &servingpb.Unsubscribed{}
+			if err != nil {
+				u.ErrorCode, u.ErrorMessage = uint32(errcode.CodeOf(err)), err.Error()
+				if ce := (*errcode.Error)(nil); errors.As(err, &ce) {
+					u.ErrorMessage = ce.Message
+				}
+			}
+			c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_Unsubscribed{Unsubscribed: u}})
+			if err == nil {
+				// Read nothing more; Consume ends the stream once the
+				// answer is sent (returning here could end it first).
+				<-stream.Context().Done()
+				return nil
+			}
 		default:
 			return errcode.New(errcode.InvalidArgument, "unexpected consume request")
 		}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-mq/strata/client"
 )
@@ -72,4 +73,72 @@ func payloads(out string) []string {
 		ps = append(ps, f[len(f)-1])
 	}
 	return ps
+}
+
+// TestUnsubscribeDeletesTheSubscriptionOnEveryPartitionUnlessOthersAreAttached:
+// Consumer.Unsubscribe on a partitioned topic fails with ErrConsumerBusy
+// while another consumer shares the subscription, and the consumer goes on
+// receiving; once it is alone, the subscription is gone from every
+// partition and the consumer is closed.
+func TestUnsubscribeDeletesTheSubscriptionOnEveryPartitionUnlessOthersAreAttached(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	a := c.Admin()
+	if err := a.CreateTopic(ctx, "unsub", 2); err != nil {
+		t.Fatal(err)
+	}
+	shared := []client.ConsumerOption{client.ConsumerType(client.Shared)}
+	first, err := c.Subscribe(ctx, "unsub", "s", shared...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := c.Subscribe(ctx, "unsub", "s", shared...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Unsubscribe(ctx); !errors.Is(err, client.ErrConsumerBusy) {
+		t.Fatalf("unsubscribe beside another consumer: %v, want ErrConsumerBusy", err)
+	}
+	second.Close()
+	p, err := c.NewProducer(ctx, "unsub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range 4 { // round-robin: both partitions
+		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 4 {
+		m, err := first.Receive(ctx)
+		if err != nil {
+			t.Fatalf("the consumer whose unsubscribe failed stopped receiving: %v", err)
+		}
+		if err := first.Ack(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := first.Unsubscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Receive(ctx); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("receive after unsubscribe: %v, want ErrClosed", err)
+	}
+	parts, err := a.PartitionNames(ctx, "unsub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range parts {
+		st, err := a.TopicStats(ctx, part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Subscriptions) != 0 {
+			t.Fatalf("%s still has subscriptions after unsubscribe: %+v", part, st.Subscriptions)
+		}
+	}
 }
