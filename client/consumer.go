@@ -367,20 +367,26 @@ func (c *Consumer) Unsubscribe(ctx context.Context) error {
 	ctx, done := c.c.opContext(ctx)
 	defer done()
 	for _, pc := range c.partsNow() {
-		bo := c.c.newBackoff()
-		for {
-			err := pc.unsubscribe(ctx)
-			if err == nil {
-				break
-			}
-			// ConsumerBusy is retriable for a subscribe, not here: the
-			// other consumers stay until their owners close them.
-			if errors.Is(err, ErrConsumerBusy) || !errcode.IsRetriable(err) || !bo.wait(ctx) {
-				return err
-			}
+		if err := c.retrying(ctx, func() error { return pc.unsubscribe(ctx) }); err != nil {
+			return err
 		}
 	}
 	return c.Close()
+}
+
+// retrying calls f until it succeeds, fails for good or ctx ends, backing
+// off between tries: a partition's stream may be reconnecting.
+func (c *Consumer) retrying(ctx context.Context, f func() error) error {
+	bo := c.c.newBackoff()
+	for {
+		err := f()
+		// ConsumerBusy is retriable for a subscribe, not for an
+		// unsubscribe: the other consumers stay until their owners close
+		// them.
+		if err == nil || errors.Is(err, ErrConsumerBusy) || !errcode.IsRetriable(err) || !bo.wait(ctx) {
+			return err
+		}
+	}
 }
 
 // Close stops the consumer (the subscription stays). It blocks until the

@@ -53,8 +53,7 @@ type partitionConsumer struct {
 		sub       *servingpb.Subscribe // template of the subscribe request
 		delivered int                  // taken by the application since the last refill
 		last      *MessageID           // last message handed out (non-durable resume point)
-		seekWait  chan error           // non-nil while a Seek waits for SeekDone
-		unsubWait chan error           // non-nil while an Unsubscribe waits for Unsubscribed
+		call      *pendingCall         // the Seek, Unsubscribe or HasMessagesAfter waiting for its answer
 		hint      string
 		addr      string // node of the current stream
 		suspect   string // node whose stream was left because the owner moved
@@ -322,19 +321,54 @@ func (pc *partitionConsumer) serve(st consumeStream, endStream context.CancelFun
 			pc.seekDone()
 		case *servingpb.ConsumeResponse_Unsubscribed:
 			err = pc.unsubscribed(k.Unsubscribed)
+		case *servingpb.ConsumeResponse_HasMessagesAfterResult:
+			pc.answer(callHasMessagesAfter, callAnswer{yes: k.HasMessagesAfterResult.GetYes()})
 		}
 	}
 	pc.mu.Lock()
 	pc.mu.stream, pc.mu.queue = nil, nil // the server redelivers what was not acknowledged
-	waits := []chan error{pc.mu.seekWait, pc.mu.unsubWait}
-	pc.mu.seekWait, pc.mu.unsubWait = nil, nil
+	call := pc.mu.call
+	pc.mu.call = nil
 	pc.mu.Unlock()
-	for _, w := range waits {
-		if w != nil {
-			w <- err
-		}
+	if call != nil {
+		call.ch <- callAnswer{err: err}
 	}
 	return err
+}
+
+// A pendingCall is a request on the consume stream waiting for its answer.
+// There is one at a time: the server keeps room in the consumer's response
+// queue for one such answer.
+type pendingCall struct {
+	kind callKind
+	ch   chan callAnswer // buffered: the answer never blocks serve
+}
+
+type callKind int
+
+const (
+	callSeek callKind = iota
+	callUnsubscribe
+	callHasMessagesAfter
+)
+
+type callAnswer struct {
+	err error
+	yes bool // HasMessagesAfterResult
+}
+
+// answer hands a to the pending call when it is of kind (an answer to a
+// call whose caller gave up is dropped).
+func (pc *partitionConsumer) answer(kind callKind, a callAnswer) {
+	pc.mu.Lock()
+	call := pc.mu.call
+	if call == nil || call.kind != kind {
+		pc.mu.Unlock()
+		return
+	}
+	pc.mu.call = nil
+	pc.mu.Unlock()
+	call.ch <- a
 }
 
 // errUnsubscribed ends serve (and run) after the server deleted the
@@ -349,13 +383,7 @@ func (pc *partitionConsumer) unsubscribed(u *servingpb.Unsubscribed) error {
 	if code := errcode.Code(u.GetErrorCode()); code != errcode.OK {
 		err = errcode.New(code, "%s", u.GetErrorMessage())
 	}
-	pc.mu.Lock()
-	wait := pc.mu.unsubWait
-	pc.mu.unsubWait = nil
-	pc.mu.Unlock()
-	if wait != nil {
-		wait <- err
-	}
+	pc.answer(callUnsubscribe, callAnswer{err: err})
 	if err != nil {
 		return nil
 	}
@@ -366,7 +394,25 @@ func (pc *partitionConsumer) unsubscribed(u *servingpb.Unsubscribed) error {
 // partition and waits for its answer. On success the stream ends and the
 // run loop stops without subscribing again.
 func (pc *partitionConsumer) unsubscribe(ctx context.Context) error {
-	return pc.call(ctx, &pc.mu.unsubWait, &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Unsubscribe{Unsubscribe: &servingpb.Unsubscribe{}}})
+	_, err := pc.call(ctx, callUnsubscribe, &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Unsubscribe{Unsubscribe: &servingpb.Unsubscribe{}}})
+	return err
+}
+
+// hasMore reports whether messages are buffered here or the topic holds an
+// entry after the last message handed out (after the subscription's start
+// when none was): what a Reader's HasNext asks of each partition.
+func (pc *partitionConsumer) hasMore(ctx context.Context) (bool, error) {
+	pc.mu.Lock()
+	queued := len(pc.mu.queue) > 0
+	req := &servingpb.HasMessagesAfter{}
+	if pc.mu.last != nil {
+		req.After = pc.mu.last.proto()
+	}
+	pc.mu.Unlock()
+	if queued {
+		return true, nil
+	}
+	return pc.call(ctx, callHasMessagesAfter, &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_HasMessagesAfter{HasMessagesAfter: req}})
 }
 
 // send sends req on the current stream.
@@ -459,40 +505,38 @@ func (pc *partitionConsumer) pop() (*Message, int) {
 // seek sends a Seek and waits for SeekDone; what was buffered before it is
 // dropped (its permits granted again).
 func (pc *partitionConsumer) seek(ctx context.Context, s *servingpb.Seek) error {
-	err := pc.call(ctx, &pc.mu.seekWait, &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Seek{Seek: s}})
+	_, err := pc.call(ctx, callSeek, &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Seek{Seek: s}})
 	if err == nil {
 		pc.rememberStart(s)
 	}
 	return err
 }
 
-// call sends req and waits for serve to answer on the channel it finds in
-// *wait (a field of pc.mu). One seek or unsubscribe at a time: the server
-// keeps room in the consumer's response queue for one such answer.
-func (pc *partitionConsumer) call(ctx context.Context, wait *chan error, req *servingpb.ConsumeRequest) error {
-	ch := make(chan error, 1)
+// call sends req and waits for serve to answer it (pendingCall).
+func (pc *partitionConsumer) call(ctx context.Context, kind callKind, req *servingpb.ConsumeRequest) (bool, error) {
+	call := &pendingCall{kind: kind, ch: make(chan callAnswer, 1)}
 	pc.mu.Lock()
-	if pc.mu.seekWait != nil || pc.mu.unsubWait != nil {
+	if pc.mu.call != nil {
 		pc.mu.Unlock()
-		return invalidArg("a seek or an unsubscribe is already in progress on %s", pc.topic)
+		return false, invalidArg("a seek, an unsubscribe or a HasNext is already in progress on %s", pc.topic)
 	}
-	*wait = ch
+	pc.mu.call = call
 	pc.mu.Unlock()
 	defer func() {
 		pc.mu.Lock()
-		if *wait == ch {
-			*wait = nil
+		if pc.mu.call == call {
+			pc.mu.call = nil
 		}
 		pc.mu.Unlock()
 	}()
 	if err := pc.send(req); err != nil {
-		return err
+		return false, err
 	}
 	select {
-	case err := <-ch:
-		return err
+	case a := <-call.ch:
+		return a.yes, a.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 }
 
@@ -521,13 +565,9 @@ func (pc *partitionConsumer) seekDone() {
 	pc.mu.Lock()
 	dropped := len(pc.mu.queue)
 	pc.mu.queue, pc.mu.last = nil, nil
-	wait := pc.mu.seekWait
-	pc.mu.seekWait = nil
 	pc.mu.Unlock()
 	pc.flow(dropped)
-	if wait != nil {
-		wait <- nil
-	}
+	pc.answer(callSeek, callAnswer{})
 }
 
 // maxAckBatch caps the ids of one gathered ack request.

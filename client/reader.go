@@ -67,6 +67,39 @@ func (r *Reader) Next(ctx context.Context) (*Message, error) {
 	return m, err
 }
 
+// HasNext reports whether Next has a message to return without waiting for
+// one to be published: one is buffered, or the topic (some partition)
+// holds an entry after the last message Next returned (after the reader's
+// start when it returned none), as Pulsar's HasNext. It asks the server
+// only when nothing is buffered. A typical use reads a topic to its end:
+//
+//	for {
+//		more, err := r.HasNext(ctx)
+//		if err != nil || !more {
+//			break
+//		}
+//		m, err := r.Next(ctx)
+//		...
+//	}
+//
+// Messages published meanwhile may make a later HasNext true again.
+func (r *Reader) HasNext(ctx context.Context) (bool, error) {
+	c := r.cons
+	ctx, done := c.c.opContext(ctx)
+	defer done()
+	for _, pc := range c.partsNow() {
+		var more bool
+		err := c.retrying(ctx, func() (err error) {
+			more, err = pc.hasMore(ctx)
+			return err
+		})
+		if err != nil || more {
+			return more, err
+		}
+	}
+	return false, nil
+}
+
 // Messages iterates over messages until ctx ends or the reader closes; the
 // last pair carries that error.
 func (r *Reader) Messages(ctx context.Context) iter.Seq2[*Message, error] {

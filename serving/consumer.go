@@ -304,6 +304,21 @@ func (t *topic) nack(c *consumer, n *servingpb.Nack) {
 
 // seek moves the subscription of c; answers the position of the first
 // entry that will be delivered.
+// hasEntryAfter reports whether the topic holds an entry after after's
+// entry, or after c's subscription's mark-delete position when after is nil.
+// Positions are compared in the topic's ledger order, which ledger ids do
+// not follow (each node allocates ids from its own range).
+func (t *topic) hasEntryAfter(c *consumer, after *servingpb.MessageId) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := c.s.acks.markDelete
+	if after != nil {
+		p = fromPB(after).Position()
+	}
+	_, ok := t.orderLocked().next(p)
+	return ok
+}
+
 func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) (ids.Position, error) {
 	var md ids.Position
 	switch to := sk.GetTo().(type) {

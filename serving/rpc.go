@@ -185,6 +185,10 @@ func (n *Node) consumerRecv(stream grpc.BidiStreamingServer[servingpb.ConsumeReq
 			}
 			c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_SeekDone{SeekDone: &servingpb.SeekDone{
 				Position: &servingpb.MessageId{Ledger: uint64(pos.Ledger), Entry: int64(pos.Entry)}}}})
+		case *servingpb.ConsumeRequest_HasMessagesAfter:
+			yes := t.hasEntryAfter(c, k.HasMessagesAfter.GetAfter())
+			c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_HasMessagesAfterResult{
+				HasMessagesAfterResult: &servingpb.HasMessagesAfterResult{Yes: yes}}})
 		case *servingpb.ConsumeRequest_Unsubscribe:
 			err := n.removeSubscription(stream.Context(), t, c.s.name, c)
 			u := &servingpb.Unsubscribed{}

@@ -142,3 +142,84 @@ func TestUnsubscribeDeletesTheSubscriptionOnEveryPartitionUnlessOthersAreAttache
 		}
 	}
 }
+
+// TestReaderHasNextReadsAPartitionedTopicToItsEndAndSeesLaterMessages: a
+// reader looping on HasNext and Next reads every message of a partitioned
+// topic once and then stops; a message published afterwards makes HasNext
+// true again; a reader at the latest position, or on an empty topic, has
+// nothing next.
+func TestReaderHasNextReadsAPartitionedTopicToItsEndAndSeesLaterMessages(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	if err := c.Admin().CreateTopic(ctx, "tohere", 2); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.NewProducer(ctx, "tohere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	send := func(i int) {
+		t.Helper()
+		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty, err := c.NewReader(ctx, "tohere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	if more, err := empty.HasNext(ctx); err != nil || more {
+		t.Fatalf("HasNext on an empty topic: %v, %v", more, err)
+	}
+	const n = 10
+	for i := range n {
+		send(i)
+	}
+	r, err := c.NewReader(ctx, "tohere", client.ReaderStartEarliest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	readToEnd := func() []byte {
+		t.Helper()
+		var got []byte
+		for {
+			more, err := r.HasNext(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !more {
+				return got
+			}
+			m, err := r.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, m.Payload...)
+		}
+	}
+	got := readToEnd()
+	want := make([]byte, n)
+	for i := range want {
+		want[i] = byte(i)
+	}
+	if slices.Sort(got); !slices.Equal(got, want) {
+		t.Fatalf("read to the end: %v, want each of 0..%d once", got, n-1)
+	}
+	latest, err := c.NewReader(ctx, "tohere", client.ReaderStartLatest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer latest.Close()
+	if more, err := latest.HasNext(ctx); err != nil || more {
+		t.Fatalf("HasNext at the latest position: %v, %v", more, err)
+	}
+	send(n)
+	if got := readToEnd(); !slices.Equal(got, []byte{n}) {
+		t.Fatalf("after one more message, read %v, want [%d]", got, n)
+	}
+}

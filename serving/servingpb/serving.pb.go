@@ -896,6 +896,7 @@ type ConsumeRequest struct {
 	//	*ConsumeRequest_Nack
 	//	*ConsumeRequest_Seek
 	//	*ConsumeRequest_Unsubscribe
+	//	*ConsumeRequest_HasMessagesAfter
 	Kind          isConsumeRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -992,6 +993,15 @@ func (x *ConsumeRequest) GetUnsubscribe() *Unsubscribe {
 	return nil
 }
 
+func (x *ConsumeRequest) GetHasMessagesAfter() *HasMessagesAfter {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeRequest_HasMessagesAfter); ok {
+			return x.HasMessagesAfter
+		}
+	}
+	return nil
+}
+
 type isConsumeRequest_Kind interface {
 	isConsumeRequest_Kind()
 }
@@ -1020,6 +1030,10 @@ type ConsumeRequest_Unsubscribe struct {
 	Unsubscribe *Unsubscribe `protobuf:"bytes,6,opt,name=unsubscribe,proto3,oneof"`
 }
 
+type ConsumeRequest_HasMessagesAfter struct {
+	HasMessagesAfter *HasMessagesAfter `protobuf:"bytes,7,opt,name=has_messages_after,json=hasMessagesAfter,proto3,oneof"`
+}
+
 func (*ConsumeRequest_Subscribe) isConsumeRequest_Kind() {}
 
 func (*ConsumeRequest_Flow) isConsumeRequest_Kind() {}
@@ -1032,6 +1046,56 @@ func (*ConsumeRequest_Seek) isConsumeRequest_Kind() {}
 
 func (*ConsumeRequest_Unsubscribe) isConsumeRequest_Kind() {}
 
+func (*ConsumeRequest_HasMessagesAfter) isConsumeRequest_Kind() {}
+
+// HasMessagesAfter asks whether the topic holds an entry after a position
+// (a Reader's HasNext), answered by HasMessagesAfterResult.
+type HasMessagesAfter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The last message the client handed out; unset: the subscription's
+	// mark-delete position (where it started, when it acknowledged nothing).
+	After         *MessageId `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HasMessagesAfter) Reset() {
+	*x = HasMessagesAfter{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HasMessagesAfter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HasMessagesAfter) ProtoMessage() {}
+
+func (x *HasMessagesAfter) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HasMessagesAfter.ProtoReflect.Descriptor instead.
+func (*HasMessagesAfter) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *HasMessagesAfter) GetAfter() *MessageId {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
 // Unsubscribe deletes the subscription, if this consumer is its only one,
 // and then ends the stream (answered by Unsubscribed either way).
 type Unsubscribe struct {
@@ -1042,7 +1106,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1118,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1131,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{12}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{13}
 }
 
 type Subscribe struct {
@@ -1090,7 +1154,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1166,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1179,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{13}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Subscribe) GetTopic() string {
@@ -1184,7 +1248,7 @@ type Flow struct {
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1260,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1273,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{14}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Flow) GetPermits() uint32 {
@@ -1230,7 +1294,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1306,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1319,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{15}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Ack) GetIds() []*MessageId {
@@ -1281,7 +1345,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1357,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1370,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{16}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Nack) GetIds() []*MessageId {
@@ -1330,7 +1394,7 @@ type Seek struct {
 
 func (x *Seek) Reset() {
 	*x = Seek{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1406,7 @@ func (x *Seek) String() string {
 func (*Seek) ProtoMessage() {}
 
 func (x *Seek) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1419,7 @@ func (x *Seek) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seek.ProtoReflect.Descriptor instead.
 func (*Seek) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{17}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Seek) GetTo() isSeek_To {
@@ -1422,6 +1486,7 @@ type ConsumeResponse struct {
 	//	*ConsumeResponse_Messages
 	//	*ConsumeResponse_SeekDone
 	//	*ConsumeResponse_Unsubscribed
+	//	*ConsumeResponse_HasMessagesAfterResult
 	Kind          isConsumeResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1429,7 +1494,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1506,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1519,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{18}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConsumeResponse) GetKind() isConsumeResponse_Kind {
@@ -1500,6 +1565,15 @@ func (x *ConsumeResponse) GetUnsubscribed() *Unsubscribed {
 	return nil
 }
 
+func (x *ConsumeResponse) GetHasMessagesAfterResult() *HasMessagesAfterResult {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeResponse_HasMessagesAfterResult); ok {
+			return x.HasMessagesAfterResult
+		}
+	}
+	return nil
+}
+
 type isConsumeResponse_Kind interface {
 	isConsumeResponse_Kind()
 }
@@ -1520,6 +1594,10 @@ type ConsumeResponse_Unsubscribed struct {
 	Unsubscribed *Unsubscribed `protobuf:"bytes,4,opt,name=unsubscribed,proto3,oneof"`
 }
 
+type ConsumeResponse_HasMessagesAfterResult struct {
+	HasMessagesAfterResult *HasMessagesAfterResult `protobuf:"bytes,5,opt,name=has_messages_after_result,json=hasMessagesAfterResult,proto3,oneof"`
+}
+
 func (*ConsumeResponse_Subscribed) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_Messages) isConsumeResponse_Kind() {}
@@ -1527,6 +1605,52 @@ func (*ConsumeResponse_Messages) isConsumeResponse_Kind() {}
 func (*ConsumeResponse_SeekDone) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_Unsubscribed) isConsumeResponse_Kind() {}
+
+func (*ConsumeResponse_HasMessagesAfterResult) isConsumeResponse_Kind() {}
+
+type HasMessagesAfterResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Yes           bool                   `protobuf:"varint,1,opt,name=yes,proto3" json:"yes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HasMessagesAfterResult) Reset() {
+	*x = HasMessagesAfterResult{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HasMessagesAfterResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HasMessagesAfterResult) ProtoMessage() {}
+
+func (x *HasMessagesAfterResult) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HasMessagesAfterResult.ProtoReflect.Descriptor instead.
+func (*HasMessagesAfterResult) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *HasMessagesAfterResult) GetYes() bool {
+	if x != nil {
+		return x.Yes
+	}
+	return false
+}
 
 // Unsubscribed answers an Unsubscribe: error_code 0 means the subscription
 // was deleted (the stream ends after this message); otherwise nothing
@@ -1541,7 +1665,7 @@ type Unsubscribed struct {
 
 func (x *Unsubscribed) Reset() {
 	*x = Unsubscribed{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1677,7 @@ func (x *Unsubscribed) String() string {
 func (*Unsubscribed) ProtoMessage() {}
 
 func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1690,7 @@ func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribed.ProtoReflect.Descriptor instead.
 func (*Unsubscribed) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{19}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Unsubscribed) GetErrorCode() uint32 {
@@ -1592,7 +1716,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1728,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1741,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{20}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Subscribed) GetConsumerName() string {
@@ -1636,7 +1760,7 @@ type Messages struct {
 
 func (x *Messages) Reset() {
 	*x = Messages{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1772,7 @@ func (x *Messages) String() string {
 func (*Messages) ProtoMessage() {}
 
 func (x *Messages) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1785,7 @@ func (x *Messages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Messages.ProtoReflect.Descriptor instead.
 func (*Messages) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{21}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Messages) GetMessages() []*ReceivedMessage {
@@ -1688,7 +1812,7 @@ type ReceivedMessage struct {
 
 func (x *ReceivedMessage) Reset() {
 	*x = ReceivedMessage{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1824,7 @@ func (x *ReceivedMessage) String() string {
 func (*ReceivedMessage) ProtoMessage() {}
 
 func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1837,7 @@ func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivedMessage.ProtoReflect.Descriptor instead.
 func (*ReceivedMessage) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{22}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReceivedMessage) GetId() *MessageId {
@@ -1788,7 +1912,7 @@ type SeekDone struct {
 
 func (x *SeekDone) Reset() {
 	*x = SeekDone{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1924,7 @@ func (x *SeekDone) String() string {
 func (*SeekDone) ProtoMessage() {}
 
 func (x *SeekDone) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +1937,7 @@ func (x *SeekDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeekDone.ProtoReflect.Descriptor instead.
 func (*SeekDone) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{23}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SeekDone) GetPosition() *MessageId {
@@ -1834,7 +1958,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +1970,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +1983,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{24}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateTopicRequest) GetTopic() string {
@@ -1884,7 +2008,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2020,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2033,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{25}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{27}
 }
 
 type AddPartitionsRequest struct {
@@ -1923,7 +2047,7 @@ type AddPartitionsRequest struct {
 
 func (x *AddPartitionsRequest) Reset() {
 	*x = AddPartitionsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2059,7 @@ func (x *AddPartitionsRequest) String() string {
 func (*AddPartitionsRequest) ProtoMessage() {}
 
 func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2072,7 @@ func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionsRequest.ProtoReflect.Descriptor instead.
 func (*AddPartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{26}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AddPartitionsRequest) GetTopic() string {
@@ -1973,7 +2097,7 @@ type AddPartitionsResponse struct {
 
 func (x *AddPartitionsResponse) Reset() {
 	*x = AddPartitionsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2109,7 @@ func (x *AddPartitionsResponse) String() string {
 func (*AddPartitionsResponse) ProtoMessage() {}
 
 func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2122,7 @@ func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionsResponse.ProtoReflect.Descriptor instead.
 func (*AddPartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{27}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{29}
 }
 
 type DeleteTopicRequest struct {
@@ -2012,7 +2136,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2148,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2161,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{28}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteTopicRequest) GetTopic() string {
@@ -2062,7 +2186,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2198,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2211,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{29}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{31}
 }
 
 type ListTopicsRequest struct {
@@ -2100,7 +2224,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2236,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2249,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{30}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListTopicsRequest) GetNamespace() string {
@@ -2144,7 +2268,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2280,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2293,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{31}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicInfo {
@@ -2189,7 +2313,7 @@ type TopicInfo struct {
 
 func (x *TopicInfo) Reset() {
 	*x = TopicInfo{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2325,7 @@ func (x *TopicInfo) String() string {
 func (*TopicInfo) ProtoMessage() {}
 
 func (x *TopicInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2338,7 @@ func (x *TopicInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicInfo.ProtoReflect.Descriptor instead.
 func (*TopicInfo) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{32}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TopicInfo) GetTopic() string {
@@ -2240,7 +2364,7 @@ type GetTopicRequest struct {
 
 func (x *GetTopicRequest) Reset() {
 	*x = GetTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2376,7 @@ func (x *GetTopicRequest) String() string {
 func (*GetTopicRequest) ProtoMessage() {}
 
 func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2389,7 @@ func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicRequest.ProtoReflect.Descriptor instead.
 func (*GetTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{33}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetTopicRequest) GetTopic() string {
@@ -2284,7 +2408,7 @@ type GetTopicResponse struct {
 
 func (x *GetTopicResponse) Reset() {
 	*x = GetTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2420,7 @@ func (x *GetTopicResponse) String() string {
 func (*GetTopicResponse) ProtoMessage() {}
 
 func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2433,7 @@ func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicResponse.ProtoReflect.Descriptor instead.
 func (*GetTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{34}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetTopicResponse) GetTopic() *TopicInfo {
@@ -2328,7 +2452,7 @@ type TopicStatsRequest struct {
 
 func (x *TopicStatsRequest) Reset() {
 	*x = TopicStatsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2340,7 +2464,7 @@ func (x *TopicStatsRequest) String() string {
 func (*TopicStatsRequest) ProtoMessage() {}
 
 func (x *TopicStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2353,7 +2477,7 @@ func (x *TopicStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicStatsRequest.ProtoReflect.Descriptor instead.
 func (*TopicStatsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{35}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TopicStatsRequest) GetTopic() string {
@@ -2380,7 +2504,7 @@ type TopicStatsResponse struct {
 
 func (x *TopicStatsResponse) Reset() {
 	*x = TopicStatsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2516,7 @@ func (x *TopicStatsResponse) String() string {
 func (*TopicStatsResponse) ProtoMessage() {}
 
 func (x *TopicStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2529,7 @@ func (x *TopicStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicStatsResponse.ProtoReflect.Descriptor instead.
 func (*TopicStatsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{36}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TopicStatsResponse) GetTopic() string {
@@ -2484,7 +2608,7 @@ type LedgerStats struct {
 
 func (x *LedgerStats) Reset() {
 	*x = LedgerStats{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2496,7 +2620,7 @@ func (x *LedgerStats) String() string {
 func (*LedgerStats) ProtoMessage() {}
 
 func (x *LedgerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2509,7 +2633,7 @@ func (x *LedgerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerStats.ProtoReflect.Descriptor instead.
 func (*LedgerStats) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{37}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LedgerStats) GetLedger() uint64 {
@@ -2576,7 +2700,7 @@ type SubscriptionStats struct {
 
 func (x *SubscriptionStats) Reset() {
 	*x = SubscriptionStats{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2712,7 @@ func (x *SubscriptionStats) String() string {
 func (*SubscriptionStats) ProtoMessage() {}
 
 func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2725,7 @@ func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionStats.ProtoReflect.Descriptor instead.
 func (*SubscriptionStats) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{38}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SubscriptionStats) GetName() string {
@@ -2692,7 +2816,7 @@ type NamespacePolicy struct {
 
 func (x *NamespacePolicy) Reset() {
 	*x = NamespacePolicy{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2704,7 +2828,7 @@ func (x *NamespacePolicy) String() string {
 func (*NamespacePolicy) ProtoMessage() {}
 
 func (x *NamespacePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2717,7 +2841,7 @@ func (x *NamespacePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespacePolicy.ProtoReflect.Descriptor instead.
 func (*NamespacePolicy) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{39}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *NamespacePolicy) GetEnsemble() uint32 {
@@ -2793,7 +2917,7 @@ type SetNamespacePolicyRequest struct {
 
 func (x *SetNamespacePolicyRequest) Reset() {
 	*x = SetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2805,7 +2929,7 @@ func (x *SetNamespacePolicyRequest) String() string {
 func (*SetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2818,7 +2942,7 @@ func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{40}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetNamespacePolicyRequest) GetNamespace() string {
@@ -2843,7 +2967,7 @@ type SetNamespacePolicyResponse struct {
 
 func (x *SetNamespacePolicyResponse) Reset() {
 	*x = SetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2855,7 +2979,7 @@ func (x *SetNamespacePolicyResponse) String() string {
 func (*SetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2868,7 +2992,7 @@ func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{41}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{43}
 }
 
 type GetNamespacePolicyRequest struct {
@@ -2880,7 +3004,7 @@ type GetNamespacePolicyRequest struct {
 
 func (x *GetNamespacePolicyRequest) Reset() {
 	*x = GetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2892,7 +3016,7 @@ func (x *GetNamespacePolicyRequest) String() string {
 func (*GetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2905,7 +3029,7 @@ func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{42}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetNamespacePolicyRequest) GetNamespace() string {
@@ -2924,7 +3048,7 @@ type GetNamespacePolicyResponse struct {
 
 func (x *GetNamespacePolicyResponse) Reset() {
 	*x = GetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2936,7 +3060,7 @@ func (x *GetNamespacePolicyResponse) String() string {
 func (*GetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2949,7 +3073,7 @@ func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{43}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetNamespacePolicyResponse) GetPolicy() *NamespacePolicy {
@@ -2977,7 +3101,7 @@ type ResetCursorRequest struct {
 
 func (x *ResetCursorRequest) Reset() {
 	*x = ResetCursorRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3113,7 @@ func (x *ResetCursorRequest) String() string {
 func (*ResetCursorRequest) ProtoMessage() {}
 
 func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3002,7 +3126,7 @@ func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorRequest.ProtoReflect.Descriptor instead.
 func (*ResetCursorRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ResetCursorRequest) GetTopic() string {
@@ -3095,7 +3219,7 @@ type ResetCursorResponse struct {
 
 func (x *ResetCursorResponse) Reset() {
 	*x = ResetCursorResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3107,7 +3231,7 @@ func (x *ResetCursorResponse) String() string {
 func (*ResetCursorResponse) ProtoMessage() {}
 
 func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3120,7 +3244,7 @@ func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorResponse.ProtoReflect.Descriptor instead.
 func (*ResetCursorResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ResetCursorResponse) GetPosition() *MessageId {
@@ -3148,7 +3272,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3160,7 +3284,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3173,7 +3297,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateSubscriptionRequest) GetTopic() string {
@@ -3205,7 +3329,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3217,7 +3341,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3230,7 +3354,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
 }
 
 type DeleteSubscriptionRequest struct {
@@ -3243,7 +3367,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3255,7 +3379,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3268,7 +3392,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeleteSubscriptionRequest) GetTopic() string {
@@ -3293,7 +3417,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3305,7 +3429,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3318,7 +3442,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
 }
 
 type TriggerOffloadRequest struct {
@@ -3330,7 +3454,7 @@ type TriggerOffloadRequest struct {
 
 func (x *TriggerOffloadRequest) Reset() {
 	*x = TriggerOffloadRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3342,7 +3466,7 @@ func (x *TriggerOffloadRequest) String() string {
 func (*TriggerOffloadRequest) ProtoMessage() {}
 
 func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3355,7 +3479,7 @@ func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadRequest.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TriggerOffloadRequest) GetTopic() string {
@@ -3374,7 +3498,7 @@ type TriggerOffloadResponse struct {
 
 func (x *TriggerOffloadResponse) Reset() {
 	*x = TriggerOffloadResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3386,7 +3510,7 @@ func (x *TriggerOffloadResponse) String() string {
 func (*TriggerOffloadResponse) ProtoMessage() {}
 
 func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3399,7 +3523,7 @@ func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadResponse.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TriggerOffloadResponse) GetLedgersOffloaded() uint32 {
@@ -3466,15 +3590,18 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x11first_sequence_id\x18\x01 \x01(\x04R\x0ffirstSequenceId\x12(\n" +
 	"\x10last_sequence_id\x18\x02 \x01(\x04R\x0elastSequenceId\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"\xd3\x02\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xa8\x03\n" +
 	"\x0eConsumeRequest\x12<\n" +
 	"\tsubscribe\x18\x01 \x01(\v2\x1c.strata.serving.v1.SubscribeH\x00R\tsubscribe\x12-\n" +
 	"\x04flow\x18\x02 \x01(\v2\x17.strata.serving.v1.FlowH\x00R\x04flow\x12*\n" +
 	"\x03ack\x18\x03 \x01(\v2\x16.strata.serving.v1.AckH\x00R\x03ack\x12-\n" +
 	"\x04nack\x18\x04 \x01(\v2\x17.strata.serving.v1.NackH\x00R\x04nack\x12-\n" +
 	"\x04seek\x18\x05 \x01(\v2\x17.strata.serving.v1.SeekH\x00R\x04seek\x12B\n" +
-	"\vunsubscribe\x18\x06 \x01(\v2\x1e.strata.serving.v1.UnsubscribeH\x00R\vunsubscribeB\x06\n" +
-	"\x04kind\"\r\n" +
+	"\vunsubscribe\x18\x06 \x01(\v2\x1e.strata.serving.v1.UnsubscribeH\x00R\vunsubscribe\x12S\n" +
+	"\x12has_messages_after\x18\a \x01(\v2#.strata.serving.v1.HasMessagesAfterH\x00R\x10hasMessagesAfterB\x06\n" +
+	"\x04kind\"F\n" +
+	"\x10HasMessagesAfter\x122\n" +
+	"\x05after\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\x05after\"\r\n" +
 	"\vUnsubscribe\"\x8c\x03\n" +
 	"\tSubscribe\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
@@ -3500,15 +3627,18 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"message_id\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdH\x00R\tmessageId\x12&\n" +
 	"\x0etime_unix_nano\x18\x02 \x01(\x03H\x00R\ftimeUnixNano\x12@\n" +
 	"\bposition\x18\x03 \x01(\x0e2\".strata.serving.v1.InitialPositionH\x00R\bpositionB\x04\n" +
-	"\x02to\"\x98\x02\n" +
+	"\x02to\"\x80\x03\n" +
 	"\x0fConsumeResponse\x12?\n" +
 	"\n" +
 	"subscribed\x18\x01 \x01(\v2\x1d.strata.serving.v1.SubscribedH\x00R\n" +
 	"subscribed\x129\n" +
 	"\bmessages\x18\x02 \x01(\v2\x1b.strata.serving.v1.MessagesH\x00R\bmessages\x12:\n" +
 	"\tseek_done\x18\x03 \x01(\v2\x1b.strata.serving.v1.SeekDoneH\x00R\bseekDone\x12E\n" +
-	"\funsubscribed\x18\x04 \x01(\v2\x1f.strata.serving.v1.UnsubscribedH\x00R\funsubscribedB\x06\n" +
-	"\x04kind\"R\n" +
+	"\funsubscribed\x18\x04 \x01(\v2\x1f.strata.serving.v1.UnsubscribedH\x00R\funsubscribed\x12f\n" +
+	"\x19has_messages_after_result\x18\x05 \x01(\v2).strata.serving.v1.HasMessagesAfterResultH\x00R\x16hasMessagesAfterResultB\x06\n" +
+	"\x04kind\"*\n" +
+	"\x16HasMessagesAfterResult\x12\x10\n" +
+	"\x03yes\x18\x01 \x01(\bR\x03yes\"R\n" +
 	"\fUnsubscribed\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x01 \x01(\rR\terrorCode\x12#\n" +
@@ -3683,7 +3813,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(SubscriptionType)(0),              // 0: strata.serving.v1.SubscriptionType
 	(InitialPosition)(0),               // 1: strata.serving.v1.InitialPosition
@@ -3699,125 +3829,130 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*SendReceipt)(nil),                // 11: strata.serving.v1.SendReceipt
 	(*SendError)(nil),                  // 12: strata.serving.v1.SendError
 	(*ConsumeRequest)(nil),             // 13: strata.serving.v1.ConsumeRequest
-	(*Unsubscribe)(nil),                // 14: strata.serving.v1.Unsubscribe
-	(*Subscribe)(nil),                  // 15: strata.serving.v1.Subscribe
-	(*Flow)(nil),                       // 16: strata.serving.v1.Flow
-	(*Ack)(nil),                        // 17: strata.serving.v1.Ack
-	(*Nack)(nil),                       // 18: strata.serving.v1.Nack
-	(*Seek)(nil),                       // 19: strata.serving.v1.Seek
-	(*ConsumeResponse)(nil),            // 20: strata.serving.v1.ConsumeResponse
-	(*Unsubscribed)(nil),               // 21: strata.serving.v1.Unsubscribed
-	(*Subscribed)(nil),                 // 22: strata.serving.v1.Subscribed
-	(*Messages)(nil),                   // 23: strata.serving.v1.Messages
-	(*ReceivedMessage)(nil),            // 24: strata.serving.v1.ReceivedMessage
-	(*SeekDone)(nil),                   // 25: strata.serving.v1.SeekDone
-	(*CreateTopicRequest)(nil),         // 26: strata.serving.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 27: strata.serving.v1.CreateTopicResponse
-	(*AddPartitionsRequest)(nil),       // 28: strata.serving.v1.AddPartitionsRequest
-	(*AddPartitionsResponse)(nil),      // 29: strata.serving.v1.AddPartitionsResponse
-	(*DeleteTopicRequest)(nil),         // 30: strata.serving.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 31: strata.serving.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 32: strata.serving.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 33: strata.serving.v1.ListTopicsResponse
-	(*TopicInfo)(nil),                  // 34: strata.serving.v1.TopicInfo
-	(*GetTopicRequest)(nil),            // 35: strata.serving.v1.GetTopicRequest
-	(*GetTopicResponse)(nil),           // 36: strata.serving.v1.GetTopicResponse
-	(*TopicStatsRequest)(nil),          // 37: strata.serving.v1.TopicStatsRequest
-	(*TopicStatsResponse)(nil),         // 38: strata.serving.v1.TopicStatsResponse
-	(*LedgerStats)(nil),                // 39: strata.serving.v1.LedgerStats
-	(*SubscriptionStats)(nil),          // 40: strata.serving.v1.SubscriptionStats
-	(*NamespacePolicy)(nil),            // 41: strata.serving.v1.NamespacePolicy
-	(*SetNamespacePolicyRequest)(nil),  // 42: strata.serving.v1.SetNamespacePolicyRequest
-	(*SetNamespacePolicyResponse)(nil), // 43: strata.serving.v1.SetNamespacePolicyResponse
-	(*GetNamespacePolicyRequest)(nil),  // 44: strata.serving.v1.GetNamespacePolicyRequest
-	(*GetNamespacePolicyResponse)(nil), // 45: strata.serving.v1.GetNamespacePolicyResponse
-	(*ResetCursorRequest)(nil),         // 46: strata.serving.v1.ResetCursorRequest
-	(*ResetCursorResponse)(nil),        // 47: strata.serving.v1.ResetCursorResponse
-	(*CreateSubscriptionRequest)(nil),  // 48: strata.serving.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil), // 49: strata.serving.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 50: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 51: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),      // 52: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),     // 53: strata.serving.v1.TriggerOffloadResponse
-	nil,                                // 54: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 55: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	(*HasMessagesAfter)(nil),           // 14: strata.serving.v1.HasMessagesAfter
+	(*Unsubscribe)(nil),                // 15: strata.serving.v1.Unsubscribe
+	(*Subscribe)(nil),                  // 16: strata.serving.v1.Subscribe
+	(*Flow)(nil),                       // 17: strata.serving.v1.Flow
+	(*Ack)(nil),                        // 18: strata.serving.v1.Ack
+	(*Nack)(nil),                       // 19: strata.serving.v1.Nack
+	(*Seek)(nil),                       // 20: strata.serving.v1.Seek
+	(*ConsumeResponse)(nil),            // 21: strata.serving.v1.ConsumeResponse
+	(*HasMessagesAfterResult)(nil),     // 22: strata.serving.v1.HasMessagesAfterResult
+	(*Unsubscribed)(nil),               // 23: strata.serving.v1.Unsubscribed
+	(*Subscribed)(nil),                 // 24: strata.serving.v1.Subscribed
+	(*Messages)(nil),                   // 25: strata.serving.v1.Messages
+	(*ReceivedMessage)(nil),            // 26: strata.serving.v1.ReceivedMessage
+	(*SeekDone)(nil),                   // 27: strata.serving.v1.SeekDone
+	(*CreateTopicRequest)(nil),         // 28: strata.serving.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 29: strata.serving.v1.CreateTopicResponse
+	(*AddPartitionsRequest)(nil),       // 30: strata.serving.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil),      // 31: strata.serving.v1.AddPartitionsResponse
+	(*DeleteTopicRequest)(nil),         // 32: strata.serving.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 33: strata.serving.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 34: strata.serving.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 35: strata.serving.v1.ListTopicsResponse
+	(*TopicInfo)(nil),                  // 36: strata.serving.v1.TopicInfo
+	(*GetTopicRequest)(nil),            // 37: strata.serving.v1.GetTopicRequest
+	(*GetTopicResponse)(nil),           // 38: strata.serving.v1.GetTopicResponse
+	(*TopicStatsRequest)(nil),          // 39: strata.serving.v1.TopicStatsRequest
+	(*TopicStatsResponse)(nil),         // 40: strata.serving.v1.TopicStatsResponse
+	(*LedgerStats)(nil),                // 41: strata.serving.v1.LedgerStats
+	(*SubscriptionStats)(nil),          // 42: strata.serving.v1.SubscriptionStats
+	(*NamespacePolicy)(nil),            // 43: strata.serving.v1.NamespacePolicy
+	(*SetNamespacePolicyRequest)(nil),  // 44: strata.serving.v1.SetNamespacePolicyRequest
+	(*SetNamespacePolicyResponse)(nil), // 45: strata.serving.v1.SetNamespacePolicyResponse
+	(*GetNamespacePolicyRequest)(nil),  // 46: strata.serving.v1.GetNamespacePolicyRequest
+	(*GetNamespacePolicyResponse)(nil), // 47: strata.serving.v1.GetNamespacePolicyResponse
+	(*ResetCursorRequest)(nil),         // 48: strata.serving.v1.ResetCursorRequest
+	(*ResetCursorResponse)(nil),        // 49: strata.serving.v1.ResetCursorResponse
+	(*CreateSubscriptionRequest)(nil),  // 50: strata.serving.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil), // 51: strata.serving.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 52: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 53: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),      // 54: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),     // 55: strata.serving.v1.TriggerOffloadResponse
+	nil,                                // 56: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 57: strata.serving.v1.ReceivedMessage.PropertiesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	6,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
 	7,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
 	8,  // 2: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
-	54, // 3: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	56, // 3: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
 	10, // 4: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
 	11, // 5: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
 	12, // 6: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
-	15, // 7: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
-	16, // 8: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
-	17, // 9: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
-	18, // 10: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
-	19, // 11: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
-	14, // 12: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
-	0,  // 13: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
-	1,  // 14: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
-	2,  // 15: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
-	2,  // 16: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
-	2,  // 17: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
-	2,  // 18: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
-	1,  // 19: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
-	22, // 20: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
-	23, // 21: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
-	25, // 22: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
-	21, // 23: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
-	24, // 24: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
-	2,  // 25: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	55, // 26: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
-	2,  // 27: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
-	34, // 28: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
-	34, // 29: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
-	39, // 30: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
-	40, // 31: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
-	0,  // 32: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
-	2,  // 33: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
-	41, // 34: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
-	41, // 35: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
-	2,  // 36: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	1,  // 37: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
-	2,  // 38: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	1,  // 39: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	3,  // 40: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	5,  // 41: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	13, // 42: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	26, // 43: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	30, // 44: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	32, // 45: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	35, // 46: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	28, // 47: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	37, // 48: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	42, // 49: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	44, // 50: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	46, // 51: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	50, // 52: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	48, // 53: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	52, // 54: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	4,  // 55: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	9,  // 56: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	20, // 57: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	27, // 58: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	31, // 59: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	33, // 60: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	36, // 61: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	29, // 62: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	38, // 63: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	43, // 64: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	45, // 65: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	47, // 66: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	51, // 67: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	49, // 68: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	53, // 69: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	55, // [55:70] is the sub-list for method output_type
-	40, // [40:55] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	16, // 7: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
+	17, // 8: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
+	18, // 9: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
+	19, // 10: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
+	20, // 11: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
+	15, // 12: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
+	14, // 13: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
+	2,  // 14: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
+	0,  // 15: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
+	1,  // 16: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
+	2,  // 17: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
+	2,  // 18: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
+	2,  // 19: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
+	2,  // 20: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
+	1,  // 21: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
+	24, // 22: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
+	25, // 23: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
+	27, // 24: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
+	23, // 25: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
+	22, // 26: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
+	26, // 27: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
+	2,  // 28: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
+	57, // 29: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	2,  // 30: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
+	36, // 31: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
+	36, // 32: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
+	41, // 33: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
+	42, // 34: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
+	0,  // 35: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
+	2,  // 36: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
+	43, // 37: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
+	43, // 38: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
+	2,  // 39: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
+	1,  // 40: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	2,  // 41: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	1,  // 42: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	3,  // 43: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	5,  // 44: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	13, // 45: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	28, // 46: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	32, // 47: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	34, // 48: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	37, // 49: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	30, // 50: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	39, // 51: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	44, // 52: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	46, // 53: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	48, // 54: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	52, // 55: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	50, // 56: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	54, // 57: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	4,  // 58: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	9,  // 59: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	21, // 60: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	29, // 61: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	33, // 62: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	35, // 63: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	38, // 64: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	31, // 65: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	40, // 66: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	45, // 67: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	47, // 68: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	49, // 69: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	53, // 70: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	51, // 71: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	55, // 72: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	58, // [58:73] is the sub-list for method output_type
+	43, // [43:58] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -3841,19 +3976,21 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ConsumeRequest_Nack)(nil),
 		(*ConsumeRequest_Seek)(nil),
 		(*ConsumeRequest_Unsubscribe)(nil),
+		(*ConsumeRequest_HasMessagesAfter)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[17].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[18].OneofWrappers = []any{
 		(*Seek_MessageId)(nil),
 		(*Seek_TimeUnixNano)(nil),
 		(*Seek_Position)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[18].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[19].OneofWrappers = []any{
 		(*ConsumeResponse_Subscribed)(nil),
 		(*ConsumeResponse_Messages)(nil),
 		(*ConsumeResponse_SeekDone)(nil),
 		(*ConsumeResponse_Unsubscribed)(nil),
+		(*ConsumeResponse_HasMessagesAfterResult)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[44].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[46].OneofWrappers = []any{
 		(*ResetCursorRequest_MessageId)(nil),
 		(*ResetCursorRequest_TimeUnixNano)(nil),
 		(*ResetCursorRequest_Edge)(nil),
@@ -3864,7 +4001,7 @@ func file_serving_servingpb_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   54,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
