@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"iter"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,12 +45,16 @@ type Consumer struct {
 	closed  chan struct{}
 
 	redelivery redelivery // nack delay, ack timeout, dead letters (redelivery.go)
+	// retry consumes the retry-letter topic (RetryLetterPolicy); its
+	// messages are handed out by this consumer's Receive. nil without one.
+	retry *Consumer
 
 	closeOnce sync.Once
 	mu        struct {
 		sync.Mutex
-		rr  int
-		err error // terminal failure of a partition
+		rr         int
+		retryFirst bool  // next takes from the retry topic first
+		err        error // terminal failure of a partition
 	}
 }
 
@@ -79,10 +84,44 @@ func (c *Client) Subscribe(ctx context.Context, topicName, subscription string, 
 		InitialPosition: servingpb.InitialPosition(cfg.position),
 		ConsumerName:    cfg.name,
 	}
-	// A bad dead-letter topic fails in subscribe before any partition
-	// subscribes (startRedelivery).
-	return c.subscribe(ctx, topicName, sub, subscribeOpts{typ: cfg.subType, queueSize: cfg.queueSize, ackGrouping: cfg.ackGrouping,
+	// A bad dead-letter or retry topic fails in subscribe before any
+	// partition subscribes (startRedelivery).
+	cons, err := c.subscribe(ctx, topicName, sub, subscribeOpts{typ: cfg.subType, queueSize: cfg.queueSize, ackGrouping: cfg.ackGrouping,
 		redelivery: cfg, discover: true})
+	if err != nil || cfg.retry == nil {
+		return cons, err
+	}
+	if err := cons.subscribeRetry(ctx, cfg); err != nil {
+		_ = cons.Close()
+		return nil, err
+	}
+	return cons, nil
+}
+
+// subscribeRetry opens the consumer of c's retry-letter topic: the same
+// subscription, Shared (KeyShared when c's is), since only those deliver a
+// message at its delivery time; with c's receive queue size, ack grouping,
+// nack delays and ack timeout, and c's dead-letter topic. It shares c's
+// notify channel, so that c's Receive wakes for its messages.
+func (c *Consumer) subscribeRetry(ctx context.Context, cfg consumerConfig) error {
+	typ := Shared
+	if cfg.subType == KeyShared {
+		typ = KeyShared
+	}
+	rcfg := cfg
+	rcfg.subType, rcfg.retry = typ, nil
+	if d := c.redelivery.dlq; d != nil {
+		rcfg.deadLetter = &DeadLetterPolicy{MaxDeliveries: d.MaxDeliveries, Topic: d.Topic}
+	}
+	sub := cloneSubscribe(c.tmpl)
+	sub.Type = servingpb.SubscriptionType(typ)
+	r, err := c.c.subscribe(ctx, c.redelivery.retryTopic, sub, subscribeOpts{typ: typ, queueSize: cfg.queueSize, ackGrouping: cfg.ackGrouping,
+		redelivery: rcfg, discover: true, notify: c.notify, retryOf: c})
+	if err != nil {
+		return err
+	}
+	c.retry = r
+	return nil
 }
 
 // subscribeOpts are the settings shared by consumers and readers.
@@ -98,6 +137,12 @@ type subscribeOpts struct {
 	// discover makes the consumer take on partitions added to the topic
 	// later.
 	discover bool
+	// notify, when set, is the channel the consumer wakes Receive with
+	// (shared with the consumer whose retry topic this one reads).
+	notify chan struct{}
+	// retryOf is set on the consumer of another one's retry-letter topic:
+	// its messages' ids are marked, to route acks and nacks back to it.
+	retryOf *Consumer
 }
 
 // subscribe opens one partition consumer per partition.
@@ -111,7 +156,10 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 		return nil, err
 	}
 	cons := &Consumer{c: c, topic: name.String(), sub: tmpl.GetSubscription(), subType: o.typ, tmpl: tmpl, opts: o,
-		notify: make(chan struct{}, 1), closed: make(chan struct{})}
+		notify: o.notify, closed: make(chan struct{})}
+	if cons.notify == nil {
+		cons.notify = make(chan struct{}, 1)
+	}
 	// Before the partitions start: their streams use it.
 	if err := cons.startRedelivery(o.redelivery); err != nil {
 		return nil, err
@@ -198,8 +246,8 @@ func (c *Consumer) Subscription() string { return c.sub }
 // ErrTopicNotFound after the topic was deleted). Cancelling ctx loses nothing.
 func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 	for {
-		if m := c.pop(); m != nil {
-			ok, err := c.handOut(ctx, m)
+		if m, from := c.next(); m != nil {
+			ok, err := from.handOut(ctx, m)
 			if err != nil {
 				return nil, err
 			}
@@ -208,9 +256,10 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 			}
 			continue
 		}
-		c.mu.Lock()
-		err := c.mu.err
-		c.mu.Unlock()
+		err := c.failure()
+		if err == nil && c.retry != nil {
+			err = c.retry.failure()
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -244,6 +293,33 @@ func (c *Consumer) Messages(ctx context.Context) iter.Seq2[*Message, error] {
 	}
 }
 
+// next takes a message from the topic or, with a retry-letter topic, from
+// either in turn; it answers the consumer the message came from.
+func (c *Consumer) next() (*Message, *Consumer) {
+	if c.retry == nil {
+		return c.pop(), c
+	}
+	c.mu.Lock()
+	first, second := c, c.retry
+	if c.mu.retryFirst = !c.mu.retryFirst; c.mu.retryFirst {
+		first, second = second, first
+	}
+	c.mu.Unlock()
+	if m := first.pop(); m != nil {
+		return m, first
+	}
+	if m := second.pop(); m != nil {
+		return m, second
+	}
+	return nil, nil
+}
+
+func (c *Consumer) failure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.err
+}
+
 // pop takes a message from the partitions in turn.
 func (c *Consumer) pop() *Message {
 	c.mu.Lock()
@@ -254,6 +330,7 @@ func (c *Consumer) pop() *Message {
 	for i := range parts {
 		m, left := parts[(start+i)%len(parts)].pop()
 		if m != nil {
+			m.ID.retry = c.opts.retryOf != nil
 			if left > 0 || len(parts) > 1 {
 				c.wake()
 			}
@@ -299,6 +376,9 @@ func (c *Consumer) AckID(id MessageID) error { return c.ack(id, false) }
 // AckCumulative acknowledges msg and every message before it in its
 // partition. Not allowed on Shared and KeyShared subscriptions.
 func (c *Consumer) AckCumulative(msg *Message) error {
+	if msg.ID.retry && c.retry != nil {
+		return c.retry.AckCumulative(msg)
+	}
 	if c.subType == Shared || c.subType == KeyShared {
 		return invalidArg("cumulative ack on a %v subscription", c.subType)
 	}
@@ -306,6 +386,9 @@ func (c *Consumer) AckCumulative(msg *Message) error {
 }
 
 func (c *Consumer) ack(id MessageID, cumulative bool) error {
+	if id.retry && c.retry != nil {
+		return c.retry.ack(id, cumulative)
+	}
 	pc, err := c.part(id)
 	if err != nil {
 		return err
@@ -333,6 +416,9 @@ func (c *Consumer) NackID(id MessageID) error { return c.nack(id, 0) }
 // waits for the server to confirm; buffered messages are dropped.
 // Cancelling ctx stops the wait (the seek may still happen).
 func (c *Consumer) Seek(ctx context.Context, id MessageID) error {
+	if id.retry && c.retry != nil {
+		return c.retry.Seek(ctx, id)
+	}
 	pc, err := c.part(id)
 	if err != nil {
 		return err
@@ -362,11 +448,16 @@ func (c *Consumer) SeekTime(ctx context.Context, t time.Time) error {
 // the one that failed were unsubscribed and are no longer consumed.
 // Messages received and not acknowledged are not redelivered to anyone. A
 // partition whose stream is reconnecting is retried within ctx and the
-// operation timeout.
+// operation timeout. With a retry-letter topic, the subscription is deleted
+// there too.
 func (c *Consumer) Unsubscribe(ctx context.Context) error {
 	ctx, done := c.c.opContext(ctx)
 	defer done()
-	for _, pc := range c.partsNow() {
+	parts := c.partsNow()
+	if c.retry != nil {
+		parts = append(slices.Clone(parts), c.retry.partsNow()...)
+	}
+	for _, pc := range parts {
 		if err := c.retrying(ctx, func() error { return pc.unsubscribe(ctx) }); err != nil {
 			return err
 		}
@@ -393,6 +484,9 @@ func (c *Consumer) retrying(ctx context.Context, f func() error) error {
 // consumer's goroutines exit; Receive then returns ErrClosed.
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
+		if c.retry != nil {
+			_ = c.retry.Close()
+		}
 		close(c.closed)
 		c.watcher.close()
 		c.parts.closeAdding()

@@ -433,3 +433,37 @@ func TestProducerFailsForGoodWhenItsTopicIsDeleted(t *testing.T) {
 		t.Fatalf("send after the topic was deleted: %v", err)
 	}
 }
+
+// TestRetryLetterPolicyRejectsABadTopicAndANegativeDelay: a retry topic
+// that is not a valid name fails Subscribe before anything is subscribed,
+// and a negative ReconsumeLater delay is ErrInvalidArgument, with nothing
+// published or acknowledged.
+func TestRetryLetterPolicyRejectsABadTopicAndANegativeDelay(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	if _, err := c.Subscribe(ctx, "t", "s", client.ConsumerRetryLetter(client.RetryLetterPolicy{Topic: "a/b/c/d"})); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("subscribe with a bad retry topic: %v, want ErrInvalidArgument", err)
+	}
+	publish(cl, testTopic, 0, 1)
+	// The retry topic is the fake broker's to create on subscribe.
+	if err := cl.CreateTopic("public/default/t-s-RETRY", 0); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest),
+		client.ConsumerRetryLetter(client.RetryLetterPolicy{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	m, err := cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(b.Batches())
+	if err := cons.ReconsumeLater(ctx, m, -time.Second); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("negative delay: %v, want ErrInvalidArgument", err)
+	}
+	if n := len(b.Batches()); n != before {
+		t.Fatalf("a rejected ReconsumeLater published %d batches", n-before)
+	}
+}

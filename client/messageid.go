@@ -18,6 +18,9 @@ type MessageID struct {
 	// (0 otherwise). It is not part of String: a parsed id has Partition 0,
 	// so set it before acknowledging or seeking on a partitioned topic.
 	Partition int32
+	// retry marks a message of a consumer's retry-letter topic, so that
+	// acknowledgements and nacks of it go there (RetryLetterPolicy).
+	retry bool
 }
 
 // String returns "ledger:entry:batch".

@@ -247,6 +247,7 @@ type consumerConfig struct {
 	nackMax     time.Duration // with nackDelay: exponential backoff up to it
 	ackTimeout  time.Duration
 	deadLetter  *DeadLetterPolicy
+	retry       *RetryLetterPolicy
 }
 
 func defaultConsumerConfig() consumerConfig {
@@ -373,10 +374,40 @@ func ConsumerDeadLetterPolicy(p DeadLetterPolicy) ConsumerOption {
 	return func(c *consumerConfig) { c.deadLetter = &p }
 }
 
-// Properties a dead-letter copy carries besides the original's.
+// RetryLetterPolicy gives a consumer a retry-letter topic, as Pulsar's
+// retry-letter topic: Consumer.ReconsumeLater publishes a copy of a message
+// there, due after a delay, and acknowledges the original; the consumer
+// also consumes the retry topic (a Shared subscription of the same name, or
+// KeyShared when the consumer's is), so the copy comes back to it, or to
+// any consumer of the subscription, once due. Unlike a Nack, the delay is
+// kept by the broker (it survives a restart of the consumer) and the
+// message holds none of the consumer's unacknowledged budget meanwhile.
+// The copy keeps the key, payload, event time and properties, plus
+// RECONSUMETIMES (1 for the first retry), DELAY_TIME (milliseconds),
+// REAL_TOPIC and ORIGIN_MESSAGE_ID (those of the first delivery).
+type RetryLetterPolicy struct {
+	// Topic receives the retries. Default: "<topic>-<subscription>-RETRY"
+	// (Pulsar's naming), which must then be a valid topic name.
+	Topic string
+	// MaxReconsumes bounds the retries of one message: a ReconsumeLater of
+	// a message already retried that many times publishes it to the
+	// dead-letter topic instead (DeadLetterPolicy.Topic, or its default
+	// name). 0: no bound.
+	MaxReconsumes uint32
+}
+
+// ConsumerRetryLetter sets a retry-letter policy (default: none;
+// ReconsumeLater then fails with ErrInvalidArgument).
+func ConsumerRetryLetter(p RetryLetterPolicy) ConsumerOption {
+	return func(c *consumerConfig) { c.retry = &p }
+}
+
+// Properties a dead-letter or retry copy carries besides the original's.
 const (
 	PropertyRealTopic       = "REAL_TOPIC"
 	PropertyOriginMessageID = "ORIGIN_MESSAGE_ID"
+	PropertyReconsumeTimes  = "RECONSUMETIMES"
+	PropertyDelayTime       = "DELAY_TIME"
 )
 
 // ReaderOption configures a Reader (see Client.NewReader).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strconv"
 	"sync"
 	"time"
 
@@ -13,9 +14,10 @@ import (
 )
 
 // What a consumer does about messages that are not acknowledged: delayed
-// nacks (ConsumerNackRedeliveryDelay), ack timeouts (ConsumerAckTimeout) and
-// the dead-letter topic (ConsumerDeadLetterPolicy). All three live in the
-// client, as in Pulsar's; the server only counts redeliveries.
+// nacks (ConsumerNackRedeliveryDelay), ack timeouts (ConsumerAckTimeout),
+// the dead-letter topic (ConsumerDeadLetterPolicy) and the retry-letter
+// topic (ConsumerRetryLetter, ReconsumeLater). All live in the client, as in
+// Pulsar's; the server only counts redeliveries and holds delayed messages.
 
 // redelivery is a consumer's state for the three.
 type redelivery struct {
@@ -24,27 +26,34 @@ type redelivery struct {
 	ackTimeout time.Duration
 	dlq        *DeadLetterPolicy // Topic resolved
 
+	// With a retry-letter policy: its topic and bound, and the dead-letter
+	// topic that bound sends to (dlq's, or the default name).
+	retryTopic    string
+	maxReconsumes uint32
+	retryDLQ      string
+
 	mu struct {
 		sync.Mutex
 		nacks  map[*time.Timer]int32   // delayed nacks not yet sent, by partition
 		handed map[MessageID]time.Time // taken by the application, not acknowledged (with ackTimeout)
 		dlqP   *Producer               // opened at the first dead letter
+		retryP *Producer               // opened at the first ReconsumeLater
 		closed bool
 	}
 	stop chan struct{} // closes the ack-timeout checker
 	done chan struct{}
 }
 
-// deadLetterTopic is the dead-letter topic of subscription sub on topic
-// (canonical): p.Topic, else Pulsar's "<topic>-<subscription>-DLQ".
-func deadLetterTopic(topicName, sub string, p DeadLetterPolicy) (string, error) {
-	name := p.Topic
+// letterTopic is the dead-letter ("DLQ") or retry-letter ("RETRY") topic
+// of subscription sub on topic (canonical): name, else Pulsar's
+// "<topic>-<subscription>-<suffix>".
+func letterTopic(topicName, sub, name, suffix string) (string, error) {
 	if name == "" {
-		name = topicName + "-" + sub + "-DLQ"
+		name = topicName + "-" + sub + "-" + suffix
 	}
 	n, err := topic.Parse(name)
 	if err != nil {
-		return "", invalidArg("dead-letter topic %q (set DeadLetterPolicy.Topic): %v", name, err)
+		return "", invalidArg("%s topic %q (set the policy's Topic): %v", suffix, name, err)
 	}
 	return n.String(), nil
 }
@@ -56,11 +65,23 @@ func (c *Consumer) startRedelivery(cfg consumerConfig) error {
 	r.mu.nacks = make(map[*time.Timer]int32)
 	r.mu.handed = make(map[MessageID]time.Time)
 	if cfg.deadLetter != nil {
-		t, err := deadLetterTopic(c.topic, c.sub, *cfg.deadLetter)
+		t, err := letterTopic(c.topic, c.sub, cfg.deadLetter.Topic, "DLQ")
 		if err != nil {
 			return err
 		}
 		r.dlq = &DeadLetterPolicy{MaxDeliveries: cfg.deadLetter.MaxDeliveries, Topic: t}
+	}
+	if cfg.retry != nil {
+		t, err := letterTopic(c.topic, c.sub, cfg.retry.Topic, "RETRY")
+		if err != nil {
+			return err
+		}
+		r.retryTopic, r.maxReconsumes = t, cfg.retry.MaxReconsumes
+		if r.dlq != nil {
+			r.retryDLQ = r.dlq.Topic
+		} else if r.retryDLQ, err = letterTopic(c.topic, c.sub, "", "DLQ"); err != nil {
+			return err
+		}
 	}
 	if r.ackTimeout > 0 {
 		r.stop, r.done = make(chan struct{}), make(chan struct{})
@@ -79,14 +100,16 @@ func (c *Consumer) stopRedelivery() {
 		t.Stop()
 	}
 	clear(r.mu.nacks)
-	p := r.mu.dlqP
+	ps := []*Producer{r.mu.dlqP, r.mu.retryP}
 	r.mu.Unlock()
 	if r.stop != nil {
 		close(r.stop)
 		<-r.done
 	}
-	if p != nil {
-		_ = p.Close()
+	for _, p := range ps {
+		if p != nil {
+			_ = p.Close()
+		}
 	}
 }
 
@@ -111,13 +134,9 @@ func (c *Consumer) handOut(ctx context.Context, m *Message) (bool, error) {
 // goes on.
 func (c *Consumer) deadLetter(ctx context.Context, m *Message) error {
 	r := &c.redelivery
-	p, err := c.deadLetterProducer(ctx)
+	p, err := c.letterProducer(ctx, &r.mu.dlqP, r.dlq.Topic)
 	if err == nil {
-		props := make(map[string]string, len(m.Properties)+2)
-		maps.Copy(props, m.Properties)
-		props[PropertyRealTopic] = m.Topic
-		props[PropertyOriginMessageID] = m.ID.String()
-		_, err = p.Send(ctx, &ProducerMessage{Key: m.Key, Payload: m.Payload, Properties: props, EventTime: m.EventTime})
+		_, err = p.Send(ctx, &ProducerMessage{Key: m.Key, Payload: m.Payload, Properties: letterProperties(m, 2), EventTime: m.EventTime})
 	}
 	if err != nil {
 		_ = c.nackNow(m.ID)
@@ -134,12 +153,25 @@ func (c *Consumer) deadLetter(ctx context.Context, m *Message) error {
 	return c.AckID(m.ID)
 }
 
-// deadLetterProducer opens the dead-letter producer at first use, outside
-// r.mu (it is a network call), keeping the first one opened.
-func (c *Consumer) deadLetterProducer(ctx context.Context) (*Producer, error) {
+// letterProperties copies m's properties for a dead-letter or retry copy,
+// adding where it first came from (kept from an earlier copy's).
+func letterProperties(m *Message, extra int) map[string]string {
+	props := make(map[string]string, len(m.Properties)+extra)
+	maps.Copy(props, m.Properties)
+	if _, ok := props[PropertyRealTopic]; !ok {
+		props[PropertyRealTopic] = m.Topic
+		props[PropertyOriginMessageID] = m.ID.String()
+	}
+	return props
+}
+
+// letterProducer opens the dead-letter or retry producer (*slot, a field of
+// r.mu) at first use, outside r.mu (it is a network call), keeping the
+// first one opened.
+func (c *Consumer) letterProducer(ctx context.Context, slot **Producer, topicName string) (*Producer, error) {
 	r := &c.redelivery
 	r.mu.Lock()
-	p, closed := r.mu.dlqP, r.mu.closed
+	p, closed := *slot, r.mu.closed
 	r.mu.Unlock()
 	if closed {
 		return nil, ErrClosed
@@ -147,7 +179,7 @@ func (c *Consumer) deadLetterProducer(ctx context.Context) (*Producer, error) {
 	if p != nil {
 		return p, nil
 	}
-	p, err := c.c.NewProducer(ctx, r.dlq.Topic)
+	p, err := c.c.NewProducer(ctx, topicName)
 	if err != nil {
 		return nil, err
 	}
@@ -157,12 +189,50 @@ func (c *Consumer) deadLetterProducer(ctx context.Context) (*Producer, error) {
 	case r.mu.closed:
 		_ = p.Close()
 		return nil, ErrClosed
-	case r.mu.dlqP != nil: // another Receive opened one meanwhile
+	case *slot != nil: // another call opened one meanwhile
 		_ = p.Close()
 	default:
-		r.mu.dlqP = p
+		*slot = p
 	}
-	return r.mu.dlqP, nil
+	return *slot, nil
+}
+
+// ReconsumeLater hands msg back to be consumed again after delay, through
+// the retry-letter topic (ConsumerRetryLetter): it publishes a copy due
+// then and acknowledges msg. A message already retried MaxReconsumes times
+// goes to the dead-letter topic instead. If the publish fails, msg is left
+// unacknowledged (Nack it, or it comes back after a reconnect) and the
+// error is returned. Without a retry-letter policy it fails with
+// ErrInvalidArgument.
+func (c *Consumer) ReconsumeLater(ctx context.Context, msg *Message, delay time.Duration) error {
+	r := &c.redelivery
+	if r.retryTopic == "" {
+		return invalidArg("ReconsumeLater needs a retry-letter policy (ConsumerRetryLetter)")
+	}
+	if delay < 0 {
+		return invalidArg("ReconsumeLater: negative delay %v", delay)
+	}
+	times := uint64(1)
+	if n, err := strconv.ParseUint(msg.Properties[PropertyReconsumeTimes], 10, 32); err == nil {
+		times = n + 1
+	}
+	props := letterProperties(msg, 4)
+	props[PropertyReconsumeTimes] = strconv.FormatUint(times, 10)
+	props[PropertyDelayTime] = strconv.FormatInt(delay.Milliseconds(), 10)
+	out := &ProducerMessage{Key: msg.Key, Payload: msg.Payload, Properties: props, EventTime: msg.EventTime, DeliverAfter: delay}
+	slot, to := &r.mu.retryP, r.retryTopic
+	if r.maxReconsumes > 0 && times > uint64(r.maxReconsumes) {
+		slot, to = &r.mu.dlqP, r.retryDLQ
+		out.DeliverAfter = 0
+	}
+	p, err := c.letterProducer(ctx, slot, to)
+	if err == nil {
+		_, err = p.Send(ctx, out)
+	}
+	if err != nil {
+		return fmt.Errorf("client: reconsume %v through %s: %w", msg.ID, to, err)
+	}
+	return c.AckID(msg.ID)
 }
 
 // acked stops the ack timeout of id (and, cumulative, of every message
@@ -224,6 +294,9 @@ func (r *redelivery) delayFor(count uint32) time.Duration {
 // nack gives id back, after the nack delay for a message redelivered count
 // times.
 func (c *Consumer) nack(id MessageID, count uint32) error {
+	if id.retry && c.retry != nil {
+		return c.retry.nack(id, count)
+	}
 	r := &c.redelivery
 	c.acked(id, false)
 	delay := r.delayFor(count)

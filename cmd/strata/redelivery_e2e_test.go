@@ -241,3 +241,115 @@ func TestNackBackoffDoublesTheDelayWithEachRedelivery(t *testing.T) {
 		}
 	}
 }
+
+// TestReconsumeLaterRetriesThroughTheRetryTopicThenDeadLetters: a message
+// handed back with ReconsumeLater comes back no sooner than its delay,
+// through the retry-letter topic, even to a consumer opened after the first
+// one closed; each retry counts in RECONSUMETIMES and keeps where the
+// message first came from; past MaxReconsumes it goes to the dead-letter
+// topic; and every copy acknowledged leaves no backlog behind.
+func TestReconsumeLaterRetriesThroughTheRetryTopicThenDeadLetters(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	opts := []client.ConsumerOption{client.ConsumerInitialPosition(client.Earliest),
+		client.ConsumerRetryLetter(client.RetryLetterPolicy{MaxReconsumes: 2})}
+	cons, err := c.Subscribe(ctx, "jobs", "work", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := c.Subscribe(ctx, "jobs-work-DLQ", "inspect", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	if err := dead.ReconsumeLater(ctx, &client.Message{}, time.Second); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("ReconsumeLater without a retry-letter policy: %v", err)
+	}
+	p, err := c.NewProducer(ctx, "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Send(ctx, &client.ProducerMessage{Key: "k", Payload: []byte("job"), Properties: map[string]string{"p": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const delay = 300 * time.Millisecond
+	handedBack := time.Now()
+	if err := cons.ReconsumeLater(ctx, first, delay); err != nil {
+		t.Fatal(err)
+	}
+	// The delay is the broker's to keep: a consumer opened after this one
+	// closed gets the retry.
+	cons.Close()
+	cons, err = c.Subscribe(ctx, "jobs", "work", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	check := func(m *client.Message, times string) {
+		t.Helper()
+		want := map[string]string{"p": "v", client.PropertyReconsumeTimes: times,
+			client.PropertyRealTopic: "public/default/jobs", client.PropertyOriginMessageID: first.ID.String()}
+		for k, v := range want {
+			if m.Properties[k] != v {
+				t.Fatalf("retry %s: property %s = %q, want %q (all: %v)", times, k, m.Properties[k], v, m.Properties)
+			}
+		}
+		if m.Key != "k" || string(m.Payload) != "job" {
+			t.Fatalf("retry %s: key %q payload %q", times, m.Key, m.Payload)
+		}
+	}
+	again, err := cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(handedBack); waited < delay {
+		t.Fatalf("the retry came back after %v, before its delay of %v", waited, delay)
+	}
+	check(again, "1")
+	if again.Properties[client.PropertyDelayTime] != "300" || again.Topic != "public/default/jobs-work-RETRY" {
+		t.Fatalf("first retry: delay %q, topic %q", again.Properties[client.PropertyDelayTime], again.Topic)
+	}
+	if err := cons.ReconsumeLater(ctx, again, 0); err != nil {
+		t.Fatal(err)
+	}
+	last, err := cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(last, "2")
+	if err := cons.ReconsumeLater(ctx, last, 0); err != nil { // the third: past MaxReconsumes
+		t.Fatal(err)
+	}
+	letter, err := dead.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(letter, "3")
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if m, err := cons.Receive(short); err == nil {
+		t.Fatalf("a dead-lettered message came back: %v", m.Properties)
+	}
+	a := c.Admin()
+	for _, topicName := range []string{"jobs", "jobs-work-RETRY"} {
+		waitFor(t, 30*time.Second, "no backlog on "+topicName, func() bool {
+			st, err := a.TopicStats(ctx, topicName)
+			if err != nil || len(st.Subscriptions) == 0 {
+				return false
+			}
+			for _, sub := range st.Subscriptions {
+				if sub.Name == "work" && sub.Backlog != 0 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
