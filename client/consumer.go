@@ -431,9 +431,14 @@ func (c *Consumer) Seek(ctx context.Context, id MessageID) error {
 // published at or after t (the end when there is none). Cancelling ctx stops
 // the wait; partitions already moved stay moved.
 func (c *Consumer) SeekTime(ctx context.Context, t time.Time) error {
+	return c.seekAll(ctx, &servingpb.Seek{To: &servingpb.Seek_TimeUnixNano{TimeUnixNano: t.UnixNano()}})
+}
+
+// seekAll seeks every partition to s, in turn.
+func (c *Consumer) seekAll(ctx context.Context, s *servingpb.Seek) error {
 	for _, pc := range c.partsNow() {
 		pc.flushAcks()
-		if err := pc.seek(ctx, &servingpb.Seek{To: &servingpb.Seek_TimeUnixNano{TimeUnixNano: t.UnixNano()}}); err != nil {
+		if err := pc.seek(ctx, s); err != nil {
 			return err
 		}
 	}
@@ -478,6 +483,20 @@ func (c *Consumer) retrying(ctx context.Context, f func() error) error {
 			return err
 		}
 	}
+}
+
+// SeekEarliest moves the subscription, on every partition, to the oldest
+// message retained; SeekLatest moves it after the last message written (the
+// backlog is skipped, as by a clear-backlog). Both wait for the server, and
+// drop what was buffered; cancelling ctx stops the wait, and partitions
+// already moved stay moved.
+func (c *Consumer) SeekEarliest(ctx context.Context) error { return c.seekEdge(ctx, Earliest) }
+
+// SeekLatest: see SeekEarliest.
+func (c *Consumer) SeekLatest(ctx context.Context) error { return c.seekEdge(ctx, Latest) }
+
+func (c *Consumer) seekEdge(ctx context.Context, p InitialPosition) error {
+	return c.seekAll(ctx, &servingpb.Seek{To: &servingpb.Seek_Position{Position: servingpb.InitialPosition(p)}})
 }
 
 // Close stops the consumer (the subscription stays). It blocks until the

@@ -123,6 +123,12 @@ func (r *Reader) Seek(ctx context.Context, id MessageID) error { return r.cons.S
 // SeekTime moves the reader to the first message at or after t.
 func (r *Reader) SeekTime(ctx context.Context, t time.Time) error { return r.cons.SeekTime(ctx, t) }
 
+// SeekEarliest moves the reader to the oldest message retained.
+func (r *Reader) SeekEarliest(ctx context.Context) error { return r.cons.SeekEarliest(ctx) }
+
+// SeekLatest moves the reader after the last message written.
+func (r *Reader) SeekLatest(ctx context.Context) error { return r.cons.SeekLatest(ctx) }
+
 // Close stops the reader and blocks until its goroutines exit.
 func (r *Reader) Close() error { return r.cons.Close() }
 

@@ -60,3 +60,74 @@ func receiveWithin(t *testing.T, ctx context.Context, cons *client.Consumer) *cl
 	}
 	return m
 }
+
+// TestSeekEarliestAndLatestOnARealBroker: SeekEarliest redelivers every
+// message of every partition; SeekLatest skips the backlog, so the next
+// message is the first one published after it. A reader does the same.
+func TestSeekEarliestAndLatestOnARealBroker(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, time.Minute)
+	c := s.client()
+	if err := c.Admin().CreateTopic(ctx, "edges", 2); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.NewProducer(ctx, "edges")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	send := func(payload string) {
+		t.Helper()
+		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte(payload)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 4 {
+		send(fmt.Sprintf("m%d", i))
+	}
+	cons, err := c.Subscribe(ctx, "edges", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	r, err := c.NewReader(ctx, "edges", client.ReaderStartLatest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := cons.SeekEarliest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SeekEarliest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for range 4 {
+		m := receiveWithin(t, ctx, cons)
+		got[string(m.Payload)] = true
+		cons.Ack(m)
+		if _, err := r.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 4 {
+		t.Fatalf("after SeekEarliest got %v, want m0..m3", got)
+	}
+	if err := cons.SeekEarliest(ctx); err != nil { // the backlog again...
+		t.Fatal(err)
+	}
+	if err := cons.SeekLatest(ctx); err != nil { // ...skipped
+		t.Fatal(err)
+	}
+	if err := r.SeekLatest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	send("after")
+	if m := receiveWithin(t, ctx, cons); string(m.Payload) != "after" {
+		t.Fatalf("after SeekLatest the consumer got %q, want the message sent after it", m.Payload)
+	}
+	if m, err := r.Next(ctx); err != nil || string(m.Payload) != "after" {
+		t.Fatalf("after SeekLatest the reader got %v, %v", m, err)
+	}
+}
