@@ -99,8 +99,8 @@ func (c *Client) Subscribe(ctx context.Context, topicName, subscription string, 
 }
 
 // subscribeRetry opens the consumer of c's retry-letter topic: the same
-// subscription, Shared (KeyShared when c's is), since only those deliver a
-// message at its delivery time; with c's receive queue size, ack grouping,
+// subscription (created at the earliest message), Shared (KeyShared when
+// c's is), since only those deliver a message at its delivery time; with c's receive queue size, ack grouping,
 // nack delays and ack timeout, and c's dead-letter topic. It shares c's
 // notify channel, so that c's Receive wakes for its messages.
 func (c *Consumer) subscribeRetry(ctx context.Context, cfg consumerConfig) error {
@@ -115,6 +115,9 @@ func (c *Consumer) subscribeRetry(ctx context.Context, cfg consumerConfig) error
 	}
 	sub := cloneSubscribe(c.tmpl)
 	sub.Type = servingpb.SubscriptionType(typ)
+	// Every retry published is meant for the subscription, also one
+	// published before its subscription on the retry topic existed.
+	sub.InitialPosition = servingpb.InitialPosition_EARLIEST
 	r, err := c.c.subscribe(ctx, c.redelivery.retryTopic, sub, subscribeOpts{typ: typ, queueSize: cfg.queueSize, ackGrouping: cfg.ackGrouping,
 		redelivery: rcfg, discover: true, notify: c.notify, retryOf: c})
 	if err != nil {
