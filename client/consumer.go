@@ -100,9 +100,10 @@ func (c *Client) Subscribe(ctx context.Context, topicName, subscription string, 
 
 // subscribeRetry opens the consumer of c's retry-letter topic: the same
 // subscription (created at the earliest message), Shared (KeyShared when
-// c's is), since only those deliver a message at its delivery time; with c's receive queue size, ack grouping,
-// nack delays and ack timeout, and c's dead-letter topic. It shares c's
-// notify channel, so that c's Receive wakes for its messages.
+// c's is), since only those deliver a message at its delivery time; with
+// c's receive queue size, ack grouping, nack delays and ack timeout, and
+// c's dead-letter topic. It shares c's notify channel, so that c's Receive
+// wakes for its messages.
 func (c *Consumer) subscribeRetry(ctx context.Context, cfg consumerConfig) error {
 	typ := Shared
 	if cfg.subType == KeyShared {
@@ -209,6 +210,7 @@ func (c *Consumer) openPart(ctx context.Context, s *servingpb.Subscribe, i int) 
 		if id := s.GetStartMessageId(); id != nil && id.GetBatch() > 0 {
 			// The server starts at the entry: skip the batch before the id.
 			pc.mu.last = &MessageID{Ledger: id.GetLedger(), Entry: id.GetEntry(), Batch: id.GetBatch() - 1, Partition: int32(i)}
+			pc.mu.lastIsStart = true
 		}
 		return pc, pc.start(ctx)
 	})

@@ -53,10 +53,13 @@ type partitionConsumer struct {
 		sub       *servingpb.Subscribe // template of the subscribe request
 		delivered int                  // taken by the application since the last refill
 		last      *MessageID           // last message handed out (non-durable resume point)
-		call      *pendingCall         // the Seek, Unsubscribe or HasMessagesAfter waiting for its answer
-		hint      string
-		addr      string // node of the current stream
-		suspect   string // node whose stream was left because the owner moved
+		// lastIsStart: last is not a message handed out but the one before
+		// a start id inside a batch (the rest of its entry is still to come).
+		lastIsStart bool
+		call        *pendingCall // the Seek, Unsubscribe or HasMessagesAfter waiting for its answer
+		hint        string
+		addr        string // node of the current stream
+		suspect     string // node whose stream was left because the owner moved
 	}
 }
 
@@ -407,6 +410,9 @@ func (pc *partitionConsumer) hasMore(ctx context.Context) (bool, error) {
 	req := &servingpb.HasMessagesAfter{}
 	if pc.mu.last != nil {
 		req.After = pc.mu.last.proto()
+		if pc.mu.lastIsStart { // the start's own entry counts
+			req.After.Entry--
+		}
 	}
 	pc.mu.Unlock()
 	if queued {
@@ -490,7 +496,7 @@ func (pc *partitionConsumer) pop() (*Message, int) {
 	pc.mu.queue[0] = nil
 	pc.mu.queue = pc.mu.queue[1:]
 	id := m.ID
-	pc.mu.last = &id
+	pc.mu.last, pc.mu.lastIsStart = &id, false
 	pc.mu.delivered++
 	refill := 0
 	if pc.mu.delivered >= max(1, pc.queueSize/2) {
@@ -564,7 +570,7 @@ func (pc *partitionConsumer) rememberStart(s *servingpb.Seek) {
 func (pc *partitionConsumer) seekDone() {
 	pc.mu.Lock()
 	dropped := len(pc.mu.queue)
-	pc.mu.queue, pc.mu.last = nil, nil
+	pc.mu.queue, pc.mu.last, pc.mu.lastIsStart = nil, nil, false
 	pc.mu.Unlock()
 	pc.flow(dropped)
 	pc.answer(callSeek, callAnswer{})

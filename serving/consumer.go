@@ -302,8 +302,6 @@ func (t *topic) nack(c *consumer, n *servingpb.Nack) {
 	c.s.unassignLocked(c, ps)
 }
 
-// seek moves the subscription of c; answers the position of the first
-// entry that will be delivered.
 // hasEntryAfter reports whether the topic holds an entry after after's
 // entry, or after c's subscription's mark-delete position when after is nil.
 // Positions are compared in the topic's ledger order, which ledger ids do
@@ -319,6 +317,8 @@ func (t *topic) hasEntryAfter(c *consumer, after *servingpb.MessageId) bool {
 	return ok
 }
 
+// seek moves the subscription of c; answers the position of the first
+// entry that will be delivered.
 func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) (ids.Position, error) {
 	var md ids.Position
 	switch to := sk.GetTo().(type) {

@@ -223,3 +223,56 @@ func TestReaderHasNextReadsAPartitionedTopicToItsEndAndSeesLaterMessages(t *test
 		t.Fatalf("after one more message, read %v, want [%d]", got, n)
 	}
 }
+
+// TestReaderHasNextFromAnIDInsideTheLastBatchSeesTheRestOfIt: a reader
+// started at a message in the middle of the topic's last batch has that
+// message and the batch's later ones next, and nothing after them.
+func TestReaderHasNextFromAnIDInsideTheLastBatchSeesTheRestOfIt(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, time.Minute)
+	c := s.client()
+	p, err := c.NewProducer(ctx, "batched", client.ProducerLinger(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ids := make(chan client.MessageID, 3)
+	for i := range 3 {
+		p.SendAsync(ctx, &client.ProducerMessage{Payload: []byte{byte(i)}}, func(id client.MessageID, _ *client.ProducerMessage, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			ids <- id
+		})
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var start client.MessageID
+	for range 3 {
+		if id := <-ids; id.Batch == 1 {
+			start = id
+		}
+	}
+	if start.Batch != 1 {
+		t.Fatal("the three messages did not share one batch")
+	}
+	r, err := c.NewReader(ctx, "batched", client.ReaderStartMessageID(start))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for want := byte(1); want <= 2; want++ {
+		if more, err := r.HasNext(ctx); err != nil || !more {
+			t.Fatalf("before message %d: HasNext %v, %v", want, more, err)
+		}
+		m, err := r.Next(ctx)
+		if err != nil || m.Payload[0] != want {
+			t.Fatalf("message %d: %v, %v", want, m, err)
+		}
+	}
+	if more, err := r.HasNext(ctx); err != nil || more {
+		t.Fatalf("after the batch: HasNext %v, %v", more, err)
+	}
+}
