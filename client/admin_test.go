@@ -1,7 +1,10 @@
 package client_test
 
 import (
+	"crypto/tls"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -118,6 +121,36 @@ func TestNewRejectsBadURLs(t *testing.T) {
 	seeds, err := client.ParseURL("strata://a:1,b:2")
 	if err != nil || len(seeds) != 2 || seeds[1] != "b:2" {
 		t.Fatalf("ParseURL: %v %v", seeds, err)
+	}
+	if seeds, err := client.ParseURL("strata+tls://a:1"); err != nil || len(seeds) != 1 || seeds[0] != "a:1" {
+		t.Fatalf("ParseURL of a TLS URL: %v %v", seeds, err)
+	}
+}
+
+// TestNewRejectsTLSOptionsItCannotUse: TLS options with a plain URL, a
+// client certificate without its key, and unreadable or empty files are
+// ErrInvalidArgument from New, before any connection.
+func TestNewRejectsTLSOptionsItCannotUse(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty.pem")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		url string
+		opt client.Option
+	}{
+		"TLS option, plain URL": {"strata://a:1", client.TLSConfig(&tls.Config{})},
+		"certificate, no key":   {"strata+tls://a:1", client.TLSClientCert(empty, "")},
+		"missing CA file":       {"strata+tls://a:1", client.TLSCAFile(filepath.Join(t.TempDir(), "nope.pem"))},
+		"CA file without PEM":   {"strata+tls://a:1", client.TLSCAFile(empty)},
+		"unreadable key pair":   {"strata+tls://a:1", client.TLSClientCert(empty, empty)},
+	} {
+		if _, err := client.New(tc.url, tc.opt); !errors.Is(err, client.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+		}
+	}
+	if _, err := client.New("strata+tls://a:1"); err != nil {
+		t.Fatalf("a TLS URL with the system's authorities: %v", err)
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/strata-mq/strata/internal/errcode"
@@ -27,7 +27,8 @@ const urlScheme = "strata://"
 type Client struct {
 	cfg     clientConfig
 	seeds   []string
-	metrics *metrics // nil without the Metrics option
+	creds   credentials.TransportCredentials // TLS for a strata+tls:// URL (tls.go)
+	metrics *metrics                         // nil without the Metrics option
 
 	mu struct {
 		sync.Mutex
@@ -43,9 +44,11 @@ type Client struct {
 // closer is a Producer, Consumer or Reader registered with its Client.
 type closer interface{ Close() error }
 
-// New returns a client for the cluster at url, strata://host:port[,host:port].
-// It does not connect: connections are made on first use, so a bad address
-// shows up as ErrUnavailable on the first call.
+// New returns a client for the cluster at url, strata://host:port[,host:port],
+// or strata+tls://host:port[,...] for TLS (see TLSCAFile). It does not
+// connect: connections are made on first use, so a bad address, or a node
+// whose certificate does not verify, shows up as ErrUnavailable on the
+// first call.
 func New(url string, opts ...Option) (*Client, error) {
 	cfg := defaultClientConfig()
 	for _, o := range opts {
@@ -58,22 +61,28 @@ func New(url string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	useTLS, _, _ := cutScheme(url)
+	creds, err := cfg.transportCredentials(useTLS)
+	if err != nil {
+		return nil, err
+	}
 	m, err := newMetrics(cfg.registerer)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, seeds: seeds, metrics: m}
+	c := &Client{cfg: cfg, seeds: seeds, creds: creds, metrics: m}
 	c.mu.conns = make(map[string]*grpc.ClientConn)
 	c.mu.closers = make(map[closer]struct{})
 	c.mu.slow = make(map[string]struct{})
 	return c, nil
 }
 
-// ParseURL returns the host:port addresses of strata://host:port[,host:port].
+// ParseURL returns the host:port addresses of strata://host:port[,host:port]
+// (or strata+tls://...).
 func ParseURL(url string) ([]string, error) {
-	rest, ok := strings.CutPrefix(url, urlScheme)
+	_, rest, ok := cutScheme(url)
 	if !ok {
-		return nil, invalidArg("url %q: want strata://host:port[,host:port]", url)
+		return nil, invalidArg("url %q: want strata://host:port[,host:port] or strata+tls://...", url)
 	}
 	rest = strings.TrimSuffix(rest, "/")
 	var seeds []string
@@ -154,7 +163,7 @@ func (c *Client) broker(addr string) (servingpb.BrokerClient, error) {
 	if conn, ok := c.mu.conns[addr]; ok {
 		return servingpb.NewBrokerClient(conn), nil
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithKeepaliveParams(clientKeepalive),
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(c.creds), grpc.WithKeepaliveParams(clientKeepalive),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseBytes)), rpcpool.DialOption()}, c.cfg.dialOpts...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {

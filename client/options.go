@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -20,6 +21,10 @@ type clientConfig struct {
 	dialOpts     []grpc.DialOption
 	registerer   prometheus.Registerer
 	partsRefresh time.Duration
+	tlsCAFile    string
+	tlsCertFile  string
+	tlsKeyFile   string
+	tlsConfig    *tls.Config
 }
 
 func defaultClientConfig() clientConfig {

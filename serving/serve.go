@@ -2,6 +2,7 @@ package serving
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/strata-mq/strata/metadata"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // ServeOptions wire a serving node into a process.
@@ -36,6 +38,8 @@ type ServeOptions struct {
 	// Tier, when set, enables offload to and reads from its object store;
 	// a nil BookieDeleter gets one over Store (closed when Serve returns).
 	Tier *TierConfig
+	// TLS, when set, serves the gRPC port over TLS with it.
+	TLS *tls.Config
 }
 
 // Serve runs a serving node until ctx ends, then unloads its topics
@@ -62,7 +66,11 @@ func Serve(ctx context.Context, o ServeOptions) error {
 			return err
 		}
 	}
-	gs := grpc.NewServer(n.ServerOptions()...)
+	opts := n.ServerOptions()
+	if o.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
+	}
+	gs := grpc.NewServer(opts...)
 	n.Register(gs)
 	var hs *http.Server
 	if o.HTTP != nil {

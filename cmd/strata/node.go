@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,6 +34,8 @@ type nodeSpec struct {
 	// localBookies are bookies in this process, by address, called without
 	// gRPC (ledger.ClientConfig.Local).
 	localBookies map[string]bookiepb.BookieClient
+	// tls serves the client port over TLS (nil: plain).
+	tls *tls.Config
 }
 
 // newRegistry returns a metrics registry with the Go and process collectors.
@@ -74,7 +77,7 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 		return err
 	}
 	return serving.Serve(cmd.Context(), serving.ServeOptions{
-		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc,
+		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc, TLS: spec.tls,
 		Ready: func(*serving.Node) { spec.ready(spec.cfg.GRPCAddr, hlis) },
 		Mount: pprofMount(cmd),
 	})

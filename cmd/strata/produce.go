@@ -26,14 +26,18 @@ func defaultURL() string {
 	return client.DefaultURL
 }
 
-// addURLFlag adds --url to flags.
+// addURLFlag adds --url and the client TLS flags to flags.
 func addURLFlag(flags *pflag.FlagSet, url *string) {
-	flags.StringVar(url, "url", defaultURL(), "cluster address, strata://host:port[,host:port] (default from $STRATA_URL)")
+	flags.StringVar(url, "url", defaultURL(), "cluster address, strata://host:port[,host:port], or strata+tls://... (default from $STRATA_URL)")
+	flags.String("tls-ca-file", "", "with strata+tls://: PEM certificate authorities to verify the nodes with (default: the system's)")
+	flags.String("tls-cert-file", "", "with strata+tls://: PEM client certificate, for nodes that require one (with --tls-key-file)")
+	flags.String("tls-key-file", "", "PEM private key of --tls-cert-file")
 }
 
-// newClient connects the SDK to url with the command's logger.
+// newClient connects the SDK to url with the command's logger and TLS
+// flags.
 func newClient(cmd *cobra.Command, url string) (*client.Client, error) {
-	return client.New(url, client.Logger(newLogger(cmd)))
+	return client.New(url, append([]client.Option{client.Logger(newLogger(cmd))}, clientTLSOptions(cmd)...)...)
 }
 
 // withTimeout bounds ctx by d when d > 0.

@@ -37,6 +37,7 @@ func newServeCmd() *cobra.Command {
 	f.Int("write-quorum", 1, "default write quorum Qw")
 	f.Int("ack-quorum", 1, "default ack quorum Qa")
 	addTierFlags(cmd, "object store for offloaded ledgers: s3://bucket/prefix?endpoint=host:port&secure=false or a directory (default: none, offload disabled)")
+	addServerTLSFlags(cmd)
 	return cmd
 }
 
@@ -72,6 +73,10 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	str := func(name string) string { v, _ := f.GetString(name); return v }
 	num := func(name string) int { v, _ := f.GetInt(name); return v }
 	ttl, _ := f.GetDuration("lease-ttl")
+	tlsCfg, err := serverTLS(cmd)
+	if err != nil {
+		return err
+	}
 
 	ctx := cmd.Context()
 	store, err := metadata.Open(ctx, metadata.Config{Endpoints: serveSplitList(str("etcd")), Prefix: str("etcd-prefix"), Logger: log})
@@ -81,8 +86,8 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	defer store.Close()
 	cfg := serving.Config{NodeID: str("node-id"), GRPCAddr: str("advertise-addr"), LeaseTTL: ttl,
 		Ensemble: num("ensemble"), WriteQuorum: num("write-quorum"), AckQuorum: num("ack-quorum")}
-	return runServingNode(cmd, store, nodeSpec{cfg: cfg, ready: func(grpcAddr string, _ net.Listener) {
-		log.Info("serving", "grpc", grpcAddr, "http", str("http-addr"))
+	return runServingNode(cmd, store, nodeSpec{cfg: cfg, tls: tlsCfg, ready: func(grpcAddr string, _ net.Listener) {
+		log.Info("serving", "grpc", grpcAddr, "http", str("http-addr"), "tls", tlsCfg != nil)
 	}}, log)
 }
 

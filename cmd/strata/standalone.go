@@ -42,6 +42,7 @@ func newStandaloneCmd() *cobra.Command {
 	f.String("etcd", "", "external etcd endpoints, comma separated (default: run etcd embedded)")
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: the bookie acknowledges adds without fsync")
 	addTierFlags(cmd, "object store for offloaded ledgers: a directory or s3://bucket/prefix?endpoint=host:port&secure=false (default: <data-dir>/objects)")
+	addServerTLSFlags(cmd)
 	return cmd
 }
 
@@ -49,6 +50,10 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 	log := newLogger(cmd)
 	f := cmd.Flags()
 	str := func(name string) string { v, _ := f.GetString(name); return v }
+	tlsCfg, err := serverTLS(cmd)
+	if err != nil {
+		return err
+	}
 	dir, err := filepath.Abs(str("data-dir"))
 	if err != nil {
 		return err
@@ -89,11 +94,15 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 	if on, _ := f.GetBool("local-bookie"); on {
 		local = map[string]bookiepb.BookieClient{bk.addr: bk.b.LocalClient()}
 	}
-	return runServingNode(cmd, store, nodeSpec{cfg: cfg, defaultStore: filepath.Join(dir, "objects"), registry: reg, localBookies: local,
+	scheme := "strata://"
+	if tlsCfg != nil {
+		scheme = "strata+tls://"
+	}
+	return runServingNode(cmd, store, nodeSpec{cfg: cfg, defaultStore: filepath.Join(dir, "objects"), registry: reg, localBookies: local, tls: tlsCfg,
 		ready: func(grpcAddr string, hlis net.Listener) {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "strata standalone is running (data in %s)\n", dir)
-			fmt.Fprintf(out, "  clients:  strata://%s\n", grpcAddr)
+			fmt.Fprintf(out, "  clients:  %s%s\n", scheme, grpcAddr)
 			if hlis != nil {
 				fmt.Fprintf(out, "  http:     http://%s/readyz  /metrics\n", hlis.Addr())
 			}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-mq/strata/client"
+)
+
+// TLS on the client port of a serving node (serve, standalone) and in the
+// client commands. The bookies, etcd and the HTTP port stay plain: they
+// belong on the cluster's private network (docs/operations.md).
+
+// addServerTLSFlags adds the serving node's TLS flags.
+func addServerTLSFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.String("tls-cert-file", "", "PEM certificate (chain) for TLS on the client port; with --tls-key-file. Clients then use strata+tls://")
+	f.String("tls-key-file", "", "PEM private key of --tls-cert-file")
+	f.String("tls-client-ca-file", "", "PEM certificate authorities: clients must present a certificate they signed (mutual TLS)")
+}
+
+// serverTLS builds the TLS configuration the flags ask for (nil: none).
+func serverTLS(cmd *cobra.Command) (*tls.Config, error) {
+	f := cmd.Flags()
+	certFile, _ := f.GetString("tls-cert-file")
+	keyFile, _ := f.GetString("tls-key-file")
+	caFile, _ := f.GetString("tls-client-ca-file")
+	switch {
+	case certFile == "" && keyFile == "" && caFile == "":
+		return nil, nil
+	case certFile == "" || keyFile == "":
+		return nil, fmt.Errorf("TLS: give both --tls-cert-file and --tls-key-file")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("TLS client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("TLS client CA %s: no PEM certificate in it", caFile)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// clientTLSOptions are the SDK options of the client commands' TLS flags
+// (addURLFlag).
+func clientTLSOptions(cmd *cobra.Command) []client.Option {
+	str := func(name string) string { v, _ := cmd.Flags().GetString(name); return v }
+	var opts []client.Option
+	if ca := str("tls-ca-file"); ca != "" {
+		opts = append(opts, client.TLSCAFile(ca))
+	}
+	if cert, key := str("tls-cert-file"), str("tls-key-file"); cert != "" || key != "" {
+		opts = append(opts, client.TLSClientCert(cert, key))
+	}
+	return opts
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/client"
+)
+
+// testPKI writes a certificate authority, a server certificate it signed
+// for 127.0.0.1, a client certificate it signed, and a second, unrelated
+// authority, as PEM files in a temporary directory.
+type testPKI struct{ dir string }
+
+func (p testPKI) path(name string) string { return filepath.Join(p.dir, name) }
+
+func newTestPKI(t *testing.T) testPKI {
+	t.Helper()
+	p := testPKI{dir: t.TempDir()}
+	write := func(name, typ string, der []byte) {
+		if err := os.WriteFile(p.path(name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serial := int64(1)
+	issue := func(name string, tmpl *x509.Certificate, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial++
+		tmpl.SerialNumber = big.NewInt(serial)
+		tmpl.Subject = pkix.Name{CommonName: name}
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(name+".pem", "CERTIFICATE", der)
+		write(name+"-key.pem", "EC PRIVATE KEY", kder)
+		return cert, key
+	}
+	caTmpl := func() *x509.Certificate {
+		return &x509.Certificate{IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	}
+	ca, caKey := issue("ca", caTmpl(), nil, nil)
+	issue("other-ca", caTmpl(), nil, nil)
+	issue("server", &x509.Certificate{IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, ca, caKey)
+	issue("client", &x509.Certificate{KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, ca, caKey)
+	return p
+}
+
+// TestTLSStandaloneServesOnlyClientsItCanVerifyAndThatVerifyIt: with
+// --tls-cert-file, --tls-key-file and --tls-client-ca-file, a standalone
+// serves the client commands and the SDK over strata+tls:// when they
+// trust its authority and present a certificate it signed; a plain client,
+// one without a certificate, and one that trusts another authority all
+// fail, and TLS options with a strata:// URL are refused before anything
+// is sent.
+func TestTLSStandaloneServesOnlyClientsItCanVerifyAndThatVerifyIt(t *testing.T) {
+	pki := newTestPKI(t)
+	s := newStandalone(t)
+	s.extraArgs = []string{"--tls-cert-file", pki.path("server.pem"), "--tls-key-file", pki.path("server-key.pem"),
+		"--tls-client-ca-file", pki.path("ca.pem")}
+	s.start()
+	url := "strata+tls://" + s.grpc
+	tlsFlags := []string{"--url", url, "--tls-ca-file", pki.path("ca.pem"),
+		"--tls-cert-file", pki.path("client.pem"), "--tls-key-file", pki.path("client-key.pem")}
+	if _, errOut, err := run(t, "one\ntwo\n", append([]string{"produce", "--topic", "secure"}, tlsFlags...)...); err != nil {
+		t.Fatalf("produce over TLS: %v\n%s", err, errOut)
+	}
+	out, errOut, err := run(t, "", append([]string{"consume", "--topic", "secure", "--subscription", "s", "--position", "earliest",
+		"--count", "2", "--timeout", "20s"}, tlsFlags...)...)
+	if err != nil || !strings.Contains(out, "one") || !strings.Contains(out, "two") {
+		t.Fatalf("consume over TLS: %q, %v\n%s", out, err, errOut)
+	}
+
+	ctx := testContext(t, time.Minute)
+	for _, tc := range []struct {
+		name string
+		url  string
+		opts []client.Option
+	}{
+		{"plain client", s.url(), nil},
+		{"no client certificate", url, []client.Option{client.TLSCAFile(pki.path("ca.pem"))}},
+		{"another authority", url, []client.Option{client.TLSCAFile(pki.path("other-ca.pem")),
+			client.TLSClientCert(pki.path("client.pem"), pki.path("client-key.pem"))}},
+	} {
+		c, err := client.New(tc.url, append(tc.opts, client.OperationTimeout(2*time.Second))...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if _, err := c.Admin().ListTopics(ctx, ""); err == nil {
+			t.Fatalf("%s: listed topics", tc.name)
+		}
+		c.Close()
+	}
+	if _, err := client.New(s.url(), client.TLSCAFile(pki.path("ca.pem"))); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("TLS options with a strata:// URL: %v, want ErrInvalidArgument", err)
+	}
+}
