@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/loadtest"
 	"github.com/strata-mq/strata/loadtest/chaos"
@@ -28,6 +29,7 @@ const loadtestFailedExit = 3
 type loadtestOpts struct {
 	drivers      string
 	url          string
+	clientOpts   []client.Option // the TLS flags'
 	natsURL      string
 	rate         string
 	w            loadtest.Workload
@@ -73,7 +75,8 @@ func addLoadtestFlags(cmd *cobra.Command, o *loadtestOpts) {
 	f := cmd.Flags()
 	w := &o.w
 	f.StringVar(&o.drivers, "driver", "strata", "comma-separated drivers, run one after the other: strata, jetstream, jetstream-sync")
-	f.StringVar(&o.url, "url", "", "Strata cluster, strata://host:port[,host:port] (empty: start a standalone)")
+	f.StringVar(&o.url, "url", "", "Strata cluster, strata://host:port[,host:port] or strata+tls://... (empty: start a standalone)")
+	addClientTLSFlags(f)
 	f.StringVar(&o.natsURL, "nats-url", "", "NATS server for the jetstream drivers (empty: start nats-server)")
 	f.DurationVar(&w.Duration, "duration", w.Duration, "measured duration (after --warmup)")
 	f.DurationVar(&w.Warmup, "warmup", w.Warmup, "warm-up before measuring (verified, not measured)")
@@ -131,6 +134,7 @@ func (o *loadtestOpts) finish() error {
 }
 
 func runLoadtest(cmd *cobra.Command, o *loadtestOpts) error {
+	o.clientOpts = clientTLSOptions(cmd)
 	if err := o.finish(); err != nil {
 		return err
 	}
@@ -173,7 +177,7 @@ func newDriver(o *loadtestOpts, name string, log *slog.Logger) loadtest.Driver {
 	case "jetstream", "jetstream-sync":
 		return jetstream.New(jetstream.Config{URL: o.natsURL, SyncAlways: name == "jetstream-sync", Logger: log})
 	}
-	return stratadriver.New(stratadriver.Config{URL: o.url, Logger: log})
+	return stratadriver.New(stratadriver.Config{URL: o.url, Logger: log, ClientOptions: o.clientOpts})
 }
 
 func progressFunc(o *loadtestOpts, driver string, stderr io.Writer) func(loadtest.Interval) {

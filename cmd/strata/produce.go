@@ -29,9 +29,7 @@ func defaultURL() string {
 // addURLFlag adds --url and the client TLS flags to flags.
 func addURLFlag(flags *pflag.FlagSet, url *string) {
 	flags.StringVar(url, "url", defaultURL(), "cluster address, strata://host:port[,host:port], or strata+tls://... (default from $STRATA_URL)")
-	flags.String("tls-ca-file", "", "with strata+tls://: PEM certificate authorities to verify the nodes with (default: the system's)")
-	flags.String("tls-cert-file", "", "with strata+tls://: PEM client certificate, for nodes that require one (with --tls-key-file)")
-	flags.String("tls-key-file", "", "PEM private key of --tls-cert-file")
+	addClientTLSFlags(flags)
 }
 
 // newClient connects the SDK to url with the command's logger and TLS

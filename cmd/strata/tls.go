@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/strata-mq/strata/client"
 )
@@ -54,8 +55,15 @@ func serverTLS(cmd *cobra.Command) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// addClientTLSFlags adds the client commands' TLS flags.
+func addClientTLSFlags(flags *pflag.FlagSet) {
+	flags.String("tls-ca-file", "", "with strata+tls://: PEM certificate authorities to verify the nodes with (default: the system's)")
+	flags.String("tls-cert-file", "", "with strata+tls://: PEM client certificate, for nodes that require one (with --tls-key-file)")
+	flags.String("tls-key-file", "", "PEM private key of --tls-cert-file")
+}
+
 // clientTLSOptions are the SDK options of the client commands' TLS flags
-// (addURLFlag).
+// (addClientTLSFlags).
 func clientTLSOptions(cmd *cobra.Command) []client.Option {
 	str := func(name string) string { v, _ := cmd.Flags().GetString(name); return v }
 	var opts []client.Option

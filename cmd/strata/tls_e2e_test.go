@@ -81,7 +81,7 @@ func newTestPKI(t *testing.T) testPKI {
 // trust its authority and present a certificate it signed; a plain client,
 // one without a certificate, and one that trusts another authority all
 // fail, and TLS options with a strata:// URL are refused before anything
-// is sent.
+// is sent. The loadtest runs over TLS as well.
 func TestTLSStandaloneServesOnlyClientsItCanVerifyAndThatVerifyIt(t *testing.T) {
 	pki := newTestPKI(t)
 	s := newStandalone(t)
@@ -98,6 +98,11 @@ func TestTLSStandaloneServesOnlyClientsItCanVerifyAndThatVerifyIt(t *testing.T) 
 		"--count", "2", "--timeout", "20s"}, tlsFlags...)...)
 	if err != nil || !strings.Contains(out, "one") || !strings.Contains(out, "two") {
 		t.Fatalf("consume over TLS: %q, %v\n%s", out, err, errOut)
+	}
+	// The loadtest, which checks that nothing acknowledged was lost, too.
+	if _, stderr, code := runBin(t, 90*time.Second, append([]string{"loadtest", "--duration", "1s", "--warmup", "0s", "--rate", "200",
+		"--size", "100", "--quiet"}, tlsFlags...)...); code != 0 {
+		t.Fatalf("loadtest over TLS: exit %d\n%s", code, stderr)
 	}
 
 	ctx := testContext(t, time.Minute)

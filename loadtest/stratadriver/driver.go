@@ -40,6 +40,9 @@ type Config struct {
 	// ensemble of a chaos cluster).
 	Durability string
 	Logger     *slog.Logger
+	// ClientOptions are added to the SDK client's (TLS, for a
+	// strata+tls:// URL).
+	ClientOptions []client.Option
 }
 
 // Driver implements loadtest.Driver for Strata.
@@ -81,7 +84,7 @@ func (d *Driver) Setup(ctx context.Context, w loadtest.Workload, topics []string
 	if err != nil {
 		return err
 	}
-	if d.c, err = client.New(url, client.Logger(d.log)); err != nil {
+	if d.c, err = client.New(url, append([]client.Option{client.Logger(d.log)}, d.cfg.ClientOptions...)...); err != nil {
 		return fmt.Errorf("stratadriver: %w", err)
 	}
 	partitions := w.Partitions
