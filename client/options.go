@@ -95,6 +95,7 @@ type producerConfig struct {
 	failFast           bool
 	sendTimeout        time.Duration
 	receiptTimeout     time.Duration
+	router             MessageRouter
 }
 
 func defaultProducerConfig() producerConfig {
@@ -164,6 +165,19 @@ func ProducerMaxPendingMessages(n int) ProducerOption {
 // but not yet acknowledged (default 64 MiB).
 func ProducerMaxPendingBytes(n int) ProducerOption {
 	return func(c *producerConfig) { c.maxPendingBytes = n }
+}
+
+// MessageRouter picks the partition, in [0, partitions), of a message sent
+// to a partitioned topic (Pulsar's MessageRouter, Kafka's Partitioner). It
+// is called on the sending goroutine and must be safe for concurrent use.
+type MessageRouter func(msg *ProducerMessage, partitions int) int
+
+// ProducerMessageRouter routes the messages of a partitioned topic with r
+// instead of the default (the key's hash, PartitionForKey, else
+// round-robin by batch). A partition out of range fails the send with
+// ErrInvalidArgument. Not called for a topic that is not partitioned.
+func ProducerMessageRouter(r MessageRouter) ProducerOption {
+	return func(c *producerConfig) { c.router = r }
 }
 
 // ProducerFailFast makes Send and SendAsync fail at once with

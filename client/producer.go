@@ -54,6 +54,9 @@ type Producer struct {
 	cfg     producerConfig
 	parts   partSet[*partitionProducer] // grows when partitions are added (partitions.go)
 	watcher *partitionWatcher
+	// partitioned: the topic has partitions (a router applies), even
+	// while it has only one.
+	partitioned bool
 
 	rr struct {
 		sync.Mutex
@@ -84,7 +87,7 @@ func (c *Client) NewProducer(ctx context.Context, topicName string, opts ...Prod
 	if err != nil {
 		return nil, err
 	}
-	p := &Producer{c: c, topic: name.String(), cfg: cfg}
+	p := &Producer{c: c, topic: name.String(), cfg: cfg, partitioned: n > 0}
 	p.rr.since = time.Now()
 	if n == 0 {
 		err = p.openPart(ctx, name.String(), 0)
@@ -179,20 +182,32 @@ func (p *Producer) SendAsync(ctx context.Context, msg *ProducerMessage, cb func(
 		}
 		return
 	}
-	if err := p.route(msg).enqueue(ctx, msg, cb); err != nil && cb != nil {
+	pp, err := p.route(msg)
+	if err == nil {
+		err = pp.enqueue(ctx, msg, cb)
+	}
+	if err != nil && cb != nil {
 		cb(MessageID{}, msg, err)
 	}
 }
 
-// route picks msg's partition: by key hash, else round-robin per batch.
-func (p *Producer) route(msg *ProducerMessage) *partitionProducer {
+// route picks msg's partition: by the ProducerMessageRouter when there is
+// one, else by key hash, else round-robin per batch.
+func (p *Producer) route(msg *ProducerMessage) (*partitionProducer, error) {
 	parts := p.partsNow()
 	n := len(parts)
+	if r := p.cfg.router; r != nil && p.partitioned {
+		i := r(msg, n)
+		if i < 0 || i >= n {
+			return nil, invalidArg("message router chose partition %d of %d", i, n)
+		}
+		return parts[i], nil
+	}
 	if n == 1 {
-		return parts[0]
+		return parts[0], nil
 	}
 	if msg.Key != "" {
-		return parts[PartitionForKey(msg.Key, n)]
+		return parts[PartitionForKey(msg.Key, n)], nil
 	}
 	p.rr.Lock()
 	defer p.rr.Unlock()
@@ -201,7 +216,7 @@ func (p *Producer) route(msg *ProducerMessage) *partitionProducer {
 		p.rr.count, p.rr.since = 0, now
 	}
 	p.rr.count++
-	return parts[p.rr.idx%n]
+	return parts[p.rr.idx%n], nil
 }
 
 // PartitionForKey returns the partition of key among n partitions:

@@ -446,3 +446,41 @@ func TestDelayedMessagesAreBatchedOnlyWithTheSameDeliveryTime(t *testing.T) {
 		t.Fatalf("batch sizes %v, want [2 2 1 1]", got)
 	}
 }
+
+// TestMessageRouterPicksThePartitionAndOutOfRangeFails: a producer with a
+// MessageRouter sends each message to the partition it returns (keys
+// notwithstanding), and a partition out of range fails that send with
+// ErrInvalidArgument and sends nothing.
+func TestMessageRouterPicksThePartitionAndOutOfRangeFails(t *testing.T) {
+	cl, _, c := setup(t, 4)
+	ctx := testCtx(t)
+	router := func(m *client.ProducerMessage, n int) int {
+		if n != 4 {
+			t.Errorf("router told %d partitions, want 4", n)
+		}
+		return int(m.Payload[0])
+	}
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0), client.ProducerMessageRouter(router))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []byte{3, 0, 3, 2} {
+		id, err := p.Send(ctx, &client.ProducerMessage{Key: "same", Payload: []byte{want}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id.Partition != int32(want) {
+			t.Fatalf("routed to %d: receipt from partition %d", want, id.Partition)
+		}
+	}
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte{4}}); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("router out of range: %v, want ErrInvalidArgument", err)
+	}
+	total := 0
+	for i := range 4 {
+		total += len(cl.Messages(fmt.Sprintf("%s-partition-%d", testTopic, i)))
+	}
+	if total != 4 {
+		t.Fatalf("%d messages stored, want the 4 routed ones", total)
+	}
+}
