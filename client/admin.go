@@ -225,7 +225,27 @@ type NamespacePolicy struct {
 	OffloadAge time.Duration `json:"offload_age"`
 	// OffloadDeletionLag deletes a ledger from bookies this long after its offload.
 	OffloadDeletionLag time.Duration `json:"offload_deletion_lag"`
+	// BacklogQuotaBytes bounds the backlog of each durable subscription, in
+	// bytes (0: no quota), as Pulsar's backlog quota; BacklogQuotaPolicy
+	// says what happens past it (default ProducerException).
+	BacklogQuotaBytes  int64              `json:"backlog_quota_bytes"`
+	BacklogQuotaPolicy BacklogQuotaPolicy `json:"backlog_quota_policy"`
 }
+
+// BacklogQuotaPolicy is what a namespace does when a subscription's
+// backlog is over its quota, checked every few seconds by each topic.
+type BacklogQuotaPolicy string
+
+// Backlog quota policies.
+const (
+	// ProducerException fails sends with ErrBacklogQuotaExceeded until the
+	// backlog is under the quota again: nothing is lost, producers wait.
+	ProducerException BacklogQuotaPolicy = "producer_exception"
+	// ConsumerBacklogEviction skips the oldest messages of the
+	// subscriptions over the quota (unacknowledged, as a TTL would):
+	// producers go on, slow subscriptions lose their oldest backlog.
+	ConsumerBacklogEviction BacklogQuotaPolicy = "consumer_backlog_eviction"
+)
 
 func durationMs(d time.Duration) int64 {
 	if d < 0 {
@@ -242,21 +262,31 @@ func msDuration(ms int64) time.Duration {
 }
 
 func (p NamespacePolicy) proto() *servingpb.NamespacePolicy {
-	return &servingpb.NamespacePolicy{
+	pb := &servingpb.NamespacePolicy{
 		Ensemble: uint32(p.Ensemble), WriteQuorum: uint32(p.WriteQuorum), AckQuorum: uint32(p.AckQuorum),
 		RetentionMs: durationMs(p.Retention), TtlMs: max(0, p.TTL.Milliseconds()), MaxMessageBytes: p.MaxMessageBytes,
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: durationMs(p.OffloadAge),
 		OffloadDeletionLagMs: max(0, p.OffloadDeletionLag.Milliseconds()),
+		BacklogQuotaBytes:    p.BacklogQuotaBytes, BacklogQuotaPolicy: servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION,
 	}
+	if p.BacklogQuotaPolicy == ConsumerBacklogEviction {
+		pb.BacklogQuotaPolicy = servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION
+	}
+	return pb
 }
 
 func policyFromProto(p *servingpb.NamespacePolicy) NamespacePolicy {
-	return NamespacePolicy{
+	pol := NamespacePolicy{
 		Ensemble: int(p.GetEnsemble()), WriteQuorum: int(p.GetWriteQuorum()), AckQuorum: int(p.GetAckQuorum()),
 		Retention: msDuration(p.GetRetentionMs()), TTL: msDuration(p.GetTtlMs()), MaxMessageBytes: p.GetMaxMessageBytes(),
 		OffloadThresholdBytes: p.GetOffloadThresholdBytes(), OffloadAge: msDuration(p.GetOffloadAgeMs()),
 		OffloadDeletionLag: msDuration(p.GetOffloadDeletionLagMs()),
+		BacklogQuotaBytes:  p.GetBacklogQuotaBytes(), BacklogQuotaPolicy: ProducerException,
 	}
+	if p.GetBacklogQuotaPolicy() == servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION {
+		pol.BacklogQuotaPolicy = ConsumerBacklogEviction
+	}
+	return pol
 }
 
 func (p NamespacePolicy) validate() error {
@@ -269,6 +299,10 @@ func (p NamespacePolicy) validate() error {
 		return invalidArg("ack quorum %d over write quorum %d", p.AckQuorum, p.WriteQuorum)
 	case p.OffloadThresholdBytes < -1:
 		return invalidArg("offload threshold must be -1 or more")
+	case p.BacklogQuotaBytes < 0:
+		return invalidArg("backlog quota must be 0 (none) or positive")
+	case p.BacklogQuotaPolicy != "" && p.BacklogQuotaPolicy != ProducerException && p.BacklogQuotaPolicy != ConsumerBacklogEviction:
+		return invalidArg("backlog quota policy %q: want %s or %s", p.BacklogQuotaPolicy, ProducerException, ConsumerBacklogEviction)
 	}
 	return nil
 }

@@ -48,7 +48,8 @@ func TestNamespacePolicyRoundTrips(t *testing.T) {
 		t.Fatalf("policy of a new namespace: %v", err)
 	}
 	want := client.NamespacePolicy{Ensemble: 3, WriteQuorum: 2, AckQuorum: 2, Retention: 7 * 24 * time.Hour,
-		TTL: time.Hour, MaxMessageBytes: 1 << 20, OffloadThresholdBytes: 0, OffloadAge: 0, OffloadDeletionLag: time.Minute}
+		TTL: time.Hour, MaxMessageBytes: 1 << 20, OffloadThresholdBytes: 0, OffloadAge: 0, OffloadDeletionLag: time.Minute,
+		BacklogQuotaBytes: 1 << 30, BacklogQuotaPolicy: client.ConsumerBacklogEviction}
 	if err := a.SetNamespacePolicy(ctx, "public/default", want); err != nil {
 		t.Fatal(err)
 	}

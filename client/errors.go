@@ -33,6 +33,10 @@ var (
 	ErrMessageTooLarge   = errcode.New(errcode.MessageTooLarge, "message too large")
 	ErrProducerQueueFull = errcode.New(errcode.ProducerQueueFull, "producer queue full")
 	ErrProducerBusy      = errcode.New(errcode.ProducerBusy, "producer busy")
+	// ErrBacklogQuotaExceeded fails a send while a subscription of the
+	// topic holds more backlog than its namespace's quota allows (policy
+	// producer_exception); sends succeed again once it is under.
+	ErrBacklogQuotaExceeded = errcode.New(errcode.BacklogQuotaExceeded, "backlog quota exceeded")
 
 	// Consuming.
 	ErrConsumerBusy = errcode.New(errcode.ConsumerBusy, "consumer busy")

@@ -22,7 +22,7 @@ var ErrInvalidPolicy = errcode.New(errcode.InvalidPolicy, "metadata: invalid nam
 // Validate checks the policy: when any of E/Qw/Qa is set all are, with
 // MaxEnsemble >= E >= Qw >= Qa >= 1; retention >= -1; TTL >= 0; message
 // size at most MaxMessageBytesLimit; offload thresholds >= -1; deletion lag
-// >= 0.
+// >= 0; backlog quota >= 0 with a known quota policy.
 func (p NamespacePolicy) Validate() error {
 	if err := p.validateQuorums(); err != nil {
 		return err
@@ -40,6 +40,10 @@ func (p NamespacePolicy) Validate() error {
 		return invalidPolicy("offload_age_ms %d < -1", p.OffloadAgeMs)
 	case p.OffloadDeletionLagMs < 0:
 		return invalidPolicy("offload_deletion_lag_ms %d < 0", p.OffloadDeletionLagMs)
+	case p.BacklogQuotaBytes < 0:
+		return invalidPolicy("backlog_quota_bytes %d < 0", p.BacklogQuotaBytes)
+	case p.BacklogQuotaPolicy != "" && p.BacklogQuotaPolicy != QuotaProducerException && p.BacklogQuotaPolicy != QuotaConsumerBacklogEviction:
+		return invalidPolicy("backlog_quota_policy %q", p.BacklogQuotaPolicy)
 	}
 	return nil
 }

@@ -100,8 +100,23 @@ type NamespacePolicy struct {
 	// OffloadDeletionLagMs: delete an offloaded ledger from the bookies this
 	// long after its offload completed.
 	OffloadDeletionLagMs int64 `json:"offload_deletion_lag_ms"`
-	Version              int64 `json:"-"`
+	// BacklogQuotaBytes bounds the backlog of each subscription, in bytes
+	// (0: no quota); BacklogQuotaPolicy says what happens past it.
+	BacklogQuotaBytes  int64  `json:"backlog_quota_bytes,omitempty"`
+	BacklogQuotaPolicy string `json:"backlog_quota_policy,omitempty"`
+	Version            int64  `json:"-"`
 }
+
+// Backlog quota policies (NamespacePolicy.BacklogQuotaPolicy; "" is the
+// first).
+const (
+	// QuotaProducerException fails sends while a subscription is over
+	// the quota.
+	QuotaProducerException = "producer_exception"
+	// QuotaConsumerBacklogEviction skips the oldest messages of the
+	// subscriptions over the quota.
+	QuotaConsumerBacklogEviction = "consumer_backlog_eviction"
+)
 
 // DefaultNamespacePolicy is what a namespace without a stored policy gets:
 // data kept until consumed, no TTL, offload never, 5 MiB messages.

@@ -245,7 +245,16 @@ func (n *Node) SetNamespacePolicy(ctx context.Context, req *servingpb.SetNamespa
 	}
 	pol := metadata.NamespacePolicy{Ensemble: int(p.GetEnsemble()), WriteQuorum: int(p.GetWriteQuorum()), AckQuorum: int(p.GetAckQuorum()),
 		RetentionMs: p.GetRetentionMs(), TTLMs: p.GetTtlMs(), MaxMessageBytes: p.GetMaxMessageBytes(),
-		OffloadThresholdBytes: p.GetOffloadThresholdBytes(), OffloadAgeMs: p.GetOffloadAgeMs(), OffloadDeletionLagMs: p.GetOffloadDeletionLagMs()}
+		OffloadThresholdBytes: p.GetOffloadThresholdBytes(), OffloadAgeMs: p.GetOffloadAgeMs(), OffloadDeletionLagMs: p.GetOffloadDeletionLagMs(),
+		BacklogQuotaBytes: p.GetBacklogQuotaBytes()}
+	switch p.GetBacklogQuotaPolicy() {
+	case servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION:
+		pol.BacklogQuotaPolicy = metadata.QuotaProducerException
+	case servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION:
+		pol.BacklogQuotaPolicy = metadata.QuotaConsumerBacklogEviction
+	default:
+		return nil, errcode.New(errcode.InvalidPolicy, "unknown backlog quota policy %d", p.GetBacklogQuotaPolicy())
+	}
 	if err := checkPolicy(pol); err != nil {
 		return nil, err
 	}
@@ -269,6 +278,8 @@ func checkPolicy(p metadata.NamespacePolicy) error {
 		return errcode.New(errcode.InvalidPolicy, "negative durations other than -1 are not allowed")
 	case p.MaxMessageBytes > maxMessageLimit:
 		return errcode.New(errcode.InvalidPolicy, "max message bytes above %d", maxMessageLimit)
+	case p.BacklogQuotaBytes < 0:
+		return errcode.New(errcode.InvalidPolicy, "backlog quota must be 0 (none) or positive")
 	}
 	return nil
 }
@@ -285,7 +296,15 @@ func (n *Node) GetNamespacePolicy(ctx context.Context, req *servingpb.GetNamespa
 	return &servingpb.GetNamespacePolicyResponse{Policy: &servingpb.NamespacePolicy{
 		Ensemble: uint32(p.Ensemble), WriteQuorum: uint32(p.WriteQuorum), AckQuorum: uint32(p.AckQuorum),
 		RetentionMs: p.RetentionMs, TtlMs: p.TTLMs, MaxMessageBytes: p.MaxMessageBytes,
-		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: p.OffloadAgeMs, OffloadDeletionLagMs: p.OffloadDeletionLagMs}}, nil
+		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: p.OffloadAgeMs, OffloadDeletionLagMs: p.OffloadDeletionLagMs,
+		BacklogQuotaBytes: p.BacklogQuotaBytes, BacklogQuotaPolicy: quotaPolicyPB(p.BacklogQuotaPolicy)}}, nil
+}
+
+func quotaPolicyPB(s string) servingpb.BacklogQuotaPolicy {
+	if s == metadata.QuotaConsumerBacklogEviction {
+		return servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION
+	}
+	return servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION
 }
 
 // ResetCursor moves a durable subscription to a message id (by the owner).

@@ -74,14 +74,22 @@ type Config struct {
 	// deduplication per topic. Default 10,000.
 	MaxDedupProducers int
 
-	// TrimInterval is how often consumed ledgers past retention are deleted.
-	// Default 1 min.
+	// TrimInterval is how often consumed ledgers past retention are
+	// deleted and the namespace policy is read again. Default 1 min.
 	TrimInterval time.Duration
+	// BacklogQuotaCheckInterval is how often each topic compares its
+	// subscriptions' backlogs with the namespace's backlog quota. Default
+	// 10 s.
+	BacklogQuotaCheckInterval time.Duration
 	// LoadTimeout bounds a topic takeover (fence, recover, open). Default 30 s.
 	LoadTimeout time.Duration
 	// MetaTimeout bounds one metadata call. Default 10 s.
 	MetaTimeout time.Duration
 }
+
+// DefaultBacklogQuotaCheckInterval is Config.BacklogQuotaCheckInterval's
+// default.
+const DefaultBacklogQuotaCheckInterval = 10 * time.Second
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -112,6 +120,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxCursorBytes, 64<<10)
 	setInt(&c.MaxDedupProducers, 10_000)
 	setDur(&c.TrimInterval, time.Minute)
+	setDur(&c.BacklogQuotaCheckInterval, DefaultBacklogQuotaCheckInterval)
 	setDur(&c.LoadTimeout, 30*time.Second)
 	setDur(&c.MetaTimeout, 10*time.Second)
 	return c

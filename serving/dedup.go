@@ -23,6 +23,9 @@ type dedupState struct {
 	// waiters are resends of batches still in flight, answered once those
 	// are durable.
 	waiters []*pendingBatch
+	// rejects are batches refused for the backlog quota while earlier ones
+	// were in flight, answered after those (quota.go).
+	rejects []rejected
 }
 
 func dedupFor(m map[string]*dedupState, name string) *dedupState {

@@ -571,3 +571,109 @@ func TestUnsubscribeDeletesTheCursorOnlyForTheLastConsumer(t *testing.T) {
 		t.Fatalf("subscriptions after unsubscribe: %v %v", st.GetSubscriptions(), err)
 	}
 }
+
+// quotaNode starts a node whose topics check the backlog quota every 20 ms,
+// with the namespace public/quota set to quota bytes under policy.
+func quotaNode(t *testing.T, quota int64, policy servingpb.BacklogQuotaPolicy) *testNode {
+	t.Helper()
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) {
+		cfg.BacklogQuotaCheckInterval = 20 * time.Millisecond
+		cfg.MaxLedgerEntries = 2
+	})
+	if _, err := n.client.SetNamespacePolicy(ctxT(t), &servingpb.SetNamespacePolicyRequest{Namespace: "public/quota",
+		Policy: &servingpb.NamespacePolicy{BacklogQuotaBytes: quota, BacklogQuotaPolicy: policy}}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestBacklogQuotaProducerExceptionRefusesSendsUntilTheBacklogDrains: once a
+// subscription's backlog is over the quota, sends fail with
+// BACKLOG_QUOTA_EXCEEDED and nothing of them is written; once the
+// subscription acknowledges its backlog, sends succeed again, and the
+// subscription gets every message that was accepted, once.
+func TestBacklogQuotaProducerExceptionRefusesSendsUntilTheBacklogDrains(t *testing.T) {
+	n := quotaNode(t, 200, servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION)
+	const topic = "public/quota/held"
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "slow"})
+	p := mustProducer(t, n, topic, "p")
+	accepted := uint64(0)
+	eventually(t, "a send refused for the quota", func() error {
+		r, err := p.send(msg(accepted + 1))
+		if err != nil {
+			return err
+		}
+		if e := r.GetError(); e != nil {
+			if code := errcode.Code(e.GetCode()); code != errcode.BacklogQuotaExceeded {
+				t.Fatalf("send failed with %v, want BACKLOG_QUOTA_EXCEEDED", code)
+			}
+			return nil
+		}
+		accepted++
+		return fmt.Errorf("%d sends accepted", accepted)
+	})
+	cs.flow(uint32(accepted))
+	got := cs.receive(int(accepted))
+	checkInOrder(t, got, 1, accepted)
+	for _, m := range got {
+		cs.ack(m.GetId())
+	}
+	eventually(t, "a send accepted again", func() error {
+		r, err := p.send(msg(accepted + 1))
+		if err != nil {
+			return err
+		}
+		if r.GetReceipt() == nil {
+			return fmt.Errorf("still refused: %v", r.GetError())
+		}
+		return nil
+	})
+	cs.flow(1)
+	checkInOrder(t, cs.receive(1), accepted+1, accepted+1)
+}
+
+// TestBacklogQuotaEvictionSkipsTheOldestBacklogOfTheSlowSubscriptionOnly:
+// under consumer_backlog_eviction, a subscription that consumes nothing is
+// moved forward until its backlog fits the quota, and then gets the
+// newest messages in order; a subscription within the quota keeps all.
+func TestBacklogQuotaEvictionSkipsTheOldestBacklogOfTheSlowSubscriptionOnly(t *testing.T) {
+	const quota = 200
+	n := quotaNode(t, quota, servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION)
+	const topic, total = "public/quota/evicted", 12
+	slow := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "slow"})
+	fast := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "fast"})
+	fast.flow(total)
+	p := mustProducer(t, n, topic, "p")
+	for i := uint64(1); i <= total; i++ {
+		p.mustSend(msg(i))
+	}
+	all := fast.receive(total)
+	checkInOrder(t, all, 1, total)
+	for _, m := range all {
+		fast.ack(m.GetId())
+	}
+	eventually(t, "the slow subscription within the quota", func() error {
+		st, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+		if err != nil {
+			return err
+		}
+		for _, s := range st.GetSubscriptions() {
+			if s.GetName() == "slow" && (s.GetBacklogBytes() > quota || s.GetBacklog() == total) {
+				return fmt.Errorf("slow: backlog %d entries, %d bytes", s.GetBacklog(), s.GetBacklogBytes())
+			}
+		}
+		return nil
+	})
+	slow.flow(total)
+	r, err := slow.stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.GetMessages().GetMessages()
+	first := got[0].GetSequenceId()
+	if first <= 1 {
+		t.Fatalf("the slow subscription still starts at message %d", first)
+	}
+	checkInOrder(t, append(got, slow.receive(int(total-first+1)-len(got))...), first, total)
+}

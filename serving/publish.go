@@ -54,6 +54,9 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 		d.waiters = append(d.waiters, b)
 		return nil
 	}
+	if t.rejectForQuotaLocked(d, p, first, last) {
+		return nil
+	}
 	d.pushed = int64(last)
 	if t.mu.rolling {
 		t.mu.queued = append(t.mu.queued, b)
@@ -214,6 +217,7 @@ func (t *topic) releaseWaitersLocked(d *dedupState) {
 		w.p.receipt(w, r, true)
 	}
 	d.waiters = keep
+	releaseRejectsLocked(d)
 }
 
 func (t *topic) shouldRollLocked() bool {

@@ -66,6 +66,7 @@ type topic struct {
 		// inflight counts appends on w not yet completed.
 		inflight    int
 		rolling     bool
+		overQuota   bool // a subscription is over the backlog quota (quota.go)
 		rollRunning bool
 		queued      []*pendingBatch // accepted while rolling
 		lastPub     int64
@@ -150,9 +151,11 @@ func (t *topic) run() {
 	roll := time.NewTicker(clampDur(cfg.MaxLedgerAge/10, 100*time.Millisecond, time.Minute))
 	flush := time.NewTicker(cfg.CursorFlushInterval)
 	trim := time.NewTicker(cfg.TrimInterval)
+	quota := time.NewTicker(cfg.BacklogQuotaCheckInterval)
 	defer roll.Stop()
 	defer flush.Stop()
 	defer trim.Stop()
+	defer quota.Stop()
 	var offload <-chan time.Time
 	if t.n.tier != nil {
 		tick := time.NewTicker(t.n.tier.cfg.Interval)
@@ -171,6 +174,8 @@ func (t *topic) run() {
 			t.flushCursors(t.ctx)
 		case <-trim.C:
 			t.trim(t.ctx)
+		case <-quota.C:
+			t.checkBacklogQuota()
 		case <-offload:
 			t.maybeOffload()
 		}

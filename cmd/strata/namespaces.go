@@ -16,7 +16,7 @@ func newNamespacesCmd() *cobra.Command {
 	var url string
 	cmd := &cobra.Command{
 		Use:   "namespaces",
-		Short: "Get and set namespace policies (retention, TTL, offload, replication)",
+		Short: "Get and set namespace policies (retention, TTL, offload, replication, backlog quota)",
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
 	cmd.AddCommand(nsSetPolicyCmd(&url), nsGetPolicyCmd(&url))
@@ -27,6 +27,7 @@ func newNamespacesCmd() *cobra.Command {
 type policyFlags struct {
 	offloadThreshold, offloadAge, offloadDeletionLag string
 	retention, ttl, maxMessageSize                   string
+	backlogQuota, backlogQuotaPolicy                 string
 	ensemble, writeQuorum, ackQuorum                 int
 }
 
@@ -66,6 +67,8 @@ powers of 1024); durations take ns, us, ms, s, m, h, d and w (90s, 7d, 1w);
 	f.StringVar(&pf.retention, "retention", "", "keep consumed data this long (0: delete once consumed, -1: forever)")
 	f.StringVar(&pf.ttl, "ttl", "", "acknowledge messages older than this on every subscription (0: off)")
 	f.StringVar(&pf.maxMessageSize, "max-message-size", "", "largest message accepted, in bytes")
+	f.StringVar(&pf.backlogQuota, "backlog-quota", "", "most bytes one subscription's backlog may hold (0 or -1: no quota)")
+	f.StringVar(&pf.backlogQuotaPolicy, "backlog-quota-policy", "", "past the quota: producer_exception (sends fail) or consumer_backlog_eviction (oldest backlog skipped)")
 	f.IntVar(&pf.ensemble, "ensemble", 0, "bookies a ledger is striped over (0: cluster default)")
 	f.IntVar(&pf.writeQuorum, "write-quorum", 0, "copies of each entry (0: cluster default)")
 	f.IntVar(&pf.ackQuorum, "ack-quorum", 0, "acknowledgements before an entry is durable (0: cluster default)")
@@ -103,6 +106,16 @@ func (pf *policyFlags) apply(cmd *cobra.Command, p *client.NamespacePolicy) erro
 			return fmt.Errorf("--max-message-size %q: want a positive size", pf.maxMessageSize)
 		}
 		p.MaxMessageBytes = uint64(n)
+	}
+	if set("backlog-quota") {
+		n, err := parseBytes(pf.backlogQuota)
+		if err != nil {
+			return fmt.Errorf("--backlog-quota: %w", err)
+		}
+		p.BacklogQuotaBytes = max(0, n)
+	}
+	if set("backlog-quota-policy") {
+		p.BacklogQuotaPolicy = client.BacklogQuotaPolicy(pf.backlogQuotaPolicy)
 	}
 	if set("ensemble") {
 		p.Ensemble = pf.ensemble
@@ -171,6 +184,8 @@ type policyJSON struct {
 	OffloadThresholdBytes int64  `json:"offload_threshold_bytes"`
 	OffloadAge            string `json:"offload_age"`
 	OffloadDeletionLag    string `json:"offload_deletion_lag"`
+	BacklogQuotaBytes     int64  `json:"backlog_quota_bytes"`
+	BacklogQuotaPolicy    string `json:"backlog_quota_policy"`
 }
 
 func policyView(p client.NamespacePolicy) policyJSON {
@@ -179,6 +194,7 @@ func policyView(p client.NamespacePolicy) policyJSON {
 		Retention: formatDuration(p.Retention), TTL: formatDuration(p.TTL), MaxMessageBytes: p.MaxMessageBytes,
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAge: formatDuration(p.OffloadAge),
 		OffloadDeletionLag: formatDuration(p.OffloadDeletionLag),
+		BacklogQuotaBytes:  p.BacklogQuotaBytes, BacklogQuotaPolicy: string(p.BacklogQuotaPolicy),
 	}
 }
 

@@ -64,6 +64,7 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	if spec.cfg.GRPCAddr == "" {
 		spec.cfg.GRPCAddr = serving.AdvertisedAddr(glis.Addr().String())
 	}
+	spec.cfg.BacklogQuotaCheckInterval, _ = cmd.Flags().GetDuration("backlog-quota-check-interval")
 	reg := spec.registry
 	if reg == nil {
 		reg = newRegistry()

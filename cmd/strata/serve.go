@@ -37,6 +37,7 @@ func newServeCmd() *cobra.Command {
 	f.Int("write-quorum", 1, "default write quorum Qw")
 	f.Int("ack-quorum", 1, "default ack quorum Qa")
 	addTierFlags(cmd, "object store for offloaded ledgers: s3://bucket/prefix?endpoint=host:port&secure=false or a directory (default: none, offload disabled)")
+	addQuotaFlags(cmd)
 	addServerTLSFlags(cmd)
 	return cmd
 }
@@ -45,6 +46,12 @@ func newServeCmd() *cobra.Command {
 func addTierFlags(cmd *cobra.Command, storeHelp string) {
 	cmd.Flags().String("object-store", "", storeHelp)
 	cmd.Flags().Duration("offload-interval", 30*time.Second, "how often each topic checks its namespace's offload policy")
+}
+
+// addQuotaFlags adds --backlog-quota-check-interval.
+func addQuotaFlags(cmd *cobra.Command) {
+	cmd.Flags().Duration("backlog-quota-check-interval", serving.DefaultBacklogQuotaCheckInterval,
+		"how often each topic checks its subscriptions' backlogs against the namespace's backlog quota")
 }
 
 // tierConfig opens the object store that --object-store names (def when

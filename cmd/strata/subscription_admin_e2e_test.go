@@ -276,3 +276,48 @@ func TestReaderHasNextFromAnIDInsideTheLastBatchSeesTheRestOfIt(t *testing.T) {
 		t.Fatalf("after the batch: HasNext %v, %v", more, err)
 	}
 }
+
+// TestBacklogQuotaRefusesSendsUntilClearBacklogOnARealStandalone: with a
+// namespace's backlog quota set from the command line, a subscription
+// nobody consumes makes sends fail with ErrBacklogQuotaExceeded; after
+// clear-backlog they succeed again.
+func TestBacklogQuotaRefusesSendsUntilClearBacklogOnARealStandalone(t *testing.T) {
+	s := newStandalone(t)
+	s.extraArgs = []string{"--backlog-quota-check-interval", "100ms"}
+	s.start()
+	url := s.url()
+	cli := func(args ...string) string {
+		t.Helper()
+		out, errOut, err := run(t, "", append(args, "--url", url)...)
+		if err != nil {
+			t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, errOut)
+		}
+		return out
+	}
+	out := cli("namespaces", "set-policy", "public/quota", "--backlog-quota", "4KiB", "--backlog-quota-policy", "producer_exception")
+	if !strings.Contains(out, `"backlog_quota_bytes": 4096`) || !strings.Contains(out, `"backlog_quota_policy": "producer_exception"`) {
+		t.Fatalf("set-policy printed %s", out)
+	}
+	cli("subscriptions", "create", "--topic", "public/quota/jobs", "--subscription", "idle")
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	p, err := c.NewProducer(ctx, "public/quota/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	payload := make([]byte, 512)
+	sendErr := func() error {
+		_, err := p.Send(ctx, &client.ProducerMessage{Payload: payload})
+		return err
+	}
+	waitFor(t, time.Minute, "a send refused for the backlog quota", func() bool {
+		err := sendErr()
+		if err != nil && !errors.Is(err, client.ErrBacklogQuotaExceeded) {
+			t.Fatalf("send: %v, want ErrBacklogQuotaExceeded", err)
+		}
+		return err != nil
+	})
+	cli("subscriptions", "clear-backlog", "--topic", "public/quota/jobs", "--subscription", "idle")
+	waitFor(t, time.Minute, "a send accepted after clear-backlog", func() bool { return sendErr() == nil })
+}

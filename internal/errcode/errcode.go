@@ -40,6 +40,7 @@ const (
 	InvalidPolicy        Code = 27 // a namespace policy value is out of range
 	BadVersion           Code = 28 // a compare-and-swap lost to a concurrent update
 	SubscriptionExists   Code = 29 // create of a subscription that exists
+	BacklogQuotaExceeded Code = 30 // a subscription's backlog is over its namespace's quota
 )
 
 type info struct {
@@ -78,6 +79,7 @@ var catalogue = map[Code]info{
 	InvalidPolicy:        {"INVALID_POLICY", false},
 	BadVersion:           {"BAD_VERSION", true},
 	SubscriptionExists:   {"SUBSCRIPTION_EXISTS", false},
+	BacklogQuotaExceeded: {"BACKLOG_QUOTA_EXCEEDED", false},
 }
 
 // String returns the code's stable upper-case name.

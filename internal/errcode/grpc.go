@@ -46,6 +46,7 @@ var grpcCodes = map[Code]codes.Code{
 	InvalidPolicy:        codes.InvalidArgument,
 	BadVersion:           codes.Aborted,
 	SubscriptionExists:   codes.AlreadyExists,
+	BacklogQuotaExceeded: codes.ResourceExhausted,
 }
 
 // ToStatus converts err into a gRPC status error carrying its Strata code (and

@@ -132,6 +132,54 @@ func (InitialPosition) EnumDescriptor() ([]byte, []int) {
 	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{1}
 }
 
+type BacklogQuotaPolicy int32
+
+const (
+	// Sends fail with BACKLOG_QUOTA_EXCEEDED until the backlog is under the quota.
+	BacklogQuotaPolicy_PRODUCER_EXCEPTION BacklogQuotaPolicy = 0
+	// The oldest messages of the subscriptions over the quota are skipped.
+	BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION BacklogQuotaPolicy = 1
+)
+
+// Enum value maps for BacklogQuotaPolicy.
+var (
+	BacklogQuotaPolicy_name = map[int32]string{
+		0: "PRODUCER_EXCEPTION",
+		1: "CONSUMER_BACKLOG_EVICTION",
+	}
+	BacklogQuotaPolicy_value = map[string]int32{
+		"PRODUCER_EXCEPTION":        0,
+		"CONSUMER_BACKLOG_EVICTION": 1,
+	}
+)
+
+func (x BacklogQuotaPolicy) Enum() *BacklogQuotaPolicy {
+	p := new(BacklogQuotaPolicy)
+	*p = x
+	return p
+}
+
+func (x BacklogQuotaPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BacklogQuotaPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_serving_servingpb_serving_proto_enumTypes[2].Descriptor()
+}
+
+func (BacklogQuotaPolicy) Type() protoreflect.EnumType {
+	return &file_serving_servingpb_serving_proto_enumTypes[2]
+}
+
+func (x BacklogQuotaPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BacklogQuotaPolicy.Descriptor instead.
+func (BacklogQuotaPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{2}
+}
+
 type MessageId struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ledger        uint64                 `protobuf:"varint,1,opt,name=ledger,proto3" json:"ledger,omitempty"`
@@ -2810,8 +2858,12 @@ type NamespacePolicy struct {
 	OffloadAgeMs int64 `protobuf:"varint,8,opt,name=offload_age_ms,json=offloadAgeMs,proto3" json:"offload_age_ms,omitempty"`
 	// Delete a ledger from the bookies this long (ms) after its offload.
 	OffloadDeletionLagMs int64 `protobuf:"varint,9,opt,name=offload_deletion_lag_ms,json=offloadDeletionLagMs,proto3" json:"offload_deletion_lag_ms,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Backlog quota: the most bytes one subscription's backlog may hold
+	// (0: no quota), and what happens past it.
+	BacklogQuotaBytes  int64              `protobuf:"varint,10,opt,name=backlog_quota_bytes,json=backlogQuotaBytes,proto3" json:"backlog_quota_bytes,omitempty"`
+	BacklogQuotaPolicy BacklogQuotaPolicy `protobuf:"varint,11,opt,name=backlog_quota_policy,json=backlogQuotaPolicy,proto3,enum=strata.serving.v1.BacklogQuotaPolicy" json:"backlog_quota_policy,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *NamespacePolicy) Reset() {
@@ -2905,6 +2957,20 @@ func (x *NamespacePolicy) GetOffloadDeletionLagMs() int64 {
 		return x.OffloadDeletionLagMs
 	}
 	return 0
+}
+
+func (x *NamespacePolicy) GetBacklogQuotaBytes() int64 {
+	if x != nil {
+		return x.BacklogQuotaBytes
+	}
+	return 0
+}
+
+func (x *NamespacePolicy) GetBacklogQuotaPolicy() BacklogQuotaPolicy {
+	if x != nil {
+		return x.BacklogQuotaPolicy
+	}
+	return BacklogQuotaPolicy_PRODUCER_EXCEPTION
 }
 
 type SetNamespacePolicyRequest struct {
@@ -3724,7 +3790,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\aunacked\x18\x06 \x01(\x04R\aunacked\x12#\n" +
 	"\rbacklog_bytes\x18\a \x01(\x04R\fbacklogBytes\x12'\n" +
 	"\x0factive_consumer\x18\b \x01(\tR\x0eactiveConsumer\x12\x18\n" +
-	"\adelayed\x18\t \x01(\x04R\adelayed\"\xea\x02\n" +
+	"\adelayed\x18\t \x01(\x04R\adelayed\"\xf3\x03\n" +
 	"\x0fNamespacePolicy\x12\x1a\n" +
 	"\bensemble\x18\x01 \x01(\rR\bensemble\x12!\n" +
 	"\fwrite_quorum\x18\x02 \x01(\rR\vwriteQuorum\x12\x1d\n" +
@@ -3735,7 +3801,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x11max_message_bytes\x18\x06 \x01(\x04R\x0fmaxMessageBytes\x126\n" +
 	"\x17offload_threshold_bytes\x18\a \x01(\x03R\x15offloadThresholdBytes\x12$\n" +
 	"\x0eoffload_age_ms\x18\b \x01(\x03R\foffloadAgeMs\x125\n" +
-	"\x17offload_deletion_lag_ms\x18\t \x01(\x03R\x14offloadDeletionLagMs\"u\n" +
+	"\x17offload_deletion_lag_ms\x18\t \x01(\x03R\x14offloadDeletionLagMs\x12.\n" +
+	"\x13backlog_quota_bytes\x18\n" +
+	" \x01(\x03R\x11backlogQuotaBytes\x12W\n" +
+	"\x14backlog_quota_policy\x18\v \x01(\x0e2%.strata.serving.v1.BacklogQuotaPolicyR\x12backlogQuotaPolicy\"u\n" +
 	"\x19SetNamespacePolicyRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12:\n" +
 	"\x06policy\x18\x02 \x01(\v2\".strata.serving.v1.NamespacePolicyR\x06policy\"\x1c\n" +
@@ -3780,7 +3849,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x0fInitialPosition\x12\n" +
 	"\n" +
 	"\x06LATEST\x10\x00\x12\f\n" +
-	"\bEARLIEST\x10\x012\xbf\v\n" +
+	"\bEARLIEST\x10\x01*K\n" +
+	"\x12BacklogQuotaPolicy\x12\x16\n" +
+	"\x12PRODUCER_EXCEPTION\x10\x00\x12\x1d\n" +
+	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xbf\v\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -3812,147 +3884,149 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 	return file_serving_servingpb_serving_proto_rawDescData
 }
 
-var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(SubscriptionType)(0),              // 0: strata.serving.v1.SubscriptionType
 	(InitialPosition)(0),               // 1: strata.serving.v1.InitialPosition
-	(*MessageId)(nil),                  // 2: strata.serving.v1.MessageId
-	(*LookupRequest)(nil),              // 3: strata.serving.v1.LookupRequest
-	(*LookupResponse)(nil),             // 4: strata.serving.v1.LookupResponse
-	(*ProduceRequest)(nil),             // 5: strata.serving.v1.ProduceRequest
-	(*OpenProducer)(nil),               // 6: strata.serving.v1.OpenProducer
-	(*SendBatch)(nil),                  // 7: strata.serving.v1.SendBatch
-	(*Message)(nil),                    // 8: strata.serving.v1.Message
-	(*ProduceResponse)(nil),            // 9: strata.serving.v1.ProduceResponse
-	(*ProducerOpened)(nil),             // 10: strata.serving.v1.ProducerOpened
-	(*SendReceipt)(nil),                // 11: strata.serving.v1.SendReceipt
-	(*SendError)(nil),                  // 12: strata.serving.v1.SendError
-	(*ConsumeRequest)(nil),             // 13: strata.serving.v1.ConsumeRequest
-	(*HasMessagesAfter)(nil),           // 14: strata.serving.v1.HasMessagesAfter
-	(*Unsubscribe)(nil),                // 15: strata.serving.v1.Unsubscribe
-	(*Subscribe)(nil),                  // 16: strata.serving.v1.Subscribe
-	(*Flow)(nil),                       // 17: strata.serving.v1.Flow
-	(*Ack)(nil),                        // 18: strata.serving.v1.Ack
-	(*Nack)(nil),                       // 19: strata.serving.v1.Nack
-	(*Seek)(nil),                       // 20: strata.serving.v1.Seek
-	(*ConsumeResponse)(nil),            // 21: strata.serving.v1.ConsumeResponse
-	(*HasMessagesAfterResult)(nil),     // 22: strata.serving.v1.HasMessagesAfterResult
-	(*Unsubscribed)(nil),               // 23: strata.serving.v1.Unsubscribed
-	(*Subscribed)(nil),                 // 24: strata.serving.v1.Subscribed
-	(*Messages)(nil),                   // 25: strata.serving.v1.Messages
-	(*ReceivedMessage)(nil),            // 26: strata.serving.v1.ReceivedMessage
-	(*SeekDone)(nil),                   // 27: strata.serving.v1.SeekDone
-	(*CreateTopicRequest)(nil),         // 28: strata.serving.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 29: strata.serving.v1.CreateTopicResponse
-	(*AddPartitionsRequest)(nil),       // 30: strata.serving.v1.AddPartitionsRequest
-	(*AddPartitionsResponse)(nil),      // 31: strata.serving.v1.AddPartitionsResponse
-	(*DeleteTopicRequest)(nil),         // 32: strata.serving.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 33: strata.serving.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 34: strata.serving.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 35: strata.serving.v1.ListTopicsResponse
-	(*TopicInfo)(nil),                  // 36: strata.serving.v1.TopicInfo
-	(*GetTopicRequest)(nil),            // 37: strata.serving.v1.GetTopicRequest
-	(*GetTopicResponse)(nil),           // 38: strata.serving.v1.GetTopicResponse
-	(*TopicStatsRequest)(nil),          // 39: strata.serving.v1.TopicStatsRequest
-	(*TopicStatsResponse)(nil),         // 40: strata.serving.v1.TopicStatsResponse
-	(*LedgerStats)(nil),                // 41: strata.serving.v1.LedgerStats
-	(*SubscriptionStats)(nil),          // 42: strata.serving.v1.SubscriptionStats
-	(*NamespacePolicy)(nil),            // 43: strata.serving.v1.NamespacePolicy
-	(*SetNamespacePolicyRequest)(nil),  // 44: strata.serving.v1.SetNamespacePolicyRequest
-	(*SetNamespacePolicyResponse)(nil), // 45: strata.serving.v1.SetNamespacePolicyResponse
-	(*GetNamespacePolicyRequest)(nil),  // 46: strata.serving.v1.GetNamespacePolicyRequest
-	(*GetNamespacePolicyResponse)(nil), // 47: strata.serving.v1.GetNamespacePolicyResponse
-	(*ResetCursorRequest)(nil),         // 48: strata.serving.v1.ResetCursorRequest
-	(*ResetCursorResponse)(nil),        // 49: strata.serving.v1.ResetCursorResponse
-	(*CreateSubscriptionRequest)(nil),  // 50: strata.serving.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil), // 51: strata.serving.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 52: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 53: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),      // 54: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),     // 55: strata.serving.v1.TriggerOffloadResponse
-	nil,                                // 56: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 57: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	(BacklogQuotaPolicy)(0),            // 2: strata.serving.v1.BacklogQuotaPolicy
+	(*MessageId)(nil),                  // 3: strata.serving.v1.MessageId
+	(*LookupRequest)(nil),              // 4: strata.serving.v1.LookupRequest
+	(*LookupResponse)(nil),             // 5: strata.serving.v1.LookupResponse
+	(*ProduceRequest)(nil),             // 6: strata.serving.v1.ProduceRequest
+	(*OpenProducer)(nil),               // 7: strata.serving.v1.OpenProducer
+	(*SendBatch)(nil),                  // 8: strata.serving.v1.SendBatch
+	(*Message)(nil),                    // 9: strata.serving.v1.Message
+	(*ProduceResponse)(nil),            // 10: strata.serving.v1.ProduceResponse
+	(*ProducerOpened)(nil),             // 11: strata.serving.v1.ProducerOpened
+	(*SendReceipt)(nil),                // 12: strata.serving.v1.SendReceipt
+	(*SendError)(nil),                  // 13: strata.serving.v1.SendError
+	(*ConsumeRequest)(nil),             // 14: strata.serving.v1.ConsumeRequest
+	(*HasMessagesAfter)(nil),           // 15: strata.serving.v1.HasMessagesAfter
+	(*Unsubscribe)(nil),                // 16: strata.serving.v1.Unsubscribe
+	(*Subscribe)(nil),                  // 17: strata.serving.v1.Subscribe
+	(*Flow)(nil),                       // 18: strata.serving.v1.Flow
+	(*Ack)(nil),                        // 19: strata.serving.v1.Ack
+	(*Nack)(nil),                       // 20: strata.serving.v1.Nack
+	(*Seek)(nil),                       // 21: strata.serving.v1.Seek
+	(*ConsumeResponse)(nil),            // 22: strata.serving.v1.ConsumeResponse
+	(*HasMessagesAfterResult)(nil),     // 23: strata.serving.v1.HasMessagesAfterResult
+	(*Unsubscribed)(nil),               // 24: strata.serving.v1.Unsubscribed
+	(*Subscribed)(nil),                 // 25: strata.serving.v1.Subscribed
+	(*Messages)(nil),                   // 26: strata.serving.v1.Messages
+	(*ReceivedMessage)(nil),            // 27: strata.serving.v1.ReceivedMessage
+	(*SeekDone)(nil),                   // 28: strata.serving.v1.SeekDone
+	(*CreateTopicRequest)(nil),         // 29: strata.serving.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 30: strata.serving.v1.CreateTopicResponse
+	(*AddPartitionsRequest)(nil),       // 31: strata.serving.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil),      // 32: strata.serving.v1.AddPartitionsResponse
+	(*DeleteTopicRequest)(nil),         // 33: strata.serving.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 34: strata.serving.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 35: strata.serving.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 36: strata.serving.v1.ListTopicsResponse
+	(*TopicInfo)(nil),                  // 37: strata.serving.v1.TopicInfo
+	(*GetTopicRequest)(nil),            // 38: strata.serving.v1.GetTopicRequest
+	(*GetTopicResponse)(nil),           // 39: strata.serving.v1.GetTopicResponse
+	(*TopicStatsRequest)(nil),          // 40: strata.serving.v1.TopicStatsRequest
+	(*TopicStatsResponse)(nil),         // 41: strata.serving.v1.TopicStatsResponse
+	(*LedgerStats)(nil),                // 42: strata.serving.v1.LedgerStats
+	(*SubscriptionStats)(nil),          // 43: strata.serving.v1.SubscriptionStats
+	(*NamespacePolicy)(nil),            // 44: strata.serving.v1.NamespacePolicy
+	(*SetNamespacePolicyRequest)(nil),  // 45: strata.serving.v1.SetNamespacePolicyRequest
+	(*SetNamespacePolicyResponse)(nil), // 46: strata.serving.v1.SetNamespacePolicyResponse
+	(*GetNamespacePolicyRequest)(nil),  // 47: strata.serving.v1.GetNamespacePolicyRequest
+	(*GetNamespacePolicyResponse)(nil), // 48: strata.serving.v1.GetNamespacePolicyResponse
+	(*ResetCursorRequest)(nil),         // 49: strata.serving.v1.ResetCursorRequest
+	(*ResetCursorResponse)(nil),        // 50: strata.serving.v1.ResetCursorResponse
+	(*CreateSubscriptionRequest)(nil),  // 51: strata.serving.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil), // 52: strata.serving.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 53: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 54: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),      // 55: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),     // 56: strata.serving.v1.TriggerOffloadResponse
+	nil,                                // 57: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 58: strata.serving.v1.ReceivedMessage.PropertiesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
-	6,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
-	7,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
-	8,  // 2: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
-	56, // 3: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
-	10, // 4: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
-	11, // 5: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
-	12, // 6: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
-	16, // 7: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
-	17, // 8: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
-	18, // 9: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
-	19, // 10: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
-	20, // 11: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
-	15, // 12: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
-	14, // 13: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
-	2,  // 14: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
+	7,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
+	8,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
+	9,  // 2: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
+	57, // 3: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	11, // 4: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
+	12, // 5: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
+	13, // 6: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
+	17, // 7: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
+	18, // 8: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
+	19, // 9: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
+	20, // 10: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
+	21, // 11: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
+	16, // 12: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
+	15, // 13: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
+	3,  // 14: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
 	0,  // 15: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
 	1,  // 16: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
-	2,  // 17: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
-	2,  // 18: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
-	2,  // 19: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
-	2,  // 20: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
+	3,  // 17: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
+	3,  // 18: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
+	3,  // 19: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
+	3,  // 20: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
 	1,  // 21: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
-	24, // 22: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
-	25, // 23: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
-	27, // 24: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
-	23, // 25: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
-	22, // 26: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
-	26, // 27: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
-	2,  // 28: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	57, // 29: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
-	2,  // 30: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
-	36, // 31: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
-	36, // 32: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
-	41, // 33: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
-	42, // 34: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
+	25, // 22: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
+	26, // 23: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
+	28, // 24: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
+	24, // 25: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
+	23, // 26: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
+	27, // 27: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
+	3,  // 28: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
+	58, // 29: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	3,  // 30: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
+	37, // 31: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
+	37, // 32: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
+	42, // 33: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
+	43, // 34: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
 	0,  // 35: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
-	2,  // 36: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
-	43, // 37: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
-	43, // 38: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
-	2,  // 39: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	1,  // 40: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
-	2,  // 41: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	1,  // 42: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	3,  // 43: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	5,  // 44: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	13, // 45: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	28, // 46: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	32, // 47: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	34, // 48: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	37, // 49: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	30, // 50: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	39, // 51: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	44, // 52: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	46, // 53: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	48, // 54: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	52, // 55: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	50, // 56: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	54, // 57: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	4,  // 58: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	9,  // 59: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	21, // 60: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	29, // 61: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	33, // 62: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	35, // 63: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	38, // 64: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	31, // 65: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	40, // 66: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	45, // 67: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	47, // 68: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	49, // 69: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	53, // 70: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	51, // 71: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	55, // 72: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	58, // [58:73] is the sub-list for method output_type
-	43, // [43:58] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	3,  // 36: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
+	2,  // 37: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	44, // 38: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
+	44, // 39: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
+	3,  // 40: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
+	1,  // 41: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	3,  // 42: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	1,  // 43: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	4,  // 44: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	6,  // 45: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	14, // 46: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	29, // 47: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	33, // 48: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	35, // 49: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	38, // 50: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	31, // 51: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	40, // 52: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	45, // 53: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	47, // 54: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	49, // 55: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	53, // 56: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	51, // 57: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	55, // 58: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	5,  // 59: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	10, // 60: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	22, // 61: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	30, // 62: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	34, // 63: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	36, // 64: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	39, // 65: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	32, // 66: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	41, // 67: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	46, // 68: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	48, // 69: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	50, // 70: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	54, // 71: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	52, // 72: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	56, // 73: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	59, // [59:74] is the sub-list for method output_type
+	44, // [44:59] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -4000,7 +4074,7 @@ func file_serving_servingpb_serving_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
