@@ -141,7 +141,8 @@ func TestSetPolicyChangesOnlyTheFlagsGiven(t *testing.T) {
 		"--offload-threshold", "0", "--offload-age", "0", "--retention", "7d"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := run(t, "", "namespaces", "set-policy", "public/default", "--url", url, "--ttl", "1h", "--max-message-size", "1MiB"); err != nil {
+	if _, _, err := run(t, "", "namespaces", "set-policy", "public/default", "--url", url, "--ttl", "1h", "--max-message-size", "1MiB",
+		"--backlog-quota", "2GiB"); err != nil {
 		t.Fatal(err)
 	}
 	out, _, err := run(t, "", "namespaces", "get-policy", "public/default", "--url", url)
@@ -152,7 +153,8 @@ func TestSetPolicyChangesOnlyTheFlagsGiven(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &p); err != nil {
 		t.Fatal(err)
 	}
-	want := policyJSON{Retention: "7d", TTL: "1h0m0s", MaxMessageBytes: 1 << 20, OffloadThresholdBytes: 0, OffloadAge: "0", OffloadDeletionLag: "0"}
+	want := policyJSON{Retention: "7d", TTL: "1h0m0s", MaxMessageBytes: 1 << 20, OffloadThresholdBytes: 0, OffloadAge: "0", OffloadDeletionLag: "0",
+		BacklogQuotaBytes: 2 << 30, BacklogQuotaPolicy: "producer_exception"}
 	if p != want {
 		t.Fatalf("policy %+v, want %+v", p, want)
 	}
