@@ -19,7 +19,7 @@ import (
 // topic (ConsumerRetryLetter, ReconsumeLater). All live in the client, as in
 // Pulsar's; the server only counts redeliveries and holds delayed messages.
 
-// redelivery is a consumer's state for the three.
+// redelivery is a consumer's state for all of them.
 type redelivery struct {
 	nackDelay  time.Duration
 	nackMax    time.Duration // exponential backoff up to it; 0: a fixed delay
