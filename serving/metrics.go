@@ -21,6 +21,7 @@ type metrics struct {
 	offloadedLedgers  prometheus.Counter     //
 	offloadFailures   prometheus.Counter     // failed offload passes
 	tierReadErrors    prometheus.Counter     // failed object-store reads
+	quotaEvictions    prometheus.Counter     // subscriptions moved forward by a backlog quota (quota.go)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,11 +63,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_offload_failures_total", Help: "Offload passes that failed (retried with backoff)."}),
 		tierReadErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_tier_read_errors_total", Help: "Reads of offloaded ledgers that failed."}),
+		quotaEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_backlog_quota_evictions_total", Help: "Times a subscription over its backlog quota was moved forward (consumer_backlog_eviction)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.publishedMessages, m.publishedBytes, m.publishLatency, m.bookieWrite,
 			m.deliveredMessages, m.backlog, m.backlogBytes, m.delayed, m.keySharedWaiting, m.ownedTopics, m.takeovers, m.drops, m.sendErrors,
-			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors)
+			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors, m.quotaEvictions)
 	}
 	return m
 }

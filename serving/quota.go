@@ -55,6 +55,7 @@ func (t *topic) checkBacklogQuota() {
 			t.log.Warn("backlog quota exceeded: skipping the subscription's oldest messages",
 				"subscription", s.name, "backlog_bytes", b, "quota", quota, "to", target)
 			s.expireLocked(target)
+			t.n.m.quotaEvictions.Inc()
 		}
 	}
 	if over != t.mu.overQuota {

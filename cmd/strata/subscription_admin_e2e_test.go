@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"io"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -318,6 +320,15 @@ func TestBacklogQuotaRefusesSendsUntilClearBacklogOnARealStandalone(t *testing.T
 		}
 		return err != nil
 	})
+	resp, err := http.Get("http://" + s.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !strings.Contains(string(body), `strata_send_errors_total{code="BACKLOG_QUOTA_EXCEEDED"}`) {
+		t.Fatalf("/metrics does not count the refused sends (%v)", err)
+	}
 	cli("subscriptions", "clear-backlog", "--topic", "public/quota/jobs", "--subscription", "idle")
 	waitFor(t, time.Minute, "a send accepted after clear-backlog", func() bool { return sendErr() == nil })
 }
