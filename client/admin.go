@@ -99,6 +99,26 @@ func (a *Admin) ListTopics(ctx context.Context, namespace string) ([]TopicInfo, 
 	return out, err
 }
 
+// ListNamespaces lists, sorted, the namespaces (tenant/namespace) that have
+// a policy or a topic: of tenant, or of every tenant when tenant is "".
+func (a *Admin) ListNamespaces(ctx context.Context, tenant string) ([]string, error) {
+	if tenant != "" {
+		if err := topic.CheckTenant(tenant); err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	err := a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		resp, err := b.ListNamespaces(ctx, &servingpb.ListNamespacesRequest{Tenant: tenant})
+		if err != nil {
+			return err
+		}
+		out = resp.GetNamespaces()
+		return nil
+	})
+	return out, err
+}
+
 // GetTopic describes topic; ErrTopicNotFound when it does not exist.
 func (a *Admin) GetTopic(ctx context.Context, topicName string) (TopicInfo, error) {
 	name, err := topic.Canonical(topicName)

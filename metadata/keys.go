@@ -60,4 +60,5 @@ func (k keys) managedLedger(topic string) string { return k.prefix + "/managed-l
 func (k keys) cursor(topic, sub string) string   { return k.cursors(topic) + sub }
 func (k keys) cursors(topic string) string       { return k.prefix + "/cursors/" + topic + "/" }
 func (k keys) ownership(topic string) string     { return k.prefix + "/ownership/" + topic }
-func (k keys) policy(namespace string) string    { return k.prefix + "/policies/" + namespace }
+func (k keys) policy(namespace string) string    { return k.policies() + namespace }
+func (k keys) policies() string                  { return k.prefix + "/policies/" }

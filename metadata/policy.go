@@ -3,8 +3,12 @@ package metadata
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/topic"
 )
 
 // Bounds of NamespacePolicy values.
@@ -82,6 +86,33 @@ func (s *Store) GetNamespacePolicy(ctx context.Context, ns string) (NamespacePol
 	}
 	p.Version = kv.ModRevision
 	return p, nil
+}
+
+// ListNamespaces returns, sorted, the namespaces ("tenant/namespace") that
+// have a stored policy or at least one topic: every tenant's, or tenant's
+// when it is not empty.
+func (s *Store) ListNamespaces(ctx context.Context, tenant string) ([]string, error) {
+	under := ""
+	if tenant != "" {
+		if err := topic.CheckTenant(tenant); err != nil {
+			return nil, err
+		}
+		under = tenant + "/"
+	}
+	seen := map[string]bool{}
+	for _, dir := range []string{s.keys.policies(), s.keys.topics("")} {
+		kvs, err := s.list(ctx, "list namespaces", dir+under)
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range kvs {
+			parts := strings.SplitN(strings.TrimPrefix(string(kv.Key), dir), "/", 3)
+			if len(parts) >= 2 {
+				seen[parts[0]+"/"+parts[1]] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
 }
 
 // SetNamespacePolicy validates p and stores it. With p.Version set (as read

@@ -2,6 +2,7 @@ package metadata_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/strata-mq/strata/internal/errcode"
@@ -22,6 +23,10 @@ func TestPolicyValidateRejectsOutOfRangeValues(t *testing.T) {
 		"threshold < -1": func(p *metadata.NamespacePolicy) { p.OffloadThresholdBytes = -5 },
 		"age < -1":       func(p *metadata.NamespacePolicy) { p.OffloadAgeMs = -5 },
 		"negative lag":   func(p *metadata.NamespacePolicy) { p.OffloadDeletionLagMs = -1 },
+		"negative quota": func(p *metadata.NamespacePolicy) { p.BacklogQuotaBytes = -1 },
+		"unknown quota policy": func(p *metadata.NamespacePolicy) {
+			p.BacklogQuotaBytes, p.BacklogQuotaPolicy = 1, "drop_everything"
+		},
 	}
 	for name, mutate := range bad {
 		p := metadata.DefaultNamespacePolicy()
@@ -110,5 +115,39 @@ func TestCursorsListedAndDeleted(t *testing.T) {
 	}
 	if err := s.DeleteCursor(ctx, topic, "a"); err != nil {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// TestListNamespacesHasThoseWithAPolicyOrATopic: a namespace is listed once
+// when it has a stored policy, a topic, or both; a tenant filter keeps only
+// its own; a bad tenant name is a typed error.
+func TestListNamespacesHasThoseWithAPolicyOrATopic(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	if err := s.SetNamespacePolicy(ctx, "acme/billing", metadata.DefaultNamespacePolicy()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetNamespacePolicy(ctx, "acme/orders", metadata.DefaultNamespacePolicy()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"acme/orders/created", "acme/orders/paid", "public/default/t"} {
+		if err := s.CreateTopic(ctx, &metadata.Topic{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.ListNamespaces(ctx, "")
+	if err != nil || !slices.Equal(all, []string{"acme/billing", "acme/orders", "public/default"}) {
+		t.Fatalf("all namespaces: %v %v", all, err)
+	}
+	acme, err := s.ListNamespaces(ctx, "acme")
+	if err != nil || !slices.Equal(acme, []string{"acme/billing", "acme/orders"}) {
+		t.Fatalf("acme's namespaces: %v %v", acme, err)
+	}
+	if none, err := s.ListNamespaces(ctx, "nobody"); err != nil || len(none) != 0 {
+		t.Fatalf("an unknown tenant's namespaces: %v %v", none, err)
+	}
+	if _, err := s.ListNamespaces(ctx, "a/b"); errcode.CodeOf(err) != errcode.InvalidTopicName {
+		t.Fatalf("a bad tenant: %v", err)
 	}
 }

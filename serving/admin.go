@@ -174,6 +174,20 @@ func (n *Node) ListTopics(ctx context.Context, req *servingpb.ListTopicsRequest)
 	return out, nil
 }
 
+// ListNamespaces answers the namespaces with a policy or a topic.
+func (n *Node) ListNamespaces(ctx context.Context, req *servingpb.ListNamespacesRequest) (*servingpb.ListNamespacesResponse, error) {
+	if t := req.GetTenant(); t != "" {
+		if err := topicname.CheckTenant(t); err != nil {
+			return nil, err
+		}
+	}
+	ns, err := n.meta.ListNamespaces(ctx, req.GetTenant())
+	if err != nil {
+		return nil, unavailable("listing namespaces", err)
+	}
+	return &servingpb.ListNamespacesResponse{Namespaces: ns}, nil
+}
+
 // GetTopic answers a topic's record.
 func (n *Node) GetTopic(ctx context.Context, req *servingpb.GetTopicRequest) (*servingpb.GetTopicResponse, error) {
 	name, err := canonical(req.GetTopic())

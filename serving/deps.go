@@ -28,6 +28,9 @@ type Meta interface {
 	CreateTopic(ctx context.Context, t *metadata.Topic) error
 	GetTopic(ctx context.Context, name string) (*metadata.Topic, error)
 	ListTopics(ctx context.Context, namespace string) ([]metadata.Topic, error)
+	// ListNamespaces answers, sorted, the namespaces with a policy or a
+	// topic (of tenant, when not empty).
+	ListNamespaces(ctx context.Context, tenant string) ([]string, error)
 	// DeleteTopic deletes the topic's record, managed ledger and cursors.
 	DeleteTopic(ctx context.Context, name string) error
 	// AddPartitions raises a partitioned topic's partition count to n and

@@ -16,10 +16,10 @@ func newNamespacesCmd() *cobra.Command {
 	var url string
 	cmd := &cobra.Command{
 		Use:   "namespaces",
-		Short: "Get and set namespace policies (retention, TTL, offload, replication, backlog quota)",
+		Short: "List namespaces; get and set their policies (retention, TTL, offload, replication, backlog quota)",
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
-	cmd.AddCommand(nsSetPolicyCmd(&url), nsGetPolicyCmd(&url))
+	cmd.AddCommand(nsListCmd(&url), nsSetPolicyCmd(&url), nsGetPolicyCmd(&url))
 	return cmd
 }
 
@@ -208,6 +208,28 @@ func formatDuration(d time.Duration) string {
 		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
 	}
 	return d.String()
+}
+
+func nsListCmd(url *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list [TENANT]",
+		Short: "List the namespaces that have a policy or a topic (of one tenant, or all)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
+			tenant := ""
+			if len(args) == 1 {
+				tenant = args[0]
+			}
+			ns, err := a.ListNamespaces(cmd.Context(), tenant)
+			if err != nil {
+				return err
+			}
+			for _, n := range ns {
+				fmt.Fprintln(cmd.OutOrStdout(), n)
+			}
+			return nil
+		}),
+	}
 }
 
 func nsGetPolicyCmd(url *string) *cobra.Command {

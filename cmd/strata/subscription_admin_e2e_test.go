@@ -23,14 +23,7 @@ func TestSubscriptionCreatedBeforeProducersGetsEveryMessageAndClearBacklogDropsT
 	s := newStandalone(t)
 	s.start()
 	url := s.url()
-	cli := func(stdin string, args ...string) string {
-		t.Helper()
-		out, errOut, err := run(t, stdin, append(args, "--url", url)...)
-		if err != nil {
-			t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, errOut)
-		}
-		return out
-	}
+	cli := cliAt(t, url)
 	cli("", "topics", "create", "pipe", "--partitions", "2")
 	cli("", "subscriptions", "create", "--topic", "pipe", "--subscription", "billing")
 	cli("a\nb\nc\nd\n", "produce", "--topic", "pipe")
@@ -288,14 +281,7 @@ func TestBacklogQuotaRefusesSendsUntilClearBacklogOnARealStandalone(t *testing.T
 	s.extraArgs = []string{"--backlog-quota-check-interval", "100ms"}
 	s.start()
 	url := s.url()
-	cli := func(args ...string) string {
-		t.Helper()
-		out, errOut, err := run(t, "", append(args, "--url", url)...)
-		if err != nil {
-			t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, errOut)
-		}
-		return out
-	}
+	cli := func(args ...string) string { t.Helper(); return cliAt(t, url)("", args...) }
 	out := cli("namespaces", "set-policy", "public/quota", "--backlog-quota", "4KiB", "--backlog-quota-policy", "producer_exception")
 	if !strings.Contains(out, `"backlog_quota_bytes": 4096`) || !strings.Contains(out, `"backlog_quota_policy": "producer_exception"`) {
 		t.Fatalf("set-policy printed %s", out)
@@ -331,4 +317,39 @@ func TestBacklogQuotaRefusesSendsUntilClearBacklogOnARealStandalone(t *testing.T
 	}
 	cli("subscriptions", "clear-backlog", "--topic", "public/quota/jobs", "--subscription", "idle")
 	waitFor(t, time.Minute, "a send accepted after clear-backlog", func() bool { return sendErr() == nil })
+}
+
+// TestNamespacesListShowsNamespacesWithAPolicyOrATopic: `strata namespaces
+// list` on a real standalone shows a namespace given a policy and one
+// given a topic, each once, and only the tenant's with a tenant.
+func TestNamespacesListShowsNamespacesWithAPolicyOrATopic(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	url := s.url()
+	cli := func(args ...string) string { t.Helper(); return cliAt(t, url)("", args...) }
+	cli("namespaces", "set-policy", "acme/billing", "--ttl", "1d")
+	cli("topics", "create", "acme/orders/created")
+	cli("topics", "create", "public/default/t")
+	if got := cli("namespaces", "list"); got != "acme/billing\nacme/orders\npublic/default\n" {
+		t.Fatalf("namespaces list:\n%s", got)
+	}
+	if got := cli("namespaces", "list", "acme"); got != "acme/billing\nacme/orders\n" {
+		t.Fatalf("namespaces list acme:\n%s", got)
+	}
+	if _, _, err := run(t, "", "namespaces", "list", "a/b", "--url", url); !errors.Is(err, client.ErrInvalidTopicName) {
+		t.Fatalf("a bad tenant: %v", err)
+	}
+}
+
+// cliAt returns a runner of strata commands against the cluster at url: it
+// feeds stdin, fails the test when the command fails, and returns stdout.
+func cliAt(t *testing.T, url string) func(stdin string, args ...string) string {
+	return func(stdin string, args ...string) string {
+		t.Helper()
+		out, errOut, err := run(t, stdin, append(args, "--url", url)...)
+		if err != nil {
+			t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, errOut)
+		}
+		return out
+	}
 }

@@ -67,6 +67,14 @@ func ParseNamespace(s string) (tenant, namespace string, err error) {
 	return parts[0], parts[1], nil
 }
 
+// CheckTenant validates a tenant name (one part of a topic name).
+func CheckTenant(s string) error {
+	if err := checkPart(s); err != nil {
+		return invalid(s, err.Error())
+	}
+	return nil
+}
+
 func (n Name) String() string { return n.Tenant + "/" + n.Namespace + "/" + n.Local }
 
 // NamespaceName returns tenant/namespace.

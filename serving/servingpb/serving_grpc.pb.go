@@ -34,6 +34,7 @@ const (
 	Broker_CreateTopic_FullMethodName        = "/strata.serving.v1.Broker/CreateTopic"
 	Broker_DeleteTopic_FullMethodName        = "/strata.serving.v1.Broker/DeleteTopic"
 	Broker_ListTopics_FullMethodName         = "/strata.serving.v1.Broker/ListTopics"
+	Broker_ListNamespaces_FullMethodName     = "/strata.serving.v1.Broker/ListNamespaces"
 	Broker_GetTopic_FullMethodName           = "/strata.serving.v1.Broker/GetTopic"
 	Broker_AddPartitions_FullMethodName      = "/strata.serving.v1.Broker/AddPartitions"
 	Broker_TopicStats_FullMethodName         = "/strata.serving.v1.Broker/TopicStats"
@@ -64,6 +65,8 @@ type BrokerClient interface {
 	CreateTopic(ctx context.Context, in *CreateTopicRequest, opts ...grpc.CallOption) (*CreateTopicResponse, error)
 	DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opts ...grpc.CallOption) (*DeleteTopicResponse, error)
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
+	// The namespaces with a policy or a topic (of one tenant, when given).
+	ListNamespaces(ctx context.Context, in *ListNamespacesRequest, opts ...grpc.CallOption) (*ListNamespacesResponse, error)
 	GetTopic(ctx context.Context, in *GetTopicRequest, opts ...grpc.CallOption) (*GetTopicResponse, error)
 	// Raises a partitioned topic's partition count; existing subscriptions
 	// are created on the new partitions at their start.
@@ -147,6 +150,16 @@ func (c *brokerClient) ListTopics(ctx context.Context, in *ListTopicsRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListTopicsResponse)
 	err := c.cc.Invoke(ctx, Broker_ListTopics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) ListNamespaces(ctx context.Context, in *ListNamespacesRequest, opts ...grpc.CallOption) (*ListNamespacesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNamespacesResponse)
+	err := c.cc.Invoke(ctx, Broker_ListNamespaces_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -262,6 +275,8 @@ type BrokerServer interface {
 	CreateTopic(context.Context, *CreateTopicRequest) (*CreateTopicResponse, error)
 	DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error)
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
+	// The namespaces with a policy or a topic (of one tenant, when given).
+	ListNamespaces(context.Context, *ListNamespacesRequest) (*ListNamespacesResponse, error)
 	GetTopic(context.Context, *GetTopicRequest) (*GetTopicResponse, error)
 	// Raises a partitioned topic's partition count; existing subscriptions
 	// are created on the new partitions at their start.
@@ -302,6 +317,9 @@ func (UnimplementedBrokerServer) DeleteTopic(context.Context, *DeleteTopicReques
 }
 func (UnimplementedBrokerServer) ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTopics not implemented")
+}
+func (UnimplementedBrokerServer) ListNamespaces(context.Context, *ListNamespacesRequest) (*ListNamespacesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListNamespaces not implemented")
 }
 func (UnimplementedBrokerServer) GetTopic(context.Context, *GetTopicRequest) (*GetTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTopic not implemented")
@@ -433,6 +451,24 @@ func _Broker_ListTopics_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(BrokerServer).ListTopics(ctx, req.(*ListTopicsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_ListNamespaces_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListNamespacesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).ListNamespaces(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_ListNamespaces_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).ListNamespaces(ctx, req.(*ListNamespacesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -621,6 +657,10 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTopics",
 			Handler:    _Broker_ListTopics_Handler,
+		},
+		{
+			MethodName: "ListNamespaces",
+			Handler:    _Broker_ListNamespaces_Handler,
 		},
 		{
 			MethodName: "GetTopic",

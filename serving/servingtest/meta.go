@@ -215,6 +215,31 @@ func (m *Meta) ListTopics(ctx context.Context, namespace string) ([]metadata.Top
 	return out, nil
 }
 
+// ListNamespaces answers the namespaces with a policy or a topic.
+func (m *Meta) ListNamespaces(ctx context.Context, tenant string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[string]bool{}
+	add := func(name string) {
+		parts := strings.SplitN(name, "/", 3)
+		if len(parts) >= 2 && (tenant == "" || parts[0] == tenant) {
+			seen[parts[0]+"/"+parts[1]] = true
+		}
+	}
+	for ns := range m.policies {
+		add(ns)
+	}
+	for name := range m.topics {
+		add(name)
+	}
+	out := make([]string, 0, len(seen))
+	for ns := range seen {
+		out = append(out, ns)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 func (m *Meta) DeleteTopic(ctx context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
