@@ -163,8 +163,12 @@ func (c *Client) broker(addr string) (servingpb.BrokerClient, error) {
 	if conn, ok := c.mu.conns[addr]; ok {
 		return servingpb.NewBrokerClient(conn), nil
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(c.creds), grpc.WithKeepaliveParams(clientKeepalive),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseBytes)), rpcpool.DialOption()}, c.cfg.dialOpts...)
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(c.creds), grpc.WithKeepaliveParams(clientKeepalive),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseBytes)), rpcpool.DialOption()}
+	if c.cfg.authToken != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(c.cfg.authToken)))
+	}
+	opts = append(opts, c.cfg.dialOpts...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, errcode.New(errcode.Unavailable, "dial %s: %v", addr, err)

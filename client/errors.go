@@ -38,6 +38,10 @@ var (
 	// producer_exception); sends succeed again once it is under.
 	ErrBacklogQuotaExceeded = errcode.New(errcode.BacklogQuotaExceeded, "backlog quota exceeded")
 
+	// ErrUnauthenticated: the node requires a token (AuthToken) and the
+	// call carried none, or one it does not know.
+	ErrUnauthenticated = errcode.New(errcode.Unauthenticated, "unauthenticated")
+
 	// Consuming.
 	ErrConsumerBusy = errcode.New(errcode.ConsumerBusy, "consumer busy")
 

@@ -25,6 +25,7 @@ type clientConfig struct {
 	tlsCertFile  string
 	tlsKeyFile   string
 	tlsConfig    *tls.Config
+	authToken    string
 }
 
 func defaultClientConfig() clientConfig {

@@ -40,6 +40,9 @@ type ServeOptions struct {
 	Tier *TierConfig
 	// TLS, when set, serves the gRPC port over TLS with it.
 	TLS *tls.Config
+	// AuthTokens, when not empty, are the tokens a call must present
+	// (TokenAuthOptions).
+	AuthTokens []string
 }
 
 // Serve runs a serving node until ctx ends, then unloads its topics
@@ -69,6 +72,9 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	opts := n.ServerOptions()
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
+	}
+	if len(o.AuthTokens) > 0 {
+		opts = append(opts, TokenAuthOptions(o.AuthTokens)...)
 	}
 	gs := grpc.NewServer(opts...)
 	n.Register(gs)

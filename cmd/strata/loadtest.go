@@ -29,7 +29,7 @@ const loadtestFailedExit = 3
 type loadtestOpts struct {
 	drivers      string
 	url          string
-	clientOpts   []client.Option // the TLS flags'
+	clientOpts   []client.Option // the TLS and token flags'
 	natsURL      string
 	rate         string
 	w            loadtest.Workload
@@ -76,7 +76,7 @@ func addLoadtestFlags(cmd *cobra.Command, o *loadtestOpts) {
 	w := &o.w
 	f.StringVar(&o.drivers, "driver", "strata", "comma-separated drivers, run one after the other: strata, jetstream, jetstream-sync")
 	f.StringVar(&o.url, "url", "", "Strata cluster, strata://host:port[,host:port] or strata+tls://... (empty: start a standalone)")
-	addClientTLSFlags(f)
+	addClientSecurityFlags(f)
 	f.StringVar(&o.natsURL, "nats-url", "", "NATS server for the jetstream drivers (empty: start nats-server)")
 	f.DurationVar(&w.Duration, "duration", w.Duration, "measured duration (after --warmup)")
 	f.DurationVar(&w.Warmup, "warmup", w.Warmup, "warm-up before measuring (verified, not measured)")
@@ -134,7 +134,10 @@ func (o *loadtestOpts) finish() error {
 }
 
 func runLoadtest(cmd *cobra.Command, o *loadtestOpts) error {
-	o.clientOpts = clientTLSOptions(cmd)
+	var err error
+	if o.clientOpts, err = clientSecurityOptions(cmd); err != nil {
+		return err
+	}
 	if err := o.finish(); err != nil {
 		return err
 	}

@@ -36,6 +36,8 @@ type nodeSpec struct {
 	localBookies map[string]bookiepb.BookieClient
 	// tls serves the client port over TLS (nil: plain).
 	tls *tls.Config
+	// authTokens are the tokens clients must present (none: open).
+	authTokens []string
 }
 
 // newRegistry returns a metrics registry with the Go and process collectors.
@@ -78,7 +80,7 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 		return err
 	}
 	return serving.Serve(cmd.Context(), serving.ServeOptions{
-		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc, TLS: spec.tls,
+		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc, TLS: spec.tls, AuthTokens: spec.authTokens,
 		Ready: func(*serving.Node) { spec.ready(spec.cfg.GRPCAddr, hlis) },
 		Mount: pprofMount(cmd),
 	})

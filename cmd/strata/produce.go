@@ -29,13 +29,17 @@ func defaultURL() string {
 // addURLFlag adds --url and the client TLS flags to flags.
 func addURLFlag(flags *pflag.FlagSet, url *string) {
 	flags.StringVar(url, "url", defaultURL(), "cluster address, strata://host:port[,host:port], or strata+tls://... (default from $STRATA_URL)")
-	addClientTLSFlags(flags)
+	addClientSecurityFlags(flags)
 }
 
 // newClient connects the SDK to url with the command's logger and TLS
 // flags.
 func newClient(cmd *cobra.Command, url string) (*client.Client, error) {
-	return client.New(url, append([]client.Option{client.Logger(newLogger(cmd))}, clientTLSOptions(cmd)...)...)
+	sec, err := clientSecurityOptions(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return client.New(url, append([]client.Option{client.Logger(newLogger(cmd))}, sec...)...)
 }
 
 // withTimeout bounds ctx by d when d > 0.

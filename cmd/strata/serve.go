@@ -38,7 +38,7 @@ func newServeCmd() *cobra.Command {
 	f.Int("ack-quorum", 1, "default ack quorum Qa")
 	addTierFlags(cmd, "object store for offloaded ledgers: s3://bucket/prefix?endpoint=host:port&secure=false or a directory (default: none, offload disabled)")
 	addQuotaFlags(cmd)
-	addServerTLSFlags(cmd)
+	addServerSecurityFlags(cmd)
 	return cmd
 }
 
@@ -84,6 +84,10 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	tokens, err := serverAuthTokens(cmd)
+	if err != nil {
+		return err
+	}
 
 	ctx := cmd.Context()
 	store, err := metadata.Open(ctx, metadata.Config{Endpoints: serveSplitList(str("etcd")), Prefix: str("etcd-prefix"), Logger: log})
@@ -93,8 +97,8 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	defer store.Close()
 	cfg := serving.Config{NodeID: str("node-id"), GRPCAddr: str("advertise-addr"), LeaseTTL: ttl,
 		Ensemble: num("ensemble"), WriteQuorum: num("write-quorum"), AckQuorum: num("ack-quorum")}
-	return runServingNode(cmd, store, nodeSpec{cfg: cfg, tls: tlsCfg, ready: func(grpcAddr string, _ net.Listener) {
-		log.Info("serving", "grpc", grpcAddr, "http", str("http-addr"), "tls", tlsCfg != nil)
+	return runServingNode(cmd, store, nodeSpec{cfg: cfg, tls: tlsCfg, authTokens: tokens, ready: func(grpcAddr string, _ net.Listener) {
+		log.Info("serving", "grpc", grpcAddr, "http", str("http-addr"), "tls", tlsCfg != nil, "auth_tokens", len(tokens))
 	}}, log)
 }
 

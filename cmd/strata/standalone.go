@@ -43,7 +43,7 @@ func newStandaloneCmd() *cobra.Command {
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: the bookie acknowledges adds without fsync")
 	addTierFlags(cmd, "object store for offloaded ledgers: a directory or s3://bucket/prefix?endpoint=host:port&secure=false (default: <data-dir>/objects)")
 	addQuotaFlags(cmd)
-	addServerTLSFlags(cmd)
+	addServerSecurityFlags(cmd)
 	return cmd
 }
 
@@ -52,6 +52,10 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 	f := cmd.Flags()
 	str := func(name string) string { v, _ := f.GetString(name); return v }
 	tlsCfg, err := serverTLS(cmd)
+	if err != nil {
+		return err
+	}
+	tokens, err := serverAuthTokens(cmd)
 	if err != nil {
 		return err
 	}
@@ -99,7 +103,7 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 	if tlsCfg != nil {
 		scheme = "strata+tls://"
 	}
-	return runServingNode(cmd, store, nodeSpec{cfg: cfg, defaultStore: filepath.Join(dir, "objects"), registry: reg, localBookies: local, tls: tlsCfg,
+	return runServingNode(cmd, store, nodeSpec{cfg: cfg, defaultStore: filepath.Join(dir, "objects"), registry: reg, localBookies: local, tls: tlsCfg, authTokens: tokens,
 		ready: func(grpcAddr string, hlis net.Listener) {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "strata standalone is running (data in %s)\n", dir)

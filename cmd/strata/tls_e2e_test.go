@@ -129,3 +129,49 @@ func TestTLSStandaloneServesOnlyClientsItCanVerifyAndThatVerifyIt(t *testing.T) 
 		t.Fatalf("TLS options with a strata:// URL: %v, want ErrInvalidArgument", err)
 	}
 }
+
+// TestTokenAuthRefusesCallsWithoutAKnownToken: a standalone with
+// --auth-token-file (over TLS, as the docs advise) serves the client
+// commands that present one of its tokens, by flag or from
+// $STRATA_AUTH_TOKEN_FILE, and refuses calls without a token or with
+// another one as ErrUnauthenticated.
+func TestTokenAuthRefusesCallsWithoutAKnownToken(t *testing.T) {
+	pki := newTestPKI(t)
+	tokens := filepath.Join(pki.dir, "tokens")
+	if err := os.WriteFile(tokens, []byte("# tokens of the apps\nsecret-one\n\nsecret-two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mine := filepath.Join(pki.dir, "my-token")
+	if err := os.WriteFile(mine, []byte("secret-two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newStandalone(t)
+	s.extraArgs = []string{"--tls-cert-file", pki.path("server.pem"), "--tls-key-file", pki.path("server-key.pem"), "--auth-token-file", tokens}
+	s.start()
+	url := "strata+tls://" + s.grpc
+	flags := []string{"--url", url, "--tls-ca-file", pki.path("ca.pem")}
+	if _, errOut, err := run(t, "hello\n", append([]string{"produce", "--topic", "guarded", "--auth-token-file", mine}, flags...)...); err != nil {
+		t.Fatalf("produce with a token: %v\n%s", err, errOut)
+	}
+	t.Setenv("STRATA_AUTH_TOKEN_FILE", mine)
+	out, errOut, err := run(t, "", append([]string{"consume", "--topic", "guarded", "--subscription", "s", "--position", "earliest",
+		"--count", "1", "--timeout", "20s"}, flags...)...)
+	if err != nil || !strings.Contains(out, "hello") {
+		t.Fatalf("consume with the token from the environment: %q, %v\n%s", out, err, errOut)
+	}
+
+	ctx := testContext(t, time.Minute)
+	for name, opts := range map[string][]client.Option{
+		"no token":      nil,
+		"unknown token": {client.AuthToken("secret-three")},
+	} {
+		c, err := client.New(url, append(opts, client.TLSCAFile(pki.path("ca.pem")), client.OperationTimeout(5*time.Second))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Admin().ListTopics(ctx, ""); !errors.Is(err, client.ErrUnauthenticated) {
+			t.Fatalf("%s: %v, want ErrUnauthenticated", name, err)
+		}
+		c.Close()
+	}
+}

@@ -41,6 +41,7 @@ const (
 	BadVersion           Code = 28 // a compare-and-swap lost to a concurrent update
 	SubscriptionExists   Code = 29 // create of a subscription that exists
 	BacklogQuotaExceeded Code = 30 // a subscription's backlog is over its namespace's quota
+	Unauthenticated      Code = 31 // the call carries no valid credentials
 )
 
 type info struct {
@@ -80,6 +81,7 @@ var catalogue = map[Code]info{
 	BadVersion:           {"BAD_VERSION", true},
 	SubscriptionExists:   {"SUBSCRIPTION_EXISTS", false},
 	BacklogQuotaExceeded: {"BACKLOG_QUOTA_EXCEEDED", false},
+	Unauthenticated:      {"UNAUTHENTICATED", false},
 }
 
 // String returns the code's stable upper-case name.

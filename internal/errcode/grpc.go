@@ -47,6 +47,7 @@ var grpcCodes = map[Code]codes.Code{
 	BadVersion:           codes.Aborted,
 	SubscriptionExists:   codes.AlreadyExists,
 	BacklogQuotaExceeded: codes.ResourceExhausted,
+	Unauthenticated:      codes.Unauthenticated,
 }
 
 // ToStatus converts err into a gRPC status error carrying its Strata code (and

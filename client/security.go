@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"os"
@@ -14,7 +15,8 @@ import (
 // seeds and to the owners lookups name, use TLS, as Pulsar's pulsar+ssl://
 // does. The nodes are verified against the system's certificate
 // authorities, or those of TLSCAFile; TLSClientCert adds a client
-// certificate for nodes that require one (mutual TLS).
+// certificate for nodes that require one (mutual TLS). AuthToken adds a
+// bearer token to every call, for nodes that require one.
 
 const tlsURLScheme = "strata+tls://"
 
@@ -77,6 +79,22 @@ func (c *clientConfig) transportCredentials(useTLS bool) (credentials.TransportC
 	}
 	return credentials.NewTLS(cfg), nil
 }
+
+// AuthToken makes every call carry token ("authorization: Bearer <token>"),
+// for nodes that require one (strata serve --auth-token-file). Send it over
+// a strata+tls:// URL: on a plain one anybody on the path can read it.
+func AuthToken(token string) Option { return func(c *clientConfig) { c.authToken = token } }
+
+// bearer is the per-call credential of AuthToken.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity is false so that a plain URL works too (for a
+// private network); the documentation says to use TLS.
+func (bearer) RequireTransportSecurity() bool { return false }
 
 // cutScheme splits a cluster URL into whether it asks for TLS and the rest.
 func cutScheme(url string) (useTLS bool, rest string, ok bool) {
