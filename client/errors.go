@@ -33,6 +33,9 @@ var (
 	ErrMessageTooLarge   = errcode.New(errcode.MessageTooLarge, "message too large")
 	ErrProducerQueueFull = errcode.New(errcode.ProducerQueueFull, "producer queue full")
 	ErrProducerBusy      = errcode.New(errcode.ProducerBusy, "producer busy")
+	// ErrProducerFenced: an exclusive producer could not have the topic to
+	// itself, or another producer has it (ProducerAccess).
+	ErrProducerFenced = errcode.New(errcode.ProducerFenced, "producer fenced")
 	// ErrBacklogQuotaExceeded fails a send while a subscription of the
 	// topic holds more backlog than its namespace's quota allows (policy
 	// producer_exception); sends succeed again once it is under.

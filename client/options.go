@@ -97,6 +97,7 @@ type producerConfig struct {
 	sendTimeout        time.Duration
 	receiptTimeout     time.Duration
 	router             MessageRouter
+	access             ProducerAccessMode
 }
 
 func defaultProducerConfig() producerConfig {
@@ -124,6 +125,8 @@ func (c *producerConfig) validate() error {
 		return invalidArg("producer send timeout must not be negative")
 	case c.receiptTimeout < 0:
 		return invalidArg("producer receipt timeout must not be negative")
+	case c.access != AccessShared && c.access != AccessExclusive:
+		return invalidArg("unknown producer access mode %d", c.access)
 	}
 	return nil
 }
@@ -166,6 +169,29 @@ func ProducerMaxPendingMessages(n int) ProducerOption {
 // but not yet acknowledged (default 64 MiB).
 func ProducerMaxPendingBytes(n int) ProducerOption {
 	return func(c *producerConfig) { c.maxPendingBytes = n }
+}
+
+// ProducerAccessMode says who else may produce to a topic while a producer
+// is connected, as Pulsar's.
+type ProducerAccessMode int
+
+// Producer access modes.
+const (
+	// AccessShared lets any number of producers produce (the default).
+	AccessShared ProducerAccessMode = iota
+	// AccessExclusive makes the producer the topic's only one: NewProducer
+	// fails with ErrProducerFenced while another producer is connected, and
+	// every producer opened while this one is connected fails likewise. On
+	// a partitioned topic it holds every partition. A reconnect that finds
+	// another producer in its place fails the producer for good. Close
+	// returns before the node has seen the stream end: a producer opened
+	// right after may still be fenced for a moment (retry it).
+	AccessExclusive
+)
+
+// ProducerAccess sets the producer's access mode (default AccessShared).
+func ProducerAccess(m ProducerAccessMode) ProducerOption {
+	return func(c *producerConfig) { c.access = m }
 }
 
 // MessageRouter picks the partition, in [0, partitions), of a message sent

@@ -330,7 +330,8 @@ func (p *partitionProducer) connect(ctx context.Context) (produceStream, error) 
 			return err
 		}
 		err = handshake(p.handshakeTimeout(addr, suspect), cancel, func() error {
-			open := &servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Open{Open: &servingpb.OpenProducer{Topic: p.topic, ProducerName: name}}}
+			open := &servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Open{Open: &servingpb.OpenProducer{Topic: p.topic, ProducerName: name,
+				AccessMode: servingpb.ProducerAccessMode(p.cfg.access)}}}
 			if err := sendOn(s, open); err != nil {
 				return err
 			}

@@ -677,3 +677,39 @@ func TestBacklogQuotaEvictionSkipsTheOldestBacklogOfTheSlowSubscriptionOnly(t *t
 	}
 	checkInOrder(t, append(got, slow.receive(int(total-first+1)-len(got))...), first, total)
 }
+
+// TestExclusiveProducerHasTheTopicToItself: an exclusive producer cannot
+// open beside a shared one (PRODUCER_FENCED), opens once that one is gone,
+// keeps every other producer out while connected, and lets them in again
+// when it leaves.
+func TestExclusiveProducerHasTheTopicToItself(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "exclusive"
+	exclusive := &servingpb.OpenProducer{Topic: topic, ProducerName: "x", AccessMode: servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE}
+	fenced := func(what string, err error) {
+		t.Helper()
+		if errcode.CodeOf(err) != errcode.ProducerFenced {
+			t.Fatalf("%s: %v, want PRODUCER_FENCED", what, err)
+		}
+	}
+	shared := mustProducer(t, n, topic, "s1")
+	_, err := openProducerWith(t, n, exclusive)
+	fenced("exclusive beside a shared producer", err)
+	shared.close()
+	x, err := openProducerWith(t, n, exclusive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.mustSend(msg(1))
+	_, err = openProducer(t, n, topic, "s2")
+	fenced("shared beside the exclusive producer", err)
+	_, err = openProducerWith(t, n, &servingpb.OpenProducer{Topic: topic, ProducerName: "y", AccessMode: servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE})
+	fenced("a second exclusive producer", err)
+	_, err = openProducerWith(t, n, &servingpb.OpenProducer{Topic: topic, ProducerName: "z", AccessMode: 9})
+	if errcode.CodeOf(err) != errcode.InvalidArgument {
+		t.Fatalf("unknown access mode: %v", err)
+	}
+	x.close()
+	mustProducer(t, n, topic, "s3").mustSend(msg(2))
+}

@@ -110,11 +110,15 @@ type prod struct {
 }
 
 func openProducer(t *testing.T, n *testNode, topic, name string) (*prod, error) {
+	return openProducerWith(t, n, &servingpb.OpenProducer{Topic: topic, ProducerName: name})
+}
+
+func openProducerWith(t *testing.T, n *testNode, open *servingpb.OpenProducer) (*prod, error) {
 	s, err := n.client.Produce(ctxT(t))
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Send(&servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Open{Open: &servingpb.OpenProducer{Topic: topic, ProducerName: name}}}); err != nil {
+	if err := s.Send(&servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Open{Open: open}}); err != nil {
 		return nil, err
 	}
 	r, err := s.Recv()
@@ -122,6 +126,19 @@ func openProducer(t *testing.T, n *testNode, topic, name string) (*prod, error) 
 		return nil, errcode.FromError(err)
 	}
 	return &prod{t: t, stream: s, opened: r.GetOpened()}, nil
+}
+
+// close ends the producer's stream and waits until the node has let it go.
+func (p *prod) close() {
+	p.t.Helper()
+	if err := p.stream.CloseSend(); err != nil {
+		p.t.Fatal(err)
+	}
+	for {
+		if _, err := p.stream.Recv(); err != nil {
+			return
+		}
+	}
 }
 
 func mustProducer(t *testing.T, n *testNode, topic, name string) *prod {

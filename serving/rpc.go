@@ -29,7 +29,7 @@ func (n *Node) Produce(stream grpc.BidiStreamingServer[servingpb.ProduceRequest,
 	if err != nil {
 		return err
 	}
-	p, last, err := t.addProducer(open.GetProducerName())
+	p, last, err := t.addProducer(open.GetProducerName(), open.GetAccessMode())
 	if err != nil {
 		return err
 	}
@@ -77,8 +77,10 @@ func (n *Node) producerRecv(stream grpc.BidiStreamingServer[servingpb.ProduceReq
 }
 
 // addProducer registers a producer name on the topic; answers the highest
-// persisted sequence id of that name (-1 if none).
-func (t *topic) addProducer(name string) (*producer, int64, error) {
+// persisted sequence id of that name (-1 if none). An exclusive producer
+// needs the topic to itself, and keeps every other producer out while it
+// is connected (Pulsar's ProducerAccessMode Exclusive).
+func (t *topic) addProducer(name string, mode servingpb.ProducerAccessMode) (*producer, int64, error) {
 	if name == "" {
 		name = fmt.Sprintf("%s-%s", t.n.cfg.NodeID, uuid.NewString())
 	}
@@ -90,11 +92,22 @@ func (t *topic) addProducer(name string) (*producer, int64, error) {
 	if _, busy := t.mu.prods[name]; busy {
 		return nil, 0, errcode.New(errcode.ProducerBusy, "producer %s is already connected to %s", name, t.name)
 	}
+	switch {
+	case mode != servingpb.ProducerAccessMode_ACCESS_SHARED && mode != servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE:
+		return nil, 0, errcode.New(errcode.InvalidArgument, "unknown producer access mode %d", mode)
+	case t.mu.exclusive != "":
+		return nil, 0, errcode.New(errcode.ProducerFenced, "%s has an exclusive producer, %s", t.name, t.mu.exclusive)
+	case mode == servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE && len(t.mu.prods) > 0:
+		return nil, 0, errcode.New(errcode.ProducerFenced, "an exclusive producer needs %s to itself; %d producers are connected", t.name, len(t.mu.prods))
+	}
 	if _, known := t.mu.dedup[name]; !known && len(t.mu.dedup) >= t.n.cfg.MaxDedupProducers {
 		t.evictDedupLocked()
 	}
 	p := newProducer(t, name, t.n.cfg.MaxPendingPerProducer)
 	t.mu.prods[name] = p
+	if mode == servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE {
+		t.mu.exclusive = name
+	}
 	return p, dedupFor(t.mu.dedup, name).persisted, nil
 }
 
@@ -113,6 +126,9 @@ func (t *topic) removeProducer(p *producer) {
 	defer t.mu.Unlock()
 	if t.mu.prods[p.name] == p {
 		delete(t.mu.prods, p.name)
+		if t.mu.exclusive == p.name {
+			t.mu.exclusive = ""
+		}
 	}
 }
 

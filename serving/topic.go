@@ -73,6 +73,7 @@ type topic struct {
 		lastPos     ids.Position // last durable entry ({first ledger, -1} when none)
 		dedup       map[string]*dedupState
 		prods       map[string]*producer
+		exclusive   string // the name of the exclusive producer connected, if any
 		subs        map[string]*subscription
 		cache       *entryCache
 		msgsIn      uint64

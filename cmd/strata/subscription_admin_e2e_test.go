@@ -353,3 +353,50 @@ func cliAt(t *testing.T, url string) func(stdin string, args ...string) string {
 		return out
 	}
 }
+
+// TestExclusiveProducerFencesOthersOnEveryPartition: through the SDK on a
+// real standalone, an exclusive producer of a partitioned topic makes
+// another producer fail at once with ErrProducerFenced; once the node has
+// let it go, the other opens and sends.
+func TestExclusiveProducerFencesOthersOnEveryPartition(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, time.Minute)
+	c := s.client()
+	if err := c.Admin().CreateTopic(ctx, "single-writer", 3); err != nil {
+		t.Fatal(err)
+	}
+	x, err := c.NewProducer(ctx, "single-writer", client.ProducerAccess(client.AccessExclusive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Send(ctx, &client.ProducerMessage{Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewProducer(ctx, "single-writer"); !errors.Is(err, client.ErrProducerFenced) {
+		t.Fatalf("a producer beside the exclusive one: %v, want ErrProducerFenced", err)
+	}
+	x.Close()
+	// Close does not wait for the node to see the stream end.
+	a := c.Admin()
+	parts, err := a.PartitionNames(ctx, "single-writer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the node to let the exclusive producer go", func() bool {
+		for _, part := range parts {
+			if st, err := a.TopicStats(ctx, part); err != nil || st.Producers != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	other, err := c.NewProducer(ctx, "single-writer")
+	if err != nil {
+		t.Fatalf("after the exclusive producer closed: %v", err)
+	}
+	defer other.Close()
+	if _, err := other.Send(ctx, &client.ProducerMessage{Payload: []byte("y")}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -42,6 +42,7 @@ const (
 	SubscriptionExists   Code = 29 // create of a subscription that exists
 	BacklogQuotaExceeded Code = 30 // a subscription's backlog is over its namespace's quota
 	Unauthenticated      Code = 31 // the call carries no valid credentials
+	ProducerFenced       Code = 32 // another producer has, or wants, the topic to itself
 )
 
 type info struct {
@@ -82,6 +83,7 @@ var catalogue = map[Code]info{
 	SubscriptionExists:   {"SUBSCRIPTION_EXISTS", false},
 	BacklogQuotaExceeded: {"BACKLOG_QUOTA_EXCEEDED", false},
 	Unauthenticated:      {"UNAUTHENTICATED", false},
+	ProducerFenced:       {"PRODUCER_FENCED", false},
 }
 
 // String returns the code's stable upper-case name.

@@ -48,6 +48,7 @@ var grpcCodes = map[Code]codes.Code{
 	SubscriptionExists:   codes.AlreadyExists,
 	BacklogQuotaExceeded: codes.ResourceExhausted,
 	Unauthenticated:      codes.Unauthenticated,
+	ProducerFenced:       codes.FailedPrecondition,
 }
 
 // ToStatus converts err into a gRPC status error carrying its Strata code (and

@@ -30,6 +30,56 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Who else may produce to the topic while this producer is connected.
+type ProducerAccessMode int32
+
+const (
+	// Any number of producers.
+	ProducerAccessMode_ACCESS_SHARED ProducerAccessMode = 0
+	// This producer alone: the open fails with PRODUCER_FENCED while another
+	// producer is connected, and producers opened later fail likewise.
+	ProducerAccessMode_ACCESS_EXCLUSIVE ProducerAccessMode = 1
+)
+
+// Enum value maps for ProducerAccessMode.
+var (
+	ProducerAccessMode_name = map[int32]string{
+		0: "ACCESS_SHARED",
+		1: "ACCESS_EXCLUSIVE",
+	}
+	ProducerAccessMode_value = map[string]int32{
+		"ACCESS_SHARED":    0,
+		"ACCESS_EXCLUSIVE": 1,
+	}
+)
+
+func (x ProducerAccessMode) Enum() *ProducerAccessMode {
+	p := new(ProducerAccessMode)
+	*p = x
+	return p
+}
+
+func (x ProducerAccessMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProducerAccessMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_serving_servingpb_serving_proto_enumTypes[0].Descriptor()
+}
+
+func (ProducerAccessMode) Type() protoreflect.EnumType {
+	return &file_serving_servingpb_serving_proto_enumTypes[0]
+}
+
+func (x ProducerAccessMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProducerAccessMode.Descriptor instead.
+func (ProducerAccessMode) EnumDescriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{0}
+}
+
 type SubscriptionType int32
 
 const (
@@ -70,11 +120,11 @@ func (x SubscriptionType) String() string {
 }
 
 func (SubscriptionType) Descriptor() protoreflect.EnumDescriptor {
-	return file_serving_servingpb_serving_proto_enumTypes[0].Descriptor()
+	return file_serving_servingpb_serving_proto_enumTypes[1].Descriptor()
 }
 
 func (SubscriptionType) Type() protoreflect.EnumType {
-	return &file_serving_servingpb_serving_proto_enumTypes[0]
+	return &file_serving_servingpb_serving_proto_enumTypes[1]
 }
 
 func (x SubscriptionType) Number() protoreflect.EnumNumber {
@@ -83,7 +133,7 @@ func (x SubscriptionType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SubscriptionType.Descriptor instead.
 func (SubscriptionType) EnumDescriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{0}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{1}
 }
 
 type InitialPosition int32
@@ -116,11 +166,11 @@ func (x InitialPosition) String() string {
 }
 
 func (InitialPosition) Descriptor() protoreflect.EnumDescriptor {
-	return file_serving_servingpb_serving_proto_enumTypes[1].Descriptor()
+	return file_serving_servingpb_serving_proto_enumTypes[2].Descriptor()
 }
 
 func (InitialPosition) Type() protoreflect.EnumType {
-	return &file_serving_servingpb_serving_proto_enumTypes[1]
+	return &file_serving_servingpb_serving_proto_enumTypes[2]
 }
 
 func (x InitialPosition) Number() protoreflect.EnumNumber {
@@ -129,7 +179,7 @@ func (x InitialPosition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InitialPosition.Descriptor instead.
 func (InitialPosition) EnumDescriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{1}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{2}
 }
 
 type BacklogQuotaPolicy int32
@@ -164,11 +214,11 @@ func (x BacklogQuotaPolicy) String() string {
 }
 
 func (BacklogQuotaPolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_serving_servingpb_serving_proto_enumTypes[2].Descriptor()
+	return file_serving_servingpb_serving_proto_enumTypes[3].Descriptor()
 }
 
 func (BacklogQuotaPolicy) Type() protoreflect.EnumType {
-	return &file_serving_servingpb_serving_proto_enumTypes[2]
+	return &file_serving_servingpb_serving_proto_enumTypes[3]
 }
 
 func (x BacklogQuotaPolicy) Number() protoreflect.EnumNumber {
@@ -177,7 +227,7 @@ func (x BacklogQuotaPolicy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BacklogQuotaPolicy.Descriptor instead.
 func (BacklogQuotaPolicy) EnumDescriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{2}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{3}
 }
 
 type MessageId struct {
@@ -424,7 +474,8 @@ type OpenProducer struct {
 	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	// Empty: the server assigns a unique name. A name is what deduplication is
 	// keyed by, so a producer that reconnects keeps its name.
-	ProducerName  string `protobuf:"bytes,2,opt,name=producer_name,json=producerName,proto3" json:"producer_name,omitempty"`
+	ProducerName  string             `protobuf:"bytes,2,opt,name=producer_name,json=producerName,proto3" json:"producer_name,omitempty"`
+	AccessMode    ProducerAccessMode `protobuf:"varint,3,opt,name=access_mode,json=accessMode,proto3,enum=strata.serving.v1.ProducerAccessMode" json:"access_mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -471,6 +522,13 @@ func (x *OpenProducer) GetProducerName() string {
 		return x.ProducerName
 	}
 	return ""
+}
+
+func (x *OpenProducer) GetAccessMode() ProducerAccessMode {
+	if x != nil {
+		return x.AccessMode
+	}
+	return ProducerAccessMode_ACCESS_SHARED
 }
 
 type SendBatch struct {
@@ -3704,10 +3762,12 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x0eProduceRequest\x125\n" +
 	"\x04open\x18\x01 \x01(\v2\x1f.strata.serving.v1.OpenProducerH\x00R\x04open\x122\n" +
 	"\x04send\x18\x02 \x01(\v2\x1c.strata.serving.v1.SendBatchH\x00R\x04sendB\x06\n" +
-	"\x04kind\"I\n" +
+	"\x04kind\"\x91\x01\n" +
 	"\fOpenProducer\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12#\n" +
-	"\rproducer_name\x18\x02 \x01(\tR\fproducerName\"s\n" +
+	"\rproducer_name\x18\x02 \x01(\tR\fproducerName\x12F\n" +
+	"\vaccess_mode\x18\x03 \x01(\x0e2%.strata.serving.v1.ProducerAccessModeR\n" +
+	"accessMode\"s\n" +
 	"\tSendBatch\x126\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1a.strata.serving.v1.MessageR\bmessages\x12\x18\n" +
 	"\aencoded\x18\x02 \x01(\fR\aencoded\x12\x14\n" +
@@ -3932,7 +3992,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x15TriggerOffloadRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\"E\n" +
 	"\x16TriggerOffloadResponse\x12+\n" +
-	"\x11ledgers_offloaded\x18\x01 \x01(\rR\x10ledgersOffloaded*K\n" +
+	"\x11ledgers_offloaded\x18\x01 \x01(\rR\x10ledgersOffloaded*=\n" +
+	"\x12ProducerAccessMode\x12\x11\n" +
+	"\rACCESS_SHARED\x10\x00\x12\x14\n" +
+	"\x10ACCESS_EXCLUSIVE\x10\x01*K\n" +
 	"\x10SubscriptionType\x12\r\n" +
 	"\tEXCLUSIVE\x10\x00\x12\n" +
 	"\n" +
@@ -3979,153 +4042,155 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 	return file_serving_servingpb_serving_proto_rawDescData
 }
 
-var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_serving_servingpb_serving_proto_goTypes = []any{
-	(SubscriptionType)(0),              // 0: strata.serving.v1.SubscriptionType
-	(InitialPosition)(0),               // 1: strata.serving.v1.InitialPosition
-	(BacklogQuotaPolicy)(0),            // 2: strata.serving.v1.BacklogQuotaPolicy
-	(*MessageId)(nil),                  // 3: strata.serving.v1.MessageId
-	(*LookupRequest)(nil),              // 4: strata.serving.v1.LookupRequest
-	(*LookupResponse)(nil),             // 5: strata.serving.v1.LookupResponse
-	(*ProduceRequest)(nil),             // 6: strata.serving.v1.ProduceRequest
-	(*OpenProducer)(nil),               // 7: strata.serving.v1.OpenProducer
-	(*SendBatch)(nil),                  // 8: strata.serving.v1.SendBatch
-	(*Message)(nil),                    // 9: strata.serving.v1.Message
-	(*ProduceResponse)(nil),            // 10: strata.serving.v1.ProduceResponse
-	(*ProducerOpened)(nil),             // 11: strata.serving.v1.ProducerOpened
-	(*SendReceipt)(nil),                // 12: strata.serving.v1.SendReceipt
-	(*SendError)(nil),                  // 13: strata.serving.v1.SendError
-	(*ConsumeRequest)(nil),             // 14: strata.serving.v1.ConsumeRequest
-	(*HasMessagesAfter)(nil),           // 15: strata.serving.v1.HasMessagesAfter
-	(*Unsubscribe)(nil),                // 16: strata.serving.v1.Unsubscribe
-	(*Subscribe)(nil),                  // 17: strata.serving.v1.Subscribe
-	(*Flow)(nil),                       // 18: strata.serving.v1.Flow
-	(*Ack)(nil),                        // 19: strata.serving.v1.Ack
-	(*Nack)(nil),                       // 20: strata.serving.v1.Nack
-	(*Seek)(nil),                       // 21: strata.serving.v1.Seek
-	(*ConsumeResponse)(nil),            // 22: strata.serving.v1.ConsumeResponse
-	(*HasMessagesAfterResult)(nil),     // 23: strata.serving.v1.HasMessagesAfterResult
-	(*Unsubscribed)(nil),               // 24: strata.serving.v1.Unsubscribed
-	(*Subscribed)(nil),                 // 25: strata.serving.v1.Subscribed
-	(*Messages)(nil),                   // 26: strata.serving.v1.Messages
-	(*ReceivedMessage)(nil),            // 27: strata.serving.v1.ReceivedMessage
-	(*SeekDone)(nil),                   // 28: strata.serving.v1.SeekDone
-	(*CreateTopicRequest)(nil),         // 29: strata.serving.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 30: strata.serving.v1.CreateTopicResponse
-	(*AddPartitionsRequest)(nil),       // 31: strata.serving.v1.AddPartitionsRequest
-	(*AddPartitionsResponse)(nil),      // 32: strata.serving.v1.AddPartitionsResponse
-	(*DeleteTopicRequest)(nil),         // 33: strata.serving.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 34: strata.serving.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 35: strata.serving.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 36: strata.serving.v1.ListTopicsResponse
-	(*TopicInfo)(nil),                  // 37: strata.serving.v1.TopicInfo
-	(*GetTopicRequest)(nil),            // 38: strata.serving.v1.GetTopicRequest
-	(*GetTopicResponse)(nil),           // 39: strata.serving.v1.GetTopicResponse
-	(*TopicStatsRequest)(nil),          // 40: strata.serving.v1.TopicStatsRequest
-	(*TopicStatsResponse)(nil),         // 41: strata.serving.v1.TopicStatsResponse
-	(*LedgerStats)(nil),                // 42: strata.serving.v1.LedgerStats
-	(*SubscriptionStats)(nil),          // 43: strata.serving.v1.SubscriptionStats
-	(*NamespacePolicy)(nil),            // 44: strata.serving.v1.NamespacePolicy
-	(*ListNamespacesRequest)(nil),      // 45: strata.serving.v1.ListNamespacesRequest
-	(*ListNamespacesResponse)(nil),     // 46: strata.serving.v1.ListNamespacesResponse
-	(*SetNamespacePolicyRequest)(nil),  // 47: strata.serving.v1.SetNamespacePolicyRequest
-	(*SetNamespacePolicyResponse)(nil), // 48: strata.serving.v1.SetNamespacePolicyResponse
-	(*GetNamespacePolicyRequest)(nil),  // 49: strata.serving.v1.GetNamespacePolicyRequest
-	(*GetNamespacePolicyResponse)(nil), // 50: strata.serving.v1.GetNamespacePolicyResponse
-	(*ResetCursorRequest)(nil),         // 51: strata.serving.v1.ResetCursorRequest
-	(*ResetCursorResponse)(nil),        // 52: strata.serving.v1.ResetCursorResponse
-	(*CreateSubscriptionRequest)(nil),  // 53: strata.serving.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil), // 54: strata.serving.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 55: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 56: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),      // 57: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),     // 58: strata.serving.v1.TriggerOffloadResponse
-	nil,                                // 59: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 60: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	(ProducerAccessMode)(0),            // 0: strata.serving.v1.ProducerAccessMode
+	(SubscriptionType)(0),              // 1: strata.serving.v1.SubscriptionType
+	(InitialPosition)(0),               // 2: strata.serving.v1.InitialPosition
+	(BacklogQuotaPolicy)(0),            // 3: strata.serving.v1.BacklogQuotaPolicy
+	(*MessageId)(nil),                  // 4: strata.serving.v1.MessageId
+	(*LookupRequest)(nil),              // 5: strata.serving.v1.LookupRequest
+	(*LookupResponse)(nil),             // 6: strata.serving.v1.LookupResponse
+	(*ProduceRequest)(nil),             // 7: strata.serving.v1.ProduceRequest
+	(*OpenProducer)(nil),               // 8: strata.serving.v1.OpenProducer
+	(*SendBatch)(nil),                  // 9: strata.serving.v1.SendBatch
+	(*Message)(nil),                    // 10: strata.serving.v1.Message
+	(*ProduceResponse)(nil),            // 11: strata.serving.v1.ProduceResponse
+	(*ProducerOpened)(nil),             // 12: strata.serving.v1.ProducerOpened
+	(*SendReceipt)(nil),                // 13: strata.serving.v1.SendReceipt
+	(*SendError)(nil),                  // 14: strata.serving.v1.SendError
+	(*ConsumeRequest)(nil),             // 15: strata.serving.v1.ConsumeRequest
+	(*HasMessagesAfter)(nil),           // 16: strata.serving.v1.HasMessagesAfter
+	(*Unsubscribe)(nil),                // 17: strata.serving.v1.Unsubscribe
+	(*Subscribe)(nil),                  // 18: strata.serving.v1.Subscribe
+	(*Flow)(nil),                       // 19: strata.serving.v1.Flow
+	(*Ack)(nil),                        // 20: strata.serving.v1.Ack
+	(*Nack)(nil),                       // 21: strata.serving.v1.Nack
+	(*Seek)(nil),                       // 22: strata.serving.v1.Seek
+	(*ConsumeResponse)(nil),            // 23: strata.serving.v1.ConsumeResponse
+	(*HasMessagesAfterResult)(nil),     // 24: strata.serving.v1.HasMessagesAfterResult
+	(*Unsubscribed)(nil),               // 25: strata.serving.v1.Unsubscribed
+	(*Subscribed)(nil),                 // 26: strata.serving.v1.Subscribed
+	(*Messages)(nil),                   // 27: strata.serving.v1.Messages
+	(*ReceivedMessage)(nil),            // 28: strata.serving.v1.ReceivedMessage
+	(*SeekDone)(nil),                   // 29: strata.serving.v1.SeekDone
+	(*CreateTopicRequest)(nil),         // 30: strata.serving.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 31: strata.serving.v1.CreateTopicResponse
+	(*AddPartitionsRequest)(nil),       // 32: strata.serving.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil),      // 33: strata.serving.v1.AddPartitionsResponse
+	(*DeleteTopicRequest)(nil),         // 34: strata.serving.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 35: strata.serving.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 36: strata.serving.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 37: strata.serving.v1.ListTopicsResponse
+	(*TopicInfo)(nil),                  // 38: strata.serving.v1.TopicInfo
+	(*GetTopicRequest)(nil),            // 39: strata.serving.v1.GetTopicRequest
+	(*GetTopicResponse)(nil),           // 40: strata.serving.v1.GetTopicResponse
+	(*TopicStatsRequest)(nil),          // 41: strata.serving.v1.TopicStatsRequest
+	(*TopicStatsResponse)(nil),         // 42: strata.serving.v1.TopicStatsResponse
+	(*LedgerStats)(nil),                // 43: strata.serving.v1.LedgerStats
+	(*SubscriptionStats)(nil),          // 44: strata.serving.v1.SubscriptionStats
+	(*NamespacePolicy)(nil),            // 45: strata.serving.v1.NamespacePolicy
+	(*ListNamespacesRequest)(nil),      // 46: strata.serving.v1.ListNamespacesRequest
+	(*ListNamespacesResponse)(nil),     // 47: strata.serving.v1.ListNamespacesResponse
+	(*SetNamespacePolicyRequest)(nil),  // 48: strata.serving.v1.SetNamespacePolicyRequest
+	(*SetNamespacePolicyResponse)(nil), // 49: strata.serving.v1.SetNamespacePolicyResponse
+	(*GetNamespacePolicyRequest)(nil),  // 50: strata.serving.v1.GetNamespacePolicyRequest
+	(*GetNamespacePolicyResponse)(nil), // 51: strata.serving.v1.GetNamespacePolicyResponse
+	(*ResetCursorRequest)(nil),         // 52: strata.serving.v1.ResetCursorRequest
+	(*ResetCursorResponse)(nil),        // 53: strata.serving.v1.ResetCursorResponse
+	(*CreateSubscriptionRequest)(nil),  // 54: strata.serving.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil), // 55: strata.serving.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 56: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 57: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),      // 58: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),     // 59: strata.serving.v1.TriggerOffloadResponse
+	nil,                                // 60: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 61: strata.serving.v1.ReceivedMessage.PropertiesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
-	7,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
-	8,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
-	9,  // 2: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
-	59, // 3: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
-	11, // 4: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
-	12, // 5: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
-	13, // 6: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
-	17, // 7: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
-	18, // 8: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
-	19, // 9: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
-	20, // 10: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
-	21, // 11: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
-	16, // 12: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
-	15, // 13: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
-	3,  // 14: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
-	0,  // 15: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
-	1,  // 16: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
-	3,  // 17: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
-	3,  // 18: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
-	3,  // 19: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
-	3,  // 20: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
-	1,  // 21: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
-	25, // 22: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
-	26, // 23: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
-	28, // 24: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
-	24, // 25: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
-	23, // 26: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
-	27, // 27: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
-	3,  // 28: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	60, // 29: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
-	3,  // 30: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
-	37, // 31: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
-	37, // 32: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
-	42, // 33: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
-	43, // 34: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
-	0,  // 35: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
-	3,  // 36: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
-	2,  // 37: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	44, // 38: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
-	44, // 39: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
-	3,  // 40: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	1,  // 41: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
-	3,  // 42: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	1,  // 43: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	4,  // 44: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	6,  // 45: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	14, // 46: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	29, // 47: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	33, // 48: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	35, // 49: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	45, // 50: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	38, // 51: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	31, // 52: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	40, // 53: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	47, // 54: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	49, // 55: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	51, // 56: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	55, // 57: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	53, // 58: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	57, // 59: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	5,  // 60: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	10, // 61: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	22, // 62: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	30, // 63: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	34, // 64: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	36, // 65: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	46, // 66: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	39, // 67: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	32, // 68: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	41, // 69: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	48, // 70: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	50, // 71: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	52, // 72: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	56, // 73: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	54, // 74: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	58, // 75: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	60, // [60:76] is the sub-list for method output_type
-	44, // [44:60] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	8,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
+	9,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
+	0,  // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
+	10, // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
+	60, // 4: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	12, // 5: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
+	13, // 6: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
+	14, // 7: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
+	18, // 8: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
+	19, // 9: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
+	20, // 10: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
+	21, // 11: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
+	22, // 12: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
+	17, // 13: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
+	16, // 14: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
+	4,  // 15: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
+	1,  // 16: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
+	2,  // 17: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
+	4,  // 18: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
+	4,  // 19: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
+	4,  // 20: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
+	4,  // 21: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
+	2,  // 22: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
+	26, // 23: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
+	27, // 24: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
+	29, // 25: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
+	25, // 26: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
+	24, // 27: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
+	28, // 28: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
+	4,  // 29: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
+	61, // 30: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	4,  // 31: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
+	38, // 32: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
+	38, // 33: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
+	43, // 34: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
+	44, // 35: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
+	1,  // 36: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
+	4,  // 37: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
+	3,  // 38: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	45, // 39: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
+	45, // 40: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
+	4,  // 41: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
+	2,  // 42: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	4,  // 43: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	2,  // 44: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	5,  // 45: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	7,  // 46: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	15, // 47: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	30, // 48: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	34, // 49: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	36, // 50: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	46, // 51: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	39, // 52: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	32, // 53: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	41, // 54: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	48, // 55: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	50, // 56: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	52, // 57: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	56, // 58: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	54, // 59: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	58, // 60: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	6,  // 61: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	11, // 62: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	23, // 63: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	31, // 64: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	35, // 65: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	37, // 66: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	47, // 67: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	40, // 68: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	33, // 69: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	42, // 70: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	49, // 71: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	51, // 72: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	53, // 73: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	57, // 74: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	55, // 75: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	59, // 76: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	61, // [61:77] is the sub-list for method output_type
+	45, // [45:61] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -4173,7 +4238,7 @@ func file_serving_servingpb_serving_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
