@@ -317,9 +317,9 @@ func (t *topic) hasEntryAfter(c *consumer, after *servingpb.MessageId) bool {
 	return ok
 }
 
-// seek moves the subscription of c; answers the position of the first
-// entry that will be delivered.
-func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) (ids.Position, error) {
+// seek moves the subscription of c and answers SeekDone on c's stream with
+// the position of the first entry that will be delivered.
+func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) error {
 	var md ids.Position
 	switch to := sk.GetTo().(type) {
 	case *servingpb.Seek_MessageId:
@@ -327,7 +327,7 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) (ids.
 	case *servingpb.Seek_TimeUnixNano:
 		p, err := t.positionAt(ctx, to.TimeUnixNano)
 		if err != nil {
-			return ids.Position{}, err
+			return err
 		}
 		md = p
 	case *servingpb.Seek_Position:
@@ -338,7 +338,7 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) (ids.
 		}
 		t.mu.Unlock()
 	default:
-		return ids.Position{}, errcode.New(errcode.InvalidArgument, "seek needs a target")
+		return errcode.New(errcode.InvalidArgument, "seek needs a target")
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -347,7 +347,13 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) (ids.
 	if !ok {
 		next = ids.Position{Ledger: md.Ledger, Entry: md.Entry + 1}
 	}
-	return next, nil
+	// Queued under the lock the reset took, so that no message of the new
+	// position can be queued before it: the client drops what it receives
+	// before SeekDone (it belongs to the old position), and the node
+	// counts what it sent as delivered.
+	c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_SeekDone{SeekDone: &servingpb.SeekDone{
+		Position: &servingpb.MessageId{Ledger: uint64(next.Ledger), Entry: int64(next.Entry)}}}})
+	return nil
 }
 
 func fromPB(id *servingpb.MessageId) ids.MessageID {

@@ -713,3 +713,35 @@ func TestExclusiveProducerHasTheTopicToItself(t *testing.T) {
 	x.close()
 	mustProducer(t, n, topic, "s3").mustSend(msg(2))
 }
+
+// TestSeekDoneComesBeforeAnyMessageOfTheNewPosition: the client drops what
+// it receives before SeekDone, so no message of the new position may come
+// before it (it would be lost: the node counts it delivered). With every
+// message received and nothing in flight, repeated seeks to the earliest
+// message each answer SeekDone first and then redeliver everything.
+func TestSeekDoneComesBeforeAnyMessageOfTheNewPosition(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic, total = "seek-order", 20
+	p := mustProducer(t, n, topic, "p")
+	for i := uint64(1); i <= total; i++ {
+		p.mustSend(msg(i))
+	}
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(1 << 20)
+	checkInOrder(t, cs.receive(total), 1, total)
+	for round := range 50 {
+		seek := &servingpb.Seek{To: &servingpb.Seek_Position{Position: servingpb.InitialPosition_EARLIEST}}
+		if err := cs.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Seek{Seek: seek}}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := cs.stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GetSeekDone() == nil {
+			t.Fatalf("round %d: %d messages came before SeekDone", round, len(r.GetMessages().GetMessages()))
+		}
+		checkInOrder(t, cs.receive(total), 1, total)
+	}
+}

@@ -195,12 +195,9 @@ func (n *Node) consumerRecv(stream grpc.BidiStreamingServer[servingpb.ConsumeReq
 		case *servingpb.ConsumeRequest_Nack:
 			t.nack(c, k.Nack)
 		case *servingpb.ConsumeRequest_Seek:
-			pos, err := t.seek(stream.Context(), c, k.Seek)
-			if err != nil {
+			if err := t.seek(stream.Context(), c, k.Seek); err != nil { // it answers SeekDone
 				return err
 			}
-			c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_SeekDone{SeekDone: &servingpb.SeekDone{
-				Position: &servingpb.MessageId{Ledger: uint64(pos.Ledger), Entry: int64(pos.Entry)}}}})
 		case *servingpb.ConsumeRequest_HasMessagesAfter:
 			yes := t.hasEntryAfter(c, k.HasMessagesAfter.GetAfter())
 			c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_HasMessagesAfterResult{
