@@ -184,8 +184,8 @@ const (
 	// every producer opened while this one is connected fails likewise. On
 	// a partitioned topic it holds every partition. A reconnect that finds
 	// another producer in its place fails the producer for good. Close
-	// returns before the node has seen the stream end: a producer opened
-	// right after may still be fenced for a moment (retry it).
+	// returns once the node has let the producer go (within 2 s), so a
+	// successor may open at once.
 	AccessExclusive
 )
 

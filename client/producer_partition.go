@@ -67,6 +67,10 @@ type partitionProducer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run returns
+	// closing is closed by close: the send loop half-closes its stream and
+	// waits for the node to end it (closeOnce guards it).
+	closing   chan struct{}
+	closeOnce sync.Once
 	// recvEndGrace is defaultRecvEndGrace (shorter in tests).
 	recvEndGrace time.Duration
 
@@ -98,6 +102,8 @@ func newPartitionProducer(c *Client, cfg *producerConfig, topic string, partitio
 		lim:  newLimiter(cfg.maxPendingMessages, cfg.maxPendingBytes),
 		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
+
+		closing: make(chan struct{}),
 
 		recvEndGrace: defaultRecvEndGrace,
 	}
@@ -248,10 +254,30 @@ func (p *partitionProducer) flush(ctx context.Context) error {
 }
 
 // close stops the run goroutine and fails what was not acknowledged with
-// ErrClosed. It blocks until the goroutines exit.
+// ErrClosed. It blocks until the goroutines exit. It half-closes the
+// stream and waits (up to closeGrace) for the node to end it, so that the
+// node has let the producer go when close returns: an exclusive producer's
+// successor may open at once.
 func (p *partitionProducer) close() {
+	p.closeOnce.Do(func() { close(p.closing) })
+	t := time.NewTimer(closeGrace)
+	select {
+	case <-p.done:
+	case <-t.C:
+	}
+	t.Stop()
 	p.cancel()
 	<-p.done
+}
+
+// stopping reports whether close was called or the producer cancelled.
+func (p *partitionProducer) stopping() bool {
+	select {
+	case <-p.closing:
+		return true
+	default:
+		return p.ctx.Err() != nil
+	}
 }
 
 // run owns the connection: serve until the stream breaks, then reconnect
@@ -259,12 +285,22 @@ func (p *partitionProducer) close() {
 func (p *partitionProducer) run(st produceStream) {
 	defer close(p.done)
 	bo := p.c.newBackoff()
+	// Backoffs end at close too, not only at cancel.
+	waitCtx, stopWait := context.WithCancel(p.ctx)
+	defer stopWait()
+	go func() {
+		select {
+		case <-p.closing:
+			stopWait()
+		case <-waitCtx.Done():
+		}
+	}()
 	opened := st != nil // the first stream, opened by start
 	for {
 		if st == nil {
 			s, err := p.connect(p.ctx)
 			if err != nil {
-				if p.ctx.Err() != nil {
+				if p.stopping() {
 					break
 				}
 				if !errcode.IsRetriable(err) {
@@ -273,7 +309,7 @@ func (p *partitionProducer) run(st produceStream) {
 					return
 				}
 				p.log.Debug("producer reconnect failed", "err", err)
-				if !bo.wait(p.ctx) {
+				if !bo.wait(waitCtx) {
 					break
 				}
 				continue
@@ -286,7 +322,7 @@ func (p *partitionProducer) run(st produceStream) {
 		}
 		err := p.serve(st)
 		st = nil
-		if p.ctx.Err() != nil {
+		if p.stopping() {
 			break
 		}
 		p.log.Info("producer stream ended, reconnecting", "err", err)
@@ -299,7 +335,7 @@ func (p *partitionProducer) run(st produceStream) {
 			p.setHint(to)
 			continue
 		}
-		if !bo.wait(p.ctx) {
+		if !bo.wait(waitCtx) {
 			break
 		}
 	}
@@ -540,11 +576,30 @@ func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (e
 		select {
 		case <-p.ctx.Done():
 			return ErrClosed, false
+		case <-p.closing:
+			return p.halfClose(st, recvDone)
 		case err := <-recvDone:
 			return err, true
 		case <-p.kick:
 		case <-timerC:
 		}
+	}
+}
+
+// halfClose ends the sending side of st and waits (up to closeGrace) for
+// the node to end the stream, which it does once it has let the producer
+// go. The send loop calls it: CloseSend must not race a Send.
+func (p *partitionProducer) halfClose(st produceStream, recvDone <-chan error) (error, bool) {
+	if err := st.CloseSend(); err != nil {
+		return ErrClosed, false
+	}
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-recvDone:
+		return ErrClosed, true
+	case <-t.C:
+		return ErrClosed, false
 	}
 }
 
