@@ -191,6 +191,15 @@ func (w *Writer) Close(ctx context.Context, annotate func(*metadata.Ledger)) (*m
 		return r.l, r.err
 	case <-w.stopped:
 		w.stop()
+		// A close that completes ends the loop right after it replies, and
+		// select picks at random among ready cases: the reply, when there
+		// is one, is the answer (else a closed ledger was reported as a
+		// failed close, and its topic dropped).
+		select {
+		case r := <-reply:
+			return r.l, r.err
+		default:
+		}
 		return nil, w.err()
 	case <-ctx.Done():
 		w.stop()
