@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,10 +33,6 @@ type nodeSpec struct {
 	// localBookies are bookies in this process, by address, called without
 	// gRPC (ledger.ClientConfig.Local).
 	localBookies map[string]bookiepb.BookieClient
-	// tls serves the client port over TLS (nil: plain).
-	tls *tls.Config
-	// authTokens are the tokens clients must present (none: open).
-	authTokens []string
 }
 
 // newRegistry returns a metrics registry with the Go and process collectors.
@@ -50,6 +45,14 @@ func newRegistry() *prometheus.Registry {
 // runServingNode listens on --grpc-addr and --http-addr and runs a serving
 // node on store until the command's context ends.
 func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, log *slog.Logger) error {
+	tlsCfg, err := serverTLS(cmd)
+	if err != nil {
+		return err
+	}
+	tokens, err := serverAuthTokens(cmd)
+	if err != nil {
+		return err
+	}
 	lc := ledger.NewClient(ledger.ClientConfig{Local: spec.localBookies}, store, store, log)
 	defer lc.Close()
 	glis, err := net.Listen("tcp", flagString(cmd, "grpc-addr"))
@@ -80,7 +83,7 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 		return err
 	}
 	return serving.Serve(cmd.Context(), serving.ServeOptions{
-		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc, TLS: spec.tls, AuthTokens: spec.authTokens,
+		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc, TLS: tlsCfg, AuthTokens: tokens,
 		Ready: func(*serving.Node) { spec.ready(spec.cfg.GRPCAddr, hlis) },
 		Mount: pprofMount(cmd),
 	})

@@ -80,14 +80,6 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	str := func(name string) string { v, _ := f.GetString(name); return v }
 	num := func(name string) int { v, _ := f.GetInt(name); return v }
 	ttl, _ := f.GetDuration("lease-ttl")
-	tlsCfg, err := serverTLS(cmd)
-	if err != nil {
-		return err
-	}
-	tokens, err := serverAuthTokens(cmd)
-	if err != nil {
-		return err
-	}
 
 	ctx := cmd.Context()
 	store, err := metadata.Open(ctx, metadata.Config{Endpoints: serveSplitList(str("etcd")), Prefix: str("etcd-prefix"), Logger: log})
@@ -97,8 +89,8 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	defer store.Close()
 	cfg := serving.Config{NodeID: str("node-id"), GRPCAddr: str("advertise-addr"), LeaseTTL: ttl,
 		Ensemble: num("ensemble"), WriteQuorum: num("write-quorum"), AckQuorum: num("ack-quorum")}
-	return runServingNode(cmd, store, nodeSpec{cfg: cfg, tls: tlsCfg, authTokens: tokens, ready: func(grpcAddr string, _ net.Listener) {
-		log.Info("serving", "grpc", grpcAddr, "http", str("http-addr"), "tls", tlsCfg != nil, "auth_tokens", len(tokens))
+	return runServingNode(cmd, store, nodeSpec{cfg: cfg, ready: func(grpcAddr string, _ net.Listener) {
+		log.Info("serving", "grpc", grpcAddr, "http", str("http-addr"), "tls", str("tls-cert-file") != "", "auth", str("auth-token-file") != "")
 	}}, log)
 }
 

@@ -51,14 +51,6 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 	log := newLogger(cmd)
 	f := cmd.Flags()
 	str := func(name string) string { v, _ := f.GetString(name); return v }
-	tlsCfg, err := serverTLS(cmd)
-	if err != nil {
-		return err
-	}
-	tokens, err := serverAuthTokens(cmd)
-	if err != nil {
-		return err
-	}
 	dir, err := filepath.Abs(str("data-dir"))
 	if err != nil {
 		return err
@@ -100,10 +92,10 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 		local = map[string]bookiepb.BookieClient{bk.addr: bk.b.LocalClient()}
 	}
 	scheme := "strata://"
-	if tlsCfg != nil {
+	if str("tls-cert-file") != "" {
 		scheme = "strata+tls://"
 	}
-	return runServingNode(cmd, store, nodeSpec{cfg: cfg, defaultStore: filepath.Join(dir, "objects"), registry: reg, localBookies: local, tls: tlsCfg, authTokens: tokens,
+	return runServingNode(cmd, store, nodeSpec{cfg: cfg, defaultStore: filepath.Join(dir, "objects"), registry: reg, localBookies: local,
 		ready: func(grpcAddr string, hlis net.Listener) {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "strata standalone is running (data in %s)\n", dir)
