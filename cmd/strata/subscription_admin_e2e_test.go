@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -384,5 +385,39 @@ func TestExclusiveProducerFencesOthersOnEveryPartition(t *testing.T) {
 	defer other.Close()
 	if _, err := other.Send(ctx, &client.ProducerMessage{Payload: []byte("y")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMessageRouterChoosesThePartitionOnARealStandalone: each message goes
+// to the partition the producer's router picks, as the receipts and a
+// consumer of that partition see.
+func TestMessageRouterChoosesThePartitionOnARealStandalone(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, time.Minute)
+	c := s.client()
+	if err := c.Admin().CreateTopic(ctx, "routed", 3); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.NewProducer(ctx, "routed", client.ProducerMessageRouter(func(*client.ProducerMessage, int) int { return 2 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range 3 {
+		id, err := p.Send(ctx, &client.ProducerMessage{Key: fmt.Sprint(i), Payload: []byte{byte(i)}})
+		if err != nil || id.Partition != 2 {
+			t.Fatalf("send %d: partition %d, %v", i, id.Partition, err)
+		}
+	}
+	cons, err := c.Subscribe(ctx, "routed-partition-2", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	for i := range 3 {
+		if m := receiveWithin(t, ctx, cons); m.Payload[0] != byte(i) {
+			t.Fatalf("partition 2 message %d: %v", i, m.Payload)
+		}
 	}
 }
