@@ -57,11 +57,10 @@ func New(url string, opts ...Option) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	seeds, err := ParseURL(url)
+	seeds, useTLS, err := parseURL(url)
 	if err != nil {
 		return nil, err
 	}
-	useTLS, _, _ := cutScheme(url)
 	creds, err := cfg.transportCredentials(useTLS)
 	if err != nil {
 		return nil, err
@@ -80,20 +79,25 @@ func New(url string, opts ...Option) (*Client, error) {
 // ParseURL returns the host:port addresses of strata://host:port[,host:port]
 // (or strata+tls://...).
 func ParseURL(url string) ([]string, error) {
-	_, rest, ok := cutScheme(url)
+	seeds, _, err := parseURL(url)
+	return seeds, err
+}
+
+// parseURL answers the seeds of url and whether it asks for TLS.
+func parseURL(url string) (seeds []string, useTLS bool, err error) {
+	useTLS, rest, ok := cutScheme(url)
 	if !ok {
-		return nil, invalidArg("url %q: want strata://host:port[,host:port] or strata+tls://...", url)
+		return nil, false, invalidArg("url %q: want strata://host:port[,host:port] or strata+tls://...", url)
 	}
 	rest = strings.TrimSuffix(rest, "/")
-	var seeds []string
 	for _, hp := range strings.Split(rest, ",") {
 		host, port, err := net.SplitHostPort(hp)
 		if err != nil || host == "" || port == "" {
-			return nil, invalidArg("url %q: bad address %q", url, hp)
+			return nil, false, invalidArg("url %q: bad address %q", url, hp)
 		}
 		seeds = append(seeds, hp)
 	}
-	return seeds, nil
+	return seeds, useTLS, nil
 }
 
 // Close closes every producer, consumer and reader made from the client, then
