@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -419,5 +420,102 @@ func TestMessageRouterChoosesThePartitionOnARealStandalone(t *testing.T) {
 		if m := receiveWithin(t, ctx, cons); m.Payload[0] != byte(i) {
 			t.Fatalf("partition 2 message %d: %v", i, m.Payload)
 		}
+	}
+}
+
+// TestResetToEarliestFromTheCommandLineRedeliversEverything: `subscriptions
+// reset --to earliest` only prints the plan without --execute; with it, a
+// subscription that consumed everything gets every message again. A bad
+// --to is refused.
+func TestResetToEarliestFromTheCommandLineRedeliversEverything(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	cli := cliAt(t, s.url())
+	cli("a\nb\nc\n", "produce", "--topic", "again")
+	consume := func() []string {
+		got := payloads(cli("", "consume", "--topic", "again", "--subscription", "s", "--position", "earliest", "--count", "3", "--timeout", "20s"))
+		slices.Sort(got)
+		return got
+	}
+	if got := consume(); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("first read: %v", got)
+	}
+	if out := cli("", "subscriptions", "reset", "--topic", "again", "--subscription", "s", "--to", "earliest"); !strings.Contains(out, "dry run") {
+		t.Fatalf("reset without --execute printed %q", out)
+	}
+	cli("", "subscriptions", "reset", "--topic", "again", "--subscription", "s", "--to", "earliest", "--execute")
+	if got := consume(); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("after reset --to earliest: %v", got)
+	}
+	if _, _, err := run(t, "", "subscriptions", "reset", "--topic", "again", "--subscription", "s", "--to", "sideways", "--url", s.url()); err == nil {
+		t.Fatal("--to sideways accepted")
+	}
+}
+
+// TestBacklogQuotaEvictionOnARealStandalone: under consumer_backlog_eviction
+// set from the command line, a subscription nobody consumes is moved
+// forward until its backlog fits the quota; its consumer then gets the
+// newest messages, in order, and /metrics counts the eviction.
+func TestBacklogQuotaEvictionOnARealStandalone(t *testing.T) {
+	s := newStandalone(t)
+	s.extraArgs = []string{"--backlog-quota-check-interval", "100ms"}
+	s.start()
+	cli := cliAt(t, s.url())
+	const topic, quota, total = "public/evict/jobs", 4096, 40
+	cli("", "namespaces", "set-policy", "public/evict", "--backlog-quota", "4KiB", "--backlog-quota-policy", "consumer_backlog_eviction")
+	cli("", "subscriptions", "create", "--topic", topic, "--subscription", "idle")
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	p, err := c.NewProducer(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range total {
+		payload := make([]byte, 512)
+		payload[0] = byte(i)
+		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: payload}); err != nil { // one entry each
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, time.Minute, "the idle subscription within the quota", func() bool {
+		st, err := c.Admin().TopicStats(ctx, topic)
+		if err != nil || len(st.Subscriptions) != 1 {
+			return false
+		}
+		sub := st.Subscriptions[0]
+		return sub.BacklogBytes <= quota && sub.Backlog < total
+	})
+	cons, err := c.Subscribe(ctx, topic, "idle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	first := receiveWithin(t, ctx, cons).Payload[0]
+	if first == 0 {
+		t.Fatal("the idle subscription still starts at the first message")
+	}
+	for want := first + 1; want < total; want++ {
+		if m := receiveWithin(t, ctx, cons); m.Payload[0] != want {
+			t.Fatalf("after eviction got message %d, want %d", m.Payload[0], want)
+		}
+	}
+	resp, err := http.Get("http://" + s.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evictions := -1.0
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "strata_backlog_quota_evictions_total "); ok {
+			evictions, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if evictions < 1 {
+		t.Fatalf("/metrics counts %v evictions, want at least 1", evictions)
 	}
 }
