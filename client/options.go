@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+
+	"github.com/strata-mq/strata/internal/entry"
 )
 
 // Option configures a Client (see New).
@@ -98,6 +100,7 @@ type producerConfig struct {
 	receiptTimeout     time.Duration
 	router             MessageRouter
 	access             ProducerAccessMode
+	compression        Compression
 }
 
 func defaultProducerConfig() producerConfig {
@@ -127,6 +130,8 @@ func (c *producerConfig) validate() error {
 		return invalidArg("producer receipt timeout must not be negative")
 	case c.access != AccessShared && c.access != AccessExclusive:
 		return invalidArg("unknown producer access mode %d", c.access)
+	case c.compression < 0 || !entry.Compression(c.compression).Valid():
+		return invalidArg("unknown producer compression %d", c.compression)
 	}
 	return nil
 }
@@ -192,6 +197,46 @@ const (
 // ProducerAccess sets the producer's access mode (default AccessShared).
 func ProducerAccess(m ProducerAccessMode) ProducerOption {
 	return func(c *producerConfig) { c.access = m }
+}
+
+// Compression is the codec a producer compresses its batches with, as
+// Pulsar's CompressionType and Kafka's compression.type.
+//
+// A batch is compressed as a whole, which is where batching pays twice:
+// the more similar messages a batch holds, the fewer bytes go over the
+// network, into the bookies' journals and into the object store's
+// segments. The serving node stores a batch as it came and consumers
+// receive its messages decompressed, so consumers need no setting. A batch
+// that would not shrink (random or already compressed payloads) is sent
+// uncompressed. Compression runs on the goroutine that cuts batches.
+type Compression int
+
+// Producer compression codecs. LZ4 and Snappy cost the least CPU; Zstd
+// compresses best for its speed; Zlib is there for those who have it.
+const (
+	CompressionNone   = Compression(entry.CompressionNone)
+	CompressionLZ4    = Compression(entry.CompressionLZ4)
+	CompressionZlib   = Compression(entry.CompressionZlib)
+	CompressionZstd   = Compression(entry.CompressionZstd)
+	CompressionSnappy = Compression(entry.CompressionSnappy)
+)
+
+// String returns the codec's name: none, lz4, zlib, zstd or snappy.
+func (c Compression) String() string { return entry.Compression(c).String() }
+
+// ParseCompression parses a codec's name as String writes it (any case).
+func ParseCompression(s string) (Compression, error) {
+	c, err := entry.ParseCompression(s)
+	if err != nil {
+		return 0, invalidArg("%v", err)
+	}
+	return Compression(c), nil
+}
+
+// ProducerCompression compresses every batch with c (default
+// CompressionNone).
+func ProducerCompression(c Compression) ProducerOption {
+	return func(pc *producerConfig) { pc.compression = c }
 }
 
 // MessageRouter picks the partition, in [0, partitions), of a message sent

@@ -686,15 +686,16 @@ func (p *partitionProducer) cut(now time.Time) (*sentBatch, time.Time) {
 	b := &sentBatch{msgs: slices.Clone(p.mu.queued[:n]), bytes: bytes}
 	p.mu.queued = slices.Delete(p.mu.queued, 0, n)
 	p.mu.queuedBytes -= bytes
-	b.req = batchRequest(b.msgs)
+	b.req = batchRequest(b.msgs, p.cfg.compression)
 	p.mu.inflight = append(p.mu.inflight, b)
 	return b, time.Time{}
 }
 
 // batchRequest encodes msgs as the entry format does (internal/entry), so
 // that the serving node writes the bytes as they are instead of decoding
-// and re-encoding every message.
-func batchRequest(msgs []*pendingMsg) *servingpb.ProduceRequest {
+// and re-encoding every message, and compresses them with c when that
+// makes them smaller.
+func batchRequest(msgs []*pendingMsg, c Compression) *servingpb.ProduceRequest {
 	ems := make([]entry.Message, len(msgs))
 	size := 0
 	for i, m := range msgs {
@@ -716,7 +717,16 @@ func batchRequest(msgs []*pendingMsg) *servingpb.ProduceRequest {
 	for i := range ems {
 		enc = entry.AppendMessage(enc, &ems[i])
 	}
-	return &servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Send{Send: &servingpb.SendBatch{Encoded: enc, Count: uint32(len(msgs))}}}
+	send := &servingpb.SendBatch{Encoded: enc, Count: uint32(len(msgs))}
+	// An error here is a bug of a codec; the batch then goes uncompressed,
+	// as does one too big for the node to decompress.
+	if len(enc) > entry.MaxUncompressedBytes {
+		c = CompressionNone
+	}
+	if z, err := entry.Compress(entry.Compression(c), enc); err == nil && z != nil {
+		send.Encoded, send.Compression, send.UncompressedSize = z, servingpb.Compression(c), uint32(len(enc))
+	}
+	return &servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Send{Send: send}}
 }
 
 // recvLoop resolves receipts and per-batch errors in order until the stream

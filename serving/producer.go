@@ -64,10 +64,19 @@ type pendingBatch struct {
 	p           *producer
 	first, last uint64
 	msgs        []entry.Message
-	encoded     []byte // msgs as the producer encoded them; nil: encode here
+	sent        *sentEncoding // msgs as the producer encoded them; nil: encode here
 	received    time.Time
 	// set when appended
 	batch *entry.Batch
+	size  int
+}
+
+// sentEncoding is a batch's messages as the producer sent them: their
+// AppendMessage encodings, compressed with codec to bytes when codec is
+// not none (size is then their length uncompressed).
+type sentEncoding struct {
+	bytes []byte
+	codec entry.Compression
 	size  int
 }
 
@@ -82,8 +91,11 @@ func toEntryMessages(ms []*servingpb.Message) []entry.Message {
 
 // entrySize is the size of b's entry with publish time pt.
 func (b *pendingBatch) entrySize(pt int64) int {
-	if b.encoded != nil {
-		return entry.EntrySize(b.p.name, pt, len(b.msgs), len(b.encoded))
+	switch {
+	case b.sent != nil && b.sent.codec != entry.CompressionNone:
+		return entry.CompressedEntrySize(b.p.name, pt, len(b.msgs), b.sent.size, len(b.sent.bytes))
+	case b.sent != nil:
+		return entry.EntrySize(b.p.name, pt, len(b.msgs), len(b.sent.bytes))
 	}
 	return entry.Size(&entry.Batch{ProducerName: b.p.name, PublishTime: pt, Messages: b.msgs})
 }

@@ -19,7 +19,7 @@ const maxBatchMessages = 100_000
 // back on the stream as SendError and change nothing; the returned error
 // (topic no longer served here) ends the stream.
 func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
-	msgs, encoded, err := batchMessages(req)
+	msgs, sent, err := batchMessages(req)
 	if err != nil {
 		p.sendError(0, 0, err)
 		return nil
@@ -33,7 +33,7 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 		p.sendError(first, last, errcode.New(errcode.ProducerQueueFull, "producer %s has %d batches pending", p.name, p.pending.Load()))
 		return nil
 	}
-	b := &pendingBatch{p: p, first: first, last: last, msgs: msgs, encoded: encoded, received: time.Now()}
+	b := &pendingBatch{p: p, first: first, last: last, msgs: msgs, sent: sent, received: time.Now()}
 	if sz := b.entrySize(math.MaxInt64); sz > t.n.cfg.MaxEntryBytes {
 		p.sendError(first, last, errcode.New(errcode.MessageTooLarge, "batch of %d bytes over the entry limit of %d", sz, t.n.cfg.MaxEntryBytes))
 		return nil
@@ -68,17 +68,31 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 
 // batchMessages returns the messages of a batch, and their encoding when
 // the producer sent them encoded (the node then writes those bytes as they
-// came, after DecodeMessages checked them).
-func batchMessages(req *servingpb.SendBatch) ([]entry.Message, []byte, error) {
+// came, compressed or not, after checking them decompressed).
+func batchMessages(req *servingpb.SendBatch) ([]entry.Message, *sentEncoding, error) {
 	if enc, n := req.GetEncoded(), req.GetCount(); len(enc) > 0 || n > 0 || len(req.GetMessages()) == 0 {
 		if n == 0 || n > maxBatchMessages || len(req.GetMessages()) > 0 {
 			return nil, nil, errcode.New(errcode.InvalidArgument, "a batch holds 1 to %d messages, in one form, got %d encoded and %d others", maxBatchMessages, n, len(req.GetMessages()))
 		}
-		ms, err := entry.DecodeMessages(enc, int(n))
+		sent := &sentEncoding{bytes: enc, codec: entry.Compression(req.GetCompression()), size: int(req.GetUncompressedSize())}
+		raw := enc
+		if sent.codec != entry.CompressionNone {
+			if !sent.codec.Valid() {
+				return nil, nil, errcode.New(errcode.InvalidArgument, "unknown compression %d", req.GetCompression())
+			}
+			if sent.size > entry.MaxUncompressedBytes {
+				return nil, nil, errcode.New(errcode.MessageTooLarge, "batch of %d bytes uncompressed over the limit of %d", sent.size, entry.MaxUncompressedBytes)
+			}
+			var err error
+			if raw, err = entry.Decompress(sent.codec, enc, sent.size); err != nil {
+				return nil, nil, errcode.New(errcode.InvalidArgument, "malformed compressed batch: %v", err)
+			}
+		}
+		ms, err := entry.DecodeMessages(raw, int(n))
 		if err != nil {
 			return nil, nil, errcode.New(errcode.InvalidArgument, "malformed encoded batch: %v", err)
 		}
-		return ms, enc, nil
+		return ms, sent, nil
 	}
 	ms := req.GetMessages()
 	if len(ms) > maxBatchMessages {
@@ -114,9 +128,12 @@ func (t *topic) appendLocked(b *pendingBatch) {
 	t.mu.lastPub = pt
 	b.batch = &entry.Batch{ProducerName: b.p.name, PublishTime: pt, Messages: b.msgs}
 	var payload []byte
-	if b.encoded != nil {
-		payload = entry.AppendEntry(make([]byte, 0, b.entrySize(pt)), b.p.name, pt, len(b.msgs), b.encoded)
-	} else {
+	switch {
+	case b.sent != nil && b.sent.codec != entry.CompressionNone:
+		payload = entry.AppendCompressedEntry(make([]byte, 0, b.entrySize(pt)), b.p.name, pt, len(b.msgs), b.sent.codec, b.sent.size, b.sent.bytes)
+	case b.sent != nil:
+		payload = entry.AppendEntry(make([]byte, 0, b.entrySize(pt)), b.p.name, pt, len(b.msgs), b.sent.bytes)
+	default:
 		payload = entry.Encode(b.batch)
 	}
 	b.size = len(payload)

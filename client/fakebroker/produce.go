@@ -139,13 +139,20 @@ func (b *Broker) onBatch(s grpc.BidiStreamingServer[servingpb.ProduceRequest, se
 	return &servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Receipt{Receipt: r}}, nil
 }
 
-// batchMessages returns a batch's messages, decoding them when the producer
-// sent them encoded (as the SDK does).
+// batchMessages returns a batch's messages, decompressing and decoding them
+// when the producer sent them encoded (as the SDK does).
 func batchMessages(batch *servingpb.SendBatch) ([]*servingpb.Message, error) {
 	if batch.GetCount() == 0 {
 		return batch.GetMessages(), nil
 	}
-	ems, err := entry.DecodeMessages(batch.GetEncoded(), int(batch.GetCount()))
+	enc := batch.GetEncoded()
+	if c := entry.Compression(batch.GetCompression()); c != entry.CompressionNone {
+		var err error
+		if enc, err = entry.Decompress(c, enc, int(batch.GetUncompressedSize())); err != nil {
+			return nil, errcode.New(errcode.InvalidArgument, "malformed compressed batch: %v", err)
+		}
+	}
+	ems, err := entry.DecodeMessages(enc, int(batch.GetCount()))
 	if err != nil {
 		return nil, errcode.New(errcode.InvalidArgument, "malformed encoded batch: %v", err)
 	}

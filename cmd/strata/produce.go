@@ -60,6 +60,7 @@ type produceOpts struct {
 	linger     time.Duration
 	timeout    time.Duration
 	delay      time.Duration
+	compress   string
 }
 
 func newProduceCmd() *cobra.Command {
@@ -83,6 +84,7 @@ message was acknowledged; otherwise prints the number of failures and exits 1.`,
 	f.DurationVar(&o.linger, "linger", 10*time.Millisecond, "how long a batch waits for more messages")
 	f.DurationVar(&o.delay, "deliver-after", 0, "delay the messages: shared and key_shared subscriptions deliver them this long after the send")
 	f.DurationVar(&o.timeout, "timeout", 0, "give up on unacknowledged messages after this long (0: wait)")
+	f.StringVar(&o.compress, "compression", "none", "compress each batch: none, lz4, zlib, zstd or snappy")
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
 }
@@ -142,6 +144,10 @@ func runProduce(cmd *cobra.Command, o produceOpts) error {
 	if err != nil {
 		return err
 	}
+	codec, err := client.ParseCompression(o.compress)
+	if err != nil {
+		return fmt.Errorf("--compression: %w", err)
+	}
 	c, err := newClient(cmd, o.url)
 	if err != nil {
 		return err
@@ -149,7 +155,7 @@ func runProduce(cmd *cobra.Command, o produceOpts) error {
 	defer c.Close()
 	ctx, cancel := withTimeout(cmd.Context(), o.timeout)
 	defer cancel()
-	p, err := c.NewProducer(ctx, o.topic, client.ProducerLinger(o.linger))
+	p, err := c.NewProducer(ctx, o.topic, client.ProducerLinger(o.linger), client.ProducerCompression(codec))
 	if err != nil {
 		return err
 	}

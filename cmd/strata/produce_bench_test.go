@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,13 +34,58 @@ func BenchmarkStandaloneProduce(b *testing.B) {
 	for _, size := range []int{100, 1024} {
 		for _, parts := range []int{1, 4} {
 			b.Run("size="+strconv.Itoa(size)+"/partitions="+strconv.Itoa(parts), func(b *testing.B) {
-				produceBenchRun(b, url, size, parts)
+				produceBenchRun(b, url, parts, [][]byte{make([]byte, size)})
 			})
 		}
 	}
 }
 
-func produceBenchRun(b *testing.B, url string, size, parts int) {
+// BenchmarkStandaloneProduceCompressed is BenchmarkStandaloneProduce with
+// JSON-like messages of about 1 KiB (each different, from a small
+// vocabulary, as events and logs are) and each producer codec, reporting
+// the bytes stored per message beside the rate:
+//
+//	go test -run '^$' -bench StandaloneProduceCompressed -benchtime 200000x ./cmd/strata/
+func BenchmarkStandaloneProduceCompressed(b *testing.B) {
+	url := produceBenchStandalone(b)
+	payloads := jsonPayloads(1024, 1024)
+	for _, codec := range []client.Compression{client.CompressionNone, client.CompressionLZ4, client.CompressionSnappy, client.CompressionZstd, client.CompressionZlib} {
+		b.Run("codec="+codec.String(), func(b *testing.B) {
+			topic := produceBenchRun(b, url, 1, payloads, client.ProducerCompression(codec))
+			c, err := client.New(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			st, err := c.Admin().TopicStats(context.Background(), topic)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(st.StorageBytes)/float64(b.N), "stored-B/msg")
+		})
+	}
+}
+
+// jsonPayloads returns n different JSON objects of about size bytes, their
+// words drawn from a small vocabulary with a fixed seed.
+func jsonPayloads(n, size int) [][]byte {
+	words := strings.Fields("order paid shipped pending refund customer cart item sku price eur usd warehouse berlin paris lisbon express standard gift coupon")
+	rng := rand.New(rand.NewPCG(1, 2))
+	out := make([][]byte, n)
+	for i := range out {
+		p := fmt.Appendf(nil, `{"id":%d,"ts":"2026-11-22T10:%02d:%02d.%06dZ","amount":%d.%02d,"tags":[`,
+			rng.Uint64(), rng.IntN(60), rng.IntN(60), rng.IntN(1e6), rng.IntN(10000), rng.IntN(100))
+		for len(p) < size-10 {
+			p = fmt.Appendf(p, `"%s-%d",`, words[rng.IntN(len(words))], rng.IntN(100))
+		}
+		out[i] = append(p[:len(p)-1], "]}"...)
+	}
+	return out
+}
+
+// produceBenchRun sends b.N messages, payloads in turn, to a new topic
+// (parts partitions, 1: not partitioned) and returns its name.
+func produceBenchRun(b *testing.B, url string, parts int, payloads [][]byte, opts ...client.ProducerOption) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	c, err := client.New(url)
@@ -53,12 +101,12 @@ func produceBenchRun(b *testing.B, url string, size, parts int) {
 	if err := c.Admin().CreateTopic(ctx, topicName, n); err != nil {
 		b.Fatal(err)
 	}
-	p, err := c.NewProducer(ctx, topicName, client.ProducerLinger(time.Millisecond), client.ProducerMaxPendingMessages(5000))
+	p, err := c.NewProducer(ctx, topicName, append([]client.ProducerOption{client.ProducerLinger(time.Millisecond),
+		client.ProducerMaxPendingMessages(5000)}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	payload := make([]byte, size)
 	var failed atomic.Int64
 	var firstErr sync.Once
 	var errMsg error
@@ -68,11 +116,11 @@ func produceBenchRun(b *testing.B, url string, size, parts int) {
 			firstErr.Do(func() { errMsg = err })
 		}
 	}
-	b.SetBytes(int64(size))
+	b.SetBytes(int64(len(payloads[0])))
 	b.ResetTimer()
 	start := time.Now()
-	for range b.N {
-		p.SendAsync(ctx, &client.ProducerMessage{Payload: payload}, cb)
+	for i := range b.N {
+		p.SendAsync(ctx, &client.ProducerMessage{Payload: payloads[i%len(payloads)]}, cb)
 	}
 	if err := p.Flush(ctx); err != nil {
 		b.Fatal(err)
@@ -83,6 +131,7 @@ func produceBenchRun(b *testing.B, url string, size, parts int) {
 		b.Fatalf("%d sends failed, one: %v", n, errMsg)
 	}
 	b.ReportMetric(float64(b.N)/el.Seconds(), "msg/s")
+	return topicName
 }
 
 // produceBenchStandalone runs `strata standalone` in this process on free

@@ -7,10 +7,15 @@
 //
 //	magic        2 bytes  "SE"
 //	version      1 byte   1
-//	flags        1 byte   0 (reserved)
+//	flags        1 byte   bits 0-2: compression (0 none, 1 lz4, 2 zlib, 3 zstd,
+//	                      4 snappy); bits 3-7: 0
 //	producer     uvarint length, then that many bytes (UTF-8)
 //	publish time varint, unix nanoseconds (assigned by the serving node)
 //	count        uvarint, number of messages (at least 1)
+//	when compressed:
+//	  size       uvarint, the length of the messages once decompressed
+//	             (at most MaxUncompressedBytes), then the compressed
+//	             messages up to the checksum; decompressed, they are:
 //	count times:
 //	  sequence id  uvarint
 //	  event time   varint, unix nanoseconds, 0 when unset
@@ -24,6 +29,11 @@
 // bytes; the serving node checks them with DecodeMessages (which accepts only
 // the bytes AppendMessage writes) and wraps them in an entry with
 // AppendEntry, without decoding and re-encoding every message.
+//
+// A producer may compress its batch's messages (Compress); the node checks
+// them decompressed and writes them compressed (AppendCompressedEntry), so
+// the bookies and the network carry fewer bytes, and Decode decompresses.
+// The checksum covers the bytes as stored.
 //
 // Message i of the entry at (ledger, entry) has message id (ledger, entry, i).
 // Decode checks the checksum first and every length against what is left, so

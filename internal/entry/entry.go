@@ -69,7 +69,7 @@ func Encode(b *Batch) []byte { return AppendEncode(make([]byte, 0, Size(b)), b) 
 // AppendEncode appends the encoding of b to dst.
 func AppendEncode(dst []byte, b *Batch) []byte {
 	start := len(dst)
-	dst = appendHeader(dst, b.ProducerName, b.PublishTime, len(b.Messages))
+	dst = appendHeader(dst, CompressionNone, b.ProducerName, b.PublishTime, len(b.Messages))
 	for i := range b.Messages {
 		dst = AppendMessage(dst, &b.Messages[i])
 	}
@@ -107,13 +107,30 @@ func EntrySize(producer string, publishTime int64, count, messageBytes int) int 
 // bytes as AppendEncode of the decoded batch.
 func AppendEntry(dst []byte, producer string, publishTime int64, count int, msgs []byte) []byte {
 	start := len(dst)
-	dst = appendHeader(dst, producer, publishTime, count)
+	dst = appendHeader(dst, CompressionNone, producer, publishTime, count)
 	dst = append(dst, msgs...)
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
-func appendHeader(dst []byte, producer string, publishTime int64, count int) []byte {
-	dst = append(dst, magic0, magic1, version, 0)
+// CompressedEntrySize is the size of the entry AppendCompressedEntry makes.
+func CompressedEntrySize(producer string, publishTime int64, count, size, compressedBytes int) int {
+	return EntrySize(producer, publishTime, count, compressedBytes) + uvarintLen(uint64(size))
+}
+
+// AppendCompressedEntry appends an entry of count messages whose
+// AppendMessage encodings, size bytes in all, are compressed with c (as
+// Compress returned them) to dst. The messages stay compressed in the
+// ledger; Decode decompresses them.
+func AppendCompressedEntry(dst []byte, producer string, publishTime int64, count int, c Compression, size int, compressed []byte) []byte {
+	start := len(dst)
+	dst = appendHeader(dst, c, producer, publishTime, count)
+	dst = binary.AppendUvarint(dst, uint64(size))
+	dst = append(dst, compressed...)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+func appendHeader(dst []byte, c Compression, producer string, publishTime int64, count int) []byte {
+	dst = append(dst, magic0, magic1, version, byte(c))
 	dst = appendString(dst, producer)
 	dst = binary.AppendVarint(dst, publishTime)
 	return binary.AppendUvarint(dst, uint64(count))
@@ -160,9 +177,26 @@ func Decode(p []byte) (*Batch, error) {
 	if body[2] != version {
 		return nil, corrupt("unknown version %d", body[2])
 	}
+	if body[3]&^compressionMask != 0 {
+		return nil, corrupt("unknown flags %#x", body[3])
+	}
 	d := decoder{buf: body[headerLen:]}
 	b := &Batch{ProducerName: d.string(), PublishTime: d.varint()}
 	count := d.uvarint()
+	if c := Compression(body[3] & compressionMask); c != CompressionNone && d.err == nil {
+		size := d.uvarint()
+		if d.err != nil {
+			return nil, d.err
+		}
+		if size > MaxUncompressedBytes {
+			return nil, corrupt("uncompressed size %d over the limit of %d", size, MaxUncompressedBytes)
+		}
+		raw, err := Decompress(c, d.buf, int(size))
+		if err != nil {
+			return nil, err
+		}
+		d.buf = raw
+	}
 	// Every message takes at least 5 bytes, which bounds the allocation.
 	if d.err == nil && (count == 0 || count > uint64(len(d.buf))/5+1) {
 		return nil, corrupt("message count %d out of range", count)

@@ -41,8 +41,12 @@ func TestEncodeDecodeRoundTripIsExact(t *testing.T) {
 	}
 }
 
-func TestDecodeRejectsEveryFlippedByte(t *testing.T) {
-	p := Encode(sample())
+func TestDecodeRejectsEveryFlippedByte(t *testing.T) { checkEveryFlipRejected(t, Encode(sample())) }
+
+// checkEveryFlipRejected fails unless Decode rejects p with any one byte
+// changed.
+func checkEveryFlipRejected(t *testing.T, p []byte) {
+	t.Helper()
 	for i := range p {
 		q := bytes.Clone(p)
 		q[i] ^= 0x40
@@ -65,6 +69,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(Encode(sample()))
 	f.Add(Encode(&Batch{Messages: []Message{{}}}))
 	f.Add([]byte("SE\x01\x00"))
+	for _, c := range codecs {
+		f.Add(compressedEntry(f, c, compressible(10)))
+	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b, err := Decode(p)
 		if err != nil {

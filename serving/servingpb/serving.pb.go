@@ -80,6 +80,63 @@ func (ProducerAccessMode) EnumDescriptor() ([]byte, []int) {
 	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{0}
 }
 
+// The codecs of a compressed batch (the values of internal/entry's
+// Compression).
+type Compression int32
+
+const (
+	Compression_NONE   Compression = 0
+	Compression_LZ4    Compression = 1
+	Compression_ZLIB   Compression = 2
+	Compression_ZSTD   Compression = 3
+	Compression_SNAPPY Compression = 4
+)
+
+// Enum value maps for Compression.
+var (
+	Compression_name = map[int32]string{
+		0: "NONE",
+		1: "LZ4",
+		2: "ZLIB",
+		3: "ZSTD",
+		4: "SNAPPY",
+	}
+	Compression_value = map[string]int32{
+		"NONE":   0,
+		"LZ4":    1,
+		"ZLIB":   2,
+		"ZSTD":   3,
+		"SNAPPY": 4,
+	}
+)
+
+func (x Compression) Enum() *Compression {
+	p := new(Compression)
+	*p = x
+	return p
+}
+
+func (x Compression) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Compression) Descriptor() protoreflect.EnumDescriptor {
+	return file_serving_servingpb_serving_proto_enumTypes[1].Descriptor()
+}
+
+func (Compression) Type() protoreflect.EnumType {
+	return &file_serving_servingpb_serving_proto_enumTypes[1]
+}
+
+func (x Compression) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Compression.Descriptor instead.
+func (Compression) EnumDescriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{1}
+}
+
 type SubscriptionType int32
 
 const (
@@ -120,11 +177,11 @@ func (x SubscriptionType) String() string {
 }
 
 func (SubscriptionType) Descriptor() protoreflect.EnumDescriptor {
-	return file_serving_servingpb_serving_proto_enumTypes[1].Descriptor()
+	return file_serving_servingpb_serving_proto_enumTypes[2].Descriptor()
 }
 
 func (SubscriptionType) Type() protoreflect.EnumType {
-	return &file_serving_servingpb_serving_proto_enumTypes[1]
+	return &file_serving_servingpb_serving_proto_enumTypes[2]
 }
 
 func (x SubscriptionType) Number() protoreflect.EnumNumber {
@@ -133,7 +190,7 @@ func (x SubscriptionType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SubscriptionType.Descriptor instead.
 func (SubscriptionType) EnumDescriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{1}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{2}
 }
 
 type InitialPosition int32
@@ -166,11 +223,11 @@ func (x InitialPosition) String() string {
 }
 
 func (InitialPosition) Descriptor() protoreflect.EnumDescriptor {
-	return file_serving_servingpb_serving_proto_enumTypes[2].Descriptor()
+	return file_serving_servingpb_serving_proto_enumTypes[3].Descriptor()
 }
 
 func (InitialPosition) Type() protoreflect.EnumType {
-	return &file_serving_servingpb_serving_proto_enumTypes[2]
+	return &file_serving_servingpb_serving_proto_enumTypes[3]
 }
 
 func (x InitialPosition) Number() protoreflect.EnumNumber {
@@ -179,7 +236,7 @@ func (x InitialPosition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InitialPosition.Descriptor instead.
 func (InitialPosition) EnumDescriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{2}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{3}
 }
 
 type BacklogQuotaPolicy int32
@@ -214,11 +271,11 @@ func (x BacklogQuotaPolicy) String() string {
 }
 
 func (BacklogQuotaPolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_serving_servingpb_serving_proto_enumTypes[3].Descriptor()
+	return file_serving_servingpb_serving_proto_enumTypes[4].Descriptor()
 }
 
 func (BacklogQuotaPolicy) Type() protoreflect.EnumType {
-	return &file_serving_servingpb_serving_proto_enumTypes[3]
+	return &file_serving_servingpb_serving_proto_enumTypes[4]
 }
 
 func (x BacklogQuotaPolicy) Number() protoreflect.EnumNumber {
@@ -227,7 +284,7 @@ func (x BacklogQuotaPolicy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BacklogQuotaPolicy.Descriptor instead.
 func (BacklogQuotaPolicy) EnumDescriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{3}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{4}
 }
 
 type MessageId struct {
@@ -543,10 +600,16 @@ type SendBatch struct {
 	// count messages, each in the entry format's message encoding
 	// (internal/entry AppendMessage, exactly: sorted property keys, shortest
 	// varints). The node writes these bytes into the entry as they came.
-	Encoded       []byte `protobuf:"bytes,2,opt,name=encoded,proto3" json:"encoded,omitempty"`
-	Count         uint32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Encoded []byte `protobuf:"bytes,2,opt,name=encoded,proto3" json:"encoded,omitempty"`
+	Count   uint32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// When not NONE, encoded holds the message encodings compressed with this
+	// codec, uncompressed_size bytes once decompressed (internal/entry
+	// Compress). The node checks them decompressed and stores them as they
+	// came; consumers receive them decompressed.
+	Compression      Compression `protobuf:"varint,4,opt,name=compression,proto3,enum=strata.serving.v1.Compression" json:"compression,omitempty"`
+	UncompressedSize uint32      `protobuf:"varint,5,opt,name=uncompressed_size,json=uncompressedSize,proto3" json:"uncompressed_size,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SendBatch) Reset() {
@@ -596,6 +659,20 @@ func (x *SendBatch) GetEncoded() []byte {
 func (x *SendBatch) GetCount() uint32 {
 	if x != nil {
 		return x.Count
+	}
+	return 0
+}
+
+func (x *SendBatch) GetCompression() Compression {
+	if x != nil {
+		return x.Compression
+	}
+	return Compression_NONE
+}
+
+func (x *SendBatch) GetUncompressedSize() uint32 {
+	if x != nil {
+		return x.UncompressedSize
 	}
 	return 0
 }
@@ -3767,11 +3844,13 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12#\n" +
 	"\rproducer_name\x18\x02 \x01(\tR\fproducerName\x12F\n" +
 	"\vaccess_mode\x18\x03 \x01(\x0e2%.strata.serving.v1.ProducerAccessModeR\n" +
-	"accessMode\"s\n" +
+	"accessMode\"\xe2\x01\n" +
 	"\tSendBatch\x126\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1a.strata.serving.v1.MessageR\bmessages\x12\x18\n" +
 	"\aencoded\x18\x02 \x01(\fR\aencoded\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\rR\x05count\"\x92\x02\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\x12@\n" +
+	"\vcompression\x18\x04 \x01(\x0e2\x1e.strata.serving.v1.CompressionR\vcompression\x12+\n" +
+	"\x11uncompressed_size\x18\x05 \x01(\rR\x10uncompressedSize\"\x92\x02\n" +
 	"\aMessage\x12\x1f\n" +
 	"\vsequence_id\x18\x01 \x01(\x04R\n" +
 	"sequenceId\x12\x10\n" +
@@ -3995,7 +4074,14 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x11ledgers_offloaded\x18\x01 \x01(\rR\x10ledgersOffloaded*=\n" +
 	"\x12ProducerAccessMode\x12\x11\n" +
 	"\rACCESS_SHARED\x10\x00\x12\x14\n" +
-	"\x10ACCESS_EXCLUSIVE\x10\x01*K\n" +
+	"\x10ACCESS_EXCLUSIVE\x10\x01*@\n" +
+	"\vCompression\x12\b\n" +
+	"\x04NONE\x10\x00\x12\a\n" +
+	"\x03LZ4\x10\x01\x12\b\n" +
+	"\x04ZLIB\x10\x02\x12\b\n" +
+	"\x04ZSTD\x10\x03\x12\n" +
+	"\n" +
+	"\x06SNAPPY\x10\x04*K\n" +
 	"\x10SubscriptionType\x12\r\n" +
 	"\tEXCLUSIVE\x10\x00\x12\n" +
 	"\n" +
@@ -4042,155 +4128,157 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 	return file_serving_servingpb_serving_proto_rawDescData
 }
 
-var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(ProducerAccessMode)(0),            // 0: strata.serving.v1.ProducerAccessMode
-	(SubscriptionType)(0),              // 1: strata.serving.v1.SubscriptionType
-	(InitialPosition)(0),               // 2: strata.serving.v1.InitialPosition
-	(BacklogQuotaPolicy)(0),            // 3: strata.serving.v1.BacklogQuotaPolicy
-	(*MessageId)(nil),                  // 4: strata.serving.v1.MessageId
-	(*LookupRequest)(nil),              // 5: strata.serving.v1.LookupRequest
-	(*LookupResponse)(nil),             // 6: strata.serving.v1.LookupResponse
-	(*ProduceRequest)(nil),             // 7: strata.serving.v1.ProduceRequest
-	(*OpenProducer)(nil),               // 8: strata.serving.v1.OpenProducer
-	(*SendBatch)(nil),                  // 9: strata.serving.v1.SendBatch
-	(*Message)(nil),                    // 10: strata.serving.v1.Message
-	(*ProduceResponse)(nil),            // 11: strata.serving.v1.ProduceResponse
-	(*ProducerOpened)(nil),             // 12: strata.serving.v1.ProducerOpened
-	(*SendReceipt)(nil),                // 13: strata.serving.v1.SendReceipt
-	(*SendError)(nil),                  // 14: strata.serving.v1.SendError
-	(*ConsumeRequest)(nil),             // 15: strata.serving.v1.ConsumeRequest
-	(*HasMessagesAfter)(nil),           // 16: strata.serving.v1.HasMessagesAfter
-	(*Unsubscribe)(nil),                // 17: strata.serving.v1.Unsubscribe
-	(*Subscribe)(nil),                  // 18: strata.serving.v1.Subscribe
-	(*Flow)(nil),                       // 19: strata.serving.v1.Flow
-	(*Ack)(nil),                        // 20: strata.serving.v1.Ack
-	(*Nack)(nil),                       // 21: strata.serving.v1.Nack
-	(*Seek)(nil),                       // 22: strata.serving.v1.Seek
-	(*ConsumeResponse)(nil),            // 23: strata.serving.v1.ConsumeResponse
-	(*HasMessagesAfterResult)(nil),     // 24: strata.serving.v1.HasMessagesAfterResult
-	(*Unsubscribed)(nil),               // 25: strata.serving.v1.Unsubscribed
-	(*Subscribed)(nil),                 // 26: strata.serving.v1.Subscribed
-	(*Messages)(nil),                   // 27: strata.serving.v1.Messages
-	(*ReceivedMessage)(nil),            // 28: strata.serving.v1.ReceivedMessage
-	(*SeekDone)(nil),                   // 29: strata.serving.v1.SeekDone
-	(*CreateTopicRequest)(nil),         // 30: strata.serving.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 31: strata.serving.v1.CreateTopicResponse
-	(*AddPartitionsRequest)(nil),       // 32: strata.serving.v1.AddPartitionsRequest
-	(*AddPartitionsResponse)(nil),      // 33: strata.serving.v1.AddPartitionsResponse
-	(*DeleteTopicRequest)(nil),         // 34: strata.serving.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 35: strata.serving.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 36: strata.serving.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 37: strata.serving.v1.ListTopicsResponse
-	(*TopicInfo)(nil),                  // 38: strata.serving.v1.TopicInfo
-	(*GetTopicRequest)(nil),            // 39: strata.serving.v1.GetTopicRequest
-	(*GetTopicResponse)(nil),           // 40: strata.serving.v1.GetTopicResponse
-	(*TopicStatsRequest)(nil),          // 41: strata.serving.v1.TopicStatsRequest
-	(*TopicStatsResponse)(nil),         // 42: strata.serving.v1.TopicStatsResponse
-	(*LedgerStats)(nil),                // 43: strata.serving.v1.LedgerStats
-	(*SubscriptionStats)(nil),          // 44: strata.serving.v1.SubscriptionStats
-	(*NamespacePolicy)(nil),            // 45: strata.serving.v1.NamespacePolicy
-	(*ListNamespacesRequest)(nil),      // 46: strata.serving.v1.ListNamespacesRequest
-	(*ListNamespacesResponse)(nil),     // 47: strata.serving.v1.ListNamespacesResponse
-	(*SetNamespacePolicyRequest)(nil),  // 48: strata.serving.v1.SetNamespacePolicyRequest
-	(*SetNamespacePolicyResponse)(nil), // 49: strata.serving.v1.SetNamespacePolicyResponse
-	(*GetNamespacePolicyRequest)(nil),  // 50: strata.serving.v1.GetNamespacePolicyRequest
-	(*GetNamespacePolicyResponse)(nil), // 51: strata.serving.v1.GetNamespacePolicyResponse
-	(*ResetCursorRequest)(nil),         // 52: strata.serving.v1.ResetCursorRequest
-	(*ResetCursorResponse)(nil),        // 53: strata.serving.v1.ResetCursorResponse
-	(*CreateSubscriptionRequest)(nil),  // 54: strata.serving.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil), // 55: strata.serving.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 56: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 57: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),      // 58: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),     // 59: strata.serving.v1.TriggerOffloadResponse
-	nil,                                // 60: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 61: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	(Compression)(0),                   // 1: strata.serving.v1.Compression
+	(SubscriptionType)(0),              // 2: strata.serving.v1.SubscriptionType
+	(InitialPosition)(0),               // 3: strata.serving.v1.InitialPosition
+	(BacklogQuotaPolicy)(0),            // 4: strata.serving.v1.BacklogQuotaPolicy
+	(*MessageId)(nil),                  // 5: strata.serving.v1.MessageId
+	(*LookupRequest)(nil),              // 6: strata.serving.v1.LookupRequest
+	(*LookupResponse)(nil),             // 7: strata.serving.v1.LookupResponse
+	(*ProduceRequest)(nil),             // 8: strata.serving.v1.ProduceRequest
+	(*OpenProducer)(nil),               // 9: strata.serving.v1.OpenProducer
+	(*SendBatch)(nil),                  // 10: strata.serving.v1.SendBatch
+	(*Message)(nil),                    // 11: strata.serving.v1.Message
+	(*ProduceResponse)(nil),            // 12: strata.serving.v1.ProduceResponse
+	(*ProducerOpened)(nil),             // 13: strata.serving.v1.ProducerOpened
+	(*SendReceipt)(nil),                // 14: strata.serving.v1.SendReceipt
+	(*SendError)(nil),                  // 15: strata.serving.v1.SendError
+	(*ConsumeRequest)(nil),             // 16: strata.serving.v1.ConsumeRequest
+	(*HasMessagesAfter)(nil),           // 17: strata.serving.v1.HasMessagesAfter
+	(*Unsubscribe)(nil),                // 18: strata.serving.v1.Unsubscribe
+	(*Subscribe)(nil),                  // 19: strata.serving.v1.Subscribe
+	(*Flow)(nil),                       // 20: strata.serving.v1.Flow
+	(*Ack)(nil),                        // 21: strata.serving.v1.Ack
+	(*Nack)(nil),                       // 22: strata.serving.v1.Nack
+	(*Seek)(nil),                       // 23: strata.serving.v1.Seek
+	(*ConsumeResponse)(nil),            // 24: strata.serving.v1.ConsumeResponse
+	(*HasMessagesAfterResult)(nil),     // 25: strata.serving.v1.HasMessagesAfterResult
+	(*Unsubscribed)(nil),               // 26: strata.serving.v1.Unsubscribed
+	(*Subscribed)(nil),                 // 27: strata.serving.v1.Subscribed
+	(*Messages)(nil),                   // 28: strata.serving.v1.Messages
+	(*ReceivedMessage)(nil),            // 29: strata.serving.v1.ReceivedMessage
+	(*SeekDone)(nil),                   // 30: strata.serving.v1.SeekDone
+	(*CreateTopicRequest)(nil),         // 31: strata.serving.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 32: strata.serving.v1.CreateTopicResponse
+	(*AddPartitionsRequest)(nil),       // 33: strata.serving.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil),      // 34: strata.serving.v1.AddPartitionsResponse
+	(*DeleteTopicRequest)(nil),         // 35: strata.serving.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 36: strata.serving.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 37: strata.serving.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 38: strata.serving.v1.ListTopicsResponse
+	(*TopicInfo)(nil),                  // 39: strata.serving.v1.TopicInfo
+	(*GetTopicRequest)(nil),            // 40: strata.serving.v1.GetTopicRequest
+	(*GetTopicResponse)(nil),           // 41: strata.serving.v1.GetTopicResponse
+	(*TopicStatsRequest)(nil),          // 42: strata.serving.v1.TopicStatsRequest
+	(*TopicStatsResponse)(nil),         // 43: strata.serving.v1.TopicStatsResponse
+	(*LedgerStats)(nil),                // 44: strata.serving.v1.LedgerStats
+	(*SubscriptionStats)(nil),          // 45: strata.serving.v1.SubscriptionStats
+	(*NamespacePolicy)(nil),            // 46: strata.serving.v1.NamespacePolicy
+	(*ListNamespacesRequest)(nil),      // 47: strata.serving.v1.ListNamespacesRequest
+	(*ListNamespacesResponse)(nil),     // 48: strata.serving.v1.ListNamespacesResponse
+	(*SetNamespacePolicyRequest)(nil),  // 49: strata.serving.v1.SetNamespacePolicyRequest
+	(*SetNamespacePolicyResponse)(nil), // 50: strata.serving.v1.SetNamespacePolicyResponse
+	(*GetNamespacePolicyRequest)(nil),  // 51: strata.serving.v1.GetNamespacePolicyRequest
+	(*GetNamespacePolicyResponse)(nil), // 52: strata.serving.v1.GetNamespacePolicyResponse
+	(*ResetCursorRequest)(nil),         // 53: strata.serving.v1.ResetCursorRequest
+	(*ResetCursorResponse)(nil),        // 54: strata.serving.v1.ResetCursorResponse
+	(*CreateSubscriptionRequest)(nil),  // 55: strata.serving.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil), // 56: strata.serving.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 57: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 58: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),      // 59: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),     // 60: strata.serving.v1.TriggerOffloadResponse
+	nil,                                // 61: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 62: strata.serving.v1.ReceivedMessage.PropertiesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
-	8,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
-	9,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
+	9,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
+	10, // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
 	0,  // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
-	10, // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
-	60, // 4: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
-	12, // 5: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
-	13, // 6: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
-	14, // 7: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
-	18, // 8: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
-	19, // 9: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
-	20, // 10: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
-	21, // 11: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
-	22, // 12: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
-	17, // 13: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
-	16, // 14: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
-	4,  // 15: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
-	1,  // 16: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
-	2,  // 17: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
-	4,  // 18: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
-	4,  // 19: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
-	4,  // 20: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
-	4,  // 21: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
-	2,  // 22: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
-	26, // 23: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
-	27, // 24: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
-	29, // 25: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
-	25, // 26: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
-	24, // 27: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
-	28, // 28: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
-	4,  // 29: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	61, // 30: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
-	4,  // 31: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
-	38, // 32: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
-	38, // 33: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
-	43, // 34: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
-	44, // 35: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
-	1,  // 36: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
-	4,  // 37: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
-	3,  // 38: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	45, // 39: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
-	45, // 40: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
-	4,  // 41: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	2,  // 42: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
-	4,  // 43: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	2,  // 44: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	5,  // 45: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	7,  // 46: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	15, // 47: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	30, // 48: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	34, // 49: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	36, // 50: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	46, // 51: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	39, // 52: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	32, // 53: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	41, // 54: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	48, // 55: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	50, // 56: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	52, // 57: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	56, // 58: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	54, // 59: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	58, // 60: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	6,  // 61: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	11, // 62: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	23, // 63: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	31, // 64: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	35, // 65: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	37, // 66: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	47, // 67: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	40, // 68: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	33, // 69: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	42, // 70: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	49, // 71: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	51, // 72: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	53, // 73: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	57, // 74: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	55, // 75: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	59, // 76: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	61, // [61:77] is the sub-list for method output_type
-	45, // [45:61] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	11, // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
+	1,  // 4: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
+	61, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	13, // 6: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
+	14, // 7: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
+	15, // 8: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
+	19, // 9: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
+	20, // 10: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
+	21, // 11: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
+	22, // 12: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
+	23, // 13: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
+	18, // 14: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
+	17, // 15: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
+	5,  // 16: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
+	2,  // 17: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
+	3,  // 18: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
+	5,  // 19: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
+	5,  // 20: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
+	5,  // 21: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
+	5,  // 22: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
+	3,  // 23: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
+	27, // 24: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
+	28, // 25: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
+	30, // 26: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
+	26, // 27: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
+	25, // 28: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
+	29, // 29: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
+	5,  // 30: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
+	62, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	5,  // 32: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
+	39, // 33: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
+	39, // 34: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
+	44, // 35: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
+	45, // 36: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
+	2,  // 37: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
+	5,  // 38: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
+	4,  // 39: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	46, // 40: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
+	46, // 41: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
+	5,  // 42: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
+	3,  // 43: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	5,  // 44: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	3,  // 45: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	6,  // 46: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	8,  // 47: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	16, // 48: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	31, // 49: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	35, // 50: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	37, // 51: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	47, // 52: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	40, // 53: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	33, // 54: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	42, // 55: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	49, // 56: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	51, // 57: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	53, // 58: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	57, // 59: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	55, // 60: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	59, // 61: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	7,  // 62: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	12, // 63: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	24, // 64: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	32, // 65: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	36, // 66: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	38, // 67: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	48, // 68: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	41, // 69: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	34, // 70: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	43, // 71: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	50, // 72: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	52, // 73: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	54, // 74: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	58, // 75: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	56, // 76: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	60, // 77: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	62, // [62:78] is the sub-list for method output_type
+	46, // [46:62] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -4238,7 +4326,7 @@ func file_serving_servingpb_serving_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
