@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -351,5 +352,91 @@ func TestReconsumeLaterRetriesThroughTheRetryTopicThenDeadLetters(t *testing.T) 
 			}
 			return true
 		})
+	}
+}
+
+// TestRetryTopicMessagesAreNackedSoughtAndAckedOnTheirOwnTopic: with a
+// retry-letter topic of the user's naming, a message that came back
+// through it is redelivered from it when nacked, delivered again when the
+// consumer seeks to it, and acknowledged there, leaving no backlog on
+// either topic; the default retry topic is never made.
+func TestRetryTopicMessagesAreNackedSoughtAndAckedOnTheirOwnTopic(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	cons, err := c.Subscribe(ctx, "orders", "w", client.ConsumerInitialPosition(client.Earliest),
+		client.ConsumerNackRedeliveryDelay(10*time.Millisecond),
+		client.ConsumerRetryLetter(client.RetryLetterPolicy{Topic: "orders-retries"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	p, err := c.NewProducer(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("o1")}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := cons.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.ReconsumeLater(ctx, first, 0); err != nil {
+		t.Fatal(err)
+	}
+	receiveRetry := func(what string) *client.Message {
+		t.Helper()
+		m, err := cons.Receive(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if m.Topic != "public/default/orders-retries" || string(m.Payload) != "o1" || m.Properties[client.PropertyReconsumeTimes] != "1" {
+			t.Fatalf("%s: topic %q payload %q properties %v", what, m.Topic, m.Payload, m.Properties)
+		}
+		return m
+	}
+	retried := receiveRetry("the retry")
+	if err := cons.Nack(retried); err != nil {
+		t.Fatal(err)
+	}
+	if again := receiveRetry("after the nack"); again.ID != retried.ID || again.RedeliveryCount == 0 {
+		t.Fatalf("after the nack: id %v count %d, want %v redelivered", again.ID, again.RedeliveryCount, retried.ID)
+	}
+	if err := cons.Seek(ctx, retried.ID); err != nil {
+		t.Fatal(err)
+	}
+	sought := receiveRetry("after the seek")
+	if sought.ID != retried.ID {
+		t.Fatalf("after the seek: id %v, want %v", sought.ID, retried.ID)
+	}
+	if err := cons.Ack(sought); err != nil {
+		t.Fatal(err)
+	}
+	a := c.Admin()
+	for _, topicName := range []string{"orders", "orders-retries"} {
+		waitFor(t, 30*time.Second, "no backlog on "+topicName, func() bool {
+			st, err := a.TopicStats(ctx, topicName)
+			if err != nil {
+				return false
+			}
+			for _, sub := range st.Subscriptions {
+				if sub.Name == "w" {
+					return sub.Backlog == 0
+				}
+			}
+			return false
+		})
+	}
+	topics, err := a.ListTopics(ctx, "public/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ti := range topics {
+		if strings.HasSuffix(ti.Topic, "-RETRY") {
+			t.Fatalf("the default retry topic was made: %s", ti.Topic)
+		}
 	}
 }
