@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -127,6 +128,37 @@ func TestTLSStandaloneServesOnlyClientsItCanVerifyAndThatVerifyIt(t *testing.T) 
 	}
 	if _, err := client.New(s.url(), client.TLSCAFile(pki.path("ca.pem"))); !errors.Is(err, client.ErrInvalidArgument) {
 		t.Fatalf("TLS options with a strata:// URL: %v, want ErrInvalidArgument", err)
+	}
+
+	// A tls.Config of the caller's, alone or completed by the file options
+	// (on a clone: the caller's stays as it was).
+	caPEM, err := os.ReadFile(pki.path("ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(pki.path("client.pem"), pki.path("client-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := &tls.Config{RootCAs: pool}
+	for name, opts := range map[string][]client.Option{
+		"TLSConfig":                   {client.TLSConfig(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}})},
+		"TLSConfig and TLSClientCert": {client.TLSConfig(partial), client.TLSClientCert(pki.path("client.pem"), pki.path("client-key.pem"))},
+		"TLSConfig with a certificate, and TLSCAFile": {client.TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}), client.TLSCAFile(pki.path("ca.pem"))},
+	} {
+		c, err := client.New(url, append(opts, client.OperationTimeout(10*time.Second))...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := c.Admin().ListTopics(ctx, ""); err != nil {
+			t.Fatalf("%s: list topics: %v", name, err)
+		}
+		c.Close()
+	}
+	if len(partial.Certificates) != 0 {
+		t.Fatal("TLSClientCert changed the caller's tls.Config")
 	}
 }
 
