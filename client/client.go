@@ -388,7 +388,11 @@ func (b *backoff) reset() { b.next = 0 }
 // handshake runs fn (which sends an open request and waits for its answer on
 // a stream bound to the stream's context) with a deadline of d: when d passes
 // first, cancel is called so the stream fails, and the result is ErrTimeout.
+// A d of 0 sets no deadline (the stream's context still bounds fn).
 func handshake(d time.Duration, cancel context.CancelFunc, fn func() error) error {
+	if d <= 0 {
+		return fn()
+	}
 	t := time.AfterFunc(d, cancel)
 	err := fn()
 	if !t.Stop() {

@@ -128,7 +128,7 @@ func (c *producerConfig) validate() error {
 		return invalidArg("producer send timeout must not be negative")
 	case c.receiptTimeout < 0:
 		return invalidArg("producer receipt timeout must not be negative")
-	case c.access != AccessShared && c.access != AccessExclusive:
+	case c.access != AccessShared && c.access != AccessExclusive && c.access != AccessWaitForExclusive:
 		return invalidArg("unknown producer access mode %d", c.access)
 	case c.compression < 0 || !entry.Compression(c.compression).Valid():
 		return invalidArg("unknown producer compression %d", c.compression)
@@ -192,6 +192,18 @@ const (
 	// returns once the node has let the producer go (within 2 s), so a
 	// successor may open at once.
 	AccessExclusive
+	// AccessWaitForExclusive is AccessExclusive, but NewProducer waits,
+	// in line with others waiting so, until the topic has no producer
+	// (bounded by its ctx only, not by the operation timeout), as
+	// Pulsar's WaitForExclusive: the first in line takes over when the
+	// holder closes or dies, which makes it a leader election among
+	// writers. Producers of the other modes are not held back by those
+	// waiting and can keep one waiting. A partitioned topic's partitions
+	// are taken in index order, so that two such producers never split
+	// them. Once it holds the topic, a reconnect that finds another
+	// producer in its place fails the producer for good, as with
+	// AccessExclusive.
+	AccessWaitForExclusive
 )
 
 // ProducerAccess sets the producer's access mode (default AccessShared).

@@ -118,7 +118,12 @@ func newPartitionProducer(c *Client, cfg *producerConfig, topic string, partitio
 // so that a bad topic fails the caller) and then starts the run goroutine.
 // ctx bounds only this first connect.
 func (p *partitionProducer) start(ctx context.Context) error {
-	ctx, done := p.c.opContext(ctx)
+	var done context.CancelFunc
+	if p.cfg.access == AccessWaitForExclusive {
+		ctx, done = context.WithCancel(ctx) // the wait in line is ctx's to bound
+	} else {
+		ctx, done = p.c.opContext(ctx)
+	}
 	defer done()
 	stop := context.AfterFunc(ctx, p.cancel)
 	var (
@@ -353,6 +358,14 @@ func (p *partitionProducer) connect(ctx context.Context) (produceStream, error) 
 	p.mu.Lock()
 	name, hint, suspect := p.mu.name, p.mu.hint, p.mu.suspect
 	p.mu.hint = ""
+	// Only the first open waits in line; a reconnect that finds the topic
+	// taken fails as an exclusive one.
+	mode, wait := servingpb.ProducerAccessMode(p.cfg.access), false
+	if p.cfg.access == AccessWaitForExclusive {
+		if wait = !p.mu.seqInit; !wait {
+			mode = servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE
+		}
+	}
 	p.mu.Unlock()
 	var (
 		st     produceStream
@@ -365,9 +378,13 @@ func (p *partitionProducer) connect(ctx context.Context) (produceStream, error) 
 			cancel()
 			return err
 		}
-		err = handshake(p.handshakeTimeout(addr, suspect), cancel, func() error {
+		timeout := p.handshakeTimeout(addr, suspect)
+		if wait {
+			timeout = 0
+		}
+		err = handshake(timeout, cancel, func() error {
 			open := &servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Open{Open: &servingpb.OpenProducer{Topic: p.topic, ProducerName: name,
-				AccessMode: servingpb.ProducerAccessMode(p.cfg.access)}}}
+				AccessMode: mode}}}
 			if err := sendOn(s, open); err != nil {
 				return err
 			}

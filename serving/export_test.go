@@ -10,3 +10,17 @@ func KeyOwner(consumers []string, key string) string {
 	}
 	return newHashRing(cs).pick(keyHash(key)).name
 }
+
+// ProducersWaiting answers how many producers wait in line for topicName
+// (a full name) to themselves, 0 when it is not loaded here.
+func (n *Node) ProducersWaiting(topicName string) int {
+	n.mu.Lock()
+	t := n.mu.topics[topicName]
+	n.mu.Unlock()
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.mu.waiters)
+}

@@ -1,6 +1,7 @@
 package serving_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"testing"
@@ -712,6 +713,101 @@ func TestExclusiveProducerHasTheTopicToItself(t *testing.T) {
 	}
 	x.close()
 	mustProducer(t, n, topic, "s3").mustSend(msg(2))
+}
+
+// TestWaitForExclusiveProducersTakeTheTopicInLineOrder: producers that
+// wait for the topic to themselves queue while a shared producer holds it
+// (an exclusive one beside it still fails), take it one at a time in the
+// order they came, keep shared producers out while they hold it, and one
+// that gives up leaves the line without ever holding the topic.
+func TestWaitForExclusiveProducersTakeTheTopicInLineOrder(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "public/default/leader"
+	type opened struct {
+		p   *prod
+		err error
+	}
+	wait := func(ctx context.Context, name string) chan opened {
+		ch := make(chan opened, 1)
+		go func() {
+			s, err := n.client.Produce(ctx)
+			if err == nil {
+				err = s.Send(&servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Open{Open: &servingpb.OpenProducer{
+					Topic: topic, ProducerName: name, AccessMode: servingpb.ProducerAccessMode_ACCESS_WAIT_FOR_EXCLUSIVE}}})
+			}
+			var r *servingpb.ProduceResponse
+			if err == nil {
+				r, err = s.Recv()
+			}
+			if err != nil {
+				ch <- opened{err: errcode.FromError(err)}
+				return
+			}
+			ch <- opened{p: &prod{t: t, stream: s, opened: r.GetOpened()}}
+		}()
+		return ch
+	}
+	inLine := func(want int) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("%d producers in line", want), func() error {
+			if got := n.ProducersWaiting(topic); got != want {
+				return fmt.Errorf("%d in line", got)
+			}
+			return nil
+		})
+	}
+	take := func(name string, ch chan opened) *prod {
+		t.Helper()
+		o := <-ch
+		if o.err != nil || o.p.opened.GetProducerName() != name {
+			t.Fatalf("%s: %v %v", name, o.p, o.err)
+		}
+		return o.p
+	}
+	free := func(name string, ch chan opened) {
+		t.Helper()
+		select {
+		case o := <-ch:
+			t.Fatalf("%s opened while the topic was held: %v %v", name, o.p, o.err)
+		default:
+		}
+	}
+
+	shared := mustProducer(t, n, topic, "s1")
+	w1 := wait(ctxT(t), "w1")
+	inLine(1)
+	w2 := wait(ctxT(t), "w2")
+	inLine(2)
+	gaveUp, giveUp := context.WithCancel(ctxT(t))
+	w3 := wait(gaveUp, "w3")
+	inLine(3)
+	_, err := openProducerWith(t, n, &servingpb.OpenProducer{Topic: topic, ProducerName: "x", AccessMode: servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE})
+	if errcode.CodeOf(err) != errcode.ProducerFenced {
+		t.Fatalf("exclusive beside a shared producer: %v, want PRODUCER_FENCED", err)
+	}
+	free("w1", w1)
+
+	shared.close()
+	first := take("w1", w1)
+	inLine(2)
+	first.mustSend(msg(1))
+	if _, err := openProducer(t, n, topic, "s2"); errcode.CodeOf(err) != errcode.ProducerFenced {
+		t.Fatalf("shared beside the producer that waited: %v, want PRODUCER_FENCED", err)
+	}
+	free("w2", w2)
+	giveUp()
+	if o := <-w3; o.err == nil {
+		t.Fatal("w3 opened after giving up")
+	}
+	inLine(1)
+
+	first.close()
+	second := take("w2", w2)
+	inLine(0)
+	second.mustSend(msg(2))
+	second.close()
+	mustProducer(t, n, topic, "s3").mustSend(msg(3))
 }
 
 // TestSeekDoneComesBeforeAnyMessageOfTheNewPosition: the client drops what

@@ -1,8 +1,10 @@
 package serving
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,7 +31,7 @@ func (n *Node) Produce(stream grpc.BidiStreamingServer[servingpb.ProduceRequest,
 	if err != nil {
 		return err
 	}
-	p, last, err := t.addProducer(open.GetProducerName(), open.GetAccessMode())
+	p, last, err := t.addProducerWaiting(stream.Context(), open.GetProducerName(), open.GetAccessMode())
 	if err != nil {
 		return err
 	}
@@ -76,23 +78,76 @@ func (n *Node) producerRecv(stream grpc.BidiStreamingServer[servingpb.ProduceReq
 	}
 }
 
-// addProducer registers a producer name on the topic; answers the highest
-// persisted sequence id of that name (-1 if none). An exclusive producer
-// needs the topic to itself, and keeps every other producer out while it
-// is connected (Pulsar's ProducerAccessMode Exclusive).
-func (t *topic) addProducer(name string, mode servingpb.ProducerAccessMode) (*producer, int64, error) {
+// addProducerWaiting is addProducer, which for ACCESS_WAIT_FOR_EXCLUSIVE
+// waits in line until the topic has no producer, ctx ends, or the topic
+// leaves this node.
+func (t *topic) addProducerWaiting(ctx context.Context, name string, mode servingpb.ProducerAccessMode) (*producer, int64, error) {
 	if name == "" {
 		name = fmt.Sprintf("%s-%s", t.n.cfg.NodeID, uuid.NewString())
 	}
+	var w *exclusiveWaiter
+	for {
+		p, last, err := t.addProducer(name, mode, &w)
+		if w == nil {
+			return p, last, err
+		}
+		select {
+		case <-w.ready:
+		case <-ctx.Done():
+			t.leaveLine(w)
+			return nil, 0, errcode.New(errcode.Timeout, "producer %s stopped waiting for %s", name, t.name)
+		case <-t.ctx.Done():
+			t.leaveLine(w)
+			if err := t.servingErr(); err != nil {
+				return nil, 0, err
+			}
+			return nil, 0, errcode.New(errcode.Unavailable, "topic %s was unloaded", t.name)
+		}
+	}
+}
+
+// exclusiveWaiter is a producer in line for a topic to itself.
+type exclusiveWaiter struct {
+	ready chan struct{} // closed when the producer is first in line and the topic is free
+	woken bool
+}
+
+// addProducer registers a producer name on the topic; answers the highest
+// persisted sequence id of that name (-1 if none). An exclusive producer
+// needs the topic to itself, and keeps every other producer out while it
+// is connected (Pulsar's ProducerAccessMode Exclusive). A producer that
+// waits for that (WaitForExclusive) and cannot have it yet gets *w, its
+// place in line, instead; it calls again with it when w.ready closes, and
+// *w is nil once it is done waiting.
+func (t *topic) addProducer(name string, mode servingpb.ProducerAccessMode, w **exclusiveWaiter) (*producer, int64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.servingErrLocked(); err != nil {
+		t.leaveLineLocked(*w)
+		*w = nil
 		return nil, 0, err
 	}
 	if _, busy := t.mu.prods[name]; busy {
+		t.leaveLineLocked(*w)
+		*w = nil
 		return nil, 0, errcode.New(errcode.ProducerBusy, "producer %s is already connected to %s", name, t.name)
 	}
+	free := t.mu.exclusive == "" && len(t.mu.prods) == 0
 	switch {
+	case mode == servingpb.ProducerAccessMode_ACCESS_WAIT_FOR_EXCLUSIVE:
+		// Behind others in line (not woken as the first), or the topic
+		// is taken: wait.
+		if !free || (*w == nil && len(t.mu.waiters) > 0) {
+			if *w == nil {
+				*w = &exclusiveWaiter{ready: make(chan struct{})}
+				t.mu.waiters = append(t.mu.waiters, *w)
+			} else if (*w).woken {
+				(*w).ready, (*w).woken = make(chan struct{}), false
+			}
+			return nil, 0, nil
+		}
+		t.leaveLineLocked(*w)
+		*w = nil
 	case mode != servingpb.ProducerAccessMode_ACCESS_SHARED && mode != servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE:
 		return nil, 0, errcode.New(errcode.InvalidArgument, "unknown producer access mode %d", mode)
 	case t.mu.exclusive != "":
@@ -105,10 +160,38 @@ func (t *topic) addProducer(name string, mode servingpb.ProducerAccessMode) (*pr
 	}
 	p := newProducer(t, name, t.n.cfg.MaxPendingPerProducer)
 	t.mu.prods[name] = p
-	if mode == servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE {
+	if mode != servingpb.ProducerAccessMode_ACCESS_SHARED {
 		t.mu.exclusive = name
 	}
 	return p, dedupFor(t.mu.dedup, name).persisted, nil
+}
+
+// leaveLine takes w out of the line of exclusive producers.
+func (t *topic) leaveLine(w *exclusiveWaiter) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.leaveLineLocked(w)
+}
+
+func (t *topic) leaveLineLocked(w *exclusiveWaiter) {
+	if w == nil {
+		return
+	}
+	if i := slices.Index(t.mu.waiters, w); i >= 0 {
+		t.mu.waiters = slices.Delete(t.mu.waiters, i, i+1)
+	}
+	t.wakeLineLocked()
+}
+
+// wakeLineLocked wakes the first in line when the topic has no producer.
+func (t *topic) wakeLineLocked() {
+	if len(t.mu.waiters) == 0 || t.mu.exclusive != "" || len(t.mu.prods) > 0 {
+		return
+	}
+	if w := t.mu.waiters[0]; !w.woken {
+		w.woken = true
+		close(w.ready)
+	}
 }
 
 // evictDedupLocked forgets one disconnected producer's dedup state.
@@ -129,6 +212,7 @@ func (t *topic) removeProducer(p *producer) {
 		if t.mu.exclusive == p.name {
 			t.mu.exclusive = ""
 		}
+		t.wakeLineLocked()
 	}
 }
 

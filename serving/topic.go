@@ -74,10 +74,13 @@ type topic struct {
 		dedup       map[string]*dedupState
 		prods       map[string]*producer
 		exclusive   string // the name of the exclusive producer connected, if any
-		subs        map[string]*subscription
-		cache       *entryCache
-		msgsIn      uint64
-		bytesIn     uint64
+		// waiters are the producers waiting for the topic to themselves
+		// (ACCESS_WAIT_FOR_EXCLUSIVE), in order.
+		waiters []*exclusiveWaiter
+		subs    map[string]*subscription
+		cache   *entryCache
+		msgsIn  uint64
+		bytesIn uint64
 	}
 }
 

@@ -519,3 +519,57 @@ func TestBacklogQuotaEvictionOnARealStandalone(t *testing.T) {
 		t.Fatalf("/metrics counts %v evictions, want at least 1", evictions)
 	}
 }
+
+// TestWaitForExclusiveProducerTakesOverWhenTheHolderCloses: through the
+// SDK on a real standalone, a second WaitForExclusive producer of a
+// partitioned topic waits, past the operation timeout, while the first
+// holds every partition; it opens once the first closes, and then keeps
+// other producers out.
+func TestWaitForExclusiveProducerTakesOverWhenTheHolderCloses(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, time.Minute)
+	c, err := client.New(s.url(), client.OperationTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Admin().CreateTopic(ctx, "elected", 3); err != nil {
+		t.Fatal(err)
+	}
+	waitMode := client.ProducerAccess(client.AccessWaitForExclusive)
+	leader, err := c.NewProducer(ctx, "elected", waitMode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.Send(ctx, &client.ProducerMessage{Payload: []byte("from the leader")}); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		p   *client.Producer
+		err error
+	}
+	next := make(chan result, 1)
+	go func() {
+		p, err := c.NewProducer(ctx, "elected", waitMode)
+		next <- result{p, err}
+	}()
+	// Three operation timeouts: the wait is bounded by ctx alone.
+	select {
+	case r := <-next:
+		t.Fatalf("the second producer returned while the first held the topic: %v", r.err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	leader.Close()
+	r := <-next
+	if r.err != nil {
+		t.Fatalf("the second producer after the first closed: %v", r.err)
+	}
+	defer r.p.Close()
+	if _, err := r.p.Send(ctx, &client.ProducerMessage{Payload: []byte("from the successor")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewProducer(ctx, "elected"); !errors.Is(err, client.ErrProducerFenced) {
+		t.Fatalf("a shared producer beside the successor: %v, want ErrProducerFenced", err)
+	}
+}

@@ -39,6 +39,12 @@ const (
 	// This producer alone: the open fails with PRODUCER_FENCED while another
 	// producer is connected, and producers opened later fail likewise.
 	ProducerAccessMode_ACCESS_EXCLUSIVE ProducerAccessMode = 1
+	// Exclusive, but the open waits, in line with other such opens, until the
+	// topic has no producer, instead of failing; it fails like
+	// ACCESS_EXCLUSIVE when a producer of another mode holds it exclusively
+	// only in that it keeps waiting. Producers of the other modes are not
+	// held back by those waiting.
+	ProducerAccessMode_ACCESS_WAIT_FOR_EXCLUSIVE ProducerAccessMode = 2
 )
 
 // Enum value maps for ProducerAccessMode.
@@ -46,10 +52,12 @@ var (
 	ProducerAccessMode_name = map[int32]string{
 		0: "ACCESS_SHARED",
 		1: "ACCESS_EXCLUSIVE",
+		2: "ACCESS_WAIT_FOR_EXCLUSIVE",
 	}
 	ProducerAccessMode_value = map[string]int32{
-		"ACCESS_SHARED":    0,
-		"ACCESS_EXCLUSIVE": 1,
+		"ACCESS_SHARED":             0,
+		"ACCESS_EXCLUSIVE":          1,
+		"ACCESS_WAIT_FOR_EXCLUSIVE": 2,
 	}
 )
 
@@ -4071,10 +4079,11 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x15TriggerOffloadRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\"E\n" +
 	"\x16TriggerOffloadResponse\x12+\n" +
-	"\x11ledgers_offloaded\x18\x01 \x01(\rR\x10ledgersOffloaded*=\n" +
+	"\x11ledgers_offloaded\x18\x01 \x01(\rR\x10ledgersOffloaded*\\\n" +
 	"\x12ProducerAccessMode\x12\x11\n" +
 	"\rACCESS_SHARED\x10\x00\x12\x14\n" +
-	"\x10ACCESS_EXCLUSIVE\x10\x01*@\n" +
+	"\x10ACCESS_EXCLUSIVE\x10\x01\x12\x1d\n" +
+	"\x19ACCESS_WAIT_FOR_EXCLUSIVE\x10\x02*@\n" +
 	"\vCompression\x12\b\n" +
 	"\x04NONE\x10\x00\x12\a\n" +
 	"\x03LZ4\x10\x01\x12\b\n" +
