@@ -250,6 +250,14 @@ type NamespacePolicy struct {
 	// says what happens past it (default ProducerException).
 	BacklogQuotaBytes  int64              `json:"backlog_quota_bytes"`
 	BacklogQuotaPolicy BacklogQuotaPolicy `json:"backlog_quota_policy"`
+	// DispatchRateMsgs and DispatchRateBytes bound how fast each durable
+	// subscription of each topic (each partition) is sent messages, per
+	// second (0: no bound), as Pulsar's subscription dispatch rate: a
+	// backlog drains no faster than the systems behind the consumers can
+	// take it. An idle subscription may receive up to a second's worth at
+	// once; whole batches go out, paid for after they are sent.
+	DispatchRateMsgs  int64 `json:"dispatch_rate_msgs"`
+	DispatchRateBytes int64 `json:"dispatch_rate_bytes"`
 }
 
 // BacklogQuotaPolicy is what a namespace does when a subscription's
@@ -288,6 +296,7 @@ func (p NamespacePolicy) proto() *servingpb.NamespacePolicy {
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: durationMs(p.OffloadAge),
 		OffloadDeletionLagMs: max(0, p.OffloadDeletionLag.Milliseconds()),
 		BacklogQuotaBytes:    p.BacklogQuotaBytes, BacklogQuotaPolicy: servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION,
+		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes,
 	}
 	if p.BacklogQuotaPolicy == ConsumerBacklogEviction {
 		pb.BacklogQuotaPolicy = servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION
@@ -302,6 +311,7 @@ func policyFromProto(p *servingpb.NamespacePolicy) NamespacePolicy {
 		OffloadThresholdBytes: p.GetOffloadThresholdBytes(), OffloadAge: msDuration(p.GetOffloadAgeMs()),
 		OffloadDeletionLag: msDuration(p.GetOffloadDeletionLagMs()),
 		BacklogQuotaBytes:  p.GetBacklogQuotaBytes(), BacklogQuotaPolicy: ProducerException,
+		DispatchRateMsgs: p.GetDispatchRateMsgs(), DispatchRateBytes: p.GetDispatchRateBytes(),
 	}
 	if p.GetBacklogQuotaPolicy() == servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION {
 		pol.BacklogQuotaPolicy = ConsumerBacklogEviction
@@ -323,6 +333,8 @@ func (p NamespacePolicy) validate() error {
 		return invalidArg("backlog quota must be 0 (none) or positive")
 	case p.BacklogQuotaPolicy != "" && p.BacklogQuotaPolicy != ProducerException && p.BacklogQuotaPolicy != ConsumerBacklogEviction:
 		return invalidArg("backlog quota policy %q: want %s or %s", p.BacklogQuotaPolicy, ProducerException, ConsumerBacklogEviction)
+	case p.DispatchRateMsgs < 0 || p.DispatchRateBytes < 0:
+		return invalidArg("dispatch rates must be 0 (none) or positive")
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ var ErrInvalidPolicy = errcode.New(errcode.InvalidPolicy, "metadata: invalid nam
 // Validate checks the policy: when any of E/Qw/Qa is set all are, with
 // MaxEnsemble >= E >= Qw >= Qa >= 1; retention >= -1; TTL >= 0; message
 // size at most MaxMessageBytesLimit; offload thresholds >= -1; deletion lag
-// >= 0; backlog quota >= 0 with a known quota policy.
+// >= 0; backlog quota >= 0 with a known quota policy; dispatch rates >= 0.
 func (p NamespacePolicy) Validate() error {
 	if err := p.validateQuorums(); err != nil {
 		return err
@@ -48,6 +48,8 @@ func (p NamespacePolicy) Validate() error {
 		return invalidPolicy("backlog_quota_bytes %d < 0", p.BacklogQuotaBytes)
 	case p.BacklogQuotaPolicy != "" && p.BacklogQuotaPolicy != QuotaProducerException && p.BacklogQuotaPolicy != QuotaConsumerBacklogEviction:
 		return invalidPolicy("backlog_quota_policy %q", p.BacklogQuotaPolicy)
+	case p.DispatchRateMsgs < 0 || p.DispatchRateBytes < 0:
+		return invalidPolicy("dispatch rates %d msg/s, %d B/s: want 0 (none) or positive", p.DispatchRateMsgs, p.DispatchRateBytes)
 	}
 	return nil
 }

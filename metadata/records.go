@@ -104,7 +104,12 @@ type NamespacePolicy struct {
 	// (0: no quota); BacklogQuotaPolicy says what happens past it.
 	BacklogQuotaBytes  int64  `json:"backlog_quota_bytes,omitempty"`
 	BacklogQuotaPolicy string `json:"backlog_quota_policy,omitempty"`
-	Version            int64  `json:"-"`
+	// DispatchRateMsgs and DispatchRateBytes bound how fast each durable
+	// subscription of each topic (each partition) is sent messages, per
+	// second (0: no bound), as Pulsar's subscription dispatch rate.
+	DispatchRateMsgs  int64 `json:"dispatch_rate_msgs,omitempty"`
+	DispatchRateBytes int64 `json:"dispatch_rate_bytes,omitempty"`
+	Version           int64 `json:"-"`
 }
 
 // Backlog quota policies (NamespacePolicy.BacklogQuotaPolicy; "" is the

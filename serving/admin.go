@@ -260,7 +260,7 @@ func (n *Node) SetNamespacePolicy(ctx context.Context, req *servingpb.SetNamespa
 	pol := metadata.NamespacePolicy{Ensemble: int(p.GetEnsemble()), WriteQuorum: int(p.GetWriteQuorum()), AckQuorum: int(p.GetAckQuorum()),
 		RetentionMs: p.GetRetentionMs(), TTLMs: p.GetTtlMs(), MaxMessageBytes: p.GetMaxMessageBytes(),
 		OffloadThresholdBytes: p.GetOffloadThresholdBytes(), OffloadAgeMs: p.GetOffloadAgeMs(), OffloadDeletionLagMs: p.GetOffloadDeletionLagMs(),
-		BacklogQuotaBytes: p.GetBacklogQuotaBytes()}
+		BacklogQuotaBytes: p.GetBacklogQuotaBytes(), DispatchRateMsgs: p.GetDispatchRateMsgs(), DispatchRateBytes: p.GetDispatchRateBytes()}
 	switch p.GetBacklogQuotaPolicy() {
 	case servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION:
 		pol.BacklogQuotaPolicy = metadata.QuotaProducerException
@@ -294,6 +294,8 @@ func checkPolicy(p metadata.NamespacePolicy) error {
 		return errcode.New(errcode.InvalidPolicy, "max message bytes above %d", maxMessageLimit)
 	case p.BacklogQuotaBytes < 0:
 		return errcode.New(errcode.InvalidPolicy, "backlog quota must be 0 (none) or positive")
+	case p.DispatchRateMsgs < 0 || p.DispatchRateBytes < 0:
+		return errcode.New(errcode.InvalidPolicy, "dispatch rates must be 0 (none) or positive")
 	}
 	return nil
 }
@@ -311,7 +313,8 @@ func (n *Node) GetNamespacePolicy(ctx context.Context, req *servingpb.GetNamespa
 		Ensemble: uint32(p.Ensemble), WriteQuorum: uint32(p.WriteQuorum), AckQuorum: uint32(p.AckQuorum),
 		RetentionMs: p.RetentionMs, TtlMs: p.TTLMs, MaxMessageBytes: p.MaxMessageBytes,
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: p.OffloadAgeMs, OffloadDeletionLagMs: p.OffloadDeletionLagMs,
-		BacklogQuotaBytes: p.BacklogQuotaBytes, BacklogQuotaPolicy: quotaPolicyPB(p.BacklogQuotaPolicy)}}, nil
+		BacklogQuotaBytes: p.BacklogQuotaBytes, BacklogQuotaPolicy: quotaPolicyPB(p.BacklogQuotaPolicy),
+		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes}}, nil
 }
 
 func quotaPolicyPB(s string) servingpb.BacklogQuotaPolicy {

@@ -22,6 +22,7 @@ type metrics struct {
 	offloadFailures   prometheus.Counter     // failed offload passes
 	tierReadErrors    prometheus.Counter     // failed object-store reads
 	quotaEvictions    prometheus.Counter     // subscriptions moved forward by a backlog quota (quota.go)
+	dispatchThrottled *prometheus.CounterVec // by topic: seconds dispatchers waited for the dispatch rate
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -65,11 +66,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_tier_read_errors_total", Help: "Reads of offloaded ledgers that failed."}),
 		quotaEvictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_backlog_quota_evictions_total", Help: "Times a subscription over its backlog quota was moved forward (consumer_backlog_eviction)."}),
+		dispatchThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_dispatch_throttled_seconds_total", Help: "Seconds subscriptions' dispatchers waited for their namespace's dispatch rate, by topic."}, []string{"topic"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.publishedMessages, m.publishedBytes, m.publishLatency, m.bookieWrite,
 			m.deliveredMessages, m.backlog, m.backlogBytes, m.delayed, m.keySharedWaiting, m.ownedTopics, m.takeovers, m.drops, m.sendErrors,
-			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors, m.quotaEvictions)
+			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors, m.quotaEvictions, m.dispatchThrottled)
 	}
 	return m
 }

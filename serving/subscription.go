@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-mq/strata/internal/entry"
@@ -54,6 +55,10 @@ type subscription struct {
 	wake    chan struct{}
 	ctx     context.Context
 	cancel  context.CancelFunc
+	// sentMsgs and sentBytes count what sendLocked sent since the
+	// dispatcher last paced (dispatchrate.go); pacer is the dispatcher's.
+	sentMsgs, sentBytes atomic.Int64
+	pacer               pacer
 }
 
 type pendingEntry struct {
@@ -140,6 +145,9 @@ func (s *subscription) dispatchLoop() {
 		case <-s.wake:
 		}
 		for s.ctx.Err() == nil && s.dispatchOnce() {
+			if !s.pace() {
+				return
+			}
 		}
 	}
 }
@@ -408,6 +416,14 @@ func (s *subscription) sendLocked(c *consumer, pe *pendingEntry, idx []int) {
 	}
 	c.permits -= int64(len(msgs))
 	s.t.n.m.deliveredMessages.WithLabelValues(s.t.name).Add(float64(len(msgs)))
+	if s.durable {
+		var bytes int
+		for _, m := range msgs {
+			bytes += len(m.Payload)
+		}
+		s.sentMsgs.Add(int64(len(msgs)))
+		s.sentBytes.Add(int64(bytes))
+	}
 	if s.outbox != nil {
 		s.outbox.add(c, msgs)
 		return

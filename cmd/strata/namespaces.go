@@ -28,6 +28,8 @@ type policyFlags struct {
 	offloadThreshold, offloadAge, offloadDeletionLag string
 	retention, ttl, maxMessageSize                   string
 	backlogQuota, backlogQuotaPolicy                 string
+	dispatchRateBytes                                string
+	dispatchRateMsgs                                 int64
 	ensemble, writeQuorum, ackQuorum                 int
 }
 
@@ -69,6 +71,8 @@ powers of 1024); durations take ns, us, ms, s, m, h, d and w (90s, 7d, 1w);
 	f.StringVar(&pf.maxMessageSize, "max-message-size", "", "largest message accepted, in bytes")
 	f.StringVar(&pf.backlogQuota, "backlog-quota", "", "most bytes one subscription's backlog may hold (0 or -1: no quota)")
 	f.StringVar(&pf.backlogQuotaPolicy, "backlog-quota-policy", "", "past the quota: producer_exception (sends fail) or consumer_backlog_eviction (oldest backlog skipped)")
+	f.Int64Var(&pf.dispatchRateMsgs, "dispatch-rate", 0, "most messages per second sent to each subscription of a topic (0 or -1: no bound)")
+	f.StringVar(&pf.dispatchRateBytes, "dispatch-rate-bytes", "", "most bytes per second sent to each subscription of a topic, e.g. 10MiB (0 or -1: no bound)")
 	f.IntVar(&pf.ensemble, "ensemble", 0, "bookies a ledger is striped over (0: cluster default)")
 	f.IntVar(&pf.writeQuorum, "write-quorum", 0, "copies of each entry (0: cluster default)")
 	f.IntVar(&pf.ackQuorum, "ack-quorum", 0, "acknowledgements before an entry is durable (0: cluster default)")
@@ -116,6 +120,16 @@ func (pf *policyFlags) apply(cmd *cobra.Command, p *client.NamespacePolicy) erro
 	}
 	if set("backlog-quota-policy") {
 		p.BacklogQuotaPolicy = client.BacklogQuotaPolicy(pf.backlogQuotaPolicy)
+	}
+	if set("dispatch-rate") {
+		p.DispatchRateMsgs = max(0, pf.dispatchRateMsgs)
+	}
+	if set("dispatch-rate-bytes") {
+		n, err := parseBytes(pf.dispatchRateBytes)
+		if err != nil {
+			return fmt.Errorf("--dispatch-rate-bytes: %w", err)
+		}
+		p.DispatchRateBytes = max(0, n)
 	}
 	if set("ensemble") {
 		p.Ensemble = pf.ensemble
@@ -186,6 +200,8 @@ type policyJSON struct {
 	OffloadDeletionLag    string `json:"offload_deletion_lag"`
 	BacklogQuotaBytes     int64  `json:"backlog_quota_bytes"`
 	BacklogQuotaPolicy    string `json:"backlog_quota_policy"`
+	DispatchRateMsgs      int64  `json:"dispatch_rate_msgs"`
+	DispatchRateBytes     int64  `json:"dispatch_rate_bytes"`
 }
 
 func policyView(p client.NamespacePolicy) policyJSON {
@@ -195,6 +211,7 @@ func policyView(p client.NamespacePolicy) policyJSON {
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAge: formatDuration(p.OffloadAge),
 		OffloadDeletionLag: formatDuration(p.OffloadDeletionLag),
 		BacklogQuotaBytes:  p.BacklogQuotaBytes, BacklogQuotaPolicy: string(p.BacklogQuotaPolicy),
+		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes,
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -466,18 +467,7 @@ func TestBacklogQuotaEvictionOnARealStandalone(t *testing.T) {
 	cli("", "subscriptions", "create", "--topic", topic, "--subscription", "idle")
 	ctx := testContext(t, 2*time.Minute)
 	c := s.client()
-	p, err := c.NewProducer(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	for i := range total {
-		payload := make([]byte, 512)
-		payload[0] = byte(i)
-		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: payload}); err != nil { // one entry each
-			t.Fatal(err)
-		}
-	}
+	sendEach(t, ctx, c, topic, total, 512)
 	waitFor(t, time.Minute, "the idle subscription within the quota", func() bool {
 		st, err := c.Admin().TopicStats(ctx, topic)
 		if err != nil || len(st.Subscriptions) != 1 {
@@ -500,7 +490,34 @@ func TestBacklogQuotaEvictionOnARealStandalone(t *testing.T) {
 			t.Fatalf("after eviction got message %d, want %d", m.Payload[0], want)
 		}
 	}
-	resp, err := http.Get("http://" + s.http + "/metrics")
+	if evictions := metricValue(t, s.http, "strata_backlog_quota_evictions_total"); evictions < 1 {
+		t.Fatalf("/metrics counts %v evictions, want at least 1", evictions)
+	}
+}
+
+// sendEach sends n messages of size bytes to topic one at a time, so that
+// each is an entry of its own; message i starts with byte i.
+func sendEach(t *testing.T, ctx context.Context, c *client.Client, topic string, n, size int) {
+	t.Helper()
+	p, err := c.NewProducer(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range n {
+		payload := make([]byte, size)
+		payload[0] = byte(i)
+		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// metricValue answers the value of the series named series (with its
+// labels, as /metrics prints them) on the node at httpAddr, -1 if absent.
+func metricValue(t *testing.T, httpAddr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,14 +526,59 @@ func TestBacklogQuotaEvictionOnARealStandalone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evictions := -1.0
+	v := -1.0
 	for line := range strings.Lines(string(body)) {
-		if v, ok := strings.CutPrefix(line, "strata_backlog_quota_evictions_total "); ok {
-			evictions, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, _ = strconv.ParseFloat(strings.TrimSpace(rest), 64)
 		}
 	}
-	if evictions < 1 {
-		t.Fatalf("/metrics counts %v evictions, want at least 1", evictions)
+	return v
+}
+
+// TestDispatchRateSlowsASubscriptionsDrainOnARealStandalone: a namespace's
+// dispatch rate, set from the command line, paces a backlog's delivery to
+// a subscription (past the first second's worth, no faster than the
+// rate), the node counts the time its dispatcher waited, and the rate can
+// be lifted again.
+func TestDispatchRateSlowsASubscriptionsDrainOnARealStandalone(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	cli := cliAt(t, s.url())
+	const topic, rate, total = "public/paced/jobs", 40, 100
+	cli("", "namespaces", "set-policy", "public/paced", "--dispatch-rate", fmt.Sprint(rate), "--dispatch-rate-bytes", "1MiB")
+	if out := cli("", "namespaces", "get-policy", "public/paced"); !strings.Contains(out, `"dispatch_rate_msgs": 40`) ||
+		!strings.Contains(out, `"dispatch_rate_bytes": 1048576`) {
+		t.Fatalf("get-policy: %s", out)
+	}
+	cli("", "subscriptions", "create", "--topic", topic, "--subscription", "slow")
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	sendEach(t, ctx, c, topic, total, 1)
+	start := time.Now()
+	cons, err := c.Subscribe(ctx, topic, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	for want := range total {
+		if m := receiveWithin(t, ctx, cons); m.Payload[0] != byte(want) {
+			t.Fatalf("got message %d, want %d", m.Payload[0], want)
+		}
+	}
+	// A lower bound only: a loaded machine makes it slower, never faster.
+	if took, least := time.Since(start), time.Duration(total-rate-1)*time.Second/rate; took < least {
+		t.Fatalf("%d messages drained in %v; at %d/s after a second's burst they take at least %v", total, took, rate, least)
+	}
+	if v := metricValue(t, s.http, `strata_dispatch_throttled_seconds_total{topic="`+topic+`"}`); v <= 0 {
+		t.Fatalf("/metrics counts %v seconds throttled", v)
+	}
+	cli("", "namespaces", "set-policy", "public/paced", "--dispatch-rate", "0", "--dispatch-rate-bytes", "-1")
+	if out := cli("", "namespaces", "get-policy", "public/paced"); !strings.Contains(out, `"dispatch_rate_msgs": 0`) ||
+		!strings.Contains(out, `"dispatch_rate_bytes": 0`) {
+		t.Fatalf("get-policy after lifting the rate: %s", out)
+	}
+	if _, _, err := run(t, "", "namespaces", "set-policy", "public/paced", "--dispatch-rate-bytes", "10XB", "--url", s.url()); err == nil {
+		t.Fatal("--dispatch-rate-bytes 10XB was accepted")
 	}
 }
 

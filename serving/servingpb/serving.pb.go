@@ -3005,8 +3005,12 @@ type NamespacePolicy struct {
 	// (0: no quota), and what happens past it.
 	BacklogQuotaBytes  int64              `protobuf:"varint,10,opt,name=backlog_quota_bytes,json=backlogQuotaBytes,proto3" json:"backlog_quota_bytes,omitempty"`
 	BacklogQuotaPolicy BacklogQuotaPolicy `protobuf:"varint,11,opt,name=backlog_quota_policy,json=backlogQuotaPolicy,proto3,enum=strata.serving.v1.BacklogQuotaPolicy" json:"backlog_quota_policy,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The most messages and bytes per second each durable subscription of a
+	// topic is sent (0: no bound).
+	DispatchRateMsgs  int64 `protobuf:"varint,12,opt,name=dispatch_rate_msgs,json=dispatchRateMsgs,proto3" json:"dispatch_rate_msgs,omitempty"`
+	DispatchRateBytes int64 `protobuf:"varint,13,opt,name=dispatch_rate_bytes,json=dispatchRateBytes,proto3" json:"dispatch_rate_bytes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *NamespacePolicy) Reset() {
@@ -3114,6 +3118,20 @@ func (x *NamespacePolicy) GetBacklogQuotaPolicy() BacklogQuotaPolicy {
 		return x.BacklogQuotaPolicy
 	}
 	return BacklogQuotaPolicy_PRODUCER_EXCEPTION
+}
+
+func (x *NamespacePolicy) GetDispatchRateMsgs() int64 {
+	if x != nil {
+		return x.DispatchRateMsgs
+	}
+	return 0
+}
+
+func (x *NamespacePolicy) GetDispatchRateBytes() int64 {
+	if x != nil {
+		return x.DispatchRateBytes
+	}
+	return 0
 }
 
 type ListNamespacesRequest struct {
@@ -4025,7 +4043,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\aunacked\x18\x06 \x01(\x04R\aunacked\x12#\n" +
 	"\rbacklog_bytes\x18\a \x01(\x04R\fbacklogBytes\x12'\n" +
 	"\x0factive_consumer\x18\b \x01(\tR\x0eactiveConsumer\x12\x18\n" +
-	"\adelayed\x18\t \x01(\x04R\adelayed\"\xf3\x03\n" +
+	"\adelayed\x18\t \x01(\x04R\adelayed\"\xd1\x04\n" +
 	"\x0fNamespacePolicy\x12\x1a\n" +
 	"\bensemble\x18\x01 \x01(\rR\bensemble\x12!\n" +
 	"\fwrite_quorum\x18\x02 \x01(\rR\vwriteQuorum\x12\x1d\n" +
@@ -4039,7 +4057,9 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x17offload_deletion_lag_ms\x18\t \x01(\x03R\x14offloadDeletionLagMs\x12.\n" +
 	"\x13backlog_quota_bytes\x18\n" +
 	" \x01(\x03R\x11backlogQuotaBytes\x12W\n" +
-	"\x14backlog_quota_policy\x18\v \x01(\x0e2%.strata.serving.v1.BacklogQuotaPolicyR\x12backlogQuotaPolicy\"/\n" +
+	"\x14backlog_quota_policy\x18\v \x01(\x0e2%.strata.serving.v1.BacklogQuotaPolicyR\x12backlogQuotaPolicy\x12,\n" +
+	"\x12dispatch_rate_msgs\x18\f \x01(\x03R\x10dispatchRateMsgs\x12.\n" +
+	"\x13dispatch_rate_bytes\x18\r \x01(\x03R\x11dispatchRateBytes\"/\n" +
 	"\x15ListNamespacesRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"8\n" +
 	"\x16ListNamespacesResponse\x12\x1e\n" +
