@@ -298,6 +298,55 @@ func (c *Consumer) Messages(ctx context.Context) iter.Seq2[*Message, error] {
 	}
 }
 
+// BatchReceivePolicy bounds one BatchReceive, as Pulsar's: it returns once
+// it holds MaxMessages messages, or MaxBytes of payload (the message that
+// crosses it included: a message is never held back for its size), or
+// Timeout after the first message came. Zero values take the defaults.
+type BatchReceivePolicy struct {
+	MaxMessages int           // default 100
+	MaxBytes    int           // default 10 MiB
+	Timeout     time.Duration // default 100 ms
+}
+
+// BatchReceive waits for at least one message (until ctx ends, the
+// consumer closes or fails, as Receive does) and returns it with those
+// that follow within the policy's bounds, in the order Receive would have
+// returned them: a consumer that writes to a database in bulk, as Kafka's
+// poll does. Once it holds a message it returns what it holds and no error
+// (an error then comes with the next call), so nothing handed out is left
+// unreturned.
+func (c *Consumer) BatchReceive(ctx context.Context, p BatchReceivePolicy) ([]*Message, error) {
+	if p.MaxMessages < 0 || p.MaxBytes < 0 || p.Timeout < 0 {
+		return nil, invalidArg("batch receive limits must not be negative")
+	}
+	if p.MaxMessages == 0 {
+		p.MaxMessages = 100
+	}
+	if p.MaxBytes == 0 {
+		p.MaxBytes = 10 << 20
+	}
+	if p.Timeout == 0 {
+		p.Timeout = 100 * time.Millisecond
+	}
+	first, err := c.Receive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	msgs, bytes := []*Message{first}, len(first.Payload)
+	rest, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	// Receive returns queued messages without looking at its ctx, so the
+	// deadline is checked here too.
+	for len(msgs) < p.MaxMessages && bytes < p.MaxBytes && rest.Err() == nil {
+		m, err := c.Receive(rest)
+		if err != nil {
+			break
+		}
+		msgs, bytes = append(msgs, m), bytes+len(m.Payload)
+	}
+	return msgs, nil
+}
+
 // next takes a message from the topic or, with a retry-letter topic, from
 // either in turn; it answers the consumer the message came from.
 func (c *Consumer) next() (*Message, *Consumer) {

@@ -467,3 +467,46 @@ func TestRetryLetterPolicyRejectsABadTopicAndANegativeDelay(t *testing.T) {
 		t.Fatalf("a rejected ReconsumeLater published %d batches", n-before)
 	}
 }
+
+func TestBatchReceiveReturnsInOrderWithinItsLimits(t *testing.T) {
+	cl, _, c := setup(t, 0)
+	ctx := testCtx(t)
+	if _, err := (&client.Consumer{}).BatchReceive(ctx, client.BatchReceivePolicy{MaxMessages: -1}); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("a negative limit: %v", err)
+	}
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, cancel := context.WithCancel(ctx)
+	cancel()
+	if msgs, err := cons.BatchReceive(empty, client.BatchReceivePolicy{}); !errors.Is(err, context.Canceled) || msgs != nil {
+		t.Fatalf("nothing to receive, ctx cancelled: %d messages, %v", len(msgs), err)
+	}
+	publish(cl, testTopic, 0, 250)
+	next := 0
+	batch := func(p client.BatchReceivePolicy) int {
+		t.Helper()
+		msgs, err := cons.BatchReceive(ctx, p)
+		if err != nil || len(msgs) == 0 {
+			t.Fatalf("batch at %d: %d messages, %v", next, len(msgs), err)
+		}
+		for _, m := range msgs {
+			if string(m.Payload) != fmt.Sprintf("m%03d", next) {
+				t.Fatalf("got %q, want m%03d", m.Payload, next)
+			}
+			next++
+		}
+		return len(msgs)
+	}
+	if n := batch(client.BatchReceivePolicy{MaxMessages: 100, Timeout: time.Minute}); n != 100 {
+		t.Fatalf("MaxMessages 100: %d messages", n)
+	}
+	if n := batch(client.BatchReceivePolicy{MaxBytes: 10, Timeout: time.Minute}); n != 3 { // 4 B each: 12 B cross 10
+		t.Fatalf("MaxBytes 10: %d messages", n)
+	}
+	// The rest, fewer than the count: the timeout ends each batch.
+	for next < 250 {
+		batch(client.BatchReceivePolicy{MaxMessages: 1000, Timeout: 100 * time.Millisecond})
+	}
+}
