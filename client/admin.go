@@ -119,6 +119,20 @@ func (a *Admin) ListNamespaces(ctx context.Context, tenant string) ([]string, er
 	return out, err
 }
 
+// DeleteNamespace deletes a namespace (tenant/namespace), that is its
+// policy, as Pulsar's delete namespace: ErrNamespaceNotEmpty while it has
+// a topic (delete those first), ErrNamespaceNotFound when it has neither a
+// policy nor a topic.
+func (a *Admin) DeleteNamespace(ctx context.Context, namespace string) error {
+	if _, _, err := topic.ParseNamespace(namespace); err != nil {
+		return err
+	}
+	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		_, err := b.DeleteNamespace(ctx, &servingpb.DeleteNamespaceRequest{Namespace: namespace})
+		return err
+	})
+}
+
 // GetTopic describes topic; ErrTopicNotFound when it does not exist.
 func (a *Admin) GetTopic(ctx context.Context, topicName string) (TopicInfo, error) {
 	name, err := topic.Canonical(topicName)

@@ -27,6 +27,7 @@ var (
 	ErrSubscriptionExists   = errcode.New(errcode.SubscriptionExists, "subscription exists")
 	ErrInvalidSubscription  = errcode.New(errcode.InvalidSubscription, "invalid subscription")
 	ErrNamespaceNotFound    = errcode.New(errcode.NamespaceNotFound, "namespace not found")
+	ErrNamespaceNotEmpty    = errcode.New(errcode.NamespaceNotEmpty, "namespace not empty")
 	ErrInvalidPolicy        = errcode.New(errcode.InvalidPolicy, "invalid policy")
 
 	// Producing.

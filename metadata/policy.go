@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/topic"
 )
@@ -115,6 +117,29 @@ func (s *Store) ListNamespaces(ctx context.Context, tenant string) ([]string, er
 		}
 	}
 	return slices.Sorted(maps.Keys(seen)), nil
+}
+
+// DeleteNamespace deletes the policy of ns, which must have no topic
+// (ErrNamespaceNotEmpty otherwise; the check and the delete are one etcd
+// transaction, so a topic created meanwhile makes it fail). A namespace
+// with neither a policy nor a topic is ErrNamespaceNotFound.
+func (s *Store) DeleteNamespace(ctx context.Context, ns string) error {
+	if err := checkNamespace(ns); err != nil {
+		return err
+	}
+	topics := s.keys.topics(ns)
+	noTopic := clientv3.Compare(clientv3.CreateRevision(topics), "=", 0).WithRange(clientv3.GetPrefixRangeEnd(topics))
+	resp, err := s.txn(ctx, "delete namespace", []clientv3.Cmp{noTopic},
+		[]clientv3.Op{clientv3.OpDelete(s.keys.policy(ns))}, nil)
+	switch {
+	case err != nil:
+		return err
+	case !resp.Succeeded:
+		return fmt.Errorf("%w: %s", ErrNamespaceNotEmpty, ns)
+	case resp.Responses[0].GetResponseDeleteRange().GetDeleted() == 0:
+		return fmt.Errorf("%w: %s", ErrNamespaceNotFound, ns)
+	}
+	return nil
 }
 
 // SetNamespacePolicy validates p and stores it. With p.Version set (as read

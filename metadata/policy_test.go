@@ -151,3 +151,47 @@ func TestListNamespacesHasThoseWithAPolicyOrATopic(t *testing.T) {
 		t.Fatalf("a bad tenant: %v", err)
 	}
 }
+
+func TestDeleteNamespaceOnlyWhenItHasNoTopic(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	pol := metadata.DefaultNamespacePolicy()
+	pol.TTLMs = 60_000
+	for _, ns := range []string{"acme/orders", "acme/orders-archive"} {
+		if err := s.SetNamespacePolicy(ctx, ns, pol); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A topic of a namespace whose name extends this one's does not count.
+	if err := s.CreateTopic(ctx, &metadata.Topic{Name: "acme/orders-archive/old"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTopic(ctx, &metadata.Topic{Name: "acme/orders/created", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteNamespace(ctx, "acme/orders"); !errors.Is(err, metadata.ErrNamespaceNotEmpty) {
+		t.Fatalf("with a topic: %v, want ErrNamespaceNotEmpty", err)
+	}
+	if p, err := s.GetNamespacePolicy(ctx, "acme/orders"); err != nil || p.TTLMs != 60_000 {
+		t.Fatalf("the refused delete changed the policy: %+v %v", p, err)
+	}
+	if err := s.DeleteTopic(ctx, "acme/orders/created"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteNamespace(ctx, "acme/orders"); err != nil {
+		t.Fatalf("once empty: %v", err)
+	}
+	if p, err := s.GetNamespacePolicy(ctx, "acme/orders"); err != nil || p.TTLMs != 0 {
+		t.Fatalf("after the delete the policy is %+v %v, want the default", p, err)
+	}
+	if ns, err := s.ListNamespaces(ctx, "acme"); err != nil || !slices.Equal(ns, []string{"acme/orders-archive"}) {
+		t.Fatalf("namespaces after the delete: %v %v", ns, err)
+	}
+	if err := s.DeleteNamespace(ctx, "acme/orders"); !errors.Is(err, metadata.ErrNamespaceNotFound) {
+		t.Fatalf("deleted twice: %v, want ErrNamespaceNotFound", err)
+	}
+	if err := s.DeleteNamespace(ctx, "acme"); errcode.CodeOf(err) != errcode.InvalidTopicName {
+		t.Fatalf("a bad name: %v", err)
+	}
+}

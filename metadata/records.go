@@ -139,4 +139,8 @@ func DefaultNamespacePolicy() NamespacePolicy {
 var (
 	ErrTopicExists   = errcode.New(errcode.TopicExists, "metadata: topic exists")
 	ErrTopicNotFound = errcode.New(errcode.TopicNotFound, "metadata: topic not found")
+	// ErrNamespaceNotFound: the namespace has neither a policy nor a topic.
+	ErrNamespaceNotFound = errcode.New(errcode.NamespaceNotFound, "metadata: namespace not found")
+	// ErrNamespaceNotEmpty: the namespace still has topics.
+	ErrNamespaceNotEmpty = errcode.New(errcode.NamespaceNotEmpty, "metadata: namespace has topics")
 )

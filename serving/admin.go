@@ -174,6 +174,17 @@ func (n *Node) ListTopics(ctx context.Context, req *servingpb.ListTopicsRequest)
 	return out, nil
 }
 
+// DeleteNamespace deletes a namespace without topics.
+func (n *Node) DeleteNamespace(ctx context.Context, req *servingpb.DeleteNamespaceRequest) (*servingpb.DeleteNamespaceResponse, error) {
+	if _, _, err := topicname.ParseNamespace(req.GetNamespace()); err != nil {
+		return nil, err
+	}
+	if err := n.meta.DeleteNamespace(ctx, req.GetNamespace()); err != nil {
+		return nil, unavailable("deleting namespace", err)
+	}
+	return &servingpb.DeleteNamespaceResponse{}, nil
+}
+
 // ListNamespaces answers the namespaces with a policy or a topic.
 func (n *Node) ListNamespaces(ctx context.Context, req *servingpb.ListNamespacesRequest) (*servingpb.ListNamespacesResponse, error) {
 	if t := req.GetTenant(); t != "" {

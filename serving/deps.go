@@ -60,6 +60,10 @@ type Meta interface {
 	// without a stored policy.
 	GetNamespacePolicy(ctx context.Context, namespace string) (metadata.NamespacePolicy, error)
 	SetNamespacePolicy(ctx context.Context, namespace string, p metadata.NamespacePolicy) error
+	// DeleteNamespace deletes a namespace's policy; metadata.ErrNamespaceNotEmpty
+	// while it has a topic, metadata.ErrNamespaceNotFound when it has
+	// neither.
+	DeleteNamespace(ctx context.Context, namespace string) error
 }
 
 // CreateOptions are the replication settings of a new ledger.

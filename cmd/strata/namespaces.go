@@ -16,10 +16,10 @@ func newNamespacesCmd() *cobra.Command {
 	var url string
 	cmd := &cobra.Command{
 		Use:   "namespaces",
-		Short: "List namespaces; get and set their policies (retention, TTL, offload, replication, backlog quota)",
+		Short: "List and delete namespaces; get and set their policies (retention, TTL, offload, replication, backlog quota, dispatch rate)",
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
-	cmd.AddCommand(nsListCmd(&url), nsSetPolicyCmd(&url), nsGetPolicyCmd(&url))
+	cmd.AddCommand(nsListCmd(&url), nsSetPolicyCmd(&url), nsGetPolicyCmd(&url), nsDeleteCmd(&url))
 	return cmd
 }
 
@@ -244,6 +244,21 @@ func nsListCmd(url *string) *cobra.Command {
 			for _, n := range ns {
 				fmt.Fprintln(cmd.OutOrStdout(), n)
 			}
+			return nil
+		}),
+	}
+}
+
+func nsDeleteCmd(url *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete TENANT/NAMESPACE",
+		Short: "Delete a namespace without topics (its policy)",
+		Args:  cobra.ExactArgs(1),
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
+			if err := a.DeleteNamespace(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "deleted namespace %s\n", args[0])
 			return nil
 		}),
 	}

@@ -322,10 +322,12 @@ func TestBacklogQuotaRefusesSendsUntilClearBacklogOnARealStandalone(t *testing.T
 	waitFor(t, time.Minute, "a send accepted after clear-backlog", func() bool { return sendErr() == nil })
 }
 
-// TestNamespacesListShowsNamespacesWithAPolicyOrATopic: `strata namespaces
-// list` on a real standalone shows a namespace given a policy and one
-// given a topic, each once, and only the tenant's with a tenant.
-func TestNamespacesListShowsNamespacesWithAPolicyOrATopic(t *testing.T) {
+// TestNamespacesListAndDeleteOnARealStandalone: `strata namespaces list`
+// on a real standalone shows a namespace given a policy and one given a
+// topic, each once, and only the tenant's with a tenant; `namespaces
+// delete` refuses a namespace with a topic (changing nothing), deletes an
+// empty one, and says when there is none.
+func TestNamespacesListAndDeleteOnARealStandalone(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
 	url := s.url()
@@ -341,6 +343,24 @@ func TestNamespacesListShowsNamespacesWithAPolicyOrATopic(t *testing.T) {
 	}
 	if _, _, err := run(t, "", "namespaces", "list", "a/b", "--url", url); !errors.Is(err, client.ErrInvalidTopicName) {
 		t.Fatalf("a bad tenant: %v", err)
+	}
+
+	// delete: refused while a topic is left, done once it is gone.
+	cli("namespaces", "set-policy", "acme/orders", "--ttl", "2d")
+	if _, _, err := run(t, "", "namespaces", "delete", "acme/orders", "--url", url); !errors.Is(err, client.ErrNamespaceNotEmpty) {
+		t.Fatalf("deleting a namespace with a topic: %v, want ErrNamespaceNotEmpty", err)
+	}
+	if got := cli("namespaces", "get-policy", "acme/orders"); !strings.Contains(got, `"ttl": "2d"`) {
+		t.Fatalf("the refused delete changed the policy:\n%s", got)
+	}
+	cli("topics", "delete", "acme/orders/created")
+	cli("namespaces", "delete", "acme/orders")
+	cli("namespaces", "delete", "acme/billing")
+	if got := cli("namespaces", "list", "acme"); got != "" {
+		t.Fatalf("namespaces of acme after deleting both:\n%s", got)
+	}
+	if _, _, err := run(t, "", "namespaces", "delete", "acme/billing", "--url", url); !errors.Is(err, client.ErrNamespaceNotFound) {
+		t.Fatalf("deleting it again: %v, want ErrNamespaceNotFound", err)
 	}
 }
 

@@ -43,6 +43,7 @@ const (
 	BacklogQuotaExceeded Code = 30 // a subscription's backlog is over its namespace's quota
 	Unauthenticated      Code = 31 // the call carries no valid credentials
 	ProducerFenced       Code = 32 // another producer has, or wants, the topic to itself
+	NamespaceNotEmpty    Code = 33 // delete of a namespace that still has topics
 )
 
 type info struct {
@@ -84,6 +85,7 @@ var catalogue = map[Code]info{
 	BacklogQuotaExceeded: {"BACKLOG_QUOTA_EXCEEDED", false},
 	Unauthenticated:      {"UNAUTHENTICATED", false},
 	ProducerFenced:       {"PRODUCER_FENCED", false},
+	NamespaceNotEmpty:    {"NAMESPACE_NOT_EMPTY", false},
 }
 
 // String returns the code's stable upper-case name.

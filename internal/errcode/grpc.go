@@ -49,6 +49,7 @@ var grpcCodes = map[Code]codes.Code{
 	BacklogQuotaExceeded: codes.ResourceExhausted,
 	Unauthenticated:      codes.Unauthenticated,
 	ProducerFenced:       codes.FailedPrecondition,
+	NamespaceNotEmpty:    codes.FailedPrecondition,
 }
 
 // ToStatus converts err into a gRPC status error carrying its Strata code (and

@@ -3222,6 +3222,86 @@ func (x *ListNamespacesResponse) GetNamespaces() []string {
 	return nil
 }
 
+type DeleteNamespaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteNamespaceRequest) Reset() {
+	*x = DeleteNamespaceRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteNamespaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteNamespaceRequest) ProtoMessage() {}
+
+func (x *DeleteNamespaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteNamespaceRequest.ProtoReflect.Descriptor instead.
+func (*DeleteNamespaceRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DeleteNamespaceRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+type DeleteNamespaceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteNamespaceResponse) Reset() {
+	*x = DeleteNamespaceResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteNamespaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteNamespaceResponse) ProtoMessage() {}
+
+func (x *DeleteNamespaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteNamespaceResponse.ProtoReflect.Descriptor instead.
+func (*DeleteNamespaceResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
+}
+
 type SetNamespacePolicyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -3232,7 +3312,7 @@ type SetNamespacePolicyRequest struct {
 
 func (x *SetNamespacePolicyRequest) Reset() {
 	*x = SetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3324,7 @@ func (x *SetNamespacePolicyRequest) String() string {
 func (*SetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3337,7 @@ func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SetNamespacePolicyRequest) GetNamespace() string {
@@ -3282,7 +3362,7 @@ type SetNamespacePolicyResponse struct {
 
 func (x *SetNamespacePolicyResponse) Reset() {
 	*x = SetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3294,7 +3374,7 @@ func (x *SetNamespacePolicyResponse) String() string {
 func (*SetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3307,7 +3387,7 @@ func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
 }
 
 type GetNamespacePolicyRequest struct {
@@ -3319,7 +3399,7 @@ type GetNamespacePolicyRequest struct {
 
 func (x *GetNamespacePolicyRequest) Reset() {
 	*x = GetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3331,7 +3411,7 @@ func (x *GetNamespacePolicyRequest) String() string {
 func (*GetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3344,7 +3424,7 @@ func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetNamespacePolicyRequest) GetNamespace() string {
@@ -3363,7 +3443,7 @@ type GetNamespacePolicyResponse struct {
 
 func (x *GetNamespacePolicyResponse) Reset() {
 	*x = GetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3375,7 +3455,7 @@ func (x *GetNamespacePolicyResponse) String() string {
 func (*GetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3388,7 +3468,7 @@ func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetNamespacePolicyResponse) GetPolicy() *NamespacePolicy {
@@ -3416,7 +3496,7 @@ type ResetCursorRequest struct {
 
 func (x *ResetCursorRequest) Reset() {
 	*x = ResetCursorRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3428,7 +3508,7 @@ func (x *ResetCursorRequest) String() string {
 func (*ResetCursorRequest) ProtoMessage() {}
 
 func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3441,7 +3521,7 @@ func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorRequest.ProtoReflect.Descriptor instead.
 func (*ResetCursorRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ResetCursorRequest) GetTopic() string {
@@ -3534,7 +3614,7 @@ type ResetCursorResponse struct {
 
 func (x *ResetCursorResponse) Reset() {
 	*x = ResetCursorResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3546,7 +3626,7 @@ func (x *ResetCursorResponse) String() string {
 func (*ResetCursorResponse) ProtoMessage() {}
 
 func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3559,7 +3639,7 @@ func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorResponse.ProtoReflect.Descriptor instead.
 func (*ResetCursorResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ResetCursorResponse) GetPosition() *MessageId {
@@ -3587,7 +3667,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3599,7 +3679,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3612,7 +3692,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateSubscriptionRequest) GetTopic() string {
@@ -3644,7 +3724,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3656,7 +3736,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3669,7 +3749,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
 }
 
 type DeleteSubscriptionRequest struct {
@@ -3682,7 +3762,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +3774,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +3787,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DeleteSubscriptionRequest) GetTopic() string {
@@ -3732,7 +3812,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3744,7 +3824,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3757,7 +3837,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
 }
 
 type TriggerOffloadRequest struct {
@@ -3769,7 +3849,7 @@ type TriggerOffloadRequest struct {
 
 func (x *TriggerOffloadRequest) Reset() {
 	*x = TriggerOffloadRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3781,7 +3861,7 @@ func (x *TriggerOffloadRequest) String() string {
 func (*TriggerOffloadRequest) ProtoMessage() {}
 
 func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3794,7 +3874,7 @@ func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadRequest.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *TriggerOffloadRequest) GetTopic() string {
@@ -3813,7 +3893,7 @@ type TriggerOffloadResponse struct {
 
 func (x *TriggerOffloadResponse) Reset() {
 	*x = TriggerOffloadResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3825,7 +3905,7 @@ func (x *TriggerOffloadResponse) String() string {
 func (*TriggerOffloadResponse) ProtoMessage() {}
 
 func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3838,7 +3918,7 @@ func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadResponse.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *TriggerOffloadResponse) GetLedgersOffloaded() uint32 {
@@ -4065,7 +4145,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x16ListNamespacesResponse\x12\x1e\n" +
 	"\n" +
 	"namespaces\x18\x01 \x03(\tR\n" +
-	"namespaces\"u\n" +
+	"namespaces\"6\n" +
+	"\x16DeleteNamespaceRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"\x19\n" +
+	"\x17DeleteNamespaceResponse\"u\n" +
 	"\x19SetNamespacePolicyRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12:\n" +
 	"\x06policy\x18\x02 \x01(\v2\".strata.serving.v1.NamespacePolicyR\x06policy\"\x1c\n" +
@@ -4124,7 +4207,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\bEARLIEST\x10\x01*K\n" +
 	"\x12BacklogQuotaPolicy\x12\x16\n" +
 	"\x12PRODUCER_EXCEPTION\x10\x00\x12\x1d\n" +
-	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xa6\f\n" +
+	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\x90\r\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -4133,7 +4216,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\vDeleteTopic\x12%.strata.serving.v1.DeleteTopicRequest\x1a&.strata.serving.v1.DeleteTopicResponse\x12Y\n" +
 	"\n" +
 	"ListTopics\x12$.strata.serving.v1.ListTopicsRequest\x1a%.strata.serving.v1.ListTopicsResponse\x12e\n" +
-	"\x0eListNamespaces\x12(.strata.serving.v1.ListNamespacesRequest\x1a).strata.serving.v1.ListNamespacesResponse\x12S\n" +
+	"\x0eListNamespaces\x12(.strata.serving.v1.ListNamespacesRequest\x1a).strata.serving.v1.ListNamespacesResponse\x12h\n" +
+	"\x0fDeleteNamespace\x12).strata.serving.v1.DeleteNamespaceRequest\x1a*.strata.serving.v1.DeleteNamespaceResponse\x12S\n" +
 	"\bGetTopic\x12\".strata.serving.v1.GetTopicRequest\x1a#.strata.serving.v1.GetTopicResponse\x12b\n" +
 	"\rAddPartitions\x12'.strata.serving.v1.AddPartitionsRequest\x1a(.strata.serving.v1.AddPartitionsResponse\x12Y\n" +
 	"\n" +
@@ -4158,7 +4242,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(ProducerAccessMode)(0),            // 0: strata.serving.v1.ProducerAccessMode
 	(Compression)(0),                   // 1: strata.serving.v1.Compression
@@ -4209,20 +4293,22 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*NamespacePolicy)(nil),            // 46: strata.serving.v1.NamespacePolicy
 	(*ListNamespacesRequest)(nil),      // 47: strata.serving.v1.ListNamespacesRequest
 	(*ListNamespacesResponse)(nil),     // 48: strata.serving.v1.ListNamespacesResponse
-	(*SetNamespacePolicyRequest)(nil),  // 49: strata.serving.v1.SetNamespacePolicyRequest
-	(*SetNamespacePolicyResponse)(nil), // 50: strata.serving.v1.SetNamespacePolicyResponse
-	(*GetNamespacePolicyRequest)(nil),  // 51: strata.serving.v1.GetNamespacePolicyRequest
-	(*GetNamespacePolicyResponse)(nil), // 52: strata.serving.v1.GetNamespacePolicyResponse
-	(*ResetCursorRequest)(nil),         // 53: strata.serving.v1.ResetCursorRequest
-	(*ResetCursorResponse)(nil),        // 54: strata.serving.v1.ResetCursorResponse
-	(*CreateSubscriptionRequest)(nil),  // 55: strata.serving.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil), // 56: strata.serving.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 57: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 58: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),      // 59: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),     // 60: strata.serving.v1.TriggerOffloadResponse
-	nil,                                // 61: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 62: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	(*DeleteNamespaceRequest)(nil),     // 49: strata.serving.v1.DeleteNamespaceRequest
+	(*DeleteNamespaceResponse)(nil),    // 50: strata.serving.v1.DeleteNamespaceResponse
+	(*SetNamespacePolicyRequest)(nil),  // 51: strata.serving.v1.SetNamespacePolicyRequest
+	(*SetNamespacePolicyResponse)(nil), // 52: strata.serving.v1.SetNamespacePolicyResponse
+	(*GetNamespacePolicyRequest)(nil),  // 53: strata.serving.v1.GetNamespacePolicyRequest
+	(*GetNamespacePolicyResponse)(nil), // 54: strata.serving.v1.GetNamespacePolicyResponse
+	(*ResetCursorRequest)(nil),         // 55: strata.serving.v1.ResetCursorRequest
+	(*ResetCursorResponse)(nil),        // 56: strata.serving.v1.ResetCursorResponse
+	(*CreateSubscriptionRequest)(nil),  // 57: strata.serving.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil), // 58: strata.serving.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 59: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 60: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),      // 61: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),     // 62: strata.serving.v1.TriggerOffloadResponse
+	nil,                                // 63: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 64: strata.serving.v1.ReceivedMessage.PropertiesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	9,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
@@ -4230,7 +4316,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	0,  // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
 	11, // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
 	1,  // 4: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
-	61, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	63, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
 	13, // 6: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
 	14, // 7: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
 	15, // 8: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
@@ -4256,7 +4342,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	25, // 28: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
 	29, // 29: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
 	5,  // 30: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	62, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	64, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
 	5,  // 32: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
 	39, // 33: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
 	39, // 34: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
@@ -4278,33 +4364,35 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	35, // 50: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
 	37, // 51: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
 	47, // 52: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	40, // 53: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	33, // 54: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	42, // 55: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	49, // 56: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	51, // 57: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	53, // 58: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	57, // 59: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	55, // 60: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	59, // 61: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	7,  // 62: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	12, // 63: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	24, // 64: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	32, // 65: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	36, // 66: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	38, // 67: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	48, // 68: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	41, // 69: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	34, // 70: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	43, // 71: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	50, // 72: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	52, // 73: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	54, // 74: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	58, // 75: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	56, // 76: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	60, // 77: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	62, // [62:78] is the sub-list for method output_type
-	46, // [46:62] is the sub-list for method input_type
+	49, // 53: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
+	40, // 54: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	33, // 55: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	42, // 56: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	51, // 57: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	53, // 58: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	55, // 59: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	59, // 60: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	57, // 61: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	61, // 62: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	7,  // 63: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	12, // 64: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	24, // 65: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	32, // 66: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	36, // 67: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	38, // 68: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	48, // 69: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	50, // 70: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	41, // 71: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	34, // 72: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	43, // 73: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	52, // 74: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	54, // 75: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	56, // 76: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	60, // 77: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	58, // 78: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	62, // 79: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	63, // [63:80] is the sub-list for method output_type
+	46, // [46:63] is the sub-list for method input_type
 	46, // [46:46] is the sub-list for extension type_name
 	46, // [46:46] is the sub-list for extension extendee
 	0,  // [0:46] is the sub-list for field type_name
@@ -4345,7 +4433,7 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ConsumeResponse_Unsubscribed)(nil),
 		(*ConsumeResponse_HasMessagesAfterResult)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[48].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[50].OneofWrappers = []any{
 		(*ResetCursorRequest_MessageId)(nil),
 		(*ResetCursorRequest_TimeUnixNano)(nil),
 		(*ResetCursorRequest_Edge)(nil),
@@ -4356,7 +4444,7 @@ func file_serving_servingpb_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   58,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,7 @@ const (
 	Broker_DeleteTopic_FullMethodName        = "/strata.serving.v1.Broker/DeleteTopic"
 	Broker_ListTopics_FullMethodName         = "/strata.serving.v1.Broker/ListTopics"
 	Broker_ListNamespaces_FullMethodName     = "/strata.serving.v1.Broker/ListNamespaces"
+	Broker_DeleteNamespace_FullMethodName    = "/strata.serving.v1.Broker/DeleteNamespace"
 	Broker_GetTopic_FullMethodName           = "/strata.serving.v1.Broker/GetTopic"
 	Broker_AddPartitions_FullMethodName      = "/strata.serving.v1.Broker/AddPartitions"
 	Broker_TopicStats_FullMethodName         = "/strata.serving.v1.Broker/TopicStats"
@@ -67,6 +68,9 @@ type BrokerClient interface {
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	// The namespaces with a policy or a topic (of one tenant, when given).
 	ListNamespaces(ctx context.Context, in *ListNamespacesRequest, opts ...grpc.CallOption) (*ListNamespacesResponse, error)
+	// Deletes a namespace's policy: NAMESPACE_NOT_EMPTY while it has a topic,
+	// NAMESPACE_NOT_FOUND when it has neither.
+	DeleteNamespace(ctx context.Context, in *DeleteNamespaceRequest, opts ...grpc.CallOption) (*DeleteNamespaceResponse, error)
 	GetTopic(ctx context.Context, in *GetTopicRequest, opts ...grpc.CallOption) (*GetTopicResponse, error)
 	// Raises a partitioned topic's partition count; existing subscriptions
 	// are created on the new partitions at their start.
@@ -160,6 +164,16 @@ func (c *brokerClient) ListNamespaces(ctx context.Context, in *ListNamespacesReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListNamespacesResponse)
 	err := c.cc.Invoke(ctx, Broker_ListNamespaces_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) DeleteNamespace(ctx context.Context, in *DeleteNamespaceRequest, opts ...grpc.CallOption) (*DeleteNamespaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteNamespaceResponse)
+	err := c.cc.Invoke(ctx, Broker_DeleteNamespace_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -277,6 +291,9 @@ type BrokerServer interface {
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	// The namespaces with a policy or a topic (of one tenant, when given).
 	ListNamespaces(context.Context, *ListNamespacesRequest) (*ListNamespacesResponse, error)
+	// Deletes a namespace's policy: NAMESPACE_NOT_EMPTY while it has a topic,
+	// NAMESPACE_NOT_FOUND when it has neither.
+	DeleteNamespace(context.Context, *DeleteNamespaceRequest) (*DeleteNamespaceResponse, error)
 	GetTopic(context.Context, *GetTopicRequest) (*GetTopicResponse, error)
 	// Raises a partitioned topic's partition count; existing subscriptions
 	// are created on the new partitions at their start.
@@ -320,6 +337,9 @@ func (UnimplementedBrokerServer) ListTopics(context.Context, *ListTopicsRequest)
 }
 func (UnimplementedBrokerServer) ListNamespaces(context.Context, *ListNamespacesRequest) (*ListNamespacesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListNamespaces not implemented")
+}
+func (UnimplementedBrokerServer) DeleteNamespace(context.Context, *DeleteNamespaceRequest) (*DeleteNamespaceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteNamespace not implemented")
 }
 func (UnimplementedBrokerServer) GetTopic(context.Context, *GetTopicRequest) (*GetTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTopic not implemented")
@@ -469,6 +489,24 @@ func _Broker_ListNamespaces_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(BrokerServer).ListNamespaces(ctx, req.(*ListNamespacesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_DeleteNamespace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteNamespaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).DeleteNamespace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_DeleteNamespace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).DeleteNamespace(ctx, req.(*DeleteNamespaceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -661,6 +699,10 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListNamespaces",
 			Handler:    _Broker_ListNamespaces_Handler,
+		},
+		{
+			MethodName: "DeleteNamespace",
+			Handler:    _Broker_DeleteNamespace_Handler,
 		},
 		{
 			MethodName: "GetTopic",

@@ -372,6 +372,22 @@ func (m *Meta) GetNamespacePolicy(ctx context.Context, ns string) (metadata.Name
 	return p, nil
 }
 
+// DeleteNamespace deletes ns's policy unless it has a topic.
+func (m *Meta) DeleteNamespace(ctx context.Context, ns string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name := range m.topics {
+		if strings.HasPrefix(name, ns+"/") {
+			return metadata.ErrNamespaceNotEmpty
+		}
+	}
+	if _, ok := m.policies[ns]; !ok {
+		return metadata.ErrNamespaceNotFound
+	}
+	delete(m.policies, ns)
+	return nil
+}
+
 func (m *Meta) SetNamespacePolicy(ctx context.Context, ns string, p metadata.NamespacePolicy) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
