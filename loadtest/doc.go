@@ -12,7 +12,8 @@
 // # Payload format
 //
 // Every message carries a fixed header followed by filler up to the
-// configured size (all integers little endian):
+// configured size (a window of Workload.Payload's filler at a random
+// offset; all integers little endian):
 //
 //	offset  size  field
 //	0       4     magic "SLT1"

@@ -2,6 +2,8 @@ package loadtest
 
 import (
 	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
 
 	"github.com/strata-mq/strata/internal/errcode"
 )
@@ -47,4 +49,32 @@ func DecodeHeader(payload []byte) (Header, error) {
 		Seq:          binary.LittleEndian.Uint64(payload[12:20]),
 		SendUnixNano: int64(binary.LittleEndian.Uint64(payload[20:28])),
 	}, nil
+}
+
+// fillerSlack is how much longer than a message the filler is: each
+// message copies a window of it at a random offset, so that the messages
+// of a batch differ (a compressor would otherwise find each one whole in
+// the one before it).
+const fillerSlack = 64 << 10
+
+// fillerEvents are what the log lines of PayloadText say.
+var fillerEvents = []string{"order paid", "order shipped", "cart updated", "payment refused", "session started", "item restocked"}
+
+// makeFiller returns n bytes of kind's filler, drawn from rng: random
+// bytes, or structured log lines whose keys repeat and whose values vary.
+func makeFiller(kind PayloadKind, n int, rng *rand.Rand) []byte {
+	b := make([]byte, 0, n+256)
+	if kind != PayloadText {
+		for range n {
+			b = append(b, byte(rng.Uint32()))
+		}
+		return b
+	}
+	levels := []string{"info", "info", "info", "warn", "debug"}
+	for len(b) < n {
+		b = fmt.Appendf(b, "ts=2026-11-22T10:%02d:%02d.%03dZ level=%s msg=%q customer=c-%d amount=%d.%02d latency_ms=%d\n",
+			rng.IntN(60), rng.IntN(60), rng.IntN(1000), levels[rng.IntN(len(levels))], fillerEvents[rng.IntN(len(fillerEvents))],
+			rng.IntN(5000), rng.IntN(500), rng.IntN(100), rng.IntN(300))
+	}
+	return b[:n]
 }

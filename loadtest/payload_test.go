@@ -2,7 +2,10 @@ package loadtest
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
+
+	"github.com/strata-mq/strata/internal/entry"
 )
 
 func TestHeaderRoundTrips(t *testing.T) {
@@ -39,4 +42,23 @@ func FuzzDecodeHeader(f *testing.F) {
 			t.Fatalf("decode/encode changed the header")
 		}
 	})
+}
+
+func TestTextFillerCompressesAndRandomFillerDoesNot(t *testing.T) {
+	for _, tc := range []struct {
+		kind     PayloadKind
+		compress bool
+	}{{PayloadText, true}, {PayloadRandom, false}} {
+		f := makeFiller(tc.kind, 64<<10, rand.New(rand.NewPCG(1, 2)))
+		if len(f) != 64<<10 {
+			t.Fatalf("%s filler of %d bytes", tc.kind, len(f))
+		}
+		z, err := entry.Compress(entry.CompressionLZ4, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if shrank := z != nil && len(z) < len(f)/2; shrank != tc.compress {
+			t.Errorf("%s filler: %d bytes compressed to %d (nil: did not shrink)", tc.kind, len(f), len(z))
+		}
+	}
 }

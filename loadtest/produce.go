@@ -118,7 +118,8 @@ func (r *run) sendOne(ctx context.Context, p *loadProducer, n int64) error {
 	key := r.keyFor(p, n)
 	part := partitionFor(key, n, r.w.Partitions)
 	payload := make([]byte, r.w.MessageSize)
-	copy(payload, r.filler)
+	off := p.rng.IntN(len(r.filler) - r.w.MessageSize + 1)
+	copy(payload, r.filler[off:])
 	sent := time.Now()
 	h := Header{Producer: p.id, Partition: uint32(part), Seq: p.next[part], SendUnixNano: sent.UnixNano()}
 	h.Encode(payload)

@@ -37,6 +37,8 @@ type WorkloadSummary struct {
 	Rate                     float64 `json:"rate"`
 	DurationS                float64 `json:"duration_s"`
 	WarmupS                  float64 `json:"warmup_s"`
+	Payload                  string  `json:"payload"`
+	Compression              string  `json:"compression"`
 }
 
 func summarize(w Workload) WorkloadSummary {
@@ -52,5 +54,7 @@ func summarize(w Workload) WorkloadSummary {
 		Rate:                     w.Rate,
 		DurationS:                w.Duration.Seconds(),
 		WarmupS:                  w.Warmup.Seconds(),
+		Payload:                  string(w.Payload),
+		Compression:              w.Compression,
 	}
 }

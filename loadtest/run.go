@@ -81,11 +81,7 @@ func newRun(d Driver, w Workload, opts RunOptions) *run {
 			r.keys[i] = fmt.Sprintf("key-%d", i)
 		}
 	}
-	r.filler = make([]byte, w.MessageSize)
-	rng := rand.New(rand.NewPCG(uint64(w.Seed), 0x5eed))
-	for i := range r.filler {
-		r.filler[i] = byte(rng.Uint32())
-	}
+	r.filler = makeFiller(w.Payload, w.MessageSize+fillerSlack, rand.New(rand.NewPCG(uint64(w.Seed), 0x5eed)))
 	return r
 }
 

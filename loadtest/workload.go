@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strata-mq/strata/internal/entry"
 	"github.com/strata-mq/strata/internal/errcode"
 )
 
@@ -40,6 +41,18 @@ const (
 	MaxSubsPerTopic      = 16
 	MaxMessageSize       = 4 << 20
 	MaxKeys              = 1 << 20
+)
+
+// PayloadKind is what fills a payload after its header.
+type PayloadKind string
+
+// Payload kinds.
+const (
+	// PayloadRandom is random bytes: incompressible (the default).
+	PayloadRandom PayloadKind = "random"
+	// PayloadText is log-like text of a small vocabulary: compressible
+	// about as events and logs are (Workload.Compression).
+	PayloadText PayloadKind = "text"
 )
 
 // Workload describes one run. The zero value is not valid; start from
@@ -90,6 +103,13 @@ type Workload struct {
 	TopicPrefix string
 	// Seed makes key choice reproducible (default 1).
 	Seed int64
+	// Payload is what fills each payload after its header (default
+	// random); each message takes its own window of a larger filler, so
+	// that the messages of a batch differ.
+	Payload PayloadKind
+	// Compression is the producers' codec for drivers that compress
+	// batches (strata): none (default), lz4, zlib, zstd or snappy.
+	Compression string
 }
 
 // DefaultWorkload returns the workload every field's documented default.
@@ -111,6 +131,8 @@ func DefaultWorkload() Workload {
 		DrainTimeout:             10 * time.Second,
 		TopicPrefix:              "public/default/loadtest",
 		Seed:                     1,
+		Payload:                  PayloadRandom,
+		Compression:              "none",
 	}
 }
 
@@ -138,6 +160,8 @@ func (w Workload) Validate() error {
 		{w.MaxMessagesPerProducer < 0, "max messages per producer must be >= 0"},
 		{w.DrainTimeout <= 0, "drain timeout must be > 0"},
 		{w.TopicPrefix == "", "topic prefix must not be empty"},
+		{w.Payload != PayloadRandom && w.Payload != PayloadText, "payload must be random or text"},
+		{!validCompression(w.Compression), "compression must be none, lz4, zlib, zstd or snappy"},
 	}
 	for _, c := range checks {
 		if c.bad {
@@ -153,6 +177,11 @@ func validSubType(t SubscriptionType) bool {
 		return true
 	}
 	return false
+}
+
+func validCompression(s string) bool {
+	_, err := entry.ParseCompression(s)
+	return err == nil
 }
 
 func validKeyDist(k KeyDistribution) bool {

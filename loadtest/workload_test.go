@@ -26,6 +26,8 @@ func TestWorkloadValidateRejectsEachBadField(t *testing.T) {
 		"negative warm-up":       func(w *Workload) { w.Warmup = -1 },
 		"empty topic prefix":     func(w *Workload) { w.TopicPrefix = "" },
 		"negative message limit": func(w *Workload) { w.MaxMessagesPerProducer = -1 },
+		"unknown payload":        func(w *Workload) { w.Payload = "zeros" },
+		"unknown compression":    func(w *Workload) { w.Compression = "gzip" },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

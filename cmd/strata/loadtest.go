@@ -81,6 +81,8 @@ func addLoadtestFlags(cmd *cobra.Command, o *loadtestOpts) {
 	f.DurationVar(&w.Duration, "duration", w.Duration, "measured duration (after --warmup)")
 	f.DurationVar(&w.Warmup, "warmup", w.Warmup, "warm-up before measuring (verified, not measured)")
 	f.IntVar(&w.MessageSize, "size", w.MessageSize, "message size in bytes (at least 28)")
+	f.StringVar((*string)(&w.Payload), "payload", string(w.Payload), "what fills the messages: random (incompressible) or text (log-like, compressible)")
+	f.StringVar(&w.Compression, "compression", w.Compression, "strata producers compress each batch: none, lz4, zlib, zstd or snappy")
 	f.StringVar(&o.rate, "rate", "1000", "target publish rate in msg/s over all producers, or max")
 	f.IntVar(&w.Topics, "topics", w.Topics, "number of topics")
 	f.IntVar(&w.Partitions, "partitions", w.Partitions, "partitions per topic")

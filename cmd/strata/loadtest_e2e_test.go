@@ -53,12 +53,13 @@ func readResult(t *testing.T, path string) map[string]any {
 }
 
 // TestLoadtestAgainstItsOwnStandaloneLosesNothing runs `strata loadtest`
-// without --url: it starts a real standalone from its own binary, loads it,
-// verifies and stops it.
+// without --url: it starts a real standalone from its own binary, loads it
+// (text payloads, the producers compressing with LZ4), verifies and stops
+// it.
 func TestLoadtestAgainstItsOwnStandaloneLosesNothing(t *testing.T) {
 	jsonPath := filepath.Join(t.TempDir(), "r.json")
 	_, stderr, code := runBin(t, 90*time.Second, "loadtest", "--duration", "2s", "--rate", "200",
-		"--partitions", "2", "--size", "256", "--json", jsonPath)
+		"--partitions", "2", "--size", "256", "--payload", "text", "--compression", "lz4", "--json", jsonPath)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
@@ -66,6 +67,9 @@ func TestLoadtestAgainstItsOwnStandaloneLosesNothing(t *testing.T) {
 	if res["lost"].(float64) != 0 || res["out_of_order"].(float64) != 0 || res["messages_acked"].(float64) == 0 ||
 		res["messages_received"].(float64) != res["messages_acked"].(float64) {
 		t.Fatalf("result %v", res)
+	}
+	if w, _ := res["workload"].(map[string]any); w["compression"] != "lz4" || w["payload"] != "text" {
+		t.Fatalf("workload reported as %v", res["workload"])
 	}
 }
 

@@ -136,9 +136,14 @@ func (d *Driver) topicOf(topic string, part int) string {
 
 // NewProducer implements loadtest.Driver.
 func (d *Driver) NewProducer(ctx context.Context, topic string, part int) (loadtest.Producer, error) {
+	codec, err := client.ParseCompression(d.w.Compression)
+	if err != nil {
+		return nil, err
+	}
 	p, err := d.c.NewProducer(ctx, d.topicOf(topic, part),
 		client.ProducerLinger(d.w.BatchingDelay),
-		client.ProducerMaxPendingMessages(d.w.MaxPending))
+		client.ProducerMaxPendingMessages(d.w.MaxPending),
+		client.ProducerCompression(codec))
 	if err != nil {
 		return nil, err
 	}
