@@ -128,7 +128,7 @@ func (c *producerConfig) validate() error {
 		return invalidArg("producer send timeout must not be negative")
 	case c.receiptTimeout < 0:
 		return invalidArg("producer receipt timeout must not be negative")
-	case c.access != AccessShared && c.access != AccessExclusive && c.access != AccessWaitForExclusive:
+	case c.access < AccessShared || c.access > AccessExclusiveWithFencing:
 		return invalidArg("unknown producer access mode %d", c.access)
 	case c.compression < 0 || !entry.Compression(c.compression).Valid():
 		return invalidArg("unknown producer compression %d", c.compression)
@@ -204,6 +204,14 @@ const (
 	// producer in its place fails the producer for good, as with
 	// AccessExclusive.
 	AccessWaitForExclusive
+	// AccessExclusiveWithFencing takes the topic at once, as Pulsar's
+	// ExclusiveWithFencing: every producer connected to it (of any mode) is
+	// closed for good with ErrProducerFenced, none of its messages not yet
+	// accepted by the node is written, and the new producer then holds the
+	// topic as with AccessExclusive. For a newly elected leader that must
+	// stop its predecessor's writes. A reconnect of the new producer opens
+	// as AccessExclusive, so that it cannot fence a later leader.
+	AccessExclusiveWithFencing
 )
 
 // ProducerAccess sets the producer's access mode (default AccessShared).

@@ -330,6 +330,11 @@ func (p *partitionProducer) run(st produceStream) {
 		if p.stopping() {
 			break
 		}
+		if errors.Is(err, ErrProducerFenced) { // another producer took the topic: for good
+			p.log.Warn("producer fenced", "err", err)
+			p.fail(err)
+			return
+		}
 		p.log.Info("producer stream ended, reconnecting", "err", err)
 		if err == errNoReceipt { //nolint:errorlint // this sentinel itself: errors.Is matches any TIMEOUT
 			p.mu.Lock()
@@ -358,13 +363,14 @@ func (p *partitionProducer) connect(ctx context.Context) (produceStream, error) 
 	p.mu.Lock()
 	name, hint, suspect := p.mu.name, p.mu.hint, p.mu.suspect
 	p.mu.hint = ""
-	// Only the first open waits in line; a reconnect that finds the topic
-	// taken fails as an exclusive one.
+	// Only the first open waits in line or fences; a reconnect that finds
+	// the topic taken fails as an exclusive one.
 	mode, wait := servingpb.ProducerAccessMode(p.cfg.access), false
-	if p.cfg.access == AccessWaitForExclusive {
-		if wait = !p.mu.seqInit; !wait {
-			mode = servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE
-		}
+	switch {
+	case p.cfg.access == AccessWaitForExclusive && !p.mu.seqInit:
+		wait = true
+	case p.cfg.access == AccessWaitForExclusive, p.cfg.access == AccessExclusiveWithFencing && p.mu.seqInit:
+		mode = servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE
 	}
 	p.mu.Unlock()
 	var (

@@ -810,6 +810,56 @@ func TestWaitForExclusiveProducersTakeTheTopicInLineOrder(t *testing.T) {
 	mustProducer(t, n, topic, "s3").mustSend(msg(3))
 }
 
+// TestExclusiveWithFencingClosesEveryOtherProducer: a producer opened with
+// fencing takes the topic from a shared producer, from another fencing
+// one and from a connection of its own name, each of which ends with
+// PRODUCER_FENCED and writes nothing more; while it holds the topic,
+// others are refused as beside any exclusive producer.
+func TestExclusiveWithFencingClosesEveryOtherProducer(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "public/default/fenced"
+	fencing := func(name string) *prod {
+		t.Helper()
+		p, err := openProducerWith(t, n, &servingpb.OpenProducer{Topic: topic, ProducerName: name,
+			AccessMode: servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE_WITH_FENCING})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return p
+	}
+	fenced := func(what string, p *prod, seq uint64) {
+		t.Helper()
+		r, err := p.send(msg(seq))
+		if errcode.CodeOf(err) != errcode.ProducerFenced {
+			t.Fatalf("%s: a send after the fence answered %v %v, want the stream ended with PRODUCER_FENCED", what, r, err)
+		}
+	}
+	shared := mustProducer(t, n, topic, "s1")
+	shared.mustSend(msg(1))
+	f := fencing("f")
+	fenced("the shared producer", shared, 2)
+	f.mustSend(msg(3))
+	if _, err := openProducer(t, n, topic, "s2"); errcode.CodeOf(err) != errcode.ProducerFenced {
+		t.Fatalf("shared beside the fencing producer: %v, want PRODUCER_FENCED", err)
+	}
+	g := fencing("g")
+	fenced("the first fencing producer", f, 4)
+	g.mustSend(msg(5))
+	again := fencing("g") // the same name, a new connection
+	fenced("the earlier connection of the same name", g, 6)
+	again.mustSend(msg(7))
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "all", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(100)
+	var got []uint64
+	for _, m := range cs.receive(4) {
+		got = append(got, m.GetSequenceId())
+	}
+	if fmt.Sprint(got) != "[1 3 5 7]" {
+		t.Fatalf("the topic holds %v, want [1 3 5 7]: a fenced producer wrote", got)
+	}
+}
+
 // TestSeekDoneComesBeforeAnyMessageOfTheNewPosition: the client drops what
 // it receives before SeekDone, so no message of the new position may come
 // before it (it would be lost: the node counts it delivered). With every

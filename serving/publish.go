@@ -43,6 +43,9 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 	if err := t.servingErrLocked(); err != nil {
 		return err
 	}
+	if t.mu.prods[p.name] != p { // fenced by an exclusive producer
+		return errcode.New(errcode.ProducerFenced, "producer %s of %s was fenced", p.name, t.name)
+	}
 	p.pending.Add(1)
 	d := dedupFor(t.mu.dedup, p.name)
 	switch {

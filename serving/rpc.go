@@ -127,6 +127,9 @@ func (t *topic) addProducer(name string, mode servingpb.ProducerAccessMode, w **
 		*w = nil
 		return nil, 0, err
 	}
+	if mode == servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE_WITH_FENCING {
+		t.fenceProducersLocked(name)
+	}
 	if _, busy := t.mu.prods[name]; busy {
 		t.leaveLineLocked(*w)
 		*w = nil
@@ -148,7 +151,8 @@ func (t *topic) addProducer(name string, mode servingpb.ProducerAccessMode, w **
 		}
 		t.leaveLineLocked(*w)
 		*w = nil
-	case mode != servingpb.ProducerAccessMode_ACCESS_SHARED && mode != servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE:
+	case mode != servingpb.ProducerAccessMode_ACCESS_SHARED && mode != servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE &&
+		mode != servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE_WITH_FENCING:
 		return nil, 0, errcode.New(errcode.InvalidArgument, "unknown producer access mode %d", mode)
 	case t.mu.exclusive != "":
 		return nil, 0, errcode.New(errcode.ProducerFenced, "%s has an exclusive producer, %s", t.name, t.mu.exclusive)
@@ -164,6 +168,18 @@ func (t *topic) addProducer(name string, mode servingpb.ProducerAccessMode, w **
 		t.mu.exclusive = name
 	}
 	return p, dedupFor(t.mu.dedup, name).persisted, nil
+}
+
+// fenceProducersLocked closes every producer connected, for one opening
+// with ACCESS_EXCLUSIVE_WITH_FENCING: each is unregistered at once, so
+// that publish refuses whatever batch of it comes later (under the same
+// mu), and its stream ends with PRODUCER_FENCED.
+func (t *topic) fenceProducersLocked(by string) {
+	for name, p := range t.mu.prods {
+		p.fail(errcode.New(errcode.ProducerFenced, "producer %s of %s fenced by the exclusive producer %s", name, t.name, by))
+		delete(t.mu.prods, name)
+	}
+	t.mu.exclusive = ""
 }
 
 // leaveLine takes w out of the line of exclusive producers.

@@ -655,3 +655,51 @@ func TestWaitForExclusiveProducerTakesOverWhenTheHolderCloses(t *testing.T) {
 		t.Fatalf("a shared producer beside the successor: %v, want ErrProducerFenced", err)
 	}
 }
+
+// TestExclusiveWithFencingStopsThePreviousLeadersWrites: through the SDK
+// on a real standalone, a producer opened with AccessExclusiveWithFencing
+// takes the topic from an exclusive one, whose next send fails with
+// ErrProducerFenced for good (no reconnect lets it write again), and the
+// topic holds nothing of the old producer's after the fence.
+func TestExclusiveWithFencingStopsThePreviousLeadersWrites(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, time.Minute)
+	c := s.client()
+	send := func(p *client.Producer, payload string) error {
+		_, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte(payload)})
+		return err
+	}
+	old, err := c.NewProducer(ctx, "leader-log", client.ProducerAccess(client.AccessExclusive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := send(old, "old-1"); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := c.NewProducer(ctx, "leader-log", client.ProducerAccess(client.AccessExclusiveWithFencing))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Close()
+	if err := send(old, "old-2"); !errors.Is(err, client.ErrProducerFenced) {
+		t.Fatalf("the old producer's send after the fence: %v, want ErrProducerFenced", err)
+	}
+	if err := send(leader, "new-1"); err != nil {
+		t.Fatal(err)
+	}
+	leader.Close()
+	if err := send(old, "old-3"); !errors.Is(err, client.ErrProducerFenced) && !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("the fenced producer once the topic is free: %v, want it failed for good", err)
+	}
+	got := payloads(cliAt(t, s.url())("", "consume", "--topic", "leader-log", "--subscription", "audit", "--position", "earliest",
+		"--count", "2", "--timeout", "20s"))
+	if !slices.Equal(got, []string{"old-1", "new-1"}) {
+		t.Fatalf("the topic holds %q, want old-1 new-1", got)
+	}
+	if _, _, err := run(t, "", "consume", "--url", s.url(), "--topic", "leader-log", "--subscription", "audit",
+		"--count", "1", "--timeout", "1s"); err == nil {
+		t.Fatal("a third message is on the topic")
+	}
+}

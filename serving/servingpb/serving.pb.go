@@ -45,6 +45,10 @@ const (
 	// only in that it keeps waiting. Producers of the other modes are not
 	// held back by those waiting.
 	ProducerAccessMode_ACCESS_WAIT_FOR_EXCLUSIVE ProducerAccessMode = 2
+	// Exclusive at once: every producer connected (of any mode, this name's
+	// too) is closed with PRODUCER_FENCED, and none of its batches not yet
+	// accepted is written; then as ACCESS_EXCLUSIVE.
+	ProducerAccessMode_ACCESS_EXCLUSIVE_WITH_FENCING ProducerAccessMode = 3
 )
 
 // Enum value maps for ProducerAccessMode.
@@ -53,11 +57,13 @@ var (
 		0: "ACCESS_SHARED",
 		1: "ACCESS_EXCLUSIVE",
 		2: "ACCESS_WAIT_FOR_EXCLUSIVE",
+		3: "ACCESS_EXCLUSIVE_WITH_FENCING",
 	}
 	ProducerAccessMode_value = map[string]int32{
-		"ACCESS_SHARED":             0,
-		"ACCESS_EXCLUSIVE":          1,
-		"ACCESS_WAIT_FOR_EXCLUSIVE": 2,
+		"ACCESS_SHARED":                 0,
+		"ACCESS_EXCLUSIVE":              1,
+		"ACCESS_WAIT_FOR_EXCLUSIVE":     2,
+		"ACCESS_EXCLUSIVE_WITH_FENCING": 3,
 	}
 )
 
@@ -4182,11 +4188,12 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x15TriggerOffloadRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\"E\n" +
 	"\x16TriggerOffloadResponse\x12+\n" +
-	"\x11ledgers_offloaded\x18\x01 \x01(\rR\x10ledgersOffloaded*\\\n" +
+	"\x11ledgers_offloaded\x18\x01 \x01(\rR\x10ledgersOffloaded*\x7f\n" +
 	"\x12ProducerAccessMode\x12\x11\n" +
 	"\rACCESS_SHARED\x10\x00\x12\x14\n" +
 	"\x10ACCESS_EXCLUSIVE\x10\x01\x12\x1d\n" +
-	"\x19ACCESS_WAIT_FOR_EXCLUSIVE\x10\x02*@\n" +
+	"\x19ACCESS_WAIT_FOR_EXCLUSIVE\x10\x02\x12!\n" +
+	"\x1dACCESS_EXCLUSIVE_WITH_FENCING\x10\x03*@\n" +
 	"\vCompression\x12\b\n" +
 	"\x04NONE\x10\x00\x12\a\n" +
 	"\x03LZ4\x10\x01\x12\b\n" +
