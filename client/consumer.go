@@ -44,7 +44,8 @@ type Consumer struct {
 	notify  chan struct{} // a message was queued (capacity 1)
 	closed  chan struct{}
 
-	redelivery redelivery // nack delay, ack timeout, dead letters (redelivery.go)
+	redelivery redelivery     // nack delay, ack timeout, dead letters (redelivery.go)
+	chunks     chunkAssembler // chunked messages being put together (chunking.go)
 	// retry consumes the retry-letter topic (RetryLetterPolicy); its
 	// messages are handed out by this consumer's Receive. nil without one.
 	retry *Consumer
@@ -252,6 +253,11 @@ func (c *Consumer) Subscription() string { return c.sub }
 func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 	for {
 		if m, from := c.next(); m != nil {
+			if from.reassembles() && isChunk(m) {
+				if m = from.assemble(m); m == nil {
+					continue
+				}
+			}
 			ok, err := from.handOut(ctx, m)
 			if err != nil {
 				return nil, err
@@ -448,12 +454,18 @@ func (c *Consumer) ack(id MessageID, cumulative bool) error {
 		return err
 	}
 	c.acked(id, cumulative)
+	chunks := c.chunks.chunkIDs(id, true)
 	if cumulative {
 		pc.flushAcks()
 		return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{
-			Ids: []*servingpb.MessageId{id.proto()}, Cumulative: true}}})
+			Ids: []*servingpb.MessageId{chunks[len(chunks)-1].proto()}, Cumulative: true}}})
 	}
-	return pc.ack(id)
+	for _, cid := range chunks {
+		if err := pc.ack(cid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Nack asks for msg to be redelivered (after ConsumerNackRedeliveryDelay).

@@ -101,6 +101,8 @@ type producerConfig struct {
 	router             MessageRouter
 	access             ProducerAccessMode
 	compression        Compression
+	chunking           bool
+	chunkBytes         int
 }
 
 func defaultProducerConfig() producerConfig {
@@ -130,6 +132,8 @@ func (c *producerConfig) validate() error {
 		return invalidArg("producer receipt timeout must not be negative")
 	case c.access < AccessShared || c.access > AccessExclusiveWithFencing:
 		return invalidArg("unknown producer access mode %d", c.access)
+	case c.chunkBytes < 0:
+		return invalidArg("producer chunk size must not be negative")
 	case c.compression < 0 || !entry.Compression(c.compression).Valid():
 		return invalidArg("unknown producer compression %d", c.compression)
 	}
@@ -251,6 +255,23 @@ func ParseCompression(s string) (Compression, error) {
 		return 0, invalidArg("%v", err)
 	}
 	return Compression(c), nil
+}
+
+// ProducerChunking sends a message larger than the topic's message size
+// limit as chunks of at most maxChunkBytes (0: the limit itself), each a
+// message of its own, which consumers put together again, as Pulsar's
+// chunking: for the occasional large payload without a claim check. The
+// send's id is the first chunk's. Consumers of Exclusive and Failover
+// subscriptions, and readers, hand out the whole message, and its ack or
+// nack reaches every chunk; Shared and KeyShared consumers receive the
+// chunks as they are (a message's chunks may go to several consumers),
+// so use chunking with the others. A consumer holds at most 100 messages
+// being put together, and drops one whose next chunk has not come for a
+// minute (its producer failed part way, and its send failed with it).
+// The retry and dead-letter topics take no chunked message over the
+// limit. Without chunking such a message fails with ErrMessageTooLarge.
+func ProducerChunking(maxChunkBytes int) ProducerOption {
+	return func(c *producerConfig) { c.chunking, c.chunkBytes = true, maxChunkBytes }
 }
 
 // ProducerCompression compresses every batch with c (default

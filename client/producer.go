@@ -183,7 +183,11 @@ func (p *Producer) SendAsync(ctx context.Context, msg *ProducerMessage, cb func(
 		return
 	}
 	pp, err := p.route(msg)
-	if err == nil {
+	switch {
+	case err != nil:
+	case p.cfg.chunking:
+		err = pp.enqueueChunked(ctx, msg, p.cfg.chunkBytes, cb)
+	default:
 		err = pp.enqueue(ctx, msg, cb)
 	}
 	if err != nil && cb != nil {

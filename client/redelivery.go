@@ -331,9 +331,11 @@ func (c *Consumer) nackNow(ids ...MessageID) error {
 	if err != nil {
 		return err
 	}
-	wire := make([]*servingpb.MessageId, len(ids))
-	for i, id := range ids {
-		wire[i] = id.proto()
+	wire := make([]*servingpb.MessageId, 0, len(ids))
+	for _, id := range ids {
+		for _, cid := range c.chunks.chunkIDs(id, false) {
+			wire = append(wire, cid.proto())
+		}
 	}
 	return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Nack{Nack: &servingpb.Nack{Ids: wire}}})
 }
