@@ -24,6 +24,9 @@ import (
 //	                                           Cursor of one durable subscription
 //	P/ownership/<tenant>/<namespace>/<name>    Ownership; attached to the owner's session lease
 //	P/policies/<tenant>/<namespace>            NamespacePolicy
+//	P/topic-policies/<tenant>/<namespace>/<name>
+//	                                           TopicPolicy (of a topic, not of a partition);
+//	                                           deleted with its topic or its namespace
 //
 // Every record's Version is the key's mod revision. Updates compare it
 // (creation compares the create revision with 0), so concurrent writers
@@ -62,3 +65,9 @@ func (k keys) cursors(topic string) string       { return k.prefix + "/cursors/"
 func (k keys) ownership(topic string) string     { return k.prefix + "/ownership/" + topic }
 func (k keys) policy(namespace string) string    { return k.policies() + namespace }
 func (k keys) policies() string                  { return k.prefix + "/policies/" }
+func (k keys) topicPolicy(topic string) string   { return k.prefix + "/topic-policies/" + topic }
+
+// topicPolicies is the directory of a namespace's topic policies.
+func (k keys) topicPolicies(namespace string) string {
+	return k.prefix + "/topic-policies/" + namespace + "/"
+}

@@ -119,7 +119,8 @@ func (s *Store) ListNamespaces(ctx context.Context, tenant string) ([]string, er
 	return slices.Sorted(maps.Keys(seen)), nil
 }
 
-// DeleteNamespace deletes the policy of ns, which must have no topic
+// DeleteNamespace deletes the policy of ns (and the policies set on its
+// topics before they were used), which must have no topic
 // (ErrNamespaceNotEmpty otherwise; the check and the delete are one etcd
 // transaction, so a topic created meanwhile makes it fail). A namespace
 // with neither a policy nor a topic is ErrNamespaceNotFound.
@@ -130,7 +131,7 @@ func (s *Store) DeleteNamespace(ctx context.Context, ns string) error {
 	topics := s.keys.topics(ns)
 	noTopic := clientv3.Compare(clientv3.CreateRevision(topics), "=", 0).WithRange(clientv3.GetPrefixRangeEnd(topics))
 	resp, err := s.txn(ctx, "delete namespace", []clientv3.Cmp{noTopic},
-		[]clientv3.Op{clientv3.OpDelete(s.keys.policy(ns))}, nil)
+		[]clientv3.Op{clientv3.OpDelete(s.keys.policy(ns)), clientv3.OpDelete(s.keys.topicPolicies(ns), clientv3.WithPrefix())}, nil)
 	switch {
 	case err != nil:
 		return err

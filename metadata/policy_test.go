@@ -195,3 +195,66 @@ func TestDeleteNamespaceOnlyWhenItHasNoTopic(t *testing.T) {
 		t.Fatalf("a bad name: %v", err)
 	}
 }
+
+func TestTopicPolicyOverridesItsNamespaceAndGoesWithItsTopic(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	const name = "acme/orders/created"
+	if _, err := s.GetTopicPolicy(ctx, name); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("no policy yet: %v", err)
+	}
+	day, small := int64(86_400_000), uint64(1024)
+	if err := s.SetTopicPolicy(ctx, name, metadata.TopicPolicy{RetentionMs: &day, MaxMessageBytes: &small}); err != nil {
+		t.Fatal(err)
+	}
+	tp, err := s.GetTopicPolicy(ctx, name)
+	if err != nil || tp.RetentionMs == nil || *tp.RetentionMs != day || tp.TTLMs != nil {
+		t.Fatalf("stored policy %+v %v", tp, err)
+	}
+	ns := metadata.DefaultNamespacePolicy()
+	ns.TTLMs = 5000
+	if eff := tp.Apply(ns); eff.RetentionMs != day || eff.MaxMessageBytes != small || eff.TTLMs != 5000 {
+		t.Fatalf("applied: %+v", eff)
+	}
+	bad := int64(-2)
+	if err := s.SetTopicPolicy(ctx, name, metadata.TopicPolicy{RetentionMs: &bad}); !errors.Is(err, metadata.ErrInvalidPolicy) {
+		t.Fatalf("retention -2: %v", err)
+	}
+	if err := s.SetTopicPolicy(ctx, "acme/orders/created-partition-1", tp); errcode.CodeOf(err) != errcode.InvalidArgument {
+		t.Fatalf("a partition's policy: %v", err)
+	}
+	// It goes with its topic.
+	if err := s.CreateTopic(ctx, &metadata.Topic{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteTopic(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetTopicPolicy(ctx, name); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("after the topic's delete: %v", err)
+	}
+	// And with its namespace, when set before the topic was used.
+	if err := s.SetTopicPolicy(ctx, "acme/orders/later", tp); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetNamespacePolicy(ctx, "acme/orders", ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteNamespace(ctx, "acme/orders"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetTopicPolicy(ctx, "acme/orders/later"); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("after the namespace's delete: %v", err)
+	}
+	// An empty policy deletes it.
+	if err := s.SetTopicPolicy(ctx, name, tp); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetTopicPolicy(ctx, name, metadata.TopicPolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetTopicPolicy(ctx, name); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("after setting an empty policy: %v", err)
+	}
+}

@@ -18,7 +18,7 @@ const MaxPartitions = maxTxnOps - 1
 
 // topicsPerDeleteTxn is how many topics one delete transaction removes
 // (three operations each: record, managed ledger, cursors).
-const topicsPerDeleteTxn = maxTxnOps / 3
+const topicsPerDeleteTxn = (maxTxnOps - 1) / 3 // and the topic policy's delete
 
 // PartitionName returns the name of partition i of topic name.
 func PartitionName(name string, i int) string { return fmt.Sprintf("%s-partition-%d", name, i) }
@@ -142,7 +142,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 	first := min(len(names), topicsPerDeleteTxn)
 	key := s.keys.topic(name)
 	cmps := []clientv3.Cmp{versionCmp(key, t.Version)}
-	resp, err := s.txn(ctx, "delete topic", cmps, s.deleteTopicOps(names[:first]),
+	// A partition has no policy of its own: only the topic's goes.
+	ops := append(s.deleteTopicOps(names[:first]), clientv3.OpDelete(s.keys.topicPolicy(name)))
+	resp, err := s.txn(ctx, "delete topic", cmps, ops,
 		[]clientv3.Op{clientv3.OpGet(key, clientv3.WithCountOnly())})
 	if err != nil {
 		return err

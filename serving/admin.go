@@ -320,12 +320,16 @@ func (n *Node) GetNamespacePolicy(ctx context.Context, req *servingpb.GetNamespa
 	if err != nil {
 		return nil, err
 	}
-	return &servingpb.GetNamespacePolicyResponse{Policy: &servingpb.NamespacePolicy{
+	return &servingpb.GetNamespacePolicyResponse{Policy: nsPolicyPB(p)}, nil
+}
+
+func nsPolicyPB(p metadata.NamespacePolicy) *servingpb.NamespacePolicy {
+	return &servingpb.NamespacePolicy{
 		Ensemble: uint32(p.Ensemble), WriteQuorum: uint32(p.WriteQuorum), AckQuorum: uint32(p.AckQuorum),
 		RetentionMs: p.RetentionMs, TtlMs: p.TTLMs, MaxMessageBytes: p.MaxMessageBytes,
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: p.OffloadAgeMs, OffloadDeletionLagMs: p.OffloadDeletionLagMs,
 		BacklogQuotaBytes: p.BacklogQuotaBytes, BacklogQuotaPolicy: quotaPolicyPB(p.BacklogQuotaPolicy),
-		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes}}, nil
+		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes}
 }
 
 func quotaPolicyPB(s string) servingpb.BacklogQuotaPolicy {

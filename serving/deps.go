@@ -60,6 +60,11 @@ type Meta interface {
 	// without a stored policy.
 	GetNamespacePolicy(ctx context.Context, namespace string) (metadata.NamespacePolicy, error)
 	SetNamespacePolicy(ctx context.Context, namespace string, p metadata.NamespacePolicy) error
+	// GetTopicPolicy answers metadata.ErrNotFound for a topic without a
+	// policy of its own.
+	GetTopicPolicy(ctx context.Context, topic string) (metadata.TopicPolicy, error)
+	SetTopicPolicy(ctx context.Context, topic string, p metadata.TopicPolicy) error
+	DeleteTopicPolicy(ctx context.Context, topic string) error
 	// DeleteNamespace deletes a namespace's policy; metadata.ErrNamespaceNotEmpty
 	// while it has a topic, metadata.ErrNamespaceNotFound when it has
 	// neither.

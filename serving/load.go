@@ -66,7 +66,7 @@ func (t *topic) loadSteps(ctx context.Context) (acquired bool, err error) {
 	if err := t.acquire(ctx); err != nil {
 		return false, err
 	}
-	pol, err := n.policyOf(ctx, t.ns)
+	pol, err := n.policyFor(ctx, t.name, t.ns)
 	if err != nil {
 		return true, err
 	}

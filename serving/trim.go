@@ -13,10 +13,10 @@ import (
 // durable subscriptions keeps nothing past retention (as in Pulsar). The
 // current ledger is never deleted.
 func (t *topic) trim(ctx context.Context) {
-	if pol, err := t.n.policyOf(ctx, t.ns); err == nil {
+	if pol, err := t.n.policyFor(ctx, t.name, t.ns); err == nil {
 		t.policy.Store(&pol) // a set-policy reaches a loaded topic here
 	} else {
-		t.log.Debug("re-reading the namespace policy; keeping the last one", "err", err)
+		t.log.Debug("re-reading the namespace and topic policies; keeping the last ones", "err", err)
 	}
 	t.expire(ctx)
 	if t.pol().RetentionMs < 0 {

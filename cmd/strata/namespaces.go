@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/strata-mq/strata/client"
 )
@@ -62,7 +63,16 @@ powers of 1024); durations take ns, us, ms, s, m, h, d and w (90s, 7d, 1w);
 			return writeJSON(cmd.OutOrStdout(), policyView(pol))
 		}),
 	}
+	pf.register(cmd.Flags())
 	f := cmd.Flags()
+	f.IntVar(&pf.ensemble, "ensemble", 0, "bookies a ledger is striped over (0: cluster default)")
+	f.IntVar(&pf.writeQuorum, "write-quorum", 0, "copies of each entry (0: cluster default)")
+	f.IntVar(&pf.ackQuorum, "ack-quorum", 0, "acknowledgements before an entry is durable (0: cluster default)")
+	return cmd
+}
+
+// register adds the flags of the policy fields a topic may override too.
+func (pf *policyFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&pf.offloadThreshold, "offload-threshold", "", "offload closed ledgers once a topic's bookie bytes exceed this (0: at once, -1: never on size)")
 	f.StringVar(&pf.offloadAge, "offload-age", "", "offload closed ledgers this old (0: at once, -1: never on age)")
 	f.StringVar(&pf.offloadDeletionLag, "offload-deletion-lag", "", "delete an offloaded ledger from the bookies this long after its offload")
@@ -73,10 +83,6 @@ powers of 1024); durations take ns, us, ms, s, m, h, d and w (90s, 7d, 1w);
 	f.StringVar(&pf.backlogQuotaPolicy, "backlog-quota-policy", "", "past the quota: producer_exception (sends fail) or consumer_backlog_eviction (oldest backlog skipped)")
 	f.Int64Var(&pf.dispatchRateMsgs, "dispatch-rate", 0, "most messages per second sent to each subscription of a topic (0 or -1: no bound)")
 	f.StringVar(&pf.dispatchRateBytes, "dispatch-rate-bytes", "", "most bytes per second sent to each subscription of a topic, e.g. 10MiB (0 or -1: no bound)")
-	f.IntVar(&pf.ensemble, "ensemble", 0, "bookies a ledger is striped over (0: cluster default)")
-	f.IntVar(&pf.writeQuorum, "write-quorum", 0, "copies of each entry (0: cluster default)")
-	f.IntVar(&pf.ackQuorum, "ack-quorum", 0, "acknowledgements before an entry is durable (0: cluster default)")
-	return cmd
 }
 
 // apply sets the fields of p whose flags were given.

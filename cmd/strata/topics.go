@@ -18,7 +18,8 @@ func newTopicsCmd() *cobra.Command {
 		Short: "Create, list, delete and inspect topics",
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
-	cmd.AddCommand(topicsCreateCmd(&url), topicsUpdateCmd(&url), topicsListCmd(&url), topicsDeleteCmd(&url), topicsStatsCmd(&url), topicsOffloadCmd(&url))
+	cmd.AddCommand(topicsCreateCmd(&url), topicsUpdateCmd(&url), topicsListCmd(&url), topicsDeleteCmd(&url), topicsStatsCmd(&url), topicsOffloadCmd(&url),
+		topicsSetPolicyCmd(&url), topicsGetPolicyCmd(&url), topicsRemovePolicyCmd(&url))
 	return cmd
 }
 

@@ -3484,6 +3484,390 @@ func (x *GetNamespacePolicyResponse) GetPolicy() *NamespacePolicy {
 	return nil
 }
 
+// TopicPolicy: the fields set replace the namespace's (meanings as in
+// NamespacePolicy).
+type TopicPolicy struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	RetentionMs           *int64                 `protobuf:"varint,1,opt,name=retention_ms,json=retentionMs,proto3,oneof" json:"retention_ms,omitempty"`
+	TtlMs                 *int64                 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3,oneof" json:"ttl_ms,omitempty"`
+	MaxMessageBytes       *uint64                `protobuf:"varint,3,opt,name=max_message_bytes,json=maxMessageBytes,proto3,oneof" json:"max_message_bytes,omitempty"`
+	OffloadThresholdBytes *int64                 `protobuf:"varint,4,opt,name=offload_threshold_bytes,json=offloadThresholdBytes,proto3,oneof" json:"offload_threshold_bytes,omitempty"`
+	OffloadAgeMs          *int64                 `protobuf:"varint,5,opt,name=offload_age_ms,json=offloadAgeMs,proto3,oneof" json:"offload_age_ms,omitempty"`
+	OffloadDeletionLagMs  *int64                 `protobuf:"varint,6,opt,name=offload_deletion_lag_ms,json=offloadDeletionLagMs,proto3,oneof" json:"offload_deletion_lag_ms,omitempty"`
+	BacklogQuotaBytes     *int64                 `protobuf:"varint,7,opt,name=backlog_quota_bytes,json=backlogQuotaBytes,proto3,oneof" json:"backlog_quota_bytes,omitempty"`
+	BacklogQuotaPolicy    *BacklogQuotaPolicy    `protobuf:"varint,8,opt,name=backlog_quota_policy,json=backlogQuotaPolicy,proto3,enum=strata.serving.v1.BacklogQuotaPolicy,oneof" json:"backlog_quota_policy,omitempty"`
+	DispatchRateMsgs      *int64                 `protobuf:"varint,9,opt,name=dispatch_rate_msgs,json=dispatchRateMsgs,proto3,oneof" json:"dispatch_rate_msgs,omitempty"`
+	DispatchRateBytes     *int64                 `protobuf:"varint,10,opt,name=dispatch_rate_bytes,json=dispatchRateBytes,proto3,oneof" json:"dispatch_rate_bytes,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *TopicPolicy) Reset() {
+	*x = TopicPolicy{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicPolicy) ProtoMessage() {}
+
+func (x *TopicPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicPolicy.ProtoReflect.Descriptor instead.
+func (*TopicPolicy) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *TopicPolicy) GetRetentionMs() int64 {
+	if x != nil && x.RetentionMs != nil {
+		return *x.RetentionMs
+	}
+	return 0
+}
+
+func (x *TopicPolicy) GetTtlMs() int64 {
+	if x != nil && x.TtlMs != nil {
+		return *x.TtlMs
+	}
+	return 0
+}
+
+func (x *TopicPolicy) GetMaxMessageBytes() uint64 {
+	if x != nil && x.MaxMessageBytes != nil {
+		return *x.MaxMessageBytes
+	}
+	return 0
+}
+
+func (x *TopicPolicy) GetOffloadThresholdBytes() int64 {
+	if x != nil && x.OffloadThresholdBytes != nil {
+		return *x.OffloadThresholdBytes
+	}
+	return 0
+}
+
+func (x *TopicPolicy) GetOffloadAgeMs() int64 {
+	if x != nil && x.OffloadAgeMs != nil {
+		return *x.OffloadAgeMs
+	}
+	return 0
+}
+
+func (x *TopicPolicy) GetOffloadDeletionLagMs() int64 {
+	if x != nil && x.OffloadDeletionLagMs != nil {
+		return *x.OffloadDeletionLagMs
+	}
+	return 0
+}
+
+func (x *TopicPolicy) GetBacklogQuotaBytes() int64 {
+	if x != nil && x.BacklogQuotaBytes != nil {
+		return *x.BacklogQuotaBytes
+	}
+	return 0
+}
+
+func (x *TopicPolicy) GetBacklogQuotaPolicy() BacklogQuotaPolicy {
+	if x != nil && x.BacklogQuotaPolicy != nil {
+		return *x.BacklogQuotaPolicy
+	}
+	return BacklogQuotaPolicy_PRODUCER_EXCEPTION
+}
+
+func (x *TopicPolicy) GetDispatchRateMsgs() int64 {
+	if x != nil && x.DispatchRateMsgs != nil {
+		return *x.DispatchRateMsgs
+	}
+	return 0
+}
+
+func (x *TopicPolicy) GetDispatchRateBytes() int64 {
+	if x != nil && x.DispatchRateBytes != nil {
+		return *x.DispatchRateBytes
+	}
+	return 0
+}
+
+type SetTopicPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Policy        *TopicPolicy           `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTopicPolicyRequest) Reset() {
+	*x = SetTopicPolicyRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTopicPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTopicPolicyRequest) ProtoMessage() {}
+
+func (x *SetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTopicPolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetTopicPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *SetTopicPolicyRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *SetTopicPolicyRequest) GetPolicy() *TopicPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type SetTopicPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTopicPolicyResponse) Reset() {
+	*x = SetTopicPolicyResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTopicPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTopicPolicyResponse) ProtoMessage() {}
+
+func (x *SetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTopicPolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetTopicPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
+}
+
+type GetTopicPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTopicPolicyRequest) Reset() {
+	*x = GetTopicPolicyRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTopicPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTopicPolicyRequest) ProtoMessage() {}
+
+func (x *GetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTopicPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetTopicPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *GetTopicPolicyRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type GetTopicPolicyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset when the topic has no policy of its own.
+	Policy *TopicPolicy `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The namespace's policy with the topic's applied: what the topic runs with.
+	Effective     *NamespacePolicy `protobuf:"bytes,2,opt,name=effective,proto3" json:"effective,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTopicPolicyResponse) Reset() {
+	*x = GetTopicPolicyResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTopicPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTopicPolicyResponse) ProtoMessage() {}
+
+func (x *GetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTopicPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetTopicPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *GetTopicPolicyResponse) GetPolicy() *TopicPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *GetTopicPolicyResponse) GetEffective() *NamespacePolicy {
+	if x != nil {
+		return x.Effective
+	}
+	return nil
+}
+
+type RemoveTopicPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveTopicPolicyRequest) Reset() {
+	*x = RemoveTopicPolicyRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveTopicPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveTopicPolicyRequest) ProtoMessage() {}
+
+func (x *RemoveTopicPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveTopicPolicyRequest.ProtoReflect.Descriptor instead.
+func (*RemoveTopicPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *RemoveTopicPolicyRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type RemoveTopicPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveTopicPolicyResponse) Reset() {
+	*x = RemoveTopicPolicyResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveTopicPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveTopicPolicyResponse) ProtoMessage() {}
+
+func (x *RemoveTopicPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveTopicPolicyResponse.ProtoReflect.Descriptor instead.
+func (*RemoveTopicPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{56}
+}
+
 type ResetCursorRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Topic        string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -3502,7 +3886,7 @@ type ResetCursorRequest struct {
 
 func (x *ResetCursorRequest) Reset() {
 	*x = ResetCursorRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3514,7 +3898,7 @@ func (x *ResetCursorRequest) String() string {
 func (*ResetCursorRequest) ProtoMessage() {}
 
 func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3527,7 +3911,7 @@ func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorRequest.ProtoReflect.Descriptor instead.
 func (*ResetCursorRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ResetCursorRequest) GetTopic() string {
@@ -3620,7 +4004,7 @@ type ResetCursorResponse struct {
 
 func (x *ResetCursorResponse) Reset() {
 	*x = ResetCursorResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3632,7 +4016,7 @@ func (x *ResetCursorResponse) String() string {
 func (*ResetCursorResponse) ProtoMessage() {}
 
 func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3645,7 +4029,7 @@ func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorResponse.ProtoReflect.Descriptor instead.
 func (*ResetCursorResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ResetCursorResponse) GetPosition() *MessageId {
@@ -3673,7 +4057,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3685,7 +4069,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3698,7 +4082,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *CreateSubscriptionRequest) GetTopic() string {
@@ -3730,7 +4114,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3742,7 +4126,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3755,7 +4139,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{60}
 }
 
 type DeleteSubscriptionRequest struct {
@@ -3768,7 +4152,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3780,7 +4164,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3793,7 +4177,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DeleteSubscriptionRequest) GetTopic() string {
@@ -3818,7 +4202,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3830,7 +4214,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3843,7 +4227,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{62}
 }
 
 type TriggerOffloadRequest struct {
@@ -3855,7 +4239,7 @@ type TriggerOffloadRequest struct {
 
 func (x *TriggerOffloadRequest) Reset() {
 	*x = TriggerOffloadRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3867,7 +4251,7 @@ func (x *TriggerOffloadRequest) String() string {
 func (*TriggerOffloadRequest) ProtoMessage() {}
 
 func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3880,7 +4264,7 @@ func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadRequest.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{56}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TriggerOffloadRequest) GetTopic() string {
@@ -3899,7 +4283,7 @@ type TriggerOffloadResponse struct {
 
 func (x *TriggerOffloadResponse) Reset() {
 	*x = TriggerOffloadResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3911,7 +4295,7 @@ func (x *TriggerOffloadResponse) String() string {
 func (*TriggerOffloadResponse) ProtoMessage() {}
 
 func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3924,7 +4308,7 @@ func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadResponse.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{57}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *TriggerOffloadResponse) GetLedgersOffloaded() uint32 {
@@ -4162,7 +4546,41 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x19GetNamespacePolicyRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"X\n" +
 	"\x1aGetNamespacePolicyResponse\x12:\n" +
-	"\x06policy\x18\x01 \x01(\v2\".strata.serving.v1.NamespacePolicyR\x06policy\"\x8f\x02\n" +
+	"\x06policy\x18\x01 \x01(\v2\".strata.serving.v1.NamespacePolicyR\x06policy\"\xfe\x05\n" +
+	"\vTopicPolicy\x12&\n" +
+	"\fretention_ms\x18\x01 \x01(\x03H\x00R\vretentionMs\x88\x01\x01\x12\x1a\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x03H\x01R\x05ttlMs\x88\x01\x01\x12/\n" +
+	"\x11max_message_bytes\x18\x03 \x01(\x04H\x02R\x0fmaxMessageBytes\x88\x01\x01\x12;\n" +
+	"\x17offload_threshold_bytes\x18\x04 \x01(\x03H\x03R\x15offloadThresholdBytes\x88\x01\x01\x12)\n" +
+	"\x0eoffload_age_ms\x18\x05 \x01(\x03H\x04R\foffloadAgeMs\x88\x01\x01\x12:\n" +
+	"\x17offload_deletion_lag_ms\x18\x06 \x01(\x03H\x05R\x14offloadDeletionLagMs\x88\x01\x01\x123\n" +
+	"\x13backlog_quota_bytes\x18\a \x01(\x03H\x06R\x11backlogQuotaBytes\x88\x01\x01\x12\\\n" +
+	"\x14backlog_quota_policy\x18\b \x01(\x0e2%.strata.serving.v1.BacklogQuotaPolicyH\aR\x12backlogQuotaPolicy\x88\x01\x01\x121\n" +
+	"\x12dispatch_rate_msgs\x18\t \x01(\x03H\bR\x10dispatchRateMsgs\x88\x01\x01\x123\n" +
+	"\x13dispatch_rate_bytes\x18\n" +
+	" \x01(\x03H\tR\x11dispatchRateBytes\x88\x01\x01B\x0f\n" +
+	"\r_retention_msB\t\n" +
+	"\a_ttl_msB\x14\n" +
+	"\x12_max_message_bytesB\x1a\n" +
+	"\x18_offload_threshold_bytesB\x11\n" +
+	"\x0f_offload_age_msB\x1a\n" +
+	"\x18_offload_deletion_lag_msB\x16\n" +
+	"\x14_backlog_quota_bytesB\x17\n" +
+	"\x15_backlog_quota_policyB\x15\n" +
+	"\x13_dispatch_rate_msgsB\x16\n" +
+	"\x14_dispatch_rate_bytes\"e\n" +
+	"\x15SetTopicPolicyRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x126\n" +
+	"\x06policy\x18\x02 \x01(\v2\x1e.strata.serving.v1.TopicPolicyR\x06policy\"\x18\n" +
+	"\x16SetTopicPolicyResponse\"-\n" +
+	"\x15GetTopicPolicyRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"\x92\x01\n" +
+	"\x16GetTopicPolicyResponse\x126\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1e.strata.serving.v1.TopicPolicyR\x06policy\x12@\n" +
+	"\teffective\x18\x02 \x01(\v2\".strata.serving.v1.NamespacePolicyR\teffective\"0\n" +
+	"\x18RemoveTopicPolicyRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"\x1b\n" +
+	"\x19RemoveTopicPolicyResponse\"\x8f\x02\n" +
 	"\x12ResetCursorRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12=\n" +
@@ -4214,7 +4632,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\bEARLIEST\x10\x01*K\n" +
 	"\x12BacklogQuotaPolicy\x12\x16\n" +
 	"\x12PRODUCER_EXCEPTION\x10\x00\x12\x1d\n" +
-	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\x90\r\n" +
+	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xce\x0f\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -4230,7 +4648,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\n" +
 	"TopicStats\x12$.strata.serving.v1.TopicStatsRequest\x1a%.strata.serving.v1.TopicStatsResponse\x12q\n" +
 	"\x12SetNamespacePolicy\x12,.strata.serving.v1.SetNamespacePolicyRequest\x1a-.strata.serving.v1.SetNamespacePolicyResponse\x12q\n" +
-	"\x12GetNamespacePolicy\x12,.strata.serving.v1.GetNamespacePolicyRequest\x1a-.strata.serving.v1.GetNamespacePolicyResponse\x12\\\n" +
+	"\x12GetNamespacePolicy\x12,.strata.serving.v1.GetNamespacePolicyRequest\x1a-.strata.serving.v1.GetNamespacePolicyResponse\x12e\n" +
+	"\x0eSetTopicPolicy\x12(.strata.serving.v1.SetTopicPolicyRequest\x1a).strata.serving.v1.SetTopicPolicyResponse\x12e\n" +
+	"\x0eGetTopicPolicy\x12(.strata.serving.v1.GetTopicPolicyRequest\x1a).strata.serving.v1.GetTopicPolicyResponse\x12n\n" +
+	"\x11RemoveTopicPolicy\x12+.strata.serving.v1.RemoveTopicPolicyRequest\x1a,.strata.serving.v1.RemoveTopicPolicyResponse\x12\\\n" +
 	"\vResetCursor\x12%.strata.serving.v1.ResetCursorRequest\x1a&.strata.serving.v1.ResetCursorResponse\x12q\n" +
 	"\x12DeleteSubscription\x12,.strata.serving.v1.DeleteSubscriptionRequest\x1a-.strata.serving.v1.DeleteSubscriptionResponse\x12q\n" +
 	"\x12CreateSubscription\x12,.strata.serving.v1.CreateSubscriptionRequest\x1a-.strata.serving.v1.CreateSubscriptionResponse\x12e\n" +
@@ -4249,7 +4670,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(ProducerAccessMode)(0),            // 0: strata.serving.v1.ProducerAccessMode
 	(Compression)(0),                   // 1: strata.serving.v1.Compression
@@ -4306,16 +4727,23 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*SetNamespacePolicyResponse)(nil), // 52: strata.serving.v1.SetNamespacePolicyResponse
 	(*GetNamespacePolicyRequest)(nil),  // 53: strata.serving.v1.GetNamespacePolicyRequest
 	(*GetNamespacePolicyResponse)(nil), // 54: strata.serving.v1.GetNamespacePolicyResponse
-	(*ResetCursorRequest)(nil),         // 55: strata.serving.v1.ResetCursorRequest
-	(*ResetCursorResponse)(nil),        // 56: strata.serving.v1.ResetCursorResponse
-	(*CreateSubscriptionRequest)(nil),  // 57: strata.serving.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil), // 58: strata.serving.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 59: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 60: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),      // 61: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),     // 62: strata.serving.v1.TriggerOffloadResponse
-	nil,                                // 63: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 64: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	(*TopicPolicy)(nil),                // 55: strata.serving.v1.TopicPolicy
+	(*SetTopicPolicyRequest)(nil),      // 56: strata.serving.v1.SetTopicPolicyRequest
+	(*SetTopicPolicyResponse)(nil),     // 57: strata.serving.v1.SetTopicPolicyResponse
+	(*GetTopicPolicyRequest)(nil),      // 58: strata.serving.v1.GetTopicPolicyRequest
+	(*GetTopicPolicyResponse)(nil),     // 59: strata.serving.v1.GetTopicPolicyResponse
+	(*RemoveTopicPolicyRequest)(nil),   // 60: strata.serving.v1.RemoveTopicPolicyRequest
+	(*RemoveTopicPolicyResponse)(nil),  // 61: strata.serving.v1.RemoveTopicPolicyResponse
+	(*ResetCursorRequest)(nil),         // 62: strata.serving.v1.ResetCursorRequest
+	(*ResetCursorResponse)(nil),        // 63: strata.serving.v1.ResetCursorResponse
+	(*CreateSubscriptionRequest)(nil),  // 64: strata.serving.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil), // 65: strata.serving.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 66: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 67: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),      // 68: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),     // 69: strata.serving.v1.TriggerOffloadResponse
+	nil,                                // 70: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 71: strata.serving.v1.ReceivedMessage.PropertiesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	9,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
@@ -4323,7 +4751,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	0,  // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
 	11, // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
 	1,  // 4: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
-	63, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	70, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
 	13, // 6: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
 	14, // 7: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
 	15, // 8: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
@@ -4349,7 +4777,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	25, // 28: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
 	29, // 29: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
 	5,  // 30: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	64, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	71, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
 	5,  // 32: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
 	39, // 33: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
 	39, // 34: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
@@ -4360,49 +4788,59 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	4,  // 39: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
 	46, // 40: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
 	46, // 41: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
-	5,  // 42: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	3,  // 43: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
-	5,  // 44: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	3,  // 45: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	6,  // 46: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	8,  // 47: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	16, // 48: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	31, // 49: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	35, // 50: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	37, // 51: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	47, // 52: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	49, // 53: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
-	40, // 54: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	33, // 55: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	42, // 56: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	51, // 57: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	53, // 58: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	55, // 59: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	59, // 60: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	57, // 61: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	61, // 62: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	7,  // 63: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	12, // 64: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	24, // 65: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	32, // 66: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	36, // 67: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	38, // 68: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	48, // 69: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	50, // 70: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
-	41, // 71: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	34, // 72: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	43, // 73: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	52, // 74: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	54, // 75: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	56, // 76: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	60, // 77: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	58, // 78: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	62, // 79: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	63, // [63:80] is the sub-list for method output_type
-	46, // [46:63] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	4,  // 42: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	55, // 43: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
+	55, // 44: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
+	46, // 45: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
+	5,  // 46: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
+	3,  // 47: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	5,  // 48: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	3,  // 49: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	6,  // 50: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	8,  // 51: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	16, // 52: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	31, // 53: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	35, // 54: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	37, // 55: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	47, // 56: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	49, // 57: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
+	40, // 58: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	33, // 59: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	42, // 60: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	51, // 61: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	53, // 62: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	56, // 63: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
+	58, // 64: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
+	60, // 65: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
+	62, // 66: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	66, // 67: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	64, // 68: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	68, // 69: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	7,  // 70: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	12, // 71: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	24, // 72: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	32, // 73: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	36, // 74: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	38, // 75: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	48, // 76: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	50, // 77: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	41, // 78: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	34, // 79: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	43, // 80: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	52, // 81: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	54, // 82: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	57, // 83: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
+	59, // 84: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
+	61, // 85: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
+	63, // 86: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	67, // 87: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	65, // 88: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	69, // 89: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	70, // [70:90] is the sub-list for method output_type
+	50, // [50:70] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -4440,7 +4878,8 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ConsumeResponse_Unsubscribed)(nil),
 		(*ConsumeResponse_HasMessagesAfterResult)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[50].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[50].OneofWrappers = []any{}
+	file_serving_servingpb_serving_proto_msgTypes[57].OneofWrappers = []any{
 		(*ResetCursorRequest_MessageId)(nil),
 		(*ResetCursorRequest_TimeUnixNano)(nil),
 		(*ResetCursorRequest_Edge)(nil),
@@ -4451,7 +4890,7 @@ func file_serving_servingpb_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   60,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

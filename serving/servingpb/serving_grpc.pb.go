@@ -41,6 +41,9 @@ const (
 	Broker_TopicStats_FullMethodName         = "/strata.serving.v1.Broker/TopicStats"
 	Broker_SetNamespacePolicy_FullMethodName = "/strata.serving.v1.Broker/SetNamespacePolicy"
 	Broker_GetNamespacePolicy_FullMethodName = "/strata.serving.v1.Broker/GetNamespacePolicy"
+	Broker_SetTopicPolicy_FullMethodName     = "/strata.serving.v1.Broker/SetTopicPolicy"
+	Broker_GetTopicPolicy_FullMethodName     = "/strata.serving.v1.Broker/GetTopicPolicy"
+	Broker_RemoveTopicPolicy_FullMethodName  = "/strata.serving.v1.Broker/RemoveTopicPolicy"
 	Broker_ResetCursor_FullMethodName        = "/strata.serving.v1.Broker/ResetCursor"
 	Broker_DeleteSubscription_FullMethodName = "/strata.serving.v1.Broker/DeleteSubscription"
 	Broker_CreateSubscription_FullMethodName = "/strata.serving.v1.Broker/CreateSubscription"
@@ -78,6 +81,12 @@ type BrokerClient interface {
 	TopicStats(ctx context.Context, in *TopicStatsRequest, opts ...grpc.CallOption) (*TopicStatsResponse, error)
 	SetNamespacePolicy(ctx context.Context, in *SetNamespacePolicyRequest, opts ...grpc.CallOption) (*SetNamespacePolicyResponse, error)
 	GetNamespacePolicy(ctx context.Context, in *GetNamespacePolicyRequest, opts ...grpc.CallOption) (*GetNamespacePolicyResponse, error)
+	// A topic's policy overrides part of its namespace's (a partitioned
+	// topic's, every partition's). Set replaces the whole override; a node
+	// that serves the topic applies it at once, others at their next trim.
+	SetTopicPolicy(ctx context.Context, in *SetTopicPolicyRequest, opts ...grpc.CallOption) (*SetTopicPolicyResponse, error)
+	GetTopicPolicy(ctx context.Context, in *GetTopicPolicyRequest, opts ...grpc.CallOption) (*GetTopicPolicyResponse, error)
+	RemoveTopicPolicy(ctx context.Context, in *RemoveTopicPolicyRequest, opts ...grpc.CallOption) (*RemoveTopicPolicyResponse, error)
 	ResetCursor(ctx context.Context, in *ResetCursorRequest, opts ...grpc.CallOption) (*ResetCursorResponse, error)
 	DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error)
 	// Creates a durable subscription without a consumer (answered by the
@@ -230,6 +239,36 @@ func (c *brokerClient) GetNamespacePolicy(ctx context.Context, in *GetNamespaceP
 	return out, nil
 }
 
+func (c *brokerClient) SetTopicPolicy(ctx context.Context, in *SetTopicPolicyRequest, opts ...grpc.CallOption) (*SetTopicPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetTopicPolicyResponse)
+	err := c.cc.Invoke(ctx, Broker_SetTopicPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) GetTopicPolicy(ctx context.Context, in *GetTopicPolicyRequest, opts ...grpc.CallOption) (*GetTopicPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTopicPolicyResponse)
+	err := c.cc.Invoke(ctx, Broker_GetTopicPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) RemoveTopicPolicy(ctx context.Context, in *RemoveTopicPolicyRequest, opts ...grpc.CallOption) (*RemoveTopicPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveTopicPolicyResponse)
+	err := c.cc.Invoke(ctx, Broker_RemoveTopicPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *brokerClient) ResetCursor(ctx context.Context, in *ResetCursorRequest, opts ...grpc.CallOption) (*ResetCursorResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ResetCursorResponse)
@@ -301,6 +340,12 @@ type BrokerServer interface {
 	TopicStats(context.Context, *TopicStatsRequest) (*TopicStatsResponse, error)
 	SetNamespacePolicy(context.Context, *SetNamespacePolicyRequest) (*SetNamespacePolicyResponse, error)
 	GetNamespacePolicy(context.Context, *GetNamespacePolicyRequest) (*GetNamespacePolicyResponse, error)
+	// A topic's policy overrides part of its namespace's (a partitioned
+	// topic's, every partition's). Set replaces the whole override; a node
+	// that serves the topic applies it at once, others at their next trim.
+	SetTopicPolicy(context.Context, *SetTopicPolicyRequest) (*SetTopicPolicyResponse, error)
+	GetTopicPolicy(context.Context, *GetTopicPolicyRequest) (*GetTopicPolicyResponse, error)
+	RemoveTopicPolicy(context.Context, *RemoveTopicPolicyRequest) (*RemoveTopicPolicyResponse, error)
 	ResetCursor(context.Context, *ResetCursorRequest) (*ResetCursorResponse, error)
 	DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error)
 	// Creates a durable subscription without a consumer (answered by the
@@ -355,6 +400,15 @@ func (UnimplementedBrokerServer) SetNamespacePolicy(context.Context, *SetNamespa
 }
 func (UnimplementedBrokerServer) GetNamespacePolicy(context.Context, *GetNamespacePolicyRequest) (*GetNamespacePolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetNamespacePolicy not implemented")
+}
+func (UnimplementedBrokerServer) SetTopicPolicy(context.Context, *SetTopicPolicyRequest) (*SetTopicPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetTopicPolicy not implemented")
+}
+func (UnimplementedBrokerServer) GetTopicPolicy(context.Context, *GetTopicPolicyRequest) (*GetTopicPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTopicPolicy not implemented")
+}
+func (UnimplementedBrokerServer) RemoveTopicPolicy(context.Context, *RemoveTopicPolicyRequest) (*RemoveTopicPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveTopicPolicy not implemented")
 }
 func (UnimplementedBrokerServer) ResetCursor(context.Context, *ResetCursorRequest) (*ResetCursorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetCursor not implemented")
@@ -601,6 +655,60 @@ func _Broker_GetNamespacePolicy_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_SetTopicPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetTopicPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).SetTopicPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_SetTopicPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).SetTopicPolicy(ctx, req.(*SetTopicPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_GetTopicPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTopicPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).GetTopicPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_GetTopicPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).GetTopicPolicy(ctx, req.(*GetTopicPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_RemoveTopicPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveTopicPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).RemoveTopicPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_RemoveTopicPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).RemoveTopicPolicy(ctx, req.(*RemoveTopicPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Broker_ResetCursor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ResetCursorRequest)
 	if err := dec(in); err != nil {
@@ -723,6 +831,18 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetNamespacePolicy",
 			Handler:    _Broker_GetNamespacePolicy_Handler,
+		},
+		{
+			MethodName: "SetTopicPolicy",
+			Handler:    _Broker_SetTopicPolicy_Handler,
+		},
+		{
+			MethodName: "GetTopicPolicy",
+			Handler:    _Broker_GetTopicPolicy_Handler,
+		},
+		{
+			MethodName: "RemoveTopicPolicy",
+			Handler:    _Broker_RemoveTopicPolicy_Handler,
 		},
 		{
 			MethodName: "ResetCursor",

@@ -41,18 +41,19 @@ func (s *Session) Expire() {
 
 // Meta is an in-memory serving.Meta. Every record is versioned like etcd.
 type Meta struct {
-	mu       sync.Mutex
-	rev      int64
-	nextSess int64
-	nextLed  ids.LedgerID
-	sessions map[int64]*Session
-	nodes    map[string]nodeRec
-	topics   map[string]metadata.Topic
-	owners   map[string]ownerRec
-	mls      map[string]metadata.ManagedLedger
-	cursors  map[string]metadata.Cursor
-	policies map[string]metadata.NamespacePolicy
-	ledgers  map[ids.LedgerID]metadata.Ledger
+	mu            sync.Mutex
+	rev           int64
+	nextSess      int64
+	nextLed       ids.LedgerID
+	sessions      map[int64]*Session
+	nodes         map[string]nodeRec
+	topics        map[string]metadata.Topic
+	owners        map[string]ownerRec
+	mls           map[string]metadata.ManagedLedger
+	cursors       map[string]metadata.Cursor
+	policies      map[string]metadata.NamespacePolicy
+	topicPolicies map[string]metadata.TopicPolicy
+	ledgers       map[ids.LedgerID]metadata.Ledger
 }
 
 type nodeRec struct {
@@ -69,7 +70,7 @@ type ownerRec struct {
 func NewMeta() *Meta {
 	return &Meta{nextLed: 1, sessions: map[int64]*Session{}, nodes: map[string]nodeRec{}, topics: map[string]metadata.Topic{},
 		owners: map[string]ownerRec{}, mls: map[string]metadata.ManagedLedger{}, cursors: map[string]metadata.Cursor{},
-		policies: map[string]metadata.NamespacePolicy{}, ledgers: map[ids.LedgerID]metadata.Ledger{}}
+		policies: map[string]metadata.NamespacePolicy{}, topicPolicies: map[string]metadata.TopicPolicy{}, ledgers: map[ids.LedgerID]metadata.Ledger{}}
 }
 
 var _ serving.Meta = (*Meta)(nil)
@@ -370,6 +371,41 @@ func (m *Meta) GetNamespacePolicy(ctx context.Context, ns string) (metadata.Name
 		return p, metadata.ErrNotFound
 	}
 	return p, nil
+}
+
+// GetTopicPolicy answers topic's policy, metadata.ErrNotFound when none.
+func (m *Meta) GetTopicPolicy(ctx context.Context, topic string) (metadata.TopicPolicy, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.topicPolicies[topic]
+	if !ok {
+		return p, metadata.ErrNotFound
+	}
+	return p, nil
+}
+
+// SetTopicPolicy stores topic's policy (an empty one deletes it).
+func (m *Meta) SetTopicPolicy(ctx context.Context, topic string, p metadata.TopicPolicy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p.Empty() {
+		delete(m.topicPolicies, topic)
+		return nil
+	}
+	p.Version = m.bump()
+	m.topicPolicies[topic] = p
+	return nil
+}
+
+// DeleteTopicPolicy deletes topic's policy.
+func (m *Meta) DeleteTopicPolicy(ctx context.Context, topic string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.topicPolicies, topic)
+	return nil
 }
 
 // DeleteNamespace deletes ns's policy unless it has a topic.
