@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,17 @@ func TestChunkedMessageOverTheLimitIsConsumedWholeOnARealStandalone(t *testing.T
 	}
 	if !bytes.Equal(joined, big) {
 		t.Fatalf("the shared consumer's %d chunks do not make the message", chunks)
+	}
+
+	// From the command line: a 100 KiB line, refused without --chunking.
+	line := strings.Repeat("0123456789", 10<<10)
+	if _, _, err := run(t, line+"\n", "produce", "--topic", "public/chunked/lines", "--url", s.url()); !errors.Is(err, client.ErrMessageTooLarge) {
+		t.Fatalf("a 100 KiB line without --chunking: %v, want ErrMessageTooLarge", err)
+	}
+	cli(line+"\n", "produce", "--topic", "public/chunked/lines", "--chunking")
+	out := payloads(cli("", "consume", "--topic", "public/chunked/lines", "--subscription", "s", "--position", "earliest",
+		"--count", "1", "--timeout", "20s"))
+	if len(out) != 1 || out[0] != line {
+		t.Fatalf("consumed %d messages, the first %d bytes; want the line whole", len(out), len(out[0]))
 	}
 }

@@ -61,6 +61,7 @@ type produceOpts struct {
 	timeout    time.Duration
 	delay      time.Duration
 	compress   string
+	chunking   bool
 }
 
 func newProduceCmd() *cobra.Command {
@@ -85,6 +86,7 @@ message was acknowledged; otherwise prints the number of failures and exits 1.`,
 	f.DurationVar(&o.delay, "deliver-after", 0, "delay the messages: shared and key_shared subscriptions deliver them this long after the send")
 	f.DurationVar(&o.timeout, "timeout", 0, "give up on unacknowledged messages after this long (0: wait)")
 	f.StringVar(&o.compress, "compression", "none", "compress each batch: none, lz4, zlib, zstd or snappy")
+	f.BoolVar(&o.chunking, "chunking", false, "send a message over the topic's size limit as chunks (consumers of exclusive and failover subscriptions get it whole)")
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
 }
@@ -155,7 +157,11 @@ func runProduce(cmd *cobra.Command, o produceOpts) error {
 	defer c.Close()
 	ctx, cancel := withTimeout(cmd.Context(), o.timeout)
 	defer cancel()
-	p, err := c.NewProducer(ctx, o.topic, client.ProducerLinger(o.linger), client.ProducerCompression(codec))
+	popts := []client.ProducerOption{client.ProducerLinger(o.linger), client.ProducerCompression(codec)}
+	if o.chunking {
+		popts = append(popts, client.ProducerChunking(0))
+	}
+	p, err := c.NewProducer(ctx, o.topic, popts...)
 	if err != nil {
 		return err
 	}
