@@ -263,6 +263,7 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 				return nil, err
 			}
 			if ok {
+				c.beforeConsume(m)
 				return m, nil
 			}
 			continue
@@ -431,13 +432,15 @@ func (c *Consumer) part(id MessageID) (*partitionConsumer, error) {
 func (c *Consumer) Ack(msg *Message) error { return c.AckID(msg.ID) }
 
 // AckID acknowledges the message with id (id.Partition picks the partition).
-func (c *Consumer) AckID(id MessageID) error { return c.ack(id, false) }
+func (c *Consumer) AckID(id MessageID) error { return c.onAck(id, c.ack(id, false)) }
 
 // AckCumulative acknowledges msg and every message before it in its
 // partition. Not allowed on Shared and KeyShared subscriptions.
-func (c *Consumer) AckCumulative(msg *Message) error {
+func (c *Consumer) AckCumulative(msg *Message) error { return c.onAck(msg.ID, c.ackCumulative(msg)) }
+
+func (c *Consumer) ackCumulative(msg *Message) error {
 	if msg.ID.retry && c.retry != nil {
-		return c.retry.AckCumulative(msg)
+		return c.retry.ackCumulative(msg)
 	}
 	if c.subType == Shared || c.subType == KeyShared {
 		return invalidArg("cumulative ack on a %v subscription", c.subType)
@@ -471,11 +474,13 @@ func (c *Consumer) ack(id MessageID, cumulative bool) error {
 // Nack asks for msg to be redelivered (after ConsumerNackRedeliveryDelay).
 // The server gives back the whole batch msg came in, without what was
 // acknowledged of it.
-func (c *Consumer) Nack(msg *Message) error { return c.nack(msg.ID, msg.RedeliveryCount) }
+func (c *Consumer) Nack(msg *Message) error {
+	return c.onNack(msg.ID, c.nack(msg.ID, msg.RedeliveryCount))
+}
 
 // NackID asks for the message with id to be redelivered (after the nack
 // delay of a first delivery).
-func (c *Consumer) NackID(id MessageID) error { return c.nack(id, 0) }
+func (c *Consumer) NackID(id MessageID) error { return c.onNack(id, c.nack(id, 0)) }
 
 // Seek moves the subscription of id's partition to id's entry (the server
 // positions by entry, so earlier messages of the same batch come again) and

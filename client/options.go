@@ -103,6 +103,7 @@ type producerConfig struct {
 	compression        Compression
 	chunking           bool
 	chunkBytes         int
+	intercept          []ProducerInterceptor
 }
 
 func defaultProducerConfig() producerConfig {
@@ -380,6 +381,7 @@ type consumerConfig struct {
 	ackTimeout  time.Duration
 	deadLetter  *DeadLetterPolicy
 	retry       *RetryLetterPolicy
+	intercept   []ConsumerInterceptor
 }
 
 func defaultConsumerConfig() consumerConfig {

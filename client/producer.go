@@ -182,6 +182,7 @@ func (p *Producer) SendAsync(ctx context.Context, msg *ProducerMessage, cb func(
 		}
 		return
 	}
+	cb = p.interceptSend(msg, cb)
 	pp, err := p.route(msg)
 	switch {
 	case err != nil:
