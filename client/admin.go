@@ -540,20 +540,5 @@ func (a *Admin) PartitionNames(ctx context.Context, topicName string) ([]string,
 }
 
 func (a *Admin) partitionNames(ctx context.Context, topicName string) ([]string, error) {
-	name, err := topic.Parse(topicName)
-	if err != nil {
-		return nil, err
-	}
-	n, err := a.c.partitions(ctx, name.String())
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		return []string{name.String()}, nil
-	}
-	out := make([]string, n)
-	for i := range n {
-		out[i] = name.Partition(i).String()
-	}
-	return out, nil
+	return a.c.partitionNames(ctx, topicName)
 }

@@ -467,9 +467,14 @@ func (pc *partitionConsumer) push(wire []*servingpb.ReceivedMessage) error {
 }
 
 func (pc *partitionConsumer) message(w *servingpb.ReceivedMessage) *Message {
+	return messageFromProto(w, pc.topic, pc.partition)
+}
+
+// messageFromProto is the message w of topic (partition's).
+func messageFromProto(w *servingpb.ReceivedMessage, topic string, partition int32) *Message {
 	m := &Message{
-		ID:              idFromProto(w.GetId(), pc.partition),
-		Topic:           pc.topic,
+		ID:              idFromProto(w.GetId(), partition),
+		Topic:           topic,
 		Key:             w.GetKey(),
 		Properties:      w.GetProperties(),
 		Payload:         w.GetPayload(),

@@ -553,6 +553,7 @@ type readerConfig struct {
 	startTime time.Time
 	name      string
 	queueSize int
+	compacted bool
 }
 
 func defaultReaderConfig() readerConfig {
@@ -566,8 +567,20 @@ func (c *readerConfig) validate() error {
 	if c.startID != nil && !c.startTime.IsZero() {
 		return invalidArg("reader: set a start message id or a start time, not both")
 	}
+	if c.compacted && (c.startID != nil || !c.startTime.IsZero() || c.position != Earliest) {
+		return invalidArg("reader: a compacted read starts at the earliest message")
+	}
 	return nil
 }
+
+// ReaderReadCompacted makes the reader, which must start at the earliest
+// message, read the topic's compaction first (Admin.CompactTopic: the
+// latest message of each key up to the compaction's horizon, with the ids
+// they were published with) and then the topic after the horizon, as
+// Pulsar's readCompacted: the latest value of every key, even of keys
+// whose ledgers retention has deleted. The compacted messages are read
+// into memory when the reader opens. A Seek drops those not read yet.
+func ReaderReadCompacted() ReaderOption { return func(c *readerConfig) { c.compacted = true } }
 
 // ReaderStartEarliest starts the reader at the oldest retained message (the
 // default).

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"iter"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -15,6 +16,9 @@ import (
 // last message handed out.
 type Reader struct {
 	cons *Consumer
+
+	mu        sync.Mutex
+	compacted []*Message // ReaderReadCompacted: those not handed out yet
 }
 
 // NewReader opens a reader on topic, starting (by default) at the earliest
@@ -35,8 +39,20 @@ func (c *Client) NewReader(ctx context.Context, topicName string, opts ...Reader
 		ConsumerName:    cfg.name,
 		NonDurable:      true,
 	}
+	var (
+		compacted []*Message
+		conts     map[int32]*servingpb.MessageId
+	)
+	if cfg.compacted {
+		var err error
+		if compacted, conts, err = c.readAllCompacted(ctx, topicName); err != nil {
+			return nil, err
+		}
+	}
 	startFor := func(partition int32, s *servingpb.Subscribe) {
 		switch {
+		case conts[partition] != nil:
+			s.StartMessageId = conts[partition]
 		case cfg.startID != nil && cfg.startID.Partition == partition:
 			s.StartMessageId = cfg.startID.proto()
 		case cfg.startID != nil:
@@ -50,7 +66,44 @@ func (c *Client) NewReader(ctx context.Context, topicName string, opts ...Reader
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{cons: cons}, nil
+	return &Reader{cons: cons, compacted: compacted}, nil
+}
+
+// readAllCompacted reads the compacted messages of every partition of
+// topicName, and where each partition goes on from (none: its earliest).
+func (c *Client) readAllCompacted(ctx context.Context, topicName string) ([]*Message, map[int32]*servingpb.MessageId, error) {
+	parts, err := c.partitionNames(ctx, topicName)
+	if err != nil {
+		return nil, nil, err
+	}
+	var all []*Message
+	conts := map[int32]*servingpb.MessageId{}
+	for i, p := range parts {
+		msgs, cont, err := c.readCompacted(ctx, p, int32(i))
+		if err != nil {
+			return nil, nil, err
+		}
+		all, conts[int32(i)] = append(all, msgs...), cont
+	}
+	return all, conts, nil
+}
+
+// nextCompacted hands out the next compacted message not read yet, if any.
+func (r *Reader) nextCompacted() *Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.compacted) == 0 {
+		return nil
+	}
+	m := r.compacted[0]
+	r.compacted[0], r.compacted = nil, r.compacted[1:]
+	return m
+}
+
+func (r *Reader) dropCompacted() {
+	r.mu.Lock()
+	r.compacted = nil
+	r.mu.Unlock()
 }
 
 // Topic returns the reader's topic (canonical name).
@@ -60,6 +113,9 @@ func (r *Reader) Topic() string { return r.cons.topic }
 // acknowledged on the reader's non-durable subscription (which frees the
 // server's per-consumer unacknowledged budget; nothing is stored).
 func (r *Reader) Next(ctx context.Context) (*Message, error) {
+	if m := r.nextCompacted(); m != nil {
+		return m, nil
+	}
 	m, err := r.cons.Receive(ctx)
 	if err == nil {
 		_ = r.cons.AckID(m.ID) // lost on a reconnect: the resubscribe starts after m anyway
@@ -84,6 +140,12 @@ func (r *Reader) Next(ctx context.Context) (*Message, error) {
 //
 // Messages published meanwhile may make a later HasNext true again.
 func (r *Reader) HasNext(ctx context.Context) (bool, error) {
+	r.mu.Lock()
+	buffered := len(r.compacted) > 0
+	r.mu.Unlock()
+	if buffered {
+		return true, nil
+	}
 	c := r.cons
 	ctx, done := c.c.opContext(ctx)
 	defer done()
@@ -118,16 +180,28 @@ func (r *Reader) Messages(ctx context.Context) iter.Seq2[*Message, error] {
 }
 
 // Seek moves the reader to id (inclusive); see Consumer.Seek.
-func (r *Reader) Seek(ctx context.Context, id MessageID) error { return r.cons.Seek(ctx, id) }
+func (r *Reader) Seek(ctx context.Context, id MessageID) error {
+	r.dropCompacted()
+	return r.cons.Seek(ctx, id)
+}
 
 // SeekTime moves the reader to the first message at or after t.
-func (r *Reader) SeekTime(ctx context.Context, t time.Time) error { return r.cons.SeekTime(ctx, t) }
+func (r *Reader) SeekTime(ctx context.Context, t time.Time) error {
+	r.dropCompacted()
+	return r.cons.SeekTime(ctx, t)
+}
 
 // SeekEarliest moves the reader to the oldest message retained.
-func (r *Reader) SeekEarliest(ctx context.Context) error { return r.cons.SeekEarliest(ctx) }
+func (r *Reader) SeekEarliest(ctx context.Context) error {
+	r.dropCompacted()
+	return r.cons.SeekEarliest(ctx)
+}
 
 // SeekLatest moves the reader after the last message written.
-func (r *Reader) SeekLatest(ctx context.Context) error { return r.cons.SeekLatest(ctx) }
+func (r *Reader) SeekLatest(ctx context.Context) error {
+	r.dropCompacted()
+	return r.cons.SeekLatest(ctx)
+}
 
 // Close stops the reader and blocks until its goroutines exit.
 func (r *Reader) Close() error { return r.cons.Close() }

@@ -12,8 +12,9 @@ import (
 // as messages arrive, as Pulsar's TableView (and a Kafka Streams table):
 // for settings, prices or states that many processes read. A message with
 // an empty payload removes its key (a tombstone); messages without a key
-// are skipped. It reads the topic from its earliest retained message with
-// a reader, so its size follows the topic's retention.
+// are skipped. It reads the topic's compaction (Admin.CompactTopic) and
+// then the topic from after it, or from its earliest retained message when
+// it was never compacted.
 type TableView struct {
 	r      *Reader
 	cancel context.CancelFunc
@@ -33,7 +34,7 @@ type TableView struct {
 // message published before the call (ctx bounds that), then follows the
 // topic until Close.
 func (c *Client) NewTableView(ctx context.Context, topicName string) (*TableView, error) {
-	r, err := c.NewReader(ctx, topicName, ReaderStartEarliest())
+	r, err := c.NewReader(ctx, topicName, ReaderStartEarliest(), ReaderReadCompacted())
 	if err != nil {
 		return nil, err
 	}

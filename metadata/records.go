@@ -49,7 +49,24 @@ type ManagedLedger struct {
 	// producer name, as of the last ledger roll (the entries of the open
 	// ledger carry the rest and are re-read on takeover).
 	Producers map[string]int64 `json:"producers,omitempty"`
-	Version   int64            `json:"-"`
+	// Compaction is the topic's last compaction, if any.
+	Compaction *Compaction `json:"compaction,omitempty"`
+	Version    int64       `json:"-"`
+}
+
+// Compaction is a compacted copy of a topic up to Horizon: the latest
+// message of each key, in a ledger of its own (one message per entry, each
+// carrying the id it was published with), kept until the next compaction
+// replaces it. The ledger is not in Ledgers: trims and offloads leave it
+// alone, and it outlives the ledgers it summarises.
+type Compaction struct {
+	Ledger ids.LedgerID `json:"ledger"`
+	// Horizon is the last entry compacted: the compacted ledger stands for
+	// every entry up to it.
+	Horizon ids.Position `json:"horizon"`
+	// Messages is the compacted ledger's entry count.
+	Messages    int64 `json:"messages"`
+	CompletedAt int64 `json:"completed_at"`
 }
 
 // LedgerInfo is a ledger's summary inside its topic's managed ledger; the

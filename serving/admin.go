@@ -131,6 +131,9 @@ func (n *Node) deleteOne(ctx context.Context, name string, force bool) error {
 		_ = n.meta.DeleteCursor(ctx, name, s)
 	}
 	t.tier.mu.Lock() // waits for an offload pass, which the drop cancelled
+	if ml.Compaction != nil {
+		t.deleteLedger(ctx, ml.Compaction.Ledger)
+	}
 	for _, li := range ml.Ledgers {
 		t.deleteLedger(ctx, li.ID)
 	}

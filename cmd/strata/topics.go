@@ -19,7 +19,7 @@ func newTopicsCmd() *cobra.Command {
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
 	cmd.AddCommand(topicsCreateCmd(&url), topicsUpdateCmd(&url), topicsListCmd(&url), topicsDeleteCmd(&url), topicsStatsCmd(&url), topicsOffloadCmd(&url),
-		topicsSetPolicyCmd(&url), topicsGetPolicyCmd(&url), topicsRemovePolicyCmd(&url))
+		topicsSetPolicyCmd(&url), topicsGetPolicyCmd(&url), topicsRemovePolicyCmd(&url), topicsCompactCmd(&url))
 	return cmd
 }
 
@@ -159,6 +159,30 @@ func topicsOffloadCmd(url *string) *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "offloaded %d ledgers of %s\n", n, name)
 			}
 			return nil
+		}),
+	}
+}
+
+func topicsCompactCmd(url *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "compact TOPIC",
+		Short: "Compact a topic now: keep the latest message of each key (tombstones remove keys)",
+		Long: `Compact a topic now (every partition), as Pulsar's compact and Kafka's log
+compaction: the owner keeps the latest message of each key up to the last one
+published, in a ledger that outlives the ledgers retention deletes. A message
+with an empty payload removes its key; keyless messages are left out. Readers
+that ask for it (client.ReaderReadCompacted, table views) read it first.`,
+		Args: cobra.ExactArgs(1),
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
+			cs, err := a.CompactTopic(cmd.Context(), args[0])
+			for _, c := range cs {
+				horizon := "none"
+				if c.Horizon != nil {
+					horizon = c.Horizon.String()
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "partition %d: %d messages kept, up to %s\n", c.Partition, c.Messages, horizon)
+			}
+			return err
 		}),
 	}
 }

@@ -3228,6 +3228,286 @@ func (x *ListNamespacesResponse) GetNamespaces() []string {
 	return nil
 }
 
+type CompactTopicRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompactTopicRequest) Reset() {
+	*x = CompactTopicRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompactTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompactTopicRequest) ProtoMessage() {}
+
+func (x *CompactTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompactTopicRequest.ProtoReflect.Descriptor instead.
+func (*CompactTopicRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CompactTopicRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type CompactTopicResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The last entry compacted; unset when the topic has no message.
+	Horizon *MessageId `protobuf:"bytes,1,opt,name=horizon,proto3" json:"horizon,omitempty"`
+	// Messages kept: one per key.
+	Messages      uint64 `protobuf:"varint,2,opt,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompactTopicResponse) Reset() {
+	*x = CompactTopicResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompactTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompactTopicResponse) ProtoMessage() {}
+
+func (x *CompactTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompactTopicResponse.ProtoReflect.Descriptor instead.
+func (*CompactTopicResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *CompactTopicResponse) GetHorizon() *MessageId {
+	if x != nil {
+		return x.Horizon
+	}
+	return nil
+}
+
+func (x *CompactTopicResponse) GetMessages() uint64 {
+	if x != nil {
+		return x.Messages
+	}
+	return 0
+}
+
+type ReadCompactedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadCompactedRequest) Reset() {
+	*x = ReadCompactedRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadCompactedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadCompactedRequest) ProtoMessage() {}
+
+func (x *ReadCompactedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadCompactedRequest.ProtoReflect.Descriptor instead.
+func (*ReadCompactedRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ReadCompactedRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type ReadCompactedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*ReadCompactedResponse_Messages
+	//	*ReadCompactedResponse_End
+	Kind          isReadCompactedResponse_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadCompactedResponse) Reset() {
+	*x = ReadCompactedResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadCompactedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadCompactedResponse) ProtoMessage() {}
+
+func (x *ReadCompactedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadCompactedResponse.ProtoReflect.Descriptor instead.
+func (*ReadCompactedResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ReadCompactedResponse) GetKind() isReadCompactedResponse_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *ReadCompactedResponse) GetMessages() *Messages {
+	if x != nil {
+		if x, ok := x.Kind.(*ReadCompactedResponse_Messages); ok {
+			return x.Messages
+		}
+	}
+	return nil
+}
+
+func (x *ReadCompactedResponse) GetEnd() *CompactedEnd {
+	if x != nil {
+		if x, ok := x.Kind.(*ReadCompactedResponse_End); ok {
+			return x.End
+		}
+	}
+	return nil
+}
+
+type isReadCompactedResponse_Kind interface {
+	isReadCompactedResponse_Kind()
+}
+
+type ReadCompactedResponse_Messages struct {
+	Messages *Messages `protobuf:"bytes,1,opt,name=messages,proto3,oneof"`
+}
+
+type ReadCompactedResponse_End struct {
+	End *CompactedEnd `protobuf:"bytes,2,opt,name=end,proto3,oneof"`
+}
+
+func (*ReadCompactedResponse_Messages) isReadCompactedResponse_Kind() {}
+
+func (*ReadCompactedResponse_End) isReadCompactedResponse_Kind() {}
+
+// CompactedEnd ends a ReadCompacted stream.
+type CompactedEnd struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the topic was never compacted (no message came before).
+	Compacted bool `protobuf:"varint,1,opt,name=compacted,proto3" json:"compacted,omitempty"`
+	// Where the rest of the topic starts (a reader's start id); unset: at
+	// the earliest message retained.
+	ContinueFrom  *MessageId `protobuf:"bytes,2,opt,name=continue_from,json=continueFrom,proto3" json:"continue_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompactedEnd) Reset() {
+	*x = CompactedEnd{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompactedEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompactedEnd) ProtoMessage() {}
+
+func (x *CompactedEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompactedEnd.ProtoReflect.Descriptor instead.
+func (*CompactedEnd) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *CompactedEnd) GetCompacted() bool {
+	if x != nil {
+		return x.Compacted
+	}
+	return false
+}
+
+func (x *CompactedEnd) GetContinueFrom() *MessageId {
+	if x != nil {
+		return x.ContinueFrom
+	}
+	return nil
+}
+
 type DeleteNamespaceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -3237,7 +3517,7 @@ type DeleteNamespaceRequest struct {
 
 func (x *DeleteNamespaceRequest) Reset() {
 	*x = DeleteNamespaceRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +3529,7 @@ func (x *DeleteNamespaceRequest) String() string {
 func (*DeleteNamespaceRequest) ProtoMessage() {}
 
 func (x *DeleteNamespaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +3542,7 @@ func (x *DeleteNamespaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNamespaceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNamespaceRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeleteNamespaceRequest) GetNamespace() string {
@@ -3280,7 +3560,7 @@ type DeleteNamespaceResponse struct {
 
 func (x *DeleteNamespaceResponse) Reset() {
 	*x = DeleteNamespaceResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3292,7 +3572,7 @@ func (x *DeleteNamespaceResponse) String() string {
 func (*DeleteNamespaceResponse) ProtoMessage() {}
 
 func (x *DeleteNamespaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3305,7 +3585,7 @@ func (x *DeleteNamespaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNamespaceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteNamespaceResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
 }
 
 type SetNamespacePolicyRequest struct {
@@ -3318,7 +3598,7 @@ type SetNamespacePolicyRequest struct {
 
 func (x *SetNamespacePolicyRequest) Reset() {
 	*x = SetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3330,7 +3610,7 @@ func (x *SetNamespacePolicyRequest) String() string {
 func (*SetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3343,7 +3623,7 @@ func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetNamespacePolicyRequest) GetNamespace() string {
@@ -3368,7 +3648,7 @@ type SetNamespacePolicyResponse struct {
 
 func (x *SetNamespacePolicyResponse) Reset() {
 	*x = SetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3380,7 +3660,7 @@ func (x *SetNamespacePolicyResponse) String() string {
 func (*SetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3393,7 +3673,7 @@ func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
 }
 
 type GetNamespacePolicyRequest struct {
@@ -3405,7 +3685,7 @@ type GetNamespacePolicyRequest struct {
 
 func (x *GetNamespacePolicyRequest) Reset() {
 	*x = GetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3417,7 +3697,7 @@ func (x *GetNamespacePolicyRequest) String() string {
 func (*GetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3430,7 +3710,7 @@ func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetNamespacePolicyRequest) GetNamespace() string {
@@ -3449,7 +3729,7 @@ type GetNamespacePolicyResponse struct {
 
 func (x *GetNamespacePolicyResponse) Reset() {
 	*x = GetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3461,7 +3741,7 @@ func (x *GetNamespacePolicyResponse) String() string {
 func (*GetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3474,7 +3754,7 @@ func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetNamespacePolicyResponse) GetPolicy() *NamespacePolicy {
@@ -3504,7 +3784,7 @@ type TopicPolicy struct {
 
 func (x *TopicPolicy) Reset() {
 	*x = TopicPolicy{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +3796,7 @@ func (x *TopicPolicy) String() string {
 func (*TopicPolicy) ProtoMessage() {}
 
 func (x *TopicPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3529,7 +3809,7 @@ func (x *TopicPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPolicy.ProtoReflect.Descriptor instead.
 func (*TopicPolicy) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *TopicPolicy) GetRetentionMs() int64 {
@@ -3612,7 +3892,7 @@ type SetTopicPolicyRequest struct {
 
 func (x *SetTopicPolicyRequest) Reset() {
 	*x = SetTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3624,7 +3904,7 @@ func (x *SetTopicPolicyRequest) String() string {
 func (*SetTopicPolicyRequest) ProtoMessage() {}
 
 func (x *SetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3637,7 +3917,7 @@ func (x *SetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SetTopicPolicyRequest) GetTopic() string {
@@ -3662,7 +3942,7 @@ type SetTopicPolicyResponse struct {
 
 func (x *SetTopicPolicyResponse) Reset() {
 	*x = SetTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3674,7 +3954,7 @@ func (x *SetTopicPolicyResponse) String() string {
 func (*SetTopicPolicyResponse) ProtoMessage() {}
 
 func (x *SetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3687,7 +3967,7 @@ func (x *SetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{57}
 }
 
 type GetTopicPolicyRequest struct {
@@ -3699,7 +3979,7 @@ type GetTopicPolicyRequest struct {
 
 func (x *GetTopicPolicyRequest) Reset() {
 	*x = GetTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3711,7 +3991,7 @@ func (x *GetTopicPolicyRequest) String() string {
 func (*GetTopicPolicyRequest) ProtoMessage() {}
 
 func (x *GetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3724,7 +4004,7 @@ func (x *GetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetTopicPolicyRequest) GetTopic() string {
@@ -3746,7 +4026,7 @@ type GetTopicPolicyResponse struct {
 
 func (x *GetTopicPolicyResponse) Reset() {
 	*x = GetTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3758,7 +4038,7 @@ func (x *GetTopicPolicyResponse) String() string {
 func (*GetTopicPolicyResponse) ProtoMessage() {}
 
 func (x *GetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3771,7 +4051,7 @@ func (x *GetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetTopicPolicyResponse) GetPolicy() *TopicPolicy {
@@ -3797,7 +4077,7 @@ type RemoveTopicPolicyRequest struct {
 
 func (x *RemoveTopicPolicyRequest) Reset() {
 	*x = RemoveTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3809,7 +4089,7 @@ func (x *RemoveTopicPolicyRequest) String() string {
 func (*RemoveTopicPolicyRequest) ProtoMessage() {}
 
 func (x *RemoveTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3822,7 +4102,7 @@ func (x *RemoveTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*RemoveTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RemoveTopicPolicyRequest) GetTopic() string {
@@ -3840,7 +4120,7 @@ type RemoveTopicPolicyResponse struct {
 
 func (x *RemoveTopicPolicyResponse) Reset() {
 	*x = RemoveTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3852,7 +4132,7 @@ func (x *RemoveTopicPolicyResponse) String() string {
 func (*RemoveTopicPolicyResponse) ProtoMessage() {}
 
 func (x *RemoveTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3865,7 +4145,7 @@ func (x *RemoveTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*RemoveTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{56}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{61}
 }
 
 type ResetCursorRequest struct {
@@ -3886,7 +4166,7 @@ type ResetCursorRequest struct {
 
 func (x *ResetCursorRequest) Reset() {
 	*x = ResetCursorRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3898,7 +4178,7 @@ func (x *ResetCursorRequest) String() string {
 func (*ResetCursorRequest) ProtoMessage() {}
 
 func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3911,7 +4191,7 @@ func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorRequest.ProtoReflect.Descriptor instead.
 func (*ResetCursorRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{57}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ResetCursorRequest) GetTopic() string {
@@ -4004,7 +4284,7 @@ type ResetCursorResponse struct {
 
 func (x *ResetCursorResponse) Reset() {
 	*x = ResetCursorResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4016,7 +4296,7 @@ func (x *ResetCursorResponse) String() string {
 func (*ResetCursorResponse) ProtoMessage() {}
 
 func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4029,7 +4309,7 @@ func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorResponse.ProtoReflect.Descriptor instead.
 func (*ResetCursorResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{58}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ResetCursorResponse) GetPosition() *MessageId {
@@ -4057,7 +4337,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4069,7 +4349,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4082,7 +4362,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{59}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateSubscriptionRequest) GetTopic() string {
@@ -4114,7 +4394,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4126,7 +4406,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4139,7 +4419,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{60}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{65}
 }
 
 type DeleteSubscriptionRequest struct {
@@ -4152,7 +4432,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4164,7 +4444,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4177,7 +4457,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{61}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DeleteSubscriptionRequest) GetTopic() string {
@@ -4202,7 +4482,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4214,7 +4494,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4227,7 +4507,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{62}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{67}
 }
 
 type TriggerOffloadRequest struct {
@@ -4239,7 +4519,7 @@ type TriggerOffloadRequest struct {
 
 func (x *TriggerOffloadRequest) Reset() {
 	*x = TriggerOffloadRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4251,7 +4531,7 @@ func (x *TriggerOffloadRequest) String() string {
 func (*TriggerOffloadRequest) ProtoMessage() {}
 
 func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4264,7 +4544,7 @@ func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadRequest.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{63}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *TriggerOffloadRequest) GetTopic() string {
@@ -4283,7 +4563,7 @@ type TriggerOffloadResponse struct {
 
 func (x *TriggerOffloadResponse) Reset() {
 	*x = TriggerOffloadResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4295,7 +4575,7 @@ func (x *TriggerOffloadResponse) String() string {
 func (*TriggerOffloadResponse) ProtoMessage() {}
 
 func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4308,7 +4588,7 @@ func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadResponse.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{64}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *TriggerOffloadResponse) GetLedgersOffloaded() uint32 {
@@ -4535,7 +4815,21 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x16ListNamespacesResponse\x12\x1e\n" +
 	"\n" +
 	"namespaces\x18\x01 \x03(\tR\n" +
-	"namespaces\"6\n" +
+	"namespaces\"+\n" +
+	"\x13CompactTopicRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"j\n" +
+	"\x14CompactTopicResponse\x126\n" +
+	"\ahorizon\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\ahorizon\x12\x1a\n" +
+	"\bmessages\x18\x02 \x01(\x04R\bmessages\",\n" +
+	"\x14ReadCompactedRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"\x8f\x01\n" +
+	"\x15ReadCompactedResponse\x129\n" +
+	"\bmessages\x18\x01 \x01(\v2\x1b.strata.serving.v1.MessagesH\x00R\bmessages\x123\n" +
+	"\x03end\x18\x02 \x01(\v2\x1f.strata.serving.v1.CompactedEndH\x00R\x03endB\x06\n" +
+	"\x04kind\"o\n" +
+	"\fCompactedEnd\x12\x1c\n" +
+	"\tcompacted\x18\x01 \x01(\bR\tcompacted\x12A\n" +
+	"\rcontinue_from\x18\x02 \x01(\v2\x1c.strata.serving.v1.MessageIdR\fcontinueFrom\"6\n" +
 	"\x16DeleteNamespaceRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"\x19\n" +
 	"\x17DeleteNamespaceResponse\"u\n" +
@@ -4632,7 +4926,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\bEARLIEST\x10\x01*K\n" +
 	"\x12BacklogQuotaPolicy\x12\x16\n" +
 	"\x12PRODUCER_EXCEPTION\x10\x00\x12\x1d\n" +
-	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xce\x0f\n" +
+	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\x95\x11\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -4655,7 +4949,9 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\vResetCursor\x12%.strata.serving.v1.ResetCursorRequest\x1a&.strata.serving.v1.ResetCursorResponse\x12q\n" +
 	"\x12DeleteSubscription\x12,.strata.serving.v1.DeleteSubscriptionRequest\x1a-.strata.serving.v1.DeleteSubscriptionResponse\x12q\n" +
 	"\x12CreateSubscription\x12,.strata.serving.v1.CreateSubscriptionRequest\x1a-.strata.serving.v1.CreateSubscriptionResponse\x12e\n" +
-	"\x0eTriggerOffload\x12(.strata.serving.v1.TriggerOffloadRequest\x1a).strata.serving.v1.TriggerOffloadResponseB/Z-github.com/strata-mq/strata/serving/servingpbb\x06proto3"
+	"\x0eTriggerOffload\x12(.strata.serving.v1.TriggerOffloadRequest\x1a).strata.serving.v1.TriggerOffloadResponse\x12_\n" +
+	"\fCompactTopic\x12&.strata.serving.v1.CompactTopicRequest\x1a'.strata.serving.v1.CompactTopicResponse\x12d\n" +
+	"\rReadCompacted\x12'.strata.serving.v1.ReadCompactedRequest\x1a(.strata.serving.v1.ReadCompactedResponse0\x01B/Z-github.com/strata-mq/strata/serving/servingpbb\x06proto3"
 
 var (
 	file_serving_servingpb_serving_proto_rawDescOnce sync.Once
@@ -4670,7 +4966,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(ProducerAccessMode)(0),            // 0: strata.serving.v1.ProducerAccessMode
 	(Compression)(0),                   // 1: strata.serving.v1.Compression
@@ -4721,29 +5017,34 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*NamespacePolicy)(nil),            // 46: strata.serving.v1.NamespacePolicy
 	(*ListNamespacesRequest)(nil),      // 47: strata.serving.v1.ListNamespacesRequest
 	(*ListNamespacesResponse)(nil),     // 48: strata.serving.v1.ListNamespacesResponse
-	(*DeleteNamespaceRequest)(nil),     // 49: strata.serving.v1.DeleteNamespaceRequest
-	(*DeleteNamespaceResponse)(nil),    // 50: strata.serving.v1.DeleteNamespaceResponse
-	(*SetNamespacePolicyRequest)(nil),  // 51: strata.serving.v1.SetNamespacePolicyRequest
-	(*SetNamespacePolicyResponse)(nil), // 52: strata.serving.v1.SetNamespacePolicyResponse
-	(*GetNamespacePolicyRequest)(nil),  // 53: strata.serving.v1.GetNamespacePolicyRequest
-	(*GetNamespacePolicyResponse)(nil), // 54: strata.serving.v1.GetNamespacePolicyResponse
-	(*TopicPolicy)(nil),                // 55: strata.serving.v1.TopicPolicy
-	(*SetTopicPolicyRequest)(nil),      // 56: strata.serving.v1.SetTopicPolicyRequest
-	(*SetTopicPolicyResponse)(nil),     // 57: strata.serving.v1.SetTopicPolicyResponse
-	(*GetTopicPolicyRequest)(nil),      // 58: strata.serving.v1.GetTopicPolicyRequest
-	(*GetTopicPolicyResponse)(nil),     // 59: strata.serving.v1.GetTopicPolicyResponse
-	(*RemoveTopicPolicyRequest)(nil),   // 60: strata.serving.v1.RemoveTopicPolicyRequest
-	(*RemoveTopicPolicyResponse)(nil),  // 61: strata.serving.v1.RemoveTopicPolicyResponse
-	(*ResetCursorRequest)(nil),         // 62: strata.serving.v1.ResetCursorRequest
-	(*ResetCursorResponse)(nil),        // 63: strata.serving.v1.ResetCursorResponse
-	(*CreateSubscriptionRequest)(nil),  // 64: strata.serving.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil), // 65: strata.serving.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 66: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 67: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),      // 68: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),     // 69: strata.serving.v1.TriggerOffloadResponse
-	nil,                                // 70: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 71: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	(*CompactTopicRequest)(nil),        // 49: strata.serving.v1.CompactTopicRequest
+	(*CompactTopicResponse)(nil),       // 50: strata.serving.v1.CompactTopicResponse
+	(*ReadCompactedRequest)(nil),       // 51: strata.serving.v1.ReadCompactedRequest
+	(*ReadCompactedResponse)(nil),      // 52: strata.serving.v1.ReadCompactedResponse
+	(*CompactedEnd)(nil),               // 53: strata.serving.v1.CompactedEnd
+	(*DeleteNamespaceRequest)(nil),     // 54: strata.serving.v1.DeleteNamespaceRequest
+	(*DeleteNamespaceResponse)(nil),    // 55: strata.serving.v1.DeleteNamespaceResponse
+	(*SetNamespacePolicyRequest)(nil),  // 56: strata.serving.v1.SetNamespacePolicyRequest
+	(*SetNamespacePolicyResponse)(nil), // 57: strata.serving.v1.SetNamespacePolicyResponse
+	(*GetNamespacePolicyRequest)(nil),  // 58: strata.serving.v1.GetNamespacePolicyRequest
+	(*GetNamespacePolicyResponse)(nil), // 59: strata.serving.v1.GetNamespacePolicyResponse
+	(*TopicPolicy)(nil),                // 60: strata.serving.v1.TopicPolicy
+	(*SetTopicPolicyRequest)(nil),      // 61: strata.serving.v1.SetTopicPolicyRequest
+	(*SetTopicPolicyResponse)(nil),     // 62: strata.serving.v1.SetTopicPolicyResponse
+	(*GetTopicPolicyRequest)(nil),      // 63: strata.serving.v1.GetTopicPolicyRequest
+	(*GetTopicPolicyResponse)(nil),     // 64: strata.serving.v1.GetTopicPolicyResponse
+	(*RemoveTopicPolicyRequest)(nil),   // 65: strata.serving.v1.RemoveTopicPolicyRequest
+	(*RemoveTopicPolicyResponse)(nil),  // 66: strata.serving.v1.RemoveTopicPolicyResponse
+	(*ResetCursorRequest)(nil),         // 67: strata.serving.v1.ResetCursorRequest
+	(*ResetCursorResponse)(nil),        // 68: strata.serving.v1.ResetCursorResponse
+	(*CreateSubscriptionRequest)(nil),  // 69: strata.serving.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil), // 70: strata.serving.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 71: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 72: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),      // 73: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),     // 74: strata.serving.v1.TriggerOffloadResponse
+	nil,                                // 75: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 76: strata.serving.v1.ReceivedMessage.PropertiesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	9,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
@@ -4751,7 +5052,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	0,  // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
 	11, // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
 	1,  // 4: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
-	70, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	75, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
 	13, // 6: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
 	14, // 7: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
 	15, // 8: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
@@ -4777,7 +5078,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	25, // 28: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
 	29, // 29: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
 	5,  // 30: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	71, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	76, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
 	5,  // 32: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
 	39, // 33: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
 	39, // 34: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
@@ -4786,61 +5087,69 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	2,  // 37: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
 	5,  // 38: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
 	4,  // 39: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	46, // 40: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
-	46, // 41: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
-	4,  // 42: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	55, // 43: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
-	55, // 44: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
-	46, // 45: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
-	5,  // 46: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	3,  // 47: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
-	5,  // 48: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	3,  // 49: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	6,  // 50: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	8,  // 51: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	16, // 52: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	31, // 53: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	35, // 54: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	37, // 55: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	47, // 56: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	49, // 57: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
-	40, // 58: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	33, // 59: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	42, // 60: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	51, // 61: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	53, // 62: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	56, // 63: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
-	58, // 64: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
-	60, // 65: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
-	62, // 66: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	66, // 67: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	64, // 68: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	68, // 69: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	7,  // 70: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	12, // 71: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	24, // 72: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	32, // 73: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	36, // 74: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	38, // 75: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	48, // 76: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	50, // 77: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
-	41, // 78: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	34, // 79: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	43, // 80: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	52, // 81: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	54, // 82: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	57, // 83: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
-	59, // 84: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
-	61, // 85: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
-	63, // 86: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	67, // 87: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	65, // 88: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	69, // 89: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	70, // [70:90] is the sub-list for method output_type
-	50, // [50:70] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	5,  // 40: strata.serving.v1.CompactTopicResponse.horizon:type_name -> strata.serving.v1.MessageId
+	28, // 41: strata.serving.v1.ReadCompactedResponse.messages:type_name -> strata.serving.v1.Messages
+	53, // 42: strata.serving.v1.ReadCompactedResponse.end:type_name -> strata.serving.v1.CompactedEnd
+	5,  // 43: strata.serving.v1.CompactedEnd.continue_from:type_name -> strata.serving.v1.MessageId
+	46, // 44: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
+	46, // 45: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
+	4,  // 46: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	60, // 47: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
+	60, // 48: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
+	46, // 49: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
+	5,  // 50: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
+	3,  // 51: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	5,  // 52: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	3,  // 53: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	6,  // 54: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	8,  // 55: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	16, // 56: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	31, // 57: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	35, // 58: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	37, // 59: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	47, // 60: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	54, // 61: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
+	40, // 62: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	33, // 63: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	42, // 64: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	56, // 65: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	58, // 66: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	61, // 67: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
+	63, // 68: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
+	65, // 69: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
+	67, // 70: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	71, // 71: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	69, // 72: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	73, // 73: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	49, // 74: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
+	51, // 75: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
+	7,  // 76: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	12, // 77: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	24, // 78: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	32, // 79: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	36, // 80: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	38, // 81: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	48, // 82: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	55, // 83: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	41, // 84: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	34, // 85: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	43, // 86: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	57, // 87: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	59, // 88: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	62, // 89: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
+	64, // 90: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
+	66, // 91: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
+	68, // 92: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	72, // 93: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	70, // 94: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	74, // 95: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	50, // 96: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
+	52, // 97: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
+	76, // [76:98] is the sub-list for method output_type
+	54, // [54:76] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -4878,8 +5187,12 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ConsumeResponse_Unsubscribed)(nil),
 		(*ConsumeResponse_HasMessagesAfterResult)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[50].OneofWrappers = []any{}
-	file_serving_servingpb_serving_proto_msgTypes[57].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[47].OneofWrappers = []any{
+		(*ReadCompactedResponse_Messages)(nil),
+		(*ReadCompactedResponse_End)(nil),
+	}
+	file_serving_servingpb_serving_proto_msgTypes[55].OneofWrappers = []any{}
+	file_serving_servingpb_serving_proto_msgTypes[62].OneofWrappers = []any{
 		(*ResetCursorRequest_MessageId)(nil),
 		(*ResetCursorRequest_TimeUnixNano)(nil),
 		(*ResetCursorRequest_Edge)(nil),
@@ -4890,7 +5203,7 @@ func file_serving_servingpb_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   67,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,6 +48,8 @@ const (
 	Broker_DeleteSubscription_FullMethodName = "/strata.serving.v1.Broker/DeleteSubscription"
 	Broker_CreateSubscription_FullMethodName = "/strata.serving.v1.Broker/CreateSubscription"
 	Broker_TriggerOffload_FullMethodName     = "/strata.serving.v1.Broker/TriggerOffload"
+	Broker_CompactTopic_FullMethodName       = "/strata.serving.v1.Broker/CompactTopic"
+	Broker_ReadCompacted_FullMethodName      = "/strata.serving.v1.Broker/ReadCompacted"
 )
 
 // BrokerClient is the client API for Broker service.
@@ -93,6 +95,13 @@ type BrokerClient interface {
 	// owner), so that the messages published from then on are kept for it.
 	CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*CreateSubscriptionResponse, error)
 	TriggerOffload(ctx context.Context, in *TriggerOffloadRequest, opts ...grpc.CallOption) (*TriggerOffloadResponse, error)
+	// Compacts one topic (a partition, or a topic that is not partitioned)
+	// up to its last entry: the latest message of each key (answered by the
+	// owner).
+	CompactTopic(ctx context.Context, in *CompactTopicRequest, opts ...grpc.CallOption) (*CompactTopicResponse, error)
+	// Streams one topic's compacted messages in order, then where a reader
+	// goes on from (answered by the owner).
+	ReadCompacted(ctx context.Context, in *ReadCompactedRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadCompactedResponse], error)
 }
 
 type brokerClient struct {
@@ -309,6 +318,35 @@ func (c *brokerClient) TriggerOffload(ctx context.Context, in *TriggerOffloadReq
 	return out, nil
 }
 
+func (c *brokerClient) CompactTopic(ctx context.Context, in *CompactTopicRequest, opts ...grpc.CallOption) (*CompactTopicResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompactTopicResponse)
+	err := c.cc.Invoke(ctx, Broker_CompactTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) ReadCompacted(ctx context.Context, in *ReadCompactedRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadCompactedResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Broker_ServiceDesc.Streams[2], Broker_ReadCompacted_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadCompactedRequest, ReadCompactedResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Broker_ReadCompactedClient = grpc.ServerStreamingClient[ReadCompactedResponse]
+
 // BrokerServer is the server API for Broker service.
 // All implementations must embed UnimplementedBrokerServer
 // for forward compatibility.
@@ -352,6 +390,13 @@ type BrokerServer interface {
 	// owner), so that the messages published from then on are kept for it.
 	CreateSubscription(context.Context, *CreateSubscriptionRequest) (*CreateSubscriptionResponse, error)
 	TriggerOffload(context.Context, *TriggerOffloadRequest) (*TriggerOffloadResponse, error)
+	// Compacts one topic (a partition, or a topic that is not partitioned)
+	// up to its last entry: the latest message of each key (answered by the
+	// owner).
+	CompactTopic(context.Context, *CompactTopicRequest) (*CompactTopicResponse, error)
+	// Streams one topic's compacted messages in order, then where a reader
+	// goes on from (answered by the owner).
+	ReadCompacted(*ReadCompactedRequest, grpc.ServerStreamingServer[ReadCompactedResponse]) error
 	mustEmbedUnimplementedBrokerServer()
 }
 
@@ -421,6 +466,12 @@ func (UnimplementedBrokerServer) CreateSubscription(context.Context, *CreateSubs
 }
 func (UnimplementedBrokerServer) TriggerOffload(context.Context, *TriggerOffloadRequest) (*TriggerOffloadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TriggerOffload not implemented")
+}
+func (UnimplementedBrokerServer) CompactTopic(context.Context, *CompactTopicRequest) (*CompactTopicResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompactTopic not implemented")
+}
+func (UnimplementedBrokerServer) ReadCompacted(*ReadCompactedRequest, grpc.ServerStreamingServer[ReadCompactedResponse]) error {
+	return status.Error(codes.Unimplemented, "method ReadCompacted not implemented")
 }
 func (UnimplementedBrokerServer) mustEmbedUnimplementedBrokerServer() {}
 func (UnimplementedBrokerServer) testEmbeddedByValue()                {}
@@ -781,6 +832,35 @@ func _Broker_TriggerOffload_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_CompactTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompactTopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).CompactTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_CompactTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).CompactTopic(ctx, req.(*CompactTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_ReadCompacted_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadCompactedRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BrokerServer).ReadCompacted(m, &grpc.GenericServerStream[ReadCompactedRequest, ReadCompactedResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Broker_ReadCompactedServer = grpc.ServerStreamingServer[ReadCompactedResponse]
+
 // Broker_ServiceDesc is the grpc.ServiceDesc for Broker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -860,6 +940,10 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "TriggerOffload",
 			Handler:    _Broker_TriggerOffload_Handler,
 		},
+		{
+			MethodName: "CompactTopic",
+			Handler:    _Broker_CompactTopic_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -873,6 +957,11 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Broker_Consume_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "ReadCompacted",
+			Handler:       _Broker_ReadCompacted_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "serving/servingpb/serving.proto",

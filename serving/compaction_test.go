@@ -1,0 +1,131 @@
+package serving_test
+
+import (
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/serving"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// readCompacted reads a topic's compacted messages and the stream's end.
+func readCompacted(t *testing.T, n *testNode, topic string) ([]*servingpb.ReceivedMessage, *servingpb.CompactedEnd) {
+	t.Helper()
+	st, err := n.client.ReadCompacted(ctxT(t), &servingpb.ReadCompactedRequest{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []*servingpb.ReceivedMessage
+	for {
+		r, err := st.Recv()
+		if err == io.EOF {
+			t.Fatal("the stream ended without its end")
+		}
+		if err != nil {
+			t.Fatal(errcode.FromError(err))
+		}
+		if end := r.GetEnd(); end != nil {
+			return got, end
+		}
+		got = append(got, r.GetMessages().GetMessages()...)
+	}
+}
+
+// keyed is message seq with key and payload.
+func keyed(seq uint64, key, payload string) *servingpb.Message {
+	return &servingpb.Message{SequenceId: seq, Key: key, Payload: []byte(payload), Properties: map[string]string{"p": "v"}}
+}
+
+func summary(ms []*servingpb.ReceivedMessage) string {
+	var s string
+	for _, m := range ms {
+		s += fmt.Sprintf("%s=%s@%d ", m.GetKey(), m.GetPayload(), m.GetSequenceId())
+	}
+	return s
+}
+
+// TestCompactionKeepsTheLatestMessageOfEachKeyAcrossCompactionsAndTrims:
+// a compaction keeps each key's latest message with the id it was
+// published with (a tombstone removes its key, keyless messages are left
+// out); a second compaction folds the first into what came after it; and
+// once retention has trimmed the ledgers compacted, the compacted messages
+// are still there, and the rest of the topic starts at the earliest entry
+// retained.
+func TestCompactionKeepsTheLatestMessageOfEachKeyAcrossCompactionsAndTrims(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) {
+		cfg.MaxLedgerEntries, cfg.TrimInterval = 2, 20*time.Millisecond
+	})
+	const topic = "public/default/prices"
+	if got, end := readCompacted(t, n, topic); len(got) != 0 || end.GetCompacted() {
+		t.Fatalf("before any compaction: %d messages, end %v", len(got), end)
+	}
+	p := mustProducer(t, n, topic, "p")
+	// A subscription that consumes nothing holds the ledgers until it goes.
+	if _, err := n.client.CreateSubscription(ctxT(t), &servingpb.CreateSubscriptionRequest{Topic: topic, Subscription: "hold",
+		InitialPosition: servingpb.InitialPosition_EARLIEST}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []*servingpb.SendReceipt
+	for i, kv := range [][2]string{{"apple", "1"}, {"pear", "2"}, {"apple", "3"}, {"plum", "4"}, {"", "keyless"}, {"pear", ""}} {
+		ids = append(ids, p.mustSend(keyed(uint64(i+1), kv[0], kv[1])))
+	}
+	r, err := n.client.CompactTopic(ctxT(t), &servingpb.CompactTopicRequest{Topic: topic})
+	if err != nil || r.GetMessages() != 2 || r.GetHorizon().GetEntry() != ids[5].GetEntry() || r.GetHorizon().GetLedger() != ids[5].GetLedger() {
+		t.Fatalf("compact: %v %v", r, err)
+	}
+	got, end := readCompacted(t, n, topic)
+	if s := summary(got); s != "apple=3@3 plum=4@4 " {
+		t.Fatalf("compacted: %s", s)
+	}
+	if got[0].GetId().GetLedger() != ids[2].GetLedger() || got[0].GetId().GetEntry() != ids[2].GetEntry() || got[0].GetProperties()["p"] != "v" ||
+		len(got[0].GetProperties()) != 1 {
+		t.Fatalf("apple's compacted copy: %v, want the id and properties it was published with", got[0])
+	}
+	if !end.GetCompacted() || end.GetContinueFrom() == nil {
+		t.Fatalf("end %v: want the entry after the horizon", end)
+	}
+
+	ml, err := c.meta.GetManagedLedger(ctxT(t), topic)
+	if err != nil || ml.Compaction == nil {
+		t.Fatalf("managed ledger %v %v: want the compaction recorded", ml, err)
+	}
+	firstLedger := ml.Compaction.Ledger
+	p.mustSend(keyed(7, "plum", "5"))
+	p.mustSend(keyed(8, "kiwi", "6"))
+	p.mustSend(keyed(9, "apple", ""))
+	if _, err := n.client.CompactTopic(ctxT(t), &servingpb.CompactTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readCompacted(t, n, topic); summary(got) != "plum=5@7 kiwi=6@8 " {
+		t.Fatalf("second compaction: %s", summary(got))
+	}
+	if _, err := c.meta.GetLedger(ctxT(t), firstLedger); err == nil {
+		t.Fatalf("the first compaction's ledger %d outlived the second", firstLedger)
+	}
+
+	// No subscription and no retention: trims delete every closed ledger.
+	p.mustSend(keyed(10, "fig", "7")) // rolls past the compacted horizon's ledger
+	if _, err := n.client.DeleteSubscription(ctxT(t), &servingpb.DeleteSubscriptionRequest{Topic: topic, Subscription: "hold"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the compacted ledgers trimmed", func() error {
+		ml, err := c.meta.GetManagedLedger(ctxT(t), topic)
+		if err != nil {
+			return err
+		}
+		for _, li := range ml.Ledgers {
+			if uint64(li.ID) == ids[0].GetLedger() || li.ID == ml.Compaction.Horizon.Ledger {
+				return fmt.Errorf("ledger %d still there", li.ID)
+			}
+		}
+		return nil
+	})
+	got, end = readCompacted(t, n, topic)
+	if summary(got) != "plum=5@7 kiwi=6@8 " || end.GetContinueFrom() != nil {
+		t.Fatalf("after the trims: %s, end %v (want to go on from the earliest entry)", summary(got), end)
+	}
+}
