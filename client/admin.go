@@ -272,6 +272,10 @@ type NamespacePolicy struct {
 	// once; whole batches go out, paid for after they are sent.
 	DispatchRateMsgs  int64 `json:"dispatch_rate_msgs"`
 	DispatchRateBytes int64 `json:"dispatch_rate_bytes"`
+	// CompactionThresholdBytes compacts each topic (each partition) once
+	// the bytes of its ledgers after its last compaction reach it (0: only
+	// when asked, Admin.CompactTopic), as Pulsar's compaction threshold.
+	CompactionThresholdBytes int64 `json:"compaction_threshold_bytes"`
 }
 
 // BacklogQuotaPolicy is what a namespace does when a subscription's
@@ -311,6 +315,7 @@ func (p NamespacePolicy) proto() *servingpb.NamespacePolicy {
 		OffloadDeletionLagMs: max(0, p.OffloadDeletionLag.Milliseconds()),
 		BacklogQuotaBytes:    p.BacklogQuotaBytes, BacklogQuotaPolicy: servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION,
 		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes,
+		CompactionThresholdBytes: p.CompactionThresholdBytes,
 	}
 	if p.BacklogQuotaPolicy == ConsumerBacklogEviction {
 		pb.BacklogQuotaPolicy = servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION
@@ -326,6 +331,7 @@ func policyFromProto(p *servingpb.NamespacePolicy) NamespacePolicy {
 		OffloadDeletionLag: msDuration(p.GetOffloadDeletionLagMs()),
 		BacklogQuotaBytes:  p.GetBacklogQuotaBytes(), BacklogQuotaPolicy: ProducerException,
 		DispatchRateMsgs: p.GetDispatchRateMsgs(), DispatchRateBytes: p.GetDispatchRateBytes(),
+		CompactionThresholdBytes: p.GetCompactionThresholdBytes(),
 	}
 	if p.GetBacklogQuotaPolicy() == servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION {
 		pol.BacklogQuotaPolicy = ConsumerBacklogEviction
@@ -349,6 +355,8 @@ func (p NamespacePolicy) validate() error {
 		return invalidArg("backlog quota policy %q: want %s or %s", p.BacklogQuotaPolicy, ProducerException, ConsumerBacklogEviction)
 	case p.DispatchRateMsgs < 0 || p.DispatchRateBytes < 0:
 		return invalidArg("dispatch rates must be 0 (none) or positive")
+	case p.CompactionThresholdBytes < 0:
+		return invalidArg("compaction threshold must be 0 (none) or positive")
 	}
 	return nil
 }

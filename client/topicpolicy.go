@@ -14,16 +14,17 @@ import (
 // partition. A nil field keeps the namespace's value; the fields mean what
 // NamespacePolicy's do. Replication stays the namespace's.
 type TopicPolicy struct {
-	Retention             *time.Duration      `json:"retention,omitempty"`
-	TTL                   *time.Duration      `json:"ttl,omitempty"`
-	MaxMessageBytes       *uint64             `json:"max_message_bytes,omitempty"`
-	OffloadThresholdBytes *int64              `json:"offload_threshold_bytes,omitempty"`
-	OffloadAge            *time.Duration      `json:"offload_age,omitempty"`
-	OffloadDeletionLag    *time.Duration      `json:"offload_deletion_lag,omitempty"`
-	BacklogQuotaBytes     *int64              `json:"backlog_quota_bytes,omitempty"`
-	BacklogQuotaPolicy    *BacklogQuotaPolicy `json:"backlog_quota_policy,omitempty"`
-	DispatchRateMsgs      *int64              `json:"dispatch_rate_msgs,omitempty"`
-	DispatchRateBytes     *int64              `json:"dispatch_rate_bytes,omitempty"`
+	Retention                *time.Duration      `json:"retention,omitempty"`
+	TTL                      *time.Duration      `json:"ttl,omitempty"`
+	MaxMessageBytes          *uint64             `json:"max_message_bytes,omitempty"`
+	OffloadThresholdBytes    *int64              `json:"offload_threshold_bytes,omitempty"`
+	OffloadAge               *time.Duration      `json:"offload_age,omitempty"`
+	OffloadDeletionLag       *time.Duration      `json:"offload_deletion_lag,omitempty"`
+	BacklogQuotaBytes        *int64              `json:"backlog_quota_bytes,omitempty"`
+	BacklogQuotaPolicy       *BacklogQuotaPolicy `json:"backlog_quota_policy,omitempty"`
+	DispatchRateMsgs         *int64              `json:"dispatch_rate_msgs,omitempty"`
+	DispatchRateBytes        *int64              `json:"dispatch_rate_bytes,omitempty"`
+	CompactionThresholdBytes *int64              `json:"compaction_threshold_bytes,omitempty"`
 }
 
 func msPtr(d *time.Duration) *int64 {
@@ -45,7 +46,8 @@ func durationPtr(ms *int64) *time.Duration {
 func (p TopicPolicy) proto() (*servingpb.TopicPolicy, error) {
 	pb := &servingpb.TopicPolicy{RetentionMs: msPtr(p.Retention), TtlMs: msPtr(p.TTL), MaxMessageBytes: p.MaxMessageBytes,
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: msPtr(p.OffloadAge), OffloadDeletionLagMs: msPtr(p.OffloadDeletionLag),
-		BacklogQuotaBytes: p.BacklogQuotaBytes, DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes}
+		BacklogQuotaBytes: p.BacklogQuotaBytes, DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes,
+		CompactionThresholdBytes: p.CompactionThresholdBytes}
 	if q := p.BacklogQuotaPolicy; q != nil {
 		v := servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION
 		switch *q {
@@ -63,7 +65,8 @@ func (p TopicPolicy) proto() (*servingpb.TopicPolicy, error) {
 func topicPolicyFromProto(pb *servingpb.TopicPolicy) TopicPolicy {
 	p := TopicPolicy{Retention: durationPtr(pb.RetentionMs), TTL: durationPtr(pb.TtlMs), MaxMessageBytes: pb.MaxMessageBytes,
 		OffloadThresholdBytes: pb.OffloadThresholdBytes, OffloadAge: durationPtr(pb.OffloadAgeMs), OffloadDeletionLag: durationPtr(pb.OffloadDeletionLagMs),
-		BacklogQuotaBytes: pb.BacklogQuotaBytes, DispatchRateMsgs: pb.DispatchRateMsgs, DispatchRateBytes: pb.DispatchRateBytes}
+		BacklogQuotaBytes: pb.BacklogQuotaBytes, DispatchRateMsgs: pb.DispatchRateMsgs, DispatchRateBytes: pb.DispatchRateBytes,
+		CompactionThresholdBytes: pb.CompactionThresholdBytes}
 	if pb.BacklogQuotaPolicy != nil {
 		q := ProducerException
 		if *pb.BacklogQuotaPolicy == servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION {

@@ -50,6 +50,8 @@ func (p NamespacePolicy) Validate() error {
 		return invalidPolicy("backlog_quota_bytes %d < 0", p.BacklogQuotaBytes)
 	case p.BacklogQuotaPolicy != "" && p.BacklogQuotaPolicy != QuotaProducerException && p.BacklogQuotaPolicy != QuotaConsumerBacklogEviction:
 		return invalidPolicy("backlog_quota_policy %q", p.BacklogQuotaPolicy)
+	case p.CompactionThresholdBytes < 0:
+		return invalidPolicy("compaction_threshold_bytes %d < 0", p.CompactionThresholdBytes)
 	case p.DispatchRateMsgs < 0 || p.DispatchRateBytes < 0:
 		return invalidPolicy("dispatch rates %d msg/s, %d B/s: want 0 (none) or positive", p.DispatchRateMsgs, p.DispatchRateBytes)
 	}

@@ -126,7 +126,11 @@ type NamespacePolicy struct {
 	// second (0: no bound), as Pulsar's subscription dispatch rate.
 	DispatchRateMsgs  int64 `json:"dispatch_rate_msgs,omitempty"`
 	DispatchRateBytes int64 `json:"dispatch_rate_bytes,omitempty"`
-	Version           int64 `json:"-"`
+	// CompactionThresholdBytes compacts a topic (each partition) once the
+	// bytes of its ledgers after the last compaction reach it (0: only
+	// when asked), as Pulsar's compaction threshold.
+	CompactionThresholdBytes int64 `json:"compaction_threshold_bytes,omitempty"`
+	Version                  int64 `json:"-"`
 }
 
 // Backlog quota policies (NamespacePolicy.BacklogQuotaPolicy; "" is the

@@ -14,17 +14,18 @@ import (
 // topic's applies to every partition. A nil field keeps the namespace's
 // value. Replication is the namespace's alone.
 type TopicPolicy struct {
-	RetentionMs           *int64  `json:"retention_ms,omitempty"`
-	TTLMs                 *int64  `json:"ttl_ms,omitempty"`
-	MaxMessageBytes       *uint64 `json:"max_message_bytes,omitempty"`
-	OffloadThresholdBytes *int64  `json:"offload_threshold_bytes,omitempty"`
-	OffloadAgeMs          *int64  `json:"offload_age_ms,omitempty"`
-	OffloadDeletionLagMs  *int64  `json:"offload_deletion_lag_ms,omitempty"`
-	BacklogQuotaBytes     *int64  `json:"backlog_quota_bytes,omitempty"`
-	BacklogQuotaPolicy    *string `json:"backlog_quota_policy,omitempty"`
-	DispatchRateMsgs      *int64  `json:"dispatch_rate_msgs,omitempty"`
-	DispatchRateBytes     *int64  `json:"dispatch_rate_bytes,omitempty"`
-	Version               int64   `json:"-"`
+	RetentionMs              *int64  `json:"retention_ms,omitempty"`
+	TTLMs                    *int64  `json:"ttl_ms,omitempty"`
+	MaxMessageBytes          *uint64 `json:"max_message_bytes,omitempty"`
+	OffloadThresholdBytes    *int64  `json:"offload_threshold_bytes,omitempty"`
+	OffloadAgeMs             *int64  `json:"offload_age_ms,omitempty"`
+	OffloadDeletionLagMs     *int64  `json:"offload_deletion_lag_ms,omitempty"`
+	BacklogQuotaBytes        *int64  `json:"backlog_quota_bytes,omitempty"`
+	BacklogQuotaPolicy       *string `json:"backlog_quota_policy,omitempty"`
+	DispatchRateMsgs         *int64  `json:"dispatch_rate_msgs,omitempty"`
+	DispatchRateBytes        *int64  `json:"dispatch_rate_bytes,omitempty"`
+	CompactionThresholdBytes *int64  `json:"compaction_threshold_bytes,omitempty"`
+	Version                  int64   `json:"-"`
 }
 
 // Apply returns p with tp's fields in place of its own.
@@ -42,6 +43,7 @@ func (tp TopicPolicy) Apply(p NamespacePolicy) NamespacePolicy {
 	set(&p.BacklogQuotaBytes, tp.BacklogQuotaBytes)
 	set(&p.DispatchRateMsgs, tp.DispatchRateMsgs)
 	set(&p.DispatchRateBytes, tp.DispatchRateBytes)
+	set(&p.CompactionThresholdBytes, tp.CompactionThresholdBytes)
 	if tp.MaxMessageBytes != nil {
 		p.MaxMessageBytes = *tp.MaxMessageBytes
 	}

@@ -274,7 +274,8 @@ func (n *Node) SetNamespacePolicy(ctx context.Context, req *servingpb.SetNamespa
 	pol := metadata.NamespacePolicy{Ensemble: int(p.GetEnsemble()), WriteQuorum: int(p.GetWriteQuorum()), AckQuorum: int(p.GetAckQuorum()),
 		RetentionMs: p.GetRetentionMs(), TTLMs: p.GetTtlMs(), MaxMessageBytes: p.GetMaxMessageBytes(),
 		OffloadThresholdBytes: p.GetOffloadThresholdBytes(), OffloadAgeMs: p.GetOffloadAgeMs(), OffloadDeletionLagMs: p.GetOffloadDeletionLagMs(),
-		BacklogQuotaBytes: p.GetBacklogQuotaBytes(), DispatchRateMsgs: p.GetDispatchRateMsgs(), DispatchRateBytes: p.GetDispatchRateBytes()}
+		BacklogQuotaBytes: p.GetBacklogQuotaBytes(), DispatchRateMsgs: p.GetDispatchRateMsgs(), DispatchRateBytes: p.GetDispatchRateBytes(),
+		CompactionThresholdBytes: p.GetCompactionThresholdBytes()}
 	switch p.GetBacklogQuotaPolicy() {
 	case servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION:
 		pol.BacklogQuotaPolicy = metadata.QuotaProducerException
@@ -310,6 +311,8 @@ func checkPolicy(p metadata.NamespacePolicy) error {
 		return errcode.New(errcode.InvalidPolicy, "backlog quota must be 0 (none) or positive")
 	case p.DispatchRateMsgs < 0 || p.DispatchRateBytes < 0:
 		return errcode.New(errcode.InvalidPolicy, "dispatch rates must be 0 (none) or positive")
+	case p.CompactionThresholdBytes < 0:
+		return errcode.New(errcode.InvalidPolicy, "compaction threshold must be 0 (none) or positive")
 	}
 	return nil
 }
@@ -332,7 +335,7 @@ func nsPolicyPB(p metadata.NamespacePolicy) *servingpb.NamespacePolicy {
 		RetentionMs: p.RetentionMs, TtlMs: p.TTLMs, MaxMessageBytes: p.MaxMessageBytes,
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: p.OffloadAgeMs, OffloadDeletionLagMs: p.OffloadDeletionLagMs,
 		BacklogQuotaBytes: p.BacklogQuotaBytes, BacklogQuotaPolicy: quotaPolicyPB(p.BacklogQuotaPolicy),
-		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes}
+		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes, CompactionThresholdBytes: p.CompactionThresholdBytes}
 }
 
 func quotaPolicyPB(s string) servingpb.BacklogQuotaPolicy {

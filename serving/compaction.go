@@ -59,6 +59,53 @@ func (s *compactionState) apply(m *compactedMsg) {
 	s.msgs = append(s.msgs, m)
 }
 
+// maybeCompact starts a compaction on a goroutine of the topic when the
+// bytes of its ledgers after the last compaction (all of them, before the
+// first) reach the policy's threshold and none is running.
+func (t *topic) maybeCompact() {
+	threshold := t.pol().CompactionThresholdBytes
+	if threshold <= 0 || !t.compacting.CompareAndSwap(false, true) {
+		return
+	}
+	t.mu.Lock()
+	since := t.bytesSinceCompactionLocked()
+	t.mu.Unlock()
+	if since < uint64(threshold) {
+		t.compacting.Store(false)
+		return
+	}
+	t.goOwned(func() {
+		defer t.compacting.Store(false)
+		if _, err := t.compact(t.ctx); err != nil && t.ctx.Err() == nil {
+			t.log.Warn("compaction on the threshold failed; the next trim tries again", "err", err)
+		}
+	})
+}
+
+// bytesSinceCompactionLocked sums the bytes of the ledgers after the last
+// compaction's horizon ledger (every ledger when there was none, or when
+// that ledger was trimmed: those left are all after it).
+func (t *topic) bytesSinceCompactionLocked() uint64 {
+	c := t.mu.ml.Compaction
+	kept := false
+	if c != nil {
+		for _, li := range t.mu.ml.Ledgers {
+			kept = kept || li.ID == c.Horizon.Ledger
+		}
+	}
+	var n uint64
+	after := !kept
+	for i, li := range t.mu.ml.Ledgers {
+		if after {
+			n += t.bytesLocked(i)
+		}
+		if kept && li.ID == c.Horizon.Ledger {
+			after = true
+		}
+	}
+	return n
+}
+
 // compactMu serialises the compactions of each topic.
 var compactMu sync.Map // topic name → *sync.Mutex
 

@@ -129,3 +129,37 @@ func TestCompactionKeepsTheLatestMessageOfEachKeyAcrossCompactionsAndTrims(t *te
 		t.Fatalf("after the trims: %s, end %v (want to go on from the earliest entry)", summary(got), end)
 	}
 }
+
+// TestCompactionRunsOnItsOwnPastTheThreshold: with a compaction threshold
+// in the namespace's policy, a topic compacts itself once its ledgers
+// after the last compaction hold that many bytes, and again after more
+// messages.
+func TestCompactionRunsOnItsOwnPastTheThreshold(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) {
+		cfg.MaxLedgerEntries, cfg.TrimInterval = 2, 20*time.Millisecond
+	})
+	if _, err := n.client.SetNamespacePolicy(ctxT(t), &servingpb.SetNamespacePolicyRequest{Namespace: "public/auto",
+		Policy: &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: -1, OffloadAgeMs: -1, CompactionThresholdBytes: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	const topic = "public/auto/levels"
+	p := mustProducer(t, n, topic, "p")
+	for i, kv := range [][2]string{{"a", "1"}, {"b", "2"}, {"a", "3"}} {
+		p.mustSend(keyed(uint64(i+1), kv[0], kv[1]))
+	}
+	compacted := func(want string) {
+		t.Helper()
+		eventually(t, "a compaction with "+want, func() error {
+			got, end := readCompacted(t, n, topic)
+			if !end.GetCompacted() || summary(got) != want {
+				return fmt.Errorf("compacted %q (%v)", summary(got), end.GetCompacted())
+			}
+			return nil
+		})
+	}
+	compacted("b=2@2 a=3@3 ")
+	p.mustSend(keyed(4, "b", "4"))
+	p.mustSend(keyed(5, "c", "5"))
+	compacted("a=3@3 b=4@4 c=5@5 ")
+}

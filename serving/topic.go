@@ -48,6 +48,8 @@ type topic struct {
 		q []completion
 	}
 	compSignal chan struct{}
+	// compacting is set while a compaction started by the threshold runs.
+	compacting atomic.Bool
 
 	// mlMu serialises the writers of the managed ledger (roll, trim), held
 	// across their metadata I/O. LOCKORDER: mlMu before mu.

@@ -136,6 +136,7 @@ func topicPolicyFromPB(p *servingpb.TopicPolicy) (metadata.TopicPolicy, error) {
 	tp.RetentionMs, tp.TTLMs, tp.MaxMessageBytes = p.RetentionMs, p.TtlMs, p.MaxMessageBytes
 	tp.OffloadThresholdBytes, tp.OffloadAgeMs, tp.OffloadDeletionLagMs = p.OffloadThresholdBytes, p.OffloadAgeMs, p.OffloadDeletionLagMs
 	tp.BacklogQuotaBytes, tp.DispatchRateMsgs, tp.DispatchRateBytes = p.BacklogQuotaBytes, p.DispatchRateMsgs, p.DispatchRateBytes
+	tp.CompactionThresholdBytes = p.CompactionThresholdBytes
 	if p.BacklogQuotaPolicy != nil {
 		var s string
 		switch *p.BacklogQuotaPolicy {
@@ -154,7 +155,8 @@ func topicPolicyFromPB(p *servingpb.TopicPolicy) (metadata.TopicPolicy, error) {
 func topicPolicyPB(tp metadata.TopicPolicy) *servingpb.TopicPolicy {
 	p := &servingpb.TopicPolicy{RetentionMs: tp.RetentionMs, TtlMs: tp.TTLMs, MaxMessageBytes: tp.MaxMessageBytes,
 		OffloadThresholdBytes: tp.OffloadThresholdBytes, OffloadAgeMs: tp.OffloadAgeMs, OffloadDeletionLagMs: tp.OffloadDeletionLagMs,
-		BacklogQuotaBytes: tp.BacklogQuotaBytes, DispatchRateMsgs: tp.DispatchRateMsgs, DispatchRateBytes: tp.DispatchRateBytes}
+		BacklogQuotaBytes: tp.BacklogQuotaBytes, DispatchRateMsgs: tp.DispatchRateMsgs, DispatchRateBytes: tp.DispatchRateBytes,
+		CompactionThresholdBytes: tp.CompactionThresholdBytes}
 	if tp.BacklogQuotaPolicy != nil {
 		q := quotaPolicyPB(*tp.BacklogQuotaPolicy)
 		p.BacklogQuotaPolicy = &q

@@ -19,6 +19,7 @@ func (t *topic) trim(ctx context.Context) {
 		t.log.Debug("re-reading the namespace and topic policies; keeping the last ones", "err", err)
 	}
 	t.expire(ctx)
+	t.maybeCompact()
 	if t.pol().RetentionMs < 0 {
 		return
 	}

@@ -29,7 +29,7 @@ type policyFlags struct {
 	offloadThreshold, offloadAge, offloadDeletionLag string
 	retention, ttl, maxMessageSize                   string
 	backlogQuota, backlogQuotaPolicy                 string
-	dispatchRateBytes                                string
+	dispatchRateBytes, compactionThreshold           string
 	dispatchRateMsgs                                 int64
 	ensemble, writeQuorum, ackQuorum                 int
 }
@@ -83,6 +83,7 @@ func (pf *policyFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&pf.backlogQuotaPolicy, "backlog-quota-policy", "", "past the quota: producer_exception (sends fail) or consumer_backlog_eviction (oldest backlog skipped)")
 	f.Int64Var(&pf.dispatchRateMsgs, "dispatch-rate", 0, "most messages per second sent to each subscription of a topic (0 or -1: no bound)")
 	f.StringVar(&pf.dispatchRateBytes, "dispatch-rate-bytes", "", "most bytes per second sent to each subscription of a topic, e.g. 10MiB (0 or -1: no bound)")
+	f.StringVar(&pf.compactionThreshold, "compaction-threshold", "", "compact a topic once its ledgers after the last compaction hold this much, e.g. 100MiB (0 or -1: only when asked)")
 }
 
 // apply sets the fields of p whose flags were given.
@@ -136,6 +137,13 @@ func (pf *policyFlags) apply(cmd *cobra.Command, p *client.NamespacePolicy) erro
 			return fmt.Errorf("--dispatch-rate-bytes: %w", err)
 		}
 		p.DispatchRateBytes = max(0, n)
+	}
+	if set("compaction-threshold") {
+		n, err := parseBytes(pf.compactionThreshold)
+		if err != nil {
+			return fmt.Errorf("--compaction-threshold: %w", err)
+		}
+		p.CompactionThresholdBytes = max(0, n)
 	}
 	if set("ensemble") {
 		p.Ensemble = pf.ensemble
@@ -208,6 +216,7 @@ type policyJSON struct {
 	BacklogQuotaPolicy    string `json:"backlog_quota_policy"`
 	DispatchRateMsgs      int64  `json:"dispatch_rate_msgs"`
 	DispatchRateBytes     int64  `json:"dispatch_rate_bytes"`
+	CompactionThreshold   int64  `json:"compaction_threshold_bytes"`
 }
 
 func policyView(p client.NamespacePolicy) policyJSON {
@@ -218,6 +227,7 @@ func policyView(p client.NamespacePolicy) policyJSON {
 		OffloadDeletionLag: formatDuration(p.OffloadDeletionLag),
 		BacklogQuotaBytes:  p.BacklogQuotaBytes, BacklogQuotaPolicy: string(p.BacklogQuotaPolicy),
 		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes,
+		CompactionThreshold: p.CompactionThresholdBytes,
 	}
 }
 

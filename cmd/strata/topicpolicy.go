@@ -88,6 +88,7 @@ func (pf *policyFlags) override(cmd *cobra.Command, given client.NamespacePolicy
 	i64("backlog-quota", given.BacklogQuotaBytes, &own.BacklogQuotaBytes)
 	i64("dispatch-rate", given.DispatchRateMsgs, &own.DispatchRateMsgs)
 	i64("dispatch-rate-bytes", given.DispatchRateBytes, &own.DispatchRateBytes)
+	i64("compaction-threshold", given.CompactionThresholdBytes, &own.CompactionThresholdBytes)
 	if set("max-message-size") {
 		v := given.MaxMessageBytes
 		own.MaxMessageBytes = &v
@@ -114,7 +115,8 @@ func printTopicPolicy(cmd *cobra.Command, a *client.Admin, topicName string) err
 		}
 	}
 	ints := map[string]*int64{"offload_threshold_bytes": own.OffloadThresholdBytes, "backlog_quota_bytes": own.BacklogQuotaBytes,
-		"dispatch_rate_msgs": own.DispatchRateMsgs, "dispatch_rate_bytes": own.DispatchRateBytes}
+		"dispatch_rate_msgs": own.DispatchRateMsgs, "dispatch_rate_bytes": own.DispatchRateBytes,
+		"compaction_threshold_bytes": own.CompactionThresholdBytes}
 	for k, v := range ints {
 		if v != nil {
 			view[k] = *v

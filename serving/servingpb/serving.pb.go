@@ -3015,8 +3015,11 @@ type NamespacePolicy struct {
 	// topic is sent (0: no bound).
 	DispatchRateMsgs  int64 `protobuf:"varint,12,opt,name=dispatch_rate_msgs,json=dispatchRateMsgs,proto3" json:"dispatch_rate_msgs,omitempty"`
 	DispatchRateBytes int64 `protobuf:"varint,13,opt,name=dispatch_rate_bytes,json=dispatchRateBytes,proto3" json:"dispatch_rate_bytes,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Compact each topic once the bytes of its ledgers after the last
+	// compaction reach this (0: only when asked).
+	CompactionThresholdBytes int64 `protobuf:"varint,14,opt,name=compaction_threshold_bytes,json=compactionThresholdBytes,proto3" json:"compaction_threshold_bytes,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *NamespacePolicy) Reset() {
@@ -3136,6 +3139,13 @@ func (x *NamespacePolicy) GetDispatchRateMsgs() int64 {
 func (x *NamespacePolicy) GetDispatchRateBytes() int64 {
 	if x != nil {
 		return x.DispatchRateBytes
+	}
+	return 0
+}
+
+func (x *NamespacePolicy) GetCompactionThresholdBytes() int64 {
+	if x != nil {
+		return x.CompactionThresholdBytes
 	}
 	return 0
 }
@@ -3767,19 +3777,20 @@ func (x *GetNamespacePolicyResponse) GetPolicy() *NamespacePolicy {
 // TopicPolicy: the fields set replace the namespace's (meanings as in
 // NamespacePolicy).
 type TopicPolicy struct {
-	state                 protoimpl.MessageState `protogen:"open.v1"`
-	RetentionMs           *int64                 `protobuf:"varint,1,opt,name=retention_ms,json=retentionMs,proto3,oneof" json:"retention_ms,omitempty"`
-	TtlMs                 *int64                 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3,oneof" json:"ttl_ms,omitempty"`
-	MaxMessageBytes       *uint64                `protobuf:"varint,3,opt,name=max_message_bytes,json=maxMessageBytes,proto3,oneof" json:"max_message_bytes,omitempty"`
-	OffloadThresholdBytes *int64                 `protobuf:"varint,4,opt,name=offload_threshold_bytes,json=offloadThresholdBytes,proto3,oneof" json:"offload_threshold_bytes,omitempty"`
-	OffloadAgeMs          *int64                 `protobuf:"varint,5,opt,name=offload_age_ms,json=offloadAgeMs,proto3,oneof" json:"offload_age_ms,omitempty"`
-	OffloadDeletionLagMs  *int64                 `protobuf:"varint,6,opt,name=offload_deletion_lag_ms,json=offloadDeletionLagMs,proto3,oneof" json:"offload_deletion_lag_ms,omitempty"`
-	BacklogQuotaBytes     *int64                 `protobuf:"varint,7,opt,name=backlog_quota_bytes,json=backlogQuotaBytes,proto3,oneof" json:"backlog_quota_bytes,omitempty"`
-	BacklogQuotaPolicy    *BacklogQuotaPolicy    `protobuf:"varint,8,opt,name=backlog_quota_policy,json=backlogQuotaPolicy,proto3,enum=strata.serving.v1.BacklogQuotaPolicy,oneof" json:"backlog_quota_policy,omitempty"`
-	DispatchRateMsgs      *int64                 `protobuf:"varint,9,opt,name=dispatch_rate_msgs,json=dispatchRateMsgs,proto3,oneof" json:"dispatch_rate_msgs,omitempty"`
-	DispatchRateBytes     *int64                 `protobuf:"varint,10,opt,name=dispatch_rate_bytes,json=dispatchRateBytes,proto3,oneof" json:"dispatch_rate_bytes,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	state                    protoimpl.MessageState `protogen:"open.v1"`
+	RetentionMs              *int64                 `protobuf:"varint,1,opt,name=retention_ms,json=retentionMs,proto3,oneof" json:"retention_ms,omitempty"`
+	TtlMs                    *int64                 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3,oneof" json:"ttl_ms,omitempty"`
+	MaxMessageBytes          *uint64                `protobuf:"varint,3,opt,name=max_message_bytes,json=maxMessageBytes,proto3,oneof" json:"max_message_bytes,omitempty"`
+	OffloadThresholdBytes    *int64                 `protobuf:"varint,4,opt,name=offload_threshold_bytes,json=offloadThresholdBytes,proto3,oneof" json:"offload_threshold_bytes,omitempty"`
+	OffloadAgeMs             *int64                 `protobuf:"varint,5,opt,name=offload_age_ms,json=offloadAgeMs,proto3,oneof" json:"offload_age_ms,omitempty"`
+	OffloadDeletionLagMs     *int64                 `protobuf:"varint,6,opt,name=offload_deletion_lag_ms,json=offloadDeletionLagMs,proto3,oneof" json:"offload_deletion_lag_ms,omitempty"`
+	BacklogQuotaBytes        *int64                 `protobuf:"varint,7,opt,name=backlog_quota_bytes,json=backlogQuotaBytes,proto3,oneof" json:"backlog_quota_bytes,omitempty"`
+	BacklogQuotaPolicy       *BacklogQuotaPolicy    `protobuf:"varint,8,opt,name=backlog_quota_policy,json=backlogQuotaPolicy,proto3,enum=strata.serving.v1.BacklogQuotaPolicy,oneof" json:"backlog_quota_policy,omitempty"`
+	DispatchRateMsgs         *int64                 `protobuf:"varint,9,opt,name=dispatch_rate_msgs,json=dispatchRateMsgs,proto3,oneof" json:"dispatch_rate_msgs,omitempty"`
+	DispatchRateBytes        *int64                 `protobuf:"varint,10,opt,name=dispatch_rate_bytes,json=dispatchRateBytes,proto3,oneof" json:"dispatch_rate_bytes,omitempty"`
+	CompactionThresholdBytes *int64                 `protobuf:"varint,11,opt,name=compaction_threshold_bytes,json=compactionThresholdBytes,proto3,oneof" json:"compaction_threshold_bytes,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *TopicPolicy) Reset() {
@@ -3878,6 +3889,13 @@ func (x *TopicPolicy) GetDispatchRateMsgs() int64 {
 func (x *TopicPolicy) GetDispatchRateBytes() int64 {
 	if x != nil && x.DispatchRateBytes != nil {
 		return *x.DispatchRateBytes
+	}
+	return 0
+}
+
+func (x *TopicPolicy) GetCompactionThresholdBytes() int64 {
+	if x != nil && x.CompactionThresholdBytes != nil {
+		return *x.CompactionThresholdBytes
 	}
 	return 0
 }
@@ -4793,7 +4811,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\aunacked\x18\x06 \x01(\x04R\aunacked\x12#\n" +
 	"\rbacklog_bytes\x18\a \x01(\x04R\fbacklogBytes\x12'\n" +
 	"\x0factive_consumer\x18\b \x01(\tR\x0eactiveConsumer\x12\x18\n" +
-	"\adelayed\x18\t \x01(\x04R\adelayed\"\xd1\x04\n" +
+	"\adelayed\x18\t \x01(\x04R\adelayed\"\x8f\x05\n" +
 	"\x0fNamespacePolicy\x12\x1a\n" +
 	"\bensemble\x18\x01 \x01(\rR\bensemble\x12!\n" +
 	"\fwrite_quorum\x18\x02 \x01(\rR\vwriteQuorum\x12\x1d\n" +
@@ -4809,7 +4827,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	" \x01(\x03R\x11backlogQuotaBytes\x12W\n" +
 	"\x14backlog_quota_policy\x18\v \x01(\x0e2%.strata.serving.v1.BacklogQuotaPolicyR\x12backlogQuotaPolicy\x12,\n" +
 	"\x12dispatch_rate_msgs\x18\f \x01(\x03R\x10dispatchRateMsgs\x12.\n" +
-	"\x13dispatch_rate_bytes\x18\r \x01(\x03R\x11dispatchRateBytes\"/\n" +
+	"\x13dispatch_rate_bytes\x18\r \x01(\x03R\x11dispatchRateBytes\x12<\n" +
+	"\x1acompaction_threshold_bytes\x18\x0e \x01(\x03R\x18compactionThresholdBytes\"/\n" +
 	"\x15ListNamespacesRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"8\n" +
 	"\x16ListNamespacesResponse\x12\x1e\n" +
@@ -4840,7 +4859,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x19GetNamespacePolicyRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"X\n" +
 	"\x1aGetNamespacePolicyResponse\x12:\n" +
-	"\x06policy\x18\x01 \x01(\v2\".strata.serving.v1.NamespacePolicyR\x06policy\"\xfe\x05\n" +
+	"\x06policy\x18\x01 \x01(\v2\".strata.serving.v1.NamespacePolicyR\x06policy\"\xe0\x06\n" +
 	"\vTopicPolicy\x12&\n" +
 	"\fretention_ms\x18\x01 \x01(\x03H\x00R\vretentionMs\x88\x01\x01\x12\x1a\n" +
 	"\x06ttl_ms\x18\x02 \x01(\x03H\x01R\x05ttlMs\x88\x01\x01\x12/\n" +
@@ -4852,7 +4871,9 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x14backlog_quota_policy\x18\b \x01(\x0e2%.strata.serving.v1.BacklogQuotaPolicyH\aR\x12backlogQuotaPolicy\x88\x01\x01\x121\n" +
 	"\x12dispatch_rate_msgs\x18\t \x01(\x03H\bR\x10dispatchRateMsgs\x88\x01\x01\x123\n" +
 	"\x13dispatch_rate_bytes\x18\n" +
-	" \x01(\x03H\tR\x11dispatchRateBytes\x88\x01\x01B\x0f\n" +
+	" \x01(\x03H\tR\x11dispatchRateBytes\x88\x01\x01\x12A\n" +
+	"\x1acompaction_threshold_bytes\x18\v \x01(\x03H\n" +
+	"R\x18compactionThresholdBytes\x88\x01\x01B\x0f\n" +
 	"\r_retention_msB\t\n" +
 	"\a_ttl_msB\x14\n" +
 	"\x12_max_message_bytesB\x1a\n" +
@@ -4862,7 +4883,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x14_backlog_quota_bytesB\x17\n" +
 	"\x15_backlog_quota_policyB\x15\n" +
 	"\x13_dispatch_rate_msgsB\x16\n" +
-	"\x14_dispatch_rate_bytes\"e\n" +
+	"\x14_dispatch_rate_bytesB\x1d\n" +
+	"\x1b_compaction_threshold_bytes\"e\n" +
 	"\x15SetTopicPolicyRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x126\n" +
 	"\x06policy\x18\x02 \x01(\v2\x1e.strata.serving.v1.TopicPolicyR\x06policy\"\x18\n" +
