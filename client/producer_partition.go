@@ -36,7 +36,7 @@ type pendingMsg struct {
 // stream, or waiting to be resent on the next one.
 type sentBatch struct {
 	msgs   []*pendingMsg
-	req    *servingpb.ProduceRequest
+	req    *servingpb.ProduceRequest // set by the send loop, which alone reads it, right after the cut
 	bytes  int
 	sentAt time.Time // when last sent (guarded by partitionProducer.mu)
 }
@@ -634,6 +634,9 @@ func (p *partitionProducer) sendDue(st produceStream) (time.Time, error) {
 		if b == nil {
 			return deadline, nil
 		}
+		// Encoded (and compressed) outside mu, which Send waits for: only
+		// this loop reads b.req, here and in the resends of the next stream.
+		b.req = batchRequest(b.msgs, p.cfg.compression)
 		p.markSent(b)
 		if err := sendBatch(st, b.req); err != nil {
 			return time.Time{}, err
@@ -709,7 +712,6 @@ func (p *partitionProducer) cut(now time.Time) (*sentBatch, time.Time) {
 	b := &sentBatch{msgs: slices.Clone(p.mu.queued[:n]), bytes: bytes}
 	p.mu.queued = slices.Delete(p.mu.queued, 0, n)
 	p.mu.queuedBytes -= bytes
-	b.req = batchRequest(b.msgs, p.cfg.compression)
 	p.mu.inflight = append(p.mu.inflight, b)
 	return b, time.Time{}
 }
