@@ -3,17 +3,32 @@ package main
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/strata-mq/strata/client"
 )
 
+// stampInterceptor stamps each message it sees sent with a property.
+type stampInterceptor struct{ acked atomic.Int64 }
+
+func (i *stampInterceptor) BeforeSend(m *client.ProducerMessage) {
+	m.Properties = map[string]string{"stamp": "v1"}
+}
+
+func (i *stampInterceptor) OnSendAcknowledgement(_ *client.ProducerMessage, _ client.MessageID, err error) {
+	if err == nil {
+		i.acked.Add(1)
+	}
+}
+
 // TestCompactedReadGetsTheLatestValueOfEachKeyThenWhatFollowsOnARealStandalone:
 // on a real standalone, `strata topics compact` keeps the latest message of
 // each key of every partition; a reader with ReaderReadCompacted gets those,
-// with the ids they were published with, then the messages published after
-// the compaction; a table view opens on the compaction too.
+// with the ids and properties they were published with (a producer
+// interceptor's stamp), then the messages published after the compaction;
+// a table view opens on the compaction too.
 func TestCompactedReadGetsTheLatestValueOfEachKeyThenWhatFollowsOnARealStandalone(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
@@ -21,7 +36,8 @@ func TestCompactedReadGetsTheLatestValueOfEachKeyThenWhatFollowsOnARealStandalon
 	ctx := testContext(t, time.Minute)
 	c := s.client()
 	cli("", "topics", "create", "stock", "--partitions", "2")
-	p, err := c.NewProducer(ctx, "stock")
+	var stamp stampInterceptor
+	p, err := c.NewProducer(ctx, "stock", client.ProducerInterceptors(&stamp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +58,9 @@ func TestCompactedReadGetsTheLatestValueOfEachKeyThenWhatFollowsOnARealStandalon
 	}
 	send("d", "") // a tombstone
 	delete(latest, "d")
+	if stamp.acked.Load() != 21 {
+		t.Fatalf("the producer interceptor saw %d acknowledgements, want 21", stamp.acked.Load())
+	}
 	out := cli("", "topics", "compact", "stock")
 	if strings.Count(out, "messages kept") != 2 {
 		t.Fatalf("compact printed:\n%s", out)
@@ -58,8 +77,8 @@ func TestCompactedReadGetsTheLatestValueOfEachKeyThenWhatFollowsOnARealStandalon
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.ID != latest[m.Key] {
-			t.Fatalf("%s came with id %v, published as %v", m.Key, m.ID, latest[m.Key])
+		if m.ID != latest[m.Key] || m.Properties["stamp"] != "v1" || len(m.Properties) != 1 {
+			t.Fatalf("%s came with id %v and properties %v, published as %v with the stamp", m.Key, m.ID, m.Properties, latest[m.Key])
 		}
 		got[m.Key] = string(m.Payload)
 	}
