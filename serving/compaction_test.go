@@ -163,3 +163,25 @@ func TestCompactionRunsOnItsOwnPastTheThreshold(t *testing.T) {
 	p.mustSend(keyed(5, "c", "5"))
 	compacted("a=3@3 b=4@4 c=5@5 ")
 }
+
+// TestCompactionReadsOffloadedLedgersOnARealCluster: on a real cluster
+// (etcd, three bookies, MinIO), a topic whose closed ledgers were offloaded
+// and deleted from the bookies compacts from the object store, and its
+// compacted ledger lives on the bookies.
+func TestCompactionReadsOffloadedLedgersOnARealCluster(t *testing.T) {
+	e := newTierEnv(t, func(_ *serving.Config, tc *serving.TierConfig) { tc.Interval = 50 * time.Millisecond })
+	const topic = "public/auto/compact-offloaded"
+	p := mustProducer(t, e.n, topic, "p")
+	for i := uint64(1); i <= 13; i++ { // ledgers of 5 entries: two closed
+		p.mustSend(keyed(i, fmt.Sprintf("k%d", i%3), fmt.Sprint(i)))
+	}
+	e.setPolicy("public/auto", &servingpb.NamespacePolicy{RetentionMs: -1})
+	eventually(t, "closed ledgers offloaded and deleted from bookies", func() error { return e.allOffloadedAndDeleted(topic, 2) })
+	if _, err := e.n.client.CompactTopic(ctxT(t), &servingpb.CompactTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	got, end := readCompacted(t, e.n, topic)
+	if s := summary(got); s != "k2=11@11 k0=12@12 k1=13@13 " || !end.GetCompacted() {
+		t.Fatalf("compacted: %s (%v)", s, end)
+	}
+}
