@@ -23,8 +23,8 @@ type dedupState struct {
 	// waiters are resends of batches still in flight, answered once those
 	// are durable.
 	waiters []*pendingBatch
-	// rejects are batches refused for the backlog quota while earlier ones
-	// were in flight, answered after those (quota.go).
+	// rejects are batches refused while earlier ones were in flight,
+	// answered after those (quota.go).
 	rejects []rejected
 }
 

@@ -26,7 +26,7 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 	}
 	first, last := msgs[0].SequenceID, msgs[len(msgs)-1].SequenceID
 	if err := t.checkBatch(msgs); err != nil {
-		p.sendError(first, last, err)
+		t.rejectInOrder(p, first, last, err)
 		return nil
 	}
 	if p.pending.Load() >= int64(t.n.cfg.MaxPendingPerProducer) {
@@ -35,7 +35,7 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 	}
 	b := &pendingBatch{p: p, first: first, last: last, msgs: msgs, sent: sent, received: time.Now()}
 	if sz := b.entrySize(math.MaxInt64); sz > t.n.cfg.MaxEntryBytes {
-		p.sendError(first, last, errcode.New(errcode.MessageTooLarge, "batch of %d bytes over the entry limit of %d", sz, t.n.cfg.MaxEntryBytes))
+		t.rejectInOrder(p, first, last, errcode.New(errcode.MessageTooLarge, "batch of %d bytes over the entry limit of %d", sz, t.n.cfg.MaxEntryBytes))
 		return nil
 	}
 	t.mu.Lock()

@@ -1,6 +1,8 @@
 package serving
 
 import (
+	"slices"
+
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/metadata"
@@ -15,18 +17,23 @@ import (
 //     batches fail with BACKLOG_QUOTA_EXCEEDED (a resend of a batch already
 //     written still gets its receipt). An error never overtakes the receipt
 //     of an earlier batch of its producer: while one is in flight, the
-//     error waits for it (dedupState.rejects), and so do the errors of the
-//     producer's next batches;
+//     error waits for it (dedupState.rejects), and the producer's next
+//     batches are refused too (the other per-batch errors wait likewise,
+//     without refusing what follows);
 //   - consumer_backlog_eviction: each subscription over the quota is moved
 //     forward, as a TTL expiry moves it, to where its backlog fits: its
 //     oldest messages are skipped, unacknowledged.
 
 // rejected is a batch refused while an earlier batch of its producer was
-// in flight: its error is sent after that batch's receipt.
+// in flight: its error is sent once the batches pushed before it are
+// durable (after is the producer's pushed sequence id then), right after
+// the last one's receipt and before the receipts of batches after it.
 type rejected struct {
 	p           *producer
 	first, last uint64
 	err         error
+	after       int64
+	quota       bool // a backlog quota refusal, which refuses what follows too
 }
 
 // checkBacklogQuota applies the namespace's backlog quota (see above).
@@ -93,27 +100,45 @@ func (t *topic) evictionTargetLocked(a *ackState, quota uint64) ids.Position {
 // its error still waits (so that p's answers stay in order). It answers
 // whether the batch was refused; p.pending was counted for it.
 func (t *topic) rejectForQuotaLocked(d *dedupState, p *producer, first, last uint64) bool {
-	if !t.mu.overQuota && len(d.rejects) == 0 {
+	if !t.mu.overQuota && !slices.ContainsFunc(d.rejects, func(r rejected) bool { return r.quota }) {
 		return false
 	}
 	p.pending.Add(-1)
 	err := errcode.New(errcode.BacklogQuotaExceeded, "a subscription of %s holds more backlog than the quota of %d bytes", t.name, t.pol().BacklogQuotaBytes)
-	if d.persisted >= d.pushed && len(d.rejects) == 0 {
-		p.sendError(first, last, err) // nothing of p's in flight: in order now
-		return true
-	}
-	d.rejects = append(d.rejects, rejected{p: p, first: first, last: last, err: err})
+	rejectInOrderLocked(d, rejected{p: p, first: first, last: last, err: err, quota: true})
 	return true
 }
 
-// releaseRejectsLocked sends the waiting errors of d's producer once none
-// of its batches is in flight.
-func releaseRejectsLocked(d *dedupState) {
-	if d.persisted < d.pushed {
+// rejectInOrder refuses batch first..last of p with err, after the receipts
+// of p's batches in flight.
+func (t *topic) rejectInOrder(p *producer, first, last uint64, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rejectInOrderLocked(dedupFor(t.mu.dedup, p.name), rejected{p: p, first: first, last: last, err: err})
+}
+
+func rejectInOrderLocked(d *dedupState, r rejected) {
+	if d.persisted >= d.pushed && len(d.rejects) == 0 {
+		r.p.sendError(r.first, r.last, r.err) // nothing of p's in flight: in order now
 		return
 	}
+	r.after = d.pushed
+	d.rejects = append(d.rejects, r)
+}
+
+// releaseRejectsLocked sends, in order, the waiting errors of d's producer
+// whose earlier batches are all durable.
+func releaseRejectsLocked(d *dedupState) {
+	n := 0
 	for _, r := range d.rejects {
+		if r.after > d.persisted {
+			break
+		}
 		r.p.sendError(r.first, r.last, r.err)
+		n++
 	}
-	d.rejects = nil
+	d.rejects = d.rejects[n:]
+	if len(d.rejects) == 0 {
+		d.rejects = nil
+	}
 }

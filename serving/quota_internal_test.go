@@ -57,3 +57,36 @@ func TestQuotaRefusalWaitsForTheReceiptOfAnEarlierBatch(t *testing.T) {
 		t.Fatal("batch 8 refused under the quota with nothing waiting")
 	}
 }
+
+// TestBatchErrorWaitsForTheReceiptsBeforeItButNotAfterIt: a batch refused
+// (here, over the size limit) while earlier batches of its producer are in
+// flight is answered right after their receipts, and batches sent after it
+// go ahead and are not refused.
+func TestBatchErrorWaitsForTheReceiptsBeforeItButNotAfterIt(t *testing.T) {
+	n := &Node{cfg: Config{}.withDefaults(), m: newMetrics(prometheus.NewRegistry())}
+	tp := &topic{n: n, name: "public/default/t", ctx: context.Background()}
+	tp.mu.dedup = map[string]*dedupState{}
+	p := newProducer(tp, "p", 10)
+	d := dedupFor(tp.mu.dedup, "p")
+	d.pushed, d.persisted = 5, 3 // batches 4 and 5 in flight
+	tp.rejectInOrder(p, 6, 6, errcode.New(errcode.MessageTooLarge, "too large"))
+	if len(p.out) != 0 {
+		t.Fatal("the refusal of batch 6 overtook the receipts of batches 4 and 5")
+	}
+	tp.mu.overQuota = false
+	p.pending.Add(1)
+	if tp.rejectForQuotaLocked(d, p, 7, 7) {
+		t.Fatal("batch 7 was refused because batch 6 was")
+	}
+	d.pushed = 7 // batch 7 in flight
+	d.persist(receipt{first: 4, last: 4})
+	releaseRejectsLocked(d)
+	if len(p.out) != 0 {
+		t.Fatal("answered before batch 5's receipt")
+	}
+	d.persist(receipt{first: 5, last: 5})
+	releaseRejectsLocked(d)
+	if len(p.out) != 1 || errcode.Code((<-p.out).GetError().GetCode()) != errcode.MessageTooLarge || len(d.rejects) != 0 {
+		t.Fatalf("after batch 5's receipt: %d answers, %d waiting; want batch 6's refusal alone", len(p.out)+1, len(d.rejects))
+	}
+}
