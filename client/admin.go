@@ -162,6 +162,10 @@ type TopicStats struct {
 	Producers      int                 `json:"producers"`
 	Ledgers        []LedgerStats       `json:"ledgers"`
 	Subscriptions  []SubscriptionStats `json:"subscriptions"`
+	// CompactionHorizon is the last message of the last compaction (nil:
+	// never compacted); CompactedMessages what it kept.
+	CompactionHorizon *MessageID `json:"compaction_horizon,omitempty"`
+	CompactedMessages uint64     `json:"compacted_messages,omitempty"`
 }
 
 // LedgerStats describe one ledger of a topic.
@@ -224,7 +228,11 @@ func (a *Admin) TopicStats(ctx context.Context, topicName string) (*TopicStats, 
 func statsFromProto(r *servingpb.TopicStatsResponse) *TopicStats {
 	st := &TopicStats{Topic: r.GetTopic(), Owner: r.GetOwner(), MessagesIn: r.GetMessagesIn(), BytesIn: r.GetBytesIn(),
 		StorageBytes: r.GetStorageBytes(), OffloadedBytes: r.GetOffloadedBytes(), Producers: int(r.GetProducers()),
-		Ledgers: []LedgerStats{}, Subscriptions: []SubscriptionStats{}}
+		Ledgers: []LedgerStats{}, Subscriptions: []SubscriptionStats{}, CompactedMessages: r.GetCompactedMessages()}
+	if h := r.GetCompactionHorizon(); h != nil {
+		id := idFromProto(h, 0)
+		st.CompactionHorizon = &id
+	}
 	for _, l := range r.GetLedgers() {
 		st.Ledgers = append(st.Ledgers, LedgerStats{Ledger: l.GetLedger(), Entries: l.GetEntries(), Bytes: l.GetBytes(), State: l.GetState(), Offloaded: l.GetOffloaded()})
 	}

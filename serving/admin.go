@@ -225,6 +225,10 @@ func (n *Node) TopicStats(ctx context.Context, req *servingpb.TopicStatsRequest)
 	defer t.mu.Unlock()
 	out := &servingpb.TopicStatsResponse{Topic: t.name, Owner: n.cfg.GRPCAddr, MessagesIn: t.mu.msgsIn,
 		BytesIn: t.mu.bytesIn, Producers: uint32(len(t.mu.prods))}
+	if c := t.mu.ml.Compaction; c != nil {
+		out.CompactionHorizon = &servingpb.MessageId{Ledger: uint64(c.Horizon.Ledger), Entry: int64(c.Horizon.Entry)}
+		out.CompactedMessages = uint64(c.Messages)
+	}
 	for i, li := range t.mu.ml.Ledgers {
 		ls := &servingpb.LedgerStats{Ledger: uint64(li.ID), Entries: t.entriesLocked(i), Bytes: t.bytesLocked(i), Offloaded: li.Offloaded, State: "closed"}
 		if !li.Closed {

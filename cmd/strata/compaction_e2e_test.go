@@ -65,6 +65,17 @@ func TestCompactedReadGetsTheLatestValueOfEachKeyThenWhatFollowsOnARealStandalon
 	if strings.Count(out, "messages kept") != 2 {
 		t.Fatalf("compact printed:\n%s", out)
 	}
+	var kept uint64
+	for _, part := range []string{"stock-partition-0", "stock-partition-1"} {
+		st, err := c.Admin().TopicStats(ctx, part)
+		if err != nil || st.CompactionHorizon == nil {
+			t.Fatalf("stats of %s: %+v %v, want its compaction", part, st, err)
+		}
+		kept += st.CompactedMessages
+	}
+	if kept != 3 {
+		t.Fatalf("the partitions' stats count %d compacted messages, want 3", kept)
+	}
 
 	r, err := c.NewReader(ctx, "stock", client.ReaderReadCompacted())
 	if err != nil {

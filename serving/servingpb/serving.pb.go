@@ -2695,8 +2695,12 @@ type TopicStatsResponse struct {
 	Ledgers        []*LedgerStats         `protobuf:"bytes,7,rep,name=ledgers,proto3" json:"ledgers,omitempty"`
 	Subscriptions  []*SubscriptionStats   `protobuf:"bytes,8,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
 	Producers      uint32                 `protobuf:"varint,9,opt,name=producers,proto3" json:"producers,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The last compaction: its horizon (unset: never compacted) and the
+	// messages it kept.
+	CompactionHorizon *MessageId `protobuf:"bytes,10,opt,name=compaction_horizon,json=compactionHorizon,proto3" json:"compaction_horizon,omitempty"`
+	CompactedMessages uint64     `protobuf:"varint,11,opt,name=compacted_messages,json=compactedMessages,proto3" json:"compacted_messages,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *TopicStatsResponse) Reset() {
@@ -2788,6 +2792,20 @@ func (x *TopicStatsResponse) GetSubscriptions() []*SubscriptionStats {
 func (x *TopicStatsResponse) GetProducers() uint32 {
 	if x != nil {
 		return x.Producers
+	}
+	return 0
+}
+
+func (x *TopicStatsResponse) GetCompactionHorizon() *MessageId {
+	if x != nil {
+		return x.CompactionHorizon
+	}
+	return nil
+}
+
+func (x *TopicStatsResponse) GetCompactedMessages() uint64 {
+	if x != nil {
+		return x.CompactedMessages
 	}
 	return 0
 }
@@ -4783,7 +4801,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x10GetTopicResponse\x122\n" +
 	"\x05topic\x18\x01 \x01(\v2\x1c.strata.serving.v1.TopicInfoR\x05topic\")\n" +
 	"\x11TopicStatsRequest\x12\x14\n" +
-	"\x05topic\x18\x01 \x01(\tR\x05topic\"\xee\x02\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"\xea\x03\n" +
 	"\x12TopicStatsResponse\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1f\n" +
@@ -4794,7 +4812,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x0foffloaded_bytes\x18\x06 \x01(\x04R\x0eoffloadedBytes\x128\n" +
 	"\aledgers\x18\a \x03(\v2\x1e.strata.serving.v1.LedgerStatsR\aledgers\x12J\n" +
 	"\rsubscriptions\x18\b \x03(\v2$.strata.serving.v1.SubscriptionStatsR\rsubscriptions\x12\x1c\n" +
-	"\tproducers\x18\t \x01(\rR\tproducers\"\x89\x01\n" +
+	"\tproducers\x18\t \x01(\rR\tproducers\x12K\n" +
+	"\x12compaction_horizon\x18\n" +
+	" \x01(\v2\x1c.strata.serving.v1.MessageIdR\x11compactionHorizon\x12-\n" +
+	"\x12compacted_messages\x18\v \x01(\x04R\x11compactedMessages\"\x89\x01\n" +
 	"\vLedgerStats\x12\x16\n" +
 	"\x06ledger\x18\x01 \x01(\x04R\x06ledger\x12\x18\n" +
 	"\aentries\x18\x02 \x01(\x03R\aentries\x12\x14\n" +
@@ -5106,72 +5127,73 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	39, // 34: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
 	44, // 35: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
 	45, // 36: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
-	2,  // 37: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
-	5,  // 38: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
-	4,  // 39: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	5,  // 40: strata.serving.v1.CompactTopicResponse.horizon:type_name -> strata.serving.v1.MessageId
-	28, // 41: strata.serving.v1.ReadCompactedResponse.messages:type_name -> strata.serving.v1.Messages
-	53, // 42: strata.serving.v1.ReadCompactedResponse.end:type_name -> strata.serving.v1.CompactedEnd
-	5,  // 43: strata.serving.v1.CompactedEnd.continue_from:type_name -> strata.serving.v1.MessageId
-	46, // 44: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
-	46, // 45: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
-	4,  // 46: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	60, // 47: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
-	60, // 48: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
-	46, // 49: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
-	5,  // 50: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	3,  // 51: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
-	5,  // 52: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	3,  // 53: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	6,  // 54: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	8,  // 55: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	16, // 56: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	31, // 57: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	35, // 58: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	37, // 59: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	47, // 60: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	54, // 61: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
-	40, // 62: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	33, // 63: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	42, // 64: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	56, // 65: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	58, // 66: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	61, // 67: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
-	63, // 68: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
-	65, // 69: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
-	67, // 70: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	71, // 71: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	69, // 72: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	73, // 73: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	49, // 74: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
-	51, // 75: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
-	7,  // 76: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	12, // 77: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	24, // 78: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	32, // 79: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	36, // 80: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	38, // 81: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	48, // 82: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	55, // 83: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
-	41, // 84: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	34, // 85: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	43, // 86: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	57, // 87: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	59, // 88: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	62, // 89: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
-	64, // 90: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
-	66, // 91: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
-	68, // 92: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	72, // 93: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	70, // 94: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	74, // 95: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	50, // 96: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
-	52, // 97: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
-	76, // [76:98] is the sub-list for method output_type
-	54, // [54:76] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	5,  // 37: strata.serving.v1.TopicStatsResponse.compaction_horizon:type_name -> strata.serving.v1.MessageId
+	2,  // 38: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
+	5,  // 39: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
+	4,  // 40: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	5,  // 41: strata.serving.v1.CompactTopicResponse.horizon:type_name -> strata.serving.v1.MessageId
+	28, // 42: strata.serving.v1.ReadCompactedResponse.messages:type_name -> strata.serving.v1.Messages
+	53, // 43: strata.serving.v1.ReadCompactedResponse.end:type_name -> strata.serving.v1.CompactedEnd
+	5,  // 44: strata.serving.v1.CompactedEnd.continue_from:type_name -> strata.serving.v1.MessageId
+	46, // 45: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
+	46, // 46: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
+	4,  // 47: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	60, // 48: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
+	60, // 49: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
+	46, // 50: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
+	5,  // 51: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
+	3,  // 52: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	5,  // 53: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	3,  // 54: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	6,  // 55: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	8,  // 56: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	16, // 57: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	31, // 58: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	35, // 59: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	37, // 60: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	47, // 61: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	54, // 62: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
+	40, // 63: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	33, // 64: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	42, // 65: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	56, // 66: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	58, // 67: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	61, // 68: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
+	63, // 69: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
+	65, // 70: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
+	67, // 71: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	71, // 72: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	69, // 73: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	73, // 74: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	49, // 75: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
+	51, // 76: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
+	7,  // 77: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	12, // 78: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	24, // 79: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	32, // 80: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	36, // 81: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	38, // 82: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	48, // 83: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	55, // 84: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	41, // 85: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	34, // 86: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	43, // 87: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	57, // 88: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	59, // 89: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	62, // 90: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
+	64, // 91: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
+	66, // 92: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
+	68, // 93: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	72, // 94: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	70, // 95: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	74, // 96: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	50, // 97: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
+	52, // 98: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
+	77, // [77:99] is the sub-list for method output_type
+	55, // [55:77] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
