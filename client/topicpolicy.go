@@ -78,10 +78,9 @@ func topicPolicyFromProto(pb *servingpb.TopicPolicy) TopicPolicy {
 }
 
 // SetTopicPolicy replaces topic's own policy (a zero TopicPolicy removes
-// it); values out of range are ErrInvalidPolicy. The node that serves the
-// topic applies it at once when it answers the call (always in a
-// standalone), others at their next trim, within a minute. A partition's
-// name is refused: set the partitioned topic's.
+// it); values out of range are ErrInvalidPolicy. The node serving the
+// topic applies it within a moment (it watches policies in etcd). A
+// partition's name is refused: set the partitioned topic's.
 func (a *Admin) SetTopicPolicy(ctx context.Context, topicName string, p TopicPolicy) error {
 	name, err := topic.Canonical(topicName)
 	if err != nil {

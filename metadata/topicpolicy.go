@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -124,4 +125,66 @@ func (s *Store) DeleteTopicPolicy(ctx context.Context, name string) error {
 	}
 	_, err := s.txn(ctx, "delete topic policy", nil, []clientv3.Op{clientv3.OpDelete(s.keys.topicPolicy(name))}, nil)
 	return err
+}
+
+// PolicyChange names a policy that changed: a namespace's (Topic empty) or
+// a topic's.
+type PolicyChange struct {
+	Namespace string
+	Topic     string
+}
+
+// WatchPolicies watches every namespace and topic policy. It returns once
+// etcd has confirmed the watch; the channel then receives each change
+// (set or deleted) and is closed when ctx ends, the store closes or the
+// watch fails (watch again to go on; what changed meanwhile is not
+// replayed, so re-read what matters).
+func (s *Store) WatchPolicies(ctx context.Context) <-chan PolicyChange {
+	out := make(chan PolicyChange, 64)
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	nsDir, topicDir := s.keys.policies(), s.keys.topicPolicy("")
+	wch := s.client.Watch(wctx, nsDir, clientv3.WithCreatedNotify(), clientv3.WithPrefix())
+	tch := s.client.Watch(wctx, topicDir, clientv3.WithCreatedNotify(), clientv3.WithPrefix())
+	if !awaitWatchCreated(ctx, wch) || !awaitWatchCreated(ctx, tch) {
+		cancel()
+		close(out)
+		return out
+	}
+	go func() {
+		defer close(out)
+		defer cancel()
+		for {
+			var (
+				resp clientv3.WatchResponse
+				ok   bool
+				dir  string
+			)
+			select {
+			case resp, ok = <-wch:
+				dir = nsDir
+			case resp, ok = <-tch:
+				dir = topicDir
+			}
+			if !ok || resp.Err() != nil || resp.Canceled {
+				return
+			}
+			for _, ev := range resp.Events {
+				name := strings.TrimPrefix(string(ev.Kv.Key), dir)
+				c := PolicyChange{Namespace: name}
+				if dir == topicDir {
+					n, err := topic.Parse(name)
+					if err != nil {
+						continue
+					}
+					c = PolicyChange{Namespace: n.NamespaceName(), Topic: name}
+				}
+				select {
+				case out <- c:
+				case <-wctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
 }

@@ -111,6 +111,10 @@ func (n *Node) Start(ctx context.Context) error {
 	n.mu.Unlock()
 	n.wg.Add(1)
 	go n.watchSession(s)
+	if pw, ok := n.meta.(PolicyWatcher); ok {
+		n.wg.Add(1)
+		go n.followPolicies(pw)
+	}
 	n.log.Info("serving node started", "grpc", n.cfg.GRPCAddr, "lease_ttl", n.cfg.LeaseTTL)
 	return nil
 }

@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/strata-mq/strata/internal/errcode"
 	topicname "github.com/strata-mq/strata/internal/topic"
@@ -39,14 +40,47 @@ func policyTopic(name string) string {
 	return name
 }
 
+// PolicyWatcher is a Meta that can watch policy changes (the etcd store
+// can); a node then applies a change to the topics it serves within a
+// moment. Without one, a topic takes a change at its next trim or load.
+type PolicyWatcher interface {
+	WatchPolicies(ctx context.Context) <-chan metadata.PolicyChange
+}
+
+// followPolicies applies each policy change to the topics this node
+// serves, watching again (after a second) when a watch fails, until the
+// node closes.
+func (n *Node) followPolicies(pw PolicyWatcher) {
+	defer n.wg.Done()
+	for n.ctx.Err() == nil {
+		for c := range pw.WatchPolicies(n.ctx) {
+			if c.Topic != "" {
+				n.refreshPolicies(n.ctx, c.Topic)
+			} else {
+				n.refreshWhere(n.ctx, func(_ string, t *topic) bool { return t.ns == c.Namespace })
+			}
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-n.ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
 // refreshPolicies applies a changed topic policy to the topics this node
-// serves under it (a partitioned topic's partitions too); others take it at
-// their next trim or load.
+// serves under it (a partitioned topic's partitions too).
 func (n *Node) refreshPolicies(ctx context.Context, name string) {
+	n.refreshWhere(ctx, func(tn string, _ *topic) bool { return policyTopic(tn) == name })
+}
+
+// refreshWhere re-reads the policy of the topics served here that match.
+func (n *Node) refreshWhere(ctx context.Context, match func(name string, t *topic) bool) {
 	n.mu.Lock()
 	var ts []*topic
 	for tn, t := range n.mu.topics {
-		if policyTopic(tn) == name {
+		if match(tn, t) {
 			ts = append(ts, t)
 		}
 	}

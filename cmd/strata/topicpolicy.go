@@ -17,9 +17,8 @@ func topicsSetPolicyCmd(url *string) *cobra.Command {
 applies to every partition), as Pulsar's topic policies and Kafka's topic
 configs: the flags given replace those fields of the topic's own policy, and
 the fields it does not set keep the namespace's values. Values as for
-namespaces set-policy. The node serving the topic applies it at once when it
-answers (always in a standalone), others within a minute. Prints the topic's
-own policy and the one it runs with.`,
+namespaces set-policy. The node serving the topic applies it within a moment.
+Prints the topic's own policy and the one it runs with.`,
 		Example: `  strata topics set-policy orders --retention 7d --max-message-size 1MiB`,
 		Args:    cobra.ExactArgs(1),
 		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {

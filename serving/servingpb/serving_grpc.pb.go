@@ -84,8 +84,8 @@ type BrokerClient interface {
 	SetNamespacePolicy(ctx context.Context, in *SetNamespacePolicyRequest, opts ...grpc.CallOption) (*SetNamespacePolicyResponse, error)
 	GetNamespacePolicy(ctx context.Context, in *GetNamespacePolicyRequest, opts ...grpc.CallOption) (*GetNamespacePolicyResponse, error)
 	// A topic's policy overrides part of its namespace's (a partitioned
-	// topic's, every partition's). Set replaces the whole override; a node
-	// that serves the topic applies it at once, others at their next trim.
+	// topic's, every partition's). Set replaces the whole override; nodes
+	// apply changes as they see them in etcd.
 	SetTopicPolicy(ctx context.Context, in *SetTopicPolicyRequest, opts ...grpc.CallOption) (*SetTopicPolicyResponse, error)
 	GetTopicPolicy(ctx context.Context, in *GetTopicPolicyRequest, opts ...grpc.CallOption) (*GetTopicPolicyResponse, error)
 	RemoveTopicPolicy(ctx context.Context, in *RemoveTopicPolicyRequest, opts ...grpc.CallOption) (*RemoveTopicPolicyResponse, error)
@@ -379,8 +379,8 @@ type BrokerServer interface {
 	SetNamespacePolicy(context.Context, *SetNamespacePolicyRequest) (*SetNamespacePolicyResponse, error)
 	GetNamespacePolicy(context.Context, *GetNamespacePolicyRequest) (*GetNamespacePolicyResponse, error)
 	// A topic's policy overrides part of its namespace's (a partitioned
-	// topic's, every partition's). Set replaces the whole override; a node
-	// that serves the topic applies it at once, others at their next trim.
+	// topic's, every partition's). Set replaces the whole override; nodes
+	// apply changes as they see them in etcd.
 	SetTopicPolicy(context.Context, *SetTopicPolicyRequest) (*SetTopicPolicyResponse, error)
 	GetTopicPolicy(context.Context, *GetTopicPolicyRequest) (*GetTopicPolicyResponse, error)
 	RemoveTopicPolicy(context.Context, *RemoveTopicPolicyRequest) (*RemoveTopicPolicyResponse, error)
