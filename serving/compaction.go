@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,33 +87,27 @@ func (t *topic) maybeCompact() {
 // compaction's horizon ledger (every ledger when there was none, or when
 // that ledger was trimmed: those left are all after it).
 func (t *topic) bytesSinceCompactionLocked() uint64 {
-	c := t.mu.ml.Compaction
-	kept := false
-	if c != nil {
-		for _, li := range t.mu.ml.Ledgers {
-			kept = kept || li.ID == c.Horizon.Ledger
-		}
-	}
 	var n uint64
-	after := !kept
-	for i, li := range t.mu.ml.Ledgers {
-		if after {
-			n += t.bytesLocked(i)
-		}
-		if kept && li.ID == c.Horizon.Ledger {
-			after = true
-		}
+	for i := horizonIndex(t.mu.ml.Ledgers, t.mu.ml.Compaction) + 1; i < len(t.mu.ml.Ledgers); i++ {
+		n += t.bytesLocked(i)
 	}
 	return n
 }
 
-// compactMu serialises the compactions of each topic.
-var compactMu sync.Map // topic name → *sync.Mutex
+// horizonIndex answers the index in ls of c's horizon ledger: -1 when there
+// is no compaction or its horizon ledger was trimmed, which trims every
+// ledger before it too, so that every ledger in ls is after the horizon.
+func horizonIndex(ls []metadata.LedgerInfo, c *metadata.Compaction) int {
+	if c == nil {
+		return -1
+	}
+	return slices.IndexFunc(ls, func(li metadata.LedgerInfo) bool { return li.ID == c.Horizon.Ledger })
+}
 
 // compact compacts t up to its last entry and answers the new compaction
 // (the previous one when there is nothing new).
 func (t *topic) compact(ctx context.Context) (*metadata.Compaction, error) {
-	mu, _ := compactMu.LoadOrStore(t.name, &sync.Mutex{})
+	mu, _ := t.n.compactions.LoadOrStore(t.name, &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
 
@@ -157,14 +152,8 @@ func (t *topic) compact(ctx context.Context) (*metadata.Compaction, error) {
 func (t *topic) foldLedgers(ctx context.Context, ledgers []metadata.LedgerInfo, prev *metadata.Compaction, horizon ids.Position, state *compactionState) error {
 	start := 0
 	var after ids.EntryID = -1 // in ledgers[start]: the entries after it
-	if prev != nil {
-		// A trimmed ledger takes those before it along: when prev's
-		// horizon's ledger is gone, every ledger left is after it.
-		for i, li := range ledgers {
-			if li.ID == prev.Horizon.Ledger {
-				start, after = i, prev.Horizon.Entry
-			}
-		}
+	if i := horizonIndex(ledgers, prev); i >= 0 {
+		start, after = i, prev.Horizon.Entry
 	}
 	for i := start; i < len(ledgers); i++ {
 		li := ledgers[i]
@@ -345,12 +334,7 @@ func (n *Node) ReadCompacted(req *servingpb.ReadCompactedRequest, stream serving
 	}
 	t.mu.Lock()
 	c := t.mu.ml.Compaction
-	horizonKept := false
-	if c != nil {
-		for _, li := range t.mu.ml.Ledgers {
-			horizonKept = horizonKept || li.ID == c.Horizon.Ledger
-		}
-	}
+	horizonKept := horizonIndex(t.mu.ml.Ledgers, c) >= 0
 	t.mu.Unlock()
 	end := &servingpb.CompactedEnd{}
 	if c != nil {

@@ -46,6 +46,10 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// compactions holds a *sync.Mutex per topic name: one compaction of a
+	// topic at a time, across its reloads (compaction.go).
+	compactions sync.Map
+
 	mu struct {
 		sync.Mutex
 		session Session
