@@ -64,13 +64,13 @@ func (p *partitionProducer) enqueueChunked(ctx context.Context, m *ProducerMessa
 		chunk := &ProducerMessage{Key: m.Key, Properties: props, EventTime: m.EventTime,
 			DeliverAt: m.DeliverAt, DeliverAfter: m.DeliverAfter,
 			Payload: m.Payload[i*chunkBytes : min(len(m.Payload), (i+1)*chunkBytes)]}
-		if err := p.enqueue(ctx, chunk, agg.resolved(i)); err != nil {
+		if err := p.enqueue(ctx, chunk, agg.done(i)); err != nil {
 			if i == 0 {
 				return err
 			}
 			// The chunks queued are written; the message is incomplete,
 			// and consumers drop what they got of it.
-			agg.fail(n-i, err)
+			agg.resolve(n-i, err)
 			return nil
 		}
 	}
@@ -88,20 +88,21 @@ type chunkedSend struct {
 	err   error
 }
 
-func (s *chunkedSend) resolved(i int) func(MessageID, *ProducerMessage, error) {
+// done is the send callback of chunk i.
+func (s *chunkedSend) done(i int) func(MessageID, *ProducerMessage, error) {
 	return func(id MessageID, _ *ProducerMessage, err error) {
 		if i == 0 && err == nil {
 			s.mu.Lock()
 			s.first = id
 			s.mu.Unlock()
 		}
-		s.fail(1, err)
+		s.resolve(1, err)
 	}
 }
 
-// fail counts n chunks resolved with err (nil: acknowledged) and calls the
+// resolve counts n chunks resolved with err (nil: acknowledged) and calls the
 // callback once every chunk is.
-func (s *chunkedSend) fail(n int, err error) {
+func (s *chunkedSend) resolve(n int, err error) {
 	s.mu.Lock()
 	if s.err == nil {
 		s.err = err

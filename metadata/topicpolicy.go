@@ -68,9 +68,9 @@ func (tp TopicPolicy) Validate() error {
 	return tp.Apply(DefaultNamespacePolicy()).Validate()
 }
 
-// topicOfPolicy checks name and answers it, refusing a partition's name:
+// checkPolicyTopic checks a topic name for a policy, refusing a partition's:
 // a partitioned topic's policy is set on the topic.
-func topicOfPolicy(name string) error {
+func checkPolicyTopic(name string) error {
 	if err := checkTopic(name); err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (s *Store) GetTopicPolicy(ctx context.Context, name string) (TopicPolicy, e
 // before the topic is first used, and goes with the topic when it is
 // deleted, or with its namespace.
 func (s *Store) SetTopicPolicy(ctx context.Context, name string, tp TopicPolicy) error {
-	if err := topicOfPolicy(name); err != nil {
+	if err := checkPolicyTopic(name); err != nil {
 		return err
 	}
 	if err := tp.Validate(); err != nil {
@@ -120,7 +120,7 @@ func (s *Store) SetTopicPolicy(ctx context.Context, name string, tp TopicPolicy)
 
 // DeleteTopicPolicy deletes name's policy, if it has one.
 func (s *Store) DeleteTopicPolicy(ctx context.Context, name string) error {
-	if err := topicOfPolicy(name); err != nil {
+	if err := checkPolicyTopic(name); err != nil {
 		return err
 	}
 	_, err := s.txn(ctx, "delete topic policy", nil, []clientv3.Op{clientv3.OpDelete(s.keys.topicPolicy(name))}, nil)
