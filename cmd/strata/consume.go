@@ -107,6 +107,21 @@ func newPrinter(w *bufio.Writer, format string) (messagePrinter, error) {
 	return nil, fmt.Errorf("--output %q: want text or jsonl", format)
 }
 
+// startPrinting is what consume and read start with: the printer of
+// --output, a client, and the context of --timeout; done releases them.
+func startPrinting(cmd *cobra.Command, url, output string, timeout time.Duration) (messagePrinter, *client.Client, context.Context, func(), error) {
+	emit, err := newPrinter(bufio.NewWriter(cmd.OutOrStdout()), output)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	c, err := newClient(cmd, url)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ctx, cancel := withTimeout(cmd.Context(), timeout)
+	return emit, c, ctx, func() { cancel(); _ = c.Close() }, nil
+}
+
 func textPayload(b []byte) string {
 	if utf8.Valid(b) {
 		return string(b)
@@ -126,18 +141,11 @@ func runConsume(cmd *cobra.Command, o consumeOpts) error {
 	if o.count < 0 {
 		return fmt.Errorf("--count must not be negative")
 	}
-	out := bufio.NewWriter(cmd.OutOrStdout())
-	emit, err := newPrinter(out, o.output)
+	emit, c, ctx, done, err := startPrinting(cmd, o.url, o.output, o.timeout)
 	if err != nil {
 		return err
 	}
-	c, err := newClient(cmd, o.url)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx, cancel := withTimeout(cmd.Context(), o.timeout)
-	defer cancel()
+	defer done()
 	opts := []client.ConsumerOption{client.ConsumerType(t), client.ConsumerInitialPosition(pos)}
 	if o.consumerName != "" {
 		opts = append(opts, client.ConsumerName(o.consumerName))

@@ -47,6 +47,7 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newProduceCmd(),
 		newConsumeCmd(),
+		newReadCmd(),
 		newTopicsCmd(),
 		newNamespacesCmd(),
 		newSubscriptionsCmd(),
