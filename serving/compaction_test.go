@@ -185,3 +185,27 @@ func TestCompactionReadsOffloadedLedgersOnARealCluster(t *testing.T) {
 		t.Fatalf("compacted: %s (%v)", s, end)
 	}
 }
+
+// TestDeletingACompactedTopicDeletesItsCompactedLedger: the compacted
+// ledger, which is not in the topic's ledger list, goes with the topic.
+func TestDeletingACompactedTopicDeletesItsCompactedLedger(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "public/default/gone"
+	p := mustProducer(t, n, topic, "p")
+	p.mustSend(keyed(1, "k", "v"))
+	if _, err := n.client.CompactTopic(ctxT(t), &servingpb.CompactTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	ml, err := c.meta.GetManagedLedger(ctxT(t), topic)
+	if err != nil || ml.Compaction == nil {
+		t.Fatalf("managed ledger %v %v", ml, err)
+	}
+	p.close()
+	if _, err := n.client.DeleteTopic(ctxT(t), &servingpb.DeleteTopicRequest{Topic: topic, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.meta.GetLedger(ctxT(t), ml.Compaction.Ledger); err == nil {
+		t.Fatalf("compacted ledger %d outlived its topic", ml.Compaction.Ledger)
+	}
+}
