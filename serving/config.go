@@ -85,6 +85,12 @@ type Config struct {
 	LoadTimeout time.Duration
 	// MetaTimeout bounds one metadata call. Default 10 s.
 	MetaTimeout time.Duration
+	// NoTopicAutoCreation refuses to produce to or subscribe to a topic
+	// that was not created (TOPIC_NOT_FOUND), as Pulsar's
+	// allowAutoTopicCreation=false and Kafka's
+	// auto.create.topics.enable=false: a misspelt name fails instead of
+	// making a topic. Default off: topics are created on first use.
+	NoTopicAutoCreation bool
 }
 
 // DefaultBacklogQuotaCheckInterval is Config.BacklogQuotaCheckInterval's

@@ -124,6 +124,9 @@ func (n *Node) ensureTopic(ctx context.Context, full string, autoCreate bool) er
 		if !autoCreate {
 			return errcode.New(errcode.TopicNotFound, "topic %s does not exist", full)
 		}
+		if n.cfg.NoTopicAutoCreation {
+			return errcode.New(errcode.TopicNotFound, "topic %s does not exist, and this cluster creates topics only when asked (strata topics create)", full)
+		}
 		err = n.meta.CreateTopic(ctx, &metadata.Topic{Name: full, CreatedAt: nowNanos()})
 		if errcode.CodeOf(err) == errcode.TopicExists {
 			return nil

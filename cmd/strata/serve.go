@@ -48,10 +48,13 @@ func addTierFlags(cmd *cobra.Command, storeHelp string) {
 	cmd.Flags().Duration("offload-interval", 30*time.Second, "how often each topic checks its namespace's offload policy")
 }
 
-// addQuotaFlags adds --backlog-quota-check-interval.
+// addQuotaFlags adds --backlog-quota-check-interval and
+// --allow-auto-topic-creation.
 func addQuotaFlags(cmd *cobra.Command) {
 	cmd.Flags().Duration("backlog-quota-check-interval", serving.DefaultBacklogQuotaCheckInterval,
 		"how often each topic checks its subscriptions' backlogs against the namespace's backlog quota")
+	cmd.Flags().Bool("allow-auto-topic-creation", true,
+		"create a topic on its first produce or subscribe; false: only strata topics create makes topics (a misspelt name fails)")
 }
 
 // tierConfig opens the object store that --object-store names (def when
