@@ -197,7 +197,6 @@ func (t *topic) writeCompaction(ctx context.Context, state *compactionState, hor
 		mu       sync.Mutex
 		firstErr error
 		n        int64
-		acked    sync.WaitGroup // Close right after Append can fail appends queued
 	)
 	for _, m := range state.msgs {
 		if m == nil {
@@ -210,10 +209,8 @@ func (t *topic) writeCompaction(ctx context.Context, state *compactionState, hor
 		}
 		msg.Properties[compactedIDProperty] = m.id.String()
 		n++
-		acked.Add(1)
 		w.Append(entry.Encode(&entry.Batch{ProducerName: m.producer, PublishTime: m.publishTime, Messages: []entry.Message{msg}}),
 			func(_ ids.EntryID, err error) {
-				defer acked.Done()
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -223,7 +220,6 @@ func (t *topic) writeCompaction(ctx context.Context, state *compactionState, hor
 				}
 			})
 	}
-	acked.Wait()
 	err = w.Close(ctx, func(l *metadata.Ledger) { l.Topic = t.name })
 	mu.Lock()
 	if firstErr != nil {

@@ -542,3 +542,36 @@ func mustCreate(t *testing.T, cl *ledger.Client, opts ledger.CreateOptions) *led
 	}
 	return w
 }
+
+// TestCloseRightAfterAppendsWaitsForThem: appends that returned before
+// Close was called are written and confirmed, not failed as closed, and
+// the ledger closes after the last of them.
+func TestCloseRightAfterAppendsWaitsForThem(t *testing.T) {
+	c := startCluster(t, 1)
+	cl := c.client(t)
+	ctx := context.Background()
+	for round := range 20 {
+		w := mustCreate(t, cl, ledger.StandaloneOptions())
+		var mu sync.Mutex
+		var errs []error
+		const n = 50
+		for i := range n {
+			w.Append(payload(i), func(_ ids.EntryID, err error) {
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+		}
+		l, err := w.Close(ctx, nil)
+		if err != nil || l.LastEntry != n-1 {
+			t.Fatalf("round %d: close: %+v %v, want the ledger closed at %d", round, l, err, n-1)
+		}
+		mu.Lock()
+		if len(errs) > 0 {
+			t.Fatalf("round %d: %d appends failed, one: %v", round, len(errs), errs[0])
+		}
+		mu.Unlock()
+	}
+}

@@ -180,7 +180,10 @@ func (w *Writer) AppendSync(ctx context.Context, payload []byte) (ids.EntryID, e
 func (w *Writer) Close(ctx context.Context, annotate func(*metadata.Ledger)) (*metadata.Ledger, error) {
 	reply := make(chan closeResult, 1)
 	select {
-	case w.events <- func() { w.annotate = annotate; w.closeWait = reply; w.sm.close() }:
+	// Appends that returned before this call may still wait for the loop
+	// in w.mu.appends: they are taken before the close, so that they are
+	// written and waited for, not failed as closed.
+	case w.events <- func() { w.takeAppends(); w.annotate = annotate; w.closeWait = reply; w.sm.close() }:
 	case <-w.stopped:
 		w.stop()
 		return nil, w.err()
