@@ -3,8 +3,13 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-mq/strata/client"
 )
@@ -71,5 +76,74 @@ func TestTopicPolicyOverridesItsNamespaceOnARealStandalone(t *testing.T) {
 	}
 	if err := produce("limited", 2048); err != nil {
 		t.Fatalf("after remove-policy: %v", err)
+	}
+}
+
+// TestALimitLoweredUnderAnOpenProducerFailsOnlyTheLargeMessage: when a
+// topic policy lowers the size limit under a producer that opened with the
+// old one, the node refuses the first batch over it after the receipts of
+// the batches before it, so the SDK fails that message alone, keeps its
+// stream (no reconnect) and delivers everything around it.
+func TestALimitLoweredUnderAnOpenProducerFailsOnlyTheLargeMessage(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, time.Minute)
+	reg := prometheus.NewRegistry()
+	c, err := client.New(s.url(), client.Metrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A batch per message, pipelined: the large one's batch is refused
+	// while batches before it are in flight.
+	p, err := c.NewProducer(ctx, "shrinking", client.ProducerBatchMaxMessages(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("open")}); err != nil {
+		t.Fatal(err)
+	}
+	small := uint64(1024)
+	if err := c.Admin().SetTopicPolicy(ctx, "shrinking", client.TopicPolicy{MaxMessageBytes: &small}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var failed []int
+	cb := func(i int) func(client.MessageID, *client.ProducerMessage, error) {
+		return func(_ client.MessageID, _ *client.ProducerMessage, err error) {
+			if err != nil {
+				mu.Lock()
+				failed = append(failed, i)
+				mu.Unlock()
+				if !errors.Is(err, client.ErrMessageTooLarge) {
+					t.Errorf("message %d: %v", i, err)
+				}
+			}
+		}
+	}
+	for i := range 300 {
+		payload := []byte("small")
+		if i == 150 {
+			payload = make([]byte, 2048) // over the new limit, under the one the producer knows
+		}
+		p.SendAsync(ctx, &client.ProducerMessage{Payload: payload}, cb(i))
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(failed) != "[150]" {
+		t.Fatalf("failed messages %v, want only the large one", failed)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "strata_client_producer_reconnects_total" && mf.GetMetric()[0].GetCounter().GetValue() != 0 {
+			t.Fatalf("the producer reconnected %v times", mf.GetMetric()[0].GetCounter().GetValue())
+		}
 	}
 }
