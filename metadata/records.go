@@ -65,8 +65,12 @@ type Compaction struct {
 	// every entry up to it.
 	Horizon ids.Position `json:"horizon"`
 	// Messages is the compacted ledger's entry count.
-	Messages    int64 `json:"messages"`
-	CompletedAt int64 `json:"completed_at"`
+	Messages int64 `json:"messages"`
+	// HorizonBytes is the bytes of the horizon's ledger up to and
+	// including the horizon, so that what was written to that ledger
+	// after it counts toward the compaction threshold.
+	HorizonBytes uint64 `json:"horizon_bytes,omitempty"`
+	CompletedAt  int64  `json:"completed_at"`
 }
 
 // LedgerInfo is a ledger's summary inside its topic's managed ledger; the

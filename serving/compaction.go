@@ -83,12 +83,21 @@ func (t *topic) maybeCompact() {
 	})
 }
 
-// bytesSinceCompactionLocked sums the bytes of the ledgers after the last
-// compaction's horizon ledger (every ledger when there was none, or when
-// that ledger was trimmed: those left are all after it).
+// bytesSinceCompactionLocked sums the bytes written after the last
+// compaction's horizon: those of its ledger past it and of every later
+// ledger (every ledger when there was none, or when the horizon's ledger
+// was trimmed: those left are all after it).
 func (t *topic) bytesSinceCompactionLocked() uint64 {
 	var n uint64
-	for i := horizonIndex(t.mu.ml.Ledgers, t.mu.ml.Compaction) + 1; i < len(t.mu.ml.Ledgers); i++ {
+	h := horizonIndex(t.mu.ml.Ledgers, t.mu.ml.Compaction)
+	if h >= 0 {
+		// The horizon's ledger is often the current one, which may never
+		// roll on a quiet topic.
+		if b := t.bytesLocked(h); b > t.mu.ml.Compaction.HorizonBytes {
+			n = b - t.mu.ml.Compaction.HorizonBytes
+		}
+	}
+	for i := h + 1; i < len(t.mu.ml.Ledgers); i++ {
 		n += t.bytesLocked(i)
 	}
 	return n
@@ -118,6 +127,10 @@ func (t *topic) compact(ctx context.Context) (*metadata.Compaction, error) {
 	}
 	ml := cloneML(t.mu.ml)
 	horizon := t.mu.lastPos
+	var horizonBytes uint64
+	if i := slices.IndexFunc(t.mu.ml.Ledgers, func(li metadata.LedgerInfo) bool { return li.ID == horizon.Ledger }); i >= 0 {
+		horizonBytes = t.bytesLocked(i) // lastPos and the bytes move together under t.mu
+	}
 	t.mu.Unlock()
 	prev := ml.Compaction
 	if horizon.Entry < 0 || (prev != nil && prev.Horizon == horizon) {
@@ -136,6 +149,7 @@ func (t *topic) compact(ctx context.Context) (*metadata.Compaction, error) {
 	if err != nil {
 		return nil, err
 	}
+	next.HorizonBytes = horizonBytes
 	if err := t.recordCompaction(ctx, next); err != nil {
 		t.deleteLedger(context.WithoutCancel(ctx), next.Ledger)
 		return nil, err

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/serving"
 	"github.com/strata-mq/strata/serving/servingpb"
@@ -162,6 +164,38 @@ func TestCompactionRunsOnItsOwnPastTheThreshold(t *testing.T) {
 	p.mustSend(keyed(4, "b", "4"))
 	p.mustSend(keyed(5, "c", "5"))
 	compacted("a=3@3 b=4@4 c=5@5 ")
+}
+
+// TestCompactionPastTheThresholdNeedsNoLedgerRoll: the bytes written to
+// the horizon's ledger after the horizon count toward the threshold, so a
+// topic whose one ledger never rolls compacts again after more messages.
+func TestCompactionPastTheThresholdNeedsNoLedgerRoll(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", func(cfg *serving.Config) { cfg.TrimInterval = 20 * time.Millisecond })
+	const topic = "public/default/one-ledger"
+	if _, err := n.client.SetTopicPolicy(ctxT(t), &servingpb.SetTopicPolicyRequest{Topic: topic,
+		Policy: &servingpb.TopicPolicy{CompactionThresholdBytes: proto.Int64(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	p := mustProducer(t, n, topic, "p")
+	compacted := func(want string) {
+		t.Helper()
+		eventually(t, "a compaction with "+want, func() error {
+			got, end := readCompacted(t, n, topic)
+			if !end.GetCompacted() || summary(got) != want {
+				return fmt.Errorf("compacted %q (%v)", summary(got), end.GetCompacted())
+			}
+			return nil
+		})
+	}
+	p.mustSend(keyed(1, "a", "1"))
+	compacted("a=1@1 ")
+	p.mustSend(keyed(2, "a", "2"))
+	compacted("a=2@2 ")
+	ml, err := c.meta.GetManagedLedger(ctxT(t), topic)
+	if err != nil || len(ml.Ledgers) != 1 {
+		t.Fatalf("managed ledger %+v %v: want one ledger", ml, err)
+	}
 }
 
 // TestCompactionReadsOffloadedLedgersOnARealCluster: on a real cluster

@@ -75,7 +75,9 @@ type Config struct {
 	MaxDedupProducers int
 
 	// TrimInterval is how often consumed ledgers past retention are
-	// deleted and the namespace policy is read again. Default 1 min.
+	// deleted, messages past their TTL expired, the compaction threshold
+	// checked and the policies read again. Default 1 min
+	// (--retention-check-interval).
 	TrimInterval time.Duration
 	// BacklogQuotaCheckInterval is how often each topic compares its
 	// subscriptions' backlogs with the namespace's backlog quota. Default
@@ -162,6 +164,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("serving: cache and read-ahead must be positive")
 	case c.MaxPendingPerProducer < 1 || c.MaxUnackedPerConsumer < 1 || c.MaxKeySharedWaitingEntries < 1 || c.ConsumerQueue < 3:
 		return fmt.Errorf("serving: producer and consumer limits must be positive")
+	case c.TrimInterval < 0 || c.BacklogQuotaCheckInterval < 0 || c.CursorFlushInterval < 0:
+		return fmt.Errorf("serving: check and flush intervals must be positive")
 	case c.MaxCursorBytes < 1024:
 		return fmt.Errorf("serving: MaxCursorBytes %d below 1024", c.MaxCursorBytes)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -111,5 +112,59 @@ func TestCompactedReadGetsTheLatestValueOfEachKeyThenWhatFollowsOnARealStandalon
 	defer tv.Close()
 	if keys := tv.Keys(); fmt.Sprint(keys) != "[a b c e]" || string(tv.Get("a").Payload) != "a4" {
 		t.Fatalf("table view: %v", keys)
+	}
+}
+
+// TestTopicCompactsItselfPastItsThresholdOnARealStandalone: with a
+// compaction threshold in a topic's policy, set from the command line, the
+// topic compacts itself on a real standalone once that many bytes follow
+// the last compaction, and again after more, while its only ledger never
+// rolls (the bytes written to the horizon's own ledger after it count).
+func TestTopicCompactsItselfPastItsThresholdOnARealStandalone(t *testing.T) {
+	s := newStandalone(t)
+	s.extraArgs = []string{"--retention-check-interval", "100ms"}
+	s.start()
+	cli := cliAt(t, s.url())
+	ctx := testContext(t, time.Minute)
+	admin := s.client().Admin()
+	p, err := s.client().NewProducer(ctx, "levels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var last client.MessageID
+	produce := func(kvs ...string) {
+		t.Helper()
+		for _, kv := range kvs {
+			k, v, _ := strings.Cut(kv, "=")
+			if last, err = p.Send(ctx, &client.ProducerMessage{Key: k, Payload: []byte(v)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	compactedUpTo := func(last client.MessageID) {
+		t.Helper()
+		waitFor(t, 30*time.Second, "a compaction up to "+last.String(), func() bool {
+			st, err := admin.TopicStats(ctx, "levels")
+			return err == nil && st.CompactionHorizon != nil &&
+				st.CompactionHorizon.Ledger == last.Ledger && st.CompactionHorizon.Entry == last.Entry
+		})
+	}
+
+	produce("a=1")
+	cli("", "topics", "set-policy", "levels", "--compaction-threshold", "1")
+	produce("b=2", "a=3")
+	compactedUpTo(last)
+	if got := payloads(cli("", "read", "--topic", "levels", "--compacted", "--to-end", "--timeout", "20s")); !slices.Equal(got, []string{"2", "3"}) {
+		t.Fatalf("read --compacted after the first compaction: %q", got)
+	}
+	produce("b=4")
+	compactedUpTo(last)
+	if got := payloads(cli("", "read", "--topic", "levels", "--compacted", "--to-end", "--timeout", "20s")); !slices.Equal(got, []string{"3", "4"}) {
+		t.Fatalf("read --compacted after the second compaction: %q", got)
+	}
+	st, err := admin.TopicStats(ctx, "levels")
+	if err != nil || len(st.Ledgers) != 1 {
+		t.Fatalf("stats %+v %v: want the topic still on one ledger", st, err)
 	}
 }

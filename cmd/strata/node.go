@@ -70,6 +70,7 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 		spec.cfg.GRPCAddr = serving.AdvertisedAddr(glis.Addr().String())
 	}
 	spec.cfg.BacklogQuotaCheckInterval, _ = cmd.Flags().GetDuration("backlog-quota-check-interval")
+	spec.cfg.TrimInterval, _ = cmd.Flags().GetDuration("retention-check-interval")
 	if auto, err := cmd.Flags().GetBool("allow-auto-topic-creation"); err == nil {
 		spec.cfg.NoTopicAutoCreation = !auto
 	}

@@ -37,7 +37,7 @@ func newServeCmd() *cobra.Command {
 	f.Int("write-quorum", 1, "default write quorum Qw")
 	f.Int("ack-quorum", 1, "default ack quorum Qa")
 	addTierFlags(cmd, "object store for offloaded ledgers: s3://bucket/prefix?endpoint=host:port&secure=false or a directory (default: none, offload disabled)")
-	addQuotaFlags(cmd)
+	addPolicyFlags(cmd)
 	addServerSecurityFlags(cmd)
 	return cmd
 }
@@ -48,9 +48,11 @@ func addTierFlags(cmd *cobra.Command, storeHelp string) {
 	cmd.Flags().Duration("offload-interval", 30*time.Second, "how often each topic checks its namespace's offload policy")
 }
 
-// addQuotaFlags adds --backlog-quota-check-interval and
+// addPolicyFlags adds the intervals of the policy checks and
 // --allow-auto-topic-creation.
-func addQuotaFlags(cmd *cobra.Command) {
+func addPolicyFlags(cmd *cobra.Command) {
+	cmd.Flags().Duration("retention-check-interval", time.Minute,
+		"how often each topic deletes consumed ledgers past retention, expires messages past their TTL and checks its compaction threshold")
 	cmd.Flags().Duration("backlog-quota-check-interval", serving.DefaultBacklogQuotaCheckInterval,
 		"how often each topic checks its subscriptions' backlogs against the namespace's backlog quota")
 	cmd.Flags().Bool("allow-auto-topic-creation", true,

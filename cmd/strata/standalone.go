@@ -42,7 +42,7 @@ func newStandaloneCmd() *cobra.Command {
 	f.String("etcd", "", "external etcd endpoints, comma separated (default: run etcd embedded)")
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: the bookie acknowledges adds without fsync")
 	addTierFlags(cmd, "object store for offloaded ledgers: a directory or s3://bucket/prefix?endpoint=host:port&secure=false (default: <data-dir>/objects)")
-	addQuotaFlags(cmd)
+	addPolicyFlags(cmd)
 	addServerSecurityFlags(cmd)
 	return cmd
 }
