@@ -45,6 +45,10 @@ var (
 	// ErrUnauthenticated: the node requires a token (AuthToken) and the
 	// call carried none, or one it does not know.
 	ErrUnauthenticated = errcode.New(errcode.Unauthenticated, "unauthenticated")
+	// ErrUnauthorized: the node checks permissions and the token's role
+	// may not do this (a grant of the namespace's produce or consume is
+	// missing, or the call is for superusers only).
+	ErrUnauthorized = errcode.New(errcode.Unauthorized, "unauthorized")
 
 	// Consuming.
 	ErrConsumerBusy = errcode.New(errcode.ConsumerBusy, "consumer busy")

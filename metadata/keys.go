@@ -27,6 +27,8 @@ import (
 //	P/topic-policies/<tenant>/<namespace>/<name>
 //	                                           TopicPolicy (of a topic, not of a partition);
 //	                                           deleted with its topic or its namespace
+//	P/permissions/<tenant>/<namespace>/<role>  Grant: what the role may do in the namespace;
+//	                                           deleted with the namespace
 //
 // Every record's Version is the key's mod revision. Updates compare it
 // (creation compares the create revision with 0), so concurrent writers
@@ -66,6 +68,13 @@ func (k keys) ownership(topic string) string     { return k.prefix + "/ownership
 func (k keys) policy(namespace string) string    { return k.policies() + namespace }
 func (k keys) policies() string                  { return k.prefix + "/policies/" }
 func (k keys) topicPolicy(topic string) string   { return k.prefix + "/topic-policies/" + topic }
+
+func (k keys) permission(namespace, role string) string { return k.permissions(namespace) + role }
+
+// permissions is the directory of a namespace's grants.
+func (k keys) permissions(namespace string) string {
+	return k.prefix + "/permissions/" + namespace + "/"
+}
 
 // topicPolicies is the directory of a namespace's topic policies.
 func (k keys) topicPolicies(namespace string) string {

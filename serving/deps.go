@@ -69,6 +69,13 @@ type Meta interface {
 	// while it has a topic, metadata.ErrNamespaceNotFound when it has
 	// neither.
 	DeleteNamespace(ctx context.Context, namespace string) error
+
+	// GrantPermission, RevokePermission and GetPermissions keep what each
+	// role may do in a namespace (metadata.Store's); RevokePermission
+	// answers metadata.ErrNotFound when the role held nothing there.
+	GrantPermission(ctx context.Context, namespace, role string, actions []metadata.Action) error
+	RevokePermission(ctx context.Context, namespace, role string) error
+	GetPermissions(ctx context.Context, namespace string) (map[string]metadata.Grant, error)
 }
 
 // CreateOptions are the replication settings of a new ledger.

@@ -60,7 +60,13 @@ func (c *cluster) start(id string, tweak func(*serving.Config)) *testNode {
 // client, the server and the node, then each of closers in order.
 func serveNode(t testing.TB, n *serving.Node, lis net.Listener, closers ...func() error) *testNode {
 	t.Helper()
-	srv := grpc.NewServer(n.ServerOptions()...)
+	return serveNodeWith(t, n, lis, nil, closers...)
+}
+
+// serveNodeWith is serveNode with more server options after the node's own.
+func serveNodeWith(t testing.TB, n *serving.Node, lis net.Listener, extra []grpc.ServerOption, closers ...func() error) *testNode {
+	t.Helper()
+	srv := grpc.NewServer(append(n.ServerOptions(), extra...)...)
 	n.Register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	if err := n.Start(context.Background()); err != nil {

@@ -40,9 +40,9 @@ type ServeOptions struct {
 	Tier *TierConfig
 	// TLS, when set, serves the gRPC port over TLS with it.
 	TLS *tls.Config
-	// AuthTokens, when not empty, are the tokens a call must present
-	// (TokenAuthOptions).
-	AuthTokens []string
+	// Auth, when it asks for anything, authenticates and authorizes every
+	// call on the client port (Node.AuthOptions).
+	Auth AuthConfig
 }
 
 // Serve runs a serving node until ctx ends, then unloads its topics
@@ -73,9 +73,11 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
-	if len(o.AuthTokens) > 0 {
-		opts = append(opts, TokenAuthOptions(o.AuthTokens)...)
+	auth, err := n.AuthOptions(o.Auth)
+	if err != nil {
+		return err
 	}
+	opts = append(opts, auth...)
 	gs := grpc.NewServer(opts...)
 	n.Register(gs)
 	var hs *http.Server

@@ -53,6 +53,7 @@ func newRootCmd() *cobra.Command {
 		newSubscriptionsCmd(),
 		newReplayCmd(),
 		newLoadtestCmd(),
+		newTokensCmd(),
 	)
 	return root
 }

@@ -49,7 +49,7 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	if err != nil {
 		return err
 	}
-	tokens, err := serverAuthTokens(cmd)
+	auth, err := serverAuth(cmd)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 		return err
 	}
 	return serving.Serve(cmd.Context(), serving.ServeOptions{
-		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc, TLS: tlsCfg, AuthTokens: tokens,
+		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc, TLS: tlsCfg, Auth: auth,
 		Ready: func(*serving.Node) { spec.ready(spec.cfg.GRPCAddr, hlis) },
 		Mount: pprofMount(cmd),
 	})

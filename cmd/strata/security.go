@@ -11,36 +11,86 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/serving"
 )
 
-// TLS and token authentication on the client port of a serving node (serve,
-// standalone) and in the client commands. The bookies, etcd and the HTTP
+// TLS, token authentication and authorization on the client port of a
+// serving node (serve, standalone), and TLS and tokens in the client
+// commands. The bookies, etcd and the HTTP
 // port stay plain and open: they belong on the cluster's private network
 // (docs/operations.md).
 
-// addServerSecurityFlags adds the serving node's TLS and token flags.
+// addServerSecurityFlags adds the serving node's TLS, authentication and
+// authorization flags.
 func addServerSecurityFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.String("tls-cert-file", "", "PEM certificate (chain) for TLS on the client port; with --tls-key-file. Clients then use strata+tls://")
 	f.String("tls-key-file", "", "PEM private key of --tls-cert-file")
 	f.String("tls-client-ca-file", "", "PEM certificate authorities: clients must present a certificate they signed (mutual TLS)")
-	f.String("auth-token-file", "", "file of the tokens clients must present, one per line (# comments): every call without one fails as UNAUTHENTICATED")
+	f.String("auth-token-file", "", "file of the static tokens clients may present, one per line as TOKEN or ROLE TOKEN (# comments): every call without a valid token fails as UNAUTHENTICATED")
+	f.String("auth-jwt-secret-key-file", "", "accept JWTs signed with this secret (HS256; base64, as strata tokens create-secret-key writes it); the subject is the role")
+	f.String("auth-jwt-public-key-file", "", "accept JWTs signed with the private key of this PEM public key (RSA, ECDSA or Ed25519, as strata tokens create-key-pair writes it)")
+	f.Bool("authorization", false, "check every call's role: superusers may do everything, other roles what their namespace grants allow (strata namespaces grant-permission)")
+	f.StringSlice("superuser-roles", nil, "roles that may do everything (comma-separated), with --authorization")
 }
 
-// serverAuthTokens reads --auth-token-file (nil when not given).
-func serverAuthTokens(cmd *cobra.Command) ([]string, error) {
-	path, _ := cmd.Flags().GetString("auth-token-file")
-	if path == "" {
-		return nil, nil
+// serverAuth builds the node's authentication and authorization from the
+// flags (addServerSecurityFlags).
+func serverAuth(cmd *cobra.Command) (serving.AuthConfig, error) {
+	var c serving.AuthConfig
+	f := cmd.Flags()
+	c.Authorization, _ = f.GetBool("authorization")
+	c.SuperUserRoles, _ = f.GetStringSlice("superuser-roles")
+	if path, _ := f.GetString("auth-token-file"); path != "" {
+		tokens, err := readServerTokens(path)
+		if err != nil {
+			return c, err
+		}
+		c.Tokens = tokens
 	}
+	secret, _ := f.GetString("auth-jwt-secret-key-file")
+	public, _ := f.GetString("auth-jwt-public-key-file")
+	switch {
+	case secret != "" && public != "":
+		return c, fmt.Errorf("give --auth-jwt-secret-key-file or --auth-jwt-public-key-file, not both")
+	case secret != "":
+		key, err := readSecretKey(secret)
+		if err != nil {
+			return c, err
+		}
+		c.JWTKey = key
+	case public != "":
+		key, err := readPublicKey(public)
+		if err != nil {
+			return c, err
+		}
+		c.JWTKey = key
+	}
+	if len(c.SuperUserRoles) > 0 && !c.Authorization {
+		return c, fmt.Errorf("--superuser-roles needs --authorization")
+	}
+	return c, nil
+}
+
+// readServerTokens reads a static token file: TOKEN or ROLE TOKEN per line.
+func readServerTokens(path string) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("auth tokens: %w", err)
 	}
-	var tokens []string
+	tokens := map[string]string{}
 	for line := range strings.Lines(string(b)) {
-		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
-			tokens = append(tokens, t)
+		t := strings.TrimSpace(line)
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		switch fields := strings.Fields(t); len(fields) {
+		case 1:
+			tokens[fields[0]] = ""
+		case 2:
+			tokens[fields[1]] = fields[0]
+		default:
+			return nil, fmt.Errorf("auth tokens: %s: a line is TOKEN or ROLE TOKEN, not %d words", path, len(fields))
 		}
 	}
 	if len(tokens) == 0 {

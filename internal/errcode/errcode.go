@@ -44,6 +44,7 @@ const (
 	Unauthenticated      Code = 31 // the call carries no valid credentials
 	ProducerFenced       Code = 32 // another producer has, or wants, the topic to itself
 	NamespaceNotEmpty    Code = 33 // delete of a namespace that still has topics
+	Unauthorized         Code = 34 // the call's role may not do this
 )
 
 type info struct {
@@ -86,6 +87,7 @@ var catalogue = map[Code]info{
 	Unauthenticated:      {"UNAUTHENTICATED", false},
 	ProducerFenced:       {"PRODUCER_FENCED", false},
 	NamespaceNotEmpty:    {"NAMESPACE_NOT_EMPTY", false},
+	Unauthorized:         {"UNAUTHORIZED", false},
 }
 
 // String returns the code's stable upper-case name.

@@ -50,6 +50,7 @@ var grpcCodes = map[Code]codes.Code{
 	Unauthenticated:      codes.Unauthenticated,
 	ProducerFenced:       codes.FailedPrecondition,
 	NamespaceNotEmpty:    codes.FailedPrecondition,
+	Unauthorized:         codes.PermissionDenied,
 }
 
 // ToStatus converts err into a gRPC status error carrying its Strata code (and

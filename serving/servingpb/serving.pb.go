@@ -4634,6 +4634,326 @@ func (x *TriggerOffloadResponse) GetLedgersOffloaded() uint32 {
 	return 0
 }
 
+// GrantPermissionRequest gives role the actions ("produce", "consume") in
+// namespace, replacing what it held there.
+type GrantPermissionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Actions       []string               `protobuf:"bytes,3,rep,name=actions,proto3" json:"actions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantPermissionRequest) Reset() {
+	*x = GrantPermissionRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantPermissionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantPermissionRequest) ProtoMessage() {}
+
+func (x *GrantPermissionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantPermissionRequest.ProtoReflect.Descriptor instead.
+func (*GrantPermissionRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *GrantPermissionRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GrantPermissionRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *GrantPermissionRequest) GetActions() []string {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+type GrantPermissionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantPermissionResponse) Reset() {
+	*x = GrantPermissionResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantPermissionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantPermissionResponse) ProtoMessage() {}
+
+func (x *GrantPermissionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantPermissionResponse.ProtoReflect.Descriptor instead.
+func (*GrantPermissionResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{71}
+}
+
+// RevokePermissionRequest takes every action of role in namespace away
+// (NOT_FOUND-like INVALID_ARGUMENT when it held none).
+type RevokePermissionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokePermissionRequest) Reset() {
+	*x = RevokePermissionRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokePermissionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokePermissionRequest) ProtoMessage() {}
+
+func (x *RevokePermissionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokePermissionRequest.ProtoReflect.Descriptor instead.
+func (*RevokePermissionRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *RevokePermissionRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RevokePermissionRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type RevokePermissionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokePermissionResponse) Reset() {
+	*x = RevokePermissionResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokePermissionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokePermissionResponse) ProtoMessage() {}
+
+func (x *RevokePermissionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokePermissionResponse.ProtoReflect.Descriptor instead.
+func (*RevokePermissionResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{73}
+}
+
+type GetPermissionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPermissionsRequest) Reset() {
+	*x = GetPermissionsRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPermissionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPermissionsRequest) ProtoMessage() {}
+
+func (x *GetPermissionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPermissionsRequest.ProtoReflect.Descriptor instead.
+func (*GetPermissionsRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *GetPermissionsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+type RoleActions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Actions       []string               `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleActions) Reset() {
+	*x = RoleActions{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleActions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleActions) ProtoMessage() {}
+
+func (x *RoleActions) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleActions.ProtoReflect.Descriptor instead.
+func (*RoleActions) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *RoleActions) GetActions() []string {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+type GetPermissionsResponse struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Roles         map[string]*RoleActions `protobuf:"bytes,1,rep,name=roles,proto3" json:"roles,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPermissionsResponse) Reset() {
+	*x = GetPermissionsResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPermissionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPermissionsResponse) ProtoMessage() {}
+
+func (x *GetPermissionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPermissionsResponse.ProtoReflect.Descriptor instead.
+func (*GetPermissionsResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *GetPermissionsResponse) GetRoles() map[string]*RoleActions {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
 var File_serving_servingpb_serving_proto protoreflect.FileDescriptor
 
 const file_serving_servingpb_serving_proto_rawDesc = "" +
@@ -4943,7 +5263,26 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x15TriggerOffloadRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\"E\n" +
 	"\x16TriggerOffloadResponse\x12+\n" +
-	"\x11ledgers_offloaded\x18\x01 \x01(\rR\x10ledgersOffloaded*\x7f\n" +
+	"\x11ledgers_offloaded\x18\x01 \x01(\rR\x10ledgersOffloaded\"d\n" +
+	"\x16GrantPermissionRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
+	"\aactions\x18\x03 \x03(\tR\aactions\"\x19\n" +
+	"\x17GrantPermissionResponse\"K\n" +
+	"\x17RevokePermissionRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"\x1a\n" +
+	"\x18RevokePermissionResponse\"5\n" +
+	"\x15GetPermissionsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"'\n" +
+	"\vRoleActions\x12\x18\n" +
+	"\aactions\x18\x01 \x03(\tR\aactions\"\xbe\x01\n" +
+	"\x16GetPermissionsResponse\x12J\n" +
+	"\x05roles\x18\x01 \x03(\v24.strata.serving.v1.GetPermissionsResponse.RolesEntryR\x05roles\x1aX\n" +
+	"\n" +
+	"RolesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
+	"\x05value\x18\x02 \x01(\v2\x1e.strata.serving.v1.RoleActionsR\x05value:\x028\x01*\x7f\n" +
 	"\x12ProducerAccessMode\x12\x11\n" +
 	"\rACCESS_SHARED\x10\x00\x12\x14\n" +
 	"\x10ACCESS_EXCLUSIVE\x10\x01\x12\x1d\n" +
@@ -4969,7 +5308,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\bEARLIEST\x10\x01*K\n" +
 	"\x12BacklogQuotaPolicy\x12\x16\n" +
 	"\x12PRODUCER_EXCEPTION\x10\x00\x12\x1d\n" +
-	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\x95\x11\n" +
+	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xd3\x13\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -4994,7 +5333,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x12CreateSubscription\x12,.strata.serving.v1.CreateSubscriptionRequest\x1a-.strata.serving.v1.CreateSubscriptionResponse\x12e\n" +
 	"\x0eTriggerOffload\x12(.strata.serving.v1.TriggerOffloadRequest\x1a).strata.serving.v1.TriggerOffloadResponse\x12_\n" +
 	"\fCompactTopic\x12&.strata.serving.v1.CompactTopicRequest\x1a'.strata.serving.v1.CompactTopicResponse\x12d\n" +
-	"\rReadCompacted\x12'.strata.serving.v1.ReadCompactedRequest\x1a(.strata.serving.v1.ReadCompactedResponse0\x01B/Z-github.com/strata-mq/strata/serving/servingpbb\x06proto3"
+	"\rReadCompacted\x12'.strata.serving.v1.ReadCompactedRequest\x1a(.strata.serving.v1.ReadCompactedResponse0\x01\x12h\n" +
+	"\x0fGrantPermission\x12).strata.serving.v1.GrantPermissionRequest\x1a*.strata.serving.v1.GrantPermissionResponse\x12k\n" +
+	"\x10RevokePermission\x12*.strata.serving.v1.RevokePermissionRequest\x1a+.strata.serving.v1.RevokePermissionResponse\x12e\n" +
+	"\x0eGetPermissions\x12(.strata.serving.v1.GetPermissionsRequest\x1a).strata.serving.v1.GetPermissionsResponseB/Z-github.com/strata-mq/strata/serving/servingpbb\x06proto3"
 
 var (
 	file_serving_servingpb_serving_proto_rawDescOnce sync.Once
@@ -5009,7 +5351,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(ProducerAccessMode)(0),            // 0: strata.serving.v1.ProducerAccessMode
 	(Compression)(0),                   // 1: strata.serving.v1.Compression
@@ -5086,8 +5428,16 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*DeleteSubscriptionResponse)(nil), // 72: strata.serving.v1.DeleteSubscriptionResponse
 	(*TriggerOffloadRequest)(nil),      // 73: strata.serving.v1.TriggerOffloadRequest
 	(*TriggerOffloadResponse)(nil),     // 74: strata.serving.v1.TriggerOffloadResponse
-	nil,                                // 75: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 76: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	(*GrantPermissionRequest)(nil),     // 75: strata.serving.v1.GrantPermissionRequest
+	(*GrantPermissionResponse)(nil),    // 76: strata.serving.v1.GrantPermissionResponse
+	(*RevokePermissionRequest)(nil),    // 77: strata.serving.v1.RevokePermissionRequest
+	(*RevokePermissionResponse)(nil),   // 78: strata.serving.v1.RevokePermissionResponse
+	(*GetPermissionsRequest)(nil),      // 79: strata.serving.v1.GetPermissionsRequest
+	(*RoleActions)(nil),                // 80: strata.serving.v1.RoleActions
+	(*GetPermissionsResponse)(nil),     // 81: strata.serving.v1.GetPermissionsResponse
+	nil,                                // 82: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 83: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	nil,                                // 84: strata.serving.v1.GetPermissionsResponse.RolesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	9,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
@@ -5095,7 +5445,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	0,  // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
 	11, // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
 	1,  // 4: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
-	75, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	82, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
 	13, // 6: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
 	14, // 7: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
 	15, // 8: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
@@ -5121,7 +5471,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	25, // 28: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
 	29, // 29: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
 	5,  // 30: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	76, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	83, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
 	5,  // 32: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
 	39, // 33: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
 	39, // 34: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
@@ -5145,55 +5495,63 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	3,  // 52: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
 	5,  // 53: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
 	3,  // 54: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	6,  // 55: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	8,  // 56: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	16, // 57: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	31, // 58: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	35, // 59: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	37, // 60: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	47, // 61: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	54, // 62: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
-	40, // 63: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	33, // 64: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	42, // 65: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	56, // 66: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	58, // 67: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	61, // 68: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
-	63, // 69: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
-	65, // 70: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
-	67, // 71: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	71, // 72: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	69, // 73: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	73, // 74: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	49, // 75: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
-	51, // 76: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
-	7,  // 77: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	12, // 78: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	24, // 79: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	32, // 80: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	36, // 81: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	38, // 82: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	48, // 83: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	55, // 84: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
-	41, // 85: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	34, // 86: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	43, // 87: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	57, // 88: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	59, // 89: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	62, // 90: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
-	64, // 91: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
-	66, // 92: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
-	68, // 93: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	72, // 94: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	70, // 95: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	74, // 96: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	50, // 97: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
-	52, // 98: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
-	77, // [77:99] is the sub-list for method output_type
-	55, // [55:77] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	84, // 55: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
+	80, // 56: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
+	6,  // 57: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	8,  // 58: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	16, // 59: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	31, // 60: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	35, // 61: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	37, // 62: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	47, // 63: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	54, // 64: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
+	40, // 65: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	33, // 66: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	42, // 67: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	56, // 68: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	58, // 69: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	61, // 70: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
+	63, // 71: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
+	65, // 72: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
+	67, // 73: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	71, // 74: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	69, // 75: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	73, // 76: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	49, // 77: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
+	51, // 78: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
+	75, // 79: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
+	77, // 80: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
+	79, // 81: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
+	7,  // 82: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	12, // 83: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	24, // 84: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	32, // 85: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	36, // 86: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	38, // 87: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	48, // 88: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	55, // 89: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	41, // 90: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	34, // 91: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	43, // 92: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	57, // 93: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	59, // 94: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	62, // 95: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
+	64, // 96: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
+	66, // 97: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
+	68, // 98: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	72, // 99: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	70, // 100: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	74, // 101: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	50, // 102: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
+	52, // 103: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
+	76, // 104: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
+	78, // 105: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
+	81, // 106: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
+	82, // [82:107] is the sub-list for method output_type
+	57, // [57:82] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -5247,7 +5605,7 @@ func file_serving_servingpb_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   72,
+			NumMessages:   80,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

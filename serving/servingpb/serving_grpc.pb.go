@@ -50,6 +50,9 @@ const (
 	Broker_TriggerOffload_FullMethodName     = "/strata.serving.v1.Broker/TriggerOffload"
 	Broker_CompactTopic_FullMethodName       = "/strata.serving.v1.Broker/CompactTopic"
 	Broker_ReadCompacted_FullMethodName      = "/strata.serving.v1.Broker/ReadCompacted"
+	Broker_GrantPermission_FullMethodName    = "/strata.serving.v1.Broker/GrantPermission"
+	Broker_RevokePermission_FullMethodName   = "/strata.serving.v1.Broker/RevokePermission"
+	Broker_GetPermissions_FullMethodName     = "/strata.serving.v1.Broker/GetPermissions"
 )
 
 // BrokerClient is the client API for Broker service.
@@ -102,6 +105,11 @@ type BrokerClient interface {
 	// Streams one topic's compacted messages in order, then where a reader
 	// goes on from (answered by the owner).
 	ReadCompacted(ctx context.Context, in *ReadCompactedRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadCompactedResponse], error)
+	// Namespace permissions: what each role may do in a namespace, checked
+	// when the node runs with authorization. Superusers only.
+	GrantPermission(ctx context.Context, in *GrantPermissionRequest, opts ...grpc.CallOption) (*GrantPermissionResponse, error)
+	RevokePermission(ctx context.Context, in *RevokePermissionRequest, opts ...grpc.CallOption) (*RevokePermissionResponse, error)
+	GetPermissions(ctx context.Context, in *GetPermissionsRequest, opts ...grpc.CallOption) (*GetPermissionsResponse, error)
 }
 
 type brokerClient struct {
@@ -347,6 +355,36 @@ func (c *brokerClient) ReadCompacted(ctx context.Context, in *ReadCompactedReque
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Broker_ReadCompactedClient = grpc.ServerStreamingClient[ReadCompactedResponse]
 
+func (c *brokerClient) GrantPermission(ctx context.Context, in *GrantPermissionRequest, opts ...grpc.CallOption) (*GrantPermissionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GrantPermissionResponse)
+	err := c.cc.Invoke(ctx, Broker_GrantPermission_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) RevokePermission(ctx context.Context, in *RevokePermissionRequest, opts ...grpc.CallOption) (*RevokePermissionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokePermissionResponse)
+	err := c.cc.Invoke(ctx, Broker_RevokePermission_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) GetPermissions(ctx context.Context, in *GetPermissionsRequest, opts ...grpc.CallOption) (*GetPermissionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPermissionsResponse)
+	err := c.cc.Invoke(ctx, Broker_GetPermissions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BrokerServer is the server API for Broker service.
 // All implementations must embed UnimplementedBrokerServer
 // for forward compatibility.
@@ -397,6 +435,11 @@ type BrokerServer interface {
 	// Streams one topic's compacted messages in order, then where a reader
 	// goes on from (answered by the owner).
 	ReadCompacted(*ReadCompactedRequest, grpc.ServerStreamingServer[ReadCompactedResponse]) error
+	// Namespace permissions: what each role may do in a namespace, checked
+	// when the node runs with authorization. Superusers only.
+	GrantPermission(context.Context, *GrantPermissionRequest) (*GrantPermissionResponse, error)
+	RevokePermission(context.Context, *RevokePermissionRequest) (*RevokePermissionResponse, error)
+	GetPermissions(context.Context, *GetPermissionsRequest) (*GetPermissionsResponse, error)
 	mustEmbedUnimplementedBrokerServer()
 }
 
@@ -472,6 +515,15 @@ func (UnimplementedBrokerServer) CompactTopic(context.Context, *CompactTopicRequ
 }
 func (UnimplementedBrokerServer) ReadCompacted(*ReadCompactedRequest, grpc.ServerStreamingServer[ReadCompactedResponse]) error {
 	return status.Error(codes.Unimplemented, "method ReadCompacted not implemented")
+}
+func (UnimplementedBrokerServer) GrantPermission(context.Context, *GrantPermissionRequest) (*GrantPermissionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GrantPermission not implemented")
+}
+func (UnimplementedBrokerServer) RevokePermission(context.Context, *RevokePermissionRequest) (*RevokePermissionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokePermission not implemented")
+}
+func (UnimplementedBrokerServer) GetPermissions(context.Context, *GetPermissionsRequest) (*GetPermissionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPermissions not implemented")
 }
 func (UnimplementedBrokerServer) mustEmbedUnimplementedBrokerServer() {}
 func (UnimplementedBrokerServer) testEmbeddedByValue()                {}
@@ -861,6 +913,60 @@ func _Broker_ReadCompacted_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Broker_ReadCompactedServer = grpc.ServerStreamingServer[ReadCompactedResponse]
 
+func _Broker_GrantPermission_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GrantPermissionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).GrantPermission(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_GrantPermission_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).GrantPermission(ctx, req.(*GrantPermissionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_RevokePermission_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokePermissionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).RevokePermission(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_RevokePermission_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).RevokePermission(ctx, req.(*RevokePermissionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_GetPermissions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPermissionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).GetPermissions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_GetPermissions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).GetPermissions(ctx, req.(*GetPermissionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Broker_ServiceDesc is the grpc.ServiceDesc for Broker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -943,6 +1049,18 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CompactTopic",
 			Handler:    _Broker_CompactTopic_Handler,
+		},
+		{
+			MethodName: "GrantPermission",
+			Handler:    _Broker_GrantPermission_Handler,
+		},
+		{
+			MethodName: "RevokePermission",
+			Handler:    _Broker_RevokePermission_Handler,
+		},
+		{
+			MethodName: "GetPermissions",
+			Handler:    _Broker_GetPermissions_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

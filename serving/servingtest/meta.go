@@ -7,6 +7,8 @@ package servingtest
 import (
 	"context"
 	"github.com/strata-mq/strata/internal/errcode"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -53,6 +55,7 @@ type Meta struct {
 	cursors       map[string]metadata.Cursor
 	policies      map[string]metadata.NamespacePolicy
 	topicPolicies map[string]metadata.TopicPolicy
+	grants        map[string]map[string]metadata.Grant // namespace → role → grant
 	ledgers       map[ids.LedgerID]metadata.Ledger
 }
 
@@ -70,7 +73,7 @@ type ownerRec struct {
 func NewMeta() *Meta {
 	return &Meta{nextLed: 1, sessions: map[int64]*Session{}, nodes: map[string]nodeRec{}, topics: map[string]metadata.Topic{},
 		owners: map[string]ownerRec{}, mls: map[string]metadata.ManagedLedger{}, cursors: map[string]metadata.Cursor{},
-		policies: map[string]metadata.NamespacePolicy{}, topicPolicies: map[string]metadata.TopicPolicy{}, ledgers: map[ids.LedgerID]metadata.Ledger{}}
+		policies: map[string]metadata.NamespacePolicy{}, topicPolicies: map[string]metadata.TopicPolicy{}, grants: map[string]map[string]metadata.Grant{}, ledgers: map[ids.LedgerID]metadata.Ledger{}}
 }
 
 var _ serving.Meta = (*Meta)(nil)
@@ -421,7 +424,46 @@ func (m *Meta) DeleteNamespace(ctx context.Context, ns string) error {
 		return metadata.ErrNamespaceNotFound
 	}
 	delete(m.policies, ns)
+	delete(m.grants, ns)
 	return nil
+}
+
+// GrantPermission gives role the actions in ns, replacing its grant.
+func (m *Meta) GrantPermission(ctx context.Context, ns, role string, actions []metadata.Action) error {
+	if err := metadata.CheckRole(role); err != nil {
+		return err
+	}
+	for _, a := range actions {
+		if _, err := metadata.ParseAction(string(a)); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.grants[ns] == nil {
+		m.grants[ns] = map[string]metadata.Grant{}
+	}
+	m.grants[ns][role] = metadata.Grant{Actions: slices.Clone(actions)}
+	return nil
+}
+
+// RevokePermission deletes role's grant in ns; metadata.ErrNotFound when
+// it had none.
+func (m *Meta) RevokePermission(ctx context.Context, ns, role string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.grants[ns][role]; !ok {
+		return metadata.ErrNotFound
+	}
+	delete(m.grants[ns], role)
+	return nil
+}
+
+// GetPermissions answers ns's grants by role.
+func (m *Meta) GetPermissions(ctx context.Context, ns string) (map[string]metadata.Grant, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.grants[ns]), nil
 }
 
 func (m *Meta) SetNamespacePolicy(ctx context.Context, ns string, p metadata.NamespacePolicy) error {

@@ -1,0 +1,74 @@
+package client
+
+import (
+	"context"
+
+	"github.com/strata-mq/strata/internal/topic"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// Action is what a role may do in a namespace when the nodes check
+// authorization (Pulsar's grant-permission actions).
+type Action string
+
+// The actions a grant may hold.
+const (
+	// ActionProduce allows producing to the namespace's topics.
+	ActionProduce Action = "produce"
+	// ActionConsume allows subscribing to, reading and seeking the
+	// namespace's topics, and managing their subscriptions.
+	ActionConsume Action = "consume"
+)
+
+// GrantPermission gives role the actions in namespace (tenant/namespace),
+// replacing what it held there. Only a superuser may grant; a namespace
+// need not have a topic yet. Nodes check grants on each producer and
+// consumer open and lookup, so a grant or a revoke applies to the next
+// ones, not to those already open.
+func (a *Admin) GrantPermission(ctx context.Context, namespace, role string, actions ...Action) error {
+	if _, _, err := topic.ParseNamespace(namespace); err != nil {
+		return err
+	}
+	req := &servingpb.GrantPermissionRequest{Namespace: namespace, Role: role}
+	for _, x := range actions {
+		req.Actions = append(req.Actions, string(x))
+	}
+	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		_, err := b.GrantPermission(ctx, req)
+		return err
+	})
+}
+
+// RevokePermission takes every action of role in namespace away
+// (ErrInvalidArgument when it held none).
+func (a *Admin) RevokePermission(ctx context.Context, namespace, role string) error {
+	if _, _, err := topic.ParseNamespace(namespace); err != nil {
+		return err
+	}
+	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		_, err := b.RevokePermission(ctx, &servingpb.RevokePermissionRequest{Namespace: namespace, Role: role})
+		return err
+	})
+}
+
+// Permissions answers namespace's grants: the actions of each role.
+func (a *Admin) Permissions(ctx context.Context, namespace string) (map[string][]Action, error) {
+	if _, _, err := topic.ParseNamespace(namespace); err != nil {
+		return nil, err
+	}
+	var out map[string][]Action
+	err := a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		r, err := b.GetPermissions(ctx, &servingpb.GetPermissionsRequest{Namespace: namespace})
+		if err != nil {
+			return err
+		}
+		out = make(map[string][]Action, len(r.GetRoles()))
+		for role, ra := range r.GetRoles() {
+			for _, x := range ra.GetActions() {
+				out[role] = append(out[role], Action(x))
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,88 @@
+package metadata_test
+
+import (
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/metadata/metatest"
+)
+
+func TestPermissionsAreGrantedRevokedAndGoWithTheirNamespace(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	both := []metadata.Action{metadata.ActionProduce, metadata.ActionConsume, metadata.ActionProduce}
+	if err := s.GrantPermission(ctx, "acme/orders", "billing", both); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.GrantPermission(ctx, "acme/orders", "audit", []metadata.Action{metadata.ActionConsume}); err != nil {
+		t.Fatal(err)
+	}
+	// A namespace whose name extends this one's keeps its own grants.
+	if err := s.GrantPermission(ctx, "acme/orders-archive", "audit", []metadata.Action{metadata.ActionProduce}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetPermissions(ctx, "acme/orders")
+	want := map[string]metadata.Grant{
+		"billing": {Actions: []metadata.Action{metadata.ActionConsume, metadata.ActionProduce}},
+		"audit":   {Actions: []metadata.Action{metadata.ActionConsume}},
+	}
+	if err != nil || !maps.EqualFunc(got, want, func(a, b metadata.Grant) bool { return slices.Equal(a.Actions, b.Actions) }) {
+		t.Fatalf("grants %v %v, want %v", got, err, want)
+	}
+	if err := s.GrantPermission(ctx, "acme/orders", "billing", []metadata.Action{metadata.ActionConsume}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetPermissions(ctx, "acme/orders"); got["billing"].Allows(metadata.ActionProduce) {
+		t.Fatalf("a second grant did not replace the first: %v", got)
+	}
+	if err := s.RevokePermission(ctx, "acme/orders", "audit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokePermission(ctx, "acme/orders", "audit"); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("revoked twice: %v, want ErrNotFound", err)
+	}
+	pol := metadata.DefaultNamespacePolicy()
+	if err := s.SetNamespacePolicy(ctx, "acme/orders", pol); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteNamespace(ctx, "acme/orders"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetPermissions(ctx, "acme/orders"); err != nil || len(got) != 0 {
+		t.Fatalf("grants after the namespace was deleted: %v %v", got, err)
+	}
+	if got, err := s.GetPermissions(ctx, "acme/orders-archive"); err != nil || !got["audit"].Allows(metadata.ActionProduce) {
+		t.Fatalf("the other namespace's grants: %v %v", got, err)
+	}
+}
+
+func TestPermissionsRefuseBadRolesActionsAndNamespaces(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	produce := []metadata.Action{metadata.ActionProduce}
+	for _, c := range []struct {
+		ns, role string
+		actions  []metadata.Action
+		code     errcode.Code
+	}{
+		{"acme/orders", "", produce, errcode.InvalidArgument},
+		{"acme/orders", "a/b", produce, errcode.InvalidArgument},
+		{"acme/orders", "two words", produce, errcode.InvalidArgument},
+		{"acme/orders", "app", nil, errcode.InvalidArgument},
+		{"acme/orders", "app", []metadata.Action{"delete"}, errcode.InvalidArgument},
+		{"acme", "app", produce, errcode.InvalidTopicName},
+	} {
+		if err := s.GrantPermission(ctx, c.ns, c.role, c.actions); errcode.CodeOf(err) != c.code {
+			t.Errorf("grant %q to %q in %q: %v, want %v", c.actions, c.role, c.ns, err, c.code)
+		}
+	}
+	if got, err := s.GetPermissions(ctx, "acme/orders"); err != nil || len(got) != 0 {
+		t.Fatalf("refused grants left %v %v", got, err)
+	}
+}

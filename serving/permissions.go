@@ -1,0 +1,80 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/strata-mq/strata/internal/errcode"
+	topicname "github.com/strata-mq/strata/internal/topic"
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// GrantPermission gives a role actions in a namespace (auth.go says how
+// they are checked). Any node answers: it is metadata only, and every node
+// reads the grants at each check.
+func (n *Node) GrantPermission(ctx context.Context, req *servingpb.GrantPermissionRequest) (*servingpb.GrantPermissionResponse, error) {
+	if _, _, err := topicname.ParseNamespace(req.GetNamespace()); err != nil {
+		return nil, err
+	}
+	if err := metadata.CheckRole(req.GetRole()); err != nil {
+		return nil, err
+	}
+	if len(req.GetActions()) == 0 {
+		return nil, errcode.New(errcode.InvalidArgument, "a grant needs at least one action (produce, consume)")
+	}
+	actions := make([]metadata.Action, 0, len(req.GetActions()))
+	for _, s := range req.GetActions() {
+		a, err := metadata.ParseAction(s)
+		if err != nil {
+			return nil, err
+		}
+		actions = append(actions, a)
+	}
+	if err := n.meta.GrantPermission(ctx, req.GetNamespace(), req.GetRole(), actions); err != nil {
+		return nil, unavailable("granting permission", err)
+	}
+	n.log.Info("permission granted", "namespace", req.GetNamespace(), "role", req.GetRole(), "actions", actions, "by", RoleOf(ctx))
+	return &servingpb.GrantPermissionResponse{}, nil
+}
+
+// RevokePermission takes every action of a role in a namespace away.
+func (n *Node) RevokePermission(ctx context.Context, req *servingpb.RevokePermissionRequest) (*servingpb.RevokePermissionResponse, error) {
+	if _, _, err := topicname.ParseNamespace(req.GetNamespace()); err != nil {
+		return nil, err
+	}
+	if err := metadata.CheckRole(req.GetRole()); err != nil {
+		return nil, err
+	}
+	err := n.meta.RevokePermission(ctx, req.GetNamespace(), req.GetRole())
+	switch {
+	case errors.Is(err, metadata.ErrNotFound):
+		return nil, errcode.New(errcode.InvalidArgument, "role %q holds no permission in %s", req.GetRole(), req.GetNamespace())
+	case err != nil:
+		return nil, unavailable("revoking permission", err)
+	}
+	n.log.Info("permission revoked", "namespace", req.GetNamespace(), "role", req.GetRole(), "by", RoleOf(ctx))
+	return &servingpb.RevokePermissionResponse{}, nil
+}
+
+// GetPermissions answers a namespace's grants by role.
+func (n *Node) GetPermissions(ctx context.Context, req *servingpb.GetPermissionsRequest) (*servingpb.GetPermissionsResponse, error) {
+	if _, _, err := topicname.ParseNamespace(req.GetNamespace()); err != nil {
+		return nil, err
+	}
+	grants, err := n.meta.GetPermissions(ctx, req.GetNamespace())
+	if err != nil {
+		return nil, unavailable("reading permissions", err)
+	}
+	out := &servingpb.GetPermissionsResponse{Roles: make(map[string]*servingpb.RoleActions, len(grants))}
+	for role, g := range grants {
+		ra := &servingpb.RoleActions{}
+		for _, a := range g.Actions {
+			ra.Actions = append(ra.Actions, string(a))
+		}
+		slices.Sort(ra.Actions)
+		out.Roles[role] = ra
+	}
+	return out, nil
+}
