@@ -558,3 +558,24 @@ func (a *Admin) PartitionNames(ctx context.Context, topicName string) ([]string,
 func (a *Admin) partitionNames(ctx context.Context, topicName string) ([]string, error) {
 	return a.c.partitionNames(ctx, topicName)
 }
+
+// UnloadTopic unloads a topic (every partition of a partitioned one) from
+// its owner gracefully, as Pulsar's topics unload: cursors are flushed,
+// the ledger closed and ownership released, and producers and consumers
+// reconnect on their own to the node the placement picks (perhaps the
+// same one), resending what was not acknowledged.
+func (a *Admin) UnloadTopic(ctx context.Context, topicName string) error {
+	parts, err := a.c.partitionNames(ctx, topicName)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if err := a.c.ownerNode(ctx, p, func(ctx context.Context, b servingpb.BrokerClient) error {
+			_, err := b.UnloadTopic(ctx, &servingpb.UnloadTopicRequest{Topic: p})
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

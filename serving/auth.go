@@ -226,6 +226,7 @@ var unaryRules = map[string]access{
 	"RemoveTopicPolicy":  accessSuper,
 	"TriggerOffload":     accessSuper,
 	"CompactTopic":       accessSuper,
+	"UnloadTopic":        accessSuper,
 	"GrantPermission":    accessSuper,
 	"RevokePermission":   accessSuper,
 	"GetPermissions":     accessSuper,

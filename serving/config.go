@@ -85,6 +85,17 @@ type Config struct {
 	BacklogQuotaCheckInterval time.Duration
 	// LoadTimeout bounds a topic takeover (fence, recover, open). Default 30 s.
 	LoadTimeout time.Duration
+	// RebalanceInterval is how often a node gives up the topics that the
+	// placement (rendezvous hashing over the live nodes, as Lookup uses)
+	// now assigns to another node, so that topics spread again over a
+	// node that joined or came back after a restart. A node that
+	// registered less than one interval ago, and a topic loaded less than
+	// one interval ago, are left alone for that round. Default 1 min;
+	// negative disables (--rebalance-interval).
+	RebalanceInterval time.Duration
+	// RebalanceMaxUnloads bounds the topics one rebalance round unloads,
+	// so that their clients reconnect a few at a time. Default 16.
+	RebalanceMaxUnloads int
 	// MetaTimeout bounds one metadata call. Default 10 s.
 	MetaTimeout time.Duration
 	// NoTopicAutoCreation refuses to produce to or subscribe to a topic
@@ -131,6 +142,10 @@ func (c Config) withDefaults() Config {
 	setDur(&c.BacklogQuotaCheckInterval, DefaultBacklogQuotaCheckInterval)
 	setDur(&c.LoadTimeout, 30*time.Second)
 	setDur(&c.MetaTimeout, 10*time.Second)
+	setDur(&c.RebalanceInterval, time.Minute)
+	if c.RebalanceMaxUnloads == 0 {
+		c.RebalanceMaxUnloads = 16
+	}
 	return c
 }
 
@@ -164,6 +179,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("serving: cache and read-ahead must be positive")
 	case c.MaxPendingPerProducer < 1 || c.MaxUnackedPerConsumer < 1 || c.MaxKeySharedWaitingEntries < 1 || c.ConsumerQueue < 3:
 		return fmt.Errorf("serving: producer and consumer limits must be positive")
+	case c.RebalanceMaxUnloads < 0:
+		return fmt.Errorf("serving: RebalanceMaxUnloads must be positive")
 	case c.TrimInterval < 0 || c.BacklogQuotaCheckInterval < 0 || c.CursorFlushInterval < 0:
 		return fmt.Errorf("serving: check and flush intervals must be positive")
 	case c.MaxCursorBytes < 1024:

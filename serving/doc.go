@@ -16,6 +16,9 @@
 // picks a live node by rendezvous hashing when there is none (that node
 // takes the topic on the first request). A topic-scoped request at a node
 // that does not own the topic fails with NotOwner and the owner's address.
+// Owned topics stay put until their owner goes; so that a node that joins
+// or comes back gets its share, each node periodically unloads the topics
+// the hashing now gives another node (rebalance.go).
 //
 // Taking a topic over: acquire the key; read the managed ledger; if its last
 // ledger is open, fence and recover it on the bookies (ledger Recover) and

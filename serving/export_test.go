@@ -1,5 +1,7 @@
 package serving
 
+import "github.com/strata-mq/strata/metadata"
+
 // KeyOwner answers which of consumers (named, in attach order) a
 // key_shared subscription gives key to, so tests can tell which keys move
 // when a consumer joins.
@@ -23,4 +25,14 @@ func (n *Node) ProducersWaiting(topicName string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.mu.waiters)
+}
+
+// Placement answers the id of the node Lookup gives an unowned topic to,
+// among nodes (ids).
+func Placement(topicName string, nodes []string) string {
+	infos := make([]metadata.NodeInfo, len(nodes))
+	for i, id := range nodes {
+		infos[i] = metadata.NodeInfo{ID: id}
+	}
+	return choose(topicName, infos).ID
 }

@@ -36,6 +36,7 @@ func (t *topic) load() {
 			t.n.release(t.owned)
 		}
 		t.n.forget(t)
+		t.markGone()
 		close(t.ready)
 		return
 	}

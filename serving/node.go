@@ -119,6 +119,10 @@ func (n *Node) Start(ctx context.Context) error {
 		n.wg.Add(1)
 		go n.followPolicies(pw)
 	}
+	if n.cfg.RebalanceInterval > 0 {
+		n.wg.Add(1)
+		go n.rebalanceLoop()
+	}
 	n.log.Info("serving node started", "grpc", n.cfg.GRPCAddr, "lease_ttl", n.cfg.LeaseTTL)
 	return nil
 }

@@ -37,6 +37,11 @@ type topic struct {
 	owned   metadata.Ownership // our ownership record, set by load
 	ready   chan struct{}      // closed once load finished
 	loadErr error              // set before ready closes
+	created time.Time          // when this node started loading it
+	// gone is closed once a dropped topic is released and forgotten, so
+	// that the node may load it again.
+	gone     chan struct{}
+	goneOnce sync.Once
 
 	ctx    context.Context // canceled when the topic is dropped
 	cancel context.CancelFunc
@@ -113,6 +118,7 @@ type completion struct {
 
 func newTopic(n *Node, name, ns string) *topic {
 	t := &topic{n: n, name: name, ns: ns, ready: make(chan struct{}), compSignal: make(chan struct{}, 1),
+		created: time.Now(), gone: make(chan struct{}),
 		log: n.log.With("topic", name)}
 	t.ctx, t.cancel = context.WithCancel(n.ctx)
 	t.mu.dedup = make(map[string]*dedupState)
@@ -266,7 +272,11 @@ func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []stri
 	// Forgotten only after the release, so that a new load of the topic
 	// here cannot take the key that the release then deletes.
 	t.n.forget(t)
+	t.markGone()
 }
+
+// markGone closes gone (once: a load that fails after a drop ends here too).
+func (t *topic) markGone() { t.goneOnce.Do(func() { close(t.gone) }) }
 
 // Drop reasons (the label of strata_topic_drops_total).
 const (
@@ -275,6 +285,8 @@ const (
 	reasonWrite   = "write-error"
 	reasonMeta    = "metadata-conflict"
 	reasonUnload  = "unload"
+	reasonAdmin   = "admin-unload"
+	reasonMove    = "rebalance"
 	reasonDelete  = "deleted"
 	reasonKilled  = "killed"
 )

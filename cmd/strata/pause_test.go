@@ -105,29 +105,12 @@ func TestFrozenOwnerLosesItsTopicAndAppendsNothingAfterTheTakeover(t *testing.T)
 		etcdMu sync.Mutex
 		etcd   string
 	)
-	cluster, err := chaos.StartLocalCluster(ctx, chaos.ClusterConfig{
-		Exe: strataBin, Dir: t.TempDir(),
-		ServeArgs: func(a chaos.NodeAddrs, c chaos.ClusterConfig) []string {
-			etcdMu.Lock()
-			etcd = a.Etcd
-			etcdMu.Unlock()
-			return append(chaos.DefaultServeArgs(a, c), "--lease-ttl", pauseLease.String())
-		},
+	cluster, nodes, c := startProcessCluster(t, ctx, func(a chaos.NodeAddrs, c chaos.ClusterConfig) []string {
+		etcdMu.Lock()
+		etcd = a.Etcd
+		etcdMu.Unlock()
+		return append(chaos.DefaultServeArgs(a, c), "--lease-ttl", pauseLease.String())
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cluster.Close() })
-	nodes, err := client.ParseURL(cluster.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	c, err := client.New(cluster.URL(), client.OperationTimeout(5*time.Second), client.ReconnectBackoff(20*time.Millisecond, 500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	const topic = "public/default/pause"
 	p, err := c.NewProducer(ctx, topic, client.ProducerName("pause-producer"), client.ProducerLinger(2*time.Millisecond))
 	if err != nil {
@@ -160,7 +143,7 @@ func TestFrozenOwnerLosesItsTopicAndAppendsNothingAfterTheTakeover(t *testing.T)
 	var acks ackLog
 	stop := make(chan struct{})
 	sent := make(chan int, 1)
-	go func() { sent <- produceUntil(ctx, p, &acks, stop) }()
+	go func() { sent <- produceUntil(ctx, p, &acks, stop, 2*time.Millisecond) }()
 	stopProducing := func() int {
 		select {
 		case <-stop:
@@ -256,11 +239,34 @@ func TestFrozenOwnerLosesItsTopicAndAppendsNothingAfterTheTakeover(t *testing.T)
 	checkConsumedExactlyOnce(t, ctx, c, topic, seqs)
 }
 
-// produceUntil sends numbered messages until stop is closed and returns how
-// many it sent. Each send blocks while the producer's pending limit is
-// reached, so a frozen owner stalls it without unbounded memory.
-func produceUntil(ctx context.Context, p *client.Producer, acks *ackLog, stop <-chan struct{}) int {
-	tick := time.NewTicker(2 * time.Millisecond)
+// startProcessCluster starts etcd, three bookies and two serving nodes
+// (serveArgs) as processes, closed when the test ends, and answers the
+// serving nodes' addresses and a client of them that reconnects quickly.
+func startProcessCluster(t *testing.T, ctx context.Context, serveArgs func(chaos.NodeAddrs, chaos.ClusterConfig) []string) (*chaos.Cluster, []string, *client.Client) {
+	t.Helper()
+	cluster, err := chaos.StartLocalCluster(ctx, chaos.ClusterConfig{Exe: strataBin, Dir: t.TempDir(), ServeArgs: serveArgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Close() })
+	nodes, err := client.ParseURL(cluster.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cluster.URL(), client.OperationTimeout(5*time.Second), client.ReconnectBackoff(20*time.Millisecond, 500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return cluster, nodes, c
+}
+
+// produceUntil sends numbered messages, one every period, until stop is
+// closed and returns how many it sent. Each send blocks while the
+// producer's pending limit is reached, so a frozen owner stalls it without
+// unbounded memory.
+func produceUntil(ctx context.Context, p *client.Producer, acks *ackLog, stop <-chan struct{}, every time.Duration) int {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for i := 0; ; i++ {
 		select {

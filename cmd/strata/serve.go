@@ -51,6 +51,8 @@ func addTierFlags(cmd *cobra.Command, storeHelp string) {
 // addPolicyFlags adds the intervals of the policy checks and
 // --allow-auto-topic-creation.
 func addPolicyFlags(cmd *cobra.Command) {
+	cmd.Flags().Duration("rebalance-interval", time.Minute,
+		"how often a node unloads, a few at a time, the topics that belong on a node that joined or came back (negative: never)")
 	cmd.Flags().Duration("retention-check-interval", time.Minute,
 		"how often each topic deletes consumed ledgers past retention, expires messages past their TTL and checks its compaction threshold")
 	cmd.Flags().Duration("backlog-quota-check-interval", serving.DefaultBacklogQuotaCheckInterval,

@@ -19,7 +19,7 @@ func newTopicsCmd() *cobra.Command {
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
 	cmd.AddCommand(topicsCreateCmd(&url), topicsUpdateCmd(&url), topicsListCmd(&url), topicsDeleteCmd(&url), topicsStatsCmd(&url), topicsOffloadCmd(&url),
-		topicsSetPolicyCmd(&url), topicsGetPolicyCmd(&url), topicsRemovePolicyCmd(&url), topicsCompactCmd(&url))
+		topicsSetPolicyCmd(&url), topicsGetPolicyCmd(&url), topicsRemovePolicyCmd(&url), topicsCompactCmd(&url), topicsUnloadCmd(&url))
 	return cmd
 }
 
@@ -191,4 +191,25 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+func topicsUnloadCmd(url *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unload TOPIC",
+		Short: "Unload a topic from its owner gracefully; its clients reconnect to the node the placement picks",
+		Long: `Unload a topic (every partition) from its owner, as Pulsar's topics unload:
+cursors are flushed, the ledger closed and ownership released; producers and
+consumers reconnect on their own, resending what was not acknowledged, to the
+node the placement picks (which may be the same one). Nodes also unload, a
+few at a time, the topics that belong on a node that joined or came back
+(--rebalance-interval).`,
+		Args: cobra.ExactArgs(1),
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
+			if err := a.UnloadTopic(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "unloaded %s\n", args[0])
+			return nil
+		}),
+	}
 }

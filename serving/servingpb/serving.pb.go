@@ -4954,6 +4954,86 @@ func (x *GetPermissionsResponse) GetRoles() map[string]*RoleActions {
 	return nil
 }
 
+type UnloadTopicRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnloadTopicRequest) Reset() {
+	*x = UnloadTopicRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnloadTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnloadTopicRequest) ProtoMessage() {}
+
+func (x *UnloadTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnloadTopicRequest.ProtoReflect.Descriptor instead.
+func (*UnloadTopicRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *UnloadTopicRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type UnloadTopicResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnloadTopicResponse) Reset() {
+	*x = UnloadTopicResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnloadTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnloadTopicResponse) ProtoMessage() {}
+
+func (x *UnloadTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnloadTopicResponse.ProtoReflect.Descriptor instead.
+func (*UnloadTopicResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{78}
+}
+
 var File_serving_servingpb_serving_proto protoreflect.FileDescriptor
 
 const file_serving_servingpb_serving_proto_rawDesc = "" +
@@ -5282,7 +5362,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\n" +
 	"RolesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
-	"\x05value\x18\x02 \x01(\v2\x1e.strata.serving.v1.RoleActionsR\x05value:\x028\x01*\x7f\n" +
+	"\x05value\x18\x02 \x01(\v2\x1e.strata.serving.v1.RoleActionsR\x05value:\x028\x01\"*\n" +
+	"\x12UnloadTopicRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"\x15\n" +
+	"\x13UnloadTopicResponse*\x7f\n" +
 	"\x12ProducerAccessMode\x12\x11\n" +
 	"\rACCESS_SHARED\x10\x00\x12\x14\n" +
 	"\x10ACCESS_EXCLUSIVE\x10\x01\x12\x1d\n" +
@@ -5308,7 +5391,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\bEARLIEST\x10\x01*K\n" +
 	"\x12BacklogQuotaPolicy\x12\x16\n" +
 	"\x12PRODUCER_EXCEPTION\x10\x00\x12\x1d\n" +
-	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xd3\x13\n" +
+	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xb1\x14\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -5333,7 +5416,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x12CreateSubscription\x12,.strata.serving.v1.CreateSubscriptionRequest\x1a-.strata.serving.v1.CreateSubscriptionResponse\x12e\n" +
 	"\x0eTriggerOffload\x12(.strata.serving.v1.TriggerOffloadRequest\x1a).strata.serving.v1.TriggerOffloadResponse\x12_\n" +
 	"\fCompactTopic\x12&.strata.serving.v1.CompactTopicRequest\x1a'.strata.serving.v1.CompactTopicResponse\x12d\n" +
-	"\rReadCompacted\x12'.strata.serving.v1.ReadCompactedRequest\x1a(.strata.serving.v1.ReadCompactedResponse0\x01\x12h\n" +
+	"\rReadCompacted\x12'.strata.serving.v1.ReadCompactedRequest\x1a(.strata.serving.v1.ReadCompactedResponse0\x01\x12\\\n" +
+	"\vUnloadTopic\x12%.strata.serving.v1.UnloadTopicRequest\x1a&.strata.serving.v1.UnloadTopicResponse\x12h\n" +
 	"\x0fGrantPermission\x12).strata.serving.v1.GrantPermissionRequest\x1a*.strata.serving.v1.GrantPermissionResponse\x12k\n" +
 	"\x10RevokePermission\x12*.strata.serving.v1.RevokePermissionRequest\x1a+.strata.serving.v1.RevokePermissionResponse\x12e\n" +
 	"\x0eGetPermissions\x12(.strata.serving.v1.GetPermissionsRequest\x1a).strata.serving.v1.GetPermissionsResponseB/Z-github.com/strata-mq/strata/serving/servingpbb\x06proto3"
@@ -5351,7 +5435,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(ProducerAccessMode)(0),            // 0: strata.serving.v1.ProducerAccessMode
 	(Compression)(0),                   // 1: strata.serving.v1.Compression
@@ -5435,9 +5519,11 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*GetPermissionsRequest)(nil),      // 79: strata.serving.v1.GetPermissionsRequest
 	(*RoleActions)(nil),                // 80: strata.serving.v1.RoleActions
 	(*GetPermissionsResponse)(nil),     // 81: strata.serving.v1.GetPermissionsResponse
-	nil,                                // 82: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 83: strata.serving.v1.ReceivedMessage.PropertiesEntry
-	nil,                                // 84: strata.serving.v1.GetPermissionsResponse.RolesEntry
+	(*UnloadTopicRequest)(nil),         // 82: strata.serving.v1.UnloadTopicRequest
+	(*UnloadTopicResponse)(nil),        // 83: strata.serving.v1.UnloadTopicResponse
+	nil,                                // 84: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 85: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	nil,                                // 86: strata.serving.v1.GetPermissionsResponse.RolesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	9,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
@@ -5445,7 +5531,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	0,  // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
 	11, // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
 	1,  // 4: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
-	82, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	84, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
 	13, // 6: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
 	14, // 7: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
 	15, // 8: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
@@ -5471,7 +5557,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	25, // 28: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
 	29, // 29: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
 	5,  // 30: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	83, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	85, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
 	5,  // 32: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
 	39, // 33: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
 	39, // 34: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
@@ -5495,7 +5581,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	3,  // 52: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
 	5,  // 53: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
 	3,  // 54: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	84, // 55: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
+	86, // 55: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
 	80, // 56: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
 	6,  // 57: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
 	8,  // 58: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
@@ -5519,36 +5605,38 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	73, // 76: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
 	49, // 77: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
 	51, // 78: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
-	75, // 79: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
-	77, // 80: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
-	79, // 81: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
-	7,  // 82: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	12, // 83: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	24, // 84: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	32, // 85: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	36, // 86: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	38, // 87: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	48, // 88: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	55, // 89: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
-	41, // 90: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	34, // 91: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	43, // 92: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	57, // 93: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	59, // 94: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	62, // 95: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
-	64, // 96: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
-	66, // 97: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
-	68, // 98: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	72, // 99: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	70, // 100: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	74, // 101: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	50, // 102: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
-	52, // 103: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
-	76, // 104: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
-	78, // 105: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
-	81, // 106: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
-	82, // [82:107] is the sub-list for method output_type
-	57, // [57:82] is the sub-list for method input_type
+	82, // 79: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
+	75, // 80: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
+	77, // 81: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
+	79, // 82: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
+	7,  // 83: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	12, // 84: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	24, // 85: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	32, // 86: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	36, // 87: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	38, // 88: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	48, // 89: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	55, // 90: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	41, // 91: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	34, // 92: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	43, // 93: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	57, // 94: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	59, // 95: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	62, // 96: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
+	64, // 97: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
+	66, // 98: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
+	68, // 99: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	72, // 100: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	70, // 101: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	74, // 102: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	50, // 103: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
+	52, // 104: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
+	83, // 105: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
+	76, // 106: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
+	78, // 107: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
+	81, // 108: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
+	83, // [83:109] is the sub-list for method output_type
+	57, // [57:83] is the sub-list for method input_type
 	57, // [57:57] is the sub-list for extension type_name
 	57, // [57:57] is the sub-list for extension extendee
 	0,  // [0:57] is the sub-list for field type_name
@@ -5605,7 +5693,7 @@ func file_serving_servingpb_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   80,
+			NumMessages:   82,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

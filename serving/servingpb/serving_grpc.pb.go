@@ -50,6 +50,7 @@ const (
 	Broker_TriggerOffload_FullMethodName     = "/strata.serving.v1.Broker/TriggerOffload"
 	Broker_CompactTopic_FullMethodName       = "/strata.serving.v1.Broker/CompactTopic"
 	Broker_ReadCompacted_FullMethodName      = "/strata.serving.v1.Broker/ReadCompacted"
+	Broker_UnloadTopic_FullMethodName        = "/strata.serving.v1.Broker/UnloadTopic"
 	Broker_GrantPermission_FullMethodName    = "/strata.serving.v1.Broker/GrantPermission"
 	Broker_RevokePermission_FullMethodName   = "/strata.serving.v1.Broker/RevokePermission"
 	Broker_GetPermissions_FullMethodName     = "/strata.serving.v1.Broker/GetPermissions"
@@ -105,6 +106,10 @@ type BrokerClient interface {
 	// Streams one topic's compacted messages in order, then where a reader
 	// goes on from (answered by the owner).
 	ReadCompacted(ctx context.Context, in *ReadCompactedRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadCompactedResponse], error)
+	// Unloads one topic (a partition, or a topic that is not partitioned)
+	// from its owner gracefully; its clients look it up again (answered by
+	// the owner).
+	UnloadTopic(ctx context.Context, in *UnloadTopicRequest, opts ...grpc.CallOption) (*UnloadTopicResponse, error)
 	// Namespace permissions: what each role may do in a namespace, checked
 	// when the node runs with authorization. Superusers only.
 	GrantPermission(ctx context.Context, in *GrantPermissionRequest, opts ...grpc.CallOption) (*GrantPermissionResponse, error)
@@ -355,6 +360,16 @@ func (c *brokerClient) ReadCompacted(ctx context.Context, in *ReadCompactedReque
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Broker_ReadCompactedClient = grpc.ServerStreamingClient[ReadCompactedResponse]
 
+func (c *brokerClient) UnloadTopic(ctx context.Context, in *UnloadTopicRequest, opts ...grpc.CallOption) (*UnloadTopicResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnloadTopicResponse)
+	err := c.cc.Invoke(ctx, Broker_UnloadTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *brokerClient) GrantPermission(ctx context.Context, in *GrantPermissionRequest, opts ...grpc.CallOption) (*GrantPermissionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GrantPermissionResponse)
@@ -435,6 +450,10 @@ type BrokerServer interface {
 	// Streams one topic's compacted messages in order, then where a reader
 	// goes on from (answered by the owner).
 	ReadCompacted(*ReadCompactedRequest, grpc.ServerStreamingServer[ReadCompactedResponse]) error
+	// Unloads one topic (a partition, or a topic that is not partitioned)
+	// from its owner gracefully; its clients look it up again (answered by
+	// the owner).
+	UnloadTopic(context.Context, *UnloadTopicRequest) (*UnloadTopicResponse, error)
 	// Namespace permissions: what each role may do in a namespace, checked
 	// when the node runs with authorization. Superusers only.
 	GrantPermission(context.Context, *GrantPermissionRequest) (*GrantPermissionResponse, error)
@@ -515,6 +534,9 @@ func (UnimplementedBrokerServer) CompactTopic(context.Context, *CompactTopicRequ
 }
 func (UnimplementedBrokerServer) ReadCompacted(*ReadCompactedRequest, grpc.ServerStreamingServer[ReadCompactedResponse]) error {
 	return status.Error(codes.Unimplemented, "method ReadCompacted not implemented")
+}
+func (UnimplementedBrokerServer) UnloadTopic(context.Context, *UnloadTopicRequest) (*UnloadTopicResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnloadTopic not implemented")
 }
 func (UnimplementedBrokerServer) GrantPermission(context.Context, *GrantPermissionRequest) (*GrantPermissionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GrantPermission not implemented")
@@ -913,6 +935,24 @@ func _Broker_ReadCompacted_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Broker_ReadCompactedServer = grpc.ServerStreamingServer[ReadCompactedResponse]
 
+func _Broker_UnloadTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnloadTopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).UnloadTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_UnloadTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).UnloadTopic(ctx, req.(*UnloadTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Broker_GrantPermission_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GrantPermissionRequest)
 	if err := dec(in); err != nil {
@@ -1049,6 +1089,10 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CompactTopic",
 			Handler:    _Broker_CompactTopic_Handler,
+		},
+		{
+			MethodName: "UnloadTopic",
+			Handler:    _Broker_UnloadTopic_Handler,
 		},
 		{
 			MethodName: "GrantPermission",

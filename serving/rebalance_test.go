@@ -1,0 +1,113 @@
+package serving_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/metadata"
+	"github.com/strata-mq/strata/serving"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// TestTopicsMoveToANodeThatJoinsAsThePlacementSaysAndNoOthers: topics
+// loaded on the only node stay there until a second node joins; then the
+// first unloads exactly those that the placement gives the newcomer,
+// keeps the others (their ownership untouched), lookups send clients to
+// the newcomer, and the moved topics keep their messages.
+func TestTopicsMoveToANodeThatJoinsAsThePlacementSaysAndNoOthers(t *testing.T) {
+	c := newCluster(t)
+	fast := func(cfg *serving.Config) { cfg.RebalanceInterval = 50 * time.Millisecond }
+	a := c.start("a", fast)
+	var topics []string
+	for i := range 16 {
+		topic := fmt.Sprintf("public/default/spread-%d", i)
+		topics = append(topics, topic)
+		p := mustProducer(t, a, topic, "p")
+		p.mustSend(msg(1))
+		p.close()
+	}
+	stay := map[string]metadata.Ownership{}
+	var moving []string
+	for _, topic := range topics {
+		if serving.Placement(topic, []string{"a", "b"}) == "a" {
+			o, err := c.meta.GetOwnership(ctxT(t), topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stay[topic] = o
+		} else {
+			moving = append(moving, topic)
+		}
+	}
+	if len(moving) == 0 || len(stay) == 0 {
+		t.Fatalf("the placement gives b %d topics of 16: pick other names", len(moving))
+	}
+
+	b := c.start("b", fast)
+	eventually(t, "the topics placed on b left a", func() error {
+		for _, topic := range moving {
+			if o, err := c.meta.GetOwnership(ctxT(t), topic); err == nil && o.NodeID == "a" {
+				return fmt.Errorf("%s still owned by a", topic)
+			} else if err != nil && !errors.Is(err, metadata.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, topic := range moving {
+		r, err := a.client.Lookup(ctxT(t), &servingpb.LookupRequest{Topic: topic})
+		if err != nil || r.GetNodeId() != "b" {
+			t.Fatalf("lookup of %s at a: %v %v, want b", topic, r, err)
+		}
+		sub := mustSubscribe(t, b, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+		sub.flow(10)
+		if got := sub.receive(1); string(got[0].GetPayload()) != string(payloadOf(1)) {
+			t.Fatalf("%s on b: %q", topic, got[0].GetPayload())
+		}
+		sub.cancel()
+	}
+	for topic, before := range stay {
+		if o, err := c.meta.GetOwnership(ctxT(t), topic); err != nil || o != before {
+			t.Fatalf("%s, placed on a, moved: %+v %v (was %+v)", topic, o, err, before)
+		}
+	}
+}
+
+// TestUnloadTopicReleasesItAndTheNextLookupLoadsItAgain: an unload by the
+// admin call releases the topic's ownership once its ledger is closed; the
+// next client loads it again with every message kept.
+func TestUnloadTopicReleasesItAndTheNextLookupLoadsItAgain(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "public/default/unloaded"
+	p := mustProducer(t, n, topic, "p")
+	p.mustSend(msg(1))
+	if _, err := n.client.UnloadTopic(ctxT(t), &servingpb.UnloadTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.meta.GetOwnership(ctxT(t), topic); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("ownership after the unload: %v, want none", err)
+	}
+	ml, err := c.meta.GetManagedLedger(ctxT(t), topic)
+	if err != nil || len(ml.Ledgers) != 1 {
+		t.Fatalf("managed ledger after the unload: %+v %v", ml, err)
+	}
+	if l, err := c.meta.GetLedger(ctxT(t), ml.Ledgers[0].ID); err != nil || l.State != metadata.LedgerClosed || l.LastEntry != 0 {
+		t.Fatalf("ledger after the unload: %+v %v, want it closed after its one entry", l, err)
+	}
+	if _, err := p.send(msg(2)); err == nil {
+		t.Fatal("the unloaded topic's producer could still send")
+	}
+	if _, err := n.client.UnloadTopic(ctxT(t), &servingpb.UnloadTopicRequest{Topic: topic}); err != nil {
+		t.Fatalf("unloading a topic nobody serves: %v", err)
+	}
+	p2 := mustProducer(t, n, topic, "p")
+	p2.mustSend(msg(2))
+	sub := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	sub.flow(10)
+	if got := sub.receive(2); got[0].GetSequenceId() != 1 || got[1].GetSequenceId() != 2 {
+		t.Fatalf("after the reload: %v", got)
+	}
+}
