@@ -96,6 +96,13 @@ type Config struct {
 	// RebalanceMaxUnloads bounds the topics one rebalance round unloads,
 	// so that their clients reconnect a few at a time. Default 16.
 	RebalanceMaxUnloads int
+	// LostBookieRecoveryDelay is how long a bookie that ledgers name must
+	// be missing from the registry before the auditing node (the live
+	// node with the smallest id) copies the closed ledgers it held to
+	// other bookies (ledger.Auditor; BookKeeper's AutoRecovery). Default
+	// 5 min; negative disables (--lost-bookie-recovery-delay). Serve runs
+	// it; NewNode alone does not.
+	LostBookieRecoveryDelay time.Duration
 	// MetaTimeout bounds one metadata call. Default 10 s.
 	MetaTimeout time.Duration
 	// NoTopicAutoCreation refuses to produce to or subscribe to a topic
@@ -143,6 +150,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.LoadTimeout, 30*time.Second)
 	setDur(&c.MetaTimeout, 10*time.Second)
 	setDur(&c.RebalanceInterval, time.Minute)
+	setDur(&c.LostBookieRecoveryDelay, 5*time.Minute)
 	if c.RebalanceMaxUnloads == 0 {
 		c.RebalanceMaxUnloads = 16
 	}

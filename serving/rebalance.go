@@ -91,6 +91,18 @@ func (n *Node) rebalance(ctx context.Context, now time.Time) int {
 	return moved
 }
 
+// audits reports whether this node is the one that audits the bookies
+// (ledger.Auditor): the live node with the smallest id. Two nodes that
+// both think so for a moment only duplicate copies; the ledger metadata's
+// compare-and-swap keeps one.
+func (n *Node) audits(ctx context.Context) bool {
+	nodes, err := n.meta.ListNodes(ctx)
+	if err != nil || len(nodes) == 0 {
+		return false
+	}
+	return slices.MinFunc(nodes, func(a, b metadata.NodeInfo) int { return cmp.Compare(a.ID, b.ID) }).ID == n.cfg.NodeID
+}
+
 // UnloadTopic unloads one topic (a partition, or a topic that is not
 // partitioned) from its owner gracefully, as Pulsar's topics unload: its
 // cursors are flushed, its ledger closed and its ownership released, and

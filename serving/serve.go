@@ -94,6 +94,14 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gs.Serve(o.GRPC) })
+	if d := n.cfg.LostBookieRecoveryDelay; d > 0 {
+		ac := ledger.AuditorConfig{Delay: d, Leader: n.audits}
+		if o.Registry != nil {
+			ac.Registerer = o.Registry
+		}
+		a := ledger.NewAuditor(o.Ledgers, o.Store, ac)
+		g.Go(func() error { a.Run(gctx, min(max(d/2, 100*time.Millisecond), time.Minute)); return nil })
+	}
 	if hs != nil {
 		g.Go(func() error {
 			if err := hs.Serve(o.HTTP); !errors.Is(err, http.ErrServerClosed) {

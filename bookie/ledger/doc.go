@@ -52,6 +52,13 @@
 // future add fails with ErrFenced, and no entry past the LAC it had reached is
 // ever reported as acknowledged.
 //
+// # Re-replication
+//
+// Rereplicate copies a closed ledger off a bookie lost for good, fragment
+// by fragment, to a bookie outside each fragment's ensemble, and records
+// the replacements in one compare-and-swap; an Auditor finds the ledgers
+// of bookies missing past a delay (rereplicate.go, audit.go).
+//
 // # Limits and known gaps
 //
 //   - The LAC a bookie knows lags the writer's by one entry (it is

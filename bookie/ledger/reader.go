@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,6 +28,13 @@ type Entry struct {
 // last entry); ErrEntryNotFound if no bookie has an entry. Reading past the
 // LAC of an open ledger is the caller's risk: an entry there may be lost.
 func (c *Client) Read(ctx context.Context, l *metadata.Ledger, first, last ids.EntryID) ([]Entry, error) {
+	return c.read(ctx, l, first, last, "")
+}
+
+// read is Read asking bookie avoid (when not empty) only when the other
+// bookies of a write set fail: re-replication reads around a lost bookie
+// without waiting for it first.
+func (c *Client) read(ctx context.Context, l *metadata.Ledger, first, last ids.EntryID, avoid string) ([]Entry, error) {
 	if first < 0 || last < first || (l.State == metadata.LedgerClosed && last > l.LastEntry) || len(l.Fragments) == 0 {
 		return nil, fmt.Errorf("%w: read %d..%d of ledger %d (state %s, last entry %d)",
 			ErrInvalidArgument, first, last, l.ID, l.State, l.LastEntry)
@@ -35,7 +43,7 @@ func (c *Client) Read(ctx context.Context, l *metadata.Ledger, first, last ids.E
 	var out []Entry
 	bytes := 0
 	for e := first; e <= last && (len(out) == 0 || bytes < c.cfg.MaxReadBytes); {
-		got, err := c.readRun(ctx, l, e, c.runEnd(l, e, last))
+		got, err := c.readRun(ctx, l, e, c.runEnd(l, e, last), avoid)
 		if err != nil {
 			return nil, err
 		}
@@ -67,9 +75,12 @@ func (c *Client) runEnd(l *metadata.Ledger, e, last ids.EntryID) ids.EntryID {
 }
 
 // readRun reads first..last (one write set) from the first bookie of the
-// write set that answers; it returns at least one entry.
-func (c *Client) readRun(ctx context.Context, l *metadata.Ledger, first, last ids.EntryID) ([]Entry, error) {
+// write set that answers, avoid last; it returns at least one entry.
+func (c *Client) readRun(ctx context.Context, l *metadata.Ledger, first, last ids.EntryID, avoid string) ([]Entry, error) {
 	ws := writeSet(l.FragmentFor(first), l.WriteQuorum, first)
+	if i := slices.Index(ws, avoid); i >= 0 && avoid != "" {
+		ws = append(slices.Delete(ws, i, i+1), avoid)
+	}
 	var errs []error
 	for _, b := range ws {
 		got, err := c.readRange(ctx, b, l.ID, first, last)

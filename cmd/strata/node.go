@@ -72,6 +72,7 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	spec.cfg.BacklogQuotaCheckInterval, _ = cmd.Flags().GetDuration("backlog-quota-check-interval")
 	spec.cfg.TrimInterval, _ = cmd.Flags().GetDuration("retention-check-interval")
 	spec.cfg.RebalanceInterval, _ = cmd.Flags().GetDuration("rebalance-interval")
+	spec.cfg.LostBookieRecoveryDelay, _ = cmd.Flags().GetDuration("lost-bookie-recovery-delay")
 	if auto, err := cmd.Flags().GetBool("allow-auto-topic-creation"); err == nil {
 		spec.cfg.NoTopicAutoCreation = !auto
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,16 +100,9 @@ func TestFrozenOwnerLosesItsTopicAndAppendsNothingAfterTheTakeover(t *testing.T)
 		t.Skip("starts a cluster of processes")
 	}
 	ctx := testContext(t, 3*time.Minute)
-	var (
-		etcdMu sync.Mutex
-		etcd   string
-	)
-	cluster, nodes, c := startProcessCluster(t, ctx, func(a chaos.NodeAddrs, c chaos.ClusterConfig) []string {
-		etcdMu.Lock()
-		etcd = a.Etcd
-		etcdMu.Unlock()
+	cluster, nodes, c := startProcessCluster(t, ctx, chaos.ClusterConfig{ServeArgs: func(a chaos.NodeAddrs, c chaos.ClusterConfig) []string {
 		return append(chaos.DefaultServeArgs(a, c), "--lease-ttl", pauseLease.String())
-	})
+	}})
 	const topic = "public/default/pause"
 	p, err := c.NewProducer(ctx, topic, client.ProducerName("pause-producer"), client.ProducerLinger(2*time.Millisecond))
 	if err != nil {
@@ -235,16 +227,18 @@ func TestFrozenOwnerLosesItsTopicAndAppendsNothingAfterTheTakeover(t *testing.T)
 		return liveSeen.hasAll(seqs)
 	})
 	checkNoOldLedgerAfterTakeover(t, ids, old)
-	checkOldLedgersClosedAndUnextended(t, ctx, etcd, old, ids)
+	checkOldLedgersClosedAndUnextended(t, ctx, cluster.EtcdEndpoints(), old, ids)
 	checkConsumedExactlyOnce(t, ctx, c, topic, seqs)
 }
 
-// startProcessCluster starts etcd, three bookies and two serving nodes
-// (serveArgs) as processes, closed when the test ends, and answers the
-// serving nodes' addresses and a client of them that reconnects quickly.
-func startProcessCluster(t *testing.T, ctx context.Context, serveArgs func(chaos.NodeAddrs, chaos.ClusterConfig) []string) (*chaos.Cluster, []string, *client.Client) {
+// startProcessCluster starts etcd, the bookies and the serving nodes of
+// cfg (three and two by default) as processes, closed when the test ends,
+// and answers the serving nodes' addresses and a client of them that
+// reconnects quickly.
+func startProcessCluster(t *testing.T, ctx context.Context, cfg chaos.ClusterConfig) (*chaos.Cluster, []string, *client.Client) {
 	t.Helper()
-	cluster, err := chaos.StartLocalCluster(ctx, chaos.ClusterConfig{Exe: strataBin, Dir: t.TempDir(), ServeArgs: serveArgs})
+	cfg.Exe, cfg.Dir = strataBin, t.TempDir()
+	cluster, err := chaos.StartLocalCluster(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,9 +296,9 @@ func checkNoOldLedgerAfterTakeover(t *testing.T, ids []client.MessageID, old map
 // the old one, at or after the last entry it acknowledged, and no entry past
 // the close reached an ack quorum of bookies (the fenced old owner could not
 // get one acknowledged after the takeover).
-func checkOldLedgersClosedAndUnextended(t *testing.T, ctx context.Context, etcd string, old map[uint64]bool, ids []client.MessageID) {
+func checkOldLedgersClosedAndUnextended(t *testing.T, ctx context.Context, etcd []string, old map[uint64]bool, ids []client.MessageID) {
 	t.Helper()
-	store, err := metadata.Open(ctx, metadata.Config{Endpoints: strings.Split(etcd, ","), Prefix: "/strata"})
+	store, err := metadata.Open(ctx, metadata.Config{Endpoints: etcd, Prefix: "/strata"})
 	if err != nil {
 		t.Fatal(err)
 	}

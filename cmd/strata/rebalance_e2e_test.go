@@ -22,9 +22,9 @@ func TestARestartedNodeTakesItsShareOfTopicsBackLosingAndDuplicatingNothing(t *t
 		t.Skip("starts a cluster of processes")
 	}
 	ctx := testContext(t, 4*time.Minute)
-	cluster, nodes, c := startProcessCluster(t, ctx, func(a chaos.NodeAddrs, c chaos.ClusterConfig) []string {
+	cluster, nodes, c := startProcessCluster(t, ctx, chaos.ClusterConfig{ServeArgs: func(a chaos.NodeAddrs, c chaos.ClusterConfig) []string {
 		return append(chaos.DefaultServeArgs(a, c), "--rebalance-interval", "1s")
-	})
+	}})
 
 	const topics = 16
 	name := func(i int) string { return fmt.Sprintf("public/default/rebalance-%02d", i) }

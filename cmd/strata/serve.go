@@ -53,6 +53,8 @@ func addTierFlags(cmd *cobra.Command, storeHelp string) {
 func addPolicyFlags(cmd *cobra.Command) {
 	cmd.Flags().Duration("rebalance-interval", time.Minute,
 		"how often a node unloads, a few at a time, the topics that belong on a node that joined or came back (negative: never)")
+	cmd.Flags().Duration("lost-bookie-recovery-delay", 5*time.Minute,
+		"copy the closed ledgers of a bookie missing this long to other bookies, so every entry has its copies again (negative: never)")
 	cmd.Flags().Duration("retention-check-interval", time.Minute,
 		"how often each topic deletes consumed ledgers past retention, expires messages past their TTL and checks its compaction threshold")
 	cmd.Flags().Duration("backlog-quota-check-interval", serving.DefaultBacklogQuotaCheckInterval,

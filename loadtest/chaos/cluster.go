@@ -117,6 +117,7 @@ type Cluster struct {
 	etcd     *metadata.Embedded
 	store    *metadata.Store // nil with KeepBookiesUnregistered
 	bookies  []*procs.Process
+	bookieID []string // the bookies' ids (addresses), in target order
 	serving  []*procs.Process
 	targets  map[string]Target
 	grpc     []string
@@ -187,6 +188,7 @@ func (c *Cluster) startBookie(ctx context.Context, name, etcd string) error {
 		return err
 	}
 	c.bookies = append(c.bookies, p)
+	c.bookieID = append(c.bookieID, addrs.Addr)
 	if c.store == nil {
 		c.targets[name] = p
 		return nil
@@ -285,6 +287,20 @@ func (c ClusterConfig) Counts() map[Role]int {
 // Counts returns the number of processes per role.
 func (c *Cluster) Counts() map[Role]int {
 	return map[Role]int{Bookie: len(c.bookies), Serving: len(c.serving)}
+}
+
+// EtcdEndpoints answers the client URLs of the cluster's etcd.
+func (c *Cluster) EtcdEndpoints() []string { return c.etcd.Endpoints() }
+
+// BookieTarget answers the target name ("bookie-2") of the bookie whose id
+// (its address, as ledger metadata names it) is id; "" when none is.
+func (c *Cluster) BookieTarget(id string) string {
+	for i, b := range c.bookieID {
+		if b == id {
+			return TargetName(Bookie, i)
+		}
+	}
+	return ""
 }
 
 // Targets returns every process by name ("bookie-0", "serving-1").

@@ -1,0 +1,152 @@
+package ledger
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-mq/strata/metadata"
+)
+
+// LedgerLister lists every ledger's metadata (metadata.Store does).
+type LedgerLister interface {
+	ListLedgers(ctx context.Context) ([]*metadata.Ledger, error)
+}
+
+// AuditorConfig configures an Auditor.
+type AuditorConfig struct {
+	// Delay is how long a bookie must have been missing from the registry
+	// before its ledgers are re-replicated (BookKeeper's
+	// lostBookieRecoveryDelay), so that a bookie restarting is not copied
+	// away from. Must be positive.
+	Delay time.Duration
+	// Leader reports whether this process audits now; every process may
+	// run an Auditor, one at a time should act (two acting at once only
+	// waste copies: the metadata CAS lets one win).
+	Leader func(ctx context.Context) bool
+	// Registerer, when set, receives the auditor's metrics.
+	Registerer prometheus.Registerer
+}
+
+// Auditor finds the closed ledgers that a lost bookie held and
+// re-replicates them (Client.Rereplicate), as BookKeeper's AutoRecovery.
+// Each round lists the live bookies and every ledger; a bookie that some
+// ledger names and that is not registered is lost from the first round
+// that sees it, and after Delay each closed ledger naming it is copied off
+// it. Ledgers whose offload completed are left alone: the object store
+// holds their verified copy. Open ledgers are their writers' (an ensemble
+// change replaces a failed bookie) or, once recovered and closed, the next
+// round's.
+type Auditor struct {
+	c         *Client
+	ledgers   LedgerLister
+	cfg       AuditorConfig
+	log       *slog.Logger
+	lostSince map[string]time.Time
+
+	lost         prometheus.Gauge
+	rereplicated prometheus.Counter
+	failures     prometheus.Counter
+}
+
+// NewAuditor builds an auditor over c.
+func NewAuditor(c *Client, ledgers LedgerLister, cfg AuditorConfig) *Auditor {
+	a := &Auditor{c: c, ledgers: ledgers, cfg: cfg, log: c.log.With("component", "auditor"), lostSince: map[string]time.Time{},
+		lost: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_lost_bookies",
+			Help: "Bookies that ledgers name and that are not registered (as seen by the auditing node)."}),
+		rereplicated: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_rereplicated_ledgers_total",
+			Help: "Closed ledgers copied off a lost bookie."}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_rereplication_failures_total",
+			Help: "Re-replications of a ledger that failed (retried the next round)."}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(a.lost, a.rereplicated, a.failures)
+	}
+	return a
+}
+
+// Run audits every interval until ctx ends.
+func (a *Auditor) Run(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a.Round(ctx, time.Now())
+	}
+}
+
+// Round runs one audit at now and answers how many ledgers it
+// re-replicated.
+func (a *Auditor) Round(ctx context.Context, now time.Time) int {
+	if a.cfg.Leader != nil && !a.cfg.Leader(ctx) {
+		clear(a.lostSince) // a later leadership starts its clocks afresh
+		return 0
+	}
+	live, err := a.c.liveBookies(ctx)
+	if err != nil {
+		a.log.Debug("audit: listing bookies", "err", err)
+		return 0
+	}
+	all, err := a.ledgers.ListLedgers(ctx)
+	if err != nil {
+		a.log.Debug("audit: listing ledgers", "err", err)
+		return 0
+	}
+	named := map[string]bool{}
+	for _, l := range all {
+		for _, f := range l.Fragments {
+			for _, b := range f.Bookies {
+				if !slices.Contains(live, b) {
+					named[b] = true
+				}
+			}
+		}
+	}
+	for b := range a.lostSince {
+		if !named[b] {
+			delete(a.lostSince, b) // back, or named by no ledger any more
+		}
+	}
+	for b := range named {
+		if _, ok := a.lostSince[b]; !ok {
+			a.lostSince[b] = now
+			a.log.Warn("a bookie that ledgers name is not registered; its ledgers are re-replicated if it stays away",
+				"bookie", b, "after", a.cfg.Delay)
+		}
+	}
+	a.lost.Set(float64(len(a.lostSince)))
+	done := 0
+	var firstErr error
+	failed := 0
+	for _, l := range all {
+		if l.State != metadata.LedgerClosed || (l.Offload != nil && l.Offload.State != metadata.OffloadStarted) {
+			continue
+		}
+		for b, since := range a.lostSince {
+			if now.Sub(since) < a.cfg.Delay || !slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, b) }) {
+				continue
+			}
+			if _, err := a.c.Rereplicate(ctx, l.ID, b); err != nil {
+				a.failures.Inc()
+				failed++
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			a.rereplicated.Inc()
+			done++
+		}
+	}
+	if failed > 0 {
+		a.log.Warn("audit: re-replications failed; retried next round", "failed", failed, "first", firstErr)
+	}
+	return done
+}

@@ -1,0 +1,236 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/strata-mq/strata/bookie/bookiepb"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+)
+
+// Re-replication, as BookKeeper's AutoRecovery: a bookie that is gone for
+// good (its disk lost, or decommissioned) leaves every entry it held with
+// one copy fewer, until another loss loses it. Rereplicate copies what a
+// lost bookie held of one closed ledger to other bookies and records them
+// in the ledger's metadata; the serving tier calls it for the ledgers of
+// the topics it owns once a bookie has been missing for a while.
+
+// ErrLedgerNotClosed: re-replication is for closed ledgers only; an open
+// one is the writer's (ensemble change) or its recovery's business.
+var ErrLedgerNotClosed = errcode.New(errcode.InvalidArgument, "ledger: not closed")
+
+// rereplicateWindow and rereplicateBytes bound the adds in flight to one
+// replacement bookie, under a bookie's default per-stream limits.
+const (
+	rereplicateWindow = 256
+	rereplicateBytes  = 32 << 20
+)
+
+// Rereplicate moves closed ledger id off bookie lost. For each fragment
+// whose ensemble holds lost, it picks a live bookie outside the ensemble
+// and copies to it, with recovery adds each answered after its fsync,
+// every entry of the fragment whose write set holds lost, read from the
+// other bookies of its write set; then it records every replacement in one
+// compare-and-swap of the ledger's metadata. Until that CAS the metadata
+// is unchanged, so a failure or a crash halfway loses nothing: the copies
+// are merely orphaned (and deleted with the ledger). It answers the ledger
+// as stored afterwards, unchanged when lost holds no part of it;
+// ErrNotEnoughBookies when no bookie outside an ensemble is live, and
+// ErrEntryNotFound when no other bookie holds an entry.
+func (c *Client) Rereplicate(ctx context.Context, id ids.LedgerID, lost string) (*metadata.Ledger, error) {
+	l, err := c.store.GetLedger(ctx, id)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %d", ErrLedgerNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if l.State != metadata.LedgerClosed {
+		return nil, fmt.Errorf("%w: ledger %d is %s", ErrLedgerNotClosed, id, l.State)
+	}
+	if !slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, lost) }) {
+		return l, nil
+	}
+	live, err := c.liveBookies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	replaced := make([]metadata.Fragment, len(l.Fragments))
+	for i, f := range l.Fragments {
+		replaced[i] = metadata.Fragment{FirstEntry: f.FirstEntry, Bookies: slices.Clone(f.Bookies)}
+		k := slices.Index(f.Bookies, lost)
+		if k < 0 {
+			continue
+		}
+		spare := slices.DeleteFunc(slices.Clone(live), func(b string) bool { return b == lost || slices.Contains(f.Bookies, b) })
+		if len(spare) == 0 {
+			return nil, fmt.Errorf("%w: no live bookie outside %v to replace %s in ledger %d", ErrNotEnoughBookies, f.Bookies, lost, id)
+		}
+		to := spare[rand.IntN(len(spare))]
+		last := l.LastEntry
+		if i+1 < len(l.Fragments) {
+			last = l.Fragments[i+1].FirstEntry - 1
+		}
+		if f.FirstEntry <= last {
+			if err := c.copyFragment(ctx, l, &f, k, last, to); err != nil {
+				return nil, fmt.Errorf("ledger %d: copying entries %d..%d from the bookies of %s to %s: %w", id, f.FirstEntry, last, lost, to, err)
+			}
+		}
+		replaced[i].Bookies[k] = to
+	}
+	// Record the copies, unless the fragments changed meanwhile (another
+	// re-replication won): then this one's copies are simply unused.
+	for {
+		cur, err := c.store.GetLedger(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !sameFragments(cur.Fragments, l.Fragments) {
+			return cur, nil
+		}
+		cur.Fragments = replaced
+		err = c.store.UpdateLedger(ctx, cur)
+		if errors.Is(err, metadata.ErrBadVersion) {
+			continue // another field changed (an offload's record, say): try again
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.log.Info("ledger re-replicated off a lost bookie", "ledger", id, "lost", lost, "fragments", replaced)
+		return cur, nil
+	}
+}
+
+func sameFragments(a, b []metadata.Fragment) bool {
+	return slices.EqualFunc(a, b, func(x, y metadata.Fragment) bool {
+		return x.FirstEntry == y.FirstEntry && slices.Equal(x.Bookies, y.Bookies)
+	})
+}
+
+// copyFragment copies the entries first..last of fragment f that the
+// bookie at index k of its ensemble held to bookie to.
+func (c *Client) copyFragment(ctx context.Context, l *metadata.Ledger, f *metadata.Fragment, k int, last ids.EntryID, to string) error {
+	bc, err := c.bookie(to)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := bc.Add(ctx)
+	if err != nil {
+		return errcode.FromError(err)
+	}
+	// Adds in flight are bounded in count and bytes, under the bookie's
+	// per-stream limits; the answers come back on their own goroutine.
+	inflight := semaphore.NewWeighted(rereplicateBytes)
+	count := make(chan struct{}, rereplicateWindow)
+	var mu sync.Mutex
+	sizes := map[int64]int64{}
+	answered := make(chan error, 1)
+	go func() {
+		for {
+			resp, err := st.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					answered <- nil
+					return
+				}
+				answered <- errcode.FromError(err)
+				cancel()
+				return
+			}
+			if resp.GetErrorCode() != 0 {
+				answered <- errcode.New(errcode.Code(resp.GetErrorCode()), "bookie %s: entry %d: %s", to, resp.GetEntryId(), resp.GetErrorMessage())
+				cancel() // wakes the sender, which may wait for room
+				return
+			}
+			mu.Lock()
+			n := sizes[resp.GetEntryId()]
+			delete(sizes, resp.GetEntryId())
+			mu.Unlock()
+			inflight.Release(n)
+			<-count
+		}
+	}()
+	holds := func(e ids.EntryID) bool { return slices.Contains(writeSet(f, l.WriteQuorum, e), f.Bookies[k]) }
+	for e := f.FirstEntry; e <= last; {
+		got, err := c.read(ctx, l, e, last, f.Bookies[k])
+		if err != nil {
+			if ctx.Err() != nil {
+				return c.copyFailed(ctx, answered, to)
+			}
+			return err
+		}
+		for _, en := range got {
+			if !holds(en.ID) {
+				continue
+			}
+			n := min(int64(len(en.Payload))+1, rereplicateBytes)
+			if err := inflight.Acquire(ctx, n); err != nil {
+				return c.copyFailed(ctx, answered, to)
+			}
+			select {
+			case count <- struct{}{}:
+			case <-ctx.Done():
+				return c.copyFailed(ctx, answered, to)
+			}
+			mu.Lock()
+			sizes[int64(en.ID)] = n
+			mu.Unlock()
+			if err := st.Send(&bookiepb.AddRequest{RequestId: uint64(en.ID) + 1, LedgerId: uint64(l.ID), EntryId: int64(en.ID),
+				Lac: int64(l.LastEntry), Payload: en.Payload, Recovery: true}); err != nil {
+				return c.copyFailed(ctx, answered, to)
+			}
+			select {
+			case err := <-answered:
+				if err == nil {
+					err = errcode.New(errcode.Unavailable, "bookie %s ended the stream early", to)
+				}
+				return err
+			default:
+			}
+		}
+		e = got[len(got)-1].ID + 1
+	}
+	if err := st.CloseSend(); err != nil {
+		return errcode.FromError(err)
+	}
+	// The bookie ends the stream once it has answered every add.
+	select {
+	case err := <-answered:
+		if err != nil {
+			return err
+		}
+		if len(count) != 0 {
+			return errcode.New(errcode.Unavailable, "bookie %s ended the stream with %d adds unanswered", to, len(count))
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// copyFailed answers why a copy's stream stopped taking adds: the bookie's
+// own error when it gave one.
+func (c *Client) copyFailed(ctx context.Context, answered <-chan error, to string) error {
+	select {
+	case err := <-answered:
+		if err != nil {
+			return err
+		}
+	default:
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errcode.New(errcode.Unavailable, "bookie %s stopped taking adds", to)
+}

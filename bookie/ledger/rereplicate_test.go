@@ -1,0 +1,178 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/bookie/ledger"
+	"github.com/strata-mq/strata/internal/ids"
+	"github.com/strata-mq/strata/metadata"
+)
+
+// writeClosed writes n entries to a new ledger with opts, waits for every
+// acknowledgement and closes it.
+func writeClosed(t *testing.T, cl *ledger.Client, opts ledger.CreateOptions, n int) *metadata.Ledger {
+	t.Helper()
+	w := mustCreate(t, cl, opts)
+	a := newAcks()
+	for i := range n {
+		w.Append(payload(i), a.done(payload(i)))
+	}
+	waitFor(t, "every append acknowledged", func() bool { _, _, count := a.snapshot(); return count == n })
+	if _, errs, _ := a.snapshot(); len(errs) > 0 {
+		t.Fatal(errs[0])
+	}
+	l, err := w.Close(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// checkEveryCopy checks that every bookie of every entry's write set holds
+// the entry, byte-identical.
+func checkEveryCopy(t *testing.T, c *cluster, l *metadata.Ledger) {
+	t.Helper()
+	for e := ids.EntryID(0); e <= l.LastEntry; e++ {
+		f := l.FragmentFor(e)
+		n := len(f.Bookies)
+		for i := 0; i < l.WriteQuorum; i++ {
+			b := f.Bookies[(int(e)%n+i)%n]
+			tb := c.bookie(b)
+			if tb == nil {
+				t.Fatalf("entry %d: bookie %s of its write set is not in the cluster", e, b)
+			}
+			got, err := tb.b.Read(l.ID, e)
+			if err != nil || !bytes.Equal(got.Payload, payload(int(e))) {
+				t.Fatalf("entry %d on %s: %q %v", e, b, got.Payload, err)
+			}
+		}
+	}
+}
+
+// TestRereplicateMovesAClosedLedgerOffALostBookieWithEveryCopy: once a
+// bookie is lost for good, re-replication copies every entry it held of a
+// striped closed ledger (E=3, Qw=2) to other bookies and records them, so
+// every entry has Qw copies again and the lost bookie is in no fragment.
+func TestRereplicateMovesAClosedLedgerOffALostBookieWithEveryCopy(t *testing.T) {
+	c := startCluster(t, 5)
+	cl := c.client(t)
+	ctx := context.Background()
+	l := writeClosed(t, cl, ledger.CreateOptions{Ensemble: 3, WriteQuorum: 2, AckQuorum: 2}, 300)
+	lost := l.Fragments[0].Bookies[1]
+	c.bookie(lost).stop()
+	c.list.remove(lost)
+
+	got, err := cl.Rereplicate(ctx, l.ID, lost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range got.Fragments {
+		if slices.Contains(f.Bookies, lost) {
+			t.Fatalf("the lost bookie is still in %+v", got.Fragments)
+		}
+	}
+	stored, err := c.store.GetLedger(ctx, l.ID)
+	if err != nil || stored.Version != got.Version || stored.State != metadata.LedgerClosed || stored.LastEntry != l.LastEntry {
+		t.Fatalf("stored %+v %v, want what Rereplicate answered, still closed at %d", stored, err, l.LastEntry)
+	}
+	c.bookies = slices.DeleteFunc(c.bookies, func(tb *testBookie) bool { return tb.addr == lost })
+	checkEveryCopy(t, c, stored)
+	again, err := cl.Rereplicate(ctx, l.ID, lost)
+	if err != nil || again.Version != stored.Version {
+		t.Fatalf("a second re-replication changed %+v %v", again, err)
+	}
+}
+
+// TestRereplicateRefusesOpenLedgersAndChangesNothingWithoutASpare: an open
+// ledger is its writer's, and with no bookie outside the ensemble nothing
+// is copied or recorded.
+func TestRereplicateRefusesOpenLedgersAndChangesNothingWithoutASpare(t *testing.T) {
+	c := startCluster(t, 3)
+	cl := c.client(t)
+	ctx := context.Background()
+	w := mustCreate(t, cl, ledger.ClusterOptions())
+	open, err := c.store.GetLedger(ctx, w.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Rereplicate(ctx, w.ID(), open.Fragments[0].Bookies[0]); !errors.Is(err, ledger.ErrLedgerNotClosed) {
+		t.Fatalf("an open ledger: %v, want ErrLedgerNotClosed", err)
+	}
+	if _, err := w.Close(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	l := writeClosed(t, cl, ledger.ClusterOptions(), 20)
+	lost := l.Fragments[0].Bookies[2]
+	c.bookie(lost).stop()
+	c.list.remove(lost)
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cl.Rereplicate(rctx, l.ID, lost); !errors.Is(err, ledger.ErrNotEnoughBookies) {
+		t.Fatalf("no spare: %v, want ErrNotEnoughBookies", err)
+	}
+	if stored, err := c.store.GetLedger(ctx, l.ID); err != nil || stored.Version != l.Version {
+		t.Fatalf("the refused re-replication changed the metadata: %+v %v", stored, err)
+	}
+}
+
+// TestAuditorRereplicatesClosedLedgersOfABookieLostPastTheDelay: the
+// auditor leaves a missing bookie alone until it has been gone for the
+// delay (it may be restarting), then copies every closed ledger off it,
+// leaves open ledgers to their writers, and does nothing while it is not
+// the leader.
+func TestAuditorRereplicatesClosedLedgersOfABookieLostPastTheDelay(t *testing.T) {
+	c := startCluster(t, 4)
+	cl := c.client(t)
+	ctx := context.Background()
+	store := c.store.(*metadata.Store)
+	var closed []*metadata.Ledger
+	for range 3 {
+		closed = append(closed, writeClosed(t, cl, ledger.ClusterOptions(), 30))
+	}
+	w := mustCreate(t, cl, ledger.ClusterOptions())
+	defer w.Close(ctx, nil)
+	lost := closed[0].Fragments[0].Bookies[0]
+	c.bookie(lost).stop()
+	c.list.remove(lost)
+
+	leader := false
+	a := ledger.NewAuditor(cl, store, ledger.AuditorConfig{Delay: time.Hour, Leader: func(context.Context) bool { return leader }})
+	start := time.Now()
+	if n := a.Round(ctx, start.Add(2*time.Hour)); n != 0 {
+		t.Fatalf("a follower re-replicated %d ledgers", n)
+	}
+	leader = true
+	if n := a.Round(ctx, start); n != 0 {
+		t.Fatalf("re-replicated %d ledgers the moment the bookie went missing", n)
+	}
+	want := 0
+	for _, l := range closed {
+		if slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, lost) }) {
+			want++
+		}
+	}
+	if n := a.Round(ctx, start.Add(2*time.Hour)); n != want {
+		t.Fatalf("re-replicated %d ledgers past the delay, want %d", n, want)
+	}
+	c.bookies = slices.DeleteFunc(c.bookies, func(tb *testBookie) bool { return tb.addr == lost })
+	for _, l := range closed {
+		got, err := c.store.GetLedger(ctx, l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range got.Fragments {
+			if slices.Contains(f.Bookies, lost) {
+				t.Fatalf("ledger %d still names the lost bookie: %+v", l.ID, got.Fragments)
+			}
+		}
+		checkEveryCopy(t, c, got)
+	}
+	if open, err := c.store.GetLedger(ctx, w.ID()); err != nil || open.State != metadata.LedgerOpen {
+		t.Fatalf("the open ledger: %+v %v, want it left to its writer", open, err)
+	}
+}
