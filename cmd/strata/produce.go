@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -62,16 +65,26 @@ type produceOpts struct {
 	delay      time.Duration
 	compress   string
 	chunking   bool
+	input      string
 }
 
 func newProduceCmd() *cobra.Command {
 	var o produceOpts
 	cmd := &cobra.Command{
-		Use:   "produce --topic T [--key K] [--count N --size BYTES]",
+		Use:   "produce --topic T [--key K] [--count N --size BYTES] [--input text|jsonl]",
 		Short: "Send messages to a topic: N generated payloads, or one message per stdin line",
 		Long: `Send messages to a topic. With --count, send N generated payloads of --size bytes;
-otherwise send one message per line of standard input. Exits 0 only when every
-message was acknowledged; otherwise prints the number of failures and exits 1.`,
+otherwise send one message per line of standard input: the line is the payload
+(--input text), or a JSON object as strata consume --output jsonl and strata
+replay print them (--input jsonl): its key, properties, event_time and payload
+(or payload_base64) are sent, the rest ignored, so a topic's messages can be
+copied to another with their keys and properties:
+
+  strata consume --topic a --subscription copy --output jsonl | strata produce --topic b --input jsonl
+
+--key and --property give what a line leaves unset. Exits 0 only when every
+message was acknowledged; otherwise prints the number of failures and exits 1.
+A malformed line stops the input there (the lines before it are sent).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runProduce(cmd, o) },
 	}
@@ -86,6 +99,7 @@ message was acknowledged; otherwise prints the number of failures and exits 1.`,
 	f.DurationVar(&o.delay, "deliver-after", 0, "delay the messages: shared and key_shared subscriptions deliver them this long after the send")
 	f.DurationVar(&o.timeout, "timeout", 0, "give up on unacknowledged messages after this long (0: wait)")
 	f.StringVar(&o.compress, "compression", "none", "compress each batch: none, lz4, zlib, zstd or snappy")
+	f.StringVar(&o.input, "input", "text", "stdin format: text (a line is a payload) or jsonl (a line is a JSON message)")
 	f.BoolVar(&o.chunking, "chunking", false, "send a message over the topic's size limit as chunks (consumers of exclusive and failover subscriptions get it whole)")
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
@@ -142,6 +156,9 @@ func runProduce(cmd *cobra.Command, o produceOpts) error {
 	if o.count < 0 || o.size < 0 || o.delay < 0 {
 		return fmt.Errorf("--count, --size and --deliver-after must not be negative")
 	}
+	if o.input != "text" && o.input != "jsonl" {
+		return fmt.Errorf("--input %q: want text or jsonl", o.input)
+	}
 	props, err := parseProperties(o.properties)
 	if err != nil {
 		return err
@@ -169,6 +186,9 @@ func runProduce(cmd *cobra.Command, o produceOpts) error {
 	send := func(payload []byte) {
 		p.SendAsync(ctx, &client.ProducerMessage{Key: o.key, Payload: payload, Properties: props, DeliverAfter: o.delay}, tally.done)
 	}
+	if o.input == "jsonl" {
+		send = nil
+	}
 	sent, readErr := 0, error(nil)
 	if o.count > 0 {
 		for i := 0; i < o.count && ctx.Err() == nil; i++ {
@@ -178,15 +198,62 @@ func runProduce(cmd *cobra.Command, o produceOpts) error {
 	} else {
 		sc := bufio.NewScanner(cmd.InOrStdin())
 		sc.Buffer(make([]byte, 64<<10), maxStdinLine)
-		for sc.Scan() && ctx.Err() == nil {
-			send(append([]byte(nil), sc.Bytes()...))
+		for line := 1; sc.Scan() && ctx.Err() == nil; line++ {
+			if send != nil {
+				send(append([]byte(nil), sc.Bytes()...))
+				sent++
+				continue
+			}
+			m, err := jsonlMessage(sc.Bytes(), o.key, props)
+			if err != nil {
+				readErr = fmt.Errorf("line %d: %w", line, err)
+				break
+			}
+			m.DeliverAfter = o.delay
+			p.SendAsync(ctx, m, tally.done)
 			sent++
 		}
-		readErr = sc.Err()
+		if readErr == nil {
+			readErr = sc.Err()
+		}
 	}
 	_ = p.Flush(ctx)
 	_ = p.Close() // fails whatever is still unacknowledged
 	return produceResult(cmd, o.topic, sent, &tally, readErr)
+}
+
+// jsonlMessage parses one JSON line into a message; key and props are its
+// defaults.
+func jsonlMessage(line []byte, key string, props map[string]string) (*client.ProducerMessage, error) {
+	var j client.JSONMessage
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if err := dec.Decode(&j); err != nil {
+		return nil, fmt.Errorf("not a JSON message: %w", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("more than one JSON value on the line")
+	}
+	if j.Payload != nil && j.PayloadBase64 != nil {
+		return nil, fmt.Errorf("both payload and payload_base64")
+	}
+	payload, err := j.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	m := &client.ProducerMessage{Key: key, Payload: payload, Properties: maps.Clone(props)}
+	if j.Key != "" {
+		m.Key = j.Key
+	}
+	if len(j.Properties) > 0 && m.Properties == nil {
+		m.Properties = make(map[string]string, len(j.Properties))
+	}
+	maps.Copy(m.Properties, j.Properties)
+	if j.EventTime != "" {
+		if m.EventTime, err = time.Parse(time.RFC3339Nano, j.EventTime); err != nil {
+			return nil, fmt.Errorf("event_time: %w", err)
+		}
+	}
+	return m, nil
 }
 
 func produceResult(cmd *cobra.Command, topicName string, sent int, t *produceTally, readErr error) error {
