@@ -579,3 +579,45 @@ func (a *Admin) UnloadTopic(ctx context.Context, topicName string) error {
 	}
 	return nil
 }
+
+// ClusterNode is a serving node registered now.
+type ClusterNode struct {
+	ID       string    `json:"id"`
+	GRPCAddr string    `json:"grpc_addr"`
+	HTTPAddr string    `json:"http_addr"`
+	Started  time.Time `json:"started"`
+	// OwnedTopics counts the topics it owns, partitions one by one.
+	OwnedTopics int `json:"owned_topics"`
+}
+
+// ClusterBookie is a bookie registered now.
+type ClusterBookie struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr"`
+}
+
+// Cluster lists the serving nodes registered now, with the topics each
+// owns, and the bookies registered now (Pulsar's brokers list and
+// list-bookies).
+func (a *Admin) Cluster(ctx context.Context) ([]ClusterNode, []ClusterBookie, error) {
+	var (
+		nodes   []ClusterNode
+		bookies []ClusterBookie
+	)
+	err := a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		r, err := b.ListCluster(ctx, &servingpb.ListClusterRequest{})
+		if err != nil {
+			return err
+		}
+		nodes, bookies = nil, nil
+		for _, n := range r.GetNodes() {
+			nodes = append(nodes, ClusterNode{ID: n.GetId(), GRPCAddr: n.GetGrpcAddr(), HTTPAddr: n.GetHttpAddr(),
+				Started: time.Unix(0, n.GetStartedAtUnixNano()), OwnedTopics: int(n.GetOwnedTopics())})
+		}
+		for _, bk := range r.GetBookies() {
+			bookies = append(bookies, ClusterBookie{ID: bk.GetId(), Addr: bk.GetAddr()})
+		}
+		return nil
+	})
+	return nodes, bookies, err
+}

@@ -64,7 +64,8 @@ func (k keys) topics(namespace string) string {
 func (k keys) managedLedger(topic string) string { return k.prefix + "/managed-ledgers/" + topic }
 func (k keys) cursor(topic, sub string) string   { return k.cursors(topic) + sub }
 func (k keys) cursors(topic string) string       { return k.prefix + "/cursors/" + topic + "/" }
-func (k keys) ownership(topic string) string     { return k.prefix + "/ownership/" + topic }
+func (k keys) ownership(topic string) string     { return k.ownerships() + topic }
+func (k keys) ownerships() string                { return k.prefix + "/ownership/" }
 func (k keys) policy(namespace string) string    { return k.policies() + namespace }
 func (k keys) policies() string                  { return k.prefix + "/policies/" }
 func (k keys) topicPolicy(topic string) string   { return k.prefix + "/topic-policies/" + topic }

@@ -53,6 +53,20 @@ func (s *Store) AcquireOwnership(ctx context.Context, ss *Session, o Ownership) 
 	return cur, kvs[0].Lease == int64(ss.id), nil
 }
 
+// CountOwnedTopics answers how many topics (partitions counted one by
+// one) each serving node owns, by node id.
+func (s *Store) CountOwnedTopics(ctx context.Context) (map[string]int, error) {
+	all, err := listRecords[Ownership](ctx, s, "list ownerships", s.keys.ownerships())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, o := range all {
+		out[o.NodeID]++
+	}
+	return out, nil
+}
+
 // GetOwnership reads a topic's current owner; ErrNotFound when it has none.
 func (s *Store) GetOwnership(ctx context.Context, topic string) (*Ownership, error) {
 	if err := checkTopic(topic); err != nil {

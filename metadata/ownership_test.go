@@ -232,3 +232,28 @@ func TestSessionDoneFiresWhenEtcdUnreachable(t *testing.T) {
 		return err == nil && len(nodes) == 0
 	})
 }
+
+func TestOwnedTopicsAreCountedByNodeAndGoWithTheSession(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s1, s2 := twoStores(t)
+	ss1, ss2 := newSession(t, s1, 10*time.Second), newSession(t, s2, 10*time.Second)
+	for i, topic := range []string{"a/b/one", "a/b/two", "a/c/three"} {
+		s, ss, node := s1, ss1, "n1"
+		if i == 2 {
+			s, ss, node = s2, ss2, "n2"
+		}
+		if _, ok, err := s.AcquireOwnership(ctx, ss, metadata.Ownership{Topic: topic, NodeID: node}); err != nil || !ok {
+			t.Fatalf("acquire %s: %v %v", topic, ok, err)
+		}
+	}
+	if got, err := s1.CountOwnedTopics(ctx); err != nil || got["n1"] != 2 || got["n2"] != 1 || len(got) != 2 {
+		t.Fatalf("counts %v %v, want n1:2 n2:1", got, err)
+	}
+	if err := ss1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s2.CountOwnedTopics(ctx); err != nil || len(got) != 1 || got["n2"] != 1 {
+		t.Fatalf("counts after n1's session closed: %v %v", got, err)
+	}
+}

@@ -227,6 +227,7 @@ var unaryRules = map[string]access{
 	"TriggerOffload":     accessSuper,
 	"CompactTopic":       accessSuper,
 	"UnloadTopic":        accessSuper,
+	"ListCluster":        accessSuper,
 	"GrantPermission":    accessSuper,
 	"RevokePermission":   accessSuper,
 	"GetPermissions":     accessSuper,

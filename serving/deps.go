@@ -24,6 +24,9 @@ type Meta interface {
 	NewSession(ctx context.Context, ttl time.Duration) (Session, error)
 	RegisterNode(ctx context.Context, s Session, n metadata.NodeInfo) error
 	ListNodes(ctx context.Context) ([]metadata.NodeInfo, error)
+	ListBookies(ctx context.Context) ([]metadata.BookieInfo, error)
+	// CountOwnedTopics answers how many topics each node owns, by node id.
+	CountOwnedTopics(ctx context.Context) (map[string]int, error)
 
 	CreateTopic(ctx context.Context, t *metadata.Topic) error
 	GetTopic(ctx context.Context, name string) (*metadata.Topic, error)

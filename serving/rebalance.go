@@ -141,3 +141,29 @@ func (n *Node) UnloadTopic(ctx context.Context, req *servingpb.UnloadTopicReques
 	}
 	return &servingpb.UnloadTopicResponse{}, nil
 }
+
+// ListCluster answers the serving nodes registered now, with the topics
+// each owns, and the bookies registered now.
+func (n *Node) ListCluster(ctx context.Context, _ *servingpb.ListClusterRequest) (*servingpb.ListClusterResponse, error) {
+	nodes, err := n.meta.ListNodes(ctx)
+	if err != nil {
+		return nil, unavailable("listing nodes", err)
+	}
+	owned, err := n.meta.CountOwnedTopics(ctx)
+	if err != nil {
+		return nil, unavailable("counting owned topics", err)
+	}
+	bookies, err := n.meta.ListBookies(ctx)
+	if err != nil {
+		return nil, unavailable("listing bookies", err)
+	}
+	out := &servingpb.ListClusterResponse{}
+	for _, ni := range nodes {
+		out.Nodes = append(out.Nodes, &servingpb.ClusterNode{Id: ni.ID, GrpcAddr: ni.GRPCAddr, HttpAddr: ni.HTTPAddr,
+			StartedAtUnixNano: ni.StartedAt, OwnedTopics: uint32(owned[ni.ID])})
+	}
+	for _, b := range bookies {
+		out.Bookies = append(out.Bookies, &servingpb.ClusterBookie{Id: b.ID, Addr: b.Addr})
+	}
+	return out, nil
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -34,5 +35,36 @@ func TestWithoutAutoCreationOnlyCreatedTopicsTakeMessages(t *testing.T) {
 	}
 	if list := cli("", "topics", "list", "public/default"); strings.Contains(list, "ordrs") {
 		t.Fatalf("the misspelt topic was made:\n%s", list)
+	}
+}
+
+// TestClusterCommandListsTheNodeWithItsTopicsAndTheBookie: `strata
+// cluster` on a real standalone lists its one serving node with the topics
+// it owns, and its bookie.
+func TestClusterCommandListsTheNodeWithItsTopicsAndTheBookie(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	cli := cliAt(t, s.url())
+	cli("x\n", "produce", "--topic", "one")
+	cli("x\n", "produce", "--topic", "two")
+	var got struct {
+		Nodes []struct {
+			ID          string `json:"id"`
+			GRPCAddr    string `json:"grpc_addr"`
+			OwnedTopics int    `json:"owned_topics"`
+		} `json:"nodes"`
+		Bookies []struct {
+			Addr string `json:"addr"`
+		} `json:"bookies"`
+	}
+	if err := json.Unmarshal([]byte(cli("", "cluster", "--output", "json")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Nodes) != 1 || got.Nodes[0].OwnedTopics != 2 || got.Nodes[0].GRPCAddr != s.grpc ||
+		len(got.Bookies) != 1 || got.Bookies[0].Addr != s.bookie {
+		t.Fatalf("cluster: %+v (standalone at %s, bookie %s)", got, s.grpc, s.bookie)
+	}
+	if out := cli("", "cluster"); !strings.Contains(out, "NODE") || !strings.Contains(out, s.bookie) {
+		t.Fatalf("cluster as text:\n%s", out)
 	}
 }

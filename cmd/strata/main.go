@@ -54,6 +54,7 @@ func newRootCmd() *cobra.Command {
 		newReplayCmd(),
 		newLoadtestCmd(),
 		newTokensCmd(),
+		newClusterCmd(),
 	)
 	return root
 }

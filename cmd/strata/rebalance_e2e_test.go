@@ -97,6 +97,12 @@ func TestARestartedNodeTakesItsShareOfTopicsBackLosingAndDuplicatingNothing(t *t
 		o := owners()
 		return o[nodes[1]] > 0 && o[nodes[0]] > 0 && o[nodes[0]]+o[nodes[1]] == topics
 	})
+	// Ownership follows once the clients have reconnected to the new owner.
+	pollUntil(t, ctx, "both nodes owning topics in the cluster listing", func() bool {
+		members, bookies, err := c.Admin().Cluster(ctx)
+		return err == nil && len(members) == 2 && len(bookies) == 3 && members[0].OwnedTopics > 0 && members[1].OwnedTopics > 0 &&
+			members[0].OwnedTopics+members[1].OwnedTopics == topics
+	})
 	pollUntil(t, ctx, "receipts on every topic after the moves", func() bool {
 		for i := range topics {
 			if ids, _, _ := acks[i].snapshot(); len(ids) < before[i]+20 {

@@ -5034,6 +5034,223 @@ func (*UnloadTopicResponse) Descriptor() ([]byte, []int) {
 	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{78}
 }
 
+type ListClusterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClusterRequest) Reset() {
+	*x = ListClusterRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClusterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClusterRequest) ProtoMessage() {}
+
+func (x *ListClusterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClusterRequest.ProtoReflect.Descriptor instead.
+func (*ListClusterRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{79}
+}
+
+type ClusterNode struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Id                string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	GrpcAddr          string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	HttpAddr          string                 `protobuf:"bytes,3,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	StartedAtUnixNano int64                  `protobuf:"varint,4,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
+	// Topics it owns (partitions counted one by one).
+	OwnedTopics   uint32 `protobuf:"varint,5,opt,name=owned_topics,json=ownedTopics,proto3" json:"owned_topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterNode) Reset() {
+	*x = ClusterNode{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterNode) ProtoMessage() {}
+
+func (x *ClusterNode) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
+func (*ClusterNode) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *ClusterNode) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClusterNode) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *ClusterNode) GetHttpAddr() string {
+	if x != nil {
+		return x.HttpAddr
+	}
+	return ""
+}
+
+func (x *ClusterNode) GetStartedAtUnixNano() int64 {
+	if x != nil {
+		return x.StartedAtUnixNano
+	}
+	return 0
+}
+
+func (x *ClusterNode) GetOwnedTopics() uint32 {
+	if x != nil {
+		return x.OwnedTopics
+	}
+	return 0
+}
+
+type ClusterBookie struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterBookie) Reset() {
+	*x = ClusterBookie{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterBookie) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterBookie) ProtoMessage() {}
+
+func (x *ClusterBookie) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterBookie.ProtoReflect.Descriptor instead.
+func (*ClusterBookie) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *ClusterBookie) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClusterBookie) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+type ListClusterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         []*ClusterNode         `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Bookies       []*ClusterBookie       `protobuf:"bytes,2,rep,name=bookies,proto3" json:"bookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClusterResponse) Reset() {
+	*x = ListClusterResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClusterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClusterResponse) ProtoMessage() {}
+
+func (x *ListClusterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClusterResponse.ProtoReflect.Descriptor instead.
+func (*ListClusterResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *ListClusterResponse) GetNodes() []*ClusterNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *ListClusterResponse) GetBookies() []*ClusterBookie {
+	if x != nil {
+		return x.Bookies
+	}
+	return nil
+}
+
 var File_serving_servingpb_serving_proto protoreflect.FileDescriptor
 
 const file_serving_servingpb_serving_proto_rawDesc = "" +
@@ -5365,7 +5582,20 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x1e.strata.serving.v1.RoleActionsR\x05value:\x028\x01\"*\n" +
 	"\x12UnloadTopicRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\"\x15\n" +
-	"\x13UnloadTopicResponse*\x7f\n" +
+	"\x13UnloadTopicResponse\"\x14\n" +
+	"\x12ListClusterRequest\"\xab\x01\n" +
+	"\vClusterNode\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1b\n" +
+	"\thttp_addr\x18\x03 \x01(\tR\bhttpAddr\x12/\n" +
+	"\x14started_at_unix_nano\x18\x04 \x01(\x03R\x11startedAtUnixNano\x12!\n" +
+	"\fowned_topics\x18\x05 \x01(\rR\vownedTopics\"3\n" +
+	"\rClusterBookie\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x87\x01\n" +
+	"\x13ListClusterResponse\x124\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x1e.strata.serving.v1.ClusterNodeR\x05nodes\x12:\n" +
+	"\abookies\x18\x02 \x03(\v2 .strata.serving.v1.ClusterBookieR\abookies*\x7f\n" +
 	"\x12ProducerAccessMode\x12\x11\n" +
 	"\rACCESS_SHARED\x10\x00\x12\x14\n" +
 	"\x10ACCESS_EXCLUSIVE\x10\x01\x12\x1d\n" +
@@ -5391,7 +5621,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\bEARLIEST\x10\x01*K\n" +
 	"\x12BacklogQuotaPolicy\x12\x16\n" +
 	"\x12PRODUCER_EXCEPTION\x10\x00\x12\x1d\n" +
-	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xb1\x14\n" +
+	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\x8f\x15\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -5417,7 +5647,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x0eTriggerOffload\x12(.strata.serving.v1.TriggerOffloadRequest\x1a).strata.serving.v1.TriggerOffloadResponse\x12_\n" +
 	"\fCompactTopic\x12&.strata.serving.v1.CompactTopicRequest\x1a'.strata.serving.v1.CompactTopicResponse\x12d\n" +
 	"\rReadCompacted\x12'.strata.serving.v1.ReadCompactedRequest\x1a(.strata.serving.v1.ReadCompactedResponse0\x01\x12\\\n" +
-	"\vUnloadTopic\x12%.strata.serving.v1.UnloadTopicRequest\x1a&.strata.serving.v1.UnloadTopicResponse\x12h\n" +
+	"\vUnloadTopic\x12%.strata.serving.v1.UnloadTopicRequest\x1a&.strata.serving.v1.UnloadTopicResponse\x12\\\n" +
+	"\vListCluster\x12%.strata.serving.v1.ListClusterRequest\x1a&.strata.serving.v1.ListClusterResponse\x12h\n" +
 	"\x0fGrantPermission\x12).strata.serving.v1.GrantPermissionRequest\x1a*.strata.serving.v1.GrantPermissionResponse\x12k\n" +
 	"\x10RevokePermission\x12*.strata.serving.v1.RevokePermissionRequest\x1a+.strata.serving.v1.RevokePermissionResponse\x12e\n" +
 	"\x0eGetPermissions\x12(.strata.serving.v1.GetPermissionsRequest\x1a).strata.serving.v1.GetPermissionsResponseB/Z-github.com/strata-mq/strata/serving/servingpbb\x06proto3"
@@ -5435,7 +5666,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(ProducerAccessMode)(0),            // 0: strata.serving.v1.ProducerAccessMode
 	(Compression)(0),                   // 1: strata.serving.v1.Compression
@@ -5521,9 +5752,13 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*GetPermissionsResponse)(nil),     // 81: strata.serving.v1.GetPermissionsResponse
 	(*UnloadTopicRequest)(nil),         // 82: strata.serving.v1.UnloadTopicRequest
 	(*UnloadTopicResponse)(nil),        // 83: strata.serving.v1.UnloadTopicResponse
-	nil,                                // 84: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 85: strata.serving.v1.ReceivedMessage.PropertiesEntry
-	nil,                                // 86: strata.serving.v1.GetPermissionsResponse.RolesEntry
+	(*ListClusterRequest)(nil),         // 84: strata.serving.v1.ListClusterRequest
+	(*ClusterNode)(nil),                // 85: strata.serving.v1.ClusterNode
+	(*ClusterBookie)(nil),              // 86: strata.serving.v1.ClusterBookie
+	(*ListClusterResponse)(nil),        // 87: strata.serving.v1.ListClusterResponse
+	nil,                                // 88: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 89: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	nil,                                // 90: strata.serving.v1.GetPermissionsResponse.RolesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	9,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
@@ -5531,7 +5766,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	0,  // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
 	11, // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
 	1,  // 4: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
-	84, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	88, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
 	13, // 6: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
 	14, // 7: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
 	15, // 8: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
@@ -5557,7 +5792,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	25, // 28: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
 	29, // 29: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
 	5,  // 30: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	85, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	89, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
 	5,  // 32: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
 	39, // 33: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
 	39, // 34: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
@@ -5581,65 +5816,69 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	3,  // 52: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
 	5,  // 53: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
 	3,  // 54: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	86, // 55: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
-	80, // 56: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
-	6,  // 57: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	8,  // 58: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	16, // 59: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	31, // 60: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	35, // 61: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	37, // 62: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	47, // 63: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	54, // 64: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
-	40, // 65: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	33, // 66: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	42, // 67: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	56, // 68: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	58, // 69: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	61, // 70: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
-	63, // 71: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
-	65, // 72: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
-	67, // 73: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	71, // 74: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	69, // 75: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	73, // 76: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	49, // 77: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
-	51, // 78: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
-	82, // 79: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
-	75, // 80: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
-	77, // 81: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
-	79, // 82: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
-	7,  // 83: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	12, // 84: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	24, // 85: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	32, // 86: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	36, // 87: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	38, // 88: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	48, // 89: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	55, // 90: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
-	41, // 91: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	34, // 92: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	43, // 93: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	57, // 94: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	59, // 95: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	62, // 96: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
-	64, // 97: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
-	66, // 98: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
-	68, // 99: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	72, // 100: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	70, // 101: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	74, // 102: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	50, // 103: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
-	52, // 104: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
-	83, // 105: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
-	76, // 106: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
-	78, // 107: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
-	81, // 108: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
-	83, // [83:109] is the sub-list for method output_type
-	57, // [57:83] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	90, // 55: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
+	85, // 56: strata.serving.v1.ListClusterResponse.nodes:type_name -> strata.serving.v1.ClusterNode
+	86, // 57: strata.serving.v1.ListClusterResponse.bookies:type_name -> strata.serving.v1.ClusterBookie
+	80, // 58: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
+	6,  // 59: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	8,  // 60: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	16, // 61: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	31, // 62: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	35, // 63: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	37, // 64: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	47, // 65: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	54, // 66: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
+	40, // 67: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	33, // 68: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	42, // 69: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	56, // 70: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	58, // 71: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	61, // 72: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
+	63, // 73: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
+	65, // 74: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
+	67, // 75: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	71, // 76: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	69, // 77: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	73, // 78: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	49, // 79: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
+	51, // 80: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
+	82, // 81: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
+	84, // 82: strata.serving.v1.Broker.ListCluster:input_type -> strata.serving.v1.ListClusterRequest
+	75, // 83: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
+	77, // 84: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
+	79, // 85: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
+	7,  // 86: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	12, // 87: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	24, // 88: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	32, // 89: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	36, // 90: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	38, // 91: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	48, // 92: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	55, // 93: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	41, // 94: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	34, // 95: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	43, // 96: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	57, // 97: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	59, // 98: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	62, // 99: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
+	64, // 100: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
+	66, // 101: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
+	68, // 102: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	72, // 103: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	70, // 104: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	74, // 105: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	50, // 106: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
+	52, // 107: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
+	83, // 108: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
+	87, // 109: strata.serving.v1.Broker.ListCluster:output_type -> strata.serving.v1.ListClusterResponse
+	76, // 110: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
+	78, // 111: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
+	81, // 112: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
+	86, // [86:113] is the sub-list for method output_type
+	59, // [59:86] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -5693,7 +5932,7 @@ func file_serving_servingpb_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   82,
+			NumMessages:   86,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

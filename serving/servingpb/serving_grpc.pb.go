@@ -51,6 +51,7 @@ const (
 	Broker_CompactTopic_FullMethodName       = "/strata.serving.v1.Broker/CompactTopic"
 	Broker_ReadCompacted_FullMethodName      = "/strata.serving.v1.Broker/ReadCompacted"
 	Broker_UnloadTopic_FullMethodName        = "/strata.serving.v1.Broker/UnloadTopic"
+	Broker_ListCluster_FullMethodName        = "/strata.serving.v1.Broker/ListCluster"
 	Broker_GrantPermission_FullMethodName    = "/strata.serving.v1.Broker/GrantPermission"
 	Broker_RevokePermission_FullMethodName   = "/strata.serving.v1.Broker/RevokePermission"
 	Broker_GetPermissions_FullMethodName     = "/strata.serving.v1.Broker/GetPermissions"
@@ -110,6 +111,9 @@ type BrokerClient interface {
 	// from its owner gracefully; its clients look it up again (answered by
 	// the owner).
 	UnloadTopic(ctx context.Context, in *UnloadTopicRequest, opts ...grpc.CallOption) (*UnloadTopicResponse, error)
+	// The serving nodes registered now, with the topics each owns, and the
+	// bookies registered now (any node answers).
+	ListCluster(ctx context.Context, in *ListClusterRequest, opts ...grpc.CallOption) (*ListClusterResponse, error)
 	// Namespace permissions: what each role may do in a namespace, checked
 	// when the node runs with authorization. Superusers only.
 	GrantPermission(ctx context.Context, in *GrantPermissionRequest, opts ...grpc.CallOption) (*GrantPermissionResponse, error)
@@ -370,6 +374,16 @@ func (c *brokerClient) UnloadTopic(ctx context.Context, in *UnloadTopicRequest, 
 	return out, nil
 }
 
+func (c *brokerClient) ListCluster(ctx context.Context, in *ListClusterRequest, opts ...grpc.CallOption) (*ListClusterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListClusterResponse)
+	err := c.cc.Invoke(ctx, Broker_ListCluster_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *brokerClient) GrantPermission(ctx context.Context, in *GrantPermissionRequest, opts ...grpc.CallOption) (*GrantPermissionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GrantPermissionResponse)
@@ -454,6 +468,9 @@ type BrokerServer interface {
 	// from its owner gracefully; its clients look it up again (answered by
 	// the owner).
 	UnloadTopic(context.Context, *UnloadTopicRequest) (*UnloadTopicResponse, error)
+	// The serving nodes registered now, with the topics each owns, and the
+	// bookies registered now (any node answers).
+	ListCluster(context.Context, *ListClusterRequest) (*ListClusterResponse, error)
 	// Namespace permissions: what each role may do in a namespace, checked
 	// when the node runs with authorization. Superusers only.
 	GrantPermission(context.Context, *GrantPermissionRequest) (*GrantPermissionResponse, error)
@@ -537,6 +554,9 @@ func (UnimplementedBrokerServer) ReadCompacted(*ReadCompactedRequest, grpc.Serve
 }
 func (UnimplementedBrokerServer) UnloadTopic(context.Context, *UnloadTopicRequest) (*UnloadTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UnloadTopic not implemented")
+}
+func (UnimplementedBrokerServer) ListCluster(context.Context, *ListClusterRequest) (*ListClusterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCluster not implemented")
 }
 func (UnimplementedBrokerServer) GrantPermission(context.Context, *GrantPermissionRequest) (*GrantPermissionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GrantPermission not implemented")
@@ -953,6 +973,24 @@ func _Broker_UnloadTopic_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_ListCluster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListClusterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).ListCluster(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_ListCluster_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).ListCluster(ctx, req.(*ListClusterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Broker_GrantPermission_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GrantPermissionRequest)
 	if err := dec(in); err != nil {
@@ -1093,6 +1131,10 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UnloadTopic",
 			Handler:    _Broker_UnloadTopic_Handler,
+		},
+		{
+			MethodName: "ListCluster",
+			Handler:    _Broker_ListCluster_Handler,
 		},
 		{
 			MethodName: "GrantPermission",

@@ -135,6 +135,20 @@ func (m *Meta) ListNodes(ctx context.Context) ([]metadata.NodeInfo, error) {
 	return out, nil
 }
 
+// ListBookies answers no bookie: the in-memory ledgers need none.
+func (m *Meta) ListBookies(ctx context.Context) ([]metadata.BookieInfo, error) { return nil, nil }
+
+// CountOwnedTopics answers how many topics each node owns.
+func (m *Meta) CountOwnedTopics(ctx context.Context) (map[string]int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int{}
+	for _, o := range m.owners {
+		out[o.o.NodeID]++
+	}
+	return out, nil
+}
+
 func (m *Meta) CreateTopic(ctx context.Context, t *metadata.Topic) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
