@@ -621,3 +621,45 @@ func (a *Admin) Cluster(ctx context.Context) ([]ClusterNode, []ClusterBookie, er
 	})
 	return nodes, bookies, err
 }
+
+// BookieStatus is a bookie as the cluster sees it: registered (live),
+// draining (being decommissioned), and how many ledgers still name it.
+type BookieStatus struct {
+	ID          string `json:"id"`
+	Addr        string `json:"addr,omitempty"`
+	Registered  bool   `json:"registered"`
+	Draining    bool   `json:"draining"`
+	Ledgers     int    `json:"ledgers"`
+	OpenLedgers int    `json:"open_ledgers"`
+}
+
+// DrainBookie starts decommissioning a bookie (BookKeeper's
+// decommissionbookie): it gets no new ledgers, and the auditing node
+// copies every closed ledger off it while it still serves reads. Once
+// Bookies shows it named by no ledger, stop it. undo gives it new ledgers
+// again.
+func (a *Admin) DrainBookie(ctx context.Context, bookie string, undo bool) error {
+	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		_, err := b.DrainBookie(ctx, &servingpb.DrainBookieRequest{Bookie: bookie, Undo: undo})
+		return err
+	})
+}
+
+// Bookies lists every bookie registered, draining, or named by a ledger,
+// with the ledgers that name it. It reads every ledger's metadata.
+func (a *Admin) Bookies(ctx context.Context) ([]BookieStatus, error) {
+	var out []BookieStatus
+	err := a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		r, err := b.ListBookies(ctx, &servingpb.ListBookiesRequest{})
+		if err != nil {
+			return err
+		}
+		out = nil
+		for _, s := range r.GetBookies() {
+			out = append(out, BookieStatus{ID: s.GetId(), Addr: s.GetAddr(), Registered: s.GetRegistered(), Draining: s.GetDraining(),
+				Ledgers: int(s.GetLedgers()), OpenLedgers: int(s.GetOpenLedgers())})
+		}
+		return nil
+	})
+	return out, err
+}

@@ -27,6 +27,8 @@ import (
 //	P/topic-policies/<tenant>/<namespace>/<name>
 //	                                           TopicPolicy (of a topic, not of a partition);
 //	                                           deleted with its topic or its namespace
+//	P/bookie-drains/<bookie-id>                {"since": unix nanoseconds}: the bookie is being
+//	                                           decommissioned (not leased: removed by an undrain)
 //	P/permissions/<tenant>/<namespace>/<role>  Grant: what the role may do in the namespace;
 //	                                           deleted with the namespace
 //
@@ -43,6 +45,8 @@ func (k keys) node(id string) string   { return k.prefix + "/nodes/" + id }
 func (k keys) nodes() string           { return k.prefix + "/nodes/" }
 func (k keys) bookie(id string) string { return k.prefix + "/bookies/" + id }
 func (k keys) bookies() string         { return k.prefix + "/bookies/" }
+func (k keys) drain(id string) string  { return k.drains() + id }
+func (k keys) drains() string          { return k.prefix + "/bookie-drains/" }
 func (k keys) ledgerIDs() string       { return k.prefix + "/ledger-ids" }
 func (k keys) ledgers() string         { return k.prefix + "/ledgers/" }
 

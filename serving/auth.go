@@ -228,6 +228,8 @@ var unaryRules = map[string]access{
 	"CompactTopic":       accessSuper,
 	"UnloadTopic":        accessSuper,
 	"ListCluster":        accessSuper,
+	"DrainBookie":        accessSuper,
+	"ListBookies":        accessSuper,
 	"GrantPermission":    accessSuper,
 	"RevokePermission":   accessSuper,
 	"GetPermissions":     accessSuper,

@@ -94,13 +94,20 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gs.Serve(o.GRPC) })
-	if d := n.cfg.LostBookieRecoveryDelay; d > 0 {
-		ac := ledger.AuditorConfig{Delay: d, Leader: n.audits}
+	if o.Ledgers != nil {
+		// Always runs: it copies ledgers off draining bookies even when lost
+		// ones are left alone (a negative delay).
+		d := n.cfg.LostBookieRecoveryDelay
+		ac := ledger.AuditorConfig{Delay: d, Leader: n.audits, Draining: o.Store.ListDrainingBookies}
 		if o.Registry != nil {
 			ac.Registerer = o.Registry
 		}
 		a := ledger.NewAuditor(o.Ledgers, o.Store, ac)
-		g.Go(func() error { a.Run(gctx, min(max(d/2, 100*time.Millisecond), time.Minute)); return nil })
+		every := 10 * time.Second
+		if d > 0 {
+			every = min(max(d/2, 100*time.Millisecond), every)
+		}
+		g.Go(func() error { a.Run(gctx, every); return nil })
 	}
 	if hs != nil {
 		g.Go(func() error {

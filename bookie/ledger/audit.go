@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -21,8 +22,14 @@ type AuditorConfig struct {
 	// Delay is how long a bookie must have been missing from the registry
 	// before its ledgers are re-replicated (BookKeeper's
 	// lostBookieRecoveryDelay), so that a bookie restarting is not copied
-	// away from. Must be positive.
+	// away from. Zero or negative: lost bookies are left alone (draining
+	// ones are still copied off).
 	Delay time.Duration
+	// Draining, when set, lists the bookies being decommissioned: their
+	// closed ledgers are copied off them at once, while they still serve
+	// reads. The Client must then not count them among the live bookies
+	// (metadata.WritableBookies), so that no copy goes to them.
+	Draining func(ctx context.Context) ([]string, error)
 	// Leader reports whether this process audits now; every process may
 	// run an Auditor, one at a time should act (two acting at once only
 	// waste copies: the metadata CAS lets one win).
@@ -99,11 +106,18 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 		a.log.Debug("audit: listing ledgers", "err", err)
 		return 0
 	}
+	var draining []string
+	if a.cfg.Draining != nil {
+		if draining, err = a.cfg.Draining(ctx); err != nil {
+			a.log.Debug("audit: listing draining bookies", "err", err)
+			return 0
+		}
+	}
 	named := map[string]bool{}
 	for _, l := range all {
 		for _, f := range l.Fragments {
 			for _, b := range f.Bookies {
-				if !slices.Contains(live, b) {
+				if !slices.Contains(live, b) && !slices.Contains(draining, b) {
 					named[b] = true
 				}
 			}
@@ -115,6 +129,9 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 		}
 	}
 	for b := range named {
+		if a.cfg.Delay <= 0 {
+			break
+		}
 		if _, ok := a.lostSince[b]; !ok {
 			a.lostSince[b] = now
 			a.log.Warn("a bookie that ledgers name is not registered; its ledgers are re-replicated if it stays away",
@@ -122,6 +139,15 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 		}
 	}
 	a.lost.Set(float64(len(a.lostSince)))
+	// Draining bookies are due at once; lost ones after the delay.
+	due := func(b string) bool {
+		if slices.Contains(draining, b) {
+			return true
+		}
+		since, ok := a.lostSince[b]
+		return ok && now.Sub(since) >= a.cfg.Delay
+	}
+	candidates := append(slices.Collect(maps.Keys(a.lostSince)), draining...)
 	done := 0
 	var firstErr error
 	failed := 0
@@ -129,8 +155,8 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 		if l.State != metadata.LedgerClosed || (l.Offload != nil && l.Offload.State != metadata.OffloadStarted) {
 			continue
 		}
-		for b, since := range a.lostSince {
-			if now.Sub(since) < a.cfg.Delay || !slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, b) }) {
+		for _, b := range candidates {
+			if !due(b) || !slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, b) }) {
 				continue
 			}
 			if _, err := a.c.Rereplicate(ctx, l.ID, b); err != nil {

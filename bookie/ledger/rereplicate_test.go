@@ -176,3 +176,45 @@ func TestAuditorRereplicatesClosedLedgersOfABookieLostPastTheDelay(t *testing.T)
 		t.Fatalf("the open ledger: %+v %v, want it left to its writer", open, err)
 	}
 }
+
+// TestAuditorCopiesEveryClosedLedgerOffADrainingBookieAtOnce: a bookie
+// being decommissioned is copied off in the first round, with no delay and
+// no lost-bookie delay configured, while it still runs; afterwards no
+// closed ledger names it and every entry has its copies elsewhere.
+func TestAuditorCopiesEveryClosedLedgerOffADrainingBookieAtOnce(t *testing.T) {
+	c := startCluster(t, 4)
+	cl := c.client(t)
+	ctx := context.Background()
+	var closed []*metadata.Ledger
+	for range 4 {
+		closed = append(closed, writeClosed(t, cl, ledger.ClusterOptions(), 25))
+	}
+	draining := closed[0].Fragments[0].Bookies[1]
+	c.list.remove(draining) // what metadata.WritableBookies does for a draining bookie
+	a := ledger.NewAuditor(cl, c.store.(*metadata.Store), ledger.AuditorConfig{
+		Draining: func(context.Context) ([]string, error) { return []string{draining}, nil }})
+	want := 0
+	for _, l := range closed {
+		if slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, draining) }) {
+			want++
+		}
+	}
+	if n := a.Round(ctx, time.Now()); n != want {
+		t.Fatalf("copied %d ledgers off the draining bookie, want %d", n, want)
+	}
+	for _, l := range closed {
+		got, err := c.store.GetLedger(ctx, l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range got.Fragments {
+			if slices.Contains(f.Bookies, draining) {
+				t.Fatalf("ledger %d still names the draining bookie: %+v", l.ID, got.Fragments)
+			}
+		}
+		checkEveryCopy(t, c, got)
+	}
+	if n := a.Round(ctx, time.Now()); n != 0 {
+		t.Fatalf("a second round copied %d more", n)
+	}
+}

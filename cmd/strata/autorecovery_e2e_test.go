@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,4 +134,82 @@ func bookieEntries(t *testing.T, ctx context.Context, addr string, l uint64, las
 		n += got
 	}
 	return n
+}
+
+// TestADecommissionedBookieIsDrainedWhileItRunsAndThenStoppedLosingNothing:
+// on a real cluster of four bookies, `strata bookies decommission --wait`
+// returns once the auditing node has copied every closed ledger off the
+// bookie (it keeps serving reads meanwhile); new ledgers leave it out;
+// once it is stopped, every acknowledged message is consumed exactly once.
+func TestADecommissionedBookieIsDrainedWhileItRunsAndThenStoppedLosingNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of processes")
+	}
+	ctx := testContext(t, 4*time.Minute)
+	cluster, nodes, c := startProcessCluster(t, ctx, chaos.ClusterConfig{Bookies: 4})
+	const topic = "public/default/decommission"
+	var acked []int
+	produce := func(n int) {
+		t.Helper()
+		p, err := c.NewProducer(ctx, topic, client.ProducerName("drained"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		for range n {
+			seq := len(acked)
+			if _, err := p.Send(ctx, &client.ProducerMessage{Payload: fmt.Appendf(nil, "pause-%07d", seq)}); err != nil {
+				t.Fatalf("send %d: %v", seq, err)
+			}
+			acked = append(acked, seq)
+		}
+	}
+	for range 2 {
+		produce(100)
+		if err := c.Admin().UnloadTopic(ctx, topic); err != nil { // closes the ledger
+			t.Fatal(err)
+		}
+	}
+	store, err := metadata.Open(ctx, metadata.Config{Endpoints: cluster.EtcdEndpoints(), Prefix: "/strata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	topicLedgers := func() []*metadata.Ledger {
+		all, err := store.ListLedgers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.DeleteFunc(all, func(l *metadata.Ledger) bool { return l.Topic != topic })
+	}
+	drained := topicLedgers()[0].Fragments[0].Bookies[0]
+	url := "strata://" + strings.Join(nodes, ",")
+	if out, errOut, err := run(t, "", "bookies", "decommission", drained, "--wait", "2m", "--url", url); err != nil ||
+		!strings.Contains(errOut, "can be stopped") {
+		t.Fatalf("decommission: %v\n%s%s", err, out, errOut)
+	}
+	for _, l := range topicLedgers() {
+		if slices.Contains(ledgerBookies(l), drained) {
+			t.Fatalf("ledger %d still names the drained bookie: %+v", l.ID, l.Fragments)
+		}
+	}
+	var listed []client.BookieStatus
+	out, _, err := run(t, "", "bookies", "list", "--output", "json", "--url", url)
+	if err != nil || json.Unmarshal([]byte(out), &listed) != nil {
+		t.Fatalf("bookies list: %v\n%s", err, out)
+	}
+	if i := slices.IndexFunc(listed, func(b client.BookieStatus) bool { return b.ID == drained }); i < 0 ||
+		!listed[i].Draining || !listed[i].Registered || listed[i].Ledgers != 0 || len(listed) != 4 {
+		t.Fatalf("bookies list: %+v", listed)
+	}
+	produce(100) // a new ledger, without the drained bookie
+	for _, l := range topicLedgers() {
+		if slices.Contains(ledgerBookies(l), drained) {
+			t.Fatalf("new ledger %d names the draining bookie: %+v", l.ID, l.Fragments)
+		}
+	}
+	if err := cluster.Targets()[cluster.BookieTarget(drained)].Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkConsumedExactlyOnce(t, ctx, c, topic, acked)
 }

@@ -55,6 +55,7 @@ func newRootCmd() *cobra.Command {
 		newLoadtestCmd(),
 		newTokensCmd(),
 		newClusterCmd(),
+		newBookiesCmd(),
 	)
 	return root
 }

@@ -53,7 +53,8 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	if err != nil {
 		return err
 	}
-	lc := ledger.NewClient(ledger.ClientConfig{Local: spec.localBookies}, store, store, log)
+	// Draining bookies are kept out of new ensembles (strata bookies decommission).
+	lc := ledger.NewClient(ledger.ClientConfig{Local: spec.localBookies}, store, metadata.WritableBookies{Store: store}, log)
 	defer lc.Close()
 	glis, err := net.Listen("tcp", flagString(cmd, "grpc-addr"))
 	if err != nil {

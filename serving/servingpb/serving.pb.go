@@ -5251,6 +5251,261 @@ func (x *ListClusterResponse) GetBookies() []*ClusterBookie {
 	return nil
 }
 
+type DrainBookieRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Bookie string                 `protobuf:"bytes,1,opt,name=bookie,proto3" json:"bookie,omitempty"`
+	// Undo a drain: the bookie takes new ledgers again.
+	Undo          bool `protobuf:"varint,2,opt,name=undo,proto3" json:"undo,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainBookieRequest) Reset() {
+	*x = DrainBookieRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainBookieRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainBookieRequest) ProtoMessage() {}
+
+func (x *DrainBookieRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainBookieRequest.ProtoReflect.Descriptor instead.
+func (*DrainBookieRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *DrainBookieRequest) GetBookie() string {
+	if x != nil {
+		return x.Bookie
+	}
+	return ""
+}
+
+func (x *DrainBookieRequest) GetUndo() bool {
+	if x != nil {
+		return x.Undo
+	}
+	return false
+}
+
+type DrainBookieResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainBookieResponse) Reset() {
+	*x = DrainBookieResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainBookieResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainBookieResponse) ProtoMessage() {}
+
+func (x *DrainBookieResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainBookieResponse.ProtoReflect.Descriptor instead.
+func (*DrainBookieResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{84}
+}
+
+type ListBookiesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBookiesRequest) Reset() {
+	*x = ListBookiesRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBookiesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBookiesRequest) ProtoMessage() {}
+
+func (x *ListBookiesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBookiesRequest.ProtoReflect.Descriptor instead.
+func (*ListBookiesRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{85}
+}
+
+type BookieStatus struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addr       string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Registered bool                   `protobuf:"varint,3,opt,name=registered,proto3" json:"registered,omitempty"`
+	Draining   bool                   `protobuf:"varint,4,opt,name=draining,proto3" json:"draining,omitempty"`
+	// Ledgers whose metadata names it (open ones included; not those whose
+	// offload completed, which need no bookie).
+	Ledgers       uint32 `protobuf:"varint,5,opt,name=ledgers,proto3" json:"ledgers,omitempty"`
+	OpenLedgers   uint32 `protobuf:"varint,6,opt,name=open_ledgers,json=openLedgers,proto3" json:"open_ledgers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BookieStatus) Reset() {
+	*x = BookieStatus{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BookieStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BookieStatus) ProtoMessage() {}
+
+func (x *BookieStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BookieStatus.ProtoReflect.Descriptor instead.
+func (*BookieStatus) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *BookieStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BookieStatus) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *BookieStatus) GetRegistered() bool {
+	if x != nil {
+		return x.Registered
+	}
+	return false
+}
+
+func (x *BookieStatus) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
+}
+
+func (x *BookieStatus) GetLedgers() uint32 {
+	if x != nil {
+		return x.Ledgers
+	}
+	return 0
+}
+
+func (x *BookieStatus) GetOpenLedgers() uint32 {
+	if x != nil {
+		return x.OpenLedgers
+	}
+	return 0
+}
+
+type ListBookiesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bookies       []*BookieStatus        `protobuf:"bytes,1,rep,name=bookies,proto3" json:"bookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBookiesResponse) Reset() {
+	*x = ListBookiesResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBookiesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBookiesResponse) ProtoMessage() {}
+
+func (x *ListBookiesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBookiesResponse.ProtoReflect.Descriptor instead.
+func (*ListBookiesResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *ListBookiesResponse) GetBookies() []*BookieStatus {
+	if x != nil {
+		return x.Bookies
+	}
+	return nil
+}
+
 var File_serving_servingpb_serving_proto protoreflect.FileDescriptor
 
 const file_serving_servingpb_serving_proto_rawDesc = "" +
@@ -5595,7 +5850,23 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x87\x01\n" +
 	"\x13ListClusterResponse\x124\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x1e.strata.serving.v1.ClusterNodeR\x05nodes\x12:\n" +
-	"\abookies\x18\x02 \x03(\v2 .strata.serving.v1.ClusterBookieR\abookies*\x7f\n" +
+	"\abookies\x18\x02 \x03(\v2 .strata.serving.v1.ClusterBookieR\abookies\"@\n" +
+	"\x12DrainBookieRequest\x12\x16\n" +
+	"\x06bookie\x18\x01 \x01(\tR\x06bookie\x12\x12\n" +
+	"\x04undo\x18\x02 \x01(\bR\x04undo\"\x15\n" +
+	"\x13DrainBookieResponse\"\x14\n" +
+	"\x12ListBookiesRequest\"\xab\x01\n" +
+	"\fBookieStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1e\n" +
+	"\n" +
+	"registered\x18\x03 \x01(\bR\n" +
+	"registered\x12\x1a\n" +
+	"\bdraining\x18\x04 \x01(\bR\bdraining\x12\x18\n" +
+	"\aledgers\x18\x05 \x01(\rR\aledgers\x12!\n" +
+	"\fopen_ledgers\x18\x06 \x01(\rR\vopenLedgers\"P\n" +
+	"\x13ListBookiesResponse\x129\n" +
+	"\abookies\x18\x01 \x03(\v2\x1f.strata.serving.v1.BookieStatusR\abookies*\x7f\n" +
 	"\x12ProducerAccessMode\x12\x11\n" +
 	"\rACCESS_SHARED\x10\x00\x12\x14\n" +
 	"\x10ACCESS_EXCLUSIVE\x10\x01\x12\x1d\n" +
@@ -5621,7 +5892,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\bEARLIEST\x10\x01*K\n" +
 	"\x12BacklogQuotaPolicy\x12\x16\n" +
 	"\x12PRODUCER_EXCEPTION\x10\x00\x12\x1d\n" +
-	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\x8f\x15\n" +
+	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xcb\x16\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -5648,7 +5919,9 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\fCompactTopic\x12&.strata.serving.v1.CompactTopicRequest\x1a'.strata.serving.v1.CompactTopicResponse\x12d\n" +
 	"\rReadCompacted\x12'.strata.serving.v1.ReadCompactedRequest\x1a(.strata.serving.v1.ReadCompactedResponse0\x01\x12\\\n" +
 	"\vUnloadTopic\x12%.strata.serving.v1.UnloadTopicRequest\x1a&.strata.serving.v1.UnloadTopicResponse\x12\\\n" +
-	"\vListCluster\x12%.strata.serving.v1.ListClusterRequest\x1a&.strata.serving.v1.ListClusterResponse\x12h\n" +
+	"\vListCluster\x12%.strata.serving.v1.ListClusterRequest\x1a&.strata.serving.v1.ListClusterResponse\x12\\\n" +
+	"\vDrainBookie\x12%.strata.serving.v1.DrainBookieRequest\x1a&.strata.serving.v1.DrainBookieResponse\x12\\\n" +
+	"\vListBookies\x12%.strata.serving.v1.ListBookiesRequest\x1a&.strata.serving.v1.ListBookiesResponse\x12h\n" +
 	"\x0fGrantPermission\x12).strata.serving.v1.GrantPermissionRequest\x1a*.strata.serving.v1.GrantPermissionResponse\x12k\n" +
 	"\x10RevokePermission\x12*.strata.serving.v1.RevokePermissionRequest\x1a+.strata.serving.v1.RevokePermissionResponse\x12e\n" +
 	"\x0eGetPermissions\x12(.strata.serving.v1.GetPermissionsRequest\x1a).strata.serving.v1.GetPermissionsResponseB/Z-github.com/strata-mq/strata/serving/servingpbb\x06proto3"
@@ -5666,7 +5939,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(ProducerAccessMode)(0),            // 0: strata.serving.v1.ProducerAccessMode
 	(Compression)(0),                   // 1: strata.serving.v1.Compression
@@ -5756,9 +6029,14 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*ClusterNode)(nil),                // 85: strata.serving.v1.ClusterNode
 	(*ClusterBookie)(nil),              // 86: strata.serving.v1.ClusterBookie
 	(*ListClusterResponse)(nil),        // 87: strata.serving.v1.ListClusterResponse
-	nil,                                // 88: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 89: strata.serving.v1.ReceivedMessage.PropertiesEntry
-	nil,                                // 90: strata.serving.v1.GetPermissionsResponse.RolesEntry
+	(*DrainBookieRequest)(nil),         // 88: strata.serving.v1.DrainBookieRequest
+	(*DrainBookieResponse)(nil),        // 89: strata.serving.v1.DrainBookieResponse
+	(*ListBookiesRequest)(nil),         // 90: strata.serving.v1.ListBookiesRequest
+	(*BookieStatus)(nil),               // 91: strata.serving.v1.BookieStatus
+	(*ListBookiesResponse)(nil),        // 92: strata.serving.v1.ListBookiesResponse
+	nil,                                // 93: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 94: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	nil,                                // 95: strata.serving.v1.GetPermissionsResponse.RolesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	9,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
@@ -5766,7 +6044,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	0,  // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
 	11, // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
 	1,  // 4: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
-	88, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	93, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
 	13, // 6: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
 	14, // 7: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
 	15, // 8: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
@@ -5792,7 +6070,7 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	25, // 28: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
 	29, // 29: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
 	5,  // 30: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	89, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	94, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
 	5,  // 32: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
 	39, // 33: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
 	39, // 34: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
@@ -5816,69 +6094,74 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	3,  // 52: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
 	5,  // 53: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
 	3,  // 54: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	90, // 55: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
+	95, // 55: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
 	85, // 56: strata.serving.v1.ListClusterResponse.nodes:type_name -> strata.serving.v1.ClusterNode
 	86, // 57: strata.serving.v1.ListClusterResponse.bookies:type_name -> strata.serving.v1.ClusterBookie
-	80, // 58: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
-	6,  // 59: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	8,  // 60: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	16, // 61: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	31, // 62: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	35, // 63: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	37, // 64: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	47, // 65: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	54, // 66: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
-	40, // 67: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	33, // 68: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	42, // 69: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	56, // 70: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	58, // 71: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	61, // 72: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
-	63, // 73: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
-	65, // 74: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
-	67, // 75: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	71, // 76: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	69, // 77: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	73, // 78: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	49, // 79: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
-	51, // 80: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
-	82, // 81: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
-	84, // 82: strata.serving.v1.Broker.ListCluster:input_type -> strata.serving.v1.ListClusterRequest
-	75, // 83: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
-	77, // 84: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
-	79, // 85: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
-	7,  // 86: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	12, // 87: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	24, // 88: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	32, // 89: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	36, // 90: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	38, // 91: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	48, // 92: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	55, // 93: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
-	41, // 94: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	34, // 95: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	43, // 96: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	57, // 97: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	59, // 98: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	62, // 99: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
-	64, // 100: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
-	66, // 101: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
-	68, // 102: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	72, // 103: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	70, // 104: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	74, // 105: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	50, // 106: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
-	52, // 107: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
-	83, // 108: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
-	87, // 109: strata.serving.v1.Broker.ListCluster:output_type -> strata.serving.v1.ListClusterResponse
-	76, // 110: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
-	78, // 111: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
-	81, // 112: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
-	86, // [86:113] is the sub-list for method output_type
-	59, // [59:86] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	91, // 58: strata.serving.v1.ListBookiesResponse.bookies:type_name -> strata.serving.v1.BookieStatus
+	80, // 59: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
+	6,  // 60: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	8,  // 61: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	16, // 62: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	31, // 63: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	35, // 64: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	37, // 65: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	47, // 66: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	54, // 67: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
+	40, // 68: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	33, // 69: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	42, // 70: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	56, // 71: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	58, // 72: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	61, // 73: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
+	63, // 74: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
+	65, // 75: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
+	67, // 76: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	71, // 77: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	69, // 78: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	73, // 79: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	49, // 80: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
+	51, // 81: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
+	82, // 82: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
+	84, // 83: strata.serving.v1.Broker.ListCluster:input_type -> strata.serving.v1.ListClusterRequest
+	88, // 84: strata.serving.v1.Broker.DrainBookie:input_type -> strata.serving.v1.DrainBookieRequest
+	90, // 85: strata.serving.v1.Broker.ListBookies:input_type -> strata.serving.v1.ListBookiesRequest
+	75, // 86: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
+	77, // 87: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
+	79, // 88: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
+	7,  // 89: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	12, // 90: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	24, // 91: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	32, // 92: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	36, // 93: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	38, // 94: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	48, // 95: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	55, // 96: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	41, // 97: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	34, // 98: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	43, // 99: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	57, // 100: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	59, // 101: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	62, // 102: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
+	64, // 103: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
+	66, // 104: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
+	68, // 105: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	72, // 106: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	70, // 107: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	74, // 108: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	50, // 109: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
+	52, // 110: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
+	83, // 111: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
+	87, // 112: strata.serving.v1.Broker.ListCluster:output_type -> strata.serving.v1.ListClusterResponse
+	89, // 113: strata.serving.v1.Broker.DrainBookie:output_type -> strata.serving.v1.DrainBookieResponse
+	92, // 114: strata.serving.v1.Broker.ListBookies:output_type -> strata.serving.v1.ListBookiesResponse
+	76, // 115: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
+	78, // 116: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
+	81, // 117: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
+	89, // [89:118] is the sub-list for method output_type
+	60, // [60:89] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -5932,7 +6215,7 @@ func file_serving_servingpb_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   86,
+			NumMessages:   91,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

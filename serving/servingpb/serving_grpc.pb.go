@@ -52,6 +52,8 @@ const (
 	Broker_ReadCompacted_FullMethodName      = "/strata.serving.v1.Broker/ReadCompacted"
 	Broker_UnloadTopic_FullMethodName        = "/strata.serving.v1.Broker/UnloadTopic"
 	Broker_ListCluster_FullMethodName        = "/strata.serving.v1.Broker/ListCluster"
+	Broker_DrainBookie_FullMethodName        = "/strata.serving.v1.Broker/DrainBookie"
+	Broker_ListBookies_FullMethodName        = "/strata.serving.v1.Broker/ListBookies"
 	Broker_GrantPermission_FullMethodName    = "/strata.serving.v1.Broker/GrantPermission"
 	Broker_RevokePermission_FullMethodName   = "/strata.serving.v1.Broker/RevokePermission"
 	Broker_GetPermissions_FullMethodName     = "/strata.serving.v1.Broker/GetPermissions"
@@ -114,6 +116,14 @@ type BrokerClient interface {
 	// The serving nodes registered now, with the topics each owns, and the
 	// bookies registered now (any node answers).
 	ListCluster(ctx context.Context, in *ListClusterRequest, opts ...grpc.CallOption) (*ListClusterResponse, error)
+	// Marks a bookie draining (decommissioning) or not: draining bookies get
+	// no new ledgers, and the auditing node copies every closed ledger off
+	// them (any node answers).
+	DrainBookie(ctx context.Context, in *DrainBookieRequest, opts ...grpc.CallOption) (*DrainBookieResponse, error)
+	// Every bookie that is registered, draining, or named by a ledger, with
+	// the ledgers that name it (any node answers; reads every ledger's
+	// metadata).
+	ListBookies(ctx context.Context, in *ListBookiesRequest, opts ...grpc.CallOption) (*ListBookiesResponse, error)
 	// Namespace permissions: what each role may do in a namespace, checked
 	// when the node runs with authorization. Superusers only.
 	GrantPermission(ctx context.Context, in *GrantPermissionRequest, opts ...grpc.CallOption) (*GrantPermissionResponse, error)
@@ -384,6 +394,26 @@ func (c *brokerClient) ListCluster(ctx context.Context, in *ListClusterRequest, 
 	return out, nil
 }
 
+func (c *brokerClient) DrainBookie(ctx context.Context, in *DrainBookieRequest, opts ...grpc.CallOption) (*DrainBookieResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrainBookieResponse)
+	err := c.cc.Invoke(ctx, Broker_DrainBookie_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) ListBookies(ctx context.Context, in *ListBookiesRequest, opts ...grpc.CallOption) (*ListBookiesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBookiesResponse)
+	err := c.cc.Invoke(ctx, Broker_ListBookies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *brokerClient) GrantPermission(ctx context.Context, in *GrantPermissionRequest, opts ...grpc.CallOption) (*GrantPermissionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GrantPermissionResponse)
@@ -471,6 +501,14 @@ type BrokerServer interface {
 	// The serving nodes registered now, with the topics each owns, and the
 	// bookies registered now (any node answers).
 	ListCluster(context.Context, *ListClusterRequest) (*ListClusterResponse, error)
+	// Marks a bookie draining (decommissioning) or not: draining bookies get
+	// no new ledgers, and the auditing node copies every closed ledger off
+	// them (any node answers).
+	DrainBookie(context.Context, *DrainBookieRequest) (*DrainBookieResponse, error)
+	// Every bookie that is registered, draining, or named by a ledger, with
+	// the ledgers that name it (any node answers; reads every ledger's
+	// metadata).
+	ListBookies(context.Context, *ListBookiesRequest) (*ListBookiesResponse, error)
 	// Namespace permissions: what each role may do in a namespace, checked
 	// when the node runs with authorization. Superusers only.
 	GrantPermission(context.Context, *GrantPermissionRequest) (*GrantPermissionResponse, error)
@@ -557,6 +595,12 @@ func (UnimplementedBrokerServer) UnloadTopic(context.Context, *UnloadTopicReques
 }
 func (UnimplementedBrokerServer) ListCluster(context.Context, *ListClusterRequest) (*ListClusterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCluster not implemented")
+}
+func (UnimplementedBrokerServer) DrainBookie(context.Context, *DrainBookieRequest) (*DrainBookieResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DrainBookie not implemented")
+}
+func (UnimplementedBrokerServer) ListBookies(context.Context, *ListBookiesRequest) (*ListBookiesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBookies not implemented")
 }
 func (UnimplementedBrokerServer) GrantPermission(context.Context, *GrantPermissionRequest) (*GrantPermissionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GrantPermission not implemented")
@@ -991,6 +1035,42 @@ func _Broker_ListCluster_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_DrainBookie_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainBookieRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).DrainBookie(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_DrainBookie_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).DrainBookie(ctx, req.(*DrainBookieRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_ListBookies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBookiesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).ListBookies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_ListBookies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).ListBookies(ctx, req.(*ListBookiesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Broker_GrantPermission_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GrantPermissionRequest)
 	if err := dec(in); err != nil {
@@ -1135,6 +1215,14 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListCluster",
 			Handler:    _Broker_ListCluster_Handler,
+		},
+		{
+			MethodName: "DrainBookie",
+			Handler:    _Broker_DrainBookie_Handler,
+		},
+		{
+			MethodName: "ListBookies",
+			Handler:    _Broker_ListBookies_Handler,
 		},
 		{
 			MethodName: "GrantPermission",
