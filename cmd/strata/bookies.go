@@ -37,12 +37,11 @@ after --lost-bookie-recovery-delay. Reads every ledger's metadata.`,
 			if err != nil {
 				return err
 			}
-			switch output {
-			case "json":
+			if asJSON, err := jsonOutput(output); err != nil || asJSON {
+				if err != nil {
+					return err
+				}
 				return writeJSON(cmd.OutOrStdout(), nonNil(bs))
-			case "text":
-			default:
-				return fmt.Errorf("--output %q: want text or json", output)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "BOOKIE\tSTATE\tLEDGERS\tOPEN")

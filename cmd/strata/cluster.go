@@ -25,12 +25,11 @@ etcd session: it is down, or cut off.`,
 			if err != nil {
 				return err
 			}
-			switch output {
-			case "json":
+			if asJSON, err := jsonOutput(output); err != nil || asJSON {
+				if err != nil {
+					return err
+				}
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"nodes": nonNil(nodes), "bookies": nonNil(bookies)})
-			case "text":
-			default:
-				return fmt.Errorf("--output %q: want text or json", output)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NODE\tGRPC\tHTTP\tUP\tTOPICS")
@@ -55,4 +54,16 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// jsonOutput answers whether --output asks for JSON ("json") rather than
+// text ("text"); any other value is an error.
+func jsonOutput(output string) (bool, error) {
+	switch output {
+	case "json":
+		return true, nil
+	case "text":
+		return false, nil
+	}
+	return false, fmt.Errorf("--output %q: want text or json", output)
 }
