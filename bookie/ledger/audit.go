@@ -38,6 +38,10 @@ type AuditorConfig struct {
 	Registerer prometheus.Registerer
 }
 
+// fullScanEvery bounds how long the auditor goes without reading every
+// ledger's metadata when nothing seems to need it.
+const fullScanEvery = 10 * time.Minute
+
 // Auditor finds the closed ledgers that a lost bookie held and
 // re-replicates them (Client.Rereplicate), as BookKeeper's AutoRecovery.
 // Each round lists the live bookies and every ledger; a bookie that some
@@ -53,6 +57,10 @@ type Auditor struct {
 	cfg       AuditorConfig
 	log       *slog.Logger
 	lostSince map[string]time.Time
+	// lastScan is when every ledger was last read, and scanLive the live
+	// bookies then.
+	lastScan time.Time
+	scanLive []string
 
 	lost         prometheus.Gauge
 	rereplicated prometheus.Counter
@@ -94,16 +102,12 @@ func (a *Auditor) Run(ctx context.Context, interval time.Duration) {
 func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 	if a.cfg.Leader != nil && !a.cfg.Leader(ctx) {
 		clear(a.lostSince) // a later leadership starts its clocks afresh
+		a.lastScan = time.Time{}
 		return 0
 	}
 	live, err := a.c.liveBookies(ctx)
 	if err != nil {
 		a.log.Debug("audit: listing bookies", "err", err)
-		return 0
-	}
-	all, err := a.ledgers.ListLedgers(ctx)
-	if err != nil {
-		a.log.Debug("audit: listing ledgers", "err", err)
 		return 0
 	}
 	var draining []string
@@ -113,6 +117,20 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 			return 0
 		}
 	}
+	// Reading every ledger's metadata is the expensive part: skip it while
+	// nothing can need a copy (no bookie draining or timed as lost, every
+	// bookie live at the last scan still live: new ledgers name only live
+	// ones), up to fullScanEvery.
+	if len(draining) == 0 && len(a.lostSince) == 0 && !a.lastScan.IsZero() && now.Sub(a.lastScan) < fullScanEvery &&
+		!slices.ContainsFunc(a.scanLive, func(b string) bool { return !slices.Contains(live, b) }) {
+		return 0
+	}
+	all, err := a.ledgers.ListLedgers(ctx)
+	if err != nil {
+		a.log.Debug("audit: listing ledgers", "err", err)
+		return 0
+	}
+	a.lastScan, a.scanLive = now, live
 	named := map[string]bool{}
 	for _, l := range all {
 		for _, f := range l.Fragments {

@@ -218,3 +218,45 @@ func TestAuditorCopiesEveryClosedLedgerOffADrainingBookieAtOnce(t *testing.T) {
 		t.Fatalf("a second round copied %d more", n)
 	}
 }
+
+// countingLister counts the full scans of the ledgers.
+type countingLister struct {
+	*metadata.Store
+	scans int
+}
+
+func (c *countingLister) ListLedgers(ctx context.Context) ([]*metadata.Ledger, error) {
+	c.scans++
+	return c.Store.ListLedgers(ctx)
+}
+
+// TestAuditorReadsEveryLedgerOnlyWhenABookieMayNeedCopying: while every
+// bookie stays live and none drains, rounds after the first do not read
+// every ledger's metadata; a bookie going away makes the next round read
+// them, and it keeps reading while it times the lost bookie.
+func TestAuditorReadsEveryLedgerOnlyWhenABookieMayNeedCopying(t *testing.T) {
+	c := startCluster(t, 4)
+	cl := c.client(t)
+	ctx := context.Background()
+	l := writeClosed(t, cl, ledger.ClusterOptions(), 10)
+	lister := &countingLister{Store: c.store.(*metadata.Store)}
+	a := ledger.NewAuditor(cl, lister, ledger.AuditorConfig{Delay: time.Hour})
+	now := time.Now()
+	for i := range 3 {
+		a.Round(ctx, now.Add(time.Duration(i)*time.Second))
+	}
+	if lister.scans != 1 {
+		t.Fatalf("%d scans in three quiet rounds, want 1", lister.scans)
+	}
+	lost := l.Fragments[0].Bookies[0]
+	c.bookie(lost).stop()
+	c.list.remove(lost)
+	a.Round(ctx, now.Add(5*time.Second))
+	a.Round(ctx, now.Add(6*time.Second))
+	if lister.scans != 3 {
+		t.Fatalf("%d scans after a bookie went away, want 3 (one per round while it is timed)", lister.scans)
+	}
+	if n := a.Round(ctx, now.Add(2*time.Hour)); n != 1 {
+		t.Fatalf("re-replicated %d ledgers past the delay, want 1", n)
+	}
+}
