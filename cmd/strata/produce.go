@@ -204,6 +204,9 @@ func runProduce(cmd *cobra.Command, o produceOpts) error {
 				sent++
 				continue
 			}
+			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+				continue // a blank line between JSON lines carries no message
+			}
 			m, err := jsonlMessage(sc.Bytes(), o.key, props)
 			if err != nil {
 				readErr = fmt.Errorf("line %d: %w", line, err)
