@@ -203,6 +203,12 @@ type SubscriptionStats struct {
 	// back until their delivery time (ProducerMessage.DeliverAt); they are
 	// part of Backlog.
 	Delayed uint64 `json:"delayed,omitempty"`
+	// OldestUnacked is the publish time of the oldest message the
+	// subscription has not acknowledged, as the owner measured it at its
+	// last backlog check (every 10 s by default); zero with no backlog or
+	// not measured yet. time.Since(OldestUnacked) is the backlog's age:
+	// the lag in time.
+	OldestUnacked time.Time `json:"oldest_unacked,omitzero"`
 }
 
 // TopicStats returns the statistics of one topic or partition, from its
@@ -240,6 +246,9 @@ func statsFromProto(r *servingpb.TopicStatsResponse) *TopicStats {
 		st.Subscriptions = append(st.Subscriptions, SubscriptionStats{Name: s.GetName(), Type: SubscriptionType(s.GetType()).String(),
 			Backlog: s.GetBacklog(), Consumers: int(s.GetConsumers()), MarkDelete: idFromProto(s.GetMarkDelete(), 0), Unacked: s.GetUnacked(), BacklogBytes: s.GetBacklogBytes(), Delayed: s.GetDelayed(),
 			ActiveConsumer: s.GetActiveConsumer()})
+		if ns := s.GetOldestUnackedPublishTimeUnixNano(); ns != 0 {
+			st.Subscriptions[len(st.Subscriptions)-1].OldestUnacked = time.Unix(0, ns)
+		}
 	}
 	return st
 }

@@ -261,7 +261,8 @@ func (n *Node) TopicStats(ctx context.Context, req *servingpb.TopicStatsRequest)
 		}
 		out.Subscriptions = append(out.Subscriptions, &servingpb.SubscriptionStats{Name: s.name, Type: s.typ,
 			Backlog: t.backlogLocked(s.acks), BacklogBytes: t.backlogBytesLocked(s.acks), Consumers: uint32(len(s.consumers)), Unacked: unacked,
-			MarkDelete: &servingpb.MessageId{Ledger: uint64(md.Ledger), Entry: int64(md.Entry)}, ActiveConsumer: active, Delayed: uint64(len(s.delayed))})
+			MarkDelete: &servingpb.MessageId{Ledger: uint64(md.Ledger), Entry: int64(md.Entry)}, ActiveConsumer: active, Delayed: uint64(len(s.delayed)),
+			OldestUnackedPublishTimeUnixNano: s.oldest.publishTime})
 	}
 	return out, nil
 }

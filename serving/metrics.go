@@ -12,6 +12,7 @@ type metrics struct {
 	deliveredMessages *prometheus.CounterVec // by topic
 	backlog           *prometheus.GaugeVec   // by topic, subscription (entries)
 	backlogBytes      *prometheus.GaugeVec   // by topic, subscription (estimated bytes)
+	backlogAge        *prometheus.GaugeVec   // by topic, subscription (seconds)
 	delayed           *prometheus.GaugeVec   // by topic, subscription: entries held back (delay.go)
 	keySharedWaiting  *prometheus.GaugeVec   // by topic, subscription: key_shared entries with waiting messages
 	ownedTopics       prometheus.Gauge       //
@@ -40,6 +41,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_deliver_messages_total", Help: "Messages sent to consumers, by topic."}, []string{"topic"}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strata_subscription_backlog_entries", Help: "Entries not yet acknowledged, by subscription."},
+			[]string{"topic", "subscription"}),
+		backlogAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_subscription_backlog_age_seconds", Help: "Age of the oldest message a durable subscription has not acknowledged, by its publish time (0 with no backlog), by subscription."},
 			[]string{"topic", "subscription"}),
 		backlogBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strata_subscription_backlog_bytes", Help: "Bytes of the entries after the mark-delete position (estimated from ledger sizes, as Pulsar's backlogSize), by subscription."},
@@ -71,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.publishedMessages, m.publishedBytes, m.publishLatency, m.bookieWrite,
-			m.deliveredMessages, m.backlog, m.backlogBytes, m.delayed, m.keySharedWaiting, m.ownedTopics, m.takeovers, m.drops, m.sendErrors,
+			m.deliveredMessages, m.backlog, m.backlogBytes, m.backlogAge, m.delayed, m.keySharedWaiting, m.ownedTopics, m.takeovers, m.drops, m.sendErrors,
 			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors, m.quotaEvictions, m.dispatchThrottled)
 	}
 	return m
@@ -80,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // forgetSubscription removes the per-subscription series of a subscription
 // that is deleted or no longer served here.
 func (m *metrics) forgetSubscription(topic, sub string) {
-	for _, g := range []*prometheus.GaugeVec{m.backlog, m.backlogBytes, m.delayed, m.keySharedWaiting} {
+	for _, g := range []*prometheus.GaugeVec{m.backlog, m.backlogBytes, m.backlogAge, m.delayed, m.keySharedWaiting} {
 		g.DeleteLabelValues(topic, sub)
 	}
 }

@@ -48,8 +48,11 @@ type subscription struct {
 	// key's consumer).
 	redeliver []ids.Position
 	readAhead map[ids.Position]*cachedEntry
-	dirty     bool
-	version   int64 // of the stored cursor
+	// oldest is the first unacknowledged entry as last measured
+	// (backlogage.go).
+	oldest  oldestUnacked
+	dirty   bool
+	version int64 // of the stored cursor
 
 	running bool
 	wake    chan struct{}

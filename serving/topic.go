@@ -55,6 +55,8 @@ type topic struct {
 	compSignal chan struct{}
 	// compacting is set while a compaction started by the threshold runs.
 	compacting atomic.Bool
+	// measuringAges is set while updateBacklogAges reads (backlogage.go).
+	measuringAges atomic.Bool
 
 	// mlMu serialises the writers of the managed ledger (roll, trim), held
 	// across their metadata I/O. LOCKORDER: mlMu before mu.
@@ -188,6 +190,7 @@ func (t *topic) run() {
 			t.trim(t.ctx)
 		case <-quota.C:
 			t.checkBacklogQuota()
+			t.updateBacklogAges()
 		case <-offload:
 			t.maybeOffload()
 		}

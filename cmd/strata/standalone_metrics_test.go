@@ -108,3 +108,39 @@ func TestStandaloneOverGRPCToItsOwnBookieDeliversEveryMessage(t *testing.T) {
 		cons.Ack(m)
 	}
 }
+
+// TestBacklogAgeShowsInMetricsAndSubscriptionsListOnARealStandalone: a
+// subscription nobody drains shows how old its oldest message is, in
+// /metrics and in `subscriptions list`, and zero once its backlog is
+// cleared.
+func TestBacklogAgeShowsInMetricsAndSubscriptionsListOnARealStandalone(t *testing.T) {
+	s := newStandalone(t)
+	s.extraArgs = []string{"--backlog-quota-check-interval", "100ms"}
+	s.start()
+	cli := cliAt(t, s.url())
+	cli("", "subscriptions", "create", "--topic", "aged", "--subscription", "nobody")
+	cli("old news\n", "produce", "--topic", "aged")
+	series := `strata_subscription_backlog_age_seconds{subscription="nobody",topic="public/default/aged"} `
+	age := func() float64 {
+		resp, err := http.Get("http://" + s.http + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for line := range strings.Lines(string(body)) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), series); ok {
+				var f float64
+				fmt.Sscan(v, &f)
+				return f
+			}
+		}
+		return -1
+	}
+	waitFor(t, 30*time.Second, "a backlog age in /metrics", func() bool { return age() > 0 })
+	if out := cli("", "subscriptions", "list", "--topic", "aged"); !strings.Contains(out, "BACKLOG AGE") || strings.Contains(out, " - ") {
+		t.Fatalf("subscriptions list without the backlog's age:\n%s", out)
+	}
+	cli("", "subscriptions", "clear-backlog", "--topic", "aged", "--subscription", "nobody")
+	waitFor(t, 30*time.Second, "the age back to zero", func() bool { return age() == 0 })
+}

@@ -64,7 +64,7 @@ func subsListCmd(url *string) *cobra.Command {
 	var topicName string
 	cmd := &cobra.Command{
 		Use:   "list --topic T",
-		Short: "List a topic's subscriptions with their type, consumers and backlog (summed over partitions)",
+		Short: "List a topic's subscriptions with their type, consumers and backlog (summed over partitions; the age of the oldest unacknowledged message)",
 		Args:  cobra.NoArgs,
 		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, _ []string) error {
 			parts, err := a.PartitionNames(cmd.Context(), topicName)
@@ -90,14 +90,21 @@ func subsListCmd(url *string) *cobra.Command {
 					sum.BacklogBytes += s.BacklogBytes
 					sum.Unacked += s.Unacked
 					sum.Delayed += s.Delayed
+					if !s.OldestUnacked.IsZero() && (sum.OldestUnacked.IsZero() || s.OldestUnacked.Before(sum.OldestUnacked)) {
+						sum.OldestUnacked = s.OldestUnacked
+					}
 				}
 			}
 			slices.Sort(order)
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "SUBSCRIPTION\tTYPE\tCONSUMERS\tBACKLOG\tBACKLOG BYTES\tUNACKED\tDELAYED")
+			fmt.Fprintln(w, "SUBSCRIPTION\tTYPE\tCONSUMERS\tBACKLOG\tBACKLOG BYTES\tBACKLOG AGE\tUNACKED\tDELAYED")
 			for _, name := range order {
 				s := subs[name]
-				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", s.Name, s.Type, s.Consumers, s.Backlog, s.BacklogBytes, s.Unacked, s.Delayed)
+				age := "-"
+				if !s.OldestUnacked.IsZero() {
+					age = max(0, time.Since(s.OldestUnacked)).Round(time.Second).String()
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\n", s.Name, s.Type, s.Consumers, s.Backlog, s.BacklogBytes, age, s.Unacked, s.Delayed)
 			}
 			return w.Flush()
 		}),

@@ -2908,9 +2908,13 @@ type SubscriptionStats struct {
 	ActiveConsumer string `protobuf:"bytes,8,opt,name=active_consumer,json=activeConsumer,proto3" json:"active_consumer,omitempty"`
 	// Entries a shared or key_shared subscription holds back until their
 	// delivery time (delayed messages); they count in the backlog.
-	Delayed       uint64 `protobuf:"varint,9,opt,name=delayed,proto3" json:"delayed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Delayed uint64 `protobuf:"varint,9,opt,name=delayed,proto3" json:"delayed,omitempty"`
+	// Publish time of the oldest message the subscription has not
+	// acknowledged, as measured at the last backlog check (every 10 s by
+	// default); 0 with no backlog, or not measured yet. Durable only.
+	OldestUnackedPublishTimeUnixNano int64 `protobuf:"varint,10,opt,name=oldest_unacked_publish_time_unix_nano,json=oldestUnackedPublishTimeUnixNano,proto3" json:"oldest_unacked_publish_time_unix_nano,omitempty"`
+	unknownFields                    protoimpl.UnknownFields
+	sizeCache                        protoimpl.SizeCache
 }
 
 func (x *SubscriptionStats) Reset() {
@@ -3002,6 +3006,13 @@ func (x *SubscriptionStats) GetActiveConsumer() string {
 func (x *SubscriptionStats) GetDelayed() uint64 {
 	if x != nil {
 		return x.Delayed
+	}
+	return 0
+}
+
+func (x *SubscriptionStats) GetOldestUnackedPublishTimeUnixNano() int64 {
+	if x != nil {
+		return x.OldestUnackedPublishTimeUnixNano
 	}
 	return 0
 }
@@ -5693,7 +5704,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\aentries\x18\x02 \x01(\x03R\aentries\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1c\n" +
-	"\toffloaded\x18\x05 \x01(\bR\toffloaded\"\xd9\x02\n" +
+	"\toffloaded\x18\x05 \x01(\bR\toffloaded\"\xaa\x03\n" +
 	"\x11SubscriptionStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\x04type\x18\x02 \x01(\x0e2#.strata.serving.v1.SubscriptionTypeR\x04type\x12\x18\n" +
@@ -5704,7 +5715,9 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\aunacked\x18\x06 \x01(\x04R\aunacked\x12#\n" +
 	"\rbacklog_bytes\x18\a \x01(\x04R\fbacklogBytes\x12'\n" +
 	"\x0factive_consumer\x18\b \x01(\tR\x0eactiveConsumer\x12\x18\n" +
-	"\adelayed\x18\t \x01(\x04R\adelayed\"\x8f\x05\n" +
+	"\adelayed\x18\t \x01(\x04R\adelayed\x12O\n" +
+	"%oldest_unacked_publish_time_unix_nano\x18\n" +
+	" \x01(\x03R oldestUnackedPublishTimeUnixNano\"\x8f\x05\n" +
 	"\x0fNamespacePolicy\x12\x1a\n" +
 	"\bensemble\x18\x01 \x01(\rR\bensemble\x12!\n" +
 	"\fwrite_quorum\x18\x02 \x01(\rR\vwriteQuorum\x12\x1d\n" +
