@@ -72,3 +72,33 @@ func (a *Admin) Permissions(ctx context.Context, namespace string) (map[string][
 	})
 	return out, err
 }
+
+// SetTenantAdmins replaces the admin roles of tenant (none removes them):
+// with authorization, they may do within the tenant what superusers may,
+// granting permissions included. Superusers only.
+func (a *Admin) SetTenantAdmins(ctx context.Context, tenant string, roles ...string) error {
+	if err := topic.CheckTenant(tenant); err != nil {
+		return err
+	}
+	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		_, err := b.SetTenant(ctx, &servingpb.SetTenantRequest{Tenant: tenant, AdminRoles: roles})
+		return err
+	})
+}
+
+// TenantAdmins answers the admin roles of tenant (none when it has none).
+func (a *Admin) TenantAdmins(ctx context.Context, tenant string) ([]string, error) {
+	if err := topic.CheckTenant(tenant); err != nil {
+		return nil, err
+	}
+	var roles []string
+	err := a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
+		r, err := b.GetTenant(ctx, &servingpb.GetTenantRequest{Tenant: tenant})
+		if err != nil {
+			return err
+		}
+		roles = r.GetAdminRoles()
+		return nil
+	})
+	return roles, err
+}

@@ -29,6 +29,7 @@ import (
 //	                                           deleted with its topic or its namespace
 //	P/bookie-drains/<bookie-id>                {"since": unix nanoseconds}: the bookie is being
 //	                                           decommissioned (not leased: removed by an undrain)
+//	P/tenants/<tenant>                         Tenant: its admin roles
 //	P/permissions/<tenant>/<namespace>/<role>  Grant: what the role may do in the namespace;
 //	                                           deleted with the namespace
 //
@@ -75,6 +76,8 @@ func (k keys) policies() string                  { return k.prefix + "/policies/
 func (k keys) topicPolicy(topic string) string   { return k.prefix + "/topic-policies/" + topic }
 
 func (k keys) permission(namespace, role string) string { return k.permissions(namespace) + role }
+
+func (k keys) tenant(tenant string) string { return k.prefix + "/tenants/" + tenant }
 
 // permissions is the directory of a namespace's grants.
 func (k keys) permissions(namespace string) string {

@@ -86,3 +86,30 @@ func TestPermissionsRefuseBadRolesActionsAndNamespaces(t *testing.T) {
 		t.Fatalf("refused grants left %v %v", got, err)
 	}
 }
+
+func TestTenantAdminsAreSetReadAndRemoved(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	if _, err := s.GetTenant(ctx, "acme"); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("a tenant never set: %v, want ErrNotFound", err)
+	}
+	if err := s.SetTenant(ctx, "acme", metadata.Tenant{AdminRoles: []string{"ops", "dev", "ops"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetTenant(ctx, "acme"); err != nil || !slices.Equal(got.AdminRoles, []string{"dev", "ops"}) {
+		t.Fatalf("admins %v %v", got.AdminRoles, err)
+	}
+	if err := s.SetTenant(ctx, "acme", metadata.Tenant{AdminRoles: []string{"a b"}}); errcode.CodeOf(err) != errcode.InvalidArgument {
+		t.Fatalf("a bad role: %v", err)
+	}
+	if err := s.SetTenant(ctx, "a/b", metadata.Tenant{AdminRoles: []string{"ops"}}); errcode.CodeOf(err) != errcode.InvalidTopicName {
+		t.Fatalf("a bad tenant: %v", err)
+	}
+	if err := s.SetTenant(ctx, "acme", metadata.Tenant{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetTenant(ctx, "acme"); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("after removing the admins: %v, want ErrNotFound", err)
+	}
+}

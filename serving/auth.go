@@ -6,7 +6,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/subtle"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -32,10 +34,12 @@ import (
 // superuser roles may do everything; any other role only what a grant of
 // the topic's namespace allows (metadata.Grant): produce, consume, and the
 // read-only calls that either allows (lookup, topic metadata, stats,
-// listing the namespace's topics). Everything else (creating and deleting
-// topics, policies, offload, compaction, grants) is for superusers, as is
-// any call this file does not name: a new RPC is refused until it is given
-// a rule. A refusal is UNAUTHORIZED.
+// listing the namespace's topics). A tenant's admin roles (metadata.Tenant)
+// may do everything within the tenant: create and delete topics, set
+// policies, grant permissions, produce and consume. What spans tenants
+// (the cluster's nodes and bookies, tenants' admins) is for superusers, as
+// is any call this file does not name: a new RPC is refused until it is
+// given a rule. A refusal is UNAUTHORIZED.
 
 // AuthConfig configures the client port's authentication and authorization.
 type AuthConfig struct {
@@ -197,15 +201,17 @@ func (a *authorizer) denied(ctx context.Context, what string) error {
 type access int
 
 const (
-	accessSuper   access = iota
-	accessLookup         // produce or consume
-	accessProduce        // produce
-	accessConsume        // consume
+	accessSuper       access = iota
+	accessTenantAdmin        // an admin of the call's tenant
+	accessLookup             // produce or consume
+	accessProduce            // produce
+	accessConsume            // consume
 )
 
 // unaryRules name what each unary call needs; a call not listed is for
 // superusers (TestEveryBrokerCallHasAnAuthorizationRule keeps the list
-// whole).
+// whole). Superusers may make every call; a tenant's admins every call
+// within their tenant.
 var unaryRules = map[string]access{
 	"Lookup":             accessLookup,
 	"GetTopic":           accessLookup,
@@ -214,25 +220,27 @@ var unaryRules = map[string]access{
 	"ResetCursor":        accessConsume,
 	"DeleteSubscription": accessConsume,
 	"CreateSubscription": accessConsume,
-	"CreateTopic":        accessSuper,
-	"DeleteTopic":        accessSuper,
-	"AddPartitions":      accessSuper,
-	"ListNamespaces":     accessSuper,
-	"DeleteNamespace":    accessSuper,
-	"SetNamespacePolicy": accessSuper,
-	"GetNamespacePolicy": accessSuper,
-	"SetTopicPolicy":     accessSuper,
-	"GetTopicPolicy":     accessSuper,
-	"RemoveTopicPolicy":  accessSuper,
-	"TriggerOffload":     accessSuper,
-	"CompactTopic":       accessSuper,
-	"UnloadTopic":        accessSuper,
+	"CreateTopic":        accessTenantAdmin,
+	"DeleteTopic":        accessTenantAdmin,
+	"AddPartitions":      accessTenantAdmin,
+	"ListNamespaces":     accessTenantAdmin,
+	"DeleteNamespace":    accessTenantAdmin,
+	"SetNamespacePolicy": accessTenantAdmin,
+	"GetNamespacePolicy": accessTenantAdmin,
+	"SetTopicPolicy":     accessTenantAdmin,
+	"GetTopicPolicy":     accessTenantAdmin,
+	"RemoveTopicPolicy":  accessTenantAdmin,
+	"TriggerOffload":     accessTenantAdmin,
+	"CompactTopic":       accessTenantAdmin,
+	"UnloadTopic":        accessTenantAdmin,
+	"GrantPermission":    accessTenantAdmin,
+	"RevokePermission":   accessTenantAdmin,
+	"GetPermissions":     accessTenantAdmin,
+	"GetTenant":          accessTenantAdmin,
+	"SetTenant":          accessSuper,
 	"ListCluster":        accessSuper,
 	"DrainBookie":        accessSuper,
 	"ListBookies":        accessSuper,
-	"GrantPermission":    accessSuper,
-	"RevokePermission":   accessSuper,
-	"GetPermissions":     accessSuper,
 }
 
 // streamRules lists the streaming calls whose messages authorizedStream
@@ -241,77 +249,117 @@ var streamRules = map[string]bool{"Produce": true, "Consume": true, "ReadCompact
 
 func methodName(full string) string { return full[strings.LastIndexByte(full, '/')+1:] }
 
+// target answers the tenant and namespace a request is about (empty when
+// it names none, as a listing of every namespace does).
+func target(req any) (tenant, ns string, err error) {
+	switch r := req.(type) {
+	case interface{ GetTopic() string }:
+		if r.GetTopic() == "" {
+			return "", "", errcode.New(errcode.InvalidTopicName, "no topic named")
+		}
+		n, err := topicname.Parse(r.GetTopic())
+		if err != nil {
+			return "", "", err
+		}
+		return n.Tenant, n.NamespaceName(), nil
+	case interface{ GetNamespace() string }:
+		if r.GetNamespace() == "" {
+			return "", "", nil
+		}
+		t, _, err := topicname.ParseNamespace(r.GetNamespace())
+		return t, r.GetNamespace(), err
+	case interface{ GetTenant() string }:
+		return r.GetTenant(), "", nil
+	}
+	return "", "", nil
+}
+
 func (a *authorizer) authorizeUnary(ctx context.Context, full string, req any) error {
+	if a.isSuper(ctx) {
+		return nil
+	}
 	name := methodName(full)
 	acc, ok := unaryRules[name]
 	if !ok || acc == accessSuper {
-		if a.isSuper(ctx) {
-			return nil
-		}
 		return a.denied(ctx, name)
 	}
-	var ns string
-	switch r := req.(type) {
-	case interface{ GetTopic() string }:
-		ns = r.GetTopic()
-		if ns == "" {
-			return errcode.New(errcode.InvalidTopicName, "no topic named")
-		}
-		n, err := topicname.Parse(ns)
-		if err != nil {
-			return err
-		}
-		ns = n.NamespaceName()
-	case interface{ GetNamespace() string }:
-		ns = r.GetNamespace()
+	tenant, ns, err := target(req)
+	if err != nil {
+		return err
 	}
-	if ns == "" { // every namespace: ListTopics of them all
-		if a.isSuper(ctx) {
-			return nil
-		}
-		return a.denied(ctx, name+" of every namespace")
+	switch {
+	case tenant == "": // every tenant or namespace: ListTopics of them all, say
+		return a.denied(ctx, name+" across tenants")
+	case acc == accessTenantAdmin || ns == "":
+		return a.allowAdmin(ctx, tenant, name)
 	}
-	return a.allow(ctx, ns, acc, name)
+	return a.allow(ctx, tenant, ns, acc, name)
 }
 
 // allowTopic checks acc on topic's namespace.
 func (a *authorizer) allowTopic(ctx context.Context, topic string, acc access, what string) error {
+	if a.isSuper(ctx) {
+		return nil
+	}
 	n, err := topicname.Parse(topic)
 	if err != nil {
 		return err
 	}
-	return a.allow(ctx, n.NamespaceName(), acc, what)
+	return a.allow(ctx, n.Tenant, n.NamespaceName(), acc, what)
 }
 
-// allow checks that the call's role holds acc in namespace ns.
-func (a *authorizer) allow(ctx context.Context, ns string, acc access, what string) error {
-	if a.isSuper(ctx) {
-		return nil
+// isTenantAdmin reports whether the call's role administers tenant.
+func (a *authorizer) isTenantAdmin(ctx context.Context, tenant string) (bool, error) {
+	t, err := a.meta.GetTenant(ctx, tenant)
+	if errors.Is(err, meta.ErrNotFound) {
+		return false, nil
 	}
+	if err != nil {
+		return false, unavailable("reading tenant "+tenant, err)
+	}
+	return slices.Contains(t.AdminRoles, RoleOf(ctx)), nil
+}
+
+// allowAdmin checks that the call's role administers tenant.
+func (a *authorizer) allowAdmin(ctx context.Context, tenant, what string) error {
+	ok, err := a.isTenantAdmin(ctx, tenant)
+	if err != nil || ok {
+		return err
+	}
+	return errcode.New(errcode.Unauthorized, "role %q may not call %s in tenant %s: superusers and the tenant's admins only", RoleOf(ctx), what, tenant)
+}
+
+// allow checks that the call's role holds acc in namespace ns, by a grant
+// or as an admin of its tenant.
+func (a *authorizer) allow(ctx context.Context, tenant, ns string, acc access, what string) error {
 	role := RoleOf(ctx)
 	grants, err := a.meta.GetPermissions(ctx, ns)
 	if err != nil {
 		return unavailable("reading the permissions of "+ns, err)
 	}
 	g := grants[role]
+	var need string
 	switch acc {
 	case accessLookup:
 		if g.Allows(meta.ActionProduce) || g.Allows(meta.ActionConsume) {
 			return nil
 		}
-		return errcode.New(errcode.Unauthorized, "role %q may not call %s in %s: it needs produce or consume there", role, what, ns)
+		need = "produce or consume"
 	case accessProduce:
 		if g.Allows(meta.ActionProduce) {
 			return nil
 		}
-		return errcode.New(errcode.Unauthorized, "role %q may not produce in %s", role, ns)
+		need = "produce"
 	case accessConsume:
 		if g.Allows(meta.ActionConsume) {
 			return nil
 		}
-		return errcode.New(errcode.Unauthorized, "role %q may not consume in %s", role, ns)
+		need = "consume"
 	}
-	return a.denied(ctx, what)
+	if ok, err := a.isTenantAdmin(ctx, tenant); err != nil || ok {
+		return err
+	}
+	return errcode.New(errcode.Unauthorized, "role %q may not call %s in %s: it needs a grant of %s there", role, what, ns, need)
 }
 
 // authorizedStream checks each message that names a topic as it arrives,

@@ -44,7 +44,7 @@ func withToken(ctx context.Context, token string) context.Context {
 func TestStaticTokenRolesAreAuthorizedPerCallAndPerStream(t *testing.T) {
 	c := newCluster(t)
 	b := startAuthNode(t, c, serving.AuthConfig{
-		Tokens:         map[string]string{"root-token": "root", "app-token": "app", "other-token": "other"},
+		Tokens:         map[string]string{"root-token": "root", "app-token": "app", "other-token": "other", "ops-token": "acme-ops"},
 		Authorization:  true,
 		SuperUserRoles: []string{"root"},
 	})
@@ -79,12 +79,12 @@ func TestStaticTokenRolesAreAuthorizedPerCallAndPerStream(t *testing.T) {
 		t.Fatalf("another role's lookup: %v", err)
 	}
 
-	openProducer := func(ctx context.Context) error {
+	openProducer := func(ctx context.Context, name string) error {
 		s, err := b.Produce(ctx)
 		if err != nil {
 			return err
 		}
-		if err := s.Send(&servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Open{Open: &servingpb.OpenProducer{Topic: topic, ProducerName: "p"}}}); err != nil {
+		if err := s.Send(&servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Open{Open: &servingpb.OpenProducer{Topic: topic, ProducerName: name}}}); err != nil {
 			return err
 		}
 		_, err = s.Recv()
@@ -101,10 +101,10 @@ func TestStaticTokenRolesAreAuthorizedPerCallAndPerStream(t *testing.T) {
 		_, err = s.Recv()
 		return err
 	}
-	if err := openProducer(app); err != nil {
+	if err := openProducer(app, "p"); err != nil {
 		t.Fatalf("a producer with a produce grant: %v", err)
 	}
-	if err := openProducer(other); codeOf(err) != errcode.Unauthorized {
+	if err := openProducer(other, "q"); codeOf(err) != errcode.Unauthorized {
 		t.Fatalf("a producer without a grant: %v", err)
 	}
 	if err := subscribe(app); codeOf(err) != errcode.Unauthorized {
@@ -134,6 +134,59 @@ func TestStaticTokenRolesAreAuthorizedPerCallAndPerStream(t *testing.T) {
 	}
 	if err := subscribe(other); codeOf(err) != errcode.Unauthorized {
 		t.Fatalf("a consumer after the revoke: %v", err)
+	}
+
+	// A tenant's admins may do everything within it, and nothing beyond.
+	ops := withToken(ctx, "ops-token")
+	if _, err := b.CreateTopic(ops, &servingpb.CreateTopicRequest{Topic: "acme/orders/audit"}); codeOf(err) != errcode.Unauthorized {
+		t.Fatalf("a topic created by a role before it administers the tenant: %v", err)
+	}
+	if _, err := b.SetTenant(ops, &servingpb.SetTenantRequest{Tenant: "acme", AdminRoles: []string{"acme-ops"}}); codeOf(err) != errcode.Unauthorized {
+		t.Fatalf("a role making itself a tenant's admin: %v", err)
+	}
+	if _, err := b.SetTenant(root, &servingpb.SetTenantRequest{Tenant: "acme", AdminRoles: []string{"acme-ops"}}); err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range map[string]error{
+		"create a topic": func() error {
+			_, err := b.CreateTopic(ops, &servingpb.CreateTopicRequest{Topic: "acme/orders/audit"})
+			return err
+		}(),
+		"grant": func() error {
+			_, err := b.GrantPermission(ops, &servingpb.GrantPermissionRequest{Namespace: "acme/billing", Role: "app", Actions: []string{"consume"}})
+			return err
+		}(),
+		"list namespaces": func() error {
+			_, err := b.ListNamespaces(ops, &servingpb.ListNamespacesRequest{Tenant: "acme"})
+			return err
+		}(),
+		"read its tenant": func() error { _, err := b.GetTenant(ops, &servingpb.GetTenantRequest{Tenant: "acme"}); return err }(),
+		"produce":         openProducer(ops, "ops"),
+		"set a ns policy": func() error {
+			_, err := b.GetNamespacePolicy(ops, &servingpb.GetNamespacePolicyRequest{Namespace: "acme/orders"})
+			return err
+		}(),
+	} {
+		if err != nil {
+			t.Errorf("the tenant's admin: %s: %v", what, err)
+		}
+	}
+	for what, err := range map[string]error{
+		"create a topic elsewhere": func() error {
+			_, err := b.CreateTopic(ops, &servingpb.CreateTopicRequest{Topic: "globex/orders/x"})
+			return err
+		}(),
+		"list every namespace": func() error { _, err := b.ListNamespaces(ops, &servingpb.ListNamespacesRequest{}); return err }(),
+		"list the cluster":     func() error { _, err := b.ListCluster(ops, &servingpb.ListClusterRequest{}); return err }(),
+		"set its tenant's admins": func() error {
+			_, err := b.SetTenant(ops, &servingpb.SetTenantRequest{Tenant: "acme", AdminRoles: []string{"x"}})
+			return err
+		}(),
+		"look up another's topic": func() error { _, err := b.Lookup(ops, &servingpb.LookupRequest{Topic: "globex/orders/x"}); return err }(),
+	} {
+		if codeOf(err) != errcode.Unauthorized {
+			t.Errorf("the tenant's admin: %s: %v, want UNAUTHORIZED", what, err)
+		}
 	}
 }
 

@@ -79,6 +79,9 @@ type Meta interface {
 	GrantPermission(ctx context.Context, namespace, role string, actions []metadata.Action) error
 	RevokePermission(ctx context.Context, namespace, role string) error
 	GetPermissions(ctx context.Context, namespace string) (map[string]metadata.Grant, error)
+	// GetTenant answers metadata.ErrNotFound for a tenant without a record.
+	GetTenant(ctx context.Context, tenant string) (metadata.Tenant, error)
+	SetTenant(ctx context.Context, tenant string, t metadata.Tenant) error
 }
 
 // CreateOptions are the replication settings of a new ledger.

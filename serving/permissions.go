@@ -78,3 +78,32 @@ func (n *Node) GetPermissions(ctx context.Context, req *servingpb.GetPermissions
 	}
 	return out, nil
 }
+
+// SetTenant replaces a tenant's admin roles (none removes them).
+func (n *Node) SetTenant(ctx context.Context, req *servingpb.SetTenantRequest) (*servingpb.SetTenantResponse, error) {
+	if err := topicname.CheckTenant(req.GetTenant()); err != nil {
+		return nil, err
+	}
+	for _, r := range req.GetAdminRoles() {
+		if err := metadata.CheckRole(r); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.meta.SetTenant(ctx, req.GetTenant(), metadata.Tenant{AdminRoles: req.GetAdminRoles()}); err != nil {
+		return nil, unavailable("setting the tenant", err)
+	}
+	n.log.Info("tenant admins set", "tenant", req.GetTenant(), "admins", req.GetAdminRoles(), "by", RoleOf(ctx))
+	return &servingpb.SetTenantResponse{}, nil
+}
+
+// GetTenant answers a tenant's admin roles (none when it has no record).
+func (n *Node) GetTenant(ctx context.Context, req *servingpb.GetTenantRequest) (*servingpb.GetTenantResponse, error) {
+	if err := topicname.CheckTenant(req.GetTenant()); err != nil {
+		return nil, err
+	}
+	t, err := n.meta.GetTenant(ctx, req.GetTenant())
+	if err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		return nil, unavailable("reading the tenant", err)
+	}
+	return &servingpb.GetTenantResponse{AdminRoles: t.AdminRoles}, nil
+}

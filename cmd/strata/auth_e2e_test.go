@@ -124,6 +124,29 @@ func TestAuthorizationLetsEachRoleDoOnlyWhatItsNamespaceGrantsOnARealStandalone(
 		t.Fatalf("produce after the revoke: %v, want ErrUnauthorized", err)
 	}
 
+	// A tenant's admin may do within it what a superuser may.
+	opsToken := tool("tokens", "create", "--subject", "acme-ops", "--secret-key-file", secret)
+	ops := as(opsToken)
+	if err := ops.Admin().CreateTopic(ctx, "acme/orders/audit", 0); !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatalf("create before being the tenant's admin: %v, want ErrUnauthorized", err)
+	}
+	admin("tenants", "set-admins", "acme", "--roles", "acme-ops")
+	if err := ops.Admin().CreateTopic(ctx, "acme/orders/audit", 0); err != nil {
+		t.Fatalf("the tenant's admin creating a topic in it: %v", err)
+	}
+	if err := ops.Admin().GrantPermission(ctx, "acme/orders", "app", client.ActionProduce); err != nil {
+		t.Fatalf("the tenant's admin granting in it: %v", err)
+	}
+	if err := produce(); err != nil {
+		t.Fatalf("produce with the tenant admin's grant: %v", err)
+	}
+	if err := ops.Admin().CreateTopic(ctx, "globex/orders/x", 0); !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatalf("the tenant's admin creating a topic in another tenant: %v, want ErrUnauthorized", err)
+	}
+	if _, _, err := ops.Admin().Cluster(ctx); !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatalf("the tenant's admin listing the cluster: %v, want ErrUnauthorized", err)
+	}
+
 	key, err := os.ReadFile(secret)
 	if err != nil {
 		t.Fatal(err)

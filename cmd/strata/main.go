@@ -56,6 +56,7 @@ func newRootCmd() *cobra.Command {
 		newTokensCmd(),
 		newClusterCmd(),
 		newBookiesCmd(),
+		newTenantsCmd(),
 	)
 	return root
 }

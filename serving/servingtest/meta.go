@@ -56,6 +56,7 @@ type Meta struct {
 	policies      map[string]metadata.NamespacePolicy
 	topicPolicies map[string]metadata.TopicPolicy
 	grants        map[string]map[string]metadata.Grant // namespace → role → grant
+	tenants       map[string]metadata.Tenant
 	ledgers       map[ids.LedgerID]metadata.Ledger
 }
 
@@ -73,7 +74,7 @@ type ownerRec struct {
 func NewMeta() *Meta {
 	return &Meta{nextLed: 1, sessions: map[int64]*Session{}, nodes: map[string]nodeRec{}, topics: map[string]metadata.Topic{},
 		owners: map[string]ownerRec{}, mls: map[string]metadata.ManagedLedger{}, cursors: map[string]metadata.Cursor{},
-		policies: map[string]metadata.NamespacePolicy{}, topicPolicies: map[string]metadata.TopicPolicy{}, grants: map[string]map[string]metadata.Grant{}, ledgers: map[ids.LedgerID]metadata.Ledger{}}
+		policies: map[string]metadata.NamespacePolicy{}, topicPolicies: map[string]metadata.TopicPolicy{}, grants: map[string]map[string]metadata.Grant{}, tenants: map[string]metadata.Tenant{}, ledgers: map[ids.LedgerID]metadata.Ledger{}}
 }
 
 var _ serving.Meta = (*Meta)(nil)
@@ -470,6 +471,29 @@ func (m *Meta) RevokePermission(ctx context.Context, ns, role string) error {
 		return metadata.ErrNotFound
 	}
 	delete(m.grants[ns], role)
+	return nil
+}
+
+// GetTenant answers tenant's record, metadata.ErrNotFound when none.
+func (m *Meta) GetTenant(ctx context.Context, tenant string) (metadata.Tenant, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tenants[tenant]
+	if !ok {
+		return t, metadata.ErrNotFound
+	}
+	return t, nil
+}
+
+// SetTenant stores tenant's record (no admins deletes it).
+func (m *Meta) SetTenant(ctx context.Context, tenant string, t metadata.Tenant) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(t.AdminRoles) == 0 {
+		delete(m.tenants, tenant)
+		return nil
+	}
+	m.tenants[tenant] = metadata.Tenant{AdminRoles: slices.Clone(t.AdminRoles)}
 	return nil
 }
 
