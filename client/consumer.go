@@ -63,13 +63,25 @@ type Consumer struct {
 // subscription (at ConsumerInitialPosition) when it does not exist. It
 // subscribes to every partition before returning; ctx bounds that only.
 func (c *Client) Subscribe(ctx context.Context, topicName, subscription string, opts ...ConsumerOption) (*Consumer, error) {
+	cfg, err := consumerConfigOf(opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.subscribeWith(ctx, topicName, subscription, cfg, nil)
+}
+
+// consumerConfigOf applies opts to the defaults and validates the result.
+func consumerConfigOf(opts []ConsumerOption) (consumerConfig, error) {
 	cfg := defaultConsumerConfig()
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
+	return cfg, cfg.validate()
+}
+
+// subscribeWith is Subscribe with its options applied; notify, when set,
+// is the channel the consumer wakes receivers with (a MultiConsumer's).
+func (c *Client) subscribeWith(ctx context.Context, topicName, subscription string, cfg consumerConfig, notify chan struct{}) (*Consumer, error) {
 	if subscription == "" {
 		return nil, ErrInvalidSubscription
 	}
@@ -88,7 +100,7 @@ func (c *Client) Subscribe(ctx context.Context, topicName, subscription string, 
 	// A bad dead-letter or retry topic fails in subscribe before any
 	// partition subscribes (startRedelivery).
 	cons, err := c.subscribe(ctx, topicName, sub, subscribeOpts{typ: cfg.subType, queueSize: cfg.queueSize, ackGrouping: cfg.ackGrouping,
-		redelivery: cfg, discover: true})
+		redelivery: cfg, discover: true, notify: notify})
 	if err != nil || cfg.retry == nil {
 		return cons, err
 	}
@@ -252,28 +264,8 @@ func (c *Consumer) Subscription() string { return c.sub }
 // ErrTopicNotFound after the topic was deleted). Cancelling ctx loses nothing.
 func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 	for {
-		if m, from := c.next(); m != nil {
-			if from.reassembles() && isChunk(m) {
-				if m = from.assemble(m); m == nil {
-					continue
-				}
-			}
-			ok, err := from.handOut(ctx, m)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				c.beforeConsume(m)
-				return m, nil
-			}
-			continue
-		}
-		err := c.failure()
-		if err == nil && c.retry != nil {
-			err = c.retry.failure()
-		}
-		if err != nil {
-			return nil, err
+		if m, err := c.tryReceive(ctx); m != nil || err != nil {
+			return m, err
 		}
 		select {
 		case <-ctx.Done():
@@ -283,6 +275,35 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 		case <-c.notify:
 		}
 	}
+}
+
+// tryReceive returns the next message queued, without waiting for one
+// (nil, nil when there is none), or the consumer's terminal failure.
+func (c *Consumer) tryReceive(ctx context.Context) (*Message, error) {
+	for {
+		m, from := c.next()
+		if m == nil {
+			break
+		}
+		if from.reassembles() && isChunk(m) {
+			if m = from.assemble(m); m == nil {
+				continue
+			}
+		}
+		ok, err := from.handOut(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			c.beforeConsume(m)
+			return m, nil
+		}
+	}
+	err := c.failure()
+	if err == nil && c.retry != nil {
+		err = c.retry.failure()
+	}
+	return nil, err
 }
 
 // Messages iterates over received messages until ctx ends or the consumer

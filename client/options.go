@@ -382,10 +382,11 @@ type consumerConfig struct {
 	deadLetter  *DeadLetterPolicy
 	retry       *RetryLetterPolicy
 	intercept   []ConsumerInterceptor
+	discovery   time.Duration // SubscribePattern's
 }
 
 func defaultConsumerConfig() consumerConfig {
-	return consumerConfig{subType: Exclusive, position: Latest, queueSize: 1000, ackGrouping: 10 * time.Millisecond}
+	return consumerConfig{subType: Exclusive, position: Latest, queueSize: 1000, ackGrouping: 10 * time.Millisecond, discovery: time.Minute}
 }
 
 func (c *consumerConfig) validate() error {
@@ -397,6 +398,9 @@ func (c *consumerConfig) validate() error {
 	}
 	if c.subType < Exclusive || c.subType > KeyShared {
 		return invalidArg("unknown subscription type %d", c.subType)
+	}
+	if c.discovery <= 0 {
+		return invalidArg("pattern discovery interval must be positive")
 	}
 	if c.nackDelay < 0 {
 		return invalidArg("nack redelivery delay must not be negative")
@@ -432,6 +436,13 @@ func ConsumerInitialPosition(p InitialPosition) ConsumerOption {
 // modulo their number (a topic that is not partitioned counts as partition
 // 0, so its active consumer is the first by name).
 func ConsumerName(name string) ConsumerOption { return func(c *consumerConfig) { c.name = name } }
+
+// ConsumerPatternDiscovery sets how often a SubscribePattern consumer
+// lists its namespace's topics to subscribe to new ones that match and let
+// deleted ones go (Pulsar's patternAutoDiscoveryPeriod, default 1 min).
+func ConsumerPatternDiscovery(d time.Duration) ConsumerOption {
+	return func(c *consumerConfig) { c.discovery = d }
+}
 
 // ConsumerReceiverQueueSize sets how many messages each partition may buffer
 // in the client: the flow permits granted to the server (default 1000).

@@ -26,18 +26,24 @@ type consumeOpts struct {
 	count        int
 	timeout      time.Duration
 	output       string
+	pattern      string
+	discovery    time.Duration
 }
 
 func newConsumeCmd() *cobra.Command {
 	var o consumeOpts
 	cmd := &cobra.Command{
-		Use:   "consume --topic T --subscription S",
+		Use:   "consume (--topic T | --topic-pattern TENANT/NS/REGEXP) --subscription S",
 		Short: "Receive and acknowledge messages of a subscription, printing them",
 		Long: `Receive messages of a subscription, print each one and acknowledge it.
 --position applies only when the subscription is new. With --count N, exit 0
 after N messages; with --timeout, stop waiting after that long (exit 1 when
 fewer than --count messages arrived). Without --count, run until interrupted
 or until the timeout, then exit 0.
+
+With --topic-pattern, consume every topic of the namespace whose name matches
+the regular expression (the whole local name: 'public/default/logs-.*'),
+including topics created later, found every --pattern-discovery.
 
 Text output is one line per message: id, key and payload separated by tabs
 (a payload that is not UTF-8 is printed as base64: followed by its base64).
@@ -56,7 +62,10 @@ properties and payload (or payload_base64).`,
 	f.IntVar(&o.count, "count", 0, "exit after this many messages (0: no limit)")
 	f.DurationVar(&o.timeout, "timeout", 0, "stop waiting after this long (0: no limit)")
 	f.StringVar(&o.output, "output", "text", "output format: text or jsonl")
-	_ = cmd.MarkFlagRequired("topic")
+	f.StringVar(&o.pattern, "topic-pattern", "", "consume every topic of a namespace whose name matches: TENANT/NS/REGEXP (instead of --topic)")
+	f.DurationVar(&o.discovery, "pattern-discovery", time.Minute, "with --topic-pattern: how often to look for new matching topics")
+	cmd.MarkFlagsOneRequired("topic", "topic-pattern")
+	cmd.MarkFlagsMutuallyExclusive("topic", "topic-pattern")
 	_ = cmd.MarkFlagRequired("subscription")
 	return cmd
 }
@@ -150,11 +159,22 @@ func runConsume(cmd *cobra.Command, o consumeOpts) error {
 	if o.consumerName != "" {
 		opts = append(opts, client.ConsumerName(o.consumerName))
 	}
-	cons, err := c.Subscribe(ctx, o.topic, o.subscription, opts...)
-	if err != nil {
-		return err
+	var cons receiver
+	if o.pattern != "" {
+		m, err := c.SubscribePattern(ctx, o.pattern, o.subscription, append(opts, client.ConsumerPatternDiscovery(o.discovery))...)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		cons = m
+	} else {
+		one, err := c.Subscribe(ctx, o.topic, o.subscription, opts...)
+		if err != nil {
+			return err
+		}
+		defer one.Close()
+		cons = one
 	}
-	defer cons.Close()
 	n, err := consumeLoop(ctx, cmd.ErrOrStderr(), cons, o.count, emit)
 	if err != nil {
 		return err
@@ -165,10 +185,16 @@ func runConsume(cmd *cobra.Command, o consumeOpts) error {
 	return nil
 }
 
+// receiver is a Consumer or a MultiConsumer.
+type receiver interface {
+	Receive(ctx context.Context) (*client.Message, error)
+	Ack(msg *client.Message) error
+}
+
 // consumeLoop prints and acknowledges messages until count (if > 0) or
 // until ctx ends, and returns how many it handled. A failed ack is reported
 // on stderr and not fatal (the message is redelivered).
-func consumeLoop(ctx context.Context, stderr io.Writer, cons *client.Consumer, count int, emit messagePrinter) (int, error) {
+func consumeLoop(ctx context.Context, stderr io.Writer, cons receiver, count int, emit messagePrinter) (int, error) {
 	n := 0
 	for count == 0 || n < count {
 		m, err := cons.Receive(ctx)
