@@ -91,18 +91,6 @@ func (n *Node) rebalance(ctx context.Context, now time.Time) int {
 	return moved
 }
 
-// audits reports whether this node is the one that audits the bookies
-// (ledger.Auditor): the live node with the smallest id. Two nodes that
-// both think so for a moment only duplicate copies; the ledger metadata's
-// compare-and-swap keeps one.
-func (n *Node) audits(ctx context.Context) bool {
-	nodes, err := n.meta.ListNodes(ctx)
-	if err != nil || len(nodes) == 0 {
-		return false
-	}
-	return slices.MinFunc(nodes, func(a, b metadata.NodeInfo) int { return cmp.Compare(a.ID, b.ID) }).ID == n.cfg.NodeID
-}
-
 // UnloadTopic unloads one topic (a partition, or a topic that is not
 // partitioned) from its owner gracefully, as Pulsar's topics unload: its
 // cursors are flushed, its ledger closed and its ownership released, and
@@ -140,30 +128,4 @@ func (n *Node) UnloadTopic(ctx context.Context, req *servingpb.UnloadTopicReques
 		return nil, errcode.New(errcode.Timeout, "topic %s is still unloading", full)
 	}
 	return &servingpb.UnloadTopicResponse{}, nil
-}
-
-// ListCluster answers the serving nodes registered now, with the topics
-// each owns, and the bookies registered now.
-func (n *Node) ListCluster(ctx context.Context, _ *servingpb.ListClusterRequest) (*servingpb.ListClusterResponse, error) {
-	nodes, err := n.meta.ListNodes(ctx)
-	if err != nil {
-		return nil, unavailable("listing nodes", err)
-	}
-	owned, err := n.meta.CountOwnedTopics(ctx)
-	if err != nil {
-		return nil, unavailable("counting owned topics", err)
-	}
-	bookies, err := n.meta.ListBookies(ctx)
-	if err != nil {
-		return nil, unavailable("listing bookies", err)
-	}
-	out := &servingpb.ListClusterResponse{}
-	for _, ni := range nodes {
-		out.Nodes = append(out.Nodes, &servingpb.ClusterNode{Id: ni.ID, GrpcAddr: ni.GRPCAddr, HttpAddr: ni.HTTPAddr,
-			StartedAtUnixNano: ni.StartedAt, OwnedTopics: uint32(owned[ni.ID])})
-	}
-	for _, b := range bookies {
-		out.Bookies = append(out.Bookies, &servingpb.ClusterBookie{Id: b.ID, Addr: b.Addr})
-	}
-	return out, nil
 }
