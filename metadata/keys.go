@@ -32,6 +32,9 @@ import (
 //	P/tenants/<tenant>                         Tenant: its admin roles
 //	P/permissions/<tenant>/<namespace>/<role>  Grant: what the role may do in the namespace;
 //	                                           deleted with the namespace
+//	P/topic-permissions/<tenant>/<namespace>/<name>/<role>
+//	                                           Grant: what the role may do on one topic (every
+//	                                           partition); deleted with the topic or its namespace
 //
 // Every record's Version is the key's mod revision. Updates compare it
 // (creation compares the create revision with 0), so concurrent writers
@@ -75,9 +78,13 @@ func (k keys) policy(namespace string) string    { return k.policies() + namespa
 func (k keys) policies() string                  { return k.prefix + "/policies/" }
 func (k keys) topicPolicy(topic string) string   { return k.prefix + "/topic-policies/" + topic }
 
-func (k keys) permission(namespace, role string) string { return k.permissions(namespace) + role }
-
 func (k keys) tenant(tenant string) string { return k.prefix + "/tenants/" + tenant }
+
+// topicPermissions is the directory of one topic's grants, or of every
+// topic grant of a namespace when topic is "tenant/namespace".
+func (k keys) topicPermissions(topic string) string {
+	return k.prefix + "/topic-permissions/" + topic + "/"
+}
 
 // permissions is the directory of a namespace's grants.
 func (k keys) permissions(namespace string) string {

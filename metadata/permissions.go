@@ -63,6 +63,22 @@ func (s *Store) GrantPermission(ctx context.Context, namespace, role string, act
 	if err := checkNamespace(namespace); err != nil {
 		return err
 	}
+	return s.grant(ctx, s.keys.permissions(namespace), role, actions)
+}
+
+// GrantTopicPermission gives role the actions on one topic (every
+// partition of a partitioned one), replacing what it held there; it adds
+// to what the role's namespace grant allows. The topic need not exist
+// yet; the grants go with the topic, or its namespace, when deleted.
+func (s *Store) GrantTopicPermission(ctx context.Context, topic, role string, actions []Action) error {
+	if err := checkPolicyTopic(topic); err != nil {
+		return err
+	}
+	return s.grant(ctx, s.keys.topicPermissions(topic), role, actions)
+}
+
+// grant stores role's grant of actions under dir.
+func (s *Store) grant(ctx context.Context, dir, role string, actions []Action) error {
 	if err := CheckRole(role); err != nil {
 		return err
 	}
@@ -79,7 +95,7 @@ func (s *Store) GrantPermission(ctx context.Context, namespace, role string, act
 		}
 	}
 	slices.Sort(g.Actions)
-	return s.put(ctx, "grant permission", s.keys.permission(namespace, role), g)
+	return s.put(ctx, "grant permission", dir+role, g)
 }
 
 // RevokePermission takes every action of role in namespace away;
@@ -88,10 +104,24 @@ func (s *Store) RevokePermission(ctx context.Context, namespace, role string) er
 	if err := checkNamespace(namespace); err != nil {
 		return err
 	}
+	return s.revoke(ctx, s.keys.permissions(namespace), role)
+}
+
+// RevokeTopicPermission takes every action of role on topic away (its
+// namespace grant stays); ErrNotFound when it held none.
+func (s *Store) RevokeTopicPermission(ctx context.Context, topic, role string) error {
+	if err := checkPolicyTopic(topic); err != nil {
+		return err
+	}
+	return s.revoke(ctx, s.keys.topicPermissions(topic), role)
+}
+
+// revoke deletes role's grant under dir.
+func (s *Store) revoke(ctx context.Context, dir, role string) error {
 	if err := CheckRole(role); err != nil {
 		return err
 	}
-	resp, err := s.txn(ctx, "revoke permission", nil, []clientv3.Op{clientv3.OpDelete(s.keys.permission(namespace, role))}, nil)
+	resp, err := s.txn(ctx, "revoke permission", nil, []clientv3.Op{clientv3.OpDelete(dir + role)}, nil)
 	if err != nil {
 		return err
 	}
@@ -106,7 +136,20 @@ func (s *Store) GetPermissions(ctx context.Context, namespace string) (map[strin
 	if err := checkNamespace(namespace); err != nil {
 		return nil, err
 	}
-	dir := s.keys.permissions(namespace)
+	return s.grants(ctx, s.keys.permissions(namespace))
+}
+
+// GetTopicPermissions answers the grants of one topic by role (empty when
+// none; a partition's are its topic's).
+func (s *Store) GetTopicPermissions(ctx context.Context, topic string) (map[string]Grant, error) {
+	if err := checkPolicyTopic(topic); err != nil {
+		return nil, err
+	}
+	return s.grants(ctx, s.keys.topicPermissions(topic))
+}
+
+// grants reads the grants under dir by role.
+func (s *Store) grants(ctx context.Context, dir string) (map[string]Grant, error) {
 	kvs, err := s.list(ctx, "get permissions", dir)
 	if err != nil {
 		return nil, err

@@ -113,3 +113,43 @@ func TestTenantAdminsAreSetReadAndRemoved(t *testing.T) {
 		t.Fatalf("after removing the admins: %v, want ErrNotFound", err)
 	}
 }
+
+func TestTopicPermissionsAreKeptApartAndGoWithTheirTopic(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	produce := []metadata.Action{metadata.ActionProduce}
+	if err := s.GrantPermission(ctx, "acme/orders", "ns-role", produce); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTopic(ctx, &metadata.Topic{Name: "acme/orders/created", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.GrantTopicPermission(ctx, "acme/orders/created", "topic-role", produce); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.GrantTopicPermission(ctx, "acme/orders/created-partition-0", "x", produce); errcode.CodeOf(err) != errcode.InvalidArgument {
+		t.Fatalf("a grant on a partition: %v, want InvalidArgument (grant on its topic)", err)
+	}
+	if ns, err := s.GetPermissions(ctx, "acme/orders"); err != nil || len(ns) != 1 || !ns["ns-role"].Allows(metadata.ActionProduce) {
+		t.Fatalf("namespace grants %v %v: a topic's grant must not show there", ns, err)
+	}
+	if tg, err := s.GetTopicPermissions(ctx, "acme/orders/created"); err != nil || len(tg) != 1 || !tg["topic-role"].Allows(metadata.ActionProduce) {
+		t.Fatalf("topic grants %v %v", tg, err)
+	}
+	if err := s.DeleteTopic(ctx, "acme/orders/created"); err != nil {
+		t.Fatal(err)
+	}
+	if tg, err := s.GetTopicPermissions(ctx, "acme/orders/created"); err != nil || len(tg) != 0 {
+		t.Fatalf("topic grants after the topic was deleted: %v %v", tg, err)
+	}
+	if err := s.GrantTopicPermission(ctx, "acme/orders/later", "topic-role", produce); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeTopicPermission(ctx, "acme/orders/later", "topic-role"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeTopicPermission(ctx, "acme/orders/later", "topic-role"); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("revoked twice: %v", err)
+	}
+}

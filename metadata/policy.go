@@ -134,7 +134,8 @@ func (s *Store) DeleteNamespace(ctx context.Context, ns string) error {
 	noTopic := clientv3.Compare(clientv3.CreateRevision(topics), "=", 0).WithRange(clientv3.GetPrefixRangeEnd(topics))
 	resp, err := s.txn(ctx, "delete namespace", []clientv3.Cmp{noTopic},
 		[]clientv3.Op{clientv3.OpDelete(s.keys.policy(ns)), clientv3.OpDelete(s.keys.topicPolicies(ns), clientv3.WithPrefix()),
-			clientv3.OpDelete(s.keys.permissions(ns), clientv3.WithPrefix())}, nil)
+			clientv3.OpDelete(s.keys.permissions(ns), clientv3.WithPrefix()),
+			clientv3.OpDelete(s.keys.topicPermissions(ns), clientv3.WithPrefix())}, nil)
 	switch {
 	case err != nil:
 		return err

@@ -143,7 +143,8 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 	key := s.keys.topic(name)
 	cmps := []clientv3.Cmp{versionCmp(key, t.Version)}
 	// A partition has no policy of its own: only the topic's goes.
-	ops := append(s.deleteTopicOps(names[:first]), clientv3.OpDelete(s.keys.topicPolicy(name)))
+	ops := append(s.deleteTopicOps(names[:first]), clientv3.OpDelete(s.keys.topicPolicy(name)),
+		clientv3.OpDelete(s.keys.topicPermissions(name), clientv3.WithPrefix()))
 	resp, err := s.txn(ctx, "delete topic", cmps, ops,
 		[]clientv3.Op{clientv3.OpGet(key, clientv3.WithCountOnly())})
 	if err != nil {

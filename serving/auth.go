@@ -251,27 +251,28 @@ func methodName(full string) string { return full[strings.LastIndexByte(full, '/
 
 // target answers the tenant and namespace a request is about (empty when
 // it names none, as a listing of every namespace does).
-func target(req any) (tenant, ns string, err error) {
-	switch r := req.(type) {
-	case interface{ GetTopic() string }:
-		if r.GetTopic() == "" {
-			return "", "", errcode.New(errcode.InvalidTopicName, "no topic named")
-		}
+func target(req any) (tenant, ns, topic string, err error) {
+	if r, ok := req.(interface{ GetTopic() string }); ok && r.GetTopic() != "" {
 		n, err := topicname.Parse(r.GetTopic())
 		if err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
-		return n.Tenant, n.NamespaceName(), nil
-	case interface{ GetNamespace() string }:
-		if r.GetNamespace() == "" {
-			return "", "", nil
+		if i, parent := n.PartitionIndex(); i >= 0 {
+			n = parent // a topic's grants cover its partitions
 		}
-		t, _, err := topicname.ParseNamespace(r.GetNamespace())
-		return t, r.GetNamespace(), err
-	case interface{ GetTenant() string }:
-		return r.GetTenant(), "", nil
+		return n.Tenant, n.NamespaceName(), n.String(), nil
 	}
-	return "", "", nil
+	if r, ok := req.(interface{ GetNamespace() string }); ok && r.GetNamespace() != "" {
+		t, _, err := topicname.ParseNamespace(r.GetNamespace())
+		return t, r.GetNamespace(), "", err
+	}
+	if r, ok := req.(interface{ GetTenant() string }); ok {
+		return r.GetTenant(), "", "", nil
+	}
+	if _, ok := req.(interface{ GetTopic() string }); ok {
+		return "", "", "", errcode.New(errcode.InvalidTopicName, "no topic named")
+	}
+	return "", "", "", nil
 }
 
 func (a *authorizer) authorizeUnary(ctx context.Context, full string, req any) error {
@@ -283,7 +284,7 @@ func (a *authorizer) authorizeUnary(ctx context.Context, full string, req any) e
 	if !ok || acc == accessSuper {
 		return a.denied(ctx, name)
 	}
-	tenant, ns, err := target(req)
+	tenant, ns, topic, err := target(req)
 	if err != nil {
 		return err
 	}
@@ -293,7 +294,7 @@ func (a *authorizer) authorizeUnary(ctx context.Context, full string, req any) e
 	case acc == accessTenantAdmin || ns == "":
 		return a.allowAdmin(ctx, tenant, name)
 	}
-	return a.allow(ctx, tenant, ns, acc, name)
+	return a.allow(ctx, tenant, ns, topic, acc, name)
 }
 
 // allowTopic checks acc on topic's namespace.
@@ -305,7 +306,10 @@ func (a *authorizer) allowTopic(ctx context.Context, topic string, acc access, w
 	if err != nil {
 		return err
 	}
-	return a.allow(ctx, n.Tenant, n.NamespaceName(), acc, what)
+	if i, parent := n.PartitionIndex(); i >= 0 {
+		n = parent
+	}
+	return a.allow(ctx, n.Tenant, n.NamespaceName(), n.String(), acc, what)
 }
 
 // isTenantAdmin reports whether the call's role administers tenant.
@@ -330,36 +334,49 @@ func (a *authorizer) allowAdmin(ctx context.Context, tenant, what string) error 
 }
 
 // allow checks that the call's role holds acc in namespace ns, by a grant
-// or as an admin of its tenant.
-func (a *authorizer) allow(ctx context.Context, tenant, ns string, acc access, what string) error {
+// of the namespace, of the topic (when the call names one; a partitioned
+// topic's, for a partition), or as an admin of its tenant.
+func (a *authorizer) allow(ctx context.Context, tenant, ns, topic string, acc access, what string) error {
 	role := RoleOf(ctx)
+	var need string
+	ok := func(g meta.Grant) bool {
+		switch acc {
+		case accessLookup:
+			need = "produce or consume"
+			return g.Allows(meta.ActionProduce) || g.Allows(meta.ActionConsume)
+		case accessProduce:
+			need = "produce"
+			return g.Allows(meta.ActionProduce)
+		case accessConsume:
+			need = "consume"
+			return g.Allows(meta.ActionConsume)
+		}
+		return false
+	}
 	grants, err := a.meta.GetPermissions(ctx, ns)
 	if err != nil {
 		return unavailable("reading the permissions of "+ns, err)
 	}
-	g := grants[role]
-	var need string
-	switch acc {
-	case accessLookup:
-		if g.Allows(meta.ActionProduce) || g.Allows(meta.ActionConsume) {
-			return nil
-		}
-		need = "produce or consume"
-	case accessProduce:
-		if g.Allows(meta.ActionProduce) {
-			return nil
-		}
-		need = "produce"
-	case accessConsume:
-		if g.Allows(meta.ActionConsume) {
-			return nil
-		}
-		need = "consume"
+	if ok(grants[role]) {
+		return nil
 	}
-	if ok, err := a.isTenantAdmin(ctx, tenant); err != nil || ok {
+	if topic != "" {
+		tg, err := a.meta.GetTopicPermissions(ctx, topic)
+		if err != nil {
+			return unavailable("reading the permissions of "+topic, err)
+		}
+		if ok(tg[role]) {
+			return nil
+		}
+	}
+	if admin, err := a.isTenantAdmin(ctx, tenant); err != nil || admin {
 		return err
 	}
-	return errcode.New(errcode.Unauthorized, "role %q may not call %s in %s: it needs a grant of %s there", role, what, ns, need)
+	where := ns
+	if topic != "" {
+		where = topic + " or " + ns
+	}
+	return errcode.New(errcode.Unauthorized, "role %q may not call %s: it needs a grant of %s on %s", role, what, need, where)
 }
 
 // authorizedStream checks each message that names a topic as it arrives,

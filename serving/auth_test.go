@@ -44,7 +44,8 @@ func withToken(ctx context.Context, token string) context.Context {
 func TestStaticTokenRolesAreAuthorizedPerCallAndPerStream(t *testing.T) {
 	c := newCluster(t)
 	b := startAuthNode(t, c, serving.AuthConfig{
-		Tokens:         map[string]string{"root-token": "root", "app-token": "app", "other-token": "other", "ops-token": "acme-ops"},
+		Tokens: map[string]string{"root-token": "root", "app-token": "app", "other-token": "other", "ops-token": "acme-ops",
+			"one-token": "one-topic"},
 		Authorization:  true,
 		SuperUserRoles: []string{"root"},
 	})
@@ -134,6 +135,29 @@ func TestStaticTokenRolesAreAuthorizedPerCallAndPerStream(t *testing.T) {
 	}
 	if err := subscribe(other); codeOf(err) != errcode.Unauthorized {
 		t.Fatalf("a consumer after the revoke: %v", err)
+	}
+
+	// A topic's own grant adds to the namespace's, for that topic (every
+	// partition of a partitioned one) only.
+	one := withToken(ctx, "one-token")
+	if _, err := b.GrantPermission(root, &servingpb.GrantPermissionRequest{Topic: topic, Role: "one-topic", Actions: []string{"produce"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GrantPermission(root, &servingpb.GrantPermissionRequest{Topic: "acme/orders/parted", Role: "one-topic", Actions: []string{"consume"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := openProducer(one, "one"); err != nil {
+		t.Fatalf("a producer with a grant on its topic: %v", err)
+	}
+	if _, err := b.Lookup(one, &servingpb.LookupRequest{Topic: "acme/orders/other"}); codeOf(err) != errcode.Unauthorized {
+		t.Fatalf("lookup of a topic not granted: %v", err)
+	}
+	if _, err := b.GrantPermission(root, &servingpb.GrantPermissionRequest{Topic: "acme/orders/parted-partition-1", Role: "x",
+		Actions: []string{"consume"}}); codeOf(err) != errcode.InvalidArgument {
+		t.Fatalf("a grant on a partition: %v", err)
+	}
+	if _, err := b.Lookup(one, &servingpb.LookupRequest{Topic: "acme/orders/parted-partition-1"}); err != nil {
+		t.Fatalf("lookup of a partition of a topic granted: %v", err)
 	}
 
 	// A tenant's admins may do everything within it, and nothing beyond.

@@ -79,6 +79,10 @@ type Meta interface {
 	GrantPermission(ctx context.Context, namespace, role string, actions []metadata.Action) error
 	RevokePermission(ctx context.Context, namespace, role string) error
 	GetPermissions(ctx context.Context, namespace string) (map[string]metadata.Grant, error)
+	// The same for one topic's own grants (metadata.Store's).
+	GrantTopicPermission(ctx context.Context, topic, role string, actions []metadata.Action) error
+	RevokeTopicPermission(ctx context.Context, topic, role string) error
+	GetTopicPermissions(ctx context.Context, topic string) (map[string]metadata.Grant, error)
 	// GetTenant answers metadata.ErrNotFound for a tenant without a record.
 	GetTenant(ctx context.Context, tenant string) (metadata.Tenant, error)
 	SetTenant(ctx context.Context, tenant string, t metadata.Tenant) error

@@ -11,11 +11,32 @@ import (
 	"github.com/strata-mq/strata/serving/servingpb"
 )
 
-// GrantPermission gives a role actions in a namespace (auth.go says how
-// they are checked). Any node answers: it is metadata only, and every node
-// reads the grants at each check.
+// permissionScope answers the namespace or the topic (exactly one) a
+// permission call names; topic is "" for a namespace's.
+func permissionScope(namespace, topicName string) (ns, topic string, err error) {
+	switch {
+	case (namespace == "") == (topicName == ""):
+		return "", "", errcode.New(errcode.InvalidArgument, "name a namespace or a topic, not both or neither")
+	case topicName != "":
+		n, err := topicname.Parse(topicName)
+		if err != nil {
+			return "", "", err
+		}
+		if i, parent := n.PartitionIndex(); i >= 0 {
+			return "", "", errcode.New(errcode.InvalidArgument, "%s is a partition; grant on %s", n, parent)
+		}
+		return n.NamespaceName(), n.String(), nil
+	}
+	_, _, err = topicname.ParseNamespace(namespace)
+	return namespace, "", err
+}
+
+// GrantPermission gives a role actions in a namespace, or on one topic
+// (auth.go says how they are checked). Any node answers: it is metadata
+// only, and every node reads the grants at each check.
 func (n *Node) GrantPermission(ctx context.Context, req *servingpb.GrantPermissionRequest) (*servingpb.GrantPermissionResponse, error) {
-	if _, _, err := topicname.ParseNamespace(req.GetNamespace()); err != nil {
+	ns, topic, err := permissionScope(req.GetNamespace(), req.GetTopic())
+	if err != nil {
 		return nil, err
 	}
 	if err := metadata.CheckRole(req.GetRole()); err != nil {
@@ -32,38 +53,57 @@ func (n *Node) GrantPermission(ctx context.Context, req *servingpb.GrantPermissi
 		}
 		actions = append(actions, a)
 	}
-	if err := n.meta.GrantPermission(ctx, req.GetNamespace(), req.GetRole(), actions); err != nil {
+	if topic != "" {
+		err = n.meta.GrantTopicPermission(ctx, topic, req.GetRole(), actions)
+	} else {
+		err = n.meta.GrantPermission(ctx, ns, req.GetRole(), actions)
+	}
+	if err != nil {
 		return nil, unavailable("granting permission", err)
 	}
-	n.log.Info("permission granted", "namespace", req.GetNamespace(), "role", req.GetRole(), "actions", actions, "by", RoleOf(ctx))
+	n.log.Info("permission granted", "namespace", ns, "topic", topic, "role", req.GetRole(), "actions", actions, "by", RoleOf(ctx))
 	return &servingpb.GrantPermissionResponse{}, nil
 }
 
-// RevokePermission takes every action of a role in a namespace away.
+// RevokePermission takes every action of a role in a namespace, or on one
+// topic, away.
 func (n *Node) RevokePermission(ctx context.Context, req *servingpb.RevokePermissionRequest) (*servingpb.RevokePermissionResponse, error) {
-	if _, _, err := topicname.ParseNamespace(req.GetNamespace()); err != nil {
+	ns, topic, err := permissionScope(req.GetNamespace(), req.GetTopic())
+	if err != nil {
 		return nil, err
 	}
 	if err := metadata.CheckRole(req.GetRole()); err != nil {
 		return nil, err
 	}
-	err := n.meta.RevokePermission(ctx, req.GetNamespace(), req.GetRole())
+	where := ns
+	if topic != "" {
+		where = topic
+		err = n.meta.RevokeTopicPermission(ctx, topic, req.GetRole())
+	} else {
+		err = n.meta.RevokePermission(ctx, ns, req.GetRole())
+	}
 	switch {
 	case errors.Is(err, metadata.ErrNotFound):
-		return nil, errcode.New(errcode.InvalidArgument, "role %q holds no permission in %s", req.GetRole(), req.GetNamespace())
+		return nil, errcode.New(errcode.InvalidArgument, "role %q holds no permission on %s", req.GetRole(), where)
 	case err != nil:
 		return nil, unavailable("revoking permission", err)
 	}
-	n.log.Info("permission revoked", "namespace", req.GetNamespace(), "role", req.GetRole(), "by", RoleOf(ctx))
+	n.log.Info("permission revoked", "on", where, "role", req.GetRole(), "by", RoleOf(ctx))
 	return &servingpb.RevokePermissionResponse{}, nil
 }
 
-// GetPermissions answers a namespace's grants by role.
+// GetPermissions answers a namespace's, or one topic's, grants by role.
 func (n *Node) GetPermissions(ctx context.Context, req *servingpb.GetPermissionsRequest) (*servingpb.GetPermissionsResponse, error) {
-	if _, _, err := topicname.ParseNamespace(req.GetNamespace()); err != nil {
+	ns, topic, err := permissionScope(req.GetNamespace(), req.GetTopic())
+	if err != nil {
 		return nil, err
 	}
-	grants, err := n.meta.GetPermissions(ctx, req.GetNamespace())
+	var grants map[string]metadata.Grant
+	if topic != "" {
+		grants, err = n.meta.GetTopicPermissions(ctx, topic)
+	} else {
+		grants, err = n.meta.GetPermissions(ctx, ns)
+	}
 	if err != nil {
 		return nil, unavailable("reading permissions", err)
 	}

@@ -123,6 +123,17 @@ func TestAuthorizationLetsEachRoleDoOnlyWhatItsNamespaceGrantsOnARealStandalone(
 	if err := produce(); !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatalf("produce after the revoke: %v, want ErrUnauthorized", err)
 	}
+	admin("topics", "grant-permission", topic, "--role", "app", "--actions", "produce")
+	if err := produce(); err != nil {
+		t.Fatalf("produce with a grant on the topic alone: %v", err)
+	}
+	if out := admin("topics", "permissions", topic); !strings.Contains(out, `"app"`) {
+		t.Fatalf("topics permissions: %s", out)
+	}
+	admin("topics", "revoke-permission", topic, "--role", "app")
+	if err := produce(); !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatalf("produce after the topic grant was revoked: %v, want ErrUnauthorized", err)
+	}
 
 	// A tenant's admin may do within it what a superuser may.
 	opsToken := tool("tokens", "create", "--subject", "acme-ops", "--secret-key-file", secret)

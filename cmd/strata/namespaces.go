@@ -21,7 +21,7 @@ func newNamespacesCmd() *cobra.Command {
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
 	cmd.AddCommand(nsListCmd(&url), nsSetPolicyCmd(&url), nsGetPolicyCmd(&url), nsDeleteCmd(&url),
-		nsGrantCmd(&url), nsRevokeCmd(&url), nsPermissionsCmd(&url))
+		grantCmd(&url, nsScope), revokeCmd(&url, nsScope), permissionsCmd(&url, nsScope))
 	return cmd
 }
 
@@ -292,72 +292,6 @@ func nsGetPolicyCmd(url *string) *cobra.Command {
 				return err
 			}
 			return writeJSON(cmd.OutOrStdout(), policyView(pol))
-		}),
-	}
-}
-
-func nsGrantCmd(url *string) *cobra.Command {
-	var role, actions string
-	cmd := &cobra.Command{
-		Use:   "grant-permission TENANT/NAMESPACE --role ROLE --actions produce,consume",
-		Short: "Let a role produce to or consume from a namespace's topics (superusers only)",
-		Long: `Give a role actions in a namespace, replacing what it held there, as Pulsar's
-grant-permission. Nodes started with --authorization check them: produce
-allows producing; consume allows subscribing, reading, seeking and managing
-subscriptions; either allows looking topics up and reading their stats.`,
-		Example: `  strata namespaces grant-permission acme/orders --role billing --actions produce,consume`,
-		Args:    cobra.ExactArgs(1),
-		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
-			var acts []client.Action
-			for _, x := range strings.Split(actions, ",") {
-				if x = strings.TrimSpace(x); x != "" {
-					acts = append(acts, client.Action(x))
-				}
-			}
-			if err := a.GrantPermission(cmd.Context(), args[0], role, acts...); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "granted %s to %s in %s\n", actions, role, args[0])
-			return nil
-		}),
-	}
-	cmd.Flags().StringVar(&role, "role", "", "the role (a token's subject)")
-	cmd.Flags().StringVar(&actions, "actions", "", "comma-separated: produce, consume")
-	_ = cmd.MarkFlagRequired("role")
-	_ = cmd.MarkFlagRequired("actions")
-	return cmd
-}
-
-func nsRevokeCmd(url *string) *cobra.Command {
-	var role string
-	cmd := &cobra.Command{
-		Use:   "revoke-permission TENANT/NAMESPACE --role ROLE",
-		Short: "Take every action of a role in a namespace away (superusers only)",
-		Args:  cobra.ExactArgs(1),
-		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
-			if err := a.RevokePermission(cmd.Context(), args[0], role); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "revoked the permissions of %s in %s\n", role, args[0])
-			return nil
-		}),
-	}
-	cmd.Flags().StringVar(&role, "role", "", "the role (a token's subject)")
-	_ = cmd.MarkFlagRequired("role")
-	return cmd
-}
-
-func nsPermissionsCmd(url *string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "permissions TENANT/NAMESPACE",
-		Short: "Print a namespace's grants as JSON: the actions of each role (superusers only)",
-		Args:  cobra.ExactArgs(1),
-		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
-			p, err := a.Permissions(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return writeJSON(cmd.OutOrStdout(), p)
 		}),
 	}
 }

@@ -19,7 +19,8 @@ func newTopicsCmd() *cobra.Command {
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
 	cmd.AddCommand(topicsCreateCmd(&url), topicsUpdateCmd(&url), topicsListCmd(&url), topicsDeleteCmd(&url), topicsStatsCmd(&url), topicsOffloadCmd(&url),
-		topicsSetPolicyCmd(&url), topicsGetPolicyCmd(&url), topicsRemovePolicyCmd(&url), topicsCompactCmd(&url), topicsUnloadCmd(&url))
+		topicsSetPolicyCmd(&url), topicsGetPolicyCmd(&url), topicsRemovePolicyCmd(&url), topicsCompactCmd(&url), topicsUnloadCmd(&url),
+		grantCmd(&url, topicScope), revokeCmd(&url, topicScope), permissionsCmd(&url, topicScope))
 	return cmd
 }
 

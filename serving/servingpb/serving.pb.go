@@ -4648,10 +4648,13 @@ func (x *TriggerOffloadResponse) GetLedgersOffloaded() uint32 {
 // GrantPermissionRequest gives role the actions ("produce", "consume") in
 // namespace, replacing what it held there.
 type GrantPermissionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
-	Actions       []string               `protobuf:"bytes,3,rep,name=actions,proto3" json:"actions,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Role      string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Actions   []string               `protobuf:"bytes,3,rep,name=actions,proto3" json:"actions,omitempty"`
+	// Instead of namespace: grant on this one topic (every partition of a
+	// partitioned one), in addition to the role's namespace grant.
+	Topic         string `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4707,6 +4710,13 @@ func (x *GrantPermissionRequest) GetActions() []string {
 	return nil
 }
 
+func (x *GrantPermissionRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
 type GrantPermissionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4746,9 +4756,11 @@ func (*GrantPermissionResponse) Descriptor() ([]byte, []int) {
 // RevokePermissionRequest takes every action of role in namespace away
 // (NOT_FOUND-like INVALID_ARGUMENT when it held none).
 type RevokePermissionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Role      string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// Instead of namespace: the grant on this one topic.
+	Topic         string `protobuf:"bytes,3,opt,name=topic,proto3" json:"topic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4797,6 +4809,13 @@ func (x *RevokePermissionRequest) GetRole() string {
 	return ""
 }
 
+func (x *RevokePermissionRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
 type RevokePermissionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4834,8 +4853,10 @@ func (*RevokePermissionResponse) Descriptor() ([]byte, []int) {
 }
 
 type GetPermissionsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Instead of namespace: the grants on this one topic.
+	Topic         string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4873,6 +4894,13 @@ func (*GetPermissionsRequest) Descriptor() ([]byte, []int) {
 func (x *GetPermissionsRequest) GetNamespace() string {
 	if x != nil {
 		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetPermissionsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
 	}
 	return ""
 }
@@ -6005,18 +6033,21 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x15TriggerOffloadRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\"E\n" +
 	"\x16TriggerOffloadResponse\x12+\n" +
-	"\x11ledgers_offloaded\x18\x01 \x01(\rR\x10ledgersOffloaded\"d\n" +
+	"\x11ledgers_offloaded\x18\x01 \x01(\rR\x10ledgersOffloaded\"z\n" +
 	"\x16GrantPermissionRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
-	"\aactions\x18\x03 \x03(\tR\aactions\"\x19\n" +
-	"\x17GrantPermissionResponse\"K\n" +
+	"\aactions\x18\x03 \x03(\tR\aactions\x12\x14\n" +
+	"\x05topic\x18\x04 \x01(\tR\x05topic\"\x19\n" +
+	"\x17GrantPermissionResponse\"a\n" +
 	"\x17RevokePermissionRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
-	"\x04role\x18\x02 \x01(\tR\x04role\"\x1a\n" +
-	"\x18RevokePermissionResponse\"5\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
+	"\x05topic\x18\x03 \x01(\tR\x05topic\"\x1a\n" +
+	"\x18RevokePermissionResponse\"K\n" +
 	"\x15GetPermissionsRequest\x12\x1c\n" +
-	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"'\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\"'\n" +
 	"\vRoleActions\x12\x18\n" +
 	"\aactions\x18\x01 \x03(\tR\aactions\"\xbe\x01\n" +
 	"\x16GetPermissionsResponse\x12J\n" +

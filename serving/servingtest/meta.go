@@ -474,6 +474,22 @@ func (m *Meta) RevokePermission(ctx context.Context, ns, role string) error {
 	return nil
 }
 
+// GrantTopicPermission gives role the actions on topic (kept apart from
+// the namespaces' grants under a "topic:" prefix).
+func (m *Meta) GrantTopicPermission(ctx context.Context, topic, role string, actions []metadata.Action) error {
+	return m.GrantPermission(ctx, "topic:"+topic, role, actions)
+}
+
+// RevokeTopicPermission deletes role's grant on topic.
+func (m *Meta) RevokeTopicPermission(ctx context.Context, topic, role string) error {
+	return m.RevokePermission(ctx, "topic:"+topic, role)
+}
+
+// GetTopicPermissions answers topic's grants by role.
+func (m *Meta) GetTopicPermissions(ctx context.Context, topic string) (map[string]metadata.Grant, error) {
+	return m.GetPermissions(ctx, "topic:"+topic)
+}
+
 // GetTenant answers tenant's record, metadata.ErrNotFound when none.
 func (m *Meta) GetTenant(ctx context.Context, tenant string) (metadata.Tenant, error) {
 	m.mu.Lock()
