@@ -21,15 +21,19 @@ const (
 )
 
 // GrantPermission gives role the actions in namespace (tenant/namespace),
-// replacing what it held there. Only a superuser may grant; a namespace
-// need not have a topic yet. Nodes check grants on each producer and
+// replacing what it held there. Superusers and the tenant's admins only; a
+// namespace need not have a topic yet. Nodes check grants on each producer and
 // consumer open and lookup, so a grant or a revoke applies to the next
 // ones, not to those already open.
 func (a *Admin) GrantPermission(ctx context.Context, namespace, role string, actions ...Action) error {
 	if _, _, err := topic.ParseNamespace(namespace); err != nil {
 		return err
 	}
-	req := &servingpb.GrantPermissionRequest{Namespace: namespace, Role: role}
+	return a.grant(ctx, &servingpb.GrantPermissionRequest{Namespace: namespace, Role: role}, actions)
+}
+
+// grant sends req with actions.
+func (a *Admin) grant(ctx context.Context, req *servingpb.GrantPermissionRequest, actions []Action) error {
 	for _, x := range actions {
 		req.Actions = append(req.Actions, string(x))
 	}
@@ -68,14 +72,7 @@ func (a *Admin) GrantTopicPermission(ctx context.Context, topicName, role string
 	if err != nil {
 		return err
 	}
-	req := &servingpb.GrantPermissionRequest{Topic: name, Role: role}
-	for _, x := range actions {
-		req.Actions = append(req.Actions, string(x))
-	}
-	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
-		_, err := b.GrantPermission(ctx, req)
-		return err
-	})
+	return a.grant(ctx, &servingpb.GrantPermissionRequest{Topic: name, Role: role}, actions)
 }
 
 // RevokeTopicPermission takes every action of role on one topic away (its
