@@ -672,3 +672,30 @@ func (a *Admin) Bookies(ctx context.Context) ([]BookieStatus, error) {
 	})
 	return out, err
 }
+
+// TerminateTopic terminates a topic (every partition of a partitioned
+// one), as Pulsar's terminate: it takes no more messages (sends and new
+// producers fail with ErrTopicTerminated), and its consumers' Receive
+// answers ErrTopicTerminated once they have had every message. It cannot
+// be undone. It answers each partition's last message (Entry -1: none).
+func (a *Admin) TerminateTopic(ctx context.Context, topicName string) ([]MessageID, error) {
+	parts, err := a.c.partitionNames(ctx, topicName)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MessageID, 0, len(parts))
+	for i, p := range parts {
+		err := a.c.ownerNodeLong(ctx, p, func(ctx context.Context, b servingpb.BrokerClient) error {
+			r, err := b.TerminateTopic(ctx, &servingpb.TerminateTopicRequest{Topic: p})
+			if err != nil {
+				return err
+			}
+			out = append(out, idFromProto(r.GetLast(), int32(i)))
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}

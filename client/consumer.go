@@ -303,7 +303,28 @@ func (c *Consumer) tryReceive(ctx context.Context) (*Message, error) {
 	if err == nil && c.retry != nil {
 		err = c.retry.failure()
 	}
+	if err == nil && c.HasReachedEndOfTopic() {
+		err = ErrTopicTerminated
+	}
 	return nil, err
+}
+
+// HasReachedEndOfTopic reports whether the topic (every partition) was
+// terminated and this consumer has been sent every message of it (Pulsar's
+// hasReachedEndOfTopic). Receive then answers ErrTopicTerminated once it
+// has handed out what it holds; messages given back later (nacks, ack
+// timeouts) still come to the calls after.
+func (c *Consumer) HasReachedEndOfTopic() bool {
+	parts := c.partsNow()
+	if len(parts) == 0 {
+		return false
+	}
+	for _, pc := range parts {
+		if !pc.ended.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // Messages iterates over received messages until ctx ends or the consumer

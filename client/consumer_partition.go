@@ -39,6 +39,9 @@ type partitionConsumer struct {
 
 	sendMu  sync.Mutex // one sender per stream at a time
 	closing atomic.Bool
+	// ended is set once the server said the topic was terminated and this
+	// partition has been sent every message.
+	ended atomic.Bool
 
 	acks struct {
 		sync.Mutex
@@ -326,6 +329,9 @@ func (pc *partitionConsumer) serve(st consumeStream, endStream context.CancelFun
 			err = pc.unsubscribed(k.Unsubscribed)
 		case *servingpb.ConsumeResponse_HasMessagesAfterResult:
 			pc.answer(callHasMessagesAfter, callAnswer{yes: k.HasMessagesAfterResult.GetYes()})
+		case *servingpb.ConsumeResponse_EndOfTopic:
+			pc.ended.Store(true)
+			pc.parent.wake()
 		}
 	}
 	pc.mu.Lock()

@@ -49,6 +49,10 @@ var (
 	// may not do this (a grant of the namespace's produce or consume is
 	// missing, or the call is for superusers only).
 	ErrUnauthorized = errcode.New(errcode.Unauthorized, "unauthorized")
+	// ErrTopicTerminated: the topic was terminated (Admin.TerminateTopic):
+	// sends and new producers fail with it, and a consumer's Receive
+	// returns it once it has received every message (as io.EOF would).
+	ErrTopicTerminated = errcode.New(errcode.TopicTerminated, "topic terminated")
 
 	// Consuming.
 	ErrConsumerBusy = errcode.New(errcode.ConsumerBusy, "consumer busy")

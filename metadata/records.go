@@ -51,7 +51,11 @@ type ManagedLedger struct {
 	Producers map[string]int64 `json:"producers,omitempty"`
 	// Compaction is the topic's last compaction, if any.
 	Compaction *Compaction `json:"compaction,omitempty"`
-	Version    int64       `json:"-"`
+	// Terminated, once set, is the topic's last entry ({first ledger, -1}
+	// when it has none): the topic takes no more messages (Pulsar's
+	// terminate).
+	Terminated *ids.Position `json:"terminated,omitempty"`
+	Version    int64         `json:"-"`
 }
 
 // Compaction is a compacted copy of a topic up to Horizon: the latest

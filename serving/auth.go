@@ -233,6 +233,7 @@ var unaryRules = map[string]access{
 	"TriggerOffload":     accessTenantAdmin,
 	"CompactTopic":       accessTenantAdmin,
 	"UnloadTopic":        accessTenantAdmin,
+	"TerminateTopic":     accessTenantAdmin,
 	"GrantPermission":    accessTenantAdmin,
 	"RevokePermission":   accessTenantAdmin,
 	"GetPermissions":     accessTenantAdmin,

@@ -25,9 +25,12 @@ type consumer struct {
 	// sender clears it when it drains a response and has the dispatcher
 	// look at what waited for room (queueDrained).
 	queueFull atomic.Bool
-	done      chan struct{}
-	once      sync.Once
-	err       error
+	// endSent is set once the consumer was told of the end of a terminated
+	// topic (terminate.go).
+	endSent bool
+	done    chan struct{}
+	once    sync.Once
+	err     error
 }
 
 func (c *consumer) fail(err error) {

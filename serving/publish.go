@@ -57,6 +57,13 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 		d.waiters = append(d.waiters, b)
 		return nil
 	}
+	if t.terminatedLocked() {
+		p.pending.Add(-1)
+		// After the receipts of p's batches in flight, and every later
+		// batch of p's too.
+		rejectInOrderLocked(d, rejected{p: p, first: first, last: last, err: t.terminatedErr(), quota: true})
+		return nil
+	}
 	if t.rejectForQuotaLocked(d, p, first, last) {
 		return nil
 	}

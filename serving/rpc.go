@@ -127,6 +127,11 @@ func (t *topic) addProducer(name string, mode servingpb.ProducerAccessMode, w **
 		*w = nil
 		return nil, 0, err
 	}
+	if t.terminatedLocked() {
+		t.leaveLineLocked(*w)
+		*w = nil
+		return nil, 0, t.terminatedErr()
+	}
 	if mode == servingpb.ProducerAccessMode_ACCESS_EXCLUSIVE_WITH_FENCING {
 		t.fenceProducersLocked(name)
 	}

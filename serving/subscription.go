@@ -164,6 +164,7 @@ func (s *subscription) dispatchOnce() bool {
 		t.mu.Unlock()
 		return false
 	}
+	s.endOfTopicLocked()
 	if s.keyShared() {
 		return s.dispatchKeyedUnlock()
 	}

@@ -76,6 +76,7 @@ type topic struct {
 		inflight    int
 		rolling     bool
 		overQuota   bool // a subscription is over the backlog quota (quota.go)
+		terminating bool // a terminate has begun: no more batches (terminate.go)
 		rollRunning bool
 		queued      []*pendingBatch // accepted while rolling
 		lastPub     int64

@@ -180,7 +180,7 @@ func runConsume(cmd *cobra.Command, o consumeOpts) error {
 		return err
 	}
 	if o.count > 0 && n < o.count {
-		return &exitError{code: 1, err: fmt.Errorf("received %d of %d messages before the timeout", n, o.count)}
+		return &exitError{code: 1, err: fmt.Errorf("received %d of %d messages before the timeout or the end of the topic", n, o.count)}
 	}
 	return nil
 }
@@ -200,6 +200,10 @@ func consumeLoop(ctx context.Context, stderr io.Writer, cons receiver, count int
 		m, err := cons.Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
+				return n, nil
+			}
+			if errors.Is(err, client.ErrTopicTerminated) {
+				fmt.Fprintln(stderr, "end of topic: it was terminated and every message was received")
 				return n, nil
 			}
 			return n, err

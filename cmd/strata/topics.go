@@ -19,7 +19,7 @@ func newTopicsCmd() *cobra.Command {
 	}
 	addURLFlag(cmd.PersistentFlags(), &url)
 	cmd.AddCommand(topicsCreateCmd(&url), topicsUpdateCmd(&url), topicsListCmd(&url), topicsDeleteCmd(&url), topicsStatsCmd(&url), topicsOffloadCmd(&url),
-		topicsSetPolicyCmd(&url), topicsGetPolicyCmd(&url), topicsRemovePolicyCmd(&url), topicsCompactCmd(&url), topicsUnloadCmd(&url),
+		topicsSetPolicyCmd(&url), topicsGetPolicyCmd(&url), topicsRemovePolicyCmd(&url), topicsCompactCmd(&url), topicsUnloadCmd(&url), topicsTerminateCmd(&url),
 		grantCmd(&url, topicScope), revokeCmd(&url, topicScope), permissionsCmd(&url, topicScope))
 	return cmd
 }
@@ -211,6 +211,29 @@ few at a time, the topics that belong on a node that joined or came back
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "unloaded %s\n", args[0])
 			return nil
+		}),
+	}
+}
+
+func topicsTerminateCmd(url *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "terminate TOPIC",
+		Short: "Terminate a topic: it takes no more messages, and consumers are told when they have had them all",
+		Long: `Terminate a topic (every partition), as Pulsar's terminate: sends and new
+producers fail with TOPIC_TERMINATED, and each consumer, once it has been sent
+every message, is told the topic ended (strata consume then exits). It cannot
+be undone. Prints each partition's last message id.`,
+		Args: cobra.ExactArgs(1),
+		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, args []string) error {
+			last, err := a.TerminateTopic(cmd.Context(), args[0])
+			for i, id := range last {
+				at := id.String()
+				if id.Entry < 0 {
+					at = "none"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "partition %d: terminated, last message %s\n", i, at)
+			}
+			return err
 		}),
 	}
 }

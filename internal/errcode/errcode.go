@@ -45,6 +45,7 @@ const (
 	ProducerFenced       Code = 32 // another producer has, or wants, the topic to itself
 	NamespaceNotEmpty    Code = 33 // delete of a namespace that still has topics
 	Unauthorized         Code = 34 // the call's role may not do this
+	TopicTerminated      Code = 35 // the topic was terminated: it takes no more messages
 )
 
 type info struct {
@@ -88,6 +89,7 @@ var catalogue = map[Code]info{
 	ProducerFenced:       {"PRODUCER_FENCED", false},
 	NamespaceNotEmpty:    {"NAMESPACE_NOT_EMPTY", false},
 	Unauthorized:         {"UNAUTHORIZED", false},
+	TopicTerminated:      {"TOPIC_TERMINATED", false},
 }
 
 // String returns the code's stable upper-case name.

@@ -51,6 +51,7 @@ var grpcCodes = map[Code]codes.Code{
 	ProducerFenced:       codes.FailedPrecondition,
 	NamespaceNotEmpty:    codes.FailedPrecondition,
 	Unauthorized:         codes.PermissionDenied,
+	TopicTerminated:      codes.FailedPrecondition,
 }
 
 // ToStatus converts err into a gRPC status error carrying its Strata code (and

@@ -1684,6 +1684,7 @@ type ConsumeResponse struct {
 	//	*ConsumeResponse_SeekDone
 	//	*ConsumeResponse_Unsubscribed
 	//	*ConsumeResponse_HasMessagesAfterResult
+	//	*ConsumeResponse_EndOfTopic
 	Kind          isConsumeResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1771,6 +1772,15 @@ func (x *ConsumeResponse) GetHasMessagesAfterResult() *HasMessagesAfterResult {
 	return nil
 }
 
+func (x *ConsumeResponse) GetEndOfTopic() *EndOfTopic {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeResponse_EndOfTopic); ok {
+			return x.EndOfTopic
+		}
+	}
+	return nil
+}
+
 type isConsumeResponse_Kind interface {
 	isConsumeResponse_Kind()
 }
@@ -1795,6 +1805,10 @@ type ConsumeResponse_HasMessagesAfterResult struct {
 	HasMessagesAfterResult *HasMessagesAfterResult `protobuf:"bytes,5,opt,name=has_messages_after_result,json=hasMessagesAfterResult,proto3,oneof"`
 }
 
+type ConsumeResponse_EndOfTopic struct {
+	EndOfTopic *EndOfTopic `protobuf:"bytes,6,opt,name=end_of_topic,json=endOfTopic,proto3,oneof"`
+}
+
 func (*ConsumeResponse_Subscribed) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_Messages) isConsumeResponse_Kind() {}
@@ -1805,6 +1819,46 @@ func (*ConsumeResponse_Unsubscribed) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_HasMessagesAfterResult) isConsumeResponse_Kind() {}
 
+func (*ConsumeResponse_EndOfTopic) isConsumeResponse_Kind() {}
+
+// EndOfTopic tells a consumer that the topic was terminated and that it
+// has been sent every message (redeliveries may still follow).
+type EndOfTopic struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndOfTopic) Reset() {
+	*x = EndOfTopic{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndOfTopic) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndOfTopic) ProtoMessage() {}
+
+func (x *EndOfTopic) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndOfTopic.ProtoReflect.Descriptor instead.
+func (*EndOfTopic) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{20}
+}
+
 type HasMessagesAfterResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Yes           bool                   `protobuf:"varint,1,opt,name=yes,proto3" json:"yes,omitempty"`
@@ -1814,7 +1868,7 @@ type HasMessagesAfterResult struct {
 
 func (x *HasMessagesAfterResult) Reset() {
 	*x = HasMessagesAfterResult{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +1880,7 @@ func (x *HasMessagesAfterResult) String() string {
 func (*HasMessagesAfterResult) ProtoMessage() {}
 
 func (x *HasMessagesAfterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +1893,7 @@ func (x *HasMessagesAfterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasMessagesAfterResult.ProtoReflect.Descriptor instead.
 func (*HasMessagesAfterResult) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{20}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HasMessagesAfterResult) GetYes() bool {
@@ -1862,7 +1916,7 @@ type Unsubscribed struct {
 
 func (x *Unsubscribed) Reset() {
 	*x = Unsubscribed{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1874,7 +1928,7 @@ func (x *Unsubscribed) String() string {
 func (*Unsubscribed) ProtoMessage() {}
 
 func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1887,7 +1941,7 @@ func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribed.ProtoReflect.Descriptor instead.
 func (*Unsubscribed) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{21}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Unsubscribed) GetErrorCode() uint32 {
@@ -1913,7 +1967,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +1979,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +1992,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{22}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Subscribed) GetConsumerName() string {
@@ -1957,7 +2011,7 @@ type Messages struct {
 
 func (x *Messages) Reset() {
 	*x = Messages{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2023,7 @@ func (x *Messages) String() string {
 func (*Messages) ProtoMessage() {}
 
 func (x *Messages) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2036,7 @@ func (x *Messages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Messages.ProtoReflect.Descriptor instead.
 func (*Messages) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{23}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Messages) GetMessages() []*ReceivedMessage {
@@ -2009,7 +2063,7 @@ type ReceivedMessage struct {
 
 func (x *ReceivedMessage) Reset() {
 	*x = ReceivedMessage{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2075,7 @@ func (x *ReceivedMessage) String() string {
 func (*ReceivedMessage) ProtoMessage() {}
 
 func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2088,7 @@ func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivedMessage.ProtoReflect.Descriptor instead.
 func (*ReceivedMessage) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{24}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReceivedMessage) GetId() *MessageId {
@@ -2109,7 +2163,7 @@ type SeekDone struct {
 
 func (x *SeekDone) Reset() {
 	*x = SeekDone{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2175,7 @@ func (x *SeekDone) String() string {
 func (*SeekDone) ProtoMessage() {}
 
 func (x *SeekDone) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2188,7 @@ func (x *SeekDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeekDone.ProtoReflect.Descriptor instead.
 func (*SeekDone) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{25}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SeekDone) GetPosition() *MessageId {
@@ -2155,7 +2209,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2221,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2234,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{26}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateTopicRequest) GetTopic() string {
@@ -2205,7 +2259,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2217,7 +2271,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2230,7 +2284,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{27}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{28}
 }
 
 type AddPartitionsRequest struct {
@@ -2244,7 +2298,7 @@ type AddPartitionsRequest struct {
 
 func (x *AddPartitionsRequest) Reset() {
 	*x = AddPartitionsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2310,7 @@ func (x *AddPartitionsRequest) String() string {
 func (*AddPartitionsRequest) ProtoMessage() {}
 
 func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2323,7 @@ func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionsRequest.ProtoReflect.Descriptor instead.
 func (*AddPartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{28}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AddPartitionsRequest) GetTopic() string {
@@ -2294,7 +2348,7 @@ type AddPartitionsResponse struct {
 
 func (x *AddPartitionsResponse) Reset() {
 	*x = AddPartitionsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2360,7 @@ func (x *AddPartitionsResponse) String() string {
 func (*AddPartitionsResponse) ProtoMessage() {}
 
 func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2373,7 @@ func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionsResponse.ProtoReflect.Descriptor instead.
 func (*AddPartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{29}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{30}
 }
 
 type DeleteTopicRequest struct {
@@ -2333,7 +2387,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2345,7 +2399,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2358,7 +2412,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{30}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeleteTopicRequest) GetTopic() string {
@@ -2383,7 +2437,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2449,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2462,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{31}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{32}
 }
 
 type ListTopicsRequest struct {
@@ -2421,7 +2475,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2487,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2500,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{32}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListTopicsRequest) GetNamespace() string {
@@ -2465,7 +2519,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2531,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2544,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{33}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicInfo {
@@ -2510,7 +2564,7 @@ type TopicInfo struct {
 
 func (x *TopicInfo) Reset() {
 	*x = TopicInfo{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2576,7 @@ func (x *TopicInfo) String() string {
 func (*TopicInfo) ProtoMessage() {}
 
 func (x *TopicInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +2589,7 @@ func (x *TopicInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicInfo.ProtoReflect.Descriptor instead.
 func (*TopicInfo) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{34}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TopicInfo) GetTopic() string {
@@ -2561,7 +2615,7 @@ type GetTopicRequest struct {
 
 func (x *GetTopicRequest) Reset() {
 	*x = GetTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2627,7 @@ func (x *GetTopicRequest) String() string {
 func (*GetTopicRequest) ProtoMessage() {}
 
 func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2640,7 @@ func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicRequest.ProtoReflect.Descriptor instead.
 func (*GetTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{35}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetTopicRequest) GetTopic() string {
@@ -2605,7 +2659,7 @@ type GetTopicResponse struct {
 
 func (x *GetTopicResponse) Reset() {
 	*x = GetTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +2671,7 @@ func (x *GetTopicResponse) String() string {
 func (*GetTopicResponse) ProtoMessage() {}
 
 func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +2684,7 @@ func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicResponse.ProtoReflect.Descriptor instead.
 func (*GetTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{36}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetTopicResponse) GetTopic() *TopicInfo {
@@ -2649,7 +2703,7 @@ type TopicStatsRequest struct {
 
 func (x *TopicStatsRequest) Reset() {
 	*x = TopicStatsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2661,7 +2715,7 @@ func (x *TopicStatsRequest) String() string {
 func (*TopicStatsRequest) ProtoMessage() {}
 
 func (x *TopicStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2674,7 +2728,7 @@ func (x *TopicStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicStatsRequest.ProtoReflect.Descriptor instead.
 func (*TopicStatsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{37}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TopicStatsRequest) GetTopic() string {
@@ -2705,7 +2759,7 @@ type TopicStatsResponse struct {
 
 func (x *TopicStatsResponse) Reset() {
 	*x = TopicStatsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2771,7 @@ func (x *TopicStatsResponse) String() string {
 func (*TopicStatsResponse) ProtoMessage() {}
 
 func (x *TopicStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2784,7 @@ func (x *TopicStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicStatsResponse.ProtoReflect.Descriptor instead.
 func (*TopicStatsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{38}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TopicStatsResponse) GetTopic() string {
@@ -2823,7 +2877,7 @@ type LedgerStats struct {
 
 func (x *LedgerStats) Reset() {
 	*x = LedgerStats{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2835,7 +2889,7 @@ func (x *LedgerStats) String() string {
 func (*LedgerStats) ProtoMessage() {}
 
 func (x *LedgerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2848,7 +2902,7 @@ func (x *LedgerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerStats.ProtoReflect.Descriptor instead.
 func (*LedgerStats) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{39}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *LedgerStats) GetLedger() uint64 {
@@ -2919,7 +2973,7 @@ type SubscriptionStats struct {
 
 func (x *SubscriptionStats) Reset() {
 	*x = SubscriptionStats{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2931,7 +2985,7 @@ func (x *SubscriptionStats) String() string {
 func (*SubscriptionStats) ProtoMessage() {}
 
 func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2944,7 +2998,7 @@ func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionStats.ProtoReflect.Descriptor instead.
 func (*SubscriptionStats) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{40}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SubscriptionStats) GetName() string {
@@ -3053,7 +3107,7 @@ type NamespacePolicy struct {
 
 func (x *NamespacePolicy) Reset() {
 	*x = NamespacePolicy{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3119,7 @@ func (x *NamespacePolicy) String() string {
 func (*NamespacePolicy) ProtoMessage() {}
 
 func (x *NamespacePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3132,7 @@ func (x *NamespacePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespacePolicy.ProtoReflect.Descriptor instead.
 func (*NamespacePolicy) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{41}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *NamespacePolicy) GetEnsemble() uint32 {
@@ -3188,7 +3242,7 @@ type ListNamespacesRequest struct {
 
 func (x *ListNamespacesRequest) Reset() {
 	*x = ListNamespacesRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3200,7 +3254,7 @@ func (x *ListNamespacesRequest) String() string {
 func (*ListNamespacesRequest) ProtoMessage() {}
 
 func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3213,7 +3267,7 @@ func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNamespacesRequest.ProtoReflect.Descriptor instead.
 func (*ListNamespacesRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{42}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListNamespacesRequest) GetTenant() string {
@@ -3232,7 +3286,7 @@ type ListNamespacesResponse struct {
 
 func (x *ListNamespacesResponse) Reset() {
 	*x = ListNamespacesResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3298,7 @@ func (x *ListNamespacesResponse) String() string {
 func (*ListNamespacesResponse) ProtoMessage() {}
 
 func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3311,7 @@ func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNamespacesResponse.ProtoReflect.Descriptor instead.
 func (*ListNamespacesResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{43}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListNamespacesResponse) GetNamespaces() []string {
@@ -3276,7 +3330,7 @@ type CompactTopicRequest struct {
 
 func (x *CompactTopicRequest) Reset() {
 	*x = CompactTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3288,7 +3342,7 @@ func (x *CompactTopicRequest) String() string {
 func (*CompactTopicRequest) ProtoMessage() {}
 
 func (x *CompactTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3301,7 +3355,7 @@ func (x *CompactTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactTopicRequest.ProtoReflect.Descriptor instead.
 func (*CompactTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CompactTopicRequest) GetTopic() string {
@@ -3323,7 +3377,7 @@ type CompactTopicResponse struct {
 
 func (x *CompactTopicResponse) Reset() {
 	*x = CompactTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3335,7 +3389,7 @@ func (x *CompactTopicResponse) String() string {
 func (*CompactTopicResponse) ProtoMessage() {}
 
 func (x *CompactTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3348,7 +3402,7 @@ func (x *CompactTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactTopicResponse.ProtoReflect.Descriptor instead.
 func (*CompactTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CompactTopicResponse) GetHorizon() *MessageId {
@@ -3374,7 +3428,7 @@ type ReadCompactedRequest struct {
 
 func (x *ReadCompactedRequest) Reset() {
 	*x = ReadCompactedRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3386,7 +3440,7 @@ func (x *ReadCompactedRequest) String() string {
 func (*ReadCompactedRequest) ProtoMessage() {}
 
 func (x *ReadCompactedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3399,7 +3453,7 @@ func (x *ReadCompactedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCompactedRequest.ProtoReflect.Descriptor instead.
 func (*ReadCompactedRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReadCompactedRequest) GetTopic() string {
@@ -3422,7 +3476,7 @@ type ReadCompactedResponse struct {
 
 func (x *ReadCompactedResponse) Reset() {
 	*x = ReadCompactedResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3434,7 +3488,7 @@ func (x *ReadCompactedResponse) String() string {
 func (*ReadCompactedResponse) ProtoMessage() {}
 
 func (x *ReadCompactedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3447,7 +3501,7 @@ func (x *ReadCompactedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCompactedResponse.ProtoReflect.Descriptor instead.
 func (*ReadCompactedResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReadCompactedResponse) GetKind() isReadCompactedResponse_Kind {
@@ -3505,7 +3559,7 @@ type CompactedEnd struct {
 
 func (x *CompactedEnd) Reset() {
 	*x = CompactedEnd{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3517,7 +3571,7 @@ func (x *CompactedEnd) String() string {
 func (*CompactedEnd) ProtoMessage() {}
 
 func (x *CompactedEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3530,7 +3584,7 @@ func (x *CompactedEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactedEnd.ProtoReflect.Descriptor instead.
 func (*CompactedEnd) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CompactedEnd) GetCompacted() bool {
@@ -3556,7 +3610,7 @@ type DeleteNamespaceRequest struct {
 
 func (x *DeleteNamespaceRequest) Reset() {
 	*x = DeleteNamespaceRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3568,7 +3622,7 @@ func (x *DeleteNamespaceRequest) String() string {
 func (*DeleteNamespaceRequest) ProtoMessage() {}
 
 func (x *DeleteNamespaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3581,7 +3635,7 @@ func (x *DeleteNamespaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNamespaceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNamespaceRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeleteNamespaceRequest) GetNamespace() string {
@@ -3599,7 +3653,7 @@ type DeleteNamespaceResponse struct {
 
 func (x *DeleteNamespaceResponse) Reset() {
 	*x = DeleteNamespaceResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3611,7 +3665,7 @@ func (x *DeleteNamespaceResponse) String() string {
 func (*DeleteNamespaceResponse) ProtoMessage() {}
 
 func (x *DeleteNamespaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3624,7 +3678,7 @@ func (x *DeleteNamespaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNamespaceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteNamespaceResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
 }
 
 type SetNamespacePolicyRequest struct {
@@ -3637,7 +3691,7 @@ type SetNamespacePolicyRequest struct {
 
 func (x *SetNamespacePolicyRequest) Reset() {
 	*x = SetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3649,7 +3703,7 @@ func (x *SetNamespacePolicyRequest) String() string {
 func (*SetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3662,7 +3716,7 @@ func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SetNamespacePolicyRequest) GetNamespace() string {
@@ -3687,7 +3741,7 @@ type SetNamespacePolicyResponse struct {
 
 func (x *SetNamespacePolicyResponse) Reset() {
 	*x = SetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3699,7 +3753,7 @@ func (x *SetNamespacePolicyResponse) String() string {
 func (*SetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3712,7 +3766,7 @@ func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
 }
 
 type GetNamespacePolicyRequest struct {
@@ -3724,7 +3778,7 @@ type GetNamespacePolicyRequest struct {
 
 func (x *GetNamespacePolicyRequest) Reset() {
 	*x = GetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3736,7 +3790,7 @@ func (x *GetNamespacePolicyRequest) String() string {
 func (*GetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3749,7 +3803,7 @@ func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetNamespacePolicyRequest) GetNamespace() string {
@@ -3768,7 +3822,7 @@ type GetNamespacePolicyResponse struct {
 
 func (x *GetNamespacePolicyResponse) Reset() {
 	*x = GetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3780,7 +3834,7 @@ func (x *GetNamespacePolicyResponse) String() string {
 func (*GetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3793,7 +3847,7 @@ func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetNamespacePolicyResponse) GetPolicy() *NamespacePolicy {
@@ -3824,7 +3878,7 @@ type TopicPolicy struct {
 
 func (x *TopicPolicy) Reset() {
 	*x = TopicPolicy{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3836,7 +3890,7 @@ func (x *TopicPolicy) String() string {
 func (*TopicPolicy) ProtoMessage() {}
 
 func (x *TopicPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3849,7 +3903,7 @@ func (x *TopicPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPolicy.ProtoReflect.Descriptor instead.
 func (*TopicPolicy) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *TopicPolicy) GetRetentionMs() int64 {
@@ -3939,7 +3993,7 @@ type SetTopicPolicyRequest struct {
 
 func (x *SetTopicPolicyRequest) Reset() {
 	*x = SetTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3951,7 +4005,7 @@ func (x *SetTopicPolicyRequest) String() string {
 func (*SetTopicPolicyRequest) ProtoMessage() {}
 
 func (x *SetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3964,7 +4018,7 @@ func (x *SetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{56}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SetTopicPolicyRequest) GetTopic() string {
@@ -3989,7 +4043,7 @@ type SetTopicPolicyResponse struct {
 
 func (x *SetTopicPolicyResponse) Reset() {
 	*x = SetTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4001,7 +4055,7 @@ func (x *SetTopicPolicyResponse) String() string {
 func (*SetTopicPolicyResponse) ProtoMessage() {}
 
 func (x *SetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4014,7 +4068,7 @@ func (x *SetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{57}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{58}
 }
 
 type GetTopicPolicyRequest struct {
@@ -4026,7 +4080,7 @@ type GetTopicPolicyRequest struct {
 
 func (x *GetTopicPolicyRequest) Reset() {
 	*x = GetTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4038,7 +4092,7 @@ func (x *GetTopicPolicyRequest) String() string {
 func (*GetTopicPolicyRequest) ProtoMessage() {}
 
 func (x *GetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4051,7 +4105,7 @@ func (x *GetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{58}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetTopicPolicyRequest) GetTopic() string {
@@ -4073,7 +4127,7 @@ type GetTopicPolicyResponse struct {
 
 func (x *GetTopicPolicyResponse) Reset() {
 	*x = GetTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4085,7 +4139,7 @@ func (x *GetTopicPolicyResponse) String() string {
 func (*GetTopicPolicyResponse) ProtoMessage() {}
 
 func (x *GetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4098,7 +4152,7 @@ func (x *GetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{59}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetTopicPolicyResponse) GetPolicy() *TopicPolicy {
@@ -4124,7 +4178,7 @@ type RemoveTopicPolicyRequest struct {
 
 func (x *RemoveTopicPolicyRequest) Reset() {
 	*x = RemoveTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4136,7 +4190,7 @@ func (x *RemoveTopicPolicyRequest) String() string {
 func (*RemoveTopicPolicyRequest) ProtoMessage() {}
 
 func (x *RemoveTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4149,7 +4203,7 @@ func (x *RemoveTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*RemoveTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{60}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RemoveTopicPolicyRequest) GetTopic() string {
@@ -4167,7 +4221,7 @@ type RemoveTopicPolicyResponse struct {
 
 func (x *RemoveTopicPolicyResponse) Reset() {
 	*x = RemoveTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4179,7 +4233,7 @@ func (x *RemoveTopicPolicyResponse) String() string {
 func (*RemoveTopicPolicyResponse) ProtoMessage() {}
 
 func (x *RemoveTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4192,7 +4246,7 @@ func (x *RemoveTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*RemoveTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{61}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{62}
 }
 
 type ResetCursorRequest struct {
@@ -4213,7 +4267,7 @@ type ResetCursorRequest struct {
 
 func (x *ResetCursorRequest) Reset() {
 	*x = ResetCursorRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4225,7 +4279,7 @@ func (x *ResetCursorRequest) String() string {
 func (*ResetCursorRequest) ProtoMessage() {}
 
 func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4238,7 +4292,7 @@ func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorRequest.ProtoReflect.Descriptor instead.
 func (*ResetCursorRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{62}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ResetCursorRequest) GetTopic() string {
@@ -4331,7 +4385,7 @@ type ResetCursorResponse struct {
 
 func (x *ResetCursorResponse) Reset() {
 	*x = ResetCursorResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4343,7 +4397,7 @@ func (x *ResetCursorResponse) String() string {
 func (*ResetCursorResponse) ProtoMessage() {}
 
 func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4356,7 +4410,7 @@ func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorResponse.ProtoReflect.Descriptor instead.
 func (*ResetCursorResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{63}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ResetCursorResponse) GetPosition() *MessageId {
@@ -4384,7 +4438,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4396,7 +4450,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4409,7 +4463,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{64}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CreateSubscriptionRequest) GetTopic() string {
@@ -4441,7 +4495,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4453,7 +4507,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4466,7 +4520,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{65}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{66}
 }
 
 type DeleteSubscriptionRequest struct {
@@ -4479,7 +4533,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4491,7 +4545,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4504,7 +4558,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{66}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *DeleteSubscriptionRequest) GetTopic() string {
@@ -4529,7 +4583,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4541,7 +4595,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4554,7 +4608,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{67}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{68}
 }
 
 type TriggerOffloadRequest struct {
@@ -4566,7 +4620,7 @@ type TriggerOffloadRequest struct {
 
 func (x *TriggerOffloadRequest) Reset() {
 	*x = TriggerOffloadRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4578,7 +4632,7 @@ func (x *TriggerOffloadRequest) String() string {
 func (*TriggerOffloadRequest) ProtoMessage() {}
 
 func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4591,7 +4645,7 @@ func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadRequest.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{68}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *TriggerOffloadRequest) GetTopic() string {
@@ -4610,7 +4664,7 @@ type TriggerOffloadResponse struct {
 
 func (x *TriggerOffloadResponse) Reset() {
 	*x = TriggerOffloadResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4622,7 +4676,7 @@ func (x *TriggerOffloadResponse) String() string {
 func (*TriggerOffloadResponse) ProtoMessage() {}
 
 func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4635,7 +4689,7 @@ func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadResponse.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{69}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *TriggerOffloadResponse) GetLedgersOffloaded() uint32 {
@@ -4661,7 +4715,7 @@ type GrantPermissionRequest struct {
 
 func (x *GrantPermissionRequest) Reset() {
 	*x = GrantPermissionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4673,7 +4727,7 @@ func (x *GrantPermissionRequest) String() string {
 func (*GrantPermissionRequest) ProtoMessage() {}
 
 func (x *GrantPermissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4686,7 +4740,7 @@ func (x *GrantPermissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantPermissionRequest.ProtoReflect.Descriptor instead.
 func (*GrantPermissionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{70}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *GrantPermissionRequest) GetNamespace() string {
@@ -4725,7 +4779,7 @@ type GrantPermissionResponse struct {
 
 func (x *GrantPermissionResponse) Reset() {
 	*x = GrantPermissionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4737,7 +4791,7 @@ func (x *GrantPermissionResponse) String() string {
 func (*GrantPermissionResponse) ProtoMessage() {}
 
 func (x *GrantPermissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4750,7 +4804,7 @@ func (x *GrantPermissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantPermissionResponse.ProtoReflect.Descriptor instead.
 func (*GrantPermissionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{71}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{72}
 }
 
 // RevokePermissionRequest takes every action of role in namespace away
@@ -4767,7 +4821,7 @@ type RevokePermissionRequest struct {
 
 func (x *RevokePermissionRequest) Reset() {
 	*x = RevokePermissionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4779,7 +4833,7 @@ func (x *RevokePermissionRequest) String() string {
 func (*RevokePermissionRequest) ProtoMessage() {}
 
 func (x *RevokePermissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4792,7 +4846,7 @@ func (x *RevokePermissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokePermissionRequest.ProtoReflect.Descriptor instead.
 func (*RevokePermissionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{72}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RevokePermissionRequest) GetNamespace() string {
@@ -4824,7 +4878,7 @@ type RevokePermissionResponse struct {
 
 func (x *RevokePermissionResponse) Reset() {
 	*x = RevokePermissionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4836,7 +4890,7 @@ func (x *RevokePermissionResponse) String() string {
 func (*RevokePermissionResponse) ProtoMessage() {}
 
 func (x *RevokePermissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4849,7 +4903,7 @@ func (x *RevokePermissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokePermissionResponse.ProtoReflect.Descriptor instead.
 func (*RevokePermissionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{73}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{74}
 }
 
 type GetPermissionsRequest struct {
@@ -4863,7 +4917,7 @@ type GetPermissionsRequest struct {
 
 func (x *GetPermissionsRequest) Reset() {
 	*x = GetPermissionsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4875,7 +4929,7 @@ func (x *GetPermissionsRequest) String() string {
 func (*GetPermissionsRequest) ProtoMessage() {}
 
 func (x *GetPermissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4888,7 +4942,7 @@ func (x *GetPermissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPermissionsRequest.ProtoReflect.Descriptor instead.
 func (*GetPermissionsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{74}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GetPermissionsRequest) GetNamespace() string {
@@ -4914,7 +4968,7 @@ type RoleActions struct {
 
 func (x *RoleActions) Reset() {
 	*x = RoleActions{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4926,7 +4980,7 @@ func (x *RoleActions) String() string {
 func (*RoleActions) ProtoMessage() {}
 
 func (x *RoleActions) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4939,7 +4993,7 @@ func (x *RoleActions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleActions.ProtoReflect.Descriptor instead.
 func (*RoleActions) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{75}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RoleActions) GetActions() []string {
@@ -4958,7 +5012,7 @@ type GetPermissionsResponse struct {
 
 func (x *GetPermissionsResponse) Reset() {
 	*x = GetPermissionsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4970,7 +5024,7 @@ func (x *GetPermissionsResponse) String() string {
 func (*GetPermissionsResponse) ProtoMessage() {}
 
 func (x *GetPermissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4983,7 +5037,7 @@ func (x *GetPermissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPermissionsResponse.ProtoReflect.Descriptor instead.
 func (*GetPermissionsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{76}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GetPermissionsResponse) GetRoles() map[string]*RoleActions {
@@ -5002,7 +5056,7 @@ type UnloadTopicRequest struct {
 
 func (x *UnloadTopicRequest) Reset() {
 	*x = UnloadTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5014,7 +5068,7 @@ func (x *UnloadTopicRequest) String() string {
 func (*UnloadTopicRequest) ProtoMessage() {}
 
 func (x *UnloadTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5027,7 +5081,7 @@ func (x *UnloadTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadTopicRequest.ProtoReflect.Descriptor instead.
 func (*UnloadTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{77}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *UnloadTopicRequest) GetTopic() string {
@@ -5045,7 +5099,7 @@ type UnloadTopicResponse struct {
 
 func (x *UnloadTopicResponse) Reset() {
 	*x = UnloadTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5057,7 +5111,7 @@ func (x *UnloadTopicResponse) String() string {
 func (*UnloadTopicResponse) ProtoMessage() {}
 
 func (x *UnloadTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5070,7 +5124,7 @@ func (x *UnloadTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadTopicResponse.ProtoReflect.Descriptor instead.
 func (*UnloadTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{78}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{79}
 }
 
 type ListClusterRequest struct {
@@ -5081,7 +5135,7 @@ type ListClusterRequest struct {
 
 func (x *ListClusterRequest) Reset() {
 	*x = ListClusterRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5093,7 +5147,7 @@ func (x *ListClusterRequest) String() string {
 func (*ListClusterRequest) ProtoMessage() {}
 
 func (x *ListClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5106,7 +5160,7 @@ func (x *ListClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClusterRequest.ProtoReflect.Descriptor instead.
 func (*ListClusterRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{79}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{80}
 }
 
 type ClusterNode struct {
@@ -5123,7 +5177,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5135,7 +5189,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5148,7 +5202,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{80}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ClusterNode) GetId() string {
@@ -5196,7 +5250,7 @@ type ClusterBookie struct {
 
 func (x *ClusterBookie) Reset() {
 	*x = ClusterBookie{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5208,7 +5262,7 @@ func (x *ClusterBookie) String() string {
 func (*ClusterBookie) ProtoMessage() {}
 
 func (x *ClusterBookie) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5221,7 +5275,7 @@ func (x *ClusterBookie) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterBookie.ProtoReflect.Descriptor instead.
 func (*ClusterBookie) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{81}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ClusterBookie) GetId() string {
@@ -5248,7 +5302,7 @@ type ListClusterResponse struct {
 
 func (x *ListClusterResponse) Reset() {
 	*x = ListClusterResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5260,7 +5314,7 @@ func (x *ListClusterResponse) String() string {
 func (*ListClusterResponse) ProtoMessage() {}
 
 func (x *ListClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5273,7 +5327,7 @@ func (x *ListClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClusterResponse.ProtoReflect.Descriptor instead.
 func (*ListClusterResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{82}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ListClusterResponse) GetNodes() []*ClusterNode {
@@ -5301,7 +5355,7 @@ type DrainBookieRequest struct {
 
 func (x *DrainBookieRequest) Reset() {
 	*x = DrainBookieRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5313,7 +5367,7 @@ func (x *DrainBookieRequest) String() string {
 func (*DrainBookieRequest) ProtoMessage() {}
 
 func (x *DrainBookieRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5326,7 +5380,7 @@ func (x *DrainBookieRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBookieRequest.ProtoReflect.Descriptor instead.
 func (*DrainBookieRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{83}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *DrainBookieRequest) GetBookie() string {
@@ -5351,7 +5405,7 @@ type DrainBookieResponse struct {
 
 func (x *DrainBookieResponse) Reset() {
 	*x = DrainBookieResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5363,7 +5417,7 @@ func (x *DrainBookieResponse) String() string {
 func (*DrainBookieResponse) ProtoMessage() {}
 
 func (x *DrainBookieResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5376,7 +5430,7 @@ func (x *DrainBookieResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBookieResponse.ProtoReflect.Descriptor instead.
 func (*DrainBookieResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{84}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{85}
 }
 
 type ListBookiesRequest struct {
@@ -5387,7 +5441,7 @@ type ListBookiesRequest struct {
 
 func (x *ListBookiesRequest) Reset() {
 	*x = ListBookiesRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5399,7 +5453,7 @@ func (x *ListBookiesRequest) String() string {
 func (*ListBookiesRequest) ProtoMessage() {}
 
 func (x *ListBookiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5412,7 +5466,7 @@ func (x *ListBookiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBookiesRequest.ProtoReflect.Descriptor instead.
 func (*ListBookiesRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{85}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{86}
 }
 
 type BookieStatus struct {
@@ -5431,7 +5485,7 @@ type BookieStatus struct {
 
 func (x *BookieStatus) Reset() {
 	*x = BookieStatus{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5443,7 +5497,7 @@ func (x *BookieStatus) String() string {
 func (*BookieStatus) ProtoMessage() {}
 
 func (x *BookieStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5456,7 +5510,7 @@ func (x *BookieStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookieStatus.ProtoReflect.Descriptor instead.
 func (*BookieStatus) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{86}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *BookieStatus) GetId() string {
@@ -5510,7 +5564,7 @@ type ListBookiesResponse struct {
 
 func (x *ListBookiesResponse) Reset() {
 	*x = ListBookiesResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5522,7 +5576,7 @@ func (x *ListBookiesResponse) String() string {
 func (*ListBookiesResponse) ProtoMessage() {}
 
 func (x *ListBookiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5535,7 +5589,7 @@ func (x *ListBookiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBookiesResponse.ProtoReflect.Descriptor instead.
 func (*ListBookiesResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{87}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ListBookiesResponse) GetBookies() []*BookieStatus {
@@ -5556,7 +5610,7 @@ type SetTenantRequest struct {
 
 func (x *SetTenantRequest) Reset() {
 	*x = SetTenantRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5568,7 +5622,7 @@ func (x *SetTenantRequest) String() string {
 func (*SetTenantRequest) ProtoMessage() {}
 
 func (x *SetTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5581,7 +5635,7 @@ func (x *SetTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTenantRequest.ProtoReflect.Descriptor instead.
 func (*SetTenantRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{88}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *SetTenantRequest) GetTenant() string {
@@ -5606,7 +5660,7 @@ type SetTenantResponse struct {
 
 func (x *SetTenantResponse) Reset() {
 	*x = SetTenantResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5618,7 +5672,7 @@ func (x *SetTenantResponse) String() string {
 func (*SetTenantResponse) ProtoMessage() {}
 
 func (x *SetTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5631,7 +5685,7 @@ func (x *SetTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTenantResponse.ProtoReflect.Descriptor instead.
 func (*SetTenantResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{89}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{90}
 }
 
 type GetTenantRequest struct {
@@ -5643,7 +5697,7 @@ type GetTenantRequest struct {
 
 func (x *GetTenantRequest) Reset() {
 	*x = GetTenantRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5655,7 +5709,7 @@ func (x *GetTenantRequest) String() string {
 func (*GetTenantRequest) ProtoMessage() {}
 
 func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5668,7 +5722,7 @@ func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantRequest.ProtoReflect.Descriptor instead.
 func (*GetTenantRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{90}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *GetTenantRequest) GetTenant() string {
@@ -5687,7 +5741,7 @@ type GetTenantResponse struct {
 
 func (x *GetTenantResponse) Reset() {
 	*x = GetTenantResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5699,7 +5753,7 @@ func (x *GetTenantResponse) String() string {
 func (*GetTenantResponse) ProtoMessage() {}
 
 func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5712,12 +5766,101 @@ func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantResponse.ProtoReflect.Descriptor instead.
 func (*GetTenantResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{91}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *GetTenantResponse) GetAdminRoles() []string {
 	if x != nil {
 		return x.AdminRoles
+	}
+	return nil
+}
+
+type TerminateTopicRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminateTopicRequest) Reset() {
+	*x = TerminateTopicRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminateTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminateTopicRequest) ProtoMessage() {}
+
+func (x *TerminateTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminateTopicRequest.ProtoReflect.Descriptor instead.
+func (*TerminateTopicRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *TerminateTopicRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type TerminateTopicResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's last message (entry -1: it has none).
+	Last          *MessageId `protobuf:"bytes,1,opt,name=last,proto3" json:"last,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminateTopicResponse) Reset() {
+	*x = TerminateTopicResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminateTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminateTopicResponse) ProtoMessage() {}
+
+func (x *TerminateTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminateTopicResponse.ProtoReflect.Descriptor instead.
+func (*TerminateTopicResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *TerminateTopicResponse) GetLast() *MessageId {
+	if x != nil {
+		return x.Last
 	}
 	return nil
 }
@@ -5820,7 +5963,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"message_id\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdH\x00R\tmessageId\x12&\n" +
 	"\x0etime_unix_nano\x18\x02 \x01(\x03H\x00R\ftimeUnixNano\x12@\n" +
 	"\bposition\x18\x03 \x01(\x0e2\".strata.serving.v1.InitialPositionH\x00R\bpositionB\x04\n" +
-	"\x02to\"\x80\x03\n" +
+	"\x02to\"\xc3\x03\n" +
 	"\x0fConsumeResponse\x12?\n" +
 	"\n" +
 	"subscribed\x18\x01 \x01(\v2\x1d.strata.serving.v1.SubscribedH\x00R\n" +
@@ -5828,8 +5971,12 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\bmessages\x18\x02 \x01(\v2\x1b.strata.serving.v1.MessagesH\x00R\bmessages\x12:\n" +
 	"\tseek_done\x18\x03 \x01(\v2\x1b.strata.serving.v1.SeekDoneH\x00R\bseekDone\x12E\n" +
 	"\funsubscribed\x18\x04 \x01(\v2\x1f.strata.serving.v1.UnsubscribedH\x00R\funsubscribed\x12f\n" +
-	"\x19has_messages_after_result\x18\x05 \x01(\v2).strata.serving.v1.HasMessagesAfterResultH\x00R\x16hasMessagesAfterResultB\x06\n" +
-	"\x04kind\"*\n" +
+	"\x19has_messages_after_result\x18\x05 \x01(\v2).strata.serving.v1.HasMessagesAfterResultH\x00R\x16hasMessagesAfterResult\x12A\n" +
+	"\fend_of_topic\x18\x06 \x01(\v2\x1d.strata.serving.v1.EndOfTopicH\x00R\n" +
+	"endOfTopicB\x06\n" +
+	"\x04kind\"\f\n" +
+	"\n" +
+	"EndOfTopic\"*\n" +
 	"\x16HasMessagesAfterResult\x12\x10\n" +
 	"\x03yes\x18\x01 \x01(\bR\x03yes\"R\n" +
 	"\fUnsubscribed\x12\x1d\n" +
@@ -6097,7 +6244,11 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"4\n" +
 	"\x11GetTenantResponse\x12\x1f\n" +
 	"\vadmin_roles\x18\x01 \x03(\tR\n" +
-	"adminRoles*\x7f\n" +
+	"adminRoles\"-\n" +
+	"\x15TerminateTopicRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"J\n" +
+	"\x16TerminateTopicResponse\x120\n" +
+	"\x04last\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\x04last*\x7f\n" +
 	"\x12ProducerAccessMode\x12\x11\n" +
 	"\rACCESS_SHARED\x10\x00\x12\x14\n" +
 	"\x10ACCESS_EXCLUSIVE\x10\x01\x12\x1d\n" +
@@ -6123,7 +6274,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\bEARLIEST\x10\x01*K\n" +
 	"\x12BacklogQuotaPolicy\x12\x16\n" +
 	"\x12PRODUCER_EXCEPTION\x10\x00\x12\x1d\n" +
-	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xfb\x17\n" +
+	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xe2\x18\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -6149,7 +6300,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x0eTriggerOffload\x12(.strata.serving.v1.TriggerOffloadRequest\x1a).strata.serving.v1.TriggerOffloadResponse\x12_\n" +
 	"\fCompactTopic\x12&.strata.serving.v1.CompactTopicRequest\x1a'.strata.serving.v1.CompactTopicResponse\x12d\n" +
 	"\rReadCompacted\x12'.strata.serving.v1.ReadCompactedRequest\x1a(.strata.serving.v1.ReadCompactedResponse0\x01\x12\\\n" +
-	"\vUnloadTopic\x12%.strata.serving.v1.UnloadTopicRequest\x1a&.strata.serving.v1.UnloadTopicResponse\x12\\\n" +
+	"\vUnloadTopic\x12%.strata.serving.v1.UnloadTopicRequest\x1a&.strata.serving.v1.UnloadTopicResponse\x12e\n" +
+	"\x0eTerminateTopic\x12(.strata.serving.v1.TerminateTopicRequest\x1a).strata.serving.v1.TerminateTopicResponse\x12\\\n" +
 	"\vListCluster\x12%.strata.serving.v1.ListClusterRequest\x1a&.strata.serving.v1.ListClusterResponse\x12\\\n" +
 	"\vDrainBookie\x12%.strata.serving.v1.DrainBookieRequest\x1a&.strata.serving.v1.DrainBookieResponse\x12\\\n" +
 	"\vListBookies\x12%.strata.serving.v1.ListBookiesRequest\x1a&.strata.serving.v1.ListBookiesResponse\x12h\n" +
@@ -6172,7 +6324,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 95)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(ProducerAccessMode)(0),            // 0: strata.serving.v1.ProducerAccessMode
 	(Compression)(0),                   // 1: strata.serving.v1.Compression
@@ -6199,210 +6351,217 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*Nack)(nil),                       // 22: strata.serving.v1.Nack
 	(*Seek)(nil),                       // 23: strata.serving.v1.Seek
 	(*ConsumeResponse)(nil),            // 24: strata.serving.v1.ConsumeResponse
-	(*HasMessagesAfterResult)(nil),     // 25: strata.serving.v1.HasMessagesAfterResult
-	(*Unsubscribed)(nil),               // 26: strata.serving.v1.Unsubscribed
-	(*Subscribed)(nil),                 // 27: strata.serving.v1.Subscribed
-	(*Messages)(nil),                   // 28: strata.serving.v1.Messages
-	(*ReceivedMessage)(nil),            // 29: strata.serving.v1.ReceivedMessage
-	(*SeekDone)(nil),                   // 30: strata.serving.v1.SeekDone
-	(*CreateTopicRequest)(nil),         // 31: strata.serving.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 32: strata.serving.v1.CreateTopicResponse
-	(*AddPartitionsRequest)(nil),       // 33: strata.serving.v1.AddPartitionsRequest
-	(*AddPartitionsResponse)(nil),      // 34: strata.serving.v1.AddPartitionsResponse
-	(*DeleteTopicRequest)(nil),         // 35: strata.serving.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 36: strata.serving.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 37: strata.serving.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 38: strata.serving.v1.ListTopicsResponse
-	(*TopicInfo)(nil),                  // 39: strata.serving.v1.TopicInfo
-	(*GetTopicRequest)(nil),            // 40: strata.serving.v1.GetTopicRequest
-	(*GetTopicResponse)(nil),           // 41: strata.serving.v1.GetTopicResponse
-	(*TopicStatsRequest)(nil),          // 42: strata.serving.v1.TopicStatsRequest
-	(*TopicStatsResponse)(nil),         // 43: strata.serving.v1.TopicStatsResponse
-	(*LedgerStats)(nil),                // 44: strata.serving.v1.LedgerStats
-	(*SubscriptionStats)(nil),          // 45: strata.serving.v1.SubscriptionStats
-	(*NamespacePolicy)(nil),            // 46: strata.serving.v1.NamespacePolicy
-	(*ListNamespacesRequest)(nil),      // 47: strata.serving.v1.ListNamespacesRequest
-	(*ListNamespacesResponse)(nil),     // 48: strata.serving.v1.ListNamespacesResponse
-	(*CompactTopicRequest)(nil),        // 49: strata.serving.v1.CompactTopicRequest
-	(*CompactTopicResponse)(nil),       // 50: strata.serving.v1.CompactTopicResponse
-	(*ReadCompactedRequest)(nil),       // 51: strata.serving.v1.ReadCompactedRequest
-	(*ReadCompactedResponse)(nil),      // 52: strata.serving.v1.ReadCompactedResponse
-	(*CompactedEnd)(nil),               // 53: strata.serving.v1.CompactedEnd
-	(*DeleteNamespaceRequest)(nil),     // 54: strata.serving.v1.DeleteNamespaceRequest
-	(*DeleteNamespaceResponse)(nil),    // 55: strata.serving.v1.DeleteNamespaceResponse
-	(*SetNamespacePolicyRequest)(nil),  // 56: strata.serving.v1.SetNamespacePolicyRequest
-	(*SetNamespacePolicyResponse)(nil), // 57: strata.serving.v1.SetNamespacePolicyResponse
-	(*GetNamespacePolicyRequest)(nil),  // 58: strata.serving.v1.GetNamespacePolicyRequest
-	(*GetNamespacePolicyResponse)(nil), // 59: strata.serving.v1.GetNamespacePolicyResponse
-	(*TopicPolicy)(nil),                // 60: strata.serving.v1.TopicPolicy
-	(*SetTopicPolicyRequest)(nil),      // 61: strata.serving.v1.SetTopicPolicyRequest
-	(*SetTopicPolicyResponse)(nil),     // 62: strata.serving.v1.SetTopicPolicyResponse
-	(*GetTopicPolicyRequest)(nil),      // 63: strata.serving.v1.GetTopicPolicyRequest
-	(*GetTopicPolicyResponse)(nil),     // 64: strata.serving.v1.GetTopicPolicyResponse
-	(*RemoveTopicPolicyRequest)(nil),   // 65: strata.serving.v1.RemoveTopicPolicyRequest
-	(*RemoveTopicPolicyResponse)(nil),  // 66: strata.serving.v1.RemoveTopicPolicyResponse
-	(*ResetCursorRequest)(nil),         // 67: strata.serving.v1.ResetCursorRequest
-	(*ResetCursorResponse)(nil),        // 68: strata.serving.v1.ResetCursorResponse
-	(*CreateSubscriptionRequest)(nil),  // 69: strata.serving.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil), // 70: strata.serving.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 71: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 72: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),      // 73: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),     // 74: strata.serving.v1.TriggerOffloadResponse
-	(*GrantPermissionRequest)(nil),     // 75: strata.serving.v1.GrantPermissionRequest
-	(*GrantPermissionResponse)(nil),    // 76: strata.serving.v1.GrantPermissionResponse
-	(*RevokePermissionRequest)(nil),    // 77: strata.serving.v1.RevokePermissionRequest
-	(*RevokePermissionResponse)(nil),   // 78: strata.serving.v1.RevokePermissionResponse
-	(*GetPermissionsRequest)(nil),      // 79: strata.serving.v1.GetPermissionsRequest
-	(*RoleActions)(nil),                // 80: strata.serving.v1.RoleActions
-	(*GetPermissionsResponse)(nil),     // 81: strata.serving.v1.GetPermissionsResponse
-	(*UnloadTopicRequest)(nil),         // 82: strata.serving.v1.UnloadTopicRequest
-	(*UnloadTopicResponse)(nil),        // 83: strata.serving.v1.UnloadTopicResponse
-	(*ListClusterRequest)(nil),         // 84: strata.serving.v1.ListClusterRequest
-	(*ClusterNode)(nil),                // 85: strata.serving.v1.ClusterNode
-	(*ClusterBookie)(nil),              // 86: strata.serving.v1.ClusterBookie
-	(*ListClusterResponse)(nil),        // 87: strata.serving.v1.ListClusterResponse
-	(*DrainBookieRequest)(nil),         // 88: strata.serving.v1.DrainBookieRequest
-	(*DrainBookieResponse)(nil),        // 89: strata.serving.v1.DrainBookieResponse
-	(*ListBookiesRequest)(nil),         // 90: strata.serving.v1.ListBookiesRequest
-	(*BookieStatus)(nil),               // 91: strata.serving.v1.BookieStatus
-	(*ListBookiesResponse)(nil),        // 92: strata.serving.v1.ListBookiesResponse
-	(*SetTenantRequest)(nil),           // 93: strata.serving.v1.SetTenantRequest
-	(*SetTenantResponse)(nil),          // 94: strata.serving.v1.SetTenantResponse
-	(*GetTenantRequest)(nil),           // 95: strata.serving.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),          // 96: strata.serving.v1.GetTenantResponse
-	nil,                                // 97: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 98: strata.serving.v1.ReceivedMessage.PropertiesEntry
-	nil,                                // 99: strata.serving.v1.GetPermissionsResponse.RolesEntry
+	(*EndOfTopic)(nil),                 // 25: strata.serving.v1.EndOfTopic
+	(*HasMessagesAfterResult)(nil),     // 26: strata.serving.v1.HasMessagesAfterResult
+	(*Unsubscribed)(nil),               // 27: strata.serving.v1.Unsubscribed
+	(*Subscribed)(nil),                 // 28: strata.serving.v1.Subscribed
+	(*Messages)(nil),                   // 29: strata.serving.v1.Messages
+	(*ReceivedMessage)(nil),            // 30: strata.serving.v1.ReceivedMessage
+	(*SeekDone)(nil),                   // 31: strata.serving.v1.SeekDone
+	(*CreateTopicRequest)(nil),         // 32: strata.serving.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 33: strata.serving.v1.CreateTopicResponse
+	(*AddPartitionsRequest)(nil),       // 34: strata.serving.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil),      // 35: strata.serving.v1.AddPartitionsResponse
+	(*DeleteTopicRequest)(nil),         // 36: strata.serving.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 37: strata.serving.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 38: strata.serving.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 39: strata.serving.v1.ListTopicsResponse
+	(*TopicInfo)(nil),                  // 40: strata.serving.v1.TopicInfo
+	(*GetTopicRequest)(nil),            // 41: strata.serving.v1.GetTopicRequest
+	(*GetTopicResponse)(nil),           // 42: strata.serving.v1.GetTopicResponse
+	(*TopicStatsRequest)(nil),          // 43: strata.serving.v1.TopicStatsRequest
+	(*TopicStatsResponse)(nil),         // 44: strata.serving.v1.TopicStatsResponse
+	(*LedgerStats)(nil),                // 45: strata.serving.v1.LedgerStats
+	(*SubscriptionStats)(nil),          // 46: strata.serving.v1.SubscriptionStats
+	(*NamespacePolicy)(nil),            // 47: strata.serving.v1.NamespacePolicy
+	(*ListNamespacesRequest)(nil),      // 48: strata.serving.v1.ListNamespacesRequest
+	(*ListNamespacesResponse)(nil),     // 49: strata.serving.v1.ListNamespacesResponse
+	(*CompactTopicRequest)(nil),        // 50: strata.serving.v1.CompactTopicRequest
+	(*CompactTopicResponse)(nil),       // 51: strata.serving.v1.CompactTopicResponse
+	(*ReadCompactedRequest)(nil),       // 52: strata.serving.v1.ReadCompactedRequest
+	(*ReadCompactedResponse)(nil),      // 53: strata.serving.v1.ReadCompactedResponse
+	(*CompactedEnd)(nil),               // 54: strata.serving.v1.CompactedEnd
+	(*DeleteNamespaceRequest)(nil),     // 55: strata.serving.v1.DeleteNamespaceRequest
+	(*DeleteNamespaceResponse)(nil),    // 56: strata.serving.v1.DeleteNamespaceResponse
+	(*SetNamespacePolicyRequest)(nil),  // 57: strata.serving.v1.SetNamespacePolicyRequest
+	(*SetNamespacePolicyResponse)(nil), // 58: strata.serving.v1.SetNamespacePolicyResponse
+	(*GetNamespacePolicyRequest)(nil),  // 59: strata.serving.v1.GetNamespacePolicyRequest
+	(*GetNamespacePolicyResponse)(nil), // 60: strata.serving.v1.GetNamespacePolicyResponse
+	(*TopicPolicy)(nil),                // 61: strata.serving.v1.TopicPolicy
+	(*SetTopicPolicyRequest)(nil),      // 62: strata.serving.v1.SetTopicPolicyRequest
+	(*SetTopicPolicyResponse)(nil),     // 63: strata.serving.v1.SetTopicPolicyResponse
+	(*GetTopicPolicyRequest)(nil),      // 64: strata.serving.v1.GetTopicPolicyRequest
+	(*GetTopicPolicyResponse)(nil),     // 65: strata.serving.v1.GetTopicPolicyResponse
+	(*RemoveTopicPolicyRequest)(nil),   // 66: strata.serving.v1.RemoveTopicPolicyRequest
+	(*RemoveTopicPolicyResponse)(nil),  // 67: strata.serving.v1.RemoveTopicPolicyResponse
+	(*ResetCursorRequest)(nil),         // 68: strata.serving.v1.ResetCursorRequest
+	(*ResetCursorResponse)(nil),        // 69: strata.serving.v1.ResetCursorResponse
+	(*CreateSubscriptionRequest)(nil),  // 70: strata.serving.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil), // 71: strata.serving.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 72: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 73: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),      // 74: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),     // 75: strata.serving.v1.TriggerOffloadResponse
+	(*GrantPermissionRequest)(nil),     // 76: strata.serving.v1.GrantPermissionRequest
+	(*GrantPermissionResponse)(nil),    // 77: strata.serving.v1.GrantPermissionResponse
+	(*RevokePermissionRequest)(nil),    // 78: strata.serving.v1.RevokePermissionRequest
+	(*RevokePermissionResponse)(nil),   // 79: strata.serving.v1.RevokePermissionResponse
+	(*GetPermissionsRequest)(nil),      // 80: strata.serving.v1.GetPermissionsRequest
+	(*RoleActions)(nil),                // 81: strata.serving.v1.RoleActions
+	(*GetPermissionsResponse)(nil),     // 82: strata.serving.v1.GetPermissionsResponse
+	(*UnloadTopicRequest)(nil),         // 83: strata.serving.v1.UnloadTopicRequest
+	(*UnloadTopicResponse)(nil),        // 84: strata.serving.v1.UnloadTopicResponse
+	(*ListClusterRequest)(nil),         // 85: strata.serving.v1.ListClusterRequest
+	(*ClusterNode)(nil),                // 86: strata.serving.v1.ClusterNode
+	(*ClusterBookie)(nil),              // 87: strata.serving.v1.ClusterBookie
+	(*ListClusterResponse)(nil),        // 88: strata.serving.v1.ListClusterResponse
+	(*DrainBookieRequest)(nil),         // 89: strata.serving.v1.DrainBookieRequest
+	(*DrainBookieResponse)(nil),        // 90: strata.serving.v1.DrainBookieResponse
+	(*ListBookiesRequest)(nil),         // 91: strata.serving.v1.ListBookiesRequest
+	(*BookieStatus)(nil),               // 92: strata.serving.v1.BookieStatus
+	(*ListBookiesResponse)(nil),        // 93: strata.serving.v1.ListBookiesResponse
+	(*SetTenantRequest)(nil),           // 94: strata.serving.v1.SetTenantRequest
+	(*SetTenantResponse)(nil),          // 95: strata.serving.v1.SetTenantResponse
+	(*GetTenantRequest)(nil),           // 96: strata.serving.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),          // 97: strata.serving.v1.GetTenantResponse
+	(*TerminateTopicRequest)(nil),      // 98: strata.serving.v1.TerminateTopicRequest
+	(*TerminateTopicResponse)(nil),     // 99: strata.serving.v1.TerminateTopicResponse
+	nil,                                // 100: strata.serving.v1.Message.PropertiesEntry
+	nil,                                // 101: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	nil,                                // 102: strata.serving.v1.GetPermissionsResponse.RolesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
-	9,  // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
-	10, // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
-	0,  // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
-	11, // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
-	1,  // 4: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
-	97, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
-	13, // 6: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
-	14, // 7: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
-	15, // 8: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
-	19, // 9: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
-	20, // 10: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
-	21, // 11: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
-	22, // 12: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
-	23, // 13: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
-	18, // 14: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
-	17, // 15: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
-	5,  // 16: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
-	2,  // 17: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
-	3,  // 18: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
-	5,  // 19: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
-	5,  // 20: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
-	5,  // 21: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
-	5,  // 22: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
-	3,  // 23: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
-	27, // 24: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
-	28, // 25: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
-	30, // 26: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
-	26, // 27: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
-	25, // 28: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
-	29, // 29: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
-	5,  // 30: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	98, // 31: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
-	5,  // 32: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
-	39, // 33: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
-	39, // 34: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
-	44, // 35: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
-	45, // 36: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
-	5,  // 37: strata.serving.v1.TopicStatsResponse.compaction_horizon:type_name -> strata.serving.v1.MessageId
-	2,  // 38: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
-	5,  // 39: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
-	4,  // 40: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	5,  // 41: strata.serving.v1.CompactTopicResponse.horizon:type_name -> strata.serving.v1.MessageId
-	28, // 42: strata.serving.v1.ReadCompactedResponse.messages:type_name -> strata.serving.v1.Messages
-	53, // 43: strata.serving.v1.ReadCompactedResponse.end:type_name -> strata.serving.v1.CompactedEnd
-	5,  // 44: strata.serving.v1.CompactedEnd.continue_from:type_name -> strata.serving.v1.MessageId
-	46, // 45: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
-	46, // 46: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
-	4,  // 47: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	60, // 48: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
-	60, // 49: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
-	46, // 50: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
-	5,  // 51: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	3,  // 52: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
-	5,  // 53: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	3,  // 54: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	99, // 55: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
-	85, // 56: strata.serving.v1.ListClusterResponse.nodes:type_name -> strata.serving.v1.ClusterNode
-	86, // 57: strata.serving.v1.ListClusterResponse.bookies:type_name -> strata.serving.v1.ClusterBookie
-	91, // 58: strata.serving.v1.ListBookiesResponse.bookies:type_name -> strata.serving.v1.BookieStatus
-	80, // 59: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
-	6,  // 60: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	8,  // 61: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	16, // 62: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	31, // 63: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	35, // 64: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	37, // 65: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	47, // 66: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	54, // 67: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
-	40, // 68: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	33, // 69: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	42, // 70: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	56, // 71: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	58, // 72: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	61, // 73: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
-	63, // 74: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
-	65, // 75: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
-	67, // 76: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	71, // 77: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	69, // 78: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	73, // 79: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	49, // 80: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
-	51, // 81: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
-	82, // 82: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
-	84, // 83: strata.serving.v1.Broker.ListCluster:input_type -> strata.serving.v1.ListClusterRequest
-	88, // 84: strata.serving.v1.Broker.DrainBookie:input_type -> strata.serving.v1.DrainBookieRequest
-	90, // 85: strata.serving.v1.Broker.ListBookies:input_type -> strata.serving.v1.ListBookiesRequest
-	75, // 86: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
-	77, // 87: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
-	79, // 88: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
-	93, // 89: strata.serving.v1.Broker.SetTenant:input_type -> strata.serving.v1.SetTenantRequest
-	95, // 90: strata.serving.v1.Broker.GetTenant:input_type -> strata.serving.v1.GetTenantRequest
-	7,  // 91: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	12, // 92: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	24, // 93: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	32, // 94: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	36, // 95: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	38, // 96: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	48, // 97: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	55, // 98: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
-	41, // 99: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	34, // 100: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	43, // 101: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	57, // 102: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	59, // 103: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	62, // 104: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
-	64, // 105: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
-	66, // 106: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
-	68, // 107: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	72, // 108: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	70, // 109: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	74, // 110: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	50, // 111: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
-	52, // 112: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
-	83, // 113: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
-	87, // 114: strata.serving.v1.Broker.ListCluster:output_type -> strata.serving.v1.ListClusterResponse
-	89, // 115: strata.serving.v1.Broker.DrainBookie:output_type -> strata.serving.v1.DrainBookieResponse
-	92, // 116: strata.serving.v1.Broker.ListBookies:output_type -> strata.serving.v1.ListBookiesResponse
-	76, // 117: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
-	78, // 118: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
-	81, // 119: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
-	94, // 120: strata.serving.v1.Broker.SetTenant:output_type -> strata.serving.v1.SetTenantResponse
-	96, // 121: strata.serving.v1.Broker.GetTenant:output_type -> strata.serving.v1.GetTenantResponse
-	91, // [91:122] is the sub-list for method output_type
-	60, // [60:91] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	9,   // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
+	10,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
+	0,   // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
+	11,  // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
+	1,   // 4: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
+	100, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	13,  // 6: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
+	14,  // 7: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
+	15,  // 8: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
+	19,  // 9: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
+	20,  // 10: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
+	21,  // 11: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
+	22,  // 12: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
+	23,  // 13: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
+	18,  // 14: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
+	17,  // 15: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
+	5,   // 16: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
+	2,   // 17: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
+	3,   // 18: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
+	5,   // 19: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
+	5,   // 20: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
+	5,   // 21: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
+	5,   // 22: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
+	3,   // 23: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
+	28,  // 24: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
+	29,  // 25: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
+	31,  // 26: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
+	27,  // 27: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
+	26,  // 28: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
+	25,  // 29: strata.serving.v1.ConsumeResponse.end_of_topic:type_name -> strata.serving.v1.EndOfTopic
+	30,  // 30: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
+	5,   // 31: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
+	101, // 32: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	5,   // 33: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
+	40,  // 34: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
+	40,  // 35: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
+	45,  // 36: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
+	46,  // 37: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
+	5,   // 38: strata.serving.v1.TopicStatsResponse.compaction_horizon:type_name -> strata.serving.v1.MessageId
+	2,   // 39: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
+	5,   // 40: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
+	4,   // 41: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	5,   // 42: strata.serving.v1.CompactTopicResponse.horizon:type_name -> strata.serving.v1.MessageId
+	29,  // 43: strata.serving.v1.ReadCompactedResponse.messages:type_name -> strata.serving.v1.Messages
+	54,  // 44: strata.serving.v1.ReadCompactedResponse.end:type_name -> strata.serving.v1.CompactedEnd
+	5,   // 45: strata.serving.v1.CompactedEnd.continue_from:type_name -> strata.serving.v1.MessageId
+	47,  // 46: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
+	47,  // 47: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
+	4,   // 48: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	61,  // 49: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
+	61,  // 50: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
+	47,  // 51: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
+	5,   // 52: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
+	3,   // 53: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	5,   // 54: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	3,   // 55: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	102, // 56: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
+	86,  // 57: strata.serving.v1.ListClusterResponse.nodes:type_name -> strata.serving.v1.ClusterNode
+	87,  // 58: strata.serving.v1.ListClusterResponse.bookies:type_name -> strata.serving.v1.ClusterBookie
+	92,  // 59: strata.serving.v1.ListBookiesResponse.bookies:type_name -> strata.serving.v1.BookieStatus
+	5,   // 60: strata.serving.v1.TerminateTopicResponse.last:type_name -> strata.serving.v1.MessageId
+	81,  // 61: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
+	6,   // 62: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	8,   // 63: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	16,  // 64: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	32,  // 65: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	36,  // 66: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	38,  // 67: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	48,  // 68: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	55,  // 69: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
+	41,  // 70: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	34,  // 71: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	43,  // 72: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	57,  // 73: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	59,  // 74: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	62,  // 75: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
+	64,  // 76: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
+	66,  // 77: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
+	68,  // 78: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	72,  // 79: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	70,  // 80: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	74,  // 81: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	50,  // 82: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
+	52,  // 83: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
+	83,  // 84: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
+	98,  // 85: strata.serving.v1.Broker.TerminateTopic:input_type -> strata.serving.v1.TerminateTopicRequest
+	85,  // 86: strata.serving.v1.Broker.ListCluster:input_type -> strata.serving.v1.ListClusterRequest
+	89,  // 87: strata.serving.v1.Broker.DrainBookie:input_type -> strata.serving.v1.DrainBookieRequest
+	91,  // 88: strata.serving.v1.Broker.ListBookies:input_type -> strata.serving.v1.ListBookiesRequest
+	76,  // 89: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
+	78,  // 90: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
+	80,  // 91: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
+	94,  // 92: strata.serving.v1.Broker.SetTenant:input_type -> strata.serving.v1.SetTenantRequest
+	96,  // 93: strata.serving.v1.Broker.GetTenant:input_type -> strata.serving.v1.GetTenantRequest
+	7,   // 94: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	12,  // 95: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	24,  // 96: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	33,  // 97: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	37,  // 98: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	39,  // 99: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	49,  // 100: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	56,  // 101: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	42,  // 102: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	35,  // 103: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	44,  // 104: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	58,  // 105: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	60,  // 106: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	63,  // 107: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
+	65,  // 108: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
+	67,  // 109: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
+	69,  // 110: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	73,  // 111: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	71,  // 112: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	75,  // 113: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	51,  // 114: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
+	53,  // 115: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
+	84,  // 116: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
+	99,  // 117: strata.serving.v1.Broker.TerminateTopic:output_type -> strata.serving.v1.TerminateTopicResponse
+	88,  // 118: strata.serving.v1.Broker.ListCluster:output_type -> strata.serving.v1.ListClusterResponse
+	90,  // 119: strata.serving.v1.Broker.DrainBookie:output_type -> strata.serving.v1.DrainBookieResponse
+	93,  // 120: strata.serving.v1.Broker.ListBookies:output_type -> strata.serving.v1.ListBookiesResponse
+	77,  // 121: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
+	79,  // 122: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
+	82,  // 123: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
+	95,  // 124: strata.serving.v1.Broker.SetTenant:output_type -> strata.serving.v1.SetTenantResponse
+	97,  // 125: strata.serving.v1.Broker.GetTenant:output_type -> strata.serving.v1.GetTenantResponse
+	94,  // [94:126] is the sub-list for method output_type
+	62,  // [62:94] is the sub-list for method input_type
+	62,  // [62:62] is the sub-list for extension type_name
+	62,  // [62:62] is the sub-list for extension extendee
+	0,   // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -6439,13 +6598,14 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ConsumeResponse_SeekDone)(nil),
 		(*ConsumeResponse_Unsubscribed)(nil),
 		(*ConsumeResponse_HasMessagesAfterResult)(nil),
+		(*ConsumeResponse_EndOfTopic)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[47].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[48].OneofWrappers = []any{
 		(*ReadCompactedResponse_Messages)(nil),
 		(*ReadCompactedResponse_End)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[55].OneofWrappers = []any{}
-	file_serving_servingpb_serving_proto_msgTypes[62].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[56].OneofWrappers = []any{}
+	file_serving_servingpb_serving_proto_msgTypes[63].OneofWrappers = []any{
 		(*ResetCursorRequest_MessageId)(nil),
 		(*ResetCursorRequest_TimeUnixNano)(nil),
 		(*ResetCursorRequest_Edge)(nil),
@@ -6456,7 +6616,7 @@ func file_serving_servingpb_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   95,
+			NumMessages:   98,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -51,6 +51,7 @@ const (
 	Broker_CompactTopic_FullMethodName       = "/strata.serving.v1.Broker/CompactTopic"
 	Broker_ReadCompacted_FullMethodName      = "/strata.serving.v1.Broker/ReadCompacted"
 	Broker_UnloadTopic_FullMethodName        = "/strata.serving.v1.Broker/UnloadTopic"
+	Broker_TerminateTopic_FullMethodName     = "/strata.serving.v1.Broker/TerminateTopic"
 	Broker_ListCluster_FullMethodName        = "/strata.serving.v1.Broker/ListCluster"
 	Broker_DrainBookie_FullMethodName        = "/strata.serving.v1.Broker/DrainBookie"
 	Broker_ListBookies_FullMethodName        = "/strata.serving.v1.Broker/ListBookies"
@@ -115,6 +116,10 @@ type BrokerClient interface {
 	// from its owner gracefully; its clients look it up again (answered by
 	// the owner).
 	UnloadTopic(ctx context.Context, in *UnloadTopicRequest, opts ...grpc.CallOption) (*UnloadTopicResponse, error)
+	// Terminates one topic (a partition, or a topic that is not
+	// partitioned): it takes no more messages, and consumers are told when
+	// they have had every one (answered by the owner).
+	TerminateTopic(ctx context.Context, in *TerminateTopicRequest, opts ...grpc.CallOption) (*TerminateTopicResponse, error)
 	// The serving nodes registered now, with the topics each owns, and the
 	// bookies registered now (any node answers).
 	ListCluster(ctx context.Context, in *ListClusterRequest, opts ...grpc.CallOption) (*ListClusterResponse, error)
@@ -390,6 +395,16 @@ func (c *brokerClient) UnloadTopic(ctx context.Context, in *UnloadTopicRequest, 
 	return out, nil
 }
 
+func (c *brokerClient) TerminateTopic(ctx context.Context, in *TerminateTopicRequest, opts ...grpc.CallOption) (*TerminateTopicResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TerminateTopicResponse)
+	err := c.cc.Invoke(ctx, Broker_TerminateTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *brokerClient) ListCluster(ctx context.Context, in *ListClusterRequest, opts ...grpc.CallOption) (*ListClusterResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListClusterResponse)
@@ -524,6 +539,10 @@ type BrokerServer interface {
 	// from its owner gracefully; its clients look it up again (answered by
 	// the owner).
 	UnloadTopic(context.Context, *UnloadTopicRequest) (*UnloadTopicResponse, error)
+	// Terminates one topic (a partition, or a topic that is not
+	// partitioned): it takes no more messages, and consumers are told when
+	// they have had every one (answered by the owner).
+	TerminateTopic(context.Context, *TerminateTopicRequest) (*TerminateTopicResponse, error)
 	// The serving nodes registered now, with the topics each owns, and the
 	// bookies registered now (any node answers).
 	ListCluster(context.Context, *ListClusterRequest) (*ListClusterResponse, error)
@@ -622,6 +641,9 @@ func (UnimplementedBrokerServer) ReadCompacted(*ReadCompactedRequest, grpc.Serve
 }
 func (UnimplementedBrokerServer) UnloadTopic(context.Context, *UnloadTopicRequest) (*UnloadTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UnloadTopic not implemented")
+}
+func (UnimplementedBrokerServer) TerminateTopic(context.Context, *TerminateTopicRequest) (*TerminateTopicResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TerminateTopic not implemented")
 }
 func (UnimplementedBrokerServer) ListCluster(context.Context, *ListClusterRequest) (*ListClusterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCluster not implemented")
@@ -1053,6 +1075,24 @@ func _Broker_UnloadTopic_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_TerminateTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TerminateTopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).TerminateTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_TerminateTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).TerminateTopic(ctx, req.(*TerminateTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Broker_ListCluster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListClusterRequest)
 	if err := dec(in); err != nil {
@@ -1283,6 +1323,10 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UnloadTopic",
 			Handler:    _Broker_UnloadTopic_Handler,
+		},
+		{
+			MethodName: "TerminateTopic",
+			Handler:    _Broker_TerminateTopic_Handler,
 		},
 		{
 			MethodName: "ListCluster",
