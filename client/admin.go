@@ -166,6 +166,9 @@ type TopicStats struct {
 	// never compacted); CompactedMessages what it kept.
 	CompactionHorizon *MessageID `json:"compaction_horizon,omitempty"`
 	CompactedMessages uint64     `json:"compacted_messages,omitempty"`
+	// Terminated is set once the topic is terminated: its last message
+	// (Entry -1: none).
+	Terminated *MessageID `json:"terminated,omitempty"`
 }
 
 // LedgerStats describe one ledger of a topic.
@@ -238,6 +241,10 @@ func statsFromProto(r *servingpb.TopicStatsResponse) *TopicStats {
 	if h := r.GetCompactionHorizon(); h != nil {
 		id := idFromProto(h, 0)
 		st.CompactionHorizon = &id
+	}
+	if p := r.GetTerminated(); p != nil {
+		id := idFromProto(p, 0)
+		st.Terminated = &id
 	}
 	for _, l := range r.GetLedgers() {
 		st.Ledgers = append(st.Ledgers, LedgerStats{Ledger: l.GetLedger(), Entries: l.GetEntries(), Bytes: l.GetBytes(), State: l.GetState(), Offloaded: l.GetOffloaded()})

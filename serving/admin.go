@@ -229,6 +229,9 @@ func (n *Node) TopicStats(ctx context.Context, req *servingpb.TopicStatsRequest)
 		out.CompactionHorizon = &servingpb.MessageId{Ledger: uint64(c.Horizon.Ledger), Entry: int64(c.Horizon.Entry)}
 		out.CompactedMessages = uint64(c.Messages)
 	}
+	if p := t.mu.ml.Terminated; p != nil {
+		out.Terminated = &servingpb.MessageId{Ledger: uint64(p.Ledger), Entry: int64(p.Entry)}
+	}
 	for i, li := range t.mu.ml.Ledgers {
 		ls := &servingpb.LedgerStats{Ledger: uint64(li.ID), Entries: t.entriesLocked(i), Bytes: t.bytesLocked(i), Offloaded: li.Offloaded, State: "closed"}
 		if !li.Closed {

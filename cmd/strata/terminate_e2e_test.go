@@ -29,6 +29,9 @@ func TestTerminatedTopicTakesNoMoreAndItsConsumersSeeItsEnd(t *testing.T) {
 	if out := cli("", "topics", "terminate", "sealed"); !strings.Contains(out, "partition 0: terminated, last message ") || strings.Contains(out, "none") {
 		t.Fatalf("terminate printed %q", out)
 	}
+	if st, err := c.Admin().TopicStats(ctx, "sealed"); err != nil || st.Terminated == nil || st.Terminated.Entry != 0 {
+		t.Fatalf("stats of the terminated topic: %+v %v, want it terminated at its one entry (the three lines went as one batch)", st, err)
+	}
 	if _, _, err := run(t, "d\n", "produce", "--topic", "sealed", "--url", s.url()); !errors.Is(err, client.ErrTopicTerminated) {
 		t.Fatalf("produce to a terminated topic: %v, want ErrTopicTerminated", err)
 	}

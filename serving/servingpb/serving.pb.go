@@ -2753,8 +2753,10 @@ type TopicStatsResponse struct {
 	// messages it kept.
 	CompactionHorizon *MessageId `protobuf:"bytes,10,opt,name=compaction_horizon,json=compactionHorizon,proto3" json:"compaction_horizon,omitempty"`
 	CompactedMessages uint64     `protobuf:"varint,11,opt,name=compacted_messages,json=compactedMessages,proto3" json:"compacted_messages,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Set once the topic is terminated: its last message (entry -1: none).
+	Terminated    *MessageId `protobuf:"bytes,12,opt,name=terminated,proto3" json:"terminated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TopicStatsResponse) Reset() {
@@ -2862,6 +2864,13 @@ func (x *TopicStatsResponse) GetCompactedMessages() uint64 {
 		return x.CompactedMessages
 	}
 	return 0
+}
+
+func (x *TopicStatsResponse) GetTerminated() *MessageId {
+	if x != nil {
+		return x.Terminated
+	}
+	return nil
 }
 
 type LedgerStats struct {
@@ -6036,7 +6045,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x10GetTopicResponse\x122\n" +
 	"\x05topic\x18\x01 \x01(\v2\x1c.strata.serving.v1.TopicInfoR\x05topic\")\n" +
 	"\x11TopicStatsRequest\x12\x14\n" +
-	"\x05topic\x18\x01 \x01(\tR\x05topic\"\xea\x03\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"\xa8\x04\n" +
 	"\x12TopicStatsResponse\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1f\n" +
@@ -6050,7 +6059,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\tproducers\x18\t \x01(\rR\tproducers\x12K\n" +
 	"\x12compaction_horizon\x18\n" +
 	" \x01(\v2\x1c.strata.serving.v1.MessageIdR\x11compactionHorizon\x12-\n" +
-	"\x12compacted_messages\x18\v \x01(\x04R\x11compactedMessages\"\x89\x01\n" +
+	"\x12compacted_messages\x18\v \x01(\x04R\x11compactedMessages\x12<\n" +
+	"\n" +
+	"terminated\x18\f \x01(\v2\x1c.strata.serving.v1.MessageIdR\n" +
+	"terminated\"\x89\x01\n" +
 	"\vLedgerStats\x12\x16\n" +
 	"\x06ledger\x18\x01 \x01(\x04R\x06ledger\x12\x18\n" +
 	"\aentries\x18\x02 \x01(\x03R\aentries\x12\x14\n" +
@@ -6470,98 +6482,99 @@ var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	45,  // 36: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
 	46,  // 37: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
 	5,   // 38: strata.serving.v1.TopicStatsResponse.compaction_horizon:type_name -> strata.serving.v1.MessageId
-	2,   // 39: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
-	5,   // 40: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
-	4,   // 41: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	5,   // 42: strata.serving.v1.CompactTopicResponse.horizon:type_name -> strata.serving.v1.MessageId
-	29,  // 43: strata.serving.v1.ReadCompactedResponse.messages:type_name -> strata.serving.v1.Messages
-	54,  // 44: strata.serving.v1.ReadCompactedResponse.end:type_name -> strata.serving.v1.CompactedEnd
-	5,   // 45: strata.serving.v1.CompactedEnd.continue_from:type_name -> strata.serving.v1.MessageId
-	47,  // 46: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
-	47,  // 47: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
-	4,   // 48: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	61,  // 49: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
-	61,  // 50: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
-	47,  // 51: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
-	5,   // 52: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	3,   // 53: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
-	5,   // 54: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	3,   // 55: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	102, // 56: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
-	86,  // 57: strata.serving.v1.ListClusterResponse.nodes:type_name -> strata.serving.v1.ClusterNode
-	87,  // 58: strata.serving.v1.ListClusterResponse.bookies:type_name -> strata.serving.v1.ClusterBookie
-	92,  // 59: strata.serving.v1.ListBookiesResponse.bookies:type_name -> strata.serving.v1.BookieStatus
-	5,   // 60: strata.serving.v1.TerminateTopicResponse.last:type_name -> strata.serving.v1.MessageId
-	81,  // 61: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
-	6,   // 62: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	8,   // 63: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	16,  // 64: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	32,  // 65: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	36,  // 66: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	38,  // 67: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	48,  // 68: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	55,  // 69: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
-	41,  // 70: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	34,  // 71: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	43,  // 72: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	57,  // 73: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	59,  // 74: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	62,  // 75: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
-	64,  // 76: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
-	66,  // 77: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
-	68,  // 78: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	72,  // 79: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	70,  // 80: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	74,  // 81: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	50,  // 82: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
-	52,  // 83: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
-	83,  // 84: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
-	98,  // 85: strata.serving.v1.Broker.TerminateTopic:input_type -> strata.serving.v1.TerminateTopicRequest
-	85,  // 86: strata.serving.v1.Broker.ListCluster:input_type -> strata.serving.v1.ListClusterRequest
-	89,  // 87: strata.serving.v1.Broker.DrainBookie:input_type -> strata.serving.v1.DrainBookieRequest
-	91,  // 88: strata.serving.v1.Broker.ListBookies:input_type -> strata.serving.v1.ListBookiesRequest
-	76,  // 89: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
-	78,  // 90: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
-	80,  // 91: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
-	94,  // 92: strata.serving.v1.Broker.SetTenant:input_type -> strata.serving.v1.SetTenantRequest
-	96,  // 93: strata.serving.v1.Broker.GetTenant:input_type -> strata.serving.v1.GetTenantRequest
-	7,   // 94: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	12,  // 95: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	24,  // 96: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	33,  // 97: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	37,  // 98: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	39,  // 99: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	49,  // 100: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	56,  // 101: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
-	42,  // 102: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	35,  // 103: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	44,  // 104: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	58,  // 105: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	60,  // 106: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	63,  // 107: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
-	65,  // 108: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
-	67,  // 109: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
-	69,  // 110: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	73,  // 111: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	71,  // 112: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	75,  // 113: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	51,  // 114: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
-	53,  // 115: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
-	84,  // 116: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
-	99,  // 117: strata.serving.v1.Broker.TerminateTopic:output_type -> strata.serving.v1.TerminateTopicResponse
-	88,  // 118: strata.serving.v1.Broker.ListCluster:output_type -> strata.serving.v1.ListClusterResponse
-	90,  // 119: strata.serving.v1.Broker.DrainBookie:output_type -> strata.serving.v1.DrainBookieResponse
-	93,  // 120: strata.serving.v1.Broker.ListBookies:output_type -> strata.serving.v1.ListBookiesResponse
-	77,  // 121: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
-	79,  // 122: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
-	82,  // 123: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
-	95,  // 124: strata.serving.v1.Broker.SetTenant:output_type -> strata.serving.v1.SetTenantResponse
-	97,  // 125: strata.serving.v1.Broker.GetTenant:output_type -> strata.serving.v1.GetTenantResponse
-	94,  // [94:126] is the sub-list for method output_type
-	62,  // [62:94] is the sub-list for method input_type
-	62,  // [62:62] is the sub-list for extension type_name
-	62,  // [62:62] is the sub-list for extension extendee
-	0,   // [0:62] is the sub-list for field type_name
+	5,   // 39: strata.serving.v1.TopicStatsResponse.terminated:type_name -> strata.serving.v1.MessageId
+	2,   // 40: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
+	5,   // 41: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
+	4,   // 42: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	5,   // 43: strata.serving.v1.CompactTopicResponse.horizon:type_name -> strata.serving.v1.MessageId
+	29,  // 44: strata.serving.v1.ReadCompactedResponse.messages:type_name -> strata.serving.v1.Messages
+	54,  // 45: strata.serving.v1.ReadCompactedResponse.end:type_name -> strata.serving.v1.CompactedEnd
+	5,   // 46: strata.serving.v1.CompactedEnd.continue_from:type_name -> strata.serving.v1.MessageId
+	47,  // 47: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
+	47,  // 48: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
+	4,   // 49: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	61,  // 50: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
+	61,  // 51: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
+	47,  // 52: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
+	5,   // 53: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
+	3,   // 54: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	5,   // 55: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	3,   // 56: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	102, // 57: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
+	86,  // 58: strata.serving.v1.ListClusterResponse.nodes:type_name -> strata.serving.v1.ClusterNode
+	87,  // 59: strata.serving.v1.ListClusterResponse.bookies:type_name -> strata.serving.v1.ClusterBookie
+	92,  // 60: strata.serving.v1.ListBookiesResponse.bookies:type_name -> strata.serving.v1.BookieStatus
+	5,   // 61: strata.serving.v1.TerminateTopicResponse.last:type_name -> strata.serving.v1.MessageId
+	81,  // 62: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
+	6,   // 63: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	8,   // 64: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	16,  // 65: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	32,  // 66: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	36,  // 67: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	38,  // 68: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	48,  // 69: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	55,  // 70: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
+	41,  // 71: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	34,  // 72: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	43,  // 73: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	57,  // 74: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	59,  // 75: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	62,  // 76: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
+	64,  // 77: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
+	66,  // 78: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
+	68,  // 79: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	72,  // 80: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	70,  // 81: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	74,  // 82: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	50,  // 83: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
+	52,  // 84: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
+	83,  // 85: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
+	98,  // 86: strata.serving.v1.Broker.TerminateTopic:input_type -> strata.serving.v1.TerminateTopicRequest
+	85,  // 87: strata.serving.v1.Broker.ListCluster:input_type -> strata.serving.v1.ListClusterRequest
+	89,  // 88: strata.serving.v1.Broker.DrainBookie:input_type -> strata.serving.v1.DrainBookieRequest
+	91,  // 89: strata.serving.v1.Broker.ListBookies:input_type -> strata.serving.v1.ListBookiesRequest
+	76,  // 90: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
+	78,  // 91: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
+	80,  // 92: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
+	94,  // 93: strata.serving.v1.Broker.SetTenant:input_type -> strata.serving.v1.SetTenantRequest
+	96,  // 94: strata.serving.v1.Broker.GetTenant:input_type -> strata.serving.v1.GetTenantRequest
+	7,   // 95: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	12,  // 96: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	24,  // 97: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	33,  // 98: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	37,  // 99: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	39,  // 100: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	49,  // 101: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	56,  // 102: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	42,  // 103: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	35,  // 104: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	44,  // 105: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	58,  // 106: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	60,  // 107: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	63,  // 108: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
+	65,  // 109: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
+	67,  // 110: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
+	69,  // 111: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	73,  // 112: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	71,  // 113: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	75,  // 114: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	51,  // 115: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
+	53,  // 116: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
+	84,  // 117: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
+	99,  // 118: strata.serving.v1.Broker.TerminateTopic:output_type -> strata.serving.v1.TerminateTopicResponse
+	88,  // 119: strata.serving.v1.Broker.ListCluster:output_type -> strata.serving.v1.ListClusterResponse
+	90,  // 120: strata.serving.v1.Broker.DrainBookie:output_type -> strata.serving.v1.DrainBookieResponse
+	93,  // 121: strata.serving.v1.Broker.ListBookies:output_type -> strata.serving.v1.ListBookiesResponse
+	77,  // 122: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
+	79,  // 123: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
+	82,  // 124: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
+	95,  // 125: strata.serving.v1.Broker.SetTenant:output_type -> strata.serving.v1.SetTenantResponse
+	97,  // 126: strata.serving.v1.Broker.GetTenant:output_type -> strata.serving.v1.GetTenantResponse
+	95,  // [95:127] is the sub-list for method output_type
+	63,  // [63:95] is the sub-list for method input_type
+	63,  // [63:63] is the sub-list for extension type_name
+	63,  // [63:63] is the sub-list for extension extendee
+	0,   // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
