@@ -4,8 +4,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -111,11 +114,11 @@ func serverTLS(cmd *cobra.Command) (*tls.Config, error) {
 	case certFile == "" || keyFile == "":
 		return nil, fmt.Errorf("TLS: give both --tls-cert-file and --tls-key-file")
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	certs, err := newCertReloader(certFile, keyFile, newLogger(cmd))
 	if err != nil {
-		return nil, fmt.Errorf("TLS certificate: %w", err)
+		return nil, err
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
@@ -165,4 +168,68 @@ func clientSecurityOptions(cmd *cobra.Command) ([]client.Option, error) {
 		opts = append(opts, client.AuthToken(token))
 	}
 	return opts, nil
+}
+
+// certReloader serves the certificate of a cert and key file pair and
+// reads them again when either changes (a renewal by cert-manager or
+// certbot), so that a renewed certificate needs no restart: each TLS
+// handshake looks at the files' size and modification time, at most once
+// a second. A pair that fails to load (caught halfway through a renewal)
+// is logged, and the last good one served until the files load again.
+type certReloader struct {
+	certFile, keyFile string
+	log               *slog.Logger
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	stamp   string
+	checked time.Time
+}
+
+func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
+	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
+	stamp, err := r.fileStamp()
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	r.cert, r.stamp, r.checked = &cert, stamp, time.Now()
+	return r, nil
+}
+
+// fileStamp identifies the files' current contents by size and time.
+func (r *certReloader) fileStamp() (string, error) {
+	var b strings.Builder
+	for _, f := range []string{r.certFile, r.keyFile} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "%d/%d;", fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String(), nil
+}
+
+func (r *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.checked) < time.Second {
+		return r.cert, nil
+	}
+	r.checked = time.Now()
+	stamp, err := r.fileStamp()
+	if err != nil || stamp == r.stamp {
+		return r.cert, nil
+	}
+	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		r.log.Warn("TLS certificate files changed but do not load; serving the previous certificate", "err", err)
+		return r.cert, nil
+	}
+	r.cert, r.stamp = &cert, stamp
+	r.log.Info("TLS certificate reloaded", "cert", r.certFile)
+	return r.cert, nil
 }

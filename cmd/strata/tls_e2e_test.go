@@ -21,8 +21,8 @@ import (
 )
 
 // testPKI writes a certificate authority, a server certificate it signed
-// for 127.0.0.1, a client certificate it signed, and a second, unrelated
-// authority, as PEM files in a temporary directory.
+// for 127.0.0.1 and a renewal of it, a client certificate it signed, and a
+// second, unrelated authority, as PEM files in a temporary directory.
 type testPKI struct{ dir string }
 
 func (p testPKI) path(name string) string { return filepath.Join(p.dir, name) }
@@ -70,6 +70,8 @@ func newTestPKI(t *testing.T) testPKI {
 	ca, caKey := issue("ca", caTmpl(), nil, nil)
 	issue("other-ca", caTmpl(), nil, nil)
 	issue("server", &x509.Certificate{IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, ca, caKey)
+	issue("server-renewed", &x509.Certificate{IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, ca, caKey)
 	issue("client", &x509.Certificate{KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, ca, caKey)
@@ -205,5 +207,50 @@ func TestTokenAuthRefusesCallsWithoutAKnownToken(t *testing.T) {
 			t.Fatalf("%s: %v, want ErrUnauthenticated", name, err)
 		}
 		c.Close()
+	}
+}
+
+// TestARenewedCertificateIsServedWithoutARestart: a standalone serving TLS
+// reads its certificate files again when they change, so a renewal on disk
+// reaches new connections without a restart, and clients go on.
+func TestARenewedCertificateIsServedWithoutARestart(t *testing.T) {
+	pki := newTestPKI(t)
+	live, liveKey := filepath.Join(pki.dir, "live.pem"), filepath.Join(pki.dir, "live-key.pem")
+	copyFile := func(from, to string) {
+		t.Helper()
+		b, err := os.ReadFile(pki.path(from))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile("server.pem", live)
+	copyFile("server-key.pem", liveKey)
+	s := newStandalone(t)
+	s.extraArgs = []string{"--tls-cert-file", live, "--tls-key-file", liveKey}
+	s.start()
+	caPEM, err := os.ReadFile(pki.path("ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	served := func() string {
+		conn, err := tls.Dial("tcp", s.grpc, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before := served()
+	copyFile("server-renewed-key.pem", liveKey)
+	copyFile("server-renewed.pem", live)
+	waitFor(t, 30*time.Second, "the renewed certificate served", func() bool { return served() != before })
+	url := "strata+tls://" + s.grpc
+	if _, errOut, err := run(t, "hello\n", "produce", "--topic", "renewed", "--url", url, "--tls-ca-file", pki.path("ca.pem")); err != nil {
+		t.Fatalf("produce after the renewal: %v\n%s", err, errOut)
 	}
 }
