@@ -96,6 +96,7 @@ func (c *Client) subscribeWith(ctx context.Context, topicName, subscription stri
 		Type:            servingpb.SubscriptionType(cfg.subType),
 		InitialPosition: servingpb.InitialPosition(cfg.position),
 		ConsumerName:    cfg.name,
+		ReadCompacted:   cfg.compacted,
 	}
 	// A bad dead-letter or retry topic fails in subscribe before any
 	// partition subscribes (startRedelivery).
@@ -123,12 +124,13 @@ func (c *Consumer) subscribeRetry(ctx context.Context, cfg consumerConfig) error
 		typ = KeyShared
 	}
 	rcfg := cfg
-	rcfg.subType, rcfg.retry = typ, nil
+	rcfg.subType, rcfg.retry, rcfg.compacted = typ, nil, false
 	if d := c.redelivery.dlq; d != nil {
 		rcfg.deadLetter = &DeadLetterPolicy{MaxDeliveries: d.MaxDeliveries, Topic: d.Topic}
 	}
 	sub := cloneSubscribe(c.tmpl)
 	sub.Type = servingpb.SubscriptionType(typ)
+	sub.ReadCompacted = false // a retry topic is never compacted, and Shared
 	// Every retry published is meant for the subscription, also one
 	// published before its subscription on the retry topic existed.
 	sub.InitialPosition = servingpb.InitialPosition_EARLIEST

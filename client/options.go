@@ -383,6 +383,7 @@ type consumerConfig struct {
 	retry       *RetryLetterPolicy
 	intercept   []ConsumerInterceptor
 	discovery   time.Duration // SubscribePattern's
+	compacted   bool
 }
 
 func defaultConsumerConfig() consumerConfig {
@@ -401,6 +402,9 @@ func (c *consumerConfig) validate() error {
 	}
 	if c.discovery <= 0 {
 		return invalidArg("pattern discovery interval must be positive")
+	}
+	if c.compacted && c.subType != Exclusive && c.subType != Failover {
+		return invalidArg("reading compacted needs an Exclusive or Failover subscription")
 	}
 	if c.nackDelay < 0 {
 		return invalidArg("nack redelivery delay must not be negative")
@@ -436,6 +440,18 @@ func ConsumerInitialPosition(p InitialPosition) ConsumerOption {
 // modulo their number (a topic that is not partitioned counts as partition
 // 0, so its active consumer is the first by name).
 func ConsumerName(name string) ConsumerOption { return func(c *consumerConfig) { c.name = name } }
+
+// ConsumerReadCompacted makes an Exclusive or Failover consumer read the
+// topic's compaction first (Pulsar's readCompacted): while its
+// subscription's position is before the last compaction's horizon it
+// receives only the latest message of each key (with the id it was
+// published with; tombstones and keyless messages left out), and the
+// messages those superseded count as acknowledged; then the topic as it
+// follows. A subscription new at Earliest also gets the latest values of
+// keys whose ledgers retention deleted, at least once: until it
+// acknowledges a message of a ledger still kept, a restart sends them
+// again.
+func ConsumerReadCompacted() ConsumerOption { return func(c *consumerConfig) { c.compacted = true } }
 
 // ConsumerPatternDiscovery sets how often a SubscribePattern consumer
 // lists its namespace's topics to subscribe to new ones that match and let

@@ -28,9 +28,12 @@ type consumer struct {
 	// endSent is set once the consumer was told of the end of a terminated
 	// topic (terminate.go).
 	endSent bool
-	done    chan struct{}
-	once    sync.Once
-	err     error
+	// readCompacted: the consumer reads the compaction first
+	// (compactedread.go).
+	readCompacted bool
+	done          chan struct{}
+	once          sync.Once
+	err           error
 }
 
 func (c *consumer) fail(err error) {
@@ -78,6 +81,10 @@ func (t *topic) subscribe(ctx context.Context, req *servingpb.Subscribe) (*consu
 		servingpb.SubscriptionType_KEY_SHARED:
 	default:
 		return nil, errcode.New(errcode.InvalidSubscription, "unknown subscription type %d", req.GetType())
+	}
+	if req.GetReadCompacted() && (req.GetNonDurable() ||
+		(req.GetType() != servingpb.SubscriptionType_EXCLUSIVE && req.GetType() != servingpb.SubscriptionType_FAILOVER)) {
+		return nil, errcode.New(errcode.InvalidArgument, "read compacted needs a durable exclusive or failover subscription (readers read compacted on their own)")
 	}
 	name := req.GetSubscription()
 	if req.GetNonDurable() && name == "" {
@@ -252,7 +259,8 @@ func (t *topic) attach(name string, req *servingpb.Subscribe, start *ids.Positio
 	if cname == "" {
 		cname = fmt.Sprintf("%s-%s", t.n.cfg.NodeID, uuid.NewString()[:8])
 	}
-	c := &consumer{name: cname, s: s, out: make(chan *servingpb.ConsumeResponse, t.n.cfg.ConsumerQueue), done: make(chan struct{})}
+	c := &consumer{name: cname, s: s, out: make(chan *servingpb.ConsumeResponse, t.n.cfg.ConsumerQueue), done: make(chan struct{}),
+		readCompacted: req.GetReadCompacted()}
 	s.consumers = append(s.consumers, c)
 	s.consumersChangedLocked()
 	return c, nil

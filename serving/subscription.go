@@ -48,6 +48,12 @@ type subscription struct {
 	// key's consumer).
 	redeliver []ids.Position
 	readAhead map[ids.Position]*cachedEntry
+	// cv is the compaction being read instead of the log
+	// (compactedread.go).
+	cv *compactedView
+	// cvDone is the compacted ledger this subscription has been sent in
+	// full, so that one still at the topic's start reads it once.
+	cvDone ids.LedgerID
 	// oldest is the first unacknowledged entry as last measured
 	// (backlogage.go).
 	oldest  oldestUnacked
@@ -214,6 +220,11 @@ func (s *subscription) takeNextLocked(now int64) (*pendingEntry, bool, func() bo
 // when the entry is neither cached nor read ahead, the read to run once the
 // topic's mu is released.
 func (s *subscription) nextEntryLocked() (*pendingEntry, bool, func() bool) {
+	if s.readsCompactedLocked() {
+		if pe, step, fetch, ok := s.compactedNextLocked(); ok {
+			return pe, step, fetch
+		}
+	}
 	t := s.t
 	o := t.orderLocked()
 	pos, ok := o.next(s.readPos)
@@ -564,6 +575,7 @@ func (s *subscription) resetLocked(markDelete ids.Position) {
 	s.pending = make(map[ids.Position]*pendingEntry)
 	s.redeliver = nil
 	s.readAhead = make(map[ids.Position]*cachedEntry)
+	s.cv, s.cvDone = nil, 0
 	for _, c := range s.consumers {
 		c.unacked = 0
 	}

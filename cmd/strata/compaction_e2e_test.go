@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -112,6 +113,32 @@ func TestCompactedReadGetsTheLatestValueOfEachKeyThenWhatFollowsOnARealStandalon
 	defer tv.Close()
 	if keys := tv.Keys(); fmt.Sprint(keys) != "[a b c e]" || string(tv.Get("a").Payload) != "a4" {
 		t.Fatalf("table view: %v", keys)
+	}
+
+	// A durable consumer reading compacted: the latest of each key of every
+	// partition, then e, which followed the compaction; acknowledging them
+	// drains its backlog.
+	out = cli("", "consume", "--topic", "stock", "--subscription", "durable", "--position", "earliest", "--read-compacted",
+		"--count", "4", "--timeout", "20s", "--output", "jsonl")
+	if n := strings.Count(out, "\n"); n != 4 || strings.Contains(out, `"a3"`) || !strings.Contains(out, `"a4"`) || !strings.Contains(out, `"e0"`) {
+		t.Fatalf("consume --read-compacted printed %d lines:\n%s", n, out)
+	}
+	waitFor(t, 30*time.Second, "the durable compacted reader's backlog drained", func() bool {
+		for _, part := range []string{"stock-partition-0", "stock-partition-1"} {
+			st, err := c.Admin().TopicStats(ctx, part)
+			if err != nil {
+				return false
+			}
+			for _, sub := range st.Subscriptions {
+				if sub.Name == "durable" && sub.Backlog != 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if _, err := c.Subscribe(ctx, "stock", "shared-compacted", client.ConsumerType(client.Shared), client.ConsumerReadCompacted()); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("a shared consumer reading compacted: %v, want ErrInvalidArgument", err)
 	}
 }
 

@@ -28,6 +28,7 @@ type consumeOpts struct {
 	output       string
 	pattern      string
 	discovery    time.Duration
+	compacted    bool
 }
 
 func newConsumeCmd() *cobra.Command {
@@ -64,6 +65,7 @@ properties and payload (or payload_base64).`,
 	f.StringVar(&o.output, "output", "text", "output format: text or jsonl")
 	f.StringVar(&o.pattern, "topic-pattern", "", "consume every topic of a namespace whose name matches: TENANT/NS/REGEXP (instead of --topic)")
 	f.DurationVar(&o.discovery, "pattern-discovery", time.Minute, "with --topic-pattern: how often to look for new matching topics")
+	f.BoolVar(&o.compacted, "read-compacted", false, "exclusive or failover: read the topic's compaction first, the latest message of each key, then what follows")
 	cmd.MarkFlagsOneRequired("topic", "topic-pattern")
 	cmd.MarkFlagsMutuallyExclusive("topic", "topic-pattern")
 	_ = cmd.MarkFlagRequired("subscription")
@@ -158,6 +160,9 @@ func runConsume(cmd *cobra.Command, o consumeOpts) error {
 	opts := []client.ConsumerOption{client.ConsumerType(t), client.ConsumerInitialPosition(pos)}
 	if o.consumerName != "" {
 		opts = append(opts, client.ConsumerName(o.consumerName))
+	}
+	if o.compacted {
+		opts = append(opts, client.ConsumerReadCompacted())
 	}
 	var cons receiver
 	if o.pattern != "" {

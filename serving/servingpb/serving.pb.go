@@ -1345,8 +1345,12 @@ type Subscribe struct {
 	NonDurable        bool       `protobuf:"varint,6,opt,name=non_durable,json=nonDurable,proto3" json:"non_durable,omitempty"`
 	StartMessageId    *MessageId `protobuf:"bytes,7,opt,name=start_message_id,json=startMessageId,proto3" json:"start_message_id,omitempty"`
 	StartTimeUnixNano int64      `protobuf:"varint,8,opt,name=start_time_unix_nano,json=startTimeUnixNano,proto3" json:"start_time_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Read the topic's compaction first: while the subscription's position
+	// is before the compaction's horizon, only the latest message of each
+	// key is sent (durable exclusive and failover subscriptions).
+	ReadCompacted bool `protobuf:"varint,9,opt,name=read_compacted,json=readCompacted,proto3" json:"read_compacted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subscribe) Reset() {
@@ -1433,6 +1437,13 @@ func (x *Subscribe) GetStartTimeUnixNano() int64 {
 		return x.StartTimeUnixNano
 	}
 	return 0
+}
+
+func (x *Subscribe) GetReadCompacted() bool {
+	if x != nil {
+		return x.ReadCompacted
+	}
+	return false
 }
 
 type Flow struct {
@@ -5947,7 +5958,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x04kind\"F\n" +
 	"\x10HasMessagesAfter\x122\n" +
 	"\x05after\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\x05after\"\r\n" +
-	"\vUnsubscribe\"\x8c\x03\n" +
+	"\vUnsubscribe\"\xb3\x03\n" +
 	"\tSubscribe\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x127\n" +
@@ -5957,7 +5968,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\vnon_durable\x18\x06 \x01(\bR\n" +
 	"nonDurable\x12F\n" +
 	"\x10start_message_id\x18\a \x01(\v2\x1c.strata.serving.v1.MessageIdR\x0estartMessageId\x12/\n" +
-	"\x14start_time_unix_nano\x18\b \x01(\x03R\x11startTimeUnixNano\" \n" +
+	"\x14start_time_unix_nano\x18\b \x01(\x03R\x11startTimeUnixNano\x12%\n" +
+	"\x0eread_compacted\x18\t \x01(\bR\rreadCompacted\" \n" +
 	"\x04Flow\x12\x18\n" +
 	"\apermits\x18\x01 \x01(\rR\apermits\"U\n" +
 	"\x03Ack\x12.\n" +
