@@ -61,7 +61,10 @@ func (s *subscription) compactedNextLocked() (pe *pendingEntry, step bool, fetch
 		s.cv = nil
 		return nil, false, nil, false
 	}
-	atStart := o.cmp(s.readPos, ids.Position{Ledger: t.mu.ml.Ledgers[0].ID, Entry: 0}) < 0
+	// At the start: where a new subscription at Earliest is. A position in
+	// a deleted ledger sorts before every kept one too, but says that
+	// everything up to there was consumed.
+	atStart := s.readPos.Entry == ids.NoEntry && (s.readPos.Ledger == t.mu.ml.Ledgers[0].ID || s.readPos.Ledger == 0)
 	horizonKept := o.index(c.Horizon.Ledger) >= 0
 	if (horizonKept && o.cmp(s.readPos, c.Horizon) >= 0) || (!horizonKept && !atStart) {
 		s.cv = nil

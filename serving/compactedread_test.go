@@ -88,6 +88,9 @@ func TestANewSubscriptionReadingCompactedGetsKeysWhoseLedgersWereTrimmed(t *test
 	})
 	const topic = "public/default/trimmed-state"
 	p := mustProducer(t, n, topic, "p")
+	// A subscription that consumes everything as it comes.
+	old := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "old", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	old.flow(100)
 	for i, kv := range [][2]string{{"a", "1"}, {"b", "2"}, {"a", "3"}, {"c", "4"}} {
 		p.mustSend(keyed(uint64(i+1), kv[0], kv[1]))
 	}
@@ -97,14 +100,24 @@ func TestANewSubscriptionReadingCompactedGetsKeysWhoseLedgersWereTrimmed(t *test
 	p.mustSend(keyed(5, "d", "5"))
 	p.mustSend(keyed(6, "e", "6"))
 	p.mustSend(keyed(7, "f", "7")) // the horizon's ledger is closed and trimmed
+	// It consumes up to e, the end of a ledger that trims then delete: its
+	// position is then in a deleted ledger.
+	var seen []*servingpb.MessageId
+	for len(seen) < 6 {
+		for _, m := range old.receive(1) {
+			seen = append(seen, m.GetId())
+		}
+	}
+	old.ack(seen[:6]...)
+	old.cancel()
 	eventually(t, "the compacted ledgers trimmed", func() error {
 		ml, err := c.meta.GetManagedLedger(ctxT(t), topic)
 		if err != nil {
 			return err
 		}
 		for _, li := range ml.Ledgers {
-			if li.ID == ml.Compaction.Horizon.Ledger {
-				return fmt.Errorf("the horizon's ledger %d is still there", li.ID)
+			if li.ID == ml.Compaction.Horizon.Ledger || uint64(li.ID) == seen[5].GetLedger() {
+				return fmt.Errorf("ledger %d is still there", li.ID)
 			}
 		}
 		return nil
@@ -126,4 +139,17 @@ func TestANewSubscriptionReadingCompactedGetsKeysWhoseLedgersWereTrimmed(t *test
 		t.Fatalf("got %q, want the compacted b, a and c, then the log", got)
 	}
 	cs.ack(ids...)
+
+	// The subscription that had consumed them, back and reading compacted
+	// on a reloaded topic (its position is then where it had acknowledged
+	// to, in a deleted ledger), is not sent them again: it goes on with f.
+	if _, err := n.client.UnloadTopic(ctxT(t), &servingpb.UnloadTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	again := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "old", ReadCompacted: true})
+	defer again.cancel()
+	again.flow(100)
+	if m := again.receive(1)[0]; m.GetKey() != "f" {
+		t.Fatalf("a subscription that had consumed up to e got %s=%s", m.GetKey(), m.GetPayload())
+	}
 }
