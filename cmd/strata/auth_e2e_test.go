@@ -177,7 +177,7 @@ func TestAuthorizationLetsEachRoleDoOnlyWhatItsNamespaceGrantsOnARealStandalone(
 		"no token":         "",
 		"not even a token": "garbage",
 	} {
-		c := app
+		var c *client.Client
 		if token != "" {
 			c = as(token)
 		} else {
