@@ -48,7 +48,8 @@ func addTierFlags(cmd *cobra.Command, storeHelp string) {
 	cmd.Flags().Duration("offload-interval", 30*time.Second, "how often each topic checks its namespace's offload policy")
 }
 
-// addPolicyFlags adds the intervals of the policy checks and
+// addPolicyFlags adds the intervals of a serving node's periodic work
+// (policy checks, rebalancing, bookie recovery) and
 // --allow-auto-topic-creation.
 func addPolicyFlags(cmd *cobra.Command) {
 	cmd.Flags().Duration("rebalance-interval", time.Minute,
