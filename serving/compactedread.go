@@ -122,12 +122,37 @@ func (s *subscription) compactedNextLocked() (pe *pendingEntry, step bool, fetch
 	return nil, true, nil, true
 }
 
-// ackBetweenLocked acknowledges every entry after from and before to.
+// ackBetweenLocked acknowledges every entry after from and before to (to
+// in a kept ledger). It walks the ledgers by index rather than by
+// topicOrder.next, whose every step scans the ledger list: a catch-up may
+// pass over millions of entries.
 func (s *subscription) ackBetweenLocked(from, to ids.Position) {
-	o := s.t.orderLocked()
-	for p, ok := o.next(from); ok && o.cmp(p, to) < 0; p, ok = o.next(p) {
-		if o.cmp(p, s.acks.markDelete) > 0 && !s.acks.contains(p) && s.pending[p] == nil {
-			s.acks.insert(p)
+	t := s.t
+	o := t.orderLocked()
+	ls := t.mu.ml.Ledgers
+	fi, ti := o.index(from.Ledger), o.index(to.Ledger)
+	md := s.acks.markDelete
+	mdi := o.index(md.Ledger)
+	startE := from.Entry + 1
+	if fi < 0 { // from is before every kept entry
+		fi, startE = 0, 0
+	}
+	for i := fi; i <= ti && i < len(ls); i++ {
+		first, last := ids.EntryID(0), ids.EntryID(t.entriesLocked(i)-1)
+		if i == fi {
+			first = startE
+		}
+		if i == ti {
+			last = min(last, to.Entry-1)
+		}
+		for e := first; e <= last; e++ {
+			if i < mdi || (i == mdi && e <= md.Entry) {
+				continue // at or before the mark-delete position
+			}
+			p := ids.Position{Ledger: ls[i].ID, Entry: e}
+			if s.pending[p] == nil && !s.acks.contains(p) {
+				s.acks.insert(p)
+			}
 		}
 	}
 	s.acks.advance(o)
