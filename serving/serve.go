@@ -40,6 +40,9 @@ type ServeOptions struct {
 	Tier *TierConfig
 	// TLS, when set, serves the gRPC port over TLS with it.
 	TLS *tls.Config
+	// BookieTLS, when set, is how this node's own bookie clients beyond
+	// Ledgers (the offload's deleter) dial bookies over TLS.
+	BookieTLS *tls.Config
 	// Auth, when it asks for anything, authenticates and authorizes every
 	// call on the client port (Node.AuthOptions).
 	Auth AuthConfig
@@ -61,7 +64,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if o.Tier != nil {
 		tc := *o.Tier
 		if tc.BookieDeleter == nil {
-			d := NewBookieDeleter(o.Store, o.Store, o.Log)
+			d := NewBookieDeleter(o.Store, o.Store, o.Log, o.BookieTLS)
 			defer d.Close()
 			tc.BookieDeleter = d
 		}

@@ -2,6 +2,7 @@ package serving
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -196,11 +197,12 @@ func (tr *tier) readOffloaded(ctx context.Context, l *metadata.Ledger, first, la
 }
 
 // NewBookieDeleter returns a BookieDeleter over the bookies that store
-// lists, with a ledger client of its own whose metadata deletes are
-// skipped (the quorum client's Delete also removes the ledger's metadata,
-// which an offloaded ledger must keep). Close it after the node.
-func NewBookieDeleter(store metadata.LedgerStore, bookies ledger.Bookies, log *slog.Logger) *LedgerBookieDeleter {
-	return &LedgerBookieDeleter{c: ledger.NewClient(ledger.ClientConfig{}, keepMetadata{store}, bookies, log)}
+// lists, with a ledger client of its own (dialing over TLS with tlsCfg when
+// set) whose metadata deletes are skipped (the quorum client's Delete also
+// removes the ledger's metadata, which an offloaded ledger must keep).
+// Close it after the node.
+func NewBookieDeleter(store metadata.LedgerStore, bookies ledger.Bookies, log *slog.Logger, tlsCfg *tls.Config) *LedgerBookieDeleter {
+	return &LedgerBookieDeleter{c: ledger.NewClient(ledger.ClientConfig{TLS: tlsCfg}, keepMetadata{store}, bookies, log)}
 }
 
 // LedgerBookieDeleter is the BookieDeleter of NewBookieDeleter.

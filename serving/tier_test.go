@@ -119,7 +119,7 @@ func (e *tierEnv) startNode(cfg serving.Config, tc serving.TierConfig) *testNode
 	t := e.t
 	store := metatest.OpenStoreAt(t, e.c.endpoints)
 	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, nil)
-	del := serving.NewBookieDeleter(store, store, nil)
+	del := serving.NewBookieDeleter(store, store, nil, nil)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
@@ -92,8 +93,12 @@ func (c *Client) bookie(addr string) (bookiepb.BookieClient, error) {
 	}
 	opts := c.cfg.DialOptions
 	if len(opts) == 0 {
+		creds := insecure.NewCredentials()
+		if c.cfg.TLS != nil {
+			creds = credentials.NewTLS(c.cfg.TLS)
+		}
 		opts = []grpc.DialOption{
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithTransportCredentials(creds),
 			rpcpool.DialOption(),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxReadBytes+(1<<20)), grpc.MaxCallSendMsgSize(c.cfg.MaxEntryBytes+(1<<20))),
 			// Ping every 10 s (bookies permit it) and drop the connection

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -37,8 +38,12 @@ type ClientConfig struct {
 	MaxReadBytes int
 	// RecoveryWindow: entries a recovery reads ahead in parallel. Default 64.
 	RecoveryWindow int
-	// DialOptions are used to dial bookies. Default: insecure transport and
-	// message limits that fit MaxReadBytes and MaxEntryBytes.
+	// TLS, when set, dials the bookies over TLS with it (bookies started
+	// with --tls-cert-file); ignored with DialOptions.
+	TLS *tls.Config
+	// DialOptions are used to dial bookies. Default: insecure transport (TLS
+	// with TLS set) and message limits that fit MaxReadBytes and
+	// MaxEntryBytes.
 	DialOptions []grpc.DialOption
 	// Local maps the addresses of bookies in this process to clients that
 	// call them directly (bookie.LocalClient), bypassing gRPC.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-mq/strata/bookie"
 	"github.com/strata-mq/strata/metadata"
@@ -43,6 +45,8 @@ func newBookieCmd() *cobra.Command {
 	f.String("metrics-listen", "", "serve Prometheus /metrics on this address (off when empty)")
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: acknowledge adds without fsync (a machine crash loses acknowledged data)")
 	f.String("etcd", "", "etcd endpoints, comma separated: register the bookie there so serving nodes can pick it (cluster mode)")
+	f.String("tls-cert-file", "", "PEM certificate (chain) for TLS on --listen, with --tls-key-file (read again when it changes); serving nodes then need --bookie-tls-ca-file")
+	f.String("tls-key-file", "", "PEM private key of --tls-cert-file")
 	f.String("etcd-prefix", "/strata", "key prefix in etcd")
 	f.String("advertise-addr", "", "address serving nodes dial, registered in etcd (default: the --listen address)")
 	f.Duration("lease-ttl", 10*time.Second, "registration lease: a dead bookie leaves the ensemble choices after about this long")
@@ -93,7 +97,22 @@ func runBookie(cmd *cobra.Command, _ []string) error {
 		b.Close()
 		return err
 	}
-	srv := grpc.NewServer(b.ServerOptions()...)
+	opts := b.ServerOptions()
+	if certFile, keyFile := flagString(cmd, "tls-cert-file"), flagString(cmd, "tls-key-file"); certFile != "" || keyFile != "" {
+		if certFile == "" || keyFile == "" {
+			lis.Close()
+			b.Close()
+			return fmt.Errorf("TLS: give both --tls-cert-file and --tls-key-file")
+		}
+		certs, err := newCertReloader(certFile, keyFile, log)
+		if err != nil {
+			lis.Close()
+			b.Close()
+			return err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get})))
+	}
+	srv := grpc.NewServer(opts...)
 	b.Register(srv)
 	fmt.Fprintf(cmd.OutOrStdout(), "bookie %s listening on %s (data dir %s)\n", b.ID(), lis.Addr(), cfg.DataDir)
 	log.Info("bookie started", "id", b.ID(), "listen", lis.Addr().String(), "data_dir", cfg.DataDir)

@@ -53,8 +53,12 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	if err != nil {
 		return err
 	}
+	btls, err := bookieTLS(cmd)
+	if err != nil {
+		return err
+	}
 	// Draining bookies are kept out of new ensembles (strata bookies decommission).
-	lc := ledger.NewClient(ledger.ClientConfig{Local: spec.localBookies}, store, metadata.WritableBookies{Store: store}, log)
+	lc := ledger.NewClient(ledger.ClientConfig{Local: spec.localBookies, TLS: btls}, store, metadata.WritableBookies{Store: store}, log)
 	defer lc.Close()
 	glis, err := net.Listen("tcp", flagString(cmd, "grpc-addr"))
 	if err != nil {
@@ -90,7 +94,7 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 		return err
 	}
 	return serving.Serve(cmd.Context(), serving.ServeOptions{
-		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc, TLS: tlsCfg, Auth: auth,
+		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc, TLS: tlsCfg, BookieTLS: btls, Auth: auth,
 		Ready: func(*serving.Node) { spec.ready(spec.cfg.GRPCAddr, hlis) },
 		Mount: pprofMount(cmd),
 	})

@@ -33,6 +33,7 @@ func addServerSecurityFlags(cmd *cobra.Command) {
 	f.String("auth-token-file", "", "file of the static tokens clients may present, one per line as TOKEN or ROLE TOKEN (# comments): every call without a valid token fails as UNAUTHENTICATED")
 	f.String("auth-jwt-secret-key-file", "", "accept JWTs signed with this secret (HS256; base64, as strata tokens create-secret-key writes it); the subject is the role")
 	f.String("auth-jwt-public-key-file", "", "accept JWTs signed with the private key of this PEM public key (RSA, ECDSA or Ed25519, as strata tokens create-key-pair writes it)")
+	f.String("bookie-tls-ca-file", "", "dial the bookies over TLS, verifying them with these PEM certificate authorities (bookies started with --tls-cert-file)")
 	f.Bool("authorization", false, "check every call's role: superusers may do everything, other roles what their namespace grants allow (strata namespaces grant-permission)")
 	f.StringSlice("superuser-roles", nil, "roles that may do everything (comma-separated), with --authorization")
 }
@@ -100,6 +101,24 @@ func readServerTokens(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("auth tokens: %s holds none", path)
 	}
 	return tokens, nil
+}
+
+// bookieTLS builds the TLS configuration to dial bookies with
+// (--bookie-tls-ca-file; nil: plain).
+func bookieTLS(cmd *cobra.Command) (*tls.Config, error) {
+	caFile, _ := cmd.Flags().GetString("bookie-tls-ca-file")
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("bookie TLS CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("bookie TLS CA %s: no PEM certificate in it", caFile)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
 }
 
 // serverTLS builds the TLS configuration the flags ask for (nil: none).

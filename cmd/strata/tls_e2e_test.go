@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -17,7 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/loadtest/chaos"
+	"github.com/strata-mq/strata/metadata"
 )
 
 // testPKI writes a certificate authority, a server certificate it signed
@@ -252,5 +260,59 @@ func TestARenewedCertificateIsServedWithoutARestart(t *testing.T) {
 	url := "strata+tls://" + s.grpc
 	if _, errOut, err := run(t, "hello\n", "produce", "--topic", "renewed", "--url", url, "--tls-ca-file", pki.path("ca.pem")); err != nil {
 		t.Fatalf("produce after the renewal: %v\n%s", err, errOut)
+	}
+}
+
+// TestServingNodesReachBookiesOverTLS: on a real cluster whose bookies
+// serve TLS (--tls-cert-file), serving nodes given the authority
+// (--bookie-tls-ca-file) write and read every message over it, and a
+// plain client is refused by a bookie.
+func TestServingNodesReachBookiesOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of processes")
+	}
+	pki := newTestPKI(t)
+	ctx := testContext(t, 3*time.Minute)
+	cluster, _, c := startProcessCluster(t, ctx, chaos.ClusterConfig{
+		BookieArgs: func(a chaos.NodeAddrs) []string {
+			return append(chaos.DefaultBookieArgs(a), "--tls-cert-file", pki.path("server.pem"), "--tls-key-file", pki.path("server-key.pem"))
+		},
+		ServeArgs: func(a chaos.NodeAddrs, cc chaos.ClusterConfig) []string {
+			return append(chaos.DefaultServeArgs(a, cc), "--bookie-tls-ca-file", pki.path("ca.pem"))
+		},
+	})
+	const topic = "public/default/over-tls"
+	p, err := c.NewProducer(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var acked []int
+	for i := range 50 {
+		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: fmt.Appendf(nil, "pause-%07d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, i)
+	}
+	checkConsumedExactlyOnce(t, ctx, c, topic, acked)
+
+	store, err := metadata.Open(ctx, metadata.Config{Endpoints: cluster.EtcdEndpoints(), Prefix: "/strata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	bookies, err := store.ListBookies(ctx)
+	if err != nil || len(bookies) == 0 {
+		t.Fatalf("bookies %v %v", bookies, err)
+	}
+	cc, err := grpc.NewClient(bookies[0].Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := bookiepb.NewBookieClient(cc).ReadLAC(rctx, &bookiepb.ReadLACRequest{LedgerId: 1}); err == nil {
+		t.Fatal("a plain client read from a bookie that serves TLS")
 	}
 }
