@@ -67,7 +67,7 @@ func (c AuthConfig) validate() error {
 	if c.Authorization && len(c.Tokens) == 0 && c.JWTKey == nil {
 		return fmt.Errorf("authorization needs authentication: static tokens or a JWT key")
 	}
-	if _, err := jwtMethods(c.JWTKey); err != nil {
+	if _, err := JWTMethods(c.JWTKey); err != nil {
 		return err
 	}
 	for _, r := range c.SuperUserRoles {
@@ -86,7 +86,7 @@ func (c AuthConfig) validate() error {
 }
 
 // jwtMethods answers the signing methods key verifies (none for nil).
-func jwtMethods(key any) ([]string, error) {
+func JWTMethods(key any) ([]string, error) {
 	switch key.(type) {
 	case nil:
 		return nil, nil
@@ -122,7 +122,7 @@ func (n *Node) AuthOptions(c AuthConfig) ([]grpc.ServerOption, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	methods, _ := jwtMethods(c.JWTKey)
+	methods, _ := JWTMethods(c.JWTKey)
 	a := &authorizer{cfg: c, meta: n.meta, super: map[string]bool{}}
 	if c.JWTKey != nil {
 		a.parser = jwt.NewParser(jwt.WithValidMethods(methods))

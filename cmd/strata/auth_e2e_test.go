@@ -39,6 +39,17 @@ func TestAuthorizationLetsEachRoleDoOnlyWhatItsNamespaceGrantsOnARealStandalone(
 	if out := tool("tokens", "validate", appToken, "--secret-key-file", secret); !strings.HasPrefix(out, "subject app, expires 20") {
 		t.Fatalf("tokens validate printed %q", out)
 	}
+	// A key pair's public key verifies the pair's tokens, and no token of
+	// another algorithm.
+	priv, pub := filepath.Join(dir, "k.pem"), filepath.Join(dir, "k.pub")
+	tool("tokens", "create-key-pair", "--private-key", priv, "--public-key", pub)
+	pairToken := tool("tokens", "create", "--subject", "ops", "--private-key-file", priv)
+	if out := tool("tokens", "validate", pairToken, "--public-key-file", pub); out != "subject ops, expires never" {
+		t.Fatalf("tokens validate with the public key printed %q", out)
+	}
+	if _, _, err := run(t, "", "tokens", "validate", appToken, "--public-key-file", pub); err == nil {
+		t.Fatal("an HS256 token validated with an ECDSA public key")
+	}
 	adminFile := filepath.Join(dir, "admin.token")
 	if err := os.WriteFile(adminFile, []byte(adminToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
