@@ -56,6 +56,12 @@ func (t *topic) updateBacklogAges() {
 			reads = append(reads, need{s, pos})
 		}
 	}
+	if len(reads) == 0 { // nothing to read: no goroutine needed
+		t.setBacklogAgesLocked(time.Now())
+		t.mu.Unlock()
+		t.measuringAges.Store(false)
+		return
+	}
 	t.mu.Unlock()
 	t.goOwned(func() {
 		defer t.measuringAges.Store(false)
@@ -71,15 +77,19 @@ func (t *topic) updateBacklogAges() {
 			r.s.oldest = oldestUnacked{pos: r.pos, publishTime: es[0].batch.PublishTime}
 			t.mu.Unlock()
 		}
-		now := time.Now()
 		t.mu.Lock()
-		for _, s := range t.mu.subs {
-			if s.durable {
-				t.n.m.backlogAge.WithLabelValues(t.name, s.name).Set(s.oldest.age(now).Seconds())
-			}
-		}
+		t.setBacklogAgesLocked(time.Now())
 		t.mu.Unlock()
 	})
+}
+
+// setBacklogAgesLocked sets each durable subscription's age gauge.
+func (t *topic) setBacklogAgesLocked(now time.Time) {
+	for _, s := range t.mu.subs {
+		if s.durable {
+			t.n.m.backlogAge.WithLabelValues(t.name, s.name).Set(s.oldest.age(now).Seconds())
+		}
+	}
 }
 
 // age answers how old the oldest unacknowledged message is at now (0 with

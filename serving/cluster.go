@@ -1,11 +1,8 @@
 package serving
 
 import (
-	"cmp"
 	"context"
-	"slices"
 
-	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving/servingpb"
 )
 
@@ -17,11 +14,8 @@ import (
 // both think so for a moment only duplicate copies; the ledger metadata's
 // compare-and-swap keeps one.
 func (n *Node) audits(ctx context.Context) bool {
-	nodes, err := n.meta.ListNodes(ctx)
-	if err != nil || len(nodes) == 0 {
-		return false
-	}
-	return slices.MinFunc(nodes, func(a, b metadata.NodeInfo) int { return cmp.Compare(a.ID, b.ID) }).ID == n.cfg.NodeID
+	nodes, err := n.meta.ListNodes(ctx) // in id order
+	return err == nil && len(nodes) > 0 && nodes[0].ID == n.cfg.NodeID
 }
 
 // ListCluster answers the serving nodes registered now, with the topics

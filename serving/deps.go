@@ -23,6 +23,7 @@ type Meta interface {
 
 	NewSession(ctx context.Context, ttl time.Duration) (Session, error)
 	RegisterNode(ctx context.Context, s Session, n metadata.NodeInfo) error
+	// ListNodes answers the registered nodes in id order.
 	ListNodes(ctx context.Context) ([]metadata.NodeInfo, error)
 	ListBookies(ctx context.Context) ([]metadata.BookieInfo, error)
 	// CountOwnedTopics answers how many topics each node owns, by node id.

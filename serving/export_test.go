@@ -1,6 +1,11 @@
 package serving
 
-import "github.com/strata-mq/strata/metadata"
+import (
+	"context"
+	"time"
+
+	"github.com/strata-mq/strata/metadata"
+)
 
 // KeyOwner answers which of consumers (named, in attach order) a
 // key_shared subscription gives key to, so tests can tell which keys move
@@ -35,4 +40,12 @@ func Placement(topicName string, nodes []string) string {
 		infos[i] = metadata.NodeInfo{ID: id}
 	}
 	return choose(topicName, infos).ID
+}
+
+// Rebalance runs one rebalance round as at now and answers how many topics
+// it unloaded.
+func (n *Node) Rebalance(now time.Time) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return n.rebalance(ctx, now)
 }

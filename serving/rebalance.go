@@ -60,33 +60,42 @@ func (n *Node) rebalance(ctx context.Context, now time.Time) int {
 			return 0
 		}
 	}
+	type move struct {
+		t  *topic
+		to *metadata.NodeInfo
+	}
 	n.mu.Lock()
-	var moving []*topic
+	var moving []move
 	for _, t := range n.mu.topics {
 		if now.Sub(t.created) < settle {
 			continue
 		}
-		if c := choose(t.name, nodes); c != nil && c.ID != n.cfg.NodeID {
-			moving = append(moving, t)
+		if to := choose(t.name, nodes); to != nil && to.ID != n.cfg.NodeID {
+			moving = append(moving, move{t, to})
 		}
 	}
 	n.mu.Unlock()
-	slices.SortFunc(moving, func(a, b *topic) int { return cmp.Compare(a.name, b.name) })
+	slices.SortFunc(moving, func(a, b move) int { return cmp.Compare(a.t.name, b.t.name) })
 	moved := 0
-	for _, t := range moving {
+	for _, m := range moving {
 		if moved == n.cfg.RebalanceMaxUnloads {
 			break
 		}
 		select {
-		case <-t.ready:
+		case <-m.t.ready:
 		default:
 			continue // still loading: next round
 		}
+		m.t.mu.Lock()
+		serving := m.t.mu.state == topicServing
+		m.t.mu.Unlock()
+		if !serving {
+			continue // dropped already (by the last round, say), not yet forgotten
+		}
 		moved++
-		to := choose(t.name, nodes)
-		t.log.Info("rebalance: unloading the topic for the node the placement picks", "to", to.ID)
-		t.drop(reasonMove, &errcode.Error{Code: errcode.NotOwner,
-			Message: "topic " + t.name + " moves to node " + to.ID, Redirect: to.GRPCAddr}, true)
+		m.t.log.Info("rebalance: unloading the topic for the node the placement picks", "to", m.to.ID)
+		m.t.drop(reasonMove, &errcode.Error{Code: errcode.NotOwner,
+			Message: "topic " + m.t.name + " moves to node " + m.to.ID, Redirect: m.to.GRPCAddr}, true)
 	}
 	return moved
 }

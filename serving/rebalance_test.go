@@ -111,3 +111,32 @@ func TestUnloadTopicReleasesItAndTheNextLookupLoadsItAgain(t *testing.T) {
 		t.Fatalf("after the reload: %v", got)
 	}
 }
+
+// TestARebalanceRoundUnloadsAtMostItsBound: one round unloads at most
+// RebalanceMaxUnloads topics, so their clients reconnect a few at a time;
+// the next round goes on with the rest.
+func TestARebalanceRoundUnloadsAtMostItsBound(t *testing.T) {
+	c := newCluster(t)
+	slow := func(cfg *serving.Config) { cfg.RebalanceInterval, cfg.RebalanceMaxUnloads = time.Hour, 2 }
+	a := c.start("a", slow)
+	moving := 0
+	for i := range 16 {
+		topic := fmt.Sprintf("public/default/bounded-%d", i)
+		mustProducer(t, a, topic, "p").close()
+		if serving.Placement(topic, []string{"a", "b"}) == "b" {
+			moving++
+		}
+	}
+	if moving < 3 {
+		t.Fatalf("the placement gives b %d topics of 16: pick other names", moving)
+	}
+	c.start("b", slow)
+	later := time.Now().Add(3 * time.Hour) // past the settle time of b and of every topic
+	if n := a.Rebalance(later); n != 2 {
+		t.Fatalf("the first round unloaded %d topics, want 2", n)
+	}
+	// The topics being unloaded are not counted again.
+	if n := a.Rebalance(later); n != min(2, moving-2) {
+		t.Fatalf("the next round unloaded %d topics, want %d", n, min(2, moving-2))
+	}
+}
