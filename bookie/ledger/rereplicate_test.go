@@ -260,3 +260,29 @@ func TestAuditorReadsEveryLedgerOnlyWhenABookieMayNeedCopying(t *testing.T) {
 		t.Fatalf("re-replicated %d ledgers past the delay, want 1", n)
 	}
 }
+
+// TestAuditorLeavesLedgersWhoseOffloadCompletedAlone: the object store
+// holds a verified copy of an offloaded ledger, so a lost bookie of its
+// ensemble is no reason to copy it.
+func TestAuditorLeavesLedgersWhoseOffloadCompletedAlone(t *testing.T) {
+	c := startCluster(t, 4)
+	cl := c.client(t)
+	ctx := context.Background()
+	l := writeClosed(t, cl, ledger.ClusterOptions(), 10)
+	l.Offload = &metadata.Offload{State: metadata.OffloadComplete}
+	if err := c.store.UpdateLedger(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	lost := l.Fragments[0].Bookies[0]
+	c.bookie(lost).stop()
+	c.list.remove(lost)
+	a := ledger.NewAuditor(cl, c.store.(*metadata.Store), ledger.AuditorConfig{Delay: time.Hour})
+	now := time.Now()
+	a.Round(ctx, now)
+	if n := a.Round(ctx, now.Add(2*time.Hour)); n != 0 {
+		t.Fatalf("re-replicated %d offloaded ledgers", n)
+	}
+	if got, err := c.store.GetLedger(ctx, l.ID); err != nil || got.Version != l.Version {
+		t.Fatalf("the offloaded ledger changed: %+v %v", got, err)
+	}
+}

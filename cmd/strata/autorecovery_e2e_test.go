@@ -208,6 +208,16 @@ func TestADecommissionedBookieIsDrainedWhileItRunsAndThenStoppedLosingNothing(t 
 			t.Fatalf("new ledger %d names the draining bookie: %+v", l.ID, l.Fragments)
 		}
 	}
+	// recommission undoes the drain (and decommission marks it again).
+	if _, errOut, err := run(t, "", "bookies", "recommission", drained, "--url", url); err != nil {
+		t.Fatalf("recommission: %v\n%s", err, errOut)
+	}
+	if bs, err := c.Admin().Bookies(ctx); err != nil || slices.ContainsFunc(bs, func(b client.BookieStatus) bool { return b.Draining }) {
+		t.Fatalf("bookies after the recommission: %+v %v", bs, err)
+	}
+	if err := c.Admin().DrainBookie(ctx, drained, false); err != nil {
+		t.Fatal(err)
+	}
 	if err := cluster.Targets()[cluster.BookieTarget(drained)].Kill(ctx); err != nil {
 		t.Fatal(err)
 	}

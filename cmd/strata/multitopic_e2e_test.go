@@ -77,6 +77,21 @@ func TestPatternConsumerFollowsMatchingTopicsAsTheyComeAndGo(t *testing.T) {
 	if got := receive(m, 2); !slices.Equal(got, []string{"logs-c-0", "logs-c-1"}) {
 		t.Fatalf("from the topic created later: %q", got)
 	}
+	// The acknowledgements reached each message's own topic.
+	waitFor(t, 30*time.Second, "the pattern subscription's backlogs drained", func() bool {
+		for _, part := range []string{"logs-a", "logs-b-partition-0", "logs-b-partition-1", "logs-c"} {
+			st, err := c.Admin().TopicStats(ctx, part)
+			if err != nil {
+				return false
+			}
+			for _, sub := range st.Subscriptions {
+				if sub.Name == "all" && sub.Backlog != 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	cli("", "topics", "delete", "logs-a", "--force")
 	waitFor(t, 30*time.Second, "the deleted topic left", func() bool {
 		return !slices.Contains(m.Topics(), "public/default/logs-a")
