@@ -33,7 +33,7 @@ func TestCertReloaderKeepsTheLastGoodPairWhileTheFilesDoNotLoad(t *testing.T) {
 	}
 	first, _ := r.get(nil)
 	put("server-renewed.pem", cert) // the key is still the old one
-	r.checked = time.Time{}          // as if a second had passed
+	r.checked = time.Time{}         // as if a second had passed
 	if got, _ := r.get(nil); got != first {
 		t.Fatal("a certificate without its key was served")
 	}
