@@ -66,10 +66,12 @@ type standalone struct {
 	grpc, http, bookie   string
 	etcdClient, etcdPeer string
 	extraArgs            []string // appended to the standalone command line
-	cmd                  *exec.Cmd
-	logMu                sync.Mutex
-	log                  strings.Builder
-	waitDone             chan struct{}
+	// web, when set, reaches the HTTP port over TLS (--http-tls).
+	web      *http.Client
+	cmd      *exec.Cmd
+	logMu    sync.Mutex
+	log      strings.Builder
+	waitDone chan struct{}
 }
 
 func newStandalone(t *testing.T) *standalone {
@@ -132,7 +134,11 @@ func (s *standalone) start() {
 			s.t.Fatalf("standalone exited before it was ready")
 		default:
 		}
-		resp, err := http.Get("http://" + s.http + "/readyz")
+		web, scheme := http.DefaultClient, "http://"
+		if s.web != nil {
+			web, scheme = s.web, "https://"
+		}
+		resp, err := web.Get(scheme + s.http + "/readyz")
 		if err != nil {
 			return false
 		}

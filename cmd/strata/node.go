@@ -74,6 +74,22 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	if spec.cfg.GRPCAddr == "" {
 		spec.cfg.GRPCAddr = serving.AdvertisedAddr(glis.Addr().String())
 	}
+	gw, err := adminGateway(cmd, spec.cfg.GRPCAddr, tlsCfg, log)
+	if err == nil {
+		hlis, err = httpListener(cmd, hlis, tlsCfg)
+	}
+	if err != nil {
+		glis.Close()
+		if hlis != nil {
+			hlis.Close()
+		}
+		return err
+	}
+	var mountAdmin func(*http.ServeMux)
+	if gw != nil {
+		defer gw.Close() // after Serve: the HTTP server has stopped
+		mountAdmin = gw.Mount
+	}
 	spec.cfg.BacklogQuotaCheckInterval, _ = cmd.Flags().GetDuration("backlog-quota-check-interval")
 	spec.cfg.TrimInterval, _ = cmd.Flags().GetDuration("retention-check-interval")
 	spec.cfg.RebalanceInterval, _ = cmd.Flags().GetDuration("rebalance-interval")
@@ -96,7 +112,7 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	return serving.Serve(cmd.Context(), serving.ServeOptions{
 		Config: spec.cfg, GRPC: glis, HTTP: hlis, Store: store, Ledgers: lc, Log: log, Registry: reg, Tier: tc, TLS: tlsCfg, BookieTLS: btls, Auth: auth,
 		Ready: func(*serving.Node) { spec.ready(spec.cfg.GRPCAddr, hlis) },
-		Mount: pprofMount(cmd),
+		Mount: mounts(pprofMount(cmd), mountAdmin),
 	})
 }
 

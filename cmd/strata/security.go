@@ -19,9 +19,9 @@ import (
 
 // TLS, token authentication and authorization on the client port of a
 // serving node (serve, standalone), and TLS and tokens in the client
-// commands. The bookies, etcd and the HTTP
-// port stay plain and open: they belong on the cluster's private network
-// (docs/operations.md).
+// commands. The bookies and etcd stay open: they belong on the cluster's
+// private network (docs/operations.md). The HTTP port's TLS and admin API
+// are in adminapi.go.
 
 // addServerSecurityFlags adds the serving node's TLS, authentication and
 // authorization flags.
@@ -110,15 +110,25 @@ func bookieTLS(cmd *cobra.Command) (*tls.Config, error) {
 	if caFile == "" {
 		return nil, nil
 	}
-	pem, err := os.ReadFile(caFile)
+	pool, err := loadCertPool(caFile, "bookie TLS CA")
 	if err != nil {
-		return nil, fmt.Errorf("bookie TLS CA: %w", err)
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
+}
+
+// loadCertPool reads the PEM certificates of the file at path; what names
+// the file in errors.
+func loadCertPool(path, what string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("bookie TLS CA %s: no PEM certificate in it", caFile)
+		return nil, fmt.Errorf("%s %s: no PEM certificate in it", what, path)
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
+	return pool, nil
 }
 
 // serverTLS builds the TLS configuration the flags ask for (nil: none).
@@ -139,13 +149,9 @@ func serverTLS(cmd *cobra.Command) (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := loadCertPool(caFile, "TLS client CA")
 		if err != nil {
-			return nil, fmt.Errorf("TLS client CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("TLS client CA %s: no PEM certificate in it", caFile)
+			return nil, err
 		}
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}

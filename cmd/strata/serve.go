@@ -29,7 +29,7 @@ func newServeCmd() *cobra.Command {
 	f.String("etcd-prefix", "/strata", "key prefix in etcd")
 	f.String("grpc-addr", ":6650", "gRPC listen address")
 	f.String("advertise-addr", "", "gRPC address clients are redirected to (default: host name and the --grpc-addr port)")
-	f.String("http-addr", ":8080", "HTTP listen address (/healthz, /readyz, /metrics); empty: none")
+	f.String("http-addr", ":8080", "HTTP listen address (/healthz, /readyz, /metrics, the REST admin API /admin/v2, the console /console); empty: none")
 	f.Bool("pprof", false, "also serve Go's profiler on --http-addr at /debug/pprof/ (CPU, heap, goroutines, execution trace)")
 	f.String("node-id", "", "node id in etcd (default: the advertised address)")
 	f.Duration("lease-ttl", 3*time.Second, "session lease: a dead node's topics move after about this long")
@@ -39,6 +39,7 @@ func newServeCmd() *cobra.Command {
 	addTierFlags(cmd, "object store for offloaded ledgers: s3://bucket/prefix?endpoint=host:port&secure=false or a directory (default: none, offload disabled)")
 	addPolicyFlags(cmd)
 	addServerSecurityFlags(cmd)
+	addHTTPFlags(cmd)
 	return cmd
 }
 

@@ -33,7 +33,7 @@ func newStandaloneCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.String("data-dir", "data", "directory for etcd, the bookie journal and the object store")
 	f.String("grpc-addr", "127.0.0.1:6650", "gRPC listen address for clients")
-	f.String("http-addr", "127.0.0.1:8080", "HTTP listen address (/healthz, /readyz, /metrics); empty: none")
+	f.String("http-addr", "127.0.0.1:8080", "HTTP listen address (/healthz, /readyz, /metrics, the REST admin API /admin/v2, the console /console); empty: none")
 	f.Bool("pprof", false, "also serve Go's profiler on --http-addr at /debug/pprof/ (CPU, heap, goroutines, execution trace)")
 	f.String("bookie-addr", "127.0.0.1:3181", "gRPC listen address of the embedded bookie")
 	f.Bool("local-bookie", true, "the serving node calls the embedded bookie in process; false: over gRPC on --bookie-addr, as in a cluster")
@@ -44,6 +44,7 @@ func newStandaloneCmd() *cobra.Command {
 	addTierFlags(cmd, "object store for offloaded ledgers: a directory or s3://bucket/prefix?endpoint=host:port&secure=false (default: <data-dir>/objects)")
 	addPolicyFlags(cmd)
 	addServerSecurityFlags(cmd)
+	addHTTPFlags(cmd)
 	return cmd
 }
 
@@ -101,7 +102,11 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(out, "strata standalone is running (data in %s)\n", dir)
 			fmt.Fprintf(out, "  clients:  %s%s\n", scheme, grpcAddr)
 			if hlis != nil {
-				fmt.Fprintf(out, "  http:     http://%s/readyz  /metrics\n", hlis.Addr())
+				web := "http://"
+				if on, _ := f.GetBool("http-tls"); on {
+					web = "https://"
+				}
+				fmt.Fprintf(out, "  http:     %s%s/readyz  /metrics  /admin/v2  /console\n", web, hlis.Addr())
 			}
 			fmt.Fprintf(out, "  bookie:   %s\n  etcd:     %v\n", bk.addr, endpoints)
 			log.Info("standalone ready", "grpc", grpcAddr, "bookie", bk.addr, "etcd", endpoints)
