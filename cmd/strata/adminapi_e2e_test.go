@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/loadtest/chaos"
 )
 
 // restCaller makes REST calls on a node's HTTP port and checks their status.
@@ -338,5 +339,60 @@ func TestRESTAdminAPIServesHTTPSAndKeepsClientCertificatesRequired(t *testing.T)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("the admin API on a plain HTTP port of a node requiring client certificates: status %d, want 404 (off)", resp.StatusCode)
+	}
+}
+
+// TestRESTAdminAPIOfAnyNodeReachesEachTopicsOwner: on a real cluster (etcd,
+// three bookies, two serving nodes as processes), the stats of every topic,
+// asked over HTTP at either node, come from the topic's owner, whichever
+// node that is, and a subscription created at one node is seen at the
+// other.
+func TestRESTAdminAPIOfAnyNodeReachesEachTopicsOwner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of processes")
+	}
+	ctx := testContext(t, 3*time.Minute)
+	_, _, c := startProcessCluster(t, ctx, chaos.ClusterConfig{})
+	const topics = 16
+	name := func(i int) string { return fmt.Sprintf("spread-%02d", i) }
+	for i := range topics {
+		p, err := c.NewProducer(ctx, name(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+	}
+	nodes, _, err := c.Admin().Cluster(ctx)
+	if err != nil || len(nodes) != 2 {
+		t.Fatalf("cluster: %v, %v", nodes, err)
+	}
+	owners := map[string]int{}
+	for _, n := range nodes {
+		api := restCaller{t: t, web: http.DefaultClient, base: "http://" + n.HTTPAddr}
+		for i := range topics {
+			var st client.TopicStats
+			api.want(http.StatusOK, "GET", "/admin/v2/persistent/public/default/"+name(i)+"/stats", "", &st)
+			if st.MessagesIn != 1 {
+				t.Fatalf("stats of %s asked at %s: %d messages in, want 1 (from the owner %s)", name(i), n.ID, st.MessagesIn, st.Owner)
+			}
+			owners[st.Owner]++
+		}
+	}
+	if len(owners) != 2 {
+		t.Fatalf("owners seen: %v; the test needs topics on both nodes", owners)
+	}
+	first := restCaller{t: t, web: http.DefaultClient, base: "http://" + nodes[0].HTTPAddr}
+	second := first
+	second.base = "http://" + nodes[1].HTTPAddr
+	for i := range topics {
+		first.want(http.StatusNoContent, "PUT", "/admin/v2/persistent/public/default/"+name(i)+"/subscription/seen", "", nil)
+		var subs []string
+		second.want(http.StatusOK, "GET", "/admin/v2/persistent/public/default/"+name(i)+"/subscriptions", "", &subs)
+		if fmt.Sprint(subs) != "[seen]" {
+			t.Fatalf("subscriptions of %s at the second node: %v", name(i), subs)
+		}
 	}
 }
