@@ -47,6 +47,7 @@ func newBookieCmd() *cobra.Command {
 	f.String("etcd", "", "etcd endpoints, comma separated: register the bookie there so serving nodes can pick it (cluster mode)")
 	f.String("tls-cert-file", "", "PEM certificate (chain) for TLS on --listen, with --tls-key-file (read again when it changes); serving nodes then need --bookie-tls-ca-file")
 	f.String("tls-key-file", "", "PEM private key of --tls-cert-file")
+	f.String("tls-client-ca-file", "", "PEM certificate authorities: callers must present a certificate they signed (mutual TLS; serving nodes give --bookie-tls-cert-file). Without it, anyone who reaches --listen may fence, write and delete ledgers")
 	f.String("etcd-prefix", "/strata", "key prefix in etcd")
 	f.String("advertise-addr", "", "address serving nodes dial, registered in etcd (default: the --listen address)")
 	f.Duration("lease-ttl", 10*time.Second, "registration lease: a dead bookie leaves the ensemble choices after about this long")
@@ -110,7 +111,20 @@ func runBookie(cmd *cobra.Command, _ []string) error {
 			b.Close()
 			return err
 		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get})))
+		tcfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
+		if ca := flagString(cmd, "tls-client-ca-file"); ca != "" {
+			if tcfg.ClientCAs, err = loadCertPool(ca, "TLS client CA"); err != nil {
+				lis.Close()
+				b.Close()
+				return err
+			}
+			tcfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tcfg)))
+	} else if flagString(cmd, "tls-client-ca-file") != "" {
+		lis.Close()
+		b.Close()
+		return fmt.Errorf("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
 	}
 	srv := grpc.NewServer(opts...)
 	b.Register(srv)

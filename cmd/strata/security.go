@@ -34,6 +34,8 @@ func addServerSecurityFlags(cmd *cobra.Command) {
 	f.String("auth-jwt-secret-key-file", "", "accept JWTs signed with this secret (HS256; base64, as strata tokens create-secret-key writes it); the subject is the role")
 	f.String("auth-jwt-public-key-file", "", "accept JWTs signed with the private key of this PEM public key (RSA, ECDSA or Ed25519, as strata tokens create-key-pair writes it)")
 	f.String("bookie-tls-ca-file", "", "dial the bookies over TLS, verifying them with these PEM certificate authorities (bookies started with --tls-cert-file)")
+	f.String("bookie-tls-cert-file", "", "PEM certificate to present to bookies that require one (bookies started with --tls-client-ca-file), with --bookie-tls-key-file and --bookie-tls-ca-file; read again when it changes")
+	f.String("bookie-tls-key-file", "", "PEM private key of --bookie-tls-cert-file")
 	f.Bool("authorization", false, "check every call's role: superusers may do everything, other roles what their namespace grants allow (strata namespaces grant-permission)")
 	f.StringSlice("superuser-roles", nil, "roles that may do everything (comma-separated), with --authorization")
 }
@@ -104,17 +106,34 @@ func readServerTokens(path string) (map[string]string, error) {
 }
 
 // bookieTLS builds the TLS configuration to dial bookies with
-// (--bookie-tls-ca-file; nil: plain).
+// (--bookie-tls-ca-file, and --bookie-tls-cert-file for bookies that
+// require client certificates; nil: plain).
 func bookieTLS(cmd *cobra.Command) (*tls.Config, error) {
-	caFile, _ := cmd.Flags().GetString("bookie-tls-ca-file")
-	if caFile == "" {
+	f := cmd.Flags()
+	caFile, _ := f.GetString("bookie-tls-ca-file")
+	certFile, _ := f.GetString("bookie-tls-cert-file")
+	keyFile, _ := f.GetString("bookie-tls-key-file")
+	switch {
+	case caFile == "" && certFile == "" && keyFile == "":
 		return nil, nil
+	case caFile == "":
+		return nil, fmt.Errorf("--bookie-tls-cert-file needs --bookie-tls-ca-file")
+	case (certFile == "") != (keyFile == ""):
+		return nil, fmt.Errorf("give both --bookie-tls-cert-file and --bookie-tls-key-file")
 	}
 	pool, err := loadCertPool(caFile, "bookie TLS CA")
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	if certFile != "" {
+		certs, err := newCertReloader(certFile, keyFile, newLogger(cmd))
+		if err != nil {
+			return nil, err
+		}
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return certs.get(nil) }
+	}
+	return cfg, nil
 }
 
 // loadCertPool reads the PEM certificates of the file at path; what names

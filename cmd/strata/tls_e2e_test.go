@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/strata-mq/strata/bookie/bookiepb"
@@ -264,9 +265,11 @@ func TestARenewedCertificateIsServedWithoutARestart(t *testing.T) {
 }
 
 // TestServingNodesReachBookiesOverTLS: on a real cluster whose bookies
-// serve TLS (--tls-cert-file), serving nodes given the authority
-// (--bookie-tls-ca-file) write and read every message over it, and a
-// plain client is refused by a bookie.
+// serve TLS (--tls-cert-file) and require client certificates
+// (--tls-client-ca-file), serving nodes given the authority
+// (--bookie-tls-ca-file) and a certificate it signed
+// (--bookie-tls-cert-file) write and read every message over it; a plain
+// client, and a TLS client without a certificate, are refused by a bookie.
 func TestServingNodesReachBookiesOverTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster of processes")
@@ -275,10 +278,12 @@ func TestServingNodesReachBookiesOverTLS(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	cluster, _, c := startProcessCluster(t, ctx, chaos.ClusterConfig{
 		BookieArgs: func(a chaos.NodeAddrs) []string {
-			return append(chaos.DefaultBookieArgs(a), "--tls-cert-file", pki.path("server.pem"), "--tls-key-file", pki.path("server-key.pem"))
+			return append(chaos.DefaultBookieArgs(a), "--tls-cert-file", pki.path("server.pem"), "--tls-key-file", pki.path("server-key.pem"),
+				"--tls-client-ca-file", pki.path("ca.pem"))
 		},
 		ServeArgs: func(a chaos.NodeAddrs, cc chaos.ClusterConfig) []string {
-			return append(chaos.DefaultServeArgs(a, cc), "--bookie-tls-ca-file", pki.path("ca.pem"))
+			return append(chaos.DefaultServeArgs(a, cc), "--bookie-tls-ca-file", pki.path("ca.pem"),
+				"--bookie-tls-cert-file", pki.path("client.pem"), "--bookie-tls-key-file", pki.path("client-key.pem"))
 		},
 	})
 	const topic = "public/default/over-tls"
@@ -305,14 +310,24 @@ func TestServingNodesReachBookiesOverTLS(t *testing.T) {
 	if err != nil || len(bookies) == 0 {
 		t.Fatalf("bookies %v %v", bookies, err)
 	}
-	cc, err := grpc.NewClient(bookies[0].Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	roots, err := loadCertPool(pki.path("ca.pem"), "CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cc.Close()
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := bookiepb.NewBookieClient(cc).ReadLAC(rctx, &bookiepb.ReadLACRequest{LedgerId: 1}); err == nil {
-		t.Fatal("a plain client read from a bookie that serves TLS")
+	for name, creds := range map[string]credentials.TransportCredentials{
+		"a plain client":                     insecure.NewCredentials(),
+		"a TLS client without a certificate": credentials.NewTLS(&tls.Config{RootCAs: roots}),
+	} {
+		cc, err := grpc.NewClient(bookies[0].Addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = bookiepb.NewBookieClient(cc).ReadLAC(rctx, &bookiepb.ReadLACRequest{LedgerId: 1})
+		cancel()
+		cc.Close()
+		if err == nil {
+			t.Fatalf("%s read from a bookie that requires client certificates", name)
+		}
 	}
 }
