@@ -24,7 +24,8 @@ const (
 // replacing what it held there. Superusers and the tenant's admins only; a
 // namespace need not have a topic yet. Nodes check grants on each producer and
 // consumer open and lookup, so a grant or a revoke applies to the next
-// ones, not to those already open.
+// ones, not to those already open (at nodes other than the one that made
+// it, within their --authorization-cache-ttl, 1 s by default).
 func (a *Admin) GrantPermission(ctx context.Context, namespace, role string, actions ...Action) error {
 	if _, _, err := topic.ParseNamespace(namespace); err != nil {
 		return err

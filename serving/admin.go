@@ -91,6 +91,7 @@ func (n *Node) DeleteTopic(ctx context.Context, req *servingpb.DeleteTopicReques
 			return nil, err
 		}
 	}
+	defer n.forgetAccess(topicGrantsKey(name.String())) // its grants went with it
 	if rec.Partitions == 0 {
 		if err := n.deleteOne(ctx, name.String(), req.GetForce()); err != nil {
 			return nil, err
@@ -185,6 +186,7 @@ func (n *Node) DeleteNamespace(ctx context.Context, req *servingpb.DeleteNamespa
 	if err := n.meta.DeleteNamespace(ctx, req.GetNamespace()); err != nil {
 		return nil, unavailable("deleting namespace", err)
 	}
+	n.forgetAccess(nsGrantsKey(req.GetNamespace())) // its grants went with it
 	return &servingpb.DeleteNamespaceResponse{}, nil
 }
 

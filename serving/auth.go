@@ -6,10 +6,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
@@ -55,6 +55,10 @@ type AuthConfig struct {
 	Authorization bool
 	// SuperUserRoles may do everything.
 	SuperUserRoles []string
+	// GrantCacheTTL is how long a node keeps the grants and tenant admins
+	// it read (default 1 s; negative: read them at every check). A change
+	// made at another node applies here within it.
+	GrantCacheTTL time.Duration
 }
 
 // Enabled reports whether c asks for anything at all.
@@ -123,7 +127,12 @@ func (n *Node) AuthOptions(c AuthConfig) ([]grpc.ServerOption, error) {
 		return nil, err
 	}
 	methods, _ := JWTMethods(c.JWTKey)
-	a := &authorizer{cfg: c, meta: n.meta, super: map[string]bool{}}
+	ttl := c.GrantCacheTTL
+	if ttl == 0 {
+		ttl = time.Second
+	}
+	n.access = newAccessCache(n.meta, max(ttl, 0), n.cfg.MetaTimeout)
+	a := &authorizer{cfg: c, access: n.access, super: map[string]bool{}}
 	if c.JWTKey != nil {
 		a.parser = jwt.NewParser(jwt.WithValidMethods(methods))
 	}
@@ -156,7 +165,7 @@ func (n *Node) AuthOptions(c AuthConfig) ([]grpc.ServerOption, error) {
 
 type authorizer struct {
 	cfg    AuthConfig
-	meta   Meta
+	access *accessCache
 	parser *jwt.Parser
 	super  map[string]bool
 }
@@ -315,10 +324,7 @@ func (a *authorizer) allowTopic(ctx context.Context, topic string, acc access, w
 
 // isTenantAdmin reports whether the call's role administers tenant.
 func (a *authorizer) isTenantAdmin(ctx context.Context, tenant string) (bool, error) {
-	t, err := a.meta.GetTenant(ctx, tenant)
-	if errors.Is(err, meta.ErrNotFound) {
-		return false, nil
-	}
+	t, err := a.access.tenant(ctx, tenant)
 	if err != nil {
 		return false, unavailable("reading tenant "+tenant, err)
 	}
@@ -354,7 +360,7 @@ func (a *authorizer) allow(ctx context.Context, tenant, ns, topic string, acc ac
 		}
 		return false
 	}
-	grants, err := a.meta.GetPermissions(ctx, ns)
+	grants, err := a.access.permissions(ctx, ns)
 	if err != nil {
 		return unavailable("reading the permissions of "+ns, err)
 	}
@@ -362,7 +368,7 @@ func (a *authorizer) allow(ctx context.Context, tenant, ns, topic string, acc ac
 		return nil
 	}
 	if topic != "" {
-		tg, err := a.meta.GetTopicPermissions(ctx, topic)
+		tg, err := a.access.topicPermissions(ctx, topic)
 		if err != nil {
 			return unavailable("reading the permissions of "+topic, err)
 		}

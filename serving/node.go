@@ -38,9 +38,12 @@ type Node struct {
 	ledgers Ledgers
 	times   TimeFinder
 	tier    *tier // nil: no object store
-	log     *slog.Logger
-	m       *metrics
-	gather  prometheus.Gatherer
+	// access caches what authorization reads (nil: authorization is off);
+	// set by AuthOptions, before the node serves.
+	access *accessCache
+	log    *slog.Logger
+	m      *metrics
+	gather prometheus.Gatherer
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -61,6 +61,7 @@ func (n *Node) GrantPermission(ctx context.Context, req *servingpb.GrantPermissi
 	if err != nil {
 		return nil, unavailable("granting permission", err)
 	}
+	n.forgetAccess(grantsKey(ns, topic))
 	n.log.Info("permission granted", "namespace", ns, "topic", topic, "role", req.GetRole(), "actions", actions, "by", RoleOf(ctx))
 	return &servingpb.GrantPermissionResponse{}, nil
 }
@@ -88,6 +89,7 @@ func (n *Node) RevokePermission(ctx context.Context, req *servingpb.RevokePermis
 	case err != nil:
 		return nil, unavailable("revoking permission", err)
 	}
+	n.forgetAccess(grantsKey(ns, topic))
 	n.log.Info("permission revoked", "on", where, "role", req.GetRole(), "by", RoleOf(ctx))
 	return &servingpb.RevokePermissionResponse{}, nil
 }
@@ -132,6 +134,7 @@ func (n *Node) SetTenant(ctx context.Context, req *servingpb.SetTenantRequest) (
 	if err := n.meta.SetTenant(ctx, req.GetTenant(), metadata.Tenant{AdminRoles: req.GetAdminRoles()}); err != nil {
 		return nil, unavailable("setting the tenant", err)
 	}
+	n.forgetAccess(tenantAccessKey(req.GetTenant()))
 	n.log.Info("tenant admins set", "tenant", req.GetTenant(), "admins", req.GetAdminRoles(), "by", RoleOf(ctx))
 	return &servingpb.SetTenantResponse{}, nil
 }
@@ -146,4 +149,20 @@ func (n *Node) GetTenant(ctx context.Context, req *servingpb.GetTenantRequest) (
 		return nil, unavailable("reading the tenant", err)
 	}
 	return &servingpb.GetTenantResponse{AdminRoles: t.AdminRoles}, nil
+}
+
+// grantsKey is the access cache's key of a namespace's grants, or of
+// topic's when it is set.
+func grantsKey(ns, topic string) string {
+	if topic != "" {
+		return topicGrantsKey(topic)
+	}
+	return nsGrantsKey(ns)
+}
+
+// forgetAccess makes this node's next authorization check read key afresh.
+func (n *Node) forgetAccess(key string) {
+	if n.access != nil {
+		n.access.forget(key)
+	}
 }

@@ -38,6 +38,7 @@ func addServerSecurityFlags(cmd *cobra.Command) {
 	f.String("bookie-tls-key-file", "", "PEM private key of --bookie-tls-cert-file")
 	f.Bool("authorization", false, "check every call's role: superusers may do everything, other roles what their namespace grants allow (strata namespaces grant-permission)")
 	f.StringSlice("superuser-roles", nil, "roles that may do everything (comma-separated), with --authorization")
+	f.Duration("authorization-cache-ttl", time.Second, "how long a node keeps the grants and tenant admins it read; a change made at another node applies here within it (negative: read them at every check)")
 }
 
 // serverAuth builds the node's authentication and authorization from the
@@ -46,6 +47,7 @@ func serverAuth(cmd *cobra.Command) (serving.AuthConfig, error) {
 	var c serving.AuthConfig
 	f := cmd.Flags()
 	c.Authorization, _ = f.GetBool("authorization")
+	c.GrantCacheTTL, _ = f.GetDuration("authorization-cache-ttl")
 	c.SuperUserRoles, _ = f.GetStringSlice("superuser-roles")
 	if path, _ := f.GetString("auth-token-file"); path != "" {
 		tokens, err := readServerTokens(path)
