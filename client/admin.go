@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -300,7 +301,24 @@ type NamespacePolicy struct {
 	// the bytes of its ledgers after its last compaction reach it (0: only
 	// when asked, Admin.CompactTopic), as Pulsar's compaction threshold.
 	CompactionThresholdBytes int64 `json:"compaction_threshold_bytes"`
+	// SchemaCompatibility is how a topic's new schema version must relate
+	// to the earlier ones: one of SchemaStrategies ("" is FULL, Pulsar's
+	// default). SchemaValidationEnforced refuses producers without a schema
+	// on topics that have one (ErrIncompatibleSchema);
+	// SchemaAutoUpdateDisabled refuses producers' new schemas, so that
+	// only Admin.CreateSchema adds versions.
+	SchemaCompatibility      string `json:"schema_compatibility"`
+	SchemaValidationEnforced bool   `json:"schema_validation_enforced"`
+	SchemaAutoUpdateDisabled bool   `json:"schema_auto_update_disabled"`
 }
+
+// SchemaStrategies are the schema compatibility strategies, as Pulsar's:
+// a new version of a topic's schema must be readable by the last one
+// (FORWARD), able to read the last one's messages (BACKWARD), both (FULL),
+// the same against every earlier version (the _TRANSITIVE ones), or
+// anything (ALWAYS_COMPATIBLE) or nothing new at all (ALWAYS_INCOMPATIBLE).
+var SchemaStrategies = []string{"ALWAYS_COMPATIBLE", "ALWAYS_INCOMPATIBLE", "BACKWARD", "FORWARD", "FULL",
+	"BACKWARD_TRANSITIVE", "FORWARD_TRANSITIVE", "FULL_TRANSITIVE"}
 
 // BacklogQuotaPolicy is what a namespace does when a subscription's
 // backlog is over its quota, checked every few seconds by each topic.
@@ -339,7 +357,8 @@ func (p NamespacePolicy) proto() *servingpb.NamespacePolicy {
 		OffloadDeletionLagMs: max(0, p.OffloadDeletionLag.Milliseconds()),
 		BacklogQuotaBytes:    p.BacklogQuotaBytes, BacklogQuotaPolicy: servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION,
 		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes,
-		CompactionThresholdBytes: p.CompactionThresholdBytes,
+		CompactionThresholdBytes: p.CompactionThresholdBytes, SchemaCompatibility: p.SchemaCompatibility,
+		SchemaValidationEnforced: p.SchemaValidationEnforced, SchemaAutoUpdateDisabled: p.SchemaAutoUpdateDisabled,
 	}
 	if p.BacklogQuotaPolicy == ConsumerBacklogEviction {
 		pb.BacklogQuotaPolicy = servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION
@@ -355,7 +374,8 @@ func policyFromProto(p *servingpb.NamespacePolicy) NamespacePolicy {
 		OffloadDeletionLag: msDuration(p.GetOffloadDeletionLagMs()),
 		BacklogQuotaBytes:  p.GetBacklogQuotaBytes(), BacklogQuotaPolicy: ProducerException,
 		DispatchRateMsgs: p.GetDispatchRateMsgs(), DispatchRateBytes: p.GetDispatchRateBytes(),
-		CompactionThresholdBytes: p.GetCompactionThresholdBytes(),
+		CompactionThresholdBytes: p.GetCompactionThresholdBytes(), SchemaCompatibility: p.GetSchemaCompatibility(),
+		SchemaValidationEnforced: p.GetSchemaValidationEnforced(), SchemaAutoUpdateDisabled: p.GetSchemaAutoUpdateDisabled(),
 	}
 	if p.GetBacklogQuotaPolicy() == servingpb.BacklogQuotaPolicy_CONSUMER_BACKLOG_EVICTION {
 		pol.BacklogQuotaPolicy = ConsumerBacklogEviction
@@ -381,6 +401,8 @@ func (p NamespacePolicy) validate() error {
 		return invalidArg("dispatch rates must be 0 (none) or positive")
 	case p.CompactionThresholdBytes < 0:
 		return invalidArg("compaction threshold must be 0 (none) or positive")
+	case p.SchemaCompatibility != "" && !slices.Contains(SchemaStrategies, p.SchemaCompatibility):
+		return invalidArg("schema compatibility %q: want one of %v", p.SchemaCompatibility, SchemaStrategies)
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ type Message struct {
 	ProducerName    string
 	SequenceID      uint64
 	RedeliveryCount uint32
+	// SchemaVersion is the version of the topic's schema the producer
+	// wrote it with (ProducerSchema), -1 when it had none.
+	SchemaVersion int64
 }
 
 // Consumer receives the messages of one subscription on one topic (every
@@ -97,6 +100,7 @@ func (c *Client) subscribeWith(ctx context.Context, topicName, subscription stri
 		InitialPosition: servingpb.InitialPosition(cfg.position),
 		ConsumerName:    cfg.name,
 		ReadCompacted:   cfg.compacted,
+		Schema:          cfg.schema.proto(),
 	}
 	// A bad dead-letter or retry topic fails in subscribe before any
 	// partition subscribes (startRedelivery).

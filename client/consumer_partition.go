@@ -492,6 +492,7 @@ func messageFromProto(w *servingpb.ReceivedMessage, topic string, partition int3
 	if t := w.GetEventTimeUnixNano(); t != 0 {
 		m.EventTime = time.Unix(0, t)
 	}
+	m.Properties, m.SchemaVersion = takeSchemaVersion(m.Properties)
 	return m
 }
 

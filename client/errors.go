@@ -53,6 +53,10 @@ var (
 	// sends and new producers fail with it, and a consumer's Receive
 	// returns it once it has received every message (as io.EOF would).
 	ErrTopicTerminated = errcode.New(errcode.TopicTerminated, "topic terminated")
+	// ErrIncompatibleSchema: a producer's or consumer's schema, or one
+	// uploaded, that the topic's namespace's compatibility strategy
+	// refuses, or a producer without a schema where schemas are enforced.
+	ErrIncompatibleSchema = errcode.New(errcode.IncompatibleSchema, "incompatible schema")
 
 	// Consuming.
 	ErrConsumerBusy = errcode.New(errcode.ConsumerBusy, "consumer busy")

@@ -28,6 +28,7 @@ type JSONMessage struct {
 	Producer        string            `json:"producer,omitempty"`
 	SequenceID      uint64            `json:"sequence_id"`
 	RedeliveryCount uint32            `json:"redelivery_count,omitempty"`
+	SchemaVersion   *int64            `json:"schema_version,omitempty"`
 	Properties      map[string]string `json:"properties"`
 	Payload         *string           `json:"payload,omitempty"`
 	PayloadBase64   *string           `json:"payload_base64,omitempty"`
@@ -43,6 +44,10 @@ func NewJSONMessage(m *Message) JSONMessage {
 	}
 	if j.Properties == nil {
 		j.Properties = map[string]string{}
+	}
+	if m.SchemaVersion >= 0 {
+		v := m.SchemaVersion
+		j.SchemaVersion = &v
 	}
 	if !m.EventTime.IsZero() {
 		j.EventTime = m.EventTime.UTC().Format(JSONTimeFormat)

@@ -104,6 +104,7 @@ type producerConfig struct {
 	chunking           bool
 	chunkBytes         int
 	intercept          []ProducerInterceptor
+	schema             *Schema
 }
 
 func defaultProducerConfig() producerConfig {
@@ -384,6 +385,7 @@ type consumerConfig struct {
 	intercept   []ConsumerInterceptor
 	discovery   time.Duration // SubscribePattern's
 	compacted   bool
+	schema      *Schema
 }
 
 func defaultConsumerConfig() consumerConfig {

@@ -80,18 +80,21 @@ type partitionProducer struct {
 		seqInit     bool
 		nextSeq     uint64
 		maxMsgBytes int
-		queued      []*pendingMsg
-		slab        []pendingMsg // where queued messages are allocated, pendingSlab at a time
-		queuedBytes int
-		inflight    []*sentBatch
-		flushAll    bool
-		resolved    int64         // highest sequence id resolved (-1: none)
-		progress    chan struct{} // closed and replaced when resolved moves
-		err         error         // terminal: every later send fails with it
-		hint        string        // owner address from a redirect
-		addr        string        // node of the current stream
-		suspect     string        // node whose stream was abandoned for a missing receipt
-		expiry      *time.Timer   // pending send-timeout check (nil: none)
+		// schemaVersion is what the messages carry (ProducerSchema), in
+		// decimal; "" when the producer has no schema.
+		schemaVersion string
+		queued        []*pendingMsg
+		slab          []pendingMsg // where queued messages are allocated, pendingSlab at a time
+		queuedBytes   int
+		inflight      []*sentBatch
+		flushAll      bool
+		resolved      int64         // highest sequence id resolved (-1: none)
+		progress      chan struct{} // closed and replaced when resolved moves
+		err           error         // terminal: every later send fails with it
+		hint          string        // owner address from a redirect
+		addr          string        // node of the current stream
+		suspect       string        // node whose stream was abandoned for a missing receipt
+		expiry        *time.Timer   // pending send-timeout check (nil: none)
 	}
 }
 
@@ -390,7 +393,7 @@ func (p *partitionProducer) connect(ctx context.Context) (produceStream, error) 
 		}
 		err = handshake(timeout, cancel, func() error {
 			open := &servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Open{Open: &servingpb.OpenProducer{Topic: p.topic, ProducerName: name,
-				AccessMode: mode}}}
+				AccessMode: mode, Schema: p.cfg.schema.proto()}}}
 			if err := sendOn(s, open); err != nil {
 				return err
 			}
@@ -448,6 +451,10 @@ func (p *partitionProducer) opened(o *servingpb.ProducerOpened) {
 		p.mu.name = o.GetProducerName()
 	}
 	p.mu.maxMsgBytes = int(o.GetMaxMessageBytes())
+	p.mu.schemaVersion = ""
+	if o.SchemaVersion != nil {
+		p.mu.schemaVersion = strconv.FormatUint(o.GetSchemaVersion(), 10)
+	}
 	if !p.mu.seqInit {
 		p.mu.seqInit = true
 		if last := o.GetLastSequenceId(); last >= 0 {
@@ -636,7 +643,10 @@ func (p *partitionProducer) sendDue(st produceStream) (time.Time, error) {
 		}
 		// Encoded (and compressed) outside mu, which Send waits for: only
 		// this loop reads b.req, here and in the resends of the next stream.
-		b.req = batchRequest(b.msgs, p.cfg.compression)
+		p.mu.Lock()
+		version := p.mu.schemaVersion
+		p.mu.Unlock()
+		b.req = batchRequest(b.msgs, p.cfg.compression, version)
 		p.markSent(b)
 		if err := sendBatch(st, b.req); err != nil {
 			return time.Time{}, err
@@ -720,17 +730,22 @@ func (p *partitionProducer) cut(now time.Time) (*sentBatch, time.Time) {
 // that the serving node writes the bytes as they are instead of decoding
 // and re-encoding every message, and compresses them with c when that
 // makes them smaller.
-func batchRequest(msgs []*pendingMsg, c Compression) *servingpb.ProduceRequest {
+func batchRequest(msgs []*pendingMsg, c Compression, schemaVersion string) *servingpb.ProduceRequest {
 	ems := make([]entry.Message, len(msgs))
 	size := 0
 	for i, m := range msgs {
 		props := m.msg.Properties
-		if m.deliverAt != 0 {
+		if m.deliverAt != 0 || schemaVersion != "" {
 			props = maps.Clone(props)
 			if props == nil {
-				props = make(map[string]string, 1)
+				props = make(map[string]string, 2)
 			}
-			props[entry.DeliverAtProperty] = strconv.FormatInt(m.deliverAt, 10)
+			if m.deliverAt != 0 {
+				props[entry.DeliverAtProperty] = strconv.FormatInt(m.deliverAt, 10)
+			}
+			if schemaVersion != "" {
+				props[schemaVersionProperty] = schemaVersion
+			}
 		}
 		ems[i] = entry.Message{SequenceID: m.seq, Key: m.msg.Key, Properties: props, Payload: m.msg.Payload}
 		if !m.msg.EventTime.IsZero() {

@@ -35,6 +35,9 @@ import (
 //	P/topic-permissions/<tenant>/<namespace>/<name>/<role>
 //	                                           Grant: what the role may do on one topic (every
 //	                                           partition); deleted with the topic or its namespace
+//	P/schemas/<tenant>/<namespace>/<name>/<version, 20 digits>
+//	                                           Schema: one version of a topic's schema (every
+//	                                           partition's); deleted with the topic or its namespace
 //
 // Every record's Version is the key's mod revision. Updates compare it
 // (creation compares the create revision with 0), so concurrent writers
@@ -89,6 +92,14 @@ func (k keys) topicPermissions(topic string) string {
 // permissions is the directory of a namespace's grants.
 func (k keys) permissions(namespace string) string {
 	return k.prefix + "/permissions/" + namespace + "/"
+}
+
+// schemas is the directory of one topic's schema versions, or of every
+// topic's of a namespace when topic is "tenant/namespace".
+func (k keys) schemas(topic string) string { return k.prefix + "/schemas/" + topic + "/" }
+
+func (k keys) schema(topic string, version uint64) string {
+	return fmt.Sprintf("%s%0*d", k.schemas(topic), ledgerIDDigits, version)
 }
 
 // topicPolicies is the directory of a namespace's topic policies.

@@ -54,6 +54,8 @@ func (p NamespacePolicy) Validate() error {
 		return invalidPolicy("compaction_threshold_bytes %d < 0", p.CompactionThresholdBytes)
 	case p.DispatchRateMsgs < 0 || p.DispatchRateBytes < 0:
 		return invalidPolicy("dispatch rates %d msg/s, %d B/s: want 0 (none) or positive", p.DispatchRateMsgs, p.DispatchRateBytes)
+	case p.SchemaCompatibility != "" && !slices.Contains(SchemaStrategies, p.SchemaCompatibility):
+		return invalidPolicy("schema_compatibility %q: want one of %v", p.SchemaCompatibility, SchemaStrategies)
 	}
 	return nil
 }
@@ -135,7 +137,8 @@ func (s *Store) DeleteNamespace(ctx context.Context, ns string) error {
 	resp, err := s.txn(ctx, "delete namespace", []clientv3.Cmp{noTopic},
 		[]clientv3.Op{clientv3.OpDelete(s.keys.policy(ns)), clientv3.OpDelete(s.keys.topicPolicies(ns), clientv3.WithPrefix()),
 			clientv3.OpDelete(s.keys.permissions(ns), clientv3.WithPrefix()),
-			clientv3.OpDelete(s.keys.topicPermissions(ns), clientv3.WithPrefix())}, nil)
+			clientv3.OpDelete(s.keys.topicPermissions(ns), clientv3.WithPrefix()),
+			clientv3.OpDelete(s.keys.schemas(ns), clientv3.WithPrefix())}, nil)
 	switch {
 	case err != nil:
 		return err

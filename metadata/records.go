@@ -138,8 +138,20 @@ type NamespacePolicy struct {
 	// bytes of its ledgers after the last compaction reach it (0: only
 	// when asked), as Pulsar's compaction threshold.
 	CompactionThresholdBytes int64 `json:"compaction_threshold_bytes,omitempty"`
-	Version                  int64 `json:"-"`
+	// SchemaCompatibility is how a topic's new schema version must relate
+	// to those before (one of SchemaStrategies; "" is FULL, Pulsar's
+	// default); SchemaValidationEnforced refuses producers without a
+	// schema on topics that have one; SchemaAutoUpdateDisabled lets only
+	// admins add versions (a producer's new schema is refused).
+	SchemaCompatibility      string `json:"schema_compatibility,omitempty"`
+	SchemaValidationEnforced bool   `json:"schema_validation_enforced,omitempty"`
+	SchemaAutoUpdateDisabled bool   `json:"schema_auto_update_disabled,omitempty"`
+	Version                  int64  `json:"-"`
 }
+
+// SchemaStrategies are the schema compatibility strategies, as Pulsar's.
+var SchemaStrategies = []string{"ALWAYS_COMPATIBLE", "ALWAYS_INCOMPATIBLE", "BACKWARD", "FORWARD", "FULL",
+	"BACKWARD_TRANSITIVE", "FORWARD_TRANSITIVE", "FULL_TRANSITIVE"}
 
 // Backlog quota policies (NamespacePolicy.BacklogQuotaPolicy; "" is the
 // first).

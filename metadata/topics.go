@@ -18,7 +18,8 @@ const MaxPartitions = maxTxnOps - 1
 
 // topicsPerDeleteTxn is how many topics one delete transaction removes
 // (three operations each: record, managed ledger, cursors).
-const topicsPerDeleteTxn = (maxTxnOps - 1) / 3 // and the topic policy's delete
+// The first also deletes the topic's policy, grants and schemas.
+const topicsPerDeleteTxn = (maxTxnOps - 3) / 3
 
 // PartitionName returns the name of partition i of topic name.
 func PartitionName(name string, i int) string { return fmt.Sprintf("%s-partition-%d", name, i) }
@@ -144,7 +145,8 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 	cmps := []clientv3.Cmp{versionCmp(key, t.Version)}
 	// A partition has no policy of its own: only the topic's goes.
 	ops := append(s.deleteTopicOps(names[:first]), clientv3.OpDelete(s.keys.topicPolicy(name)),
-		clientv3.OpDelete(s.keys.topicPermissions(name), clientv3.WithPrefix()))
+		clientv3.OpDelete(s.keys.topicPermissions(name), clientv3.WithPrefix()),
+		clientv3.OpDelete(s.keys.schemas(name), clientv3.WithPrefix()))
 	resp, err := s.txn(ctx, "delete topic", cmps, ops,
 		[]clientv3.Op{clientv3.OpGet(key, clientv3.WithCountOnly())})
 	if err != nil {

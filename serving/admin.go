@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
@@ -285,7 +286,8 @@ func (n *Node) SetNamespacePolicy(ctx context.Context, req *servingpb.SetNamespa
 		RetentionMs: p.GetRetentionMs(), TTLMs: p.GetTtlMs(), MaxMessageBytes: p.GetMaxMessageBytes(),
 		OffloadThresholdBytes: p.GetOffloadThresholdBytes(), OffloadAgeMs: p.GetOffloadAgeMs(), OffloadDeletionLagMs: p.GetOffloadDeletionLagMs(),
 		BacklogQuotaBytes: p.GetBacklogQuotaBytes(), DispatchRateMsgs: p.GetDispatchRateMsgs(), DispatchRateBytes: p.GetDispatchRateBytes(),
-		CompactionThresholdBytes: p.GetCompactionThresholdBytes()}
+		CompactionThresholdBytes: p.GetCompactionThresholdBytes(), SchemaCompatibility: p.GetSchemaCompatibility(),
+		SchemaValidationEnforced: p.GetSchemaValidationEnforced(), SchemaAutoUpdateDisabled: p.GetSchemaAutoUpdateDisabled()}
 	switch p.GetBacklogQuotaPolicy() {
 	case servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION:
 		pol.BacklogQuotaPolicy = metadata.QuotaProducerException
@@ -323,6 +325,8 @@ func checkPolicy(p metadata.NamespacePolicy) error {
 		return errcode.New(errcode.InvalidPolicy, "dispatch rates must be 0 (none) or positive")
 	case p.CompactionThresholdBytes < 0:
 		return errcode.New(errcode.InvalidPolicy, "compaction threshold must be 0 (none) or positive")
+	case p.SchemaCompatibility != "" && !slices.Contains(metadata.SchemaStrategies, p.SchemaCompatibility):
+		return errcode.New(errcode.InvalidPolicy, "schema compatibility %q: want one of %v", p.SchemaCompatibility, metadata.SchemaStrategies)
 	}
 	return nil
 }
@@ -345,7 +349,8 @@ func nsPolicyPB(p metadata.NamespacePolicy) *servingpb.NamespacePolicy {
 		RetentionMs: p.RetentionMs, TtlMs: p.TTLMs, MaxMessageBytes: p.MaxMessageBytes,
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: p.OffloadAgeMs, OffloadDeletionLagMs: p.OffloadDeletionLagMs,
 		BacklogQuotaBytes: p.BacklogQuotaBytes, BacklogQuotaPolicy: quotaPolicyPB(p.BacklogQuotaPolicy),
-		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes, CompactionThresholdBytes: p.CompactionThresholdBytes}
+		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes, CompactionThresholdBytes: p.CompactionThresholdBytes,
+		SchemaCompatibility: p.SchemaCompatibility, SchemaValidationEnforced: p.SchemaValidationEnforced, SchemaAutoUpdateDisabled: p.SchemaAutoUpdateDisabled}
 }
 
 func quotaPolicyPB(s string) servingpb.BacklogQuotaPolicy {

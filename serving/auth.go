@@ -251,6 +251,13 @@ var unaryRules = map[string]access{
 	"ListCluster":        accessSuper,
 	"DrainBookie":        accessSuper,
 	"ListBookies":        accessSuper,
+	// Reading a schema is for who may use the topic; changing one, for
+	// admins (producers add versions as they open, by their grant).
+	"GetSchema":               accessLookup,
+	"ListSchemas":             accessLookup,
+	"TestSchemaCompatibility": accessLookup,
+	"CreateSchema":            accessTenantAdmin,
+	"DeleteSchema":            accessTenantAdmin,
 }
 
 // streamRules lists the streaming calls whose messages authorizedStream

@@ -87,6 +87,12 @@ type Meta interface {
 	// GetTenant answers metadata.ErrNotFound for a tenant without a record.
 	GetTenant(ctx context.Context, tenant string) (metadata.Tenant, error)
 	SetTenant(ctx context.Context, tenant string, t metadata.Tenant) error
+
+	// ListSchemas answers every version of a topic's schema, oldest first;
+	// AddSchema adds version next, metadata.ErrBadVersion when another was
+	// added meanwhile (metadata.Store's).
+	ListSchemas(ctx context.Context, topic string) ([]metadata.SchemaVersion, error)
+	AddSchema(ctx context.Context, topic string, next uint64, sc metadata.Schema) error
 }
 
 // CreateOptions are the replication settings of a new ledger.

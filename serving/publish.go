@@ -29,6 +29,12 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 		t.rejectInOrder(p, first, last, err)
 		return nil
 	}
+	for i := range msgs {
+		if err := schemaVersionOf(p.schemaVersion, msgs[i].Properties); err != nil {
+			t.rejectInOrder(p, first, last, err)
+			return nil
+		}
+	}
 	if p.pending.Load() >= int64(t.n.cfg.MaxPendingPerProducer) {
 		p.sendError(first, last, errcode.New(errcode.ProducerQueueFull, "producer %s has %d batches pending", p.name, p.pending.Load()))
 		return nil

@@ -31,13 +31,18 @@ func (n *Node) Produce(stream grpc.BidiStreamingServer[servingpb.ProduceRequest,
 	if err != nil {
 		return err
 	}
+	version, err := n.producerSchema(stream.Context(), t.name, open.GetSchema(), false)
+	if err != nil {
+		return err
+	}
 	p, last, err := t.addProducerWaiting(stream.Context(), open.GetProducerName(), open.GetAccessMode())
 	if err != nil {
 		return err
 	}
 	defer t.removeProducer(p)
+	p.schemaVersion = version
 	opened := &servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Opened{Opened: &servingpb.ProducerOpened{
-		ProducerName: p.name, LastSequenceId: last, MaxMessageBytes: t.maxMessageBytes()}}}
+		ProducerName: p.name, LastSequenceId: last, MaxMessageBytes: t.maxMessageBytes(), SchemaVersion: version}}}
 	if err := stream.Send(opened); err != nil {
 		return err
 	}
@@ -250,6 +255,9 @@ func (n *Node) Consume(stream grpc.BidiStreamingServer[servingpb.ConsumeRequest,
 	}
 	t, err := n.topicFor(stream.Context(), sub.GetTopic(), true)
 	if err != nil {
+		return err
+	}
+	if err := n.consumerSchema(stream.Context(), t.name, sub.GetSchema()); err != nil {
 		return err
 	}
 	c, err := t.subscribe(stream.Context(), sub)

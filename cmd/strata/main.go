@@ -57,6 +57,7 @@ func newRootCmd() *cobra.Command {
 		newClusterCmd(),
 		newBookiesCmd(),
 		newTenantsCmd(),
+		newSchemasCmd(),
 	)
 	return root
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -33,6 +34,8 @@ type policyFlags struct {
 	dispatchRateBytes, compactionThreshold           string
 	dispatchRateMsgs                                 int64
 	ensemble, writeQuorum, ackQuorum                 int
+	schemaCompatibility                              string
+	schemaEnforced, schemaAutoUpdate                 bool
 }
 
 func nsSetPolicyCmd(url *string) *cobra.Command {
@@ -69,6 +72,9 @@ powers of 1024); durations take ns, us, ms, s, m, h, d and w (90s, 7d, 1w);
 	f.IntVar(&pf.ensemble, "ensemble", 0, "bookies a ledger is striped over (0: cluster default)")
 	f.IntVar(&pf.writeQuorum, "write-quorum", 0, "copies of each entry (0: cluster default)")
 	f.IntVar(&pf.ackQuorum, "ack-quorum", 0, "acknowledgements before an entry is durable (0: cluster default)")
+	f.StringVar(&pf.schemaCompatibility, "schema-compatibility", "", "how a topic's new schema version must relate to earlier ones: "+strings.Join(client.SchemaStrategies, ", "))
+	f.BoolVar(&pf.schemaEnforced, "schema-validation-enforced", false, "refuse producers without a schema on topics that have one")
+	f.BoolVar(&pf.schemaAutoUpdate, "schema-auto-update", true, "let producers add schema versions (false: only strata schemas upload may)")
 	return cmd
 }
 
@@ -146,6 +152,15 @@ func (pf *policyFlags) apply(cmd *cobra.Command, p *client.NamespacePolicy) erro
 		}
 		p.CompactionThresholdBytes = max(0, n)
 	}
+	if set("schema-compatibility") {
+		p.SchemaCompatibility = strings.ToUpper(pf.schemaCompatibility)
+	}
+	if set("schema-validation-enforced") {
+		p.SchemaValidationEnforced = pf.schemaEnforced
+	}
+	if set("schema-auto-update") {
+		p.SchemaAutoUpdateDisabled = !pf.schemaAutoUpdate
+	}
 	if set("ensemble") {
 		p.Ensemble = pf.ensemble
 	}
@@ -218,6 +233,9 @@ type policyJSON struct {
 	DispatchRateMsgs      int64  `json:"dispatch_rate_msgs"`
 	DispatchRateBytes     int64  `json:"dispatch_rate_bytes"`
 	CompactionThreshold   int64  `json:"compaction_threshold_bytes"`
+	SchemaCompatibility   string `json:"schema_compatibility"`
+	SchemaEnforced        bool   `json:"schema_validation_enforced"`
+	SchemaAutoUpdate      bool   `json:"schema_auto_update"`
 }
 
 func policyView(p client.NamespacePolicy) policyJSON {
@@ -229,6 +247,8 @@ func policyView(p client.NamespacePolicy) policyJSON {
 		BacklogQuotaBytes:  p.BacklogQuotaBytes, BacklogQuotaPolicy: string(p.BacklogQuotaPolicy),
 		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes,
 		CompactionThreshold: p.CompactionThresholdBytes,
+		SchemaCompatibility: cmp.Or(p.SchemaCompatibility, "FULL"), SchemaEnforced: p.SchemaValidationEnforced,
+		SchemaAutoUpdate: !p.SchemaAutoUpdateDisabled,
 	}
 }
 

@@ -66,6 +66,7 @@ type produceOpts struct {
 	compress   string
 	chunking   bool
 	input      string
+	schema     schemaFlags
 }
 
 func newProduceCmd() *cobra.Command {
@@ -101,6 +102,7 @@ A malformed line stops the input there (the lines before it are sent).`,
 	f.StringVar(&o.compress, "compression", "none", "compress each batch: none, lz4, zlib, zstd or snappy")
 	f.StringVar(&o.input, "input", "text", "stdin format: text (a line is a payload) or jsonl (a line is a JSON message)")
 	f.BoolVar(&o.chunking, "chunking", false, "send a message over the topic's size limit as chunks (consumers of exclusive and failover subscriptions get it whole)")
+	o.schema.register(f, "schema-")
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
 }
@@ -177,6 +179,12 @@ func runProduce(cmd *cobra.Command, o produceOpts) error {
 	popts := []client.ProducerOption{client.ProducerLinger(o.linger), client.ProducerCompression(codec)}
 	if o.chunking {
 		popts = append(popts, client.ProducerChunking(0))
+	}
+	if sc, err := o.schema.schema("schema-"); err != nil {
+		return err
+	} else if sc != nil {
+		// The payloads are sent as given: the schema declares what they are.
+		popts = append(popts, client.ProducerSchema(*sc))
 	}
 	p, err := c.NewProducer(ctx, o.topic, popts...)
 	if err != nil {

@@ -46,6 +46,7 @@ const (
 	NamespaceNotEmpty    Code = 33 // delete of a namespace that still has topics
 	Unauthorized         Code = 34 // the call's role may not do this
 	TopicTerminated      Code = 35 // the topic was terminated: it takes no more messages
+	IncompatibleSchema   Code = 36 // a schema the topic's compatibility strategy refuses
 )
 
 type info struct {
@@ -90,6 +91,7 @@ var catalogue = map[Code]info{
 	NamespaceNotEmpty:    {"NAMESPACE_NOT_EMPTY", false},
 	Unauthorized:         {"UNAUTHORIZED", false},
 	TopicTerminated:      {"TOPIC_TERMINATED", false},
+	IncompatibleSchema:   {"INCOMPATIBLE_SCHEMA", false},
 }
 
 // String returns the code's stable upper-case name.

@@ -52,6 +52,7 @@ var grpcCodes = map[Code]codes.Code{
 	NamespaceNotEmpty:    codes.FailedPrecondition,
 	Unauthorized:         codes.PermissionDenied,
 	TopicTerminated:      codes.FailedPrecondition,
+	IncompatibleSchema:   codes.FailedPrecondition,
 }
 
 // ToStatus converts err into a gRPC status error carrying its Strata code (and

@@ -13,7 +13,8 @@
 // # Paths
 //
 // The paths follow Pulsar's /admin/v2 where Strata has the same operation;
-// T below is /admin/v2/persistent/{tenant}/{namespace}/{topic}. Bodies and
+// T below is /admin/v2/persistent/{tenant}/{namespace}/{topic} and S
+// /admin/v2/schemas/{tenant}/{namespace}/{topic}. Bodies and
 // answers are JSON, in the shapes the strata commands print. Errors answer
 // {"code": "TOPIC_NOT_FOUND", "reason": "..."} with the HTTP status of the
 // error's code (ErrorStatus).
@@ -57,5 +58,11 @@
 //	GET    T/permissions
 //	POST   T/permissions/{role}                            ["produce","consume"]
 //	DELETE T/permissions/{role}
+//	GET    S/schema                                        the latest schema version
+//	GET    S/schema/{version}                              one version
+//	GET    S/schemas                                       every version
+//	POST   S/schema                                        add a version: {"type", "definition", "properties"}
+//	DELETE S/schema                                        leave the topic without a schema
+//	POST   S/compatibility                                 could a schema be added?
 //	GET    /console                                        the web console (HTML)
 package adminhttp

@@ -235,7 +235,8 @@ func ErrorStatus(err error) int {
 	case errcode.TopicNotFound, errcode.SubscriptionNotFound, errcode.NamespaceNotFound,
 		errcode.LedgerNotFound, errcode.EntryNotFound:
 		return http.StatusNotFound
-	case errcode.TopicExists, errcode.SubscriptionExists, errcode.BadVersion, errcode.ProducerBusy, errcode.ConsumerBusy:
+	case errcode.TopicExists, errcode.SubscriptionExists, errcode.BadVersion, errcode.ProducerBusy, errcode.ConsumerBusy,
+		errcode.IncompatibleSchema:
 		return http.StatusConflict
 	case errcode.InvalidArgument, errcode.InvalidTopicName, errcode.InvalidSubscription, errcode.InvalidPolicy,
 		errcode.MessageTooLarge, errcode.NamespaceNotEmpty, errcode.TopicTerminated:

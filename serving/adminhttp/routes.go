@@ -10,6 +10,9 @@ const prefix = "/admin/v2"
 // topicPath is T in the package comment.
 const topicPath = prefix + "/persistent/{tenant}/{namespace}/{topic}"
 
+// schemaPath is a topic's schema registry, S in the package comment.
+const schemaPath = prefix + "/schemas/{tenant}/{namespace}/{topic}"
+
 // Mount adds the API's routes and the console to mux. A node's mux
 // answers / itself (health, metrics): these patterns are more specific.
 func (g *Gateway) Mount(mux *http.ServeMux) {
@@ -76,6 +79,13 @@ func (g *Gateway) routes() []route {
 		{"POST " + sub + "/resetcursor", resetCursor},
 		{"GET " + sub + "/position/{n}", peekAt},
 		{"GET " + sub + "/peek", peek},
+
+		{"GET " + schemaPath + "/schema", getSchema},
+		{"GET " + schemaPath + "/schema/{version}", getSchemaVersion},
+		{"GET " + schemaPath + "/schemas", listSchemas},
+		{"POST " + schemaPath + "/schema", createSchema},
+		{"DELETE " + schemaPath + "/schema", deleteSchema},
+		{"POST " + schemaPath + "/compatibility", testSchemaCompatibility},
 	}
 }
 

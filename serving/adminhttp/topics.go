@@ -372,3 +372,47 @@ func boolQuery(r *http.Request, name string) (bool, error) {
 	}
 	return b, nil
 }
+
+func getSchema(r *http.Request, a *client.Admin) (any, error) {
+	return a.GetSchema(r.Context(), topicName(r))
+}
+
+func getSchemaVersion(r *http.Request, a *client.Admin) (any, error) {
+	v, err := strconv.ParseUint(r.PathValue("version"), 10, 64)
+	if err != nil {
+		return nil, invalid("version %q: want a number", r.PathValue("version"))
+	}
+	return a.GetSchemaVersion(r.Context(), topicName(r), v)
+}
+
+func listSchemas(r *http.Request, a *client.Admin) (any, error) {
+	all, err := a.ListSchemas(r.Context(), topicName(r))
+	return nonNil(all), err
+}
+
+// schemaVersion is the answer of a call that adds a version.
+type schemaVersion struct {
+	Version uint64 `json:"version"`
+}
+
+func createSchema(r *http.Request, a *client.Admin) (any, error) {
+	var s client.Schema
+	if err := decodeBody(r, &s); err != nil {
+		return nil, err
+	}
+	v, err := a.CreateSchema(r.Context(), topicName(r), s)
+	return schemaVersion{Version: v}, err
+}
+
+func deleteSchema(r *http.Request, a *client.Admin) (any, error) {
+	v, err := a.DeleteSchema(r.Context(), topicName(r))
+	return schemaVersion{Version: v}, err
+}
+
+func testSchemaCompatibility(r *http.Request, a *client.Admin) (any, error) {
+	var s client.Schema
+	if err := decodeBody(r, &s); err != nil {
+		return nil, err
+	}
+	return a.TestSchemaCompatibility(r.Context(), topicName(r), s)
+}

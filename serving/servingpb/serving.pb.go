@@ -545,8 +545,11 @@ type OpenProducer struct {
 	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	// Empty: the server assigns a unique name. A name is what deduplication is
 	// keyed by, so a producer that reconnects keeps its name.
-	ProducerName  string             `protobuf:"bytes,2,opt,name=producer_name,json=producerName,proto3" json:"producer_name,omitempty"`
-	AccessMode    ProducerAccessMode `protobuf:"varint,3,opt,name=access_mode,json=accessMode,proto3,enum=strata.serving.v1.ProducerAccessMode" json:"access_mode,omitempty"`
+	ProducerName string             `protobuf:"bytes,2,opt,name=producer_name,json=producerName,proto3" json:"producer_name,omitempty"`
+	AccessMode   ProducerAccessMode `protobuf:"varint,3,opt,name=access_mode,json=accessMode,proto3,enum=strata.serving.v1.ProducerAccessMode" json:"access_mode,omitempty"`
+	// What the producer's payloads are. Unset (or type BYTES): raw bytes;
+	// a topic whose namespace enforces schemas then refuses it.
+	Schema        *SchemaInfo `protobuf:"bytes,4,opt,name=schema,proto3" json:"schema,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -602,6 +605,76 @@ func (x *OpenProducer) GetAccessMode() ProducerAccessMode {
 	return ProducerAccessMode_ACCESS_SHARED
 }
 
+func (x *OpenProducer) GetSchema() *SchemaInfo {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+// SchemaInfo describes payloads, as Pulsar's: type BYTES, STRING, JSON,
+// AVRO or PROTOBUF; for JSON and AVRO the definition is an Avro schema
+// (JSON text), as Pulsar's.
+type SchemaInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Definition    string                 `protobuf:"bytes,2,opt,name=definition,proto3" json:"definition,omitempty"`
+	Properties    map[string]string      `protobuf:"bytes,3,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaInfo) Reset() {
+	*x = SchemaInfo{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaInfo) ProtoMessage() {}
+
+func (x *SchemaInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaInfo.ProtoReflect.Descriptor instead.
+func (*SchemaInfo) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SchemaInfo) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *SchemaInfo) GetDefinition() string {
+	if x != nil {
+		return x.Definition
+	}
+	return ""
+}
+
+func (x *SchemaInfo) GetProperties() map[string]string {
+	if x != nil {
+		return x.Properties
+	}
+	return nil
+}
+
 type SendBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The messages, in one of two forms: messages, or encoded with count (the
@@ -628,7 +701,7 @@ type SendBatch struct {
 
 func (x *SendBatch) Reset() {
 	*x = SendBatch{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[5]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +713,7 @@ func (x *SendBatch) String() string {
 func (*SendBatch) ProtoMessage() {}
 
 func (x *SendBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[5]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +726,7 @@ func (x *SendBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendBatch.ProtoReflect.Descriptor instead.
 func (*SendBatch) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{5}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SendBatch) GetMessages() []*Message {
@@ -705,7 +778,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[6]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +790,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[6]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +803,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{6}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Message) GetSequenceId() uint64 {
@@ -782,7 +855,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[7]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +867,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[7]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +880,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{7}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProduceResponse) GetKind() isProduceResponse_Kind {
@@ -874,13 +947,16 @@ type ProducerOpened struct {
 	LastSequenceId int64 `protobuf:"varint,2,opt,name=last_sequence_id,json=lastSequenceId,proto3" json:"last_sequence_id,omitempty"`
 	// The topic's max message size in bytes.
 	MaxMessageBytes uint64 `protobuf:"varint,3,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The version of the topic's schema the producer's messages carry
+	// (unset: they carry none).
+	SchemaVersion *uint64 `protobuf:"varint,4,opt,name=schema_version,json=schemaVersion,proto3,oneof" json:"schema_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProducerOpened) Reset() {
 	*x = ProducerOpened{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[8]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +968,7 @@ func (x *ProducerOpened) String() string {
 func (*ProducerOpened) ProtoMessage() {}
 
 func (x *ProducerOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[8]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +981,7 @@ func (x *ProducerOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducerOpened.ProtoReflect.Descriptor instead.
 func (*ProducerOpened) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{8}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProducerOpened) GetProducerName() string {
@@ -929,6 +1005,13 @@ func (x *ProducerOpened) GetMaxMessageBytes() uint64 {
 	return 0
 }
 
+func (x *ProducerOpened) GetSchemaVersion() uint64 {
+	if x != nil && x.SchemaVersion != nil {
+		return *x.SchemaVersion
+	}
+	return 0
+}
+
 type SendReceipt struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	FirstSequenceId uint64                 `protobuf:"varint,1,opt,name=first_sequence_id,json=firstSequenceId,proto3" json:"first_sequence_id,omitempty"`
@@ -945,7 +1028,7 @@ type SendReceipt struct {
 
 func (x *SendReceipt) Reset() {
 	*x = SendReceipt{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[9]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1040,7 @@ func (x *SendReceipt) String() string {
 func (*SendReceipt) ProtoMessage() {}
 
 func (x *SendReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[9]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1053,7 @@ func (x *SendReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendReceipt.ProtoReflect.Descriptor instead.
 func (*SendReceipt) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{9}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SendReceipt) GetFirstSequenceId() uint64 {
@@ -1027,7 +1110,7 @@ type SendError struct {
 
 func (x *SendError) Reset() {
 	*x = SendError{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[10]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1122,7 @@ func (x *SendError) String() string {
 func (*SendError) ProtoMessage() {}
 
 func (x *SendError) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[10]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1135,7 @@ func (x *SendError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendError.ProtoReflect.Descriptor instead.
 func (*SendError) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{10}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SendError) GetFirstSequenceId() uint64 {
@@ -1101,7 +1184,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[11]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1196,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[11]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1209,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{11}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ConsumeRequest) GetKind() isConsumeRequest_Kind {
@@ -1258,7 +1341,7 @@ type HasMessagesAfter struct {
 
 func (x *HasMessagesAfter) Reset() {
 	*x = HasMessagesAfter{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1353,7 @@ func (x *HasMessagesAfter) String() string {
 func (*HasMessagesAfter) ProtoMessage() {}
 
 func (x *HasMessagesAfter) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1366,7 @@ func (x *HasMessagesAfter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasMessagesAfter.ProtoReflect.Descriptor instead.
 func (*HasMessagesAfter) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{12}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HasMessagesAfter) GetAfter() *MessageId {
@@ -1303,7 +1386,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1398,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1411,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{13}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{14}
 }
 
 type Subscribe struct {
@@ -1349,13 +1432,16 @@ type Subscribe struct {
 	// is before the compaction's horizon, only the latest message of each
 	// key is sent (durable exclusive and failover subscriptions).
 	ReadCompacted bool `protobuf:"varint,9,opt,name=read_compacted,json=readCompacted,proto3" json:"read_compacted,omitempty"`
+	// What the consumer reads the payloads as: it must be able to read the
+	// topic's schema (by the namespace's compatibility strategy).
+	Schema        *SchemaInfo `protobuf:"bytes,10,opt,name=schema,proto3" json:"schema,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1453,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1466,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{14}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Subscribe) GetTopic() string {
@@ -1446,6 +1532,13 @@ func (x *Subscribe) GetReadCompacted() bool {
 	return false
 }
 
+func (x *Subscribe) GetSchema() *SchemaInfo {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
 type Flow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// More messages the consumer can take.
@@ -1456,7 +1549,7 @@ type Flow struct {
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1561,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1574,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{15}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Flow) GetPermits() uint32 {
@@ -1502,7 +1595,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1607,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1620,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{16}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Ack) GetIds() []*MessageId {
@@ -1553,7 +1646,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1565,7 +1658,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1578,7 +1671,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{17}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Nack) GetIds() []*MessageId {
@@ -1602,7 +1695,7 @@ type Seek struct {
 
 func (x *Seek) Reset() {
 	*x = Seek{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1707,7 @@ func (x *Seek) String() string {
 func (*Seek) ProtoMessage() {}
 
 func (x *Seek) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1720,7 @@ func (x *Seek) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seek.ProtoReflect.Descriptor instead.
 func (*Seek) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{18}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Seek) GetTo() isSeek_To {
@@ -1703,7 +1796,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1808,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +1821,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{19}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ConsumeResponse) GetKind() isConsumeResponse_Kind {
@@ -1842,7 +1935,7 @@ type EndOfTopic struct {
 
 func (x *EndOfTopic) Reset() {
 	*x = EndOfTopic{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1947,7 @@ func (x *EndOfTopic) String() string {
 func (*EndOfTopic) ProtoMessage() {}
 
 func (x *EndOfTopic) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1960,7 @@ func (x *EndOfTopic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndOfTopic.ProtoReflect.Descriptor instead.
 func (*EndOfTopic) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{20}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{21}
 }
 
 type HasMessagesAfterResult struct {
@@ -1879,7 +1972,7 @@ type HasMessagesAfterResult struct {
 
 func (x *HasMessagesAfterResult) Reset() {
 	*x = HasMessagesAfterResult{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +1984,7 @@ func (x *HasMessagesAfterResult) String() string {
 func (*HasMessagesAfterResult) ProtoMessage() {}
 
 func (x *HasMessagesAfterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +1997,7 @@ func (x *HasMessagesAfterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasMessagesAfterResult.ProtoReflect.Descriptor instead.
 func (*HasMessagesAfterResult) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{21}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HasMessagesAfterResult) GetYes() bool {
@@ -1927,7 +2020,7 @@ type Unsubscribed struct {
 
 func (x *Unsubscribed) Reset() {
 	*x = Unsubscribed{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2032,7 @@ func (x *Unsubscribed) String() string {
 func (*Unsubscribed) ProtoMessage() {}
 
 func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2045,7 @@ func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribed.ProtoReflect.Descriptor instead.
 func (*Unsubscribed) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{22}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Unsubscribed) GetErrorCode() uint32 {
@@ -1978,7 +2071,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1990,7 +2083,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2003,7 +2096,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{23}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Subscribed) GetConsumerName() string {
@@ -2022,7 +2115,7 @@ type Messages struct {
 
 func (x *Messages) Reset() {
 	*x = Messages{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2034,7 +2127,7 @@ func (x *Messages) String() string {
 func (*Messages) ProtoMessage() {}
 
 func (x *Messages) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2047,7 +2140,7 @@ func (x *Messages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Messages.ProtoReflect.Descriptor instead.
 func (*Messages) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{24}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Messages) GetMessages() []*ReceivedMessage {
@@ -2068,13 +2161,15 @@ type ReceivedMessage struct {
 	ProducerName        string                 `protobuf:"bytes,7,opt,name=producer_name,json=producerName,proto3" json:"producer_name,omitempty"`
 	SequenceId          uint64                 `protobuf:"varint,8,opt,name=sequence_id,json=sequenceId,proto3" json:"sequence_id,omitempty"`
 	RedeliveryCount     uint32                 `protobuf:"varint,9,opt,name=redelivery_count,json=redeliveryCount,proto3" json:"redelivery_count,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The version of the topic's schema the message was written with.
+	SchemaVersion *uint64 `protobuf:"varint,10,opt,name=schema_version,json=schemaVersion,proto3,oneof" json:"schema_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReceivedMessage) Reset() {
 	*x = ReceivedMessage{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2181,7 @@ func (x *ReceivedMessage) String() string {
 func (*ReceivedMessage) ProtoMessage() {}
 
 func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2194,7 @@ func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivedMessage.ProtoReflect.Descriptor instead.
 func (*ReceivedMessage) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{25}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReceivedMessage) GetId() *MessageId {
@@ -2165,6 +2260,13 @@ func (x *ReceivedMessage) GetRedeliveryCount() uint32 {
 	return 0
 }
 
+func (x *ReceivedMessage) GetSchemaVersion() uint64 {
+	if x != nil && x.SchemaVersion != nil {
+		return *x.SchemaVersion
+	}
+	return 0
+}
+
 type SeekDone struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Position      *MessageId             `protobuf:"bytes,1,opt,name=position,proto3" json:"position,omitempty"`
@@ -2174,7 +2276,7 @@ type SeekDone struct {
 
 func (x *SeekDone) Reset() {
 	*x = SeekDone{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +2288,7 @@ func (x *SeekDone) String() string {
 func (*SeekDone) ProtoMessage() {}
 
 func (x *SeekDone) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,7 +2301,7 @@ func (x *SeekDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeekDone.ProtoReflect.Descriptor instead.
 func (*SeekDone) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{26}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SeekDone) GetPosition() *MessageId {
@@ -2220,7 +2322,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2334,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2347,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{27}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateTopicRequest) GetTopic() string {
@@ -2270,7 +2372,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2282,7 +2384,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2295,7 +2397,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{28}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{29}
 }
 
 type AddPartitionsRequest struct {
@@ -2309,7 +2411,7 @@ type AddPartitionsRequest struct {
 
 func (x *AddPartitionsRequest) Reset() {
 	*x = AddPartitionsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2423,7 @@ func (x *AddPartitionsRequest) String() string {
 func (*AddPartitionsRequest) ProtoMessage() {}
 
 func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2436,7 @@ func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionsRequest.ProtoReflect.Descriptor instead.
 func (*AddPartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{29}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AddPartitionsRequest) GetTopic() string {
@@ -2359,7 +2461,7 @@ type AddPartitionsResponse struct {
 
 func (x *AddPartitionsResponse) Reset() {
 	*x = AddPartitionsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2473,7 @@ func (x *AddPartitionsResponse) String() string {
 func (*AddPartitionsResponse) ProtoMessage() {}
 
 func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2486,7 @@ func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionsResponse.ProtoReflect.Descriptor instead.
 func (*AddPartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{30}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{31}
 }
 
 type DeleteTopicRequest struct {
@@ -2398,7 +2500,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +2512,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +2525,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{31}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteTopicRequest) GetTopic() string {
@@ -2448,7 +2550,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2562,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2575,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{32}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{33}
 }
 
 type ListTopicsRequest struct {
@@ -2486,7 +2588,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2498,7 +2600,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2511,7 +2613,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{33}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListTopicsRequest) GetNamespace() string {
@@ -2530,7 +2632,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2644,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2657,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{34}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicInfo {
@@ -2575,7 +2677,7 @@ type TopicInfo struct {
 
 func (x *TopicInfo) Reset() {
 	*x = TopicInfo{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2587,7 +2689,7 @@ func (x *TopicInfo) String() string {
 func (*TopicInfo) ProtoMessage() {}
 
 func (x *TopicInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2600,7 +2702,7 @@ func (x *TopicInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicInfo.ProtoReflect.Descriptor instead.
 func (*TopicInfo) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{35}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TopicInfo) GetTopic() string {
@@ -2626,7 +2728,7 @@ type GetTopicRequest struct {
 
 func (x *GetTopicRequest) Reset() {
 	*x = GetTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2740,7 @@ func (x *GetTopicRequest) String() string {
 func (*GetTopicRequest) ProtoMessage() {}
 
 func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2753,7 @@ func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicRequest.ProtoReflect.Descriptor instead.
 func (*GetTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{36}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetTopicRequest) GetTopic() string {
@@ -2670,7 +2772,7 @@ type GetTopicResponse struct {
 
 func (x *GetTopicResponse) Reset() {
 	*x = GetTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2682,7 +2784,7 @@ func (x *GetTopicResponse) String() string {
 func (*GetTopicResponse) ProtoMessage() {}
 
 func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2695,7 +2797,7 @@ func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicResponse.ProtoReflect.Descriptor instead.
 func (*GetTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{37}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetTopicResponse) GetTopic() *TopicInfo {
@@ -2714,7 +2816,7 @@ type TopicStatsRequest struct {
 
 func (x *TopicStatsRequest) Reset() {
 	*x = TopicStatsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2726,7 +2828,7 @@ func (x *TopicStatsRequest) String() string {
 func (*TopicStatsRequest) ProtoMessage() {}
 
 func (x *TopicStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2739,7 +2841,7 @@ func (x *TopicStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicStatsRequest.ProtoReflect.Descriptor instead.
 func (*TopicStatsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{38}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TopicStatsRequest) GetTopic() string {
@@ -2772,7 +2874,7 @@ type TopicStatsResponse struct {
 
 func (x *TopicStatsResponse) Reset() {
 	*x = TopicStatsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +2886,7 @@ func (x *TopicStatsResponse) String() string {
 func (*TopicStatsResponse) ProtoMessage() {}
 
 func (x *TopicStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +2899,7 @@ func (x *TopicStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicStatsResponse.ProtoReflect.Descriptor instead.
 func (*TopicStatsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{39}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TopicStatsResponse) GetTopic() string {
@@ -2897,7 +2999,7 @@ type LedgerStats struct {
 
 func (x *LedgerStats) Reset() {
 	*x = LedgerStats{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2909,7 +3011,7 @@ func (x *LedgerStats) String() string {
 func (*LedgerStats) ProtoMessage() {}
 
 func (x *LedgerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2922,7 +3024,7 @@ func (x *LedgerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerStats.ProtoReflect.Descriptor instead.
 func (*LedgerStats) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{40}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LedgerStats) GetLedger() uint64 {
@@ -2993,7 +3095,7 @@ type SubscriptionStats struct {
 
 func (x *SubscriptionStats) Reset() {
 	*x = SubscriptionStats{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3005,7 +3107,7 @@ func (x *SubscriptionStats) String() string {
 func (*SubscriptionStats) ProtoMessage() {}
 
 func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3018,7 +3120,7 @@ func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionStats.ProtoReflect.Descriptor instead.
 func (*SubscriptionStats) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{41}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SubscriptionStats) GetName() string {
@@ -3121,13 +3223,20 @@ type NamespacePolicy struct {
 	// Compact each topic once the bytes of its ledgers after the last
 	// compaction reach this (0: only when asked).
 	CompactionThresholdBytes int64 `protobuf:"varint,14,opt,name=compaction_threshold_bytes,json=compactionThresholdBytes,proto3" json:"compaction_threshold_bytes,omitempty"`
+	// Schemas: how a new version must relate to the ones before
+	// (ALWAYS_COMPATIBLE, ALWAYS_INCOMPATIBLE, BACKWARD, FORWARD, FULL, and
+	// the _TRANSITIVE ones; empty: FULL), whether producers without a
+	// schema are refused, and whether only admins may add versions.
+	SchemaCompatibility      string `protobuf:"bytes,15,opt,name=schema_compatibility,json=schemaCompatibility,proto3" json:"schema_compatibility,omitempty"`
+	SchemaValidationEnforced bool   `protobuf:"varint,16,opt,name=schema_validation_enforced,json=schemaValidationEnforced,proto3" json:"schema_validation_enforced,omitempty"`
+	SchemaAutoUpdateDisabled bool   `protobuf:"varint,17,opt,name=schema_auto_update_disabled,json=schemaAutoUpdateDisabled,proto3" json:"schema_auto_update_disabled,omitempty"`
 	unknownFields            protoimpl.UnknownFields
 	sizeCache                protoimpl.SizeCache
 }
 
 func (x *NamespacePolicy) Reset() {
 	*x = NamespacePolicy{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3139,7 +3248,7 @@ func (x *NamespacePolicy) String() string {
 func (*NamespacePolicy) ProtoMessage() {}
 
 func (x *NamespacePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3152,7 +3261,7 @@ func (x *NamespacePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespacePolicy.ProtoReflect.Descriptor instead.
 func (*NamespacePolicy) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{42}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *NamespacePolicy) GetEnsemble() uint32 {
@@ -3253,6 +3362,27 @@ func (x *NamespacePolicy) GetCompactionThresholdBytes() int64 {
 	return 0
 }
 
+func (x *NamespacePolicy) GetSchemaCompatibility() string {
+	if x != nil {
+		return x.SchemaCompatibility
+	}
+	return ""
+}
+
+func (x *NamespacePolicy) GetSchemaValidationEnforced() bool {
+	if x != nil {
+		return x.SchemaValidationEnforced
+	}
+	return false
+}
+
+func (x *NamespacePolicy) GetSchemaAutoUpdateDisabled() bool {
+	if x != nil {
+		return x.SchemaAutoUpdateDisabled
+	}
+	return false
+}
+
 type ListNamespacesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
@@ -3262,7 +3392,7 @@ type ListNamespacesRequest struct {
 
 func (x *ListNamespacesRequest) Reset() {
 	*x = ListNamespacesRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3274,7 +3404,7 @@ func (x *ListNamespacesRequest) String() string {
 func (*ListNamespacesRequest) ProtoMessage() {}
 
 func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3287,7 +3417,7 @@ func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNamespacesRequest.ProtoReflect.Descriptor instead.
 func (*ListNamespacesRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{43}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListNamespacesRequest) GetTenant() string {
@@ -3306,7 +3436,7 @@ type ListNamespacesResponse struct {
 
 func (x *ListNamespacesResponse) Reset() {
 	*x = ListNamespacesResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3318,7 +3448,7 @@ func (x *ListNamespacesResponse) String() string {
 func (*ListNamespacesResponse) ProtoMessage() {}
 
 func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3331,7 +3461,7 @@ func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNamespacesResponse.ProtoReflect.Descriptor instead.
 func (*ListNamespacesResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListNamespacesResponse) GetNamespaces() []string {
@@ -3350,7 +3480,7 @@ type CompactTopicRequest struct {
 
 func (x *CompactTopicRequest) Reset() {
 	*x = CompactTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3362,7 +3492,7 @@ func (x *CompactTopicRequest) String() string {
 func (*CompactTopicRequest) ProtoMessage() {}
 
 func (x *CompactTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3375,7 +3505,7 @@ func (x *CompactTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactTopicRequest.ProtoReflect.Descriptor instead.
 func (*CompactTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CompactTopicRequest) GetTopic() string {
@@ -3397,7 +3527,7 @@ type CompactTopicResponse struct {
 
 func (x *CompactTopicResponse) Reset() {
 	*x = CompactTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3539,7 @@ func (x *CompactTopicResponse) String() string {
 func (*CompactTopicResponse) ProtoMessage() {}
 
 func (x *CompactTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3552,7 @@ func (x *CompactTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactTopicResponse.ProtoReflect.Descriptor instead.
 func (*CompactTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CompactTopicResponse) GetHorizon() *MessageId {
@@ -3448,7 +3578,7 @@ type ReadCompactedRequest struct {
 
 func (x *ReadCompactedRequest) Reset() {
 	*x = ReadCompactedRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3460,7 +3590,7 @@ func (x *ReadCompactedRequest) String() string {
 func (*ReadCompactedRequest) ProtoMessage() {}
 
 func (x *ReadCompactedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3473,7 +3603,7 @@ func (x *ReadCompactedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCompactedRequest.ProtoReflect.Descriptor instead.
 func (*ReadCompactedRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReadCompactedRequest) GetTopic() string {
@@ -3496,7 +3626,7 @@ type ReadCompactedResponse struct {
 
 func (x *ReadCompactedResponse) Reset() {
 	*x = ReadCompactedResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3508,7 +3638,7 @@ func (x *ReadCompactedResponse) String() string {
 func (*ReadCompactedResponse) ProtoMessage() {}
 
 func (x *ReadCompactedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3521,7 +3651,7 @@ func (x *ReadCompactedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCompactedResponse.ProtoReflect.Descriptor instead.
 func (*ReadCompactedResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ReadCompactedResponse) GetKind() isReadCompactedResponse_Kind {
@@ -3579,7 +3709,7 @@ type CompactedEnd struct {
 
 func (x *CompactedEnd) Reset() {
 	*x = CompactedEnd{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3591,7 +3721,7 @@ func (x *CompactedEnd) String() string {
 func (*CompactedEnd) ProtoMessage() {}
 
 func (x *CompactedEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3604,7 +3734,7 @@ func (x *CompactedEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactedEnd.ProtoReflect.Descriptor instead.
 func (*CompactedEnd) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CompactedEnd) GetCompacted() bool {
@@ -3630,7 +3760,7 @@ type DeleteNamespaceRequest struct {
 
 func (x *DeleteNamespaceRequest) Reset() {
 	*x = DeleteNamespaceRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3642,7 +3772,7 @@ func (x *DeleteNamespaceRequest) String() string {
 func (*DeleteNamespaceRequest) ProtoMessage() {}
 
 func (x *DeleteNamespaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3655,7 +3785,7 @@ func (x *DeleteNamespaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNamespaceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNamespaceRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeleteNamespaceRequest) GetNamespace() string {
@@ -3673,7 +3803,7 @@ type DeleteNamespaceResponse struct {
 
 func (x *DeleteNamespaceResponse) Reset() {
 	*x = DeleteNamespaceResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3685,7 +3815,7 @@ func (x *DeleteNamespaceResponse) String() string {
 func (*DeleteNamespaceResponse) ProtoMessage() {}
 
 func (x *DeleteNamespaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3698,7 +3828,7 @@ func (x *DeleteNamespaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNamespaceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteNamespaceResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
 }
 
 type SetNamespacePolicyRequest struct {
@@ -3711,7 +3841,7 @@ type SetNamespacePolicyRequest struct {
 
 func (x *SetNamespacePolicyRequest) Reset() {
 	*x = SetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3723,7 +3853,7 @@ func (x *SetNamespacePolicyRequest) String() string {
 func (*SetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3736,7 +3866,7 @@ func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SetNamespacePolicyRequest) GetNamespace() string {
@@ -3761,7 +3891,7 @@ type SetNamespacePolicyResponse struct {
 
 func (x *SetNamespacePolicyResponse) Reset() {
 	*x = SetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3773,7 +3903,7 @@ func (x *SetNamespacePolicyResponse) String() string {
 func (*SetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3786,7 +3916,7 @@ func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
 }
 
 type GetNamespacePolicyRequest struct {
@@ -3798,7 +3928,7 @@ type GetNamespacePolicyRequest struct {
 
 func (x *GetNamespacePolicyRequest) Reset() {
 	*x = GetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3810,7 +3940,7 @@ func (x *GetNamespacePolicyRequest) String() string {
 func (*GetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3823,7 +3953,7 @@ func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetNamespacePolicyRequest) GetNamespace() string {
@@ -3842,7 +3972,7 @@ type GetNamespacePolicyResponse struct {
 
 func (x *GetNamespacePolicyResponse) Reset() {
 	*x = GetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3854,7 +3984,7 @@ func (x *GetNamespacePolicyResponse) String() string {
 func (*GetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3867,7 +3997,7 @@ func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetNamespacePolicyResponse) GetPolicy() *NamespacePolicy {
@@ -3898,7 +4028,7 @@ type TopicPolicy struct {
 
 func (x *TopicPolicy) Reset() {
 	*x = TopicPolicy{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +4040,7 @@ func (x *TopicPolicy) String() string {
 func (*TopicPolicy) ProtoMessage() {}
 
 func (x *TopicPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +4053,7 @@ func (x *TopicPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPolicy.ProtoReflect.Descriptor instead.
 func (*TopicPolicy) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{56}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *TopicPolicy) GetRetentionMs() int64 {
@@ -4013,7 +4143,7 @@ type SetTopicPolicyRequest struct {
 
 func (x *SetTopicPolicyRequest) Reset() {
 	*x = SetTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4025,7 +4155,7 @@ func (x *SetTopicPolicyRequest) String() string {
 func (*SetTopicPolicyRequest) ProtoMessage() {}
 
 func (x *SetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4038,7 +4168,7 @@ func (x *SetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{57}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SetTopicPolicyRequest) GetTopic() string {
@@ -4063,7 +4193,7 @@ type SetTopicPolicyResponse struct {
 
 func (x *SetTopicPolicyResponse) Reset() {
 	*x = SetTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4075,7 +4205,7 @@ func (x *SetTopicPolicyResponse) String() string {
 func (*SetTopicPolicyResponse) ProtoMessage() {}
 
 func (x *SetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4088,7 +4218,7 @@ func (x *SetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{58}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{59}
 }
 
 type GetTopicPolicyRequest struct {
@@ -4100,7 +4230,7 @@ type GetTopicPolicyRequest struct {
 
 func (x *GetTopicPolicyRequest) Reset() {
 	*x = GetTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4112,7 +4242,7 @@ func (x *GetTopicPolicyRequest) String() string {
 func (*GetTopicPolicyRequest) ProtoMessage() {}
 
 func (x *GetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4125,7 +4255,7 @@ func (x *GetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{59}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetTopicPolicyRequest) GetTopic() string {
@@ -4147,7 +4277,7 @@ type GetTopicPolicyResponse struct {
 
 func (x *GetTopicPolicyResponse) Reset() {
 	*x = GetTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4159,7 +4289,7 @@ func (x *GetTopicPolicyResponse) String() string {
 func (*GetTopicPolicyResponse) ProtoMessage() {}
 
 func (x *GetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4172,7 +4302,7 @@ func (x *GetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{60}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetTopicPolicyResponse) GetPolicy() *TopicPolicy {
@@ -4198,7 +4328,7 @@ type RemoveTopicPolicyRequest struct {
 
 func (x *RemoveTopicPolicyRequest) Reset() {
 	*x = RemoveTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4210,7 +4340,7 @@ func (x *RemoveTopicPolicyRequest) String() string {
 func (*RemoveTopicPolicyRequest) ProtoMessage() {}
 
 func (x *RemoveTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4223,7 +4353,7 @@ func (x *RemoveTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*RemoveTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{61}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RemoveTopicPolicyRequest) GetTopic() string {
@@ -4241,7 +4371,7 @@ type RemoveTopicPolicyResponse struct {
 
 func (x *RemoveTopicPolicyResponse) Reset() {
 	*x = RemoveTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4253,7 +4383,7 @@ func (x *RemoveTopicPolicyResponse) String() string {
 func (*RemoveTopicPolicyResponse) ProtoMessage() {}
 
 func (x *RemoveTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4266,7 +4396,7 @@ func (x *RemoveTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*RemoveTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{62}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{63}
 }
 
 type ResetCursorRequest struct {
@@ -4287,7 +4417,7 @@ type ResetCursorRequest struct {
 
 func (x *ResetCursorRequest) Reset() {
 	*x = ResetCursorRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4299,7 +4429,7 @@ func (x *ResetCursorRequest) String() string {
 func (*ResetCursorRequest) ProtoMessage() {}
 
 func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4312,7 +4442,7 @@ func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorRequest.ProtoReflect.Descriptor instead.
 func (*ResetCursorRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{63}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ResetCursorRequest) GetTopic() string {
@@ -4405,7 +4535,7 @@ type ResetCursorResponse struct {
 
 func (x *ResetCursorResponse) Reset() {
 	*x = ResetCursorResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4417,7 +4547,7 @@ func (x *ResetCursorResponse) String() string {
 func (*ResetCursorResponse) ProtoMessage() {}
 
 func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4430,7 +4560,7 @@ func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorResponse.ProtoReflect.Descriptor instead.
 func (*ResetCursorResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{64}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ResetCursorResponse) GetPosition() *MessageId {
@@ -4458,7 +4588,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4470,7 +4600,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4483,7 +4613,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{65}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CreateSubscriptionRequest) GetTopic() string {
@@ -4515,7 +4645,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4527,7 +4657,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4540,7 +4670,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{66}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{67}
 }
 
 type DeleteSubscriptionRequest struct {
@@ -4553,7 +4683,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4565,7 +4695,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4578,7 +4708,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{67}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DeleteSubscriptionRequest) GetTopic() string {
@@ -4603,7 +4733,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4615,7 +4745,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4628,7 +4758,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{68}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{69}
 }
 
 type TriggerOffloadRequest struct {
@@ -4640,7 +4770,7 @@ type TriggerOffloadRequest struct {
 
 func (x *TriggerOffloadRequest) Reset() {
 	*x = TriggerOffloadRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4652,7 +4782,7 @@ func (x *TriggerOffloadRequest) String() string {
 func (*TriggerOffloadRequest) ProtoMessage() {}
 
 func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4665,7 +4795,7 @@ func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadRequest.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{69}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *TriggerOffloadRequest) GetTopic() string {
@@ -4684,7 +4814,7 @@ type TriggerOffloadResponse struct {
 
 func (x *TriggerOffloadResponse) Reset() {
 	*x = TriggerOffloadResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4696,7 +4826,7 @@ func (x *TriggerOffloadResponse) String() string {
 func (*TriggerOffloadResponse) ProtoMessage() {}
 
 func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4709,7 +4839,7 @@ func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadResponse.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{70}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *TriggerOffloadResponse) GetLedgersOffloaded() uint32 {
@@ -4735,7 +4865,7 @@ type GrantPermissionRequest struct {
 
 func (x *GrantPermissionRequest) Reset() {
 	*x = GrantPermissionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4747,7 +4877,7 @@ func (x *GrantPermissionRequest) String() string {
 func (*GrantPermissionRequest) ProtoMessage() {}
 
 func (x *GrantPermissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4760,7 +4890,7 @@ func (x *GrantPermissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantPermissionRequest.ProtoReflect.Descriptor instead.
 func (*GrantPermissionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{71}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *GrantPermissionRequest) GetNamespace() string {
@@ -4799,7 +4929,7 @@ type GrantPermissionResponse struct {
 
 func (x *GrantPermissionResponse) Reset() {
 	*x = GrantPermissionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4811,7 +4941,7 @@ func (x *GrantPermissionResponse) String() string {
 func (*GrantPermissionResponse) ProtoMessage() {}
 
 func (x *GrantPermissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4824,7 +4954,7 @@ func (x *GrantPermissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantPermissionResponse.ProtoReflect.Descriptor instead.
 func (*GrantPermissionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{72}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{73}
 }
 
 // RevokePermissionRequest takes every action of role in namespace away
@@ -4841,7 +4971,7 @@ type RevokePermissionRequest struct {
 
 func (x *RevokePermissionRequest) Reset() {
 	*x = RevokePermissionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4853,7 +4983,7 @@ func (x *RevokePermissionRequest) String() string {
 func (*RevokePermissionRequest) ProtoMessage() {}
 
 func (x *RevokePermissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4866,7 +4996,7 @@ func (x *RevokePermissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokePermissionRequest.ProtoReflect.Descriptor instead.
 func (*RevokePermissionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{73}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RevokePermissionRequest) GetNamespace() string {
@@ -4898,7 +5028,7 @@ type RevokePermissionResponse struct {
 
 func (x *RevokePermissionResponse) Reset() {
 	*x = RevokePermissionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4910,7 +5040,7 @@ func (x *RevokePermissionResponse) String() string {
 func (*RevokePermissionResponse) ProtoMessage() {}
 
 func (x *RevokePermissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4923,7 +5053,7 @@ func (x *RevokePermissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokePermissionResponse.ProtoReflect.Descriptor instead.
 func (*RevokePermissionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{74}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{75}
 }
 
 type GetPermissionsRequest struct {
@@ -4937,7 +5067,7 @@ type GetPermissionsRequest struct {
 
 func (x *GetPermissionsRequest) Reset() {
 	*x = GetPermissionsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4949,7 +5079,7 @@ func (x *GetPermissionsRequest) String() string {
 func (*GetPermissionsRequest) ProtoMessage() {}
 
 func (x *GetPermissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4962,7 +5092,7 @@ func (x *GetPermissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPermissionsRequest.ProtoReflect.Descriptor instead.
 func (*GetPermissionsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{75}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *GetPermissionsRequest) GetNamespace() string {
@@ -4988,7 +5118,7 @@ type RoleActions struct {
 
 func (x *RoleActions) Reset() {
 	*x = RoleActions{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5000,7 +5130,7 @@ func (x *RoleActions) String() string {
 func (*RoleActions) ProtoMessage() {}
 
 func (x *RoleActions) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5013,7 +5143,7 @@ func (x *RoleActions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleActions.ProtoReflect.Descriptor instead.
 func (*RoleActions) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{76}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RoleActions) GetActions() []string {
@@ -5032,7 +5162,7 @@ type GetPermissionsResponse struct {
 
 func (x *GetPermissionsResponse) Reset() {
 	*x = GetPermissionsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5044,7 +5174,7 @@ func (x *GetPermissionsResponse) String() string {
 func (*GetPermissionsResponse) ProtoMessage() {}
 
 func (x *GetPermissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5057,7 +5187,7 @@ func (x *GetPermissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPermissionsResponse.ProtoReflect.Descriptor instead.
 func (*GetPermissionsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{77}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GetPermissionsResponse) GetRoles() map[string]*RoleActions {
@@ -5076,7 +5206,7 @@ type UnloadTopicRequest struct {
 
 func (x *UnloadTopicRequest) Reset() {
 	*x = UnloadTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5088,7 +5218,7 @@ func (x *UnloadTopicRequest) String() string {
 func (*UnloadTopicRequest) ProtoMessage() {}
 
 func (x *UnloadTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5101,7 +5231,7 @@ func (x *UnloadTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadTopicRequest.ProtoReflect.Descriptor instead.
 func (*UnloadTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{78}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *UnloadTopicRequest) GetTopic() string {
@@ -5119,7 +5249,7 @@ type UnloadTopicResponse struct {
 
 func (x *UnloadTopicResponse) Reset() {
 	*x = UnloadTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5131,7 +5261,7 @@ func (x *UnloadTopicResponse) String() string {
 func (*UnloadTopicResponse) ProtoMessage() {}
 
 func (x *UnloadTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5144,7 +5274,7 @@ func (x *UnloadTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadTopicResponse.ProtoReflect.Descriptor instead.
 func (*UnloadTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{79}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{80}
 }
 
 type ListClusterRequest struct {
@@ -5155,7 +5285,7 @@ type ListClusterRequest struct {
 
 func (x *ListClusterRequest) Reset() {
 	*x = ListClusterRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5167,7 +5297,7 @@ func (x *ListClusterRequest) String() string {
 func (*ListClusterRequest) ProtoMessage() {}
 
 func (x *ListClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5180,7 +5310,7 @@ func (x *ListClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClusterRequest.ProtoReflect.Descriptor instead.
 func (*ListClusterRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{80}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{81}
 }
 
 type ClusterNode struct {
@@ -5197,7 +5327,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5209,7 +5339,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5222,7 +5352,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{81}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ClusterNode) GetId() string {
@@ -5270,7 +5400,7 @@ type ClusterBookie struct {
 
 func (x *ClusterBookie) Reset() {
 	*x = ClusterBookie{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5282,7 +5412,7 @@ func (x *ClusterBookie) String() string {
 func (*ClusterBookie) ProtoMessage() {}
 
 func (x *ClusterBookie) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5295,7 +5425,7 @@ func (x *ClusterBookie) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterBookie.ProtoReflect.Descriptor instead.
 func (*ClusterBookie) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{82}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ClusterBookie) GetId() string {
@@ -5322,7 +5452,7 @@ type ListClusterResponse struct {
 
 func (x *ListClusterResponse) Reset() {
 	*x = ListClusterResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5334,7 +5464,7 @@ func (x *ListClusterResponse) String() string {
 func (*ListClusterResponse) ProtoMessage() {}
 
 func (x *ListClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5347,7 +5477,7 @@ func (x *ListClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClusterResponse.ProtoReflect.Descriptor instead.
 func (*ListClusterResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{83}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ListClusterResponse) GetNodes() []*ClusterNode {
@@ -5375,7 +5505,7 @@ type DrainBookieRequest struct {
 
 func (x *DrainBookieRequest) Reset() {
 	*x = DrainBookieRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5387,7 +5517,7 @@ func (x *DrainBookieRequest) String() string {
 func (*DrainBookieRequest) ProtoMessage() {}
 
 func (x *DrainBookieRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5400,7 +5530,7 @@ func (x *DrainBookieRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBookieRequest.ProtoReflect.Descriptor instead.
 func (*DrainBookieRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{84}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *DrainBookieRequest) GetBookie() string {
@@ -5425,7 +5555,7 @@ type DrainBookieResponse struct {
 
 func (x *DrainBookieResponse) Reset() {
 	*x = DrainBookieResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5437,7 +5567,7 @@ func (x *DrainBookieResponse) String() string {
 func (*DrainBookieResponse) ProtoMessage() {}
 
 func (x *DrainBookieResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5450,7 +5580,7 @@ func (x *DrainBookieResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBookieResponse.ProtoReflect.Descriptor instead.
 func (*DrainBookieResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{85}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{86}
 }
 
 type ListBookiesRequest struct {
@@ -5461,7 +5591,7 @@ type ListBookiesRequest struct {
 
 func (x *ListBookiesRequest) Reset() {
 	*x = ListBookiesRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5473,7 +5603,7 @@ func (x *ListBookiesRequest) String() string {
 func (*ListBookiesRequest) ProtoMessage() {}
 
 func (x *ListBookiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5486,7 +5616,7 @@ func (x *ListBookiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBookiesRequest.ProtoReflect.Descriptor instead.
 func (*ListBookiesRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{86}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{87}
 }
 
 type BookieStatus struct {
@@ -5505,7 +5635,7 @@ type BookieStatus struct {
 
 func (x *BookieStatus) Reset() {
 	*x = BookieStatus{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5517,7 +5647,7 @@ func (x *BookieStatus) String() string {
 func (*BookieStatus) ProtoMessage() {}
 
 func (x *BookieStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5530,7 +5660,7 @@ func (x *BookieStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookieStatus.ProtoReflect.Descriptor instead.
 func (*BookieStatus) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{87}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *BookieStatus) GetId() string {
@@ -5584,7 +5714,7 @@ type ListBookiesResponse struct {
 
 func (x *ListBookiesResponse) Reset() {
 	*x = ListBookiesResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5596,7 +5726,7 @@ func (x *ListBookiesResponse) String() string {
 func (*ListBookiesResponse) ProtoMessage() {}
 
 func (x *ListBookiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5609,7 +5739,7 @@ func (x *ListBookiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBookiesResponse.ProtoReflect.Descriptor instead.
 func (*ListBookiesResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{88}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ListBookiesResponse) GetBookies() []*BookieStatus {
@@ -5630,7 +5760,7 @@ type SetTenantRequest struct {
 
 func (x *SetTenantRequest) Reset() {
 	*x = SetTenantRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5642,7 +5772,7 @@ func (x *SetTenantRequest) String() string {
 func (*SetTenantRequest) ProtoMessage() {}
 
 func (x *SetTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5655,7 +5785,7 @@ func (x *SetTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTenantRequest.ProtoReflect.Descriptor instead.
 func (*SetTenantRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{89}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *SetTenantRequest) GetTenant() string {
@@ -5680,7 +5810,7 @@ type SetTenantResponse struct {
 
 func (x *SetTenantResponse) Reset() {
 	*x = SetTenantResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5692,7 +5822,7 @@ func (x *SetTenantResponse) String() string {
 func (*SetTenantResponse) ProtoMessage() {}
 
 func (x *SetTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5705,7 +5835,7 @@ func (x *SetTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTenantResponse.ProtoReflect.Descriptor instead.
 func (*SetTenantResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{90}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{91}
 }
 
 type GetTenantRequest struct {
@@ -5717,7 +5847,7 @@ type GetTenantRequest struct {
 
 func (x *GetTenantRequest) Reset() {
 	*x = GetTenantRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5729,7 +5859,7 @@ func (x *GetTenantRequest) String() string {
 func (*GetTenantRequest) ProtoMessage() {}
 
 func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5742,7 +5872,7 @@ func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantRequest.ProtoReflect.Descriptor instead.
 func (*GetTenantRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{91}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *GetTenantRequest) GetTenant() string {
@@ -5761,7 +5891,7 @@ type GetTenantResponse struct {
 
 func (x *GetTenantResponse) Reset() {
 	*x = GetTenantResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[92]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5773,7 +5903,7 @@ func (x *GetTenantResponse) String() string {
 func (*GetTenantResponse) ProtoMessage() {}
 
 func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[92]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5786,7 +5916,7 @@ func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantResponse.ProtoReflect.Descriptor instead.
 func (*GetTenantResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{92}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *GetTenantResponse) GetAdminRoles() []string {
@@ -5805,7 +5935,7 @@ type TerminateTopicRequest struct {
 
 func (x *TerminateTopicRequest) Reset() {
 	*x = TerminateTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[93]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5817,7 +5947,7 @@ func (x *TerminateTopicRequest) String() string {
 func (*TerminateTopicRequest) ProtoMessage() {}
 
 func (x *TerminateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[93]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5830,7 +5960,7 @@ func (x *TerminateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateTopicRequest.ProtoReflect.Descriptor instead.
 func (*TerminateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{93}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *TerminateTopicRequest) GetTopic() string {
@@ -5850,7 +5980,7 @@ type TerminateTopicResponse struct {
 
 func (x *TerminateTopicResponse) Reset() {
 	*x = TerminateTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[94]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5862,7 +5992,7 @@ func (x *TerminateTopicResponse) String() string {
 func (*TerminateTopicResponse) ProtoMessage() {}
 
 func (x *TerminateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[94]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5875,7 +6005,7 @@ func (x *TerminateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateTopicResponse.ProtoReflect.Descriptor instead.
 func (*TerminateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{94}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *TerminateTopicResponse) GetLast() *MessageId {
@@ -5883,6 +6013,558 @@ func (x *TerminateTopicResponse) GetLast() *MessageId {
 		return x.Last
 	}
 	return nil
+}
+
+// A topic's schema: of a partitioned topic, not of a partition.
+type GetSchemaRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// Unset: the latest version.
+	Version       *uint64 `protobuf:"varint,2,opt,name=version,proto3,oneof" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSchemaRequest) Reset() {
+	*x = GetSchemaRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSchemaRequest) ProtoMessage() {}
+
+func (x *GetSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSchemaRequest.ProtoReflect.Descriptor instead.
+func (*GetSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *GetSchemaRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *GetSchemaRequest) GetVersion() uint64 {
+	if x != nil && x.Version != nil {
+		return *x.Version
+	}
+	return 0
+}
+
+type VersionedSchema struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Version         uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Schema          *SchemaInfo            `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
+	CreatedUnixNano int64                  `protobuf:"varint,3,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	// A deletion: the topic had no schema from this version on.
+	Deleted       bool `protobuf:"varint,4,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionedSchema) Reset() {
+	*x = VersionedSchema{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionedSchema) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionedSchema) ProtoMessage() {}
+
+func (x *VersionedSchema) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionedSchema.ProtoReflect.Descriptor instead.
+func (*VersionedSchema) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *VersionedSchema) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *VersionedSchema) GetSchema() *SchemaInfo {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+func (x *VersionedSchema) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *VersionedSchema) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+type GetSchemaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Schema        *VersionedSchema       `protobuf:"bytes,1,opt,name=schema,proto3" json:"schema,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSchemaResponse) Reset() {
+	*x = GetSchemaResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSchemaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSchemaResponse) ProtoMessage() {}
+
+func (x *GetSchemaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSchemaResponse.ProtoReflect.Descriptor instead.
+func (*GetSchemaResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *GetSchemaResponse) GetSchema() *VersionedSchema {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+type ListSchemasRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchemasRequest) Reset() {
+	*x = ListSchemasRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchemasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchemasRequest) ProtoMessage() {}
+
+func (x *ListSchemasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchemasRequest.ProtoReflect.Descriptor instead.
+func (*ListSchemasRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *ListSchemasRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type ListSchemasResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Versions      []*VersionedSchema     `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchemasResponse) Reset() {
+	*x = ListSchemasResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchemasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchemasResponse) ProtoMessage() {}
+
+func (x *ListSchemasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchemasResponse.ProtoReflect.Descriptor instead.
+func (*ListSchemasResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *ListSchemasResponse) GetVersions() []*VersionedSchema {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+type CreateSchemaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Schema        *SchemaInfo            `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSchemaRequest) Reset() {
+	*x = CreateSchemaRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSchemaRequest) ProtoMessage() {}
+
+func (x *CreateSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSchemaRequest.ProtoReflect.Descriptor instead.
+func (*CreateSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *CreateSchemaRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *CreateSchemaRequest) GetSchema() *SchemaInfo {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+type CreateSchemaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSchemaResponse) Reset() {
+	*x = CreateSchemaResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSchemaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSchemaResponse) ProtoMessage() {}
+
+func (x *CreateSchemaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSchemaResponse.ProtoReflect.Descriptor instead.
+func (*CreateSchemaResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *CreateSchemaResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type DeleteSchemaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSchemaRequest) Reset() {
+	*x = DeleteSchemaRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSchemaRequest) ProtoMessage() {}
+
+func (x *DeleteSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSchemaRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *DeleteSchemaRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type DeleteSchemaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSchemaResponse) Reset() {
+	*x = DeleteSchemaResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSchemaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSchemaResponse) ProtoMessage() {}
+
+func (x *DeleteSchemaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSchemaResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSchemaResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *DeleteSchemaResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type TestSchemaCompatibilityRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Schema        *SchemaInfo            `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestSchemaCompatibilityRequest) Reset() {
+	*x = TestSchemaCompatibilityRequest{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestSchemaCompatibilityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestSchemaCompatibilityRequest) ProtoMessage() {}
+
+func (x *TestSchemaCompatibilityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestSchemaCompatibilityRequest.ProtoReflect.Descriptor instead.
+func (*TestSchemaCompatibilityRequest) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *TestSchemaCompatibilityRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TestSchemaCompatibilityRequest) GetSchema() *SchemaInfo {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+type TestSchemaCompatibilityResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Compatible bool                   `protobuf:"varint,1,opt,name=compatible,proto3" json:"compatible,omitempty"`
+	// Why not, when it is not.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Strategy      string `protobuf:"bytes,3,opt,name=strategy,proto3" json:"strategy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestSchemaCompatibilityResponse) Reset() {
+	*x = TestSchemaCompatibilityResponse{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestSchemaCompatibilityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestSchemaCompatibilityResponse) ProtoMessage() {}
+
+func (x *TestSchemaCompatibilityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestSchemaCompatibilityResponse.ProtoReflect.Descriptor instead.
+func (*TestSchemaCompatibilityResponse) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *TestSchemaCompatibilityResponse) GetCompatible() bool {
+	if x != nil {
+		return x.Compatible
+	}
+	return false
+}
+
+func (x *TestSchemaCompatibilityResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TestSchemaCompatibilityResponse) GetStrategy() string {
+	if x != nil {
+		return x.Strategy
+	}
+	return ""
 }
 
 var File_serving_servingpb_serving_proto protoreflect.FileDescriptor
@@ -5902,12 +6584,25 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x0eProduceRequest\x125\n" +
 	"\x04open\x18\x01 \x01(\v2\x1f.strata.serving.v1.OpenProducerH\x00R\x04open\x122\n" +
 	"\x04send\x18\x02 \x01(\v2\x1c.strata.serving.v1.SendBatchH\x00R\x04sendB\x06\n" +
-	"\x04kind\"\x91\x01\n" +
+	"\x04kind\"\xc8\x01\n" +
 	"\fOpenProducer\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12#\n" +
 	"\rproducer_name\x18\x02 \x01(\tR\fproducerName\x12F\n" +
 	"\vaccess_mode\x18\x03 \x01(\x0e2%.strata.serving.v1.ProducerAccessModeR\n" +
-	"accessMode\"\xe2\x01\n" +
+	"accessMode\x125\n" +
+	"\x06schema\x18\x04 \x01(\v2\x1d.strata.serving.v1.SchemaInfoR\x06schema\"\xce\x01\n" +
+	"\n" +
+	"SchemaInfo\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1e\n" +
+	"\n" +
+	"definition\x18\x02 \x01(\tR\n" +
+	"definition\x12M\n" +
+	"\n" +
+	"properties\x18\x03 \x03(\v2-.strata.serving.v1.SchemaInfo.PropertiesEntryR\n" +
+	"properties\x1a=\n" +
+	"\x0fPropertiesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe2\x01\n" +
 	"\tSendBatch\x126\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1a.strata.serving.v1.MessageR\bmessages\x12\x18\n" +
 	"\aencoded\x18\x02 \x01(\fR\aencoded\x12\x14\n" +
@@ -5930,11 +6625,13 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x06opened\x18\x01 \x01(\v2!.strata.serving.v1.ProducerOpenedH\x00R\x06opened\x12:\n" +
 	"\areceipt\x18\x02 \x01(\v2\x1e.strata.serving.v1.SendReceiptH\x00R\areceipt\x124\n" +
 	"\x05error\x18\x03 \x01(\v2\x1c.strata.serving.v1.SendErrorH\x00R\x05errorB\x06\n" +
-	"\x04kind\"\x8b\x01\n" +
+	"\x04kind\"\xca\x01\n" +
 	"\x0eProducerOpened\x12#\n" +
 	"\rproducer_name\x18\x01 \x01(\tR\fproducerName\x12(\n" +
 	"\x10last_sequence_id\x18\x02 \x01(\x03R\x0elastSequenceId\x12*\n" +
-	"\x11max_message_bytes\x18\x03 \x01(\x04R\x0fmaxMessageBytes\"\xe4\x01\n" +
+	"\x11max_message_bytes\x18\x03 \x01(\x04R\x0fmaxMessageBytes\x12*\n" +
+	"\x0eschema_version\x18\x04 \x01(\x04H\x00R\rschemaVersion\x88\x01\x01B\x11\n" +
+	"\x0f_schema_version\"\xe4\x01\n" +
 	"\vSendReceipt\x12*\n" +
 	"\x11first_sequence_id\x18\x01 \x01(\x04R\x0ffirstSequenceId\x12(\n" +
 	"\x10last_sequence_id\x18\x02 \x01(\x04R\x0elastSequenceId\x12\x16\n" +
@@ -5958,7 +6655,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x04kind\"F\n" +
 	"\x10HasMessagesAfter\x122\n" +
 	"\x05after\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\x05after\"\r\n" +
-	"\vUnsubscribe\"\xb3\x03\n" +
+	"\vUnsubscribe\"\xea\x03\n" +
 	"\tSubscribe\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x127\n" +
@@ -5969,7 +6666,9 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"nonDurable\x12F\n" +
 	"\x10start_message_id\x18\a \x01(\v2\x1c.strata.serving.v1.MessageIdR\x0estartMessageId\x12/\n" +
 	"\x14start_time_unix_nano\x18\b \x01(\x03R\x11startTimeUnixNano\x12%\n" +
-	"\x0eread_compacted\x18\t \x01(\bR\rreadCompacted\" \n" +
+	"\x0eread_compacted\x18\t \x01(\bR\rreadCompacted\x125\n" +
+	"\x06schema\x18\n" +
+	" \x01(\v2\x1d.strata.serving.v1.SchemaInfoR\x06schema\" \n" +
 	"\x04Flow\x12\x18\n" +
 	"\apermits\x18\x01 \x01(\rR\apermits\"U\n" +
 	"\x03Ack\x12.\n" +
@@ -6008,7 +6707,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"Subscribed\x12#\n" +
 	"\rconsumer_name\x18\x01 \x01(\tR\fconsumerName\"J\n" +
 	"\bMessages\x12>\n" +
-	"\bmessages\x18\x01 \x03(\v2\".strata.serving.v1.ReceivedMessageR\bmessages\"\xd5\x03\n" +
+	"\bmessages\x18\x01 \x03(\v2\".strata.serving.v1.ReceivedMessageR\bmessages\"\x94\x04\n" +
 	"\x0fReceivedMessage\x12,\n" +
 	"\x02id\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\x02id\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12R\n" +
@@ -6021,10 +6720,13 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\rproducer_name\x18\a \x01(\tR\fproducerName\x12\x1f\n" +
 	"\vsequence_id\x18\b \x01(\x04R\n" +
 	"sequenceId\x12)\n" +
-	"\x10redelivery_count\x18\t \x01(\rR\x0fredeliveryCount\x1a=\n" +
+	"\x10redelivery_count\x18\t \x01(\rR\x0fredeliveryCount\x12*\n" +
+	"\x0eschema_version\x18\n" +
+	" \x01(\x04H\x00R\rschemaVersion\x88\x01\x01\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"D\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x11\n" +
+	"\x0f_schema_version\"D\n" +
 	"\bSeekDone\x128\n" +
 	"\bposition\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\bposition\"J\n" +
 	"\x12CreateTopicRequest\x12\x14\n" +
@@ -6093,7 +6795,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x0factive_consumer\x18\b \x01(\tR\x0eactiveConsumer\x12\x18\n" +
 	"\adelayed\x18\t \x01(\x04R\adelayed\x12O\n" +
 	"%oldest_unacked_publish_time_unix_nano\x18\n" +
-	" \x01(\x03R oldestUnackedPublishTimeUnixNano\"\x8f\x05\n" +
+	" \x01(\x03R oldestUnackedPublishTimeUnixNano\"\xbf\x06\n" +
 	"\x0fNamespacePolicy\x12\x1a\n" +
 	"\bensemble\x18\x01 \x01(\rR\bensemble\x12!\n" +
 	"\fwrite_quorum\x18\x02 \x01(\rR\vwriteQuorum\x12\x1d\n" +
@@ -6110,7 +6812,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x14backlog_quota_policy\x18\v \x01(\x0e2%.strata.serving.v1.BacklogQuotaPolicyR\x12backlogQuotaPolicy\x12,\n" +
 	"\x12dispatch_rate_msgs\x18\f \x01(\x03R\x10dispatchRateMsgs\x12.\n" +
 	"\x13dispatch_rate_bytes\x18\r \x01(\x03R\x11dispatchRateBytes\x12<\n" +
-	"\x1acompaction_threshold_bytes\x18\x0e \x01(\x03R\x18compactionThresholdBytes\"/\n" +
+	"\x1acompaction_threshold_bytes\x18\x0e \x01(\x03R\x18compactionThresholdBytes\x121\n" +
+	"\x14schema_compatibility\x18\x0f \x01(\tR\x13schemaCompatibility\x12<\n" +
+	"\x1aschema_validation_enforced\x18\x10 \x01(\bR\x18schemaValidationEnforced\x12=\n" +
+	"\x1bschema_auto_update_disabled\x18\x11 \x01(\bR\x18schemaAutoUpdateDisabled\"/\n" +
 	"\x15ListNamespacesRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"8\n" +
 	"\x16ListNamespacesResponse\x12\x1e\n" +
@@ -6272,7 +6977,41 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x15TerminateTopicRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\"J\n" +
 	"\x16TerminateTopicResponse\x120\n" +
-	"\x04last\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\x04last*\x7f\n" +
+	"\x04last\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\x04last\"S\n" +
+	"\x10GetSchemaRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1d\n" +
+	"\aversion\x18\x02 \x01(\x04H\x00R\aversion\x88\x01\x01B\n" +
+	"\n" +
+	"\b_version\"\xa8\x01\n" +
+	"\x0fVersionedSchema\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x125\n" +
+	"\x06schema\x18\x02 \x01(\v2\x1d.strata.serving.v1.SchemaInfoR\x06schema\x12*\n" +
+	"\x11created_unix_nano\x18\x03 \x01(\x03R\x0fcreatedUnixNano\x12\x18\n" +
+	"\adeleted\x18\x04 \x01(\bR\adeleted\"O\n" +
+	"\x11GetSchemaResponse\x12:\n" +
+	"\x06schema\x18\x01 \x01(\v2\".strata.serving.v1.VersionedSchemaR\x06schema\"*\n" +
+	"\x12ListSchemasRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"U\n" +
+	"\x13ListSchemasResponse\x12>\n" +
+	"\bversions\x18\x01 \x03(\v2\".strata.serving.v1.VersionedSchemaR\bversions\"b\n" +
+	"\x13CreateSchemaRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x125\n" +
+	"\x06schema\x18\x02 \x01(\v2\x1d.strata.serving.v1.SchemaInfoR\x06schema\"0\n" +
+	"\x14CreateSchemaResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"+\n" +
+	"\x13DeleteSchemaRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"0\n" +
+	"\x14DeleteSchemaResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"m\n" +
+	"\x1eTestSchemaCompatibilityRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x125\n" +
+	"\x06schema\x18\x02 \x01(\v2\x1d.strata.serving.v1.SchemaInfoR\x06schema\"u\n" +
+	"\x1fTestSchemaCompatibilityResponse\x12\x1e\n" +
+	"\n" +
+	"compatible\x18\x01 \x01(\bR\n" +
+	"compatible\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
+	"\bstrategy\x18\x03 \x01(\tR\bstrategy*\x7f\n" +
 	"\x12ProducerAccessMode\x12\x11\n" +
 	"\rACCESS_SHARED\x10\x00\x12\x14\n" +
 	"\x10ACCESS_EXCLUSIVE\x10\x01\x12\x1d\n" +
@@ -6298,7 +7037,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\bEARLIEST\x10\x01*K\n" +
 	"\x12BacklogQuotaPolicy\x12\x16\n" +
 	"\x12PRODUCER_EXCEPTION\x10\x00\x12\x1d\n" +
-	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xe2\x18\n" +
+	"\x19CONSUMER_BACKLOG_EVICTION\x10\x012\xdd\x1c\n" +
 	"\x06Broker\x12M\n" +
 	"\x06Lookup\x12 .strata.serving.v1.LookupRequest\x1a!.strata.serving.v1.LookupResponse\x12T\n" +
 	"\aProduce\x12!.strata.serving.v1.ProduceRequest\x1a\".strata.serving.v1.ProduceResponse(\x010\x01\x12T\n" +
@@ -6333,7 +7072,12 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x10RevokePermission\x12*.strata.serving.v1.RevokePermissionRequest\x1a+.strata.serving.v1.RevokePermissionResponse\x12e\n" +
 	"\x0eGetPermissions\x12(.strata.serving.v1.GetPermissionsRequest\x1a).strata.serving.v1.GetPermissionsResponse\x12V\n" +
 	"\tSetTenant\x12#.strata.serving.v1.SetTenantRequest\x1a$.strata.serving.v1.SetTenantResponse\x12V\n" +
-	"\tGetTenant\x12#.strata.serving.v1.GetTenantRequest\x1a$.strata.serving.v1.GetTenantResponseB/Z-github.com/strata-mq/strata/serving/servingpbb\x06proto3"
+	"\tGetTenant\x12#.strata.serving.v1.GetTenantRequest\x1a$.strata.serving.v1.GetTenantResponse\x12V\n" +
+	"\tGetSchema\x12#.strata.serving.v1.GetSchemaRequest\x1a$.strata.serving.v1.GetSchemaResponse\x12\\\n" +
+	"\vListSchemas\x12%.strata.serving.v1.ListSchemasRequest\x1a&.strata.serving.v1.ListSchemasResponse\x12_\n" +
+	"\fCreateSchema\x12&.strata.serving.v1.CreateSchemaRequest\x1a'.strata.serving.v1.CreateSchemaResponse\x12_\n" +
+	"\fDeleteSchema\x12&.strata.serving.v1.DeleteSchemaRequest\x1a'.strata.serving.v1.DeleteSchemaResponse\x12\x80\x01\n" +
+	"\x17TestSchemaCompatibility\x121.strata.serving.v1.TestSchemaCompatibilityRequest\x1a2.strata.serving.v1.TestSchemaCompatibilityResponseB/Z-github.com/strata-mq/strata/serving/servingpbb\x06proto3"
 
 var (
 	file_serving_servingpb_serving_proto_rawDescOnce sync.Once
@@ -6348,245 +7092,276 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
 var file_serving_servingpb_serving_proto_goTypes = []any{
-	(ProducerAccessMode)(0),            // 0: strata.serving.v1.ProducerAccessMode
-	(Compression)(0),                   // 1: strata.serving.v1.Compression
-	(SubscriptionType)(0),              // 2: strata.serving.v1.SubscriptionType
-	(InitialPosition)(0),               // 3: strata.serving.v1.InitialPosition
-	(BacklogQuotaPolicy)(0),            // 4: strata.serving.v1.BacklogQuotaPolicy
-	(*MessageId)(nil),                  // 5: strata.serving.v1.MessageId
-	(*LookupRequest)(nil),              // 6: strata.serving.v1.LookupRequest
-	(*LookupResponse)(nil),             // 7: strata.serving.v1.LookupResponse
-	(*ProduceRequest)(nil),             // 8: strata.serving.v1.ProduceRequest
-	(*OpenProducer)(nil),               // 9: strata.serving.v1.OpenProducer
-	(*SendBatch)(nil),                  // 10: strata.serving.v1.SendBatch
-	(*Message)(nil),                    // 11: strata.serving.v1.Message
-	(*ProduceResponse)(nil),            // 12: strata.serving.v1.ProduceResponse
-	(*ProducerOpened)(nil),             // 13: strata.serving.v1.ProducerOpened
-	(*SendReceipt)(nil),                // 14: strata.serving.v1.SendReceipt
-	(*SendError)(nil),                  // 15: strata.serving.v1.SendError
-	(*ConsumeRequest)(nil),             // 16: strata.serving.v1.ConsumeRequest
-	(*HasMessagesAfter)(nil),           // 17: strata.serving.v1.HasMessagesAfter
-	(*Unsubscribe)(nil),                // 18: strata.serving.v1.Unsubscribe
-	(*Subscribe)(nil),                  // 19: strata.serving.v1.Subscribe
-	(*Flow)(nil),                       // 20: strata.serving.v1.Flow
-	(*Ack)(nil),                        // 21: strata.serving.v1.Ack
-	(*Nack)(nil),                       // 22: strata.serving.v1.Nack
-	(*Seek)(nil),                       // 23: strata.serving.v1.Seek
-	(*ConsumeResponse)(nil),            // 24: strata.serving.v1.ConsumeResponse
-	(*EndOfTopic)(nil),                 // 25: strata.serving.v1.EndOfTopic
-	(*HasMessagesAfterResult)(nil),     // 26: strata.serving.v1.HasMessagesAfterResult
-	(*Unsubscribed)(nil),               // 27: strata.serving.v1.Unsubscribed
-	(*Subscribed)(nil),                 // 28: strata.serving.v1.Subscribed
-	(*Messages)(nil),                   // 29: strata.serving.v1.Messages
-	(*ReceivedMessage)(nil),            // 30: strata.serving.v1.ReceivedMessage
-	(*SeekDone)(nil),                   // 31: strata.serving.v1.SeekDone
-	(*CreateTopicRequest)(nil),         // 32: strata.serving.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 33: strata.serving.v1.CreateTopicResponse
-	(*AddPartitionsRequest)(nil),       // 34: strata.serving.v1.AddPartitionsRequest
-	(*AddPartitionsResponse)(nil),      // 35: strata.serving.v1.AddPartitionsResponse
-	(*DeleteTopicRequest)(nil),         // 36: strata.serving.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 37: strata.serving.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 38: strata.serving.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 39: strata.serving.v1.ListTopicsResponse
-	(*TopicInfo)(nil),                  // 40: strata.serving.v1.TopicInfo
-	(*GetTopicRequest)(nil),            // 41: strata.serving.v1.GetTopicRequest
-	(*GetTopicResponse)(nil),           // 42: strata.serving.v1.GetTopicResponse
-	(*TopicStatsRequest)(nil),          // 43: strata.serving.v1.TopicStatsRequest
-	(*TopicStatsResponse)(nil),         // 44: strata.serving.v1.TopicStatsResponse
-	(*LedgerStats)(nil),                // 45: strata.serving.v1.LedgerStats
-	(*SubscriptionStats)(nil),          // 46: strata.serving.v1.SubscriptionStats
-	(*NamespacePolicy)(nil),            // 47: strata.serving.v1.NamespacePolicy
-	(*ListNamespacesRequest)(nil),      // 48: strata.serving.v1.ListNamespacesRequest
-	(*ListNamespacesResponse)(nil),     // 49: strata.serving.v1.ListNamespacesResponse
-	(*CompactTopicRequest)(nil),        // 50: strata.serving.v1.CompactTopicRequest
-	(*CompactTopicResponse)(nil),       // 51: strata.serving.v1.CompactTopicResponse
-	(*ReadCompactedRequest)(nil),       // 52: strata.serving.v1.ReadCompactedRequest
-	(*ReadCompactedResponse)(nil),      // 53: strata.serving.v1.ReadCompactedResponse
-	(*CompactedEnd)(nil),               // 54: strata.serving.v1.CompactedEnd
-	(*DeleteNamespaceRequest)(nil),     // 55: strata.serving.v1.DeleteNamespaceRequest
-	(*DeleteNamespaceResponse)(nil),    // 56: strata.serving.v1.DeleteNamespaceResponse
-	(*SetNamespacePolicyRequest)(nil),  // 57: strata.serving.v1.SetNamespacePolicyRequest
-	(*SetNamespacePolicyResponse)(nil), // 58: strata.serving.v1.SetNamespacePolicyResponse
-	(*GetNamespacePolicyRequest)(nil),  // 59: strata.serving.v1.GetNamespacePolicyRequest
-	(*GetNamespacePolicyResponse)(nil), // 60: strata.serving.v1.GetNamespacePolicyResponse
-	(*TopicPolicy)(nil),                // 61: strata.serving.v1.TopicPolicy
-	(*SetTopicPolicyRequest)(nil),      // 62: strata.serving.v1.SetTopicPolicyRequest
-	(*SetTopicPolicyResponse)(nil),     // 63: strata.serving.v1.SetTopicPolicyResponse
-	(*GetTopicPolicyRequest)(nil),      // 64: strata.serving.v1.GetTopicPolicyRequest
-	(*GetTopicPolicyResponse)(nil),     // 65: strata.serving.v1.GetTopicPolicyResponse
-	(*RemoveTopicPolicyRequest)(nil),   // 66: strata.serving.v1.RemoveTopicPolicyRequest
-	(*RemoveTopicPolicyResponse)(nil),  // 67: strata.serving.v1.RemoveTopicPolicyResponse
-	(*ResetCursorRequest)(nil),         // 68: strata.serving.v1.ResetCursorRequest
-	(*ResetCursorResponse)(nil),        // 69: strata.serving.v1.ResetCursorResponse
-	(*CreateSubscriptionRequest)(nil),  // 70: strata.serving.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil), // 71: strata.serving.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 72: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 73: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),      // 74: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),     // 75: strata.serving.v1.TriggerOffloadResponse
-	(*GrantPermissionRequest)(nil),     // 76: strata.serving.v1.GrantPermissionRequest
-	(*GrantPermissionResponse)(nil),    // 77: strata.serving.v1.GrantPermissionResponse
-	(*RevokePermissionRequest)(nil),    // 78: strata.serving.v1.RevokePermissionRequest
-	(*RevokePermissionResponse)(nil),   // 79: strata.serving.v1.RevokePermissionResponse
-	(*GetPermissionsRequest)(nil),      // 80: strata.serving.v1.GetPermissionsRequest
-	(*RoleActions)(nil),                // 81: strata.serving.v1.RoleActions
-	(*GetPermissionsResponse)(nil),     // 82: strata.serving.v1.GetPermissionsResponse
-	(*UnloadTopicRequest)(nil),         // 83: strata.serving.v1.UnloadTopicRequest
-	(*UnloadTopicResponse)(nil),        // 84: strata.serving.v1.UnloadTopicResponse
-	(*ListClusterRequest)(nil),         // 85: strata.serving.v1.ListClusterRequest
-	(*ClusterNode)(nil),                // 86: strata.serving.v1.ClusterNode
-	(*ClusterBookie)(nil),              // 87: strata.serving.v1.ClusterBookie
-	(*ListClusterResponse)(nil),        // 88: strata.serving.v1.ListClusterResponse
-	(*DrainBookieRequest)(nil),         // 89: strata.serving.v1.DrainBookieRequest
-	(*DrainBookieResponse)(nil),        // 90: strata.serving.v1.DrainBookieResponse
-	(*ListBookiesRequest)(nil),         // 91: strata.serving.v1.ListBookiesRequest
-	(*BookieStatus)(nil),               // 92: strata.serving.v1.BookieStatus
-	(*ListBookiesResponse)(nil),        // 93: strata.serving.v1.ListBookiesResponse
-	(*SetTenantRequest)(nil),           // 94: strata.serving.v1.SetTenantRequest
-	(*SetTenantResponse)(nil),          // 95: strata.serving.v1.SetTenantResponse
-	(*GetTenantRequest)(nil),           // 96: strata.serving.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),          // 97: strata.serving.v1.GetTenantResponse
-	(*TerminateTopicRequest)(nil),      // 98: strata.serving.v1.TerminateTopicRequest
-	(*TerminateTopicResponse)(nil),     // 99: strata.serving.v1.TerminateTopicResponse
-	nil,                                // 100: strata.serving.v1.Message.PropertiesEntry
-	nil,                                // 101: strata.serving.v1.ReceivedMessage.PropertiesEntry
-	nil,                                // 102: strata.serving.v1.GetPermissionsResponse.RolesEntry
+	(ProducerAccessMode)(0),                 // 0: strata.serving.v1.ProducerAccessMode
+	(Compression)(0),                        // 1: strata.serving.v1.Compression
+	(SubscriptionType)(0),                   // 2: strata.serving.v1.SubscriptionType
+	(InitialPosition)(0),                    // 3: strata.serving.v1.InitialPosition
+	(BacklogQuotaPolicy)(0),                 // 4: strata.serving.v1.BacklogQuotaPolicy
+	(*MessageId)(nil),                       // 5: strata.serving.v1.MessageId
+	(*LookupRequest)(nil),                   // 6: strata.serving.v1.LookupRequest
+	(*LookupResponse)(nil),                  // 7: strata.serving.v1.LookupResponse
+	(*ProduceRequest)(nil),                  // 8: strata.serving.v1.ProduceRequest
+	(*OpenProducer)(nil),                    // 9: strata.serving.v1.OpenProducer
+	(*SchemaInfo)(nil),                      // 10: strata.serving.v1.SchemaInfo
+	(*SendBatch)(nil),                       // 11: strata.serving.v1.SendBatch
+	(*Message)(nil),                         // 12: strata.serving.v1.Message
+	(*ProduceResponse)(nil),                 // 13: strata.serving.v1.ProduceResponse
+	(*ProducerOpened)(nil),                  // 14: strata.serving.v1.ProducerOpened
+	(*SendReceipt)(nil),                     // 15: strata.serving.v1.SendReceipt
+	(*SendError)(nil),                       // 16: strata.serving.v1.SendError
+	(*ConsumeRequest)(nil),                  // 17: strata.serving.v1.ConsumeRequest
+	(*HasMessagesAfter)(nil),                // 18: strata.serving.v1.HasMessagesAfter
+	(*Unsubscribe)(nil),                     // 19: strata.serving.v1.Unsubscribe
+	(*Subscribe)(nil),                       // 20: strata.serving.v1.Subscribe
+	(*Flow)(nil),                            // 21: strata.serving.v1.Flow
+	(*Ack)(nil),                             // 22: strata.serving.v1.Ack
+	(*Nack)(nil),                            // 23: strata.serving.v1.Nack
+	(*Seek)(nil),                            // 24: strata.serving.v1.Seek
+	(*ConsumeResponse)(nil),                 // 25: strata.serving.v1.ConsumeResponse
+	(*EndOfTopic)(nil),                      // 26: strata.serving.v1.EndOfTopic
+	(*HasMessagesAfterResult)(nil),          // 27: strata.serving.v1.HasMessagesAfterResult
+	(*Unsubscribed)(nil),                    // 28: strata.serving.v1.Unsubscribed
+	(*Subscribed)(nil),                      // 29: strata.serving.v1.Subscribed
+	(*Messages)(nil),                        // 30: strata.serving.v1.Messages
+	(*ReceivedMessage)(nil),                 // 31: strata.serving.v1.ReceivedMessage
+	(*SeekDone)(nil),                        // 32: strata.serving.v1.SeekDone
+	(*CreateTopicRequest)(nil),              // 33: strata.serving.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),             // 34: strata.serving.v1.CreateTopicResponse
+	(*AddPartitionsRequest)(nil),            // 35: strata.serving.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil),           // 36: strata.serving.v1.AddPartitionsResponse
+	(*DeleteTopicRequest)(nil),              // 37: strata.serving.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),             // 38: strata.serving.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),               // 39: strata.serving.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),              // 40: strata.serving.v1.ListTopicsResponse
+	(*TopicInfo)(nil),                       // 41: strata.serving.v1.TopicInfo
+	(*GetTopicRequest)(nil),                 // 42: strata.serving.v1.GetTopicRequest
+	(*GetTopicResponse)(nil),                // 43: strata.serving.v1.GetTopicResponse
+	(*TopicStatsRequest)(nil),               // 44: strata.serving.v1.TopicStatsRequest
+	(*TopicStatsResponse)(nil),              // 45: strata.serving.v1.TopicStatsResponse
+	(*LedgerStats)(nil),                     // 46: strata.serving.v1.LedgerStats
+	(*SubscriptionStats)(nil),               // 47: strata.serving.v1.SubscriptionStats
+	(*NamespacePolicy)(nil),                 // 48: strata.serving.v1.NamespacePolicy
+	(*ListNamespacesRequest)(nil),           // 49: strata.serving.v1.ListNamespacesRequest
+	(*ListNamespacesResponse)(nil),          // 50: strata.serving.v1.ListNamespacesResponse
+	(*CompactTopicRequest)(nil),             // 51: strata.serving.v1.CompactTopicRequest
+	(*CompactTopicResponse)(nil),            // 52: strata.serving.v1.CompactTopicResponse
+	(*ReadCompactedRequest)(nil),            // 53: strata.serving.v1.ReadCompactedRequest
+	(*ReadCompactedResponse)(nil),           // 54: strata.serving.v1.ReadCompactedResponse
+	(*CompactedEnd)(nil),                    // 55: strata.serving.v1.CompactedEnd
+	(*DeleteNamespaceRequest)(nil),          // 56: strata.serving.v1.DeleteNamespaceRequest
+	(*DeleteNamespaceResponse)(nil),         // 57: strata.serving.v1.DeleteNamespaceResponse
+	(*SetNamespacePolicyRequest)(nil),       // 58: strata.serving.v1.SetNamespacePolicyRequest
+	(*SetNamespacePolicyResponse)(nil),      // 59: strata.serving.v1.SetNamespacePolicyResponse
+	(*GetNamespacePolicyRequest)(nil),       // 60: strata.serving.v1.GetNamespacePolicyRequest
+	(*GetNamespacePolicyResponse)(nil),      // 61: strata.serving.v1.GetNamespacePolicyResponse
+	(*TopicPolicy)(nil),                     // 62: strata.serving.v1.TopicPolicy
+	(*SetTopicPolicyRequest)(nil),           // 63: strata.serving.v1.SetTopicPolicyRequest
+	(*SetTopicPolicyResponse)(nil),          // 64: strata.serving.v1.SetTopicPolicyResponse
+	(*GetTopicPolicyRequest)(nil),           // 65: strata.serving.v1.GetTopicPolicyRequest
+	(*GetTopicPolicyResponse)(nil),          // 66: strata.serving.v1.GetTopicPolicyResponse
+	(*RemoveTopicPolicyRequest)(nil),        // 67: strata.serving.v1.RemoveTopicPolicyRequest
+	(*RemoveTopicPolicyResponse)(nil),       // 68: strata.serving.v1.RemoveTopicPolicyResponse
+	(*ResetCursorRequest)(nil),              // 69: strata.serving.v1.ResetCursorRequest
+	(*ResetCursorResponse)(nil),             // 70: strata.serving.v1.ResetCursorResponse
+	(*CreateSubscriptionRequest)(nil),       // 71: strata.serving.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),      // 72: strata.serving.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),       // 73: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),      // 74: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),           // 75: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),          // 76: strata.serving.v1.TriggerOffloadResponse
+	(*GrantPermissionRequest)(nil),          // 77: strata.serving.v1.GrantPermissionRequest
+	(*GrantPermissionResponse)(nil),         // 78: strata.serving.v1.GrantPermissionResponse
+	(*RevokePermissionRequest)(nil),         // 79: strata.serving.v1.RevokePermissionRequest
+	(*RevokePermissionResponse)(nil),        // 80: strata.serving.v1.RevokePermissionResponse
+	(*GetPermissionsRequest)(nil),           // 81: strata.serving.v1.GetPermissionsRequest
+	(*RoleActions)(nil),                     // 82: strata.serving.v1.RoleActions
+	(*GetPermissionsResponse)(nil),          // 83: strata.serving.v1.GetPermissionsResponse
+	(*UnloadTopicRequest)(nil),              // 84: strata.serving.v1.UnloadTopicRequest
+	(*UnloadTopicResponse)(nil),             // 85: strata.serving.v1.UnloadTopicResponse
+	(*ListClusterRequest)(nil),              // 86: strata.serving.v1.ListClusterRequest
+	(*ClusterNode)(nil),                     // 87: strata.serving.v1.ClusterNode
+	(*ClusterBookie)(nil),                   // 88: strata.serving.v1.ClusterBookie
+	(*ListClusterResponse)(nil),             // 89: strata.serving.v1.ListClusterResponse
+	(*DrainBookieRequest)(nil),              // 90: strata.serving.v1.DrainBookieRequest
+	(*DrainBookieResponse)(nil),             // 91: strata.serving.v1.DrainBookieResponse
+	(*ListBookiesRequest)(nil),              // 92: strata.serving.v1.ListBookiesRequest
+	(*BookieStatus)(nil),                    // 93: strata.serving.v1.BookieStatus
+	(*ListBookiesResponse)(nil),             // 94: strata.serving.v1.ListBookiesResponse
+	(*SetTenantRequest)(nil),                // 95: strata.serving.v1.SetTenantRequest
+	(*SetTenantResponse)(nil),               // 96: strata.serving.v1.SetTenantResponse
+	(*GetTenantRequest)(nil),                // 97: strata.serving.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),               // 98: strata.serving.v1.GetTenantResponse
+	(*TerminateTopicRequest)(nil),           // 99: strata.serving.v1.TerminateTopicRequest
+	(*TerminateTopicResponse)(nil),          // 100: strata.serving.v1.TerminateTopicResponse
+	(*GetSchemaRequest)(nil),                // 101: strata.serving.v1.GetSchemaRequest
+	(*VersionedSchema)(nil),                 // 102: strata.serving.v1.VersionedSchema
+	(*GetSchemaResponse)(nil),               // 103: strata.serving.v1.GetSchemaResponse
+	(*ListSchemasRequest)(nil),              // 104: strata.serving.v1.ListSchemasRequest
+	(*ListSchemasResponse)(nil),             // 105: strata.serving.v1.ListSchemasResponse
+	(*CreateSchemaRequest)(nil),             // 106: strata.serving.v1.CreateSchemaRequest
+	(*CreateSchemaResponse)(nil),            // 107: strata.serving.v1.CreateSchemaResponse
+	(*DeleteSchemaRequest)(nil),             // 108: strata.serving.v1.DeleteSchemaRequest
+	(*DeleteSchemaResponse)(nil),            // 109: strata.serving.v1.DeleteSchemaResponse
+	(*TestSchemaCompatibilityRequest)(nil),  // 110: strata.serving.v1.TestSchemaCompatibilityRequest
+	(*TestSchemaCompatibilityResponse)(nil), // 111: strata.serving.v1.TestSchemaCompatibilityResponse
+	nil,                                     // 112: strata.serving.v1.SchemaInfo.PropertiesEntry
+	nil,                                     // 113: strata.serving.v1.Message.PropertiesEntry
+	nil,                                     // 114: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	nil,                                     // 115: strata.serving.v1.GetPermissionsResponse.RolesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	9,   // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
-	10,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
+	11,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
 	0,   // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
-	11,  // 3: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
-	1,   // 4: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
-	100, // 5: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
-	13,  // 6: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
-	14,  // 7: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
-	15,  // 8: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
-	19,  // 9: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
-	20,  // 10: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
-	21,  // 11: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
-	22,  // 12: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
-	23,  // 13: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
-	18,  // 14: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
-	17,  // 15: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
-	5,   // 16: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
-	2,   // 17: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
-	3,   // 18: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
-	5,   // 19: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
-	5,   // 20: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
-	5,   // 21: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
-	5,   // 22: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
-	3,   // 23: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
-	28,  // 24: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
-	29,  // 25: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
-	31,  // 26: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
-	27,  // 27: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
-	26,  // 28: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
-	25,  // 29: strata.serving.v1.ConsumeResponse.end_of_topic:type_name -> strata.serving.v1.EndOfTopic
-	30,  // 30: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
-	5,   // 31: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	101, // 32: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
-	5,   // 33: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
-	40,  // 34: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
-	40,  // 35: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
-	45,  // 36: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
-	46,  // 37: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
-	5,   // 38: strata.serving.v1.TopicStatsResponse.compaction_horizon:type_name -> strata.serving.v1.MessageId
-	5,   // 39: strata.serving.v1.TopicStatsResponse.terminated:type_name -> strata.serving.v1.MessageId
-	2,   // 40: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
-	5,   // 41: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
-	4,   // 42: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	5,   // 43: strata.serving.v1.CompactTopicResponse.horizon:type_name -> strata.serving.v1.MessageId
-	29,  // 44: strata.serving.v1.ReadCompactedResponse.messages:type_name -> strata.serving.v1.Messages
-	54,  // 45: strata.serving.v1.ReadCompactedResponse.end:type_name -> strata.serving.v1.CompactedEnd
-	5,   // 46: strata.serving.v1.CompactedEnd.continue_from:type_name -> strata.serving.v1.MessageId
-	47,  // 47: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
-	47,  // 48: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
-	4,   // 49: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	61,  // 50: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
-	61,  // 51: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
-	47,  // 52: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
-	5,   // 53: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	3,   // 54: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
-	5,   // 55: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	3,   // 56: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	102, // 57: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
-	86,  // 58: strata.serving.v1.ListClusterResponse.nodes:type_name -> strata.serving.v1.ClusterNode
-	87,  // 59: strata.serving.v1.ListClusterResponse.bookies:type_name -> strata.serving.v1.ClusterBookie
-	92,  // 60: strata.serving.v1.ListBookiesResponse.bookies:type_name -> strata.serving.v1.BookieStatus
-	5,   // 61: strata.serving.v1.TerminateTopicResponse.last:type_name -> strata.serving.v1.MessageId
-	81,  // 62: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
-	6,   // 63: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	8,   // 64: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	16,  // 65: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	32,  // 66: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	36,  // 67: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	38,  // 68: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	48,  // 69: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	55,  // 70: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
-	41,  // 71: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	34,  // 72: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	43,  // 73: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	57,  // 74: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	59,  // 75: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	62,  // 76: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
-	64,  // 77: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
-	66,  // 78: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
-	68,  // 79: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	72,  // 80: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	70,  // 81: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	74,  // 82: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	50,  // 83: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
-	52,  // 84: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
-	83,  // 85: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
-	98,  // 86: strata.serving.v1.Broker.TerminateTopic:input_type -> strata.serving.v1.TerminateTopicRequest
-	85,  // 87: strata.serving.v1.Broker.ListCluster:input_type -> strata.serving.v1.ListClusterRequest
-	89,  // 88: strata.serving.v1.Broker.DrainBookie:input_type -> strata.serving.v1.DrainBookieRequest
-	91,  // 89: strata.serving.v1.Broker.ListBookies:input_type -> strata.serving.v1.ListBookiesRequest
-	76,  // 90: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
-	78,  // 91: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
-	80,  // 92: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
-	94,  // 93: strata.serving.v1.Broker.SetTenant:input_type -> strata.serving.v1.SetTenantRequest
-	96,  // 94: strata.serving.v1.Broker.GetTenant:input_type -> strata.serving.v1.GetTenantRequest
-	7,   // 95: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	12,  // 96: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	24,  // 97: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	33,  // 98: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	37,  // 99: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	39,  // 100: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	49,  // 101: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	56,  // 102: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
-	42,  // 103: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	35,  // 104: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	44,  // 105: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	58,  // 106: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	60,  // 107: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	63,  // 108: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
-	65,  // 109: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
-	67,  // 110: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
-	69,  // 111: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	73,  // 112: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	71,  // 113: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	75,  // 114: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	51,  // 115: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
-	53,  // 116: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
-	84,  // 117: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
-	99,  // 118: strata.serving.v1.Broker.TerminateTopic:output_type -> strata.serving.v1.TerminateTopicResponse
-	88,  // 119: strata.serving.v1.Broker.ListCluster:output_type -> strata.serving.v1.ListClusterResponse
-	90,  // 120: strata.serving.v1.Broker.DrainBookie:output_type -> strata.serving.v1.DrainBookieResponse
-	93,  // 121: strata.serving.v1.Broker.ListBookies:output_type -> strata.serving.v1.ListBookiesResponse
-	77,  // 122: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
-	79,  // 123: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
-	82,  // 124: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
-	95,  // 125: strata.serving.v1.Broker.SetTenant:output_type -> strata.serving.v1.SetTenantResponse
-	97,  // 126: strata.serving.v1.Broker.GetTenant:output_type -> strata.serving.v1.GetTenantResponse
-	95,  // [95:127] is the sub-list for method output_type
-	63,  // [63:95] is the sub-list for method input_type
-	63,  // [63:63] is the sub-list for extension type_name
-	63,  // [63:63] is the sub-list for extension extendee
-	0,   // [0:63] is the sub-list for field type_name
+	10,  // 3: strata.serving.v1.OpenProducer.schema:type_name -> strata.serving.v1.SchemaInfo
+	112, // 4: strata.serving.v1.SchemaInfo.properties:type_name -> strata.serving.v1.SchemaInfo.PropertiesEntry
+	12,  // 5: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
+	1,   // 6: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
+	113, // 7: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	14,  // 8: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
+	15,  // 9: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
+	16,  // 10: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
+	20,  // 11: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
+	21,  // 12: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
+	22,  // 13: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
+	23,  // 14: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
+	24,  // 15: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
+	19,  // 16: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
+	18,  // 17: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
+	5,   // 18: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
+	2,   // 19: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
+	3,   // 20: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
+	5,   // 21: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
+	10,  // 22: strata.serving.v1.Subscribe.schema:type_name -> strata.serving.v1.SchemaInfo
+	5,   // 23: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
+	5,   // 24: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
+	5,   // 25: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
+	3,   // 26: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
+	29,  // 27: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
+	30,  // 28: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
+	32,  // 29: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
+	28,  // 30: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
+	27,  // 31: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
+	26,  // 32: strata.serving.v1.ConsumeResponse.end_of_topic:type_name -> strata.serving.v1.EndOfTopic
+	31,  // 33: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
+	5,   // 34: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
+	114, // 35: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	5,   // 36: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
+	41,  // 37: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
+	41,  // 38: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
+	46,  // 39: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
+	47,  // 40: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
+	5,   // 41: strata.serving.v1.TopicStatsResponse.compaction_horizon:type_name -> strata.serving.v1.MessageId
+	5,   // 42: strata.serving.v1.TopicStatsResponse.terminated:type_name -> strata.serving.v1.MessageId
+	2,   // 43: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
+	5,   // 44: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
+	4,   // 45: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	5,   // 46: strata.serving.v1.CompactTopicResponse.horizon:type_name -> strata.serving.v1.MessageId
+	30,  // 47: strata.serving.v1.ReadCompactedResponse.messages:type_name -> strata.serving.v1.Messages
+	55,  // 48: strata.serving.v1.ReadCompactedResponse.end:type_name -> strata.serving.v1.CompactedEnd
+	5,   // 49: strata.serving.v1.CompactedEnd.continue_from:type_name -> strata.serving.v1.MessageId
+	48,  // 50: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
+	48,  // 51: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
+	4,   // 52: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	62,  // 53: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
+	62,  // 54: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
+	48,  // 55: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
+	5,   // 56: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
+	3,   // 57: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	5,   // 58: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	3,   // 59: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	115, // 60: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
+	87,  // 61: strata.serving.v1.ListClusterResponse.nodes:type_name -> strata.serving.v1.ClusterNode
+	88,  // 62: strata.serving.v1.ListClusterResponse.bookies:type_name -> strata.serving.v1.ClusterBookie
+	93,  // 63: strata.serving.v1.ListBookiesResponse.bookies:type_name -> strata.serving.v1.BookieStatus
+	5,   // 64: strata.serving.v1.TerminateTopicResponse.last:type_name -> strata.serving.v1.MessageId
+	10,  // 65: strata.serving.v1.VersionedSchema.schema:type_name -> strata.serving.v1.SchemaInfo
+	102, // 66: strata.serving.v1.GetSchemaResponse.schema:type_name -> strata.serving.v1.VersionedSchema
+	102, // 67: strata.serving.v1.ListSchemasResponse.versions:type_name -> strata.serving.v1.VersionedSchema
+	10,  // 68: strata.serving.v1.CreateSchemaRequest.schema:type_name -> strata.serving.v1.SchemaInfo
+	10,  // 69: strata.serving.v1.TestSchemaCompatibilityRequest.schema:type_name -> strata.serving.v1.SchemaInfo
+	82,  // 70: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
+	6,   // 71: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	8,   // 72: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	17,  // 73: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	33,  // 74: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	37,  // 75: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	39,  // 76: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	49,  // 77: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	56,  // 78: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
+	42,  // 79: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	35,  // 80: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	44,  // 81: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	58,  // 82: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	60,  // 83: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	63,  // 84: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
+	65,  // 85: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
+	67,  // 86: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
+	69,  // 87: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	73,  // 88: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	71,  // 89: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	75,  // 90: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	51,  // 91: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
+	53,  // 92: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
+	84,  // 93: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
+	99,  // 94: strata.serving.v1.Broker.TerminateTopic:input_type -> strata.serving.v1.TerminateTopicRequest
+	86,  // 95: strata.serving.v1.Broker.ListCluster:input_type -> strata.serving.v1.ListClusterRequest
+	90,  // 96: strata.serving.v1.Broker.DrainBookie:input_type -> strata.serving.v1.DrainBookieRequest
+	92,  // 97: strata.serving.v1.Broker.ListBookies:input_type -> strata.serving.v1.ListBookiesRequest
+	77,  // 98: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
+	79,  // 99: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
+	81,  // 100: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
+	95,  // 101: strata.serving.v1.Broker.SetTenant:input_type -> strata.serving.v1.SetTenantRequest
+	97,  // 102: strata.serving.v1.Broker.GetTenant:input_type -> strata.serving.v1.GetTenantRequest
+	101, // 103: strata.serving.v1.Broker.GetSchema:input_type -> strata.serving.v1.GetSchemaRequest
+	104, // 104: strata.serving.v1.Broker.ListSchemas:input_type -> strata.serving.v1.ListSchemasRequest
+	106, // 105: strata.serving.v1.Broker.CreateSchema:input_type -> strata.serving.v1.CreateSchemaRequest
+	108, // 106: strata.serving.v1.Broker.DeleteSchema:input_type -> strata.serving.v1.DeleteSchemaRequest
+	110, // 107: strata.serving.v1.Broker.TestSchemaCompatibility:input_type -> strata.serving.v1.TestSchemaCompatibilityRequest
+	7,   // 108: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	13,  // 109: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	25,  // 110: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	34,  // 111: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	38,  // 112: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	40,  // 113: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	50,  // 114: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	57,  // 115: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	43,  // 116: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	36,  // 117: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	45,  // 118: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	59,  // 119: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	61,  // 120: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	64,  // 121: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
+	66,  // 122: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
+	68,  // 123: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
+	70,  // 124: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	74,  // 125: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	72,  // 126: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	76,  // 127: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	52,  // 128: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
+	54,  // 129: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
+	85,  // 130: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
+	100, // 131: strata.serving.v1.Broker.TerminateTopic:output_type -> strata.serving.v1.TerminateTopicResponse
+	89,  // 132: strata.serving.v1.Broker.ListCluster:output_type -> strata.serving.v1.ListClusterResponse
+	91,  // 133: strata.serving.v1.Broker.DrainBookie:output_type -> strata.serving.v1.DrainBookieResponse
+	94,  // 134: strata.serving.v1.Broker.ListBookies:output_type -> strata.serving.v1.ListBookiesResponse
+	78,  // 135: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
+	80,  // 136: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
+	83,  // 137: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
+	96,  // 138: strata.serving.v1.Broker.SetTenant:output_type -> strata.serving.v1.SetTenantResponse
+	98,  // 139: strata.serving.v1.Broker.GetTenant:output_type -> strata.serving.v1.GetTenantResponse
+	103, // 140: strata.serving.v1.Broker.GetSchema:output_type -> strata.serving.v1.GetSchemaResponse
+	105, // 141: strata.serving.v1.Broker.ListSchemas:output_type -> strata.serving.v1.ListSchemasResponse
+	107, // 142: strata.serving.v1.Broker.CreateSchema:output_type -> strata.serving.v1.CreateSchemaResponse
+	109, // 143: strata.serving.v1.Broker.DeleteSchema:output_type -> strata.serving.v1.DeleteSchemaResponse
+	111, // 144: strata.serving.v1.Broker.TestSchemaCompatibility:output_type -> strata.serving.v1.TestSchemaCompatibilityResponse
+	108, // [108:145] is the sub-list for method output_type
+	71,  // [71:108] is the sub-list for method input_type
+	71,  // [71:71] is the sub-list for extension type_name
+	71,  // [71:71] is the sub-list for extension extendee
+	0,   // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -6598,12 +7373,13 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ProduceRequest_Open)(nil),
 		(*ProduceRequest_Send)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[7].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[8].OneofWrappers = []any{
 		(*ProduceResponse_Opened)(nil),
 		(*ProduceResponse_Receipt)(nil),
 		(*ProduceResponse_Error)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[11].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[9].OneofWrappers = []any{}
+	file_serving_servingpb_serving_proto_msgTypes[12].OneofWrappers = []any{
 		(*ConsumeRequest_Subscribe)(nil),
 		(*ConsumeRequest_Flow)(nil),
 		(*ConsumeRequest_Ack)(nil),
@@ -6612,12 +7388,12 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ConsumeRequest_Unsubscribe)(nil),
 		(*ConsumeRequest_HasMessagesAfter)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[18].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[19].OneofWrappers = []any{
 		(*Seek_MessageId)(nil),
 		(*Seek_TimeUnixNano)(nil),
 		(*Seek_Position)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[19].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[20].OneofWrappers = []any{
 		(*ConsumeResponse_Subscribed)(nil),
 		(*ConsumeResponse_Messages)(nil),
 		(*ConsumeResponse_SeekDone)(nil),
@@ -6625,23 +7401,25 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ConsumeResponse_HasMessagesAfterResult)(nil),
 		(*ConsumeResponse_EndOfTopic)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[48].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[26].OneofWrappers = []any{}
+	file_serving_servingpb_serving_proto_msgTypes[49].OneofWrappers = []any{
 		(*ReadCompactedResponse_Messages)(nil),
 		(*ReadCompactedResponse_End)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[56].OneofWrappers = []any{}
-	file_serving_servingpb_serving_proto_msgTypes[63].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[57].OneofWrappers = []any{}
+	file_serving_servingpb_serving_proto_msgTypes[64].OneofWrappers = []any{
 		(*ResetCursorRequest_MessageId)(nil),
 		(*ResetCursorRequest_TimeUnixNano)(nil),
 		(*ResetCursorRequest_Edge)(nil),
 	}
+	file_serving_servingpb_serving_proto_msgTypes[96].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   98,
+			NumMessages:   111,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

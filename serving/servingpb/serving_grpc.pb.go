@@ -28,38 +28,43 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Broker_Lookup_FullMethodName             = "/strata.serving.v1.Broker/Lookup"
-	Broker_Produce_FullMethodName            = "/strata.serving.v1.Broker/Produce"
-	Broker_Consume_FullMethodName            = "/strata.serving.v1.Broker/Consume"
-	Broker_CreateTopic_FullMethodName        = "/strata.serving.v1.Broker/CreateTopic"
-	Broker_DeleteTopic_FullMethodName        = "/strata.serving.v1.Broker/DeleteTopic"
-	Broker_ListTopics_FullMethodName         = "/strata.serving.v1.Broker/ListTopics"
-	Broker_ListNamespaces_FullMethodName     = "/strata.serving.v1.Broker/ListNamespaces"
-	Broker_DeleteNamespace_FullMethodName    = "/strata.serving.v1.Broker/DeleteNamespace"
-	Broker_GetTopic_FullMethodName           = "/strata.serving.v1.Broker/GetTopic"
-	Broker_AddPartitions_FullMethodName      = "/strata.serving.v1.Broker/AddPartitions"
-	Broker_TopicStats_FullMethodName         = "/strata.serving.v1.Broker/TopicStats"
-	Broker_SetNamespacePolicy_FullMethodName = "/strata.serving.v1.Broker/SetNamespacePolicy"
-	Broker_GetNamespacePolicy_FullMethodName = "/strata.serving.v1.Broker/GetNamespacePolicy"
-	Broker_SetTopicPolicy_FullMethodName     = "/strata.serving.v1.Broker/SetTopicPolicy"
-	Broker_GetTopicPolicy_FullMethodName     = "/strata.serving.v1.Broker/GetTopicPolicy"
-	Broker_RemoveTopicPolicy_FullMethodName  = "/strata.serving.v1.Broker/RemoveTopicPolicy"
-	Broker_ResetCursor_FullMethodName        = "/strata.serving.v1.Broker/ResetCursor"
-	Broker_DeleteSubscription_FullMethodName = "/strata.serving.v1.Broker/DeleteSubscription"
-	Broker_CreateSubscription_FullMethodName = "/strata.serving.v1.Broker/CreateSubscription"
-	Broker_TriggerOffload_FullMethodName     = "/strata.serving.v1.Broker/TriggerOffload"
-	Broker_CompactTopic_FullMethodName       = "/strata.serving.v1.Broker/CompactTopic"
-	Broker_ReadCompacted_FullMethodName      = "/strata.serving.v1.Broker/ReadCompacted"
-	Broker_UnloadTopic_FullMethodName        = "/strata.serving.v1.Broker/UnloadTopic"
-	Broker_TerminateTopic_FullMethodName     = "/strata.serving.v1.Broker/TerminateTopic"
-	Broker_ListCluster_FullMethodName        = "/strata.serving.v1.Broker/ListCluster"
-	Broker_DrainBookie_FullMethodName        = "/strata.serving.v1.Broker/DrainBookie"
-	Broker_ListBookies_FullMethodName        = "/strata.serving.v1.Broker/ListBookies"
-	Broker_GrantPermission_FullMethodName    = "/strata.serving.v1.Broker/GrantPermission"
-	Broker_RevokePermission_FullMethodName   = "/strata.serving.v1.Broker/RevokePermission"
-	Broker_GetPermissions_FullMethodName     = "/strata.serving.v1.Broker/GetPermissions"
-	Broker_SetTenant_FullMethodName          = "/strata.serving.v1.Broker/SetTenant"
-	Broker_GetTenant_FullMethodName          = "/strata.serving.v1.Broker/GetTenant"
+	Broker_Lookup_FullMethodName                  = "/strata.serving.v1.Broker/Lookup"
+	Broker_Produce_FullMethodName                 = "/strata.serving.v1.Broker/Produce"
+	Broker_Consume_FullMethodName                 = "/strata.serving.v1.Broker/Consume"
+	Broker_CreateTopic_FullMethodName             = "/strata.serving.v1.Broker/CreateTopic"
+	Broker_DeleteTopic_FullMethodName             = "/strata.serving.v1.Broker/DeleteTopic"
+	Broker_ListTopics_FullMethodName              = "/strata.serving.v1.Broker/ListTopics"
+	Broker_ListNamespaces_FullMethodName          = "/strata.serving.v1.Broker/ListNamespaces"
+	Broker_DeleteNamespace_FullMethodName         = "/strata.serving.v1.Broker/DeleteNamespace"
+	Broker_GetTopic_FullMethodName                = "/strata.serving.v1.Broker/GetTopic"
+	Broker_AddPartitions_FullMethodName           = "/strata.serving.v1.Broker/AddPartitions"
+	Broker_TopicStats_FullMethodName              = "/strata.serving.v1.Broker/TopicStats"
+	Broker_SetNamespacePolicy_FullMethodName      = "/strata.serving.v1.Broker/SetNamespacePolicy"
+	Broker_GetNamespacePolicy_FullMethodName      = "/strata.serving.v1.Broker/GetNamespacePolicy"
+	Broker_SetTopicPolicy_FullMethodName          = "/strata.serving.v1.Broker/SetTopicPolicy"
+	Broker_GetTopicPolicy_FullMethodName          = "/strata.serving.v1.Broker/GetTopicPolicy"
+	Broker_RemoveTopicPolicy_FullMethodName       = "/strata.serving.v1.Broker/RemoveTopicPolicy"
+	Broker_ResetCursor_FullMethodName             = "/strata.serving.v1.Broker/ResetCursor"
+	Broker_DeleteSubscription_FullMethodName      = "/strata.serving.v1.Broker/DeleteSubscription"
+	Broker_CreateSubscription_FullMethodName      = "/strata.serving.v1.Broker/CreateSubscription"
+	Broker_TriggerOffload_FullMethodName          = "/strata.serving.v1.Broker/TriggerOffload"
+	Broker_CompactTopic_FullMethodName            = "/strata.serving.v1.Broker/CompactTopic"
+	Broker_ReadCompacted_FullMethodName           = "/strata.serving.v1.Broker/ReadCompacted"
+	Broker_UnloadTopic_FullMethodName             = "/strata.serving.v1.Broker/UnloadTopic"
+	Broker_TerminateTopic_FullMethodName          = "/strata.serving.v1.Broker/TerminateTopic"
+	Broker_ListCluster_FullMethodName             = "/strata.serving.v1.Broker/ListCluster"
+	Broker_DrainBookie_FullMethodName             = "/strata.serving.v1.Broker/DrainBookie"
+	Broker_ListBookies_FullMethodName             = "/strata.serving.v1.Broker/ListBookies"
+	Broker_GrantPermission_FullMethodName         = "/strata.serving.v1.Broker/GrantPermission"
+	Broker_RevokePermission_FullMethodName        = "/strata.serving.v1.Broker/RevokePermission"
+	Broker_GetPermissions_FullMethodName          = "/strata.serving.v1.Broker/GetPermissions"
+	Broker_SetTenant_FullMethodName               = "/strata.serving.v1.Broker/SetTenant"
+	Broker_GetTenant_FullMethodName               = "/strata.serving.v1.Broker/GetTenant"
+	Broker_GetSchema_FullMethodName               = "/strata.serving.v1.Broker/GetSchema"
+	Broker_ListSchemas_FullMethodName             = "/strata.serving.v1.Broker/ListSchemas"
+	Broker_CreateSchema_FullMethodName            = "/strata.serving.v1.Broker/CreateSchema"
+	Broker_DeleteSchema_FullMethodName            = "/strata.serving.v1.Broker/DeleteSchema"
+	Broker_TestSchemaCompatibility_FullMethodName = "/strata.serving.v1.Broker/TestSchemaCompatibility"
 )
 
 // BrokerClient is the client API for Broker service.
@@ -140,6 +145,16 @@ type BrokerClient interface {
 	// superusers only; get: also the tenant's admins).
 	SetTenant(ctx context.Context, in *SetTenantRequest, opts ...grpc.CallOption) (*SetTenantResponse, error)
 	GetTenant(ctx context.Context, in *GetTenantRequest, opts ...grpc.CallOption) (*GetTenantResponse, error)
+	// A topic's schema registry, as Pulsar's (schema.go in serving says how
+	// versions are checked); any node answers.
+	GetSchema(ctx context.Context, in *GetSchemaRequest, opts ...grpc.CallOption) (*GetSchemaResponse, error)
+	ListSchemas(ctx context.Context, in *ListSchemasRequest, opts ...grpc.CallOption) (*ListSchemasResponse, error)
+	// Adds a version, checked against the namespace's compatibility
+	// strategy, or answers the version of an identical one.
+	CreateSchema(ctx context.Context, in *CreateSchemaRequest, opts ...grpc.CallOption) (*CreateSchemaResponse, error)
+	// Leaves the topic without a schema (a deletion version).
+	DeleteSchema(ctx context.Context, in *DeleteSchemaRequest, opts ...grpc.CallOption) (*DeleteSchemaResponse, error)
+	TestSchemaCompatibility(ctx context.Context, in *TestSchemaCompatibilityRequest, opts ...grpc.CallOption) (*TestSchemaCompatibilityResponse, error)
 }
 
 type brokerClient struct {
@@ -485,6 +500,56 @@ func (c *brokerClient) GetTenant(ctx context.Context, in *GetTenantRequest, opts
 	return out, nil
 }
 
+func (c *brokerClient) GetSchema(ctx context.Context, in *GetSchemaRequest, opts ...grpc.CallOption) (*GetSchemaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSchemaResponse)
+	err := c.cc.Invoke(ctx, Broker_GetSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) ListSchemas(ctx context.Context, in *ListSchemasRequest, opts ...grpc.CallOption) (*ListSchemasResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSchemasResponse)
+	err := c.cc.Invoke(ctx, Broker_ListSchemas_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) CreateSchema(ctx context.Context, in *CreateSchemaRequest, opts ...grpc.CallOption) (*CreateSchemaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSchemaResponse)
+	err := c.cc.Invoke(ctx, Broker_CreateSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) DeleteSchema(ctx context.Context, in *DeleteSchemaRequest, opts ...grpc.CallOption) (*DeleteSchemaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSchemaResponse)
+	err := c.cc.Invoke(ctx, Broker_DeleteSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) TestSchemaCompatibility(ctx context.Context, in *TestSchemaCompatibilityRequest, opts ...grpc.CallOption) (*TestSchemaCompatibilityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TestSchemaCompatibilityResponse)
+	err := c.cc.Invoke(ctx, Broker_TestSchemaCompatibility_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BrokerServer is the server API for Broker service.
 // All implementations must embed UnimplementedBrokerServer
 // for forward compatibility.
@@ -563,6 +628,16 @@ type BrokerServer interface {
 	// superusers only; get: also the tenant's admins).
 	SetTenant(context.Context, *SetTenantRequest) (*SetTenantResponse, error)
 	GetTenant(context.Context, *GetTenantRequest) (*GetTenantResponse, error)
+	// A topic's schema registry, as Pulsar's (schema.go in serving says how
+	// versions are checked); any node answers.
+	GetSchema(context.Context, *GetSchemaRequest) (*GetSchemaResponse, error)
+	ListSchemas(context.Context, *ListSchemasRequest) (*ListSchemasResponse, error)
+	// Adds a version, checked against the namespace's compatibility
+	// strategy, or answers the version of an identical one.
+	CreateSchema(context.Context, *CreateSchemaRequest) (*CreateSchemaResponse, error)
+	// Leaves the topic without a schema (a deletion version).
+	DeleteSchema(context.Context, *DeleteSchemaRequest) (*DeleteSchemaResponse, error)
+	TestSchemaCompatibility(context.Context, *TestSchemaCompatibilityRequest) (*TestSchemaCompatibilityResponse, error)
 	mustEmbedUnimplementedBrokerServer()
 }
 
@@ -668,6 +743,21 @@ func (UnimplementedBrokerServer) SetTenant(context.Context, *SetTenantRequest) (
 }
 func (UnimplementedBrokerServer) GetTenant(context.Context, *GetTenantRequest) (*GetTenantResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTenant not implemented")
+}
+func (UnimplementedBrokerServer) GetSchema(context.Context, *GetSchemaRequest) (*GetSchemaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSchema not implemented")
+}
+func (UnimplementedBrokerServer) ListSchemas(context.Context, *ListSchemasRequest) (*ListSchemasResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSchemas not implemented")
+}
+func (UnimplementedBrokerServer) CreateSchema(context.Context, *CreateSchemaRequest) (*CreateSchemaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSchema not implemented")
+}
+func (UnimplementedBrokerServer) DeleteSchema(context.Context, *DeleteSchemaRequest) (*DeleteSchemaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSchema not implemented")
+}
+func (UnimplementedBrokerServer) TestSchemaCompatibility(context.Context, *TestSchemaCompatibilityRequest) (*TestSchemaCompatibilityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TestSchemaCompatibility not implemented")
 }
 func (UnimplementedBrokerServer) mustEmbedUnimplementedBrokerServer() {}
 func (UnimplementedBrokerServer) testEmbeddedByValue()                {}
@@ -1237,6 +1327,96 @@ func _Broker_GetTenant_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_GetSchema_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSchemaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).GetSchema(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_GetSchema_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).GetSchema(ctx, req.(*GetSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_ListSchemas_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSchemasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).ListSchemas(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_ListSchemas_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).ListSchemas(ctx, req.(*ListSchemasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_CreateSchema_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSchemaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).CreateSchema(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_CreateSchema_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).CreateSchema(ctx, req.(*CreateSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_DeleteSchema_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSchemaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).DeleteSchema(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_DeleteSchema_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).DeleteSchema(ctx, req.(*DeleteSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_TestSchemaCompatibility_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TestSchemaCompatibilityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).TestSchemaCompatibility(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_TestSchemaCompatibility_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).TestSchemaCompatibility(ctx, req.(*TestSchemaCompatibilityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Broker_ServiceDesc is the grpc.ServiceDesc for Broker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1359,6 +1539,26 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTenant",
 			Handler:    _Broker_GetTenant_Handler,
+		},
+		{
+			MethodName: "GetSchema",
+			Handler:    _Broker_GetSchema_Handler,
+		},
+		{
+			MethodName: "ListSchemas",
+			Handler:    _Broker_ListSchemas_Handler,
+		},
+		{
+			MethodName: "CreateSchema",
+			Handler:    _Broker_CreateSchema_Handler,
+		},
+		{
+			MethodName: "DeleteSchema",
+			Handler:    _Broker_DeleteSchema_Handler,
+		},
+		{
+			MethodName: "TestSchemaCompatibility",
+			Handler:    _Broker_TestSchemaCompatibility_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

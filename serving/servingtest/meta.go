@@ -58,6 +58,7 @@ type Meta struct {
 	grants        map[string]map[string]metadata.Grant // namespace → role → grant
 	tenants       map[string]metadata.Tenant
 	ledgers       map[ids.LedgerID]metadata.Ledger
+	schemas       map[string][]metadata.SchemaVersion
 }
 
 type nodeRec struct {
@@ -74,7 +75,8 @@ type ownerRec struct {
 func NewMeta() *Meta {
 	return &Meta{nextLed: 1, sessions: map[int64]*Session{}, nodes: map[string]nodeRec{}, topics: map[string]metadata.Topic{},
 		owners: map[string]ownerRec{}, mls: map[string]metadata.ManagedLedger{}, cursors: map[string]metadata.Cursor{},
-		policies: map[string]metadata.NamespacePolicy{}, topicPolicies: map[string]metadata.TopicPolicy{}, grants: map[string]map[string]metadata.Grant{}, tenants: map[string]metadata.Tenant{}, ledgers: map[ids.LedgerID]metadata.Ledger{}}
+		policies: map[string]metadata.NamespacePolicy{}, topicPolicies: map[string]metadata.TopicPolicy{}, grants: map[string]map[string]metadata.Grant{}, tenants: map[string]metadata.Tenant{}, ledgers: map[ids.LedgerID]metadata.Ledger{},
+		schemas: map[string][]metadata.SchemaVersion{}}
 }
 
 var _ serving.Meta = (*Meta)(nil)
@@ -267,6 +269,7 @@ func (m *Meta) DeleteTopic(ctx context.Context, name string) error {
 	}
 	delete(m.topics, name)
 	delete(m.mls, name)
+	delete(m.schemas, name)
 	for k, c := range m.cursors {
 		if c.Topic == name {
 			delete(m.cursors, k)
@@ -572,5 +575,24 @@ func (m *Meta) DeleteLedger(ctx context.Context, id ids.LedgerID) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.ledgers, id)
+	return nil
+}
+
+// ListSchemas answers topic's schema versions, oldest first.
+func (m *Meta) ListSchemas(ctx context.Context, topic string) ([]metadata.SchemaVersion, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.schemas[topic]), nil
+}
+
+// AddSchema adds version next of topic's schema, ErrBadVersion unless next
+// is the number of versions.
+func (m *Meta) AddSchema(ctx context.Context, topic string, next uint64, sc metadata.Schema) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if uint64(len(m.schemas[topic])) != next {
+		return metadata.ErrBadVersion
+	}
+	m.schemas[topic] = append(m.schemas[topic], metadata.SchemaVersion{Version: next, Schema: sc})
 	return nil
 }
