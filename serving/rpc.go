@@ -31,7 +31,7 @@ func (n *Node) Produce(stream grpc.BidiStreamingServer[servingpb.ProduceRequest,
 	if err != nil {
 		return err
 	}
-	version, err := n.producerSchema(stream.Context(), t.name, open.GetSchema(), false)
+	version, err := n.producerSchema(stream.Context(), t.name, open.GetSchema(), t.pol(), false)
 	if err != nil {
 		return err
 	}
@@ -257,7 +257,7 @@ func (n *Node) Consume(stream grpc.BidiStreamingServer[servingpb.ConsumeRequest,
 	if err != nil {
 		return err
 	}
-	if err := n.consumerSchema(stream.Context(), t.name, sub.GetSchema()); err != nil {
+	if err := n.consumerSchema(stream.Context(), t.name, sub.GetSchema(), t.pol()); err != nil {
 		return err
 	}
 	c, err := t.subscribe(stream.Context(), sub)

@@ -238,19 +238,18 @@ func incompatible(format string, args ...any) error {
 }
 
 // producerSchema answers the schema version a producer of topic with info
-// writes (nil: none), adding info as a new version when the namespace
-// allows; admin adds it even when the namespace disables producers'
-// updates.
-func (n *Node) producerSchema(ctx context.Context, topic string, info *servingpb.SchemaInfo, admin bool) (*uint64, error) {
+// writes (nil: none), adding info as a new version when pol allows; admin
+// adds it even when pol disables producers' updates. A producer without a
+// schema in a namespace that does not enforce schemas reads nothing.
+func (n *Node) producerSchema(ctx context.Context, topic string, info *servingpb.SchemaInfo, pol metadata.NamespacePolicy, admin bool) (*uint64, error) {
 	sc, err := normalizeSchema(info)
 	if err != nil {
 		return nil, err
 	}
-	name, ns, err := schemaTopic(topic)
-	if err != nil {
-		return nil, err
+	if sc == nil && !pol.SchemaValidationEnforced {
+		return nil, nil
 	}
-	pol, err := n.policyOf(ctx, ns)
+	name, _, err := schemaTopic(topic)
 	if err != nil {
 		return nil, err
 	}
@@ -293,17 +292,14 @@ func (n *Node) producerSchema(ctx context.Context, topic string, info *servingpb
 	}
 }
 
-// consumerSchema checks that a consumer with info can read topic.
-func (n *Node) consumerSchema(ctx context.Context, topic string, info *servingpb.SchemaInfo) error {
+// consumerSchema checks that a consumer with info can read topic under
+// pol.
+func (n *Node) consumerSchema(ctx context.Context, topic string, info *servingpb.SchemaInfo, pol metadata.NamespacePolicy) error {
 	sc, err := normalizeSchema(info)
 	if err != nil || sc == nil {
 		return err
 	}
-	name, ns, err := schemaTopic(topic)
-	if err != nil {
-		return err
-	}
-	pol, err := n.policyOf(ctx, ns)
+	name, _, err := schemaTopic(topic)
 	if err != nil {
 		return err
 	}

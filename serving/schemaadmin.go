@@ -77,7 +77,15 @@ func (n *Node) CreateSchema(ctx context.Context, req *servingpb.CreateSchemaRequ
 	} else if sc == nil {
 		return nil, errcode.New(errcode.InvalidArgument, "a schema needs a type other than BYTES, or a definition")
 	}
-	v, err := n.producerSchema(ctx, name, req.GetSchema(), true)
+	_, ns, err := schemaTopic(name)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := n.policyOf(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	v, err := n.producerSchema(ctx, name, req.GetSchema(), pol, true)
 	if err != nil {
 		return nil, err
 	}

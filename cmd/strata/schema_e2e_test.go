@@ -109,19 +109,22 @@ func TestSchemaRegistryEvolvesATopicsSchemaOnARealStandalone(t *testing.T) {
 		t.Fatalf("a STRING consumer of an AVRO topic: %v, want ErrIncompatibleSchema", err)
 	}
 
-	// The namespace decides: ALWAYS_COMPATIBLE takes v3.
+	// The namespace decides: ALWAYS_COMPATIBLE takes v3 (once the owner
+	// has the new policy: it watches policies).
 	cli("", "namespaces", "set-policy", "public/default", "--schema-compatibility", "always_compatible")
-	if _, err := c.NewProducer(ctx, topic, client.ProducerSchema(avroSchema(orderV3))); err != nil {
-		t.Fatalf("v3 under ALWAYS_COMPATIBLE: %v", err)
-	}
+	waitFor(t, 30*time.Second, "v3 under ALWAYS_COMPATIBLE", func() bool {
+		_, err := c.NewProducer(ctx, topic, client.ProducerSchema(avroSchema(orderV3)))
+		return err == nil
+	})
 	// Enforcement refuses a producer without a schema.
 	if _, err := c.NewProducer(ctx, topic); err != nil {
 		t.Fatalf("a producer without a schema, not enforced: %v", err)
 	}
 	cli("", "namespaces", "set-policy", "public/default", "--schema-validation-enforced", "--schema-auto-update=false")
-	if _, err := c.NewProducer(ctx, topic); !errors.Is(err, client.ErrIncompatibleSchema) {
-		t.Fatalf("a producer without a schema, enforced: %v, want ErrIncompatibleSchema", err)
-	}
+	waitFor(t, 30*time.Second, "a producer without a schema refused", func() bool {
+		_, err := c.NewProducer(ctx, topic)
+		return errors.Is(err, client.ErrIncompatibleSchema)
+	})
 	// Auto-update off: a producer's new schema is refused, an upload is not.
 	v4 := strings.Replace(orderV3, `"type":"double"`, `"type":"double","default":0`, 1)
 	if _, err := c.NewProducer(ctx, topic, client.ProducerSchema(avroSchema(v4))); !errors.Is(err, client.ErrIncompatibleSchema) {
@@ -149,9 +152,10 @@ func TestSchemaRegistryEvolvesATopicsSchemaOnARealStandalone(t *testing.T) {
 		t.Fatalf("a producer without a schema after the deletion: %v", err)
 	}
 	cli("", "namespaces", "set-policy", "public/default", "--schema-auto-update=true")
-	if _, err := c.NewProducer(ctx, topic, client.ProducerSchema(avroSchema(orderV1))); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, 30*time.Second, "a producer adding a version again", func() bool {
+		_, err := c.NewProducer(ctx, topic, client.ProducerSchema(avroSchema(orderV1)))
+		return err == nil
+	})
 	all, err := admin.ListSchemas(ctx, topic)
 	if err != nil || len(all) != 6 || !all[4].Deleted || all[5].Version != 5 || all[5].Schema.Definition != orderV1 {
 		t.Fatalf("versions after the deletion: %+v, %v", all, err)
