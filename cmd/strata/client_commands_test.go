@@ -154,7 +154,7 @@ func TestSetPolicyChangesOnlyTheFlagsGiven(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := policyJSON{Retention: "7d", TTL: "1h0m0s", MaxMessageBytes: 1 << 20, OffloadThresholdBytes: 0, OffloadAge: "0", OffloadDeletionLag: "0",
-		BacklogQuotaBytes: 2 << 30, BacklogQuotaPolicy: "producer_exception"}
+		BacklogQuotaBytes: 2 << 30, BacklogQuotaPolicy: "producer_exception", SchemaCompatibility: "FULL", SchemaAutoUpdate: true}
 	if p != want {
 		t.Fatalf("policy %+v, want %+v", p, want)
 	}
