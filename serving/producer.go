@@ -22,9 +22,9 @@ type producer struct {
 	done    chan struct{}
 	once    sync.Once
 	err     error
-	// schemaVersion is what its messages carry (nil: none); set before
-	// its batches are read.
-	schemaVersion *uint64
+	// schemaVersion is what its messages carry, in decimal ("": none);
+	// set before its batches are read.
+	schemaVersion string
 }
 
 func newProducer(t *topic, name string, maxPending int) *producer {

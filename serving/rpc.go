@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,7 +41,9 @@ func (n *Node) Produce(stream grpc.BidiStreamingServer[servingpb.ProduceRequest,
 		return err
 	}
 	defer t.removeProducer(p)
-	p.schemaVersion = version
+	if version != nil {
+		p.schemaVersion = strconv.FormatUint(*version, 10)
+	}
 	opened := &servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Opened{Opened: &servingpb.ProducerOpened{
 		ProducerName: p.name, LastSequenceId: last, MaxMessageBytes: t.maxMessageBytes(), SchemaVersion: version}}}
 	if err := stream.Send(opened); err != nil {

@@ -313,17 +313,17 @@ func (n *Node) consumerSchema(ctx context.Context, topic string, info *servingpb
 	return nil
 }
 
-// schemaVersionOf checks that every message of a producer's batch carries
-// the producer's schema version (none when it has none).
-func schemaVersionOf(want *uint64, props map[string]string) error {
+// schemaVersionOf checks that a message of a producer's batch carries the
+// producer's schema version, want in decimal ("" when it has none).
+func schemaVersionOf(want string, props map[string]string) error {
 	got, has := props[schemaVersionProperty]
 	switch {
-	case want == nil && !has:
+	case want == "" && !has:
 		return nil
-	case want == nil:
+	case want == "":
 		return errcode.New(errcode.InvalidArgument, "a message carries schema version %q but its producer has no schema", got)
-	case got != fmt.Sprint(*want):
-		return errcode.New(errcode.InvalidArgument, "a message carries schema version %q, its producer's is %d", got, *want)
+	case got != want:
+		return errcode.New(errcode.InvalidArgument, "a message carries schema version %q, its producer's is %s", got, want)
 	}
 	return nil
 }

@@ -121,21 +121,20 @@ func TestSameSchemaComparesDefinitionsAsJSONDefaultsIncluded(t *testing.T) {
 }
 
 func TestSchemaVersionOfAcceptsOnlyTheProducersVersion(t *testing.T) {
-	v := uint64(3)
 	for _, tc := range []struct {
-		want  *uint64
+		want  string
 		props map[string]string
 		ok    bool
 	}{
-		{nil, nil, true},
-		{nil, map[string]string{schemaVersionProperty: "3"}, false},
-		{&v, map[string]string{schemaVersionProperty: "3"}, true},
-		{&v, map[string]string{schemaVersionProperty: "2"}, false},
-		{&v, map[string]string{schemaVersionProperty: "03"}, false},
-		{&v, nil, false},
+		{"", nil, true},
+		{"", map[string]string{schemaVersionProperty: "3"}, false},
+		{"3", map[string]string{schemaVersionProperty: "3"}, true},
+		{"3", map[string]string{schemaVersionProperty: "2"}, false},
+		{"3", map[string]string{schemaVersionProperty: "03"}, false},
+		{"3", nil, false},
 	} {
 		if err := schemaVersionOf(tc.want, tc.props); (err == nil) != tc.ok {
-			t.Errorf("want %v, props %v: %v", tc.want, tc.props, err)
+			t.Errorf("want %q, props %v: %v", tc.want, tc.props, err)
 		}
 	}
 }
