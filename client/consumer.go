@@ -31,6 +31,10 @@ type Message struct {
 	// SchemaVersion is the version of the topic's schema the producer
 	// wrote it with (ProducerSchema), -1 when it had none.
 	SchemaVersion int64
+	// Encrypted is set on a message whose payload is still encrypted: the
+	// consumer has no ConsumerDecryption, or it failed under CryptoConsume,
+	// or a Reader read it.
+	Encrypted bool
 }
 
 // Consumer receives the messages of one subscription on one topic (every
@@ -48,6 +52,7 @@ type Consumer struct {
 	closed  chan struct{}
 
 	redelivery redelivery     // nack delay, ack timeout, dead letters (redelivery.go)
+	dec        *decryptor     // ConsumerDecryption (nil: payloads handed out as they are)
 	chunks     chunkAssembler // chunked messages being put together (chunking.go)
 	// retry consumes the retry-letter topic (RetryLetterPolicy); its
 	// messages are handed out by this consumer's Receive. nil without one.
@@ -180,6 +185,9 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 	}
 	cons := &Consumer{c: c, topic: name.String(), sub: tmpl.GetSubscription(), subType: o.typ, tmpl: tmpl, opts: o,
 		notify: o.notify, closed: make(chan struct{})}
+	if k := o.redelivery.decryptKeys; k != nil {
+		cons.dec = newDecryptor(k, o.redelivery.cryptoFailure)
+	}
 	if cons.notify == nil {
 		cons.notify = make(chan struct{}, 1)
 	}
@@ -300,10 +308,19 @@ func (c *Consumer) tryReceive(ctx context.Context) (*Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			c.beforeConsume(m)
-			return m, nil
+		if !ok {
+			continue
 		}
+		if m.Encrypted {
+			if keep, err := from.decrypt(m); err != nil || !keep {
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		c.beforeConsume(m)
+		return m, nil
 	}
 	err := c.failure()
 	if err == nil && c.retry != nil {

@@ -493,6 +493,7 @@ func messageFromProto(w *servingpb.ReceivedMessage, topic string, partition int3
 		m.EventTime = time.Unix(0, t)
 	}
 	m.Properties, m.SchemaVersion = takeSchemaVersion(m.Properties)
+	m.Encrypted = encrypted(m.Properties) // until a consumer's decryption opens it
 	return m
 }
 

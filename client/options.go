@@ -105,6 +105,7 @@ type producerConfig struct {
 	chunkBytes         int
 	intercept          []ProducerInterceptor
 	schema             *Schema
+	encryption         []EncryptionKey
 }
 
 func defaultProducerConfig() producerConfig {
@@ -386,6 +387,9 @@ type consumerConfig struct {
 	discovery   time.Duration // SubscribePattern's
 	compacted   bool
 	schema      *Schema
+	// decryptKeys opens encrypted messages (ConsumerDecryption).
+	decryptKeys   DecryptionKeyReader
+	cryptoFailure ConsumerCryptoFailureAction
 }
 
 func defaultConsumerConfig() consumerConfig {

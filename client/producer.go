@@ -57,6 +57,8 @@ type Producer struct {
 	// partitioned: the topic has partitions (a router applies), even
 	// while it has only one.
 	partitioned bool
+	// enc seals payloads (ProducerEncryption; nil: sent as given).
+	enc *encryptor
 
 	rr struct {
 		sync.Mutex
@@ -88,6 +90,11 @@ func (c *Client) NewProducer(ctx context.Context, topicName string, opts ...Prod
 		return nil, err
 	}
 	p := &Producer{c: c, topic: name.String(), cfg: cfg, partitioned: n > 0}
+	if len(cfg.encryption) > 0 {
+		if p.enc, err = newEncryptor(cfg.encryption); err != nil {
+			return nil, err
+		}
+	}
 	p.rr.since = time.Now()
 	if n == 0 {
 		err = p.openPart(ctx, name.String(), 0)
@@ -183,16 +190,30 @@ func (p *Producer) SendAsync(ctx context.Context, msg *ProducerMessage, cb func(
 		return
 	}
 	cb = p.interceptSend(msg, cb)
-	pp, err := p.route(msg)
+	out := msg // what goes on the wire: sealed when encrypting
+	var err error
+	if p.enc != nil {
+		if out, err = p.enc.seal(msg); err != nil {
+			if cb != nil {
+				cb(MessageID{}, msg, err)
+			}
+			return
+		}
+		if cb != nil {
+			orig, done := msg, cb
+			cb = func(id MessageID, _ *ProducerMessage, err error) { done(id, orig, err) }
+		}
+	}
+	pp, err := p.route(out)
 	switch {
 	case err != nil:
 	case p.cfg.chunking:
-		err = pp.enqueueChunked(ctx, msg, p.cfg.chunkBytes, cb)
+		err = pp.enqueueChunked(ctx, out, p.cfg.chunkBytes, cb)
 	default:
-		err = pp.enqueue(ctx, msg, cb)
+		err = pp.enqueue(ctx, out, cb)
 	}
 	if err != nil && cb != nil {
-		cb(MessageID{}, msg, err)
+		cb(MessageID{}, out, err)
 	}
 }
 

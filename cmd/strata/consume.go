@@ -29,6 +29,8 @@ type consumeOpts struct {
 	pattern      string
 	discovery    time.Duration
 	compacted    bool
+	decrypt      []string
+	onFailure    string
 }
 
 func newConsumeCmd() *cobra.Command {
@@ -66,6 +68,8 @@ properties and payload (or payload_base64).`,
 	f.StringVar(&o.pattern, "topic-pattern", "", "consume every topic of a namespace whose name matches: TENANT/NS/REGEXP (instead of --topic)")
 	f.DurationVar(&o.discovery, "pattern-discovery", time.Minute, "with --topic-pattern: how often to look for new matching topics")
 	f.BoolVar(&o.compacted, "read-compacted", false, "exclusive or failover: read the topic's compaction first, the latest message of each key, then what follows")
+	f.StringArrayVar(&o.decrypt, "decryption-key", nil, "decrypt payloads encrypted for NAME with the PEM private key in FILE: NAME=FILE (repeatable)")
+	f.StringVar(&o.onFailure, "crypto-failure", "fail", "a message that does not decrypt: fail (stop, it is redelivered later), discard (acknowledge it) or consume (print it encrypted)")
 	cmd.MarkFlagsOneRequired("topic", "topic-pattern")
 	cmd.MarkFlagsMutuallyExclusive("topic", "topic-pattern")
 	_ = cmd.MarkFlagRequired("subscription")
@@ -163,6 +167,17 @@ func runConsume(cmd *cobra.Command, o consumeOpts) error {
 	}
 	if o.compacted {
 		opts = append(opts, client.ConsumerReadCompacted())
+	}
+	keys, err := decryptionKeys(o.decrypt)
+	if err != nil {
+		return err
+	}
+	if keys != nil {
+		action, err := parseCryptoFailure(o.onFailure)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, client.ConsumerDecryption(keys, action))
 	}
 	var cons receiver
 	if o.pattern != "" {

@@ -67,6 +67,7 @@ type produceOpts struct {
 	chunking   bool
 	input      string
 	schema     schemaFlags
+	encrypt    []string
 }
 
 func newProduceCmd() *cobra.Command {
@@ -103,6 +104,7 @@ A malformed line stops the input there (the lines before it are sent).`,
 	f.StringVar(&o.input, "input", "text", "stdin format: text (a line is a payload) or jsonl (a line is a JSON message)")
 	f.BoolVar(&o.chunking, "chunking", false, "send a message over the topic's size limit as chunks (consumers of exclusive and failover subscriptions get it whole)")
 	o.schema.register(f, "schema-")
+	f.StringArrayVar(&o.encrypt, "encryption-key", nil, "encrypt payloads end to end for the PEM public key in FILE, known to consumers as NAME: NAME=FILE (repeatable; any one key opens them)")
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
 }
@@ -179,6 +181,11 @@ func runProduce(cmd *cobra.Command, o produceOpts) error {
 	popts := []client.ProducerOption{client.ProducerLinger(o.linger), client.ProducerCompression(codec)}
 	if o.chunking {
 		popts = append(popts, client.ProducerChunking(0))
+	}
+	if keys, err := encryptionKeys(o.encrypt); err != nil {
+		return err
+	} else if len(keys) > 0 {
+		popts = append(popts, client.ProducerEncryption(keys...))
 	}
 	if sc, err := o.schema.schema("schema-"); err != nil {
 		return err

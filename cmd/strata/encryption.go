@@ -1,0 +1,110 @@
+package main
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/strata-mq/strata/client"
+)
+
+// End-to-end encryption in the client commands: produce
+// --encryption-key NAME=PUBLIC.pem, consume --decryption-key
+// NAME=PRIVATE.pem (PEM files as strata tokens create-key-pair and openssl
+// write them).
+
+// cutNamedFile splits NAME=PATH.
+func cutNamedFile(flag, s string) (string, string, error) {
+	name, path, ok := strings.Cut(s, "=")
+	if !ok || name == "" || path == "" {
+		return "", "", fmt.Errorf("--%s %q: want NAME=FILE", flag, s)
+	}
+	return name, path, nil
+}
+
+// readPEMBlock reads the first PEM block of path.
+func readPEMBlock(path string) (*pem.Block, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	return block, nil
+}
+
+// encryptionKeys reads --encryption-key values.
+func encryptionKeys(specs []string) ([]client.EncryptionKey, error) {
+	var keys []client.EncryptionKey
+	for _, s := range specs {
+		name, path, err := cutNamedFile("encryption-key", s)
+		if err != nil {
+			return nil, err
+		}
+		block, err := readPEMBlock(path)
+		if err != nil {
+			return nil, err
+		}
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w (want a PUBLIC KEY block)", path, err)
+		}
+		keys = append(keys, client.EncryptionKey{Name: name, Key: pub})
+	}
+	return keys, nil
+}
+
+// decryptionKeys reads --decryption-key values into a key reader.
+func decryptionKeys(specs []string) (client.DecryptionKeyReader, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	privs := map[string]crypto.PrivateKey{}
+	for _, s := range specs {
+		name, path, err := cutNamedFile("decryption-key", s)
+		if err != nil {
+			return nil, err
+		}
+		block, err := readPEMBlock(path)
+		if err != nil {
+			return nil, err
+		}
+		var priv crypto.PrivateKey
+		switch block.Type {
+		case "RSA PRIVATE KEY":
+			priv, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			priv, err = x509.ParseECPrivateKey(block.Bytes)
+		default:
+			priv, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		privs[name] = priv
+	}
+	return func(name string) (crypto.PrivateKey, error) {
+		if p, ok := privs[name]; ok {
+			return p, nil
+		}
+		return nil, fmt.Errorf("no --decryption-key named %s", name)
+	}, nil
+}
+
+// parseCryptoFailure reads --crypto-failure.
+func parseCryptoFailure(s string) (client.ConsumerCryptoFailureAction, error) {
+	switch strings.ToLower(s) {
+	case "fail":
+		return client.CryptoFail, nil
+	case "discard":
+		return client.CryptoDiscard, nil
+	case "consume":
+		return client.CryptoConsume, nil
+	}
+	return 0, fmt.Errorf("--crypto-failure %q: want fail, discard or consume", s)
+}
