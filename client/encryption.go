@@ -208,11 +208,7 @@ func wrapECDH(pub *ecdh.PublicKey, dk []byte) ([]byte, error) {
 		return nil, err
 	}
 	ephPub := eph.PublicKey().Bytes()
-	kek, err := hkdf.Key(sha256.New, shared, ephPub, ecdhInfo, 32)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := newGCM(kek)
+	aead, err := kekCipher(shared, ephPub)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +217,16 @@ func wrapECDH(pub *ecdh.PublicKey, dk []byte) ([]byte, error) {
 	out := append([]byte{byte(len(ephPub))}, ephPub...)
 	out = append(out, nonce...)
 	return aead.Seal(out, nonce, dk, nil), nil
+}
+
+// kekCipher is the cipher that wraps a data key: AES-256-GCM under
+// HKDF-SHA256 of the ECDH secret, salted with the ephemeral public key.
+func kekCipher(shared, ephPub []byte) (cipher.AEAD, error) {
+	kek, err := hkdf.Key(sha256.New, shared, ephPub, ecdhInfo, 32)
+	if err != nil {
+		return nil, err
+	}
+	return newGCM(kek)
 }
 
 // unwrapKey opens a data key wrapped for priv's public key.
@@ -253,11 +259,7 @@ func unwrapECDH(priv *ecdh.PrivateKey, w []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	kek, err := hkdf.Key(sha256.New, shared, ephPub, ecdhInfo, 32)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := newGCM(kek)
+	aead, err := kekCipher(shared, ephPub)
 	if err != nil {
 		return nil, err
 	}
