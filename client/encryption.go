@@ -93,6 +93,13 @@ func ConsumerDecryption(keys DecryptionKeyReader, action ConsumerCryptoFailureAc
 	return func(c *consumerConfig) { c.decryptKeys, c.cryptoFailure = keys, action }
 }
 
+// ReaderDecryption is ConsumerDecryption for a Reader: under CryptoFail,
+// Next answers an error wrapping ErrDecryption and the reader reads the
+// message again later.
+func ReaderDecryption(keys DecryptionKeyReader, action ConsumerCryptoFailureAction) ReaderOption {
+	return func(c *readerConfig) { c.decryptKeys, c.cryptoFailure = keys, action }
+}
+
 // encryptor seals a producer's payloads.
 type encryptor struct {
 	keys []EncryptionKey

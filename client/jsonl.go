@@ -20,18 +20,20 @@ const JSONTimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 // The payload is a string when it is valid UTF-8, else payload_base64 holds
 // its standard base64 encoding (exactly one of the two is present).
 type JSONMessage struct {
-	ID              string            `json:"id"`
-	Topic           string            `json:"topic"`
-	Key             string            `json:"key"`
-	PublishTime     string            `json:"publish_time"`
-	EventTime       string            `json:"event_time,omitempty"`
-	Producer        string            `json:"producer,omitempty"`
-	SequenceID      uint64            `json:"sequence_id"`
-	RedeliveryCount uint32            `json:"redelivery_count,omitempty"`
-	SchemaVersion   *int64            `json:"schema_version,omitempty"`
-	Properties      map[string]string `json:"properties"`
-	Payload         *string           `json:"payload,omitempty"`
-	PayloadBase64   *string           `json:"payload_base64,omitempty"`
+	ID              string `json:"id"`
+	Topic           string `json:"topic"`
+	Key             string `json:"key"`
+	PublishTime     string `json:"publish_time"`
+	EventTime       string `json:"event_time,omitempty"`
+	Producer        string `json:"producer,omitempty"`
+	SequenceID      uint64 `json:"sequence_id"`
+	RedeliveryCount uint32 `json:"redelivery_count,omitempty"`
+	SchemaVersion   *int64 `json:"schema_version,omitempty"`
+	// Encrypted: the payload is still encrypted (Message.Encrypted).
+	Encrypted     bool              `json:"encrypted,omitempty"`
+	Properties    map[string]string `json:"properties"`
+	Payload       *string           `json:"payload,omitempty"`
+	PayloadBase64 *string           `json:"payload_base64,omitempty"`
 }
 
 // NewJSONMessage returns the JSON-lines form of m.
@@ -40,7 +42,7 @@ func NewJSONMessage(m *Message) JSONMessage {
 		ID: m.ID.String(), Topic: m.Topic, Key: m.Key,
 		PublishTime: m.PublishTime.UTC().Format(JSONTimeFormat),
 		Producer:    m.ProducerName, SequenceID: m.SequenceID, RedeliveryCount: m.RedeliveryCount,
-		Properties: m.Properties,
+		Properties: m.Properties, Encrypted: m.Encrypted,
 	}
 	if j.Properties == nil {
 		j.Properties = map[string]string{}

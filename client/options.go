@@ -587,6 +587,9 @@ type readerConfig struct {
 	name      string
 	queueSize int
 	compacted bool
+	// decryptKeys opens encrypted messages (ReaderDecryption).
+	decryptKeys   DecryptionKeyReader
+	cryptoFailure ConsumerCryptoFailureAction
 }
 
 func defaultReaderConfig() readerConfig {

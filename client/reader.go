@@ -62,7 +62,8 @@ func (c *Client) NewReader(ctx context.Context, topicName string, opts ...Reader
 		}
 	}
 	cons, err := c.subscribe(ctx, topicName, tmpl, subscribeOpts{typ: Exclusive, queueSize: cfg.queueSize,
-		ackGrouping: 10 * time.Millisecond, startFor: startFor, discover: true})
+		ackGrouping: 10 * time.Millisecond, startFor: startFor, discover: true,
+		redelivery: consumerConfig{decryptKeys: cfg.decryptKeys, cryptoFailure: cfg.cryptoFailure}})
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +115,13 @@ func (r *Reader) Topic() string { return r.cons.topic }
 // server's per-consumer unacknowledged budget; nothing is stored).
 func (r *Reader) Next(ctx context.Context) (*Message, error) {
 	if m := r.nextCompacted(); m != nil {
+		if m.Encrypted && r.cons.dec != nil {
+			// A compacted message is not redelivered: a failure leaves it
+			// encrypted, whatever the action.
+			if err := r.cons.dec.open(m); err == nil {
+				m.Encrypted = false
+			}
+		}
 		return m, nil
 	}
 	m, err := r.cons.Receive(ctx)

@@ -29,8 +29,9 @@ import (
 // either key prints the plaintext and no encryption property. A consumer
 // with other keys fails each message under CryptoFail (it comes back
 // later, and opens for a consumer with the key), acknowledges it under
-// CryptoDiscard, and hands it out encrypted under CryptoConsume. A chunked
-// message over the size limit is encrypted and opened whole.
+// CryptoDiscard, and hands it out encrypted under CryptoConsume. Readers
+// decrypt with ReaderDecryption. A chunked message over the size limit is
+// encrypted and opened whole.
 func TestEncryptedMessagesAreCiphertextOnTheBrokerAndOpenOnlyWithARecipientsKey(t *testing.T) {
 	dir := t.TempDir()
 	ecPriv, ecPub := filepath.Join(dir, "ops.pem"), filepath.Join(dir, "ops.pub")
@@ -150,6 +151,22 @@ func TestEncryptedMessagesAreCiphertextOnTheBrokerAndOpenOnlyWithARecipientsKey(
 		t.Fatalf("CryptoConsume: %v, %v", m, err)
 	}
 	consuming.Close()
+
+	// Readers: with the key, the plaintext; without, marked encrypted.
+	for _, opts := range [][]client.ReaderOption{{client.ReaderDecryption(rightKeys, client.CryptoFail)}, nil} {
+		r, err := c.NewReader(ctx, topic, append(opts, client.ReaderStartEarliest())...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if decrypting := opts != nil; m.Encrypted == decrypting || (decrypting && string(m.Payload) != "alpha-secret") {
+			t.Fatalf("reader (decrypting %v): encrypted %v, payload %q", decrypting, m.Encrypted, m.Payload)
+		}
+		r.Close()
+	}
 
 	// A chunked message over the topic's size limit, encrypted whole.
 	big := bytes.Repeat([]byte("0123456789abcdef"), 6<<20/16)
