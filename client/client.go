@@ -310,9 +310,20 @@ func (c *Client) lookupAvoiding(ctx context.Context, topic, avoid string) (strin
 // partitions returns the partition count of topic: 0 for a non-partitioned
 // topic, and 0 when the topic does not exist yet (the server decides at open).
 func (c *Client) partitions(ctx context.Context, topic string) (int, error) {
+	return c.partitionCount(ctx, topic, false)
+}
+
+// partitionsToOpen is partitions for a producer or consumer about to open
+// topic: a node that creates topics on first use with partitions creates
+// it now, partitioned.
+func (c *Client) partitionsToOpen(ctx context.Context, topic string) (int, error) {
+	return c.partitionCount(ctx, topic, true)
+}
+
+func (c *Client) partitionCount(ctx context.Context, topic string, autoCreate bool) (int, error) {
 	var n int
 	err := c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
-		resp, err := b.GetTopic(ctx, &servingpb.GetTopicRequest{Topic: topic})
+		resp, err := b.GetTopic(ctx, &servingpb.GetTopicRequest{Topic: topic, AutoCreate: autoCreate})
 		if err != nil {
 			return err
 		}

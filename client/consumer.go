@@ -179,7 +179,7 @@ func (c *Client) subscribe(ctx context.Context, topicName string, tmpl *servingp
 	if err != nil {
 		return nil, err
 	}
-	n, err := c.partitions(ctx, name.String())
+	n, err := c.partitionsToOpen(ctx, name.String())
 	if err != nil {
 		return nil, err
 	}

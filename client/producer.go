@@ -85,7 +85,7 @@ func (c *Client) NewProducer(ctx context.Context, topicName string, opts ...Prod
 	if err != nil {
 		return nil, err
 	}
-	n, err := c.partitions(ctx, name.String())
+	n, err := c.partitionsToOpen(ctx, name.String())
 	if err != nil {
 		return nil, err
 	}

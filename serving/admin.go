@@ -212,10 +212,33 @@ func (n *Node) GetTopic(ctx context.Context, req *servingpb.GetTopicRequest) (*s
 		return nil, err
 	}
 	t, err := n.meta.GetTopic(ctx, name.String())
+	if isNotFound(err) && req.GetAutoCreate() {
+		t, err = n.autoCreatePartitioned(ctx, name)
+	}
 	if err != nil {
 		return nil, notFoundAsTopic(err, name.String())
 	}
 	return &servingpb.GetTopicResponse{Topic: &servingpb.TopicInfo{Topic: t.Name, Partitions: uint32(t.Partitions)}}, nil
+}
+
+// autoCreatePartitioned creates name with Config.DefaultNumPartitions
+// partitions, for a producer or consumer about to open it, when the node
+// creates topics on first use with partitions; otherwise it answers
+// TopicNotFound (the open creates a topic that is not partitioned, or
+// refuses). A partition's name is never made a partitioned topic.
+func (n *Node) autoCreatePartitioned(ctx context.Context, name topicname.Name) (*metadata.Topic, error) {
+	full := name.String()
+	if i, _ := name.PartitionIndex(); n.cfg.NoTopicAutoCreation || n.cfg.DefaultNumPartitions <= 0 || i >= 0 {
+		return nil, errcode.New(errcode.TopicNotFound, "topic %s does not exist", full)
+	}
+	err := n.meta.CreateTopic(ctx, &metadata.Topic{Name: full, Partitions: n.cfg.DefaultNumPartitions, CreatedAt: nowNanos()})
+	if err != nil && errcode.CodeOf(err) != errcode.TopicExists {
+		return nil, unavailable("creating topic", err)
+	}
+	if err == nil {
+		n.log.Info("partitioned topic created on first use", "topic", full, "partitions", n.cfg.DefaultNumPartitions)
+	}
+	return n.meta.GetTopic(ctx, full) // a concurrent creation's, when it won
 }
 
 // TopicStats is answered by the owner.

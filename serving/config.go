@@ -111,6 +111,11 @@ type Config struct {
 	// auto.create.topics.enable=false: a misspelt name fails instead of
 	// making a topic. Default off: topics are created on first use.
 	NoTopicAutoCreation bool
+	// DefaultNumPartitions is how many partitions a topic created on first
+	// use gets, as Pulsar's defaultNumPartitions with
+	// allowAutoTopicCreationType=partitioned and Kafka's num.partitions.
+	// Default 0: such topics are not partitioned.
+	DefaultNumPartitions int
 }
 
 // DefaultBacklogQuotaCheckInterval is Config.BacklogQuotaCheckInterval's

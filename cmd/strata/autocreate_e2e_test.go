@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-mq/strata/client"
 )
@@ -35,6 +37,78 @@ func TestWithoutAutoCreationOnlyCreatedTopicsTakeMessages(t *testing.T) {
 	}
 	if list := cli("", "topics", "list", "public/default"); strings.Contains(list, "ordrs") {
 		t.Fatalf("the misspelt topic was made:\n%s", list)
+	}
+}
+
+// TestTopicsCreatedOnFirstUseGetTheDefaultPartitions: with
+// --default-num-partitions 3, a producer's and a consumer's first use of a
+// topic creates it with three partitions, and keyed messages spread over
+// them and come back to a consumer whole; a topic created by hand, and a
+// partition's own name, are left as they are; with auto-creation off the
+// default does not apply.
+func TestTopicsCreatedOnFirstUseGetTheDefaultPartitions(t *testing.T) {
+	s := newStandalone(t)
+	s.extraArgs = []string{"--default-num-partitions", "3"}
+	s.start()
+	ctx := testContext(t, time.Minute)
+	c := s.client()
+	admin := c.Admin()
+	cons, err := c.Subscribe(ctx, "events", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := admin.GetTopic(ctx, "events"); err != nil || info.Partitions != 3 {
+		t.Fatalf("a topic first used by a consumer: %+v, %v", info, err)
+	}
+	p, err := c.NewProducer(ctx, "clicks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := admin.GetTopic(ctx, "clicks"); err != nil || info.Partitions != 3 {
+		t.Fatalf("a topic first used by a producer: %+v, %v", info, err)
+	}
+	ep, err := c.NewProducer(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	partitions := map[int32]bool{}
+	for i := range 30 {
+		id, err := ep.Send(ctx, &client.ProducerMessage{Key: fmt.Sprintf("user-%d", i), Payload: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		partitions[id.Partition] = true
+	}
+	if len(partitions) != 3 {
+		t.Fatalf("30 keys went to partitions %v", partitions)
+	}
+	for range 30 {
+		if _, err := cons.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close()
+	if err := admin.CreateTopic(ctx, "plain", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewProducer(ctx, "plain"); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := admin.GetTopic(ctx, "plain"); err != nil || info.Partitions != 0 {
+		t.Fatalf("a topic created by hand: %+v, %v", info, err)
+	}
+	if _, err := c.NewProducer(ctx, "loose-partition-5"); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := admin.GetTopic(ctx, "loose-partition-5"); err != nil || info.Partitions != 0 {
+		t.Fatalf("a partition's name used first: %+v, %v", info, err)
+	}
+
+	off := newStandalone(t)
+	off.extraArgs = []string{"--default-num-partitions", "3", "--allow-auto-topic-creation=false"}
+	off.start()
+	if _, err := off.client().NewProducer(ctx, "nowhere"); !errors.Is(err, client.ErrTopicNotFound) {
+		t.Fatalf("with auto-creation off: %v, want ErrTopicNotFound", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -96,6 +97,16 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	spec.cfg.LostBookieRecoveryDelay, _ = cmd.Flags().GetDuration("lost-bookie-recovery-delay")
 	if auto, err := cmd.Flags().GetBool("allow-auto-topic-creation"); err == nil {
 		spec.cfg.NoTopicAutoCreation = !auto
+	}
+	if n, err := cmd.Flags().GetInt("default-num-partitions"); err == nil {
+		if n < 0 || n > metadata.MaxPartitions {
+			glis.Close()
+			if hlis != nil {
+				hlis.Close()
+			}
+			return fmt.Errorf("--default-num-partitions %d: want 0 to %d", n, metadata.MaxPartitions)
+		}
+		spec.cfg.DefaultNumPartitions = n
 	}
 	reg := spec.registry
 	if reg == nil {

@@ -63,6 +63,8 @@ func addPolicyFlags(cmd *cobra.Command) {
 		"how often each topic checks its subscriptions' backlogs against the namespace's backlog quota")
 	cmd.Flags().Bool("allow-auto-topic-creation", true,
 		"create a topic on its first produce or subscribe; false: only strata topics create makes topics (a misspelt name fails)")
+	cmd.Flags().Int("default-num-partitions", 0,
+		"partitions of a topic created on its first produce or subscribe (Kafka's num.partitions); 0: not partitioned")
 }
 
 // tierConfig opens the object store that --object-store names (def when

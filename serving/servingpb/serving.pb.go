@@ -2720,8 +2720,13 @@ func (x *TopicInfo) GetPartitions() uint32 {
 }
 
 type GetTopicRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// Create the topic when it does not exist and the node creates topics
+	// on first use with partitions (Config.DefaultNumPartitions), as
+	// Pulsar's partitioned-topic metadata lookup does; the SDK asks this
+	// when a producer or consumer opens.
+	AutoCreate    bool `protobuf:"varint,2,opt,name=auto_create,json=autoCreate,proto3" json:"auto_create,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2761,6 +2766,13 @@ func (x *GetTopicRequest) GetTopic() string {
 		return x.Topic
 	}
 	return ""
+}
+
+func (x *GetTopicRequest) GetAutoCreate() bool {
+	if x != nil {
+		return x.AutoCreate
+	}
+	return false
 }
 
 type GetTopicResponse struct {
@@ -6753,9 +6765,11 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x02 \x01(\rR\n" +
-	"partitions\"'\n" +
+	"partitions\"H\n" +
 	"\x0fGetTopicRequest\x12\x14\n" +
-	"\x05topic\x18\x01 \x01(\tR\x05topic\"F\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1f\n" +
+	"\vauto_create\x18\x02 \x01(\bR\n" +
+	"autoCreate\"F\n" +
 	"\x10GetTopicResponse\x122\n" +
 	"\x05topic\x18\x01 \x01(\v2\x1c.strata.serving.v1.TopicInfoR\x05topic\")\n" +
 	"\x11TopicStatsRequest\x12\x14\n" +
