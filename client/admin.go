@@ -297,6 +297,14 @@ type NamespacePolicy struct {
 	// once; whole batches go out, paid for after they are sent.
 	DispatchRateMsgs  int64 `json:"dispatch_rate_msgs"`
 	DispatchRateBytes int64 `json:"dispatch_rate_bytes"`
+	// PublishRateMsgs and PublishRateBytes bound how fast each topic (each
+	// partition) takes messages from its producers, per second (0: no
+	// bound), as Pulsar's publish rate and Kafka's producer quotas: past
+	// it the node stops reading the producers' batches for a while, so
+	// sends wait (and, with the SDK's pending limits, block) instead of
+	// failing.
+	PublishRateMsgs  int64 `json:"publish_rate_msgs"`
+	PublishRateBytes int64 `json:"publish_rate_bytes"`
 	// CompactionThresholdBytes compacts each topic (each partition) once
 	// the bytes of its ledgers after its last compaction reach it (0: only
 	// when asked, Admin.CompactTopic), as Pulsar's compaction threshold.
@@ -357,6 +365,7 @@ func (p NamespacePolicy) proto() *servingpb.NamespacePolicy {
 		OffloadDeletionLagMs: max(0, p.OffloadDeletionLag.Milliseconds()),
 		BacklogQuotaBytes:    p.BacklogQuotaBytes, BacklogQuotaPolicy: servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION,
 		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes,
+		PublishRateMsgs: p.PublishRateMsgs, PublishRateBytes: p.PublishRateBytes,
 		CompactionThresholdBytes: p.CompactionThresholdBytes, SchemaCompatibility: p.SchemaCompatibility,
 		SchemaValidationEnforced: p.SchemaValidationEnforced, SchemaAutoUpdateDisabled: p.SchemaAutoUpdateDisabled,
 	}
@@ -374,6 +383,7 @@ func policyFromProto(p *servingpb.NamespacePolicy) NamespacePolicy {
 		OffloadDeletionLag: msDuration(p.GetOffloadDeletionLagMs()),
 		BacklogQuotaBytes:  p.GetBacklogQuotaBytes(), BacklogQuotaPolicy: ProducerException,
 		DispatchRateMsgs: p.GetDispatchRateMsgs(), DispatchRateBytes: p.GetDispatchRateBytes(),
+		PublishRateMsgs: p.GetPublishRateMsgs(), PublishRateBytes: p.GetPublishRateBytes(),
 		CompactionThresholdBytes: p.GetCompactionThresholdBytes(), SchemaCompatibility: p.GetSchemaCompatibility(),
 		SchemaValidationEnforced: p.GetSchemaValidationEnforced(), SchemaAutoUpdateDisabled: p.GetSchemaAutoUpdateDisabled(),
 	}
@@ -399,6 +409,8 @@ func (p NamespacePolicy) validate() error {
 		return invalidArg("backlog quota policy %q: want %s or %s", p.BacklogQuotaPolicy, ProducerException, ConsumerBacklogEviction)
 	case p.DispatchRateMsgs < 0 || p.DispatchRateBytes < 0:
 		return invalidArg("dispatch rates must be 0 (none) or positive")
+	case p.PublishRateMsgs < 0 || p.PublishRateBytes < 0:
+		return invalidArg("publish rates must be 0 (none) or positive")
 	case p.CompactionThresholdBytes < 0:
 		return invalidArg("compaction threshold must be 0 (none) or positive")
 	case p.SchemaCompatibility != "" && !slices.Contains(SchemaStrategies, p.SchemaCompatibility):

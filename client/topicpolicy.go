@@ -24,6 +24,8 @@ type TopicPolicy struct {
 	BacklogQuotaPolicy       *BacklogQuotaPolicy `json:"backlog_quota_policy,omitempty"`
 	DispatchRateMsgs         *int64              `json:"dispatch_rate_msgs,omitempty"`
 	DispatchRateBytes        *int64              `json:"dispatch_rate_bytes,omitempty"`
+	PublishRateMsgs          *int64              `json:"publish_rate_msgs,omitempty"`
+	PublishRateBytes         *int64              `json:"publish_rate_bytes,omitempty"`
 	CompactionThresholdBytes *int64              `json:"compaction_threshold_bytes,omitempty"`
 }
 
@@ -47,6 +49,7 @@ func (p TopicPolicy) proto() (*servingpb.TopicPolicy, error) {
 	pb := &servingpb.TopicPolicy{RetentionMs: msPtr(p.Retention), TtlMs: msPtr(p.TTL), MaxMessageBytes: p.MaxMessageBytes,
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: msPtr(p.OffloadAge), OffloadDeletionLagMs: msPtr(p.OffloadDeletionLag),
 		BacklogQuotaBytes: p.BacklogQuotaBytes, DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes,
+		PublishRateMsgs: p.PublishRateMsgs, PublishRateBytes: p.PublishRateBytes,
 		CompactionThresholdBytes: p.CompactionThresholdBytes}
 	if q := p.BacklogQuotaPolicy; q != nil {
 		v := servingpb.BacklogQuotaPolicy_PRODUCER_EXCEPTION
@@ -66,6 +69,7 @@ func topicPolicyFromProto(pb *servingpb.TopicPolicy) TopicPolicy {
 	p := TopicPolicy{Retention: durationPtr(pb.RetentionMs), TTL: durationPtr(pb.TtlMs), MaxMessageBytes: pb.MaxMessageBytes,
 		OffloadThresholdBytes: pb.OffloadThresholdBytes, OffloadAge: durationPtr(pb.OffloadAgeMs), OffloadDeletionLag: durationPtr(pb.OffloadDeletionLagMs),
 		BacklogQuotaBytes: pb.BacklogQuotaBytes, DispatchRateMsgs: pb.DispatchRateMsgs, DispatchRateBytes: pb.DispatchRateBytes,
+		PublishRateMsgs: pb.PublishRateMsgs, PublishRateBytes: pb.PublishRateBytes,
 		CompactionThresholdBytes: pb.CompactionThresholdBytes}
 	if pb.BacklogQuotaPolicy != nil {
 		q := ProducerException

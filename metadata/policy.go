@@ -54,6 +54,8 @@ func (p NamespacePolicy) Validate() error {
 		return invalidPolicy("compaction_threshold_bytes %d < 0", p.CompactionThresholdBytes)
 	case p.DispatchRateMsgs < 0 || p.DispatchRateBytes < 0:
 		return invalidPolicy("dispatch rates %d msg/s, %d B/s: want 0 (none) or positive", p.DispatchRateMsgs, p.DispatchRateBytes)
+	case p.PublishRateMsgs < 0 || p.PublishRateBytes < 0:
+		return invalidPolicy("publish rates %d msg/s, %d B/s: want 0 (none) or positive", p.PublishRateMsgs, p.PublishRateBytes)
 	case p.SchemaCompatibility != "" && !slices.Contains(SchemaStrategies, p.SchemaCompatibility):
 		return invalidPolicy("schema_compatibility %q: want one of %v", p.SchemaCompatibility, SchemaStrategies)
 	}

@@ -134,6 +134,11 @@ type NamespacePolicy struct {
 	// second (0: no bound), as Pulsar's subscription dispatch rate.
 	DispatchRateMsgs  int64 `json:"dispatch_rate_msgs,omitempty"`
 	DispatchRateBytes int64 `json:"dispatch_rate_bytes,omitempty"`
+	// PublishRateMsgs and PublishRateBytes bound how fast each topic (each
+	// partition) takes messages from its producers, per second (0: no
+	// bound), as Pulsar's publish rate and Kafka's producer quotas.
+	PublishRateMsgs  int64 `json:"publish_rate_msgs,omitempty"`
+	PublishRateBytes int64 `json:"publish_rate_bytes,omitempty"`
 	// CompactionThresholdBytes compacts a topic (each partition) once the
 	// bytes of its ledgers after the last compaction reach it (0: only
 	// when asked), as Pulsar's compaction threshold.

@@ -25,6 +25,8 @@ type TopicPolicy struct {
 	BacklogQuotaPolicy       *string `json:"backlog_quota_policy,omitempty"`
 	DispatchRateMsgs         *int64  `json:"dispatch_rate_msgs,omitempty"`
 	DispatchRateBytes        *int64  `json:"dispatch_rate_bytes,omitempty"`
+	PublishRateMsgs          *int64  `json:"publish_rate_msgs,omitempty"`
+	PublishRateBytes         *int64  `json:"publish_rate_bytes,omitempty"`
 	CompactionThresholdBytes *int64  `json:"compaction_threshold_bytes,omitempty"`
 	Version                  int64   `json:"-"`
 }
@@ -44,6 +46,8 @@ func (tp TopicPolicy) Apply(p NamespacePolicy) NamespacePolicy {
 	set(&p.BacklogQuotaBytes, tp.BacklogQuotaBytes)
 	set(&p.DispatchRateMsgs, tp.DispatchRateMsgs)
 	set(&p.DispatchRateBytes, tp.DispatchRateBytes)
+	set(&p.PublishRateMsgs, tp.PublishRateMsgs)
+	set(&p.PublishRateBytes, tp.PublishRateBytes)
 	set(&p.CompactionThresholdBytes, tp.CompactionThresholdBytes)
 	if tp.MaxMessageBytes != nil {
 		p.MaxMessageBytes = *tp.MaxMessageBytes

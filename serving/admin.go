@@ -309,6 +309,7 @@ func (n *Node) SetNamespacePolicy(ctx context.Context, req *servingpb.SetNamespa
 		RetentionMs: p.GetRetentionMs(), TTLMs: p.GetTtlMs(), MaxMessageBytes: p.GetMaxMessageBytes(),
 		OffloadThresholdBytes: p.GetOffloadThresholdBytes(), OffloadAgeMs: p.GetOffloadAgeMs(), OffloadDeletionLagMs: p.GetOffloadDeletionLagMs(),
 		BacklogQuotaBytes: p.GetBacklogQuotaBytes(), DispatchRateMsgs: p.GetDispatchRateMsgs(), DispatchRateBytes: p.GetDispatchRateBytes(),
+		PublishRateMsgs: p.GetPublishRateMsgs(), PublishRateBytes: p.GetPublishRateBytes(),
 		CompactionThresholdBytes: p.GetCompactionThresholdBytes(), SchemaCompatibility: p.GetSchemaCompatibility(),
 		SchemaValidationEnforced: p.GetSchemaValidationEnforced(), SchemaAutoUpdateDisabled: p.GetSchemaAutoUpdateDisabled()}
 	switch p.GetBacklogQuotaPolicy() {
@@ -346,6 +347,8 @@ func checkPolicy(p metadata.NamespacePolicy) error {
 		return errcode.New(errcode.InvalidPolicy, "backlog quota must be 0 (none) or positive")
 	case p.DispatchRateMsgs < 0 || p.DispatchRateBytes < 0:
 		return errcode.New(errcode.InvalidPolicy, "dispatch rates must be 0 (none) or positive")
+	case p.PublishRateMsgs < 0 || p.PublishRateBytes < 0:
+		return errcode.New(errcode.InvalidPolicy, "publish rates must be 0 (none) or positive")
 	case p.CompactionThresholdBytes < 0:
 		return errcode.New(errcode.InvalidPolicy, "compaction threshold must be 0 (none) or positive")
 	case p.SchemaCompatibility != "" && !slices.Contains(metadata.SchemaStrategies, p.SchemaCompatibility):
@@ -373,6 +376,7 @@ func nsPolicyPB(p metadata.NamespacePolicy) *servingpb.NamespacePolicy {
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: p.OffloadAgeMs, OffloadDeletionLagMs: p.OffloadDeletionLagMs,
 		BacklogQuotaBytes: p.BacklogQuotaBytes, BacklogQuotaPolicy: quotaPolicyPB(p.BacklogQuotaPolicy),
 		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes, CompactionThresholdBytes: p.CompactionThresholdBytes,
+		PublishRateMsgs: p.PublishRateMsgs, PublishRateBytes: p.PublishRateBytes,
 		SchemaCompatibility: p.SchemaCompatibility, SchemaValidationEnforced: p.SchemaValidationEnforced, SchemaAutoUpdateDisabled: p.SchemaAutoUpdateDisabled}
 }
 

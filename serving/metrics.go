@@ -24,6 +24,7 @@ type metrics struct {
 	tierReadErrors    prometheus.Counter     // failed object-store reads
 	quotaEvictions    prometheus.Counter     // subscriptions moved forward by a backlog quota (quota.go)
 	dispatchThrottled *prometheus.CounterVec // by topic: seconds dispatchers waited for the dispatch rate
+	publishThrottled  *prometheus.CounterVec // by topic: seconds producers' streams waited for the publish rate
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -72,11 +73,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_backlog_quota_evictions_total", Help: "Times a subscription over its backlog quota was moved forward (consumer_backlog_eviction)."}),
 		dispatchThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_dispatch_throttled_seconds_total", Help: "Seconds subscriptions' dispatchers waited for their namespace's dispatch rate, by topic."}, []string{"topic"}),
+		publishThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_publish_throttled_seconds_total", Help: "Seconds producers' streams were not read, to keep a topic under its publish rate, by topic."}, []string{"topic"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.publishedMessages, m.publishedBytes, m.publishLatency, m.bookieWrite,
 			m.deliveredMessages, m.backlog, m.backlogBytes, m.backlogAge, m.delayed, m.keySharedWaiting, m.ownedTopics, m.takeovers, m.drops, m.sendErrors,
-			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors, m.quotaEvictions, m.dispatchThrottled)
+			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors, m.quotaEvictions, m.dispatchThrottled, m.publishThrottled)
 	}
 	return m
 }

@@ -83,6 +83,9 @@ func (n *Node) producerRecv(stream grpc.BidiStreamingServer[servingpb.ProduceReq
 		if err := t.publish(p, send); err != nil {
 			return err
 		}
+		if !t.pacePublish(stream.Context(), send) {
+			return stream.Context().Err()
+		}
 	}
 }
 

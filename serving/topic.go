@@ -33,6 +33,11 @@ type topic struct {
 	// changed policy reaches a loaded topic; read it with pol().
 	policy atomic.Pointer[metadata.NamespacePolicy]
 	log    *slog.Logger
+	// publishPace keeps the topic under its publish rate (publishrate.go).
+	publishPace struct {
+		sync.Mutex
+		p pacer
+	}
 
 	owned   metadata.Ownership // our ownership record, set by load
 	ready   chan struct{}      // closed once load finished

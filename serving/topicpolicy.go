@@ -171,6 +171,7 @@ func topicPolicyFromPB(p *servingpb.TopicPolicy) (metadata.TopicPolicy, error) {
 	tp.OffloadThresholdBytes, tp.OffloadAgeMs, tp.OffloadDeletionLagMs = p.OffloadThresholdBytes, p.OffloadAgeMs, p.OffloadDeletionLagMs
 	tp.BacklogQuotaBytes, tp.DispatchRateMsgs, tp.DispatchRateBytes = p.BacklogQuotaBytes, p.DispatchRateMsgs, p.DispatchRateBytes
 	tp.CompactionThresholdBytes = p.CompactionThresholdBytes
+	tp.PublishRateMsgs, tp.PublishRateBytes = p.PublishRateMsgs, p.PublishRateBytes
 	if p.BacklogQuotaPolicy != nil {
 		var s string
 		switch *p.BacklogQuotaPolicy {
@@ -190,7 +191,7 @@ func topicPolicyPB(tp metadata.TopicPolicy) *servingpb.TopicPolicy {
 	p := &servingpb.TopicPolicy{RetentionMs: tp.RetentionMs, TtlMs: tp.TTLMs, MaxMessageBytes: tp.MaxMessageBytes,
 		OffloadThresholdBytes: tp.OffloadThresholdBytes, OffloadAgeMs: tp.OffloadAgeMs, OffloadDeletionLagMs: tp.OffloadDeletionLagMs,
 		BacklogQuotaBytes: tp.BacklogQuotaBytes, DispatchRateMsgs: tp.DispatchRateMsgs, DispatchRateBytes: tp.DispatchRateBytes,
-		CompactionThresholdBytes: tp.CompactionThresholdBytes}
+		CompactionThresholdBytes: tp.CompactionThresholdBytes, PublishRateMsgs: tp.PublishRateMsgs, PublishRateBytes: tp.PublishRateBytes}
 	if tp.BacklogQuotaPolicy != nil {
 		q := quotaPolicyPB(*tp.BacklogQuotaPolicy)
 		p.BacklogQuotaPolicy = &q

@@ -32,7 +32,8 @@ type policyFlags struct {
 	retention, ttl, maxMessageSize                   string
 	backlogQuota, backlogQuotaPolicy                 string
 	dispatchRateBytes, compactionThreshold           string
-	dispatchRateMsgs                                 int64
+	dispatchRateMsgs, publishRateMsgs                int64
+	publishRateBytes                                 string
 	ensemble, writeQuorum, ackQuorum                 int
 	schemaCompatibility                              string
 	schemaEnforced, schemaAutoUpdate                 bool
@@ -90,6 +91,8 @@ func (pf *policyFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&pf.backlogQuotaPolicy, "backlog-quota-policy", "", "past the quota: producer_exception (sends fail) or consumer_backlog_eviction (oldest backlog skipped)")
 	f.Int64Var(&pf.dispatchRateMsgs, "dispatch-rate", 0, "most messages per second sent to each subscription of a topic (0 or -1: no bound)")
 	f.StringVar(&pf.dispatchRateBytes, "dispatch-rate-bytes", "", "most bytes per second sent to each subscription of a topic, e.g. 10MiB (0 or -1: no bound)")
+	f.Int64Var(&pf.publishRateMsgs, "publish-rate", 0, "most messages per second a topic takes from its producers, who wait past it (0 or -1: no bound)")
+	f.StringVar(&pf.publishRateBytes, "publish-rate-bytes", "", "most bytes per second a topic takes from its producers, e.g. 10MiB (0 or -1: no bound)")
 	f.StringVar(&pf.compactionThreshold, "compaction-threshold", "", "compact a topic once its ledgers after the last compaction hold this much, e.g. 100MiB (0 or -1: only when asked)")
 }
 
@@ -144,6 +147,16 @@ func (pf *policyFlags) apply(cmd *cobra.Command, p *client.NamespacePolicy) erro
 			return fmt.Errorf("--dispatch-rate-bytes: %w", err)
 		}
 		p.DispatchRateBytes = max(0, n)
+	}
+	if set("publish-rate") {
+		p.PublishRateMsgs = max(0, pf.publishRateMsgs)
+	}
+	if set("publish-rate-bytes") {
+		n, err := parseBytes(pf.publishRateBytes)
+		if err != nil {
+			return fmt.Errorf("--publish-rate-bytes: %w", err)
+		}
+		p.PublishRateBytes = max(0, n)
 	}
 	if set("compaction-threshold") {
 		n, err := parseBytes(pf.compactionThreshold)
@@ -231,6 +244,8 @@ type policyJSON struct {
 	BacklogQuotaBytes     int64  `json:"backlog_quota_bytes"`
 	BacklogQuotaPolicy    string `json:"backlog_quota_policy"`
 	DispatchRateMsgs      int64  `json:"dispatch_rate_msgs"`
+	PublishRateMsgs       int64  `json:"publish_rate_msgs"`
+	PublishRateBytes      int64  `json:"publish_rate_bytes"`
 	DispatchRateBytes     int64  `json:"dispatch_rate_bytes"`
 	CompactionThreshold   int64  `json:"compaction_threshold_bytes"`
 	SchemaCompatibility   string `json:"schema_compatibility"`
@@ -246,6 +261,7 @@ func policyView(p client.NamespacePolicy) policyJSON {
 		OffloadDeletionLag: formatDuration(p.OffloadDeletionLag),
 		BacklogQuotaBytes:  p.BacklogQuotaBytes, BacklogQuotaPolicy: string(p.BacklogQuotaPolicy),
 		DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes,
+		PublishRateMsgs: p.PublishRateMsgs, PublishRateBytes: p.PublishRateBytes,
 		CompactionThreshold: p.CompactionThresholdBytes,
 		SchemaCompatibility: cmp.Or(p.SchemaCompatibility, "FULL"), SchemaEnforced: p.SchemaValidationEnforced,
 		SchemaAutoUpdate: !p.SchemaAutoUpdateDisabled,

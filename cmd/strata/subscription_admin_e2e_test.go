@@ -602,6 +602,70 @@ func TestDispatchRateSlowsASubscriptionsDrainOnARealStandalone(t *testing.T) {
 	}
 }
 
+// TestPublishRateHoldsProducersBackWithoutFailingThemOnARealStandalone:
+// with a namespace publish rate of 50 messages a second, a producer
+// sending 150 messages in batches of 5 as fast as it can has every one
+// acknowledged, in order, but no faster than the rate allows after a
+// second's burst; the time its stream was not read shows in /metrics; a
+// topic's own policy lifts the rate for that topic alone.
+func TestPublishRateHoldsProducersBackWithoutFailingThemOnARealStandalone(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	cli := cliAt(t, s.url())
+	const topic, rate, total, batch = "public/throttled/events", 50, 150, 5
+	cli("", "namespaces", "set-policy", "public/throttled", "--publish-rate", fmt.Sprint(rate), "--publish-rate-bytes", "1MiB")
+	if out := cli("", "namespaces", "get-policy", "public/throttled"); !strings.Contains(out, `"publish_rate_msgs": 50`) {
+		t.Fatalf("get-policy: %s", out)
+	}
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	produce := func(topic string) time.Duration {
+		t.Helper()
+		p, err := c.NewProducer(ctx, topic, client.ProducerBatchMaxMessages(batch), client.ProducerLinger(time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		start := time.Now()
+		errs := make(chan error, total)
+		for i := range total {
+			p.SendAsync(ctx, &client.ProducerMessage{Payload: []byte{byte(i)}}, func(_ client.MessageID, _ *client.ProducerMessage, err error) { errs <- err })
+		}
+		for range total {
+			if err := <-errs; err != nil {
+				t.Fatalf("a send under the publish rate failed: %v", err)
+			}
+		}
+		return time.Since(start)
+	}
+	// A lower bound only: a loaded machine makes it slower, never faster.
+	if took, least := produce(topic), time.Duration(total-rate-2*batch)*time.Second/rate; took < least {
+		t.Fatalf("%d messages acknowledged in %v; at %d/s after a second's burst they take at least %v", total, took, rate, least)
+	}
+	if v := metricValue(t, s.http, `strata_publish_throttled_seconds_total{topic="`+topic+`"}`); v <= 0 {
+		t.Fatalf("/metrics counts %v seconds throttled", v)
+	}
+	cons, err := c.Subscribe(ctx, topic, "check", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := range total {
+		if m := receiveWithin(t, ctx, cons); m.Payload[0] != byte(want) {
+			t.Fatalf("got message %d, want %d", m.Payload[0], want)
+		}
+	}
+	cons.Close()
+	const free = "public/throttled/unbounded"
+	cli("", "topics", "set-policy", free, "--publish-rate", "0")
+	if got := cli("", "topics", "get-policy", free); !strings.Contains(got, `"publish_rate_msgs": 0`) {
+		t.Fatalf("topics get-policy: %s", got)
+	}
+	produce(free) // nothing to assert on its speed: it must only succeed
+	if v := metricValue(t, s.http, `strata_publish_throttled_seconds_total{topic="`+free+`"}`); v > 0 { // absent: -1
+		t.Fatalf("a topic whose own policy lifts the rate was throttled %v seconds", v)
+	}
+}
+
 // TestWaitForExclusiveProducerTakesOverWhenTheHolderCloses: through the
 // SDK on a real standalone, a second WaitForExclusive producer of a
 // partitioned topic waits, past the operation timeout, while the first

@@ -87,6 +87,8 @@ func (pf *policyFlags) override(cmd *cobra.Command, given client.NamespacePolicy
 	i64("backlog-quota", given.BacklogQuotaBytes, &own.BacklogQuotaBytes)
 	i64("dispatch-rate", given.DispatchRateMsgs, &own.DispatchRateMsgs)
 	i64("dispatch-rate-bytes", given.DispatchRateBytes, &own.DispatchRateBytes)
+	i64("publish-rate", given.PublishRateMsgs, &own.PublishRateMsgs)
+	i64("publish-rate-bytes", given.PublishRateBytes, &own.PublishRateBytes)
 	i64("compaction-threshold", given.CompactionThresholdBytes, &own.CompactionThresholdBytes)
 	if set("max-message-size") {
 		v := given.MaxMessageBytes
@@ -115,6 +117,7 @@ func printTopicPolicy(cmd *cobra.Command, a *client.Admin, topicName string) err
 	}
 	ints := map[string]*int64{"offload_threshold_bytes": own.OffloadThresholdBytes, "backlog_quota_bytes": own.BacklogQuotaBytes,
 		"dispatch_rate_msgs": own.DispatchRateMsgs, "dispatch_rate_bytes": own.DispatchRateBytes,
+		"publish_rate_msgs": own.PublishRateMsgs, "publish_rate_bytes": own.PublishRateBytes,
 		"compaction_threshold_bytes": own.CompactionThresholdBytes}
 	for k, v := range ints {
 		if v != nil {

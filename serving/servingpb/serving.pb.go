@@ -3242,8 +3242,13 @@ type NamespacePolicy struct {
 	SchemaCompatibility      string `protobuf:"bytes,15,opt,name=schema_compatibility,json=schemaCompatibility,proto3" json:"schema_compatibility,omitempty"`
 	SchemaValidationEnforced bool   `protobuf:"varint,16,opt,name=schema_validation_enforced,json=schemaValidationEnforced,proto3" json:"schema_validation_enforced,omitempty"`
 	SchemaAutoUpdateDisabled bool   `protobuf:"varint,17,opt,name=schema_auto_update_disabled,json=schemaAutoUpdateDisabled,proto3" json:"schema_auto_update_disabled,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// The most messages and bytes per second each topic (each partition)
+	// takes from its producers (0: no bound); past it the node stops reading
+	// their batches for a while, so they wait instead of failing.
+	PublishRateMsgs  int64 `protobuf:"varint,18,opt,name=publish_rate_msgs,json=publishRateMsgs,proto3" json:"publish_rate_msgs,omitempty"`
+	PublishRateBytes int64 `protobuf:"varint,19,opt,name=publish_rate_bytes,json=publishRateBytes,proto3" json:"publish_rate_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *NamespacePolicy) Reset() {
@@ -3393,6 +3398,20 @@ func (x *NamespacePolicy) GetSchemaAutoUpdateDisabled() bool {
 		return x.SchemaAutoUpdateDisabled
 	}
 	return false
+}
+
+func (x *NamespacePolicy) GetPublishRateMsgs() int64 {
+	if x != nil {
+		return x.PublishRateMsgs
+	}
+	return 0
+}
+
+func (x *NamespacePolicy) GetPublishRateBytes() int64 {
+	if x != nil {
+		return x.PublishRateBytes
+	}
+	return 0
 }
 
 type ListNamespacesRequest struct {
@@ -4034,6 +4053,8 @@ type TopicPolicy struct {
 	DispatchRateMsgs         *int64                 `protobuf:"varint,9,opt,name=dispatch_rate_msgs,json=dispatchRateMsgs,proto3,oneof" json:"dispatch_rate_msgs,omitempty"`
 	DispatchRateBytes        *int64                 `protobuf:"varint,10,opt,name=dispatch_rate_bytes,json=dispatchRateBytes,proto3,oneof" json:"dispatch_rate_bytes,omitempty"`
 	CompactionThresholdBytes *int64                 `protobuf:"varint,11,opt,name=compaction_threshold_bytes,json=compactionThresholdBytes,proto3,oneof" json:"compaction_threshold_bytes,omitempty"`
+	PublishRateMsgs          *int64                 `protobuf:"varint,12,opt,name=publish_rate_msgs,json=publishRateMsgs,proto3,oneof" json:"publish_rate_msgs,omitempty"`
+	PublishRateBytes         *int64                 `protobuf:"varint,13,opt,name=publish_rate_bytes,json=publishRateBytes,proto3,oneof" json:"publish_rate_bytes,omitempty"`
 	unknownFields            protoimpl.UnknownFields
 	sizeCache                protoimpl.SizeCache
 }
@@ -4141,6 +4162,20 @@ func (x *TopicPolicy) GetDispatchRateBytes() int64 {
 func (x *TopicPolicy) GetCompactionThresholdBytes() int64 {
 	if x != nil && x.CompactionThresholdBytes != nil {
 		return *x.CompactionThresholdBytes
+	}
+	return 0
+}
+
+func (x *TopicPolicy) GetPublishRateMsgs() int64 {
+	if x != nil && x.PublishRateMsgs != nil {
+		return *x.PublishRateMsgs
+	}
+	return 0
+}
+
+func (x *TopicPolicy) GetPublishRateBytes() int64 {
+	if x != nil && x.PublishRateBytes != nil {
+		return *x.PublishRateBytes
 	}
 	return 0
 }
@@ -6809,7 +6844,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x0factive_consumer\x18\b \x01(\tR\x0eactiveConsumer\x12\x18\n" +
 	"\adelayed\x18\t \x01(\x04R\adelayed\x12O\n" +
 	"%oldest_unacked_publish_time_unix_nano\x18\n" +
-	" \x01(\x03R oldestUnackedPublishTimeUnixNano\"\xbf\x06\n" +
+	" \x01(\x03R oldestUnackedPublishTimeUnixNano\"\x99\a\n" +
 	"\x0fNamespacePolicy\x12\x1a\n" +
 	"\bensemble\x18\x01 \x01(\rR\bensemble\x12!\n" +
 	"\fwrite_quorum\x18\x02 \x01(\rR\vwriteQuorum\x12\x1d\n" +
@@ -6829,7 +6864,9 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x1acompaction_threshold_bytes\x18\x0e \x01(\x03R\x18compactionThresholdBytes\x121\n" +
 	"\x14schema_compatibility\x18\x0f \x01(\tR\x13schemaCompatibility\x12<\n" +
 	"\x1aschema_validation_enforced\x18\x10 \x01(\bR\x18schemaValidationEnforced\x12=\n" +
-	"\x1bschema_auto_update_disabled\x18\x11 \x01(\bR\x18schemaAutoUpdateDisabled\"/\n" +
+	"\x1bschema_auto_update_disabled\x18\x11 \x01(\bR\x18schemaAutoUpdateDisabled\x12*\n" +
+	"\x11publish_rate_msgs\x18\x12 \x01(\x03R\x0fpublishRateMsgs\x12,\n" +
+	"\x12publish_rate_bytes\x18\x13 \x01(\x03R\x10publishRateBytes\"/\n" +
 	"\x15ListNamespacesRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"8\n" +
 	"\x16ListNamespacesResponse\x12\x1e\n" +
@@ -6860,7 +6897,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x19GetNamespacePolicyRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"X\n" +
 	"\x1aGetNamespacePolicyResponse\x12:\n" +
-	"\x06policy\x18\x01 \x01(\v2\".strata.serving.v1.NamespacePolicyR\x06policy\"\xe0\x06\n" +
+	"\x06policy\x18\x01 \x01(\v2\".strata.serving.v1.NamespacePolicyR\x06policy\"\xf1\a\n" +
 	"\vTopicPolicy\x12&\n" +
 	"\fretention_ms\x18\x01 \x01(\x03H\x00R\vretentionMs\x88\x01\x01\x12\x1a\n" +
 	"\x06ttl_ms\x18\x02 \x01(\x03H\x01R\x05ttlMs\x88\x01\x01\x12/\n" +
@@ -6874,7 +6911,9 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x13dispatch_rate_bytes\x18\n" +
 	" \x01(\x03H\tR\x11dispatchRateBytes\x88\x01\x01\x12A\n" +
 	"\x1acompaction_threshold_bytes\x18\v \x01(\x03H\n" +
-	"R\x18compactionThresholdBytes\x88\x01\x01B\x0f\n" +
+	"R\x18compactionThresholdBytes\x88\x01\x01\x12/\n" +
+	"\x11publish_rate_msgs\x18\f \x01(\x03H\vR\x0fpublishRateMsgs\x88\x01\x01\x121\n" +
+	"\x12publish_rate_bytes\x18\r \x01(\x03H\fR\x10publishRateBytes\x88\x01\x01B\x0f\n" +
 	"\r_retention_msB\t\n" +
 	"\a_ttl_msB\x14\n" +
 	"\x12_max_message_bytesB\x1a\n" +
@@ -6885,7 +6924,9 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x15_backlog_quota_policyB\x15\n" +
 	"\x13_dispatch_rate_msgsB\x16\n" +
 	"\x14_dispatch_rate_bytesB\x1d\n" +
-	"\x1b_compaction_threshold_bytes\"e\n" +
+	"\x1b_compaction_threshold_bytesB\x14\n" +
+	"\x12_publish_rate_msgsB\x15\n" +
+	"\x13_publish_rate_bytes\"e\n" +
 	"\x15SetTopicPolicyRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x126\n" +
 	"\x06policy\x18\x02 \x01(\v2\x1e.strata.serving.v1.TopicPolicyR\x06policy\"\x18\n" +
