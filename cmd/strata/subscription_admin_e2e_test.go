@@ -660,7 +660,7 @@ func TestPublishRateHoldsProducersBackWithoutFailingThemOnARealStandalone(t *tes
 	if got := cli("", "topics", "get-policy", free); !strings.Contains(got, `"publish_rate_msgs": 0`) {
 		t.Fatalf("topics get-policy: %s", got)
 	}
-	produce(free) // nothing to assert on its speed: it must only succeed
+	produce(free)                                                                                       // nothing to assert on its speed: it must only succeed
 	if v := metricValue(t, s.http, `strata_publish_throttled_seconds_total{topic="`+free+`"}`); v > 0 { // absent: -1
 		t.Fatalf("a topic whose own policy lifts the rate was throttled %v seconds", v)
 	}
