@@ -83,18 +83,21 @@ type partitionProducer struct {
 		// schemaVersion is what the messages carry (ProducerSchema), in
 		// decimal; "" when the producer has no schema.
 		schemaVersion string
-		queued        []*pendingMsg
-		slab          []pendingMsg // where queued messages are allocated, pendingSlab at a time
-		queuedBytes   int
-		inflight      []*sentBatch
-		flushAll      bool
-		resolved      int64         // highest sequence id resolved (-1: none)
-		progress      chan struct{} // closed and replaced when resolved moves
-		err           error         // terminal: every later send fails with it
-		hint          string        // owner address from a redirect
-		addr          string        // node of the current stream
-		suspect       string        // node whose stream was abandoned for a missing receipt
-		expiry        *time.Timer   // pending send-timeout check (nil: none)
+		// throttledAt is when the node last said it holds the stream back
+		// for the publish rate (serving's Throttled).
+		throttledAt time.Time
+		queued      []*pendingMsg
+		slab        []pendingMsg // where queued messages are allocated, pendingSlab at a time
+		queuedBytes int
+		inflight    []*sentBatch
+		flushAll    bool
+		resolved    int64         // highest sequence id resolved (-1: none)
+		progress    chan struct{} // closed and replaced when resolved moves
+		err         error         // terminal: every later send fails with it
+		hint        string        // owner address from a redirect
+		addr        string        // node of the current stream
+		suspect     string        // node whose stream was abandoned for a missing receipt
+		expiry      *time.Timer   // pending send-timeout check (nil: none)
 	}
 }
 
@@ -683,7 +686,9 @@ func (p *partitionProducer) receiptDeadline() (time.Time, bool) {
 	if len(p.mu.inflight) == 0 || p.mu.inflight[0].sentAt.IsZero() {
 		return time.Time{}, false
 	}
-	return p.mu.inflight[0].sentAt.Add(p.cfg.receiptTimeout), true
+	// A node that says it holds the stream back for the topic's publish
+	// rate is alive: the timeout runs from its last such notice.
+	return later(p.mu.inflight[0].sentAt, p.mu.throttledAt).Add(p.cfg.receiptTimeout), true
 }
 
 // maxInflightBatches bounds the batches sent and not yet answered, below the
@@ -791,6 +796,10 @@ func (p *partitionProducer) recvLoop(st produceStream, abandoned *atomic.Bool) e
 			err = p.onReceipt(k.Receipt)
 		case *servingpb.ProduceResponse_Error:
 			err = p.onSendError(k.Error)
+		case *servingpb.ProduceResponse_Throttled:
+			p.mu.Lock()
+			p.mu.throttledAt = time.Now()
+			p.mu.Unlock()
 		}
 		if err != nil {
 			return err
@@ -969,4 +978,12 @@ func (p *partitionProducer) expire() {
 		}
 	}
 	p.resolve(&sentBatch{msgs: msgs, bytes: bytes})
+}
+
+// later answers the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -47,6 +47,15 @@ func (p *producer) enqueue(r *servingpb.ProduceResponse) {
 	}
 }
 
+// notify sends r unless the response queue is full, where it is dropped:
+// for notices that the next one repeats (Throttled).
+func (p *producer) notify(r *servingpb.ProduceResponse) {
+	select {
+	case p.out <- r:
+	default:
+	}
+}
+
 func (p *producer) receipt(b *pendingBatch, r receipt, duplicate bool) {
 	p.enqueue(&servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Receipt{Receipt: &servingpb.SendReceipt{
 		FirstSequenceId: b.first, LastSequenceId: b.last,

@@ -80,11 +80,11 @@ func (n *Node) producerRecv(stream grpc.BidiStreamingServer[servingpb.ProduceReq
 		if send == nil {
 			return errcode.New(errcode.InvalidArgument, "producer already open")
 		}
+		if !t.pacePublish(stream.Context(), p, send) {
+			return stream.Context().Err()
+		}
 		if err := t.publish(p, send); err != nil {
 			return err
-		}
-		if !t.pacePublish(stream.Context(), send) {
-			return stream.Context().Err()
 		}
 	}
 }

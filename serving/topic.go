@@ -37,6 +37,8 @@ type topic struct {
 	publishPace struct {
 		sync.Mutex
 		p pacer
+		// the rates p paces to: a change starts it afresh
+		msgRate, byteRate int64
 	}
 
 	owned   metadata.Ownership // our ownership record, set by load

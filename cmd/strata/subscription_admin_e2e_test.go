@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strata-mq/strata/client"
 )
 
@@ -606,8 +608,10 @@ func TestDispatchRateSlowsASubscriptionsDrainOnARealStandalone(t *testing.T) {
 // with a namespace publish rate of 50 messages a second, a producer
 // sending 150 messages in batches of 5 as fast as it can has every one
 // acknowledged, in order, but no faster than the rate allows after a
-// second's burst; the time its stream was not read shows in /metrics; a
-// topic's own policy lifts the rate for that topic alone.
+// second's burst, and without reconnecting though the wait outlasts its
+// receipt timeout (the node says it is throttling); the time its stream
+// was not read shows in /metrics; a topic's own policy lifts the rate for
+// that topic alone.
 func TestPublishRateHoldsProducersBackWithoutFailingThemOnARealStandalone(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
@@ -618,10 +622,19 @@ func TestPublishRateHoldsProducersBackWithoutFailingThemOnARealStandalone(t *tes
 		t.Fatalf("get-policy: %s", out)
 	}
 	ctx := testContext(t, 2*time.Minute)
-	c := s.client()
+	reg := prometheus.NewRegistry()
+	c, err := client.New(s.url(), client.Metrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	produce := func(topic string) time.Duration {
 		t.Helper()
-		p, err := c.NewProducer(ctx, topic, client.ProducerBatchMaxMessages(batch), client.ProducerLinger(time.Millisecond))
+		// A receipt timeout shorter than the throttling: the node's
+		// Throttled notices must keep the producer from taking the wait
+		// for a frozen node and reconnecting.
+		p, err := c.NewProducer(ctx, topic, client.ProducerBatchMaxMessages(batch), client.ProducerLinger(time.Millisecond),
+			client.ProducerReceiptTimeout(500*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -644,6 +657,9 @@ func TestPublishRateHoldsProducersBackWithoutFailingThemOnARealStandalone(t *tes
 	}
 	if v := metricValue(t, s.http, `strata_publish_throttled_seconds_total{topic="`+topic+`"}`); v <= 0 {
 		t.Fatalf("/metrics counts %v seconds throttled", v)
+	}
+	if n := gatheredValue(t, reg, "strata_client_producer_reconnects_total"); n != 0 {
+		t.Fatalf("the throttled producer reconnected %v times", n)
 	}
 	cons, err := c.Subscribe(ctx, topic, "check", client.ConsumerInitialPosition(client.Earliest))
 	if err != nil {
@@ -766,4 +782,24 @@ func TestExclusiveWithFencingStopsThePreviousLeadersWrites(t *testing.T) {
 		"--count", "1", "--timeout", "1s"); err == nil {
 		t.Fatal("a third message is on the topic")
 	}
+}
+
+// gatheredValue answers the value of the counter or gauge name in reg (0
+// when it has no sample).
+func gatheredValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return v
 }

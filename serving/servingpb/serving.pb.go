@@ -848,6 +848,7 @@ type ProduceResponse struct {
 	//	*ProduceResponse_Opened
 	//	*ProduceResponse_Receipt
 	//	*ProduceResponse_Error
+	//	*ProduceResponse_Throttled
 	Kind          isProduceResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -917,6 +918,15 @@ func (x *ProduceResponse) GetError() *SendError {
 	return nil
 }
 
+func (x *ProduceResponse) GetThrottled() *Throttled {
+	if x != nil {
+		if x, ok := x.Kind.(*ProduceResponse_Throttled); ok {
+			return x.Throttled
+		}
+	}
+	return nil
+}
+
 type isProduceResponse_Kind interface {
 	isProduceResponse_Kind()
 }
@@ -933,11 +943,65 @@ type ProduceResponse_Error struct {
 	Error *SendError `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
 }
 
+type ProduceResponse_Throttled struct {
+	Throttled *Throttled `protobuf:"bytes,4,opt,name=throttled,proto3,oneof"`
+}
+
 func (*ProduceResponse_Opened) isProduceResponse_Kind() {}
 
 func (*ProduceResponse_Receipt) isProduceResponse_Kind() {}
 
 func (*ProduceResponse_Error) isProduceResponse_Kind() {}
+
+func (*ProduceResponse_Throttled) isProduceResponse_Kind() {}
+
+// Throttled tells a producer that the node holds its stream back for the
+// topic's publish rate, and for about how long; it comes again at least
+// every second while it does, so a producer does not take the wait for a
+// frozen node.
+type Throttled struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WaitMs        int64                  `protobuf:"varint,1,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Throttled) Reset() {
+	*x = Throttled{}
+	mi := &file_serving_servingpb_serving_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Throttled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Throttled) ProtoMessage() {}
+
+func (x *Throttled) ProtoReflect() protoreflect.Message {
+	mi := &file_serving_servingpb_serving_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Throttled.ProtoReflect.Descriptor instead.
+func (*Throttled) Descriptor() ([]byte, []int) {
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Throttled) GetWaitMs() int64 {
+	if x != nil {
+		return x.WaitMs
+	}
+	return 0
+}
 
 type ProducerOpened struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -956,7 +1020,7 @@ type ProducerOpened struct {
 
 func (x *ProducerOpened) Reset() {
 	*x = ProducerOpened{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[9]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1032,7 @@ func (x *ProducerOpened) String() string {
 func (*ProducerOpened) ProtoMessage() {}
 
 func (x *ProducerOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[9]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1045,7 @@ func (x *ProducerOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducerOpened.ProtoReflect.Descriptor instead.
 func (*ProducerOpened) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{9}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ProducerOpened) GetProducerName() string {
@@ -1028,7 +1092,7 @@ type SendReceipt struct {
 
 func (x *SendReceipt) Reset() {
 	*x = SendReceipt{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[10]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1104,7 @@ func (x *SendReceipt) String() string {
 func (*SendReceipt) ProtoMessage() {}
 
 func (x *SendReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[10]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1117,7 @@ func (x *SendReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendReceipt.ProtoReflect.Descriptor instead.
 func (*SendReceipt) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{10}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SendReceipt) GetFirstSequenceId() uint64 {
@@ -1110,7 +1174,7 @@ type SendError struct {
 
 func (x *SendError) Reset() {
 	*x = SendError{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[11]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1186,7 @@ func (x *SendError) String() string {
 func (*SendError) ProtoMessage() {}
 
 func (x *SendError) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[11]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1199,7 @@ func (x *SendError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendError.ProtoReflect.Descriptor instead.
 func (*SendError) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{11}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SendError) GetFirstSequenceId() uint64 {
@@ -1184,7 +1248,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1260,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[12]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1273,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{12}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConsumeRequest) GetKind() isConsumeRequest_Kind {
@@ -1341,7 +1405,7 @@ type HasMessagesAfter struct {
 
 func (x *HasMessagesAfter) Reset() {
 	*x = HasMessagesAfter{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1417,7 @@ func (x *HasMessagesAfter) String() string {
 func (*HasMessagesAfter) ProtoMessage() {}
 
 func (x *HasMessagesAfter) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[13]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1430,7 @@ func (x *HasMessagesAfter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasMessagesAfter.ProtoReflect.Descriptor instead.
 func (*HasMessagesAfter) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{13}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HasMessagesAfter) GetAfter() *MessageId {
@@ -1386,7 +1450,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1462,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[14]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1475,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{14}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{15}
 }
 
 type Subscribe struct {
@@ -1441,7 +1505,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1517,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[15]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1530,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{15}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Subscribe) GetTopic() string {
@@ -1549,7 +1613,7 @@ type Flow struct {
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +1625,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[16]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +1638,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{16}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Flow) GetPermits() uint32 {
@@ -1595,7 +1659,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1671,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[17]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1684,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{17}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Ack) GetIds() []*MessageId {
@@ -1646,7 +1710,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1722,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[18]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1735,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{18}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Nack) GetIds() []*MessageId {
@@ -1695,7 +1759,7 @@ type Seek struct {
 
 func (x *Seek) Reset() {
 	*x = Seek{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1771,7 @@ func (x *Seek) String() string {
 func (*Seek) ProtoMessage() {}
 
 func (x *Seek) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[19]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1784,7 @@ func (x *Seek) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seek.ProtoReflect.Descriptor instead.
 func (*Seek) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{19}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Seek) GetTo() isSeek_To {
@@ -1796,7 +1860,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +1872,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[20]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +1885,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{20}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ConsumeResponse) GetKind() isConsumeResponse_Kind {
@@ -1935,7 +1999,7 @@ type EndOfTopic struct {
 
 func (x *EndOfTopic) Reset() {
 	*x = EndOfTopic{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2011,7 @@ func (x *EndOfTopic) String() string {
 func (*EndOfTopic) ProtoMessage() {}
 
 func (x *EndOfTopic) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[21]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2024,7 @@ func (x *EndOfTopic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndOfTopic.ProtoReflect.Descriptor instead.
 func (*EndOfTopic) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{21}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{22}
 }
 
 type HasMessagesAfterResult struct {
@@ -1972,7 +2036,7 @@ type HasMessagesAfterResult struct {
 
 func (x *HasMessagesAfterResult) Reset() {
 	*x = HasMessagesAfterResult{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2048,7 @@ func (x *HasMessagesAfterResult) String() string {
 func (*HasMessagesAfterResult) ProtoMessage() {}
 
 func (x *HasMessagesAfterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[22]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2061,7 @@ func (x *HasMessagesAfterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasMessagesAfterResult.ProtoReflect.Descriptor instead.
 func (*HasMessagesAfterResult) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{22}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HasMessagesAfterResult) GetYes() bool {
@@ -2020,7 +2084,7 @@ type Unsubscribed struct {
 
 func (x *Unsubscribed) Reset() {
 	*x = Unsubscribed{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2096,7 @@ func (x *Unsubscribed) String() string {
 func (*Unsubscribed) ProtoMessage() {}
 
 func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[23]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2109,7 @@ func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribed.ProtoReflect.Descriptor instead.
 func (*Unsubscribed) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{23}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Unsubscribed) GetErrorCode() uint32 {
@@ -2071,7 +2135,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2083,7 +2147,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[24]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2096,7 +2160,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{24}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Subscribed) GetConsumerName() string {
@@ -2115,7 +2179,7 @@ type Messages struct {
 
 func (x *Messages) Reset() {
 	*x = Messages{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2191,7 @@ func (x *Messages) String() string {
 func (*Messages) ProtoMessage() {}
 
 func (x *Messages) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[25]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2204,7 @@ func (x *Messages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Messages.ProtoReflect.Descriptor instead.
 func (*Messages) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{25}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Messages) GetMessages() []*ReceivedMessage {
@@ -2169,7 +2233,7 @@ type ReceivedMessage struct {
 
 func (x *ReceivedMessage) Reset() {
 	*x = ReceivedMessage{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2245,7 @@ func (x *ReceivedMessage) String() string {
 func (*ReceivedMessage) ProtoMessage() {}
 
 func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[26]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2258,7 @@ func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivedMessage.ProtoReflect.Descriptor instead.
 func (*ReceivedMessage) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{26}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReceivedMessage) GetId() *MessageId {
@@ -2276,7 +2340,7 @@ type SeekDone struct {
 
 func (x *SeekDone) Reset() {
 	*x = SeekDone{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2288,7 +2352,7 @@ func (x *SeekDone) String() string {
 func (*SeekDone) ProtoMessage() {}
 
 func (x *SeekDone) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[27]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2301,7 +2365,7 @@ func (x *SeekDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeekDone.ProtoReflect.Descriptor instead.
 func (*SeekDone) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{27}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SeekDone) GetPosition() *MessageId {
@@ -2322,7 +2386,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2334,7 +2398,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[28]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2347,7 +2411,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{28}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateTopicRequest) GetTopic() string {
@@ -2372,7 +2436,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2448,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[29]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2461,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{29}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{30}
 }
 
 type AddPartitionsRequest struct {
@@ -2411,7 +2475,7 @@ type AddPartitionsRequest struct {
 
 func (x *AddPartitionsRequest) Reset() {
 	*x = AddPartitionsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +2487,7 @@ func (x *AddPartitionsRequest) String() string {
 func (*AddPartitionsRequest) ProtoMessage() {}
 
 func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[30]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +2500,7 @@ func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionsRequest.ProtoReflect.Descriptor instead.
 func (*AddPartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{30}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AddPartitionsRequest) GetTopic() string {
@@ -2461,7 +2525,7 @@ type AddPartitionsResponse struct {
 
 func (x *AddPartitionsResponse) Reset() {
 	*x = AddPartitionsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +2537,7 @@ func (x *AddPartitionsResponse) String() string {
 func (*AddPartitionsResponse) ProtoMessage() {}
 
 func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[31]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +2550,7 @@ func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionsResponse.ProtoReflect.Descriptor instead.
 func (*AddPartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{31}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{32}
 }
 
 type DeleteTopicRequest struct {
@@ -2500,7 +2564,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2512,7 +2576,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[32]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +2589,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{32}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteTopicRequest) GetTopic() string {
@@ -2550,7 +2614,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +2626,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[33]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +2639,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{33}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{34}
 }
 
 type ListTopicsRequest struct {
@@ -2588,7 +2652,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2600,7 +2664,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[34]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2613,7 +2677,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{34}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListTopicsRequest) GetNamespace() string {
@@ -2632,7 +2696,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2644,7 +2708,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[35]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2657,7 +2721,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{35}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicInfo {
@@ -2677,7 +2741,7 @@ type TopicInfo struct {
 
 func (x *TopicInfo) Reset() {
 	*x = TopicInfo{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2689,7 +2753,7 @@ func (x *TopicInfo) String() string {
 func (*TopicInfo) ProtoMessage() {}
 
 func (x *TopicInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[36]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2702,7 +2766,7 @@ func (x *TopicInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicInfo.ProtoReflect.Descriptor instead.
 func (*TopicInfo) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{36}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TopicInfo) GetTopic() string {
@@ -2733,7 +2797,7 @@ type GetTopicRequest struct {
 
 func (x *GetTopicRequest) Reset() {
 	*x = GetTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2745,7 +2809,7 @@ func (x *GetTopicRequest) String() string {
 func (*GetTopicRequest) ProtoMessage() {}
 
 func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[37]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2758,7 +2822,7 @@ func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicRequest.ProtoReflect.Descriptor instead.
 func (*GetTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{37}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetTopicRequest) GetTopic() string {
@@ -2784,7 +2848,7 @@ type GetTopicResponse struct {
 
 func (x *GetTopicResponse) Reset() {
 	*x = GetTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2796,7 +2860,7 @@ func (x *GetTopicResponse) String() string {
 func (*GetTopicResponse) ProtoMessage() {}
 
 func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[38]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2809,7 +2873,7 @@ func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicResponse.ProtoReflect.Descriptor instead.
 func (*GetTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{38}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetTopicResponse) GetTopic() *TopicInfo {
@@ -2828,7 +2892,7 @@ type TopicStatsRequest struct {
 
 func (x *TopicStatsRequest) Reset() {
 	*x = TopicStatsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2840,7 +2904,7 @@ func (x *TopicStatsRequest) String() string {
 func (*TopicStatsRequest) ProtoMessage() {}
 
 func (x *TopicStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[39]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2853,7 +2917,7 @@ func (x *TopicStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicStatsRequest.ProtoReflect.Descriptor instead.
 func (*TopicStatsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{39}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TopicStatsRequest) GetTopic() string {
@@ -2886,7 +2950,7 @@ type TopicStatsResponse struct {
 
 func (x *TopicStatsResponse) Reset() {
 	*x = TopicStatsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +2962,7 @@ func (x *TopicStatsResponse) String() string {
 func (*TopicStatsResponse) ProtoMessage() {}
 
 func (x *TopicStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[40]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +2975,7 @@ func (x *TopicStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicStatsResponse.ProtoReflect.Descriptor instead.
 func (*TopicStatsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{40}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TopicStatsResponse) GetTopic() string {
@@ -3011,7 +3075,7 @@ type LedgerStats struct {
 
 func (x *LedgerStats) Reset() {
 	*x = LedgerStats{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3023,7 +3087,7 @@ func (x *LedgerStats) String() string {
 func (*LedgerStats) ProtoMessage() {}
 
 func (x *LedgerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[41]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3036,7 +3100,7 @@ func (x *LedgerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerStats.ProtoReflect.Descriptor instead.
 func (*LedgerStats) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{41}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LedgerStats) GetLedger() uint64 {
@@ -3107,7 +3171,7 @@ type SubscriptionStats struct {
 
 func (x *SubscriptionStats) Reset() {
 	*x = SubscriptionStats{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3119,7 +3183,7 @@ func (x *SubscriptionStats) String() string {
 func (*SubscriptionStats) ProtoMessage() {}
 
 func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[42]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3132,7 +3196,7 @@ func (x *SubscriptionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionStats.ProtoReflect.Descriptor instead.
 func (*SubscriptionStats) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{42}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SubscriptionStats) GetName() string {
@@ -3253,7 +3317,7 @@ type NamespacePolicy struct {
 
 func (x *NamespacePolicy) Reset() {
 	*x = NamespacePolicy{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3265,7 +3329,7 @@ func (x *NamespacePolicy) String() string {
 func (*NamespacePolicy) ProtoMessage() {}
 
 func (x *NamespacePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[43]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3278,7 +3342,7 @@ func (x *NamespacePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespacePolicy.ProtoReflect.Descriptor instead.
 func (*NamespacePolicy) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{43}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *NamespacePolicy) GetEnsemble() uint32 {
@@ -3423,7 +3487,7 @@ type ListNamespacesRequest struct {
 
 func (x *ListNamespacesRequest) Reset() {
 	*x = ListNamespacesRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3435,7 +3499,7 @@ func (x *ListNamespacesRequest) String() string {
 func (*ListNamespacesRequest) ProtoMessage() {}
 
 func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[44]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3448,7 +3512,7 @@ func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNamespacesRequest.ProtoReflect.Descriptor instead.
 func (*ListNamespacesRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{44}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListNamespacesRequest) GetTenant() string {
@@ -3467,7 +3531,7 @@ type ListNamespacesResponse struct {
 
 func (x *ListNamespacesResponse) Reset() {
 	*x = ListNamespacesResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3479,7 +3543,7 @@ func (x *ListNamespacesResponse) String() string {
 func (*ListNamespacesResponse) ProtoMessage() {}
 
 func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[45]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3492,7 +3556,7 @@ func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNamespacesResponse.ProtoReflect.Descriptor instead.
 func (*ListNamespacesResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{45}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListNamespacesResponse) GetNamespaces() []string {
@@ -3511,7 +3575,7 @@ type CompactTopicRequest struct {
 
 func (x *CompactTopicRequest) Reset() {
 	*x = CompactTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3523,7 +3587,7 @@ func (x *CompactTopicRequest) String() string {
 func (*CompactTopicRequest) ProtoMessage() {}
 
 func (x *CompactTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[46]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3536,7 +3600,7 @@ func (x *CompactTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactTopicRequest.ProtoReflect.Descriptor instead.
 func (*CompactTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{46}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CompactTopicRequest) GetTopic() string {
@@ -3558,7 +3622,7 @@ type CompactTopicResponse struct {
 
 func (x *CompactTopicResponse) Reset() {
 	*x = CompactTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3570,7 +3634,7 @@ func (x *CompactTopicResponse) String() string {
 func (*CompactTopicResponse) ProtoMessage() {}
 
 func (x *CompactTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[47]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3583,7 +3647,7 @@ func (x *CompactTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactTopicResponse.ProtoReflect.Descriptor instead.
 func (*CompactTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{47}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CompactTopicResponse) GetHorizon() *MessageId {
@@ -3609,7 +3673,7 @@ type ReadCompactedRequest struct {
 
 func (x *ReadCompactedRequest) Reset() {
 	*x = ReadCompactedRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3621,7 +3685,7 @@ func (x *ReadCompactedRequest) String() string {
 func (*ReadCompactedRequest) ProtoMessage() {}
 
 func (x *ReadCompactedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[48]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3634,7 +3698,7 @@ func (x *ReadCompactedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCompactedRequest.ProtoReflect.Descriptor instead.
 func (*ReadCompactedRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{48}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ReadCompactedRequest) GetTopic() string {
@@ -3657,7 +3721,7 @@ type ReadCompactedResponse struct {
 
 func (x *ReadCompactedResponse) Reset() {
 	*x = ReadCompactedResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3669,7 +3733,7 @@ func (x *ReadCompactedResponse) String() string {
 func (*ReadCompactedResponse) ProtoMessage() {}
 
 func (x *ReadCompactedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[49]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3682,7 +3746,7 @@ func (x *ReadCompactedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCompactedResponse.ProtoReflect.Descriptor instead.
 func (*ReadCompactedResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{49}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReadCompactedResponse) GetKind() isReadCompactedResponse_Kind {
@@ -3740,7 +3804,7 @@ type CompactedEnd struct {
 
 func (x *CompactedEnd) Reset() {
 	*x = CompactedEnd{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3752,7 +3816,7 @@ func (x *CompactedEnd) String() string {
 func (*CompactedEnd) ProtoMessage() {}
 
 func (x *CompactedEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[50]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3765,7 +3829,7 @@ func (x *CompactedEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactedEnd.ProtoReflect.Descriptor instead.
 func (*CompactedEnd) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{50}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CompactedEnd) GetCompacted() bool {
@@ -3791,7 +3855,7 @@ type DeleteNamespaceRequest struct {
 
 func (x *DeleteNamespaceRequest) Reset() {
 	*x = DeleteNamespaceRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3803,7 +3867,7 @@ func (x *DeleteNamespaceRequest) String() string {
 func (*DeleteNamespaceRequest) ProtoMessage() {}
 
 func (x *DeleteNamespaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[51]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3816,7 +3880,7 @@ func (x *DeleteNamespaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNamespaceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNamespaceRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{51}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DeleteNamespaceRequest) GetNamespace() string {
@@ -3834,7 +3898,7 @@ type DeleteNamespaceResponse struct {
 
 func (x *DeleteNamespaceResponse) Reset() {
 	*x = DeleteNamespaceResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3846,7 +3910,7 @@ func (x *DeleteNamespaceResponse) String() string {
 func (*DeleteNamespaceResponse) ProtoMessage() {}
 
 func (x *DeleteNamespaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[52]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3859,7 +3923,7 @@ func (x *DeleteNamespaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNamespaceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteNamespaceResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{52}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
 }
 
 type SetNamespacePolicyRequest struct {
@@ -3872,7 +3936,7 @@ type SetNamespacePolicyRequest struct {
 
 func (x *SetNamespacePolicyRequest) Reset() {
 	*x = SetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3884,7 +3948,7 @@ func (x *SetNamespacePolicyRequest) String() string {
 func (*SetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[53]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3897,7 +3961,7 @@ func (x *SetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{53}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *SetNamespacePolicyRequest) GetNamespace() string {
@@ -3922,7 +3986,7 @@ type SetNamespacePolicyResponse struct {
 
 func (x *SetNamespacePolicyResponse) Reset() {
 	*x = SetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3934,7 +3998,7 @@ func (x *SetNamespacePolicyResponse) String() string {
 func (*SetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[54]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3947,7 +4011,7 @@ func (x *SetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{54}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
 }
 
 type GetNamespacePolicyRequest struct {
@@ -3959,7 +4023,7 @@ type GetNamespacePolicyRequest struct {
 
 func (x *GetNamespacePolicyRequest) Reset() {
 	*x = GetNamespacePolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3971,7 +4035,7 @@ func (x *GetNamespacePolicyRequest) String() string {
 func (*GetNamespacePolicyRequest) ProtoMessage() {}
 
 func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[55]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3984,7 +4048,7 @@ func (x *GetNamespacePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{55}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetNamespacePolicyRequest) GetNamespace() string {
@@ -4003,7 +4067,7 @@ type GetNamespacePolicyResponse struct {
 
 func (x *GetNamespacePolicyResponse) Reset() {
 	*x = GetNamespacePolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4015,7 +4079,7 @@ func (x *GetNamespacePolicyResponse) String() string {
 func (*GetNamespacePolicyResponse) ProtoMessage() {}
 
 func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[56]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4028,7 +4092,7 @@ func (x *GetNamespacePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespacePolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetNamespacePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{56}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GetNamespacePolicyResponse) GetPolicy() *NamespacePolicy {
@@ -4061,7 +4125,7 @@ type TopicPolicy struct {
 
 func (x *TopicPolicy) Reset() {
 	*x = TopicPolicy{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4073,7 +4137,7 @@ func (x *TopicPolicy) String() string {
 func (*TopicPolicy) ProtoMessage() {}
 
 func (x *TopicPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[57]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4086,7 +4150,7 @@ func (x *TopicPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPolicy.ProtoReflect.Descriptor instead.
 func (*TopicPolicy) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{57}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *TopicPolicy) GetRetentionMs() int64 {
@@ -4190,7 +4254,7 @@ type SetTopicPolicyRequest struct {
 
 func (x *SetTopicPolicyRequest) Reset() {
 	*x = SetTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4202,7 +4266,7 @@ func (x *SetTopicPolicyRequest) String() string {
 func (*SetTopicPolicyRequest) ProtoMessage() {}
 
 func (x *SetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[58]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4215,7 +4279,7 @@ func (x *SetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{58}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SetTopicPolicyRequest) GetTopic() string {
@@ -4240,7 +4304,7 @@ type SetTopicPolicyResponse struct {
 
 func (x *SetTopicPolicyResponse) Reset() {
 	*x = SetTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4252,7 +4316,7 @@ func (x *SetTopicPolicyResponse) String() string {
 func (*SetTopicPolicyResponse) ProtoMessage() {}
 
 func (x *SetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[59]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4265,7 +4329,7 @@ func (x *SetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{59}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{60}
 }
 
 type GetTopicPolicyRequest struct {
@@ -4277,7 +4341,7 @@ type GetTopicPolicyRequest struct {
 
 func (x *GetTopicPolicyRequest) Reset() {
 	*x = GetTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4289,7 +4353,7 @@ func (x *GetTopicPolicyRequest) String() string {
 func (*GetTopicPolicyRequest) ProtoMessage() {}
 
 func (x *GetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[60]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4302,7 +4366,7 @@ func (x *GetTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{60}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetTopicPolicyRequest) GetTopic() string {
@@ -4324,7 +4388,7 @@ type GetTopicPolicyResponse struct {
 
 func (x *GetTopicPolicyResponse) Reset() {
 	*x = GetTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4336,7 +4400,7 @@ func (x *GetTopicPolicyResponse) String() string {
 func (*GetTopicPolicyResponse) ProtoMessage() {}
 
 func (x *GetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[61]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4349,7 +4413,7 @@ func (x *GetTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{61}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetTopicPolicyResponse) GetPolicy() *TopicPolicy {
@@ -4375,7 +4439,7 @@ type RemoveTopicPolicyRequest struct {
 
 func (x *RemoveTopicPolicyRequest) Reset() {
 	*x = RemoveTopicPolicyRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4387,7 +4451,7 @@ func (x *RemoveTopicPolicyRequest) String() string {
 func (*RemoveTopicPolicyRequest) ProtoMessage() {}
 
 func (x *RemoveTopicPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[62]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4400,7 +4464,7 @@ func (x *RemoveTopicPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTopicPolicyRequest.ProtoReflect.Descriptor instead.
 func (*RemoveTopicPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{62}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RemoveTopicPolicyRequest) GetTopic() string {
@@ -4418,7 +4482,7 @@ type RemoveTopicPolicyResponse struct {
 
 func (x *RemoveTopicPolicyResponse) Reset() {
 	*x = RemoveTopicPolicyResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4430,7 +4494,7 @@ func (x *RemoveTopicPolicyResponse) String() string {
 func (*RemoveTopicPolicyResponse) ProtoMessage() {}
 
 func (x *RemoveTopicPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[63]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4443,7 +4507,7 @@ func (x *RemoveTopicPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTopicPolicyResponse.ProtoReflect.Descriptor instead.
 func (*RemoveTopicPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{63}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{64}
 }
 
 type ResetCursorRequest struct {
@@ -4464,7 +4528,7 @@ type ResetCursorRequest struct {
 
 func (x *ResetCursorRequest) Reset() {
 	*x = ResetCursorRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4476,7 +4540,7 @@ func (x *ResetCursorRequest) String() string {
 func (*ResetCursorRequest) ProtoMessage() {}
 
 func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[64]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4489,7 +4553,7 @@ func (x *ResetCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorRequest.ProtoReflect.Descriptor instead.
 func (*ResetCursorRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{64}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ResetCursorRequest) GetTopic() string {
@@ -4582,7 +4646,7 @@ type ResetCursorResponse struct {
 
 func (x *ResetCursorResponse) Reset() {
 	*x = ResetCursorResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4594,7 +4658,7 @@ func (x *ResetCursorResponse) String() string {
 func (*ResetCursorResponse) ProtoMessage() {}
 
 func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[65]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4607,7 +4671,7 @@ func (x *ResetCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetCursorResponse.ProtoReflect.Descriptor instead.
 func (*ResetCursorResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{65}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ResetCursorResponse) GetPosition() *MessageId {
@@ -4635,7 +4699,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4647,7 +4711,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[66]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4660,7 +4724,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{66}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateSubscriptionRequest) GetTopic() string {
@@ -4692,7 +4756,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4704,7 +4768,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[67]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4717,7 +4781,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{67}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{68}
 }
 
 type DeleteSubscriptionRequest struct {
@@ -4730,7 +4794,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4742,7 +4806,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[68]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4755,7 +4819,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{68}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *DeleteSubscriptionRequest) GetTopic() string {
@@ -4780,7 +4844,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4792,7 +4856,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[69]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4805,7 +4869,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{69}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{70}
 }
 
 type TriggerOffloadRequest struct {
@@ -4817,7 +4881,7 @@ type TriggerOffloadRequest struct {
 
 func (x *TriggerOffloadRequest) Reset() {
 	*x = TriggerOffloadRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4829,7 +4893,7 @@ func (x *TriggerOffloadRequest) String() string {
 func (*TriggerOffloadRequest) ProtoMessage() {}
 
 func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[70]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4842,7 +4906,7 @@ func (x *TriggerOffloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadRequest.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{70}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *TriggerOffloadRequest) GetTopic() string {
@@ -4861,7 +4925,7 @@ type TriggerOffloadResponse struct {
 
 func (x *TriggerOffloadResponse) Reset() {
 	*x = TriggerOffloadResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4873,7 +4937,7 @@ func (x *TriggerOffloadResponse) String() string {
 func (*TriggerOffloadResponse) ProtoMessage() {}
 
 func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[71]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4886,7 +4950,7 @@ func (x *TriggerOffloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerOffloadResponse.ProtoReflect.Descriptor instead.
 func (*TriggerOffloadResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{71}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *TriggerOffloadResponse) GetLedgersOffloaded() uint32 {
@@ -4912,7 +4976,7 @@ type GrantPermissionRequest struct {
 
 func (x *GrantPermissionRequest) Reset() {
 	*x = GrantPermissionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4924,7 +4988,7 @@ func (x *GrantPermissionRequest) String() string {
 func (*GrantPermissionRequest) ProtoMessage() {}
 
 func (x *GrantPermissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[72]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4937,7 +5001,7 @@ func (x *GrantPermissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantPermissionRequest.ProtoReflect.Descriptor instead.
 func (*GrantPermissionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{72}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *GrantPermissionRequest) GetNamespace() string {
@@ -4976,7 +5040,7 @@ type GrantPermissionResponse struct {
 
 func (x *GrantPermissionResponse) Reset() {
 	*x = GrantPermissionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4988,7 +5052,7 @@ func (x *GrantPermissionResponse) String() string {
 func (*GrantPermissionResponse) ProtoMessage() {}
 
 func (x *GrantPermissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[73]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5001,7 +5065,7 @@ func (x *GrantPermissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantPermissionResponse.ProtoReflect.Descriptor instead.
 func (*GrantPermissionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{73}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{74}
 }
 
 // RevokePermissionRequest takes every action of role in namespace away
@@ -5018,7 +5082,7 @@ type RevokePermissionRequest struct {
 
 func (x *RevokePermissionRequest) Reset() {
 	*x = RevokePermissionRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5030,7 +5094,7 @@ func (x *RevokePermissionRequest) String() string {
 func (*RevokePermissionRequest) ProtoMessage() {}
 
 func (x *RevokePermissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[74]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5043,7 +5107,7 @@ func (x *RevokePermissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokePermissionRequest.ProtoReflect.Descriptor instead.
 func (*RevokePermissionRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{74}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RevokePermissionRequest) GetNamespace() string {
@@ -5075,7 +5139,7 @@ type RevokePermissionResponse struct {
 
 func (x *RevokePermissionResponse) Reset() {
 	*x = RevokePermissionResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5087,7 +5151,7 @@ func (x *RevokePermissionResponse) String() string {
 func (*RevokePermissionResponse) ProtoMessage() {}
 
 func (x *RevokePermissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[75]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5100,7 +5164,7 @@ func (x *RevokePermissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokePermissionResponse.ProtoReflect.Descriptor instead.
 func (*RevokePermissionResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{75}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{76}
 }
 
 type GetPermissionsRequest struct {
@@ -5114,7 +5178,7 @@ type GetPermissionsRequest struct {
 
 func (x *GetPermissionsRequest) Reset() {
 	*x = GetPermissionsRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5126,7 +5190,7 @@ func (x *GetPermissionsRequest) String() string {
 func (*GetPermissionsRequest) ProtoMessage() {}
 
 func (x *GetPermissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[76]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5139,7 +5203,7 @@ func (x *GetPermissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPermissionsRequest.ProtoReflect.Descriptor instead.
 func (*GetPermissionsRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{76}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GetPermissionsRequest) GetNamespace() string {
@@ -5165,7 +5229,7 @@ type RoleActions struct {
 
 func (x *RoleActions) Reset() {
 	*x = RoleActions{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5177,7 +5241,7 @@ func (x *RoleActions) String() string {
 func (*RoleActions) ProtoMessage() {}
 
 func (x *RoleActions) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[77]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5190,7 +5254,7 @@ func (x *RoleActions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleActions.ProtoReflect.Descriptor instead.
 func (*RoleActions) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{77}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *RoleActions) GetActions() []string {
@@ -5209,7 +5273,7 @@ type GetPermissionsResponse struct {
 
 func (x *GetPermissionsResponse) Reset() {
 	*x = GetPermissionsResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5221,7 +5285,7 @@ func (x *GetPermissionsResponse) String() string {
 func (*GetPermissionsResponse) ProtoMessage() {}
 
 func (x *GetPermissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[78]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5234,7 +5298,7 @@ func (x *GetPermissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPermissionsResponse.ProtoReflect.Descriptor instead.
 func (*GetPermissionsResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{78}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *GetPermissionsResponse) GetRoles() map[string]*RoleActions {
@@ -5253,7 +5317,7 @@ type UnloadTopicRequest struct {
 
 func (x *UnloadTopicRequest) Reset() {
 	*x = UnloadTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5265,7 +5329,7 @@ func (x *UnloadTopicRequest) String() string {
 func (*UnloadTopicRequest) ProtoMessage() {}
 
 func (x *UnloadTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[79]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5278,7 +5342,7 @@ func (x *UnloadTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadTopicRequest.ProtoReflect.Descriptor instead.
 func (*UnloadTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{79}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *UnloadTopicRequest) GetTopic() string {
@@ -5296,7 +5360,7 @@ type UnloadTopicResponse struct {
 
 func (x *UnloadTopicResponse) Reset() {
 	*x = UnloadTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5308,7 +5372,7 @@ func (x *UnloadTopicResponse) String() string {
 func (*UnloadTopicResponse) ProtoMessage() {}
 
 func (x *UnloadTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[80]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5321,7 +5385,7 @@ func (x *UnloadTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadTopicResponse.ProtoReflect.Descriptor instead.
 func (*UnloadTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{80}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{81}
 }
 
 type ListClusterRequest struct {
@@ -5332,7 +5396,7 @@ type ListClusterRequest struct {
 
 func (x *ListClusterRequest) Reset() {
 	*x = ListClusterRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5344,7 +5408,7 @@ func (x *ListClusterRequest) String() string {
 func (*ListClusterRequest) ProtoMessage() {}
 
 func (x *ListClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[81]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5357,7 +5421,7 @@ func (x *ListClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClusterRequest.ProtoReflect.Descriptor instead.
 func (*ListClusterRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{81}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{82}
 }
 
 type ClusterNode struct {
@@ -5374,7 +5438,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5386,7 +5450,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[82]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5399,7 +5463,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{82}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ClusterNode) GetId() string {
@@ -5447,7 +5511,7 @@ type ClusterBookie struct {
 
 func (x *ClusterBookie) Reset() {
 	*x = ClusterBookie{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5459,7 +5523,7 @@ func (x *ClusterBookie) String() string {
 func (*ClusterBookie) ProtoMessage() {}
 
 func (x *ClusterBookie) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[83]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5472,7 +5536,7 @@ func (x *ClusterBookie) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterBookie.ProtoReflect.Descriptor instead.
 func (*ClusterBookie) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{83}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ClusterBookie) GetId() string {
@@ -5499,7 +5563,7 @@ type ListClusterResponse struct {
 
 func (x *ListClusterResponse) Reset() {
 	*x = ListClusterResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5511,7 +5575,7 @@ func (x *ListClusterResponse) String() string {
 func (*ListClusterResponse) ProtoMessage() {}
 
 func (x *ListClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[84]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5524,7 +5588,7 @@ func (x *ListClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClusterResponse.ProtoReflect.Descriptor instead.
 func (*ListClusterResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{84}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListClusterResponse) GetNodes() []*ClusterNode {
@@ -5552,7 +5616,7 @@ type DrainBookieRequest struct {
 
 func (x *DrainBookieRequest) Reset() {
 	*x = DrainBookieRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5564,7 +5628,7 @@ func (x *DrainBookieRequest) String() string {
 func (*DrainBookieRequest) ProtoMessage() {}
 
 func (x *DrainBookieRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[85]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5577,7 +5641,7 @@ func (x *DrainBookieRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBookieRequest.ProtoReflect.Descriptor instead.
 func (*DrainBookieRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{85}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *DrainBookieRequest) GetBookie() string {
@@ -5602,7 +5666,7 @@ type DrainBookieResponse struct {
 
 func (x *DrainBookieResponse) Reset() {
 	*x = DrainBookieResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5614,7 +5678,7 @@ func (x *DrainBookieResponse) String() string {
 func (*DrainBookieResponse) ProtoMessage() {}
 
 func (x *DrainBookieResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[86]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5627,7 +5691,7 @@ func (x *DrainBookieResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBookieResponse.ProtoReflect.Descriptor instead.
 func (*DrainBookieResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{86}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{87}
 }
 
 type ListBookiesRequest struct {
@@ -5638,7 +5702,7 @@ type ListBookiesRequest struct {
 
 func (x *ListBookiesRequest) Reset() {
 	*x = ListBookiesRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5650,7 +5714,7 @@ func (x *ListBookiesRequest) String() string {
 func (*ListBookiesRequest) ProtoMessage() {}
 
 func (x *ListBookiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[87]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5663,7 +5727,7 @@ func (x *ListBookiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBookiesRequest.ProtoReflect.Descriptor instead.
 func (*ListBookiesRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{87}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{88}
 }
 
 type BookieStatus struct {
@@ -5682,7 +5746,7 @@ type BookieStatus struct {
 
 func (x *BookieStatus) Reset() {
 	*x = BookieStatus{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5694,7 +5758,7 @@ func (x *BookieStatus) String() string {
 func (*BookieStatus) ProtoMessage() {}
 
 func (x *BookieStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[88]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5707,7 +5771,7 @@ func (x *BookieStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookieStatus.ProtoReflect.Descriptor instead.
 func (*BookieStatus) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{88}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *BookieStatus) GetId() string {
@@ -5761,7 +5825,7 @@ type ListBookiesResponse struct {
 
 func (x *ListBookiesResponse) Reset() {
 	*x = ListBookiesResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5773,7 +5837,7 @@ func (x *ListBookiesResponse) String() string {
 func (*ListBookiesResponse) ProtoMessage() {}
 
 func (x *ListBookiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[89]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5786,7 +5850,7 @@ func (x *ListBookiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBookiesResponse.ProtoReflect.Descriptor instead.
 func (*ListBookiesResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{89}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ListBookiesResponse) GetBookies() []*BookieStatus {
@@ -5807,7 +5871,7 @@ type SetTenantRequest struct {
 
 func (x *SetTenantRequest) Reset() {
 	*x = SetTenantRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5819,7 +5883,7 @@ func (x *SetTenantRequest) String() string {
 func (*SetTenantRequest) ProtoMessage() {}
 
 func (x *SetTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[90]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5832,7 +5896,7 @@ func (x *SetTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTenantRequest.ProtoReflect.Descriptor instead.
 func (*SetTenantRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{90}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *SetTenantRequest) GetTenant() string {
@@ -5857,7 +5921,7 @@ type SetTenantResponse struct {
 
 func (x *SetTenantResponse) Reset() {
 	*x = SetTenantResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5869,7 +5933,7 @@ func (x *SetTenantResponse) String() string {
 func (*SetTenantResponse) ProtoMessage() {}
 
 func (x *SetTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[91]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5882,7 +5946,7 @@ func (x *SetTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTenantResponse.ProtoReflect.Descriptor instead.
 func (*SetTenantResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{91}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{92}
 }
 
 type GetTenantRequest struct {
@@ -5894,7 +5958,7 @@ type GetTenantRequest struct {
 
 func (x *GetTenantRequest) Reset() {
 	*x = GetTenantRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[92]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5906,7 +5970,7 @@ func (x *GetTenantRequest) String() string {
 func (*GetTenantRequest) ProtoMessage() {}
 
 func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[92]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5919,7 +5983,7 @@ func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantRequest.ProtoReflect.Descriptor instead.
 func (*GetTenantRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{92}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *GetTenantRequest) GetTenant() string {
@@ -5938,7 +6002,7 @@ type GetTenantResponse struct {
 
 func (x *GetTenantResponse) Reset() {
 	*x = GetTenantResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[93]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5950,7 +6014,7 @@ func (x *GetTenantResponse) String() string {
 func (*GetTenantResponse) ProtoMessage() {}
 
 func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[93]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5963,7 +6027,7 @@ func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantResponse.ProtoReflect.Descriptor instead.
 func (*GetTenantResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{93}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *GetTenantResponse) GetAdminRoles() []string {
@@ -5982,7 +6046,7 @@ type TerminateTopicRequest struct {
 
 func (x *TerminateTopicRequest) Reset() {
 	*x = TerminateTopicRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[94]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5994,7 +6058,7 @@ func (x *TerminateTopicRequest) String() string {
 func (*TerminateTopicRequest) ProtoMessage() {}
 
 func (x *TerminateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[94]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6007,7 +6071,7 @@ func (x *TerminateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateTopicRequest.ProtoReflect.Descriptor instead.
 func (*TerminateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{94}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *TerminateTopicRequest) GetTopic() string {
@@ -6027,7 +6091,7 @@ type TerminateTopicResponse struct {
 
 func (x *TerminateTopicResponse) Reset() {
 	*x = TerminateTopicResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[95]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6039,7 +6103,7 @@ func (x *TerminateTopicResponse) String() string {
 func (*TerminateTopicResponse) ProtoMessage() {}
 
 func (x *TerminateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[95]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6052,7 +6116,7 @@ func (x *TerminateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateTopicResponse.ProtoReflect.Descriptor instead.
 func (*TerminateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{95}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *TerminateTopicResponse) GetLast() *MessageId {
@@ -6074,7 +6138,7 @@ type GetSchemaRequest struct {
 
 func (x *GetSchemaRequest) Reset() {
 	*x = GetSchemaRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[96]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6086,7 +6150,7 @@ func (x *GetSchemaRequest) String() string {
 func (*GetSchemaRequest) ProtoMessage() {}
 
 func (x *GetSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[96]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6099,7 +6163,7 @@ func (x *GetSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchemaRequest.ProtoReflect.Descriptor instead.
 func (*GetSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{96}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *GetSchemaRequest) GetTopic() string {
@@ -6129,7 +6193,7 @@ type VersionedSchema struct {
 
 func (x *VersionedSchema) Reset() {
 	*x = VersionedSchema{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[97]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6141,7 +6205,7 @@ func (x *VersionedSchema) String() string {
 func (*VersionedSchema) ProtoMessage() {}
 
 func (x *VersionedSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[97]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6154,7 +6218,7 @@ func (x *VersionedSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionedSchema.ProtoReflect.Descriptor instead.
 func (*VersionedSchema) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{97}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *VersionedSchema) GetVersion() uint64 {
@@ -6194,7 +6258,7 @@ type GetSchemaResponse struct {
 
 func (x *GetSchemaResponse) Reset() {
 	*x = GetSchemaResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[98]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6206,7 +6270,7 @@ func (x *GetSchemaResponse) String() string {
 func (*GetSchemaResponse) ProtoMessage() {}
 
 func (x *GetSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[98]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6219,7 +6283,7 @@ func (x *GetSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchemaResponse.ProtoReflect.Descriptor instead.
 func (*GetSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{98}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *GetSchemaResponse) GetSchema() *VersionedSchema {
@@ -6238,7 +6302,7 @@ type ListSchemasRequest struct {
 
 func (x *ListSchemasRequest) Reset() {
 	*x = ListSchemasRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[99]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6250,7 +6314,7 @@ func (x *ListSchemasRequest) String() string {
 func (*ListSchemasRequest) ProtoMessage() {}
 
 func (x *ListSchemasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[99]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6263,7 +6327,7 @@ func (x *ListSchemasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchemasRequest.ProtoReflect.Descriptor instead.
 func (*ListSchemasRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{99}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *ListSchemasRequest) GetTopic() string {
@@ -6282,7 +6346,7 @@ type ListSchemasResponse struct {
 
 func (x *ListSchemasResponse) Reset() {
 	*x = ListSchemasResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[100]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6294,7 +6358,7 @@ func (x *ListSchemasResponse) String() string {
 func (*ListSchemasResponse) ProtoMessage() {}
 
 func (x *ListSchemasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[100]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6307,7 +6371,7 @@ func (x *ListSchemasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchemasResponse.ProtoReflect.Descriptor instead.
 func (*ListSchemasResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{100}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *ListSchemasResponse) GetVersions() []*VersionedSchema {
@@ -6327,7 +6391,7 @@ type CreateSchemaRequest struct {
 
 func (x *CreateSchemaRequest) Reset() {
 	*x = CreateSchemaRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[101]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6339,7 +6403,7 @@ func (x *CreateSchemaRequest) String() string {
 func (*CreateSchemaRequest) ProtoMessage() {}
 
 func (x *CreateSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[101]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6352,7 +6416,7 @@ func (x *CreateSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSchemaRequest.ProtoReflect.Descriptor instead.
 func (*CreateSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{101}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *CreateSchemaRequest) GetTopic() string {
@@ -6378,7 +6442,7 @@ type CreateSchemaResponse struct {
 
 func (x *CreateSchemaResponse) Reset() {
 	*x = CreateSchemaResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[102]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6390,7 +6454,7 @@ func (x *CreateSchemaResponse) String() string {
 func (*CreateSchemaResponse) ProtoMessage() {}
 
 func (x *CreateSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[102]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6403,7 +6467,7 @@ func (x *CreateSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSchemaResponse.ProtoReflect.Descriptor instead.
 func (*CreateSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{102}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *CreateSchemaResponse) GetVersion() uint64 {
@@ -6422,7 +6486,7 @@ type DeleteSchemaRequest struct {
 
 func (x *DeleteSchemaRequest) Reset() {
 	*x = DeleteSchemaRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[103]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6434,7 +6498,7 @@ func (x *DeleteSchemaRequest) String() string {
 func (*DeleteSchemaRequest) ProtoMessage() {}
 
 func (x *DeleteSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[103]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6447,7 +6511,7 @@ func (x *DeleteSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSchemaRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{103}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *DeleteSchemaRequest) GetTopic() string {
@@ -6466,7 +6530,7 @@ type DeleteSchemaResponse struct {
 
 func (x *DeleteSchemaResponse) Reset() {
 	*x = DeleteSchemaResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[104]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6478,7 +6542,7 @@ func (x *DeleteSchemaResponse) String() string {
 func (*DeleteSchemaResponse) ProtoMessage() {}
 
 func (x *DeleteSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[104]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6491,7 +6555,7 @@ func (x *DeleteSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSchemaResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{104}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *DeleteSchemaResponse) GetVersion() uint64 {
@@ -6511,7 +6575,7 @@ type TestSchemaCompatibilityRequest struct {
 
 func (x *TestSchemaCompatibilityRequest) Reset() {
 	*x = TestSchemaCompatibilityRequest{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[105]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6523,7 +6587,7 @@ func (x *TestSchemaCompatibilityRequest) String() string {
 func (*TestSchemaCompatibilityRequest) ProtoMessage() {}
 
 func (x *TestSchemaCompatibilityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[105]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6536,7 +6600,7 @@ func (x *TestSchemaCompatibilityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestSchemaCompatibilityRequest.ProtoReflect.Descriptor instead.
 func (*TestSchemaCompatibilityRequest) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{105}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *TestSchemaCompatibilityRequest) GetTopic() string {
@@ -6565,7 +6629,7 @@ type TestSchemaCompatibilityResponse struct {
 
 func (x *TestSchemaCompatibilityResponse) Reset() {
 	*x = TestSchemaCompatibilityResponse{}
-	mi := &file_serving_servingpb_serving_proto_msgTypes[106]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6577,7 +6641,7 @@ func (x *TestSchemaCompatibilityResponse) String() string {
 func (*TestSchemaCompatibilityResponse) ProtoMessage() {}
 
 func (x *TestSchemaCompatibilityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serving_servingpb_serving_proto_msgTypes[106]
+	mi := &file_serving_servingpb_serving_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6590,7 +6654,7 @@ func (x *TestSchemaCompatibilityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestSchemaCompatibilityResponse.ProtoReflect.Descriptor instead.
 func (*TestSchemaCompatibilityResponse) Descriptor() ([]byte, []int) {
-	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{106}
+	return file_serving_servingpb_serving_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *TestSchemaCompatibilityResponse) GetCompatible() bool {
@@ -6667,12 +6731,15 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x14event_time_unix_nano\x18\x05 \x01(\x03R\x11eventTimeUnixNano\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc8\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x02\n" +
 	"\x0fProduceResponse\x12;\n" +
 	"\x06opened\x18\x01 \x01(\v2!.strata.serving.v1.ProducerOpenedH\x00R\x06opened\x12:\n" +
 	"\areceipt\x18\x02 \x01(\v2\x1e.strata.serving.v1.SendReceiptH\x00R\areceipt\x124\n" +
-	"\x05error\x18\x03 \x01(\v2\x1c.strata.serving.v1.SendErrorH\x00R\x05errorB\x06\n" +
-	"\x04kind\"\xca\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x1c.strata.serving.v1.SendErrorH\x00R\x05error\x12<\n" +
+	"\tthrottled\x18\x04 \x01(\v2\x1c.strata.serving.v1.ThrottledH\x00R\tthrottledB\x06\n" +
+	"\x04kind\"$\n" +
+	"\tThrottled\x12\x17\n" +
+	"\await_ms\x18\x01 \x01(\x03R\x06waitMs\"\xca\x01\n" +
 	"\x0eProducerOpened\x12#\n" +
 	"\rproducer_name\x18\x01 \x01(\tR\fproducerName\x12(\n" +
 	"\x10last_sequence_id\x18\x02 \x01(\x03R\x0elastSequenceId\x12*\n" +
@@ -7147,7 +7214,7 @@ func file_serving_servingpb_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_serving_servingpb_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
+var file_serving_servingpb_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 112)
 var file_serving_servingpb_serving_proto_goTypes = []any{
 	(ProducerAccessMode)(0),                 // 0: strata.serving.v1.ProducerAccessMode
 	(Compression)(0),                        // 1: strata.serving.v1.Compression
@@ -7163,260 +7230,262 @@ var file_serving_servingpb_serving_proto_goTypes = []any{
 	(*SendBatch)(nil),                       // 11: strata.serving.v1.SendBatch
 	(*Message)(nil),                         // 12: strata.serving.v1.Message
 	(*ProduceResponse)(nil),                 // 13: strata.serving.v1.ProduceResponse
-	(*ProducerOpened)(nil),                  // 14: strata.serving.v1.ProducerOpened
-	(*SendReceipt)(nil),                     // 15: strata.serving.v1.SendReceipt
-	(*SendError)(nil),                       // 16: strata.serving.v1.SendError
-	(*ConsumeRequest)(nil),                  // 17: strata.serving.v1.ConsumeRequest
-	(*HasMessagesAfter)(nil),                // 18: strata.serving.v1.HasMessagesAfter
-	(*Unsubscribe)(nil),                     // 19: strata.serving.v1.Unsubscribe
-	(*Subscribe)(nil),                       // 20: strata.serving.v1.Subscribe
-	(*Flow)(nil),                            // 21: strata.serving.v1.Flow
-	(*Ack)(nil),                             // 22: strata.serving.v1.Ack
-	(*Nack)(nil),                            // 23: strata.serving.v1.Nack
-	(*Seek)(nil),                            // 24: strata.serving.v1.Seek
-	(*ConsumeResponse)(nil),                 // 25: strata.serving.v1.ConsumeResponse
-	(*EndOfTopic)(nil),                      // 26: strata.serving.v1.EndOfTopic
-	(*HasMessagesAfterResult)(nil),          // 27: strata.serving.v1.HasMessagesAfterResult
-	(*Unsubscribed)(nil),                    // 28: strata.serving.v1.Unsubscribed
-	(*Subscribed)(nil),                      // 29: strata.serving.v1.Subscribed
-	(*Messages)(nil),                        // 30: strata.serving.v1.Messages
-	(*ReceivedMessage)(nil),                 // 31: strata.serving.v1.ReceivedMessage
-	(*SeekDone)(nil),                        // 32: strata.serving.v1.SeekDone
-	(*CreateTopicRequest)(nil),              // 33: strata.serving.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),             // 34: strata.serving.v1.CreateTopicResponse
-	(*AddPartitionsRequest)(nil),            // 35: strata.serving.v1.AddPartitionsRequest
-	(*AddPartitionsResponse)(nil),           // 36: strata.serving.v1.AddPartitionsResponse
-	(*DeleteTopicRequest)(nil),              // 37: strata.serving.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),             // 38: strata.serving.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),               // 39: strata.serving.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),              // 40: strata.serving.v1.ListTopicsResponse
-	(*TopicInfo)(nil),                       // 41: strata.serving.v1.TopicInfo
-	(*GetTopicRequest)(nil),                 // 42: strata.serving.v1.GetTopicRequest
-	(*GetTopicResponse)(nil),                // 43: strata.serving.v1.GetTopicResponse
-	(*TopicStatsRequest)(nil),               // 44: strata.serving.v1.TopicStatsRequest
-	(*TopicStatsResponse)(nil),              // 45: strata.serving.v1.TopicStatsResponse
-	(*LedgerStats)(nil),                     // 46: strata.serving.v1.LedgerStats
-	(*SubscriptionStats)(nil),               // 47: strata.serving.v1.SubscriptionStats
-	(*NamespacePolicy)(nil),                 // 48: strata.serving.v1.NamespacePolicy
-	(*ListNamespacesRequest)(nil),           // 49: strata.serving.v1.ListNamespacesRequest
-	(*ListNamespacesResponse)(nil),          // 50: strata.serving.v1.ListNamespacesResponse
-	(*CompactTopicRequest)(nil),             // 51: strata.serving.v1.CompactTopicRequest
-	(*CompactTopicResponse)(nil),            // 52: strata.serving.v1.CompactTopicResponse
-	(*ReadCompactedRequest)(nil),            // 53: strata.serving.v1.ReadCompactedRequest
-	(*ReadCompactedResponse)(nil),           // 54: strata.serving.v1.ReadCompactedResponse
-	(*CompactedEnd)(nil),                    // 55: strata.serving.v1.CompactedEnd
-	(*DeleteNamespaceRequest)(nil),          // 56: strata.serving.v1.DeleteNamespaceRequest
-	(*DeleteNamespaceResponse)(nil),         // 57: strata.serving.v1.DeleteNamespaceResponse
-	(*SetNamespacePolicyRequest)(nil),       // 58: strata.serving.v1.SetNamespacePolicyRequest
-	(*SetNamespacePolicyResponse)(nil),      // 59: strata.serving.v1.SetNamespacePolicyResponse
-	(*GetNamespacePolicyRequest)(nil),       // 60: strata.serving.v1.GetNamespacePolicyRequest
-	(*GetNamespacePolicyResponse)(nil),      // 61: strata.serving.v1.GetNamespacePolicyResponse
-	(*TopicPolicy)(nil),                     // 62: strata.serving.v1.TopicPolicy
-	(*SetTopicPolicyRequest)(nil),           // 63: strata.serving.v1.SetTopicPolicyRequest
-	(*SetTopicPolicyResponse)(nil),          // 64: strata.serving.v1.SetTopicPolicyResponse
-	(*GetTopicPolicyRequest)(nil),           // 65: strata.serving.v1.GetTopicPolicyRequest
-	(*GetTopicPolicyResponse)(nil),          // 66: strata.serving.v1.GetTopicPolicyResponse
-	(*RemoveTopicPolicyRequest)(nil),        // 67: strata.serving.v1.RemoveTopicPolicyRequest
-	(*RemoveTopicPolicyResponse)(nil),       // 68: strata.serving.v1.RemoveTopicPolicyResponse
-	(*ResetCursorRequest)(nil),              // 69: strata.serving.v1.ResetCursorRequest
-	(*ResetCursorResponse)(nil),             // 70: strata.serving.v1.ResetCursorResponse
-	(*CreateSubscriptionRequest)(nil),       // 71: strata.serving.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil),      // 72: strata.serving.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),       // 73: strata.serving.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),      // 74: strata.serving.v1.DeleteSubscriptionResponse
-	(*TriggerOffloadRequest)(nil),           // 75: strata.serving.v1.TriggerOffloadRequest
-	(*TriggerOffloadResponse)(nil),          // 76: strata.serving.v1.TriggerOffloadResponse
-	(*GrantPermissionRequest)(nil),          // 77: strata.serving.v1.GrantPermissionRequest
-	(*GrantPermissionResponse)(nil),         // 78: strata.serving.v1.GrantPermissionResponse
-	(*RevokePermissionRequest)(nil),         // 79: strata.serving.v1.RevokePermissionRequest
-	(*RevokePermissionResponse)(nil),        // 80: strata.serving.v1.RevokePermissionResponse
-	(*GetPermissionsRequest)(nil),           // 81: strata.serving.v1.GetPermissionsRequest
-	(*RoleActions)(nil),                     // 82: strata.serving.v1.RoleActions
-	(*GetPermissionsResponse)(nil),          // 83: strata.serving.v1.GetPermissionsResponse
-	(*UnloadTopicRequest)(nil),              // 84: strata.serving.v1.UnloadTopicRequest
-	(*UnloadTopicResponse)(nil),             // 85: strata.serving.v1.UnloadTopicResponse
-	(*ListClusterRequest)(nil),              // 86: strata.serving.v1.ListClusterRequest
-	(*ClusterNode)(nil),                     // 87: strata.serving.v1.ClusterNode
-	(*ClusterBookie)(nil),                   // 88: strata.serving.v1.ClusterBookie
-	(*ListClusterResponse)(nil),             // 89: strata.serving.v1.ListClusterResponse
-	(*DrainBookieRequest)(nil),              // 90: strata.serving.v1.DrainBookieRequest
-	(*DrainBookieResponse)(nil),             // 91: strata.serving.v1.DrainBookieResponse
-	(*ListBookiesRequest)(nil),              // 92: strata.serving.v1.ListBookiesRequest
-	(*BookieStatus)(nil),                    // 93: strata.serving.v1.BookieStatus
-	(*ListBookiesResponse)(nil),             // 94: strata.serving.v1.ListBookiesResponse
-	(*SetTenantRequest)(nil),                // 95: strata.serving.v1.SetTenantRequest
-	(*SetTenantResponse)(nil),               // 96: strata.serving.v1.SetTenantResponse
-	(*GetTenantRequest)(nil),                // 97: strata.serving.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),               // 98: strata.serving.v1.GetTenantResponse
-	(*TerminateTopicRequest)(nil),           // 99: strata.serving.v1.TerminateTopicRequest
-	(*TerminateTopicResponse)(nil),          // 100: strata.serving.v1.TerminateTopicResponse
-	(*GetSchemaRequest)(nil),                // 101: strata.serving.v1.GetSchemaRequest
-	(*VersionedSchema)(nil),                 // 102: strata.serving.v1.VersionedSchema
-	(*GetSchemaResponse)(nil),               // 103: strata.serving.v1.GetSchemaResponse
-	(*ListSchemasRequest)(nil),              // 104: strata.serving.v1.ListSchemasRequest
-	(*ListSchemasResponse)(nil),             // 105: strata.serving.v1.ListSchemasResponse
-	(*CreateSchemaRequest)(nil),             // 106: strata.serving.v1.CreateSchemaRequest
-	(*CreateSchemaResponse)(nil),            // 107: strata.serving.v1.CreateSchemaResponse
-	(*DeleteSchemaRequest)(nil),             // 108: strata.serving.v1.DeleteSchemaRequest
-	(*DeleteSchemaResponse)(nil),            // 109: strata.serving.v1.DeleteSchemaResponse
-	(*TestSchemaCompatibilityRequest)(nil),  // 110: strata.serving.v1.TestSchemaCompatibilityRequest
-	(*TestSchemaCompatibilityResponse)(nil), // 111: strata.serving.v1.TestSchemaCompatibilityResponse
-	nil,                                     // 112: strata.serving.v1.SchemaInfo.PropertiesEntry
-	nil,                                     // 113: strata.serving.v1.Message.PropertiesEntry
-	nil,                                     // 114: strata.serving.v1.ReceivedMessage.PropertiesEntry
-	nil,                                     // 115: strata.serving.v1.GetPermissionsResponse.RolesEntry
+	(*Throttled)(nil),                       // 14: strata.serving.v1.Throttled
+	(*ProducerOpened)(nil),                  // 15: strata.serving.v1.ProducerOpened
+	(*SendReceipt)(nil),                     // 16: strata.serving.v1.SendReceipt
+	(*SendError)(nil),                       // 17: strata.serving.v1.SendError
+	(*ConsumeRequest)(nil),                  // 18: strata.serving.v1.ConsumeRequest
+	(*HasMessagesAfter)(nil),                // 19: strata.serving.v1.HasMessagesAfter
+	(*Unsubscribe)(nil),                     // 20: strata.serving.v1.Unsubscribe
+	(*Subscribe)(nil),                       // 21: strata.serving.v1.Subscribe
+	(*Flow)(nil),                            // 22: strata.serving.v1.Flow
+	(*Ack)(nil),                             // 23: strata.serving.v1.Ack
+	(*Nack)(nil),                            // 24: strata.serving.v1.Nack
+	(*Seek)(nil),                            // 25: strata.serving.v1.Seek
+	(*ConsumeResponse)(nil),                 // 26: strata.serving.v1.ConsumeResponse
+	(*EndOfTopic)(nil),                      // 27: strata.serving.v1.EndOfTopic
+	(*HasMessagesAfterResult)(nil),          // 28: strata.serving.v1.HasMessagesAfterResult
+	(*Unsubscribed)(nil),                    // 29: strata.serving.v1.Unsubscribed
+	(*Subscribed)(nil),                      // 30: strata.serving.v1.Subscribed
+	(*Messages)(nil),                        // 31: strata.serving.v1.Messages
+	(*ReceivedMessage)(nil),                 // 32: strata.serving.v1.ReceivedMessage
+	(*SeekDone)(nil),                        // 33: strata.serving.v1.SeekDone
+	(*CreateTopicRequest)(nil),              // 34: strata.serving.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),             // 35: strata.serving.v1.CreateTopicResponse
+	(*AddPartitionsRequest)(nil),            // 36: strata.serving.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil),           // 37: strata.serving.v1.AddPartitionsResponse
+	(*DeleteTopicRequest)(nil),              // 38: strata.serving.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),             // 39: strata.serving.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),               // 40: strata.serving.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),              // 41: strata.serving.v1.ListTopicsResponse
+	(*TopicInfo)(nil),                       // 42: strata.serving.v1.TopicInfo
+	(*GetTopicRequest)(nil),                 // 43: strata.serving.v1.GetTopicRequest
+	(*GetTopicResponse)(nil),                // 44: strata.serving.v1.GetTopicResponse
+	(*TopicStatsRequest)(nil),               // 45: strata.serving.v1.TopicStatsRequest
+	(*TopicStatsResponse)(nil),              // 46: strata.serving.v1.TopicStatsResponse
+	(*LedgerStats)(nil),                     // 47: strata.serving.v1.LedgerStats
+	(*SubscriptionStats)(nil),               // 48: strata.serving.v1.SubscriptionStats
+	(*NamespacePolicy)(nil),                 // 49: strata.serving.v1.NamespacePolicy
+	(*ListNamespacesRequest)(nil),           // 50: strata.serving.v1.ListNamespacesRequest
+	(*ListNamespacesResponse)(nil),          // 51: strata.serving.v1.ListNamespacesResponse
+	(*CompactTopicRequest)(nil),             // 52: strata.serving.v1.CompactTopicRequest
+	(*CompactTopicResponse)(nil),            // 53: strata.serving.v1.CompactTopicResponse
+	(*ReadCompactedRequest)(nil),            // 54: strata.serving.v1.ReadCompactedRequest
+	(*ReadCompactedResponse)(nil),           // 55: strata.serving.v1.ReadCompactedResponse
+	(*CompactedEnd)(nil),                    // 56: strata.serving.v1.CompactedEnd
+	(*DeleteNamespaceRequest)(nil),          // 57: strata.serving.v1.DeleteNamespaceRequest
+	(*DeleteNamespaceResponse)(nil),         // 58: strata.serving.v1.DeleteNamespaceResponse
+	(*SetNamespacePolicyRequest)(nil),       // 59: strata.serving.v1.SetNamespacePolicyRequest
+	(*SetNamespacePolicyResponse)(nil),      // 60: strata.serving.v1.SetNamespacePolicyResponse
+	(*GetNamespacePolicyRequest)(nil),       // 61: strata.serving.v1.GetNamespacePolicyRequest
+	(*GetNamespacePolicyResponse)(nil),      // 62: strata.serving.v1.GetNamespacePolicyResponse
+	(*TopicPolicy)(nil),                     // 63: strata.serving.v1.TopicPolicy
+	(*SetTopicPolicyRequest)(nil),           // 64: strata.serving.v1.SetTopicPolicyRequest
+	(*SetTopicPolicyResponse)(nil),          // 65: strata.serving.v1.SetTopicPolicyResponse
+	(*GetTopicPolicyRequest)(nil),           // 66: strata.serving.v1.GetTopicPolicyRequest
+	(*GetTopicPolicyResponse)(nil),          // 67: strata.serving.v1.GetTopicPolicyResponse
+	(*RemoveTopicPolicyRequest)(nil),        // 68: strata.serving.v1.RemoveTopicPolicyRequest
+	(*RemoveTopicPolicyResponse)(nil),       // 69: strata.serving.v1.RemoveTopicPolicyResponse
+	(*ResetCursorRequest)(nil),              // 70: strata.serving.v1.ResetCursorRequest
+	(*ResetCursorResponse)(nil),             // 71: strata.serving.v1.ResetCursorResponse
+	(*CreateSubscriptionRequest)(nil),       // 72: strata.serving.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),      // 73: strata.serving.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),       // 74: strata.serving.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),      // 75: strata.serving.v1.DeleteSubscriptionResponse
+	(*TriggerOffloadRequest)(nil),           // 76: strata.serving.v1.TriggerOffloadRequest
+	(*TriggerOffloadResponse)(nil),          // 77: strata.serving.v1.TriggerOffloadResponse
+	(*GrantPermissionRequest)(nil),          // 78: strata.serving.v1.GrantPermissionRequest
+	(*GrantPermissionResponse)(nil),         // 79: strata.serving.v1.GrantPermissionResponse
+	(*RevokePermissionRequest)(nil),         // 80: strata.serving.v1.RevokePermissionRequest
+	(*RevokePermissionResponse)(nil),        // 81: strata.serving.v1.RevokePermissionResponse
+	(*GetPermissionsRequest)(nil),           // 82: strata.serving.v1.GetPermissionsRequest
+	(*RoleActions)(nil),                     // 83: strata.serving.v1.RoleActions
+	(*GetPermissionsResponse)(nil),          // 84: strata.serving.v1.GetPermissionsResponse
+	(*UnloadTopicRequest)(nil),              // 85: strata.serving.v1.UnloadTopicRequest
+	(*UnloadTopicResponse)(nil),             // 86: strata.serving.v1.UnloadTopicResponse
+	(*ListClusterRequest)(nil),              // 87: strata.serving.v1.ListClusterRequest
+	(*ClusterNode)(nil),                     // 88: strata.serving.v1.ClusterNode
+	(*ClusterBookie)(nil),                   // 89: strata.serving.v1.ClusterBookie
+	(*ListClusterResponse)(nil),             // 90: strata.serving.v1.ListClusterResponse
+	(*DrainBookieRequest)(nil),              // 91: strata.serving.v1.DrainBookieRequest
+	(*DrainBookieResponse)(nil),             // 92: strata.serving.v1.DrainBookieResponse
+	(*ListBookiesRequest)(nil),              // 93: strata.serving.v1.ListBookiesRequest
+	(*BookieStatus)(nil),                    // 94: strata.serving.v1.BookieStatus
+	(*ListBookiesResponse)(nil),             // 95: strata.serving.v1.ListBookiesResponse
+	(*SetTenantRequest)(nil),                // 96: strata.serving.v1.SetTenantRequest
+	(*SetTenantResponse)(nil),               // 97: strata.serving.v1.SetTenantResponse
+	(*GetTenantRequest)(nil),                // 98: strata.serving.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),               // 99: strata.serving.v1.GetTenantResponse
+	(*TerminateTopicRequest)(nil),           // 100: strata.serving.v1.TerminateTopicRequest
+	(*TerminateTopicResponse)(nil),          // 101: strata.serving.v1.TerminateTopicResponse
+	(*GetSchemaRequest)(nil),                // 102: strata.serving.v1.GetSchemaRequest
+	(*VersionedSchema)(nil),                 // 103: strata.serving.v1.VersionedSchema
+	(*GetSchemaResponse)(nil),               // 104: strata.serving.v1.GetSchemaResponse
+	(*ListSchemasRequest)(nil),              // 105: strata.serving.v1.ListSchemasRequest
+	(*ListSchemasResponse)(nil),             // 106: strata.serving.v1.ListSchemasResponse
+	(*CreateSchemaRequest)(nil),             // 107: strata.serving.v1.CreateSchemaRequest
+	(*CreateSchemaResponse)(nil),            // 108: strata.serving.v1.CreateSchemaResponse
+	(*DeleteSchemaRequest)(nil),             // 109: strata.serving.v1.DeleteSchemaRequest
+	(*DeleteSchemaResponse)(nil),            // 110: strata.serving.v1.DeleteSchemaResponse
+	(*TestSchemaCompatibilityRequest)(nil),  // 111: strata.serving.v1.TestSchemaCompatibilityRequest
+	(*TestSchemaCompatibilityResponse)(nil), // 112: strata.serving.v1.TestSchemaCompatibilityResponse
+	nil,                                     // 113: strata.serving.v1.SchemaInfo.PropertiesEntry
+	nil,                                     // 114: strata.serving.v1.Message.PropertiesEntry
+	nil,                                     // 115: strata.serving.v1.ReceivedMessage.PropertiesEntry
+	nil,                                     // 116: strata.serving.v1.GetPermissionsResponse.RolesEntry
 }
 var file_serving_servingpb_serving_proto_depIdxs = []int32{
 	9,   // 0: strata.serving.v1.ProduceRequest.open:type_name -> strata.serving.v1.OpenProducer
 	11,  // 1: strata.serving.v1.ProduceRequest.send:type_name -> strata.serving.v1.SendBatch
 	0,   // 2: strata.serving.v1.OpenProducer.access_mode:type_name -> strata.serving.v1.ProducerAccessMode
 	10,  // 3: strata.serving.v1.OpenProducer.schema:type_name -> strata.serving.v1.SchemaInfo
-	112, // 4: strata.serving.v1.SchemaInfo.properties:type_name -> strata.serving.v1.SchemaInfo.PropertiesEntry
+	113, // 4: strata.serving.v1.SchemaInfo.properties:type_name -> strata.serving.v1.SchemaInfo.PropertiesEntry
 	12,  // 5: strata.serving.v1.SendBatch.messages:type_name -> strata.serving.v1.Message
 	1,   // 6: strata.serving.v1.SendBatch.compression:type_name -> strata.serving.v1.Compression
-	113, // 7: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
-	14,  // 8: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
-	15,  // 9: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
-	16,  // 10: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
-	20,  // 11: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
-	21,  // 12: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
-	22,  // 13: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
-	23,  // 14: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
-	24,  // 15: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
-	19,  // 16: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
-	18,  // 17: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
-	5,   // 18: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
-	2,   // 19: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
-	3,   // 20: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
-	5,   // 21: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
-	10,  // 22: strata.serving.v1.Subscribe.schema:type_name -> strata.serving.v1.SchemaInfo
-	5,   // 23: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
-	5,   // 24: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
-	5,   // 25: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
-	3,   // 26: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
-	29,  // 27: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
-	30,  // 28: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
-	32,  // 29: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
-	28,  // 30: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
-	27,  // 31: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
-	26,  // 32: strata.serving.v1.ConsumeResponse.end_of_topic:type_name -> strata.serving.v1.EndOfTopic
-	31,  // 33: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
-	5,   // 34: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
-	114, // 35: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
-	5,   // 36: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
-	41,  // 37: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
-	41,  // 38: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
-	46,  // 39: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
-	47,  // 40: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
-	5,   // 41: strata.serving.v1.TopicStatsResponse.compaction_horizon:type_name -> strata.serving.v1.MessageId
-	5,   // 42: strata.serving.v1.TopicStatsResponse.terminated:type_name -> strata.serving.v1.MessageId
-	2,   // 43: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
-	5,   // 44: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
-	4,   // 45: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	5,   // 46: strata.serving.v1.CompactTopicResponse.horizon:type_name -> strata.serving.v1.MessageId
-	30,  // 47: strata.serving.v1.ReadCompactedResponse.messages:type_name -> strata.serving.v1.Messages
-	55,  // 48: strata.serving.v1.ReadCompactedResponse.end:type_name -> strata.serving.v1.CompactedEnd
-	5,   // 49: strata.serving.v1.CompactedEnd.continue_from:type_name -> strata.serving.v1.MessageId
-	48,  // 50: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
-	48,  // 51: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
-	4,   // 52: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
-	62,  // 53: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
-	62,  // 54: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
-	48,  // 55: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
-	5,   // 56: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
-	3,   // 57: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
-	5,   // 58: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
-	3,   // 59: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
-	115, // 60: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
-	87,  // 61: strata.serving.v1.ListClusterResponse.nodes:type_name -> strata.serving.v1.ClusterNode
-	88,  // 62: strata.serving.v1.ListClusterResponse.bookies:type_name -> strata.serving.v1.ClusterBookie
-	93,  // 63: strata.serving.v1.ListBookiesResponse.bookies:type_name -> strata.serving.v1.BookieStatus
-	5,   // 64: strata.serving.v1.TerminateTopicResponse.last:type_name -> strata.serving.v1.MessageId
-	10,  // 65: strata.serving.v1.VersionedSchema.schema:type_name -> strata.serving.v1.SchemaInfo
-	102, // 66: strata.serving.v1.GetSchemaResponse.schema:type_name -> strata.serving.v1.VersionedSchema
-	102, // 67: strata.serving.v1.ListSchemasResponse.versions:type_name -> strata.serving.v1.VersionedSchema
-	10,  // 68: strata.serving.v1.CreateSchemaRequest.schema:type_name -> strata.serving.v1.SchemaInfo
-	10,  // 69: strata.serving.v1.TestSchemaCompatibilityRequest.schema:type_name -> strata.serving.v1.SchemaInfo
-	82,  // 70: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
-	6,   // 71: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
-	8,   // 72: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
-	17,  // 73: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
-	33,  // 74: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
-	37,  // 75: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
-	39,  // 76: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
-	49,  // 77: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
-	56,  // 78: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
-	42,  // 79: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
-	35,  // 80: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
-	44,  // 81: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
-	58,  // 82: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
-	60,  // 83: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
-	63,  // 84: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
-	65,  // 85: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
-	67,  // 86: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
-	69,  // 87: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
-	73,  // 88: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
-	71,  // 89: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
-	75,  // 90: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
-	51,  // 91: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
-	53,  // 92: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
-	84,  // 93: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
-	99,  // 94: strata.serving.v1.Broker.TerminateTopic:input_type -> strata.serving.v1.TerminateTopicRequest
-	86,  // 95: strata.serving.v1.Broker.ListCluster:input_type -> strata.serving.v1.ListClusterRequest
-	90,  // 96: strata.serving.v1.Broker.DrainBookie:input_type -> strata.serving.v1.DrainBookieRequest
-	92,  // 97: strata.serving.v1.Broker.ListBookies:input_type -> strata.serving.v1.ListBookiesRequest
-	77,  // 98: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
-	79,  // 99: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
-	81,  // 100: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
-	95,  // 101: strata.serving.v1.Broker.SetTenant:input_type -> strata.serving.v1.SetTenantRequest
-	97,  // 102: strata.serving.v1.Broker.GetTenant:input_type -> strata.serving.v1.GetTenantRequest
-	101, // 103: strata.serving.v1.Broker.GetSchema:input_type -> strata.serving.v1.GetSchemaRequest
-	104, // 104: strata.serving.v1.Broker.ListSchemas:input_type -> strata.serving.v1.ListSchemasRequest
-	106, // 105: strata.serving.v1.Broker.CreateSchema:input_type -> strata.serving.v1.CreateSchemaRequest
-	108, // 106: strata.serving.v1.Broker.DeleteSchema:input_type -> strata.serving.v1.DeleteSchemaRequest
-	110, // 107: strata.serving.v1.Broker.TestSchemaCompatibility:input_type -> strata.serving.v1.TestSchemaCompatibilityRequest
-	7,   // 108: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
-	13,  // 109: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
-	25,  // 110: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
-	34,  // 111: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
-	38,  // 112: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
-	40,  // 113: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
-	50,  // 114: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
-	57,  // 115: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
-	43,  // 116: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
-	36,  // 117: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
-	45,  // 118: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
-	59,  // 119: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
-	61,  // 120: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
-	64,  // 121: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
-	66,  // 122: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
-	68,  // 123: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
-	70,  // 124: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
-	74,  // 125: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
-	72,  // 126: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
-	76,  // 127: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
-	52,  // 128: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
-	54,  // 129: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
-	85,  // 130: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
-	100, // 131: strata.serving.v1.Broker.TerminateTopic:output_type -> strata.serving.v1.TerminateTopicResponse
-	89,  // 132: strata.serving.v1.Broker.ListCluster:output_type -> strata.serving.v1.ListClusterResponse
-	91,  // 133: strata.serving.v1.Broker.DrainBookie:output_type -> strata.serving.v1.DrainBookieResponse
-	94,  // 134: strata.serving.v1.Broker.ListBookies:output_type -> strata.serving.v1.ListBookiesResponse
-	78,  // 135: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
-	80,  // 136: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
-	83,  // 137: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
-	96,  // 138: strata.serving.v1.Broker.SetTenant:output_type -> strata.serving.v1.SetTenantResponse
-	98,  // 139: strata.serving.v1.Broker.GetTenant:output_type -> strata.serving.v1.GetTenantResponse
-	103, // 140: strata.serving.v1.Broker.GetSchema:output_type -> strata.serving.v1.GetSchemaResponse
-	105, // 141: strata.serving.v1.Broker.ListSchemas:output_type -> strata.serving.v1.ListSchemasResponse
-	107, // 142: strata.serving.v1.Broker.CreateSchema:output_type -> strata.serving.v1.CreateSchemaResponse
-	109, // 143: strata.serving.v1.Broker.DeleteSchema:output_type -> strata.serving.v1.DeleteSchemaResponse
-	111, // 144: strata.serving.v1.Broker.TestSchemaCompatibility:output_type -> strata.serving.v1.TestSchemaCompatibilityResponse
-	108, // [108:145] is the sub-list for method output_type
-	71,  // [71:108] is the sub-list for method input_type
-	71,  // [71:71] is the sub-list for extension type_name
-	71,  // [71:71] is the sub-list for extension extendee
-	0,   // [0:71] is the sub-list for field type_name
+	114, // 7: strata.serving.v1.Message.properties:type_name -> strata.serving.v1.Message.PropertiesEntry
+	15,  // 8: strata.serving.v1.ProduceResponse.opened:type_name -> strata.serving.v1.ProducerOpened
+	16,  // 9: strata.serving.v1.ProduceResponse.receipt:type_name -> strata.serving.v1.SendReceipt
+	17,  // 10: strata.serving.v1.ProduceResponse.error:type_name -> strata.serving.v1.SendError
+	14,  // 11: strata.serving.v1.ProduceResponse.throttled:type_name -> strata.serving.v1.Throttled
+	21,  // 12: strata.serving.v1.ConsumeRequest.subscribe:type_name -> strata.serving.v1.Subscribe
+	22,  // 13: strata.serving.v1.ConsumeRequest.flow:type_name -> strata.serving.v1.Flow
+	23,  // 14: strata.serving.v1.ConsumeRequest.ack:type_name -> strata.serving.v1.Ack
+	24,  // 15: strata.serving.v1.ConsumeRequest.nack:type_name -> strata.serving.v1.Nack
+	25,  // 16: strata.serving.v1.ConsumeRequest.seek:type_name -> strata.serving.v1.Seek
+	20,  // 17: strata.serving.v1.ConsumeRequest.unsubscribe:type_name -> strata.serving.v1.Unsubscribe
+	19,  // 18: strata.serving.v1.ConsumeRequest.has_messages_after:type_name -> strata.serving.v1.HasMessagesAfter
+	5,   // 19: strata.serving.v1.HasMessagesAfter.after:type_name -> strata.serving.v1.MessageId
+	2,   // 20: strata.serving.v1.Subscribe.type:type_name -> strata.serving.v1.SubscriptionType
+	3,   // 21: strata.serving.v1.Subscribe.initial_position:type_name -> strata.serving.v1.InitialPosition
+	5,   // 22: strata.serving.v1.Subscribe.start_message_id:type_name -> strata.serving.v1.MessageId
+	10,  // 23: strata.serving.v1.Subscribe.schema:type_name -> strata.serving.v1.SchemaInfo
+	5,   // 24: strata.serving.v1.Ack.ids:type_name -> strata.serving.v1.MessageId
+	5,   // 25: strata.serving.v1.Nack.ids:type_name -> strata.serving.v1.MessageId
+	5,   // 26: strata.serving.v1.Seek.message_id:type_name -> strata.serving.v1.MessageId
+	3,   // 27: strata.serving.v1.Seek.position:type_name -> strata.serving.v1.InitialPosition
+	30,  // 28: strata.serving.v1.ConsumeResponse.subscribed:type_name -> strata.serving.v1.Subscribed
+	31,  // 29: strata.serving.v1.ConsumeResponse.messages:type_name -> strata.serving.v1.Messages
+	33,  // 30: strata.serving.v1.ConsumeResponse.seek_done:type_name -> strata.serving.v1.SeekDone
+	29,  // 31: strata.serving.v1.ConsumeResponse.unsubscribed:type_name -> strata.serving.v1.Unsubscribed
+	28,  // 32: strata.serving.v1.ConsumeResponse.has_messages_after_result:type_name -> strata.serving.v1.HasMessagesAfterResult
+	27,  // 33: strata.serving.v1.ConsumeResponse.end_of_topic:type_name -> strata.serving.v1.EndOfTopic
+	32,  // 34: strata.serving.v1.Messages.messages:type_name -> strata.serving.v1.ReceivedMessage
+	5,   // 35: strata.serving.v1.ReceivedMessage.id:type_name -> strata.serving.v1.MessageId
+	115, // 36: strata.serving.v1.ReceivedMessage.properties:type_name -> strata.serving.v1.ReceivedMessage.PropertiesEntry
+	5,   // 37: strata.serving.v1.SeekDone.position:type_name -> strata.serving.v1.MessageId
+	42,  // 38: strata.serving.v1.ListTopicsResponse.topics:type_name -> strata.serving.v1.TopicInfo
+	42,  // 39: strata.serving.v1.GetTopicResponse.topic:type_name -> strata.serving.v1.TopicInfo
+	47,  // 40: strata.serving.v1.TopicStatsResponse.ledgers:type_name -> strata.serving.v1.LedgerStats
+	48,  // 41: strata.serving.v1.TopicStatsResponse.subscriptions:type_name -> strata.serving.v1.SubscriptionStats
+	5,   // 42: strata.serving.v1.TopicStatsResponse.compaction_horizon:type_name -> strata.serving.v1.MessageId
+	5,   // 43: strata.serving.v1.TopicStatsResponse.terminated:type_name -> strata.serving.v1.MessageId
+	2,   // 44: strata.serving.v1.SubscriptionStats.type:type_name -> strata.serving.v1.SubscriptionType
+	5,   // 45: strata.serving.v1.SubscriptionStats.mark_delete:type_name -> strata.serving.v1.MessageId
+	4,   // 46: strata.serving.v1.NamespacePolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	5,   // 47: strata.serving.v1.CompactTopicResponse.horizon:type_name -> strata.serving.v1.MessageId
+	31,  // 48: strata.serving.v1.ReadCompactedResponse.messages:type_name -> strata.serving.v1.Messages
+	56,  // 49: strata.serving.v1.ReadCompactedResponse.end:type_name -> strata.serving.v1.CompactedEnd
+	5,   // 50: strata.serving.v1.CompactedEnd.continue_from:type_name -> strata.serving.v1.MessageId
+	49,  // 51: strata.serving.v1.SetNamespacePolicyRequest.policy:type_name -> strata.serving.v1.NamespacePolicy
+	49,  // 52: strata.serving.v1.GetNamespacePolicyResponse.policy:type_name -> strata.serving.v1.NamespacePolicy
+	4,   // 53: strata.serving.v1.TopicPolicy.backlog_quota_policy:type_name -> strata.serving.v1.BacklogQuotaPolicy
+	63,  // 54: strata.serving.v1.SetTopicPolicyRequest.policy:type_name -> strata.serving.v1.TopicPolicy
+	63,  // 55: strata.serving.v1.GetTopicPolicyResponse.policy:type_name -> strata.serving.v1.TopicPolicy
+	49,  // 56: strata.serving.v1.GetTopicPolicyResponse.effective:type_name -> strata.serving.v1.NamespacePolicy
+	5,   // 57: strata.serving.v1.ResetCursorRequest.message_id:type_name -> strata.serving.v1.MessageId
+	3,   // 58: strata.serving.v1.ResetCursorRequest.edge:type_name -> strata.serving.v1.InitialPosition
+	5,   // 59: strata.serving.v1.ResetCursorResponse.position:type_name -> strata.serving.v1.MessageId
+	3,   // 60: strata.serving.v1.CreateSubscriptionRequest.initial_position:type_name -> strata.serving.v1.InitialPosition
+	116, // 61: strata.serving.v1.GetPermissionsResponse.roles:type_name -> strata.serving.v1.GetPermissionsResponse.RolesEntry
+	88,  // 62: strata.serving.v1.ListClusterResponse.nodes:type_name -> strata.serving.v1.ClusterNode
+	89,  // 63: strata.serving.v1.ListClusterResponse.bookies:type_name -> strata.serving.v1.ClusterBookie
+	94,  // 64: strata.serving.v1.ListBookiesResponse.bookies:type_name -> strata.serving.v1.BookieStatus
+	5,   // 65: strata.serving.v1.TerminateTopicResponse.last:type_name -> strata.serving.v1.MessageId
+	10,  // 66: strata.serving.v1.VersionedSchema.schema:type_name -> strata.serving.v1.SchemaInfo
+	103, // 67: strata.serving.v1.GetSchemaResponse.schema:type_name -> strata.serving.v1.VersionedSchema
+	103, // 68: strata.serving.v1.ListSchemasResponse.versions:type_name -> strata.serving.v1.VersionedSchema
+	10,  // 69: strata.serving.v1.CreateSchemaRequest.schema:type_name -> strata.serving.v1.SchemaInfo
+	10,  // 70: strata.serving.v1.TestSchemaCompatibilityRequest.schema:type_name -> strata.serving.v1.SchemaInfo
+	83,  // 71: strata.serving.v1.GetPermissionsResponse.RolesEntry.value:type_name -> strata.serving.v1.RoleActions
+	6,   // 72: strata.serving.v1.Broker.Lookup:input_type -> strata.serving.v1.LookupRequest
+	8,   // 73: strata.serving.v1.Broker.Produce:input_type -> strata.serving.v1.ProduceRequest
+	18,  // 74: strata.serving.v1.Broker.Consume:input_type -> strata.serving.v1.ConsumeRequest
+	34,  // 75: strata.serving.v1.Broker.CreateTopic:input_type -> strata.serving.v1.CreateTopicRequest
+	38,  // 76: strata.serving.v1.Broker.DeleteTopic:input_type -> strata.serving.v1.DeleteTopicRequest
+	40,  // 77: strata.serving.v1.Broker.ListTopics:input_type -> strata.serving.v1.ListTopicsRequest
+	50,  // 78: strata.serving.v1.Broker.ListNamespaces:input_type -> strata.serving.v1.ListNamespacesRequest
+	57,  // 79: strata.serving.v1.Broker.DeleteNamespace:input_type -> strata.serving.v1.DeleteNamespaceRequest
+	43,  // 80: strata.serving.v1.Broker.GetTopic:input_type -> strata.serving.v1.GetTopicRequest
+	36,  // 81: strata.serving.v1.Broker.AddPartitions:input_type -> strata.serving.v1.AddPartitionsRequest
+	45,  // 82: strata.serving.v1.Broker.TopicStats:input_type -> strata.serving.v1.TopicStatsRequest
+	59,  // 83: strata.serving.v1.Broker.SetNamespacePolicy:input_type -> strata.serving.v1.SetNamespacePolicyRequest
+	61,  // 84: strata.serving.v1.Broker.GetNamespacePolicy:input_type -> strata.serving.v1.GetNamespacePolicyRequest
+	64,  // 85: strata.serving.v1.Broker.SetTopicPolicy:input_type -> strata.serving.v1.SetTopicPolicyRequest
+	66,  // 86: strata.serving.v1.Broker.GetTopicPolicy:input_type -> strata.serving.v1.GetTopicPolicyRequest
+	68,  // 87: strata.serving.v1.Broker.RemoveTopicPolicy:input_type -> strata.serving.v1.RemoveTopicPolicyRequest
+	70,  // 88: strata.serving.v1.Broker.ResetCursor:input_type -> strata.serving.v1.ResetCursorRequest
+	74,  // 89: strata.serving.v1.Broker.DeleteSubscription:input_type -> strata.serving.v1.DeleteSubscriptionRequest
+	72,  // 90: strata.serving.v1.Broker.CreateSubscription:input_type -> strata.serving.v1.CreateSubscriptionRequest
+	76,  // 91: strata.serving.v1.Broker.TriggerOffload:input_type -> strata.serving.v1.TriggerOffloadRequest
+	52,  // 92: strata.serving.v1.Broker.CompactTopic:input_type -> strata.serving.v1.CompactTopicRequest
+	54,  // 93: strata.serving.v1.Broker.ReadCompacted:input_type -> strata.serving.v1.ReadCompactedRequest
+	85,  // 94: strata.serving.v1.Broker.UnloadTopic:input_type -> strata.serving.v1.UnloadTopicRequest
+	100, // 95: strata.serving.v1.Broker.TerminateTopic:input_type -> strata.serving.v1.TerminateTopicRequest
+	87,  // 96: strata.serving.v1.Broker.ListCluster:input_type -> strata.serving.v1.ListClusterRequest
+	91,  // 97: strata.serving.v1.Broker.DrainBookie:input_type -> strata.serving.v1.DrainBookieRequest
+	93,  // 98: strata.serving.v1.Broker.ListBookies:input_type -> strata.serving.v1.ListBookiesRequest
+	78,  // 99: strata.serving.v1.Broker.GrantPermission:input_type -> strata.serving.v1.GrantPermissionRequest
+	80,  // 100: strata.serving.v1.Broker.RevokePermission:input_type -> strata.serving.v1.RevokePermissionRequest
+	82,  // 101: strata.serving.v1.Broker.GetPermissions:input_type -> strata.serving.v1.GetPermissionsRequest
+	96,  // 102: strata.serving.v1.Broker.SetTenant:input_type -> strata.serving.v1.SetTenantRequest
+	98,  // 103: strata.serving.v1.Broker.GetTenant:input_type -> strata.serving.v1.GetTenantRequest
+	102, // 104: strata.serving.v1.Broker.GetSchema:input_type -> strata.serving.v1.GetSchemaRequest
+	105, // 105: strata.serving.v1.Broker.ListSchemas:input_type -> strata.serving.v1.ListSchemasRequest
+	107, // 106: strata.serving.v1.Broker.CreateSchema:input_type -> strata.serving.v1.CreateSchemaRequest
+	109, // 107: strata.serving.v1.Broker.DeleteSchema:input_type -> strata.serving.v1.DeleteSchemaRequest
+	111, // 108: strata.serving.v1.Broker.TestSchemaCompatibility:input_type -> strata.serving.v1.TestSchemaCompatibilityRequest
+	7,   // 109: strata.serving.v1.Broker.Lookup:output_type -> strata.serving.v1.LookupResponse
+	13,  // 110: strata.serving.v1.Broker.Produce:output_type -> strata.serving.v1.ProduceResponse
+	26,  // 111: strata.serving.v1.Broker.Consume:output_type -> strata.serving.v1.ConsumeResponse
+	35,  // 112: strata.serving.v1.Broker.CreateTopic:output_type -> strata.serving.v1.CreateTopicResponse
+	39,  // 113: strata.serving.v1.Broker.DeleteTopic:output_type -> strata.serving.v1.DeleteTopicResponse
+	41,  // 114: strata.serving.v1.Broker.ListTopics:output_type -> strata.serving.v1.ListTopicsResponse
+	51,  // 115: strata.serving.v1.Broker.ListNamespaces:output_type -> strata.serving.v1.ListNamespacesResponse
+	58,  // 116: strata.serving.v1.Broker.DeleteNamespace:output_type -> strata.serving.v1.DeleteNamespaceResponse
+	44,  // 117: strata.serving.v1.Broker.GetTopic:output_type -> strata.serving.v1.GetTopicResponse
+	37,  // 118: strata.serving.v1.Broker.AddPartitions:output_type -> strata.serving.v1.AddPartitionsResponse
+	46,  // 119: strata.serving.v1.Broker.TopicStats:output_type -> strata.serving.v1.TopicStatsResponse
+	60,  // 120: strata.serving.v1.Broker.SetNamespacePolicy:output_type -> strata.serving.v1.SetNamespacePolicyResponse
+	62,  // 121: strata.serving.v1.Broker.GetNamespacePolicy:output_type -> strata.serving.v1.GetNamespacePolicyResponse
+	65,  // 122: strata.serving.v1.Broker.SetTopicPolicy:output_type -> strata.serving.v1.SetTopicPolicyResponse
+	67,  // 123: strata.serving.v1.Broker.GetTopicPolicy:output_type -> strata.serving.v1.GetTopicPolicyResponse
+	69,  // 124: strata.serving.v1.Broker.RemoveTopicPolicy:output_type -> strata.serving.v1.RemoveTopicPolicyResponse
+	71,  // 125: strata.serving.v1.Broker.ResetCursor:output_type -> strata.serving.v1.ResetCursorResponse
+	75,  // 126: strata.serving.v1.Broker.DeleteSubscription:output_type -> strata.serving.v1.DeleteSubscriptionResponse
+	73,  // 127: strata.serving.v1.Broker.CreateSubscription:output_type -> strata.serving.v1.CreateSubscriptionResponse
+	77,  // 128: strata.serving.v1.Broker.TriggerOffload:output_type -> strata.serving.v1.TriggerOffloadResponse
+	53,  // 129: strata.serving.v1.Broker.CompactTopic:output_type -> strata.serving.v1.CompactTopicResponse
+	55,  // 130: strata.serving.v1.Broker.ReadCompacted:output_type -> strata.serving.v1.ReadCompactedResponse
+	86,  // 131: strata.serving.v1.Broker.UnloadTopic:output_type -> strata.serving.v1.UnloadTopicResponse
+	101, // 132: strata.serving.v1.Broker.TerminateTopic:output_type -> strata.serving.v1.TerminateTopicResponse
+	90,  // 133: strata.serving.v1.Broker.ListCluster:output_type -> strata.serving.v1.ListClusterResponse
+	92,  // 134: strata.serving.v1.Broker.DrainBookie:output_type -> strata.serving.v1.DrainBookieResponse
+	95,  // 135: strata.serving.v1.Broker.ListBookies:output_type -> strata.serving.v1.ListBookiesResponse
+	79,  // 136: strata.serving.v1.Broker.GrantPermission:output_type -> strata.serving.v1.GrantPermissionResponse
+	81,  // 137: strata.serving.v1.Broker.RevokePermission:output_type -> strata.serving.v1.RevokePermissionResponse
+	84,  // 138: strata.serving.v1.Broker.GetPermissions:output_type -> strata.serving.v1.GetPermissionsResponse
+	97,  // 139: strata.serving.v1.Broker.SetTenant:output_type -> strata.serving.v1.SetTenantResponse
+	99,  // 140: strata.serving.v1.Broker.GetTenant:output_type -> strata.serving.v1.GetTenantResponse
+	104, // 141: strata.serving.v1.Broker.GetSchema:output_type -> strata.serving.v1.GetSchemaResponse
+	106, // 142: strata.serving.v1.Broker.ListSchemas:output_type -> strata.serving.v1.ListSchemasResponse
+	108, // 143: strata.serving.v1.Broker.CreateSchema:output_type -> strata.serving.v1.CreateSchemaResponse
+	110, // 144: strata.serving.v1.Broker.DeleteSchema:output_type -> strata.serving.v1.DeleteSchemaResponse
+	112, // 145: strata.serving.v1.Broker.TestSchemaCompatibility:output_type -> strata.serving.v1.TestSchemaCompatibilityResponse
+	109, // [109:146] is the sub-list for method output_type
+	72,  // [72:109] is the sub-list for method input_type
+	72,  // [72:72] is the sub-list for extension type_name
+	72,  // [72:72] is the sub-list for extension extendee
+	0,   // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_serving_servingpb_serving_proto_init() }
@@ -7432,9 +7501,10 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ProduceResponse_Opened)(nil),
 		(*ProduceResponse_Receipt)(nil),
 		(*ProduceResponse_Error)(nil),
+		(*ProduceResponse_Throttled)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[9].OneofWrappers = []any{}
-	file_serving_servingpb_serving_proto_msgTypes[12].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[10].OneofWrappers = []any{}
+	file_serving_servingpb_serving_proto_msgTypes[13].OneofWrappers = []any{
 		(*ConsumeRequest_Subscribe)(nil),
 		(*ConsumeRequest_Flow)(nil),
 		(*ConsumeRequest_Ack)(nil),
@@ -7443,12 +7513,12 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ConsumeRequest_Unsubscribe)(nil),
 		(*ConsumeRequest_HasMessagesAfter)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[19].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[20].OneofWrappers = []any{
 		(*Seek_MessageId)(nil),
 		(*Seek_TimeUnixNano)(nil),
 		(*Seek_Position)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[20].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[21].OneofWrappers = []any{
 		(*ConsumeResponse_Subscribed)(nil),
 		(*ConsumeResponse_Messages)(nil),
 		(*ConsumeResponse_SeekDone)(nil),
@@ -7456,25 +7526,25 @@ func file_serving_servingpb_serving_proto_init() {
 		(*ConsumeResponse_HasMessagesAfterResult)(nil),
 		(*ConsumeResponse_EndOfTopic)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[26].OneofWrappers = []any{}
-	file_serving_servingpb_serving_proto_msgTypes[49].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[27].OneofWrappers = []any{}
+	file_serving_servingpb_serving_proto_msgTypes[50].OneofWrappers = []any{
 		(*ReadCompactedResponse_Messages)(nil),
 		(*ReadCompactedResponse_End)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[57].OneofWrappers = []any{}
-	file_serving_servingpb_serving_proto_msgTypes[64].OneofWrappers = []any{
+	file_serving_servingpb_serving_proto_msgTypes[58].OneofWrappers = []any{}
+	file_serving_servingpb_serving_proto_msgTypes[65].OneofWrappers = []any{
 		(*ResetCursorRequest_MessageId)(nil),
 		(*ResetCursorRequest_TimeUnixNano)(nil),
 		(*ResetCursorRequest_Edge)(nil),
 	}
-	file_serving_servingpb_serving_proto_msgTypes[96].OneofWrappers = []any{}
+	file_serving_servingpb_serving_proto_msgTypes[97].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serving_servingpb_serving_proto_rawDesc), len(file_serving_servingpb_serving_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   111,
+			NumMessages:   112,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
