@@ -15,10 +15,13 @@ import (
 
 // The HTTP port of a serving node carries, beside health and metrics, the
 // REST admin API and the console (package adminhttp). They call the node's
-// own client port with the caller's token, so they are exactly as open as
-// that port: with tokens, a call without one fails; with client
-// certificates (--tls-client-ca-file), the HTTP port must ask for them
-// too (--http-tls), or the API stays off.
+// own client port with the caller's token, so they check what that port
+// checks: with tokens, a call without one fails. A client port that serves
+// TLS (tokens travel encrypted, client certificates may be required) needs
+// an HTTP port that does too (--http-tls, which asks for client
+// certificates when the client port does), or the API stays off. A port
+// listening on loopback answers only loopback host names (DNS rebinding),
+// and browsers' cross-site requests that change anything are refused.
 
 // addHTTPFlags adds the flags of the HTTP port's TLS and admin API.
 func addHTTPFlags(cmd *cobra.Command) {
@@ -46,15 +49,15 @@ func httpListener(cmd *cobra.Command, lis net.Listener, serverTLS *tls.Config) (
 
 // adminGateway builds the REST admin API onto the node's client port at
 // grpcAddr (nil when it is off).
-func adminGateway(cmd *cobra.Command, grpcAddr string, serverTLS *tls.Config, log *slog.Logger) (*adminhttp.Gateway, error) {
+func adminGateway(cmd *cobra.Command, grpcAddr, httpAddr string, serverTLS *tls.Config, log *slog.Logger) (*adminhttp.Gateway, error) {
 	f := cmd.Flags()
 	if on, _ := f.GetBool("admin-api"); !on {
 		return nil, nil
 	}
-	cfg := adminhttp.Config{URL: "strata://" + grpcAddr, Log: log}
+	cfg := adminhttp.Config{URL: "strata://" + grpcAddr, Log: log, AllowedHosts: loopbackHosts(httpAddr)}
 	if serverTLS != nil {
-		if httpTLS, _ := f.GetBool("http-tls"); serverTLS.ClientAuth == tls.RequireAndVerifyClientCert && !httpTLS {
-			log.Warn("the REST admin API and console are off: the client port requires client certificates and the HTTP port does not (give --http-tls)")
+		if httpTLS, _ := f.GetBool("http-tls"); !httpTLS {
+			log.Warn("the REST admin API and console are off: the client port serves TLS and the HTTP port does not (give --http-tls)")
 			return nil, nil
 		}
 		cc, err := adminClientTLS(cmd, serverTLS)
@@ -96,6 +99,19 @@ func adminClientTLS(cmd *cobra.Command, serverTLS *tls.Config) (*tls.Config, err
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	return cfg, nil
+}
+
+// loopbackHosts answers the host names a port listening at addr answers
+// to: loopback names when it listens on loopback, any (nil) otherwise.
+func loopbackHosts(addr string) []string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+		return []string{"localhost", "127.0.0.1", "::1"}
+	}
+	return nil
 }
 
 // mounts combines mount functions, skipping nil ones.

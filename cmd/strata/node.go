@@ -75,7 +75,11 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	if spec.cfg.GRPCAddr == "" {
 		spec.cfg.GRPCAddr = serving.AdvertisedAddr(glis.Addr().String())
 	}
-	gw, err := adminGateway(cmd, spec.cfg.GRPCAddr, tlsCfg, log)
+	var httpAddr string
+	if hlis != nil {
+		httpAddr = hlis.Addr().String()
+	}
+	gw, err := adminGateway(cmd, spec.cfg.GRPCAddr, httpAddr, tlsCfg, log)
 	if err == nil {
 		hlis, err = httpListener(cmd, hlis, tlsCfg)
 	}

@@ -8,7 +8,10 @@
 // bearer token, so topic-scoped calls reach the topic's owner, names are
 // validated, and authentication and authorization are exactly those of
 // gRPC. It keeps one SDK client per distinct token (at most
-// Config.MaxClients, least recently used closed first).
+// Config.MaxClients, least recently used closed first). Browsers'
+// cross-site requests that change anything are refused
+// (http.CrossOriginProtection), and Config.AllowedHosts bounds the Host
+// names answered (DNS rebinding).
 //
 // # Paths
 //

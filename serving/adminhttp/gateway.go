@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -30,12 +32,21 @@ type Config struct {
 	MaxBodyBytes int64
 	// Log receives failures that are the gateway's own (default: discarded).
 	Log *slog.Logger
+	// AllowedHosts, when set, are the only host names a request's Host
+	// header may name (the port aside): a node listening on loopback
+	// allows only loopback names, so that a web page cannot reach it by
+	// DNS rebinding.
+	AllowedHosts []string
 }
 
 // Gateway serves the REST admin API and the console. Close it after the
 // HTTP server that uses it has stopped.
 type Gateway struct {
 	cfg Config
+	// cop refuses state-changing requests a browser makes for another
+	// site's page (cross-site request forgery); tools that are not
+	// browsers send no Origin or Sec-Fetch-Site and pass.
+	cop *http.CrossOriginProtection
 	mu  struct {
 		sync.Mutex
 		clients map[string]*list.Element // by token; values are *pooled
@@ -69,7 +80,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: cfg}
+	g := &Gateway{cfg: cfg, cop: http.NewCrossOriginProtection()}
 	g.mu.clients = make(map[string]*list.Element)
 	g.mu.lru = list.New()
 	return g, nil
@@ -169,6 +180,30 @@ func bearerToken(r *http.Request) (string, error) {
 // handler is one API call: it answers a value to encode as JSON (nil: 204
 // No Content) or an error.
 type handler func(r *http.Request, a *client.Admin) (any, error)
+
+// guard applies the host check and the cross-origin protection to h.
+func (g *Gateway) guard(h http.Handler) http.Handler {
+	return g.cop.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.hostAllowed(r.Host) {
+			http.Error(w, "host not allowed", http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+// hostAllowed reports whether host (a Host header) names an allowed host.
+func (g *Gateway) hostAllowed(host string) bool {
+	if len(g.cfg.AllowedHosts) == 0 {
+		return true
+	}
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	name = strings.Trim(name, "[]")
+	return slices.ContainsFunc(g.cfg.AllowedHosts, func(a string) bool { return strings.EqualFold(a, name) })
+}
 
 // serve adapts h to HTTP: token, client, JSON answer or error.
 func (g *Gateway) serve(h handler) http.HandlerFunc {

@@ -120,3 +120,45 @@ func TestGatewayKeepsAtMostMaxClientsAndClosesEvictedOnesWhenReleased(t *testing
 		t.Fatalf("after Close: acquire %v, client c closed %v", err, closed(c))
 	}
 }
+
+// TestBrowsersCrossSiteWritesAndForeignHostNamesAreRefused: a request a
+// browser makes for another site's page that would change something is
+// refused (cross-site request forgery), as is any request naming a host a
+// loopback listener does not answer to (DNS rebinding); tools that are not
+// browsers, and reads, pass.
+func TestBrowsersCrossSiteWritesAndForeignHostNamesAreRefused(t *testing.T) {
+	g, err := New(Config{URL: "strata://127.0.0.1:1", AllowedHosts: []string{"localhost", "127.0.0.1", "::1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	mux := http.NewServeMux()
+	g.Mount(mux)
+	do := func(method, host string, header map[string]string) int {
+		r := httptest.NewRequest(method, "http://"+host+"/admin/v2/persistent/public/default/t/terminate", nil)
+		for k, v := range header {
+			r.Header.Set(k, v)
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		return w.Code
+	}
+	crossSite := map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+	if code := do("POST", "127.0.0.1:8080", crossSite); code != http.StatusForbidden {
+		t.Errorf("a cross-site browser POST: status %d, want 403", code)
+	}
+	for _, host := range []string{"evil.example:8080", "10.0.0.1:8080"} {
+		if code := do("POST", host, nil); code != http.StatusMisdirectedRequest {
+			t.Errorf("host %s: status %d, want 421", host, code)
+		}
+	}
+	// Passed on to the node (which is not there: 503).
+	for _, host := range []string{"127.0.0.1:8080", "localhost:8080", "[::1]:8080"} {
+		if code := do("POST", host, nil); code != http.StatusServiceUnavailable {
+			t.Errorf("a tool's POST to %s: status %d, want it passed on (503 without a node)", host, code)
+		}
+	}
+	if code := do("POST", "localhost:8080", map[string]string{"Sec-Fetch-Site": "same-origin"}); code != http.StatusServiceUnavailable {
+		t.Errorf("a same-origin browser POST: status %d, want it passed on", code)
+	}
+}

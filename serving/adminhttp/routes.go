@@ -17,10 +17,10 @@ const schemaPath = prefix + "/schemas/{tenant}/{namespace}/{topic}"
 // answers / itself (health, metrics): these patterns are more specific.
 func (g *Gateway) Mount(mux *http.ServeMux) {
 	for _, r := range g.routes() {
-		mux.Handle(r.pattern, g.serve(r.h))
+		mux.Handle(r.pattern, g.guard(g.serve(r.h)))
 	}
-	mux.HandleFunc("GET /console", g.console)
-	mux.HandleFunc("GET /console/{$}", g.console)
+	mux.Handle("GET /console", g.guard(http.HandlerFunc(g.console)))
+	mux.Handle("GET /console/{$}", g.guard(http.HandlerFunc(g.console)))
 }
 
 type route struct {
