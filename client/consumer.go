@@ -32,8 +32,8 @@ type Message struct {
 	// wrote it with (ProducerSchema), -1 when it had none.
 	SchemaVersion int64
 	// Encrypted is set on a message whose payload is still encrypted: the
-	// consumer has no ConsumerDecryption, or it failed under CryptoConsume,
-	// or a Reader read it.
+	// consumer (or Reader) has no decryption option, or it failed under
+	// CryptoConsume.
 	Encrypted bool
 }
 

@@ -44,8 +44,12 @@ const (
 	encNonce = "__strata_enc_nonce"
 )
 
-// EncryptionKeyRotation is how long a producer uses one data key.
+// EncryptionKeyRotation is how long a producer uses one data key; it also
+// changes after maxSealsPerKey payloads, well below the 2^32 that random
+// 96-bit GCM nonces allow under one key (NIST SP 800-38D).
 const EncryptionKeyRotation = time.Hour
+
+const maxSealsPerKey = 1 << 30
 
 // ErrDecryption is answered by Receive for a message that could not be
 // decrypted under CryptoFail: no key could be read for any of its names, or
@@ -95,7 +99,8 @@ func ConsumerDecryption(keys DecryptionKeyReader, action ConsumerCryptoFailureAc
 
 // ReaderDecryption is ConsumerDecryption for a Reader: under CryptoFail,
 // Next answers an error wrapping ErrDecryption and the reader reads the
-// message again later.
+// message again later (a message of the topic's compaction is not read
+// again: the reader goes on with the next).
 func ReaderDecryption(keys DecryptionKeyReader, action ConsumerCryptoFailureAction) ReaderOption {
 	return func(c *readerConfig) { c.decryptKeys, c.cryptoFailure = keys, action }
 }
@@ -108,6 +113,7 @@ type encryptor struct {
 		aead    cipher.AEAD
 		wrapped map[string]string // the data key, wrapped, by property
 		since   time.Time
+		seals   int64 // payloads sealed under it
 	}
 }
 
@@ -148,7 +154,7 @@ func (e *encryptor) rotateLocked(now time.Time) error {
 		}
 		wrapped[encKeyPrefix+k.Name] = base64.StdEncoding.EncodeToString(w)
 	}
-	e.mu.aead, e.mu.wrapped, e.mu.since = aead, wrapped, now
+	e.mu.aead, e.mu.wrapped, e.mu.since, e.mu.seals = aead, wrapped, now, 0
 	return nil
 }
 
@@ -156,7 +162,8 @@ func (e *encryptor) rotateLocked(now time.Time) error {
 // that open it.
 func (e *encryptor) seal(m *ProducerMessage) (*ProducerMessage, error) {
 	e.mu.Lock()
-	if now := time.Now(); now.Sub(e.mu.since) >= EncryptionKeyRotation {
+	e.mu.seals++
+	if now := time.Now(); now.Sub(e.mu.since) >= EncryptionKeyRotation || e.mu.seals > maxSealsPerKey {
 		if err := e.rotateLocked(now); err != nil {
 			e.mu.Unlock()
 			return nil, err

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"sync"
 	"time"
@@ -114,15 +115,23 @@ func (r *Reader) Topic() string { return r.cons.topic }
 // acknowledged on the reader's non-durable subscription (which frees the
 // server's per-consumer unacknowledged budget; nothing is stored).
 func (r *Reader) Next(ctx context.Context) (*Message, error) {
-	if m := r.nextCompacted(); m != nil {
-		if m.Encrypted && r.cons.dec != nil {
-			// A compacted message is not redelivered: a failure leaves it
-			// encrypted, whatever the action.
-			if err := r.cons.dec.open(m); err == nil {
-				m.Encrypted = false
-			}
+	for m := r.nextCompacted(); m != nil; m = r.nextCompacted() {
+		if !m.Encrypted || r.cons.dec == nil {
+			return m, nil
 		}
-		return m, nil
+		err := r.cons.dec.open(m)
+		switch {
+		case err == nil:
+			m.Encrypted = false
+			return m, nil
+		case r.cons.dec.action == CryptoDiscard:
+			continue
+		case r.cons.dec.action == CryptoConsume:
+			return m, nil
+		}
+		// A compacted message is not read again: after the error, the
+		// reader goes on with the next.
+		return nil, fmt.Errorf("message %v: %w", m.ID, err)
 	}
 	m, err := r.cons.Receive(ctx)
 	if err == nil {

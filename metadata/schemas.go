@@ -35,7 +35,7 @@ type SchemaVersion struct {
 }
 
 // MaxSchemaVersions bounds the versions one topic may hold.
-const MaxSchemaVersions = 1000
+const MaxSchemaVersions = 100
 
 // checkSchemaTopic accepts a topic that is not a partition: a partitioned
 // topic's partitions share its schema.

@@ -33,7 +33,8 @@ func permissionScope(namespace, topicName string) (ns, topic string, err error) 
 
 // GrantPermission gives a role actions in a namespace, or on one topic
 // (auth.go says how they are checked). Any node answers: it is metadata
-// only, and every node reads the grants at each check.
+// only; this node checks the change at once, the others within their
+// AuthConfig.GrantCacheTTL.
 func (n *Node) GrantPermission(ctx context.Context, req *servingpb.GrantPermissionRequest) (*servingpb.GrantPermissionResponse, error) {
 	ns, topic, err := permissionScope(req.GetNamespace(), req.GetTopic())
 	if err != nil {

@@ -58,7 +58,7 @@ const (
 
 // Limits on a schema.
 const (
-	maxSchemaDefinitionBytes = 256 << 10
+	maxSchemaDefinitionBytes = 64 << 10
 	maxSchemaProperties      = 64
 )
 
@@ -106,12 +106,14 @@ func parseAvro(def string) (avro.Schema, error) {
 	return s, nil
 }
 
-// sameSchema reports whether a and b are the same schema: type, properties
-// and definition, a JSON definition compared as JSON (spacing and key
-// order aside). Not by Avro's Parsing Canonical Form, which drops the
-// defaults that decide compatibility.
+// sameSchema reports whether a and b are the same schema: type and
+// definition, a JSON definition compared as JSON (spacing and key order
+// aside). Not by Avro's Parsing Canonical Form, which drops the defaults
+// that decide compatibility; and not by properties, which compatibility
+// does not look at, so that changing them cannot add versions without end
+// (a version keeps the properties it was added with).
 func sameSchema(a, b metadata.Schema) bool {
-	if a.Type != b.Type || !maps.Equal(a.Properties, b.Properties) {
+	if a.Type != b.Type {
 		return false
 	}
 	if a.Definition == b.Definition {

@@ -38,7 +38,7 @@ func addServerSecurityFlags(cmd *cobra.Command) {
 	f.String("bookie-tls-key-file", "", "PEM private key of --bookie-tls-cert-file")
 	f.Bool("authorization", false, "check every call's role: superusers may do everything, other roles what their namespace grants allow (strata namespaces grant-permission)")
 	f.StringSlice("superuser-roles", nil, "roles that may do everything (comma-separated), with --authorization")
-	f.Duration("authorization-cache-ttl", time.Second, "how long a node keeps the grants and tenant admins it read; a change made at another node applies here within it (negative: read them at every check)")
+	f.Duration("authorization-cache-ttl", time.Second, "how long a node keeps the grants and tenant admins it read; a change made at another node applies here within it (0 or negative: read them at every check)")
 }
 
 // serverAuth builds the node's authentication and authorization from the
@@ -48,6 +48,9 @@ func serverAuth(cmd *cobra.Command) (serving.AuthConfig, error) {
 	f := cmd.Flags()
 	c.Authorization, _ = f.GetBool("authorization")
 	c.GrantCacheTTL, _ = f.GetDuration("authorization-cache-ttl")
+	if c.GrantCacheTTL == 0 {
+		c.GrantCacheTTL = -1 // 0 on the command line: no cache (AuthConfig's zero is the default)
+	}
 	c.SuperUserRoles, _ = f.GetStringSlice("superuser-roles")
 	if path, _ := f.GetString("auth-token-file"); path != "" {
 		tokens, err := readServerTokens(path)
