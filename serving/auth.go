@@ -131,7 +131,7 @@ func (n *Node) AuthOptions(c AuthConfig) ([]grpc.ServerOption, error) {
 	if ttl == 0 {
 		ttl = time.Second
 	}
-	n.access = newAccessCache(n.meta, max(ttl, 0), n.cfg.MetaTimeout)
+	n.access = newRecordCache(n.meta, max(ttl, 0), n.cfg.MetaTimeout)
 	a := &authorizer{cfg: c, access: n.access, super: map[string]bool{}}
 	if c.JWTKey != nil {
 		a.parser = jwt.NewParser(jwt.WithValidMethods(methods))
@@ -165,7 +165,7 @@ func (n *Node) AuthOptions(c AuthConfig) ([]grpc.ServerOption, error) {
 
 type authorizer struct {
 	cfg    AuthConfig
-	access *accessCache
+	access *recordCache
 	parser *jwt.Parser
 	super  map[string]bool
 }

@@ -40,10 +40,12 @@ type Node struct {
 	tier    *tier // nil: no object store
 	// access caches what authorization reads (nil: authorization is off);
 	// set by AuthOptions, before the node serves.
-	access *accessCache
-	log    *slog.Logger
-	m      *metrics
-	gather prometheus.Gatherer
+	access *recordCache
+	// schemas caches topics' schema versions (schema.go).
+	schemas *recordCache
+	log     *slog.Logger
+	m       *metrics
+	gather  prometheus.Gatherer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -73,6 +75,7 @@ func NewNode(cfg Config, meta Meta, ledgers Ledgers, log *slog.Logger, reg prome
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg.withDefaults(), meta: meta, ledgers: ledgers, log: log.With("node", cfg.withDefaults().NodeID), m: newMetrics(reg)}
+	n.schemas = newRecordCache(meta, schemaCacheTTL, n.cfg.MetaTimeout)
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		n.gather = g
 	}

@@ -256,13 +256,16 @@ func (n *Node) producerSchema(ctx context.Context, topic string, info *servingpb
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		all, err := n.meta.ListSchemas(ctx, name)
+		all, err := n.listSchemas(ctx, name, attempt > 0)
 		if err != nil {
 			return nil, unavailable("reading schemas", err)
 		}
 		active := activeSchemas(all)
 		if sc == nil {
 			if pol.SchemaValidationEnforced && len(active) > 0 {
+				if attempt == 0 {
+					continue // refuse only on what etcd holds now
+				}
 				return nil, incompatible("topic %s has a schema (version %d) and its namespace enforces schemas: a producer needs one", name, active[len(active)-1].Version)
 			}
 			return nil, nil
@@ -273,6 +276,11 @@ func (n *Node) producerSchema(ctx context.Context, topic string, info *servingpb
 				return &v, nil
 			}
 		}
+		if attempt == 0 {
+			// Before adding or refusing, read afresh: the cache may
+			// miss a version another node added.
+			continue
+		}
 		if pol.SchemaAutoUpdateDisabled && !admin {
 			return nil, incompatible("topic %s: its namespace lets only admins add schema versions (strata schemas upload)", name)
 		}
@@ -282,16 +290,31 @@ func (n *Node) producerSchema(ctx context.Context, topic string, info *servingpb
 		next := uint64(len(all))
 		sc.CreatedUnixNano = time.Now().UnixNano()
 		err = n.meta.AddSchema(ctx, name, next, *sc)
+		n.schemas.forget(schemasKey(name))
 		switch {
 		case err == nil:
 			n.log.Info("schema version added", "topic", name, "version", next, "type", sc.Type)
 			return &next, nil
-		case errors.Is(err, metadata.ErrBadVersion) && attempt < 3:
+		case errors.Is(err, metadata.ErrBadVersion) && attempt < 4:
 			continue // another version was added meanwhile: decide again
 		default:
 			return nil, unavailable("adding a schema version", err)
 		}
 	}
+}
+
+// schemaCacheTTL is how long a node keeps a topic's schema versions: a
+// version added or deleted at another node may go unseen here for that
+// long by what the cache alone decides (a producer finding its version,
+// a consumer's check passing); refusals and additions read afresh.
+const schemaCacheTTL = time.Second
+
+// listSchemas answers topic's versions, from the cache unless fresh.
+func (n *Node) listSchemas(ctx context.Context, topic string, fresh bool) ([]metadata.SchemaVersion, error) {
+	if fresh {
+		n.schemas.forget(schemasKey(topic))
+	}
+	return n.schemas.schemas(ctx, topic)
 }
 
 // consumerSchema checks that a consumer with info can read topic under
@@ -305,14 +328,20 @@ func (n *Node) consumerSchema(ctx context.Context, topic string, info *servingpb
 	if err != nil {
 		return err
 	}
-	all, err := n.meta.ListSchemas(ctx, name)
-	if err != nil {
-		return unavailable("reading schemas", err)
+	for fresh := false; ; fresh = true {
+		all, err := n.listSchemas(ctx, name, fresh)
+		if err != nil {
+			return unavailable("reading schemas", err)
+		}
+		err = checkReader(pol.SchemaCompatibility, activeSchemas(all), *sc)
+		if err == nil {
+			return nil
+		}
+		if fresh {
+			return incompatible("topic %s: %v", name, err)
+		}
+		// Refuse only on what etcd holds now.
 	}
-	if err := checkReader(pol.SchemaCompatibility, activeSchemas(all), *sc); err != nil {
-		return incompatible("topic %s: %v", name, err)
-	}
-	return nil
 }
 
 // schemaVersionOf checks that a message of a producer's batch carries the

@@ -103,7 +103,9 @@ func (n *Node) DeleteSchema(ctx context.Context, req *servingpb.DeleteSchemaRequ
 		return nil, errcode.New(errcode.EntryNotFound, "topic %s has no schema", name)
 	}
 	next := uint64(len(all))
-	if err := n.meta.AddSchema(ctx, name, next, metadata.Schema{Deleted: true, CreatedUnixNano: nowNanos()}); err != nil {
+	err = n.meta.AddSchema(ctx, name, next, metadata.Schema{Deleted: true, CreatedUnixNano: nowNanos()})
+	n.schemas.forget(schemasKey(name))
+	if err != nil {
 		return nil, unavailable("deleting the schema", err)
 	}
 	n.log.Info("schema deleted", "topic", name, "version", next)

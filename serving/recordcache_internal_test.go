@@ -55,9 +55,9 @@ func grantOf(actions ...meta.Action) map[string]meta.Grant {
 	return map[string]meta.Grant{"app": {Actions: actions}}
 }
 
-func TestAccessCacheReadsARecordOncePerTTLHoweverManyCheckAtOnce(t *testing.T) {
+func TestRecordCacheReadsARecordOncePerTTLHoweverManyCheckAtOnce(t *testing.T) {
 	m := &grantsMeta{g: grantOf(meta.ActionProduce)}
-	c := newAccessCache(m, time.Second, 10*time.Second)
+	c := newRecordCache(m, time.Second, 10*time.Second)
 	now := time.Unix(1000, 0)
 	c.now = func() time.Time { return now }
 	var wg sync.WaitGroup
@@ -83,9 +83,9 @@ func TestAccessCacheReadsARecordOncePerTTLHoweverManyCheckAtOnce(t *testing.T) {
 	}
 }
 
-func TestAccessCacheKeepsNoFailedRead(t *testing.T) {
+func TestRecordCacheKeepsNoFailedRead(t *testing.T) {
 	m := &grantsMeta{err: errors.New("etcd down")}
-	c := newAccessCache(m, time.Hour, 10*time.Second)
+	c := newRecordCache(m, time.Hour, 10*time.Second)
 	if _, err := c.permissions(context.Background(), "t/ns"); err == nil {
 		t.Fatal("a failed read answered no error")
 	}
@@ -95,12 +95,12 @@ func TestAccessCacheKeepsNoFailedRead(t *testing.T) {
 	}
 }
 
-// TestAccessCacheForgetSeesTheChangeEvenPastAReadInFlight: after forget,
+// TestRecordCacheForgetSeesTheChangeEvenPastAReadInFlight: after forget,
 // the next check reads afresh, and a read that began before the change and
 // ends after forget is not kept.
-func TestAccessCacheForgetSeesTheChangeEvenPastAReadInFlight(t *testing.T) {
+func TestRecordCacheForgetSeesTheChangeEvenPastAReadInFlight(t *testing.T) {
 	m := &grantsMeta{g: grantOf(meta.ActionProduce), block: make(chan struct{})}
-	c := newAccessCache(m, time.Hour, 10*time.Second)
+	c := newRecordCache(m, time.Hour, 10*time.Second)
 	ctx := context.Background()
 	first := make(chan map[string]meta.Grant)
 	go func() {
@@ -125,9 +125,9 @@ func TestAccessCacheForgetSeesTheChangeEvenPastAReadInFlight(t *testing.T) {
 	}
 }
 
-func TestAccessCacheWaiterGivesUpWithItsContextWithoutFailingOthers(t *testing.T) {
+func TestRecordCacheWaiterGivesUpWithItsContextWithoutFailingOthers(t *testing.T) {
 	m := &grantsMeta{g: grantOf(meta.ActionProduce), block: make(chan struct{})}
-	c := newAccessCache(m, time.Hour, 10*time.Second)
+	c := newRecordCache(m, time.Hour, 10*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	other := make(chan error)

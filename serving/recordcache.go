@@ -11,15 +11,16 @@ import (
 	meta "github.com/strata-mq/strata/metadata"
 )
 
-// accessCache keeps what authorization reads from etcd (a namespace's
-// grants, a topic's grants, a tenant's admin roles) for a short while, so
-// that a burst of lookups and opens, as after a node failure when every
-// client reconnects at once, reads each record once rather than once per
-// call. An entry is read again after ttl: a grant or revoke made at
-// another node applies here within ttl; one made at this node applies at
-// once (the writing handler forgets the entry). Concurrent misses of one
-// key share one read; failed reads are not kept.
-type accessCache struct {
+// recordCache keeps records read from etcd for a short while: what
+// authorization reads (a namespace's grants, a topic's grants, a tenant's
+// admin roles) and topics' schema versions, so that a burst of lookups and
+// opens, as after a node failure when every client reconnects at once,
+// reads each record once rather than once per call. An entry is read again
+// after ttl: a change made at another node applies here within ttl; one
+// made at this node applies at once (the writing handler forgets the
+// entry). Concurrent misses of one key share one read; failed reads are
+// not kept.
+type recordCache struct {
 	m       Meta
 	ttl     time.Duration
 	timeout time.Duration // of one read
@@ -27,49 +28,50 @@ type accessCache struct {
 	sf      singleflight.Group
 	mu      struct {
 		sync.Mutex
-		entries map[string]accessEntry
+		entries map[string]cacheEntry
 		// gen counts forgets: a read that began before one does not keep
 		// what it read, which may predate the change.
 		gen uint64
 	}
 }
 
-type accessEntry struct {
+type cacheEntry struct {
 	at time.Time
 	v  any // map[string]meta.Grant, or meta.Tenant
 }
 
-// maxAccessEntries bounds the cache; past it, expired entries are swept,
+// maxCacheEntries bounds the cache; past it, expired entries are swept,
 // and if that is not enough, everything is dropped.
-const maxAccessEntries = 100_000
+const maxCacheEntries = 100_000
 
-func newAccessCache(m Meta, ttl, timeout time.Duration) *accessCache {
-	c := &accessCache{m: m, ttl: ttl, timeout: timeout, now: time.Now}
-	c.mu.entries = make(map[string]accessEntry)
+func newRecordCache(m Meta, ttl, timeout time.Duration) *recordCache {
+	c := &recordCache{m: m, ttl: ttl, timeout: timeout, now: time.Now}
+	c.mu.entries = make(map[string]cacheEntry)
 	return c
 }
 
 // Keys by kind, so that a namespace and a topic never share one.
+func schemasKey(topic string) string       { return "schemas\x00" + topic }
 func nsGrantsKey(ns string) string         { return "ns\x00" + ns }
 func topicGrantsKey(topic string) string   { return "topic\x00" + topic }
 func tenantAccessKey(tenant string) string { return "tenant\x00" + tenant }
 
 // permissions answers namespace ns's grants.
-func (c *accessCache) permissions(ctx context.Context, ns string) (map[string]meta.Grant, error) {
+func (c *recordCache) permissions(ctx context.Context, ns string) (map[string]meta.Grant, error) {
 	v, err := c.get(ctx, nsGrantsKey(ns), func(ctx context.Context) (any, error) { return c.m.GetPermissions(ctx, ns) })
 	g, _ := v.(map[string]meta.Grant)
 	return g, err
 }
 
 // topicPermissions answers topic's own grants.
-func (c *accessCache) topicPermissions(ctx context.Context, topic string) (map[string]meta.Grant, error) {
+func (c *recordCache) topicPermissions(ctx context.Context, topic string) (map[string]meta.Grant, error) {
 	v, err := c.get(ctx, topicGrantsKey(topic), func(ctx context.Context) (any, error) { return c.m.GetTopicPermissions(ctx, topic) })
 	g, _ := v.(map[string]meta.Grant)
 	return g, err
 }
 
 // tenant answers tenant's record; a tenant without one is a zero Tenant.
-func (c *accessCache) tenant(ctx context.Context, tenant string) (meta.Tenant, error) {
+func (c *recordCache) tenant(ctx context.Context, tenant string) (meta.Tenant, error) {
 	v, err := c.get(ctx, tenantAccessKey(tenant), func(ctx context.Context) (any, error) {
 		t, err := c.m.GetTenant(ctx, tenant)
 		if errors.Is(err, meta.ErrNotFound) {
@@ -82,7 +84,7 @@ func (c *accessCache) tenant(ctx context.Context, tenant string) (meta.Tenant, e
 }
 
 // get answers key's value, from the cache while it is fresh, else by load.
-func (c *accessCache) get(ctx context.Context, key string, load func(context.Context) (any, error)) (any, error) {
+func (c *recordCache) get(ctx context.Context, key string, load func(context.Context) (any, error)) (any, error) {
 	c.mu.Lock()
 	e, ok := c.mu.entries[key]
 	c.mu.Unlock()
@@ -100,7 +102,7 @@ func (c *accessCache) get(ctx context.Context, key string, load func(context.Con
 		defer cancel()
 		v, err := load(lctx)
 		if err == nil {
-			c.put(key, gen, accessEntry{at: at, v: v})
+			c.put(key, gen, cacheEntry{at: at, v: v})
 		}
 		return v, err
 	})
@@ -113,20 +115,20 @@ func (c *accessCache) get(ctx context.Context, key string, load func(context.Con
 }
 
 // put keeps e unless something was forgotten since gen.
-func (c *accessCache) put(key string, gen uint64, e accessEntry) {
+func (c *recordCache) put(key string, gen uint64, e cacheEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.mu.gen {
 		return
 	}
-	if len(c.mu.entries) >= maxAccessEntries {
+	if len(c.mu.entries) >= maxCacheEntries {
 		now := c.now()
 		for k, old := range c.mu.entries {
 			if now.Sub(old.at) >= c.ttl {
 				delete(c.mu.entries, k)
 			}
 		}
-		if len(c.mu.entries) >= maxAccessEntries {
+		if len(c.mu.entries) >= maxCacheEntries {
 			clear(c.mu.entries)
 		}
 	}
@@ -136,10 +138,17 @@ func (c *accessCache) put(key string, gen uint64, e accessEntry) {
 // forget drops key, after this node changed what it caches, so that the
 // next check reads the change. Reads in flight do not keep what they read,
 // and the next reader of key does not join them.
-func (c *accessCache) forget(key string) {
+func (c *recordCache) forget(key string) {
 	c.mu.Lock()
 	delete(c.mu.entries, key)
 	c.mu.gen++
 	c.mu.Unlock()
 	c.sf.Forget(key)
+}
+
+// schemas answers topic's schema versions.
+func (c *recordCache) schemas(ctx context.Context, topic string) ([]meta.SchemaVersion, error) {
+	v, err := c.get(ctx, schemasKey(topic), func(ctx context.Context) (any, error) { return c.m.ListSchemas(ctx, topic) })
+	all, _ := v.([]meta.SchemaVersion)
+	return all, err
 }
