@@ -39,6 +39,9 @@ type sentBatch struct {
 	req    *servingpb.ProduceRequest // set by the send loop, which alone reads it, right after the cut
 	bytes  int
 	sentAt time.Time // when last sent (guarded by partitionProducer.mu)
+	// streamNo is its number among the batches sent on the current stream,
+	// from 1 (guarded by partitionProducer.mu), as Throttled names it.
+	streamNo uint64
 }
 
 func (b *sentBatch) first() uint64 { return b.msgs[0].seq }
@@ -83,9 +86,14 @@ type partitionProducer struct {
 		// schemaVersion is what the messages carry (ProducerSchema), in
 		// decimal; "" when the producer has no schema.
 		schemaVersion string
-		// throttledAt is when the node last said it holds the stream back
-		// for the publish rate (serving's Throttled).
-		throttledAt time.Time
+		// streamSent counts the batches sent on the current stream.
+		streamSent uint64
+		// heldBatch is the batch (streamNo) the node last said it holds
+		// back for the publish rate (serving's Throttled), and heldUntil
+		// when that notice runs out: by then the node sends another or
+		// takes the batch.
+		heldBatch   uint64
+		heldUntil   time.Time
 		queued      []*pendingMsg
 		slab        []pendingMsg // where queued messages are allocated, pendingSlab at a time
 		queuedBytes int
@@ -587,6 +595,7 @@ func (p *partitionProducer) watchReceipts(end context.CancelFunc, stale *atomic.
 func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (error, bool) {
 	p.mu.Lock()
 	resend := slices.Clone(p.mu.inflight)
+	p.mu.streamSent, p.mu.heldBatch, p.mu.heldUntil = 0, 0, time.Time{} // a new stream numbers its batches afresh
 	p.mu.Unlock()
 	for _, b := range resend {
 		p.markSent(b)
@@ -672,8 +681,14 @@ func sendBatch(st produceStream, req *servingpb.ProduceRequest) error {
 func (p *partitionProducer) markSent(b *sentBatch) {
 	p.mu.Lock()
 	b.sentAt = time.Now()
+	p.mu.streamSent++
+	b.streamNo = p.mu.streamSent
 	p.mu.Unlock()
 }
+
+// throttleNoticeEvery is how often a node repeats Throttled while it holds
+// a batch back (serving's maxThrottleSlice).
+const throttleNoticeEvery = time.Second
 
 // receiptDeadline is when the oldest batch in flight will have waited the
 // receipt timeout for its receipt (false: none in flight, or no timeout).
@@ -686,9 +701,15 @@ func (p *partitionProducer) receiptDeadline() (time.Time, bool) {
 	if len(p.mu.inflight) == 0 || p.mu.inflight[0].sentAt.IsZero() {
 		return time.Time{}, false
 	}
-	// A node that says it holds the stream back for the topic's publish
-	// rate is alive: the timeout runs from its last such notice.
-	return later(p.mu.inflight[0].sentAt, p.mu.throttledAt).Add(p.cfg.receiptTimeout), true
+	// A batch the node says it holds back for the topic's publish rate is
+	// not late: its timeout runs from when that notice runs out. A notice
+	// about a later batch proves nothing about this one.
+	head := p.mu.inflight[0]
+	from := head.sentAt
+	if head.streamNo == p.mu.heldBatch {
+		from = later(from, p.mu.heldUntil)
+	}
+	return from.Add(p.cfg.receiptTimeout), true
 }
 
 // maxInflightBatches bounds the batches sent and not yet answered, below the
@@ -797,8 +818,9 @@ func (p *partitionProducer) recvLoop(st produceStream, abandoned *atomic.Bool) e
 		case *servingpb.ProduceResponse_Error:
 			err = p.onSendError(k.Error)
 		case *servingpb.ProduceResponse_Throttled:
+			wait := min(time.Duration(k.Throttled.GetWaitMs())*time.Millisecond, throttleNoticeEvery)
 			p.mu.Lock()
-			p.mu.throttledAt = time.Now()
+			p.mu.heldBatch, p.mu.heldUntil = k.Throttled.GetBatch(), time.Now().Add(wait)
 			p.mu.Unlock()
 		}
 		if err != nil {

@@ -93,6 +93,7 @@ func (n *Node) DeleteTopic(ctx context.Context, req *servingpb.DeleteTopicReques
 		}
 	}
 	defer n.forgetAccess(topicGrantsKey(name.String())) // its grants went with it
+	defer n.schemas.forget(schemasKey(name.String()))   // and its schema versions
 	if rec.Partitions == 0 {
 		if err := n.deleteOne(ctx, name.String(), req.GetForce()); err != nil {
 			return nil, err
@@ -188,6 +189,7 @@ func (n *Node) DeleteNamespace(ctx context.Context, req *servingpb.DeleteNamespa
 		return nil, unavailable("deleting namespace", err)
 	}
 	n.forgetAccess(nsGrantsKey(req.GetNamespace())) // its grants went with it
+	n.schemas.forgetAll()                           // and its topics' schema versions
 	return &servingpb.DeleteNamespaceResponse{}, nil
 }
 

@@ -47,9 +47,13 @@ func (p *producer) enqueue(r *servingpb.ProduceResponse) {
 	}
 }
 
-// notify sends r unless the response queue is full, where it is dropped:
-// for notices that the next one repeats (Throttled).
+// notify sends r only when the response queue is empty, so that it never
+// takes the room kept for receipts and errors: for notices the next one
+// repeats (Throttled).
 func (p *producer) notify(r *servingpb.ProduceResponse) {
+	if len(p.out) > 0 {
+		return
+	}
 	select {
 	case p.out <- r:
 	default:

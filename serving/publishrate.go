@@ -21,10 +21,11 @@ import (
 // maxThrottleSlice bounds one sleep of a throttled stream.
 const maxThrottleSlice = time.Second
 
-// pacePublish charges send to the topic's publish rate and waits as long
-// as that asks; false when ctx ended meanwhile. Runs on a producer's
-// receive goroutine, before the batch is published.
-func (t *topic) pacePublish(ctx context.Context, p *producer, send *servingpb.SendBatch) bool {
+// pacePublish charges send, the stream's batch number batch, to the
+// topic's publish rate and waits as long as that asks; false when ctx ended
+// meanwhile. Runs on a producer's receive goroutine, before the batch is
+// published.
+func (t *topic) pacePublish(ctx context.Context, p *producer, send *servingpb.SendBatch, batch uint64) bool {
 	pol := t.pol()
 	msgRate, byteRate := pol.PublishRateMsgs, pol.PublishRateBytes
 	if msgRate <= 0 && byteRate <= 0 {
@@ -53,7 +54,7 @@ func (t *topic) pacePublish(ctx context.Context, p *producer, send *servingpb.Se
 			return true // the next batch is charged at the new rate
 		}
 		p.notify(&servingpb.ProduceResponse{Kind: &servingpb.ProduceResponse_Throttled{
-			Throttled: &servingpb.Throttled{WaitMs: left.Milliseconds()}}})
+			Throttled: &servingpb.Throttled{WaitMs: left.Milliseconds(), Batch: batch}}})
 		tm.Reset(min(left, maxThrottleSlice))
 		select {
 		case <-tm.C:

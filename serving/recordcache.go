@@ -29,9 +29,11 @@ type recordCache struct {
 	mu      struct {
 		sync.Mutex
 		entries map[string]cacheEntry
-		// gen counts forgets: a read that began before one does not keep
-		// what it read, which may predate the change.
-		gen uint64
+		// gens counts each key's forgets (all: every key's): a read that
+		// began before one does not keep what it read, which may predate
+		// the change.
+		gens map[string]uint64
+		all  uint64
 	}
 }
 
@@ -47,6 +49,7 @@ const maxCacheEntries = 100_000
 func newRecordCache(m Meta, ttl, timeout time.Duration) *recordCache {
 	c := &recordCache{m: m, ttl: ttl, timeout: timeout, now: time.Now}
 	c.mu.entries = make(map[string]cacheEntry)
+	c.mu.gens = make(map[string]uint64)
 	return c
 }
 
@@ -93,7 +96,7 @@ func (c *recordCache) get(ctx context.Context, key string, load func(context.Con
 	}
 	ch := c.sf.DoChan(key, func() (any, error) {
 		c.mu.Lock()
-		gen := c.mu.gen
+		gen := c.genLocked(key)
 		c.mu.Unlock()
 		at := c.now()
 		// Shared by every caller waiting on key: one caller's cancel must
@@ -118,7 +121,7 @@ func (c *recordCache) get(ctx context.Context, key string, load func(context.Con
 func (c *recordCache) put(key string, gen uint64, e cacheEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.mu.gen {
+	if gen != c.genLocked(key) {
 		return
 	}
 	if len(c.mu.entries) >= maxCacheEntries {
@@ -136,15 +139,30 @@ func (c *recordCache) put(key string, gen uint64, e cacheEntry) {
 }
 
 // forget drops key, after this node changed what it caches, so that the
-// next check reads the change. Reads in flight do not keep what they read,
-// and the next reader of key does not join them.
+// next check reads the change. Reads of key in flight do not keep what
+// they read, and the next reader of key does not join them.
 func (c *recordCache) forget(key string) {
 	c.mu.Lock()
 	delete(c.mu.entries, key)
-	c.mu.gen++
+	if len(c.mu.gens) >= maxCacheEntries {
+		clear(c.mu.gens)
+		c.mu.all++ // every read in flight began before: none is kept
+	}
+	c.mu.gens[key]++
 	c.mu.Unlock()
 	c.sf.Forget(key)
 }
+
+// forgetAll drops every entry (a namespace's deletion took many).
+func (c *recordCache) forgetAll() {
+	c.mu.Lock()
+	clear(c.mu.entries)
+	c.mu.all++
+	c.mu.Unlock()
+}
+
+// genLocked is key's generation: it changes whenever key is forgotten.
+func (c *recordCache) genLocked(key string) uint64 { return c.mu.all<<32 + c.mu.gens[key] }
 
 // schemas answers topic's schema versions.
 func (c *recordCache) schemas(ctx context.Context, topic string) ([]meta.SchemaVersion, error) {

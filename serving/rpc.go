@@ -71,16 +71,18 @@ func (n *Node) Produce(stream grpc.BidiStreamingServer[servingpb.ProduceRequest,
 // producerRecv reads batches until the stream ends; it exits when the
 // handler returns (gRPC then cancels the stream).
 func (n *Node) producerRecv(stream grpc.BidiStreamingServer[servingpb.ProduceRequest, servingpb.ProduceResponse], t *topic, p *producer) error {
+	var batches uint64 // read on this stream, for Throttled
 	for {
 		req, err := stream.Recv()
 		if err != nil {
 			return err
 		}
+		batches++
 		send := req.GetSend()
 		if send == nil {
 			return errcode.New(errcode.InvalidArgument, "producer already open")
 		}
-		if !t.pacePublish(stream.Context(), p, send) {
+		if !t.pacePublish(stream.Context(), p, send, batches) {
 			return stream.Context().Err()
 		}
 		if err := t.publish(p, send); err != nil {

@@ -109,8 +109,10 @@ func loopbackHosts(addr string) []string {
 		return nil
 	}
 	if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
-		return []string{"localhost", "127.0.0.1", "::1"}
+		return []string{"localhost", "127.0.0.1", "::1", host}
 	}
+	// Listening on other addresses, the node is meant to be reached by
+	// names it cannot know (DNS names, load balancers): no check.
 	return nil
 }
 

@@ -606,17 +606,17 @@ func TestDispatchRateSlowsASubscriptionsDrainOnARealStandalone(t *testing.T) {
 
 // TestPublishRateHoldsProducersBackWithoutFailingThemOnARealStandalone:
 // with a namespace publish rate of 50 messages a second, a producer
-// sending 150 messages in batches of 5 as fast as it can has every one
+// sending 240 messages in batches of 40 as fast as it can has every one
 // acknowledged, in order, but no faster than the rate allows after a
-// second's burst, and without reconnecting though the wait outlasts its
-// receipt timeout (the node says it is throttling); the time its stream
+// second's burst, and without reconnecting though each batch waits longer
+// than its receipt timeout (the node says which batch it holds); the time its stream
 // was not read shows in /metrics; a topic's own policy lifts the rate for
 // that topic alone.
 func TestPublishRateHoldsProducersBackWithoutFailingThemOnARealStandalone(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
 	cli := cliAt(t, s.url())
-	const topic, rate, total, batch = "public/throttled/events", 50, 150, 5
+	const topic, rate, total, batch = "public/throttled/events", 50, 240, 40
 	cli("", "namespaces", "set-policy", "public/throttled", "--publish-rate", fmt.Sprint(rate), "--publish-rate-bytes", "1MiB")
 	if out := cli("", "namespaces", "get-policy", "public/throttled"); !strings.Contains(out, `"publish_rate_msgs": 50`) {
 		t.Fatalf("get-policy: %s", out)

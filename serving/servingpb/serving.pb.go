@@ -960,8 +960,11 @@ func (*ProduceResponse_Throttled) isProduceResponse_Kind() {}
 // every second while it does, so a producer does not take the wait for a
 // frozen node.
 type Throttled struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	WaitMs        int64                  `protobuf:"varint,1,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	WaitMs int64                  `protobuf:"varint,1,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
+	// Which batch is held: its number on this stream, from 1, counting every
+	// SendBatch the producer sent on it.
+	Batch         uint64 `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -999,6 +1002,13 @@ func (*Throttled) Descriptor() ([]byte, []int) {
 func (x *Throttled) GetWaitMs() int64 {
 	if x != nil {
 		return x.WaitMs
+	}
+	return 0
+}
+
+func (x *Throttled) GetBatch() uint64 {
+	if x != nil {
+		return x.Batch
 	}
 	return 0
 }
@@ -6737,9 +6747,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\areceipt\x18\x02 \x01(\v2\x1e.strata.serving.v1.SendReceiptH\x00R\areceipt\x124\n" +
 	"\x05error\x18\x03 \x01(\v2\x1c.strata.serving.v1.SendErrorH\x00R\x05error\x12<\n" +
 	"\tthrottled\x18\x04 \x01(\v2\x1c.strata.serving.v1.ThrottledH\x00R\tthrottledB\x06\n" +
-	"\x04kind\"$\n" +
+	"\x04kind\":\n" +
 	"\tThrottled\x12\x17\n" +
-	"\await_ms\x18\x01 \x01(\x03R\x06waitMs\"\xca\x01\n" +
+	"\await_ms\x18\x01 \x01(\x03R\x06waitMs\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\x04R\x05batch\"\xca\x01\n" +
 	"\x0eProducerOpened\x12#\n" +
 	"\rproducer_name\x18\x01 \x01(\tR\fproducerName\x12(\n" +
 	"\x10last_sequence_id\x18\x02 \x01(\x03R\x0elastSequenceId\x12*\n" +
