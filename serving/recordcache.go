@@ -39,7 +39,7 @@ type recordCache struct {
 
 type cacheEntry struct {
 	at time.Time
-	v  any // map[string]meta.Grant, or meta.Tenant
+	v  any // map[string]meta.Grant, meta.Tenant or []meta.SchemaVersion
 }
 
 // maxCacheEntries bounds the cache; past it, expired entries are swept,
