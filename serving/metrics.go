@@ -84,6 +84,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// forgetTopic removes the per-topic series of a topic no longer served
+// here.
+func (m *metrics) forgetTopic(topic string) {
+	m.dispatchThrottled.DeleteLabelValues(topic)
+	m.publishThrottled.DeleteLabelValues(topic)
+}
+
 // forgetSubscription removes the per-subscription series of a subscription
 // that is deleted or no longer served here.
 func (m *metrics) forgetSubscription(topic, sub string) {

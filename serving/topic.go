@@ -277,6 +277,7 @@ func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []stri
 	for _, name := range subs {
 		t.n.m.forgetSubscription(t.name, name)
 	}
+	t.n.m.forgetTopic(t.name)
 	if reason != reasonSession && reason != reasonKilled {
 		t.n.release(t.owned)
 	}

@@ -671,6 +671,11 @@ func TestPublishRateHoldsProducersBackWithoutFailingThemOnARealStandalone(t *tes
 		}
 	}
 	cons.Close()
+	// A topic no longer served here leaves no series behind.
+	cli("", "topics", "unload", topic)
+	waitFor(t, 30*time.Second, "the unloaded topic's throttling series gone", func() bool {
+		return metricValue(t, s.http, `strata_publish_throttled_seconds_total{topic="`+topic+`"}`) < 0
+	})
 	const free = "public/throttled/unbounded"
 	cli("", "topics", "set-policy", free, "--publish-rate", "0")
 	if got := cli("", "topics", "get-policy", free); !strings.Contains(got, `"publish_rate_msgs": 0`) {
