@@ -2,10 +2,7 @@ package main
 
 import (
 	"crypto"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/strata-mq/strata/client"
@@ -25,19 +22,6 @@ func cutNamedFile(flag, s string) (string, string, error) {
 	return name, path, nil
 }
 
-// readPEMBlock reads the first PEM block of path.
-func readPEMBlock(path string) (*pem.Block, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	return block, nil
-}
-
 // encryptionKeys reads --encryption-key values.
 func encryptionKeys(specs []string) ([]client.EncryptionKey, error) {
 	var keys []client.EncryptionKey
@@ -46,13 +30,9 @@ func encryptionKeys(specs []string) ([]client.EncryptionKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		block, err := readPEMBlock(path)
+		pub, err := readPublicKey(path, "encryption key")
 		if err != nil {
 			return nil, err
-		}
-		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w (want a PUBLIC KEY block)", path, err)
 		}
 		keys = append(keys, client.EncryptionKey{Name: name, Key: pub})
 	}
@@ -70,21 +50,9 @@ func decryptionKeys(specs []string) (client.DecryptionKeyReader, error) {
 		if err != nil {
 			return nil, err
 		}
-		block, err := readPEMBlock(path)
+		priv, err := readPrivateKey(path, "decryption key")
 		if err != nil {
 			return nil, err
-		}
-		var priv crypto.PrivateKey
-		switch block.Type {
-		case "RSA PRIVATE KEY":
-			priv, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-		case "EC PRIVATE KEY":
-			priv, err = x509.ParseECPrivateKey(block.Bytes)
-		default:
-			priv, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		privs[name] = priv
 	}

@@ -71,7 +71,7 @@ func serverAuth(cmd *cobra.Command) (serving.AuthConfig, error) {
 		}
 		c.JWTKey = key
 	case public != "":
-		key, err := readPublicKey(public)
+		key, err := readJWTPublicKey(public)
 		if err != nil {
 			return c, err
 		}

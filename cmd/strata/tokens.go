@@ -159,7 +159,7 @@ func tokensValidateCmd() *cobra.Command {
 			case secret != "":
 				key, err = readSecretKey(secret)
 			default:
-				key, err = readPublicKey(public)
+				key, err = readJWTPublicKey(public)
 			}
 			if err != nil {
 				return err
@@ -195,17 +195,9 @@ func signingKey(secret, private string) (any, jwt.SigningMethod, error) {
 		key, err := readSecretKey(secret)
 		return key, jwt.SigningMethodHS256, err
 	}
-	b, err := os.ReadFile(private)
+	key, err := readPrivateKey(private, "private key")
 	if err != nil {
-		return nil, nil, fmt.Errorf("private key: %w", err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, nil, fmt.Errorf("private key %s: no PEM block in it", private)
-	}
-	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("private key %s: %w", private, err)
+		return nil, nil, err
 	}
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
@@ -237,19 +229,11 @@ func readSecretKey(path string) ([]byte, error) {
 	return key, nil
 }
 
-// readPublicKey reads a PEM (PKIX) RSA, ECDSA or Ed25519 public key.
-func readPublicKey(path string) (any, error) {
-	b, err := os.ReadFile(path)
+// readJWTPublicKey reads a PEM (PKIX) RSA, ECDSA or Ed25519 public key.
+func readJWTPublicKey(path string) (any, error) {
+	key, err := readPublicKey(path, "public key")
 	if err != nil {
-		return nil, fmt.Errorf("public key: %w", err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("public key %s: no PEM block in it", path)
-	}
-	key, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("public key %s: %w", path, err)
+		return nil, err
 	}
 	switch key.(type) {
 	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
