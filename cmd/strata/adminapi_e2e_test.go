@@ -82,7 +82,7 @@ func (c restCaller) wantError(status int, code, method, path, body string) {
 // both); updates one field of a namespace policy leaving the others; sets
 // a topic policy the node enforces; terminates a topic so that sends fail;
 // answers bad input with typed errors and the matching status; and the
-// console shows the topic and its subscription.
+// console shows the topic, its subscription and the bookie.
 func TestRESTAdminAPIManagesTopicsSubscriptionsAndPoliciesOnARealStandalone(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
@@ -223,10 +223,10 @@ func TestRESTAdminAPIManagesTopicsSubscriptionsAndPoliciesOnARealStandalone(t *t
 		t.Fatalf("orders has %d partitions after refused requests", parts.Partitions)
 	}
 
-	// The console shows the topic and its subscription.
+	// The console shows the topic, its subscription and the bookie.
 	status, page := api.call("GET", "/console", "")
 	if status != http.StatusOK || !bytes.Contains(page, []byte("public/default/events")) || !bytes.Contains(page, []byte("audit")) ||
-		!bytes.Contains(page, []byte("public/default/orders-partition-3")) {
+		!bytes.Contains(page, []byte("public/default/orders-partition-3")) || !bytes.Contains(page, []byte(s.bookie)) {
 		t.Fatalf("console: status %d\n%s", status, page)
 	}
 

@@ -25,7 +25,6 @@ type consolePage struct {
 	Now        string
 	Err        string
 	Cluster    clusterView
-	Bookies    []client.BookieStatus
 	Namespaces []consoleNamespace
 }
 
@@ -84,10 +83,10 @@ func buildConsole(r *http.Request, a *client.Admin) (consolePage, error) {
 	if err != nil {
 		return p, err
 	}
+	// The registered bookies only: their states and ledger counts
+	// (Admin.Bookies) read every ledger's metadata, too much for a page
+	// that refreshes itself.
 	p.Cluster = clusterView{Nodes: nodes, Bookies: bookies}
-	if p.Bookies, err = a.Bookies(ctx); err != nil {
-		p.Err = err.Error()
-	}
 	nss, err := a.ListNamespaces(ctx, "")
 	if err != nil {
 		p.Err = err.Error()
