@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,8 +63,9 @@ const (
 	maxSchemaProperties      = 64
 )
 
-// defaultSchemaStrategy is Pulsar's default.
-const defaultSchemaStrategy = "FULL"
+// schemaStrategy answers a policy's compatibility strategy: FULL, Pulsar's
+// default, when it names none.
+func schemaStrategy(s string) string { return cmp.Or(s, "FULL") }
 
 // normalizeSchema answers info with its type upper-cased, or nil for no
 // schema (unset, empty or BYTES without a definition), after checking it:
@@ -166,9 +168,7 @@ func canRead(reader, writer metadata.Schema) error {
 // checkNewVersion answers nil when cand may follow the active versions
 // under strategy, else why not.
 func checkNewVersion(strategy string, active []metadata.SchemaVersion, cand metadata.Schema) error {
-	if strategy == "" {
-		strategy = defaultSchemaStrategy
-	}
+	strategy = schemaStrategy(strategy)
 	if len(active) == 0 || strategy == "ALWAYS_COMPATIBLE" {
 		return nil
 	}
@@ -198,9 +198,7 @@ func checkNewVersion(strategy string, active []metadata.SchemaVersion, cand meta
 // checkReader answers nil when a consumer's schema reads the topic's
 // messages: the latest version (every active one for _TRANSITIVE).
 func checkReader(strategy string, active []metadata.SchemaVersion, reader metadata.Schema) error {
-	if strategy == "" {
-		strategy = defaultSchemaStrategy
-	}
+	strategy = schemaStrategy(strategy)
 	if len(active) == 0 || strategy == "ALWAYS_COMPATIBLE" {
 		return nil
 	}

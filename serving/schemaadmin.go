@@ -134,10 +134,7 @@ func (n *Node) TestSchemaCompatibility(ctx context.Context, req *servingpb.TestS
 	if err != nil {
 		return nil, err
 	}
-	strategy := pol.SchemaCompatibility
-	if strategy == "" {
-		strategy = defaultSchemaStrategy
-	}
+	strategy := schemaStrategy(pol.SchemaCompatibility)
 	active := activeSchemas(all)
 	out := &servingpb.TestSchemaCompatibilityResponse{Compatible: true, Strategy: strategy}
 	for _, v := range active {
