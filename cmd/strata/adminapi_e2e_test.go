@@ -106,6 +106,14 @@ func TestRESTAdminAPIManagesTopicsSubscriptionsAndPoliciesOnARealStandalone(t *t
 	if fmt.Sprint(topics) != "[{public/default/events 0} {public/default/orders 4}]" {
 		t.Fatalf("topics listed: %v", topics)
 	}
+	var pstats struct {
+		Topic      string
+		Partitions []client.TopicStats
+	}
+	api.want(http.StatusOK, "GET", v2+"orders/stats", "", &pstats)
+	if pstats.Topic != "public/default/orders" || len(pstats.Partitions) != 4 || pstats.Partitions[3].Topic != "public/default/orders-partition-3" {
+		t.Fatalf("stats of the partitioned topic: %+v", pstats)
+	}
 	var partitioned []string
 	api.want(http.StatusOK, "GET", "/admin/v2/persistent/public/default/partitioned", "", &partitioned)
 	if fmt.Sprint(partitioned) != "[public/default/orders]" {

@@ -116,8 +116,8 @@ func topicStats(r *http.Request, a *client.Admin) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t, err := a.GetTopic(r.Context(), name); err != nil || t.Partitions == 0 {
-		return all[0], err
+	if len(parts) == 1 && parts[0] == name { // served under its own name: not partitioned
+		return all[0], nil
 	}
 	return partitionedStats{Topic: name, Partitions: all}, nil
 }
