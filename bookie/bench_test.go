@@ -13,6 +13,7 @@ import (
 	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/bookie/journal"
 	"github.com/strata-mq/strata/internal/hiccup"
+	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/internal/rpcpool"
 )
 
@@ -95,7 +96,7 @@ func rawBaseline(b *testing.B) {
 // adds outstanding and records each add's latency.
 func addLoad(b *testing.B, c bookiepb.BookieClient, ledger uint64, size, inFlight int) *hdrhistogram.Histogram {
 	window := make(chan struct{}, inFlight)
-	return runAdds(b, c, ledger, size,
+	return runAdds(b, c, oneLedger(ledger), size,
 		func(int) time.Time { window <- struct{}{}; return time.Now() },
 		func() { <-window })
 }
@@ -107,7 +108,7 @@ func addLoad(b *testing.B, c bookiepb.BookieClient, ledger uint64, size, inFligh
 // sender imposes is latency too (coordinated omission).
 func pacedLoad(b *testing.B, c bookiepb.BookieClient, ledger uint64, size int, rate float64) *hdrhistogram.Histogram {
 	var start time.Time
-	return runAdds(b, c, ledger, size, func(i int) time.Time {
+	return runAdds(b, c, oneLedger(ledger), size, func(i int) time.Time {
 		if i == 0 {
 			start = time.Now()
 		}
@@ -125,10 +126,16 @@ func pacedLoad(b *testing.B, c bookiepb.BookieClient, ledger uint64, size int, r
 	}, func() {})
 }
 
-// runAdds sends b.N adds of size bytes on one Add stream. before(i) runs
-// before add i is sent and returns the time its latency counts from;
-// answered runs once per answer. It returns the adds' latencies.
-func runAdds(b *testing.B, c bookiepb.BookieClient, ledger uint64, size int, before func(i int) time.Time, answered func()) *hdrhistogram.Histogram {
+// oneLedger sends every add to ledger, entry ids from 0.
+func oneLedger(ledger uint64) func(int) (uint64, int64) {
+	return func(i int) (uint64, int64) { return ledger, int64(i) }
+}
+
+// runAdds sends b.N adds of size bytes on one Add stream, add i to the
+// ledger and entry target(i) says. before(i) runs before add i is sent and
+// returns the time its latency counts from; answered runs once per answer.
+// It returns the adds' latencies.
+func runAdds(b *testing.B, c bookiepb.BookieClient, target func(i int) (uint64, int64), size int, before func(i int) time.Time, answered func()) *hdrhistogram.Histogram {
 	st, err := c.Add(context.Background())
 	if err != nil {
 		b.Fatal(err)
@@ -160,7 +167,8 @@ func runAdds(b *testing.B, c bookiepb.BookieClient, ledger uint64, size int, bef
 		mu.Lock()
 		sent[i] = t
 		mu.Unlock()
-		if err := st.Send(&bookiepb.AddRequest{RequestId: uint64(i), LedgerId: ledger, EntryId: int64(i), Lac: int64(i) - 1, Payload: p}); err != nil {
+		ledger, entry := target(i)
+		if err := st.Send(&bookiepb.AddRequest{RequestId: uint64(i), LedgerId: ledger, EntryId: entry, Lac: entry - 1, Payload: p}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -241,6 +249,7 @@ func BenchmarkAdd(b *testing.B) {
 	// standalone uses), without gRPC's copies and goroutines on the same
 	// two cores: how much of the raw bandwidth the bookie itself reaches.
 	run("size=64KiB/inflight=256/local", bk.LocalClient(), 64<<10, 256, false)
+	recycling(b)
 	// Latency at half the max rate: 1 KiB adds paced at half the rate
 	// measured above at 256 in flight.
 	// The same through bk.LocalClient (the in-process path strata
@@ -276,4 +285,65 @@ func BenchmarkAdd(b *testing.B) {
 			b.ReportMetric(float64(raw.syncLat.ValueAtQuantile(99)), "raw-fsync-p99-µs")
 		})
 	}
+}
+
+// recycling measures the steady state of a bookie whose ledgers are
+// offloaded and deleted about as fast as they are written, as Strata's
+// tiering does: 64 KiB adds with 256 in flight, over gRPC and through
+// LocalClient, into ledgers of half a segment each, each deleted once two more were begun,
+// with checkpoints (which reclaim) every 100 ms. Reclaimed segments come
+// back as free ones (Config.JournalRecycleSegments), so once the first
+// are reclaimed the journal writes into blocks already written: neither
+// zeros nor new extents. Its own bookie, so that the one above keeps its
+// segments; compare with size=64KiB/inflight=256 and .../local.
+func recycling(b *testing.B) {
+	bk, err := Open(Config{DataDir: benchDir(b), CheckpointInterval: 100 * time.Millisecond}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bk.Close()
+	c, _ := dial(b, serve(b, bk))
+	for _, tr := range []struct {
+		name string
+		c    bookiepb.BookieClient
+	}{{"grpc", c}, {"local", bk.LocalClient()}} {
+		recyclingRun(b, bk, tr.name, tr.c)
+	}
+}
+
+var nextBenchLedger = uint64(1 << 32) // ledger ids across runs and b.N's rounds
+
+func recyclingRun(b *testing.B, bk *Bookie, name string, c bookiepb.BookieClient) {
+	const size = 64 << 10
+	perLedger := int(DefaultJournalFileBytes / 2 / (size + journal.HeaderSize))
+	b.Run("size=64KiB/inflight=256/recycling/"+name, func(b *testing.B) {
+		created := counterValue(bk.metrics.segmentsCreated.WithLabelValues("true")) + counterValue(bk.metrics.segmentsCreated.WithLabelValues("false"))
+		recycled := counterValue(bk.metrics.recycled)
+		bandwidth := raw.bandwidth
+		_, before, _ := rawWriteSync(b, 1<<20, time.Second, true)
+		first := nextBenchLedger
+		var deletes sync.WaitGroup
+		window := make(chan struct{}, 256)
+		h := runAdds(b, c, func(i int) (uint64, int64) {
+			k := uint64(i / perLedger)
+			if i%perLedger == 0 && k >= 2 {
+				deletes.Go(func() { bk.Delete(context.Background(), ids.LedgerID(first+k-2)) })
+			}
+			nextBenchLedger = max(nextBenchLedger, first+k+1)
+			return first + k, int64(i % perLedger)
+		}, size, func(int) time.Time { window <- struct{}{}; return time.Now() }, func() { <-window })
+		rate := float64(b.N) / b.Elapsed().Seconds()
+		deletes.Wait()
+		_, after, _ := rawWriteSync(b, 1<<20, time.Second, true)
+		bandwidth = (before + after) / 2
+		created = counterValue(bk.metrics.segmentsCreated.WithLabelValues("true")) + counterValue(bk.metrics.segmentsCreated.WithLabelValues("false")) - created
+		recycled = counterValue(bk.metrics.recycled) - recycled
+		b.ReportMetric(rate, "adds/s")
+		reportLatency(b, h)
+		b.ReportMetric(bandwidth/1e6, "raw-MB/s-around")
+		b.ReportMetric(100*rate*size/bandwidth, "%-raw-bandwidth")
+		if created+recycled > 0 {
+			b.ReportMetric(100*recycled/(created+recycled), "%-segments-recycled")
+		}
+	})
 }

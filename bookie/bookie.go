@@ -84,6 +84,12 @@ type Bookie struct {
 	// zeroRate is the bytes a second at which the last segment written
 	// with zeros was written (0: none yet).
 	zeroRate atomic.Int64
+	// free holds the ids of reclaimed segments kept for reuse
+	// (Config.JournalRecycleSegments), oldest first.
+	free struct {
+		sync.Mutex
+		ids []uint32
+	}
 
 	// sealed holds the indexes of sealed segments not yet written; the
 	// checkpointer writes them.
@@ -228,6 +234,9 @@ func (b *Bookie) recover() error {
 	if segIDs, err = b.removeUnusedSpares(segIDs); err != nil {
 		return err
 	}
+	if err := b.loadFree(); err != nil {
+		return err
+	}
 	if err := removeStaleIndexes(b.journalDir, segIDs); err != nil {
 		return err
 	}
@@ -332,7 +341,7 @@ func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) error
 		return err
 	}
 	var recs []index.Rec
-	res := journal.Scan(data, 0, newest, func(off, n int, r journal.Record) {
+	res := journal.Scan(data, 0, newest, id, func(off, n int, r journal.Record) {
 		recs = append(recs, indexRec(r, index.Loc{File: id, Off: uint32(off), Len: uint32(n)}))
 	})
 	for _, d := range res.Damaged {
@@ -439,6 +448,9 @@ func (b *Bookie) createSegment(id uint32, zeros bool) (*journal.Segment, error) 
 			return nil, err
 		}
 	}
+	if seg := b.recycle(id); seg != nil {
+		return seg, nil
+	}
 	start := time.Now()
 	seg, err := journal.Create(b.journalDir, id, b.cfg.JournalFileBytes, zeros)
 	if err == nil {
@@ -449,6 +461,80 @@ func (b *Bookie) createSegment(id uint32, zeros bool) (*journal.Segment, error) 
 		}
 	}
 	return seg, err
+}
+
+// loadFree takes up the free segments a previous run kept, removing those
+// beyond Config.JournalRecycleSegments.
+func (b *Bookie) loadFree() error {
+	ids, err := journal.ListFree(b.journalDir)
+	if err != nil {
+		return err
+	}
+	keep := max(0, min(len(ids), b.cfg.JournalRecycleSegments))
+	for _, id := range ids[keep:] {
+		if err := os.Remove(filepath.Join(b.journalDir, journal.FreeName(id))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if keep < len(ids) {
+		if err := journal.SyncDir(b.journalDir); err != nil {
+			return err
+		}
+	}
+	b.free.ids = ids[:keep]
+	b.metrics.freeSegments.Set(float64(keep))
+	return nil
+}
+
+// recycle makes the oldest free segment, if there is one, segment id
+// (journal.Recycle). One that fails is gone, and the next is tried.
+func (b *Bookie) recycle(id uint32) *journal.Segment {
+	for {
+		b.free.Lock()
+		if len(b.free.ids) == 0 {
+			b.free.Unlock()
+			return nil
+		}
+		old := b.free.ids[0]
+		b.free.ids = b.free.ids[1:]
+		b.free.Unlock()
+		b.metrics.freeSegments.Dec()
+		seg, err := journal.Recycle(b.journalDir, old, id, b.cfg.JournalFileBytes)
+		if err == nil {
+			b.metrics.recycled.Inc()
+			return seg
+		}
+		b.log.Warn("recycling a free journal segment failed", "free", journal.FreeName(old), "segment", journal.Name(id), "err", err)
+		if errors.Is(err, journal.ErrFreeID) {
+			os.Remove(filepath.Join(b.journalDir, journal.FreeName(old)))
+		}
+	}
+}
+
+// letGo disposes of a reclaimed segment, whose index is gone: kept free
+// for reuse when there is room and it holds seeded records only (its first
+// record says so, journal.Seeded: a segment written before records were
+// seeded must not be reused, its records would pass for new ones), else
+// removed.
+func (b *Bookie) letGo(seg *journal.Segment) error {
+	b.free.Lock()
+	room := len(b.free.ids) < b.cfg.JournalRecycleSegments
+	b.free.Unlock()
+	if room {
+		head := make([]byte, journal.HeaderSize)
+		if err := seg.ReadAt(head, 0); err == nil && journal.Seeded(head) {
+			err := seg.Free(b.journalDir)
+			if err == nil {
+				b.free.Lock()
+				b.free.ids = append(b.free.ids, seg.ID)
+				b.free.Unlock()
+				b.metrics.freeSegments.Inc()
+				return nil
+			}
+			b.log.Warn("keeping a reclaimed journal segment for reuse failed; removing it", "segment", journal.Name(seg.ID), "err", err)
+		}
+	}
+	return seg.Remove(b.journalDir)
 }
 
 // prewriteNext reports whether the next segment should be written with

@@ -112,7 +112,7 @@ func (b *Bookie) checkpoint() error {
 	return b.reclaim()
 }
 
-// reclaim removes every segment that holds no live entry and lies wholly
+// reclaim lets go of (letGo) every segment that holds no live entry and lies wholly
 // before the position of both checkpoint slots (so that its fence and delete
 // records are in any checkpoint a restart may load), then forgets the
 // deleted ledgers none of whose records is left (index.Table.Prune). Needs
@@ -136,7 +136,7 @@ func (b *Bookie) reclaim() error {
 		if err := index.RemoveSegment(b.journalDir, seg.ID); err != nil {
 			return err
 		}
-		if err := seg.Remove(b.journalDir); err != nil {
+		if err := b.letGo(seg); err != nil {
 			return err
 		}
 		b.metrics.segments.Dec()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/strata-mq/strata/bookie/bookiepb"
+	"github.com/strata-mq/strata/bookie/journal"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 )
@@ -174,6 +176,11 @@ func TestAcknowledgedAddsSurviveSIGKILL(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			dir := t.TempDir()
+			if seed >= 3 {
+				// The child then writes into recycled segments, full of
+				// a forgotten ledger's records.
+				fillFreeSegments(t, childConfig(dir))
+			}
 			cmd, addr := startChild(t, dir)
 			c, _ := dial(t, addr)
 			w := &crashWriter{seed: seed, ledger: ids.LedgerID(seed), acked: map[ids.EntryID]bool{}, lac: ids.NoEntry}
@@ -193,6 +200,9 @@ func TestAcknowledgedAddsSurviveSIGKILL(t *testing.T) {
 				cmd.Process.Signal(syscall.SIGKILL)
 			})
 			cmd.Wait()
+			if free, _ := journal.ListFree(filepath.Join(dir, "journal")); seed >= 3 && len(free) == DefaultJournalRecycleSegments {
+				t.Fatal("the child wrote into no recycled segment")
+			}
 
 			_, addr = startChild(t, dir)
 			c, _ = dial(t, addr)

@@ -77,8 +77,11 @@
 //
 // # Reclaim and compaction
 //
-// A segment is removed once it holds no live entry and both checkpoint
-// slots cover it (checkpoint.go). A sealed segment whose live entries are
+// A segment is let go of once it holds no live entry and both checkpoint
+// slots cover it (checkpoint.go): kept as a free segment, up to
+// Config.JournalRecycleSegments of them, to be written again as a later
+// segment (journal.Recycle: blocks already written make fast fdatasyncs
+// without zeros to write), or else removed. A sealed segment whose live entries are
 // few (Config.CompactLiveFraction) is compacted (compact.go): each live
 // entry is read, CRC-checked, and re-appended through the journal as a
 // relocation request, which ignores fences (it is not a new add) and is

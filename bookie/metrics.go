@@ -20,6 +20,8 @@ type metrics struct {
 	segments        prometheus.Gauge       // journal segments on disk
 	segmentsCreated *prometheus.CounterVec // by whether zeros were written
 	reclaimed       prometheus.Counter     // segments removed
+	recycled        prometheus.Counter     // free segments made new ones
+	freeSegments    prometheus.Gauge       // free segments kept for reuse
 	recovered       *prometheus.CounterVec // segments replayed at open, by source
 }
 
@@ -45,13 +47,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_bookie_journal_segments_created_total",
 			Help: "Journal segments created, by whether they were written with zeros first (zeros=true: faster fdatasyncs, the segment written twice)."}, []string{"zeros"}),
 		reclaimed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "strata_bookie_reclaimed_segments_total", Help: "Journal segments removed after their entries were deleted or compacted."}),
+			Name: "strata_bookie_reclaimed_segments_total", Help: "Journal segments let go of (removed, or kept free for reuse) after their entries were deleted or compacted."}),
+		recycled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bookie_journal_segments_recycled_total",
+			Help: "Journal segments made from a free (reclaimed) segment instead of a new file: no zeros to write, no extents to allocate."}),
+		freeSegments: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_bookie_journal_free_segments", Help: "Reclaimed journal segments kept to be written again (JournalRecycleSegments at most)."}),
 		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_bookie_recovered_segments_total",
 			Help: "Journal segments applied to the index at open: from their segment index, or by a scan (the newest, and any without a valid index)."}, []string{"from"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.adds, m.addBytes, m.fsync, m.batchAdds, m.corruptions, m.checkpoint, m.segments, m.segmentsCreated, m.reclaimed, m.recovered)
+		reg.MustRegister(m.adds, m.addBytes, m.fsync, m.batchAdds, m.corruptions, m.checkpoint, m.segments, m.segmentsCreated, m.reclaimed, m.recycled, m.freeSegments, m.recovered)
 	}
 	return m
 }

@@ -19,12 +19,19 @@ import (
 // the copy the bytes that were not yet covered by a completed fdatasync are
 // torn (pages zeroed at random, the file cut at a random point). The copy
 // must open, serve every add acknowledged before the copy began
-// byte-identical, and report no LAC beyond the writer's.
+// byte-identical, and report no LAC beyond the writer's. With seeds 3 and 4
+// the bookie writes into recycled segments, full of a forgotten ledger's
+// records, and torn pages may hold such records as well.
 func TestAcknowledgedAddsSurvivePowerLoss(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 42))
 			cfg := testConfig(t.TempDir())
+			var stale []byte
+			if seed >= 3 {
+				fillFreeSegments(t, cfg)
+				stale = oldRecords(t, cfg.DataDir)
+			}
 			b := openBookie(t, cfg)
 			w := &crashWriter{seed: seed, ledger: ids.LedgerID(seed), acked: map[ids.EntryID]bool{}, lac: ids.NoEntry}
 			stop := make(chan struct{})
@@ -48,9 +55,12 @@ func TestAcknowledgedAddsSurvivePowerLoss(t *testing.T) {
 			_, lacBound := w.snapshot()
 			close(stop)
 			wg.Wait()
+			if stale != nil && counterValue(b.metrics.recycled) == 0 {
+				t.Fatal("the bookie wrote into no recycled segment")
+			}
 			b.Close()
 
-			tearUnsynced(t, filepath.Join(copyDir, "journal"), uint32(d>>32), int64(uint32(d)), rng)
+			tearUnsynced(t, filepath.Join(copyDir, "journal"), uint32(d>>32), int64(uint32(d)), rng, stale)
 			// Segment indexes are written without fsync: any may be cut.
 			xs, _ := filepath.Glob(filepath.Join(copyDir, "journal", "*.idx"))
 			for _, x := range xs {
@@ -154,10 +164,28 @@ func copyDataDir(t *testing.T, from, to string) {
 	}
 }
 
+// oldRecords returns the content of a free segment in dataDir: records of
+// an earlier use of the file.
+func oldRecords(t *testing.T, dataDir string) []byte {
+	t.Helper()
+	dir := filepath.Join(dataDir, "journal")
+	free, err := journal.ListFree(dir)
+	if err != nil || len(free) == 0 {
+		t.Fatalf("no free segment (%v)", err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, journal.FreeName(free[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 // tearUnsynced damages, in every segment at or after durableSeg, the bytes
 // after the durable offset (all of a later segment): each 4 KiB page is
-// zeroed with probability 1/3, then the file is cut at a random point.
-func tearUnsynced(t *testing.T, dir string, durableSeg uint32, durableOff int64, rng *rand.Rand) {
+// zeroed with probability 1/3 or, when stale is given, set back to the
+// bytes stale holds there with probability 1/3 (what a recycled segment
+// held before), then the file is cut at a random point.
+func tearUnsynced(t *testing.T, dir string, durableSeg uint32, durableOff int64, rng *rand.Rand, stale []byte) {
 	t.Helper()
 	segs, err := journal.List(dir)
 	if err != nil {
@@ -180,8 +208,17 @@ func tearUnsynced(t *testing.T, dir string, durableSeg uint32, durableOff int64,
 			continue
 		}
 		for page := from &^ 4095; page < int64(len(data)); page += 4096 {
-			if page >= from && rng.IntN(3) == 0 {
-				clear(data[page:min(page+4096, int64(len(data)))])
+			if page < from {
+				continue
+			}
+			p := data[page:min(page+4096, int64(len(data)))]
+			switch rng.IntN(3) {
+			case 0:
+				clear(p)
+			case 1:
+				if page < int64(len(stale)) {
+					copy(p, stale[page:])
+				}
 			}
 		}
 		cut := from + rng.Int64N(int64(len(data))-from+1)

@@ -178,7 +178,7 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 		rec := r.record(mark)
 		locs[i] = index.Loc{File: b.active.ID, Off: off + uint32(len(buf)), Len: uint32(rec.Size())}
 		b.activeRecs = append(b.activeRecs, indexRec(rec, locs[i]))
-		buf = journal.Append(buf, &rec)
+		buf = journal.Append(buf, &rec, b.active.ID)
 	}
 	b.buf = buf
 	if err := b.active.Append(buf); err != nil {

@@ -8,15 +8,25 @@
 // A journal is a directory of segment files named by a 32-bit id in
 // hexadecimal, "%08x.log", starting at 00000001.log. Ids only grow; the one
 // exception is a segment that never held a durable record (the bookie
-// creates the next segment ahead of need, and at recovery removes one whose
-// first page is zeros, Segment.Unwritten), whose id is used again. A segment is created at its configured size, preallocated
-// and, where direct I/O is possible and the bookie asks for it, written
-// with zeros in full before its first record (Create says why: an
-// fdatasync then flushes data only), so the bytes after the last record
-// are zeros either way. Records never span
-// segments. Only the newest segment that holds records is ever written;
-// every older one was fsync'd in full before the newer one received its
-// first record.
+// creates the next segment ahead of need, and at recovery removes one
+// whose first page is zeros, Segment.Unwritten), whose id is used again.
+// A new segment is created at its configured size, preallocated and,
+// where direct I/O is possible and the bookie asks for it, written with
+// zeros in full before its first record (Create says why: an fdatasync
+// then flushes data only). Records never span segments. Only the newest
+// segment that holds records is ever written; every older one was fsync'd
+// in full before the newer one received its first record.
+//
+// A segment no longer needed may instead be set aside as "%08x.free"
+// (Segment.Free, named by the id it had) and later made a new segment
+// (Recycle): its first page is written with zeros and made durable, then
+// it takes its new name, and the rest keeps the records of its earlier
+// use. That saves both the zeros and the extent changes of a new file.
+// Records carry CRCs seeded with the id of the segment they were written
+// into (below), and a free segment only ever gets a higher id than it had,
+// so none of its old records is valid in its new life: past the end of
+// the data of a segment lie zeros or such old records, and either ends
+// the scan. Only segments of seeded records are freed.
 //
 // # Record format
 //
@@ -25,9 +35,13 @@
 //
 //	offset size field
 //	0      4    length   n = number of bytes after the crc field (30 + len(payload))
-//	4      4    crc      CRC-32C (Castagnoli) of bytes [0,4) and [8, 8+n)
+//	4      4    crc      CRC-32C (Castagnoli) of the segment id (uint32, when flags
+//	                     bit 1 is set), then of bytes [0,4) and [8, 8+n)
 //	8      1    kind     0xE1 entry, 0xF1 fence, 0xD1 delete
-//	9      1    flags    bit 0: recovery add (re-replication into a fenced ledger)
+//	9      1    flags    bit 0: recovery add (re-replication into a fenced ledger);
+//	                     bit 1: the crc is seeded with the segment id (set on every
+//	                     record written since segments are recycled; records
+//	                     without it, from earlier versions, are still read)
 //	10     4    syncmark offset in this segment up to which the segment was
 //	                     fsync'd when this record was written (at most the start of its group)
 //	14     8    ledger   ledger id (uint64, never 0)
@@ -36,9 +50,10 @@
 //	                     -1 for fence and delete records)
 //	38     n-30 payload  the entry's bytes (empty for fence and delete records)
 //
-// A length of zero marks the end of the data of a preallocated segment. The
-// CRC covers the length and every byte after the crc field, so a record
-// whose length was damaged fails its CRC too.
+// A length of zero marks the end of the data of a new segment (a recycled
+// one has zeros up to the end of the page that holds the end of its data,
+// then old records). The CRC covers the length and every byte after the
+// crc field, so a record whose length was damaged fails its CRC too.
 //
 // # Direct I/O
 //
@@ -67,7 +82,8 @@
 // Scan reads a segment from a known-good offset. At the first record that
 // fails to decode (bad CRC, impossible length, or zeros), at offset P:
 //
-//   - if no valid record follows, P is the end of the data;
+//   - if no valid record follows (valid under this segment's id: the old
+//     records of a recycled segment are not), P is the end of the data;
 //   - in the newest segment, if every valid record that follows carries a
 //     sync mark <= P, those records were written after the last fdatasync
 //     that covered P, if any: none of them, and nothing at P, was

@@ -29,6 +29,11 @@ const (
 	MaxPayload = 64 << 20
 
 	flagRecovery = 1
+	// flagSeeded: the CRC is seeded with the id of the segment the record
+	// was written into (every record this version writes). Records without
+	// it were written before segments were recycled, and are checked
+	// without a seed.
+	flagSeeded = 2
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -60,14 +65,15 @@ type Record struct {
 // Size is the encoded size of r.
 func (r *Record) Size() int { return HeaderSize + len(r.Payload) }
 
-// Append encodes r at the end of dst.
-func Append(dst []byte, r *Record) []byte {
+// Append encodes r, to be written into segment seg, at the end of dst.
+func Append(dst []byte, r *Record, seg uint32) []byte {
 	start := len(dst)
 	var h [HeaderSize]byte
 	binary.LittleEndian.PutUint32(h[0:], uint32(bodyFixed+len(r.Payload)))
 	h[8] = byte(r.Kind)
+	h[9] = flagSeeded
 	if r.Recovery {
-		h[9] = flagRecovery
+		h[9] |= flagRecovery
 	}
 	binary.LittleEndian.PutUint32(h[10:], r.SyncMark)
 	binary.LittleEndian.PutUint64(h[14:], uint64(r.Ledger))
@@ -76,29 +82,52 @@ func Append(dst []byte, r *Record) []byte {
 	dst = append(dst, h[:]...)
 	dst = append(dst, r.Payload...)
 	rec := dst[start:]
-	binary.LittleEndian.PutUint32(rec[4:], checksum(rec))
+	binary.LittleEndian.PutUint32(rec[4:], checksum(rec, seg))
 	return dst
 }
 
-func checksum(rec []byte) uint32 {
-	c := crc32.Update(0, castagnoli, rec[0:4])
+// checksum is the CRC of encoded record rec, seeded with segment id seg
+// when the record says so. The seed is what lets a segment file be used
+// again without writing zeros over it first: a record left from the file's
+// earlier use carries the CRC of its old segment id, so it fails under the
+// new one like any other garbage past the end of the data.
+func checksum(rec []byte, seg uint32) uint32 {
+	c := uint32(0)
+	if rec[9]&flagSeeded != 0 {
+		var id [4]byte
+		binary.LittleEndian.PutUint32(id[:], seg)
+		c = crc32.Update(c, castagnoli, id[:])
+	}
+	c = crc32.Update(c, castagnoli, rec[0:4])
 	return crc32.Update(c, castagnoli, rec[8:])
 }
 
 func validKind(k Kind) bool { return k == KindEntry || k == KindFence || k == KindDelete }
 
-// Decode decodes the record at the start of b and returns it with its
-// encoded size. It verifies the CRC.
-func Decode(b []byte) (Record, int, error) {
+// Decode decodes the record at the start of b, read from segment seg, and
+// returns it with its encoded size. It verifies the CRC.
+func Decode(b []byte, seg uint32) (Record, int, error) {
 	r, n, err := decodeHeader(b)
 	if err != nil {
 		return Record{}, 0, err
 	}
-	if binary.LittleEndian.Uint32(b[4:]) != checksum(b[:n]) {
+	if binary.LittleEndian.Uint32(b[4:]) != checksum(b[:n], seg) {
 		return Record{}, 0, ErrChecksum
 	}
 	r.Payload = b[HeaderSize:n:n]
 	return r, n, nil
+}
+
+// Seeded reports whether the record at the start of b has a seeded CRC
+// (whether it is valid is not checked). A segment whose first record is
+// seeded holds only seeded records: each start of the bookie writes into a
+// new segment, so a segment is written by one version.
+func Seeded(b []byte) bool {
+	if len(b) < HeaderSize {
+		return false
+	}
+	_, _, err := decodeHeader(b)
+	return (err == nil || err == ErrShort) && b[9]&flagSeeded != 0
 }
 
 // decodeHeader parses the fixed fields without checking the CRC.
@@ -125,7 +154,7 @@ func decodeHeader(b []byte) (Record, int, error) {
 		Entry:    ids.EntryID(binary.LittleEndian.Uint64(b[22:])),
 		LAC:      ids.EntryID(binary.LittleEndian.Uint64(b[30:])),
 	}
-	if !validKind(r.Kind) || b[9]&^flagRecovery != 0 || r.Ledger == 0 {
+	if !validKind(r.Kind) || b[9]&^(flagRecovery|flagSeeded) != 0 || r.Ledger == 0 {
 		return Record{}, 0, ErrMalformed
 	}
 	return r, n, nil

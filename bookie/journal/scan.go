@@ -15,31 +15,35 @@ type ScanResult struct {
 	// End is the offset just past the last valid record: the segment's
 	// append point, and its truncation point when Torn is set.
 	End int
-	// Torn reports a torn tail at End (non-zero bytes that were never
-	// acknowledged); the caller truncates the segment there.
+	// Torn reports a torn tail at End: non-zero bytes, never acknowledged,
+	// in the page that holds End, or a valid record of this segment past
+	// it. What lies past that page is not looked at: in a recycled segment
+	// it is the file's earlier use. The caller truncates the newest segment
+	// at End either way.
 	Torn bool
 	// Damaged lists damaged regions in the middle of durable data.
 	Damaged []Damage
 }
 
-// Scan decodes the records of data (a whole segment) from offset start and
-// calls fn for each valid one, in order. newest says whether this is the
-// segment that was being written (the only one that may have a torn tail).
-// See the package doc for the rules.
-func Scan(data []byte, start int, newest bool, fn func(off, n int, r Record)) ScanResult {
+// Scan decodes the records of data (the whole of segment seg) from offset
+// start and calls fn for each valid one, in order. newest says whether this
+// is the segment that was being written (the only one that may have a torn
+// tail). See the package doc for the rules.
+func Scan(data []byte, start int, newest bool, seg uint32, fn func(off, n int, r Record)) ScanResult {
 	var res ScanResult
 	off := start
 	for off < len(data) {
-		r, n, err := Decode(data[off:])
+		r, n, err := Decode(data[off:], seg)
 		if err == nil {
 			fn(off, n, r)
 			off += n
 			continue
 		}
-		next := findValid(data, off+1)
-		if next < 0 || (newest && !provesDurable(data, next, off)) {
+		next := findValid(data, off+1, seg)
+		if next < 0 || (newest && !provesDurable(data, next, off, seg)) {
 			res.End = off
-			res.Torn = err != ErrEnd || next >= 0 || !allZero(data[off:])
+			pageEnd := min(len(data), (off+pageSize-1)&^(pageSize-1))
+			res.Torn = err != ErrEnd || next >= 0 || !allZero(data[off:pageEnd])
 			return res
 		}
 		res.Damaged = append(res.Damaged, damageAt(data, off, next))
@@ -51,11 +55,11 @@ func Scan(data []byte, start int, newest bool, fn func(off, n int, r Record)) Sc
 
 // provesDurable reports whether a valid record from offset from on carries a
 // sync mark past p, which proves p was fsync'd before that record's group.
-func provesDurable(data []byte, from, p int) bool {
+func provesDurable(data []byte, from, p int, seg uint32) bool {
 	for off := from; off >= 0 && off < len(data); {
-		r, n, err := Decode(data[off:])
+		r, n, err := Decode(data[off:], seg)
 		if err != nil {
-			off = findValid(data, off+1)
+			off = findValid(data, off+1, seg)
 			continue
 		}
 		if int(r.SyncMark) > p {
@@ -68,7 +72,7 @@ func provesDurable(data []byte, from, p int) bool {
 
 // findValid returns the offset of the first valid record at or after from,
 // or -1.
-func findValid(data []byte, from int) int {
+func findValid(data []byte, from int, seg uint32) int {
 	for i := from; i+HeaderSize <= len(data); i++ {
 		if data[i] == 0 && data[i+1] == 0 && data[i+2] == 0 && data[i+3] == 0 {
 			continue
@@ -76,7 +80,7 @@ func findValid(data []byte, from int) int {
 		if _, _, err := decodeHeader(data[i:]); err != nil {
 			continue
 		}
-		if _, _, err := Decode(data[i:]); err == nil {
+		if _, _, err := Decode(data[i:], seg); err == nil {
 			return i
 		}
 	}

@@ -39,14 +39,18 @@ const pageSize = 4096
 func Name(id uint32) string { return fmt.Sprintf("%08x.log", id) }
 
 // List returns the ids of the segments in dir, ascending.
-func List(dir string) ([]uint32, error) {
+func List(dir string) ([]uint32, error) { return listIDs(dir, ".log") }
+
+// listIDs returns the ids of the files in dir named "%08x" + suffix,
+// ascending.
+func listIDs(dir, suffix string) ([]uint32, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []uint32
 	for _, de := range des {
-		name, ok := strings.CutSuffix(de.Name(), ".log")
+		name, ok := strings.CutSuffix(de.Name(), suffix)
 		if !ok || len(name) != 8 {
 			continue
 		}
@@ -130,6 +134,87 @@ func writeZeros(w *os.File, n int64) error {
 		}
 	}
 	return nil
+}
+
+// FreeName is the file name of a segment set aside for reuse (Free), by the
+// id it had.
+func FreeName(id uint32) string { return fmt.Sprintf("%08x.free", id) }
+
+// ListFree returns the ids of the segments in dir set aside for reuse,
+// ascending.
+func ListFree(dir string) ([]uint32, error) { return listIDs(dir, ".free") }
+
+// Free closes the segment and renames its file to FreeName(s.ID), to be
+// reused by Recycle, and fsyncs dir. The caller frees only a sealed
+// segment of seeded records (Seeded) that no index refers to: its records
+// must not pass for records of the id it gets next.
+func (s *Segment) Free(dir string) error {
+	s.Close()
+	if err := os.Rename(s.path, filepath.Join(dir, FreeName(s.ID))); err != nil {
+		return err
+	}
+	return SyncDir(dir)
+}
+
+// ErrFreeID: Recycle was asked to give a free segment an id not above the
+// one it had, under which its old records could pass for new ones.
+var ErrFreeID = errors.New("journal: a free segment must get a higher id than it had")
+
+// Recycle makes free segment old (FreeName(old) in dir) segment id, of
+// size bytes, and opens it for writing like Create. Its first page is
+// written with zeros and made durable before the file takes its new name,
+// so that it reads as Unwritten until a group of its own is durable. The
+// rest keeps the records of the file's earlier uses: blocks already
+// written, so an fdatasync after a group has no extent map to commit
+// (Create says why that matters), and nothing had to be written to get
+// them. Those records carry CRCs seeded with ids up to old, so they fail
+// under id, which must be higher (ErrFreeID). On any other failure the
+// file is removed.
+func Recycle(dir string, old, id uint32, size int64) (_ *Segment, err error) {
+	if id <= old {
+		return nil, ErrFreeID
+	}
+	from := filepath.Join(dir, FreeName(old))
+	f, err := os.OpenFile(from, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	s := &Segment{ID: id, f: f, path: from, w: f}
+	defer func() {
+		if err != nil {
+			s.Close()
+			os.Remove(s.path)
+		}
+	}()
+	if cur, err := s.Size(); err != nil {
+		return nil, err
+	} else if cur > size {
+		if err := f.Truncate(size); err != nil {
+			return nil, err
+		}
+	} else if cur < size {
+		if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+			return nil, fmt.Errorf("journal: preallocate %s: %w", from, err)
+		}
+	}
+	if w, err := os.OpenFile(from, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
+		s.w = w
+	}
+	if _, err := s.w.WriteAt(zeroChunk()[:pageSize], 0); err != nil {
+		return nil, fmt.Errorf("journal: clear the first page of %s: %w", from, err)
+	}
+	if _, err := s.Sync(); err != nil {
+		return nil, err
+	}
+	s.path = filepath.Join(dir, Name(id))
+	if err := os.Rename(from, s.path); err != nil {
+		s.path = from
+		return nil, err
+	}
+	if err := SyncDir(dir); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Open opens an existing segment for reading and truncation.

@@ -42,6 +42,7 @@ func newBookieCmd() *cobra.Command {
 	f.Int("group-max-bytes", bookie.DefaultGroupMaxBytes, "group commit: stop collecting at this many bytes")
 	f.Duration("group-max-delay", bookie.DefaultGroupMaxDelay, "group commit: stop collecting this long after the first add")
 	f.Int64("journal-file-bytes", bookie.DefaultJournalFileBytes, "size of one journal segment")
+	f.Int("journal-recycle-segments", bookie.DefaultJournalRecycleSegments, "reclaimed journal segments kept to be written again instead of new files (faster fdatasyncs, no zeros to write); they hold this many times --journal-file-bytes of disk; -1 keeps none")
 	f.String("metrics-listen", "", "serve Prometheus /metrics on this address (off when empty)")
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: acknowledge adds without fsync (a machine crash loses acknowledged data)")
 	f.String("etcd", "", "etcd endpoints, comma separated: register the bookie there so serving nodes can pick it (cluster mode)")
@@ -63,6 +64,7 @@ func bookieConfig(cmd *cobra.Command) bookie.Config {
 	c.GroupMaxBytes, _ = f.GetInt("group-max-bytes")
 	c.GroupMaxDelay, _ = f.GetDuration("group-max-delay")
 	c.JournalFileBytes, _ = f.GetInt64("journal-file-bytes")
+	c.JournalRecycleSegments, _ = f.GetInt("journal-recycle-segments")
 	c.UnsafeNoFsync, _ = f.GetBool("unsafe-no-fsync")
 	return c
 }
