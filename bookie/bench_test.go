@@ -319,7 +319,6 @@ func recyclingRun(b *testing.B, bk *Bookie, name string, c bookiepb.BookieClient
 	b.Run("size=64KiB/inflight=256/recycling/"+name, func(b *testing.B) {
 		created := counterValue(bk.metrics.segmentsCreated.WithLabelValues("true")) + counterValue(bk.metrics.segmentsCreated.WithLabelValues("false"))
 		recycled := counterValue(bk.metrics.recycled)
-		bandwidth := raw.bandwidth
 		_, before, _ := rawWriteSync(b, 1<<20, time.Second, true)
 		first := nextBenchLedger
 		var deletes sync.WaitGroup
@@ -335,7 +334,7 @@ func recyclingRun(b *testing.B, bk *Bookie, name string, c bookiepb.BookieClient
 		rate := float64(b.N) / b.Elapsed().Seconds()
 		deletes.Wait()
 		_, after, _ := rawWriteSync(b, 1<<20, time.Second, true)
-		bandwidth = (before + after) / 2
+		bandwidth := (before + after) / 2
 		created = counterValue(bk.metrics.segmentsCreated.WithLabelValues("true")) + counterValue(bk.metrics.segmentsCreated.WithLabelValues("false")) - created
 		recycled = counterValue(bk.metrics.recycled) - recycled
 		b.ReportMetric(rate, "adds/s")
