@@ -73,7 +73,6 @@ type Bookie struct {
 	active      *journal.Segment
 	activeSince time.Time // when active became the active segment
 	activeRecs  []index.Rec
-	buf         []byte
 
 	// spare receives the next segment, created ahead of need so that a
 	// rotation does not wait for a file to be made (fallocate, maybe 64 MiB
@@ -487,11 +486,14 @@ func (b *Bookie) loadFree() error {
 }
 
 // recycle makes the oldest free segment, if there is one, segment id
-// (journal.Recycle). One that fails is gone, and the next is tried.
+// (journal.Recycle). One that fails is gone, and the next is tried. Only a
+// free segment whose old id is below id will do: the spare a clean close
+// set aside has the id the next start begins with, and waits for a later
+// one.
 func (b *Bookie) recycle(id uint32) *journal.Segment {
 	for {
 		b.free.Lock()
-		if len(b.free.ids) == 0 {
+		if len(b.free.ids) == 0 || b.free.ids[0] >= id {
 			b.free.Unlock()
 			return nil
 		}
@@ -505,36 +507,40 @@ func (b *Bookie) recycle(id uint32) *journal.Segment {
 			return seg
 		}
 		b.log.Warn("recycling a free journal segment failed", "free", journal.FreeName(old), "segment", journal.Name(id), "err", err)
-		if errors.Is(err, journal.ErrFreeID) {
-			os.Remove(filepath.Join(b.journalDir, journal.FreeName(old)))
-		}
 	}
 }
 
 // letGo disposes of a reclaimed segment, whose index is gone: kept free
-// for reuse when there is room and it holds seeded records only (its first
-// record says so, journal.Seeded: a segment written before records were
-// seeded must not be reused, its records would pass for new ones), else
+// for reuse if it holds seeded records only (its first record says so,
+// journal.Seeded: a segment written before records were seeded must not be
+// reused, its records would pass for new ones) and there is room, else
 // removed.
 func (b *Bookie) letGo(seg *journal.Segment) error {
+	head := make([]byte, journal.HeaderSize)
+	if err := seg.ReadAt(head, 0); err == nil && journal.Seeded(head) && b.keepFree(seg) {
+		return nil
+	}
+	return seg.Remove(b.journalDir)
+}
+
+// keepFree sets seg aside for reuse (journal.Segment.Free) if fewer than
+// Config.JournalRecycleSegments are, and reports whether it did.
+func (b *Bookie) keepFree(seg *journal.Segment) bool {
 	b.free.Lock()
 	room := len(b.free.ids) < b.cfg.JournalRecycleSegments
 	b.free.Unlock()
-	if room {
-		head := make([]byte, journal.HeaderSize)
-		if err := seg.ReadAt(head, 0); err == nil && journal.Seeded(head) {
-			err := seg.Free(b.journalDir)
-			if err == nil {
-				b.free.Lock()
-				b.free.ids = append(b.free.ids, seg.ID)
-				b.free.Unlock()
-				b.metrics.freeSegments.Inc()
-				return nil
-			}
-			b.log.Warn("keeping a reclaimed journal segment for reuse failed; removing it", "segment", journal.Name(seg.ID), "err", err)
-		}
+	if !room {
+		return false
 	}
-	return seg.Remove(b.journalDir)
+	if err := seg.Free(b.journalDir); err != nil {
+		b.log.Warn("keeping a journal segment for reuse failed; removing it", "segment", journal.Name(seg.ID), "err", err)
+		return false
+	}
+	b.free.Lock()
+	b.free.ids = append(b.free.ids, seg.ID)
+	b.free.Unlock()
+	b.metrics.freeSegments.Inc()
+	return true
 }
 
 // prewriteNext reports whether the next segment should be written with
@@ -549,12 +555,15 @@ func prewriteNext(fillRate, zeroRate float64) bool {
 	return zeroRate == 0 || 4*fillRate <= zeroRate
 }
 
-// dropSpare removes the unused spare segment once the writer has stopped.
+// dropSpare sets the unused spare segment aside for reuse, or removes it,
+// once the writer has stopped. It holds no record of its own (whatever it
+// holds is from ids below its own, or zeros), so the next start may recycle
+// it under any higher id.
 func (b *Bookie) dropSpare() {
 	b.spareWG.Wait()
 	select {
 	case s := <-b.spare:
-		if s.err == nil {
+		if s.err == nil && !b.keepFree(s.seg) {
 			if err := s.seg.Remove(b.journalDir); err != nil {
 				b.log.Warn("removing the spare journal segment", "segment", journal.Name(s.seg.ID), "err", err)
 			}

@@ -106,9 +106,10 @@ func countRecords(t *testing.T, path string, id uint32) int {
 	return n
 }
 
-// A clean close leaves no spare behind, and a restart after one starts
-// the next segment right after the last written one.
-func TestCloseRemovesTheSpareSegment(t *testing.T) {
+// A clean close leaves no spare among the segments (it is kept free for
+// reuse, or removed), and a restart after one starts the next segment
+// right after the last written one.
+func TestCloseLeavesNoSpareAmongTheSegments(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	b := openBookie(t, cfg)
 	for e := range ids.EntryID(80) {

@@ -158,8 +158,9 @@ func (b *Bookie) durableMark() uint32 {
 	return uint32(d)
 }
 
-// write encodes the group into one buffer and writes it at the end of the
-// active segment, rotating first if it does not fit.
+// write encodes the group and writes it at the end of the active segment,
+// rotating first if it does not fit. The records are encoded straight into
+// the segment's write buffer (journal.Segment.AppendWith).
 func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 	size := 0
 	for _, r := range group {
@@ -170,23 +171,24 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 			return nil, err
 		}
 	}
-	mark, off := b.durableMark(), uint32(b.active.End())
+	mark, off, id := b.durableMark(), uint32(b.active.End()), b.active.ID
 	nrecs := len(b.activeRecs)
 	locs := make([]index.Loc, len(group))
-	buf := b.buf[:0]
-	for i, r := range group {
-		rec := r.record(mark)
-		locs[i] = index.Loc{File: b.active.ID, Off: off + uint32(len(buf)), Len: uint32(rec.Size())}
-		b.activeRecs = append(b.activeRecs, indexRec(rec, locs[i]))
-		buf = journal.Append(buf, &rec, b.active.ID)
-	}
-	b.buf = buf
-	if err := b.active.Append(buf); err != nil {
+	err := b.active.AppendWith(size, func(dst []byte) {
+		buf := dst[:0]
+		for i, r := range group {
+			rec := r.record(mark)
+			locs[i] = index.Loc{File: id, Off: off + uint32(len(buf)), Len: uint32(rec.Size())}
+			b.activeRecs = append(b.activeRecs, indexRec(rec, locs[i]))
+			buf = journal.Append(buf, &rec, id)
+		}
+		if len(buf) != size || &buf[0] != &dst[0] {
+			panic("bookie: a group's records do not fill the size computed for them")
+		}
+	})
+	if err != nil {
 		b.activeRecs = b.activeRecs[:nrecs]
 		return nil, err
-	}
-	if cap(b.buf) > 2*b.cfg.GroupMaxBytes+2*b.cfg.MaxEntryBytes {
-		b.buf = nil // do not keep a huge buffer after an outsized group
 	}
 	return locs, nil
 }
