@@ -83,6 +83,15 @@ type Bookie struct {
 	// zeroRate is the bytes a second at which the last segment written
 	// with zeros was written (0: none yet).
 	zeroRate atomic.Int64
+	// readOnly mirrors ro.on for the adds' path. ro is the read-only
+	// state (diskfull.go): why, and a channel closed at each change.
+	readOnly atomic.Bool
+	ro       struct {
+		sync.Mutex
+		on      bool
+		why     string
+		changed chan struct{}
+	}
 	// free holds the ids of reclaimed segments kept for reuse
 	// (Config.JournalRecycleSegments), oldest first.
 	free struct {
@@ -134,6 +143,8 @@ type hooks struct {
 	// createSegment runs before a journal segment is created; an error
 	// from it fails the creation.
 	createSegment func(id uint32, zeros bool) error
+	// diskUsage replaces the measure of the data directory's disk usage.
+	diskUsage func() (float64, error)
 }
 
 func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
@@ -159,6 +170,7 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 
 		compactStuck: map[uint32]bool{},
 	}
+	b.ro.changed = make(chan struct{})
 	b.mu.waiters = map[ids.LedgerID]*waiter{}
 	b.mu.planned = map[ids.LedgerID]plannedFlags{}
 	b.files.segs = map[uint32]*journal.Segment{}
@@ -173,12 +185,14 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 		b.closeFiles()
 		return nil, err
 	}
+	b.checkDisk()                       // a bookie started on a full disk starts read-only
 	b.prepareSpare(b.active.ID+1, true) // the rate the journal fills at is not known yet
 	b.writerWG.Add(2)
 	go b.runWriter()
 	go b.runSyncer()
-	b.bgWG.Add(1)
+	b.bgWG.Add(2)
 	go b.runCheckpointer()
+	go b.runDiskChecker()
 	b.kickCheckpoint()
 	return b, nil
 }

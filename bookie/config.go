@@ -78,6 +78,16 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// SlowFsync logs a warning when one fdatasync takes longer. Default 1 s.
 	SlowFsync time.Duration
+	// DiskUsageThreshold: at or over this fraction of its disk used, the
+	// bookie turns read-only (diskfull.go): new adds fail with ErrReadOnly
+	// so that writers move to other bookies. Default 0.95; negative
+	// disables the check.
+	DiskUsageThreshold float64
+	// DiskUsageLowWater: a read-only bookie takes adds again once usage is
+	// under this fraction. Default DiskUsageThreshold − 0.05.
+	DiskUsageLowWater float64
+	// DiskCheckInterval is how often the disk usage is measured. Default 10 s.
+	DiskCheckInterval time.Duration
 }
 
 // Defaults.
@@ -97,6 +107,8 @@ const (
 	DefaultSlowFsync                 = time.Second
 	DefaultCompactLiveFraction       = 0.25
 	DefaultJournalRecycleSegments    = 4
+	DefaultDiskUsageThreshold        = 0.95
+	DefaultDiskCheckInterval         = 10 * time.Second
 
 	maxJournalFileBytes = 1 << 30
 	// maxRecycleSegments bounds JournalRecycleSegments: a thousand free
@@ -126,7 +138,17 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.SlowFsync, DefaultSlowFsync)
 	orDefault(&c.CompactLiveFraction, DefaultCompactLiveFraction)
 	orDefault(&c.JournalRecycleSegments, DefaultJournalRecycleSegments)
+	orDefault(&c.DiskUsageThreshold, DefaultDiskUsageThreshold)
+	orDefault(&c.DiskCheckInterval, DefaultDiskCheckInterval)
 	return c
+}
+
+// lowWater is DiskUsageLowWater or its default.
+func (c Config) lowWater() float64 {
+	if c.DiskUsageLowWater != 0 {
+		return c.DiskUsageLowWater
+	}
+	return max(0, c.DiskUsageThreshold-0.05)
 }
 
 // Validate reports the first invalid field (after applying defaults).
@@ -144,6 +166,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bookie: limits must be positive")
 	case c.GroupMaxDelay < 0, c.MaxLongPoll < 0, c.CheckpointInterval < 0, c.SlowFsync < 0:
 		return fmt.Errorf("bookie: durations must not be negative")
+	case c.DiskUsageThreshold > 1:
+		return fmt.Errorf("bookie: DiskUsageThreshold %v above 1", c.DiskUsageThreshold)
+	case c.DiskUsageThreshold > 0 && (c.DiskUsageLowWater < 0 || c.lowWater() > c.DiskUsageThreshold):
+		return fmt.Errorf("bookie: DiskUsageLowWater %v must be in [0, DiskUsageThreshold %v]", c.DiskUsageLowWater, c.DiskUsageThreshold)
+	case c.DiskCheckInterval < 0:
+		return fmt.Errorf("bookie: DiskCheckInterval must not be negative")
 	case c.CompactLiveFraction >= 1:
 		return fmt.Errorf("bookie: CompactLiveFraction %v must be below 1", c.CompactLiveFraction)
 	case c.JournalRecycleSegments > maxRecycleSegments:

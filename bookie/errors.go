@@ -24,6 +24,9 @@ var (
 	ErrInvalidArgument = errcode.New(errcode.InvalidArgument, "bookie: invalid request")
 	// ErrClosed: the bookie is closed.
 	ErrClosed = errcode.New(errcode.Closed, "bookie: closed")
+	// ErrReadOnly: the bookie refuses new adds, its disk being over
+	// Config.DiskUsageThreshold or a journal segment not made (diskfull.go).
+	ErrReadOnly = errcode.New(errcode.BookieReadOnly, "bookie: read-only")
 	// ErrUnavailable: the journal failed (an fsync error); the bookie no
 	// longer accepts writes and must be restarted.
 	ErrUnavailable = errcode.New(errcode.Unavailable, "bookie: journal failed")

@@ -23,6 +23,8 @@ type metrics struct {
 	recycled        prometheus.Counter     // free segments made new ones
 	freeSegments    prometheus.Gauge       // free segments kept for reuse
 	recovered       *prometheus.CounterVec // segments replayed at open, by source
+	readOnly        prometheus.Gauge       // 1 while read-only
+	diskUsage       prometheus.Gauge       // fraction of the data directory's disk used
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,12 +55,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Journal segments made from a free (reclaimed) segment instead of a new file: no zeros to write, no extents to allocate."}),
 		freeSegments: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_bookie_journal_free_segments", Help: "Reclaimed journal segments kept to be written again (JournalRecycleSegments at most)."}),
+		readOnly: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_bookie_read_only", Help: "1 while the bookie refuses new adds (disk over DiskUsageThreshold, or no journal segment could be made)."}),
+		diskUsage: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_bookie_disk_usage_ratio", Help: "Fraction of the data directory's file system in use, as last measured."}),
 		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_bookie_recovered_segments_total",
 			Help: "Journal segments applied to the index at open: from their segment index, or by a scan (the newest, and any without a valid index)."}, []string{"from"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.adds, m.addBytes, m.fsync, m.batchAdds, m.corruptions, m.checkpoint, m.segments, m.segmentsCreated, m.reclaimed, m.recycled, m.freeSegments, m.recovered)
+		reg.MustRegister(m.adds, m.addBytes, m.fsync, m.batchAdds, m.corruptions, m.checkpoint, m.segments, m.segmentsCreated, m.reclaimed, m.recycled, m.freeSegments, m.recovered, m.readOnly, m.diskUsage)
 	}
 	return m
 }

@@ -28,6 +28,8 @@ func (b *Bookie) checkEntry(e *Entry) error {
 		return fmt.Errorf("%w: lac %d below -1", ErrInvalidArgument, e.LAC)
 	case len(e.Payload) > b.cfg.MaxEntryBytes:
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(e.Payload), b.cfg.MaxEntryBytes)
+	case !e.Recovery && b.readOnly.Load():
+		return b.readOnlyErr()
 	}
 	return nil
 }
@@ -38,7 +40,8 @@ func addRequest(e Entry) *request {
 
 // Add appends e and returns once it is durable. It fails with ErrFenced if
 // the ledger is fenced (unless e.Recovery), ErrLedgerNotFound if it was
-// deleted, ErrTooLarge or ErrInvalidArgument for a bad entry. Cancelling ctx
+// deleted, ErrTooLarge or ErrInvalidArgument for a bad entry, ErrReadOnly
+// while the bookie is read-only (unless e.Recovery). Cancelling ctx
 // abandons the wait, not the add: an add already queued may still be
 // written. The bookie keeps a reference to e.Payload until the add is answered.
 func (b *Bookie) Add(ctx context.Context, e Entry) error {

@@ -221,7 +221,9 @@ func (s *service) Delete(ctx context.Context, req *bookiepb.DeleteRequest) (*boo
 	return &bookiepb.DeleteResponse{}, nil
 }
 
-// Health answers the bookie's id and whether its journal accepts writes.
+// Health answers the bookie's id, whether its journal accepts writes, and
+// whether it refuses new adds (read-only).
 func (s *service) Health(context.Context, *bookiepb.HealthRequest) (*bookiepb.HealthResponse, error) {
-	return &bookiepb.HealthResponse{BookieId: s.b.id, Ready: s.b.failure() == nil}, nil
+	ro, _ := s.b.ReadOnly()
+	return &bookiepb.HealthResponse{BookieId: s.b.id, Ready: s.b.failure() == nil, ReadOnly: ro}, nil
 }

@@ -1,6 +1,7 @@
 package bookie
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -91,6 +92,20 @@ func (b *Bookie) writeGroup(group []*request) {
 		answerAll(group, err)
 		return
 	}
+	if err := b.makeRoom(group); err != nil {
+		var se *segmentError
+		if !errors.As(err, &se) {
+			b.fail(err)
+			answerAll(group, b.failure())
+			return
+		}
+		// A full disk: refuse adds until the disk check finds room
+		// again (diskfull.go), and fail this group, which was not
+		// written.
+		b.setReadOnly(true, se.Error())
+		answerAll(group, fmt.Errorf("%w: %v", ErrReadOnly, se))
+		return
+	}
 	b.mu.Lock()
 	accepted, rejected := plan(group, b.statusLocked)
 	for _, r := range accepted {
@@ -159,17 +174,12 @@ func (b *Bookie) durableMark() uint32 {
 }
 
 // write encodes the group and writes it at the end of the active segment,
-// rotating first if it does not fit. The records are encoded straight into
-// the segment's write buffer (journal.Segment.AppendWith).
+// where it fits (makeRoom). The records are encoded straight into the
+// segment's write buffer (journal.Segment.AppendWith).
 func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 	size := 0
 	for _, r := range group {
 		size += r.size()
-	}
-	if end := b.active.End(); end > 0 && end+int64(size) > b.cfg.JournalFileBytes {
-		if err := b.rotate(); err != nil {
-			return nil, err
-		}
 	}
 	mark, off, id := b.durableMark(), uint32(b.active.End()), b.active.ID
 	nrecs := len(b.activeRecs)
@@ -193,6 +203,27 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 	return locs, nil
 }
 
+// segmentError: the next journal segment could not be made (a full disk,
+// most likely). Unlike a failed fdatasync it leaves the journal sound.
+type segmentError struct{ err error }
+
+func (e *segmentError) Error() string { return "journal: no new segment: " + e.err.Error() }
+func (e *segmentError) Unwrap() error { return e.err }
+
+// makeRoom rotates to the next segment if group would not fit in the
+// active one. It runs before the group is planned, so that a group it
+// fails for leaves no trace in the planner's state.
+func (b *Bookie) makeRoom(group []*request) error {
+	size := 0
+	for _, r := range group {
+		size += r.size()
+	}
+	if end := b.active.End(); end > 0 && end+int64(size) > b.cfg.JournalFileBytes {
+		return b.rotate()
+	}
+	return nil
+}
+
 // rotate starts a new segment after making the old one durable in full, so
 // that only the newest segment can ever have a torn tail.
 func (b *Bookie) rotate() error {
@@ -206,7 +237,11 @@ func (b *Bookie) rotate() error {
 		// freed meanwhile).
 		b.log.Warn("creating the spare journal segment failed; retrying", "err", s.err)
 		if s.seg, s.err = b.createSegment(b.active.ID+1, false); s.err != nil {
-			return s.err
+			// Nothing was written: the journal is sound, and the
+			// active segment takes groups that still fit. The next
+			// rotation takes another spare, tried meanwhile.
+			b.prepareSpare(b.active.ID+1, false)
+			return &segmentError{s.err}
 		}
 	}
 	seg := s.seg

@@ -644,6 +644,8 @@ type ClusterNode struct {
 type ClusterBookie struct {
 	ID   string `json:"id"`
 	Addr string `json:"addr"`
+	// ReadOnly: its disk is nearly full; it takes no new entries.
+	ReadOnly bool `json:"read_only"`
 }
 
 // Cluster lists the serving nodes registered now, with the topics each
@@ -665,7 +667,7 @@ func (a *Admin) Cluster(ctx context.Context) ([]ClusterNode, []ClusterBookie, er
 				Started: time.Unix(0, n.GetStartedAtUnixNano()), OwnedTopics: int(n.GetOwnedTopics())})
 		}
 		for _, bk := range r.GetBookies() {
-			bookies = append(bookies, ClusterBookie{ID: bk.GetId(), Addr: bk.GetAddr()})
+			bookies = append(bookies, ClusterBookie{ID: bk.GetId(), Addr: bk.GetAddr(), ReadOnly: bk.GetReadOnly()})
 		}
 		return nil
 	})
@@ -673,12 +675,14 @@ func (a *Admin) Cluster(ctx context.Context) ([]ClusterNode, []ClusterBookie, er
 }
 
 // BookieStatus is a bookie as the cluster sees it: registered (live),
-// draining (being decommissioned), and how many ledgers still name it.
+// draining (being decommissioned), read-only (its disk nearly full), and
+// how many ledgers still name it.
 type BookieStatus struct {
 	ID          string `json:"id"`
 	Addr        string `json:"addr,omitempty"`
 	Registered  bool   `json:"registered"`
 	Draining    bool   `json:"draining"`
+	ReadOnly    bool   `json:"read_only"`
 	Ledgers     int    `json:"ledgers"`
 	OpenLedgers int    `json:"open_ledgers"`
 }
@@ -706,7 +710,7 @@ func (a *Admin) Bookies(ctx context.Context) ([]BookieStatus, error) {
 		}
 		out = nil
 		for _, s := range r.GetBookies() {
-			out = append(out, BookieStatus{ID: s.GetId(), Addr: s.GetAddr(), Registered: s.GetRegistered(), Draining: s.GetDraining(),
+			out = append(out, BookieStatus{ID: s.GetId(), Addr: s.GetAddr(), Registered: s.GetRegistered(), Draining: s.GetDraining(), ReadOnly: s.GetReadOnly(),
 				Ledgers: int(s.GetLedgers()), OpenLedgers: int(s.GetOpenLedgers())})
 		}
 		return nil

@@ -48,23 +48,25 @@ func (s *Store) ListDrainingBookies(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// WritableBookies lists the registered bookies that are not draining: the
-// ones a ledger client may put in new ensembles (ledger.Bookies).
+// WritableBookies lists the registered bookies that are neither draining
+// nor read-only: the ones a ledger client may put in new ensembles
+// (ledger.Bookies).
 type WritableBookies struct{ *Store }
 
-// ListBookies answers the registered bookies that are not draining.
+// ListBookies answers the registered bookies that are neither draining
+// nor read-only.
 func (w WritableBookies) ListBookies(ctx context.Context) ([]BookieInfo, error) {
 	all, err := w.Store.ListBookies(ctx)
 	if err != nil {
 		return nil, err
 	}
 	draining, err := w.ListDrainingBookies(ctx)
-	if err != nil || len(draining) == 0 {
-		return all, err
+	if err != nil {
+		return nil, err
 	}
 	out := all[:0]
 	for _, b := range all {
-		if !slices.Contains(draining, b.ID) {
+		if !b.ReadOnly && !slices.Contains(draining, b.ID) {
 			out = append(out, b)
 		}
 	}

@@ -52,3 +52,41 @@ func TestDrainingBookiesAreLeftOutOfTheWritableOnesUntilUndrained(t *testing.T) 
 		t.Fatalf("a bad id: %v", err)
 	}
 }
+
+// A bookie registered read-only (its disk nearly full) is left out of the
+// writable ones, and back in once it registers writable again.
+func TestReadOnlyBookiesAreLeftOutOfTheWritableOnes(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := metatest.OpenStore(t)
+	ss := newSession(t, s, 10*time.Second)
+	for _, b := range []metadata.BookieInfo{{ID: "b1:3181", Addr: "b1:3181"}, {ID: "b2:3181", Addr: "b2:3181", ReadOnly: true}} {
+		if err := s.RegisterBookie(ctx, ss, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writable := func() []string {
+		t.Helper()
+		w, err := (metadata.WritableBookies{Store: s}).ListBookies(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, b := range w {
+			out = append(out, b.ID)
+		}
+		return out
+	}
+	if w := writable(); !slices.Equal(w, []string{"b1:3181"}) {
+		t.Fatalf("writable %v, want the read-only bookie left out", w)
+	}
+	if all, err := s.ListBookies(ctx); err != nil || len(all) != 2 || !all[1].ReadOnly {
+		t.Fatalf("registered %+v %v", all, err)
+	}
+	if err := s.RegisterBookie(ctx, ss, metadata.BookieInfo{ID: "b2:3181", Addr: "b2:3181"}); err != nil {
+		t.Fatal(err)
+	}
+	if w := writable(); len(w) != 2 {
+		t.Fatalf("writable %v after the bookie registered writable again", w)
+	}
+}

@@ -19,6 +19,10 @@ type NodeInfo struct {
 type BookieInfo struct {
 	ID   string `json:"id"`
 	Addr string `json:"addr"`
+	// ReadOnly: the bookie refuses new adds (its disk is nearly full), so
+	// new ensembles leave it out (WritableBookies). It registers again
+	// when that changes.
+	ReadOnly bool `json:"read_only,omitempty"`
 }
 
 // Topic is a topic's existence record. A partitioned topic has one record

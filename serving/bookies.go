@@ -73,7 +73,7 @@ func (n *Node) ListBookies(ctx context.Context, _ *servingpb.ListBookiesRequest)
 	}
 	for _, b := range registered {
 		s := get(b.ID)
-		s.Addr, s.Registered = b.Addr, true
+		s.Addr, s.Registered, s.ReadOnly = b.Addr, true, b.ReadOnly
 	}
 	for _, id := range draining {
 		get(id).Draining = true

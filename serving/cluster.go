@@ -39,7 +39,7 @@ func (n *Node) ListCluster(ctx context.Context, _ *servingpb.ListClusterRequest)
 			StartedAtUnixNano: ni.StartedAt, OwnedTopics: uint32(owned[ni.ID])})
 	}
 	for _, b := range bookies {
-		out.Bookies = append(out.Bookies, &servingpb.ClusterBookie{Id: b.ID, Addr: b.Addr})
+		out.Bookies = append(out.Bookies, &servingpb.ClusterBookie{Id: b.ID, Addr: b.Addr, ReadOnly: b.ReadOnly})
 	}
 	return out, nil
 }

@@ -708,9 +708,13 @@ func (*HealthRequest) Descriptor() ([]byte, []int) {
 }
 
 type HealthResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BookieId      string                 `protobuf:"bytes,1,opt,name=bookie_id,json=bookieId,proto3" json:"bookie_id,omitempty"`
-	Ready         bool                   `protobuf:"varint,2,opt,name=ready,proto3" json:"ready,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	BookieId string                 `protobuf:"bytes,1,opt,name=bookie_id,json=bookieId,proto3" json:"bookie_id,omitempty"`
+	// The journal accepts writes (false after an fdatasync error).
+	Ready bool `protobuf:"varint,2,opt,name=ready,proto3" json:"ready,omitempty"`
+	// New adds are refused: the disk is over the usage threshold, or no
+	// journal segment could be made. Reads, fences and deletes go on.
+	ReadOnly      bool `protobuf:"varint,3,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -755,6 +759,13 @@ func (x *HealthResponse) GetBookieId() string {
 func (x *HealthResponse) GetReady() bool {
 	if x != nil {
 		return x.Ready
+	}
+	return false
+}
+
+func (x *HealthResponse) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
 	}
 	return false
 }
@@ -813,10 +824,11 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"\rDeleteRequest\x12\x1b\n" +
 	"\tledger_id\x18\x01 \x01(\x04R\bledgerId\"\x10\n" +
 	"\x0eDeleteResponse\"\x0f\n" +
-	"\rHealthRequest\"C\n" +
+	"\rHealthRequest\"`\n" +
 	"\x0eHealthResponse\x12\x1b\n" +
 	"\tbookie_id\x18\x01 \x01(\tR\bbookieId\x12\x14\n" +
-	"\x05ready\x18\x02 \x01(\bR\x05ready2\xcd\x03\n" +
+	"\x05ready\x18\x02 \x01(\bR\x05ready\x12\x1b\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly2\xcd\x03\n" +
 	"\x06Bookie\x12F\n" +
 	"\x03Add\x12\x1c.strata.bookie.v1.AddRequest\x1a\x1d.strata.bookie.v1.AddResponse(\x010\x01\x12G\n" +
 	"\x04Read\x12\x1d.strata.bookie.v1.ReadRequest\x1a\x1e.strata.bookie.v1.ReadResponse0\x01\x12N\n" +

@@ -156,7 +156,7 @@ func (c *Client) pickEnsemble(ctx context.Context, n int) ([]string, error) {
 		return nil, err
 	}
 	if len(live) < n {
-		return nil, fmt.Errorf("%w: %d live, ensemble of %d", ErrNotEnoughBookies, len(live), n)
+		return nil, fmt.Errorf("%w: %d writable (registered, not draining, not read-only with a full disk), ensemble of %d", ErrNotEnoughBookies, len(live), n)
 	}
 	rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
 	return live[:n], nil

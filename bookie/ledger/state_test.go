@@ -170,6 +170,45 @@ func TestWriterWithoutReplacementKeepsWritingAtAckQuorum(t *testing.T) {
 	}
 }
 
+// A sole bookie that turns read-only (its disk full) refuses adds and is
+// not listed among the writable ones, so it cannot be replaced: the
+// writer keeps the entries pending, and once the bookie is listed again
+// (writable) sends them again and confirms them, in order, nothing lost.
+func TestWriterResendsToAReadOnlyBookieOnceItIsWritableAgain(t *testing.T) {
+	w := newWriterState(testLedger(1, 1, 1), testTiming)
+	w.append([]byte("p0"))
+	w.append([]byte("p1"))
+	w.ready()
+	w.addResult("a", 0, errcode.New(errcode.BookieReadOnly, "disk full"))
+	if r := w.ready(); !r.ListBookies {
+		t.Fatal("no bookie listing after a refused add")
+	}
+	w.bookiesListed(nil, nil) // read-only: not writable
+	if r := w.ready(); r.Meta != nil || len(r.Adds) != 0 {
+		t.Fatalf("ready %+v while no bookie is writable", r)
+	}
+	w.tick(200 * time.Millisecond)
+	if r := w.ready(); !r.ListBookies {
+		t.Fatal("no retry of the ensemble change")
+	}
+	w.bookiesListed([]string{"a"}, nil) // writable again
+	r := w.ready()
+	var sent []ids.EntryID
+	for _, a := range r.Adds {
+		if a.Bookie == "a" {
+			sent = append(sent, a.Entry)
+		}
+	}
+	if !slices.Equal(sent, []ids.EntryID{0, 1}) || r.Meta != nil {
+		t.Fatalf("sent %v (meta %+v) once the bookie is writable again, want entries 0 and 1 to it, no ensemble change", sent, r.Meta)
+	}
+	w.addResult("a", 0, nil)
+	w.addResult("a", 1, nil)
+	if ok, _ := doneIDs(w.ready()); !slices.Equal(ok, []ids.EntryID{0, 1}) {
+		t.Fatalf("confirmed %v, want [0 1]", ok)
+	}
+}
+
 func TestWriterFailsASilentBookieAfterAddTimeout(t *testing.T) {
 	w := newWriterState(testLedger(3, 3, 3), testTiming)
 	w.append([]byte("p0"))

@@ -231,10 +231,12 @@ func TestRESTAdminAPIManagesTopicsSubscriptionsAndPoliciesOnARealStandalone(t *t
 		t.Fatalf("orders has %d partitions after refused requests", parts.Partitions)
 	}
 
-	// The console shows the topic, its subscription and the bookie.
+	// The console shows the topic, its subscription and the bookie (with
+	// room on its disk).
 	status, page := api.call("GET", "/console", "")
 	if status != http.StatusOK || !bytes.Contains(page, []byte("public/default/events")) || !bytes.Contains(page, []byte("audit")) ||
-		!bytes.Contains(page, []byte("public/default/orders-partition-3")) || !bytes.Contains(page, []byte(s.bookie)) {
+		!bytes.Contains(page, []byte("public/default/orders-partition-3")) || !bytes.Contains(page, []byte(s.bookie)) ||
+		!bytes.Contains(page, []byte("writable")) {
 		t.Fatalf("console: status %d\n%s", status, page)
 	}
 

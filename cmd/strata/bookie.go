@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -43,6 +45,8 @@ func newBookieCmd() *cobra.Command {
 	f.Duration("group-max-delay", bookie.DefaultGroupMaxDelay, "group commit: stop collecting this long after the first add")
 	f.Int64("journal-file-bytes", bookie.DefaultJournalFileBytes, "size of one journal segment")
 	f.Int("journal-recycle-segments", bookie.DefaultJournalRecycleSegments, "reclaimed journal segments kept to be written again instead of new files (faster fdatasyncs, no zeros to write); they hold this many times --journal-file-bytes of disk; -1 keeps none")
+	f.Float64("disk-usage-threshold", bookie.DefaultDiskUsageThreshold, "turn read-only (refuse new adds, so writers move to other bookies) once this fraction of the data directory's disk is used, as df counts it; negative disables")
+	f.Float64("disk-usage-low-water", 0, "take adds again once disk usage is under this fraction (default: the threshold minus 0.05)")
 	f.String("metrics-listen", "", "serve Prometheus /metrics on this address (off when empty)")
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: acknowledge adds without fsync (a machine crash loses acknowledged data)")
 	f.String("etcd", "", "etcd endpoints, comma separated: register the bookie there so serving nodes can pick it (cluster mode)")
@@ -65,6 +69,8 @@ func bookieConfig(cmd *cobra.Command) bookie.Config {
 	c.GroupMaxDelay, _ = f.GetDuration("group-max-delay")
 	c.JournalFileBytes, _ = f.GetInt64("journal-file-bytes")
 	c.JournalRecycleSegments, _ = f.GetInt("journal-recycle-segments")
+	c.DiskUsageThreshold, _ = f.GetFloat64("disk-usage-threshold")
+	c.DiskUsageLowWater, _ = f.GetFloat64("disk-usage-low-water")
 	c.UnsafeNoFsync, _ = f.GetBool("unsafe-no-fsync")
 	return c
 }
@@ -136,7 +142,7 @@ func runBookie(cmd *cobra.Command, _ []string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	if endpoints := serveSplitList(flagString(cmd, "etcd")); len(endpoints) > 0 {
-		unregister, err := registerBookie(cmd, endpoints, lis.Addr().String())
+		unregister, err := registerBookie(cmd, endpoints, lis.Addr().String(), b)
 		if err != nil {
 			stopGracefully(srv, bookieShutdownGrace)
 			<-served
@@ -187,8 +193,9 @@ func stopGracefully(srv *grpc.Server, grace time.Duration) {
 }
 
 // registerBookie registers the bookie in etcd under a session lease of its
-// own, so that it leaves the ensemble choices when the process dies.
-func registerBookie(cmd *cobra.Command, endpoints []string, listenAddr string) (unregister func(), err error) {
+// own, so that it leaves the ensemble choices when the process dies, and
+// keeps its read-only mark up to date (keepBookieRegistration).
+func registerBookie(cmd *cobra.Command, endpoints []string, listenAddr string, b *bookie.Bookie) (unregister func(), err error) {
 	ctx := cmd.Context()
 	ttl, _ := cmd.Flags().GetDuration("lease-ttl")
 	store, err := metadata.Open(ctx, metadata.Config{Endpoints: endpoints, Prefix: flagString(cmd, "etcd-prefix"), Logger: newLogger(cmd)})
@@ -200,8 +207,10 @@ func registerBookie(cmd *cobra.Command, endpoints []string, listenAddr string) (
 		addr = serving.AdvertisedAddr(listenAddr)
 	}
 	sess, err := store.NewSession(ctx, ttl)
+	info := metadata.BookieInfo{ID: addr, Addr: addr}
+	info.ReadOnly, _ = b.ReadOnly()
 	if err == nil {
-		err = store.RegisterBookie(ctx, sess, metadata.BookieInfo{ID: addr, Addr: addr})
+		err = store.RegisterBookie(ctx, sess, info)
 	}
 	if err != nil {
 		if sess != nil {
@@ -214,7 +223,47 @@ func registerBookie(cmd *cobra.Command, endpoints []string, listenAddr string) (
 		return nil, fmt.Errorf("register bookie: %w", err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "bookie registered in etcd as %s\n", addr)
-	return func() { sess.Close(); store.Close() }, nil
+	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	kept := make(chan struct{})
+	go func() { keepBookieRegistration(kctx, store, sess, info, b, newLogger(cmd)); close(kept) }()
+	return func() { stop(); <-kept; sess.Close(); store.Close() }, nil
+}
+
+// readOnlySource is what keepBookieRegistration watches: a *bookie.Bookie.
+type readOnlySource interface {
+	ReadOnly() (readOnly bool, changed <-chan struct{})
+}
+
+// keepBookieRegistration registers the bookie again, under its session,
+// each time it turns read-only or writable, until ctx ends: new ensembles
+// leave a read-only bookie out (metadata.WritableBookies). A failed
+// registration is tried again every second.
+func keepBookieRegistration(ctx context.Context, store *metadata.Store, sess *metadata.Session, info metadata.BookieInfo, b readOnlySource, log *slog.Logger) {
+	var retry <-chan time.Time
+	for {
+		ro, changed := b.ReadOnly()
+		if ro != info.ReadOnly || retry != nil {
+			next := info
+			next.ReadOnly = ro
+			retry = nil
+			if err := store.RegisterBookie(ctx, sess, next); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("updating the bookie's registration failed; retrying", "read_only", ro, "err", err)
+				retry = time.After(time.Second)
+			} else {
+				info = next
+				log.Info("bookie registration updated", "read_only", ro)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-retry:
+		}
+	}
 }
 
 // flagString returns a string flag's value ("" when it is not defined).

@@ -3,14 +3,18 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/metadata/metatest"
 )
 
@@ -112,4 +116,61 @@ func TestBookieStoppedWhileRegisteringExitsCleanly(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("bookie exited with %v after SIGTERM during registration; stderr:\n%s", err, stderr.String())
 	}
+}
+
+// flipState is a read-only state the test turns on and off.
+type flipState struct {
+	mu      sync.Mutex
+	on      bool
+	changed chan struct{}
+}
+
+func (f *flipState) ReadOnly() (bool, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.on, f.changed
+}
+
+func (f *flipState) set(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.on = on
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// A bookie's registration follows its read-only state both ways, under
+// its session, against a real etcd: new ensembles leave it out while its
+// disk is full and take it again once it is not.
+func TestBookieRegistrationFollowsItsReadOnlyState(t *testing.T) {
+	store := metatest.OpenStore(t)
+	ctx := testContext(t, time.Minute)
+	sess, err := store.NewSession(ctx, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	info := metadata.BookieInfo{ID: "b1:3181", Addr: "b1:3181"}
+	if err := store.RegisterBookie(ctx, sess, info); err != nil {
+		t.Fatal(err)
+	}
+	state := &flipState{changed: make(chan struct{})}
+	kctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		keepBookieRegistration(kctx, store, sess, info, state, slog.New(slog.DiscardHandler))
+		close(done)
+	}()
+	defer func() { stop(); <-done }()
+	writable := func() int {
+		w, err := (metadata.WritableBookies{Store: store}).ListBookies(ctx)
+		if err != nil {
+			return -1
+		}
+		return len(w)
+	}
+	state.set(true)
+	waitFor(t, 30*time.Second, "the read-only bookie left out of the writable ones", func() bool { return writable() == 0 })
+	state.set(false)
+	waitFor(t, 30*time.Second, "the bookie writable again", func() bool { return writable() == 1 })
 }

@@ -54,6 +54,8 @@ after --lost-bookie-recovery-delay. Reads every ledger's metadata.`,
 					state = "draining, down"
 				case !b.Registered:
 					state = "down or lost"
+				case b.ReadOnly:
+					state = "read-only (disk nearly full)"
 				}
 				fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", b.ID, state, b.Ledgers, b.OpenLedgers)
 			}

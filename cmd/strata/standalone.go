@@ -41,6 +41,7 @@ func newStandaloneCmd() *cobra.Command {
 	f.String("etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd (port 0: any free port)")
 	f.String("etcd", "", "external etcd endpoints, comma separated (default: run etcd embedded)")
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: the bookie acknowledges adds without fsync")
+	f.Float64("disk-usage-threshold", bookie.DefaultDiskUsageThreshold, "the bookie turns read-only (publishes fail with BOOKIE_READ_ONLY until space comes back) once this fraction of the data directory's disk is used, as df counts it; negative disables")
 	addTierFlags(cmd, "object store for offloaded ledgers: a directory or s3://bucket/prefix?endpoint=host:port&secure=false (default: <data-dir>/objects)")
 	addPolicyFlags(cmd)
 	addServerSecurityFlags(cmd)
@@ -79,9 +80,10 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 	defer store.Close()
 
 	noFsync, _ := f.GetBool("unsafe-no-fsync")
+	diskThreshold, _ := f.GetFloat64("disk-usage-threshold")
 	// One registry for the bookie and the serving node: /metrics shows both.
 	reg := newRegistry()
-	bk, err := startBookie(ctx, store, bookie.Config{DataDir: filepath.Join(dir, "bookie"), UnsafeNoFsync: noFsync, Registerer: reg}, str("bookie-addr"), log)
+	bk, err := startBookie(ctx, store, bookie.Config{DataDir: filepath.Join(dir, "bookie"), UnsafeNoFsync: noFsync, DiskUsageThreshold: diskThreshold, Registerer: reg}, str("bookie-addr"), log)
 	if err != nil {
 		return err
 	}
@@ -120,6 +122,10 @@ type runningBookie struct {
 	srv     *grpc.Server
 	served  chan error
 	session *metadata.Session
+	// stopKeep ends the goroutine that keeps the registration's read-only
+	// mark up to date; keep closes when it has.
+	stopKeep func()
+	keep     chan struct{}
 }
 
 // startBookie opens a bookie, serves it on listen and registers it in etcd
@@ -141,19 +147,29 @@ func startBookie(ctx context.Context, store *metadata.Store, cfg bookie.Config, 
 	rb := &runningBookie{addr: serving.AdvertisedAddr(lis.Addr().String()), b: b, srv: grpc.NewServer(b.ServerOptions()...), served: make(chan error, 1)}
 	b.Register(rb.srv)
 	go func() { rb.served <- rb.srv.Serve(lis) }()
+	info := metadata.BookieInfo{ID: rb.addr, Addr: rb.addr}
+	info.ReadOnly, _ = b.ReadOnly()
 	if rb.session, err = store.NewSession(ctx, 10*time.Second); err == nil {
-		err = store.RegisterBookie(ctx, rb.session, metadata.BookieInfo{ID: rb.addr, Addr: rb.addr})
+		err = store.RegisterBookie(ctx, rb.session, info)
 	}
 	if err != nil {
 		rb.stop()
 		return nil, fmt.Errorf("register bookie: %w", err)
 	}
+	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	rb.keep = make(chan struct{})
+	rb.stopKeep = stop
+	go func() { keepBookieRegistration(kctx, store, rb.session, info, b, log); close(rb.keep) }()
 	return rb, nil
 }
 
 // stop deregisters the bookie, stops serving and closes its journal.
 func (rb *runningBookie) stop() error {
 	var errs []error
+	if rb.stopKeep != nil {
+		rb.stopKeep()
+		<-rb.keep
+	}
 	if rb.session != nil {
 		errs = append(errs, rb.session.Close())
 	}

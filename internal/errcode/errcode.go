@@ -47,6 +47,7 @@ const (
 	Unauthorized         Code = 34 // the call's role may not do this
 	TopicTerminated      Code = 35 // the topic was terminated: it takes no more messages
 	IncompatibleSchema   Code = 36 // a schema the topic's compatibility strategy refuses
+	BookieReadOnly       Code = 37 // the bookie takes no new entries: its disk is (nearly) full
 )
 
 type info struct {
@@ -92,6 +93,7 @@ var catalogue = map[Code]info{
 	Unauthorized:         {"UNAUTHORIZED", false},
 	TopicTerminated:      {"TOPIC_TERMINATED", false},
 	IncompatibleSchema:   {"INCOMPATIBLE_SCHEMA", false},
+	BookieReadOnly:       {"BOOKIE_READ_ONLY", true},
 }
 
 // String returns the code's stable upper-case name.

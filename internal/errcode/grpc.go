@@ -53,6 +53,7 @@ var grpcCodes = map[Code]codes.Code{
 	Unauthorized:         codes.PermissionDenied,
 	TopicTerminated:      codes.FailedPrecondition,
 	IncompatibleSchema:   codes.FailedPrecondition,
+	BookieReadOnly:       codes.Unavailable,
 }
 
 // ToStatus converts err into a gRPC status error carrying its Strata code (and

@@ -5512,9 +5512,12 @@ func (x *ClusterNode) GetOwnedTopics() uint32 {
 }
 
 type ClusterBookie struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addr  string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	// Its disk is (nearly) full: it takes no new entries, and new ensembles
+	// do not pick it.
+	ReadOnly      bool `protobuf:"varint,3,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5561,6 +5564,13 @@ func (x *ClusterBookie) GetAddr() string {
 		return x.Addr
 	}
 	return ""
+}
+
+func (x *ClusterBookie) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
 }
 
 type ListClusterResponse struct {
@@ -5748,8 +5758,10 @@ type BookieStatus struct {
 	Draining   bool                   `protobuf:"varint,4,opt,name=draining,proto3" json:"draining,omitempty"`
 	// Ledgers whose metadata names it (open ones included; not those whose
 	// offload completed, which need no bookie).
-	Ledgers       uint32 `protobuf:"varint,5,opt,name=ledgers,proto3" json:"ledgers,omitempty"`
-	OpenLedgers   uint32 `protobuf:"varint,6,opt,name=open_ledgers,json=openLedgers,proto3" json:"open_ledgers,omitempty"`
+	Ledgers     uint32 `protobuf:"varint,5,opt,name=ledgers,proto3" json:"ledgers,omitempty"`
+	OpenLedgers uint32 `protobuf:"varint,6,opt,name=open_ledgers,json=openLedgers,proto3" json:"open_ledgers,omitempty"`
+	// Registered read-only: its disk is (nearly) full.
+	ReadOnly      bool `protobuf:"varint,7,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5824,6 +5836,13 @@ func (x *BookieStatus) GetOpenLedgers() uint32 {
 		return x.OpenLedgers
 	}
 	return 0
+}
+
+func (x *BookieStatus) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
 }
 
 type ListBookiesResponse struct {
@@ -7074,10 +7093,11 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x03 \x01(\tR\bhttpAddr\x12/\n" +
 	"\x14started_at_unix_nano\x18\x04 \x01(\x03R\x11startedAtUnixNano\x12!\n" +
-	"\fowned_topics\x18\x05 \x01(\rR\vownedTopics\"3\n" +
+	"\fowned_topics\x18\x05 \x01(\rR\vownedTopics\"P\n" +
 	"\rClusterBookie\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x87\x01\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1b\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\x87\x01\n" +
 	"\x13ListClusterResponse\x124\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x1e.strata.serving.v1.ClusterNodeR\x05nodes\x12:\n" +
 	"\abookies\x18\x02 \x03(\v2 .strata.serving.v1.ClusterBookieR\abookies\"@\n" +
@@ -7085,7 +7105,7 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x06bookie\x18\x01 \x01(\tR\x06bookie\x12\x12\n" +
 	"\x04undo\x18\x02 \x01(\bR\x04undo\"\x15\n" +
 	"\x13DrainBookieResponse\"\x14\n" +
-	"\x12ListBookiesRequest\"\xab\x01\n" +
+	"\x12ListBookiesRequest\"\xc8\x01\n" +
 	"\fBookieStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1e\n" +
@@ -7094,7 +7114,8 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"registered\x12\x1a\n" +
 	"\bdraining\x18\x04 \x01(\bR\bdraining\x12\x18\n" +
 	"\aledgers\x18\x05 \x01(\rR\aledgers\x12!\n" +
-	"\fopen_ledgers\x18\x06 \x01(\rR\vopenLedgers\"P\n" +
+	"\fopen_ledgers\x18\x06 \x01(\rR\vopenLedgers\x12\x1b\n" +
+	"\tread_only\x18\a \x01(\bR\breadOnly\"P\n" +
 	"\x13ListBookiesResponse\x129\n" +
 	"\abookies\x18\x01 \x03(\v2\x1f.strata.serving.v1.BookieStatusR\abookies\"K\n" +
 	"\x10SetTenantRequest\x12\x16\n" +

@@ -1,0 +1,187 @@
+package bookie
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/strata-mq/strata/bookie/bookiepb"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+)
+
+// usageHook is a disk usage the test sets (as a fraction).
+type usageHook struct{ bits atomic.Uint64 }
+
+func (u *usageHook) set(f float64)         { u.bits.Store(math.Float64bits(f)) }
+func (u *usageHook) get() (float64, error) { return math.Float64frombits(u.bits.Load()), nil }
+func (b *Bookie) isReadOnly() bool         { ro, _ := b.ReadOnly(); return ro }
+func health(t *testing.T, c bookiepb.BookieClient) *bookiepb.HealthResponse {
+	t.Helper()
+	h, err := c.Health(context.Background(), &bookiepb.HealthRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// Over the disk usage threshold a bookie refuses new adds with the typed
+// BOOKIE_READ_ONLY error (so that writers move to other bookies) and says
+// so in Health and ReadOnly, while reads, fences, deletes and recovery
+// adds go on; it takes adds again only under the low-water mark, and a
+// bookie opened on a full disk starts read-only.
+func TestBookieOverTheDiskThresholdRefusesAddsUntilUnderTheLowWaterMark(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t.TempDir())
+	usage := &usageHook{}
+	usage.set(0.5)
+	b, err := open(cfg, testLogger(t), hooks{diskUsage: usage.get})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	c, _ := dial(t, serve(t, b))
+	mustAdd(t, b, 1, 0, -1, 100)
+	_, changed := b.ReadOnly()
+
+	usage.set(0.96)
+	b.checkDisk()
+	select {
+	case <-changed:
+	default:
+		t.Fatal("turning read-only did not close the change channel")
+	}
+	if !b.isReadOnly() || !health(t, c).ReadOnly || !health(t, c).Ready {
+		t.Fatalf("read-only %v, health %+v: want read-only and still ready", b.isReadOnly(), health(t, c))
+	}
+	err = b.Add(ctx, Entry{Ledger: 1, ID: 1, LAC: 0, Payload: payload(1, 1, 100)})
+	if !errors.Is(err, ErrReadOnly) || errcode.CodeOf(err) != errcode.BookieReadOnly || !errcode.IsRetriable(err) {
+		t.Fatalf("an add to a read-only bookie: %v, want a retriable BOOKIE_READ_ONLY", err)
+	}
+	st, err := c.Add(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(&bookiepb.AddRequest{LedgerId: 1, EntryId: 1, Lac: 0, Payload: []byte("x")})
+	if r, err := st.Recv(); err != nil || r.ErrorCode != uint32(errcode.BookieReadOnly) {
+		t.Fatalf("an add over gRPC: %+v %v, want BOOKIE_READ_ONLY", r, err)
+	}
+	mustRead(t, b, 1, 0, 100)
+	if err := b.Add(ctx, Entry{Ledger: 2, ID: 0, LAC: -1, Payload: []byte("copy"), Recovery: true}); err != nil {
+		t.Fatalf("a recovery add to a read-only bookie: %v", err)
+	}
+	if _, _, err := b.Fence(ctx, 2); err != nil {
+		t.Fatalf("a fence on a read-only bookie: %v", err)
+	}
+	if err := b.Delete(ctx, 2); err != nil {
+		t.Fatalf("a delete on a read-only bookie: %v", err)
+	}
+
+	usage.set(0.92) // under the threshold, over the low-water mark
+	b.checkDisk()
+	if !b.isReadOnly() {
+		t.Fatal("writable again above the low-water mark")
+	}
+	usage.set(0.89)
+	b.checkDisk()
+	if b.isReadOnly() || health(t, c).ReadOnly {
+		t.Fatal("still read-only under the low-water mark")
+	}
+	mustAdd(t, b, 1, 1, 0, 100)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	usage.set(0.99)
+	r, err := open(cfg, testLogger(t), hooks{diskUsage: usage.get})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if !r.isReadOnly() {
+		t.Fatal("a bookie opened on a full disk is not read-only")
+	}
+	mustRead(t, r, 1, 1, 100)
+}
+
+// A journal that cannot make its next segment (a full disk) fails only
+// the group that needed it, with BOOKIE_READ_ONLY, and turns read-only,
+// instead of failing for good: nothing was written. Once a segment can be
+// made and the disk check finds room, adds go on, and every acknowledged
+// one reads back, also after a restart.
+func TestJournalThatCannotMakeASegmentTurnsReadOnlyAndRecovers(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t.TempDir())
+	cfg.JournalRecycleSegments = -1
+	var full atomic.Bool
+	usage := &usageHook{}
+	usage.set(0.5)
+	b, err := open(cfg, testLogger(t), hooks{diskUsage: usage.get, createSegment: func(uint32, bool) error {
+		if full.Load() {
+			return errors.New("no space left on device (test)")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	b.spareWG.Wait() // the first spare is made before the disk fills
+	full.Store(true)
+	var acked []ids.EntryID
+	e := ids.EntryID(0)
+	for ; ; e++ {
+		err := b.Add(ctx, Entry{Ledger: 3, ID: e, LAC: e - 1, Payload: payload(3, e, 60<<10)})
+		if err != nil {
+			if !errors.Is(err, ErrReadOnly) {
+				t.Fatalf("add %d: %v, want BOOKIE_READ_ONLY once no segment can be made", e, err)
+			}
+			break
+		}
+		acked = append(acked, e)
+		if e > 100 {
+			t.Fatal("no add failed though no segment can be made")
+		}
+	}
+	if !b.isReadOnly() || b.failure() != nil {
+		t.Fatalf("read-only %v, journal failure %v: want read-only, not failed", b.isReadOnly(), b.failure())
+	}
+	full.Store(false)
+	b.checkDisk() // usage 0.5: writable again
+	for ; e < ids.EntryID(len(acked))+40; e++ {
+		mustAdd(t, b, 3, e, e-1, 60<<10) // rotations again
+	}
+	b = reopen(t, b, false)
+	for _, a := range acked {
+		mustRead(t, b, 3, a, 60<<10)
+	}
+	mustRead(t, b, 3, e-1, 60<<10)
+}
+
+// The disk usage the bookie measures is df's Use% of the same file system
+// (what an operator compares the threshold with).
+func TestDiskUsageIsWhatDfReports(t *testing.T) {
+	dir := t.TempDir()
+	out, err := exec.Command("df", "--output=pcent", dir).Output()
+	if err != nil {
+		t.Skipf("df: %v", err)
+	}
+	fields := strings.Fields(string(out))
+	pct, err := strconv.Atoi(strings.TrimSuffix(fields[len(fields)-1], "%"))
+	if err != nil {
+		t.Skipf("df printed %q", out)
+	}
+	got, err := diskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// df rounds up; other writers may move the figure meanwhile.
+	if math.Abs(100*got-float64(pct)) > 2 {
+		t.Fatalf("disk usage %.2f%%, df says %d%%", 100*got, pct)
+	}
+}

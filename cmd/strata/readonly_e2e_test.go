@@ -1,0 +1,126 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/strata-mq/strata/bookie/bookiepb"
+	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/loadtest/chaos"
+	"github.com/strata-mq/strata/metadata"
+)
+
+// TestAReadOnlyBookieGetsNoNewLedgersAndLosesNothing: on a real cluster of
+// four bookies that register themselves in etcd (`strata bookie --etcd`),
+// one started with a disk usage threshold its disk is over, which is how a
+// full disk looks to it, turns read-only and registers so: `strata bookies
+// list` and its Health say it, no ledger of a topic produced to and rolled
+// over names it, and every acknowledged message is consumed exactly once.
+func TestAReadOnlyBookieGetsNoNewLedgersAndLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of processes")
+	}
+	ctx := testContext(t, 4*time.Minute)
+	full := chaos.TargetName(chaos.Bookie, 3)
+	cluster, nodes, c := startProcessCluster(t, ctx, chaos.ClusterConfig{Bookies: 4, KeepBookiesUnregistered: true,
+		BookieArgs: func(a chaos.NodeAddrs) []string {
+			args := append(chaos.DefaultBookieArgs(a), "--etcd", a.Etcd)
+			if filepath.Base(a.DataDir) == full {
+				args = append(args, "--disk-usage-threshold", "0.000001")
+			}
+			return args
+		}})
+	var readOnly string
+	pollUntil(t, ctx, "four bookies registered, one of them read-only", func() bool {
+		_, bs, err := c.Admin().Cluster(ctx)
+		if err != nil || len(bs) != 4 {
+			return false
+		}
+		i := slices.IndexFunc(bs, func(b client.ClusterBookie) bool { return b.ReadOnly })
+		if i < 0 {
+			return false
+		}
+		readOnly = bs[i].ID
+		return true
+	})
+	if got := cluster.BookieTarget(readOnly); got != full {
+		t.Fatalf("bookie %s (%s) registered read-only, want %s", readOnly, got, full)
+	}
+
+	const topic = "public/default/read-only-bookie"
+	var acked []int
+	produce := func(n int) {
+		t.Helper()
+		p, err := c.NewProducer(ctx, topic, client.ProducerName("read-only"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		for range n {
+			seq := len(acked)
+			if _, err := p.Send(ctx, &client.ProducerMessage{Payload: fmt.Appendf(nil, "pause-%07d", seq)}); err != nil {
+				t.Fatalf("send %d: %v", seq, err)
+			}
+			acked = append(acked, seq)
+		}
+	}
+	for range 3 {
+		produce(100)
+		if err := c.Admin().UnloadTopic(ctx, topic); err != nil { // a new ledger next time
+			t.Fatal(err)
+		}
+	}
+	store, err := metadata.Open(ctx, metadata.Config{Endpoints: cluster.EtcdEndpoints(), Prefix: "/strata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ledgers, err := store.ListLedgers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range ledgers {
+		if l.Topic != topic {
+			continue
+		}
+		n++
+		if slices.Contains(ledgerBookies(l), readOnly) {
+			t.Fatalf("ledger %d names the read-only bookie: %+v", l.ID, l.Fragments)
+		}
+	}
+	if n < 3 {
+		t.Fatalf("%d ledgers of the topic, want one per load", n)
+	}
+
+	var listed []client.BookieStatus
+	out, _, err := run(t, "", "bookies", "list", "--output", "json", "--url", "strata://"+strings.Join(nodes, ","))
+	if err != nil || json.Unmarshal([]byte(out), &listed) != nil {
+		t.Fatalf("bookies list: %v\n%s", err, out)
+	}
+	if i := slices.IndexFunc(listed, func(b client.BookieStatus) bool { return b.ID == readOnly }); i < 0 || !listed[i].ReadOnly || !listed[i].Registered ||
+		slices.ContainsFunc(listed, func(b client.BookieStatus) bool { return b.ReadOnly && b.ID != readOnly }) {
+		t.Fatalf("bookies list: %+v", listed)
+	}
+	text, _, err := run(t, "", "bookies", "list", "--url", "strata://"+strings.Join(nodes, ","))
+	if err != nil || !strings.Contains(text, "read-only") {
+		t.Fatalf("bookies list (text): %v\n%s", err, text)
+	}
+	cc, err := grpc.NewClient(readOnly, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if h, err := bookiepb.NewBookieClient(cc).Health(ctx, &bookiepb.HealthRequest{}); err != nil || !h.GetReadOnly() || !h.GetReady() {
+		t.Fatalf("health of the read-only bookie: %+v %v", h, err)
+	}
+	checkConsumedExactlyOnce(t, ctx, c, topic, acked)
+}
