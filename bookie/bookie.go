@@ -541,7 +541,7 @@ func (b *Bookie) letGo(seg *journal.Segment) error {
 // Config.JournalRecycleSegments are, and reports whether it did.
 func (b *Bookie) keepFree(seg *journal.Segment) bool {
 	b.free.Lock()
-	room := len(b.free.ids) < b.cfg.JournalRecycleSegments
+	room := len(b.free.ids) < b.cfg.JournalRecycleSegments && !slices.Contains(b.free.ids, seg.ID)
 	b.free.Unlock()
 	if !room {
 		return false
@@ -569,15 +569,15 @@ func prewriteNext(fillRate, zeroRate float64) bool {
 	return zeroRate == 0 || 4*fillRate <= zeroRate
 }
 
-// dropSpare sets the unused spare segment aside for reuse, or removes it,
-// once the writer has stopped. It holds no record of its own (whatever it
-// holds is from ids below its own, or zeros), so the next start may recycle
-// it under any higher id.
+// dropSpare removes the unused spare segment once the writer has stopped.
+// It is not kept free: the next start begins a segment under its id, and
+// a free file and a live segment must never share an id (a later reclaim
+// of the live one would take the free one's name).
 func (b *Bookie) dropSpare() {
 	b.spareWG.Wait()
 	select {
 	case s := <-b.spare:
-		if s.err == nil && !b.keepFree(s.seg) {
+		if s.err == nil {
 			if err := s.seg.Remove(b.journalDir); err != nil {
 				b.log.Warn("removing the spare journal segment", "segment", journal.Name(s.seg.ID), "err", err)
 			}

@@ -267,26 +267,3 @@ func TestFreeSegmentsBeyondTheLimitAreRemovedAtOpen(t *testing.T) {
 		t.Fatalf("free segments %v kept with JournalRecycleSegments -1", free)
 	}
 }
-
-// A clean close sets the unused spare segment aside instead of removing
-// it, and the next start makes it its own next spare (not the segment it
-// begins with, whose id it had).
-func TestCleanCloseKeepsTheSpareForTheNextStart(t *testing.T) {
-	cfg := testConfig(t.TempDir())
-	b := openBookie(t, cfg)
-	mustAdd(t, b, 1, 0, -1, 100)
-	spare := b.active.ID + 1
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if free, _ := journal.ListFree(b.journalDir); len(free) != 1 || free[0] != spare {
-		t.Fatalf("free segments %v after a clean close, want the spare %d", free, spare)
-	}
-	b = openBookie(t, cfg)
-	b.spareWG.Wait()
-	if b.active.ID != spare || counterValue(b.metrics.recycled) != 1 {
-		t.Fatalf("active segment %d, %v recycled: want %d begun anew and the old spare made the next one",
-			b.active.ID, counterValue(b.metrics.recycled), spare)
-	}
-	mustRead(t, b, 1, 0, 100)
-}

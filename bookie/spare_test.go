@@ -106,10 +106,9 @@ func countRecords(t *testing.T, path string, id uint32) int {
 	return n
 }
 
-// A clean close leaves no spare among the segments (it is kept free for
-// reuse, or removed), and a restart after one starts the next segment
-// right after the last written one.
-func TestCloseLeavesNoSpareAmongTheSegments(t *testing.T) {
+// A clean close removes the spare segment, and a restart after one
+// starts the next segment right after the last written one.
+func TestCloseRemovesTheSpareSegment(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	b := openBookie(t, cfg)
 	for e := range ids.EntryID(80) {
@@ -122,6 +121,9 @@ func TestCloseLeavesNoSpareAmongTheSegments(t *testing.T) {
 	segs, _ := journal.List(b.journalDir)
 	if segs[len(segs)-1] != active {
 		t.Fatalf("segments %v after close, active was %d: a spare was left", segs, active)
+	}
+	if free, _ := journal.ListFree(b.journalDir); len(free) != 0 {
+		t.Fatalf("free segments %v after close: the spare was kept under the id the next start begins with", free)
 	}
 	b = openBookie(t, cfg)
 	if b.active.ID != active+1 {

@@ -133,3 +133,26 @@ func TestRecycleRefusesAnIdNotAboveTheOldOne(t *testing.T) {
 		t.Fatalf("recycled segment of %d bytes, want the size asked for", size)
 	}
 }
+
+// A segment is never freed over a free file of the same id: Free fails
+// and leaves both files as they were.
+func TestFreeNeverReplacesAFreeFileOfTheSameID(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Create(dir, 4, 1<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Free(dir); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Create(dir, 4, 1<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Free(dir); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("freeing segment 4 over 00000004.free: %v, want ErrExist", err)
+	}
+	if segs, _ := List(dir); len(segs) != 1 {
+		t.Fatalf("segments %v: the one not freed was lost", segs)
+	}
+}

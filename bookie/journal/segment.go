@@ -150,10 +150,28 @@ func ListFree(dir string) ([]uint32, error) { return listIDs(dir, ".free") }
 // must not pass for records of the id it gets next.
 func (s *Segment) Free(dir string) error {
 	s.Close()
-	if err := os.Rename(s.path, filepath.Join(dir, FreeName(s.ID))); err != nil {
+	if err := renameNoReplace(s.path, filepath.Join(dir, FreeName(s.ID))); err != nil {
 		return err
 	}
 	return SyncDir(dir)
+}
+
+// renameNoReplace renames from to to, failing if to exists (a free file
+// and a segment sharing an id would be a bug, and overwriting the free
+// one could hide it): renameat2's RENAME_NOREPLACE where the file system
+// has it, else a check before an ordinary rename.
+func renameNoReplace(from, to string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		if _, serr := os.Lstat(to); serr == nil {
+			return &os.LinkError{Op: "rename", Old: from, New: to, Err: fs.ErrExist}
+		}
+		return os.Rename(from, to)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
 }
 
 // ErrFreeID: Recycle was asked to give a free segment an id not above the
@@ -207,7 +225,7 @@ func Recycle(dir string, old, id uint32, size int64) (_ *Segment, err error) {
 		return nil, err
 	}
 	s.path = filepath.Join(dir, Name(id))
-	if err := os.Rename(from, s.path); err != nil {
+	if err := renameNoReplace(from, s.path); err != nil {
 		s.path = from
 		return nil, err
 	}
