@@ -3,6 +3,8 @@ package bookie
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/strata-mq/strata/bookie/index"
 	"github.com/strata-mq/strata/bookie/journal"
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 )
 
@@ -33,6 +36,7 @@ type Bookie struct {
 	log        *slog.Logger
 	id         string
 	journalDir string
+	key        uint64 // the journal's key (journal.SeedOf)
 
 	// queue feeds the journal writer. Senders hold submitMu.RLock and check
 	// closed; Close takes the write lock, sets closed and closes queue.
@@ -181,6 +185,9 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 	if b.id, err = loadID(cfg); err != nil {
 		return nil, err
 	}
+	if b.key, err = loadKey(b.journalDir); err != nil {
+		return nil, err
+	}
 	if err := b.recover(); err != nil {
 		b.closeFiles()
 		return nil, err
@@ -218,6 +225,72 @@ func loadID(cfg Config) (string, error) {
 	}
 	return id, journal.SyncDir(cfg.DataDir)
 }
+
+// keyFile holds the journal's key (journal.SeedOf), in hexadecimal.
+const keyFile = "JOURNAL_KEY"
+
+// loadKey reads the journal's key, or makes one for a journal that has
+// none yet. A journal whose segments hold keyed records and whose key file
+// is gone is not opened: every record would fail its CRC, and the scan
+// would take the newest segment for torn and truncate it.
+func loadKey(dir string) (uint64, error) {
+	p := filepath.Join(dir, keyFile)
+	data, err := os.ReadFile(p)
+	if err == nil {
+		key, perr := strconv.ParseUint(strings.TrimSpace(string(data)), 16, 64)
+		if perr != nil {
+			return 0, errcode.New(errcode.Corruption, "bookie: %s: %v", p, perr)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	segs, err := journal.List(dir)
+	if err != nil {
+		return 0, err
+	}
+	head := make([]byte, journal.HeaderSize)
+	for _, id := range segs {
+		seg, err := journal.Open(dir, id)
+		if err != nil {
+			return 0, err
+		}
+		rerr := seg.ReadAt(head, 0)
+		seg.Close()
+		if rerr == nil && journal.Seeded(head) {
+			return 0, errcode.New(errcode.Corruption, "bookie: %s is missing, and segment %s holds records keyed with it: restore the file; without it no record can be told from garbage",
+				p, journal.Name(id))
+		}
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, err
+	}
+	key := binary.LittleEndian.Uint64(b[:])
+	tmp := p + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	_, err = fmt.Fprintf(f, "%016x\n", key)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err == nil {
+		err = journal.SyncDir(dir)
+	}
+	return key, err
+}
+
+// seed is the CRC seed of journal segment id's records.
+func (b *Bookie) seed(id uint32) journal.Seed { return journal.SeedOf(b.key, id) }
 
 // recover loads the newest valid checkpoint (ledger states), applies every
 // journal segment on disk to it, from the segment's index when it has a
@@ -354,7 +427,7 @@ func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) error
 		return err
 	}
 	var recs []index.Rec
-	res := journal.Scan(data, 0, newest, id, func(off, n int, r journal.Record) {
+	res := journal.Scan(data, 0, newest, b.seed(id), func(off, n int, r journal.Record) {
 		recs = append(recs, indexRec(r, index.Loc{File: id, Off: uint32(off), Len: uint32(n)}))
 	})
 	for _, d := range res.Damaged {

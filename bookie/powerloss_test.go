@@ -139,14 +139,16 @@ func (w *crashWriter) runInProcess(t *testing.T, b *Bookie, stop chan struct{}) 
 	}
 }
 
-// copyDataDir copies the checkpoints, the segment indexes, then the journal
-// segments, as they are now (the page cache's view).
+// copyDataDir copies the journal's key, the checkpoints, the segment
+// indexes, then the journal segments, as they are now (the page cache's
+// view).
 func copyDataDir(t *testing.T, from, to string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Join(to, "journal"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	ms, _ := filepath.Glob(filepath.Join(from, "checkpoint-*"))
+	ms = append([]string{filepath.Join(from, "journal", keyFile)}, ms...)
 	xs, _ := filepath.Glob(filepath.Join(from, "journal", "*.idx"))
 	js, _ := filepath.Glob(filepath.Join(from, "journal", "*.log"))
 	for _, m := range append(append(ms, xs...), js...) {

@@ -80,7 +80,7 @@ func (b *Bookie) readAt(l ids.LedgerID, e ids.EntryID, loc index.Loc) (Entry, er
 	if err != nil {
 		return Entry{}, fmt.Errorf("%w: ledger %d entry %d: read %s@%d: %v", ErrCorruption, l, e, journal.Name(loc.File), loc.Off, err)
 	}
-	rec, n, err := journal.Decode(buf, loc.File)
+	rec, n, err := journal.Decode(buf, b.seed(loc.File))
 	if err == nil && (n != len(buf) || rec.Kind != journal.KindEntry || rec.Ledger != l || rec.Entry != e) {
 		err = fmt.Errorf("record at the location is ledger %d entry %d", rec.Ledger, rec.Entry)
 	}

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,16 +142,16 @@ func TestRecycledSegmentsOldRecordsNeverPassForNewOnes(t *testing.T) {
 
 // unseed rewrites every record of segment id in the format of bookies from
 // before recycling: no seeded flag, a CRC without the segment id.
-func unseed(t *testing.T, dir string, id uint32) {
+func unseed(t *testing.T, b *Bookie, id uint32) {
 	t.Helper()
-	p := filepath.Join(dir, journal.Name(id))
+	p := filepath.Join(b.journalDir, journal.Name(id))
 	data, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	castagnoli := crc32.MakeTable(crc32.Castagnoli)
 	n := 0
-	res := journal.Scan(data, 0, false, id, func(off, size int, _ journal.Record) {
+	res := journal.Scan(data, 0, false, b.seed(id), func(off, size int, _ journal.Record) {
 		rec := data[off : off+size]
 		rec[9] &^= 2
 		c := crc32.Update(0, castagnoli, rec[0:4])
@@ -184,11 +185,14 @@ func TestSegmentsWrittenBeforeSeededRecordsAreReadAndNeverRecycled(t *testing.T)
 	}
 	legacy, _ := journal.List(b.journalDir)
 	for _, id := range legacy {
-		unseed(t, b.journalDir, id)
+		unseed(t, b, id)
 	}
 	xs, _ := filepath.Glob(filepath.Join(b.journalDir, "*.idx"))
 	for _, x := range xs {
 		os.Remove(x) // so that the restart decodes every record
+	}
+	if err := os.Remove(filepath.Join(b.journalDir, keyFile)); err != nil { // nor had they a key
+		t.Fatal(err)
 	}
 
 	b = openBookie(t, cfg)
@@ -266,4 +270,38 @@ func TestFreeSegmentsBeyondTheLimitAreRemovedAtOpen(t *testing.T) {
 	if free, _ := journal.ListFree(b.journalDir); len(free) != 0 {
 		t.Fatalf("free segments %v kept with JournalRecycleSegments -1", free)
 	}
+}
+
+// A journal whose key file is gone is not opened (its keyed records could
+// not be told from garbage, and the newest segment would be truncated as
+// torn): the error names the file, and with it back everything reads.
+func TestBookieWithoutItsJournalKeyRefusesToOpen(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	b := openBookie(t, cfg)
+	mustAdd(t, b, 1, 0, -1, 100)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(b.journalDir, keyFile)
+	key, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := Open(cfg, testLogger(t)); err == nil || !errors.Is(err, ErrCorruption) || !strings.Contains(err.Error(), keyFile) {
+		if r != nil {
+			r.Close()
+		}
+		t.Fatalf("open without the journal key: %v, want a Corruption error naming %s", err, keyFile)
+	}
+	if _, err := os.Stat(p); err == nil {
+		t.Fatal("a refused open made a new key")
+	}
+	if err := os.WriteFile(p, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b = openBookie(t, cfg)
+	mustRead(t, b, 1, 0, 100)
 }

@@ -50,9 +50,9 @@ func TestUnusedSpareSegmentDoesNotHideTheTornTailOfTheSegmentWrittenLast(t *test
 		}
 	}
 	seg := filepath.Join(b.journalDir, journal.Name(b.active.ID))
-	for deadline := time.Now().Add(20 * time.Second); countRecords(t, seg, b.active.ID) < 15; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); countRecords(t, seg, b.seed(b.active.ID)) < 15; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d records written", countRecords(t, seg, b.active.ID))
+			t.Fatalf("only %d records written", countRecords(t, seg, b.seed(b.active.ID)))
 		}
 	}
 	once.Do(func() { close(release) })
@@ -95,14 +95,14 @@ func TestUnusedSpareSegmentDoesNotHideTheTornTailOfTheSegmentWrittenLast(t *test
 	mustAdd(t, r, 5, 5, 4, 200)
 }
 
-func countRecords(t *testing.T, path string, id uint32) int {
+func countRecords(t *testing.T, path string, seed journal.Seed) int {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	journal.Scan(data, 0, true, id, func(int, int, journal.Record) { n++ })
+	journal.Scan(data, 0, true, seed, func(int, int, journal.Record) { n++ })
 	return n
 }
 

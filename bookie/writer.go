@@ -182,6 +182,7 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 		size += r.size()
 	}
 	mark, off, id := b.durableMark(), uint32(b.active.End()), b.active.ID
+	seed := b.seed(id)
 	nrecs := len(b.activeRecs)
 	locs := make([]index.Loc, len(group))
 	err := b.active.AppendWith(size, func(dst []byte) {
@@ -190,7 +191,7 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 			rec := r.record(mark)
 			locs[i] = index.Loc{File: id, Off: off + uint32(len(buf)), Len: uint32(rec.Size())}
 			b.activeRecs = append(b.activeRecs, indexRec(rec, locs[i]))
-			buf = journal.Append(buf, &rec, id)
+			buf = journal.Append(buf, &rec, seed)
 		}
 		if len(buf) != size || &buf[0] != &dst[0] {
 			panic("bookie: a group's records do not fill the size computed for them")
@@ -200,6 +201,7 @@ func (b *Bookie) write(group []*request) ([]index.Loc, error) {
 		b.activeRecs = b.activeRecs[:nrecs]
 		return nil, err
 	}
+	b.active.DropBufferOver(2*b.cfg.GroupMaxBytes + 2*b.cfg.MaxEntryBytes)
 	return locs, nil
 }
 

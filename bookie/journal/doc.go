@@ -22,11 +22,18 @@
 // (Recycle): its first page is written with zeros and made durable, then
 // it takes its new name, and the rest keeps the records of its earlier
 // use. That saves both the zeros and the extent changes of a new file.
-// Records carry CRCs seeded with the id of the segment they were written
-// into (below), and a free segment only ever gets a higher id than it had,
-// so none of its old records is valid in its new life: past the end of
-// the data of a segment lie zeros or such old records, and either ends
+// Records carry CRCs seeded with the journal's key and the id of the
+// segment they were written into (SeedOf, below), and a free segment only
+// ever gets a higher id than it had, so none of its old records is valid
+// in its new life: past the end of the data of a segment lie zeros up to
+// the end of its page, then zeros or such old records, and either ends
 // the scan. Only segments of seeded records are freed.
+//
+// The key, random, is the caller's to keep (the bookie's JOURNAL_KEY):
+// entries' payloads are anybody's bytes, a producer could put records in
+// them seeded for ids to come, and the scan, which looks past the end of
+// the data, would find them in a recycled segment; without the key such a
+// record passes with a chance of 2^-32.
 //
 // # Record format
 //
@@ -35,13 +42,13 @@
 //
 //	offset size field
 //	0      4    length   n = number of bytes after the crc field (30 + len(payload))
-//	4      4    crc      CRC-32C (Castagnoli) of the segment id (uint32, when flags
-//	                     bit 1 is set), then of bytes [0,4) and [8, 8+n)
+//	4      4    crc      CRC-32C (Castagnoli) of the key (uint64) and the segment id
+//	                     (uint32) when flags bit 1 is set, then of bytes [0,4) and [8, 8+n)
 //	8      1    kind     0xE1 entry, 0xF1 fence, 0xD1 delete
 //	9      1    flags    bit 0: recovery add (re-replication into a fenced ledger);
-//	                     bit 1: the crc is seeded with the segment id (set on every
-//	                     record written since segments are recycled; records
-//	                     without it, from earlier versions, are still read)
+//	                     bit 1: the crc is seeded with the key and the segment id (set
+//	                     on every record written since segments are recycled;
+//	                     records without it, from earlier versions, are still read)
 //	10     4    syncmark offset in this segment up to which the segment was
 //	                     fsync'd when this record was written (at most the start of its group)
 //	14     8    ledger   ledger id (uint64, never 0)
@@ -50,9 +57,9 @@
 //	                     -1 for fence and delete records)
 //	38     n-30 payload  the entry's bytes (empty for fence and delete records)
 //
-// A length of zero marks the end of the data of a new segment (a recycled
-// one has zeros up to the end of the page that holds the end of its data,
-// then old records). The CRC covers the length and every byte after the
+// A length of zero marks the end of the data (every write leaves zeros up
+// to the end of the page that holds the end of the data; after that page a
+// new segment has zeros and a recycled one old records). The CRC covers the length and every byte after the
 // crc field, so a record whose length was damaged fails its CRC too.
 //
 // # Direct I/O

@@ -11,8 +11,11 @@ import (
 	"github.com/strata-mq/strata/internal/ids"
 )
 
-// testSeg is the segment id the tests' records are written into.
-const testSeg = 1
+// testKey is the tests' journal key; testSeed the seed of the segment
+// their records are written into.
+const testKey = 0x5eed
+
+var testSeed = SeedOf(testKey, 1)
 
 func entry(l ids.LedgerID, e ids.EntryID, mark uint32, payload string) Record {
 	return Record{Kind: KindEntry, Ledger: l, Entry: e, LAC: e - 1, SyncMark: mark, Payload: []byte(payload)}
@@ -27,10 +30,10 @@ func TestRecordRoundTripPreservesEveryField(t *testing.T) {
 	}
 	var buf []byte
 	for i := range recs {
-		buf = Append(buf, &recs[i], testSeg)
+		buf = Append(buf, &recs[i], testSeed)
 	}
 	for i, want := range recs {
-		got, n, err := Decode(buf, testSeg)
+		got, n, err := Decode(buf, testSeed)
 		if err != nil {
 			t.Fatalf("record %d: %v", i, err)
 		}
@@ -44,11 +47,11 @@ func TestRecordRoundTripPreservesEveryField(t *testing.T) {
 
 func TestDecodeDetectsEveryFlippedByte(t *testing.T) {
 	r := entry(3, 4, 0, "payload bytes")
-	enc := Append(nil, &r, testSeg)
+	enc := Append(nil, &r, testSeed)
 	for i := range enc {
 		bad := bytes.Clone(enc)
 		bad[i] ^= 0x40
-		if _, _, err := Decode(bad, testSeg); err == nil {
+		if _, _, err := Decode(bad, testSeed); err == nil {
 			t.Fatalf("flip at byte %d not detected", i)
 		}
 	}
@@ -56,9 +59,9 @@ func TestDecodeDetectsEveryFlippedByte(t *testing.T) {
 
 func TestDecodeChecksumErrorIsCorruption(t *testing.T) {
 	r := entry(3, 4, 0, "x")
-	enc := Append(nil, &r, testSeg)
+	enc := Append(nil, &r, testSeed)
 	enc[len(enc)-1] ^= 1
-	_, _, err := Decode(enc, testSeg)
+	_, _, err := Decode(enc, testSeed)
 	if !errors.Is(err, errcode.New(errcode.Corruption, "")) {
 		t.Fatalf("got %v, want a Corruption error", err)
 	}
@@ -73,7 +76,7 @@ func segment(groups [][]string, size int) (data []byte, starts []int) {
 		for _, p := range g {
 			starts = append(starts, len(data))
 			r := entry(1, e, mark, p)
-			data = Append(data, &r, testSeg)
+			data = Append(data, &r, testSeed)
 			e++
 		}
 	}
@@ -82,7 +85,7 @@ func segment(groups [][]string, size int) (data []byte, starts []int) {
 
 func scanAll(data []byte, newest bool) (ScanResult, []ids.EntryID) {
 	var got []ids.EntryID
-	res := Scan(data, 0, newest, testSeg, func(_, _ int, r Record) { got = append(got, r.Entry) })
+	res := Scan(data, 0, newest, testSeed, func(_, _ int, r Record) { got = append(got, r.Entry) })
 	return res, got
 }
 
@@ -137,13 +140,13 @@ func TestScanTruncatedRecordAtEndIsTorn(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	r := entry(7, 3, 0, "seed payload")
-	f.Add(Append(nil, &r, testSeg))
+	f.Add(Append(nil, &r, testSeed))
 	fr := Record{Kind: KindFence, Ledger: 7, Entry: ids.NoEntry, LAC: ids.NoEntry}
-	f.Add(Append(nil, &fr, testSeg))
+	f.Add(Append(nil, &fr, testSeed))
 	f.Add([]byte{})
 	f.Add(make([]byte, 64))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rec, n, err := Decode(b, testSeg)
+		rec, n, err := Decode(b, testSeed)
 		if err != nil {
 			return
 		}
@@ -152,11 +155,11 @@ func FuzzDecode(f *testing.F) {
 		}
 		// Only records this version writes encode back to the same bytes
 		// (an unseeded one gains the flag).
-		again := Append(nil, &rec, testSeg)
+		again := Append(nil, &rec, testSeed)
 		if Seeded(b) && !bytes.Equal(again, b[:n]) {
 			t.Fatalf("re-encoding differs")
 		}
-		Scan(b, 0, true, testSeg, func(int, int, Record) {})
+		Scan(b, 0, true, testSeed, func(int, int, Record) {})
 	})
 }
 
@@ -164,7 +167,7 @@ func FuzzScan(f *testing.F) {
 	data, _ := segment([][]string{{"a", "b"}, {"c"}}, 256)
 	f.Add(data, true)
 	f.Fuzz(func(t *testing.T, b []byte, newest bool) {
-		res := Scan(b, 0, newest, testSeg, func(off, n int, _ Record) {
+		res := Scan(b, 0, newest, testSeed, func(off, n int, _ Record) {
 			if off < 0 || off+n > len(b) {
 				t.Fatalf("record out of bounds")
 			}

@@ -29,10 +29,10 @@ const (
 	MaxPayload = 64 << 20
 
 	flagRecovery = 1
-	// flagSeeded: the CRC is seeded with the id of the segment the record
-	// was written into (every record this version writes). Records without
-	// it were written before segments were recycled, and are checked
-	// without a seed.
+	// flagSeeded: the CRC starts from the segment's Seed (the journal's
+	// key and the id of the segment the record was written into), as on
+	// every record this version writes. Records without it were written
+	// before segments were recycled, and are checked without a seed.
 	flagSeeded = 2
 )
 
@@ -65,8 +65,31 @@ type Record struct {
 // Size is the encoded size of r.
 func (r *Record) Size() int { return HeaderSize + len(r.Payload) }
 
-// Append encodes r, to be written into segment seg, at the end of dst.
-func Append(dst []byte, r *Record, seg uint32) []byte {
+// Seed is the CRC state the records of one segment start from (SeedOf).
+type Seed uint32
+
+// SeedOf is the seed of segment id in a journal whose key is key. The id
+// is what lets a segment file be used again without writing zeros over it
+// first: a record left from the file's earlier use carries the CRC of its
+// old id, so it fails under the new one like any other garbage past the
+// end of the data (CRC-32C is linear, and its polynomial divides no
+// nonzero 32-bit difference of ids: a different id always changes the
+// CRC). The key, random and kept beside the journal (the bookie's
+// JOURNAL_KEY), is what keeps a record written by no bookie from passing:
+// entries' payloads are anybody's bytes, and a producer could put records
+// in them, seeded for the ids segments will have, for a recovery scan to
+// find where it looks past the end of the data. Without the key, such a
+// record passes with a chance of 2^-32.
+func SeedOf(key uint64, id uint32) Seed {
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:], key)
+	binary.LittleEndian.PutUint32(b[8:], id)
+	return Seed(crc32.Update(0, castagnoli, b[:]))
+}
+
+// Append encodes r, to be written into the segment whose seed is seed, at
+// the end of dst.
+func Append(dst []byte, r *Record, seed Seed) []byte {
 	start := len(dst)
 	var h [HeaderSize]byte
 	binary.LittleEndian.PutUint32(h[0:], uint32(bodyFixed+len(r.Payload)))
@@ -82,21 +105,16 @@ func Append(dst []byte, r *Record, seg uint32) []byte {
 	dst = append(dst, h[:]...)
 	dst = append(dst, r.Payload...)
 	rec := dst[start:]
-	binary.LittleEndian.PutUint32(rec[4:], checksum(rec, seg))
+	binary.LittleEndian.PutUint32(rec[4:], checksum(rec, seed))
 	return dst
 }
 
-// checksum is the CRC of encoded record rec, seeded with segment id seg
-// when the record says so. The seed is what lets a segment file be used
-// again without writing zeros over it first: a record left from the file's
-// earlier use carries the CRC of its old segment id, so it fails under the
-// new one like any other garbage past the end of the data.
-func checksum(rec []byte, seg uint32) uint32 {
+// checksum is the CRC of encoded record rec, starting from seed when the
+// record says so (SeedOf).
+func checksum(rec []byte, seed Seed) uint32 {
 	c := uint32(0)
 	if rec[9]&flagSeeded != 0 {
-		var id [4]byte
-		binary.LittleEndian.PutUint32(id[:], seg)
-		c = crc32.Update(c, castagnoli, id[:])
+		c = uint32(seed)
 	}
 	c = crc32.Update(c, castagnoli, rec[0:4])
 	return crc32.Update(c, castagnoli, rec[8:])
@@ -104,14 +122,14 @@ func checksum(rec []byte, seg uint32) uint32 {
 
 func validKind(k Kind) bool { return k == KindEntry || k == KindFence || k == KindDelete }
 
-// Decode decodes the record at the start of b, read from segment seg, and
-// returns it with its encoded size. It verifies the CRC.
-func Decode(b []byte, seg uint32) (Record, int, error) {
+// Decode decodes the record at the start of b, read from the segment whose
+// seed is seed, and returns it with its encoded size. It verifies the CRC.
+func Decode(b []byte, seed Seed) (Record, int, error) {
 	r, n, err := decodeHeader(b)
 	if err != nil {
 		return Record{}, 0, err
 	}
-	if binary.LittleEndian.Uint32(b[4:]) != checksum(b[:n], seg) {
+	if binary.LittleEndian.Uint32(b[4:]) != checksum(b[:n], seed) {
 		return Record{}, 0, ErrChecksum
 	}
 	r.Payload = b[HeaderSize:n:n]

@@ -16,34 +16,35 @@ type ScanResult struct {
 	// append point, and its truncation point when Torn is set.
 	End int
 	// Torn reports a torn tail at End: non-zero bytes, never acknowledged,
-	// in the page that holds End, or a valid record of this segment past
-	// it. What lies past that page is not looked at: in a recycled segment
-	// it is the file's earlier use. The caller truncates the newest segment
-	// at End either way.
+	// in the rest of the page that holds End, or a valid record of this
+	// segment past it. What lies past that page is not looked at (nor that
+	// page when End is on a page boundary): in a recycled segment it is
+	// the file's earlier use. It only decides whether the caller warns;
+	// the newest segment is truncated at End either way.
 	Torn bool
 	// Damaged lists damaged regions in the middle of durable data.
 	Damaged []Damage
 }
 
-// Scan decodes the records of data (the whole of segment seg) from offset
-// start and calls fn for each valid one, in order. newest says whether this
-// is the segment that was being written (the only one that may have a torn
+// Scan decodes the records of data (the whole of the segment whose seed is
+// seed) from offset start and calls fn for each valid one, in order.
+// newest says whether this is the segment that was being written (the only one that may have a torn
 // tail). See the package doc for the rules.
-func Scan(data []byte, start int, newest bool, seg uint32, fn func(off, n int, r Record)) ScanResult {
+func Scan(data []byte, start int, newest bool, seed Seed, fn func(off, n int, r Record)) ScanResult {
 	var res ScanResult
 	off := start
 	for off < len(data) {
-		r, n, err := Decode(data[off:], seg)
+		r, n, err := Decode(data[off:], seed)
 		if err == nil {
 			fn(off, n, r)
 			off += n
 			continue
 		}
-		next := findValid(data, off+1, seg)
-		if next < 0 || (newest && !provesDurable(data, next, off, seg)) {
+		next := findValid(data, off+1, seed)
+		if next < 0 || (newest && !provesDurable(data, next, off, seed)) {
 			res.End = off
 			pageEnd := min(len(data), (off+pageSize-1)&^(pageSize-1))
-			res.Torn = err != ErrEnd || next >= 0 || !allZero(data[off:pageEnd])
+			res.Torn = next >= 0 || (off%pageSize != 0 && (err != ErrEnd || !allZero(data[off:pageEnd])))
 			return res
 		}
 		res.Damaged = append(res.Damaged, damageAt(data, off, next))
@@ -55,11 +56,11 @@ func Scan(data []byte, start int, newest bool, seg uint32, fn func(off, n int, r
 
 // provesDurable reports whether a valid record from offset from on carries a
 // sync mark past p, which proves p was fsync'd before that record's group.
-func provesDurable(data []byte, from, p int, seg uint32) bool {
+func provesDurable(data []byte, from, p int, seed Seed) bool {
 	for off := from; off >= 0 && off < len(data); {
-		r, n, err := Decode(data[off:], seg)
+		r, n, err := Decode(data[off:], seed)
 		if err != nil {
-			off = findValid(data, off+1, seg)
+			off = findValid(data, off+1, seed)
 			continue
 		}
 		if int(r.SyncMark) > p {
@@ -72,7 +73,7 @@ func provesDurable(data []byte, from, p int, seg uint32) bool {
 
 // findValid returns the offset of the first valid record at or after from,
 // or -1.
-func findValid(data []byte, from int, seg uint32) int {
+func findValid(data []byte, from int, seed Seed) int {
 	for i := from; i+HeaderSize <= len(data); i++ {
 		if data[i] == 0 && data[i+1] == 0 && data[i+2] == 0 && data[i+3] == 0 {
 			continue
@@ -80,7 +81,7 @@ func findValid(data []byte, from int, seg uint32) int {
 		if _, _, err := decodeHeader(data[i:]); err != nil {
 			continue
 		}
-		if _, _, err := Decode(data[i:], seg); err == nil {
+		if _, _, err := Decode(data[i:], seed); err == nil {
 			return i
 		}
 	}
