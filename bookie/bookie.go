@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-mq/strata/bookie/index"
 	"github.com/strata-mq/strata/bookie/journal"
@@ -36,7 +37,8 @@ type Bookie struct {
 	log        *slog.Logger
 	id         string
 	journalDir string
-	key        uint64 // the journal's key (journal.SeedOf)
+	key        uint64   // the journal's key (journal.SeedOf)
+	lock       *os.File // holds the flock on DataDir/LOCK (lockDataDir)
 
 	// queue feeds the journal writer. Senders hold submitMu.RLock and check
 	// closed; Close takes the write lock, sets closed and closes queue.
@@ -93,7 +95,7 @@ type Bookie struct {
 	ro       struct {
 		sync.Mutex
 		on      bool
-		why     string
+		why     [numCauses]string // why each cause holds; "" if it does not
 		changed chan struct{}
 	}
 	// free holds the ids of reclaimed segments kept for reuse
@@ -182,13 +184,16 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 		return nil, err
 	}
 	var err error
-	if b.id, err = loadID(cfg); err != nil {
+	if b.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if b.key, err = loadKey(b.journalDir); err != nil {
-		return nil, err
+	if b.id, err = loadID(cfg); err == nil {
+		b.key, err = loadKey(b.journalDir)
 	}
-	if err := b.recover(); err != nil {
+	if err == nil {
+		err = b.recover()
+	}
+	if err != nil {
 		b.closeFiles()
 		return nil, err
 	}
@@ -235,30 +240,25 @@ const keyFile = "JOURNAL_KEY"
 // would take the newest segment for torn and truncate it.
 func loadKey(dir string) (uint64, error) {
 	p := filepath.Join(dir, keyFile)
+	segs, err := journal.List(dir)
+	if err != nil {
+		return 0, err
+	}
 	data, err := os.ReadFile(p)
 	if err == nil {
 		key, perr := strconv.ParseUint(strings.TrimSpace(string(data)), 16, 64)
 		if perr != nil {
 			return 0, errcode.New(errcode.Corruption, "bookie: %s: %v", p, perr)
 		}
-		return key, nil
+		return key, checkKey(dir, p, key, segs)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return 0, err
 	}
-	segs, err := journal.List(dir)
-	if err != nil {
-		return 0, err
-	}
-	head := make([]byte, journal.HeaderSize)
 	for _, id := range segs {
-		seg, err := journal.Open(dir, id)
-		if err != nil {
+		if first, err := firstRecord(dir, id); err != nil {
 			return 0, err
-		}
-		rerr := seg.ReadAt(head, 0)
-		seg.Close()
-		if rerr == nil && journal.Seeded(head) {
+		} else if journal.Seeded(first) {
 			return 0, errcode.New(errcode.Corruption, "bookie: %s is missing, and segment %s holds records keyed with it: restore the file; without it no record can be told from garbage",
 				p, journal.Name(id))
 		}
@@ -287,6 +287,61 @@ func loadKey(dir string) (uint64, error) {
 		err = journal.SyncDir(dir)
 	}
 	return key, err
+}
+
+// checkKey refuses a key that is not the journal's (a file restored from
+// another bookie, say): the scan would take every record for garbage and
+// truncate the newest segment. The first record of a sealed segment was
+// fsync'd in full, so it decodes under the right key unless damaged; one
+// record of any segment that decodes is enough, and the key is refused
+// when sealed segments were asked and none decodes. The newest segment's
+// first group may be torn, so a journal of one segment cannot refuse.
+func checkKey(dir, path string, key uint64, segs []uint32) error {
+	asked := 0
+	for i := len(segs) - 1; i >= 0; i-- {
+		id := segs[i]
+		first, err := firstRecord(dir, id)
+		if err != nil {
+			return err
+		}
+		if !journal.Seeded(first) {
+			continue // written before records had keys, or never
+		}
+		if _, _, err := journal.Decode(first, journal.SeedOf(key, id)); err == nil {
+			return nil
+		}
+		if i < len(segs)-1 {
+			asked++
+		}
+	}
+	if asked > 0 {
+		return errcode.New(errcode.Corruption, "bookie: %s does not hold the key of this journal's records (the first records of %d sealed segments fail their checksum under it): restore this journal's own key file",
+			path, asked)
+	}
+	return nil
+}
+
+// firstRecord reads the first record of segment id (or as much of it as
+// the file holds; its header only if the length is impossible).
+func firstRecord(dir string, id uint32) ([]byte, error) {
+	seg, err := journal.Open(dir, id)
+	if err != nil {
+		return nil, err
+	}
+	defer seg.Close()
+	head := make([]byte, journal.HeaderSize)
+	if err := seg.ReadAt(head, 0); err != nil {
+		return nil, nil // shorter than a header: no record
+	}
+	n := 8 + int64(binary.LittleEndian.Uint32(head)) // length counts the bytes after the crc
+	if n <= journal.HeaderSize || n > journal.HeaderSize+journal.MaxPayload {
+		return head, nil
+	}
+	rec := make([]byte, n)
+	if err := seg.ReadAt(rec, 0); err != nil {
+		return head, nil
+	}
+	return rec, nil
 }
 
 // seed is the CRC seed of journal segment id's records.
@@ -510,10 +565,12 @@ func (b *Bookie) Close() error {
 	return err
 }
 
-// spareSegment is a segment created ahead of need, or why it could not be.
+// spareSegment is a segment created ahead of need, or why segment id
+// could not be.
 type spareSegment struct {
 	seg *journal.Segment
 	err error
+	id  uint32
 }
 
 // prepareSpare creates segment id in the background for the next rotation,
@@ -521,7 +578,10 @@ type spareSegment struct {
 func (b *Bookie) prepareSpare(id uint32, zeros bool) {
 	b.spareWG.Go(func() {
 		seg, err := b.createSegment(id, zeros)
-		b.spare <- spareSegment{seg, err}
+		if err == nil {
+			b.setCause(causeSegment, "") // the next rotation will have it
+		}
+		b.spare <- spareSegment{seg, err, id}
 	})
 }
 
@@ -574,9 +634,9 @@ func (b *Bookie) loadFree() error {
 
 // recycle makes the oldest free segment, if there is one, segment id
 // (journal.Recycle). One that fails is gone, and the next is tried. Only a
-// free segment whose old id is below id will do: the spare a clean close
-// set aside has the id the next start begins with, and waits for a later
-// one.
+// free segment whose old id is below id will do (journal.ErrFreeID); free
+// ids are reclaimed ones, below every live segment's, so this holds unless
+// a directory was edited by hand.
 func (b *Bookie) recycle(id uint32) *journal.Segment {
 	for {
 		b.free.Lock()
@@ -614,7 +674,8 @@ func (b *Bookie) letGo(seg *journal.Segment) error {
 // Config.JournalRecycleSegments are, and reports whether it did.
 func (b *Bookie) keepFree(seg *journal.Segment) bool {
 	b.free.Lock()
-	room := len(b.free.ids) < b.cfg.JournalRecycleSegments && !slices.Contains(b.free.ids, seg.ID)
+	// A read-only bookie needs the space back more than a free segment.
+	room := len(b.free.ids) < b.cfg.JournalRecycleSegments && !slices.Contains(b.free.ids, seg.ID) && !b.readOnly.Load()
 	b.free.Unlock()
 	if !room {
 		return false
@@ -659,6 +720,7 @@ func (b *Bookie) dropSpare() {
 	}
 }
 
+// closeFiles closes the segments, then lets go of the data directory.
 func (b *Bookie) closeFiles() {
 	b.files.Lock()
 	defer b.files.Unlock()
@@ -666,6 +728,29 @@ func (b *Bookie) closeFiles() {
 		s.Close()
 		delete(b.files.segs, id)
 	}
+	if b.lock != nil {
+		b.lock.Close() // releases the flock
+		b.lock = nil
+	}
+}
+
+// lockDataDir takes an exclusive flock on dir/LOCK, held while the bookie
+// is open: two bookies on one journal would write over each other's
+// records (and both create JOURNAL_KEY). The kernel drops the lock when
+// the process dies, so a crash leaves nothing to clean up.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("bookie: data directory %s is in use by another bookie (its LOCK file is held)", dir)
+		}
+		return nil, fmt.Errorf("bookie: lock %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 func (b *Bookie) failure() error {

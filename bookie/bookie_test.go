@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -763,4 +764,24 @@ func TestFsyncFailureStopsAllWrites(t *testing.T) {
 	if h.Ready {
 		t.Fatal("health ready after a failed fsync")
 	}
+}
+
+// Two bookies never open one data directory at once (they would write
+// over each other's records): the second is refused while the first is
+// open, and opens once it is closed.
+func TestSecondBookieOnAnOpenDataDirectoryIsRefused(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	b := openBookie(t, cfg)
+	if r, err := Open(cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "in use") {
+		if r != nil {
+			r.Close()
+		}
+		t.Fatalf("a second bookie on an open data directory: %v, want it refused", err)
+	}
+	mustAdd(t, b, 1, 0, -1, 100)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := openBookie(t, cfg)
+	mustRead(t, r, 1, 0, 100)
 }

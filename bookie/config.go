@@ -84,7 +84,8 @@ type Config struct {
 	// disables the check.
 	DiskUsageThreshold float64
 	// DiskUsageLowWater: a read-only bookie takes adds again once usage is
-	// under this fraction. Default DiskUsageThreshold − 0.05.
+	// under this fraction. Default DiskUsageThreshold − 0.05 (half the
+	// threshold for a threshold under 0.1).
 	DiskUsageLowWater float64
 	// DiskCheckInterval is how often the disk usage is measured. Default 10 s.
 	DiskCheckInterval time.Duration
@@ -148,7 +149,7 @@ func (c Config) lowWater() float64 {
 	if c.DiskUsageLowWater != 0 {
 		return c.DiskUsageLowWater
 	}
-	return max(0, c.DiskUsageThreshold-0.05)
+	return c.DiskUsageThreshold - min(0.05, c.DiskUsageThreshold/2)
 }
 
 // Validate reports the first invalid field (after applying defaults).

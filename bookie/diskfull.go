@@ -2,6 +2,8 @@ package bookie
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -34,9 +36,25 @@ func diskUsage(dir string) (float64, error) {
 	return used / (used + float64(st.Bavail)), nil
 }
 
+// Causes of read-only mode, each with its own way out.
+const (
+	// causeDisk: usage at or over the threshold; cleared under the
+	// low-water mark (checkDisk).
+	causeDisk = iota
+	// causeSegment: the journal could not make its next segment; cleared
+	// once a segment is made (a spare, or a rotation), which the disk
+	// check tries again while nothing else would (retrySpare).
+	causeSegment
+	numCauses
+)
+
 // checkDisk measures the data directory's disk usage and enters or leaves
-// read-only mode.
+// read-only mode for it; it also retries a spare segment that could not
+// be made.
 func (b *Bookie) checkDisk() {
+	if b.roCause(causeSegment) {
+		b.retrySpare()
+	}
 	if b.cfg.DiskUsageThreshold < 0 {
 		return
 	}
@@ -50,24 +68,54 @@ func (b *Bookie) checkDisk() {
 		return
 	}
 	b.metrics.diskUsage.Set(usage)
-	ro, _ := b.ReadOnly()
+	full := b.roCause(causeDisk)
 	switch {
-	case !ro && usage >= b.cfg.DiskUsageThreshold:
-		b.setReadOnly(true, fmt.Sprintf("disk %.1f%% used, at or over the %.1f%% threshold", 100*usage, 100*b.cfg.DiskUsageThreshold))
-	case ro && usage < b.cfg.lowWater():
-		b.setReadOnly(false, fmt.Sprintf("disk %.1f%% used, under the %.1f%% low-water mark", 100*usage, 100*b.cfg.lowWater()))
+	case !full && usage >= b.cfg.DiskUsageThreshold:
+		b.setCause(causeDisk, fmt.Sprintf("disk %.1f%% used, at or over the %.1f%% threshold", 100*usage, 100*b.cfg.DiskUsageThreshold))
+	case full && usage < b.cfg.lowWater():
+		b.setCause(causeDisk, "")
+		b.log.Info("disk usage under the low-water mark", "usage", usage, "low_water", b.cfg.lowWater())
 	}
 }
 
-// setReadOnly enters or leaves read-only mode and wakes whoever waits for
-// a change (ReadOnly).
-func (b *Bookie) setReadOnly(on bool, why string) {
+// retrySpare tries again to make the spare segment whose creation failed,
+// while the bookie is read-only for want of it: no add comes to need a
+// rotation meanwhile. The writer's rotation takes whatever it makes.
+func (b *Bookie) retrySpare() {
+	select {
+	case s := <-b.spare:
+		if s.err == nil {
+			b.spare <- s // made meanwhile
+			b.setCause(causeSegment, "")
+			return
+		}
+		b.prepareSpare(s.id, false)
+	default: // being made, or taken by a rotation
+	}
+}
+
+// roCause reports whether cause holds.
+func (b *Bookie) roCause(cause int) bool {
 	b.ro.Lock()
 	defer b.ro.Unlock()
-	if b.ro.on == on {
+	return b.ro.why[cause] != ""
+}
+
+// setCause sets why cause holds ("" when it no longer does), entering or
+// leaving read-only mode when that changes whether any cause holds, and
+// wakes whoever waits for a change (ReadOnly).
+func (b *Bookie) setCause(cause int, why string) {
+	b.ro.Lock()
+	defer b.ro.Unlock()
+	if b.ro.why[cause] == why {
 		return
 	}
-	b.ro.on, b.ro.why = on, why
+	b.ro.why[cause] = why
+	on := slices.ContainsFunc(b.ro.why[:], func(w string) bool { return w != "" })
+	if on == b.ro.on {
+		return
+	}
+	b.ro.on = on
 	b.readOnly.Store(on)
 	close(b.ro.changed)
 	b.ro.changed = make(chan struct{})
@@ -76,7 +124,7 @@ func (b *Bookie) setReadOnly(on bool, why string) {
 		b.log.Warn("bookie read-only: new adds are refused until space comes back", "why", why)
 	} else {
 		b.metrics.readOnly.Set(0)
-		b.log.Info("bookie writable again", "why", why)
+		b.log.Info("bookie writable again")
 	}
 }
 
@@ -89,11 +137,17 @@ func (b *Bookie) ReadOnly() (readOnly bool, changed <-chan struct{}) {
 	return b.ro.on, b.ro.changed
 }
 
-// readOnlyErr is the error refused adds get while read-only.
+// readOnlyErr is the error refused adds get while read-only: why.
 func (b *Bookie) readOnlyErr() error {
 	b.ro.Lock()
 	defer b.ro.Unlock()
-	return fmt.Errorf("%w: %s", ErrReadOnly, b.ro.why)
+	var whys []string
+	for _, w := range b.ro.why {
+		if w != "" {
+			whys = append(whys, w)
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrReadOnly, strings.Join(whys, "; "))
 }
 
 // runDiskChecker checks the disk every Config.DiskCheckInterval until

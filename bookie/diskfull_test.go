@@ -3,12 +3,14 @@ package bookie
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/internal/errcode"
@@ -109,58 +111,84 @@ func TestBookieOverTheDiskThresholdRefusesAddsUntilUnderTheLowWaterMark(t *testi
 	mustRead(t, r, 1, 1, 100)
 }
 
-// A journal that cannot make its next segment (a full disk) fails only
-// the group that needed it, with BOOKIE_READ_ONLY, and turns read-only,
-// instead of failing for good: nothing was written. Once a segment can be
-// made and the disk check finds room, adds go on, and every acknowledged
-// one reads back, also after a restart.
+// A journal that cannot make its next segment (a full disk, or a quota
+// that df does not show) fails only the adds that needed it, with
+// BOOKIE_READ_ONLY, and turns read-only instead of failing for good:
+// nothing was written. Fences, deletes and recovery adds still go
+// through, in the room new adds leave at the end of each segment. The disk check alone does not end it (usage is low), nor is
+// it needed to: once a segment can be made (the disk check retries it)
+// adds go on, with the usage check on or off, and every acknowledged add
+// reads back, also after a restart.
 func TestJournalThatCannotMakeASegmentTurnsReadOnlyAndRecovers(t *testing.T) {
-	ctx := context.Background()
-	cfg := testConfig(t.TempDir())
-	cfg.JournalRecycleSegments = -1
-	var full atomic.Bool
-	usage := &usageHook{}
-	usage.set(0.5)
-	b, err := open(cfg, testLogger(t), hooks{diskUsage: usage.get, createSegment: func(uint32, bool) error {
-		if full.Load() {
-			return errors.New("no space left on device (test)")
-		}
-		return nil
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	b.spareWG.Wait() // the first spare is made before the disk fills
-	full.Store(true)
-	var acked []ids.EntryID
-	e := ids.EntryID(0)
-	for ; ; e++ {
-		err := b.Add(ctx, Entry{Ledger: 3, ID: e, LAC: e - 1, Payload: payload(3, e, 60<<10)})
-		if err != nil {
-			if !errors.Is(err, ErrReadOnly) {
-				t.Fatalf("add %d: %v, want BOOKIE_READ_ONLY once no segment can be made", e, err)
+	for _, threshold := range []float64{0, -1} {
+		t.Run(fmt.Sprintf("threshold=%v", threshold), func(t *testing.T) {
+			ctx := context.Background()
+			cfg := testConfig(t.TempDir())
+			cfg.JournalRecycleSegments = -1
+			cfg.DiskUsageThreshold = threshold
+			var full atomic.Bool
+			usage := &usageHook{}
+			usage.set(0.5)
+			b, err := open(cfg, testLogger(t), hooks{diskUsage: usage.get, createSegment: func(uint32, bool) error {
+				if full.Load() {
+					return errors.New("no space left on device (test)")
+				}
+				return nil
+			}})
+			if err != nil {
+				t.Fatal(err)
 			}
-			break
-		}
-		acked = append(acked, e)
-		if e > 100 {
-			t.Fatal("no add failed though no segment can be made")
-		}
+			t.Cleanup(func() { b.Close() })
+			b.spareWG.Wait() // the first spare is made before the disk fills
+			full.Store(true)
+			var acked []ids.EntryID
+			e := ids.EntryID(0)
+			for ; ; e++ {
+				err := b.Add(ctx, Entry{Ledger: 3, ID: e, LAC: e - 1, Payload: payload(3, e, 60<<10)})
+				if err != nil {
+					if !errors.Is(err, ErrReadOnly) {
+						t.Fatalf("add %d: %v, want BOOKIE_READ_ONLY once no segment can be made", e, err)
+					}
+					break
+				}
+				acked = append(acked, e)
+				if e > 100 {
+					t.Fatal("no add failed though no segment can be made")
+				}
+			}
+			if !b.isReadOnly() || b.failure() != nil {
+				t.Fatalf("read-only %v, journal failure %v: want read-only, not failed", b.isReadOnly(), b.failure())
+			}
+			if _, _, err := b.Fence(ctx, 99); err != nil {
+				t.Fatalf("a fence while no segment can be made: %v", err)
+			}
+			if err := b.Delete(ctx, 98); err != nil {
+				t.Fatalf("a delete while no segment can be made: %v", err)
+			}
+			if err := b.Add(ctx, Entry{Ledger: 97, ID: 0, LAC: -1, Payload: payload(97, 0, 1<<10), Recovery: true}); err != nil {
+				t.Fatalf("a recovery add while no segment can be made: %v", err)
+			}
+			b.checkDisk()
+			if !b.isReadOnly() {
+				t.Fatal("the disk check made the bookie writable while no segment can be made")
+			}
+			full.Store(false)
+			for deadline := time.Now().Add(30 * time.Second); b.isReadOnly(); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("still read-only though segments can be made again")
+				}
+				b.checkDisk()
+			}
+			for ; e < ids.EntryID(len(acked))+40; e++ {
+				mustAdd(t, b, 3, e, e-1, 60<<10) // rotations again
+			}
+			b = reopen(t, b, false)
+			for _, a := range acked {
+				mustRead(t, b, 3, a, 60<<10)
+			}
+			mustRead(t, b, 3, e-1, 60<<10)
+		})
 	}
-	if !b.isReadOnly() || b.failure() != nil {
-		t.Fatalf("read-only %v, journal failure %v: want read-only, not failed", b.isReadOnly(), b.failure())
-	}
-	full.Store(false)
-	b.checkDisk() // usage 0.5: writable again
-	for ; e < ids.EntryID(len(acked))+40; e++ {
-		mustAdd(t, b, 3, e, e-1, 60<<10) // rotations again
-	}
-	b = reopen(t, b, false)
-	for _, a := range acked {
-		mustRead(t, b, 3, a, 60<<10)
-	}
-	mustRead(t, b, 3, e-1, 60<<10)
 }
 
 // The disk usage the bookie measures is df's Use% of the same file system

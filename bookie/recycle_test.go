@@ -272,9 +272,10 @@ func TestFreeSegmentsBeyondTheLimitAreRemovedAtOpen(t *testing.T) {
 	}
 }
 
-// A journal whose key file is gone is not opened (its keyed records could
-// not be told from garbage, and the newest segment would be truncated as
-// torn): the error names the file, and with it back everything reads.
+// A journal whose key file is gone, or holds another journal's key, is
+// not opened (its keyed records could not be told from garbage, and the
+// newest segment would be truncated as torn): the error names the file,
+// and with the right one back everything reads.
 func TestBookieWithoutItsJournalKeyRefusesToOpen(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	b := openBookie(t, cfg)
@@ -304,4 +305,27 @@ func TestBookieWithoutItsJournalKeyRefusesToOpen(t *testing.T) {
 	}
 	b = openBookie(t, cfg)
 	mustRead(t, b, 1, 0, 100)
+
+	// Another journal's key is refused too, once a sealed segment can
+	// tell: the scan would otherwise take every record for garbage.
+	for e := range ids.EntryID(30) {
+		mustAdd(t, b, 2, e, e-1, 60<<10) // rotations: sealed segments
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := Open(cfg, testLogger(t)); err == nil || !errors.Is(err, ErrCorruption) || !strings.Contains(err.Error(), "does not hold the key") {
+		if r != nil {
+			r.Close()
+		}
+		t.Fatalf("open with another journal's key: %v, want a Corruption error", err)
+	}
+	if err := os.WriteFile(p, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b = openBookie(t, cfg)
+	mustRead(t, b, 2, 29, 60<<10)
 }

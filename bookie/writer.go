@@ -99,12 +99,12 @@ func (b *Bookie) writeGroup(group []*request) {
 			answerAll(group, b.failure())
 			return
 		}
-		// A full disk: refuse adds until the disk check finds room
-		// again (diskfull.go), and fail this group, which was not
-		// written.
-		b.setReadOnly(true, se.Error())
-		answerAll(group, fmt.Errorf("%w: %v", ErrReadOnly, se))
-		return
+		// A full disk: rotate made the bookie read-only until a
+		// segment is made. What the group holds besides new adds goes
+		// in the active segment's reserve, if it fits.
+		if group = b.withoutNewAdds(group, se); len(group) == 0 {
+			return
+		}
 	}
 	b.mu.Lock()
 	accepted, rejected := plan(group, b.statusLocked)
@@ -213,17 +213,48 @@ func (e *segmentError) Error() string { return "journal: no new segment: " + e.e
 func (e *segmentError) Unwrap() error { return e.err }
 
 // makeRoom rotates to the next segment if group would not fit in the
-// active one. It runs before the group is planned, so that a group it
-// fails for leaves no trace in the planner's state.
+// active one. A group with new adds must also leave the segment's reserve
+// free (reserveBytes): fences, deletes and recovery adds can then still be
+// written when no new segment can be made. It runs before the group is
+// planned, so that a group it fails for leaves no trace in the planner's
+// state.
 func (b *Bookie) makeRoom(group []*request) error {
-	size := 0
+	size, limit := 0, b.cfg.JournalFileBytes
 	for _, r := range group {
 		size += r.size()
+		if r.op == opAdd && !r.recovery {
+			limit = b.cfg.JournalFileBytes - reserveBytes(b.cfg)
+		}
 	}
-	if end := b.active.End(); end > 0 && end+int64(size) > b.cfg.JournalFileBytes {
+	if end := b.active.End(); end > 0 && end+int64(size) > limit {
 		return b.rotate()
 	}
 	return nil
+}
+
+// reserveBytes is the end of a segment that new adds leave free.
+func reserveBytes(cfg Config) int64 { return min(64<<10, cfg.JournalFileBytes/16) }
+
+// withoutNewAdds splits group, which could not be written for want of a
+// new segment (se), into what still fits in the active segment without
+// one: its fences, deletes, recovery adds and relocations, if they fit.
+// The rest is answered with ErrReadOnly.
+func (b *Bookie) withoutNewAdds(group []*request, se *segmentError) []*request {
+	var keep, refuse []*request
+	size := 0
+	for _, r := range group {
+		if r.op == opAdd && !r.recovery {
+			refuse = append(refuse, r)
+		} else {
+			keep = append(keep, r)
+			size += r.size()
+		}
+	}
+	if b.active.End()+int64(size) > b.cfg.JournalFileBytes {
+		refuse, keep = group, nil
+	}
+	answerAll(refuse, fmt.Errorf("%w: %v", ErrReadOnly, se))
+	return keep
 }
 
 // rotate starts a new segment after making the old one durable in full, so
@@ -240,10 +271,14 @@ func (b *Bookie) rotate() error {
 		b.log.Warn("creating the spare journal segment failed; retrying", "err", s.err)
 		if s.seg, s.err = b.createSegment(b.active.ID+1, false); s.err != nil {
 			// Nothing was written: the journal is sound, and the
-			// active segment takes groups that still fit. The next
-			// rotation takes another spare, tried meanwhile.
+			// active segment takes groups that still fit. Read-only
+			// until a segment is made: the next rotation takes
+			// another spare, tried meanwhile (and again by the disk
+			// check, retrySpare).
+			se := &segmentError{s.err}
+			b.setCause(causeSegment, se.Error())
 			b.prepareSpare(b.active.ID+1, false)
-			return &segmentError{s.err}
+			return se
 		}
 	}
 	seg := s.seg
@@ -257,6 +292,7 @@ func (b *Bookie) rotate() error {
 	fillRate := float64(b.active.End()) / time.Since(b.activeSince).Seconds()
 	b.active, b.activeSince = seg, time.Now()
 	b.prepareSpare(seg.ID+1, prewriteNext(fillRate, float64(b.zeroRate.Load())))
+	b.setCause(causeSegment, "")
 	b.metrics.segments.Inc()
 	b.kickCheckpoint()
 	return nil

@@ -30,6 +30,12 @@ type AuditorConfig struct {
 	// reads. The Client must then not count them among the live bookies
 	// (metadata.WritableBookies), so that no copy goes to them.
 	Draining func(ctx context.Context) ([]string, error)
+	// Registered, when set, lists every registered bookie: the ones that
+	// are not lost. Without it the Client's bookies are taken, but a
+	// Client over metadata.WritableBookies leaves out read-only bookies
+	// (a full disk), which are not lost: their ledgers must stay where
+	// they are, or the copies left on them would never be deleted.
+	Registered func(ctx context.Context) ([]string, error)
 	// Leader reports whether this process audits now; every process may
 	// run an Auditor, one at a time should act (two acting at once only
 	// waste copies: the metadata CAS lets one win).
@@ -105,7 +111,11 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 		a.lastScan = time.Time{}
 		return 0
 	}
-	live, err := a.c.liveBookies(ctx)
+	list := a.c.liveBookies
+	if a.cfg.Registered != nil {
+		list = a.cfg.Registered
+	}
+	live, err := list(ctx)
 	if err != nil {
 		a.log.Debug("audit: listing bookies", "err", err)
 		return 0

@@ -177,6 +177,42 @@ func TestAuditorRereplicatesClosedLedgersOfABookieLostPastTheDelay(t *testing.T)
 	}
 }
 
+// TestAuditorLeavesAReadOnlyBookiesLedgersAlone: a bookie whose disk is
+// full is left out of the writable bookies (as metadata.WritableBookies
+// does) but stays registered; the auditor, told the registered ones, does
+// not count it lost and copies nothing off it, however long it stays so.
+// Copies made off it would leave its own behind, never deleted, and its
+// disk full for good.
+func TestAuditorLeavesAReadOnlyBookiesLedgersAlone(t *testing.T) {
+	c := startCluster(t, 4)
+	cl := c.client(t)
+	ctx := context.Background()
+	var closed []*metadata.Ledger
+	for range 3 {
+		closed = append(closed, writeClosed(t, cl, ledger.ClusterOptions(), 10))
+	}
+	registered := slices.Clone(c.list.addrs)
+	readOnly := closed[0].Fragments[0].Bookies[0]
+	c.list.remove(readOnly)
+	a := ledger.NewAuditor(cl, c.store.(*metadata.Store), ledger.AuditorConfig{Delay: time.Minute,
+		Registered: func(context.Context) ([]string, error) { return registered, nil }})
+	start := time.Now()
+	for _, at := range []time.Duration{0, time.Hour, 2 * time.Hour} {
+		if n := a.Round(ctx, start.Add(at)); n != 0 {
+			t.Fatalf("copied %d ledgers off a registered read-only bookie", n)
+		}
+	}
+	for _, l := range closed {
+		got, err := c.store.GetLedger(ctx, l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Fragments[0].Bookies, l.Fragments[0].Bookies) {
+			t.Fatalf("ledger %d's ensemble changed: %+v", l.ID, got.Fragments)
+		}
+	}
+}
+
 // TestAuditorCopiesEveryClosedLedgerOffADrainingBookieAtOnce: a bookie
 // being decommissioned is copied off in the first round, with no delay and
 // no lost-bookie delay configured, while it still runs; afterwards no

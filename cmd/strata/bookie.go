@@ -225,8 +225,8 @@ func registerBookie(cmd *cobra.Command, endpoints []string, listenAddr string, b
 	fmt.Fprintf(cmd.OutOrStdout(), "bookie registered in etcd as %s\n", addr)
 	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	kept := make(chan struct{})
-	go func() { keepBookieRegistration(kctx, store, sess, info, b, newLogger(cmd)); close(kept) }()
-	return func() { stop(); <-kept; sess.Close(); store.Close() }, nil
+	go func() { keepBookieRegistration(kctx, store, sess, ttl, info, b, newLogger(cmd)); close(kept) }()
+	return func() { stop(); <-kept; store.Close() }, nil
 }
 
 // readOnlySource is what keepBookieRegistration watches: a *bookie.Bookie.
@@ -234,15 +234,22 @@ type readOnlySource interface {
 	ReadOnly() (readOnly bool, changed <-chan struct{})
 }
 
-// keepBookieRegistration registers the bookie again, under its session,
-// each time it turns read-only or writable, until ctx ends: new ensembles
-// leave a read-only bookie out (metadata.WritableBookies). A failed
-// registration is tried again every second.
-func keepBookieRegistration(ctx context.Context, store *metadata.Store, sess *metadata.Session, info metadata.BookieInfo, b readOnlySource, log *slog.Logger) {
+// keepBookieRegistration keeps the bookie's registration true until ctx
+// ends, then closes the session it holds (which removes it). It registers
+// again each time the bookie turns read-only or writable, so that new
+// ensembles leave a read-only bookie out (metadata.WritableBookies); and
+// when the session ends under it (its lease expired while etcd was out of
+// reach, taking the registration with it), it takes a new session of ttl
+// and registers again: a bookie left unregistered would get no new
+// ledgers, and the auditor would copy its ledgers away. Failures are
+// tried again every second.
+func keepBookieRegistration(ctx context.Context, store *metadata.Store, sess *metadata.Session, ttl time.Duration, info metadata.BookieInfo, b readOnlySource, log *slog.Logger) {
+	defer func() { sess.Close() }()
 	var retry <-chan time.Time
+	dirty := false // the registration may not say info any more
 	for {
 		ro, changed := b.ReadOnly()
-		if ro != info.ReadOnly || retry != nil {
+		if ro != info.ReadOnly || dirty {
 			next := info
 			next.ReadOnly = ro
 			retry = nil
@@ -251,15 +258,30 @@ func keepBookieRegistration(ctx context.Context, store *metadata.Store, sess *me
 					return
 				}
 				log.Warn("updating the bookie's registration failed; retrying", "read_only", ro, "err", err)
-				retry = time.After(time.Second)
+				dirty, retry = true, time.After(time.Second)
 			} else {
-				info = next
+				info, dirty = next, false
 				log.Info("bookie registration updated", "read_only", ro)
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-sess.Done():
+			log.Warn("the bookie's etcd session ended, and its registration with it; registering again under a new session")
+			for {
+				ns, err := store.NewSession(ctx, ttl)
+				if err == nil {
+					sess, dirty = ns, true
+					break
+				}
+				log.Warn("starting a new etcd session failed; retrying", "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+			}
 		case <-changed:
 		case <-retry:
 		}

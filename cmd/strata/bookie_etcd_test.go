@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/metadata/metatest"
 )
@@ -139,9 +141,11 @@ func (f *flipState) set(on bool) {
 	f.changed = make(chan struct{})
 }
 
-// A bookie's registration follows its read-only state both ways, under
-// its session, against a real etcd: new ensembles leave it out while its
-// disk is full and take it again once it is not.
+// A bookie's registration follows its read-only state both ways, against
+// a real etcd: new ensembles leave it out while its disk is full and take
+// it again once it is not. When its session's lease goes (expired while
+// etcd was out of reach; here revoked), it registers again under a new
+// one, read-only mark and all.
 func TestBookieRegistrationFollowsItsReadOnlyState(t *testing.T) {
 	store := metatest.OpenStore(t)
 	ctx := testContext(t, time.Minute)
@@ -158,7 +162,7 @@ func TestBookieRegistrationFollowsItsReadOnlyState(t *testing.T) {
 	kctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
-		keepBookieRegistration(kctx, store, sess, info, state, slog.New(slog.DiscardHandler))
+		keepBookieRegistration(kctx, store, sess, 10*time.Second, info, state, slog.New(slog.DiscardHandler))
 		close(done)
 	}()
 	defer func() { stop(); <-done }()
@@ -173,4 +177,24 @@ func TestBookieRegistrationFollowsItsReadOnlyState(t *testing.T) {
 	waitFor(t, 30*time.Second, "the read-only bookie left out of the writable ones", func() bool { return writable() == 0 })
 	state.set(false)
 	waitFor(t, 30*time.Second, "the bookie writable again", func() bool { return writable() == 1 })
+
+	state.set(true)
+	waitFor(t, 30*time.Second, "the bookie read-only again", func() bool { return writable() == 0 })
+	if _, err := store.Client().Revoke(ctx, clientv3.LeaseID(sess.LeaseID())); err != nil {
+		t.Fatal(err)
+	}
+	registeredReadOnly := func() bool {
+		bs, err := store.ListBookies(ctx)
+		return err == nil && len(bs) == 1 && bs[0].ReadOnly
+	}
+	waitFor(t, 30*time.Second, "the bookie registered again, read-only, after its lease was revoked", func() bool {
+		select {
+		case <-sess.Done():
+		default:
+			return false // the revocation not seen yet
+		}
+		return registeredReadOnly()
+	})
+	state.set(false)
+	waitFor(t, 30*time.Second, "the re-registered bookie writable again", func() bool { return writable() == 1 })
 }

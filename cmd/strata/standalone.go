@@ -115,6 +115,9 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 		}}, log)
 }
 
+// bookieSessionTTL is the lease of the standalone bookie's registration.
+const bookieSessionTTL = 10 * time.Second
+
 // runningBookie is a bookie serving gRPC and registered in etcd.
 type runningBookie struct {
 	addr    string
@@ -122,8 +125,9 @@ type runningBookie struct {
 	srv     *grpc.Server
 	served  chan error
 	session *metadata.Session
-	// stopKeep ends the goroutine that keeps the registration's read-only
-	// mark up to date; keep closes when it has.
+	// stopKeep ends the goroutine that keeps the registration true
+	// (keepBookieRegistration), which then closes the session it holds;
+	// keep closes when it has.
 	stopKeep func()
 	keep     chan struct{}
 }
@@ -149,7 +153,7 @@ func startBookie(ctx context.Context, store *metadata.Store, cfg bookie.Config, 
 	go func() { rb.served <- rb.srv.Serve(lis) }()
 	info := metadata.BookieInfo{ID: rb.addr, Addr: rb.addr}
 	info.ReadOnly, _ = b.ReadOnly()
-	if rb.session, err = store.NewSession(ctx, 10*time.Second); err == nil {
+	if rb.session, err = store.NewSession(ctx, bookieSessionTTL); err == nil {
 		err = store.RegisterBookie(ctx, rb.session, info)
 	}
 	if err != nil {
@@ -159,7 +163,10 @@ func startBookie(ctx context.Context, store *metadata.Store, cfg bookie.Config, 
 	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	rb.keep = make(chan struct{})
 	rb.stopKeep = stop
-	go func() { keepBookieRegistration(kctx, store, rb.session, info, b, log); close(rb.keep) }()
+	go func() {
+		keepBookieRegistration(kctx, store, rb.session, bookieSessionTTL, info, b, log)
+		close(rb.keep)
+	}()
 	return rb, nil
 }
 
