@@ -256,7 +256,7 @@ func loadKey(dir string) (uint64, error) {
 		return 0, err
 	}
 	for _, id := range segs {
-		if first, err := firstRecord(dir, id); err != nil {
+		if first, err := firstRecord(dir, id, false); err != nil {
 			return 0, err
 		} else if journal.Seeded(first) {
 			return 0, errcode.New(errcode.Corruption, "bookie: %s is missing, and segment %s holds records keyed with it: restore the file; without it no record can be told from garbage",
@@ -300,7 +300,7 @@ func checkKey(dir, path string, key uint64, segs []uint32) error {
 	asked := 0
 	for i := len(segs) - 1; i >= 0; i-- {
 		id := segs[i]
-		first, err := firstRecord(dir, id)
+		first, err := firstRecord(dir, id, true)
 		if err != nil {
 			return err
 		}
@@ -321,9 +321,10 @@ func checkKey(dir, path string, key uint64, segs []uint32) error {
 	return nil
 }
 
-// firstRecord reads the first record of segment id (or as much of it as
-// the file holds; its header only if the length is impossible).
-func firstRecord(dir string, id uint32) ([]byte, error) {
+// firstRecord reads the header of the first record of segment id, and
+// with whole the rest of it (unless its length is impossible, or runs past
+// the file).
+func firstRecord(dir string, id uint32, whole bool) ([]byte, error) {
 	seg, err := journal.Open(dir, id)
 	if err != nil {
 		return nil, err
@@ -334,7 +335,7 @@ func firstRecord(dir string, id uint32) ([]byte, error) {
 		return nil, nil // shorter than a header: no record
 	}
 	n := 8 + int64(binary.LittleEndian.Uint32(head)) // length counts the bytes after the crc
-	if n <= journal.HeaderSize || n > journal.HeaderSize+journal.MaxPayload {
+	if !whole || n <= journal.HeaderSize || n > journal.HeaderSize+journal.MaxPayload {
 		return head, nil
 	}
 	rec := make([]byte, n)
