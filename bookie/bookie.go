@@ -294,23 +294,29 @@ func loadKey(dir string) (uint64, error) {
 // truncate the newest segment. The first record of a sealed segment was
 // fsync'd in full, so it decodes under the right key unless damaged; one
 // record of any segment that decodes is enough, and the key is refused
-// when sealed segments were asked and none decodes. The newest segment's
-// first group may be torn, so a journal of one segment cannot refuse.
+// when sealed segments were asked and none decodes. The newest written
+// segment's first group may be torn (spares after it, made ahead of need,
+// hold zeros there), so a journal of one written segment cannot refuse.
 func checkKey(dir, path string, key uint64, segs []uint32) error {
-	asked := 0
+	asked, newest := 0, true
 	for i := len(segs) - 1; i >= 0; i-- {
 		id := segs[i]
 		first, err := firstRecord(dir, id, true)
 		if err != nil {
 			return err
 		}
+		if !slices.ContainsFunc(first, func(c byte) bool { return c != 0 }) {
+			continue // a spare never written (removeUnusedSpares)
+		}
+		sealed := !newest
+		newest = false
 		if !journal.Seeded(first) {
-			continue // written before records had keys, or never
+			continue // written before records had keys
 		}
 		if _, _, err := journal.Decode(first, journal.SeedOf(key, id)); err == nil {
 			return nil
 		}
-		if i < len(segs)-1 {
+		if sealed {
 			asked++
 		}
 	}

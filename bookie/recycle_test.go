@@ -329,3 +329,35 @@ func TestBookieWithoutItsJournalKeyRefusesToOpen(t *testing.T) {
 	b = openBookie(t, cfg)
 	mustRead(t, b, 2, 29, 60<<10)
 }
+
+// A crash can leave the segment written last with its first group torn,
+// and an unused spare after it: the key check does not take the spare for
+// the newest segment, nor the torn one for a sealed one that proves the
+// key wrong. The bookie opens, and the torn group is cut as a torn tail.
+func TestTornFirstGroupBeforeAnUnusedSpareDoesNotFailTheKeyCheck(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	b := openBookie(t, cfg)
+	mustAdd(t, b, 1, 0, -1, 100)
+	first := b.active.ID
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path, off, _ := recordFile(t, b, 1, 0)
+	if off != 0 {
+		t.Fatalf("the entry is at %d, want the segment's first record", off)
+	}
+	damage(t, path, journal.HeaderSize+10, func(p []byte) { p[0] ^= 0xff }) // never acknowledged, say
+	spare, err := journal.Create(b.journalDir, first+1, cfg.JournalFileBytes, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spare.Close()
+	r, err := Open(cfg, testLogger(t))
+	if err != nil {
+		t.Fatalf("open after a torn first group and an unused spare: %v", err)
+	}
+	defer r.Close()
+	if _, err := r.Read(1, 0); err == nil {
+		t.Fatal("the torn record was served")
+	}
+}
