@@ -388,17 +388,59 @@ func (b *Bookie) recover() error {
 	if err := removeStaleIndexes(b.journalDir, segIDs); err != nil {
 		return err
 	}
+	var newestRecs []index.Rec
 	for i, id := range segIDs {
-		if err := b.replaySegment(table, id, i == len(segIDs)-1); err != nil {
+		recs, err := b.replaySegment(table, id, i == len(segIDs)-1)
+		if err != nil {
 			return err
 		}
+		newestRecs = recs
 	}
 	b.metrics.segments.Set(float64(len(segIDs) + 1))
 	next := uint32(1)
 	if len(segIDs) > 0 {
 		next = segIDs[len(segIDs)-1] + 1
 	}
-	return b.startSegment(table, next)
+	err = b.startSegment(table, next)
+	if err != nil && len(segIDs) > 0 {
+		newest := segIDs[len(segIDs)-1]
+		b.log.Warn("no room for a new journal segment: starting read-only, on the newest one", "segment", journal.Name(newest), "err", err)
+		b.metrics.segments.Set(float64(len(segIDs)))
+		return b.resumeSegment(table, newest, newestRecs, err)
+	}
+	return err
+}
+
+// resumeSegment makes segment id, the newest, the active one again when
+// no new segment can be made at open (a disk truly full): the bookie then
+// starts read-only (causeSegment) instead of not at all, serves reads, and
+// writes fences, deletes and recovery adds after the segment's last
+// record, until a rotation finds a segment. recs are its records, its
+// index once it is sealed.
+func (b *Bookie) resumeSegment(table *index.Table, id uint32, recs []index.Rec, cause error) error {
+	seg := b.files.segs[id]
+	end, err := seg.Size() // truncated at the end of its data by the scan
+	if err != nil {
+		return err
+	}
+	// What the scan kept may not all be on the disk (a SIGKILL leaves it
+	// in the page cache): make it so before new records' sync marks
+	// claim it.
+	if _, err := seg.Sync(); err != nil {
+		return err
+	}
+	// The index written for it as sealed would miss what comes next, and
+	// be taken as complete once it is sealed: gone, it is scanned instead
+	// until the writer seals the segment and writes the whole one.
+	if err := index.RemoveSegment(b.journalDir, id); err != nil {
+		return err
+	}
+	seg.Resume(end)
+	b.durable.Store(uint64(id)<<32 | uint64(end))
+	b.active, b.activeSince, b.activeRecs = seg, time.Now(), recs
+	b.mu.table, b.mu.pos = table, index.Position{File: id, Off: uint32(end)}
+	b.setCause(causeSegment, (&segmentError{cause}).Error())
+	return nil
 }
 
 // removeUnusedSpares removes trailing segments that hold no durable record
@@ -458,10 +500,11 @@ func removeStaleIndexes(dir string, segIDs []uint32) error {
 // replaySegment opens segment id and applies its records to table: from its
 // index when the segment is sealed and the index is valid, else by scanning
 // it (truncating a torn tail of the newest one) and then writing its index.
-func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) error {
+// It returns the records.
+func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) ([]index.Rec, error) {
 	seg, err := journal.Open(b.journalDir, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b.files.segs[id] = seg
 	if !newest {
@@ -469,7 +512,7 @@ func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) error
 		// every older one was fsync'd in full before it got an index.
 		size, err := seg.Size()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		recs, err := index.LoadSegment(b.journalDir, id, size)
 		if err == nil {
@@ -477,7 +520,7 @@ func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) error
 				table.Apply(r)
 			}
 			b.metrics.recovered.WithLabelValues("index").Inc()
-			return nil
+			return recs, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			b.log.Warn("journal segment index unusable; scanning the segment", "segment", journal.Name(id), "err", err)
@@ -486,7 +529,7 @@ func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) error
 	b.metrics.recovered.WithLabelValues("scan").Inc()
 	data, err := seg.ReadAll()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var recs []index.Rec
 	res := journal.Scan(data, 0, newest, b.seed(id), func(off, n int, r journal.Record) {
@@ -512,11 +555,12 @@ func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) error
 			b.log.Warn("journal: torn tail truncated", "segment", journal.Name(id), "offset", res.End, "dropped_bytes", len(data)-res.End)
 		}
 		if err := seg.Truncate(int64(res.End)); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	// Sealed from now on: the new active segment comes after it.
-	return index.SaveSegment(b.journalDir, id, recs)
+	// Sealed from now on: the new active segment comes after it (unless
+	// none can be made: resumeSegment).
+	return recs, index.SaveSegment(b.journalDir, id, recs)
 }
 
 // indexRec is what journal record r, stored at loc, means to the index.

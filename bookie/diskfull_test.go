@@ -213,3 +213,94 @@ func TestDiskUsageIsWhatDfReports(t *testing.T) {
 		t.Fatalf("disk usage %.2f%%, df says %d%%", 100*got, pct)
 	}
 }
+
+// A bookie restarted on a disk with no room for a new segment (none free
+// to recycle either) still starts: read-only, on its newest segment,
+// serving reads and writing fences and deletes after its last record.
+// Once there is room again it moves on to new segments by itself, and
+// after a restart (from the sealed segments' indexes) everything is there:
+// the entries, the fence, the delete.
+func TestBookieWithNoRoomForANewSegmentStartsReadOnlyOnItsNewestOne(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t.TempDir())
+	cfg.JournalRecycleSegments = -1
+	var full atomic.Bool
+	h := hooks{createSegment: func(uint32, bool) error {
+		if full.Load() {
+			return errors.New("no space left on device (test)")
+		}
+		return nil
+	}}
+	b, err := open(cfg, testLogger(t), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := range ids.EntryID(5) {
+		mustAdd(t, b, 1, e, e-1, 10<<10)
+	}
+	mustAdd(t, b, 2, 0, -1, 100)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	full.Store(true)
+	b, err = open(cfg, testLogger(t), h)
+	if err != nil {
+		t.Fatalf("open with no room for a new segment: %v", err)
+	}
+	if !b.isReadOnly() {
+		t.Fatal("not read-only without room for a segment")
+	}
+	for e := range ids.EntryID(5) {
+		mustRead(t, b, 1, e, 10<<10)
+	}
+	if err := b.Add(ctx, Entry{Ledger: 1, ID: 5, LAC: 4, Payload: payload(1, 5, 100)}); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("an add: %v, want BOOKIE_READ_ONLY", err)
+	}
+	if _, _, err := b.Fence(ctx, 1); err != nil {
+		t.Fatalf("a fence: %v", err)
+	}
+	if err := b.Delete(ctx, 2); err != nil {
+		t.Fatalf("a delete: %v", err)
+	}
+	// Room again, without a restart: the disk check retries the spare,
+	// and the writer moves on from the resumed segment, sealing it.
+	full.Store(false)
+	for deadline := time.Now().Add(30 * time.Second); b.isReadOnly(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("still read-only though segments can be made again")
+		}
+		b.checkDisk()
+	}
+	for e := range ids.EntryID(30) {
+		mustAdd(t, b, 3, e, e-1, 50<<10) // rotations
+	}
+	if err := b.checkpoint(); err != nil { // the sealed segments' indexes
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err = open(cfg, testLogger(t), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if b.isReadOnly() {
+		t.Fatal("read-only with room again")
+	}
+	if err := b.Add(ctx, Entry{Ledger: 1, ID: 5, LAC: 4, Payload: payload(1, 5, 100)}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("an add to the ledger fenced while read-only: %v, want fenced (the fence was lost)", err)
+	}
+	if _, err := b.Read(2, 0); !errors.Is(err, ErrLedgerNotFound) {
+		t.Fatalf("the ledger deleted while read-only: %v, want not found (the delete was lost)", err)
+	}
+	for e := range ids.EntryID(5) {
+		mustRead(t, b, 1, e, 10<<10)
+	}
+	for e := range ids.EntryID(30) {
+		mustRead(t, b, 3, e, 50<<10)
+	}
+	mustAdd(t, b, 3, 30, 29, 50<<10)
+}

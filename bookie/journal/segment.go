@@ -344,6 +344,10 @@ func (s *Segment) Seal() {
 	s.w, s.tail, s.abuf = s.f, nil, nil
 }
 
+// Resume sets where the next Append goes, in a segment opened with Open:
+// end, the end of its data. Appends then go through the page cache.
+func (s *Segment) Resume(end int64) { s.end = end }
+
 // DropBufferOver drops the write buffer if it holds more than limit
 // bytes, so that one outsized group does not pin its size for the
 // segment's life; the next append allocates what it needs.
