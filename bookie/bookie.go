@@ -435,7 +435,7 @@ func (b *Bookie) resumeSegment(table *index.Table, id uint32, recs []index.Rec, 
 	if err := index.RemoveSegment(b.journalDir, id); err != nil {
 		return err
 	}
-	seg.Resume(end)
+	seg.Resume(end, end+reserveBytes(b.cfg)) // room for fences and deletes, if the disk has any
 	b.durable.Store(uint64(id)<<32 | uint64(end))
 	b.active, b.activeSince, b.activeRecs = seg, time.Now(), recs
 	b.mu.table, b.mu.pos = table, index.Position{File: id, Off: uint32(end)}

@@ -345,8 +345,15 @@ func (s *Segment) Seal() {
 }
 
 // Resume sets where the next Append goes, in a segment opened with Open:
-// end, the end of its data. Appends then go through the page cache.
-func (s *Segment) Resume(end int64) { s.end = end }
+// end, the end of its data. Appends then go through the page cache. It
+// preallocates room up to size, if the disk has it (best effort: the
+// caller writes little).
+func (s *Segment) Resume(end, size int64) {
+	s.end = end
+	if size > end {
+		_ = unix.Fallocate(int(s.f.Fd()), 0, end, size-end)
+	}
+}
 
 // DropBufferOver drops the write buffer if it holds more than limit
 // bytes, so that one outsized group does not pin its size for the
