@@ -79,6 +79,7 @@ type Bookie struct {
 	active      *journal.Segment
 	activeSince time.Time // when active became the active segment
 	activeRecs  []index.Rec
+	activeLimit int64 // the size past which nothing is written to active
 
 	// spare receives the next segment, created ahead of need so that a
 	// rotation does not wait for a file to be made (fallocate, maybe 64 MiB
@@ -435,7 +436,11 @@ func (b *Bookie) resumeSegment(table *index.Table, id uint32, recs []index.Rec, 
 	if err := index.RemoveSegment(b.journalDir, id); err != nil {
 		return err
 	}
-	seg.Resume(end, end+reserveBytes(b.cfg)) // room for fences and deletes, if the disk has any
+	// Room for fences and deletes, if the disk has any; nothing is
+	// written past it (activeLimit), as the disk may have no more.
+	seg.Resume(end, end+reserveBytes(b.cfg))
+	b.activeLimit = end + reserveBytes(b.cfg)
+	table.ClampDeletedIn(id)
 	b.durable.Store(uint64(id)<<32 | uint64(end))
 	b.active, b.activeSince, b.activeRecs = seg, time.Now(), recs
 	b.mu.table, b.mu.pos = table, index.Position{File: id, Off: uint32(end)}
@@ -587,7 +592,7 @@ func (b *Bookie) startSegment(table *index.Table, id uint32) error {
 		return err
 	}
 	b.files.segs[id] = seg
-	b.active, b.activeSince = seg, time.Now()
+	b.active, b.activeSince, b.activeLimit = seg, time.Now(), b.cfg.JournalFileBytes
 	b.mu.table, b.mu.pos = table, index.Position{File: id}
 	return nil
 }

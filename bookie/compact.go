@@ -56,8 +56,12 @@ func (b *Bookie) liveEntries(seg uint32) []liveEntry {
 // journal (opRelocate), so that the segment holds no live entry and a later
 // checkpoint reclaims it. Damaged entries stay where they are (and keep the
 // segment, which is then not picked again). It runs on the checkpointer
-// goroutine (or a test's, never both at once); Close cancels it.
+// goroutine (or a test's, never both at once); Close cancels it. A
+// read-only bookie does not compact: the copies need the space it lacks.
 func (b *Bookie) compact() error {
+	if b.readOnly.Load() {
+		return nil
+	}
 	seg := b.compactCandidate()
 	if seg == 0 {
 		return nil

@@ -257,11 +257,20 @@ func TestBookieWithNoRoomForANewSegmentStartsReadOnlyOnItsNewestOne(t *testing.T
 	if err := b.Add(ctx, Entry{Ledger: 1, ID: 5, LAC: 4, Payload: payload(1, 5, 100)}); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("an add: %v, want BOOKIE_READ_ONLY", err)
 	}
+	// The resumed segment takes nothing past its reserve (the disk may
+	// have no more): a recovery add larger than it is refused, and the
+	// journal does not fail.
+	if err := b.Add(ctx, Entry{Ledger: 4, ID: 0, LAC: -1, Payload: payload(4, 0, 100<<10), Recovery: true}); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("a recovery add larger than the reserve: %v, want BOOKIE_READ_ONLY", err)
+	}
 	if _, _, err := b.Fence(ctx, 1); err != nil {
 		t.Fatalf("a fence: %v", err)
 	}
 	if err := b.Delete(ctx, 2); err != nil {
 		t.Fatalf("a delete: %v", err)
+	}
+	if b.failure() != nil {
+		t.Fatalf("journal failed: %v", b.failure())
 	}
 	// Room again, without a restart: the disk check retries the spare,
 	// and the writer moves on from the resumed segment, sealing it.

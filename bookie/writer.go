@@ -219,11 +219,11 @@ func (e *segmentError) Unwrap() error { return e.err }
 // planned, so that a group it fails for leaves no trace in the planner's
 // state.
 func (b *Bookie) makeRoom(group []*request) error {
-	size, limit := 0, b.cfg.JournalFileBytes
+	size, limit := 0, b.activeLimit
 	for _, r := range group {
 		size += r.size()
-		if r.op == opAdd && !r.recovery {
-			limit = b.cfg.JournalFileBytes - reserveBytes(b.cfg)
+		if takesReserve(r) {
+			limit = b.activeLimit - reserveBytes(b.cfg)
 		}
 	}
 	if end := b.active.End(); end > 0 && end+int64(size) > limit {
@@ -232,25 +232,33 @@ func (b *Bookie) makeRoom(group []*request) error {
 	return nil
 }
 
-// reserveBytes is the end of a segment that new adds leave free.
+// reserveBytes is the end of a segment that new adds and relocations
+// leave free.
 func reserveBytes(cfg Config) int64 { return min(64<<10, cfg.JournalFileBytes/16) }
+
+// takesReserve reports whether r may not be written into a segment's
+// reserve: new adds and compaction's relocations, which can wait for a
+// new segment, unlike fences, deletes and recovery adds.
+func takesReserve(r *request) bool {
+	return (r.op == opAdd && !r.recovery) || r.op == opRelocate
+}
 
 // withoutNewAdds splits group, which could not be written for want of a
 // new segment (se), into what still fits in the active segment without
-// one: its fences, deletes, recovery adds and relocations, if they fit.
-// The rest is answered with ErrReadOnly.
+// one: its fences, deletes and recovery adds, if they fit. The rest is
+// answered with ErrReadOnly.
 func (b *Bookie) withoutNewAdds(group []*request, se *segmentError) []*request {
 	var keep, refuse []*request
 	size := 0
 	for _, r := range group {
-		if r.op == opAdd && !r.recovery {
+		if takesReserve(r) {
 			refuse = append(refuse, r)
 		} else {
 			keep = append(keep, r)
 			size += r.size()
 		}
 	}
-	if b.active.End()+int64(size) > b.cfg.JournalFileBytes {
+	if b.active.End()+int64(size) > b.activeLimit {
 		refuse, keep = group, nil
 	}
 	answerAll(refuse, fmt.Errorf("%w: %v", ErrReadOnly, se))
@@ -290,7 +298,7 @@ func (b *Bookie) rotate() error {
 	b.sealed.Unlock()
 	b.activeRecs = make([]index.Rec, 0, cap(b.activeRecs))
 	fillRate := float64(b.active.End()) / time.Since(b.activeSince).Seconds()
-	b.active, b.activeSince = seg, time.Now()
+	b.active, b.activeSince, b.activeLimit = seg, time.Now(), b.cfg.JournalFileBytes
 	b.prepareSpare(seg.ID+1, prewriteNext(fillRate, float64(b.zeroRate.Load())))
 	b.setCause(causeSegment, "")
 	b.metrics.segments.Inc()

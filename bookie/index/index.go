@@ -106,6 +106,25 @@ func (t *Table) entomb(l ids.LedgerID, led *Ledger, seg uint32) {
 	t.tombstones[seg] = append(t.tombstones[seg], l)
 }
 
+// ClampDeletedIn moves every tombstone said to lie past segment max back
+// to max. Checkpoints of earlier versions bound a deleted ledger's delete
+// record by their own position, which may name a segment that never held
+// a record and is gone (an unused spare); a checkpoint taken at a position
+// before that segment must not name it.
+func (t *Table) ClampDeletedIn(max uint32) {
+	for seg, ls := range t.tombstones {
+		if seg <= max {
+			continue
+		}
+		for _, l := range ls {
+			if led := t.Ledgers[l]; led != nil && led.Deleted && led.DeletedIn > max {
+				t.entomb(l, led, max)
+			}
+		}
+		delete(t.tombstones, seg)
+	}
+}
+
 // Prune forgets every deleted ledger whose records all lie in segments
 // before oldest, the oldest segment still on disk, and returns how many.
 // No replay can meet those records again, so the tombstone has nothing

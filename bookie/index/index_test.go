@@ -230,3 +230,24 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// A tombstone said to lie in a segment past the one a checkpoint is taken
+// in (an earlier version's checkpoint bounded it by its own position, a
+// spare since removed) is moved back, so that the checkpoint decodes, and
+// Prune still forgets the ledger once its segment goes.
+func TestClampedTombstoneLetsAnEarlierPositionsCheckpointDecode(t *testing.T) {
+	tb := New()
+	tb.Put(7, 0, ids.NoEntry, Loc{File: 3, Off: 0, Len: 100})
+	tb.Delete(7, 5)
+	tb.ClampDeletedIn(4)
+	cp, err := Decode(Encode(nil, 1, Position{File: 4, Off: 10}, tb))
+	if err != nil {
+		t.Fatalf("a checkpoint at segment 4 of a ledger deleted in 5, clamped: %v", err)
+	}
+	if led := cp.Table.Get(7); led == nil || !led.Deleted || led.DeletedIn != 4 {
+		t.Fatalf("ledger 7 after the round trip: %+v", led)
+	}
+	if n := tb.Prune(5); n != 1 || tb.Get(7) != nil {
+		t.Fatalf("pruned %d, ledger 7 %+v: want it forgotten once segment 4 is gone", n, tb.Get(7))
+	}
+}
