@@ -96,6 +96,12 @@ func (c *recordCache) get(ctx context.Context, key string, load func(context.Con
 	}
 	ch := c.sf.DoChan(key, func() (any, error) {
 		c.mu.Lock()
+		// A caller that missed while another's read was under way may
+		// get here once that read is done and kept: no second read.
+		if e, ok := c.mu.entries[key]; ok && c.now().Sub(e.at) < c.ttl {
+			c.mu.Unlock()
+			return e.v, nil
+		}
 		gen := c.genLocked(key)
 		c.mu.Unlock()
 		at := c.now()
