@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/loadtest/chaos"
 	"github.com/strata-mq/strata/metadata"
 )
@@ -123,4 +126,42 @@ func TestAReadOnlyBookieGetsNoNewLedgersAndLosesNothing(t *testing.T) {
 		t.Fatalf("health of the read-only bookie: %+v %v", h, err)
 	}
 	checkConsumedExactlyOnce(t, ctx, c, topic, acked)
+}
+
+// TestAStandaloneOverItsDiskThresholdRefusesPublishesAndSaysWhy: `strata
+// standalone --disk-usage-threshold` reaches its bookie: over the
+// threshold (here one its disk is over from the start) the one bookie is
+// read-only, `strata cluster`'s data and the console say so, and a publish
+// fails rather than being taken, with a retriable error naming the lack
+// of writable bookies.
+func TestAStandaloneOverItsDiskThresholdRefusesPublishesAndSaysWhy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	s := newStandalone(t)
+	s.extraArgs = []string{"--disk-usage-threshold", "0.000001"}
+	s.start()
+	ctx := testContext(t, time.Minute)
+	c, err := client.New(s.url(), client.OperationTimeout(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, bs, err := c.Admin().Cluster(ctx)
+	if err != nil || len(bs) != 1 || !bs[0].ReadOnly {
+		t.Fatalf("cluster bookies %+v %v: want the one bookie read-only", bs, err)
+	}
+	resp, err := http.Get("http://" + s.http + "/console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "read-only (disk nearly full)") {
+		t.Fatalf("the console does not show the bookie read-only:\n%s", page)
+	}
+	_, err = c.NewProducer(ctx, "full-disk")
+	if err == nil || !errcode.IsRetriable(err) || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("a producer on a standalone whose only bookie is read-only: %v, want a retriable error saying no bookie is writable", err)
+	}
 }
