@@ -269,25 +269,7 @@ func loadKey(dir string) (uint64, error) {
 		return 0, err
 	}
 	key := binary.LittleEndian.Uint64(b[:])
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	_, err = fmt.Fprintf(f, "%016x\n", key)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err == nil {
-		err = journal.SyncDir(dir)
-	}
-	return key, err
+	return key, journal.WriteFileSync(dir, keyFile, fmt.Appendf(nil, "%016x\n", key), 0o600)
 }
 
 // checkKey refuses a key that is not the journal's (a file restored from

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/strata-mq/strata/bookie/journal"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 )
@@ -196,32 +197,7 @@ func slotName(seq uint64) string { return fmt.Sprintf("checkpoint-%d", seq%2) }
 
 // Save writes data (from Encode with sequence seq) durably into its slot.
 func Save(dir string, seq uint64, data []byte) error {
-	final := filepath.Join(dir, slotName(seq))
-	tmp := final + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return journal.WriteFileSync(dir, slotName(seq), data, 0o644)
 }
 
 // Load returns the valid checkpoints in dir, newest first (zero, one or

@@ -28,8 +28,8 @@ type ScanResult struct {
 
 // Scan decodes the records of data (the whole of the segment whose seed is
 // seed) from offset start and calls fn for each valid one, in order.
-// newest says whether this is the segment that was being written (the only one that may have a torn
-// tail). See the package doc for the rules.
+// newest says whether this is the segment that was being written (the only
+// one that may have a torn tail). See the package doc for the rules.
 func Scan(data []byte, start int, newest bool, seed Seed, fn func(off, n int, r Record)) ScanResult {
 	var res ScanResult
 	off := start

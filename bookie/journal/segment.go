@@ -92,10 +92,8 @@ func Create(dir string, id uint32, size int64, zero bool) (_ *Segment, err error
 		}
 	}()
 	if size > 0 {
-		// Best effort: a file system without fallocate still works, it only
-		// pays for growing the file on each group.
-		if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
-			return nil, fmt.Errorf("journal: preallocate %s: %w", p, err)
+		if err := s.preallocate(0, size); err != nil {
+			return nil, err
 		}
 	}
 	// Direct writes skip the page cache: no page to allocate and copy into
@@ -211,8 +209,8 @@ func Recycle(dir string, old, id uint32, size int64) (_ *Segment, err error) {
 			return nil, err
 		}
 	} else if cur < size {
-		if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
-			return nil, fmt.Errorf("journal: preallocate %s: %w", from, err)
+		if err := s.preallocate(0, size); err != nil {
+			return nil, err
 		}
 	}
 	if w, err := os.OpenFile(from, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
@@ -351,8 +349,18 @@ func (s *Segment) Seal() {
 func (s *Segment) Resume(end, size int64) {
 	s.end = end
 	if size > end {
-		_ = unix.Fallocate(int(s.f.Fd()), 0, end, size-end)
+		_ = s.preallocate(end, size-end)
 	}
+}
+
+// preallocate allocates [off, off+n) of the file. A file system without
+// fallocate is not an error: it only pays for growing the file on each
+// group.
+func (s *Segment) preallocate(off, n int64) error {
+	if err := unix.Fallocate(int(s.f.Fd()), 0, off, n); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+		return fmt.Errorf("journal: preallocate %s: %w", s.path, err)
+	}
+	return nil
 }
 
 // DropBufferOver drops the write buffer if it holds more than limit
@@ -420,4 +428,30 @@ func SyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// WriteFileSync replaces file name in dir with data durably: written to a
+// temporary file, fsync'd, renamed over name, and dir fsync'd, so that a
+// crash leaves the old content or the new, never a part.
+func WriteFileSync(dir, name string, data []byte, perm os.FileMode) error {
+	final := filepath.Join(dir, name)
+	tmp := final + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err != nil {
+		return err
+	}
+	return SyncDir(dir)
 }
