@@ -101,7 +101,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		// Always runs: it copies ledgers off draining bookies even when lost
 		// ones are left alone (a negative delay).
 		d := n.cfg.LostBookieRecoveryDelay
-		ac := ledger.AuditorConfig{Delay: d, Leader: n.audits, Draining: o.Store.ListDrainingBookies, Registered: registeredBookies(o.Store)}
+		ac := ledger.AuditorConfig{Delay: d, Leader: n.audits, Draining: o.Store.ListDrainingBookies, Registered: o.Store}
 		if o.Registry != nil {
 			ac.Registerer = o.Registry
 		}
@@ -175,20 +175,4 @@ func AdvertisedAddr(listen string) string {
 // String describes the node for logs.
 func (n *Node) String() string {
 	return fmt.Sprintf("serving node %s at %s", n.cfg.NodeID, n.cfg.GRPCAddr)
-}
-
-// registeredBookies lists the ids of every registered bookie, read-only
-// ones included: what the auditor counts as not lost.
-func registeredBookies(store *metadata.Store) func(context.Context) ([]string, error) {
-	return func(ctx context.Context) ([]string, error) {
-		bs, err := store.ListBookies(ctx)
-		if err != nil {
-			return nil, err
-		}
-		ids := make([]string, len(bs))
-		for i, b := range bs {
-			ids[i] = b.ID
-		}
-		return ids, nil
-	}
 }

@@ -35,7 +35,7 @@ type AuditorConfig struct {
 	// Client over metadata.WritableBookies leaves out read-only bookies
 	// (a full disk), which are not lost: their ledgers must stay where
 	// they are, or the copies left on them would never be deleted.
-	Registered func(ctx context.Context) ([]string, error)
+	Registered Bookies
 	// Leader reports whether this process audits now; every process may
 	// run an Auditor, one at a time should act (two acting at once only
 	// waste copies: the metadata CAS lets one win).
@@ -111,11 +111,11 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 		a.lastScan = time.Time{}
 		return 0
 	}
-	list := a.c.liveBookies
+	registered := a.c.bookies
 	if a.cfg.Registered != nil {
-		list = a.cfg.Registered
+		registered = a.cfg.Registered
 	}
-	live, err := list(ctx)
+	live, err := bookieIDs(ctx, registered)
 	if err != nil {
 		a.log.Debug("audit: listing bookies", "err", err)
 		return 0

@@ -162,9 +162,15 @@ func (c *Client) pickEnsemble(ctx context.Context, n int) ([]string, error) {
 	return live[:n], nil
 }
 
-// liveBookies returns the ids (addresses) of the registered bookies.
+// liveBookies returns the ids (addresses) of the bookies new ensembles
+// may take.
 func (c *Client) liveBookies(ctx context.Context) ([]string, error) {
-	infos, err := c.bookies.ListBookies(ctx)
+	return bookieIDs(ctx, c.bookies)
+}
+
+// bookieIDs returns the ids (addresses) of the bookies bs lists.
+func bookieIDs(ctx context.Context, bs Bookies) ([]string, error) {
+	infos, err := bs.ListBookies(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: list bookies: %w", err)
 	}

@@ -191,11 +191,11 @@ func TestAuditorLeavesAReadOnlyBookiesLedgersAlone(t *testing.T) {
 	for range 3 {
 		closed = append(closed, writeClosed(t, cl, ledger.ClusterOptions(), 10))
 	}
-	registered := slices.Clone(c.list.addrs)
+	registered := &bookieList{addrs: slices.Clone(c.list.addrs)}
 	readOnly := closed[0].Fragments[0].Bookies[0]
 	c.list.remove(readOnly)
 	a := ledger.NewAuditor(cl, c.store.(*metadata.Store), ledger.AuditorConfig{Delay: time.Minute,
-		Registered: func(context.Context) ([]string, error) { return registered, nil }})
+		Registered: registered})
 	start := time.Now()
 	for _, at := range []time.Duration{0, time.Hour, 2 * time.Hour} {
 		if n := a.Round(ctx, start.Add(at)); n != 0 {
