@@ -17,6 +17,17 @@ import (
 	"github.com/strata-mq/strata/internal/ids"
 )
 
+// noSegmentWhile is a createSegment hook that fails every segment
+// creation, as a full disk would, while full is set.
+func noSegmentWhile(full *atomic.Bool) func(uint32, bool) error {
+	return func(uint32, bool) error {
+		if full.Load() {
+			return errors.New("no space left on device (test)")
+		}
+		return nil
+	}
+}
+
 // usageHook is a disk usage the test sets (as a fraction).
 type usageHook struct{ bits atomic.Uint64 }
 
@@ -129,12 +140,7 @@ func TestJournalThatCannotMakeASegmentTurnsReadOnlyAndRecovers(t *testing.T) {
 			var full atomic.Bool
 			usage := &usageHook{}
 			usage.set(0.5)
-			b, err := open(cfg, testLogger(t), hooks{diskUsage: usage.get, createSegment: func(uint32, bool) error {
-				if full.Load() {
-					return errors.New("no space left on device (test)")
-				}
-				return nil
-			}})
+			b, err := open(cfg, testLogger(t), hooks{diskUsage: usage.get, createSegment: noSegmentWhile(&full)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,12 +231,7 @@ func TestBookieWithNoRoomForANewSegmentStartsReadOnlyOnItsNewestOne(t *testing.T
 	cfg := testConfig(t.TempDir())
 	cfg.JournalRecycleSegments = -1
 	var full atomic.Bool
-	h := hooks{createSegment: func(uint32, bool) error {
-		if full.Load() {
-			return errors.New("no space left on device (test)")
-		}
-		return nil
-	}}
+	h := hooks{createSegment: noSegmentWhile(&full)}
 	b, err := open(cfg, testLogger(t), h)
 	if err != nil {
 		t.Fatal(err)

@@ -149,21 +149,7 @@ func TestADecommissionedBookieIsDrainedWhileItRunsAndThenStoppedLosingNothing(t 
 	cluster, nodes, c := startProcessCluster(t, ctx, chaos.ClusterConfig{Bookies: 4})
 	const topic = "public/default/decommission"
 	var acked []int
-	produce := func(n int) {
-		t.Helper()
-		p, err := c.NewProducer(ctx, topic, client.ProducerName("drained"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
-		for range n {
-			seq := len(acked)
-			if _, err := p.Send(ctx, &client.ProducerMessage{Payload: fmt.Appendf(nil, "pause-%07d", seq)}); err != nil {
-				t.Fatalf("send %d: %v", seq, err)
-			}
-			acked = append(acked, seq)
-		}
-	}
+	produce := func(n int) { sendNumbered(t, ctx, c, topic, "drained", n, &acked) }
 	for range 2 {
 		produce(100)
 		if err := c.Admin().UnloadTopic(ctx, topic); err != nil { // closes the ledger

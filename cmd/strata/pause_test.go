@@ -366,6 +366,27 @@ func bookieLastEntry(t *testing.T, ctx context.Context, addr string, l uint64) i
 	return resp.GetLastEntry()
 }
 
+// sendNumbered opens a producer named name on topic, sends n messages
+// numbered on from len(*acked) (the payloads checkConsumedExactlyOnce
+// expects), each one acknowledged before the next, adds their numbers to
+// acked and closes the producer. One name across calls keeps the sequence
+// ids going.
+func sendNumbered(t *testing.T, ctx context.Context, c *client.Client, topic, name string, n int, acked *[]int) {
+	t.Helper()
+	p, err := c.NewProducer(ctx, topic, client.ProducerName(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for range n {
+		seq := len(*acked)
+		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: fmt.Appendf(nil, "pause-%07d", seq)}); err != nil {
+			t.Fatalf("send %d: %v", seq, err)
+		}
+		*acked = append(*acked, seq)
+	}
+}
+
 // checkConsumedExactlyOnce reads the topic from the earliest message: every
 // acknowledged sequence id once, nothing else.
 func checkConsumedExactlyOnce(t *testing.T, ctx context.Context, c *client.Client, topic string, acked []int) {

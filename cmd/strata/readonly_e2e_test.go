@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -60,21 +59,7 @@ func TestAReadOnlyBookieGetsNoNewLedgersAndLosesNothing(t *testing.T) {
 
 	const topic = "public/default/read-only-bookie"
 	var acked []int
-	produce := func(n int) {
-		t.Helper()
-		p, err := c.NewProducer(ctx, topic, client.ProducerName("read-only"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
-		for range n {
-			seq := len(acked)
-			if _, err := p.Send(ctx, &client.ProducerMessage{Payload: fmt.Appendf(nil, "pause-%07d", seq)}); err != nil {
-				t.Fatalf("send %d: %v", seq, err)
-			}
-			acked = append(acked, seq)
-		}
-	}
+	produce := func(n int) { sendNumbered(t, ctx, c, topic, "read-only", n, &acked) }
 	for range 3 {
 		produce(100)
 		if err := c.Admin().UnloadTopic(ctx, topic); err != nil { // a new ledger next time
