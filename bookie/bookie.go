@@ -616,9 +616,6 @@ type spareSegment struct {
 func (b *Bookie) prepareSpare(id uint32, zeros bool) {
 	b.spareWG.Go(func() {
 		seg, err := b.createSegment(id, zeros)
-		if err == nil {
-			b.setCause(causeSegment, "") // the next rotation will have it
-		}
 		b.spare <- spareSegment{seg, err, id}
 	})
 }
@@ -632,19 +629,23 @@ func (b *Bookie) createSegment(id uint32, zeros bool) (*journal.Segment, error) 
 			return nil, err
 		}
 	}
-	if seg := b.recycle(id); seg != nil {
-		return seg, nil
-	}
-	start := time.Now()
-	seg, err := journal.Create(b.journalDir, id, b.cfg.JournalFileBytes, zeros)
-	if err == nil {
+	seg := b.recycle(id)
+	if seg == nil {
+		start := time.Now()
+		var err error
+		if seg, err = journal.Create(b.journalDir, id, b.cfg.JournalFileBytes, zeros); err != nil {
+			return nil, err
+		}
 		zeros = zeros && seg.Direct() // no zeros without direct I/O
 		b.metrics.segmentsCreated.WithLabelValues(strconv.FormatBool(zeros)).Inc()
 		if zeros {
 			b.zeroRate.Store(int64(float64(b.cfg.JournalFileBytes) / time.Since(start).Seconds()))
 		}
 	}
-	return seg, err
+	// A segment was made: the next rotation will have one (a bookie
+	// read-only for want of one is not any more).
+	b.setCause(causeSegment, "")
+	return seg, nil
 }
 
 // loadFree takes up the free segments a previous run kept, removing those

@@ -42,8 +42,8 @@ const (
 	// low-water mark (checkDisk).
 	causeDisk = iota
 	// causeSegment: the journal could not make its next segment; cleared
-	// once a segment is made (a spare, or a rotation), which the disk
-	// check tries again while nothing else would (retrySpare).
+	// once one is made (createSegment), which the disk check tries again
+	// while nothing else would (retrySpare).
 	causeSegment
 	numCauses
 )
@@ -85,8 +85,7 @@ func (b *Bookie) retrySpare() {
 	select {
 	case s := <-b.spare:
 		if s.err == nil {
-			b.spare <- s // made meanwhile
-			b.setCause(causeSegment, "")
+			b.spare <- s // made meanwhile (which cleared the cause)
 			return
 		}
 		b.prepareSpare(s.id, false)

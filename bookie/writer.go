@@ -300,7 +300,6 @@ func (b *Bookie) rotate() error {
 	fillRate := float64(b.active.End()) / time.Since(b.activeSince).Seconds()
 	b.active, b.activeSince, b.activeLimit = seg, time.Now(), b.cfg.JournalFileBytes
 	b.prepareSpare(seg.ID+1, prewriteNext(fillRate, float64(b.zeroRate.Load())))
-	b.setCause(causeSegment, "")
 	b.metrics.segments.Inc()
 	b.kickCheckpoint()
 	return nil
