@@ -728,6 +728,12 @@ func counterValue(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
+func gaugeValue(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	g.Write(&m)
+	return m.GetGauge().GetValue()
+}
+
 // TestFsyncFailureStopsAllWrites: after one failed fdatasync nothing more is
 // acknowledged (the page cache state is unknown), reads go on, and Health
 // reports not ready.

@@ -69,8 +69,9 @@ func TestBookieOverTheDiskThresholdRefusesAddsUntilUnderTheLowWaterMark(t *testi
 	default:
 		t.Fatal("turning read-only did not close the change channel")
 	}
-	if !b.isReadOnly() || !health(t, c).ReadOnly || !health(t, c).Ready {
-		t.Fatalf("read-only %v, health %+v: want read-only and still ready", b.isReadOnly(), health(t, c))
+	if !b.isReadOnly() || !health(t, c).ReadOnly || !health(t, c).Ready || gaugeValue(b.metrics.readOnly) != 1 || gaugeValue(b.metrics.diskUsage) != 0.96 {
+		t.Fatalf("read-only %v, health %+v, gauges %v %v: want read-only (and said so) and still ready", b.isReadOnly(), health(t, c),
+			gaugeValue(b.metrics.readOnly), gaugeValue(b.metrics.diskUsage))
 	}
 	err = b.Add(ctx, Entry{Ledger: 1, ID: 1, LAC: 0, Payload: payload(1, 1, 100)})
 	if !errors.Is(err, ErrReadOnly) || errcode.CodeOf(err) != errcode.BookieReadOnly || !errcode.IsRetriable(err) {
@@ -102,7 +103,7 @@ func TestBookieOverTheDiskThresholdRefusesAddsUntilUnderTheLowWaterMark(t *testi
 	}
 	usage.set(0.89)
 	b.checkDisk()
-	if b.isReadOnly() || health(t, c).ReadOnly {
+	if b.isReadOnly() || health(t, c).ReadOnly || gaugeValue(b.metrics.readOnly) != 0 {
 		t.Fatal("still read-only under the low-water mark")
 	}
 	mustAdd(t, b, 1, 1, 0, 100)

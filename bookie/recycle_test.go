@@ -102,7 +102,7 @@ func TestRecycledSegmentsOldRecordsNeverPassForNewOnes(t *testing.T) {
 	for e := range n {
 		mustAdd(t, b, l, e, e-1, 50<<10)
 	}
-	if got := counterValue(b.metrics.recycled); got != float64(nfree) || b.active.End() > cfg.JournalFileBytes/2 {
+	if got := counterValue(b.metrics.recycled); got != float64(nfree) || b.active.End() > cfg.JournalFileBytes/2 || gaugeValue(b.metrics.freeSegments) != 0 {
 		t.Fatalf("%v segments recycled, the last written to %d: want all %d free ones used, the last for about a third",
 			got, b.active.End(), nfree)
 	}
