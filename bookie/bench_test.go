@@ -22,8 +22,12 @@ import (
 // measured in the same run on the same disk. STRATA_BENCH_DIR picks the disk
 // (default: the system temp dir).
 
-// The bookie runs inside the strata binary, which installs this pool.
-func init() { rpcpool.InstallDefault() }
+// The bookie runs inside the strata binary, which installs this pool and
+// raises GOMAXPROCS (RaiseProcs); the tests of this package run so too.
+func init() {
+	rpcpool.InstallDefault()
+	RaiseProcs()
+}
 
 func benchDir(b *testing.B) string {
 	dir, err := os.MkdirTemp(os.Getenv("STRATA_BENCH_DIR"), "bookie-bench-")

@@ -81,6 +81,7 @@ func runBookie(cmd *cobra.Command, _ []string) error {
 	if err := cfg.Validate(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	procs := bookie.RaiseProcs()
 	if cfg.UnsafeNoFsync {
 		log.Warn("--unsafe-no-fsync: adds are acknowledged without fsync; a machine crash loses acknowledged data")
 	}
@@ -137,7 +138,7 @@ func runBookie(cmd *cobra.Command, _ []string) error {
 	srv := grpc.NewServer(opts...)
 	b.Register(srv)
 	fmt.Fprintf(cmd.OutOrStdout(), "bookie %s listening on %s (data dir %s)\n", b.ID(), lis.Addr(), cfg.DataDir)
-	log.Info("bookie started", "id", b.ID(), "listen", lis.Addr().String(), "data_dir", cfg.DataDir)
+	log.Info("bookie started", "id", b.ID(), "listen", lis.Addr().String(), "data_dir", cfg.DataDir, "gomaxprocs", procs)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()

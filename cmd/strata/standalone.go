@@ -51,6 +51,7 @@ func newStandaloneCmd() *cobra.Command {
 
 func runStandalone(cmd *cobra.Command, _ []string) error {
 	log := newLogger(cmd)
+	procs := bookie.RaiseProcs()
 	f := cmd.Flags()
 	str := func(name string) string { v, _ := f.GetString(name); return v }
 	dir, err := filepath.Abs(str("data-dir"))
@@ -111,7 +112,7 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 				fmt.Fprintf(out, "  http:     %s%s/readyz  /metrics  /admin/v2  /console\n", web, hlis.Addr())
 			}
 			fmt.Fprintf(out, "  bookie:   %s\n  etcd:     %v\n", bk.addr, endpoints)
-			log.Info("standalone ready", "grpc", grpcAddr, "bookie", bk.addr, "etcd", endpoints)
+			log.Info("standalone ready", "grpc", grpcAddr, "bookie", bk.addr, "etcd", endpoints, "gomaxprocs", procs)
 		}}, log)
 }
 

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/strata-mq/strata/bookie"
 	"github.com/strata-mq/strata/client"
 )
 
@@ -143,4 +146,32 @@ func TestBacklogAgeShowsInMetricsAndSubscriptionsListOnARealStandalone(t *testin
 	}
 	cli("", "subscriptions", "clear-backlog", "--topic", "aged", "--subscription", "nobody")
 	waitFor(t, 30*time.Second, "the age back to zero", func() bool { return age() == 0 })
+}
+
+// defaultProcs is this process's GOMAXPROCS before any test ran one of the
+// server commands in process (which raise it): the default a child starts
+// from.
+var defaultProcs = runtime.GOMAXPROCS(0)
+
+// TestStandaloneRunsTwoMorePsThanCPUsForTheJournal checks that `strata
+// standalone` raises GOMAXPROCS (bookie.RaiseProcs): with as many Ps as
+// CPUs, the journal's writer and syncer in their system calls hold them
+// all, and the adds they made durable wait for an answer.
+func TestStandaloneRunsTwoMorePsThanCPUsForTheJournal(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS is set: the standalone keeps it (TestRaiseProcsLeavesAnOperatorsGOMAXPROCS)")
+	}
+	s := newStandalone(t)
+	s.start()
+	resp, err := http.Get("http://" + s.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fmt.Sprintf("go_sched_gomaxprocs_threads %d\n", defaultProcs+bookie.ExtraProcs)
+	if !strings.Contains(string(body), want) {
+		i := strings.Index(string(body), "go_sched_gomaxprocs_threads ")
+		t.Fatalf("/metrics: want %q, have %.40q", want, string(body)[max(i, 0):])
+	}
 }
