@@ -11,10 +11,11 @@ import (
 const ExtraProcs = 2
 
 // RaiseProcs sets GOMAXPROCS to the CPUs the process may use plus
-// ExtraProcs, unless the GOMAXPROCS environment variable is set, and
-// returns the value in effect. `strata bookie` and `strata standalone`
-// call it before opening a bookie; it changes the whole process, so a
-// program embedding a bookie decides for itself.
+// ExtraProcs (the runtime's default plus ExtraProcs, however often it is
+// called), unless the GOMAXPROCS environment variable is set, and returns
+// the value in effect. `strata bookie` and `strata standalone` call it
+// before opening a bookie; it changes the whole process, so a program
+// embedding a bookie decides for itself.
 //
 // Why: a goroutine in a blocking system call keeps its P until sysmon
 // takes it back, and sysmon does so only once the call has outlasted one
@@ -31,6 +32,7 @@ func RaiseProcs() int {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return runtime.GOMAXPROCS(0)
 	}
+	runtime.SetDefaultGOMAXPROCS()
 	n := runtime.GOMAXPROCS(0) + ExtraProcs
 	runtime.GOMAXPROCS(n)
 	return n
