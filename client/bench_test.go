@@ -2,7 +2,11 @@ package client_test
 
 import (
 	"context"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/strata-mq/strata/client"
 )
@@ -24,6 +28,50 @@ func BenchmarkProducerSendAsync(b *testing.B) {
 	}
 	if err := p.Flush(ctx); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkProducerLinger measures publish latency (SendAsync to callback)
+// with a 1 ms linger against the fake broker, which answers at once, so the
+// figure is the batching delay and the SDK's own path: bursts of 150
+// messages every millisecond (150,000 msg/s, the loadtest's shape), with
+// the send loop waiting on the runtime's timers or on the precise one.
+func BenchmarkProducerLinger(b *testing.B) {
+	for _, kind := range []string{"runtime", "precise"} {
+		b.Run(kind, func(b *testing.B) {
+			if kind == "runtime" {
+				client.UseRuntimeTimers(b)
+			}
+			_, _, c := setupB(b)
+			ctx := context.Background()
+			p, err := c.NewProducer(ctx, "t", client.ProducerLinger(time.Millisecond))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var mu sync.Mutex
+			lat := hdrhistogram.New(1, int64(time.Minute), 3)
+			msg := &client.ProducerMessage{Payload: make([]byte, 100)}
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				p.SendAsync(ctx, msg, func(client.MessageID, *client.ProducerMessage, error) {
+					d := time.Since(start)
+					mu.Lock()
+					_ = lat.RecordValue(int64(d))
+					mu.Unlock()
+				})
+				if i%150 == 149 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if err := p.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			b.ReportMetric(float64(lat.ValueAtQuantile(50))/1e3, "p50-µs")
+			b.ReportMetric(float64(lat.ValueAtQuantile(99))/1e3, "p99-µs")
+			b.ReportMetric(float64(lat.ValueAtQuantile(99.9))/1e3, "p99.9-µs")
+		})
 	}
 }
 

@@ -603,17 +603,17 @@ func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (e
 			return err, false
 		}
 	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	timer := makeWakeTimer()
+	defer timer.Close()
 	for {
 		deadline, err := p.sendDue(st)
 		if err != nil {
 			return err, false
 		}
-		var timerC <-chan time.Time
+		var timerC <-chan struct{}
 		if !deadline.IsZero() {
 			timer.Reset(time.Until(deadline))
-			timerC = timer.C
+			timerC = timer.C()
 		}
 		select {
 		case <-p.ctx.Done():
