@@ -3,7 +3,10 @@
 // each wake-up overran it, as jHiccup does for the JVM. A publish crosses a
 // dozen goroutine wake-ups, so a latency percentile below the machine's own
 // hiccup percentile cannot be had on it, whatever the broker does; the
-// benchmarks print both side by side.
+// benchmarks print both side by side. On Linux the sleep is an hrtimer
+// (internal/hrtimer): the runtime's own timers would add up to a
+// millisecond of their own rounding, which is the process's, not the
+// machine's, and which a producer's linger no longer waits on either.
 //
 // Like jHiccup, a long hiccup is recorded with the samples it hid (a 30 ms
 // stall at a 1 ms interval adds samples of 30, 29, ... 1 ms): percentiles

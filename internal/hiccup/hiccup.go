@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/strata-mq/strata/internal/hrtimer"
 )
 
 // Interval is the sleep between samples: short enough to catch
@@ -15,17 +17,27 @@ const Interval = time.Millisecond
 type Meter struct {
 	stop chan struct{}
 	done chan struct{}
+	hr   *hrtimer.Timer // nil: sleeps on the runtime's timer
 
 	mu   sync.Mutex
 	hist *hdrhistogram.Histogram // lateness in µs
 }
 
-// Start starts a meter.
-func Start() *Meter {
+// Start starts a meter. On Linux it sleeps on an hrtimer, so that what it
+// records is the kernel's and the scheduler's lateness, not the runtime
+// poller's millisecond rounding (internal/hrtimer).
+func Start() *Meter { return start(true) }
+
+func start(precise bool) *Meter {
 	m := &Meter{
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 		hist: newHist(),
+	}
+	if precise {
+		if hr, err := hrtimer.New(); err == nil {
+			m.hr = hr
+		}
 	}
 	go m.run()
 	return m
@@ -37,9 +49,12 @@ func newHist() *hdrhistogram.Histogram {
 
 func (m *Meter) run() {
 	defer close(m.done)
+	if m.hr != nil {
+		m.runPrecise()
+		return
+	}
 	t := time.NewTimer(Interval)
 	defer t.Stop()
-	expected := int64(Interval / time.Microsecond)
 	for last := time.Now(); ; {
 		select {
 		case <-m.stop:
@@ -51,11 +66,32 @@ func (m *Meter) run() {
 			late := now.Sub(last) - Interval
 			last = now
 			t.Reset(Interval)
-			m.mu.Lock()
-			m.hist.RecordCorrectedValue(max(1, late.Microseconds()), expected)
-			m.mu.Unlock()
+			m.record(late)
 		}
 	}
+}
+
+// runPrecise samples on the hrtimer until Stop closes it.
+func (m *Meter) runPrecise() {
+	m.hr.Reset(Interval)
+	for last := time.Now(); ; {
+		if m.hr.Wait() != nil {
+			return
+		}
+		// The clock read here, not the timer's value: the lateness that
+		// matters includes waiting for a CPU after the timer fired.
+		now := time.Now()
+		late := now.Sub(last) - Interval
+		last = now
+		m.hr.Reset(Interval)
+		m.record(late)
+	}
+}
+
+func (m *Meter) record(late time.Duration) {
+	m.mu.Lock()
+	m.hist.RecordCorrectedValue(max(1, late.Microseconds()), int64(Interval/time.Microsecond))
+	m.mu.Unlock()
 }
 
 // Reset drops what was recorded so far (a warm-up).
@@ -69,6 +105,9 @@ func (m *Meter) Reset() {
 // since Start or the last Reset, in microseconds.
 func (m *Meter) Stop() *hdrhistogram.Histogram {
 	close(m.stop)
+	if m.hr != nil {
+		_ = m.hr.Close() // ends runPrecise's Wait
+	}
 	<-m.done
 	m.mu.Lock()
 	defer m.mu.Unlock()

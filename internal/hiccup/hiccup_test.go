@@ -10,8 +10,19 @@ import (
 // preempts it (about 10 ms): the meter must see that stall, and count the
 // wake-ups it hid.
 func TestMeterSeesAGoroutineHoldingTheOnlyProcessor(t *testing.T) {
+	for _, precise := range []bool{true, false} {
+		t.Run(map[bool]string{true: "hrtimer", false: "runtime-timer"}[precise], func(t *testing.T) {
+			meterSeesAStall(t, precise)
+		})
+	}
+}
+
+func meterSeesAStall(t *testing.T, precise bool) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	m := Start()
+	m := start(precise)
+	if precise && runtime.GOOS == "linux" && m.hr == nil {
+		t.Fatal("no hrtimer on Linux")
+	}
 	waitForSample(t, m)
 	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
 	}
