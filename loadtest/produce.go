@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/strata-mq/strata/internal/hrtimer"
 )
 
 // sendErrorPause is how long a producer waits after a send was refused
@@ -63,10 +65,12 @@ func (r *run) pacing() time.Duration {
 // producer that falls behind sends at once until it has caught up.
 func (r *run) runProducer(ctx context.Context, p *loadProducer, start time.Time) {
 	every := r.pacing()
+	pace := newPacer()
+	defer pace.close()
 	for n := int64(0); r.w.MaxMessagesPerProducer == 0 || n < r.w.MaxMessagesPerProducer; n++ {
 		if every > 0 {
 			due := start.Add(time.Duration(n) * every)
-			if err := sleepUntil(ctx, due); err != nil {
+			if err := pace.sleepUntil(ctx, due); err != nil {
 				return
 			}
 		}
@@ -84,6 +88,56 @@ func (r *run) runProducer(ctx context.Context, p *loadProducer, start time.Time)
 			}
 		}
 	}
+}
+
+// pacer keeps a producer to its schedule. On an hrtimer (Linux), which
+// wakes within tens of microseconds, it sleeps whenever the next send is
+// pacerStep or more ahead, so a producer at 150,000 msg/s sends about 30
+// messages at a time. On the runtime's timers, which wake a busy process
+// up to a millisecond late (internal/hrtimer), it only sleeps a millisecond
+// or more, and the producer sends a millisecond's worth at a time: bursts
+// that a producer's linger then holds almost whole.
+type pacer struct {
+	hr      *hrtimer.Timer // nil: the runtime's timers
+	minWait time.Duration
+}
+
+// pacerStep is the shortest sleep on an hrtimer: at 5,000 wake-ups a second
+// it costs the load generator little.
+const pacerStep = 200 * time.Microsecond
+
+func newPacer() *pacer {
+	if hr, err := hrtimer.New(); err == nil {
+		return &pacer{hr: hr, minWait: pacerStep}
+	}
+	return &pacer{minWait: time.Millisecond}
+}
+
+func (p *pacer) close() {
+	if p.hr != nil {
+		_ = p.hr.Close()
+	}
+}
+
+// sleepUntil waits until t or ctx ends; a wait shorter than the pacer's
+// shortest sleep is skipped.
+func (p *pacer) sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d < p.minWait {
+		return ctx.Err()
+	}
+	if p.hr == nil {
+		return sleepUntil(ctx, t)
+	}
+	p.hr.Reset(d)
+	// Registered after the Reset: a cancel ends this wait whenever it comes.
+	stop := context.AfterFunc(ctx, func() { p.hr.Reset(0) })
+	err := p.hr.Wait()
+	stop()
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // sleepUntil waits until t (skipping waits under a millisecond, which
