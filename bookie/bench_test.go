@@ -13,6 +13,7 @@ import (
 	"github.com/strata-mq/strata/bookie/bookiepb"
 	"github.com/strata-mq/strata/bookie/journal"
 	"github.com/strata-mq/strata/internal/hiccup"
+	"github.com/strata-mq/strata/internal/hrtimer"
 	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/internal/rpcpool"
 )
@@ -105,24 +106,42 @@ func addLoad(b *testing.B, c bookiepb.BookieClient, ledger uint64, size, inFligh
 		func() { <-window })
 }
 
-// pacedLoad sends b.N adds at rate per second (in 1 ms ticks) on one stream
-// and records each add's latency from its scheduled send time, or from
-// when it was sent if that was earlier (the ticks send up to 1 ms ahead).
-// An add sent late still counts from its schedule: the wait a stalled
-// sender imposes is latency too (coordinated omission).
+// pacedLoad sends b.N adds at rate per second on one stream and records
+// each add's latency from its scheduled send time, or from when it was sent
+// if that was earlier (the sender runs up to one sleep step ahead). An add
+// sent late still counts from its schedule: the wait a stalled sender
+// imposes is latency too (coordinated omission).
+//
+// The sender sleeps on an hrtimer in steps of 200 µs. It slept on the
+// runtime's timers, in 1 ms steps, before 2026-11-22 23:00 UTC: those wake a
+// busy process up to a millisecond late (internal/hrtimer), and that
+// lateness, the load generator's own, was counted in every add of the tick.
 func pacedLoad(b *testing.B, c bookiepb.BookieClient, ledger uint64, size int, rate float64) *hdrhistogram.Histogram {
+	step := 200 * time.Microsecond
+	sleep := func(d time.Duration) { time.Sleep(d) }
+	if hr, err := hrtimer.New(); err == nil {
+		defer hr.Close()
+		sleep = func(d time.Duration) {
+			hr.Reset(d)
+			if err := hr.Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		step = time.Millisecond
+	}
 	var start time.Time
 	return runAdds(b, c, oneLedger(ledger), size, func(i int) time.Time {
 		if i == 0 {
 			start = time.Now()
 		}
 		due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
-		if d := time.Until(due); d > time.Millisecond {
-			time.Sleep(d)
+		if d := time.Until(due); d > step {
+			sleep(d)
 		}
 		// Counting from a due time still ahead would make a fast answer
 		// negative, and dropped by the histogram: only the slow ones of
-		// each tick would be counted.
+		// each step would be counted.
 		if now := time.Now(); now.Before(due) {
 			return now
 		}
