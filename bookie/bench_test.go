@@ -113,7 +113,7 @@ func addLoad(b *testing.B, c bookiepb.BookieClient, ledger uint64, size, inFligh
 // imposes is latency too (coordinated omission).
 //
 // The sender sleeps on an hrtimer in steps of 200 µs. It slept on the
-// runtime's timers, in 1 ms steps, before 2026-11-22 23:00 UTC: those wake a
+// runtime's timers, in 1 ms steps, before 2026-11-22 22:45 UTC: those wake a
 // busy process up to a millisecond late (internal/hrtimer), and that
 // lateness, the load generator's own, was counted in every add of the tick.
 func pacedLoad(b *testing.B, c bookiepb.BookieClient, ledger uint64, size int, rate float64) *hdrhistogram.Histogram {
