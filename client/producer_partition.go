@@ -605,6 +605,10 @@ func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (e
 	}
 	timer := makeWakeTimer()
 	defer timer.Close()
+	// armed is the deadline the timer is set for (zero once it ticked): a
+	// pass that finds the same oldest message need not set it again, which
+	// on a timerfd is a system call.
+	var armed time.Time
 	for {
 		deadline, err := p.sendDue(st)
 		if err != nil {
@@ -612,7 +616,10 @@ func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (e
 		}
 		var timerC <-chan struct{}
 		if !deadline.IsZero() {
-			timer.Reset(time.Until(deadline))
+			if !deadline.Equal(armed) {
+				timer.Reset(time.Until(deadline))
+				armed = deadline
+			}
 			timerC = timer.C()
 		}
 		select {
@@ -624,6 +631,7 @@ func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (e
 			return err, true
 		case <-p.kick:
 		case <-timerC:
+			armed = time.Time{}
 		}
 	}
 }

@@ -91,15 +91,16 @@ func newPreciseTimer() (*preciseTimer, error) {
 	}
 	c := make(chan struct{}, 1)
 	t := &preciseTimer{hr: hr, c: c, done: make(chan struct{}), fallback: newRuntimeTimer(c)}
-	go t.wait()
+	go t.wait(hr.Wait)
 	return t, nil
 }
 
-// wait turns each expiry into a tick until the timer is closed.
-func (t *preciseTimer) wait() {
+// wait turns each expiry that expired reports into a tick, until the timer
+// is closed. (A test passes a failing expired.)
+func (t *preciseTimer) wait(expired func() error) {
 	defer close(t.done)
 	for {
-		if err := t.hr.Wait(); err != nil {
+		if err := expired(); err != nil {
 			if !errors.Is(err, os.ErrClosed) {
 				t.broken.Store(true)
 				tick(t.c) // the deadline armed may never come: let the loop look again

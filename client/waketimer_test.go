@@ -1,9 +1,12 @@
 package client
 
 import (
+	"errors"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/strata-mq/strata/internal/hrtimer"
 )
 
 // waitTimeout bounds every wait for a tick: long enough for a loaded
@@ -80,15 +83,21 @@ func TestWakeTimerResetMovesAnArmedDeadline(t *testing.T) {
 	}
 }
 
-// TestPreciseTimerFallsBackOnceItsDescriptorFails: if reading the timerfd
-// ever fails, the timer keeps ticking, on the runtime's timers.
+// TestPreciseTimerFallsBackOnceItsDescriptorFails: if waiting on the
+// timerfd ever fails, the send loop is woken at once (the deadline armed
+// may never come) and the timer keeps ticking, on the runtime's timers.
 func TestPreciseTimerFallsBackOnceItsDescriptorFails(t *testing.T) {
-	wt, err := newPreciseTimer()
+	hr, err := hrtimer.New()
 	if err != nil {
-		t.Skipf("no precise timer here: %v", err)
+		t.Skipf("no hrtimer here: %v", err)
 	}
+	c := make(chan struct{}, 1)
+	wt := &preciseTimer{hr: hr, c: c, done: make(chan struct{}), fallback: newRuntimeTimer(c)}
 	defer wt.Close()
-	wt.broken.Store(true)
+	wt.Reset(time.Hour)
+	go wt.wait(func() error { return errors.New("injected read failure") })
+	awaitTick(t, wt)
+	// Nothing waits on the timerfd any more: only the fallback can tick.
 	wt.Reset(time.Millisecond)
 	awaitTick(t, wt)
 }
