@@ -65,8 +65,11 @@ func (r *run) pacing() time.Duration {
 // producer that falls behind sends at once until it has caught up.
 func (r *run) runProducer(ctx context.Context, p *loadProducer, start time.Time) {
 	every := r.pacing()
-	pace := newPacer()
-	defer pace.close()
+	var pace *pacer
+	if every > 0 {
+		pace = newPacer()
+		defer pace.close()
+	}
 	for n := int64(0); r.w.MaxMessagesPerProducer == 0 || n < r.w.MaxMessagesPerProducer; n++ {
 		if every > 0 {
 			due := start.Add(time.Duration(n) * every)
