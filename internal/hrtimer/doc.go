@@ -1,6 +1,7 @@
 // Package hrtimer is a one-shot timer with the kernel's resolution, for the
 // few waits whose lateness shows in a latency figure: a producer's linger
-// (client) and the hiccup meter's sleep (internal/hiccup).
+// (client), the hiccup meter's sleep (internal/hiccup), and the pacers of
+// the load generator (loadtest) and of the bookie's latency benchmark.
 //
 // The runtime's own timers are precise in an idle process, but its poller
 // sleeps in whole milliseconds (epoll_wait): a deadline less than a
