@@ -41,6 +41,8 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().Duration("sched-slice", 0, "Linux 6.12+: run this process's threads, and the processes it starts, with this scheduling slice (100us..100ms; 0: the kernel's), so that they wait less for a busy CPU when they wake")
+	root.PersistentPreRunE = applySchedSlice
 	root.AddCommand(
 		newBookieCmd(),
 		newStandaloneCmd(),

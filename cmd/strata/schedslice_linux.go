@@ -1,0 +1,52 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// errSliceIgnored reports a kernel that took the slice and kept its own:
+// one older than 6.12, whose fair scheduler has no custom slices.
+var errSliceIgnored = errors.New("this kernel keeps its own scheduling slice (custom slices need Linux 6.12 or later)")
+
+// setSchedSlice sets the slice of every thread of the process, keeping each
+// thread's policy and nice value, and returns how many it set. Threads the
+// runtime starts later are cloned from these and inherit it.
+func setSchedSlice(d time.Duration) (int, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		attr, err := unix.SchedGetAttr(tid, 0)
+		if errors.Is(err, unix.ESRCH) {
+			continue // the thread has exited since the listing
+		}
+		if err != nil {
+			return n, fmt.Errorf("sched_getattr of thread %d: %w", tid, err)
+		}
+		attr.Runtime = uint64(d)
+		attr.Flags = 0
+		if err := unix.SchedSetAttr(tid, attr, 0); err != nil {
+			if errors.Is(err, unix.ESRCH) {
+				continue
+			}
+			return n, fmt.Errorf("sched_setattr of thread %d: %w", tid, err)
+		}
+		if got, err := unix.SchedGetAttr(tid, 0); err == nil && got.Runtime != uint64(d) {
+			return n, errSliceIgnored
+		}
+		n++
+	}
+	return n, nil
+}
