@@ -16,8 +16,23 @@ var errSliceIgnored = errors.New("this kernel keeps its own scheduling slice (cu
 
 // setSchedSlice sets the slice of every thread of the process, keeping each
 // thread's policy and nice value, and returns how many it set. Threads the
-// runtime starts later are cloned from these and inherit it.
+// runtime starts later are cloned from these and inherit it; one started
+// during a pass, by a thread not yet set, is caught by the next pass.
 func setSchedSlice(d time.Duration) (int, error) {
+	total := 0
+	for range 10 {
+		n, err := setSchedSliceOnce(d)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// setSchedSliceOnce sets the slice of each thread listed now that does not
+// have it yet, and returns how many it set.
+func setSchedSliceOnce(d time.Duration) (int, error) {
 	ents, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return 0, err
@@ -35,8 +50,11 @@ func setSchedSlice(d time.Duration) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("sched_getattr of thread %d: %w", tid, err)
 		}
+		if attr.Runtime == uint64(d) {
+			continue
+		}
 		attr.Runtime = uint64(d)
-		attr.Flags = 0
+		attr.Flags &= unix.SCHED_FLAG_RESET_ON_FORK // the only flag that is a setting of the thread's own
 		if err := unix.SchedSetAttr(tid, attr, 0); err != nil {
 			if errors.Is(err, unix.ESRCH) {
 				continue
