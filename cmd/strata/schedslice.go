@@ -24,8 +24,8 @@ const (
 // publish crosses a dozen goroutine wake-ups in two processes, and on a
 // 2-CPU machine at 150,000 msg/s a woken thread can wait up to a default
 // slice (1.4 ms there) behind another: with a 100 µs slice for the
-// loadtest and the standalone it starts, the publish p99 was lower in eight
-// of nine alternating pairs (docs/serving-benchmarks.md). The CPU share is
+// loadtest and the standalone it starts, the publish p99 was lower in twelve
+// of thirteen alternating pairs (docs/serving-benchmarks.md). The CPU share is
 // unchanged; a thread with a short slice is also preempted sooner.
 func applySchedSlice(cmd *cobra.Command, _ []string) error {
 	d, err := cmd.Flags().GetDuration("sched-slice")
