@@ -123,22 +123,8 @@ func TestBacklogAgeShowsInMetricsAndSubscriptionsListOnARealStandalone(t *testin
 	cli := cliAt(t, s.url())
 	cli("", "subscriptions", "create", "--topic", "aged", "--subscription", "nobody")
 	cli("old news\n", "produce", "--topic", "aged")
-	series := `strata_subscription_backlog_age_seconds{subscription="nobody",topic="public/default/aged"} `
 	age := func() float64 {
-		resp, err := http.Get("http://" + s.http + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for line := range strings.Lines(string(body)) {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), series); ok {
-				var f float64
-				fmt.Sscan(v, &f)
-				return f
-			}
-		}
-		return -1
+		return metricValue(t, s.http, `strata_subscription_backlog_age_seconds{subscription="nobody",topic="public/default/aged"}`)
 	}
 	waitFor(t, 30*time.Second, "a backlog age in /metrics", func() bool { return age() > 0 })
 	if out := cli("", "subscriptions", "list", "--topic", "aged"); !strings.Contains(out, "BACKLOG AGE") || strings.Contains(out, " - ") {
@@ -163,15 +149,8 @@ func TestStandaloneRunsTwoMorePsThanCPUsForTheJournal(t *testing.T) {
 	}
 	s := newStandalone(t)
 	s.start()
-	resp, err := http.Get("http://" + s.http + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	want := fmt.Sprintf("go_sched_gomaxprocs_threads %d\n", defaultProcs+bookie.ExtraProcs)
-	if !strings.Contains(string(body), want) {
-		i := strings.Index(string(body), "go_sched_gomaxprocs_threads ")
-		t.Fatalf("/metrics: want %q, have %.40q", want, string(body)[max(i, 0):])
+	want := float64(defaultProcs + bookie.ExtraProcs)
+	if got := metricValue(t, s.http, "go_sched_gomaxprocs_threads"); got != want {
+		t.Fatalf("/metrics: go_sched_gomaxprocs_threads %v, want %v (-1: absent)", got, want)
 	}
 }
