@@ -222,7 +222,7 @@ func (b *Bookie) makeRoom(group []*request) error {
 	size, limit := 0, b.activeLimit
 	for _, r := range group {
 		size += r.size()
-		if takesReserve(r) {
+		if staysOutOfReserve(r) {
 			limit = b.activeLimit - reserveBytes(b.cfg)
 		}
 	}
@@ -236,10 +236,10 @@ func (b *Bookie) makeRoom(group []*request) error {
 // leave free.
 func reserveBytes(cfg Config) int64 { return min(64<<10, cfg.JournalFileBytes/16) }
 
-// takesReserve reports whether r may not be written into a segment's
+// staysOutOfReserve reports whether r may not be written into a segment's
 // reserve: new adds and compaction's relocations, which can wait for a
 // new segment, unlike fences, deletes and recovery adds.
-func takesReserve(r *request) bool {
+func staysOutOfReserve(r *request) bool {
 	return (r.op == opAdd && !r.recovery) || r.op == opRelocate
 }
 
@@ -251,7 +251,7 @@ func (b *Bookie) withoutNewAdds(group []*request, se *segmentError) []*request {
 	var keep, refuse []*request
 	size := 0
 	for _, r := range group {
-		if takesReserve(r) {
+		if staysOutOfReserve(r) {
 			refuse = append(refuse, r)
 		} else {
 			keep = append(keep, r)
