@@ -90,11 +90,11 @@ func newStandalone(t *testing.T) *standalone {
 
 func (s *standalone) url() string { return "strata://" + s.grpc }
 
-// client returns an SDK client of s with default options, closed when the
-// test ends.
-func (s *standalone) client() *client.Client {
+// client returns an SDK client of s with opts (the defaults without),
+// closed when the test ends.
+func (s *standalone) client(opts ...client.Option) *client.Client {
 	s.t.Helper()
-	c, err := client.New(s.url())
+	c, err := client.New(s.url(), opts...)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -127,11 +127,7 @@ func TestAStandaloneOverItsDiskThresholdRefusesPublishesAndSaysWhy(t *testing.T)
 	s.extraArgs = []string{"--disk-usage-threshold", "0.000001"}
 	s.start()
 	ctx := testContext(t, time.Minute)
-	c, err := client.New(s.url(), client.OperationTimeout(3*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := s.client(client.OperationTimeout(3 * time.Second))
 	_, bs, err := c.Admin().Cluster(ctx)
 	if err != nil || len(bs) != 1 || !bs[0].ReadOnly {
 		t.Fatalf("cluster bookies %+v %v: want the one bookie read-only", bs, err)

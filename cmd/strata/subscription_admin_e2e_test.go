@@ -696,11 +696,7 @@ func TestWaitForExclusiveProducerTakesOverWhenTheHolderCloses(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
 	ctx := testContext(t, time.Minute)
-	c, err := client.New(s.url(), client.OperationTimeout(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := s.client(client.OperationTimeout(500 * time.Millisecond))
 	if err := c.Admin().CreateTopic(ctx, "elected", 3); err != nil {
 		t.Fatal(err)
 	}
