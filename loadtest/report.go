@@ -44,6 +44,7 @@ var rows = []row{
 	{"machine hiccup p99", func(r *Result) float64 { return r.HiccupMs.P99 }, "ms", false},
 	{"machine hiccup p99.9", func(r *Result) float64 { return r.HiccupMs.P999 }, "ms", false},
 	{"machine hiccup max", func(r *Result) float64 { return r.HiccupMs.Max }, "ms", false},
+	{"load generator GOMAXPROCS", func(r *Result) float64 { return float64(r.GeneratorProcs) }, "procs", false},
 	{"published", func(r *Result) float64 { return float64(r.Published) }, "msgs", false},
 	{"acknowledged", func(r *Result) float64 { return float64(r.Acked) }, "msgs", false},
 	{"unacknowledged", func(r *Result) float64 { return float64(r.Unacked) }, "msgs", false},

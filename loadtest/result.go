@@ -13,12 +13,15 @@ type Result struct {
 	// HiccupMs is how late this machine woke a goroutine sleeping 1 ms,
 	// over the same window (internal/hiccup): latency percentiles below
 	// these are out of reach on this machine.
-	HiccupMs        Percentiles     `json:"hiccup_ms"`
-	MeasuredSeconds float64         `json:"measured_seconds"`
-	ReceiveErrors   uint64          `json:"receive_errors"`
-	AckErrors       uint64          `json:"ack_errors"`
-	Workload        WorkloadSummary `json:"workload"`
-	Intervals       []Interval      `json:"intervals"`
+	HiccupMs        Percentiles `json:"hiccup_ms"`
+	MeasuredSeconds float64     `json:"measured_seconds"`
+	// GeneratorProcs is the load generator's own GOMAXPROCS during the
+	// run: on a machine shared with the broker it moves the latency tail.
+	GeneratorProcs int             `json:"generator_procs"`
+	ReceiveErrors  uint64          `json:"receive_errors"`
+	AckErrors      uint64          `json:"ack_errors"`
+	Workload       WorkloadSummary `json:"workload"`
+	Intervals      []Interval      `json:"intervals"`
 	// Failed is true when anything acknowledged was lost or reordered (or
 	// something never sent arrived): the command then exits non-zero.
 	Failed bool `json:"failed"`

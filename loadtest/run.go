@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,6 +197,7 @@ func (r *run) result() *Result {
 		E2ELatencyMs:     t.EndToEndLatencyMs,
 		HiccupMs:         r.hiccups,
 		MeasuredSeconds:  t.Seconds,
+		GeneratorProcs:   runtime.GOMAXPROCS(0),
 		ReceiveErrors:    r.receiveErrors.Load(),
 		AckErrors:        r.ackErrors.Load(),
 		Workload:         summarize(r.w),

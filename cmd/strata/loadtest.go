@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,7 @@ type loadtestOpts struct {
 	restartAfter time.Duration
 	pauseFor     time.Duration
 	quiet        bool
+	procs        int
 }
 
 func newLoadtestCmd() *cobra.Command {
@@ -105,6 +107,7 @@ func addLoadtestFlags(cmd *cobra.Command, o *loadtestOpts) {
 	f.DurationVar(&o.restartAfter, "chaos-restart-after", 3*time.Second, "how long a killed process stays down")
 	f.DurationVar(&o.pauseFor, "chaos-pause-for", 10*time.Second, "how long a paused process stays stopped")
 	f.BoolVar(&o.quiet, "quiet", false, "no progress line on stderr")
+	f.IntVar(&o.procs, "procs", 0, "Go processors (GOMAXPROCS) of this load generator's own process (0: the runtime's default); brokers it starts keep their own")
 }
 
 // finish turns flag strings into the workload.
@@ -132,6 +135,9 @@ func (o *loadtestOpts) finish() error {
 	if o.chaosSpec != "" && o.cluster == "" {
 		return errcode.New(errcode.InvalidArgument, "loadtest: --chaos needs --cluster local")
 	}
+	if o.procs < 0 {
+		return errcode.New(errcode.InvalidArgument, "loadtest: --procs %d: want 0 (the runtime's default) or more", o.procs)
+	}
 	return o.w.Validate()
 }
 
@@ -142,6 +148,11 @@ func runLoadtest(cmd *cobra.Command, o *loadtestOpts) error {
 	}
 	if err := o.finish(); err != nil {
 		return err
+	}
+	if o.procs > 0 {
+		// Set here, not through $GOMAXPROCS, which the standalone or the
+		// cluster this command starts would inherit.
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.procs))
 	}
 	log := newLogger(cmd)
 	if o.cluster == "local" {

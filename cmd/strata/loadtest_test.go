@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +43,7 @@ func TestLoadtestRejectsBadFlagsWithInvalidArgument(t *testing.T) {
 		{"--subscription-type", "fanout"},
 		{"--cluster", "local", "--chaos", "kill-bookie@9s", "--duration", "10s"}, // restart at 12s: after the load
 		{"--cluster", "local", "--chaos", "kill-zookeeper@1s"},
+		{"--procs", "-1"},
 	} {
 		_, _, err := runStrata(t, append([]string{"loadtest"}, args...)...)
 		if errcode.CodeOf(err) != errcode.InvalidArgument {
@@ -69,6 +73,34 @@ func TestLoadtestStrataDriverWritesTableAndJSON(t *testing.T) {
 	}
 	if res["driver"] != "strata" || res["lost"].(float64) != 0 || res["messages_acked"].(float64) == 0 {
 		t.Fatalf("json: %s", raw)
+	}
+}
+
+// The generator's own GOMAXPROCS is what --procs says during the run, is
+// reported, and is the caller's again afterwards (tests run the command in
+// process; a real run ends with it).
+func TestLoadtestProcsSetsTheGeneratorsGOMAXPROCSForTheRunOnly(t *testing.T) {
+	b := fakebroker.Start(t, fakebroker.NewCluster())
+	before := runtime.GOMAXPROCS(0)
+	want := before + 1
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	out, stderr, err := runStrata(t, "loadtest", "--url", b.URL(), "--procs", strconv.Itoa(want), "--duration", "1s",
+		"--rate", "200", "--size", "100", "--max-messages", "100", "--drain-timeout", "5s", "--quiet", "--json", jsonPath)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if after := runtime.GOMAXPROCS(0); after != before {
+		t.Errorf("GOMAXPROCS after the run %d, want %d again", after, before)
+	}
+	var res struct {
+		GeneratorProcs int `json:"generator_procs"`
+	}
+	raw, _ := os.ReadFile(jsonPath)
+	if err := json.Unmarshal(raw, &res); err != nil || res.GeneratorProcs != want {
+		t.Fatalf("generator_procs %d (err %v), want %d:\n%s", res.GeneratorProcs, err, want, raw)
+	}
+	if !regexp.MustCompile(`load generator GOMAXPROCS\s+procs\s+` + strconv.Itoa(want) + `\n`).MatchString(out) {
+		t.Fatalf("table does not report GOMAXPROCS %d:\n%s", want, out)
 	}
 }
 
