@@ -37,9 +37,9 @@ func BenchmarkProducerSendAsync(b *testing.B) {
 // messages with a 1 ms sleep between them (the loadtest's shape before its
 // pacer moved to a timerfd; the sleeps run late, so the rate is below
 // 150,000 msg/s), with the send loop waiting on the runtime's timers or on
-// the precise one.
+// its client's linger clock (an hrtimer).
 func BenchmarkProducerLinger(b *testing.B) {
-	for _, kind := range []string{"runtime", "precise"} {
+	for _, kind := range []string{"runtime", "clock"} {
 		b.Run(kind, func(b *testing.B) {
 			if kind == "runtime" {
 				client.UseRuntimeTimers(b)

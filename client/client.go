@@ -29,6 +29,7 @@ type Client struct {
 	seeds   []string
 	creds   credentials.TransportCredentials // TLS for a strata+tls:// URL (tls.go)
 	metrics *metrics                         // nil without the Metrics option
+	linger  lingerClock                      // times every send loop's linger
 
 	mu struct {
 		sync.Mutex

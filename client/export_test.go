@@ -6,6 +6,6 @@ import "testing"
 // lingers on the runtime's timers, as they did before the precise timer.
 func UseRuntimeTimers(tb testing.TB) {
 	old := makeWakeTimer
-	makeWakeTimer = func() wakeTimer { return newRuntimeTimer(make(chan struct{}, 1)) }
+	makeWakeTimer = func(*lingerClock) wakeTimer { return newRuntimeTimer(make(chan struct{}, 1)) }
 	tb.Cleanup(func() { makeWakeTimer = old })
 }

@@ -603,7 +603,7 @@ func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (e
 			return err, false
 		}
 	}
-	timer := makeWakeTimer()
+	timer := makeWakeTimer(&p.c.linger)
 	defer timer.Close()
 	// armed is the deadline the timer is set for (zero once it ticked): a
 	// pass that finds the same oldest message need not set it again, which

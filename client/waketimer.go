@@ -1,9 +1,8 @@
 package client
 
 import (
-	"errors"
-	"os"
-	"sync/atomic"
+	"container/heap"
+	"sync"
 	"time"
 
 	"github.com/strata-mq/strata/internal/hrtimer"
@@ -16,9 +15,9 @@ import (
 //
 // The runtime's timers fire up to a millisecond late in a process whose
 // goroutines keep sleeping and waking (internal/hrtimer says why), which at
-// a 1 ms linger is most of the batching delay again. So the send loop waits
-// on an hrtimer where there is one (Linux), and on the runtime's timers
-// elsewhere.
+// a 1 ms linger is most of the batching delay again. So the send loops wait
+// on their client's lingerClock, an hrtimer, where there is one (Linux), and
+// on the runtime's timers elsewhere.
 type wakeTimer interface {
 	// C delivers a tick at (or after) the deadline of the last Reset.
 	C() <-chan struct{}
@@ -30,18 +29,9 @@ type wakeTimer interface {
 	Close()
 }
 
-// makeWakeTimer makes each send loop's timer (a variable so that a
-// benchmark can compare the kinds).
-var makeWakeTimer = newWakeTimer
-
-// newWakeTimer returns a precise timer, or a runtime timer where there is
-// none or it could not be made (no file descriptor left).
-func newWakeTimer() wakeTimer {
-	if t, err := newPreciseTimer(); err == nil {
-		return t
-	}
-	return newRuntimeTimer(make(chan struct{}, 1))
-}
+// makeWakeTimer makes each send loop's timer on its client's clock (a
+// variable so that a benchmark can compare the kinds).
+var makeWakeTimer = (*lingerClock).newTimer
 
 // tick puts a tick on c unless one is pending already: one is enough.
 func tick(c chan struct{}) {
@@ -71,58 +61,176 @@ func (r *runtimeTimer) Reset(d time.Duration) { r.t.Reset(d) }
 
 func (r *runtimeTimer) Close() { r.t.Stop() }
 
-// preciseTimer is a wakeTimer on an hrtimer, which a goroutine of its own
-// waits on and turns into ticks.
-type preciseTimer struct {
-	hr   *hrtimer.Timer
-	c    chan struct{}
-	done chan struct{} // closed when the waiting goroutine has returned
-
-	// broken is set if waiting on the hrtimer ever fails (it should not):
-	// from then on the timer runs on fallback, which ticks on c too.
-	broken   atomic.Bool
-	fallback *runtimeTimer
+// lingerClock times the lingers of every send loop of one client on a
+// single hrtimer, which one goroutine waits on: a process producing to
+// thousands of partitions holds one descriptor per client, not one per
+// partition. The hrtimer is armed for the earliest deadline; when it
+// expires, every timer that is due ticks and the next deadline is armed.
+// It is made when the first timer is and released when the last one
+// closes. The zero value is ready to use.
+type lingerClock struct {
+	mu    sync.Mutex
+	users int            // open timers
+	hr    *hrtimer.Timer // nil while no timer is open, or where there is none
+	done  chan struct{}  // closed when the goroutine waiting on hr returns
+	queue deadlines      // armed timers, earliest first
+	armed time.Time      // the deadline hr is set for; zero when none
+	// broken is set if waiting on hr ever fails (it should not): every
+	// timer then runs on the runtime's timers, as where there is no hrtimer.
+	broken bool
 }
 
-func newPreciseTimer() (*preciseTimer, error) {
-	hr, err := hrtimer.New()
-	if err != nil {
-		return nil, err
-	}
+// newTimer returns a timer on the clock, or on the runtime's timers where
+// no hrtimer can be made (off Linux, or no descriptor left).
+func (k *lingerClock) newTimer() wakeTimer {
 	c := make(chan struct{}, 1)
-	t := &preciseTimer{hr: hr, c: c, done: make(chan struct{}), fallback: newRuntimeTimer(c)}
-	go t.wait(hr.Wait)
-	return t, nil
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.hr == nil && !k.broken {
+		hr, err := hrtimer.New()
+		if err != nil {
+			return newRuntimeTimer(c)
+		}
+		k.hr, k.done = hr, make(chan struct{})
+		go k.run(hr, hr.Wait, k.done)
+	}
+	if k.broken {
+		return newRuntimeTimer(c)
+	}
+	k.users++
+	return &clockTimer{clock: k, c: c, index: -1, fallback: newRuntimeTimer(c)}
 }
 
-// wait turns each expiry that expired reports into a tick, until the timer
-// is closed. (A test passes a failing expired.)
-func (t *preciseTimer) wait(expired func() error) {
-	defer close(t.done)
+// run ticks the timers that are due each time wait reports an expiry of
+// hr, until hr is closed. (A test passes a failing wait.)
+func (k *lingerClock) run(hr *hrtimer.Timer, wait func() error, done chan struct{}) {
+	defer close(done)
 	for {
-		if err := expired(); err != nil {
-			if !errors.Is(err, os.ErrClosed) {
-				t.broken.Store(true)
-				tick(t.c) // the deadline armed may never come: let the loop look again
-			}
+		err := wait()
+		k.mu.Lock()
+		if k.hr != hr { // the last timer closed: hr is closed or about to be
+			k.mu.Unlock()
 			return
 		}
-		tick(t.c)
+		if err != nil {
+			// The deadlines armed may never come: wake every loop so
+			// that it looks again and re-arms, on its fallback.
+			k.broken = true
+			for _, t := range k.queue {
+				t.index = -1
+				tick(t.c)
+			}
+			k.queue, k.armed = nil, time.Time{}
+			k.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		for len(k.queue) > 0 && !k.queue[0].when.After(now) {
+			tick(heap.Pop(&k.queue).(*clockTimer).c)
+		}
+		k.armed = time.Time{}
+		if len(k.queue) > 0 {
+			k.arm(now)
+		}
+		k.mu.Unlock()
 	}
 }
 
-func (t *preciseTimer) C() <-chan struct{} { return t.c }
+// arm sets hr for the earliest deadline. k.mu is held.
+func (k *lingerClock) arm(now time.Time) {
+	k.armed = k.queue[0].when
+	k.hr.Reset(k.armed.Sub(now))
+}
 
-func (t *preciseTimer) Reset(d time.Duration) {
-	if t.broken.Load() {
+// clockTimer is one send loop's timer on its client's lingerClock.
+type clockTimer struct {
+	clock *lingerClock
+	c     chan struct{}
+	// when and index belong to clock.mu: the deadline, and the place in
+	// clock.queue (-1 when not armed).
+	when     time.Time
+	index    int
+	fallback *runtimeTimer // ticks on c too, once the clock is broken
+}
+
+func (t *clockTimer) C() <-chan struct{} { return t.c }
+
+func (t *clockTimer) Reset(d time.Duration) {
+	k := t.clock
+	k.mu.Lock()
+	if k.broken {
+		k.mu.Unlock()
 		t.fallback.Reset(d)
 		return
 	}
-	t.hr.Reset(d)
+	if d <= 0 {
+		k.disarm(t)
+		k.mu.Unlock()
+		tick(t.c)
+		return
+	}
+	now := time.Now()
+	t.when = now.Add(d)
+	if t.index >= 0 {
+		heap.Fix(&k.queue, t.index)
+	} else {
+		heap.Push(&k.queue, t)
+	}
+	// A deadline moved later leaves hr armed early: that expiry finds
+	// nothing due and arms the next one.
+	if k.armed.IsZero() || k.queue[0].when.Before(k.armed) {
+		k.arm(now)
+	}
+	k.mu.Unlock()
 }
 
-func (t *preciseTimer) Close() {
-	_ = t.hr.Close()
-	<-t.done
+// disarm takes t out of the queue. k.mu is held.
+func (k *lingerClock) disarm(t *clockTimer) {
+	if t.index >= 0 {
+		heap.Remove(&k.queue, t.index)
+	}
+}
+
+// Close disarms t and, if it was the clock's last timer, releases the
+// hrtimer and waits for its goroutine to return.
+func (t *clockTimer) Close() {
+	k := t.clock
+	k.mu.Lock()
+	k.disarm(t)
+	k.users--
+	var hr *hrtimer.Timer
+	var done chan struct{}
+	if k.users == 0 && k.hr != nil {
+		hr, done = k.hr, k.done
+		k.hr, k.done, k.armed = nil, nil, time.Time{}
+	}
+	k.mu.Unlock()
+	if hr != nil {
+		_ = hr.Close()
+		<-done
+	}
 	t.fallback.Close()
+}
+
+// deadlines is a min-heap of armed timers by deadline (container/heap).
+type deadlines []*clockTimer
+
+func (q deadlines) Len() int           { return len(q) }
+func (q deadlines) Less(i, j int) bool { return q[i].when.Before(q[j].when) }
+func (q deadlines) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+func (q *deadlines) Push(x any) {
+	t := x.(*clockTimer)
+	t.index = len(*q)
+	*q = append(*q, t)
+}
+func (q *deadlines) Pop() any {
+	old := *q
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	t.index = -1
+	*q = old[:len(old)-1]
+	return t
 }
