@@ -607,7 +607,7 @@ func (p *partitionProducer) sendLoop(st produceStream, recvDone <-chan error) (e
 	defer timer.Close()
 	// armed is the deadline the timer is set for (zero once it ticked): a
 	// pass that finds the same oldest message need not set it again, which
-	// on a timerfd is a system call.
+	// takes the client's linger clock lock and may be a system call.
 	var armed time.Time
 	for {
 		deadline, err := p.sendDue(st)

@@ -67,7 +67,8 @@ func (r *runtimeTimer) Close() { r.t.Stop() }
 // partition. The hrtimer is armed for the earliest deadline; when it
 // expires, every timer that is due ticks and the next deadline is armed.
 // It is made when the first timer is and released when the last one
-// closes. The zero value is ready to use.
+// closes (which also forgets a failure, so that the next timer tries an
+// hrtimer again). The zero value is ready to use.
 type lingerClock struct {
 	mu    sync.Mutex
 	users int            // open timers
@@ -75,8 +76,9 @@ type lingerClock struct {
 	done  chan struct{}  // closed when the goroutine waiting on hr returns
 	queue deadlines      // armed timers, earliest first
 	armed time.Time      // the deadline hr is set for; zero when none
-	// broken is set if waiting on hr ever fails (it should not): every
-	// timer then runs on the runtime's timers, as where there is no hrtimer.
+	// broken is set if waiting on hr ever fails (it should not): until
+	// the last timer closes, every timer runs on the runtime's timers, as
+	// where there is no hrtimer.
 	broken bool
 }
 
@@ -150,6 +152,7 @@ type clockTimer struct {
 	// clock.queue (-1 when not armed).
 	when     time.Time
 	index    int
+	closed   bool          // a second Close must not release the clock again
 	fallback *runtimeTimer // ticks on c too, once the clock is broken
 }
 
@@ -196,13 +199,18 @@ func (k *lingerClock) disarm(t *clockTimer) {
 func (t *clockTimer) Close() {
 	k := t.clock
 	k.mu.Lock()
+	if t.closed {
+		k.mu.Unlock()
+		return
+	}
+	t.closed = true
 	k.disarm(t)
 	k.users--
 	var hr *hrtimer.Timer
 	var done chan struct{}
 	if k.users == 0 && k.hr != nil {
 		hr, done = k.hr, k.done
-		k.hr, k.done, k.armed = nil, nil, time.Time{}
+		k.hr, k.done, k.armed, k.broken = nil, nil, time.Time{}, false
 	}
 	k.mu.Unlock()
 	if hr != nil {

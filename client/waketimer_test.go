@@ -4,8 +4,12 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-mq/strata/internal/hrtimer"
 )
 
 // waitTimeout bounds every wait for a tick: long enough for a loaded
@@ -18,7 +22,9 @@ func wakeTimers(t *testing.T) map[string]func() wakeTimer {
 	kinds := map[string]func() wakeTimer{
 		"runtime": func() wakeTimer { return newRuntimeTimer(make(chan struct{}, 1)) },
 	}
-	if _, ok := new(lingerClock).newTimer().(*clockTimer); ok {
+	probe := new(lingerClock).newTimer()
+	probe.Close()
+	if _, ok := probe.(*clockTimer); ok {
 		kinds["clock"] = func() wakeTimer { return new(lingerClock).newTimer() }
 	} else if runtime.GOOS == "linux" {
 		t.Fatal("no hrtimer for the linger clock on Linux")
@@ -113,81 +119,202 @@ func TestLingerClockFallsBackOnceItsDescriptorFails(t *testing.T) {
 	// Nothing waits on the timerfd any more: only the fallbacks can tick.
 	a.Reset(time.Millisecond)
 	awaitTick(t, a)
-	c := k.newTimer()
-	defer c.Close()
-	if _, ok := c.(*runtimeTimer); !ok {
-		t.Fatalf("a timer made after the failure is a %T, want the runtime's", c)
-	}
-	c.Reset(time.Millisecond)
-	awaitTick(t, c)
+	defer tickingTimer(t, k, false, "a timer made after the failure").Close()
+	// Once the last timer on the failed descriptor closes, the clock
+	// forgets the failure and tries an hrtimer again.
+	a.Close()
+	b.Close()
+	defer tickingTimer(t, k, true, "a timer made after the failed clock was released").Close()
 }
 
-// TestLingerClockTicksEachTimerAtItsOwnDeadline: many send loops share one
-// hrtimer, and each still ticks at its own deadline, never before it, in
-// deadline order, whatever order they were armed in, including a deadline
-// moved later and one moved earlier.
-func TestLingerClockTicksEachTimerAtItsOwnDeadline(t *testing.T) {
+// tickingTimer makes a timer on k, checks that it is on the clock (onClock)
+// or on the runtime's timers, and that it ticks.
+func tickingTimer(t *testing.T, k *lingerClock, onClock bool, what string) wakeTimer {
+	t.Helper()
+	wt := k.newTimer()
+	if _, ok := wt.(*clockTimer); ok != onClock {
+		t.Fatalf("%s is a %T; want it on the clock: %v", what, wt, onClock)
+	}
+	wt.Reset(time.Millisecond)
+	awaitTick(t, wt)
+	return wt
+}
+
+// TestLingerClockArmsTheEarliestDeadlineAndTicksOnlyTheDue drives the
+// clock's goroutine with expiries the test injects, once each deadline has
+// passed: the hrtimer is always armed for the earliest deadline, whatever
+// order the timers were armed or moved in, and an expiry ticks exactly the
+// timers that are due, so each send loop wakes at its own deadline.
+func TestLingerClockArmsTheEarliestDeadlineAndTicksOnlyTheDue(t *testing.T) {
 	k := clockOnLinux(t)
-	const n = 40
-	timers := make([]wakeTimer, n)
-	for i := range timers {
-		timers[i] = k.newTimer()
-		defer timers[i].Close()
+	hr, err := hrtimer.New() // armed by the clock, never waited on
+	if err != nil {
+		t.Fatal(err)
 	}
-	start := time.Now()
-	due := make([]time.Duration, n)
-	for i := n - 1; i >= 0; i-- { // armed latest first
-		due[i] = time.Duration(i+1) * time.Millisecond
-		timers[i].Reset(due[i])
-	}
-	timers[0].Reset(time.Hour) // moved later, then back
-	due[0] = 3 * time.Millisecond
-	timers[0].Reset(due[0])
-	due[n-1] = 500 * time.Microsecond // moved earlier
-	timers[n-1].Reset(due[n-1])
-	for i, wt := range timers {
-		awaitTick(t, wt)
-		if got := time.Since(start); got < due[i] {
-			t.Fatalf("timer %d due after %v ticked after %v", i, due[i], got)
+	expiry, stop := make(chan struct{}), make(chan struct{})
+	k.hr, k.done = hr, make(chan struct{})
+	done := k.done
+	go k.run(hr, func() error {
+		select {
+		case <-expiry:
+			return nil
+		case <-stop:
+			return os.ErrClosed
 		}
+	}, done)
+	timers := map[string]*clockTimer{}
+	for _, name := range []string{"a", "b", "c"} {
+		timers[name] = k.newTimer().(*clockTimer)
+	}
+	defer func() {
+		closed := make(chan struct{})
+		go func() {
+			for _, wt := range timers {
+				wt.Close()
+			}
+			close(closed)
+		}()
+		close(stop) // the last Close waits for the goroutine to return
+		<-closed
+	}()
+	armedFor := func(name string) {
+		t.Helper()
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if want := timers[name].when; !k.armed.Equal(want) {
+			t.Fatalf("hrtimer armed for %v, want %s's deadline %v", k.armed, name, want)
+		}
+	}
+	// expire waits for name's deadline to pass, injects one expiry, and
+	// checks that exactly the timers in ticked ticked.
+	expire := func(name string, ticked ...string) {
+		t.Helper()
+		k.mu.Lock()
+		due := timers[name].when
+		k.mu.Unlock()
+		for time.Now().Before(due) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		expiry <- struct{}{}
+		// The goroutine handles an expiry under the lock: once it has
+		// re-armed (or found the queue empty) the ticks are in.
+		for deadline := time.Now().Add(waitTimeout); ; {
+			k.mu.Lock()
+			handled := k.armed.IsZero() || k.armed.After(due)
+			k.mu.Unlock()
+			if handled {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the injected expiry was not handled")
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		for n, wt := range timers {
+			want := slices.Contains(ticked, n)
+			select {
+			case <-wt.C():
+				if !want {
+					t.Fatalf("%s ticked at the expiry for %s, before its deadline", n, name)
+				}
+			default:
+				if want {
+					t.Fatalf("%s did not tick at the expiry for %s", n, name)
+				}
+			}
+		}
+	}
+	timers["c"].Reset(30 * time.Millisecond) // armed latest first
+	armedFor("c")
+	timers["b"].Reset(20 * time.Millisecond)
+	armedFor("b")
+	timers["a"].Reset(10 * time.Millisecond)
+	armedFor("a")
+	expire("a", "a")
+	armedFor("b")
+	timers["c"].Reset(time.Hour) // moved later: b stays the earliest
+	armedFor("b")
+	expire("b", "b")
+	armedFor("c")
+	timers["a"].Reset(5 * time.Millisecond) // earlier than c's hour
+	armedFor("a")
+	timers["b"].Reset(5 * time.Millisecond)
+	expire("b", "a", "b") // both due by b's deadline, a's first
+	armedFor("c")
+}
+
+// TestLingerClockSurvivesSendLoopsComingAndGoing: send loops start, wait
+// and end on one clock from several goroutines at once, as partitions'
+// producers connect and reconnect: every armed timer ticks, and once the
+// last one closes the clock holds nothing.
+func TestLingerClockSurvivesSendLoopsComingAndGoing(t *testing.T) {
+	k := clockOnLinux(t)
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Go(func() {
+			for i := range 60 {
+				wt := k.newTimer()
+				if i%3 == 0 {
+					wt.Reset(time.Hour) // moved, then due
+				}
+				wt.Reset(time.Duration(100*(g+1)) * time.Microsecond)
+				awaitTick(t, wt)
+				wt.Close()
+			}
+		})
+	}
+	wg.Wait()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.users != 0 || k.hr != nil || k.done != nil || len(k.queue) != 0 || k.broken {
+		t.Fatalf("clock after every timer closed: users %d, hrtimer held %v, %d armed, broken %v",
+			k.users, k.hr != nil, len(k.queue), k.broken)
 	}
 }
 
 // TestLingerClockHoldsOneDescriptorForAllItsTimers: a client producing to
-// many partitions holds one timerfd and one goroutine for their lingers,
-// and none once the last timer is closed; the next timer makes them again.
+// many partitions holds one timerfd for their lingers, and none once the
+// last timer is closed (closing one twice does not release the clock from
+// under the others); the next timer is on the clock again.
 func TestLingerClockHoldsOneDescriptorForAllItsTimers(t *testing.T) {
 	k := clockOnLinux(t)
-	fds := func() int {
+	timerfds := func() int {
 		ents, err := os.ReadDir("/proc/self/fd")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(ents)
+		n := 0
+		for _, e := range ents {
+			if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && target == "anon_inode:[timerfd]" {
+				n++
+			}
+		}
+		return n
 	}
-	before := fds()
+	before := timerfds()
 	timers := make([]wakeTimer, 200)
 	for i := range timers {
 		timers[i] = k.newTimer()
 		timers[i].Reset(time.Duration(i+1) * time.Millisecond)
 	}
-	if got := fds() - before; got > 1 {
-		t.Errorf("%d timers hold %d more descriptors, want 1", len(timers), got)
+	if got := timerfds() - before; got != 1 {
+		t.Errorf("%d timers hold %d more timerfds, want 1", len(timers), got)
 	}
-	for _, wt := range timers {
+	timers[0].Close()
+	timers[0].Close()
+	timers[1].Reset(time.Millisecond)
+	awaitTick(t, timers[1])
+	for _, wt := range timers[1:] {
 		wt.Close()
 	}
-	if got := fds(); got > before {
-		t.Errorf("%d descriptors after the last timer closed, %d before the first", got, before)
+	if got := timerfds(); got != before {
+		t.Errorf("%d timerfds after the last timer closed, %d before the first", got, before)
 	}
 	k.mu.Lock()
-	released := k.hr == nil && k.done == nil && len(k.queue) == 0
+	released := k.hr == nil && k.done == nil && len(k.queue) == 0 && k.users == 0
 	k.mu.Unlock()
 	if !released {
-		t.Fatal("the clock still holds its hrtimer or armed timers after its last timer closed")
+		t.Fatal("the clock still holds its hrtimer, armed timers or users after its last timer closed")
 	}
-	again := k.newTimer()
-	defer again.Close()
-	again.Reset(time.Millisecond)
-	awaitTick(t, again)
+	tickingTimer(t, k, true, "the timer made after the clock was released").Close()
 }

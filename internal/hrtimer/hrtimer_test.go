@@ -91,8 +91,10 @@ func TestCloseEndsAWaitInProgress(t *testing.T) {
 	tm.Reset(time.Millisecond) // on a closed timer: nothing to arm, no panic
 }
 
-// TestCloseReleasesTheDescriptor: each producer stream makes a timer, so a
-// closed one must give its descriptor back.
+// TestCloseReleasesTheDescriptor: the SDK's linger clock makes a timer
+// whenever its first send loop starts after the last one ended (a client
+// whose only producer reconnects, say), so a closed one must give its
+// descriptor back.
 func TestCloseReleasesTheDescriptor(t *testing.T) {
 	newTimer(t) // skips off Linux
 	before := openFDs(t)
