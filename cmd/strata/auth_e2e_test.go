@@ -65,12 +65,7 @@ func TestAuthorizationLetsEachRoleDoOnlyWhatItsNamespaceGrantsOnARealStandalone(
 	ctx := testContext(t, time.Minute)
 	as := func(token string) *client.Client {
 		t.Helper()
-		c, err := client.New(s.url(), client.AuthToken(token), client.OperationTimeout(10*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
+		return s.client(client.AuthToken(token), client.OperationTimeout(10*time.Second))
 	}
 	app := as(appToken)
 	const topic = "acme/orders/created"
@@ -188,16 +183,11 @@ func TestAuthorizationLetsEachRoleDoOnlyWhatItsNamespaceGrantsOnARealStandalone(
 		"no token":         "",
 		"not even a token": "garbage",
 	} {
-		var c *client.Client
+		opts := []client.Option{client.OperationTimeout(10 * time.Second)}
 		if token != "" {
-			c = as(token)
-		} else {
-			var err error
-			if c, err = client.New(s.url(), client.OperationTimeout(10*time.Second)); err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			opts = append(opts, client.AuthToken(token))
 		}
+		c := s.client(opts...)
 		if _, err := c.Admin().ListTopics(ctx, "acme/orders"); !errors.Is(err, client.ErrUnauthenticated) {
 			t.Errorf("%s: %v, want ErrUnauthenticated", what, err)
 		}

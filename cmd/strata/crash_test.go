@@ -29,11 +29,7 @@ func crashMidProduce(t *testing.T, killAfter int) {
 	s.start()
 	ctx := testContext(t, 3*time.Minute)
 
-	c, err := client.New(s.url(), client.OperationTimeout(20*time.Second), client.ReconnectBackoff(20*time.Millisecond, 500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := s.client(client.OperationTimeout(20*time.Second), client.ReconnectBackoff(20*time.Millisecond, 500*time.Millisecond))
 	p, err := c.NewProducer(ctx, "crash", client.ProducerLinger(2*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -20,16 +20,8 @@ func TestAddedPartitionsAreTakenOnByRunningProducersAndConsumers(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
 	ctx := testContext(t, 2*time.Minute)
-	fast, err := client.New(s.url(), client.PartitionsRefresh(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fast.Close()
-	slow, err := client.New(s.url(), client.PartitionsRefresh(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
+	fast := s.client(client.PartitionsRefresh(100 * time.Millisecond))
+	slow := s.client(client.PartitionsRefresh(2 * time.Second))
 	if err := fast.Admin().CreateTopic(ctx, "grow", 2); err != nil {
 		t.Fatal(err)
 	}

@@ -623,11 +623,7 @@ func TestPublishRateHoldsProducersBackWithoutFailingThemOnARealStandalone(t *tes
 	}
 	ctx := testContext(t, 2*time.Minute)
 	reg := prometheus.NewRegistry()
-	c, err := client.New(s.url(), client.Metrics(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := s.client(client.Metrics(reg))
 	produce := func(topic string) time.Duration {
 		t.Helper()
 		// A receipt timeout shorter than the throttling: the node's

@@ -89,11 +89,7 @@ func TestALimitLoweredUnderAnOpenProducerFailsOnlyTheLargeMessage(t *testing.T) 
 	s.start()
 	ctx := testContext(t, time.Minute)
 	reg := prometheus.NewRegistry()
-	c, err := client.New(s.url(), client.Metrics(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := s.client(client.Metrics(reg))
 	// A batch per message, pipelined: the large one's batch is refused
 	// while batches before it are in flight.
 	p, err := c.NewProducer(ctx, "shrinking", client.ProducerBatchMaxMessages(1))
