@@ -24,7 +24,7 @@ type Config struct {
 	LeaseTTL time.Duration
 
 	// Replication defaults for namespaces whose policy leaves them 0.
-	// Default 1/1/1 (one bookie is enough for standalone; clusters set 3/2/2).
+	// Default 1/1/1, what standalone uses; `strata serve` sets 3/3/2.
 	Ensemble, WriteQuorum, AckQuorum int
 
 	// Ledger roll-over limits: a topic starts a new ledger once its current

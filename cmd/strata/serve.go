@@ -33,9 +33,13 @@ func newServeCmd() *cobra.Command {
 	f.Bool("pprof", false, "also serve Go's profiler on --http-addr at /debug/pprof/ (CPU, heap, goroutines, execution trace)")
 	f.String("node-id", "", "node id in etcd (default: the advertised address)")
 	f.Duration("lease-ttl", 3*time.Second, "session lease: a dead node's topics move after about this long")
-	f.Int("ensemble", 1, "default ensemble size E for namespaces that set none")
-	f.Int("write-quorum", 1, "default write quorum Qw")
-	f.Int("ack-quorum", 1, "default ack quorum Qa")
+	// A cluster keeps every entry on three bookies and acknowledges it once
+	// two have it, so that losing a bookie loses nothing and stalls no
+	// writer; a cluster of fewer bookies must say so (standalone uses 1/1/1
+	// in process).
+	f.Int("ensemble", 3, "default ensemble size E for namespaces that set none (needs E live bookies)")
+	f.Int("write-quorum", 3, "default write quorum Qw: the bookies each entry is written to")
+	f.Int("ack-quorum", 2, "default ack quorum Qa: the bookies that must have fsync'd an entry before it is acknowledged")
 	addTierFlags(cmd, "object store for offloaded ledgers: s3://bucket/prefix?endpoint=host:port&secure=false or a directory (default: none, offload disabled)")
 	addPolicyFlags(cmd)
 	addServerSecurityFlags(cmd)
