@@ -14,7 +14,7 @@ func newClusterCmd() *cobra.Command {
 	var url, output string
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "List the serving nodes (with the topics each owns) and the bookies registered now",
+		Short: "List the serving nodes (with how many topics each owns) and the bookies registered now",
 		Long: `List the serving nodes registered now, with the topics each owns (partitions
 counted one by one), and the bookies registered now, as Pulsar's brokers list
 and bookies list-bookies. A node or bookie missing from the list has lost its
