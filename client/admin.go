@@ -545,7 +545,9 @@ func (a *Admin) CreateSubscription(ctx context.Context, topicName, subscription 
 	}
 	var existed []string
 	for _, t := range topics {
-		err := a.c.ownerNode(ctx, t, func(ctx context.Context, b servingpb.BrokerClient) error {
+		// As Pulsar's: a subscription may be made before the topic's
+		// first message, on a cluster that creates topics on first use.
+		err := a.c.ownerNodeOf(ctx, t, false, func(ctx context.Context, b servingpb.BrokerClient) error {
 			_, err := b.CreateSubscription(ctx, &servingpb.CreateSubscriptionRequest{Topic: t, Subscription: subscription, InitialPosition: servingpb.InitialPosition(at)})
 			return err
 		})
@@ -730,7 +732,7 @@ func (a *Admin) TerminateTopic(ctx context.Context, topicName string) ([]Message
 	}
 	out := make([]MessageID, 0, len(parts))
 	for i, p := range parts {
-		err := a.c.ownerNodeLong(ctx, p, func(ctx context.Context, b servingpb.BrokerClient) error {
+		err := a.c.ownerNodeLong(ctx, p, true, func(ctx context.Context, b servingpb.BrokerClient) error {
 			r, err := b.TerminateTopic(ctx, &servingpb.TerminateTopicRequest{Topic: p})
 			if err != nil {
 				return err

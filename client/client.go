@@ -259,11 +259,18 @@ func (c *Client) seedOrder(avoid string) []string {
 	return out
 }
 
-// ownerNode calls fn at the owner of topic, found with Lookup.
+// ownerNode calls fn at the owner of topic, found with Lookup, for an
+// admin call: a topic that does not exist is ErrTopicNotFound, not created.
 func (c *Client) ownerNode(ctx context.Context, topic string, fn func(context.Context, servingpb.BrokerClient) error) error {
+	return c.ownerNodeOf(ctx, topic, true, fn)
+}
+
+// ownerNodeOf is ownerNode; with existingOnly false a missing topic is
+// created, as for a producer or consumer (CreateSubscription).
+func (c *Client) ownerNodeOf(ctx context.Context, topic string, existingOnly bool, fn func(context.Context, servingpb.BrokerClient) error) error {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	addr, err := c.lookup(ctx, topic)
+	addr, err := c.lookupAt(ctx, topic, "", existingOnly)
 	if err != nil {
 		return err
 	}
@@ -286,16 +293,19 @@ func (c *Client) callAt(ctx context.Context, addr string, fn func(context.Contex
 	}
 }
 
-// lookup returns the address of topic's owner.
-func (c *Client) lookup(ctx context.Context, topic string) (string, error) {
-	return c.lookupAvoiding(ctx, topic, "")
+// lookupAvoiding returns the address of topic's owner, asking the node at
+// avoid last, and creating the topic if it does not exist and the cluster
+// creates topics on first use.
+func (c *Client) lookupAvoiding(ctx context.Context, topic, avoid string) (string, error) {
+	return c.lookupAt(ctx, topic, avoid, false)
 }
 
-// lookupAvoiding is lookup asking the node at avoid last.
-func (c *Client) lookupAvoiding(ctx context.Context, topic, avoid string) (string, error) {
+// lookupAt is lookup asking the node at avoid last; with existingOnly a
+// missing topic is ErrTopicNotFound instead of created.
+func (c *Client) lookupAt(ctx context.Context, topic, avoid string, existingOnly bool) (string, error) {
 	var owner string
 	err := c.anyNodeAvoiding(ctx, avoid, func(ctx context.Context, b servingpb.BrokerClient) error {
-		resp, err := b.Lookup(ctx, &servingpb.LookupRequest{Topic: topic})
+		resp, err := b.Lookup(ctx, &servingpb.LookupRequest{Topic: topic, ExistingOnly: existingOnly})
 		if err != nil {
 			return err
 		}

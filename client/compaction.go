@@ -35,7 +35,7 @@ func (a *Admin) CompactTopic(ctx context.Context, topicName string) ([]Compactio
 	out := make([]Compaction, 0, len(parts))
 	for i, p := range parts {
 		c := Compaction{Partition: int32(i)}
-		err := a.c.ownerNodeLong(ctx, p, func(ctx context.Context, b servingpb.BrokerClient) error {
+		err := a.c.ownerNodeLong(ctx, p, true, func(ctx context.Context, b servingpb.BrokerClient) error {
 			resp, err := b.CompactTopic(ctx, &servingpb.CompactTopicRequest{Topic: p})
 			if err != nil {
 				return err
@@ -76,11 +76,11 @@ func (c *Client) partitionNames(ctx context.Context, topicName string) ([]string
 	return parts, nil
 }
 
-// ownerNodeLong is ownerNode for a call that ctx alone bounds: only the
+// ownerNodeLong is ownerNodeOf for a call that ctx alone bounds: only the
 // lookup has the operation timeout.
-func (c *Client) ownerNodeLong(ctx context.Context, topic string, fn func(context.Context, servingpb.BrokerClient) error) error {
+func (c *Client) ownerNodeLong(ctx context.Context, topic string, existingOnly bool, fn func(context.Context, servingpb.BrokerClient) error) error {
 	lctx, cancel := c.opContext(ctx)
-	addr, err := c.lookup(lctx, topic)
+	addr, err := c.lookupAt(lctx, topic, "", existingOnly)
 	cancel()
 	if err != nil {
 		return err
@@ -95,7 +95,8 @@ func (c *Client) readCompacted(ctx context.Context, partTopic string, partition 
 		msgs []*Message
 		cont *servingpb.MessageId
 	)
-	err := c.ownerNodeLong(ctx, partTopic, func(ctx context.Context, b servingpb.BrokerClient) error {
+	// A reader's compacted read creates the topic as its subscribe would.
+	err := c.ownerNodeLong(ctx, partTopic, false, func(ctx context.Context, b servingpb.BrokerClient) error {
 		msgs, cont = nil, nil
 		st, err := b.ReadCompacted(ctx, &servingpb.ReadCompactedRequest{Topic: partTopic})
 		if err != nil {

@@ -14,7 +14,9 @@ import (
 // chosen by rendezvous hashing of the topic name over the registered nodes
 // (which spreads topics evenly without a load report); when that is this
 // node it takes the topic at once, otherwise the chosen node takes it on the
-// client's first request.
+// client's first request. A missing topic is created, unless the request
+// says existing_only (admin calls): then it is TOPIC_NOT_FOUND, whichever
+// node is chosen.
 func (n *Node) Lookup(ctx context.Context, req *servingpb.LookupRequest) (*servingpb.LookupResponse, error) {
 	name, err := canonical(req.GetTopic())
 	if err != nil {
@@ -25,13 +27,19 @@ func (n *Node) Lookup(ctx context.Context, req *servingpb.LookupRequest) (*servi
 	} else if !errors.Is(err, metadata.ErrNotFound) {
 		return nil, unavailable("reading ownership", err)
 	}
+	existingOnly := req.GetExistingOnly()
+	if existingOnly {
+		if err := n.ensureTopic(ctx, name.String(), false); err != nil {
+			return nil, err
+		}
+	}
 	nodes, err := n.meta.ListNodes(ctx)
 	if err != nil {
 		return nil, unavailable("listing nodes", err)
 	}
 	chosen := choose(name.String(), nodes)
 	if chosen == nil || chosen.ID == n.cfg.NodeID {
-		if _, err := n.topicFor(ctx, name.String(), true); err != nil {
+		if _, err := n.topicFor(ctx, name.String(), !existingOnly); err != nil {
 			return nil, err
 		}
 		return &servingpb.LookupResponse{Owner: n.cfg.GRPCAddr, NodeId: n.cfg.NodeID}, nil

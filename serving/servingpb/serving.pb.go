@@ -362,8 +362,12 @@ func (x *MessageId) GetBatch() int32 {
 }
 
 type LookupRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// existing_only: answer TOPIC_NOT_FOUND for a topic that does not exist
+	// instead of creating it. Admin calls set it (a misspelt name in
+	// `topics stats` must not make a topic); producers and consumers do not.
+	ExistingOnly  bool `protobuf:"varint,2,opt,name=existing_only,json=existingOnly,proto3" json:"existing_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -403,6 +407,13 @@ func (x *LookupRequest) GetTopic() string {
 		return x.Topic
 	}
 	return ""
+}
+
+func (x *LookupRequest) GetExistingOnly() bool {
+	if x != nil {
+		return x.ExistingOnly
+	}
+	return false
 }
 
 type LookupResponse struct {
@@ -6715,9 +6726,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\tMessageId\x12\x16\n" +
 	"\x06ledger\x18\x01 \x01(\x04R\x06ledger\x12\x14\n" +
 	"\x05entry\x18\x02 \x01(\x03R\x05entry\x12\x14\n" +
-	"\x05batch\x18\x03 \x01(\x05R\x05batch\"%\n" +
+	"\x05batch\x18\x03 \x01(\x05R\x05batch\"J\n" +
 	"\rLookupRequest\x12\x14\n" +
-	"\x05topic\x18\x01 \x01(\tR\x05topic\"?\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12#\n" +
+	"\rexisting_only\x18\x02 \x01(\bR\fexistingOnly\"?\n" +
 	"\x0eLookupResponse\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\"\x83\x01\n" +
