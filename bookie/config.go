@@ -19,8 +19,10 @@ type Config struct {
 	// on first start and kept in DataDir/BOOKIE_ID.
 	ID string
 
-	// MaxEntryBytes bounds one entry's payload. Default 5 MiB; larger adds
-	// fail with ErrTooLarge (errcode.MessageTooLarge).
+	// MaxEntryBytes bounds one entry's payload. Default 5 MiB + 64 KiB
+	// (DefaultMaxEntryBytes: a message at the default 5 MiB limit and its
+	// batch framing); larger adds fail with ErrTooLarge
+	// (errcode.MessageTooLarge).
 	MaxEntryBytes int
 	// MaxInFlightBytesPerStream bounds the payload bytes of adds received on
 	// one Add stream and not yet answered. Default 64 MiB; an add over the

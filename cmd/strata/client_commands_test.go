@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/client/fakebroker"
+	"github.com/strata-mq/strata/internal/errcode"
 )
 
 // run executes the strata command line with args and stdin.
@@ -123,14 +124,23 @@ func TestConsumeExitsNonZeroWhenTimeoutComesBeforeCount(t *testing.T) {
 	}
 }
 
-func TestConsumeRejectsBadFlagValues(t *testing.T) {
+// Bad flag values are refused with the error code a program can act on:
+// an unknown subscription type is INVALID_SUBSCRIPTION, as the node itself
+// answers it, the others INVALID_ARGUMENT.
+func TestConsumeRejectsBadFlagValuesWithTypedErrors(t *testing.T) {
 	_, url := fakeCluster(t)
-	for _, args := range [][]string{
-		{"--type", "fanout"}, {"--position", "middle"}, {"--output", "xml"},
+	for _, c := range []struct {
+		args []string
+		want errcode.Code
+	}{
+		{[]string{"--type", "fanout"}, errcode.InvalidSubscription},
+		{[]string{"--position", "middle"}, errcode.InvalidArgument},
+		{[]string{"--output", "xml"}, errcode.InvalidArgument},
+		{[]string{"--count", "-1"}, errcode.InvalidArgument},
 	} {
 		base := []string{"consume", "--url", url, "--topic", "t", "--subscription", "s"}
-		if _, _, err := run(t, "", append(base, args...)...); err == nil {
-			t.Errorf("%v accepted", args)
+		if _, _, err := run(t, "", append(base, c.args...)...); errcode.CodeOf(err) != c.want {
+			t.Errorf("%v: %v, want %v", c.args, err, c.want)
 		}
 	}
 }

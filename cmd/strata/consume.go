@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/internal/errcode"
 )
 
 type consumeOpts struct {
@@ -87,7 +88,7 @@ func parseSubscriptionType(s string) (client.SubscriptionType, error) {
 	case "key_shared", "key-shared", "keyshared":
 		return client.KeyShared, nil
 	}
-	return 0, fmt.Errorf("--type %q: want exclusive, shared, failover or key_shared", s)
+	return 0, errcode.New(errcode.InvalidSubscription, "--type %q: want exclusive, shared, failover or key_shared", s)
 }
 
 func parsePosition(s string) (client.InitialPosition, error) {
@@ -97,7 +98,7 @@ func parsePosition(s string) (client.InitialPosition, error) {
 	case "earliest":
 		return client.Earliest, nil
 	}
-	return 0, fmt.Errorf("--position %q: want latest or earliest", s)
+	return 0, errcode.New(errcode.InvalidArgument, "--position %q: want latest or earliest", s)
 }
 
 // messagePrinter writes messages in the chosen output format.
@@ -119,7 +120,7 @@ func newPrinter(w *bufio.Writer, format string) (messagePrinter, error) {
 			return w.Flush()
 		}, nil
 	}
-	return nil, fmt.Errorf("--output %q: want text or jsonl", format)
+	return nil, errcode.New(errcode.InvalidArgument, "--output %q: want text or jsonl", format)
 }
 
 // startPrinting is what consume and read start with: the printer of
@@ -154,7 +155,7 @@ func runConsume(cmd *cobra.Command, o consumeOpts) error {
 		return err
 	}
 	if o.count < 0 {
-		return fmt.Errorf("--count must not be negative")
+		return errcode.New(errcode.InvalidArgument, "--count must not be negative")
 	}
 	emit, c, ctx, done, err := startPrinting(cmd, o.url, o.output, o.timeout)
 	if err != nil {

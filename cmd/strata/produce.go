@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/internal/errcode"
 )
 
 // maxStdinLine is the longest stdin line produce accepts (one message).
@@ -158,10 +159,10 @@ func (t *produceTally) done(_ client.MessageID, _ *client.ProducerMessage, err e
 
 func runProduce(cmd *cobra.Command, o produceOpts) error {
 	if o.count < 0 || o.size < 0 || o.delay < 0 {
-		return fmt.Errorf("--count, --size and --deliver-after must not be negative")
+		return errcode.New(errcode.InvalidArgument, "--count, --size and --deliver-after must not be negative")
 	}
 	if o.input != "text" && o.input != "jsonl" {
-		return fmt.Errorf("--input %q: want text or jsonl", o.input)
+		return errcode.New(errcode.InvalidArgument, "--input %q: want text or jsonl", o.input)
 	}
 	props, err := parseProperties(o.properties)
 	if err != nil {
