@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -33,8 +34,10 @@ func (a *Admin) CreateTopic(ctx context.Context, topicName string, partitions in
 	if err != nil {
 		return err
 	}
-	if partitions < 0 {
-		return invalidArg("partitions must not be negative")
+	if partitions < 0 || int64(partitions) > math.MaxUint32 {
+		// Past 32 bits the count would wrap on the wire (the node
+		// enforces its own, much lower, maximum).
+		return invalidArg("partitions %d: want 0 (not partitioned) or a positive count", partitions)
 	}
 	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
 		_, err := b.CreateTopic(ctx, &servingpb.CreateTopicRequest{Topic: name, Partitions: uint32(partitions)})
@@ -56,8 +59,8 @@ func (a *Admin) AddPartitions(ctx context.Context, topicName string, partitions 
 	if err != nil {
 		return err
 	}
-	if partitions < 1 {
-		return invalidArg("partitions must be positive")
+	if partitions < 1 || int64(partitions) > math.MaxUint32 {
+		return invalidArg("partitions %d: want a positive count", partitions)
 	}
 	return a.c.anyNode(ctx, func(ctx context.Context, b servingpb.BrokerClient) error {
 		_, err := b.AddPartitions(ctx, &servingpb.AddPartitionsRequest{Topic: name, Partitions: uint32(partitions)})
@@ -538,6 +541,9 @@ func (a *Admin) ResetCursor(ctx context.Context, topicName, subscription string,
 func (a *Admin) CreateSubscription(ctx context.Context, topicName, subscription string, at InitialPosition) error {
 	if at != Earliest && at != Latest {
 		return invalidArg("create subscription: initial position %d", at)
+	}
+	if err := topic.CheckSubscription(subscription); err != nil {
+		return err // before the lookup, which would create the topic
 	}
 	topics, err := a.partitionNames(ctx, topicName)
 	if err != nil {

@@ -90,8 +90,10 @@ func consumerConfigOf(opts []ConsumerOption) (consumerConfig, error) {
 // subscribeWith is Subscribe with its options applied; notify, when set,
 // is the channel the consumer wakes receivers with (a MultiConsumer's).
 func (c *Client) subscribeWith(ctx context.Context, topicName, subscription string, cfg consumerConfig, notify chan struct{}) (*Consumer, error) {
-	if subscription == "" {
-		return nil, ErrInvalidSubscription
+	// Before the lookup, which creates a topic on first use: a name the
+	// node would refuse must leave nothing behind.
+	if err := topic.CheckSubscription(subscription); err != nil {
+		return nil, err
 	}
 	if cfg.name == "" && cfg.subType == Failover {
 		// One name on every partition: the server picks each partition's

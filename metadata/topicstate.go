@@ -3,8 +3,6 @@ package metadata
 import (
 	"context"
 	"time"
-
-	"github.com/strata-mq/strata/internal/errcode"
 )
 
 // GetManagedLedger reads a topic's ledger list. A topic that has none yet
@@ -119,5 +117,5 @@ func checkCursorKey(topic, sub string) error {
 	if err := checkTopic(topic); err != nil {
 		return err
 	}
-	return checkID("subscription", sub, errcode.InvalidSubscription)
+	return CheckSubscriptionName(sub)
 }

@@ -87,6 +87,20 @@ func (n *Node) DeleteTopic(ctx context.Context, req *servingpb.DeleteTopicReques
 	if err != nil {
 		return nil, err
 	}
+	if rec.PartitionOf != "" {
+		return nil, errcode.New(errcode.InvalidArgument, "%s is a partition of %s: delete %s (all its partitions go together)", name, rec.PartitionOf, rec.PartitionOf)
+	}
+	if !req.GetForce() {
+		// Every partition's backlog first: a refusal must leave the
+		// topic whole, not with the partitions before the refused one
+		// gone. (A partition another node owns is checked when the
+		// delete reaches that node, as deleteOne checks each anyway.)
+		for i := 0; i < rec.Partitions; i++ {
+			if err := n.refuseBacklog(ctx, name.Partition(i).String()); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for i := 0; i < rec.Partitions; i++ {
 		if err := n.deleteOne(ctx, name.Partition(i).String(), req.GetForce()); err != nil {
 			return nil, err
@@ -106,6 +120,33 @@ func (n *Node) DeleteTopic(ctx context.Context, req *servingpb.DeleteTopicReques
 	return &servingpb.DeleteTopicResponse{}, nil
 }
 
+// refuseBacklog is INVALID_ARGUMENT if a durable subscription of the
+// topic this node owns (or takes) has a backlog; nil for a topic that is
+// gone or owned elsewhere.
+func (n *Node) refuseBacklog(ctx context.Context, name string) error {
+	t, err := n.topicFor(ctx, name, false)
+	switch errcode.CodeOf(err) {
+	case errcode.OK:
+	case errcode.TopicNotFound, errcode.NotOwner:
+		return nil
+	default:
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return backlogRefusalLocked(t, name)
+}
+
+// backlogRefusalLocked is refuseBacklog's check. t.mu is held.
+func backlogRefusalLocked(t *topic, name string) error {
+	for _, s := range t.mu.subs {
+		if s.durable && t.backlogLocked(s.acks) > 0 {
+			return errcode.New(errcode.InvalidArgument, "subscription %s of %s has a backlog; use force", s.name, name)
+		}
+	}
+	return nil
+}
+
 func (n *Node) deleteOne(ctx context.Context, name string, force bool) error {
 	t, err := n.topicFor(ctx, name, false)
 	if errcode.CodeOf(err) == errcode.TopicNotFound {
@@ -116,11 +157,9 @@ func (n *Node) deleteOne(ctx context.Context, name string, force bool) error {
 	}
 	t.mu.Lock()
 	if !force {
-		for _, s := range t.mu.subs {
-			if s.durable && t.backlogLocked(s.acks) > 0 {
-				t.mu.Unlock()
-				return errcode.New(errcode.InvalidArgument, "subscription %s of %s has a backlog; use force", s.name, name)
-			}
+		if err := backlogRefusalLocked(t, name); err != nil {
+			t.mu.Unlock()
+			return err
 		}
 	}
 	ml := cloneML(t.mu.ml)

@@ -74,24 +74,34 @@ func (c *consumer) send(r *servingpb.ConsumeResponse) {
 	}
 }
 
-// subscribe attaches a consumer, creating the subscription when needed.
-func (t *topic) subscribe(ctx context.Context, req *servingpb.Subscribe) (*consumer, error) {
+// checkSubscribe refuses a subscribe request that names no valid
+// subscription type or name, before anything (the topic, on first use) is
+// created for it.
+func checkSubscribe(req *servingpb.Subscribe) error {
 	switch req.GetType() {
 	case servingpb.SubscriptionType_EXCLUSIVE, servingpb.SubscriptionType_SHARED, servingpb.SubscriptionType_FAILOVER,
 		servingpb.SubscriptionType_KEY_SHARED:
 	default:
-		return nil, errcode.New(errcode.InvalidSubscription, "unknown subscription type %d", req.GetType())
+		return errcode.New(errcode.InvalidSubscription, "unknown subscription type %d", req.GetType())
 	}
 	if req.GetReadCompacted() && (req.GetNonDurable() ||
 		(req.GetType() != servingpb.SubscriptionType_EXCLUSIVE && req.GetType() != servingpb.SubscriptionType_FAILOVER)) {
-		return nil, errcode.New(errcode.InvalidArgument, "read compacted needs a durable exclusive or failover subscription (readers read compacted on their own)")
+		return errcode.New(errcode.InvalidArgument, "read compacted needs a durable exclusive or failover subscription (readers read compacted on their own)")
+	}
+	if req.GetNonDurable() && req.GetSubscription() == "" {
+		return nil // named by subscribe
+	}
+	return checkSubName(req.GetSubscription())
+}
+
+// subscribe attaches a consumer, creating the subscription when needed.
+func (t *topic) subscribe(ctx context.Context, req *servingpb.Subscribe) (*consumer, error) {
+	if err := checkSubscribe(req); err != nil {
+		return nil, err
 	}
 	name := req.GetSubscription()
 	if req.GetNonDurable() && name == "" {
 		name = "reader-" + uuid.NewString()
-	}
-	if err := checkSubName(name); err != nil {
-		return nil, err
 	}
 	if !req.GetNonDurable() {
 		if _, err := t.ensureDurable(ctx, name, req.GetType(), req.GetInitialPosition()); err != nil {
@@ -106,10 +116,7 @@ func (t *topic) subscribe(ctx context.Context, req *servingpb.Subscribe) (*consu
 }
 
 func checkSubName(name string) error {
-	if name == "" || len(name) > 256 {
-		return errcode.New(errcode.InvalidSubscription, "subscription name must be 1 to 256 bytes")
-	}
-	return nil
+	return metadata.CheckSubscriptionName(name)
 }
 
 // ensureDurable stores the cursor of a new durable subscription before any

@@ -261,6 +261,9 @@ func (n *Node) Consume(stream grpc.BidiStreamingServer[servingpb.ConsumeRequest,
 	if sub == nil {
 		return errcode.New(errcode.InvalidArgument, "the first consume request must subscribe")
 	}
+	if err := checkSubscribe(sub); err != nil {
+		return err
+	}
 	t, err := n.topicFor(stream.Context(), sub.GetTopic(), true)
 	if err != nil {
 		return err

@@ -125,6 +125,10 @@ func parseProperties(kvs []string) (map[string]string, error) {
 	return props, nil
 }
 
+// maxGeneratedBytes bounds --size: far over any node's message limit
+// (5 MiB by default), so only a chunked producer could send one this large.
+const maxGeneratedBytes = 256 << 20
+
 // generatedPayload is message i of a generated run: its index, padded with
 // dots to size bytes (or cut to size).
 func generatedPayload(i, size int) []byte {
@@ -160,6 +164,10 @@ func (t *produceTally) done(_ client.MessageID, _ *client.ProducerMessage, err e
 func runProduce(cmd *cobra.Command, o produceOpts) error {
 	if o.count < 0 || o.size < 0 || o.delay < 0 {
 		return errcode.New(errcode.InvalidArgument, "--count, --size and --deliver-after must not be negative")
+	}
+	if o.size > maxGeneratedBytes {
+		// Checked before anything is made: the payload is allocated whole.
+		return errcode.New(errcode.InvalidArgument, "--size %d: generated messages are at most %d bytes", o.size, maxGeneratedBytes)
 	}
 	if o.input != "text" && o.input != "jsonl" {
 		return errcode.New(errcode.InvalidArgument, "--input %q: want text or jsonl", o.input)

@@ -121,6 +121,24 @@ func checkPart(p string) error {
 	return nil
 }
 
+// MaxSubscriptionBytes bounds a subscription name.
+const MaxSubscriptionBytes = 256
+
+// CheckSubscription is INVALID_SUBSCRIPTION for a name no cursor can be
+// stored under: empty, over MaxSubscriptionBytes, or holding a '/' or a
+// control character (it is the last element of a metadata key). The SDK
+// checks it before a lookup, which may create the topic, and the node
+// before it changes anything.
+func CheckSubscription(name string) error {
+	if name == "" || len(name) > MaxSubscriptionBytes {
+		return errcode.New(errcode.InvalidSubscription, "subscription name %q must be 1 to %d bytes", name, MaxSubscriptionBytes)
+	}
+	if strings.ContainsRune(name, '/') || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return errcode.New(errcode.InvalidSubscription, "subscription name %q contains '/' or a control character", name)
+	}
+	return nil
+}
+
 func invalid(s, why string) error {
 	return &errcode.Error{Code: errcode.InvalidTopicName, Message: fmt.Sprintf("topic name %q: %s", s, why)}
 }

@@ -2,7 +2,10 @@ package topic
 
 import (
 	"errors"
+	"strings"
 	"testing"
+
+	"github.com/strata-mq/strata/internal/errcode"
 )
 
 func TestParseAcceptsFullAndBareNames(t *testing.T) {
@@ -40,5 +43,18 @@ func TestPartitionNamesRoundTrip(t *testing.T) {
 	}
 	if idx, _ := n.PartitionIndex(); idx != -1 {
 		t.Fatalf("non-partition reported index %d", idx)
+	}
+}
+
+func TestCheckSubscriptionRefusesNamesNoCursorKeyCanHold(t *testing.T) {
+	for _, ok := range []string{"s", "billing-v2", "with space", "ünïcode", strings.Repeat("x", MaxSubscriptionBytes)} {
+		if err := CheckSubscription(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", strings.Repeat("x", MaxSubscriptionBytes+1), "a/b", "tab\there", "del\x7f"} {
+		if err := CheckSubscription(bad); errcode.CodeOf(err) != errcode.InvalidSubscription {
+			t.Errorf("%q: %v, want INVALID_SUBSCRIPTION", bad, err)
+		}
 	}
 }
