@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -31,6 +32,31 @@ func (s *Store) NewLedgerID(ctx context.Context) (ids.LedgerID, error) {
 		if err := s.reserveIDsLocked(ctx); err != nil {
 			return 0, err
 		}
+	}
+	id := s.ids.next
+	s.ids.next++
+	return ids.LedgerID(id), nil
+}
+
+// NewLedgerIDAfter is NewLedgerID for an id greater than after: a topic's
+// next ledger, so that message ids grow along the topic although each
+// store hands out ids from a range of its own (a new owner's range may lie
+// below the previous owner's). When the rest of this store's range is not
+// above after, it is skipped and a new range reserved, which lies above
+// every id reserved so far.
+func (s *Store) NewLedgerIDAfter(ctx context.Context, after ids.LedgerID) (ids.LedgerID, error) {
+	s.ids.Lock()
+	defer s.ids.Unlock()
+	if s.ids.next <= uint64(after) {
+		s.ids.next = s.ids.limit
+	}
+	if s.ids.next >= s.ids.limit {
+		if err := s.reserveIDsLocked(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if s.ids.next <= uint64(after) {
+		return 0, &errcode.Error{Code: errcode.Corruption, Message: fmt.Sprintf("metadata: ledger id counter %d is not above ledger %d, which exists", s.ids.next, after)}
 	}
 	id := s.ids.next
 	s.ids.next++

@@ -9,6 +9,56 @@ import (
 	"github.com/strata-mq/strata/metadata/metatest"
 )
 
+// A topic that moves from one node to another gets its next ledger from the
+// new owner's store, whose reserved range may lie below the old owner's:
+// NewLedgerIDAfter still hands out an id above the topic's newest ledger,
+// so message ids grow along the topic.
+func TestNewLedgerIDAfterIsAboveTheGivenIDWhateverTheStoresRange(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	eps := metatest.StartEtcd(t)
+	var low, high *metadata.Store
+	for _, s := range []**metadata.Store{&low, &high} {
+		st, err := metadata.Open(ctx, metadata.Config{Endpoints: eps, LedgerIDBatch: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		*s = st
+	}
+	lowFirst, err := low.NewLedgerID(ctx) // reserves the first range
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := high.NewLedgerID(ctx) // the next range, above it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prev <= lowFirst {
+		t.Fatalf("the second store's first id %d is not above the first's %d", prev, lowFirst)
+	}
+	for range 3 { // ownership moving back and forth
+		for _, s := range []*metadata.Store{low, high} {
+			id, err := s.NewLedgerIDAfter(ctx, prev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id <= prev {
+				t.Fatalf("NewLedgerIDAfter(%d) = %d", prev, id)
+			}
+			prev = id
+		}
+	}
+	// Within a store's range it takes the next id, reserving nothing new.
+	id, err := high.NewLedgerIDAfter(ctx, prev-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != prev+1 {
+		t.Fatalf("NewLedgerIDAfter(%d) on the store that handed out %d: %d, want %d", prev-1, prev, id, prev+1)
+	}
+}
+
 func TestLedgerIDsUniqueAcrossConcurrentStores(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)

@@ -95,7 +95,7 @@ func (w ledgerWriter) Close(ctx context.Context, annotate func(*metadata.Ledger)
 }
 
 func (l ledgerClient) Create(ctx context.Context, o CreateOptions) (Writer, error) {
-	w, err := l.c.Create(ctx, ledger.CreateOptions{Ensemble: o.Ensemble, WriteQuorum: o.WriteQuorum, AckQuorum: o.AckQuorum, Topic: o.Topic})
+	w, err := l.c.Create(ctx, ledger.CreateOptions{Ensemble: o.Ensemble, WriteQuorum: o.WriteQuorum, AckQuorum: o.AckQuorum, Topic: o.Topic, After: o.After})
 	if err != nil {
 		return nil, err
 	}

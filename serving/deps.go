@@ -101,6 +101,9 @@ type CreateOptions struct {
 	WriteQuorum int
 	AckQuorum   int
 	Topic       string
+	// After is the topic's newest ledger: the new one's id is greater, so
+	// message ids grow along the topic across owners.
+	After ids.LedgerID
 }
 
 // Entry is one entry read back from a ledger.

@@ -83,7 +83,11 @@ func (t *topic) loadSteps(ctx context.Context) (acquired bool, err error) {
 	if err != nil {
 		return true, err
 	}
-	w, err := n.ledgers.Create(ctx, t.createOptions())
+	o := t.createOptions()
+	for _, li := range ml.Ledgers {
+		o.After = max(o.After, li.ID) // the previous owners' too
+	}
+	w, err := n.ledgers.Create(ctx, o)
 	if err != nil {
 		return true, unavailable("creating ledger", err)
 	}

@@ -296,7 +296,9 @@ func (t *topic) roll() {
 		t.dropOnError("closing ledger", err)
 		return
 	}
-	w, err := t.n.ledgers.Create(ctx, t.createOptions())
+	o := t.createOptions()
+	o.After = old.ID()
+	w, err := t.n.ledgers.Create(ctx, o)
 	if err != nil {
 		t.dropOnError("creating ledger", err)
 		return

@@ -130,7 +130,7 @@ func (c *Client) Create(ctx context.Context, opts CreateOptions) (*Writer, error
 	if err != nil {
 		return nil, err
 	}
-	id, err := c.store.NewLedgerID(ctx)
+	id, err := c.newID(ctx, opts.After)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: allocate id: %w", err)
 	}
@@ -231,4 +231,23 @@ func (c *Client) unregister(w *Writer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.mu.writers, w)
+}
+
+// idsAfter is a store that can hand out an id above a given one at once
+// (metadata.Store); others are asked until they do.
+type idsAfter interface {
+	NewLedgerIDAfter(ctx context.Context, after ids.LedgerID) (ids.LedgerID, error)
+}
+
+// newID allocates a ledger id greater than after (any id when after is 0).
+func (c *Client) newID(ctx context.Context, after ids.LedgerID) (ids.LedgerID, error) {
+	if s, ok := c.store.(idsAfter); ok && after > 0 {
+		return s.NewLedgerIDAfter(ctx, after)
+	}
+	for {
+		id, err := c.store.NewLedgerID(ctx)
+		if err != nil || id > after {
+			return id, err
+		}
+	}
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/strata-mq/strata/bookie/bookiepb"
 	"google.golang.org/grpc"
+
+	"github.com/strata-mq/strata/bookie/bookiepb"
+	"github.com/strata-mq/strata/internal/ids"
 )
 
 // ClientConfig configures a Client. Zero fields take the documented default.
@@ -119,6 +121,10 @@ type CreateOptions struct {
 	// Topic is recorded in the metadata for operators.
 	Topic      string
 	Properties map[string]string
+	// After, when set, is the topic's newest ledger: the new ledger's id
+	// is greater, so that message ids (ledger, entry) grow along a topic
+	// whose owner changed, as Pulsar's do.
+	After ids.LedgerID
 }
 
 // StandaloneOptions are the quorums of a one-bookie deployment: E=Qw=Qa=1.
