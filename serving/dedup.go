@@ -3,8 +3,12 @@ package serving
 import "github.com/strata-mq/strata/internal/ids"
 
 // maxRecentReceipts bounds the receipts each producer name remembers to
-// answer a resend with the batch's original position.
-const maxRecentReceipts = 256
+// answer a resend with the batch's original position. It covers the
+// batches one producer may have in flight (Config.MaxPendingPerProducer,
+// default 1000; the SDK sends at most 512), every one of which a
+// reconnecting producer resends: with fewer, the oldest resends were
+// answered as duplicates at position 0:0. At most 40 KiB per name.
+const maxRecentReceipts = 1024
 
 // receipt is where a batch was persisted.
 type receipt struct {
@@ -19,7 +23,10 @@ type receipt struct {
 // resend and is never written again.
 type dedupState struct {
 	pushed, persisted int64
-	recent            []receipt
+	// recent is a ring of the last receipts: once it holds
+	// maxRecentReceipts, oldest is where the next one goes.
+	recent []receipt
+	oldest int
 	// waiters are resends of batches still in flight, answered once those
 	// are durable.
 	waiters []*pendingBatch
@@ -40,18 +47,20 @@ func dedupFor(m map[string]*dedupState, name string) *dedupState {
 func (d *dedupState) persist(r receipt) {
 	d.persisted = max(d.persisted, int64(r.last))
 	d.pushed = max(d.pushed, d.persisted)
-	if len(d.recent) == maxRecentReceipts {
-		copy(d.recent, d.recent[1:])
-		d.recent = d.recent[:len(d.recent)-1]
+	if len(d.recent) < maxRecentReceipts {
+		d.recent = append(d.recent, r)
+		return
 	}
-	d.recent = append(d.recent, r)
+	d.recent[d.oldest] = r
+	d.oldest = (d.oldest + 1) % maxRecentReceipts
 }
 
 // find answers the receipt of the batch holding sequence id seq, when it is
 // still remembered.
 func (d *dedupState) find(seq uint64) (receipt, bool) {
-	for i := len(d.recent) - 1; i >= 0; i-- {
-		if r := d.recent[i]; r.first <= seq && seq <= r.last {
+	for i := range d.recent { // newest first
+		j := (d.oldest - 1 - i + 2*len(d.recent)) % len(d.recent)
+		if r := d.recent[j]; r.first <= seq && seq <= r.last {
 			return r, true
 		}
 	}
