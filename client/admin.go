@@ -396,7 +396,29 @@ func policyFromProto(p *servingpb.NamespacePolicy) NamespacePolicy {
 	return pol
 }
 
+// checkPolicyDurations refuses negative durations other than Forever where
+// Forever means something (retention, offload age), and any negative one
+// elsewhere (TTL, offload deletion lag), instead of quietly storing a
+// different value: a deletion lag of -1 read as "never" would otherwise
+// delete offloaded ledgers from the bookies at once.
+func checkPolicyDurations(retention, offloadAge, ttl, deletionLag time.Duration) error {
+	switch {
+	case retention < 0 && retention != Forever:
+		return invalidArg("retention %v: want 0 or more, or Forever (-1)", retention)
+	case offloadAge < 0 && offloadAge != Forever:
+		return invalidArg("offload age %v: want 0 or more, or Forever (-1: never by age)", offloadAge)
+	case ttl < 0:
+		return invalidArg("TTL %v: want 0 (none) or more", ttl)
+	case deletionLag < 0:
+		return invalidArg("offload deletion lag %v: want 0 or more", deletionLag)
+	}
+	return nil
+}
+
 func (p NamespacePolicy) validate() error {
+	if err := checkPolicyDurations(p.Retention, p.OffloadAge, p.TTL, p.OffloadDeletionLag); err != nil {
+		return err
+	}
 	switch {
 	case p.Ensemble < 0 || p.WriteQuorum < 0 || p.AckQuorum < 0:
 		return invalidArg("quorum sizes must not be negative")

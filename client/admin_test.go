@@ -72,6 +72,42 @@ func TestNamespacePolicyRoundTrips(t *testing.T) {
 	}
 }
 
+// A negative duration is refused, not stored as another value: a deletion
+// lag of -1 used to become 0 (delete offloaded ledgers from the bookies at
+// once), a TTL of -1 0 (none), a retention of -5 ns Forever. The policy
+// stays as it was.
+func TestPolicyDurationsRefuseNegativesOtherThanForever(t *testing.T) {
+	_, _, c := setup(t, 0)
+	ctx := testCtx(t)
+	a := c.Admin()
+	base := client.NamespacePolicy{Retention: time.Hour, OffloadDeletionLag: time.Minute, BacklogQuotaPolicy: client.ProducerException}
+	if err := a.SetNamespacePolicy(ctx, "public/default", base); err != nil {
+		t.Fatal(err)
+	}
+	lag, ttl := -time.Second, -time.Millisecond
+	for what, p := range map[string]client.NamespacePolicy{
+		"deletion lag -1s": {Retention: time.Hour, OffloadDeletionLag: lag},
+		"ttl -1ms":         {Retention: time.Hour, TTL: ttl},
+		"retention -5ns":   {Retention: -5},
+		"offload age -2ns": {Retention: time.Hour, OffloadAge: -2},
+	} {
+		if err := a.SetNamespacePolicy(ctx, "public/default", p); !errors.Is(err, client.ErrInvalidArgument) {
+			t.Errorf("namespace policy with %s: %v, want ErrInvalidArgument", what, err)
+		}
+	}
+	if got, err := a.GetNamespacePolicy(ctx, "public/default"); err != nil || got != base {
+		t.Fatalf("policy after the refusals: %+v %v, want %+v", got, err, base)
+	}
+	for what, p := range map[string]client.TopicPolicy{
+		"deletion lag -1s": {OffloadDeletionLag: &lag},
+		"ttl -1ms":         {TTL: &ttl},
+	} {
+		if err := a.SetTopicPolicy(ctx, "t", p); !errors.Is(err, client.ErrInvalidArgument) {
+			t.Errorf("topic policy with %s: %v, want ErrInvalidArgument", what, err)
+		}
+	}
+}
+
 func TestResetCursorResolvesWithoutExecuteAndMovesWithIt(t *testing.T) {
 	cl, _, c := setup(t, 0)
 	ctx := testCtx(t)

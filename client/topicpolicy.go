@@ -46,6 +46,15 @@ func durationPtr(ms *int64) *time.Duration {
 }
 
 func (p TopicPolicy) proto() (*servingpb.TopicPolicy, error) {
+	val := func(d *time.Duration) time.Duration {
+		if d == nil {
+			return 0
+		}
+		return *d
+	}
+	if err := checkPolicyDurations(val(p.Retention), val(p.OffloadAge), val(p.TTL), val(p.OffloadDeletionLag)); err != nil {
+		return nil, err
+	}
 	pb := &servingpb.TopicPolicy{RetentionMs: msPtr(p.Retention), TtlMs: msPtr(p.TTL), MaxMessageBytes: p.MaxMessageBytes,
 		OffloadThresholdBytes: p.OffloadThresholdBytes, OffloadAgeMs: msPtr(p.OffloadAge), OffloadDeletionLagMs: msPtr(p.OffloadDeletionLag),
 		BacklogQuotaBytes: p.BacklogQuotaBytes, DispatchRateMsgs: p.DispatchRateMsgs, DispatchRateBytes: p.DispatchRateBytes,
