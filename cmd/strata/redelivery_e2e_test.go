@@ -213,9 +213,10 @@ func TestRedeliveryOptionsRejectBadValues(t *testing.T) {
 			t.Errorf("%s: got %v, want ErrInvalidArgument", name, err)
 		}
 	}
-	// A subscription name that makes no topic name needs an explicit Topic.
-	if _, err := c.Subscribe(ctx, "opts", "a/b", client.ConsumerDeadLetterPolicy(client.DeadLetterPolicy{MaxDeliveries: 1})); !errors.Is(err, client.ErrInvalidArgument) {
-		t.Errorf("default topic from subscription a/b: got %v, want ErrInvalidArgument", err)
+	// A subscription name no cursor can hold is refused before anything
+	// else, the default dead-letter topic it would name included.
+	if _, err := c.Subscribe(ctx, "opts", "a/b", client.ConsumerDeadLetterPolicy(client.DeadLetterPolicy{MaxDeliveries: 1})); !errors.Is(err, client.ErrInvalidSubscription) {
+		t.Errorf("default topic from subscription a/b: got %v, want ErrInvalidSubscription", err)
 	}
 	if st, err := c.Admin().TopicStats(ctx, "opts"); err == nil && len(st.Subscriptions) != 0 {
 		t.Errorf("a refused consumer left subscriptions %+v", st.Subscriptions)
