@@ -92,7 +92,11 @@ func (pc *partitionConsumer) start(ctx context.Context) error {
 	)
 	for bo := pc.c.newBackoff(); ; {
 		st, cancel, err = pc.connect(pc.ctx)
-		if err == nil || !errcode.IsRetriable(err) || !bo.wait(pc.ctx) {
+		// A subscription taken by another consumer fails the first
+		// subscribe at once, as Pulsar's does; a reconnect (run)
+		// retries it, since the server may not have seen its old stream
+		// go yet.
+		if err == nil || !errcode.IsRetriable(err) || errors.Is(err, ErrConsumerBusy) || !bo.wait(pc.ctx) {
 			break
 		}
 	}

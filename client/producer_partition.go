@@ -146,7 +146,10 @@ func (p *partitionProducer) start(ctx context.Context) error {
 	)
 	for bo := p.c.newBackoff(); ; {
 		st, err = p.connect(p.ctx)
-		if err == nil || !errcode.IsRetriable(err) || !bo.wait(p.ctx) {
+		// A name in use fails the first open at once, as Pulsar's
+		// does; a reconnect (run) retries it, since the server may not
+		// have seen its old stream go yet.
+		if err == nil || !errcode.IsRetriable(err) || errors.Is(err, ErrProducerBusy) || !bo.wait(p.ctx) {
 			break
 		}
 	}
