@@ -300,8 +300,9 @@ func (c *Client) lookupAvoiding(ctx context.Context, topic, avoid string) (strin
 	return c.lookupAt(ctx, topic, avoid, false)
 }
 
-// lookupAt is lookup asking the node at avoid last; with existingOnly a
-// missing topic is ErrTopicNotFound instead of created.
+// lookupAt returns the address of topic's owner, asking the node at avoid
+// last; with existingOnly a missing topic is ErrTopicNotFound instead of
+// created.
 func (c *Client) lookupAt(ctx context.Context, topic, avoid string, existingOnly bool) (string, error) {
 	var owner string
 	err := c.anyNodeAvoiding(ctx, avoid, func(ctx context.Context, b servingpb.BrokerClient) error {
