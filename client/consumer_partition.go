@@ -355,6 +355,8 @@ func (pc *partitionConsumer) serve(st consumeStream, endStream context.CancelFun
 type pendingCall struct {
 	kind callKind
 	ch   chan callAnswer // buffered: the answer never blocks serve
+	// seekTo is a seek's target id, when it has one (seekDone's).
+	seekTo *servingpb.MessageId
 }
 
 type callKind int
@@ -537,7 +539,7 @@ func (pc *partitionConsumer) seek(ctx context.Context, s *servingpb.Seek) error 
 
 // call sends req and waits for serve to answer it (pendingCall).
 func (pc *partitionConsumer) call(ctx context.Context, kind callKind, req *servingpb.ConsumeRequest) (bool, error) {
-	call := &pendingCall{kind: kind, ch: make(chan callAnswer, 1)}
+	call := &pendingCall{kind: kind, ch: make(chan callAnswer, 1), seekTo: req.GetSeek().GetMessageId()}
 	pc.mu.Lock()
 	if pc.mu.call != nil {
 		pc.mu.Unlock()
@@ -588,6 +590,14 @@ func (pc *partitionConsumer) seekDone() {
 	pc.mu.Lock()
 	dropped := len(pc.mu.queue)
 	pc.mu.queue, pc.mu.last, pc.mu.lastIsStart = nil, nil, false
+	// As at open (Consumer.openPart): the server starts a reader at the
+	// target's entry, so the messages of its batch before the target are
+	// skipped here. Set before serve pushes what the seek delivers.
+	if c := pc.mu.call; pc.nonDurable && c != nil && c.kind == callSeek && c.seekTo.GetBatch() > 0 {
+		to := c.seekTo
+		pc.mu.last = &MessageID{Ledger: to.GetLedger(), Entry: to.GetEntry(), Batch: to.GetBatch() - 1, Partition: pc.partition}
+		pc.mu.lastIsStart = true
+	}
 	pc.mu.Unlock()
 	pc.flow(dropped)
 	pc.answer(callSeek, callAnswer{})

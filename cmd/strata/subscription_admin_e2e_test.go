@@ -226,7 +226,9 @@ func TestReaderHasNextReadsAPartitionedTopicToItsEndAndSeesLaterMessages(t *test
 
 // TestReaderHasNextFromAnIDInsideTheLastBatchSeesTheRestOfIt: a reader
 // started at a message in the middle of the topic's last batch has that
-// message and the batch's later ones next, and nothing after them.
+// message and the batch's later ones next, and nothing after them; and so
+// does a reader that seeks back to it (Seek used to start at the batch's
+// first message).
 func TestReaderHasNextFromAnIDInsideTheLastBatchSeesTheRestOfIt(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
@@ -263,18 +265,26 @@ func TestReaderHasNextFromAnIDInsideTheLastBatchSeesTheRestOfIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	for want := byte(1); want <= 2; want++ {
-		if more, err := r.HasNext(ctx); err != nil || !more {
-			t.Fatalf("before message %d: HasNext %v, %v", want, more, err)
+	readRest := func(how string) {
+		t.Helper()
+		for want := byte(1); want <= 2; want++ {
+			if more, err := r.HasNext(ctx); err != nil || !more {
+				t.Fatalf("%s, before message %d: HasNext %v, %v", how, want, more, err)
+			}
+			m, err := r.Next(ctx)
+			if err != nil || m.Payload[0] != want {
+				t.Fatalf("%s, message %d: %v, %v", how, want, m, err)
+			}
 		}
-		m, err := r.Next(ctx)
-		if err != nil || m.Payload[0] != want {
-			t.Fatalf("message %d: %v, %v", want, m, err)
+		if more, err := r.HasNext(ctx); err != nil || more {
+			t.Fatalf("%s, after the batch: HasNext %v, %v", how, more, err)
 		}
 	}
-	if more, err := r.HasNext(ctx); err != nil || more {
-		t.Fatalf("after the batch: HasNext %v, %v", more, err)
+	readRest("started at the id")
+	if err := r.Seek(ctx, start); err != nil {
+		t.Fatal(err)
 	}
+	readRest("after seeking back to it")
 }
 
 // TestBacklogQuotaRefusesSendsUntilClearBacklogOnARealStandalone: with a
