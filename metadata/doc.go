@@ -25,7 +25,9 @@
 //   - Ledger ids are never handed out twice, across Stores and restarts: a
 //     Store reserves a range of Config.LedgerIDBatch ids with one CAS on a
 //     counter and hands them out from memory; the unused rest of a range is
-//     skipped.
+//     skipped. NewLedgerIDAfter hands out one above a given id (a topic's
+//     newest ledger), reserving a new range when this Store's is below it,
+//     so that a topic's ledger ids, and message ids, grow across owners.
 //   - Bad input (names, quorums, policies, oversize records) gets a typed
 //     errcode error and writes nothing. Failing to reach etcd within
 //     Config.RequestTimeout is an errcode.Unavailable error (retriable);
