@@ -86,7 +86,13 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	var hs *http.Server
 	if o.HTTP != nil {
 		mux := http.NewServeMux()
-		mux.Handle("/", n.Handler())
+		// The node's own paths only, not "/": a catch-all would answer a
+		// method an admin path does not take 404, where the mux answers
+		// 405 (with Allow).
+		h := n.Handler()
+		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+			mux.Handle(path, h)
+		}
 		if o.Mount != nil {
 			o.Mount(mux)
 		}

@@ -406,3 +406,37 @@ func TestRESTAdminAPIOfAnyNodeReachesEachTopicsOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestTheNodesHTTPAnswersAWrongMethod405AndAnUnknownPath404: on a real
+// standalone, a method an admin path does not take is 405 with the methods
+// it does (a catch-all for the node's own paths used to answer it 404),
+// an unknown path is 404, and the node's own paths still answer.
+func TestTheNodesHTTPAnswersAWrongMethod405AndAnUnknownPath404(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	do := func(method, path string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://"+s.http+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if r := do(http.MethodDelete, "/admin/v2/cluster"); r.StatusCode != http.StatusMethodNotAllowed || r.Header.Get("Allow") == "" {
+		t.Errorf("DELETE /admin/v2/cluster: %d, Allow %q; want 405 with Allow", r.StatusCode, r.Header.Get("Allow"))
+	}
+	if r := do(http.MethodGet, "/nosuch"); r.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /nosuch: %d, want 404", r.StatusCode)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if r := do(http.MethodGet, path); r.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200", path, r.StatusCode)
+		}
+	}
+}
