@@ -1,6 +1,10 @@
 package serving
 
-import "github.com/strata-mq/strata/internal/ids"
+import (
+	"time"
+
+	"github.com/strata-mq/strata/internal/ids"
+)
 
 // maxRecentReceipts bounds the receipts each producer name remembers to
 // answer a resend with the batch's original position. It covers the
@@ -27,6 +31,9 @@ type dedupState struct {
 	// maxRecentReceipts, oldest is where the next one goes.
 	recent []receipt
 	oldest int
+	// left is when the name's producer last disconnected (zero while it
+	// has never left): eviction takes the name gone longest.
+	left time.Time
 	// waiters are resends of batches still in flight, answered once those
 	// are durable.
 	waiters []*pendingBatch

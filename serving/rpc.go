@@ -228,13 +228,26 @@ func (t *topic) wakeLineLocked() {
 	}
 }
 
-// evictDedupLocked forgets one disconnected producer's dedup state.
+// evictDedupLocked forgets the dedup state of the producer name that
+// disconnected longest ago (a name that never connected since the topic
+// loaded counts as oldest). Not any disconnected one: a producer that just
+// lost its stream is about to resend, and without its state the resend
+// would be written twice.
 func (t *topic) evictDedupLocked() {
+	var (
+		victim string
+		oldest *dedupState
+	)
 	for name, d := range t.mu.dedup {
-		if _, connected := t.mu.prods[name]; !connected && len(d.waiters) == 0 {
-			delete(t.mu.dedup, name)
-			return
+		if _, connected := t.mu.prods[name]; connected || len(d.waiters) > 0 {
+			continue
 		}
+		if oldest == nil || d.left.Before(oldest.left) {
+			victim, oldest = name, d
+		}
+	}
+	if oldest != nil {
+		delete(t.mu.dedup, victim)
 	}
 }
 
@@ -243,6 +256,9 @@ func (t *topic) removeProducer(p *producer) {
 	defer t.mu.Unlock()
 	if t.mu.prods[p.name] == p {
 		delete(t.mu.prods, p.name)
+		if d := t.mu.dedup[p.name]; d != nil {
+			d.left = time.Now()
+		}
 		if t.mu.exclusive == p.name {
 			t.mu.exclusive = ""
 		}
