@@ -31,8 +31,9 @@ type dedupState struct {
 	// maxRecentReceipts, oldest is where the next one goes.
 	recent []receipt
 	oldest int
-	// left is when the name's producer last disconnected (zero while it
-	// has never left): eviction takes the name gone longest.
+	// left is when the name's producer last disconnected, or when this
+	// node first knew the name (a takeover restores names whose producers
+	// are about to reconnect): eviction takes the name gone longest.
 	left time.Time
 	// waiters are resends of batches still in flight, answered once those
 	// are durable.
@@ -45,7 +46,7 @@ type dedupState struct {
 func dedupFor(m map[string]*dedupState, name string) *dedupState {
 	d := m[name]
 	if d == nil {
-		d = &dedupState{pushed: -1, persisted: -1}
+		d = &dedupState{pushed: -1, persisted: -1, left: time.Now()}
 		m[name] = d
 	}
 	return d

@@ -175,7 +175,7 @@ func (t *topic) lastEntryLocked() ids.Position {
 func (t *topic) recoverLast(ctx context.Context, ml *metadata.ManagedLedger) (map[string]*dedupState, int64, error) {
 	dedup := make(map[string]*dedupState, len(ml.Producers))
 	for name, seq := range ml.Producers {
-		dedup[name] = &dedupState{pushed: seq, persisted: seq}
+		dedup[name] = &dedupState{pushed: seq, persisted: seq, left: time.Now()}
 	}
 	var lastPub int64
 	if len(ml.Ledgers) == 0 {

@@ -229,10 +229,10 @@ func (t *topic) wakeLineLocked() {
 }
 
 // evictDedupLocked forgets the dedup state of the producer name that
-// disconnected longest ago (a name that never connected since the topic
-// loaded counts as oldest). Not any disconnected one: a producer that just
-// lost its stream is about to resend, and without its state the resend
-// would be written twice.
+// disconnected longest ago (or, never connected here, was loaded longest
+// ago). Not any disconnected one: a producer that just lost its stream is
+// about to resend, and without its state the resend would be written
+// twice.
 func (t *topic) evictDedupLocked() {
 	var (
 		victim string
