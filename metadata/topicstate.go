@@ -3,6 +3,8 @@ package metadata
 import (
 	"context"
 	"time"
+
+	topicname "github.com/strata-mq/strata/internal/topic"
 )
 
 // GetManagedLedger reads a topic's ledger list. A topic that has none yet
@@ -117,5 +119,5 @@ func checkCursorKey(topic, sub string) error {
 	if err := checkTopic(topic); err != nil {
 		return err
 	}
-	return CheckSubscriptionName(sub)
+	return topicname.CheckSubscription(sub)
 }

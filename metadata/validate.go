@@ -40,7 +40,3 @@ func checkID(kind, id string, code errcode.Code) error {
 	}
 	return nil
 }
-
-// CheckSubscriptionName is topic.CheckSubscription: the rule cursors'
-// keys need, which callers check before a request changes anything.
-func CheckSubscriptionName(sub string) error { return topic.CheckSubscription(sub) }

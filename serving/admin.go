@@ -477,7 +477,7 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 // exist, as a consumer's subscribe would.
 func (n *Node) CreateSubscription(ctx context.Context, req *servingpb.CreateSubscriptionRequest) (*servingpb.CreateSubscriptionResponse, error) {
 	name := req.GetSubscription()
-	if err := checkSubName(name); err != nil {
+	if err := topicname.CheckSubscription(name); err != nil {
 		return nil, err
 	}
 	at := req.GetInitialPosition()

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
+	topicname "github.com/strata-mq/strata/internal/topic"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving/servingpb"
 )
@@ -91,7 +92,7 @@ func checkSubscribe(req *servingpb.Subscribe) error {
 	if req.GetNonDurable() && req.GetSubscription() == "" {
 		return nil // named by subscribe
 	}
-	return checkSubName(req.GetSubscription())
+	return topicname.CheckSubscription(req.GetSubscription())
 }
 
 // subscribe attaches a consumer, creating the subscription when needed.
@@ -113,10 +114,6 @@ func (t *topic) subscribe(ctx context.Context, req *servingpb.Subscribe) (*consu
 		return nil, err
 	}
 	return t.attach(name, req, start)
-}
-
-func checkSubName(name string) error {
-	return metadata.CheckSubscriptionName(name)
 }
 
 // ensureDurable stores the cursor of a new durable subscription before any
