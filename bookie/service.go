@@ -41,6 +41,7 @@ func (b *Bookie) ServerOptions() []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(limit),
 		grpc.MaxSendMsgSize(limit),
 		rpcpool.ServerOption(),
+		grpc.ForceServerCodecV2(newServerCodec()),
 		// Clients ping every 10 s (even without streams) to notice a frozen
 		// peer; allow it, and drop clients that stop answering our pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -90,7 +91,7 @@ func (s *service) Add(stream bookiepb.Bookie_AddServer) error {
 func (s *service) recvLoop(stream bookiepb.Bookie_AddServer, as *addStream) error {
 	ctx := stream.Context()
 	for {
-		req, err := stream.Recv()
+		f, err := recvAdd(stream)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -100,25 +101,46 @@ func (s *service) recvLoop(stream bookiepb.Bookie_AddServer, as *addStream) erro
 		select {
 		case as.slots <- struct{}{}:
 		case <-ctx.Done():
+			f.free()
 			return ctx.Err()
 		}
 		as.pending.Add(1)
-		s.admit(ctx, as, req)
+		s.admit(ctx, as, f)
 	}
 }
 
+// recvAdd receives the next add. Over gRPC its payload may still sit in
+// the received bytes (addFrame); an in-process stream hands over the
+// sender's request itself.
+func recvAdd(stream bookiepb.Bookie_AddServer) (*addFrame, error) {
+	if local, ok := stream.(serverSide[bookiepb.AddRequest, bookiepb.AddResponse]); ok {
+		req, err := local.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return &addFrame{AddRequest: req}, nil
+	}
+	f := &addFrame{AddRequest: new(bookiepb.AddRequest)}
+	if err := stream.RecvMsg(f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 // admit checks limits and queues one add; the add's slot and pending count
-// are released when its response has been queued.
-func (s *service) admit(ctx context.Context, as *addStream, req *bookiepb.AddRequest) {
+// are released, and its payload's buffer freed, when its response has been
+// queued.
+func (s *service) admit(ctx context.Context, as *addStream, f *addFrame) {
+	req := f.AddRequest
 	e := Entry{Ledger: ids.LedgerID(req.LedgerId), ID: ids.EntryID(req.EntryId), LAC: ids.EntryID(req.Lac), Payload: req.Payload, Recovery: req.Recovery}
 	size := len(req.Payload)
-	respond := func(err error) { as.respond(req, err, size) }
+	respond := func(err error) { as.respond(f, err, size) }
 	if err := s.b.checkEntry(&e); err != nil {
-		as.respond(req, err, 0)
+		as.respond(f, err, 0)
 		return
 	}
 	if !as.reserve(size) {
-		as.respond(req, fmt.Errorf("%w: limit %d bytes", ErrTooManyInFlight, as.maxBytes), 0)
+		as.respond(f, fmt.Errorf("%w: limit %d bytes", ErrTooManyInFlight, as.maxBytes), 0)
 		return
 	}
 	if err := s.b.AddAsync(ctx, e, respond); err != nil {
@@ -136,13 +158,14 @@ func (as *addStream) reserve(size int) bool {
 	return true
 }
 
-// respond queues the response to req (never blocks: req holds a slot) and
-// releases size reserved bytes.
-func (as *addStream) respond(req *bookiepb.AddRequest, err error, size int) {
+// respond queues the response to f (never blocks: f holds a slot),
+// releases size reserved bytes and frees f's buffer.
+func (as *addStream) respond(f *addFrame, err error, size int) {
 	as.mu.Lock()
 	as.inFlight -= size
 	as.mu.Unlock()
-	resp := &bookiepb.AddResponse{RequestId: req.RequestId, LedgerId: req.LedgerId, EntryId: req.EntryId}
+	resp := &bookiepb.AddResponse{RequestId: f.RequestId, LedgerId: f.LedgerId, EntryId: f.EntryId}
+	f.free()
 	if err != nil {
 		resp.ErrorCode = uint32(errcode.CodeOf(err))
 		resp.ErrorMessage = err.Error()

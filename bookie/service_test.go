@@ -20,13 +20,16 @@ import (
 )
 
 // serve runs b's gRPC service on 127.0.0.1:0 until the test ends.
-func serve(t testing.TB, b *Bookie) string {
+func serve(t testing.TB, b *Bookie) string { return serveWith(t, b, b.ServerOptions()...) }
+
+// serveWith is serve on a server built with opts only.
+func serveWith(t testing.TB, b *Bookie, opts ...grpc.ServerOption) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer(b.ServerOptions()...)
+	s := grpc.NewServer(opts...)
 	b.Register(s)
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)
@@ -205,16 +208,7 @@ func TestErrorsAreTypedAcrossTheWire(t *testing.T) {
 // TestGRPCErrorsAreTypedWithoutInterceptors: a server built without
 // ServerOptions still carries the codes.
 func TestGRPCErrorsAreTypedWithoutInterceptors(t *testing.T) {
-	b := openBookie(t, testConfig(t.TempDir()))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	b.Register(s)
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	c, _ := dial(t, lis.Addr().String())
+	c, _ := dial(t, serveWith(t, openBookie(t, testConfig(t.TempDir()))))
 	testTypedErrors(t, context.Background(), c)
 }
 

@@ -9,5 +9,7 @@
 // 18% of all CPU (docs/bookie.md). This pool has one tier per power of two
 // and does not clear: gRPC reads a frame into exactly the length it asked
 // for, and the protobuf codec copies bytes fields out before the buffer is
-// returned, so stale bytes are never read.
+// returned, so stale bytes are never read. (The bookie's codec leaves an
+// add's payload in its buffer instead, and returns the buffer once the add
+// is answered: bookie/codec.go.)
 package rpcpool
