@@ -509,8 +509,13 @@ type ResetResult struct {
 }
 
 // ResetCursor resolves the target of subscription on topic (every partition
-// of a partitioned topic, in order) and, when execute is set, moves the
-// cursor there. Without execute nothing changes.
+// of a partitioned topic, in order; a message id only on its own
+// partition) and, when execute is set, moves the cursor there. Without
+// execute nothing changes. With it, the subscription's consumers are
+// disconnected, as in Pulsar: they drop what they had buffered and
+// subscribe again at the new position. A message id whose ledger is not
+// the topic's fails with ErrInvalidArgument; one older than every ledger
+// retained means the oldest message retained.
 func (a *Admin) ResetCursor(ctx context.Context, topicName, subscription string, to CursorTarget, execute bool) ([]ResetResult, error) {
 	if to.set() != 1 {
 		return nil, invalidArg("reset cursor: give one of a message id, a time, earliest or latest")
@@ -518,6 +523,9 @@ func (a *Admin) ResetCursor(ctx context.Context, topicName, subscription string,
 	topics, err := a.partitionNames(ctx, topicName)
 	if err != nil {
 		return nil, err
+	}
+	if to.ID != nil && (to.ID.Partition < 0 || int(to.ID.Partition) >= len(topics)) {
+		return nil, invalidArg("reset cursor: message id %v is of partition %d; %s has %d", *to.ID, to.ID.Partition, topicName, len(topics))
 	}
 	out := make([]ResetResult, 0, len(topics))
 	for i, t := range topics {

@@ -485,6 +485,9 @@ func (c *Consumer) fail(err error) {
 }
 
 func (c *Consumer) part(id MessageID) (*partitionConsumer, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
 	parts := c.partsNow()
 	if id.Partition < 0 || int(id.Partition) >= len(parts) {
 		return nil, invalidArg("message id %v: partition %d out of range", id, id.Partition)
@@ -551,8 +554,13 @@ func (c *Consumer) NackID(id MessageID) error { return c.onNack(id, c.nack(id, 0
 
 // Seek moves the subscription of id's partition to id's entry (the server
 // positions by entry, so earlier messages of the same batch come again) and
-// waits for the server to confirm; buffered messages are dropped.
-// Cancelling ctx stops the wait (the seek may still happen).
+// waits for the server to confirm; buffered messages are dropped. The
+// subscription's other consumers are disconnected, as in Pulsar, and drop
+// theirs too. An id whose ledger is not the partition's fails with
+// ErrInvalidArgument (one older than every ledger retained means the oldest
+// message retained). A partition reconnecting is waited for, within ctx and
+// the operation timeout; cancelling ctx stops the wait (the seek may still
+// happen). After Close, ErrClosed.
 func (c *Consumer) Seek(ctx context.Context, id MessageID) error {
 	if id.retry && c.retry != nil {
 		return c.retry.Seek(ctx, id)
@@ -562,7 +570,11 @@ func (c *Consumer) Seek(ctx context.Context, id MessageID) error {
 		return err
 	}
 	pc.flushAcks()
-	return pc.seek(ctx, &servingpb.Seek{To: &servingpb.Seek_MessageId{MessageId: id.proto()}})
+	ctx, done := c.c.opContext(ctx)
+	defer done()
+	return c.retrying(ctx, func() error {
+		return pc.seek(ctx, &servingpb.Seek{To: &servingpb.Seek_MessageId{MessageId: id.proto()}})
+	})
 }
 
 // SeekTime moves the subscription, on every partition, to the first message
@@ -574,13 +586,27 @@ func (c *Consumer) SeekTime(ctx context.Context, t time.Time) error {
 
 // seekAll seeks every partition to s, in turn.
 func (c *Consumer) seekAll(ctx context.Context, s *servingpb.Seek) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	ctx, done := c.c.opContext(ctx)
+	defer done()
 	for _, pc := range c.partsNow() {
 		pc.flushAcks()
-		if err := pc.seek(ctx, s); err != nil {
+		if err := c.retrying(ctx, func() error { return pc.seek(ctx, s) }); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (c *Consumer) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 // Unsubscribe deletes the subscription, on every partition, and closes the
@@ -609,7 +635,8 @@ func (c *Consumer) Unsubscribe(ctx context.Context) error {
 }
 
 // retrying calls f until it succeeds, fails for good or ctx ends, backing
-// off between tries: a partition's stream may be reconnecting.
+// off between tries: a partition's stream may be reconnecting (a seek, like
+// an unsubscribe, means the same when sent again).
 func (c *Consumer) retrying(ctx context.Context, f func() error) error {
 	bo := c.c.newBackoff()
 	for {

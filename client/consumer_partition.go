@@ -109,6 +109,12 @@ func (pc *partitionConsumer) start(ctx context.Context) error {
 		close(pc.done)
 		return err
 	}
+	// The stream is this consumer's from now on: a seek or an ack sent
+	// before run's serve has begun goes on it instead of failing as if the
+	// consumer were reconnecting.
+	pc.mu.Lock()
+	pc.mu.stream = st
+	pc.mu.Unlock()
 	go pc.run(st, cancel)
 	return nil
 }
@@ -439,6 +445,9 @@ func (pc *partitionConsumer) send(req *servingpb.ConsumeRequest) error {
 	st := pc.mu.stream
 	pc.mu.Unlock()
 	if st == nil {
+		if pc.stopping() {
+			return ErrClosed
+		}
 		return errcode.New(errcode.Unavailable, "consumer of %s is reconnecting", pc.topic)
 	}
 	pc.sendMu.Lock()

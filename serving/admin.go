@@ -437,7 +437,7 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 	var md ids.Position
 	switch to := req.GetTo().(type) {
 	case *servingpb.ResetCursorRequest_MessageId:
-		md = prevPosition(fromPB(to.MessageId).Position())
+		// Resolved under the lock, against the ledgers then.
 	case *servingpb.ResetCursorRequest_TimeUnixNano:
 		if md, err = t.positionAt(ctx, to.TimeUnixNano); err != nil {
 			return nil, err
@@ -451,6 +451,11 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if to, ok := req.GetTo().(*servingpb.ResetCursorRequest_MessageId); ok {
+		if md, err = t.idTargetLocked(fromPB(to.MessageId)); err != nil {
+			return nil, err
+		}
+	}
 	if to, ok := req.GetTo().(*servingpb.ResetCursorRequest_Edge); ok {
 		// Resolved under the lock, so that "latest" is the last entry
 		// written when the reset applies: no later message is skipped.
@@ -465,6 +470,7 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 	}
 	if req.GetExecute() {
 		s.resetLocked(md)
+		s.disconnectLocked(nil, "was reset")
 	}
 	next, ok := t.orderLocked().next(md)
 	return &servingpb.ResetCursorResponse{Position: &servingpb.MessageId{Ledger: uint64(next.Ledger), Entry: int64(next.Entry)}, EndOfTopic: !ok}, nil
@@ -529,7 +535,14 @@ func (n *Node) removeSubscription(ctx context.Context, t *topic, name string, ex
 	}
 	if others > 0 {
 		t.mu.Unlock()
-		return errcode.New(errcode.ConsumerBusy, "subscription %s has %d other consumers", s.name, others)
+		what := "consumers are"
+		if others == 1 {
+			what = "consumer is"
+		}
+		if except == nil {
+			return errcode.New(errcode.ConsumerBusy, "subscription %s of %s: %d %s attached", s.name, t.name, others, what)
+		}
+		return errcode.New(errcode.ConsumerBusy, "subscription %s of %s: %d other %s attached", s.name, t.name, others, what)
 	}
 	delete(t.mu.subs, s.name)
 	s.stopLocked()

@@ -48,6 +48,11 @@ func (c *consumer) hasRoomLocked(maxUnacked int) bool {
 	if c.permits <= 0 || c.unacked >= maxUnacked {
 		return false
 	}
+	select {
+	case <-c.done: // failed, its stream ending: what it took would wait for its detach
+		return false
+	default:
+	}
 	if len(c.out) >= cap(c.out)-1 {
 		c.queueFull.Store(true)
 		return false
@@ -338,7 +343,7 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) error
 	var md ids.Position
 	switch to := sk.GetTo().(type) {
 	case *servingpb.Seek_MessageId:
-		md = prevPosition(fromPB(to.MessageId).Position())
+		// Resolved below, under the lock, against the ledgers then.
 	case *servingpb.Seek_TimeUnixNano:
 		p, err := t.positionAt(ctx, to.TimeUnixNano)
 		if err != nil {
@@ -357,7 +362,15 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) error
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if to, ok := sk.GetTo().(*servingpb.Seek_MessageId); ok {
+		p, err := t.idTargetLocked(fromPB(to.MessageId))
+		if err != nil {
+			return err
+		}
+		md = p
+	}
 	c.s.resetLocked(md)
+	c.s.disconnectLocked(c, "was moved by a seek")
 	next, ok := t.orderLocked().next(md)
 	if !ok {
 		next = ids.Position{Ledger: md.Ledger, Entry: md.Entry + 1}

@@ -1,6 +1,9 @@
 package serving
 
-import "github.com/strata-mq/strata/internal/ids"
+import (
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/internal/ids"
+)
 
 // topicOrder orders the positions of a topic by the place of their ledger in
 // the managed ledger. Only valid while the topic's mu is held.
@@ -111,6 +114,28 @@ func (t *topic) firstPositionLocked() ids.Position {
 		return ids.Position{Entry: ids.NoEntry}
 	}
 	return ids.Position{Ledger: t.mu.ml.Ledgers[0].ID, Entry: ids.NoEntry}
+}
+
+// idTargetLocked is the mark-delete position that makes the message id the
+// next one delivered, for a seek or a cursor reset. An id of a ledger older
+// than the oldest retained (trimmed by retention) means the oldest retained
+// message, as in Pulsar. Any other ledger that is not the topic's (a typo,
+// another partition's or another topic's id) is refused: it used to sort
+// before everything, and so silently rewound the subscription to the start.
+func (t *topic) idTargetLocked(id ids.MessageID) (ids.Position, error) {
+	p := id.Position()
+	if t.orderLocked().index(p.Ledger) >= 0 {
+		return prevPosition(p), nil
+	}
+	ls := t.mu.ml.Ledgers
+	if len(ls) > 0 && p.Ledger < ls[0].ID {
+		return t.firstPositionLocked(), nil
+	}
+	if len(ls) == 0 {
+		return ids.Position{}, errcode.New(errcode.InvalidArgument, "message id %d:%d: topic %s has no ledger yet", p.Ledger, p.Entry, t.name)
+	}
+	return ids.Position{}, errcode.New(errcode.InvalidArgument, "message id %d:%d: ledger %d is not one of topic %s (ledgers %d to %d; an id of another partition?)",
+		p.Ledger, p.Entry, p.Ledger, t.name, ls[0].ID, ls[len(ls)-1].ID)
 }
 
 // prevPosition is the position just before p in its own ledger.

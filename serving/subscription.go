@@ -589,6 +589,19 @@ func (s *subscription) resetLocked(markDelete ids.Position) {
 	s.signal()
 }
 
+// disconnectLocked ends the streams of s's consumers other than except
+// after the cursor moved, as Pulsar does on a seek or a reset: what they
+// hold was read from the old position, and a client drops what it buffered
+// when its stream ends and subscribes again at the new one. Left attached,
+// they handed it out, and the same messages came again after it.
+func (s *subscription) disconnectLocked(except *consumer, why string) {
+	for _, c := range s.consumers {
+		if c != except {
+			c.fail(errcode.New(errcode.Unavailable, "subscription %q of %s %s: subscribe again", s.name, s.t.name, why))
+		}
+	}
+}
+
 // cursorRecordLocked builds the record to persist and clears dirty.
 func (s *subscription) cursorRecordLocked() *metadata.Cursor {
 	s.dirty = false

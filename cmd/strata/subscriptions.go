@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/internal/errcode"
 )
 
 func newSubscriptionsCmd() *cobra.Command {
@@ -141,15 +142,20 @@ on. Unlike reset, this applies at once. To look first, use
 func subsResetCmd(url *string) *cobra.Command {
 	var topicName, sub, at, id, to string
 	var execute bool
+	partition := -1
 	cmd := &cobra.Command{
-		Use:   "reset --topic T --subscription S (--time TIME | --message-id L:E:B | --to earliest|latest) [--execute]",
+		Use:   "reset --topic T --subscription S (--time TIME | --message-id L:E:B [--partition N] | --to earliest|latest) [--execute]",
 		Short: "Move a subscription to a time, a message id, the earliest or the latest message (prints the plan; applies it with --execute)",
 		Long: `Resolve, for every partition, the position of the first message published at
 or after --time (RFC 3339 like 2026-01-02T15:04:05Z, or relative like -2h,
 -30m, -1d), of --message-id, of the oldest message retained (--to
 earliest) or after the last one (--to latest: the backlog is acknowledged),
-and print it. Only with --execute is the subscription moved there. Stop the
-subscription's consumers first.`,
+and print it. Only with --execute is the subscription moved there; its
+consumers are then disconnected, drop what they had buffered, and subscribe
+again at the new position. A message id of a partitioned topic moves only
+its own partition, named with --partition. An id whose ledger is not the
+topic's is refused (INVALID_ARGUMENT); one older than every retained
+ledger means the oldest message retained.`,
 		Args: cobra.NoArgs,
 		RunE: withAdmin(url, func(cmd *cobra.Command, a *client.Admin, _ []string) error {
 			var target client.CursorTarget
@@ -179,7 +185,22 @@ subscription's consumers first.`,
 				if err != nil {
 					return err
 				}
+				parts, err := a.PartitionNames(cmd.Context(), topicName)
+				if err != nil {
+					return err
+				}
+				switch {
+				case partition < 0 && len(parts) > 1:
+					return errcode.New(errcode.InvalidArgument, "topic %s has %d partitions: say with --partition which one message id %s is of", topicName, len(parts), id)
+				case partition >= len(parts):
+					return errcode.New(errcode.InvalidArgument, "--partition %d: topic %s has %d", partition, topicName, len(parts))
+				case partition > 0:
+					mid.Partition = int32(partition)
+				}
 				target.ID = &mid
+			}
+			if partition >= 0 && target.ID == nil {
+				return errcode.New(errcode.InvalidArgument, "--partition goes with --message-id (a time or an edge moves every partition)")
 			}
 			res, err := a.ResetCursor(cmd.Context(), topicName, sub, target, execute)
 			if err != nil {
@@ -191,7 +212,8 @@ subscription's consumers first.`,
 	subFlags(cmd, &topicName, &sub)
 	f := cmd.Flags()
 	f.StringVar(&at, "time", "", "RFC 3339 time, or relative to now: -2h, -30m, -1d")
-	f.StringVar(&id, "message-id", "", "message id ledger:entry:batch (partition 0 of a partitioned topic)")
+	f.StringVar(&id, "message-id", "", "message id ledger:entry:batch")
+	f.IntVar(&partition, "partition", -1, "the partition --message-id is of (required on a partitioned topic)")
 	f.StringVar(&to, "to", "", "earliest (the oldest message retained) or latest (after the last message)")
 	f.BoolVar(&execute, "execute", false, "apply the reset (without it, only print the resolved positions)")
 	return cmd
