@@ -48,7 +48,7 @@ func (t *topic) maybeOffload() {
 	})
 }
 
-// offloadPass offloads the closed ledgers that the namespace policy (or,
+// offloadPass offloads the closed ledgers that the topic's policy (or,
 // when force, TriggerOffload) selects, one at a time in log order, then
 // deletes from the bookies the offloaded ledgers past the deletion lag.
 // It answers how many ledgers it offloaded. A failure stops the pass and
@@ -62,7 +62,7 @@ func (t *topic) offloadPass(ctx context.Context, force bool) (int, error) {
 		return 0, nil
 	}
 	mctx, cancel := context.WithTimeout(ctx, t.n.cfg.MetaTimeout)
-	pol, err := t.n.policyOf(mctx, t.ns) // re-read: set-policy reaches a loaded topic
+	pol, err := t.n.policyFor(mctx, t.name, t.ns) // re-read: set-policy reaches a loaded topic
 	cancel()
 	if err != nil {
 		return 0, t.offloadFailed(err)

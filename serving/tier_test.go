@@ -23,6 +23,7 @@ import (
 	"github.com/strata-mq/strata/serving/servingpb"
 	"github.com/strata-mq/strata/tiering"
 	"github.com/strata-mq/strata/tiering/miniotest"
+	"google.golang.org/protobuf/proto"
 )
 
 // logRecorder keeps the records a node logs, for assertions on what it
@@ -251,6 +252,57 @@ func TestPolicyOffloadsClosedLedgersDeletesThemFromBookiesAndConsumersReadTheSam
 	}
 	if offloaded < 4 || st.GetOffloadedBytes() == 0 {
 		t.Fatalf("stats: %d offloaded ledgers, %d offloaded bytes", offloaded, st.GetOffloadedBytes())
+	}
+}
+
+// A topic's own offload settings override its namespace's, as its other
+// policies do: a topic that opts in offloads under a namespace that never
+// does, and a topic's longer deletion lag keeps its bookie copies though
+// the namespace's would have deleted them. (The offload loop read the
+// namespace's policy only.)
+func TestTopicOffloadPolicyOverridesTheNamespaces(t *testing.T) {
+	e := newTierEnv(t, func(_ *serving.Config, tc *serving.TierConfig) { tc.Interval = 50 * time.Millisecond })
+	setTopic := func(topic string, p *servingpb.TopicPolicy) {
+		t.Helper()
+		if _, err := e.n.client.SetTopicPolicy(ctxT(t), &servingpb.SetTopicPolicyRequest{Topic: topic, Policy: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.setPolicy("public/never", &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: -1, OffloadAgeMs: -1, OffloadDeletionLagMs: 0})
+	const optIn = "public/never/opted-in"
+	setTopic(optIn, &servingpb.TopicPolicy{OffloadAgeMs: proto.Int64(0), OffloadDeletionLagMs: proto.Int64(0)})
+	e.produce(mustProducer(t, e.n, optIn, "p1"), 1, 12) // 2 closed ledgers
+	eventually(t, "the opted-in topic offloaded and deleted from bookies", func() error { return e.allOffloadedAndDeleted(optIn, 2) })
+
+	e.setPolicy("public/soon", &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: 0, OffloadAgeMs: 0, OffloadDeletionLagMs: 0})
+	const lagged = "public/soon/lagged"
+	setTopic(lagged, &servingpb.TopicPolicy{OffloadDeletionLagMs: proto.Int64(time.Hour.Milliseconds())})
+	e.produce(mustProducer(t, e.n, lagged, "p1"), 1, 12)
+	eventually(t, "the lagged topic's closed ledgers offloaded", func() error {
+		ls := e.closedLedgers(lagged)
+		if len(ls) < 2 {
+			return fmt.Errorf("%d closed ledgers", len(ls))
+		}
+		for _, li := range ls {
+			if !li.Offloaded {
+				return fmt.Errorf("ledger %d not offloaded", li.ID)
+			}
+		}
+		return nil
+	})
+	// A triggered pass deletes, before it answers, what its policy's lag
+	// allows: under the namespace's zero lag, every offloaded ledger.
+	if _, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: lagged}); err != nil {
+		t.Fatal(err)
+	}
+	for _, li := range e.closedLedgers(lagged) {
+		l, err := e.meta.GetLedger(ctxT(t), li.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Offload == nil || l.Offload.State != metadata.OffloadComplete {
+			t.Fatalf("ledger %d offload %+v: deleted from bookies within the topic's hour of lag", li.ID, l.Offload)
+		}
 	}
 }
 
