@@ -260,6 +260,11 @@ func (t *topic) deleteOffloaded(ctx context.Context, pol metadata.NamespacePolic
 		if time.Since(time.Unix(0, l.Offload.CompletedAt)) < lag {
 			continue
 		}
+		if ok, err := t.segmentsIntact(ctx, l); err != nil {
+			return err
+		} else if !ok {
+			continue // a missing or short object keeps the bookie copy
+		}
 		if err := d.DeleteFromBookies(ctx, l); err != nil {
 			return fmt.Errorf("deleting offloaded ledger %d from bookies: %w", id, err)
 		}
@@ -271,6 +276,29 @@ func (t *topic) deleteOffloaded(ctx context.Context, pol metadata.NamespacePolic
 		t.log.Info("offloaded ledger deleted from bookies", "ledger", id)
 	}
 	return nil
+}
+
+// segmentsIntact checks, just before the bookie copy of l goes, that every
+// object of its offload is still there at the size it was written: after
+// that the objects are the only copy. One missing or cut short (deleted by
+// hand, a bucket lifecycle rule) is logged and the bookie copy kept, which
+// readers then fall back to; an error reaching the store is returned.
+func (t *topic) segmentsIntact(ctx context.Context, l *metadata.Ledger) (bool, error) {
+	for _, s := range l.Offload.Segments {
+		info, err := t.n.tier.store.Stat(ctx, s.Key)
+		switch {
+		case tiering.IsNotFound(err):
+			t.log.Error("offloaded object is gone: the ledger stays on the bookies", "ledger", l.ID, "object", s.Key)
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("checking object %s of ledger %d: %w", s.Key, l.ID, err)
+		case info.Size != s.Bytes:
+			t.log.Error("offloaded object has changed size: the ledger stays on the bookies", "ledger", l.ID, "object", s.Key,
+				"bytes", info.Size, "written", s.Bytes)
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func (t *topic) rememberDeleted(id ids.LedgerID) {

@@ -300,11 +300,17 @@ func (t *topic) readEntries(ctx context.Context, id ids.LedgerID, first, last id
 			return es, nil
 		}
 		t.n.m.tierReadErrors.Inc()
-		if !isCorruption(err) || l.Offload.State != metadata.OffloadComplete {
+		if l.Offload.State != metadata.OffloadComplete || ctx.Err() != nil {
 			return nil, err
 		}
-		// The bookies still hold a verified copy: serve it, never bad bytes.
-		t.log.Error("offloaded ledger is corrupt in the object store; reading the bookies", "ledger", id, "err", err)
+		// The bookies still hold the copy the object was verified against:
+		// serve it, whatever kept the object from being read (damaged,
+		// cut short, gone, or the store out), never bad bytes.
+		if damagedObject(err) {
+			t.log.Error("offloaded ledger is corrupt, cut short or gone in the object store; reading the bookies", "ledger", id, "err", err)
+		} else {
+			t.log.Warn("offloaded ledger unreadable from the object store; reading the bookies", "ledger", id, "err", err)
+		}
 	}
 	raw, err := t.n.ledgers.Read(ctx, l, first, last)
 	if err != nil {

@@ -225,3 +225,10 @@ func (keepMetadata) DeleteLedger(context.Context, ids.LedgerID) error { return n
 func isCorruption(err error) bool {
 	return tiering.IsCorruption(err) || errors.Is(err, tiering.ErrCorruption)
 }
+
+// damagedObject reports whether a read of an object that offload verified
+// failed for the object itself: its bytes damaged, cut short (a range past
+// its end) or the object gone. Anything else may pass (an outage).
+func damagedObject(err error) bool {
+	return isCorruption(err) || tiering.IsNotFound(err) || errors.Is(err, tiering.ErrInvalidRange)
+}

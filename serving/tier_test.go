@@ -427,26 +427,42 @@ func TestObjectStoreOutageDelaysOffloadAndLosesOrDeletesNothing(t *testing.T) {
 	checkSame(t, consumeAll(t, e.n, topic, "after", 17), before)
 }
 
-func TestCorruptObjectIsNeverDeliveredAndIsReportedAsCorruption(t *testing.T) {
-	e := newTierEnv(t, nil)
-	const topic = "public/default/corrupt"
-	p := mustProducer(t, e.n, topic, "p1")
-	e.produce(p, 1, 7) // one closed ledger
-	before := consumeAll(t, e.n, topic, "before", 7)
+// offloaded is one closed ledger of a topic, offloaded and still on the
+// bookies (the default deletion lag), with its messages as consumed before.
+type offloaded struct {
+	before []*servingpb.ReceivedMessage
+	li     metadata.LedgerInfo
+	seg    metadata.Segment // its first object
+	data   []byte           // that object's bytes
+}
+
+// offloadOneLedger writes 7 messages to topic (one closed ledger of 5),
+// consumes them, and offloads the closed ledger.
+func (e *tierEnv) offloadOneLedger(topic string) offloaded {
+	t := e.t
+	t.Helper()
+	e.produce(mustProducer(t, e.n, topic, "p1"), 1, 7)
+	o := offloaded{before: consumeAll(t, e.n, topic, "before", 7)}
 	if _, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic}); err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxT(t)
-	li := e.closedLedgers(topic)[0]
-	l, err := e.meta.GetLedger(ctx, li.ID)
+	o.li = e.closedLedgers(topic)[0]
+	l, err := e.meta.GetLedger(ctxT(t), o.li.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seg := l.Offload.Segments[0]
-	data, err := e.objs.Get(ctx, seg.Key, 0, -1)
-	if err != nil {
+	o.seg = l.Offload.Segments[0]
+	if o.data, err = e.objs.Get(ctxT(t), o.seg.Key, 0, -1); err != nil {
 		t.Fatal(err)
 	}
+	return o
+}
+
+func TestCorruptObjectIsNeverDeliveredAndIsReportedAsCorruption(t *testing.T) {
+	e := newTierEnv(t, nil)
+	const topic = "public/default/corrupt"
+	o := e.offloadOneLedger(topic)
+	ctx, before, seg, data := ctxT(t), o.before, o.seg, o.data
 	b := seg.Batches[0]
 	data[b.Offset+b.Length/2] ^= 0xff
 	if err := e.objs.Put(ctx, seg.Key, bytes.NewReader(data), int64(len(data))); err != nil {
@@ -492,6 +508,43 @@ func TestCorruptObjectIsNeverDeliveredAndIsReportedAsCorruption(t *testing.T) {
 	default:
 	}
 	cs.cancel()
+}
+
+// An offloaded object cut short or gone, while the bookies still hold the
+// ledger, is read from the bookies (it was read from nowhere: a reader
+// waited for ever), and the bookie copy is kept past the deletion lag:
+// deleting it would leave no copy at all.
+func TestObjectCutShortOrGoneIsReadFromTheBookiesWhichKeepTheirCopy(t *testing.T) {
+	e := newTierEnv(t, nil)
+	const topic = "public/default/damaged"
+	o := e.offloadOneLedger(topic)
+	ctx, before, li, seg, data := ctxT(t), o.before, o.li, o.seg, o.data
+	for i, damage := range []func() error{
+		func() error { return e.objs.Put(ctx, seg.Key, bytes.NewReader(data[:len(data)/2]), int64(len(data)/2)) },
+		func() error { return e.objs.Delete(ctx, seg.Key) },
+	} {
+		if err := damage(); err != nil {
+			t.Fatal(err)
+		}
+		checkSame(t, consumeAll(t, e.n, topic, fmt.Sprintf("fallback-%d", i), 7), before)
+		if !e.logs.has("offloaded ledger is corrupt, cut short or gone in the object store; reading the bookies") {
+			t.Fatal("the fallback to the bookies was not logged")
+		}
+		e.setPolicy("public/default", &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: -1, OffloadAgeMs: -1, OffloadDeletionLagMs: 0})
+		if _, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := e.meta.GetLedger(ctx, li.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Offload.State != metadata.OffloadComplete {
+			t.Fatalf("damage %d: the bookie copy was deleted past the lag though the object is damaged (%s)", i, l.Offload.State)
+		}
+		if _, err := e.lc.Read(ctx, l, 0, l.LastEntry); err != nil {
+			t.Fatalf("damage %d: the bookies no longer serve the ledger: %v", i, err)
+		}
+	}
 }
 
 func isCorruption(err error) bool { return errcode.CodeOf(err) == errcode.Corruption }

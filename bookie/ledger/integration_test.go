@@ -575,3 +575,40 @@ func TestCloseRightAfterAppendsWaitsForThem(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// TestReadAnswersTheEntriesBeforeOneThatCannotBeRead: a read over a range
+// whose later entry no bookie can serve answers the readable entries
+// before it, and a read from that entry answers the error. A read threw
+// the good prefix away, so a reader waiting on a damaged entry never got
+// the messages before it.
+func TestReadAnswersTheEntriesBeforeOneThatCannotBeRead(t *testing.T) {
+	c := startClusterWith(t, 2, metatest.NewMemLedgerStore())
+	cl := c.client(t)
+	ctx := context.Background()
+	// Striped over two bookies, one copy each: entry e lives on one bookie
+	// only, the odd entries on the other one.
+	w := mustCreate(t, cl, ledger.CreateOptions{Ensemble: 2, WriteQuorum: 1, AckQuorum: 1})
+	for i := range 6 {
+		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := w.Close(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.bookie(writeSetOf(l, 1)).stop()
+	got, err := cl.Read(ctx, l, 0, 5)
+	if err != nil || len(got) != 1 || got[0].ID != 0 || !bytes.Equal(got[0].Payload, payload(0)) {
+		t.Fatalf("read 0..5 with entry 1 unreadable: %d entries, %v; want entry 0", len(got), err)
+	}
+	if got, err := cl.Read(ctx, l, 1, 5); err == nil {
+		t.Fatalf("read from the unreadable entry answered %d entries", len(got))
+	}
+}
+
+// writeSetOf is the one bookie holding entry e of a ledger with Qw = 1.
+func writeSetOf(l *metadata.Ledger, e ids.EntryID) string {
+	f := l.FragmentFor(e)
+	return f.Bookies[int(e)%len(f.Bookies)]
+}

@@ -22,7 +22,8 @@ type Entry struct {
 }
 
 // Read returns entries first..last (inclusive) of ledger l, or fewer when
-// they pass MaxReadEntries or MaxReadBytes (at least one is returned). Each
+// they pass MaxReadEntries or MaxReadBytes, or when an entry after the
+// first cannot be read (at least one is returned, else the error). Each
 // entry comes from a bookie of its write set; on error the next one is
 // tried. ErrInvalidArgument for a bad range (or one past a closed ledger's
 // last entry); ErrEntryNotFound if no bookie has an entry. Reading past the
@@ -45,6 +46,11 @@ func (c *Client) read(ctx context.Context, l *metadata.Ledger, first, last ids.E
 	for e := first; e <= last && (len(out) == 0 || bytes < c.cfg.MaxReadBytes); {
 		got, err := c.readRun(ctx, l, e, c.runEnd(l, e, last), avoid)
 		if err != nil {
+			if len(out) > 0 {
+				// The entries before it are good: the caller's next read
+				// starts at the failing one and gets the error then.
+				return out, nil
+			}
 			return nil, err
 		}
 		for _, en := range got {
