@@ -557,3 +557,74 @@ func TestReplayRefusesBadInputWithExitCode2(t *testing.T) {
 		})
 	}
 }
+
+// flipInFiles flips one byte of needle's first occurrence in the files
+// under dir (the standalone stopped), and reports whether it found one.
+func flipInFiles(t *testing.T, dir string, needle []byte) bool {
+	t.Helper()
+	found := false
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if i := bytes.Index(b, needle); i >= 0 {
+			b[i+len(needle)/2] ^= 0xff
+			found = true
+			return os.WriteFile(path, b, 0o644)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// TestReplayOfARangeWithAnUnreadableEntryFailsAndWritesNothing: a replay
+// whose range holds an entry no bookie can serve (a flipped byte in the
+// journal) exits with an error and leaves no output file. It used to take
+// the silence after the last readable message for the end, because the
+// reader had been placed by time, and exit 0 with part of the range.
+func TestReplayOfARangeWithAnUnreadableEntryFailsAndWritesNothing(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, 2*time.Minute)
+	c := s.client()
+	const topic = "damaged"
+	send := func(first, n int) {
+		p, err := c.NewProducer(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		for i := first; i < first+n; i++ { // one entry each
+			if _, err := p.Send(ctx, &client.ProducerMessage{Payload: fmt.Appendf(nil, "needle-%04d-%s", i, strings.Repeat("x", 200))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(0, 10)
+	// The next messages go to a new ledger, so that the damaged one is
+	// closed: the topic's load reads only its newest ledger.
+	if err := c.Admin().UnloadTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	send(10, 5)
+	s.kill()
+	if !flipInFiles(t, s.dir, []byte("needle-0004-")) {
+		t.Fatal("message 4's bytes are not in any file of the data directory")
+	}
+	s.start()
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	_, stderr, err := run(t, "", "replay", "--url", s.url(), "--topic", topic, "--from", "-1h", "--out", out, "--idle-timeout", "3s")
+	if err == nil {
+		t.Fatalf("replay over an unreadable entry succeeded (%s)", stderr)
+	}
+	if _, serr := os.Stat(out); !errors.Is(serr, os.ErrNotExist) {
+		t.Fatalf("the failed replay left %s (%v)", out, serr)
+	}
+}

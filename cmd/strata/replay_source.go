@@ -167,7 +167,7 @@ func (p *partReader) next(ctx context.Context) (*client.Message, error) {
 			if !errors.Is(err, context.DeadlineExceeded) {
 				return nil, fmt.Errorf("reading %s: %w", p.name, err)
 			}
-			if err := p.silent(wait); err != nil {
+			if err := p.silent(ctx, wait); err != nil {
 				return nil, err
 			}
 			continue
@@ -187,17 +187,37 @@ func (p *partReader) next(ctx context.Context) (*client.Message, error) {
 	return nil, nil
 }
 
-// silent handles a partition that sent nothing for wait: the end, unless the
-// partition is known to hold more.
-func (p *partReader) silent(wait time.Duration) error {
-	if p.atEnd || !p.end.known || p.seeked {
-		// Without statistics silence is the only end there is; after a seek
-		// by time the range may start after the last entry.
+// silent handles a partition that sent nothing for wait: the end, unless
+// the server says more follows what the reader handed over, which fails
+// the replay rather than leave out the rest of its range. (Silence after a
+// seek by time, or without statistics, was taken for the end: a replay
+// stalled on unreadable data exited 0 with part of its range.)
+func (p *partReader) silent(ctx context.Context, wait time.Duration) error {
+	if p.atEnd {
 		p.finish()
 		return nil
 	}
-	return errcode.New(errcode.Timeout, "%s sent nothing for %v before its last entry %d:%d (raise --idle-timeout?)",
-		p.name, wait, p.end.endLedger, p.end.endEntry)
+	hctx, cancel := context.WithTimeout(ctx, wait)
+	more, err := p.r.HasNext(hctx)
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err == nil && !more:
+		p.finish()
+		return nil
+	case err != nil && !p.end.known:
+		// A server that cannot say, and no statistics either: silence is
+		// the only end there is.
+		p.finish()
+		return nil
+	}
+	if err != nil {
+		return errcode.New(errcode.Timeout, "%s sent nothing for %v before its last entry %d:%d, and could not say whether more follows: %v",
+			p.name, wait, p.end.endLedger, p.end.endEntry, err)
+	}
+	return errcode.New(errcode.Timeout, "%s sent nothing for %v though more follows: its data may be unreadable (see the node's log) or slow to come (raise --idle-timeout)",
+		p.name, wait)
 }
 
 func (p *partReader) finish() {
@@ -250,7 +270,7 @@ func openReplaySource(ctx context.Context, c *client.Client, p replayPlan, log *
 	for i, name := range names {
 		pr := &partReader{index: i, name: name, win: replayWindow{from: p.from, to: p.to}, idle: p.idleTimeout}
 		s.parts = append(s.parts, pr)
-		st, err := c.Admin().TopicStats(ctx, name)
+		st, err := statsOf(ctx, c, name)
 		switch {
 		case err == nil:
 			pr.end = endFromStats(st)
@@ -273,6 +293,29 @@ func openReplaySource(ctx context.Context, c *client.Client, p replayPlan, log *
 	}
 	s.start(ctx)
 	return s, nil
+}
+
+// statsRetryFor bounds how long statsOf retries: about a lease, the time a
+// topic whose owner died takes to be served again.
+const statsRetryFor = 30 * time.Second
+
+// statsOf answers the statistics of partition name, retrying retriable
+// errors (a topic whose owner just died answers SERVICE_NOT_READY until
+// its lease ends) for up to statsRetryFor: without them the replay finds
+// the partition's end by silence alone.
+func statsOf(ctx context.Context, c *client.Client, name string) (*client.TopicStats, error) {
+	deadline := time.Now().Add(statsRetryFor)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		st, err := c.Admin().TopicStats(ctx, name)
+		if err == nil || !errcode.IsRetriable(err) || time.Now().Add(wait).After(deadline) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // replayPartitions returns the partitions of an existing topic (the topic
