@@ -50,6 +50,11 @@ type Ledger struct {
 	Offload *Offload `json:"offload,omitempty"`
 	// Properties are free-form annotations of the layer that owns the ledger.
 	Properties map[string]string `json:"properties,omitempty"`
+	// Deleting is set before the ledger is deleted from its bookies, so
+	// that a deletion a bookie being down left half done is not forgotten
+	// once no managed ledger names the ledger: the auditor deletes marked
+	// ledgers again (ledger.Client.Delete).
+	Deleting bool `json:"deleting,omitempty"`
 
 	// Version is the etcd mod revision the record was read at; updates are a
 	// compare-and-swap on it. 0 for a record not yet created.

@@ -49,7 +49,9 @@ type AuditorConfig struct {
 const fullScanEvery = 10 * time.Minute
 
 // Auditor finds the closed ledgers that a lost bookie held and
-// re-replicates them (Client.Rereplicate), as BookKeeper's AutoRecovery.
+// re-replicates them (Client.Rereplicate), as BookKeeper's AutoRecovery,
+// and finishes the deletions that a bookie being down left half done
+// (ledgers marked Deleting).
 // Each round lists the live bookies and every ledger; a bookie that some
 // ledger names and that is not registered is lost from the first round
 // that sees it, and after Delay each closed ledger naming it is copied off
@@ -67,6 +69,9 @@ type Auditor struct {
 	// bookies then.
 	lastScan time.Time
 	scanLive []string
+	// deleting is how many ledgers marked for deletion the last scan left:
+	// while any, every round scans.
+	deleting int
 
 	lost         prometheus.Gauge
 	rereplicated prometheus.Counter
@@ -87,6 +92,18 @@ func NewAuditor(c *Client, ledgers LedgerLister, cfg AuditorConfig) *Auditor {
 		cfg.Registerer.MustRegister(a.lost, a.rereplicated, a.failures)
 	}
 	return a
+}
+
+// finishDeletion deletes again a ledger whose deletion a bookie being down
+// left half done, without the bookies lost past the delay (gone): their
+// copies went with them. A ledger still not deleted counts in deleting.
+func (a *Auditor) finishDeletion(ctx context.Context, l *metadata.Ledger, gone func(string) bool) {
+	if err := a.c.deleteLedger(ctx, l, gone); err != nil {
+		a.deleting++
+		a.log.Debug("audit: a ledger marked for deletion is still not deleted", "ledger", l.ID, "err", err)
+		return
+	}
+	a.log.Info("audit: finished deleting a ledger", "ledger", l.ID, "topic", l.Topic)
 }
 
 // Run audits every interval until ctx ends.
@@ -131,7 +148,7 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 	// nothing can need a copy (no bookie draining or timed as lost, every
 	// bookie live at the last scan still live: new ledgers name only live
 	// ones), up to fullScanEvery.
-	if len(draining) == 0 && len(a.lostSince) == 0 && !a.lastScan.IsZero() && now.Sub(a.lastScan) < fullScanEvery &&
+	if len(draining) == 0 && len(a.lostSince) == 0 && a.deleting == 0 && !a.lastScan.IsZero() && now.Sub(a.lastScan) < fullScanEvery &&
 		!slices.ContainsFunc(a.scanLive, func(b string) bool { return !slices.Contains(live, b) }) {
 		return 0
 	}
@@ -179,7 +196,12 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 	done := 0
 	var firstErr error
 	failed := 0
+	a.deleting = 0
 	for _, l := range all {
+		if l.Deleting {
+			a.finishDeletion(ctx, l, func(b string) bool { return !slices.Contains(draining, b) && due(b) })
+			continue
+		}
 		if l.State != metadata.LedgerClosed || (l.Offload != nil && l.Offload.State != metadata.OffloadStarted) {
 			continue
 		}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -182,25 +183,69 @@ func bookieIDs(ctx context.Context, bs Bookies) ([]string, error) {
 }
 
 // Delete removes a ledger from every bookie of every fragment, then its
-// metadata. A bookie that is down makes it fail (retry later): the metadata
-// is removed last so that nothing is forgotten.
+// metadata. It first marks the metadata Deleting: a bookie that is down
+// makes it fail, after deleting the other bookies' copies, and leaves the
+// marked metadata for the Auditor, which deletes it again every round
+// until it is gone (or, from a bookie lost past the auditor's delay, goes
+// without it). The caller's managed ledger has usually let go of the
+// ledger already: without the mark nothing would ever name it again.
 func (c *Client) Delete(ctx context.Context, l *metadata.Ledger) error {
+	return c.deleteLedger(ctx, l, nil)
+}
+
+// deleteLedger is Delete leaving out the bookies gone says are lost for
+// good.
+func (c *Client) deleteLedger(ctx context.Context, l *metadata.Ledger, gone func(bookie string) bool) error {
+	l, err := c.markDeleting(ctx, l)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: marking %d for deletion: %w", l.ID, err)
+	}
+	var errs []error
 	seen := map[string]bool{}
 	for _, f := range l.Fragments {
 		for _, b := range f.Bookies {
-			if seen[b] {
+			if seen[b] || (gone != nil && gone(b)) {
 				continue
 			}
 			seen[b] = true
 			if err := c.deleteOn(ctx, b, l.ID); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("ledger: %d left marked for deletion (the auditor retries it): %w", l.ID, errors.Join(errs...))
 	}
 	if err := c.store.DeleteLedger(ctx, l.ID); err != nil && err != metadata.ErrNotFound {
 		return fmt.Errorf("ledger: delete metadata of %d: %w", l.ID, err)
 	}
 	return nil
+}
+
+// markDeleting sets l's Deleting mark in the metadata, reading the ledger
+// again when another writer (a re-replication) changed it meanwhile, and
+// answers the record as marked.
+func (c *Client) markDeleting(ctx context.Context, l *metadata.Ledger) (*metadata.Ledger, error) {
+	for tries := 0; ; tries++ {
+		if l.Deleting {
+			return l, nil
+		}
+		marked := *l
+		marked.Deleting = true
+		err := c.store.UpdateLedger(ctx, &marked)
+		if err == nil {
+			return &marked, nil
+		}
+		if !errors.Is(err, metadata.ErrBadVersion) || tries == 3 {
+			return l, err
+		}
+		if l, err = c.store.GetLedger(ctx, l.ID); err != nil {
+			return &metadata.Ledger{ID: marked.ID}, err
+		}
+	}
 }
 
 func (c *Client) deleteOn(ctx context.Context, b string, id ids.LedgerID) error {

@@ -37,6 +37,21 @@ func (tb *testBookie) stop() {
 	})
 }
 
+// pause stops serving tb's gRPC port, as a bookie process that is down
+// (its data stays); resume serves it again on the same address.
+func (tb *testBookie) pause() { tb.srv.Stop() }
+
+func (tb *testBookie) resume(t testing.TB) {
+	t.Helper()
+	lis, err := net.Listen("tcp", tb.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.srv = grpc.NewServer(tb.b.ServerOptions()...)
+	tb.b.Register(tb.srv)
+	go func() { _ = tb.srv.Serve(lis) }()
+}
+
 // startBookie starts a bookie whose id is its listening address.
 func startBookie(t testing.TB) *testBookie {
 	t.Helper()
@@ -412,6 +427,71 @@ func TestDeleteRemovesTheLedgerFromBookiesAndMetadata(t *testing.T) {
 	}
 	if _, err := cl.Read(ctx, l, 0, 0); err == nil {
 		t.Fatal("read after delete succeeded")
+	}
+}
+
+// TestDeletionABookieDownLeftHalfDoneIsFinishedByTheAuditor: a delete
+// while one bookie of the ensemble is down deletes the others' copies,
+// fails, and leaves the metadata marked; the auditor's next round, the
+// bookie back, deletes its copy and the metadata. Before the mark, the
+// ledger was forgotten: its copies and metadata stayed for good.
+func TestDeletionABookieDownLeftHalfDoneIsFinishedByTheAuditor(t *testing.T) {
+	c := startCluster(t, 3)
+	cl := c.client(t)
+	ctx := context.Background()
+	l := writeClosed(t, cl, ledger.ClusterOptions(), 20)
+	down := c.bookie(l.Fragments[0].Bookies[0])
+	down.pause()
+	if err := cl.Delete(ctx, l); err == nil {
+		t.Fatal("delete with a bookie down succeeded")
+	}
+	marked, err := c.store.GetLedger(ctx, l.ID)
+	if err != nil || !marked.Deleting {
+		t.Fatalf("metadata after the failed delete: %+v, %v; want it marked", marked, err)
+	}
+	for _, b := range l.Fragments[0].Bookies[1:] {
+		if _, err := c.bookie(b).b.Read(l.ID, 0); err == nil {
+			t.Fatalf("bookie %s still holds the ledger", b)
+		}
+	}
+	down.resume(t)
+	// The client may still be backing off from the bookie's old
+	// connection: rounds retry, as the auditor's do every few seconds.
+	a := ledger.NewAuditor(cl, c.store.(*metadata.Store), ledger.AuditorConfig{Delay: time.Hour})
+	waitFor(t, "an audit round to finish the deletion", func() bool {
+		a.Round(ctx, time.Now())
+		_, err := c.store.GetLedger(ctx, l.ID)
+		return errors.Is(err, metadata.ErrNotFound)
+	})
+	if _, err := down.b.Read(l.ID, 0); err == nil {
+		t.Fatal("the bookie that was down still holds the ledger")
+	}
+}
+
+// TestDeletionIsFinishedWithoutABookieLostForGood: a ledger marked for
+// deletion that names a bookie lost past the auditor's delay is deleted
+// without it (its copy went with it), so the lost bookie stops being
+// counted.
+func TestDeletionIsFinishedWithoutABookieLostForGood(t *testing.T) {
+	c := startCluster(t, 3)
+	cl := c.client(t)
+	ctx := context.Background()
+	l := writeClosed(t, cl, ledger.ClusterOptions(), 20)
+	lost := l.Fragments[0].Bookies[0]
+	c.bookie(lost).stop()
+	c.list.remove(lost)
+	if err := cl.Delete(ctx, l); err == nil {
+		t.Fatal("delete with a bookie down succeeded")
+	}
+	a := ledger.NewAuditor(cl, c.store.(*metadata.Store), ledger.AuditorConfig{Delay: time.Hour})
+	start := time.Now()
+	a.Round(ctx, start)
+	if _, err := c.store.GetLedger(ctx, l.ID); err != nil {
+		t.Fatalf("deleted before the bookie counted as lost: %v", err)
+	}
+	a.Round(ctx, start.Add(2*time.Hour))
+	if _, err := c.store.GetLedger(ctx, l.ID); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("metadata once the bookie is lost past the delay: %v", err)
 	}
 }
 
