@@ -198,9 +198,9 @@ func (tr *tier) readOffloaded(ctx context.Context, l *metadata.Ledger, first, la
 
 // NewBookieDeleter returns a BookieDeleter over the bookies that store
 // lists, with a ledger client of its own (dialing over TLS with tlsCfg when
-// set) whose metadata deletes are skipped (the quorum client's Delete also
-// removes the ledger's metadata, which an offloaded ledger must keep).
-// Close it after the node.
+// set). It deletes the bookies' copies only (ledger.Client.DeleteCopies):
+// an offloaded ledger keeps its metadata, which names its objects. Close
+// it after the node.
 func NewBookieDeleter(store metadata.LedgerStore, bookies ledger.Bookies, log *slog.Logger, tlsCfg *tls.Config) *LedgerBookieDeleter {
 	return &LedgerBookieDeleter{c: ledger.NewClient(ledger.ClientConfig{TLS: tlsCfg}, keepMetadata{store}, bookies, log)}
 }
@@ -210,16 +210,22 @@ type LedgerBookieDeleter struct{ c *ledger.Client }
 
 // DeleteFromBookies deletes l on every bookie of its ensembles.
 func (d *LedgerBookieDeleter) DeleteFromBookies(ctx context.Context, l *metadata.Ledger) error {
-	return d.c.Delete(ctx, l)
+	return d.c.DeleteCopies(ctx, l)
 }
 
 // Close closes the deleter's connections.
 func (d *LedgerBookieDeleter) Close() error { return d.c.Close() }
 
-// keepMetadata is a LedgerStore whose DeleteLedger does nothing.
+// keepMetadata is a LedgerStore that never deletes or changes a ledger's
+// metadata: the deleter's client must leave an offloaded ledger's record as
+// it is, whatever it is asked.
 type keepMetadata struct{ metadata.LedgerStore }
 
 func (keepMetadata) DeleteLedger(context.Context, ids.LedgerID) error { return nil }
+
+func (keepMetadata) UpdateLedger(context.Context, *metadata.Ledger) error {
+	return errcode.New(errcode.Internal, "the offload deleter does not change ledger metadata")
+}
 
 // isCorruption reports whether err says stored bytes failed verification.
 func isCorruption(err error) bool {

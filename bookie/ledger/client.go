@@ -203,6 +203,24 @@ func (c *Client) deleteLedger(ctx context.Context, l *metadata.Ledger, gone func
 	if err != nil {
 		return fmt.Errorf("ledger: marking %d for deletion: %w", l.ID, err)
 	}
+	if err := c.deleteCopies(ctx, l, gone); err != nil {
+		return fmt.Errorf("ledger: %d left marked for deletion (the auditor retries it): %w", l.ID, err)
+	}
+	if err := c.store.DeleteLedger(ctx, l.ID); err != nil && err != metadata.ErrNotFound {
+		return fmt.Errorf("ledger: delete metadata of %d: %w", l.ID, err)
+	}
+	return nil
+}
+
+// DeleteCopies deletes l from every bookie of its fragments and leaves its
+// metadata as it is: for a ledger whose data lives on elsewhere (offloaded
+// to object storage). A bookie that is down makes it fail after the others
+// deleted theirs; calling it again is safe.
+func (c *Client) DeleteCopies(ctx context.Context, l *metadata.Ledger) error {
+	return c.deleteCopies(ctx, l, nil)
+}
+
+func (c *Client) deleteCopies(ctx context.Context, l *metadata.Ledger, gone func(bookie string) bool) error {
 	var errs []error
 	seen := map[string]bool{}
 	for _, f := range l.Fragments {
@@ -216,13 +234,7 @@ func (c *Client) deleteLedger(ctx context.Context, l *metadata.Ledger, gone func
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("ledger: %d left marked for deletion (the auditor retries it): %w", l.ID, errors.Join(errs...))
-	}
-	if err := c.store.DeleteLedger(ctx, l.ID); err != nil && err != metadata.ErrNotFound {
-		return fmt.Errorf("ledger: delete metadata of %d: %w", l.ID, err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // markDeleting sets l's Deleting mark in the metadata, reading the ledger
