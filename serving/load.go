@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strata-mq/strata/bookie/ledger"
 	"github.com/strata-mq/strata/internal/entry"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
@@ -221,6 +222,16 @@ func (t *topic) replayForDedup(ctx context.Context, l *metadata.Ledger, li *meta
 		es, err := t.n.ledgers.Read(ctx, l, first, last)
 		if err == nil && len(es) == 0 {
 			err = errcode.New(errcode.EntryNotFound, "empty read")
+		}
+		if errors.Is(err, ledger.ErrEntryDamaged) {
+			// Lost on every copy: waiting cannot bring it back, and
+			// failing here left the whole topic unloadable, its good
+			// entries and new publishes included. Its messages' sequence
+			// ids are not known for deduplication; reads of it fail.
+			t.log.Error("entry of the recovered ledger is damaged on every bookie: left out of deduplication",
+				"ledger", l.ID, "entry", first, "err", err)
+			first++
+			continue
 		}
 		if err != nil {
 			return unavailable(fmt.Sprintf("reading ledger %d", l.ID), err)

@@ -189,6 +189,9 @@ func (e *tierEnv) allOffloadedAndDeleted(topic string, atLeast int) error {
 		if l.Offload == nil || l.Offload.State != metadata.OffloadDeleted {
 			return fmt.Errorf("ledger %d offload %+v, want deleted", li.ID, l.Offload)
 		}
+		if l.Deleting {
+			e.t.Fatalf("ledger %d is marked for deletion: an audit would delete the record naming its objects", li.ID)
+		}
 		if _, err := e.lc.Read(ctx, l, 0, 0); err == nil {
 			return fmt.Errorf("ledger %d is still readable from the bookies", li.ID)
 		}

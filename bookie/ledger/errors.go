@@ -25,6 +25,9 @@ var (
 	ErrEntryNotFound = errcode.New(errcode.EntryNotFound, "ledger: entry not found")
 	// ErrLedgerNotFound: the ledger's metadata does not exist.
 	ErrLedgerNotFound = errcode.New(errcode.LedgerNotFound, "ledger: ledger not found")
+	// ErrEntryDamaged: every bookie of an entry's write set holds it
+	// damaged (its CRC does not match): the entry is lost, not late.
+	ErrEntryDamaged = errcode.New(errcode.Corruption, "ledger: entry damaged on every bookie")
 	// ErrInvalidArgument: bad options or a bad entry range; nothing changed.
 	ErrInvalidArgument = errcode.New(errcode.InvalidArgument, "ledger: invalid argument")
 	// ErrClientClosed: the Client was closed.

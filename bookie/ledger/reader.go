@@ -104,6 +104,9 @@ func (c *Client) readRun(ctx context.Context, l *metadata.Ledger, first, last id
 	if allNoEntry(errs) {
 		return nil, fmt.Errorf("%w: ledger %d entry %d: %w", ErrEntryNotFound, l.ID, first, errors.Join(errs...))
 	}
+	if !slices.ContainsFunc(errs, func(err error) bool { return errcode.CodeOf(err) != errcode.Corruption }) {
+		return nil, fmt.Errorf("%w: ledger %d entry %d: %w", ErrEntryDamaged, l.ID, first, errors.Join(errs...))
+	}
 	return nil, fmt.Errorf("ledger: read %d:%d: %w", l.ID, first, errors.Join(errs...))
 }
 
