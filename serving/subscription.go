@@ -26,6 +26,9 @@ type subscription struct {
 	durable bool
 
 	acks *ackState
+	// readFailures counts the catch-up reads failed in a row, for their
+	// backoff; only the dispatch goroutine uses it.
+	readFailures int
 	// readPos is the last entry taken from the log for dispatch; the next
 	// one is order.next(readPos).
 	readPos   ids.Position
@@ -259,6 +262,9 @@ func (s *subscription) ledgerRangeLocked(pos ids.Position) (ids.LedgerID, ids.En
 	return pos.Ledger, min(last, pos.Entry+ids.EntryID(t.n.cfg.ReadAheadEntries)-1)
 }
 
+// maxReadBackoff caps the wait between failed catch-up reads.
+const maxReadBackoff = 10 * time.Second
+
 // fetch reads entries first..last of ledger id from the bookies into the
 // read-ahead buffer (replacing it, so it stays bounded).
 func (s *subscription) fetch(id ids.LedgerID, first ids.Position, last ids.EntryID) bool {
@@ -268,15 +274,24 @@ func (s *subscription) fetch(id ids.LedgerID, first ids.Position, last ids.Entry
 	es, err := t.readEntries(ctx, id, first.Entry, last)
 	if err != nil {
 		if s.ctx.Err() == nil {
-			t.log.Warn("catch-up read failed", "subscription", s.name, "ledger", id, "err", err)
+			// Doubling from 200 ms to 10 s: a blip costs little, and an
+			// entry that cannot be read (damaged on every copy) is not
+			// logged and read five times a second for as long as the
+			// subscription waits on it.
+			wait := min(200*time.Millisecond<<min(s.readFailures, 6), maxReadBackoff)
+			s.readFailures++
+			t.log.Warn("catch-up read failed", "subscription", s.name, "ledger", id, "entry", first.Entry,
+				"failures", s.readFailures, "retry_in", wait, "err", err)
 			select { // back off, then let the loop retry
 			case <-s.ctx.Done():
-			case <-time.After(200 * time.Millisecond):
+			case <-s.wake: // something changed (a seek past the entry): try now
+			case <-time.After(wait):
 			}
 			s.signal()
 		}
 		return false
 	}
+	s.readFailures = 0
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s.readAhead = make(map[ids.Position]*cachedEntry, len(es))
