@@ -105,6 +105,9 @@ func (n *Node) startLoad(ctx context.Context, full, ns string, autoCreate bool) 
 	} else if err != nil && !errors.Is(err, metadata.ErrNotFound) {
 		return nil, unavailable("reading ownership", err)
 	}
+	if to, ok := n.handedOffTo(ctx, full); ok {
+		return nil, &errcode.Error{Code: errcode.NotOwner, Message: "topic " + full + " moved to node " + to.ID, Redirect: to.GRPCAddr}
+	}
 	if err := n.ensureTopic(ctx, full, autoCreate); err != nil {
 		return nil, err
 	}

@@ -59,8 +59,11 @@ type Node struct {
 		sync.Mutex
 		session Session
 		topics  map[string]*topic
-		started bool
-		closed  bool
+		// handedOff names the node each topic was just moved to by a
+		// rebalance round, until the next round (handOffLocked).
+		handedOff map[string]handOff
+		started   bool
+		closed    bool
 	}
 }
 

@@ -65,6 +65,11 @@ func (n *Node) rebalance(ctx context.Context, now time.Time) int {
 		to *metadata.NodeInfo
 	}
 	n.mu.Lock()
+	for name, h := range n.mu.handedOff {
+		if !now.Before(h.until) {
+			delete(n.mu.handedOff, name)
+		}
+	}
 	var moving []move
 	for _, t := range n.mu.topics {
 		if now.Sub(t.created) < settle {
@@ -93,11 +98,45 @@ func (n *Node) rebalance(ctx context.Context, now time.Time) int {
 			continue // dropped already (by the last round, say), not yet forgotten
 		}
 		moved++
+		n.mu.Lock()
+		if n.mu.handedOff == nil {
+			n.mu.handedOff = make(map[string]handOff)
+		}
+		n.mu.handedOff[m.t.name] = handOff{to: *m.to, until: now.Add(n.cfg.RebalanceInterval)}
+		n.mu.Unlock()
 		m.t.log.Info("rebalance: unloading the topic for the node the placement picks", "to", m.to.ID)
 		m.t.drop(reasonMove, &errcode.Error{Code: errcode.NotOwner,
 			Message: "topic " + m.t.name + " moves to node " + m.to.ID, Redirect: m.to.GRPCAddr}, true)
 	}
 	return moved
+}
+
+// handOff is a topic a rebalance round moved to another node. Its clients
+// are sent there, but the new node may still see this node's ownership
+// (released once the cursors are flushed and the ledger closed) and send
+// them back; loading the topic again here would undo the move, and the
+// next round would move it again (three times in a row in a probe of a
+// rolling restart, each costing a failover's redeliveries).
+type handOff struct {
+	to    metadata.NodeInfo
+	until time.Time
+}
+
+// handedOffTo answers the node topic full was just moved to, while that
+// node is still a live member; such a topic is redirected there rather
+// than loaded here.
+func (n *Node) handedOffTo(ctx context.Context, full string) (*metadata.NodeInfo, bool) {
+	n.mu.Lock()
+	h, ok := n.mu.handedOff[full]
+	n.mu.Unlock()
+	if !ok || !time.Now().Before(h.until) {
+		return nil, false
+	}
+	nodes, err := n.meta.ListNodes(ctx)
+	if err != nil || !slices.ContainsFunc(nodes, func(ni metadata.NodeInfo) bool { return ni.ID == h.to.ID }) {
+		return nil, false // gone meanwhile: load it where the client came
+	}
+	return &h.to, true
 }
 
 // UnloadTopic unloads one topic (a partition, or a topic that is not

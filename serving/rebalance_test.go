@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving"
 	"github.com/strata-mq/strata/serving/servingpb"
@@ -139,4 +140,44 @@ func TestARebalanceRoundUnloadsAtMostItsBound(t *testing.T) {
 	if n := a.Rebalance(later); n != min(2, moving-2) {
 		t.Fatalf("the next round unloaded %d topics, want %d", n, min(2, moving-2))
 	}
+}
+
+// TestATopicJustMovedByARebalanceIsRedirectedNotLoadedBack: a client
+// arriving at the old owner right after a rebalance moved its topic (the
+// new node sent it back while the old one's release was under way) is
+// redirected to the new node; the old one loaded the topic back, and the
+// next round moved it again.
+func TestATopicJustMovedByARebalanceIsRedirectedNotLoadedBack(t *testing.T) {
+	c := newCluster(t)
+	slow := func(cfg *serving.Config) { cfg.RebalanceInterval = time.Hour }
+	a := c.start("a", slow)
+	var topic string
+	for i := range 16 {
+		if name := fmt.Sprintf("public/default/moved-%d", i); serving.Placement(name, []string{"a", "b"}) == "b" {
+			topic = name
+			break
+		}
+	}
+	if topic == "" {
+		t.Fatal("the placement gives b none of 16 topics: pick other names")
+	}
+	mustProducer(t, a, topic, "p").close()
+	b := c.start("b", slow)
+	if n := a.Rebalance(time.Now().Add(3 * time.Hour)); n != 1 {
+		t.Fatalf("the round moved %d topics, want 1", n)
+	}
+	eventually(t, "a released the topic", func() error {
+		if o, err := c.meta.GetOwnership(ctxT(t), topic); err == nil {
+			return fmt.Errorf("still owned by %s", o.NodeID)
+		} else if !errors.Is(err, metadata.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	_, err := openProducer(t, a, topic, "p")
+	var e *errcode.Error
+	if !errors.As(err, &e) || e.Code != errcode.NotOwner || e.Redirect != b.addr {
+		t.Fatalf("open at the old owner: %v; want NOT_OWNER to %s", err, b.addr)
+	}
+	mustProducer(t, b, topic, "p").close()
 }
