@@ -209,19 +209,32 @@ func (c *Client) anyNode(ctx context.Context, fn func(context.Context, servingpb
 }
 
 // anyNodeAvoiding is anyNode trying the seed at avoid (a node held suspect)
-// last.
+// last. When every seed fails, it returns the last error a node answered
+// with, if any, and only otherwise the last transport error.
 func (c *Client) anyNodeAvoiding(ctx context.Context, avoid string, fn func(context.Context, servingpb.BrokerClient) error) error {
-	var last error
+	var best error
+	bestAnswered := false
 	for _, addr := range c.seedOrder(avoid) {
+		answered := false
+		noting := func(ctx context.Context, b servingpb.BrokerClient) error {
+			err := fn(ctx, b)
+			answered = errcode.IsAnswer(err)
+			return err
+		}
 		actx, cancel := c.opContext(ctx)
-		last = c.callAt(actx, addr, fn)
+		err := c.callAt(actx, addr, noting)
 		cancel()
-		c.noteSeed(addr, last == nil || !errcode.IsRetriable(last))
-		if last == nil || !errcode.IsRetriable(last) || ctx.Err() != nil {
-			return last
+		c.noteSeed(addr, err == nil || !errcode.IsRetriable(err))
+		if err == nil || !errcode.IsRetriable(err) || ctx.Err() != nil {
+			return err
+		}
+		// A dead seed's "connection refused" must not hide why a live
+		// node refused (NOT_ENOUGH_BOOKIES with its counts, say).
+		if answered || !bestAnswered {
+			best, bestAnswered = err, answered
 		}
 	}
-	return last
+	return best
 }
 
 // noteSeed records whether the seed at addr answered.

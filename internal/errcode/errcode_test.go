@@ -62,3 +62,21 @@ func TestDecodedErrorTextNamesTheCodeOnce(t *testing.T) {
 		t.Fatalf("decoded error %q, want %q", got, want)
 	}
 }
+
+func TestOnlyAStatusCarryingACodeIsAPeersAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"coded status", ToStatus(New(NotEnoughBookies, "2 writable, ensemble of 3")), true},
+		{"wrapped coded status", fmt.Errorf("create: %w", ToStatus(New(Unavailable, "x"))), true},
+		{"transport status", status.Error(codes.Unavailable, "connection refused"), false},
+		{"local error", New(NotEnoughBookies, "x"), false},
+		{"nil", nil, false},
+	} {
+		if got := IsAnswer(tc.err); got != tc.want {
+			t.Errorf("%s: IsAnswer = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -132,6 +132,22 @@ func FromError(err error) error {
 	return &Error{Code: Internal, Message: st.Message()}
 }
 
+// IsAnswer reports whether err is a gRPC status carrying a Strata code, that
+// is the peer's own answer. A refused dial, a broken connection or a deadline
+// on the way carries none: it says nothing about the operation itself.
+func IsAnswer(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == domain {
+			return true
+		}
+	}
+	return false
+}
+
 // UnaryServerInterceptor converts every handler error with ToStatus.
 func UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
