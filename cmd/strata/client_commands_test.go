@@ -100,6 +100,22 @@ func TestProduceExitsNonZeroWithTheFailureCount(t *testing.T) {
 	}
 }
 
+func TestProduceNotAcknowledgedWithinTimeoutFailsAsTimeoutNotClosed(t *testing.T) {
+	cl := fakebroker.NewCluster()
+	b := fakebroker.Start(t, cl)
+	if err := cl.CreateTopic("t", 0); err != nil {
+		t.Fatal(err)
+	}
+	// A node that cannot reach ack quorum keeps the batches and answers
+	// nothing.
+	b.HoldReceipts()
+	t.Cleanup(b.ReleaseReceipts)
+	_, _, err := run(t, "", "produce", "--url", b.URL(), "--topic", "t", "--count", "3", "--timeout", "300ms")
+	if code := errcode.CodeOf(err); code != errcode.Timeout || exitCode(err) != 1 || !strings.Contains(err.Error(), "3 of 3 messages failed") {
+		t.Fatalf("got %v (code %s, exit %d), want 3 of 3 messages failed with TIMEOUT, exit 1", err, code, exitCode(err))
+	}
+}
+
 func TestProduceToMissingTopicFails(t *testing.T) {
 	_, url := fakeCluster(t)
 	_, _, err := run(t, "x\n", "produce", "--url", url, "--topic", "missing")

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -161,6 +162,16 @@ func (t *produceTally) done(_ client.MessageID, _ *client.ProducerMessage, err e
 	t.acked++
 }
 
+// giveUp records err as the reason of the failures to come, unless a message
+// failed already.
+func (t *produceTally) giveUp(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.firstErr == nil {
+		t.firstErr = err
+	}
+}
+
 func runProduce(cmd *cobra.Command, o produceOpts) error {
 	if o.count < 0 || o.size < 0 || o.delay < 0 {
 		return errcode.New(errcode.InvalidArgument, "--count, --size and --deliver-after must not be negative")
@@ -244,7 +255,11 @@ func runProduce(cmd *cobra.Command, o produceOpts) error {
 			readErr = sc.Err()
 		}
 	}
-	_ = p.Flush(ctx)
+	if err := p.Flush(ctx); err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// Close fails what is still pending as CLOSED, which would hide
+		// that the wait ran out.
+		tally.giveUp(errcode.New(errcode.Timeout, "not acknowledged within --timeout %s", o.timeout))
+	}
 	_ = p.Close() // fails whatever is still unacknowledged
 	return produceResult(cmd, o.topic, sent, &tally, readErr)
 }
