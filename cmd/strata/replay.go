@@ -102,8 +102,9 @@ any other failure exits 1.`,
 	f.StringVar(&o.rate, "rate", "0", "with --into, at most this many messages per second (N or N/s; 0: unlimited)")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", defaultReplayIdle, "give up on a partition that sends nothing for this long before its end")
 	f.StringVar(&o.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
-	_ = cmd.MarkFlagRequired("topic")
-	_ = cmd.MarkFlagRequired("from")
+	// --topic and --from are required, but checked in plan rather than
+	// marked so to cobra: its "required flag(s) not set" is untyped and
+	// exits 1, where bad input exits 2 with INVALID_ARGUMENT.
 	return cmd
 }
 
@@ -115,6 +116,9 @@ func badInput(format string, args ...any) error {
 // plan checks the flags; every error is bad input (exit 2).
 func (o replayOpts) plan(cmd *cobra.Command, now time.Time) (replayPlan, error) {
 	p := replayPlan{url: o.url, out: o.out, idleTimeout: o.idleTimeout, progress: o.progress}
+	if o.topic == "" || o.from == "" {
+		return p, badInput("--topic and --from are required")
+	}
 	name, err := topic.Canonical(o.topic)
 	if err != nil {
 		return p, fmt.Errorf("--topic: %w", err)
