@@ -40,19 +40,22 @@ type ClusterConfig struct {
 	// DefaultBookieArgs and DefaultServeArgs).
 	BookieArgs func(NodeAddrs) []string
 	ServeArgs  func(NodeAddrs, ClusterConfig) []string
-	// KeepBookiesUnregistered turns off what the cluster does by default
-	// because `strata bookie` does not: register each bookie in etcd under
-	// a session lease of its own (prefix EtcdPrefix, default "/strata"),
-	// drop the registration when the chaos schedule kills the bookie and
-	// register it again on restart. Set it once bookies register themselves.
+	// KeepBookiesUnregistered turns off the cluster's registering of each
+	// bookie in etcd under a session lease of its own (prefix EtcdPrefix,
+	// default "/strata"), dropped when the chaos schedule kills the bookie
+	// and taken again on restart. The cluster does this rather than pass
+	// `--etcd` because a SIGKILLed bookie's own registration lingers until
+	// its lease expires, while the schedule wants it out of the ensemble
+	// choices at once. Set it with BookieArgs adding `--etcd` to test the
+	// bookie's own registration (its read-only mark, say).
 	KeepBookiesUnregistered bool
 	EtcdPrefix              string
 	Logger                  *slog.Logger
 }
 
 // DefaultBookieArgs is `bookie --data-dir D --listen A`, the flags of
-// `strata bookie`. A bookie process does not register itself in etcd; the
-// cluster does it for it (ClusterConfig.RegisterBookies).
+// `strata bookie`. Without `--etcd` the bookie does not register itself in
+// etcd: the cluster does it for it (see ClusterConfig.KeepBookiesUnregistered).
 func DefaultBookieArgs(a NodeAddrs) []string {
 	return []string{"bookie", "--data-dir", a.DataDir, "--listen", a.Addr}
 }
