@@ -72,7 +72,8 @@ var (
 
 // Reader reads offloaded ledgers: one range GET per record batch, CRC32C
 // verified, decoded batches cached, and the next batches fetched ahead for
-// consumers catching up. Safe for concurrent use; Close stops read-ahead.
+// consumers catching up. Safe for concurrent use; Close stops read-ahead
+// and the fetches in flight.
 type Reader struct {
 	store Store
 	cfg   ReaderConfig
@@ -102,11 +103,17 @@ type cached struct {
 	size int64
 }
 
-// fetch is one batch read in progress; waiters block on done.
+// fetch is one batch read in progress, shared by the callers that want the
+// batch; they block on done.
 type fetch struct {
 	done chan struct{}
 	rows []segment.Row
 	err  error
+	// waiters counts the callers blocked on done (guarded by Reader.mu).
+	waiters int
+	// cancel stops a fetch a caller started once its last waiter has gone;
+	// nil for read-ahead, which runs until Close.
+	cancel context.CancelFunc
 }
 
 // NewReader returns a reader over store.
@@ -121,7 +128,8 @@ func NewReader(store Store, cfg ReaderConfig) (*Reader, error) {
 	return r, nil
 }
 
-// Close cancels read-ahead and waits for it to stop.
+// Close cancels read-ahead and the fetches in flight and waits for them to
+// stop; a read after Close fetches what it needs alone.
 func (r *Reader) Close() {
 	r.cancel()
 	r.wg.Wait()
@@ -236,20 +244,57 @@ func (r *Reader) batch(ctx context.Context, loc batchLoc) ([]segment.Row, error)
 		return el.Value.(*cached).rows, nil
 	}
 	f, ok := r.mu.inflight[k]
-	if !ok {
-		f = &fetch{done: make(chan struct{})}
-		r.mu.inflight[k] = f
+	if !ok && r.ctx.Err() != nil {
+		// After Close no fetch may start in the background (Close has
+		// waited for them): the caller reads alone, uncached.
+		r.mu.Unlock()
+		return segment.ReadBatch(ctx, r.store, k.key, loc.index)
 	}
+	if !ok {
+		f = r.startLocked(k, loc.index)
+	}
+	f.waiters++
 	r.mu.Unlock()
-	if !ok {
-		r.run(ctx, k, loc.index, f)
-	}
 	select {
 	case <-f.done:
+		r.leave(k, f)
 		return f.rows, f.err
 	case <-ctx.Done():
+		r.leave(k, f)
 		return nil, ctx.Err()
 	}
+}
+
+// startLocked starts fetching a batch a caller asked for. The fetch is
+// shared, so it runs on the reader's context, not the caller's: one caller
+// giving up must not fail the others waiting for the same batch.
+func (r *Reader) startLocked(k batchKey, idx metadata.BatchIndex) *fetch {
+	ctx, cancel := context.WithCancel(r.ctx)
+	f := &fetch{done: make(chan struct{}), cancel: cancel}
+	r.mu.inflight[k] = f
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer cancel()
+		r.run(ctx, k, idx, f)
+	}()
+	return f
+}
+
+// leave drops a waiter of f. When the last waiter of a fetch a caller
+// started gives up, the fetch is cancelled and forgotten, so that a later
+// caller starts its own rather than inherit the cancellation.
+func (r *Reader) leave(k batchKey, f *fetch) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f.waiters--
+	if f.waiters > 0 || f.cancel == nil {
+		return
+	}
+	if r.mu.inflight[k] == f {
+		delete(r.mu.inflight, k)
+	}
+	f.cancel()
 }
 
 // run fetches one batch and publishes the result to f's waiters.
@@ -258,7 +303,9 @@ func (r *Reader) run(ctx context.Context, k batchKey, idx metadata.BatchIndex, f
 	r.cfg.Metrics.readBatches.Inc()
 	r.cfg.Metrics.readBytes.Add(float64(idx.Length))
 	r.mu.Lock()
-	delete(r.mu.inflight, k)
+	if r.mu.inflight[k] == f {
+		delete(r.mu.inflight, k)
+	}
 	if f.err == nil {
 		r.insertLocked(k, f.rows)
 	}
