@@ -122,6 +122,10 @@ type Bookie struct {
 	// cannot move. Guarded by ckptMu.
 	compactStuck map[uint32]bool
 
+	// addsStopped is closed by StopAdds: Add streams stop taking adds.
+	addsStopped  chan struct{}
+	stopAddsOnce sync.Once
+
 	hooks    hooks
 	metrics  *metrics
 	stop     chan struct{}
@@ -163,17 +167,18 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Bookie{
-		cfg:        cfg,
-		log:        log,
-		journalDir: filepath.Join(cfg.DataDir, "journal"),
-		queue:      make(chan *request, cfg.QueueLength),
-		kick:       make(chan struct{}, 1),
-		spare:      make(chan spareSegment, 1),
-		syncCh:     make(chan *written, syncQueueGroups),
-		syncDone:   make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		hooks:      h,
-		metrics:    newMetrics(cfg.Registerer),
+		cfg:         cfg,
+		log:         log,
+		journalDir:  filepath.Join(cfg.DataDir, "journal"),
+		queue:       make(chan *request, cfg.QueueLength),
+		kick:        make(chan struct{}, 1),
+		spare:       make(chan spareSegment, 1),
+		syncCh:      make(chan *written, syncQueueGroups),
+		syncDone:    make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		addsStopped: make(chan struct{}),
+		hooks:       h,
+		metrics:     newMetrics(cfg.Registerer),
 
 		compactStuck: map[uint32]bool{},
 	}

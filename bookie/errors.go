@@ -27,6 +27,10 @@ var (
 	// ErrReadOnly: the bookie refuses new adds, its disk being over
 	// Config.DiskUsageThreshold or a journal segment not made (diskfull.go).
 	ErrReadOnly = errcode.New(errcode.BookieReadOnly, "bookie: read-only")
+	// ErrShuttingDown: the bookie is shutting down (StopAdds): an Add stream ends
+	// with it once it has answered the adds it received, so that writers
+	// move to another bookie.
+	ErrShuttingDown = errcode.New(errcode.Unavailable, "bookie: shutting down")
 	// ErrUnavailable: the journal failed (an fsync error); the bookie no
 	// longer accepts writes and must be restarted.
 	ErrUnavailable = errcode.New(errcode.Unavailable, "bookie: journal failed")

@@ -158,6 +158,10 @@ func (s serverSide[Req, Resp]) Recv() (*Req, error) {
 		return nil, io.EOF
 	case <-s.p.ctx.Done():
 		return nil, s.p.ctxErr()
+	case <-s.p.done:
+		// As over gRPC, a receive left running when the handler returned
+		// (Add after StopAdds) ends with it.
+		return nil, io.EOF
 	}
 }
 

@@ -64,12 +64,21 @@ type addStream struct {
 	maxBytes int
 	mu       sync.Mutex
 	inFlight int
+	stopped  bool // no more adds are taken (StopAdds); pending counts no more
 	pending  sync.WaitGroup
 }
 
+// StopAdds makes the Add streams stop taking adds, for a shutdown: each
+// answers the adds it has received (once durable, as always) and then ends
+// with ErrShuttingDown, and a new one ends at once, so that writers move to
+// other bookies instead of holding streams open for the server's grace.
+// Other calls are served as before. Close still has to be called.
+func (b *Bookie) StopAdds() { b.stopAddsOnce.Do(func() { close(b.addsStopped) }) }
+
 // Add serves a pipelined Add stream: requests are read and queued without
 // waiting for earlier ones; each is answered once durable or rejected, with
-// a per-add error code.
+// a per-add error code. After StopAdds the stream ends once it has answered
+// the adds it took.
 func (s *service) Add(stream bookiepb.Bookie_AddServer) error {
 	n := s.b.cfg.MaxInFlightAddsPerStream
 	as := &addStream{
@@ -79,7 +88,18 @@ func (s *service) Add(stream bookiepb.Bookie_AddServer) error {
 	}
 	sendErr := make(chan error, 1)
 	go as.sendLoop(stream, sendErr)
-	err := s.recvLoop(stream, as)
+	// The receiver runs apart so that StopAdds can end the stream while it
+	// waits for a request: it returns once this handler has (the stream's
+	// context ends), taking no add after stop.
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- s.recvLoop(stream, as) }()
+	var err error
+	select {
+	case err = <-recvErr:
+	case <-s.b.addsStopped:
+		as.stop()
+		err = ErrShuttingDown
+	}
 	as.pending.Wait()
 	close(as.out)
 	if serr := <-sendErr; err == nil {
@@ -104,9 +124,31 @@ func (s *service) recvLoop(stream bookiepb.Bookie_AddServer, as *addStream) erro
 			f.free()
 			return ctx.Err()
 		}
-		as.pending.Add(1)
+		if !as.take() {
+			f.free()
+			return ErrShuttingDown
+		}
 		s.admit(ctx, as, f)
 	}
+}
+
+// take counts one more add as pending, unless the stream has stopped
+// taking adds.
+func (as *addStream) take() bool {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if as.stopped {
+		return false
+	}
+	as.pending.Add(1)
+	return true
+}
+
+// stop makes take refuse from now on, so that pending can be waited for.
+func (as *addStream) stop() {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	as.stopped = true
 }
 
 // recvAdd receives the next add. Over gRPC its payload may still sit in

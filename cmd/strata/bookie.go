@@ -32,8 +32,9 @@ func newBookieCmd() *cobra.Command {
 		Short: "Run a bookie: the fsync'd group-commit journal that stores ledger entries",
 		Long: "bookie runs one storage node. It keeps ledger entries in an append-only journal\n" +
 			"under --data-dir, acknowledges each add only after fsync, and serves adds, reads,\n" +
-			"LAC, fence and delete over gRPC on --listen. SIGTERM stops accepting requests,\n" +
-			"finishes the group commit in flight and closes the journal.",
+			"LAC, fence and delete over gRPC on --listen. SIGTERM removes the bookie's etcd\n" +
+			"registration, stops accepting requests, answers the adds received (ending the\n" +
+			"Add streams), finishes the group commit in flight and closes the journal.",
 		Args: cobra.NoArgs,
 		RunE: daemon(runBookie),
 	}
@@ -142,19 +143,26 @@ func runBookie(cmd *cobra.Command, _ []string) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	unregister := func() {}
 	if endpoints := serveSplitList(flagString(cmd, "etcd")); len(endpoints) > 0 {
-		unregister, err := registerBookie(cmd, endpoints, lis.Addr().String(), b)
+		unregister, err = registerBookie(cmd, endpoints, lis.Addr().String(), b)
 		if err != nil {
 			stopGracefully(srv, bookieShutdownGrace)
 			<-served
 			return errors.Join(err, b.Close())
 		}
-		defer unregister()
 	}
 	select {
 	case err = <-served:
+		unregister()
 	case <-cmd.Context().Done():
 		log.Info("bookie shutting down")
+		// Unregistered first, so that no new ensemble picks a bookie on
+		// its way out. Then the serving nodes' Add streams, which never
+		// end on their own, end once their adds are answered, rather than
+		// hold the graceful stop for its whole grace.
+		unregister()
+		b.StopAdds()
 		stopGracefully(srv, bookieShutdownGrace)
 		err = <-served
 	}

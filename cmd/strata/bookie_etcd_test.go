@@ -15,7 +15,11 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/strata-mq/strata/bookie/bookiepb"
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/metadata/metatest"
 )
@@ -23,7 +27,10 @@ import (
 // TestBookieWithEtcdRegistersAndDeregistersOnShutdown runs `strata bookie
 // --etcd` as a process against a real embedded etcd: serving nodes can only
 // choose a bookie that is registered, and must stop choosing it once it is
-// gone.
+// gone. On SIGTERM the registration goes first, before the bookie ends the
+// Add stream a serving node holds open, and that stream ends with the
+// bookie's own UNAVAILABLE once its adds are answered, not cut off when
+// the shutdown grace runs out.
 func TestBookieWithEtcdRegistersAndDeregistersOnShutdown(t *testing.T) {
 	store := metatest.OpenStore(t)
 	endpoints := store.Client().Endpoints()
@@ -59,8 +66,30 @@ func TestBookieWithEtcdRegistersAndDeregistersOnShutdown(t *testing.T) {
 		return false
 	}
 	waitFor(t, 30*time.Second, "bookie registered in etcd", registered)
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	st, err := bookiepb.NewBookieClient(cc).Add(testContext(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&bookiepb.AddRequest{LedgerId: 1, EntryId: 0, Lac: -1, Payload: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := st.Recv(); err != nil || r.ErrorCode != 0 {
+		t.Fatalf("add: %+v %v", r, err)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
+	}
+	// Recv returns when the bookie ends the stream (the context bounds it).
+	if _, err := st.Recv(); !errcode.IsAnswer(err) || errcode.CodeOf(errcode.FromError(err)) != errcode.Unavailable {
+		t.Fatalf("Add stream end on SIGTERM: %v, want the bookie's UNAVAILABLE", err)
+	}
+	if registered() {
+		t.Fatal("the bookie ended its Add streams while still registered: new ensembles could pick it")
 	}
 	select {
 	case <-exited:
