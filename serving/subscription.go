@@ -65,8 +65,12 @@ type subscription struct {
 
 	running bool
 	wake    chan struct{}
-	ctx     context.Context
-	cancel  context.CancelFunc
+	// moved is signalled when the cursor is reset (a seek, an admin
+	// reset): it ends a failed read's backoff, which other wake-ups
+	// (publishes, flows, acks) must not.
+	moved  chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
 	// sentMsgs and sentBytes count what sendLocked sent since the
 	// dispatcher last paced (dispatchrate.go); pacer is the dispatcher's.
 	sentMsgs, sentBytes atomic.Int64
@@ -89,7 +93,7 @@ type pendingEntry struct {
 func newSubscription(t *topic, name string, typ servingpb.SubscriptionType, durable bool, markDelete ids.Position) *subscription {
 	s := &subscription{t: t, name: name, typ: typ, durable: durable, acks: newAckState(markDelete), readPos: markDelete,
 		pending: make(map[ids.Position]*pendingEntry), readAhead: make(map[ids.Position]*cachedEntry),
-		wake: make(chan struct{}, 1), ks: newKeyShared(typ)}
+		wake: make(chan struct{}, 1), moved: make(chan struct{}, 1), ks: newKeyShared(typ)}
 	if n, err := topicname.Parse(t.name); err == nil {
 		if i, _ := n.PartitionIndex(); i > 0 {
 			s.partition = i
@@ -284,7 +288,8 @@ func (s *subscription) fetch(id ids.LedgerID, first ids.Position, last ids.Entry
 				"failures", s.readFailures, "retry_in", wait, "err", err)
 			select { // back off, then let the loop retry
 			case <-s.ctx.Done():
-			case <-s.wake: // something changed (a seek past the entry): try now
+			case <-s.moved: // a seek or reset, perhaps past the entry: try now
+				s.readFailures = 0
 			case <-time.After(wait):
 			}
 			s.signal()
@@ -607,6 +612,10 @@ func (s *subscription) resetLocked(markDelete ids.Position) {
 	s.armDelayLocked()
 	s.gen++
 	s.dirty = true
+	select {
+	case s.moved <- struct{}{}:
+	default:
+	}
 	s.signal()
 }
 
