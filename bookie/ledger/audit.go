@@ -48,6 +48,14 @@ type AuditorConfig struct {
 // ledger's metadata when nothing seems to need it.
 const fullScanEvery = 10 * time.Minute
 
+// While ledgers marked for deletion are left (a bookie of theirs down),
+// the auditor reads every ledger again at most every deletionRetryEvery,
+// and tries at most maxDeletionsPerRound of them in a round.
+const (
+	deletionRetryEvery   = time.Minute
+	maxDeletionsPerRound = 16
+)
+
 // Auditor finds the closed ledgers that a lost bookie held and
 // re-replicates them (Client.Rereplicate), as BookKeeper's AutoRecovery,
 // and finishes the deletions that a bookie being down left half done
@@ -148,7 +156,8 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 	// nothing can need a copy (no bookie draining or timed as lost, every
 	// bookie live at the last scan still live: new ledgers name only live
 	// ones), up to fullScanEvery.
-	if len(draining) == 0 && len(a.lostSince) == 0 && a.deleting == 0 && !a.lastScan.IsZero() && now.Sub(a.lastScan) < fullScanEvery &&
+	if len(draining) == 0 && len(a.lostSince) == 0 && (a.deleting == 0 || now.Sub(a.lastScan) < deletionRetryEvery) &&
+		!a.lastScan.IsZero() && now.Sub(a.lastScan) < fullScanEvery &&
 		!slices.ContainsFunc(a.scanLive, func(b string) bool { return !slices.Contains(live, b) }) {
 		return 0
 	}
@@ -197,9 +206,17 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 	var firstErr error
 	failed := 0
 	a.deleting = 0
+	tries := 0
 	for _, l := range all {
 		if l.Deleting {
-			a.finishDeletion(ctx, l, func(b string) bool { return !slices.Contains(draining, b) && due(b) })
+			// Bounded per round: each try at a bookie that hangs costs a
+			// request timeout, and re-replication waits behind them.
+			if tries < maxDeletionsPerRound {
+				tries++
+				a.finishDeletion(ctx, l, func(b string) bool { return !slices.Contains(draining, b) && due(b) })
+			} else {
+				a.deleting++
+			}
 			continue
 		}
 		if l.State != metadata.LedgerClosed || (l.Offload != nil && l.Offload.State != metadata.OffloadStarted) {

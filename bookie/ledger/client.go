@@ -201,7 +201,10 @@ func (c *Client) deleteLedger(ctx context.Context, l *metadata.Ledger, gone func
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("ledger: marking %d for deletion: %w", l.ID, err)
+		// Unmarked, nothing will retry it; the copies at least can go
+		// (the caller no longer names the ledger): only its metadata is
+		// then left.
+		return fmt.Errorf("ledger: marking %d for deletion: %w", l.ID, errors.Join(err, c.deleteCopies(ctx, l, gone)))
 	}
 	if err := c.deleteCopies(ctx, l, gone); err != nil {
 		return fmt.Errorf("ledger: %d left marked for deletion (the auditor retries it): %w", l.ID, err)
@@ -254,9 +257,11 @@ func (c *Client) markDeleting(ctx context.Context, l *metadata.Ledger) (*metadat
 		if !errors.Is(err, metadata.ErrBadVersion) || tries == 3 {
 			return l, err
 		}
-		if l, err = c.store.GetLedger(ctx, l.ID); err != nil {
-			return &metadata.Ledger{ID: marked.ID}, err
+		cur, err := c.store.GetLedger(ctx, l.ID)
+		if err != nil {
+			return l, err
 		}
+		l = cur
 	}
 }
 

@@ -456,15 +456,46 @@ func TestDeletionABookieDownLeftHalfDoneIsFinishedByTheAuditor(t *testing.T) {
 	}
 	down.resume(t)
 	// The client may still be backing off from the bookie's old
-	// connection: rounds retry, as the auditor's do every few seconds.
+	// connection: rounds retry, a minute apart in the auditor's clock (it
+	// reads every ledger again at most once a minute for deletions).
 	a := ledger.NewAuditor(cl, c.store.(*metadata.Store), ledger.AuditorConfig{Delay: time.Hour})
+	at := time.Now()
 	waitFor(t, "an audit round to finish the deletion", func() bool {
-		a.Round(ctx, time.Now())
+		at = at.Add(2 * time.Minute)
+		a.Round(ctx, at)
 		_, err := c.store.GetLedger(ctx, l.ID)
 		return errors.Is(err, metadata.ErrNotFound)
 	})
 	if _, err := down.b.Read(l.ID, 0); err == nil {
 		t.Fatal("the bookie that was down still holds the ledger")
+	}
+}
+
+// TestALedgerMarkedForDeletionIsNotReReplicated: re-replication leaves a
+// ledger being deleted alone: a copy made for it would be named by no
+// record once the deletion finishes, and stay on the spare for good.
+func TestALedgerMarkedForDeletionIsNotReReplicated(t *testing.T) {
+	c := startCluster(t, 4)
+	cl := c.client(t)
+	ctx := context.Background()
+	l := writeClosed(t, cl, ledger.ClusterOptions(), 20)
+	down := l.Fragments[0].Bookies[0]
+	c.bookie(down).pause()
+	if err := cl.Delete(ctx, l); err == nil {
+		t.Fatal("delete with a bookie down succeeded")
+	}
+	c.list.remove(down)
+	got, err := cl.Rereplicate(ctx, l.ID, down)
+	if err != nil || !got.Deleting || !slices.Contains(got.Fragments[0].Bookies, down) {
+		t.Fatalf("re-replication of a ledger being deleted: %+v, %v; want it left as it is", got, err)
+	}
+	for _, tb := range c.bookies {
+		if tb.addr == down {
+			continue
+		}
+		if _, err := tb.b.Read(l.ID, 0); err == nil {
+			t.Fatalf("bookie %s holds a copy of the ledger being deleted", tb.addr)
+		}
 	}
 }
 

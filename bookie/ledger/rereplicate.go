@@ -57,14 +57,15 @@ func (c *Client) Rereplicate(ctx context.Context, id ids.LedgerID, lost string) 
 	if l.State != metadata.LedgerClosed {
 		return nil, fmt.Errorf("%w: ledger %d is %s", ErrLedgerNotClosed, id, l.State)
 	}
-	if !slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, lost) }) {
-		return l, nil
+	if l.Deleting || !slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, lost) }) {
+		return l, nil // being deleted: a copy would only be left behind
 	}
 	live, err := c.liveBookies(ctx)
 	if err != nil {
 		return nil, err
 	}
 	replaced := make([]metadata.Fragment, len(l.Fragments))
+	var copied []string // the bookies given copies, to delete if unused
 	for i, f := range l.Fragments {
 		replaced[i] = metadata.Fragment{FirstEntry: f.FirstEntry, Bookies: slices.Clone(f.Bookies)}
 		k := slices.Index(f.Bookies, lost)
@@ -81,6 +82,7 @@ func (c *Client) Rereplicate(ctx context.Context, id ids.LedgerID, lost string) 
 			last = l.Fragments[i+1].FirstEntry - 1
 		}
 		if f.FirstEntry <= last {
+			copied = append(copied, to)
 			if err := c.copyFragment(ctx, l, &f, k, last, to); err != nil {
 				return nil, fmt.Errorf("ledger %d: copying entries %d..%d from the bookies of %s to %s: %w", id, f.FirstEntry, last, lost, to, err)
 			}
@@ -88,14 +90,27 @@ func (c *Client) Rereplicate(ctx context.Context, id ids.LedgerID, lost string) 
 		replaced[i].Bookies[k] = to
 	}
 	// Record the copies, unless the fragments changed meanwhile (another
-	// re-replication won): then this one's copies are simply unused.
+	// re-replication won) or the ledger is being deleted: then no record
+	// will ever name this one's copies, and they are deleted now (best
+	// effort) rather than left on the bookies for good.
 	for {
 		cur, err := c.store.GetLedger(ctx, id)
+		if errors.Is(err, metadata.ErrNotFound) || (err == nil && (cur.Deleting || !sameFragments(cur.Fragments, l.Fragments))) {
+			for _, b := range copied {
+				if cur != nil && !cur.Deleting && slices.ContainsFunc(cur.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, b) }) {
+					continue // the winner's copy went to the same bookie
+				}
+				if derr := c.deleteOn(ctx, b, id); derr != nil {
+					c.log.Warn("deleting an unused re-replicated copy", "ledger", id, "bookie", b, "err", derr)
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%w: %d", ErrLedgerNotFound, id)
+			}
+			return cur, nil
+		}
 		if err != nil {
 			return nil, err
-		}
-		if !sameFragments(cur.Fragments, l.Fragments) {
-			return cur, nil
 		}
 		cur.Fragments = replaced
 		err = c.store.UpdateLedger(ctx, cur)
