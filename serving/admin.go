@@ -438,6 +438,9 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 	switch to := req.GetTo().(type) {
 	case *servingpb.ResetCursorRequest_MessageId:
 		// Resolved under the lock, against the ledgers then.
+		if err := t.checkIDTopic(ctx, fromPB(to.MessageId)); err != nil {
+			return nil, err
+		}
 	case *servingpb.ResetCursorRequest_TimeUnixNano:
 		if md, err = t.positionAt(ctx, to.TimeUnixNano); err != nil {
 			return nil, err

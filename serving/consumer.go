@@ -344,6 +344,9 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) error
 	switch to := sk.GetTo().(type) {
 	case *servingpb.Seek_MessageId:
 		// Resolved below, under the lock, against the ledgers then.
+		if err := t.checkIDTopic(ctx, fromPB(to.MessageId)); err != nil {
+			return err
+		}
 	case *servingpb.Seek_TimeUnixNano:
 		p, err := t.positionAt(ctx, to.TimeUnixNano)
 		if err != nil {

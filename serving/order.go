@@ -1,6 +1,8 @@
 package serving
 
 import (
+	"context"
+
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 )
@@ -136,6 +138,19 @@ func (t *topic) idTargetLocked(id ids.MessageID) (ids.Position, error) {
 	}
 	return ids.Position{}, errcode.New(errcode.InvalidArgument, "message id %d:%d: ledger %d is not one of topic %s (ledgers %d to %d; an id of another partition?)",
 		p.Ledger, p.Entry, p.Ledger, t.name, ls[0].ID, ls[len(ls)-1].ID)
+}
+
+// checkIDTopic refuses a message id whose ledger's record names another
+// topic: ledger ids come from one counter, so another partition's id may
+// sort before this topic's oldest retained ledger, which idTargetLocked
+// takes for a trimmed ledger of this topic (the oldest message). A ledger
+// without a record (deleted) or without a topic is left to the order.
+func (t *topic) checkIDTopic(ctx context.Context, id ids.MessageID) error {
+	rec, err := t.n.meta.GetLedger(ctx, id.Ledger)
+	if err != nil || rec.Topic == "" || rec.Topic == t.name {
+		return nil
+	}
+	return errcode.New(errcode.InvalidArgument, "message id %d:%d is of topic %s, not %s", id.Ledger, id.Entry, rec.Topic, t.name)
 }
 
 // prevPosition is the position just before p in its own ledger.

@@ -13,6 +13,9 @@ type gatedStore struct {
 	Store
 	open    chan struct{}
 	entered chan struct{} // one value per Get; buffered
+	// cancelled, when set, gets a value for each Get ended by its
+	// context before the gate opened; buffered.
+	cancelled chan struct{}
 }
 
 func (g *gatedStore) Get(ctx context.Context, key string, off, n int64) ([]byte, error) {
@@ -21,6 +24,9 @@ func (g *gatedStore) Get(ctx context.Context, key string, off, n int64) ([]byte,
 	case <-g.open:
 		return g.Store.Get(ctx, key, off, n)
 	case <-ctx.Done():
+		if g.cancelled != nil {
+			g.cancelled <- struct{}{}
+		}
 		return nil, ctx.Err()
 	}
 }
@@ -108,7 +114,7 @@ func TestLastCallerGivingUpCancelsTheFetchAndALaterCallerFetchesAnew(t *testing.
 		t.Fatal(err)
 	}
 	l.Offload = off
-	store := &gatedStore{Store: dir, open: make(chan struct{}), entered: make(chan struct{}, 16)}
+	store := &gatedStore{Store: dir, open: make(chan struct{}), entered: make(chan struct{}, 16), cancelled: make(chan struct{}, 16)}
 	r, _ := NewReader(store, ReaderConfig{ReadAheadBatches: -1})
 	defer r.Close()
 	last := off.Segments[0].Batches[0].LastEntry
@@ -128,10 +134,15 @@ func TestLastCallerGivingUpCancelsTheFetchAndALaterCallerFetchesAnew(t *testing.
 		defer r.mu.Unlock()
 		return len(r.mu.inflight) == 0
 	})
+	// ... and cancelled: its read of the store ends before the gate opens.
+	receive(t, "the abandoned fetch's read to be cancelled", store.cancelled)
 	close(store.open)
 	got, err := r.ReadEntries(ctx, l, 0, last)
 	if err != nil {
 		t.Fatalf("later caller: %v", err)
 	}
 	checkMessages(t, l, 0, got, batches)
+	if len(store.entered) == 0 {
+		t.Fatal("the later caller did not fetch anew")
+	}
 }

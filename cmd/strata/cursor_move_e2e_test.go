@@ -154,9 +154,10 @@ func TestMovingACursorDropsWhatItsConsumersHadBuffered(t *testing.T) {
 // TestSeekAndResetRefuseAMessageIDOfAnotherLedger: a message id whose
 // ledger is not the topic's (another partition's, or made up) is refused
 // with INVALID_ARGUMENT and moves nothing; it used to sort before every
-// entry and so rewound the subscription to the start. An id older than
-// every retained ledger still means the oldest message retained. The
-// command line asks which partition an id of a partitioned topic is of.
+// entry and so rewound the subscription to the start. An id of a trimmed
+// ledger older than every retained one still means the oldest message
+// retained. The command line asks which partition an id of a partitioned
+// topic is of.
 func TestSeekAndResetRefuseAMessageIDOfAnotherLedger(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
@@ -205,6 +206,13 @@ func TestSeekAndResetRefuseAMessageIDOfAnotherLedger(t *testing.T) {
 	if _, err := c.Admin().ResetCursor(ctx, topic, "s", client.CursorTarget{ID: &other}, true); !errors.Is(err, client.ErrInvalidArgument) {
 		t.Fatalf("reset of partition 0 to partition 1's ledger: %v", err)
 	}
+	// Partition 0's ledger is older than every ledger of partition 1: by
+	// order alone it would pass for one trimmed from partition 1.
+	older := ids[0][1]
+	older.Partition = 1
+	if err := cons.Seek(ctx, older); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("seek of partition 1 to partition 0's older ledger: %v", err)
+	}
 	madeUp := client.MessageID{Ledger: 999999, Entry: 3}
 	if err := cons.Seek(ctx, madeUp); !errors.Is(err, client.ErrInvalidArgument) {
 		t.Fatalf("seek to a made-up ledger: %v", err)
@@ -224,9 +232,10 @@ func TestSeekAndResetRefuseAMessageIDOfAnotherLedger(t *testing.T) {
 	}
 	pollUntil(t, ctx, "partition 1 moved back to its second message", func() bool { return backlogs() == [2]uint64{0, 3} })
 
-	// An id older than every ledger of partition 0 is its oldest message.
-	older := client.MessageID{Ledger: ids[0][0].Ledger - 1, Entry: 0}
-	res, err := c.Admin().ResetCursor(ctx, names[0], "s", client.CursorTarget{ID: &older}, false)
+	// An id of a ledger older than every ledger of partition 0, which no
+	// record names any more (trimmed), is its oldest message.
+	trimmed := client.MessageID{Ledger: ids[0][0].Ledger - 1, Entry: 0}
+	res, err := c.Admin().ResetCursor(ctx, names[0], "s", client.CursorTarget{ID: &trimmed}, false)
 	if err != nil || len(res) != 1 || res[0].Position.Ledger != ids[0][0].Ledger || res[0].Position.Entry != ids[0][0].Entry {
 		t.Fatalf("reset to a ledger older than the first resolved to %v (%v), want %v", res, err, ids[0][0])
 	}
