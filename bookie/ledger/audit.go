@@ -36,6 +36,13 @@ type AuditorConfig struct {
 	// (a full disk), which are not lost: their ledgers must stay where
 	// they are, or the copies left on them would never be deleted.
 	Registered Bookies
+	// Unowned, when set, reports whether nobody owns topic now, so that no
+	// writer may add to its ledgers: an open ledger of such a topic that
+	// names a bookie due for re-replication is recovered (fenced and
+	// closed) by the auditor, as a new owner would, and then copied. Left
+	// open, it kept the lost bookie named, and its copies short, until
+	// something looked the topic up.
+	Unowned func(ctx context.Context, topic string) (bool, error)
 	// Leader reports whether this process audits now; every process may
 	// run an Auditor, one at a time should act (two acting at once only
 	// waste copies: the metadata CAS lets one win).
@@ -65,8 +72,8 @@ const (
 // that sees it, and after Delay each closed ledger naming it is copied off
 // it. Ledgers whose offload completed are left alone: the object store
 // holds their verified copy. Open ledgers are their writers' (an ensemble
-// change replaces a failed bookie) or, once recovered and closed, the next
-// round's.
+// change replaces a failed bookie), except those of a topic nobody owns
+// (AuditorConfig.Unowned), which the auditor recovers and then copies.
 type Auditor struct {
 	c         *Client
 	ledgers   LedgerLister
@@ -100,6 +107,29 @@ func NewAuditor(c *Client, ledgers LedgerLister, cfg AuditorConfig) *Auditor {
 		cfg.Registerer.MustRegister(a.lost, a.rereplicated, a.failures)
 	}
 	return a
+}
+
+// recoverAbandoned recovers open ledger l when it names a bookie due for
+// re-replication and its topic has no owner (AuditorConfig.Unowned), and
+// answers it closed. A ledger without a topic, or whose topic is owned, is
+// its writer's.
+func (a *Auditor) recoverAbandoned(ctx context.Context, l *metadata.Ledger, candidates []string, due func(string) bool) (*metadata.Ledger, bool) {
+	if a.cfg.Unowned == nil || l.Topic == "" || !slices.ContainsFunc(candidates, func(b string) bool {
+		return due(b) && slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, b) })
+	}) {
+		return nil, false
+	}
+	if unowned, err := a.cfg.Unowned(ctx, l.Topic); err != nil || !unowned {
+		return nil, false
+	}
+	rl, err := a.c.Recover(ctx, l.ID, nil)
+	if err != nil {
+		a.failures.Inc()
+		a.log.Warn("audit: recovering an open ledger of a topic nobody owns", "ledger", l.ID, "topic", l.Topic, "err", err)
+		return nil, false
+	}
+	a.log.Info("audit: recovered an open ledger of a topic nobody owns, to copy it off a lost bookie", "ledger", l.ID, "topic", l.Topic)
+	return rl, true
 }
 
 // finishDeletion deletes again a ledger whose deletion a bookie being down
@@ -219,7 +249,14 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 			}
 			continue
 		}
-		if l.State != metadata.LedgerClosed || (l.Offload != nil && l.Offload.State != metadata.OffloadStarted) {
+		if l.State != metadata.LedgerClosed {
+			rl, ok := a.recoverAbandoned(ctx, l, candidates, due)
+			if !ok {
+				continue
+			}
+			l = rl
+		}
+		if l.Offload != nil && l.Offload.State != metadata.OffloadStarted {
 			continue
 		}
 		for _, b := range candidates {

@@ -322,3 +322,58 @@ func TestAuditorLeavesLedgersWhoseOffloadCompletedAlone(t *testing.T) {
 		t.Fatalf("the offloaded ledger changed: %+v %v", got, err)
 	}
 }
+
+// TestAnOpenLedgerOfATopicNobodyOwnsIsRecoveredAndCopiedOffALostBookie: a
+// ledger left open by a writer that went away (its topic now unowned) and
+// naming a bookie lost past the delay is recovered by the auditor and
+// copied off that bookie, every acknowledged entry with all its copies.
+// Left open, it kept the lost bookie named, and its entries a copy short,
+// until something looked the topic up. A topic that is owned keeps its
+// open ledger for its writer.
+func TestAnOpenLedgerOfATopicNobodyOwnsIsRecoveredAndCopiedOffALostBookie(t *testing.T) {
+	c := startCluster(t, 4)
+	ctx := context.Background()
+	gone := c.client(t)
+	opts := ledger.ClusterOptions()
+	opts.Topic = "public/default/idle"
+	w := mustCreate(t, gone, opts)
+	for i := range 20 {
+		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = gone.Close() // the writer's process dies: the ledger stays open
+	open, err := c.store.GetLedger(ctx, w.ID())
+	if err != nil || open.State != metadata.LedgerOpen {
+		t.Fatalf("ledger %+v, %v; want open", open, err)
+	}
+	lost := open.Fragments[0].Bookies[0]
+	c.bookie(lost).stop()
+	c.list.remove(lost)
+
+	cl := c.client(t)
+	owned := true
+	a := ledger.NewAuditor(cl, c.store.(*metadata.Store), ledger.AuditorConfig{Delay: time.Hour,
+		Unowned: func(_ context.Context, topic string) (bool, error) { return topic == opts.Topic && !owned, nil }})
+	start := time.Now()
+	a.Round(ctx, start)
+	a.Round(ctx, start.Add(2*time.Hour))
+	if l, err := c.store.GetLedger(ctx, w.ID()); err != nil || l.State != metadata.LedgerOpen {
+		t.Fatalf("an owned topic's open ledger: %+v, %v; want left open", l, err)
+	}
+	owned = false
+	if n := a.Round(ctx, start.Add(3*time.Hour)); n != 1 {
+		t.Fatalf("re-replicated %d ledgers, want 1", n)
+	}
+	l, err := c.store.GetLedger(ctx, w.ID())
+	if err != nil || l.State != metadata.LedgerClosed || l.LastEntry != 19 {
+		t.Fatalf("ledger after the audit: %+v, %v; want closed at 19", l, err)
+	}
+	for _, f := range l.Fragments {
+		if slices.Contains(f.Bookies, lost) {
+			t.Fatalf("the lost bookie is still in %+v", l.Fragments)
+		}
+	}
+	c.bookies = slices.DeleteFunc(c.bookies, func(tb *testBookie) bool { return tb.addr == lost })
+	checkEveryCopy(t, c, l)
+}
