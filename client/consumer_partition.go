@@ -90,16 +90,22 @@ func (pc *partitionConsumer) start(ctx context.Context) error {
 		cancel context.CancelFunc
 		err    error
 	)
+	var last error // the last retriable failure, to report at the deadline
 	for bo := pc.c.newBackoff(); ; {
 		st, cancel, err = pc.connect(pc.ctx)
 		// A subscription taken by another consumer fails the first
 		// subscribe at once, as Pulsar's does; a reconnect (run)
 		// retries it, since the server may not have seen its old stream
 		// go yet.
-		if err == nil || !errcode.IsRetriable(err) || errors.Is(err, ErrConsumerBusy) || !bo.wait(pc.ctx) {
+		if err == nil || !errcode.IsRetriable(err) || errors.Is(err, ErrConsumerBusy) {
+			break
+		}
+		last = err
+		if !bo.wait(pc.ctx) {
 			break
 		}
 	}
+	err = atDeadline(ctx, err, last)
 	if !stop() || err != nil {
 		pc.cancel()
 		if err == nil {

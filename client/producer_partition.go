@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -144,15 +145,21 @@ func (p *partitionProducer) start(ctx context.Context) error {
 		st  produceStream
 		err error
 	)
+	var last error // the last retriable failure, to report at the deadline
 	for bo := p.c.newBackoff(); ; {
 		st, err = p.connect(p.ctx)
 		// A name in use fails the first open at once, as Pulsar's
 		// does; a reconnect (run) retries it, since the server may not
 		// have seen its old stream go yet.
-		if err == nil || !errcode.IsRetriable(err) || errors.Is(err, ErrProducerBusy) || !bo.wait(p.ctx) {
+		if err == nil || !errcode.IsRetriable(err) || errors.Is(err, ErrProducerBusy) {
+			break
+		}
+		last = err
+		if !bo.wait(p.ctx) {
 			break
 		}
 	}
+	err = atDeadline(ctx, err, last)
 	if !stop() || err != nil {
 		p.cancel()
 		if err == nil {
@@ -164,6 +171,17 @@ func (p *partitionProducer) start(ctx context.Context) error {
 	}
 	go p.run(st)
 	return nil
+}
+
+// atDeadline is the error a first open that retried until ctx ended
+// reports: the last retriable failure (NOT_ENOUGH_BOOKIES, say) rather
+// than the cancellation that cut the attempt in flight, which says
+// nothing of why the open could not succeed.
+func atDeadline(ctx context.Context, err, last error) error {
+	if err == nil || last == nil || ctx.Err() == nil || err == last {
+		return err
+	}
+	return fmt.Errorf("%w (still failing when the open gave up: %w)", last, ctx.Err())
 }
 
 func (p *partitionProducer) name() string {
