@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -106,6 +107,12 @@ func (c *Client) bookie(addr string) (bookiepb.BookieClient, error) {
 			// when a ping goes unanswered for 3 s: a frozen bookie keeps
 			// its TCP connections up, so streams to it would wait forever.
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
+			// gRPC's default reconnect backoff grows to 120 s: a bookie
+			// back after a minute or two down stayed unreachable from this
+			// node for as long (publishes waited 13-22 s, new ensembles
+			// took it and replaced it at once, and deletions and copies to
+			// it failed). Bookies are few and close: retry every 2 s at most.
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: bookieBackoff, MinConnectTimeout: 5 * time.Second}),
 		}
 	}
 	cc, err := grpc.NewClient(addr, opts...)
@@ -115,6 +122,9 @@ func (c *Client) bookie(addr string) (bookiepb.BookieClient, error) {
 	c.mu.conns[addr] = cc
 	return bookiepb.NewBookieClient(cc), nil
 }
+
+// bookieBackoff is the reconnect backoff of the connections to bookies.
+var bookieBackoff = backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second}
 
 // Create allocates a ledger on E live bookies chosen at random, records its
 // metadata and returns its writer. ErrNotEnoughBookies if fewer than E are
