@@ -1,7 +1,9 @@
 package miniotest
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -61,10 +63,28 @@ func Start(t testing.TB) *Server {
 		t: t, bin: bin, dir: t.TempDir(),
 	}
 	t.Cleanup(s.Stop)
-	s.Restart()
+	// A port picked free may be taken before MinIO binds it (another
+	// test's process): then pick others, rather than wait for a server
+	// that never listens.
+	for tries := 1; ; tries++ {
+		s.mu.Lock()
+		err := s.startLocked()
+		s.mu.Unlock()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errPortInUse) || tries == 5 {
+			t.Fatalf("miniotest: %v", err)
+		}
+		s.Endpoint, s.console = freeAddr(t), freeAddr(t)
+	}
 	s.makeBucket()
 	return s
 }
+
+// errPortInUse: MinIO could not listen on its address. It logs this and
+// stays up without serving, so the log is what says so.
+var errPortInUse = errors.New("minio: address already in use")
 
 // Binary returns the path of the minio binary, or "" when there is none.
 func Binary() string {
@@ -151,13 +171,18 @@ func (s *Server) startLocked() error {
 		return err
 	}
 	defer logf.Close()
+	// The log is kept across restarts: only what this start writes counts.
+	var from int64
+	if st, err := logf.Stat(); err == nil {
+		from = st.Size()
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
-	err = waitLive(s.Endpoint, done)
+	err = waitLive(s.Endpoint, done, logf.Name(), from)
 	if err == nil {
 		err = s.waitServing(done)
 	}
@@ -165,18 +190,22 @@ func (s *Server) startLocked() error {
 		cmd.Process.Kill()
 		<-done
 		log, _ := os.ReadFile(filepath.Join(s.dir, "minio.log"))
-		return fmt.Errorf("%v; log:\n%s", err, tail(log, 2000))
+		return fmt.Errorf("%w; log:\n%s", err, tail(log, 2000))
 	}
 	s.cmd, s.done = cmd, done
 	return nil
 }
 
 // waitLive polls the liveness endpoint until it answers 200, the process
-// exits, or startTimeout passes.
-func waitLive(addr string, exited <-chan struct{}) error {
+// exits, its log (from offset from) says it could not listen
+// (errPortInUse), or startTimeout passes.
+func waitLive(addr string, exited <-chan struct{}, logPath string, from int64) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) {
+		if log, _ := os.ReadFile(logPath); int64(len(log)) > from && bytes.Contains(log[from:], []byte("address already in use")) {
+			return errPortInUse
+		}
 		resp, err := client.Get("http://" + addr + "/minio/health/live")
 		if err == nil {
 			resp.Body.Close()
