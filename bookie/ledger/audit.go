@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"maps"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/metadata"
 )
 
@@ -43,6 +45,11 @@ type AuditorConfig struct {
 	// open, it kept the lost bookie named, and its copies short, until
 	// something looked the topic up.
 	Unowned func(ctx context.Context, topic string) (bool, error)
+	// RecoverTimeout bounds the recovery of one such ledger (30 s when
+	// zero): one that cannot finish (Qa = Qw and a second bookie of its
+	// write set down) would retry its fences for ever, and the auditor's
+	// other work would wait behind it. The next round tries again.
+	RecoverTimeout time.Duration
 	// Leader reports whether this process audits now; every process may
 	// run an Auditor, one at a time should act (two acting at once only
 	// waste copies: the metadata CAS lets one win).
@@ -62,6 +69,9 @@ const (
 	deletionRetryEvery   = time.Minute
 	maxDeletionsPerRound = 16
 )
+
+// defaultRecoverTimeout is AuditorConfig.RecoverTimeout's default.
+const defaultRecoverTimeout = 30 * time.Second
 
 // Auditor finds the closed ledgers that a lost bookie held and
 // re-replicates them (Client.Rereplicate), as BookKeeper's AutoRecovery,
@@ -84,9 +94,11 @@ type Auditor struct {
 	// bookies then.
 	lastScan time.Time
 	scanLive []string
-	// deleting is how many ledgers marked for deletion the last scan left:
-	// while any, every round scans.
-	deleting int
+	// deleting is how many ledgers marked for deletion the last scan left
+	// (while any, rounds scan again every deletionRetryEvery), and
+	// lastDeletion the last one tried.
+	deleting     int
+	lastDeletion ids.LedgerID
 
 	lost         prometheus.Gauge
 	rereplicated prometheus.Counter
@@ -122,7 +134,18 @@ func (a *Auditor) recoverAbandoned(ctx context.Context, l *metadata.Ledger, cand
 	if unowned, err := a.cfg.Unowned(ctx, l.Topic); err != nil || !unowned {
 		return nil, false
 	}
-	rl, err := a.c.Recover(ctx, l.ID, nil)
+	// A record listed at the start of a long round may have moved on.
+	cur, err := a.c.store.GetLedger(ctx, l.ID)
+	if err != nil || cur.Deleting || cur.State == metadata.LedgerClosed {
+		return cur, err == nil && !cur.Deleting
+	}
+	limit := a.cfg.RecoverTimeout
+	if limit <= 0 {
+		limit = defaultRecoverTimeout
+	}
+	rctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	rl, err := a.c.Recover(rctx, l.ID, nil)
 	if err != nil {
 		a.failures.Inc()
 		a.log.Warn("audit: recovering an open ledger of a topic nobody owns", "ledger", l.ID, "topic", l.Topic, "err", err)
@@ -235,18 +258,10 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 	done := 0
 	var firstErr error
 	failed := 0
-	a.deleting = 0
-	tries := 0
+	var marked []*metadata.Ledger
 	for _, l := range all {
 		if l.Deleting {
-			// Bounded per round: each try at a bookie that hangs costs a
-			// request timeout, and re-replication waits behind them.
-			if tries < maxDeletionsPerRound {
-				tries++
-				a.finishDeletion(ctx, l, func(b string) bool { return !slices.Contains(draining, b) && due(b) })
-			} else {
-				a.deleting++
-			}
+			marked = append(marked, l)
 			continue
 		}
 		if l.State != metadata.LedgerClosed {
@@ -278,5 +293,25 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 	if failed > 0 {
 		a.log.Warn("audit: re-replications failed; retried next round", "failed", failed, "first", firstErr)
 	}
+	a.finishDeletions(ctx, marked, func(b string) bool { return !slices.Contains(draining, b) && due(b) })
 	return done
+}
+
+// finishDeletions tries at most maxDeletionsPerRound of the ledgers marked
+// for deletion, each try at a hung bookie costing a request timeout,
+// starting after the last one tried in the previous round, so that
+// ledgers that cannot finish (a bookie down for good, lost bookies left
+// alone) do not keep the others waiting; it counts those left in deleting.
+func (a *Auditor) finishDeletions(ctx context.Context, marked []*metadata.Ledger, gone func(string) bool) {
+	a.deleting = 0
+	start, _ := slices.BinarySearchFunc(marked, a.lastDeletion+1, func(l *metadata.Ledger, id ids.LedgerID) int { return cmp.Compare(l.ID, id) })
+	for i := range marked {
+		l := marked[(start+i)%len(marked)]
+		if i >= maxDeletionsPerRound {
+			a.deleting++
+			continue
+		}
+		a.lastDeletion = l.ID
+		a.finishDeletion(ctx, l, gone)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -376,4 +377,46 @@ func TestAnOpenLedgerOfATopicNobodyOwnsIsRecoveredAndCopiedOffALostBookie(t *tes
 	}
 	c.bookies = slices.DeleteFunc(c.bookies, func(tb *testBookie) bool { return tb.addr == lost })
 	checkEveryCopy(t, c, l)
+}
+
+// TestAnAbandonedLedgerThatCannotBeRecoveredDoesNotStopTheAuditor: the
+// recovery of an open ledger of a topic nobody owns is bounded, so one
+// that cannot finish (Qa = Qw = 2 with one of its two bookies lost: the
+// entry after the last confirmed can be neither completed nor ruled out)
+// leaves the round to go on, and the next; it used to hold the auditor
+// for good.
+func TestAnAbandonedLedgerThatCannotBeRecoveredDoesNotStopTheAuditor(t *testing.T) {
+	c := startCluster(t, 4)
+	ctx := context.Background()
+	gone := c.client(t)
+	opts := ledger.CreateOptions{Ensemble: 2, WriteQuorum: 2, AckQuorum: 2, Topic: "public/default/stuck"}
+	w := mustCreate(t, gone, opts)
+	for i := range 20 {
+		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = gone.Close()
+	l, err := c.store.GetLedger(ctx, w.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := l.Fragments[0].Bookies[0]
+	c.bookie(lost).stop()
+	c.list.remove(lost)
+	a := ledger.NewAuditor(c.client(t), c.store.(*metadata.Store), ledger.AuditorConfig{Delay: time.Hour, RecoverTimeout: 500 * time.Millisecond,
+		Unowned: func(context.Context, string) (bool, error) { return true, nil }})
+	start := time.Now()
+	for i, at := range []time.Time{start, start.Add(2 * time.Hour), start.Add(3 * time.Hour)} {
+		done := make(chan struct{})
+		go func() { a.Round(ctx, at); close(done) }()
+		waitFor(t, fmt.Sprintf("audit round %d to end", i+1), func() bool {
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		})
+	}
 }
