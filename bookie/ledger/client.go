@@ -210,11 +210,16 @@ func (c *Client) deleteLedger(ctx context.Context, l *metadata.Ledger, gone func
 	if errors.Is(err, metadata.ErrNotFound) {
 		return nil
 	}
-	if err != nil {
-		// Unmarked, nothing will retry it; the copies at least can go
-		// (the caller no longer names the ledger): only its metadata is
-		// then left.
+	if errors.Is(err, metadata.ErrBadVersion) {
+		// Unmarked after re-reading a record that kept changing: nothing
+		// will retry it, so the copies it names at least go (the caller no
+		// longer names the ledger). After any other failure the record in
+		// hand may be stale (missing a copy a re-replication added), so
+		// nothing is deleted on its word.
 		return fmt.Errorf("ledger: marking %d for deletion: %w", l.ID, errors.Join(err, c.deleteCopies(ctx, l, gone)))
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: marking %d for deletion: %w", l.ID, err)
 	}
 	if err := c.deleteCopies(ctx, l, gone); err != nil {
 		return fmt.Errorf("ledger: %d left marked for deletion (the auditor retries it): %w", l.ID, err)

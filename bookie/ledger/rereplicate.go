@@ -89,19 +89,17 @@ func (c *Client) Rereplicate(ctx context.Context, id ids.LedgerID, lost string) 
 		}
 		replaced[i].Bookies[k] = to
 	}
-	// Record the copies, unless the fragments changed meanwhile (another
-	// re-replication won) or the ledger is being deleted: then no record
-	// will ever name this one's copies, and they are deleted now (best
-	// effort) rather than left on the bookies for good.
+	// Record the copies, unless the ledger is being deleted (its record
+	// marked or gone: the copies are deleted now, best effort, as nothing
+	// will ever name them) or the fragments changed meanwhile (another
+	// re-replication won: its copies may be on the same bookies, and a
+	// later one may still name them, so this one's are left unused).
 	for {
 		cur, err := c.store.GetLedger(ctx, id)
-		if errors.Is(err, metadata.ErrNotFound) || (err == nil && (cur.Deleting || !sameFragments(cur.Fragments, l.Fragments))) {
+		if errors.Is(err, metadata.ErrNotFound) || (err == nil && cur.Deleting) {
 			for _, b := range copied {
-				if cur != nil && !cur.Deleting && slices.ContainsFunc(cur.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, b) }) {
-					continue // the winner's copy went to the same bookie
-				}
 				if derr := c.deleteOn(ctx, b, id); derr != nil {
-					c.log.Warn("deleting an unused re-replicated copy", "ledger", id, "bookie", b, "err", derr)
+					c.log.Warn("deleting a re-replicated copy of a ledger being deleted", "ledger", id, "bookie", b, "err", derr)
 				}
 			}
 			if err != nil {
@@ -111,6 +109,9 @@ func (c *Client) Rereplicate(ctx context.Context, id ids.LedgerID, lost string) 
 		}
 		if err != nil {
 			return nil, err
+		}
+		if !sameFragments(cur.Fragments, l.Fragments) {
+			return cur, nil
 		}
 		cur.Fragments = replaced
 		err = c.store.UpdateLedger(ctx, cur)
