@@ -181,6 +181,12 @@ func atDeadline(ctx context.Context, err, last error) error {
 	if err == nil || last == nil || ctx.Err() == nil || err == last {
 		return err
 	}
+	// Only a failure of the cut attempt itself is replaced: a real answer
+	// that came just as the wait ended (a refusal, a busy name) stands.
+	if c := errcode.CodeOf(err); !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+		c != errcode.Closed && c != errcode.Timeout {
+		return err
+	}
 	return fmt.Errorf("%w (still failing when the open gave up: %w)", last, ctx.Err())
 }
 

@@ -282,6 +282,10 @@ func (s *subscription) fetch(id ids.LedgerID, first ids.Position, last ids.Entry
 			// entry that cannot be read (damaged on every copy) is not
 			// logged and read five times a second for as long as the
 			// subscription waits on it.
+			select { // a move before this failure is not one past it
+			case <-s.moved:
+			default:
+			}
 			wait := min(200*time.Millisecond<<min(s.readFailures, 6), maxReadBackoff)
 			s.readFailures++
 			t.log.Warn("catch-up read failed", "subscription", s.name, "ledger", id, "entry", first.Entry,

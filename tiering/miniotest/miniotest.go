@@ -186,6 +186,11 @@ func (s *Server) startLocked() error {
 	if err == nil {
 		err = s.waitServing(done)
 	}
+	// Another MinIO on the port (same keys) answers both probes before
+	// ours logs that it could not listen: look again.
+	if err == nil && portInUse(logf.Name(), from) {
+		err = errPortInUse
+	}
 	if err != nil {
 		cmd.Process.Kill()
 		<-done
@@ -203,7 +208,7 @@ func waitLive(addr string, exited <-chan struct{}, logPath string, from int64) e
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) {
-		if log, _ := os.ReadFile(logPath); int64(len(log)) > from && bytes.Contains(log[from:], []byte("address already in use")) {
+		if portInUse(logPath, from) {
 			return errPortInUse
 		}
 		resp, err := client.Get("http://" + addr + "/minio/health/live")
@@ -220,6 +225,13 @@ func waitLive(addr string, exited <-chan struct{}, logPath string, from int64) e
 		}
 	}
 	return fmt.Errorf("minio not live after %v", startTimeout)
+}
+
+// portInUse reports whether what the log holds past from says MinIO could
+// not listen on its address.
+func portInUse(logPath string, from int64) bool {
+	log, _ := os.ReadFile(logPath)
+	return int64(len(log)) > from && bytes.Contains(log[from:], []byte("address already in use"))
 }
 
 // waitServing polls an S3 request until it succeeds: MinIO answers the
