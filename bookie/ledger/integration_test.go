@@ -439,7 +439,7 @@ func TestDeletionABookieDownLeftHalfDoneIsFinishedByTheAuditor(t *testing.T) {
 	c := startCluster(t, 3)
 	cl := c.client(t)
 	ctx := context.Background()
-	l := writeClosed(t, cl, ledger.ClusterOptions(), 20)
+	l := writeClosed(t, c, cl, ledger.ClusterOptions(), 20)
 	down := c.bookie(l.Fragments[0].Bookies[0])
 	down.pause()
 	if err := cl.Delete(ctx, l); err == nil {
@@ -478,7 +478,7 @@ func TestALedgerMarkedForDeletionIsNotReReplicated(t *testing.T) {
 	c := startCluster(t, 4)
 	cl := c.client(t)
 	ctx := context.Background()
-	l := writeClosed(t, cl, ledger.ClusterOptions(), 20)
+	l := writeClosed(t, c, cl, ledger.ClusterOptions(), 20)
 	down := l.Fragments[0].Bookies[0]
 	c.bookie(down).pause()
 	if err := cl.Delete(ctx, l); err == nil {
@@ -507,7 +507,7 @@ func TestDeletionIsFinishedWithoutABookieLostForGood(t *testing.T) {
 	c := startCluster(t, 3)
 	cl := c.client(t)
 	ctx := context.Background()
-	l := writeClosed(t, cl, ledger.ClusterOptions(), 20)
+	l := writeClosed(t, c, cl, ledger.ClusterOptions(), 20)
 	lost := l.Fragments[0].Bookies[0]
 	c.bookie(lost).stop()
 	c.list.remove(lost)

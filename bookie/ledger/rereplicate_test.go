@@ -15,8 +15,11 @@ import (
 )
 
 // writeClosed writes n entries to a new ledger with opts, waits for every
-// acknowledgement and closes it.
-func writeClosed(t *testing.T, cl *ledger.Client, opts ledger.CreateOptions, n int) *metadata.Ledger {
+// acknowledgement and for every copy, and closes it. An append is
+// acknowledged at Qa copies, and a close does not wait for the others
+// (as BookKeeper's does not): waiting here makes every entry start with
+// Qw copies, which the tests of copies count on.
+func writeClosed(t *testing.T, c *cluster, cl *ledger.Client, opts ledger.CreateOptions, n int) *metadata.Ledger {
 	t.Helper()
 	w := mustCreate(t, cl, opts)
 	a := newAcks()
@@ -27,6 +30,25 @@ func writeClosed(t *testing.T, cl *ledger.Client, opts ledger.CreateOptions, n i
 	if _, errs, _ := a.snapshot(); len(errs) > 0 {
 		t.Fatal(errs[0])
 	}
+	open, err := c.store.GetLedger(context.Background(), w.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every copy of every entry written", func() bool {
+		for e := ids.EntryID(0); e < ids.EntryID(n); e++ {
+			f := open.FragmentFor(e)
+			for i := 0; i < open.WriteQuorum; i++ {
+				tb := c.bookie(f.Bookies[(int(e)%len(f.Bookies)+i)%len(f.Bookies)])
+				if tb == nil {
+					return false
+				}
+				if _, err := tb.b.Read(open.ID, e); err != nil {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	l, err := w.Close(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +85,7 @@ func TestRereplicateMovesAClosedLedgerOffALostBookieWithEveryCopy(t *testing.T) 
 	c := startCluster(t, 5)
 	cl := c.client(t)
 	ctx := context.Background()
-	l := writeClosed(t, cl, ledger.CreateOptions{Ensemble: 3, WriteQuorum: 2, AckQuorum: 2}, 300)
+	l := writeClosed(t, c, cl, ledger.CreateOptions{Ensemble: 3, WriteQuorum: 2, AckQuorum: 2}, 300)
 	lost := l.Fragments[0].Bookies[1]
 	c.bookie(lost).stop()
 	c.list.remove(lost)
@@ -107,7 +129,7 @@ func TestRereplicateRefusesOpenLedgersAndChangesNothingWithoutASpare(t *testing.
 	if _, err := w.Close(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	l := writeClosed(t, cl, ledger.ClusterOptions(), 20)
+	l := writeClosed(t, c, cl, ledger.ClusterOptions(), 20)
 	lost := l.Fragments[0].Bookies[2]
 	c.bookie(lost).stop()
 	c.list.remove(lost)
@@ -133,7 +155,7 @@ func TestAuditorRereplicatesClosedLedgersOfABookieLostPastTheDelay(t *testing.T)
 	store := c.store.(*metadata.Store)
 	var closed []*metadata.Ledger
 	for range 3 {
-		closed = append(closed, writeClosed(t, cl, ledger.ClusterOptions(), 30))
+		closed = append(closed, writeClosed(t, c, cl, ledger.ClusterOptions(), 30))
 	}
 	w := mustCreate(t, cl, ledger.ClusterOptions())
 	defer w.Close(ctx, nil)
@@ -190,7 +212,7 @@ func TestAuditorLeavesAReadOnlyBookiesLedgersAlone(t *testing.T) {
 	ctx := context.Background()
 	var closed []*metadata.Ledger
 	for range 3 {
-		closed = append(closed, writeClosed(t, cl, ledger.ClusterOptions(), 10))
+		closed = append(closed, writeClosed(t, c, cl, ledger.ClusterOptions(), 10))
 	}
 	registered := &bookieList{addrs: slices.Clone(c.list.addrs)}
 	readOnly := closed[0].Fragments[0].Bookies[0]
@@ -224,7 +246,7 @@ func TestAuditorCopiesEveryClosedLedgerOffADrainingBookieAtOnce(t *testing.T) {
 	ctx := context.Background()
 	var closed []*metadata.Ledger
 	for range 4 {
-		closed = append(closed, writeClosed(t, cl, ledger.ClusterOptions(), 25))
+		closed = append(closed, writeClosed(t, c, cl, ledger.ClusterOptions(), 25))
 	}
 	draining := closed[0].Fragments[0].Bookies[1]
 	c.list.remove(draining) // what metadata.WritableBookies does for a draining bookie
@@ -275,7 +297,7 @@ func TestAuditorReadsEveryLedgerOnlyWhenABookieMayNeedCopying(t *testing.T) {
 	c := startCluster(t, 4)
 	cl := c.client(t)
 	ctx := context.Background()
-	l := writeClosed(t, cl, ledger.ClusterOptions(), 10)
+	l := writeClosed(t, c, cl, ledger.ClusterOptions(), 10)
 	lister := &countingLister{Store: c.store.(*metadata.Store)}
 	a := ledger.NewAuditor(cl, lister, ledger.AuditorConfig{Delay: time.Hour})
 	now := time.Now()
@@ -305,7 +327,7 @@ func TestAuditorLeavesLedgersWhoseOffloadCompletedAlone(t *testing.T) {
 	c := startCluster(t, 4)
 	cl := c.client(t)
 	ctx := context.Background()
-	l := writeClosed(t, cl, ledger.ClusterOptions(), 10)
+	l := writeClosed(t, c, cl, ledger.ClusterOptions(), 10)
 	l.Offload = &metadata.Offload{State: metadata.OffloadComplete}
 	if err := c.store.UpdateLedger(ctx, l); err != nil {
 		t.Fatal(err)
