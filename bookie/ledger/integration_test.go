@@ -430,21 +430,32 @@ func TestDeleteRemovesTheLedgerFromBookiesAndMetadata(t *testing.T) {
 	}
 }
 
+// deletedWithABookieDown starts a cluster of n bookies, writes and closes a
+// ledger, takes the first bookie of its ensemble down with down, and
+// deletes the ledger, which must fail. It answers the cluster, the client,
+// the ledger and the bookie taken down.
+func deletedWithABookieDown(t *testing.T, n int, down func(c *cluster, bookie string)) (*cluster, *ledger.Client, *metadata.Ledger, string) {
+	t.Helper()
+	c := startCluster(t, n)
+	cl := c.client(t)
+	l := writeClosed(t, c, cl, ledger.ClusterOptions(), 20)
+	b := l.Fragments[0].Bookies[0]
+	down(c, b)
+	if err := cl.Delete(context.Background(), l); err == nil {
+		t.Fatal("delete with a bookie down succeeded")
+	}
+	return c, cl, l, b
+}
+
 // TestDeletionABookieDownLeftHalfDoneIsFinishedByTheAuditor: a delete
 // while one bookie of the ensemble is down deletes the others' copies,
 // fails, and leaves the metadata marked; the auditor's next round, the
 // bookie back, deletes its copy and the metadata. Before the mark, the
 // ledger was forgotten: its copies and metadata stayed for good.
 func TestDeletionABookieDownLeftHalfDoneIsFinishedByTheAuditor(t *testing.T) {
-	c := startCluster(t, 3)
-	cl := c.client(t)
+	c, cl, l, addr := deletedWithABookieDown(t, 3, func(c *cluster, b string) { c.bookie(b).pause() })
 	ctx := context.Background()
-	l := writeClosed(t, c, cl, ledger.ClusterOptions(), 20)
-	down := c.bookie(l.Fragments[0].Bookies[0])
-	down.pause()
-	if err := cl.Delete(ctx, l); err == nil {
-		t.Fatal("delete with a bookie down succeeded")
-	}
+	down := c.bookie(addr)
 	marked, err := c.store.GetLedger(ctx, l.ID)
 	if err != nil || !marked.Deleting {
 		t.Fatalf("metadata after the failed delete: %+v, %v; want it marked", marked, err)
@@ -475,16 +486,8 @@ func TestDeletionABookieDownLeftHalfDoneIsFinishedByTheAuditor(t *testing.T) {
 // ledger being deleted alone: a copy made for it would be named by no
 // record once the deletion finishes, and stay on the spare for good.
 func TestALedgerMarkedForDeletionIsNotReReplicated(t *testing.T) {
-	c := startCluster(t, 4)
-	cl := c.client(t)
+	c, cl, l, down := deletedWithABookieDown(t, 4, func(c *cluster, b string) { c.bookie(b).pause(); c.list.remove(b) })
 	ctx := context.Background()
-	l := writeClosed(t, c, cl, ledger.ClusterOptions(), 20)
-	down := l.Fragments[0].Bookies[0]
-	c.bookie(down).pause()
-	if err := cl.Delete(ctx, l); err == nil {
-		t.Fatal("delete with a bookie down succeeded")
-	}
-	c.list.remove(down)
 	got, err := cl.Rereplicate(ctx, l.ID, down)
 	if err != nil || !got.Deleting || !slices.Contains(got.Fragments[0].Bookies, down) {
 		t.Fatalf("re-replication of a ledger being deleted: %+v, %v; want it left as it is", got, err)
@@ -504,16 +507,8 @@ func TestALedgerMarkedForDeletionIsNotReReplicated(t *testing.T) {
 // without it (its copy went with it), so the lost bookie stops being
 // counted.
 func TestDeletionIsFinishedWithoutABookieLostForGood(t *testing.T) {
-	c := startCluster(t, 3)
-	cl := c.client(t)
+	c, cl, l, _ := deletedWithABookieDown(t, 3, func(c *cluster, b string) { c.bookie(b).stop(); c.list.remove(b) })
 	ctx := context.Background()
-	l := writeClosed(t, c, cl, ledger.ClusterOptions(), 20)
-	lost := l.Fragments[0].Bookies[0]
-	c.bookie(lost).stop()
-	c.list.remove(lost)
-	if err := cl.Delete(ctx, l); err == nil {
-		t.Fatal("delete with a bookie down succeeded")
-	}
 	a := ledger.NewAuditor(cl, c.store.(*metadata.Store), ledger.AuditorConfig{Delay: time.Hour})
 	start := time.Now()
 	a.Round(ctx, start)

@@ -13,9 +13,9 @@ import (
 	"github.com/strata-mq/strata/internal/errcode"
 )
 
-// sendCounting sends n messages "0".."n-1" to topic one at a time (one
-// entry each) and returns their ids.
-func sendCounting(t *testing.T, ctx context.Context, c *client.Client, topic string, n int) []client.MessageID {
+// sendPayloads sends payload(0)..payload(n-1) to topic one at a time (one
+// entry each: Send waits for its receipt) and returns their ids.
+func sendPayloads(t *testing.T, ctx context.Context, c *client.Client, topic string, n int, payload func(i int) []byte) []client.MessageID {
 	t.Helper()
 	p, err := c.NewProducer(ctx, topic)
 	if err != nil {
@@ -24,11 +24,17 @@ func sendCounting(t *testing.T, ctx context.Context, c *client.Client, topic str
 	defer p.Close()
 	ids := make([]client.MessageID, n)
 	for i := range n {
-		if ids[i], err = p.Send(ctx, &client.ProducerMessage{Payload: []byte(strconv.Itoa(i))}); err != nil {
+		if ids[i], err = p.Send(ctx, &client.ProducerMessage{Payload: payload(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return ids
+}
+
+// sendCounting sends the messages "0".."n-1" (sendPayloads).
+func sendCounting(t *testing.T, ctx context.Context, c *client.Client, topic string, n int) []client.MessageID {
+	t.Helper()
+	return sendPayloads(t, ctx, c, topic, n, func(i int) []byte { return []byte(strconv.Itoa(i)) })
 }
 
 // subStats is the stats of subscription sub of topic (one partition).

@@ -557,6 +557,10 @@ func TestReplayRefusesBadInputWithExitCode2(t *testing.T) {
 	}
 }
 
+// needle is message i's payload in the tests that damage one message's
+// bytes where they are stored, found by its "needle-NNNN-" prefix.
+func needle(i int) []byte { return fmt.Appendf(nil, "needle-%04d-%s", i, strings.Repeat("x", 200)) }
+
 // flipInFiles flips one byte of needle's first occurrence in the files
 // under dir (the standalone stopped), and reports whether it found one.
 func flipInFiles(t *testing.T, dir string, needle []byte) bool {
@@ -594,18 +598,7 @@ func TestReplayOfARangeWithAnUnreadableEntryFailsAndWritesNothing(t *testing.T) 
 	ctx := testContext(t, 2*time.Minute)
 	c := s.client()
 	const topic = "damaged"
-	send := func(first, n int) {
-		p, err := c.NewProducer(ctx, topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
-		for i := first; i < first+n; i++ { // one entry each
-			if _, err := p.Send(ctx, &client.ProducerMessage{Payload: fmt.Appendf(nil, "needle-%04d-%s", i, strings.Repeat("x", 200))}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	send := func(first, n int) { sendPayloads(t, ctx, c, topic, n, func(i int) []byte { return needle(first + i) }) }
 	send(0, 10)
 	// The next messages go to a new ledger, so that the damaged one is
 	// closed: the topic's load reads only its newest ledger.
@@ -640,15 +633,7 @@ func TestATopicWhoseNewestLedgerHasADamagedEntryStillLoads(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
 	c := s.client()
 	const topic = "damaged-newest"
-	p, err := c.NewProducer(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 10 { // one entry each
-		if _, err := p.Send(ctx, &client.ProducerMessage{Payload: fmt.Appendf(nil, "needle-%04d-%s", i, strings.Repeat("y", 200))}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sendPayloads(t, ctx, c, topic, 10, needle)
 	s.kill()
 	if !flipInFiles(t, s.dir, []byte("needle-0004-")) {
 		t.Fatal("message 4's bytes are not in any file of the data directory")
@@ -663,7 +648,7 @@ func TestATopicWhoseNewestLedgerHasADamagedEntryStillLoads(t *testing.T) {
 	if statsErr != nil {
 		t.Fatalf("stats of the topic: %v", statsErr)
 	}
-	p, err = c.NewProducer(ctx, topic)
+	p, err := c.NewProducer(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
