@@ -65,10 +65,10 @@ const fullScanEvery = 10 * time.Minute
 // While ledgers marked for deletion are left (a bookie of theirs down),
 // the auditor reads every ledger again at most every deletionRetryEvery,
 // and tries at most maxDeletionsPerRound of them in a round.
-const (
-	deletionRetryEvery   = time.Minute
-	maxDeletionsPerRound = 16
-)
+const deletionRetryEvery = time.Minute
+
+// maxDeletionsPerRound is a variable so that a test can make it small.
+var maxDeletionsPerRound = 16
 
 // defaultRecoverTimeout is AuditorConfig.RecoverTimeout's default.
 const defaultRecoverTimeout = 30 * time.Second

@@ -521,6 +521,54 @@ func TestDeletionIsFinishedWithoutABookieLostForGood(t *testing.T) {
 	}
 }
 
+// TestMarkedDeletionsAreTriedInTurnSoOneThatCannotFinishBlocksNone: with
+// one try a round, a marked ledger whose bookie stays down does not keep a
+// later marked ledger, which could finish, from being tried: each round
+// starts after the last one tried.
+func TestMarkedDeletionsAreTriedInTurnSoOneThatCannotFinishBlocksNone(t *testing.T) {
+	ledger.SetMaxDeletionsPerRound(t, 1)
+	c := startCluster(t, 4)
+	cl := c.client(t)
+	ctx := context.Background()
+	// Ensembles of 3 of the 4 bookies, chosen at random: the stuck ledger
+	// needs a bookie the free one does not name.
+	stuck := writeClosed(t, c, cl, ledger.ClusterOptions(), 5)
+	var free *metadata.Ledger
+	var down string
+	for down == "" {
+		free = writeClosed(t, c, cl, ledger.ClusterOptions(), 5)
+		for _, b := range stuck.Fragments[0].Bookies {
+			if !slices.Contains(free.Fragments[0].Bookies, b) {
+				down = b
+			}
+		}
+	}
+	// Both marked, as a failed delete leaves them; only the first names the
+	// bookie that then stays down.
+	for _, l := range []*metadata.Ledger{stuck, free} {
+		cur, err := c.store.GetLedger(ctx, l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur.Deleting = true
+		if err := c.store.UpdateLedger(ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.bookie(down).pause()
+	a := ledger.NewAuditor(cl, c.store.(*metadata.Store), ledger.AuditorConfig{Delay: time.Hour})
+	start := time.Now()
+	for i := range 2 { // a minute apart: marked ledgers are scanned again every minute
+		a.Round(ctx, start.Add(time.Duration(i)*2*time.Minute))
+	}
+	if _, err := c.store.GetLedger(ctx, free.ID); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatalf("the ledger that could be deleted, after two rounds: %v", err)
+	}
+	if l, err := c.store.GetLedger(ctx, stuck.ID); err != nil || !l.Deleting {
+		t.Fatalf("the ledger whose bookie is down: %+v, %v; want still marked", l, err)
+	}
+}
+
 func TestCreateRejectsBadQuorumsAndTooFewBookies(t *testing.T) {
 	c := startCluster(t, 1)
 	cl := c.client(t)

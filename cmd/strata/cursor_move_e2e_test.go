@@ -251,7 +251,7 @@ func TestSeekAndResetRefuseAMessageIDOfAnotherLedger(t *testing.T) {
 // ungrouped ack right after Subscribe, and a reader's seek right after
 // NewReader, go through (they failed as if the consumer were reconnecting
 // until its stream was recorded); after Close they fail with ErrClosed
-// instead of a retriable error, or of nothing for an ack.
+// instead of a retriable error, or of nothing for an ack or a nack.
 func TestConsumerCallsRightAfterOpeningAndAfterClosing(t *testing.T) {
 	s := newStandalone(t)
 	s.start()
@@ -299,5 +299,8 @@ func TestConsumerCallsRightAfterOpeningAndAfterClosing(t *testing.T) {
 	}
 	if err := cons.Ack(m); !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("ack after close: %v", err)
+	}
+	if err := cons.Nack(m); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("nack after close: %v", err)
 	}
 }

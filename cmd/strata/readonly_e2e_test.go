@@ -145,4 +145,19 @@ func TestAStandaloneOverItsDiskThresholdRefusesPublishesAndSaysWhy(t *testing.T)
 	if err == nil || !errcode.IsRetriable(err) || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("a producer on a standalone whose only bookie is read-only: %v, want a retriable error saying no bookie is writable", err)
 	}
+	// With a dead seed beside the live one, in either order, the node's
+	// answer is what the caller sees, not the dead seed's "connection
+	// refused".
+	dead := freeAddrs(t, 1)[0]
+	for _, seeds := range []string{dead + "," + s.grpc, s.grpc + "," + dead} {
+		c2, err := client.New("strata://"+seeds, client.OperationTimeout(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c2.NewProducer(ctx, "full-disk")
+		c2.Close()
+		if err == nil || !strings.Contains(err.Error(), "read-only") {
+			t.Fatalf("seeds %s: %v, want the live node's answer that no bookie is writable", seeds, err)
+		}
+	}
 }
