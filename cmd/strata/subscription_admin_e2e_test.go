@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/internal/errcode"
 )
 
 // TestSubscriptionCreatedBeforeProducersGetsEveryMessageAndClearBacklogDropsThem
@@ -690,6 +691,12 @@ func TestPublishRateHoldsProducersBackWithoutFailingThemOnARealStandalone(t *tes
 	produce(free)                                                                                       // nothing to assert on its speed: it must only succeed
 	if v := metricValue(t, s.http, `strata_publish_throttled_seconds_total{topic="`+free+`"}`); v > 0 { // absent: -1
 		t.Fatalf("a topic whose own policy lifts the rate was throttled %v seconds", v)
+	}
+	// Messages the rate holds back past `produce --timeout` fail as
+	// TIMEOUT: the close after the wait had failed them as CLOSED.
+	_, _, err = run(t, "", "produce", "--url", s.url(), "--topic", "public/throttled/slow", "--count", "400", "--timeout", "1s")
+	if errcode.CodeOf(err) != errcode.Timeout || !strings.Contains(err.Error(), "messages failed") {
+		t.Fatalf("produce of 400 messages at 50 a second within 1 s: %v, want TIMEOUT", err)
 	}
 }
 
