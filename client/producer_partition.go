@@ -36,8 +36,12 @@ type pendingMsg struct {
 // sentBatch is a batch that was cut from the queue: sent on the current
 // stream, or waiting to be resent on the next one.
 type sentBatch struct {
-	msgs   []*pendingMsg
-	req    *servingpb.ProduceRequest // set by the send loop, which alone reads it, right after the cut
+	msgs []*pendingMsg
+	req  *servingpb.ProduceRequest // set by the send loop, which alone reads it, right after the cut
+	// enc is the buffer req's uncompressed bytes are in (nil when they went
+	// compressed): resolve hands it back to the send loop for a later batch
+	// (guarded by partitionProducer.mu).
+	enc    []byte
 	bytes  int
 	sentAt time.Time // when last sent (guarded by partitionProducer.mu)
 	// streamNo is its number among the batches sent on the current stream,
@@ -107,8 +111,22 @@ type partitionProducer struct {
 		addr        string        // node of the current stream
 		suspect     string        // node whose stream was abandoned for a missing receipt
 		expiry      *time.Timer   // pending send-timeout check (nil: none)
+		// spareEnc are encode buffers of resolved batches, which the send
+		// loop alone takes, so that one still being sent or resent is never
+		// written over: at a steady rate it then encodes every batch into a
+		// buffer it already has instead of a new one for the collector.
+		spareEnc [][]byte
 	}
+	// ems is the send loop's scratch for encoding a batch.
+	ems []entry.Message
 }
+
+// Encode buffers kept for reuse: a few per producer partition, none larger
+// than a batch's usual size, so that a burst of large batches is not kept.
+const (
+	maxSpareEnc      = 4
+	maxSpareEncBytes = 1 << 20
+)
 
 func newPartitionProducer(c *Client, cfg *producerConfig, topic string, partition int32, name string) *partitionProducer {
 	p := &partitionProducer{
@@ -692,8 +710,19 @@ func (p *partitionProducer) sendDue(st produceStream) (time.Time, error) {
 		// this loop reads b.req, here and in the resends of the next stream.
 		p.mu.Lock()
 		version := p.mu.schemaVersion
+		var buf []byte
+		if n := len(p.mu.spareEnc); n > 0 {
+			buf, p.mu.spareEnc = p.mu.spareEnc[n-1], p.mu.spareEnc[:n-1]
+		}
 		p.mu.Unlock()
-		b.req = batchRequest(b.msgs, p.cfg.compression, version)
+		req, enc, spare := batchRequest(b.msgs, p.cfg.compression, version, &p.ems, buf)
+		b.req = req
+		if spare != nil {
+			p.spare(spare)
+		}
+		p.mu.Lock()
+		b.enc = enc // under mu: an expiry may resolve b meanwhile
+		p.mu.Unlock()
 		p.markSent(b)
 		if err := sendBatch(st, b.req); err != nil {
 			return time.Time{}, err
@@ -787,12 +816,29 @@ func (p *partitionProducer) cut(now time.Time) (*sentBatch, time.Time) {
 	return b, time.Time{}
 }
 
+// spare keeps buf for a later batch's encoding, unless enough are kept.
+func (p *partitionProducer) spare(buf []byte) {
+	if cap(buf) > maxSpareEncBytes {
+		return
+	}
+	p.mu.Lock()
+	if len(p.mu.spareEnc) < maxSpareEnc {
+		p.mu.spareEnc = append(p.mu.spareEnc, buf[:0])
+	}
+	p.mu.Unlock()
+}
+
 // batchRequest encodes msgs as the entry format does (internal/entry), so
 // that the serving node writes the bytes as they are instead of decoding
 // and re-encoding every message, and compresses them with c when that
-// makes them smaller.
-func batchRequest(msgs []*pendingMsg, c Compression, schemaVersion string) *servingpb.ProduceRequest {
-	ems := make([]entry.Message, len(msgs))
+// makes them smaller. It encodes into buf when buf is large enough, and
+// uses *scratch for the messages' entry form. enc is the buffer the request
+// holds (nil when it holds compressed bytes); spare is a buffer the request
+// does not hold, free for another batch (nil when none).
+func batchRequest(msgs []*pendingMsg, c Compression, schemaVersion string, scratch *[]entry.Message, buf []byte) (req *servingpb.ProduceRequest, enc, spare []byte) {
+	ems := slices.Grow((*scratch)[:0], len(msgs))[:len(msgs)]
+	// The scratch must not keep the batch's payloads and properties alive.
+	defer func() { clear(ems); *scratch = ems[:0] }()
 	size := 0
 	for i, m := range msgs {
 		props := m.msg.Properties
@@ -814,7 +860,12 @@ func batchRequest(msgs []*pendingMsg, c Compression, schemaVersion string) *serv
 		}
 		size += entry.MessageSize(&ems[i])
 	}
-	enc := make([]byte, 0, size)
+	if cap(buf) >= size {
+		enc = buf[:0]
+	} else {
+		// A buffer too small for this batch is dropped for a new one.
+		enc = make([]byte, 0, size)
+	}
 	for i := range ems {
 		enc = entry.AppendMessage(enc, &ems[i])
 	}
@@ -826,8 +877,9 @@ func batchRequest(msgs []*pendingMsg, c Compression, schemaVersion string) *serv
 	}
 	if z, err := entry.Compress(entry.Compression(c), enc); err == nil && z != nil {
 		send.Encoded, send.Compression, send.UncompressedSize = z, servingpb.Compression(c), uint32(len(enc))
+		enc, spare = nil, enc
 	}
-	return &servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Send{Send: send}}
+	return &servingpb.ProduceRequest{Kind: &servingpb.ProduceRequest_Send{Send: send}}, enc, spare
 }
 
 // recvLoop resolves receipts and per-batch errors in order until the stream
@@ -941,8 +993,15 @@ func (p *partitionProducer) resolve(b *sentBatch) {
 	}
 	close(p.mu.progress)
 	p.mu.progress = make(chan struct{})
+	// A resolved batch is never sent again, and the send loop, the only
+	// reader of b.req, takes spare buffers only between its sends.
+	enc := b.enc
+	b.enc = nil
 	p.mu.Unlock()
 	p.lim.release(len(b.msgs), b.bytes)
+	if enc != nil {
+		p.spare(enc)
+	}
 	p.signal() // room for another batch in flight
 }
 
