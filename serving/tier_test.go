@@ -461,32 +461,45 @@ func (e *tierEnv) offloadOneLedger(topic string) offloaded {
 	return o
 }
 
+// corruptFirstBatch flips a byte in the middle of o's first batch in the
+// object store.
+func (e *tierEnv) corruptFirstBatch(o offloaded) {
+	b := o.seg.Batches[0]
+	data := bytes.Clone(o.data)
+	data[b.Offset+b.Length/2] ^= 0xff
+	if err := e.objs.Put(ctxT(e.t), o.seg.Key, bytes.NewReader(data), int64(len(data))); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// deleteBookieCopies offloads topic's closed ledgers with no deletion lag
+// and waits until their bookie copies are gone: the object store then holds
+// the only copy.
+func (e *tierEnv) deleteBookieCopies(topic string) {
+	e.setPolicy("public/default", &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: -1, OffloadAgeMs: -1, OffloadDeletionLagMs: 0})
+	if _, err := e.n.client.TriggerOffload(ctxT(e.t), &servingpb.TriggerOffloadRequest{Topic: topic}); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.allOffloadedAndDeleted(topic, 1); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func TestCorruptObjectIsNeverDeliveredAndIsReportedAsCorruption(t *testing.T) {
 	e := newTierEnv(t, nil)
 	const topic = "public/default/corrupt"
 	o := e.offloadOneLedger(topic)
-	ctx, before, seg, data := ctxT(t), o.before, o.seg, o.data
-	b := seg.Batches[0]
-	data[b.Offset+b.Length/2] ^= 0xff
-	if err := e.objs.Put(ctx, seg.Key, bytes.NewReader(data), int64(len(data))); err != nil {
-		t.Fatal(err)
-	}
+	e.corruptFirstBatch(o)
 
 	// While the bookies still hold the ledger (complete, within the
 	// deletion lag), a consumer gets the right bytes from them.
-	checkSame(t, consumeAll(t, e.n, topic, "fallback", 7), before)
+	checkSame(t, consumeAll(t, e.n, topic, "fallback", 7), o.before)
 	if err := e.logs.find("corrupt", isCorruption); err != nil {
 		t.Fatal(err)
 	}
 
 	// Once the bookie copy is deleted, the corrupt batch is not delivered.
-	e.setPolicy("public/default", &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: -1, OffloadAgeMs: -1, OffloadDeletionLagMs: 0})
-	if _, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.allOffloadedAndDeleted(topic, 1); err != nil {
-		t.Fatal(err)
-	}
+	e.deleteBookieCopies(topic)
 	cs := mustSubscribe(t, e.n, &servingpb.Subscribe{Topic: topic, Subscription: "after", InitialPosition: servingpb.InitialPosition_EARLIEST})
 	got := make(chan *servingpb.ConsumeResponse, 10)
 	go func() {
@@ -511,6 +524,98 @@ func TestCorruptObjectIsNeverDeliveredAndIsReportedAsCorruption(t *testing.T) {
 	default:
 	}
 	cs.cancel()
+}
+
+// A catch-up read that keeps failing (here an entry whose only copy is a
+// corrupt object) is retried after waits doubling from 200 ms, and the wait
+// is not cut short by the topic's publishes: it was, so that a busy topic
+// logged and retried a damaged entry once per publish.
+func TestFailedCatchUpReadsBackOffAndPublishesDoNotCutTheWaitShort(t *testing.T) {
+	e := newTierEnv(t, nil)
+	const topic, sub = "public/default/backoff", "stuck"
+	e.corruptFirstBatch(e.offloadOneLedger(topic))
+	e.deleteBookieCopies(topic)
+	cs := mustSubscribe(t, e.n, &servingpb.Subscribe{Topic: topic, Subscription: sub, InitialPosition: servingpb.InitialPosition_EARLIEST})
+	defer cs.cancel()
+	cs.flow(100)
+
+	type failure struct {
+		at    time.Time
+		retry time.Duration
+	}
+	failures := func() []failure {
+		e.logs.mu.Lock()
+		defer e.logs.mu.Unlock()
+		var fs []failure
+		for _, rec := range e.logs.recs {
+			if rec.Message != "catch-up read failed" {
+				continue
+			}
+			f, ours := failure{at: rec.Time}, false
+			rec.Attrs(func(a slog.Attr) bool {
+				switch a.Key {
+				case "subscription":
+					ours = a.Value.String() == sub
+				case "retry_in":
+					f.retry = a.Value.Duration()
+				}
+				return true
+			})
+			if ours {
+				fs = append(fs, f)
+			}
+		}
+		return fs
+	}
+	eventually(t, "a first failed catch-up read", func() error {
+		if len(failures()) == 0 {
+			return errors.New("none yet")
+		}
+		return nil
+	})
+	// Publish on and on while the reads fail: each publish wakes the
+	// subscription's dispatcher.
+	p := mustProducer(t, e.n, topic, "busy")
+	stop := make(chan struct{})
+	published := make(chan error, 1)
+	go func() {
+		for seq := uint64(100); ; seq++ {
+			select {
+			case <-stop:
+				published <- nil
+				return
+			default:
+			}
+			if _, err := p.send(msg(seq)); err != nil {
+				published <- err
+				return
+			}
+		}
+	}()
+	eventually(t, "four failed catch-up reads", func() error {
+		if n := len(failures()); n < 4 {
+			return fmt.Errorf("%d so far", n)
+		}
+		return nil
+	})
+	close(stop)
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	fs := failures()[:4]
+	var waits []time.Duration
+	for _, f := range fs {
+		waits = append(waits, f.retry)
+	}
+	for i, want := range []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond} {
+		if fs[i].retry != want {
+			t.Fatalf("failure %d set a wait of %v, want %v (waits %v)", i+1, fs[i].retry, want, waits)
+		}
+		// A machine that is slow only makes the gap longer.
+		if gap := fs[i+1].at.Sub(fs[i].at); gap < want {
+			t.Fatalf("read retried %v after failure %d, before its wait of %v ended", gap, i+1, want)
+		}
+	}
 }
 
 // An offloaded object cut short or gone, while the bookies still hold the
