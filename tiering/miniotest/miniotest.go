@@ -203,7 +203,7 @@ func (s *Server) startLocked() error {
 
 // waitLive polls the liveness endpoint until it answers 200, the process
 // exits, its log (from offset from) says it could not listen
-// (errPortInUse), or startTimeout passes.
+// (errPortInUse, also when it exited for that), or startTimeout passes.
 func waitLive(addr string, exited <-chan struct{}, logPath string, from int64) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(startTimeout)
@@ -220,6 +220,9 @@ func waitLive(addr string, exited <-chan struct{}, logPath string, from int64) e
 		}
 		select {
 		case <-exited:
+			if portInUse(logPath, from) {
+				return errPortInUse
+			}
 			return fmt.Errorf("minio exited before it was live")
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -228,10 +231,17 @@ func waitLive(addr string, exited <-chan struct{}, logPath string, from int64) e
 }
 
 // portInUse reports whether what the log holds past from says MinIO could
-// not listen on its address.
+// not listen on its address. It says so in two ways: when it finds the
+// port taken before it starts, it logs "Specified port is already in use"
+// and exits; when it loses the bind itself, the system's "address already
+// in use" and stays up without serving.
 func portInUse(logPath string, from int64) bool {
 	log, _ := os.ReadFile(logPath)
-	return int64(len(log)) > from && bytes.Contains(log[from:], []byte("address already in use"))
+	if int64(len(log)) <= from {
+		return false
+	}
+	log = log[from:]
+	return bytes.Contains(log, []byte("address already in use")) || bytes.Contains(log, []byte("port is already in use"))
 }
 
 // waitServing polls an S3 request until it succeeds: MinIO answers the
