@@ -1,8 +1,12 @@
 package client
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/strata-mq/strata/internal/errcode"
 )
 
 // TestDeliverAfterRoundsUpToTheMillisecond: a DeliverAfter delay is never
@@ -39,5 +43,50 @@ func TestDeliverAfterRoundsUpToTheMillisecond(t *testing.T) {
 	}
 	if got := (&ProducerMessage{DeliverAfter: -time.Second}).deliverAt(base); got != 0 {
 		t.Fatalf("a negative delay: due %d, want 0 (at once)", got)
+	}
+}
+
+// A first open that retried until its context ended reports why it could
+// not open (the last retriable failure), not the cancellation that cut its
+// last attempt; but a real answer that came just as the context ended
+// stands, and so does any error while the context is alive.
+func TestAnOpenAtItsDeadlineReportsTheLastRetriableFailureNotTheCut(t *testing.T) {
+	notEnough := errcode.New(errcode.NotEnoughBookies, "2 bookies of 3")
+	refused := errcode.New(errcode.Unauthorized, "no produce permission")
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	alive := context.Background()
+	for _, c := range []struct {
+		name      string
+		ctx       context.Context
+		err, last error
+		want      error // errors.Is of the answer
+		wantCtx   bool  // and of the context's error too
+	}{
+		{"cut by the cancellation", ended, context.Canceled, notEnough, notEnough, true},
+		{"cut, reported as closed", ended, errcode.New(errcode.Closed, "stream closed"), notEnough, notEnough, true},
+		{"cut, reported as a timeout", ended, errcode.New(errcode.Timeout, "open timed out"), notEnough, notEnough, true},
+		{"a refusal as the context ended", ended, refused, notEnough, refused, false},
+		{"the last failure itself", ended, notEnough, notEnough, notEnough, false},
+		{"nothing retried before", ended, context.Canceled, nil, context.Canceled, false},
+		{"context alive", alive, context.Canceled, notEnough, context.Canceled, false},
+		{"opened", ended, nil, notEnough, nil, false},
+	} {
+		got := atDeadline(c.ctx, c.err, c.last)
+		if c.want == nil {
+			if got != nil {
+				t.Errorf("%s: %v, want nil", c.name, got)
+			}
+			continue
+		}
+		if !errors.Is(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+		if c.wantCtx && !errors.Is(got, context.Canceled) {
+			t.Errorf("%s: %v does not say the open was cut short", c.name, got)
+		}
+		if !c.wantCtx && c.want != context.Canceled && errors.Is(got, context.Canceled) {
+			t.Errorf("%s: %v, want the answer as it came", c.name, got)
+		}
 	}
 }
