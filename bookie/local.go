@@ -53,6 +53,10 @@ func (c localClient) Delete(ctx context.Context, in *bookiepb.DeleteRequest, _ .
 	return c.s.Delete(ctx, in)
 }
 
+func (c localClient) ListEntries(ctx context.Context, in *bookiepb.ListEntriesRequest, _ ...grpc.CallOption) (*bookiepb.ListEntriesResponse, error) {
+	return c.s.ListEntries(ctx, in)
+}
+
 func (c localClient) Health(ctx context.Context, in *bookiepb.HealthRequest, _ ...grpc.CallOption) (*bookiepb.HealthResponse, error) {
 	return c.s.Health(ctx, in)
 }

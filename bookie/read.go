@@ -3,6 +3,7 @@ package bookie
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/strata-mq/strata/bookie/index"
@@ -48,6 +49,61 @@ func (b *Bookie) ReadRange(ctx context.Context, l ids.LedgerID, first, last ids.
 		}
 	}
 	return nil
+}
+
+// An answer of ListEntries looks at most at listSpan entry ids, holding
+// the index's lock for listChunk of them at a time, so that neither a huge
+// range nor a call's answer goes unbounded and the syncer, which updates
+// the index after each fdatasync, is not held up; it holds at most
+// listRanges ranges, well under any message limit a bookie is given.
+const (
+	listSpan   = 1 << 20
+	listChunk  = 1 << 16
+	listRanges = 1 << 14
+)
+
+// ListEntries answers which entries of ledger l in first..last the bookie
+// stores, as ascending, disjoint, non-adjacent ranges taken from the index
+// (no record is read), and the first entry the answer does not cover:
+// last+1, or less when the answer reached its bounds, and the caller asks
+// again from there. An entry whose record is damaged is listed (it is
+// indexed; reading it is ErrCorruption). An unknown ledger has no entries;
+// a deleted one fails with ErrLedgerNotFound.
+func (b *Bookie) ListEntries(l ids.LedgerID, first, last ids.EntryID) ([]index.Range, ids.EntryID, error) {
+	if l == 0 || first < 0 || last < first || last == math.MaxInt64 {
+		return nil, 0, fmt.Errorf("%w: ledger %d range %d..%d", ErrInvalidArgument, l, first, last)
+	}
+	if last-first >= listSpan {
+		last = first + listSpan - 1
+	}
+	var rs []index.Range
+	for from := first; ; {
+		to := from + min(last-from, listChunk-1)
+		var next ids.EntryID
+		var err error
+		if rs, next, err = b.appendRanges(rs, l, from, to); err != nil {
+			return nil, 0, err
+		}
+		if next <= to || to == last {
+			return rs, next, nil
+		}
+		from = to + 1
+	}
+}
+
+// appendRanges is one chunk of ListEntries, under the index's lock.
+func (b *Bookie) appendRanges(rs []index.Range, l ids.LedgerID, first, last ids.EntryID) ([]index.Range, ids.EntryID, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	led := b.mu.table.Get(l)
+	if led == nil {
+		return rs, last + 1, nil
+	}
+	if led.Deleted {
+		return nil, 0, fmt.Errorf("%w: ledger %d", ErrLedgerNotFound, l)
+	}
+	rs, next := led.Entries.AppendRanges(rs, first, last, listRanges)
+	return rs, next, nil
 }
 
 func (b *Bookie) lookup(l ids.LedgerID, e ids.EntryID) (index.Loc, error) {

@@ -286,6 +286,20 @@ func (s *service) Delete(ctx context.Context, req *bookiepb.DeleteRequest) (*boo
 	return &bookiepb.DeleteResponse{}, nil
 }
 
+// ListEntries answers the ranges of entries of a ledger the bookie
+// stores, from its index.
+func (s *service) ListEntries(_ context.Context, req *bookiepb.ListEntriesRequest) (*bookiepb.ListEntriesResponse, error) {
+	rs, next, err := s.b.ListEntries(ids.LedgerID(req.LedgerId), ids.EntryID(req.FirstEntry), ids.EntryID(req.LastEntry))
+	if err != nil {
+		return nil, errcode.ToStatus(err)
+	}
+	resp := &bookiepb.ListEntriesResponse{Ranges: make([]*bookiepb.EntryRange, len(rs)), NextEntry: int64(next)}
+	for i, r := range rs {
+		resp.Ranges[i] = &bookiepb.EntryRange{FirstEntry: int64(r.First), LastEntry: int64(r.Last)}
+	}
+	return resp, nil
+}
+
 // Health answers the bookie's id, whether its journal accepts writes, and
 // whether it refuses new adds (read-only).
 func (s *service) Health(context.Context, *bookiepb.HealthRequest) (*bookiepb.HealthResponse, error) {

@@ -671,6 +671,180 @@ func (*DeleteResponse) Descriptor() ([]byte, []int) {
 	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{10}
 }
 
+type ListEntriesRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	LedgerId   uint64                 `protobuf:"varint,1,opt,name=ledger_id,json=ledgerId,proto3" json:"ledger_id,omitempty"`
+	FirstEntry int64                  `protobuf:"varint,2,opt,name=first_entry,json=firstEntry,proto3" json:"first_entry,omitempty"`
+	// Inclusive.
+	LastEntry     int64 `protobuf:"varint,3,opt,name=last_entry,json=lastEntry,proto3" json:"last_entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEntriesRequest) Reset() {
+	*x = ListEntriesRequest{}
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEntriesRequest) ProtoMessage() {}
+
+func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
+func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListEntriesRequest) GetLedgerId() uint64 {
+	if x != nil {
+		return x.LedgerId
+	}
+	return 0
+}
+
+func (x *ListEntriesRequest) GetFirstEntry() int64 {
+	if x != nil {
+		return x.FirstEntry
+	}
+	return 0
+}
+
+func (x *ListEntriesRequest) GetLastEntry() int64 {
+	if x != nil {
+		return x.LastEntry
+	}
+	return 0
+}
+
+// An unknown ledger has no entries; a deleted one is LEDGER_NOT_FOUND. An
+// entry whose record is damaged is listed (it is indexed; a read of it is
+// CORRUPTION).
+type ListEntriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries stored in first_entry..next_entry-1: ascending, disjoint,
+	// never adjacent.
+	Ranges []*EntryRange `protobuf:"bytes,1,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	// The first entry this answer does not cover: last_entry+1 once it
+	// covers the whole range. An answer is bounded (in the entry ids looked
+	// at and in ranges); ask again from next_entry for the rest.
+	NextEntry     int64 `protobuf:"varint,2,opt,name=next_entry,json=nextEntry,proto3" json:"next_entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEntriesResponse) Reset() {
+	*x = ListEntriesResponse{}
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEntriesResponse) ProtoMessage() {}
+
+func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
+func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListEntriesResponse) GetRanges() []*EntryRange {
+	if x != nil {
+		return x.Ranges
+	}
+	return nil
+}
+
+func (x *ListEntriesResponse) GetNextEntry() int64 {
+	if x != nil {
+		return x.NextEntry
+	}
+	return 0
+}
+
+// The entries first_entry..last_entry, both included.
+type EntryRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FirstEntry    int64                  `protobuf:"varint,1,opt,name=first_entry,json=firstEntry,proto3" json:"first_entry,omitempty"`
+	LastEntry     int64                  `protobuf:"varint,2,opt,name=last_entry,json=lastEntry,proto3" json:"last_entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntryRange) Reset() {
+	*x = EntryRange{}
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntryRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntryRange) ProtoMessage() {}
+
+func (x *EntryRange) ProtoReflect() protoreflect.Message {
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntryRange.ProtoReflect.Descriptor instead.
+func (*EntryRange) Descriptor() ([]byte, []int) {
+	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *EntryRange) GetFirstEntry() int64 {
+	if x != nil {
+		return x.FirstEntry
+	}
+	return 0
+}
+
+func (x *EntryRange) GetLastEntry() int64 {
+	if x != nil {
+		return x.LastEntry
+	}
+	return 0
+}
+
 type HealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -679,7 +853,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[11]
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +865,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[11]
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +878,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{11}
+	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{14}
 }
 
 type HealthResponse struct {
@@ -721,7 +895,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[12]
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +907,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[12]
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +920,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{12}
+	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HealthResponse) GetBookieId() string {
@@ -823,18 +997,35 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"last_entry\x18\x02 \x01(\x03R\tlastEntry\",\n" +
 	"\rDeleteRequest\x12\x1b\n" +
 	"\tledger_id\x18\x01 \x01(\x04R\bledgerId\"\x10\n" +
-	"\x0eDeleteResponse\"\x0f\n" +
+	"\x0eDeleteResponse\"q\n" +
+	"\x12ListEntriesRequest\x12\x1b\n" +
+	"\tledger_id\x18\x01 \x01(\x04R\bledgerId\x12\x1f\n" +
+	"\vfirst_entry\x18\x02 \x01(\x03R\n" +
+	"firstEntry\x12\x1d\n" +
+	"\n" +
+	"last_entry\x18\x03 \x01(\x03R\tlastEntry\"j\n" +
+	"\x13ListEntriesResponse\x124\n" +
+	"\x06ranges\x18\x01 \x03(\v2\x1c.strata.bookie.v1.EntryRangeR\x06ranges\x12\x1d\n" +
+	"\n" +
+	"next_entry\x18\x02 \x01(\x03R\tnextEntry\"L\n" +
+	"\n" +
+	"EntryRange\x12\x1f\n" +
+	"\vfirst_entry\x18\x01 \x01(\x03R\n" +
+	"firstEntry\x12\x1d\n" +
+	"\n" +
+	"last_entry\x18\x02 \x01(\x03R\tlastEntry\"\x0f\n" +
 	"\rHealthRequest\"`\n" +
 	"\x0eHealthResponse\x12\x1b\n" +
 	"\tbookie_id\x18\x01 \x01(\tR\bbookieId\x12\x14\n" +
 	"\x05ready\x18\x02 \x01(\bR\x05ready\x12\x1b\n" +
-	"\tread_only\x18\x03 \x01(\bR\breadOnly2\xcd\x03\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly2\xa9\x04\n" +
 	"\x06Bookie\x12F\n" +
 	"\x03Add\x12\x1c.strata.bookie.v1.AddRequest\x1a\x1d.strata.bookie.v1.AddResponse(\x010\x01\x12G\n" +
 	"\x04Read\x12\x1d.strata.bookie.v1.ReadRequest\x1a\x1e.strata.bookie.v1.ReadResponse0\x01\x12N\n" +
 	"\aReadLAC\x12 .strata.bookie.v1.ReadLACRequest\x1a!.strata.bookie.v1.ReadLACResponse\x12H\n" +
 	"\x05Fence\x12\x1e.strata.bookie.v1.FenceRequest\x1a\x1f.strata.bookie.v1.FenceResponse\x12K\n" +
-	"\x06Delete\x12\x1f.strata.bookie.v1.DeleteRequest\x1a .strata.bookie.v1.DeleteResponse\x12K\n" +
+	"\x06Delete\x12\x1f.strata.bookie.v1.DeleteRequest\x1a .strata.bookie.v1.DeleteResponse\x12Z\n" +
+	"\vListEntries\x12$.strata.bookie.v1.ListEntriesRequest\x1a%.strata.bookie.v1.ListEntriesResponse\x12K\n" +
 	"\x06Health\x12\x1f.strata.bookie.v1.HealthRequest\x1a .strata.bookie.v1.HealthResponseB-Z+github.com/strata-mq/strata/bookie/bookiepbb\x06proto3"
 
 var (
@@ -849,41 +1040,47 @@ func file_bookie_bookiepb_bookie_proto_rawDescGZIP() []byte {
 	return file_bookie_bookiepb_bookie_proto_rawDescData
 }
 
-var file_bookie_bookiepb_bookie_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_bookie_bookiepb_bookie_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_bookie_bookiepb_bookie_proto_goTypes = []any{
-	(*AddRequest)(nil),      // 0: strata.bookie.v1.AddRequest
-	(*AddResponse)(nil),     // 1: strata.bookie.v1.AddResponse
-	(*ReadRequest)(nil),     // 2: strata.bookie.v1.ReadRequest
-	(*ReadResponse)(nil),    // 3: strata.bookie.v1.ReadResponse
-	(*Entry)(nil),           // 4: strata.bookie.v1.Entry
-	(*ReadLACRequest)(nil),  // 5: strata.bookie.v1.ReadLACRequest
-	(*ReadLACResponse)(nil), // 6: strata.bookie.v1.ReadLACResponse
-	(*FenceRequest)(nil),    // 7: strata.bookie.v1.FenceRequest
-	(*FenceResponse)(nil),   // 8: strata.bookie.v1.FenceResponse
-	(*DeleteRequest)(nil),   // 9: strata.bookie.v1.DeleteRequest
-	(*DeleteResponse)(nil),  // 10: strata.bookie.v1.DeleteResponse
-	(*HealthRequest)(nil),   // 11: strata.bookie.v1.HealthRequest
-	(*HealthResponse)(nil),  // 12: strata.bookie.v1.HealthResponse
+	(*AddRequest)(nil),          // 0: strata.bookie.v1.AddRequest
+	(*AddResponse)(nil),         // 1: strata.bookie.v1.AddResponse
+	(*ReadRequest)(nil),         // 2: strata.bookie.v1.ReadRequest
+	(*ReadResponse)(nil),        // 3: strata.bookie.v1.ReadResponse
+	(*Entry)(nil),               // 4: strata.bookie.v1.Entry
+	(*ReadLACRequest)(nil),      // 5: strata.bookie.v1.ReadLACRequest
+	(*ReadLACResponse)(nil),     // 6: strata.bookie.v1.ReadLACResponse
+	(*FenceRequest)(nil),        // 7: strata.bookie.v1.FenceRequest
+	(*FenceResponse)(nil),       // 8: strata.bookie.v1.FenceResponse
+	(*DeleteRequest)(nil),       // 9: strata.bookie.v1.DeleteRequest
+	(*DeleteResponse)(nil),      // 10: strata.bookie.v1.DeleteResponse
+	(*ListEntriesRequest)(nil),  // 11: strata.bookie.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil), // 12: strata.bookie.v1.ListEntriesResponse
+	(*EntryRange)(nil),          // 13: strata.bookie.v1.EntryRange
+	(*HealthRequest)(nil),       // 14: strata.bookie.v1.HealthRequest
+	(*HealthResponse)(nil),      // 15: strata.bookie.v1.HealthResponse
 }
 var file_bookie_bookiepb_bookie_proto_depIdxs = []int32{
 	4,  // 0: strata.bookie.v1.ReadResponse.entries:type_name -> strata.bookie.v1.Entry
-	0,  // 1: strata.bookie.v1.Bookie.Add:input_type -> strata.bookie.v1.AddRequest
-	2,  // 2: strata.bookie.v1.Bookie.Read:input_type -> strata.bookie.v1.ReadRequest
-	5,  // 3: strata.bookie.v1.Bookie.ReadLAC:input_type -> strata.bookie.v1.ReadLACRequest
-	7,  // 4: strata.bookie.v1.Bookie.Fence:input_type -> strata.bookie.v1.FenceRequest
-	9,  // 5: strata.bookie.v1.Bookie.Delete:input_type -> strata.bookie.v1.DeleteRequest
-	11, // 6: strata.bookie.v1.Bookie.Health:input_type -> strata.bookie.v1.HealthRequest
-	1,  // 7: strata.bookie.v1.Bookie.Add:output_type -> strata.bookie.v1.AddResponse
-	3,  // 8: strata.bookie.v1.Bookie.Read:output_type -> strata.bookie.v1.ReadResponse
-	6,  // 9: strata.bookie.v1.Bookie.ReadLAC:output_type -> strata.bookie.v1.ReadLACResponse
-	8,  // 10: strata.bookie.v1.Bookie.Fence:output_type -> strata.bookie.v1.FenceResponse
-	10, // 11: strata.bookie.v1.Bookie.Delete:output_type -> strata.bookie.v1.DeleteResponse
-	12, // 12: strata.bookie.v1.Bookie.Health:output_type -> strata.bookie.v1.HealthResponse
-	7,  // [7:13] is the sub-list for method output_type
-	1,  // [1:7] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	13, // 1: strata.bookie.v1.ListEntriesResponse.ranges:type_name -> strata.bookie.v1.EntryRange
+	0,  // 2: strata.bookie.v1.Bookie.Add:input_type -> strata.bookie.v1.AddRequest
+	2,  // 3: strata.bookie.v1.Bookie.Read:input_type -> strata.bookie.v1.ReadRequest
+	5,  // 4: strata.bookie.v1.Bookie.ReadLAC:input_type -> strata.bookie.v1.ReadLACRequest
+	7,  // 5: strata.bookie.v1.Bookie.Fence:input_type -> strata.bookie.v1.FenceRequest
+	9,  // 6: strata.bookie.v1.Bookie.Delete:input_type -> strata.bookie.v1.DeleteRequest
+	11, // 7: strata.bookie.v1.Bookie.ListEntries:input_type -> strata.bookie.v1.ListEntriesRequest
+	14, // 8: strata.bookie.v1.Bookie.Health:input_type -> strata.bookie.v1.HealthRequest
+	1,  // 9: strata.bookie.v1.Bookie.Add:output_type -> strata.bookie.v1.AddResponse
+	3,  // 10: strata.bookie.v1.Bookie.Read:output_type -> strata.bookie.v1.ReadResponse
+	6,  // 11: strata.bookie.v1.Bookie.ReadLAC:output_type -> strata.bookie.v1.ReadLACResponse
+	8,  // 12: strata.bookie.v1.Bookie.Fence:output_type -> strata.bookie.v1.FenceResponse
+	10, // 13: strata.bookie.v1.Bookie.Delete:output_type -> strata.bookie.v1.DeleteResponse
+	12, // 14: strata.bookie.v1.Bookie.ListEntries:output_type -> strata.bookie.v1.ListEntriesResponse
+	15, // 15: strata.bookie.v1.Bookie.Health:output_type -> strata.bookie.v1.HealthResponse
+	9,  // [9:16] is the sub-list for method output_type
+	2,  // [2:9] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_bookie_bookiepb_bookie_proto_init() }
@@ -897,7 +1094,7 @@ func file_bookie_bookiepb_bookie_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bookie_bookiepb_bookie_proto_rawDesc), len(file_bookie_bookiepb_bookie_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,12 +27,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Bookie_Add_FullMethodName     = "/strata.bookie.v1.Bookie/Add"
-	Bookie_Read_FullMethodName    = "/strata.bookie.v1.Bookie/Read"
-	Bookie_ReadLAC_FullMethodName = "/strata.bookie.v1.Bookie/ReadLAC"
-	Bookie_Fence_FullMethodName   = "/strata.bookie.v1.Bookie/Fence"
-	Bookie_Delete_FullMethodName  = "/strata.bookie.v1.Bookie/Delete"
-	Bookie_Health_FullMethodName  = "/strata.bookie.v1.Bookie/Health"
+	Bookie_Add_FullMethodName         = "/strata.bookie.v1.Bookie/Add"
+	Bookie_Read_FullMethodName        = "/strata.bookie.v1.Bookie/Read"
+	Bookie_ReadLAC_FullMethodName     = "/strata.bookie.v1.Bookie/ReadLAC"
+	Bookie_Fence_FullMethodName       = "/strata.bookie.v1.Bookie/Fence"
+	Bookie_Delete_FullMethodName      = "/strata.bookie.v1.Bookie/Delete"
+	Bookie_ListEntries_FullMethodName = "/strata.bookie.v1.Bookie/ListEntries"
+	Bookie_Health_FullMethodName      = "/strata.bookie.v1.Bookie/Health"
 )
 
 // BookieClient is the client API for Bookie service.
@@ -51,6 +52,10 @@ type BookieClient interface {
 	Fence(ctx context.Context, in *FenceRequest, opts ...grpc.CallOption) (*FenceResponse, error)
 	// Delete removes a ledger: unreadable at once, space reclaimed later.
 	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
+	// ListEntries answers which entries of a ledger this bookie stores, from
+	// its index, without reading them: what the auditor's ledger check
+	// compares with the entries the bookie should hold.
+	ListEntries(ctx context.Context, in *ListEntriesRequest, opts ...grpc.CallOption) (*ListEntriesResponse, error)
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
 }
 
@@ -124,6 +129,16 @@ func (c *bookieClient) Delete(ctx context.Context, in *DeleteRequest, opts ...gr
 	return out, nil
 }
 
+func (c *bookieClient) ListEntries(ctx context.Context, in *ListEntriesRequest, opts ...grpc.CallOption) (*ListEntriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEntriesResponse)
+	err := c.cc.Invoke(ctx, Bookie_ListEntries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *bookieClient) Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(HealthResponse)
@@ -150,6 +165,10 @@ type BookieServer interface {
 	Fence(context.Context, *FenceRequest) (*FenceResponse, error)
 	// Delete removes a ledger: unreadable at once, space reclaimed later.
 	Delete(context.Context, *DeleteRequest) (*DeleteResponse, error)
+	// ListEntries answers which entries of a ledger this bookie stores, from
+	// its index, without reading them: what the auditor's ledger check
+	// compares with the entries the bookie should hold.
+	ListEntries(context.Context, *ListEntriesRequest) (*ListEntriesResponse, error)
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
 	mustEmbedUnimplementedBookieServer()
 }
@@ -175,6 +194,9 @@ func (UnimplementedBookieServer) Fence(context.Context, *FenceRequest) (*FenceRe
 }
 func (UnimplementedBookieServer) Delete(context.Context, *DeleteRequest) (*DeleteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Delete not implemented")
+}
+func (UnimplementedBookieServer) ListEntries(context.Context, *ListEntriesRequest) (*ListEntriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEntries not implemented")
 }
 func (UnimplementedBookieServer) Health(context.Context, *HealthRequest) (*HealthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
@@ -272,6 +294,24 @@ func _Bookie_Delete_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Bookie_ListEntries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEntriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BookieServer).ListEntries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Bookie_ListEntries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BookieServer).ListEntries(ctx, req.(*ListEntriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Bookie_Health_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(HealthRequest)
 	if err := dec(in); err != nil {
@@ -308,6 +348,10 @@ var Bookie_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Delete",
 			Handler:    _Bookie_Delete_Handler,
+		},
+		{
+			MethodName: "ListEntries",
+			Handler:    _Bookie_ListEntries_Handler,
 		},
 		{
 			MethodName: "Health",

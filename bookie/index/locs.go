@@ -110,3 +110,43 @@ func (m *Locs) Equal(o *Locs) bool {
 	}
 	return true
 }
+
+// Range is the entries First..Last, both included.
+type Range struct{ First, Last ids.EntryID }
+
+// AppendRanges appends to rs the runs of entries present in first..last,
+// in increasing order, extending rs's last range when a run continues it,
+// and answers the entry it stopped before: last+1, or the first entry of a
+// run that would have made rs longer than maxRanges.
+func (m *Locs) AppendRanges(rs []Range, first, last ids.EntryID, maxRanges int) ([]Range, ids.EntryID) {
+	add := func(e ids.EntryID) bool {
+		if n := len(rs); n > 0 && rs[n-1].Last+1 == e {
+			rs[n-1].Last = e
+			return true
+		}
+		if len(rs) >= maxRanges {
+			return false
+		}
+		rs = append(rs, Range{e, e})
+		return true
+	}
+	for e := max(first, 0); e <= min(last, ids.EntryID(len(m.dense))-1); e++ {
+		if m.dense[e].Len != 0 && !add(e) {
+			return rs, e
+		}
+	}
+	// Every sparse id lies past dense, so after the dense ones in order.
+	var sparse []ids.EntryID
+	for e := range m.sparse {
+		if e >= first && e <= last {
+			sparse = append(sparse, e)
+		}
+	}
+	slices.Sort(sparse)
+	for _, e := range sparse {
+		if !add(e) {
+			return rs, e
+		}
+	}
+	return rs, last + 1
+}

@@ -2,6 +2,7 @@ package index
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/strata-mq/strata/internal/ids"
@@ -64,6 +65,68 @@ func TestLocsMatchAMapWhateverTheIds(t *testing.T) {
 		}
 		if int64(len(m.dense)) > 4*int64(m.Len()+1)+denseSlack {
 			t.Fatalf("seed %d: dense has %d slots for %d entries", seed, len(m.dense), m.Len())
+		}
+	}
+}
+
+// TestAppendRangesListsThePresentEntriesAsAMapWould: whatever the ids
+// (dense, sparse, striped), the ranges cover exactly the entries present
+// in the range asked, are ascending, disjoint and never adjacent, and a
+// bound on ranges stops the answer at the first entry left out, from
+// which asking again gives the rest.
+func TestAppendRangesListsThePresentEntriesAsAMapWould(t *testing.T) {
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 3))
+		var m Locs
+		model := map[ids.EntryID]bool{}
+		for e := ids.EntryID(0); e < 3000; e++ {
+			if r.IntN(3) > 0 { // holes as a striped or a short copy leaves
+				m.Set(e, Loc{File: 1, Len: 40})
+				model[e] = true
+			}
+		}
+		for range 50 { // sparse ids far ahead
+			e := ids.EntryID(100000 + r.Int64N(1<<40))
+			m.Set(e, Loc{File: 1, Len: 40})
+			model[e] = true
+		}
+		for range 20 {
+			first := ids.EntryID(r.Int64N(4000))
+			last := first + ids.EntryID(r.Int64N(1<<41))
+			if r.IntN(2) == 0 {
+				last = first + ids.EntryID(r.Int64N(500))
+			}
+			maxRanges := 1 + r.IntN(300)
+			var got []Range
+			calls := 0
+			for from := first; from <= last; calls++ {
+				n := len(got)
+				var next ids.EntryID
+				got, next = m.AppendRanges(got, from, last, n+maxRanges)
+				if next <= from && len(got) == n {
+					t.Fatalf("seed %d: no progress from %d", seed, from)
+				}
+				from = next
+			}
+			var want []ids.EntryID
+			for e := range model {
+				if e >= first && e <= last {
+					want = append(want, e)
+				}
+			}
+			slices.Sort(want)
+			var listed []ids.EntryID
+			for i, rg := range got {
+				if rg.Last < rg.First || (i > 0 && rg.First <= got[i-1].Last+1) {
+					t.Fatalf("seed %d: ranges not ascending, disjoint and apart: %v", seed, got)
+				}
+				for e := rg.First; e <= rg.Last; e++ {
+					listed = append(listed, e)
+				}
+			}
+			if !slices.Equal(listed, want) {
+				t.Fatalf("seed %d: %d..%d listed %d entries, want %d", seed, first, last, len(listed), len(want))
+			}
 		}
 	}
 }
