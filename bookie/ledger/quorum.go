@@ -18,6 +18,13 @@ func writeSet(f *metadata.Fragment, qw int, e ids.EntryID) []string {
 	return ws
 }
 
+// inWriteSet reports whether the bookie at index k of an ensemble of n
+// stores entry e with write quorum qw, as writeSet would say without a
+// slice per entry: k lies less than qw after e%n, around the ensemble.
+func inWriteSet(n, qw, k int, e ids.EntryID) bool {
+	return (k-int(e%ids.EntryID(n))+n)%n < qw
+}
+
 // fenceQuorum reports whether the bookies in ok cover at least (qw−qa)+1
 // bookies of every write set of ensemble: then no write set can still give
 // qa acknowledgements to a writer whose adds the ok bookies reject.

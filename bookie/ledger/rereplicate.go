@@ -83,7 +83,9 @@ func (c *Client) Rereplicate(ctx context.Context, id ids.LedgerID, lost string) 
 		}
 		if f.FirstEntry <= last {
 			copied = append(copied, to)
-			if err := c.copyFragment(ctx, l, &f, k, last, to); err != nil {
+			plan := copyPlan{spans: []span{{f.FirstEntry, last}}, avoid: lost,
+				want: func(e ids.EntryID) bool { return inWriteSet(len(f.Bookies), l.WriteQuorum, k, e) }}
+			if _, err := c.copyEntries(ctx, l, plan, to); err != nil {
 				return nil, fmt.Errorf("ledger %d: copying entries %d..%d from the bookies of %s to %s: %w", id, f.FirstEntry, last, lost, to, err)
 			}
 		}
@@ -132,18 +134,37 @@ func sameFragments(a, b []metadata.Fragment) bool {
 	})
 }
 
-// copyFragment copies the entries first..last of fragment f that the
-// bookie at index k of its ensemble held to bookie to.
-func (c *Client) copyFragment(ctx context.Context, l *metadata.Ledger, f *metadata.Fragment, k int, last ids.EntryID, to string) error {
+// span is the entries first..last, both included.
+type span struct{ first, last ids.EntryID }
+
+// copyPlan says which entries of a ledger a copy takes and where it reads
+// them.
+type copyPlan struct {
+	spans []span
+	// want, when set, picks the entries of spans to copy; nil takes all.
+	want func(ids.EntryID) bool
+	// avoid is the bookie read only when the others of a write set fail.
+	avoid string
+	// unreadable, when set, is told of an entry that could not be read,
+	// and the copy goes on without it when it answers true; else the
+	// copy stops with the read's error.
+	unreadable func(ids.EntryID, error) bool
+}
+
+// copyEntries copies to bookie to the entries of closed ledger l that p
+// names, each read from a bookie of its write set, with recovery adds
+// each answered after its fsync. It answers how many adds to
+// acknowledged, all of those sent when it answers no error.
+func (c *Client) copyEntries(ctx context.Context, l *metadata.Ledger, p copyPlan, to string) (int, error) {
 	bc, err := c.bookie(to)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st, err := bc.Add(ctx)
 	if err != nil {
-		return errcode.FromError(err)
+		return 0, errcode.FromError(err)
 	}
 	// Adds in flight are bounded in count and bytes, under the bookie's
 	// per-stream limits; the answers come back on their own goroutine.
@@ -151,6 +172,12 @@ func (c *Client) copyFragment(ctx context.Context, l *metadata.Ledger, f *metada
 	count := make(chan struct{}, rereplicateWindow)
 	var mu sync.Mutex
 	sizes := map[int64]int64{}
+	acked := 0
+	copied := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return acked
+	}
 	answered := make(chan error, 1)
 	go func() {
 		for {
@@ -172,66 +199,78 @@ func (c *Client) copyFragment(ctx context.Context, l *metadata.Ledger, f *metada
 			mu.Lock()
 			n := sizes[resp.GetEntryId()]
 			delete(sizes, resp.GetEntryId())
+			acked++
 			mu.Unlock()
 			inflight.Release(n)
 			<-count
 		}
 	}()
-	holds := func(e ids.EntryID) bool { return slices.Contains(writeSet(f, l.WriteQuorum, e), f.Bookies[k]) }
-	for e := f.FirstEntry; e <= last; {
-		got, err := c.read(ctx, l, e, last, f.Bookies[k])
-		if err != nil {
-			if ctx.Err() != nil {
-				return c.copyFailed(ctx, answered, to)
+	send := func(en Entry) error {
+		n := min(int64(len(en.Payload))+1, rereplicateBytes)
+		if err := inflight.Acquire(ctx, n); err != nil {
+			return c.copyFailed(ctx, answered, to)
+		}
+		select {
+		case count <- struct{}{}:
+		case <-ctx.Done():
+			return c.copyFailed(ctx, answered, to)
+		}
+		mu.Lock()
+		sizes[int64(en.ID)] = n
+		mu.Unlock()
+		if err := st.Send(&bookiepb.AddRequest{RequestId: uint64(en.ID) + 1, LedgerId: uint64(l.ID), EntryId: int64(en.ID),
+			Lac: int64(l.LastEntry), Payload: en.Payload, Recovery: true}); err != nil {
+			return c.copyFailed(ctx, answered, to)
+		}
+		select {
+		case err := <-answered:
+			if err == nil {
+				err = errcode.New(errcode.Unavailable, "bookie %s ended the stream early", to)
 			}
 			return err
+		default:
+			return nil
 		}
-		for _, en := range got {
-			if !holds(en.ID) {
+	}
+	for _, sp := range p.spans {
+		for e := sp.first; e <= sp.last; {
+			got, err := c.read(ctx, l, e, sp.last, p.avoid)
+			if err != nil {
+				if ctx.Err() != nil {
+					return copied(), c.copyFailed(ctx, answered, to)
+				}
+				if p.unreadable == nil || !p.unreadable(e, err) {
+					return copied(), err
+				}
+				e++
 				continue
 			}
-			n := min(int64(len(en.Payload))+1, rereplicateBytes)
-			if err := inflight.Acquire(ctx, n); err != nil {
-				return c.copyFailed(ctx, answered, to)
-			}
-			select {
-			case count <- struct{}{}:
-			case <-ctx.Done():
-				return c.copyFailed(ctx, answered, to)
-			}
-			mu.Lock()
-			sizes[int64(en.ID)] = n
-			mu.Unlock()
-			if err := st.Send(&bookiepb.AddRequest{RequestId: uint64(en.ID) + 1, LedgerId: uint64(l.ID), EntryId: int64(en.ID),
-				Lac: int64(l.LastEntry), Payload: en.Payload, Recovery: true}); err != nil {
-				return c.copyFailed(ctx, answered, to)
-			}
-			select {
-			case err := <-answered:
-				if err == nil {
-					err = errcode.New(errcode.Unavailable, "bookie %s ended the stream early", to)
+			for _, en := range got {
+				if p.want != nil && !p.want(en.ID) {
+					continue
 				}
-				return err
-			default:
+				if err := send(en); err != nil {
+					return copied(), err
+				}
 			}
+			e = got[len(got)-1].ID + 1
 		}
-		e = got[len(got)-1].ID + 1
 	}
 	if err := st.CloseSend(); err != nil {
-		return errcode.FromError(err)
+		return copied(), errcode.FromError(err)
 	}
 	// The bookie ends the stream once it has answered every add.
 	select {
 	case err := <-answered:
 		if err != nil {
-			return err
+			return copied(), err
 		}
 		if len(count) != 0 {
-			return errcode.New(errcode.Unavailable, "bookie %s ended the stream with %d adds unanswered", to, len(count))
+			return copied(), errcode.New(errcode.Unavailable, "bookie %s ended the stream with %d adds unanswered", to, len(count))
 		}
-		return nil
+		return copied(), nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return copied(), ctx.Err()
 	}
 }
 

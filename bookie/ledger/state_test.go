@@ -44,6 +44,21 @@ func TestWriteSetStripesOverConsecutiveBookies(t *testing.T) {
 	}
 }
 
+func TestInWriteSetAgreesWithWriteSet(t *testing.T) {
+	for n := 1; n <= 6; n++ {
+		f := &metadata.Fragment{Bookies: []string{"a", "b", "c", "d", "e", "f"}[:n]}
+		for qw := 1; qw <= n; qw++ {
+			for k := range n {
+				for e := range ids.EntryID(3 * n) {
+					if got, want := inWriteSet(n, qw, k, e), slices.Contains(writeSet(f, qw, e), f.Bookies[k]); got != want {
+						t.Fatalf("E=%d Qw=%d bookie %d entry %d: %v, want %v", n, qw, k, e, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestFenceQuorumNeedsQwMinusQaPlusOneOfEveryWriteSet(t *testing.T) {
 	ens := []string{"a", "b", "c", "d"}
 	for _, tc := range []struct {
