@@ -50,6 +50,14 @@ type AuditorConfig struct {
 	// write set down) would retry its fences for ever, and the auditor's
 	// other work would wait behind it. The next round tries again.
 	RecoverTimeout time.Duration
+	// CheckInterval is how often a pass of the ledger check starts: every
+	// closed ledger's copies are compared with what the bookies of its
+	// write sets hold, and the entries one misses are copied back to it
+	// (check.go; BookKeeper's auditorPeriodicCheckInterval). A pass checks
+	// at most 64 ledgers a round and starts only once the previous one
+	// finished; a process that becomes the auditor starts one at its first
+	// round. Zero: DefaultCheckInterval (a day); negative: never.
+	CheckInterval time.Duration
 	// Leader reports whether this process audits now; every process may
 	// run an Auditor, one at a time should act (two acting at once only
 	// waste copies: the metadata CAS lets one win).
@@ -75,8 +83,10 @@ const defaultRecoverTimeout = 30 * time.Second
 
 // Auditor finds the closed ledgers that a lost bookie held and
 // re-replicates them (Client.Rereplicate), as BookKeeper's AutoRecovery,
-// and finishes the deletions that a bookie being down left half done
-// (ledgers marked Deleting).
+// finishes the deletions that a bookie being down left half done
+// (ledgers marked Deleting), and checks every closed ledger's copies
+// periodically, copying back to a live bookie the entries of its write
+// sets it misses (check.go).
 // Each round lists the live bookies and every ledger; a bookie that some
 // ledger names and that is not registered is lost from the first round
 // that sees it, and after Delay each closed ledger naming it is copied off
@@ -99,11 +109,26 @@ type Auditor struct {
 	// lastDeletion the last one tried.
 	deleting     int
 	lastDeletion ids.LedgerID
+	// check is the ledger check's state: the ledgers the pass under way
+	// has still to check, ascending, when the next pass is due, and what
+	// this pass found so far.
+	check struct {
+		queue []ids.LedgerID
+		next  time.Time
+		pass  checkPass
+	}
 
-	lost         prometheus.Gauge
-	rereplicated prometheus.Counter
-	failures     prometheus.Counter
+	lost           prometheus.Gauge
+	rereplicated   prometheus.Counter
+	failures       prometheus.Counter
+	checkedLedgers prometheus.Counter
+	missingEntries prometheus.Counter
+	copiedEntries  prometheus.Counter
+	checkFailures  prometheus.Counter
 }
+
+// checkPass counts what a pass of the ledger check did, for its log line.
+type checkPass struct{ ledgers, missing, copied, failures int }
 
 // NewAuditor builds an auditor over c.
 func NewAuditor(c *Client, ledgers LedgerLister, cfg AuditorConfig) *Auditor {
@@ -114,9 +139,17 @@ func NewAuditor(c *Client, ledgers LedgerLister, cfg AuditorConfig) *Auditor {
 			Help: "Closed ledgers copied off a lost bookie."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_rereplication_failures_total",
 			Help: "Re-replications of a ledger that failed (retried the next round)."}),
+		checkedLedgers: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_ledger_check_ledgers_total",
+			Help: "Closed ledgers whose copies the ledger check compared with what their bookies hold."}),
+		missingEntries: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_ledger_check_missing_entries_total",
+			Help: "Copies of entries the ledger check found missing on a live bookie of their write set."}),
+		copiedEntries: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_ledger_check_copied_entries_total",
+			Help: "Missing copies of entries the ledger check wrote back to their bookie."}),
+		checkFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_ledger_check_failures_total",
+			Help: "Checks of a fragment on one bookie that failed to list its entries or to copy back the missing ones (tried again next pass)."}),
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(a.lost, a.rereplicated, a.failures)
+		cfg.Registerer.MustRegister(a.lost, a.rereplicated, a.failures, a.checkedLedgers, a.missingEntries, a.copiedEntries, a.checkFailures)
 	}
 	return a
 }
@@ -187,8 +220,18 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 	if a.cfg.Leader != nil && !a.cfg.Leader(ctx) {
 		clear(a.lostSince) // a later leadership starts its clocks afresh
 		a.lastScan = time.Time{}
+		a.check.queue, a.check.next = nil, time.Time{}
 		return 0
 	}
+	n := a.audit(ctx, now)
+	a.checkSome(ctx)
+	return n
+}
+
+// audit is a round's work but the ledger check's: it re-replicates the
+// ledgers of lost and draining bookies, finishes deletions, and starts a
+// pass of the check when one is due.
+func (a *Auditor) audit(ctx context.Context, now time.Time) int {
 	registered := a.c.bookies
 	if a.cfg.Registered != nil {
 		registered = a.cfg.Registered
@@ -208,9 +251,9 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 	// Reading every ledger's metadata is the expensive part: skip it while
 	// nothing can need a copy (no bookie draining or timed as lost, every
 	// bookie live at the last scan still live: new ledgers name only live
-	// ones), up to fullScanEvery.
+	// ones, no pass of the ledger check due), up to fullScanEvery.
 	if len(draining) == 0 && len(a.lostSince) == 0 && (a.deleting == 0 || now.Sub(a.lastScan) < deletionRetryEvery) &&
-		!a.lastScan.IsZero() && now.Sub(a.lastScan) < fullScanEvery &&
+		!a.lastScan.IsZero() && now.Sub(a.lastScan) < fullScanEvery && !a.checkDue(now) &&
 		!slices.ContainsFunc(a.scanLive, func(b string) bool { return !slices.Contains(live, b) }) {
 		return 0
 	}
@@ -220,6 +263,7 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 		return 0
 	}
 	a.lastScan, a.scanLive = now, live
+	a.startCheck(all, now)
 	named := map[string]bool{}
 	for _, l := range all {
 		for _, f := range l.Fragments {

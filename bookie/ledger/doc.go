@@ -57,7 +57,11 @@
 // Rereplicate copies a closed ledger off a bookie lost for good, fragment
 // by fragment, to a bookie outside each fragment's ensemble, and records
 // the replacements in one compare-and-swap; an Auditor finds the ledgers
-// of bookies missing past a delay (rereplicate.go, audit.go).
+// of bookies missing past a delay (rereplicate.go, audit.go). The
+// Auditor's ledger check goes through every closed ledger periodically
+// and copies back to a live bookie of a fragment the entries of its write
+// sets it misses (it was down while they were written, with no spare to
+// replace it), asking the bookie which entries it stores (check.go).
 //
 // # Limits and known gaps
 //

@@ -9,3 +9,11 @@ func SetMaxDeletionsPerRound(t testing.TB, n int) {
 	maxDeletionsPerRound = n
 	t.Cleanup(func() { maxDeletionsPerRound = old })
 }
+
+// SetMaxChecksPerRound bounds the ledgers an audit round checks to n
+// until the test ends.
+func SetMaxChecksPerRound(t testing.TB, n int) {
+	old := maxChecksPerRound
+	maxChecksPerRound = n
+	t.Cleanup(func() { maxChecksPerRound = old })
+}

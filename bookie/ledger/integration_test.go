@@ -25,6 +25,7 @@ import (
 // testBookie is a real bookie served over gRPC on a loopback port.
 type testBookie struct {
 	addr string
+	dir  string
 	b    *bookie.Bookie
 	srv  *grpc.Server
 	once sync.Once
@@ -52,6 +53,18 @@ func (tb *testBookie) resume(t testing.TB) {
 	go func() { _ = tb.srv.Serve(lis) }()
 }
 
+// restart starts a stopped tb again on its data directory and address,
+// as a bookie process restarted: it reads its index from its files.
+func (tb *testBookie) restart(t testing.TB) {
+	t.Helper()
+	b, err := bookie.Open(bookie.Config{DataDir: tb.dir, ID: tb.addr}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.b, tb.once = b, sync.Once{}
+	tb.resume(t)
+}
+
 // startBookie starts a bookie whose id is its listening address.
 func startBookie(t testing.TB) *testBookie {
 	t.Helper()
@@ -60,14 +73,15 @@ func startBookie(t testing.TB) *testBookie {
 		t.Fatal(err)
 	}
 	addr := lis.Addr().String()
-	b, err := bookie.Open(bookie.Config{DataDir: t.TempDir(), ID: addr}, slog.New(slog.DiscardHandler))
+	dir := t.TempDir()
+	b, err := bookie.Open(bookie.Config{DataDir: dir, ID: addr}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(b.ServerOptions()...)
 	b.Register(srv)
 	go func() { _ = srv.Serve(lis) }()
-	tb := &testBookie{addr: addr, b: b, srv: srv}
+	tb := &testBookie{addr: addr, dir: dir, b: b, srv: srv}
 	t.Cleanup(tb.stop)
 	return tb
 }
@@ -86,6 +100,12 @@ func (l *bookieList) ListBookies(context.Context) ([]metadata.BookieInfo, error)
 		out = append(out, metadata.BookieInfo{ID: a, Addr: a})
 	}
 	return out, nil
+}
+
+func (l *bookieList) add(addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.addrs = append(l.addrs, addr)
 }
 
 func (l *bookieList) remove(addr string) {

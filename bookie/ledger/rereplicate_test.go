@@ -30,30 +30,41 @@ func writeClosed(t *testing.T, c *cluster, cl *ledger.Client, opts ledger.Create
 	if _, errs, _ := a.snapshot(); len(errs) > 0 {
 		t.Fatal(errs[0])
 	}
-	open, err := c.store.GetLedger(context.Background(), w.ID())
+	waitForCopies(t, c, w.ID(), ids.EntryID(n-1), nil)
+	l, err := w.Close(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// waitForCopies waits until every bookie of the write sets of entries
+// 0..last of ledger id holds the entry, but those down says are down.
+func waitForCopies(t *testing.T, c *cluster, id ids.LedgerID, last ids.EntryID, down func(string) bool) {
+	t.Helper()
+	l, err := c.store.GetLedger(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "every copy of every entry written", func() bool {
-		for e := ids.EntryID(0); e < ids.EntryID(n); e++ {
-			f := open.FragmentFor(e)
-			for i := 0; i < open.WriteQuorum; i++ {
-				tb := c.bookie(f.Bookies[(int(e)%len(f.Bookies)+i)%len(f.Bookies)])
+		for e := ids.EntryID(0); e <= last; e++ {
+			f := l.FragmentFor(e)
+			for i := 0; i < l.WriteQuorum; i++ {
+				b := f.Bookies[(int(e)%len(f.Bookies)+i)%len(f.Bookies)]
+				if down != nil && down(b) {
+					continue
+				}
+				tb := c.bookie(b)
 				if tb == nil {
 					return false
 				}
-				if _, err := tb.b.Read(open.ID, e); err != nil {
+				if _, err := tb.b.Read(l.ID, e); err != nil {
 					return false
 				}
 			}
 		}
 		return true
 	})
-	l, err := w.Close(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 // checkEveryCopy checks that every bookie of every entry's write set holds
