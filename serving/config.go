@@ -3,6 +3,8 @@ package serving
 import (
 	"fmt"
 	"time"
+
+	"github.com/strata-mq/strata/bookie/ledger"
 )
 
 // Config configures a serving node. Zero fields take the documented default
@@ -103,6 +105,14 @@ type Config struct {
 	// 5 min; negative disables (--lost-bookie-recovery-delay). Serve runs
 	// it; NewNode alone does not.
 	LostBookieRecoveryDelay time.Duration
+	// LedgerCheckInterval is how often the auditing node starts a pass of
+	// the ledger check over every closed ledger: entries a live bookie of
+	// their write set misses (it was down while they were written, with
+	// no spare to replace it) are copied back to it (ledger.Auditor;
+	// BookKeeper's auditorPeriodicCheckInterval). Default 24 h
+	// (ledger.DefaultCheckInterval); negative disables
+	// (--ledger-check-interval).
+	LedgerCheckInterval time.Duration
 	// MetaTimeout bounds one metadata call. Default 10 s.
 	MetaTimeout time.Duration
 	// NoTopicAutoCreation refuses to produce to or subscribe to a topic
@@ -156,6 +166,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.MetaTimeout, 10*time.Second)
 	setDur(&c.RebalanceInterval, time.Minute)
 	setDur(&c.LostBookieRecoveryDelay, 5*time.Minute)
+	setDur(&c.LedgerCheckInterval, ledger.DefaultCheckInterval)
 	if c.RebalanceMaxUnloads == 0 {
 		c.RebalanceMaxUnloads = 16
 	}

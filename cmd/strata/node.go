@@ -99,6 +99,7 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	spec.cfg.TrimInterval, _ = cmd.Flags().GetDuration("retention-check-interval")
 	spec.cfg.RebalanceInterval, _ = cmd.Flags().GetDuration("rebalance-interval")
 	spec.cfg.LostBookieRecoveryDelay, _ = cmd.Flags().GetDuration("lost-bookie-recovery-delay")
+	spec.cfg.LedgerCheckInterval, _ = cmd.Flags().GetDuration("ledger-check-interval")
 	if auto, err := cmd.Flags().GetBool("allow-auto-topic-creation"); err == nil {
 		spec.cfg.NoTopicAutoCreation = !auto
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"github.com/strata-mq/strata/bookie/ledger"
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving"
 	"github.com/strata-mq/strata/tiering"
@@ -61,6 +62,8 @@ func addPolicyFlags(cmd *cobra.Command) {
 		"how often a node unloads, a few at a time, the topics that belong on a node that joined or came back (negative: never)")
 	cmd.Flags().Duration("lost-bookie-recovery-delay", 5*time.Minute,
 		"copy the closed ledgers of a bookie missing this long to other bookies, so every entry has its copies again (negative: never)")
+	cmd.Flags().Duration("ledger-check-interval", ledger.DefaultCheckInterval,
+		"how often a pass checks every closed ledger's copies and copies back to a bookie the entries of its write sets it misses (negative: never)")
 	cmd.Flags().Duration("retention-check-interval", time.Minute,
 		"how often each topic deletes consumed ledgers past retention, expires messages past their TTL and checks its compaction threshold")
 	cmd.Flags().Duration("backlog-quota-check-interval", serving.DefaultBacklogQuotaCheckInterval,
