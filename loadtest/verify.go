@@ -80,11 +80,16 @@ type Verifier struct {
 		partitions int
 		producers  map[uint32]int // producer → topic
 		subs       map[int]int    // subscription → topic
+		topicSubs  map[int][]int  // topic → its subscriptions
 		sends      map[streamID]*sendState
 		recv       map[subStream]*seqSet
 		highest    map[consumerStream]uint64 // highest seq + 1
 		perKey     bool
 		counts     Verification
+		// missing is Missing kept as messages are acknowledged and
+		// received, so that a backlog run can poll it without a scan
+		// of every bitset under the lock the producers need.
+		missing uint64
 	}
 }
 
@@ -94,6 +99,7 @@ func NewVerifier(partitions int) *Verifier {
 	v.mu.partitions = partitions
 	v.mu.producers = make(map[uint32]int)
 	v.mu.subs = make(map[int]int)
+	v.mu.topicSubs = make(map[int][]int)
 	v.mu.sends = make(map[streamID]*sendState)
 	v.mu.recv = make(map[subStream]*seqSet)
 	v.mu.highest = make(map[consumerStream]uint64)
@@ -122,10 +128,13 @@ func (v *Verifier) AddProducer(producer uint32, topic int) {
 
 // AddSubscription declares that sub (an index unique in the run) reads
 // topic: it must receive every acknowledged message of topic's producers.
+// Declare it before the topic's first acknowledgement, which Missing
+// would otherwise not count for it.
 func (v *Verifier) AddSubscription(sub, topic int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.mu.subs[sub] = topic
+	v.mu.topicSubs[topic] = append(v.mu.topicSubs[topic], sub)
 }
 
 // Sent records a send before it leaves. Sequence numbers must be gap-free
@@ -180,8 +189,17 @@ func (v *Verifier) settle(h Header, ok bool) {
 		v.mu.counts.Failed++
 		return
 	}
-	if s.acked.add(h.Seq) {
-		v.mu.counts.Acked++
+	if !s.acked.add(h.Seq) {
+		return
+	}
+	v.mu.counts.Acked++
+	id := streamID{h.Producer, h.Partition}
+	for _, sub := range v.mu.topicSubs[s.topic] {
+		// A message can arrive before its acknowledgement does; it is
+		// then not missing for the subscriptions that already have it.
+		if !v.mu.recv[subStream{sub, id}].has(h.Seq) {
+			v.mu.missing++
+		}
 	}
 }
 
@@ -208,7 +226,9 @@ func (v *Verifier) Received(sub, consumer int, h Header, msgKey string) Receipt 
 		return Duplicate
 	}
 	v.mu.counts.Received++
-	if !s.acked.has(h.Seq) {
+	if s.acked.has(h.Seq) {
+		v.mu.missing--
+	} else {
 		v.mu.counts.ReceivedUnacked++
 	}
 	cs := consumerStream{consumer: consumer, stream: id}
@@ -224,14 +244,29 @@ func (v *Verifier) Received(sub, consumer int, h Header, msgKey string) Receipt 
 }
 
 // Missing returns how many acknowledged messages some subscription has not
-// received yet (what Lost would be if the run ended now).
+// received yet, counting a message once per subscription that lacks it
+// (what Lost would be if the run ended now). It is kept as messages come
+// and go, so it costs no more than a lock.
 func (v *Verifier) Missing() uint64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.missingLocked()
+	return v.mu.missing
 }
 
-func (v *Verifier) missingLocked() uint64 {
+// Snapshot returns the counts so far, with Lost the running count of
+// Missing: as cheap as Missing, for figures taken during a run.
+func (v *Verifier) Snapshot() Verification {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r := v.mu.counts
+	r.Lost = v.mu.missing
+	r.Unacked = r.Published - r.Acked
+	return r
+}
+
+// recountMissingLocked counts Missing again from the bitsets: the verdict
+// takes it from there rather than trust the running count.
+func (v *Verifier) recountMissingLocked() uint64 {
 	var n uint64
 	for sub, topic := range v.mu.subs {
 		for id, s := range v.mu.sends {
@@ -250,7 +285,7 @@ func (v *Verifier) Report() Verification {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	r := v.mu.counts
-	r.Lost = v.missingLocked()
+	r.Lost = v.recountMissingLocked()
 	r.Unacked = r.Published - r.Acked
 	return r
 }
@@ -274,7 +309,12 @@ func (s *seqSet) add(seq uint64) bool {
 	return true
 }
 
+// has reports whether seq is a member; a nil set (a subscription that has
+// received nothing of a stream) has none.
 func (s *seqSet) has(seq uint64) bool {
+	if s == nil {
+		return false
+	}
 	w := seq / 64
 	return w < uint64(len(s.words)) && s.words[w]&(uint64(1)<<(seq%64)) != 0
 }

@@ -1,6 +1,10 @@
 package loadtest
 
-import "testing"
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
 
 // feed sends seqs [0, n) from producer 0 partition 0 and acks them all.
 func feed(t *testing.T, v *Verifier, n uint64) {
@@ -215,5 +219,66 @@ func TestVerifierChecksOrderPerKeyWhenAsked(t *testing.T) {
 		if r := v.Received(0, 0, Header{Seq: 0}, "a"); r != OutOfOrder {
 			t.Fatalf("perKey=%v: seq 0 of key a after seq 2 of key a classified %v", perKey, r)
 		}
+	}
+}
+
+// The running count behind Missing agrees with the recount behind the
+// verdict whatever comes first: a message's acknowledgement or its
+// receipt, and whatever arrives twice, unasked for or never.
+func TestVerifierMissingAgreesWithTheRecount(t *testing.T) {
+	v := NewVerifier(2)
+	v.AddProducer(0, 0)
+	v.AddProducer(1, 1) // a topic nobody reads
+	v.AddSubscription(0, 0)
+	v.AddSubscription(1, 0)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var sent []Header
+	for seq := range uint64(200) {
+		for p := range uint32(2) {
+			for _, prod := range []uint32{0, 1} {
+				h := Header{Producer: prod, Partition: p, Seq: seq}
+				if err := v.Sent(h); err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, h)
+			}
+		}
+	}
+	check := func(step string) {
+		t.Helper()
+		got, want := v.Missing(), v.Report().Lost
+		if got != want {
+			t.Fatalf("%s: Missing() = %d, recount %d", step, got, want)
+		}
+		if snap := v.Snapshot().Lost; snap != want {
+			t.Fatalf("%s: Snapshot().Lost = %d, recount %d", step, snap, want)
+		}
+	}
+	for i, h := range sent {
+		// Acks and receipts in every order, some twice, some never.
+		switch rng.IntN(4) {
+		case 0:
+			v.Acked(h)
+			v.Received(0, 0, h, "")
+		case 1:
+			v.Received(1, 1, h, "")
+			v.Acked(h)
+			v.Acked(h)
+			v.Received(0, 0, h, "")
+		case 2:
+			v.Acked(h)
+		case 3:
+			v.Failed(h)
+			v.Received(0, 0, h, "")
+			v.Received(0, 0, h, "")
+		}
+		if i%97 == 0 {
+			check(fmt.Sprintf("after %d messages", i))
+		}
+	}
+	v.Received(0, 0, Header{Producer: 9}, "") // unexpected
+	check("at the end")
+	if v.Missing() == 0 {
+		t.Fatal("the test left nothing missing: it checks too little")
 	}
 }
