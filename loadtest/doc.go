@@ -39,4 +39,12 @@
 //
 // A run fails (Result.Failed) when anything acknowledged was lost or
 // reordered.
+//
+// # Backlog runs
+//
+// With Workload.BacklogBytes the consumers wait while the producers build
+// a backlog (acknowledged messages not yet received, counted once per
+// subscription that lacks them), then drain it while the producers keep
+// to their rate; the load ends once they have caught up or the duration
+// has passed (backlog.go). The verifier checks such a run as any other.
 package loadtest

@@ -5,18 +5,30 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
 
-// ProgressLine renders one interval as the one-line progress report.
+// ProgressLine renders one interval as the one-line progress report. In a
+// backlog run it names the phase and shows the backlog.
 func ProgressLine(driver string, iv Interval) string {
-	phase := ""
+	var labels []string
 	if iv.Warmup {
-		phase = " (warm-up)"
+		labels = append(labels, "warm-up")
 	}
-	return fmt.Sprintf("[%s] %4.0fs%s  pub %8.0f msg/s %7.2f MB/s  recv %8.0f msg/s  pub p99 %7.2f ms  e2e p99 %7.2f ms  send errors %d",
-		driver, iv.ElapsedS, phase, iv.PublishMsgsPerS, iv.PublishMBPerS, iv.ReceiveMsgsPerS,
+	if iv.Phase != "" {
+		labels = append(labels, string(iv.Phase))
+	}
+	phase, backlog := "", ""
+	if len(labels) > 0 {
+		phase = " (" + strings.Join(labels, ", ") + ")"
+	}
+	if iv.Phase != "" {
+		backlog = fmt.Sprintf("  backlog %9d msgs %8.2f MB", iv.BacklogMsgs, iv.BacklogMB)
+	}
+	return fmt.Sprintf("[%s] %4.0fs%s  pub %8.0f msg/s %7.2f MB/s  recv %8.0f msg/s%s  pub p99 %7.2f ms  e2e p99 %7.2f ms  send errors %d",
+		driver, iv.ElapsedS, phase, iv.PublishMsgsPerS, iv.PublishMBPerS, iv.ReceiveMsgsPerS, backlog,
 		iv.PublishLatencyMs.P99, iv.EndToEndLatencyMs.P99, iv.SendErrors)
 }
 
@@ -55,9 +67,46 @@ var rows = []row{
 	{"unexpected", func(r *Result) float64 { return float64(r.Unexpected) }, "msgs", false},
 }
 
+// backlogRows follow rows when the runs built a backlog.
+var backlogRows = []row{
+	{"backlog built", func(r *Result) float64 { return float64(backlogOf(r).BuiltMsgs) }, "msgs", true},
+	{"backlog built", func(r *Result) float64 { return float64(backlogOf(r).BuiltBytes) / 1e6 }, "MB", true},
+	{"backlog build time", func(r *Result) float64 { return backlogOf(r).BuildSeconds }, "s", true},
+	{"drain time", func(r *Result) float64 { return backlogOf(r).DrainSeconds }, "s", true},
+	{"backlog left after drain", func(r *Result) float64 { return float64(backlogOf(r).BacklogLeftMsgs) }, "msgs", false},
+	{"drain consume rate", func(r *Result) float64 { return backlogOf(r).DrainConsumeMsgsPerS }, "msg/s", true},
+	{"drain consume rate", func(r *Result) float64 { return backlogOf(r).DrainConsumeMBPerS }, "MB/s", true},
+	{"drain publish rate", func(r *Result) float64 { return backlogOf(r).DrainPublishMsgsPerS }, "msg/s", true},
+	{"net drain rate", func(r *Result) float64 { return backlogOf(r).NetDrainMsgsPerS }, "msg/s", true},
+	{"net drain rate", func(r *Result) float64 { return backlogOf(r).NetDrainMBPerS }, "MB/s", true},
+	{"drain publish latency p50", func(r *Result) float64 { return backlogOf(r).DrainPublishLatencyMs.P50 }, "ms", true},
+	{"drain publish latency p99", func(r *Result) float64 { return backlogOf(r).DrainPublishLatencyMs.P99 }, "ms", true},
+	{"drain publish latency p99.9", func(r *Result) float64 { return backlogOf(r).DrainPublishLatencyMs.P999 }, "ms", true},
+	{"drain publish latency max", func(r *Result) float64 { return backlogOf(r).DrainPublishLatencyMs.Max }, "ms", true},
+}
+
+// backlogOf returns r's backlog figures, zero for a run without one.
+func backlogOf(r *Result) BacklogResult {
+	if r.Backlog == nil {
+		return BacklogResult{}
+	}
+	return *r.Backlog
+}
+
+// tableRows returns the rows for results: the backlog rows too when any
+// of them built a backlog.
+func tableRows(results []*Result) []row {
+	for _, r := range results {
+		if r.Backlog != nil {
+			return append(slices.Clip(rows), backlogRows...)
+		}
+	}
+	return rows
+}
+
 func formatValue(v float64, unit string) string {
 	switch unit {
-	case "ms", "MB/s":
+	case "ms", "MB/s", "MB", "s":
 		return fmt.Sprintf("%.2f", v)
 	}
 	return fmt.Sprintf("%.0f", v)
@@ -79,7 +128,7 @@ func WriteTable(out io.Writer, results []*Result) error {
 		}
 	}
 	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
-	for _, rw := range rows {
+	for _, rw := range tableRows(results) {
 		cells := []string{rw.label, rw.unit}
 		for i, r := range results {
 			cells = append(cells, formatValue(rw.value(r), rw.unit))
@@ -110,6 +159,12 @@ func writeVerdicts(out io.Writer, results []*Result) error {
 			verdict = fmt.Sprintf("FAILED: %d lost, %d out of order, %d unexpected", r.Lost, r.OutOfOrder, r.Unexpected)
 		}
 		if _, err := fmt.Fprintf(out, "%s durability: %s\n%s verdict: %s\n", r.Driver, r.Durability, r.Driver, verdict); err != nil {
+			return err
+		}
+		if r.Backlog == nil {
+			continue
+		}
+		if _, err := fmt.Fprintf(out, "%s backlog: %s\n", r.Driver, r.Backlog.Verdict()); err != nil {
 			return err
 		}
 	}

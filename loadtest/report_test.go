@@ -95,3 +95,69 @@ func TestPlotWritesAPNG(t *testing.T) {
 		t.Fatalf("not a PNG: %v", err)
 	}
 }
+
+func backlogResult(driver string, caughtUp bool) *Result {
+	r := sampleResult(driver, 100)
+	r.Backlog = &BacklogResult{
+		TargetBytes: 2048, TargetMsgs: 20, Built: true, BuiltMsgs: 21, BuiltBytes: 2100, BuildSeconds: 1.5,
+		CaughtUp: caughtUp, CaughtUpMsgs: 2, DrainSeconds: 0.25, BacklogLeftMsgs: 1,
+		DrainConsumedMsgs: 45, DrainPublishedMsgs: 25, DrainConsumeMsgsPerS: 180, DrainConsumeMBPerS: 0.018,
+		DrainPublishMsgsPerS: 100, NetDrainMsgsPerS: 80, NetDrainMBPerS: 0.008,
+		DrainPublishLatencyMs: Percentiles{P50: 1.5, P99: 9.25, P999: 9.5, Max: 9.75},
+	}
+	return r
+}
+
+func TestTableShowsTheBacklogOnlyForBacklogRuns(t *testing.T) {
+	var plain, buf bytes.Buffer
+	if err := WriteTable(&plain, []*Result{sampleResult("strata", 100)}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(plain.String(), "drain") {
+		t.Fatalf("a run without a backlog shows drain rows:\n%s", plain.String())
+	}
+	if err := WriteTable(&buf, []*Result{backlogResult("strata", true), backlogResult("jetstream", false)}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"backlog build time", "net drain rate", "drain publish latency p99", "9.25",
+		"strata backlog: built 21 msgs (0.00 MB) in 1.50 s; consumers caught up (1 msgs left) after 0.25 s of drain at 180 msg/s, net 80 msg/s",
+		"jetstream backlog: built 21 msgs (0.00 MB) in 1.50 s; consumers NOT caught up"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestJSONHasTheBacklogFields(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := WriteJSON(path, []*Result{backlogResult("strata", true)}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	var obj struct {
+		Backlog map[string]any `json:"backlog"`
+	}
+	if err := json.Unmarshal(b, &obj); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"target_bytes", "built", "built_msgs", "built_bytes", "build_seconds", "caught_up",
+		"drain_seconds", "backlog_left_msgs", "drain_consume_msgs_per_s", "drain_consume_mb_per_s",
+		"drain_publish_msgs_per_s", "net_drain_msgs_per_s", "net_drain_mb_per_s", "drain_publish_latency_ms"} {
+		if _, ok := obj.Backlog[k]; !ok {
+			t.Errorf("backlog.%s missing", k)
+		}
+	}
+}
+
+func TestProgressLineNamesTheBacklogPhase(t *testing.T) {
+	line := ProgressLine("strata", Interval{ElapsedS: 3, Phase: PhaseDrain, BacklogMsgs: 1234, BacklogMB: 1.26})
+	for _, want := range []string{"(drain)", "backlog      1234 msgs     1.26 MB"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("progress line lacks %q: %s", want, line)
+		}
+	}
+	if plain := ProgressLine("strata", Interval{ElapsedS: 3}); strings.Contains(plain, "backlog") {
+		t.Errorf("a run without a backlog shows one: %s", plain)
+	}
+}

@@ -21,7 +21,9 @@ type Result struct {
 	ReceiveErrors  uint64          `json:"receive_errors"`
 	AckErrors      uint64          `json:"ack_errors"`
 	Workload       WorkloadSummary `json:"workload"`
-	Intervals      []Interval      `json:"intervals"`
+	// Backlog is a backlog run's figures (Workload.BacklogBytes).
+	Backlog   *BacklogResult `json:"backlog,omitempty"`
+	Intervals []Interval     `json:"intervals"`
 	// Failed is true when anything acknowledged was lost or reordered (or
 	// something never sent arrived): the command then exits non-zero.
 	Failed bool `json:"failed"`
@@ -42,6 +44,7 @@ type WorkloadSummary struct {
 	WarmupS                  float64 `json:"warmup_s"`
 	Payload                  string  `json:"payload"`
 	Compression              string  `json:"compression"`
+	BacklogBytes             int64   `json:"backlog_bytes"`
 }
 
 func summarize(w Workload) WorkloadSummary {
@@ -59,5 +62,6 @@ func summarize(w Workload) WorkloadSummary {
 		WarmupS:                  w.Warmup.Seconds(),
 		Payload:                  string(w.Payload),
 		Compression:              w.Compression,
+		BacklogBytes:             w.BacklogBytes,
 	}
 }

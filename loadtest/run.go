@@ -42,6 +42,8 @@ type run struct {
 	// hiccups is the machine's own wake-up lateness over the measured
 	// window (internal/hiccup), to read the latencies against.
 	hiccups Percentiles
+	// backlog is a backlog run's figures, set once its phases are over.
+	backlog *BacklogResult
 }
 
 // Run runs workload w against d and returns its result. It does not close
@@ -86,7 +88,8 @@ func newRun(d Driver, w Workload, opts RunOptions) *run {
 	return r
 }
 
-// execute runs the producers for warm-up + duration, then drains.
+// execute runs the producers for warm-up + duration (a backlog run may
+// stop them earlier), then drains.
 func (r *run) execute(ctx context.Context, progress func(Interval)) error {
 	start := time.Now()
 	r.rec = NewRecorder(start)
@@ -100,16 +103,29 @@ func (r *run) execute(ctx context.Context, progress func(Interval)) error {
 	consumeCtx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsumers()
 	var wg sync.WaitGroup
-	for _, c := range r.consumers {
-		wg.Go(func() { r.consume(consumeCtx, c) })
+	startConsumers := sync.OnceFunc(func() {
+		for _, c := range r.consumers {
+			wg.Go(func() { r.consume(consumeCtx, c) })
+		}
+	})
+	backlog := r.w.BacklogBytes > 0
+	if backlog {
+		r.rec.SetPhase(PhaseBuild, start)
 	}
 	tickCtx, stopTicker := context.WithCancel(ctx)
 	var tickWG sync.WaitGroup
 	tickWG.Go(func() { r.tick(tickCtx, progress) })
 
-	err := r.produce(ctx, start)
+	var err error
+	if backlog {
+		err = r.produceBacklog(ctx, start, startConsumers)
+	} else {
+		startConsumers()
+		err = r.produce(ctx, start)
+	}
 	r.rec.StopMeasuring(time.Now())
 	r.hiccups = percentilesOf(meter.Stop())
+	startConsumers() // a backlog that was never built still has to be received
 	if err == nil {
 		err = r.drain(ctx)
 	}
@@ -117,8 +133,15 @@ func (r *run) execute(ctx context.Context, progress func(Interval)) error {
 	wg.Wait()
 	stopTicker()
 	tickWG.Wait()
-	r.rec.Tick(time.Now()) // the last, partial interval
+	r.closeInterval(time.Now()) // the last, partial interval
 	return err
+}
+
+// closeInterval closes the recorder's interval at now with the backlog
+// then.
+func (r *run) closeInterval(now time.Time) Interval {
+	n := r.verifier.Missing()
+	return r.rec.Tick(now, n, n*uint64(r.w.MessageSize))
 }
 
 // tick closes an interval every second.
@@ -130,7 +153,7 @@ func (r *run) tick(ctx context.Context, progress func(Interval)) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			iv := r.rec.Tick(now)
+			iv := r.closeInterval(now)
 			if progress != nil {
 				progress(iv)
 			}
@@ -138,8 +161,15 @@ func (r *run) tick(ctx context.Context, progress func(Interval)) {
 	}
 }
 
-// produce runs every producer until the end of the run and flushes them.
+// produce runs every producer until the end of the load and flushes them.
 func (r *run) produce(ctx context.Context, start time.Time) error {
+	r.send(ctx, start)
+	return r.flush(ctx)
+}
+
+// send runs every producer until the end of the load or until ctx ends,
+// and marks when they stopped.
+func (r *run) send(ctx context.Context, start time.Time) {
 	end := start.Add(r.w.Warmup + r.w.Duration)
 	pctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
@@ -149,6 +179,11 @@ func (r *run) produce(ctx context.Context, start time.Time) error {
 	}
 	wg.Wait()
 	r.rec.StopSending(time.Now())
+}
+
+// flush waits until every producer's sends are answered, DrainTimeout at
+// most.
+func (r *run) flush(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -203,6 +238,11 @@ func (r *run) result() *Result {
 		Workload:         summarize(r.w),
 		Intervals:        r.rec.Intervals(),
 		Failed:           !v.OK(),
+	}
+	if r.backlog != nil {
+		b := *r.backlog
+		b.DrainPublishLatencyMs = r.rec.DrainPublishLatency()
+		res.Backlog = &b
 	}
 	if t.Seconds > 0 {
 		res.ThroughputMsgsPerS = float64(t.Acked) / t.Seconds

@@ -48,6 +48,14 @@ type Interval struct {
 	// Acked and Received count the interval's samples of each latency.
 	Acked    uint64 `json:"acked"`
 	Received uint64 `json:"received"`
+	// BacklogMsgs is how many acknowledged messages the subscriptions had
+	// yet to receive when the interval ended, a message counting once per
+	// subscription that lacks it; BacklogMB is their size.
+	BacklogMsgs uint64  `json:"backlog_msgs"`
+	BacklogMB   float64 `json:"backlog_mb"`
+	// Phase is the part of a backlog run (Workload.BacklogBytes) the
+	// interval ended in; empty in other runs.
+	Phase Phase `json:"phase,omitempty"`
 }
 
 // Totals are the measured phase's figures (warm-up excluded).
@@ -80,6 +88,12 @@ type Recorder struct {
 		winE2E       *hdrhistogram.Histogram
 		winStart     time.Time
 		intervals    []Interval
+		// A backlog run's phase, and its drain: from the consumers'
+		// start until they caught up or the load ended.
+		phase      Phase
+		drainStart time.Time
+		drainEnd   time.Time
+		drainPub   *hdrhistogram.Histogram
 	}
 	start time.Time
 }
@@ -94,6 +108,7 @@ func NewRecorder(now time.Time) *Recorder {
 	r := &Recorder{start: now}
 	r.mu.pub, r.mu.e2e = newHist(), newHist()
 	r.mu.winPub, r.mu.winE2E = newHist(), newHist()
+	r.mu.drainPub = newHist()
 	r.mu.winStart = now
 	return r
 }
@@ -137,6 +152,39 @@ func (r *Recorder) StopMeasuring(now time.Time) {
 	}
 }
 
+// SetPhase moves a backlog run into phase p at now. Intervals report the
+// phase they end in; messages sent from PhaseDrain until the next phase
+// have their publish latency recorded apart as well (DrainPublishLatency),
+// since what a drain does to publishing is what a backlog run is for.
+func (r *Recorder) SetPhase(p Phase, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case p == PhaseDrain && r.mu.drainStart.IsZero():
+		r.mu.drainStart = now
+	case r.mu.phase == PhaseDrain && r.mu.drainEnd.IsZero():
+		r.mu.drainEnd = now
+	}
+	r.mu.phase = p
+}
+
+// inDrainLocked reports whether a message sent at sent belongs to the
+// drain, by its send time as inWindowLocked does for the measured phase.
+func (r *Recorder) inDrainLocked(sent time.Time) bool {
+	if r.mu.drainStart.IsZero() || sent.Before(r.mu.drainStart) {
+		return false
+	}
+	return r.mu.drainEnd.IsZero() || !sent.After(r.mu.drainEnd)
+}
+
+// DrainPublishLatency returns the publish latency of the messages sent
+// during a backlog run's drain.
+func (r *Recorder) DrainPublishLatency() Percentiles {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return percentilesOf(r.mu.drainPub)
+}
+
 // inWindowLocked reports whether a message sent at sent belongs to the
 // measured phase: sent after the warm-up and before the producers stopped.
 // Its acknowledgement or receipt may come later (during the flush and the
@@ -156,6 +204,9 @@ func (r *Recorder) Acked(sent time.Time, latency time.Duration, size int) {
 	r.mu.win.acked++
 	r.mu.win.ackedBytes += uint64(size)
 	recordClamped(r.mu.winPub, latency)
+	if r.inDrainLocked(sent) {
+		recordClamped(r.mu.drainPub, latency)
+	}
 	if r.inWindowLocked(sent) {
 		r.mu.total.acked++
 		r.mu.total.ackedBytes += uint64(size)
@@ -186,8 +237,9 @@ func (r *Recorder) Received(sent time.Time, latency time.Duration, size int) {
 	}
 }
 
-// Tick closes the current interval at now and returns it.
-func (r *Recorder) Tick(now time.Time) Interval {
+// Tick closes the current interval at now and returns it, with the
+// backlog at now (Interval.BacklogMsgs) in messages and bytes.
+func (r *Recorder) Tick(now time.Time, backlogMsgs, backlogBytes uint64) Interval {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	secs := now.Sub(r.mu.winStart).Seconds()
@@ -206,6 +258,9 @@ func (r *Recorder) Tick(now time.Time) Interval {
 		SendErrors:        w.failed,
 		Acked:             w.acked,
 		Received:          w.received,
+		BacklogMsgs:       backlogMsgs,
+		BacklogMB:         float64(backlogBytes) / 1e6,
+		Phase:             r.mu.phase,
 	}
 	r.mu.intervals = append(r.mu.intervals, iv)
 	r.mu.win = counters{}

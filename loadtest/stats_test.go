@@ -36,11 +36,42 @@ func TestRecorderIntervalsCountEverything(t *testing.T) {
 	r := NewRecorder(t0)
 	r.Acked(t0, time.Millisecond, 1000)
 	r.Failed()
-	iv := r.Tick(t0.Add(time.Second))
-	if !iv.Warmup || iv.Acked != 1 || iv.SendErrors != 1 || iv.PublishMsgsPerS != 1 {
+	iv := r.Tick(t0.Add(time.Second), 3, 3000)
+	if !iv.Warmup || iv.Acked != 1 || iv.SendErrors != 1 || iv.PublishMsgsPerS != 1 ||
+		iv.BacklogMsgs != 3 || iv.BacklogMB != 0.003 || iv.Phase != "" {
 		t.Fatalf("interval %+v", iv)
 	}
-	if iv2 := r.Tick(t0.Add(2 * time.Second)); iv2.Acked != 0 {
+	if iv2 := r.Tick(t0.Add(2*time.Second), 0, 0); iv2.Acked != 0 {
 		t.Fatalf("interval not reset: %+v", iv2)
+	}
+}
+
+// A backlog run's intervals name their phase, and the publish latency of
+// the messages sent during the drain, and only theirs, is kept apart.
+func TestRecorderKeepsTheDrainApart(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	r := NewRecorder(t0)
+	r.StartMeasuring(t0)
+	r.SetPhase(PhaseBuild, t0)
+	r.Acked(t0.Add(500*time.Millisecond), 900*time.Millisecond, 10)
+	if iv := r.Tick(t0.Add(time.Second), 7, 70); iv.Phase != PhaseBuild || iv.BacklogMsgs != 7 {
+		t.Fatalf("build interval %+v", iv)
+	}
+	r.SetPhase(PhaseDrain, t0.Add(time.Second))
+	r.Acked(t0.Add(1500*time.Millisecond), 50*time.Millisecond, 10)
+	r.SetPhase(PhaseEnd, t0.Add(2*time.Second))
+	// Sent during the drain, answered after it: the drain's.
+	r.Acked(t0.Add(1900*time.Millisecond), 60*time.Millisecond, 10)
+	// Sent after it (the producers stopping): not.
+	r.Acked(t0.Add(2100*time.Millisecond), 2*time.Second, 10)
+	if iv := r.Tick(t0.Add(3*time.Second), 0, 0); iv.Phase != PhaseEnd {
+		t.Fatalf("interval after the drain in phase %q", iv.Phase)
+	}
+	d := r.DrainPublishLatency()
+	if d.P50 < 49 || d.Max < 59 || d.Max > 61 {
+		t.Fatalf("drain publish latency %+v, want 50 and 60 ms only", d)
+	}
+	if tot := r.Totals(t0.Add(3 * time.Second)); tot.PublishLatencyMs.Max < 1999 {
+		t.Fatalf("the whole run's latency lost a message: %+v", tot.PublishLatencyMs)
 	}
 }

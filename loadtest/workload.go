@@ -110,6 +110,12 @@ type Workload struct {
 	// Compression is the producers' codec for drivers that compress
 	// batches (strata): none (default), lz4, zlib, zstd or snappy.
 	Compression string
+	// BacklogBytes, above 0, makes the run a backlog run (backlog.go):
+	// consumers wait until the producers have built a backlog of this
+	// many bytes, then drain it while the producers keep to Rate, and
+	// the load ends once they have caught up or Duration has passed.
+	// Default 0: consumers receive from the start.
+	BacklogBytes int64
 }
 
 // DefaultWorkload returns the workload every field's documented default.
@@ -168,7 +174,7 @@ func (w Workload) Validate() error {
 			return errcode.New(errcode.InvalidArgument, "loadtest: %s", c.msg)
 		}
 	}
-	return nil
+	return w.validateBacklog()
 }
 
 func validSubType(t SubscriptionType) bool {

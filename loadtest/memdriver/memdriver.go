@@ -7,11 +7,13 @@ package memdriver
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/strata-mq/strata/loadtest"
 )
 
-// Faults injects misbehaviour, each every N-th send on a partition (0 = never).
+// Faults injects misbehaviour, each every N-th send on a partition (0 = never),
+// and slowness.
 type Faults struct {
 	// DropEvery acknowledges the message but never stores it.
 	DropEvery int
@@ -19,6 +21,10 @@ type Faults struct {
 	DuplicateEvery int
 	// SwapEvery holds the message back and stores it after the next one.
 	SwapEvery int
+	// ReceiveDelay is how long each Receive takes before it hands out a
+	// message: a broker whose consumers are slower than its producers
+	// (0 = at once).
+	ReceiveDelay time.Duration
 }
 
 // Driver is the in-memory driver.
@@ -80,7 +86,7 @@ func (d *Driver) NewConsumer(_ context.Context, topic string, part int, sub stri
 	if _, ok := p.cursors[sub]; !ok {
 		p.cursors[sub] = len(p.msgs)
 	}
-	return &consumer{p: p, sub: sub}, nil
+	return &consumer{p: p, sub: sub, delay: d.faults.ReceiveDelay}, nil
 }
 
 // Close implements loadtest.Driver.
@@ -139,11 +145,21 @@ func (pr *producer) Flush(context.Context) error { return nil }
 func (pr *producer) Close() error                { return nil }
 
 type consumer struct {
-	p   *partition
-	sub string
+	p     *partition
+	sub   string
+	delay time.Duration
 }
 
 func (c *consumer) Receive(ctx context.Context) (loadtest.Message, error) {
+	if c.delay > 0 {
+		t := time.NewTimer(c.delay)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return loadtest.Message{}, ctx.Err()
+		case <-t.C:
+		}
+	}
 	for {
 		c.p.mu.Lock()
 		if cur := c.p.cursors[c.sub]; cur < len(c.p.msgs) {
