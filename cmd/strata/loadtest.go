@@ -33,6 +33,7 @@ type loadtestOpts struct {
 	clientOpts   []client.Option // the TLS and token flags'
 	natsURL      string
 	rate         string
+	backlog      string
 	w            loadtest.Workload
 	subType      string
 	keyDist      string
@@ -61,6 +62,16 @@ Without --url the strata driver starts its own 'strata standalone' (temporary
 directory, random ports) and stops it at the end; the jetstream drivers start
 nats-server ($STRATA_NATS_BIN or PATH) unless --nats-url is given.
 
+With --backlog SIZE (the OpenMessaging Benchmark's consumerBacklogSizeGB),
+consumers do not receive until the producers have built a backlog of SIZE
+(acknowledged, not yet received, counted once per subscription); then they
+drain it while the producers keep to --rate, and the load ends once they have
+caught up (the backlog is back to a second of publishing) or --duration has
+passed. It reports the backlog built and how long that took, the drain's
+time, consume rate and net drain rate (consume - publish), the publish latency
+during the drain, and whether the consumers caught up. --duration bounds build
+and drain together. e2e latency then measures mostly the backlog's age.
+
 With --cluster local --chaos SCHEDULE, a local cluster of separate processes
 (3 bookies, 2 serving nodes, E=3 Qw=3 Qa=2) is started and faults are injected
 while the load runs, e.g. --chaos kill-bookie@10s,kill-serving@20s,pause-serving@30s.
@@ -86,6 +97,7 @@ func addLoadtestFlags(cmd *cobra.Command, o *loadtestOpts) {
 	f.StringVar((*string)(&w.Payload), "payload", string(w.Payload), "what fills the messages: random (incompressible) or text (log-like, compressible)")
 	f.StringVar(&w.Compression, "compression", w.Compression, "strata producers compress each batch: none, lz4, zlib, zstd or snappy")
 	f.StringVar(&o.rate, "rate", "1000", "target publish rate in msg/s over all producers, or max")
+	f.StringVar(&o.backlog, "backlog", "0", "build a backlog of this size before the consumers start, then drain it while producing (500MB, 1GB; units are powers of 1024; 0: off)")
 	f.IntVar(&w.Topics, "topics", w.Topics, "number of topics")
 	f.IntVar(&w.Partitions, "partitions", w.Partitions, "partitions per topic")
 	f.IntVar(&w.ProducersPerTopic, "producers", w.ProducersPerTopic, "producers per topic")
@@ -135,10 +147,28 @@ func (o *loadtestOpts) finish() error {
 	if o.chaosSpec != "" && o.cluster == "" {
 		return errcode.New(errcode.InvalidArgument, "loadtest: --chaos needs --cluster local")
 	}
+	if err := o.parseBacklog(); err != nil {
+		return err
+	}
 	if o.procs < 0 {
 		return errcode.New(errcode.InvalidArgument, "loadtest: --procs %d: want 0 (the runtime's default) or more", o.procs)
 	}
 	return o.w.Validate()
+}
+
+// parseBacklog turns --backlog into Workload.BacklogBytes.
+func (o *loadtestOpts) parseBacklog() error {
+	n, err := parseBytes(o.backlog)
+	if err != nil || n < 0 {
+		return errcode.New(errcode.InvalidArgument, "loadtest: --backlog %q: want a size such as 500MB or 1GB, or 0", o.backlog)
+	}
+	if n > 0 && o.cluster != "" {
+		// The chaos schedule is laid over warm-up + duration, and a
+		// backlog run ends when its consumers catch up.
+		return errcode.New(errcode.InvalidArgument, "loadtest: --backlog does not combine with --cluster")
+	}
+	o.w.BacklogBytes = n
+	return nil
 }
 
 func runLoadtest(cmd *cobra.Command, o *loadtestOpts) error {
@@ -210,12 +240,22 @@ func runOneDriver(ctx context.Context, o *loadtestOpts, name string, log *slog.L
 			log.Warn("loadtest: close driver", "driver", name, "err", err)
 		}
 	}()
-	fmt.Fprintf(stderr, "[%s] running for %v (+%v warm-up)\n", name, o.w.Duration, o.w.Warmup)
+	fmt.Fprintln(stderr, startLine(name, o.w))
 	res, err := loadtest.Run(ctx, d, o.w, loadtest.RunOptions{Logger: log, Progress: progressFunc(o, name, stderr)})
 	if err != nil {
 		return res, fmt.Errorf("loadtest: %s: %w", name, err)
 	}
 	return res, nil
+}
+
+// startLine says what a run of driver name is about to do.
+func startLine(name string, w loadtest.Workload) string {
+	if w.BacklogBytes == 0 {
+		return fmt.Sprintf("[%s] running for %v (+%v warm-up)", name, w.Duration, w.Warmup)
+	}
+	g := w.BacklogGoal()
+	return fmt.Sprintf("[%s] building a backlog of %d msgs (%d bytes; about %v at %v msg/s), then draining it until caught up (%d msgs or fewer), for %v at most (+%v warm-up)",
+		name, g.TargetMsgs, w.BacklogBytes, w.BacklogBuildTime().Round(time.Millisecond), w.Rate, g.CaughtUpMsgs, w.Duration, w.Warmup)
 }
 
 // chaosDrainTimeout is the default --drain-timeout in chaos mode: consumers

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -111,4 +112,37 @@ func TestLoadtestChaosKeySharedKeepsEachKeyInOrder(t *testing.T) {
 	chaosLosesNothing(t, "--duration", "10s", "--rate", "500", "--size", "128", "--partitions", "2",
 		"--subscription-type", "key_shared", "--consumers", "3", "--key-distribution", "random", "--keys", "50",
 		"--chaos", "kill-serving@2s/2s,kill-serving@6s/2s", "--seed", "5")
+}
+
+// TestLoadtestBacklogDrainsOnItsOwnStandalone runs `strata loadtest
+// --backlog` against a real standalone: the consumers of a shared
+// subscription over two partitions wait while a small backlog is built,
+// then drain it while the producers go on, and the run ends once they
+// have caught up, long before --duration, with nothing lost.
+func TestLoadtestBacklogDrainsOnItsOwnStandalone(t *testing.T) {
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	_, stderr, code := runBin(t, 120*time.Second, "loadtest", "--backlog", "256KiB", "--size", "256", "--rate", "500",
+		"--duration", "60s", "--partitions", "2", "--subscription-type", "shared", "--consumers", "2", "--json", jsonPath)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	res := readResult(t, jsonPath)
+	if res["lost"].(float64) != 0 || res["out_of_order"].(float64) != 0 || res["messages_acked"].(float64) == 0 ||
+		res["messages_received"].(float64) != res["messages_acked"].(float64) {
+		t.Fatalf("result %v", res)
+	}
+	b, _ := res["backlog"].(map[string]any)
+	num := func(k string) float64 { v, _ := b[k].(float64); return v }
+	if b["built"] != true || num("target_msgs") != 1024 || num("built_msgs") < 1024 ||
+		num("built_bytes") != num("built_msgs")*256 || num("build_seconds") <= 0 {
+		t.Fatalf("backlog not built: %v\n%s", b, stderr)
+	}
+	if b["caught_up"] != true || num("backlog_left_msgs") > num("caught_up_msgs") || num("drain_seconds") <= 0 ||
+		num("drain_seconds") >= 60 || num("drain_consumed_msgs") < num("built_msgs")-num("backlog_left_msgs") ||
+		num("drain_consume_msgs_per_s") <= 0 || num("drain_consume_mb_per_s") <= 0 || num("net_drain_msgs_per_s") <= 0 {
+		t.Fatalf("backlog not drained: %v\n%s", b, stderr)
+	}
+	if !strings.Contains(stderr, "(build)") {
+		t.Fatalf("no progress line of the build:\n%s", stderr)
+	}
 }

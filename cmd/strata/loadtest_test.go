@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-mq/strata/client/fakebroker"
 	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/loadtest"
 	"github.com/strata-mq/strata/loadtest/jetstream"
 )
 
@@ -44,6 +45,12 @@ func TestLoadtestRejectsBadFlagsWithInvalidArgument(t *testing.T) {
 		{"--cluster", "local", "--chaos", "kill-bookie@9s", "--duration", "10s"}, // restart at 12s: after the load
 		{"--cluster", "local", "--chaos", "kill-zookeeper@1s"},
 		{"--procs", "-1"},
+		{"--backlog", "lots"},
+		{"--backlog", "-1"},
+		{"--backlog", "1MB", "--rate", "max"},
+		{"--backlog", "1MB", "--subscriptions", "0"},
+		{"--backlog", "1GB"}, // 1049 s to build at 1000 msg/s in a 10 s load
+		{"--backlog", "1MB", "--cluster", "local", "--chaos", "kill-bookie@1s"},
 	} {
 		_, _, err := runStrata(t, append([]string{"loadtest"}, args...)...)
 		if errcode.CodeOf(err) != errcode.InvalidArgument {
@@ -138,5 +145,35 @@ func TestLoadtestComparesDriversSideBySide(t *testing.T) {
 	raw, _ := os.ReadFile(jsonPath)
 	if err := json.Unmarshal(raw, &arr); err != nil || len(arr) != 2 {
 		t.Fatalf("json array of 2: %v\n%s", err, raw)
+	}
+}
+
+// Every driver builds the backlog, drains it and catches up, and the table
+// and the JSON say so.
+func TestLoadtestBacklogRunsOnEveryDriver(t *testing.T) {
+	t.Setenv(jetstream.BinEnv, natsBinary(t))
+	b := fakebroker.Start(t, fakebroker.NewCluster())
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	out, stderr, err := runStrata(t, "loadtest", "--driver", "strata,jetstream,jetstream-sync", "--url", b.URL(),
+		"--backlog", "64KiB", "--size", "128", "--rate", "500", "--duration", "20s", "--quiet", "--json", jsonPath)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "net drain rate") || strings.Count(out, "consumers caught up") != 3 {
+		t.Fatalf("table:\n%s", out)
+	}
+	var arr []struct {
+		Driver  string                  `json:"driver"`
+		Lost    uint64                  `json:"lost"`
+		Backlog *loadtest.BacklogResult `json:"backlog"`
+	}
+	raw, _ := os.ReadFile(jsonPath)
+	if err := json.Unmarshal(raw, &arr); err != nil || len(arr) != 3 {
+		t.Fatalf("json array of 3: %v\n%s", err, raw)
+	}
+	for _, r := range arr {
+		if r.Lost != 0 || r.Backlog == nil || !r.Backlog.Built || !r.Backlog.CaughtUp || r.Backlog.BuiltMsgs < 512 {
+			t.Errorf("%s: lost %d, backlog %+v", r.Driver, r.Lost, r.Backlog)
+		}
 	}
 }
