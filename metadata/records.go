@@ -50,8 +50,9 @@ type ManagedLedger struct {
 	Topic   string       `json:"topic"`
 	Ledgers []LedgerInfo `json:"ledgers"`
 	// Producer deduplication state: highest persisted sequence id per
-	// producer name, as of the last ledger roll (the entries of the open
-	// ledger carry the rest and are re-read on takeover).
+	// producer name, as of the last ledger roll or graceful unload (the
+	// entries of a ledger still open carry the rest and are re-read on
+	// takeover).
 	Producers map[string]int64 `json:"producers,omitempty"`
 	// Compaction is the topic's last compaction, if any.
 	Compaction *Compaction `json:"compaction,omitempty"`

@@ -27,7 +27,11 @@
 // serve. An owner drops a topic at once (producers and consumers get a
 // retriable TopicFenced/NotOwner error and look up again) when an append
 // fails (fenced or otherwise), when a managed-ledger or cursor CAS fails, or
-// when its session ends (every topic is dropped).
+// when its session ends (every topic is dropped). An owner that gives a
+// topic up gracefully (unload, rebalance, Close) first answers the batches
+// in flight, closes the ledger and records it closed in the managed ledger
+// with the producers' sequence ids, so that the next owner neither recovers
+// nor reads it (unload.go).
 //
 // # Write path
 //
@@ -38,8 +42,8 @@
 // wake-ups. A batch whose last sequence id is at or below the highest one
 // sent for that producer name is a resend: it is answered with the original
 // position (duplicate=true) and never written again. The highest sequence
-// ids are snapshotted into the managed ledger at every roll; the entries of
-// the ledger recovered at takeover carry the rest. A ledger rolls at
+// ids are snapshotted into the managed ledger at every roll and graceful
+// unload; the entries of the ledger recovered at takeover carry the rest. A ledger rolls at
 // MaxLedgerEntries, MaxLedgerBytes or MaxLedgerAge (defaults 50,000 entries,
 // 256 MiB, 4 h).
 //

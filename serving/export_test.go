@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/strata-mq/strata/metadata"
 )
 
@@ -48,4 +50,46 @@ func (n *Node) Rebalance(now time.Time) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return n.rebalance(ctx, now)
+}
+
+// LoadStats answers how many topic loads on n fenced and recovered the
+// previous owner's ledger, and how many entries they read back.
+func (n *Node) LoadStats() (recoveries, replayed int) {
+	return counterValue(n.m.loadRecoveries), counterValue(n.m.loadReplayed)
+}
+
+func counterValue(c prometheus.Counter) int {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return int(m.GetCounter().GetValue())
+}
+
+// Draining reports whether topicName (a full name) is loaded here and a
+// graceful unload is waiting for its appends in flight.
+func (n *Node) Draining(topicName string) bool {
+	n.mu.Lock()
+	t := n.mu.topics[topicName]
+	n.mu.Unlock()
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.state == topicDraining
+}
+
+// InFlight answers how many appends of topicName (a full name) are in
+// flight on this node.
+func (n *Node) InFlight(topicName string) int {
+	n.mu.Lock()
+	t := n.mu.topics[topicName]
+	n.mu.Unlock()
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.inflight
 }

@@ -171,8 +171,11 @@ func (t *topic) lastEntryLocked() ids.Position {
 }
 
 // recoverLast fences, recovers and closes the previous owner's last ledger
-// when it is still open, and rebuilds the deduplication state from the
-// managed ledger's snapshot plus the entries of that ledger.
+// when the managed ledger does not record it closed, and rebuilds the
+// deduplication state from the managed ledger's snapshot plus the entries
+// of that ledger. A ledger recorded closed (by a roll, or by the graceful
+// unload of the previous owner, unload.go) has its producers' sequence ids
+// in the snapshot already, and is neither recovered nor read.
 func (t *topic) recoverLast(ctx context.Context, ml *metadata.ManagedLedger) (map[string]*dedupState, int64, error) {
 	dedup := make(map[string]*dedupState, len(ml.Producers))
 	for name, seq := range ml.Producers {
@@ -187,6 +190,7 @@ func (t *topic) recoverLast(ctx context.Context, ml *metadata.ManagedLedger) (ma
 	if li.Closed {
 		return dedup, lastPub, nil
 	}
+	t.n.m.loadRecoveries.Inc()
 	l, err := t.n.ledgers.Recover(ctx, li.ID, func(l *metadata.Ledger) { l.Topic = t.name })
 	if err != nil {
 		return nil, 0, unavailable(fmt.Sprintf("recovering ledger %d", li.ID), err)
@@ -237,6 +241,7 @@ func (t *topic) replayForDedup(ctx context.Context, l *metadata.Ledger, li *meta
 			return unavailable(fmt.Sprintf("reading ledger %d", l.ID), err)
 		}
 		first = es[len(es)-1].ID + 1
+		t.n.m.loadReplayed.Add(float64(len(es)))
 		for _, e := range es {
 			b, err := entry.Decode(e.Payload)
 			if err != nil {

@@ -17,6 +17,8 @@ type metrics struct {
 	keySharedWaiting  *prometheus.GaugeVec   // by topic, subscription: key_shared entries with waiting messages
 	ownedTopics       prometheus.Gauge       //
 	takeovers         prometheus.Counter     //
+	loadRecoveries    prometheus.Counter     // loads that fenced and recovered an open ledger
+	loadReplayed      prometheus.Counter     // entries loads read back for deduplication
 	drops             *prometheus.CounterVec // by reason
 	sendErrors        *prometheus.CounterVec // by code
 	offloadedLedgers  prometheus.Counter     //
@@ -59,6 +61,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_owned_topics", Help: "Topics this node serves."}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_topic_loads_total", Help: "Topics loaded (fence, recover, open)."}),
+		loadRecoveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_topic_load_recoveries_total", Help: "Topic loads that fenced and recovered the previous owner's open ledger (after a crash, a lost lease, or an unload that could not record its ledger closed)."}),
+		loadReplayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_topic_load_replayed_entries_total", Help: "Entries of recovered ledgers that topic loads read back to rebuild deduplication."}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_topic_drops_total", Help: "Topics dropped, by reason."}, []string{"reason"}),
 		sendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -78,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.publishedMessages, m.publishedBytes, m.publishLatency, m.bookieWrite,
-			m.deliveredMessages, m.backlog, m.backlogBytes, m.backlogAge, m.delayed, m.keySharedWaiting, m.ownedTopics, m.takeovers, m.drops, m.sendErrors,
+			m.deliveredMessages, m.backlog, m.backlogBytes, m.backlogAge, m.delayed, m.keySharedWaiting, m.ownedTopics, m.takeovers, m.loadRecoveries, m.loadReplayed, m.drops, m.sendErrors,
 			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors, m.quotaEvictions, m.dispatchThrottled, m.publishThrottled)
 	}
 	return m

@@ -191,7 +191,8 @@ func (n *Node) reregister() Session {
 	}
 }
 
-func (n *Node) dropAll(reason string, err error, graceful bool) {
+// dropAll drops every topic and answers them.
+func (n *Node) dropAll(reason string, err error, graceful bool) []*topic {
 	n.mu.Lock()
 	ts := make([]*topic, 0, len(n.mu.topics))
 	for _, t := range n.mu.topics {
@@ -202,15 +203,21 @@ func (n *Node) dropAll(reason string, err error, graceful bool) {
 		<-t.ready
 		t.drop(reason, err, graceful)
 	}
+	return ts
 }
 
-// Close unloads every topic gracefully (cursors flushed, ledgers closed,
-// ownership released), closes the session and waits for every goroutine.
+// Close unloads every topic gracefully (appends in flight answered, cursors
+// flushed, ledgers closed and recorded, ownership released), closes the
+// session and waits for every goroutine.
 func (n *Node) Close() error {
 	if !n.closing() {
 		return nil
 	}
-	n.dropAll(reasonUnload, errcode.New(errcode.NotOwner, "node %s is shutting down", n.cfg.NodeID), true)
+	// The node's context ends the topics' own goroutines, which turn the
+	// appends in flight into receipts: only once the unloads are done.
+	for _, t := range n.dropAll(reasonUnload, errcode.New(errcode.NotOwner, "node %s is shutting down", n.cfg.NodeID), true) {
+		<-t.gone
+	}
 	n.cancel()
 	n.wg.Wait()
 	n.closeTier()

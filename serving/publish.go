@@ -46,6 +46,13 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.mu.drain.done != nil {
+		// A graceful unload: neither written nor answered. The stream
+		// ends once the batches in flight are answered, and the producer
+		// sends this one again to the next owner; ending it now could
+		// lose those receipts.
+		return nil
+	}
 	if err := t.servingErrLocked(); err != nil {
 		return err
 	}
@@ -188,6 +195,7 @@ func (t *topic) applyCompletions() {
 	}
 	if failed == nil {
 		t.maybeStartRollLocked()
+		t.checkDrainedLocked()
 	}
 	t.mu.Unlock()
 	if failed != nil {
@@ -200,7 +208,7 @@ func (t *topic) applyCompletions() {
 }
 
 func (t *topic) appliedLocked(c completion) error {
-	if t.mu.state != topicServing || c.w != t.mu.w {
+	if !t.appendingLocked() || c.w != t.mu.w {
 		return nil
 	}
 	t.mu.inflight--
@@ -319,7 +327,8 @@ func (t *topic) roll() {
 	t.switchWriter(next, w)
 }
 
-// switchWriter installs the new ledger and appends the queued batches.
+// switchWriter installs the new ledger and appends the queued batches (also
+// while draining: they were accepted, and the unload closes w).
 func (t *topic) switchWriter(ml *metadata.ManagedLedger, w Writer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -327,7 +336,7 @@ func (t *topic) switchWriter(ml *metadata.ManagedLedger, w Writer) {
 	t.mu.w = w
 	t.mu.cur = ledgerProgress{created: time.Now(), lastPosition: ids.Position{Ledger: w.ID(), Entry: ids.NoEntry}}
 	t.mu.rolling, t.mu.rollRunning = false, false
-	if t.mu.state != topicServing {
+	if !t.appendingLocked() {
 		go func() { _ = w.Close(context.Background(), nil) }()
 		return
 	}
@@ -336,7 +345,14 @@ func (t *topic) switchWriter(ml *metadata.ManagedLedger, w Writer) {
 	for _, b := range q {
 		t.appendLocked(b)
 	}
+	t.checkDrainedLocked()
 	t.log.Debug("rolled ledger", "ledger", w.ID())
+}
+
+// appendingLocked reports whether appends complete into receipts: while the
+// topic is served, and while a graceful unload drains it.
+func (t *topic) appendingLocked() bool {
+	return t.mu.state == topicServing || t.mu.state == topicDraining
 }
 
 // dropOnError drops the topic after a failed ledger or metadata operation.

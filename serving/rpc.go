@@ -51,16 +51,31 @@ func (n *Node) Produce(stream grpc.BidiStreamingServer[servingpb.ProduceRequest,
 	}
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- n.producerRecv(stream, t, p) }()
+	send := func(r *servingpb.ProduceResponse) error {
+		if err := stream.Send(r); err != nil {
+			return err
+		}
+		if r.GetReceipt() != nil {
+			p.pending.Add(-1)
+		}
+		return nil
+	}
 	for {
 		select {
 		case r := <-p.out:
-			if err := stream.Send(r); err != nil {
+			if err := send(r); err != nil {
 				return err
 			}
-			if r.GetReceipt() != nil {
-				p.pending.Add(-1)
-			}
 		case <-p.done:
+			// What was queued before the producer was ended goes first:
+			// a graceful unload ends it right after the receipts of its
+			// last batches, which it would otherwise resend to the next
+			// owner.
+			for len(p.out) > 0 {
+				if err := send(<-p.out); err != nil {
+					return err
+				}
+			}
 			return p.err
 		case err := <-recvErr:
 			return err

@@ -17,6 +17,10 @@ type topicState int
 const (
 	topicLoading topicState = iota
 	topicServing
+	// topicDraining is a graceful unload waiting for its appends in flight
+	// (unload.go): nothing new is taken, but completions still turn into
+	// receipts.
+	topicDraining
 	topicDropped
 )
 
@@ -98,6 +102,8 @@ type topic struct {
 		cache   *entryCache
 		msgsIn  uint64
 		bytesIn uint64
+		// drain is the graceful unload, once one began (unload.go).
+		drain drainState
 	}
 }
 
@@ -218,19 +224,34 @@ func (t *topic) goOwned(f func()) {
 	}()
 }
 
-// drop stops serving the topic at once: producers and consumers get err (a
-// retriable code, so clients look up again), the writer is abandoned (or
-// closed when graceful), and the ownership key is released when we still
-// hold it. Safe to call more than once and from any goroutine but run.
+// drop stops serving the topic: producers and consumers get err (a
+// retriable code, so clients look up again) and the ownership key is
+// released when we still hold it. A graceful drop of a served topic first
+// answers the batches in flight and records the ledger closed (unload.go);
+// any other drop abandons the writer at once. Safe to call more than once
+// and from any goroutine but run; a drop that is not graceful while a
+// graceful one drains ends that drain.
 func (t *topic) drop(reason string, err error, graceful bool) {
 	t.mu.Lock()
-	if t.mu.state == topicDropped {
+	switch t.mu.state {
+	case topicDropped:
+		t.mu.Unlock()
+		return
+	case topicDraining:
+		if !graceful { // a failure, a lost session, a kill: no use waiting
+			t.abortDrainLocked(reason, err)
+		}
 		t.mu.Unlock()
 		return
 	}
 	wasServing := t.mu.state == topicServing
-	t.mu.state = topicDropped
-	prods, subs, w, cur := t.mu.prods, t.mu.subs, t.mu.w, t.mu.cur
+	drain := graceful && wasServing
+	if drain {
+		t.startDrainLocked()
+	} else {
+		t.mu.state = topicDropped
+	}
+	prods, subs := t.mu.prods, t.mu.subs
 	for _, s := range subs {
 		s.stopLocked() // a delay timer would keep the dropped topic in memory until due
 	}
@@ -249,28 +270,25 @@ func (t *topic) drop(reason string, err error, graceful bool) {
 	t.mu.Unlock()
 	t.log.Info("dropping topic", "reason", reason, "err", err)
 	t.n.m.drops.WithLabelValues(reason).Inc()
-	for _, p := range ps {
-		p.fail(err)
+	if !drain {
+		for _, p := range ps {
+			p.fail(err)
+		}
+		ps = nil
 	}
 	for _, c := range cons {
 		c.fail(err)
 	}
 	t.n.wg.Add(1)
-	go t.finishDrop(reason, wasServing, graceful, names, w, cur)
+	go t.finishDrop(reason, drain, names, ps, err)
 }
 
-// finishDrop runs the slow part of drop off the caller's goroutine.
-func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []string, w Writer, cur ledgerProgress) {
+// finishDrop runs the slow part of drop off the caller's goroutine; prods
+// are the producers a graceful drop ends last.
+func (t *topic) finishDrop(reason string, drain bool, subs []string, prods []*producer, err error) {
 	defer t.n.wg.Done()
-	if graceful && wasServing {
-		ctx, cancel := context.WithTimeout(context.Background(), t.n.cfg.MetaTimeout)
-		t.flushCursors(ctx)
-		if w != nil {
-			if err := w.Close(ctx, cur.annotate(t.name)); err != nil {
-				t.log.Warn("closing ledger on unload", "err", err)
-			}
-		}
-		cancel()
+	if drain {
+		reason = t.unload(reason)
 	}
 	t.cancel()
 	t.wg.Wait()
@@ -284,6 +302,12 @@ func (t *topic) finishDrop(reason string, wasServing, graceful bool, subs []stri
 	// Forgotten only after the release, so that a new load of the topic
 	// here cannot take the key that the release then deletes.
 	t.n.forget(t)
+	// Their streams end once every batch written is answered and the
+	// topic is free: their next lookup finds nobody owning it, instead
+	// of this node, which would send them back and forth.
+	for _, p := range prods {
+		p.fail(err)
+	}
 	t.markGone()
 }
 
