@@ -63,6 +63,18 @@ func (d *dedupState) persist(r receipt) {
 	d.oldest = (d.oldest + 1) % maxRecentReceipts
 }
 
+// prepend puts rs (oldest first, all older than what recent holds) before
+// the receipts recent holds, as many of the newest as fit. Only a ring that
+// is not full takes them: it has not wrapped, so recent[0] is its oldest.
+func (d *dedupState) prepend(rs []receipt) {
+	room := maxRecentReceipts - len(d.recent)
+	if room <= 0 {
+		return
+	}
+	rs = rs[len(rs)-min(room, len(rs)):]
+	d.recent = append(append(make([]receipt, 0, len(rs)+len(d.recent)), rs...), d.recent...)
+}
+
 // find answers the receipt of the batch holding sequence id seq, when it is
 // still remembered.
 func (d *dedupState) find(seq uint64) (receipt, bool) {

@@ -68,3 +68,57 @@ func TestDedupEvictsTheProducerNameGoneLongest(t *testing.T) {
 		}
 	}
 }
+
+// Receipts read back from earlier owners' entries go before those the ring
+// holds, newest kept when they do not all fit, and the read back stops
+// once the ring is full or starts at or before the sequence id sought.
+func TestEarlierReceiptsGoBeforeTheRingsAndOnlyWhileTheyMayHoldTheOneSought(t *testing.T) {
+	rec := func(seq uint64) receipt {
+		return receipt{first: seq, last: seq, pos: ids.Position{Ledger: 3, Entry: ids.EntryID(seq)}}
+	}
+	recs := func(from, to uint64) (rs []receipt) {
+		for seq := from; seq <= to; seq++ {
+			rs = append(rs, rec(seq))
+		}
+		return rs
+	}
+	d := dedupFor(map[string]*dedupState{}, "p")
+	e := earlierReceipts{ledger: 3, next: 99, budget: maxEarlierEntries}
+	if !e.mayHold(d, 5) {
+		t.Fatal("an empty ring: reading back may find any receipt")
+	}
+	for _, r := range recs(10_000, 10_009) {
+		d.persist(r)
+	}
+	if !e.mayHold(d, 50) || e.mayHold(d, 10_000) || e.mayHold(d, 10_005) {
+		t.Fatal("reading back must go on only for sequence ids before the ring's oldest")
+	}
+	d.prepend(recs(9_997, 9_999))
+	for seq := uint64(9_997); seq <= 10_009; seq++ {
+		if r, ok := d.find(seq); !ok || r.pos.Entry != ids.EntryID(seq) {
+			t.Fatalf("sequence id %d: %+v %v", seq, r, ok)
+		}
+	}
+	// 1024 more do not fit beside the 13: the newest 1011 are kept.
+	d.prepend(recs(9_997-maxRecentReceipts, 9_996))
+	if len(d.recent) != maxRecentReceipts {
+		t.Fatalf("the ring holds %d receipts, want it full (%d)", len(d.recent), maxRecentReceipts)
+	}
+	oldest := uint64(10_010 - maxRecentReceipts)
+	if _, ok := d.find(oldest - 1); ok {
+		t.Fatal("the oldest receipts read back were kept in place of newer ones")
+	}
+	if r, ok := d.find(oldest); !ok || r.pos.Entry != ids.EntryID(oldest) {
+		t.Fatalf("the oldest receipt kept: %+v %v", r, ok)
+	}
+	if e.mayHold(d, 0) {
+		t.Fatal("a full ring takes no older receipts: reading back must stop")
+	}
+	d.persist(rec(10_010)) // wraps: recent is no longer oldest first
+	if r, ok := d.find(10_010); !ok || r.pos.Entry != 10_010 {
+		t.Fatalf("after the ring wrapped: %+v %v", r, ok)
+	}
+	if (&earlierReceipts{}).mayHold(dedupFor(map[string]*dedupState{}, "q"), 1) {
+		t.Fatal("with nothing left to read back, reading back must stop")
+	}
+}

@@ -31,7 +31,8 @@
 // topic up gracefully (unload, rebalance, Close) first answers the batches
 // in flight, closes the ledger and records it closed in the managed ledger
 // with the producers' sequence ids, so that the next owner neither recovers
-// nor reads it (unload.go).
+// nor reads it (unload.go); resends of batches it wrote are answered from
+// its last entries, read back on demand (receipts.go).
 //
 // # Write path
 //

@@ -58,6 +58,10 @@ func (n *Node) LoadStats() (recoveries, replayed int) {
 	return counterValue(n.m.loadRecoveries), counterValue(n.m.loadReplayed)
 }
 
+// EarlierReceiptEntries answers how many entries of earlier owners n read
+// back for the receipts of resends.
+func (n *Node) EarlierReceiptEntries() int { return counterValue(n.m.earlierReads) }
+
 func counterValue(c prometheus.Counter) int {
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {

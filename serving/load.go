@@ -80,6 +80,7 @@ func (t *topic) loadSteps(ctx context.Context) (acquired bool, err error) {
 	if err != nil {
 		return true, unavailable("reading managed ledger", err)
 	}
+	earlier := earlierFrom(ml)
 	dedup, lastPub, err := t.recoverLast(ctx, ml)
 	if err != nil {
 		return true, err
@@ -101,7 +102,22 @@ func (t *topic) loadSteps(ctx context.Context) (acquired bool, err error) {
 	if err := n.meta.PutManagedLedger(ctx, next); err != nil {
 		return true, metaConflict("storing managed ledger", err)
 	}
-	return true, t.install(ctx, next, w, dedup, lastPub)
+	return true, t.install(ctx, next, w, dedup, lastPub, earlier)
+}
+
+// earlierFrom is where to start reading the earlier owners' entries back
+// for receipts: the end of the last ledger, unless recoverLast is about to
+// read that one through (then the end of the one before).
+func earlierFrom(ml *metadata.ManagedLedger) earlierReceipts {
+	if len(ml.Ledgers) == 0 {
+		return earlierReceipts{}
+	}
+	li := ml.Ledgers[len(ml.Ledgers)-1]
+	e := earlierReceipts{ledger: li.ID, next: ids.NoEntry, budget: maxEarlierEntries}
+	if li.Closed {
+		e.next = ids.EntryID(li.Entries - 1)
+	}
+	return e
 }
 
 // acquire claims the ownership key for this node's session.
@@ -125,8 +141,9 @@ func (t *topic) acquire(ctx context.Context) error {
 	return errcode.New(errcode.ServiceNotReady, "a previous session of node %s still owns %s", n.cfg.NodeID, t.name)
 }
 
-// install sets the loaded state: managed ledger, writer, dedup, cursors.
-func (t *topic) install(ctx context.Context, ml *metadata.ManagedLedger, w Writer, dedup map[string]*dedupState, lastPub int64) error {
+// install sets the loaded state: managed ledger, writer, dedup (and where
+// to read back for more receipts), cursors.
+func (t *topic) install(ctx context.Context, ml *metadata.ManagedLedger, w Writer, dedup map[string]*dedupState, lastPub int64, earlier earlierReceipts) error {
 	cursors, err := t.n.meta.ListCursors(ctx, t.name)
 	if err != nil {
 		return unavailable("listing cursors", err)
@@ -136,6 +153,7 @@ func (t *topic) install(ctx context.Context, ml *metadata.ManagedLedger, w Write
 	t.mu.ml = ml
 	t.mu.cur = ledgerProgress{created: time.Now(), lastPosition: ids.Position{Ledger: w.ID(), Entry: ids.NoEntry}}
 	t.mu.dedup = dedup
+	t.mu.earlier = earlier
 	t.mu.lastPub = lastPub
 	t.mu.lastPos = t.lastEntryLocked()
 	for i := range cursors {

@@ -19,6 +19,7 @@ type metrics struct {
 	takeovers         prometheus.Counter     //
 	loadRecoveries    prometheus.Counter     // loads that fenced and recovered an open ledger
 	loadReplayed      prometheus.Counter     // entries loads read back for deduplication
+	earlierReads      prometheus.Counter     // entries of earlier owners read back for the receipts of resends
 	drops             *prometheus.CounterVec // by reason
 	sendErrors        *prometheus.CounterVec // by code
 	offloadedLedgers  prometheus.Counter     //
@@ -65,6 +66,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_topic_load_recoveries_total", Help: "Topic loads that fenced and recovered the previous owner's open ledger (after a crash, a lost lease, or an unload that could not record its ledger closed)."}),
 		loadReplayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_topic_load_replayed_entries_total", Help: "Entries of recovered ledgers that topic loads read back to rebuild deduplication."}),
+		earlierReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_topic_earlier_receipt_entries_total", Help: "Entries of a topic's earlier owners read back to answer resends at their original positions (receipts the previous owner could not deliver)."}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_topic_drops_total", Help: "Topics dropped, by reason."}, []string{"reason"}),
 		sendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -84,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.publishedMessages, m.publishedBytes, m.publishLatency, m.bookieWrite,
-			m.deliveredMessages, m.backlog, m.backlogBytes, m.backlogAge, m.delayed, m.keySharedWaiting, m.ownedTopics, m.takeovers, m.loadRecoveries, m.loadReplayed, m.drops, m.sendErrors,
+			m.deliveredMessages, m.backlog, m.backlogBytes, m.backlogAge, m.delayed, m.keySharedWaiting, m.ownedTopics, m.takeovers, m.loadRecoveries, m.loadReplayed, m.earlierReads, m.drops, m.sendErrors,
 			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors, m.quotaEvictions, m.dispatchThrottled, m.publishThrottled)
 	}
 	return m

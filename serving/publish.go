@@ -2,6 +2,7 @@ package serving
 
 import (
 	"context"
+	"errors"
 	"math"
 	"time"
 
@@ -44,6 +45,23 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 		t.rejectInOrder(p, first, last, errcode.New(errcode.MessageTooLarge, "batch of %d bytes over the entry limit of %d", sz, t.n.cfg.MaxEntryBytes))
 		return nil
 	}
+	err = t.accept(p, b, false)
+	if errors.Is(err, errEarlierReceipt) {
+		t.readEarlierReceipts(p.name, last)
+		err = t.accept(p, b, true)
+	}
+	return err
+}
+
+// errEarlierReceipt is accept's answer for a resend of a batch that an
+// earlier owner wrote and whose receipt is not known here yet.
+var errEarlierReceipt = errors.New("serving: receipt of an earlier owner's batch not read yet")
+
+// accept writes b, or answers it as a resend, or queues it; without
+// rebuilt, a resend of a batch whose receipt an earlier owner's entries may
+// hold is errEarlierReceipt instead.
+func (t *topic) accept(p *producer, b *pendingBatch, rebuilt bool) error {
+	first, last := b.first, b.last
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.mu.drain.done != nil {
@@ -59,14 +77,18 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 	if t.mu.prods[p.name] != p { // fenced by an exclusive producer
 		return errcode.New(errcode.ProducerFenced, "producer %s of %s was fenced", p.name, t.name)
 	}
-	p.pending.Add(1)
 	d := dedupFor(t.mu.dedup, p.name)
-	switch {
-	case int64(last) <= d.persisted:
-		r, _ := d.find(last)
+	if int64(last) <= d.persisted {
+		r, ok := d.find(last)
+		if !ok && !rebuilt && t.mu.earlier.mayHold(d, last) {
+			return errEarlierReceipt
+		}
+		p.pending.Add(1)
 		p.receipt(b, r, true)
 		return nil
-	case int64(last) <= d.pushed:
+	}
+	p.pending.Add(1)
+	if int64(last) <= d.pushed {
 		d.waiters = append(d.waiters, b)
 		return nil
 	}

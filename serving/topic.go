@@ -69,6 +69,10 @@ type topic struct {
 	// measuringAges is set while updateBacklogAges reads (backlogage.go).
 	measuringAges atomic.Bool
 
+	// earlierMu serialises the reads of earlier owners' entries for the
+	// receipts of resends (receipts.go). LOCKORDER: earlierMu before mu.
+	earlierMu sync.Mutex
+
 	// mlMu serialises the writers of the managed ledger (roll, trim), held
 	// across their metadata I/O. LOCKORDER: mlMu before mu.
 	mlMu sync.Mutex
@@ -104,6 +108,9 @@ type topic struct {
 		bytesIn uint64
 		// drain is the graceful unload, once one began (unload.go).
 		drain drainState
+		// earlier is how far back the earlier owners' entries were read
+		// for the receipts of resends (receipts.go).
+		earlier earlierReceipts
 	}
 }
 

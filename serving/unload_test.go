@@ -182,6 +182,7 @@ func TestAnUnloadAnswersTheBatchInFlightAndLeavesOneThatArrivesMeanwhileToTheNex
 	if err != nil || r.GetReceipt().GetLastSequenceId() != 2 || r.GetReceipt().GetDuplicate() {
 		t.Fatalf("the batch in flight: %v %v; want its receipt", r, err)
 	}
+	r2 := r.GetReceipt()
 	if r, err := p.stream.Recv(); errcode.CodeOf(errcode.FromError(err)) != errcode.NotOwner {
 		t.Fatalf("after the receipt: %v %v; want the stream ended with NOT_OWNER", r, err)
 	}
@@ -198,6 +199,9 @@ func TestAnUnloadAnswersTheBatchInFlightAndLeavesOneThatArrivesMeanwhileToTheNex
 	}
 	if rec, replayed := n.LoadStats(); rec != 0 || replayed != 0 {
 		t.Fatalf("the reload recovered %d ledgers and read %d entries back, want none", rec, replayed)
+	}
+	if r := p2.mustSend(msg(2)); !r.GetDuplicate() || posOf(r) != posOf(r2) {
+		t.Fatalf("resend of 2: %v; first written at %v", r, posOf(r2))
 	}
 	if r := p2.mustSend(msg(3)); r.GetDuplicate() {
 		t.Fatalf("batch 3, never answered, answered as a duplicate: %v", r)
@@ -243,4 +247,149 @@ func TestAnAppendFailingWhileAnUnloadDrainsLeavesTheLedgerToBeRecovered(t *testi
 	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
 	cs.flow(10)
 	checkInOrder(t, cs.receive(2), 1, 2)
+}
+
+// placedOn answers the first topic name prefix-i that the placement gives
+// node id among ids.
+func placedOn(t *testing.T, id string, nodes []string, prefix string) string {
+	t.Helper()
+	for i := range 64 {
+		if name := fmt.Sprintf("public/default/%s-%d", prefix, i); serving.Placement(name, nodes) == id {
+			return name
+		}
+	}
+	t.Fatalf("the placement gives %s none of 64 topics: pick another prefix", id)
+	return ""
+}
+
+// TestARebalanceMoveHandsTheLedgerOverClosedAndTheNewOwnerNeitherRecoversNorReadsIt:
+// on etcd and real bookies, a topic moved by a rebalance while a producer
+// pipelines batches: the old owner answers every batch it wrote before it
+// ends the stream, and records its ledger closed with the producers'
+// sequence ids, so the new owner loads the topic without fencing,
+// recovering or reading that ledger (it used to read all of it again, the
+// 0.6-1.9 s stall of a move). Batches resent to the new owner whose
+// receipts the client lost are answered as duplicates at their original
+// positions (read back from the old ledger's last entries only), the
+// others are written, and a consumer sees every message once, in order.
+func TestARebalanceMoveHandsTheLedgerOverClosedAndTheNewOwnerNeitherRecoversNorReadsIt(t *testing.T) {
+	c := newRealCluster(t, 3)
+	cfg := func(cfg *serving.Config) { cfg.MaxLedgerEntries = 10_000; cfg.RebalanceInterval = time.Hour }
+	a := c.startWith("a", cfg)
+	topic := placedOn(t, "b", []string{"a", "b"}, "moving")
+	p := mustProducer(t, a, topic, "p1")
+	receipts := map[uint64]*servingpb.SendReceipt{}
+	for i := uint64(1); i <= 20; i++ {
+		receipts[i] = p.mustSend(msg(i))
+	}
+	b := c.startWith("b", cfg)
+
+	// Batches go on being sent while the move starts, so that some are in
+	// flight when it does, some arrive while it drains, and some find the
+	// stream ended.
+	const last = 1000
+	var wg sync.WaitGroup
+	move := make(chan struct{})
+	var moveOnce sync.Once
+	startMove := func() { moveOnce.Do(func() { close(move) }) }
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer startMove()
+		for i := uint64(21); i <= last; i++ {
+			if i == 100 {
+				startMove()
+			}
+			if p.stream.Send(sendReq(i)) != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		<-move
+		if n := a.Rebalance(time.Now().Add(3 * time.Hour)); n != 1 {
+			t.Errorf("the round moved %d topics, want 1", n)
+		}
+	}()
+	hi := uint64(20)
+	for {
+		r, err := p.stream.Recv()
+		if err != nil {
+			var e *errcode.Error
+			if err = errcode.FromError(err); !errors.As(err, &e) || e.Code != errcode.NotOwner || e.Redirect != b.addr {
+				t.Fatalf("the old owner ended the stream with %v; want NOT_OWNER to %s", err, b.addr)
+			}
+			break
+		}
+		rc := r.GetReceipt()
+		if rc == nil || rc.GetDuplicate() || rc.GetLastSequenceId() != hi+1 {
+			t.Fatalf("after receipt %d: %v", hi, r)
+		}
+		hi++
+		receipts[hi] = rc
+	}
+	wg.Wait()
+
+	t.Logf("the old owner answered up to %d of %d", hi, last)
+	// The new owner knows the last batch persisted: the one last answered.
+	var p2 *prod
+	eventually(t, "the producer at the new owner", func() (err error) {
+		p2, err = openProducer(t, b, topic, "p1")
+		return err
+	})
+	if got := p2.opened.GetLastSequenceId(); got != int64(hi) {
+		t.Fatalf("the new owner's last sequence id is %d; the old owner answered up to %d", got, hi)
+	}
+	if rec, replayed := b.LoadStats(); rec != 0 || replayed != 0 {
+		t.Fatalf("the new owner recovered %d ledgers and read %d entries back, want none", rec, replayed)
+	}
+	ml, err := metatestStore(t, c).GetManagedLedger(ctxT(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := ml.Ledgers[len(ml.Ledgers)-2]
+	if !old.Closed || old.ID != ids.LedgerID(receipts[hi].GetLedger()) || old.Entries != receipts[hi].GetEntry()+1 ||
+		old.LastPublishTime != receipts[hi].GetPublishTimeUnixNano() || ml.Producers["p1"] != int64(hi) {
+		t.Fatalf("the managed ledger records the old ledger as %+v and producers %v; last receipt %v", old, ml.Producers, receipts[hi])
+	}
+
+	// As if the receipts of the last five had been lost: their resends are
+	// duplicates at the positions first answered.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := hi - 4; i <= last; i++ {
+			if p2.stream.Send(sendReq(i)) != nil {
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+	for i := hi - 4; i <= last; i++ {
+		resp, err := p2.stream.Recv()
+		r := resp.GetReceipt()
+		if err != nil || r == nil || r.GetLastSequenceId() != i {
+			t.Fatalf("resend of %d: %v %v", i, resp, err)
+		}
+		if i <= hi && (!r.GetDuplicate() || posOf(r) != posOf(receipts[i])) {
+			t.Fatalf("resend of %d: %v; first written at %v", i, r, posOf(receipts[i]))
+		}
+		if i > hi && r.GetDuplicate() {
+			t.Fatalf("batch %d, never answered by the old owner, answered as a duplicate: %v", i, r)
+		}
+		receipts[i] = r
+	}
+	if earlier := b.EarlierReceiptEntries(); earlier == 0 || earlier > 100 {
+		t.Fatalf("the new owner read %d entries back for the receipts of 5 resends, want one read of at most 100", earlier)
+	}
+	cs := mustSubscribe(t, b, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(last + 10)
+	got := cs.receive(last)
+	checkInOrder(t, got, 1, last)
+	for _, m := range got {
+		if r := receipts[m.GetSequenceId()]; posOf(r) != (ids.Position{Ledger: ids.LedgerID(m.GetId().GetLedger()), Entry: ids.EntryID(m.GetId().GetEntry())}) {
+			t.Fatalf("message %d stored at %v, answered at %v", m.GetSequenceId(), m.GetId(), posOf(r))
+		}
+	}
 }
