@@ -73,6 +73,7 @@ func (n *Node) topicFor(ctx context.Context, raw string, autoCreate bool) (*topi
 		return nil, err
 	}
 	full := name.String()
+	dropped := false // the topic was dropped here during this call
 	for attempt := 0; attempt < 3; attempt++ {
 		n.mu.Lock()
 		if n.mu.closed {
@@ -82,7 +83,7 @@ func (n *Node) topicFor(ctx context.Context, raw string, autoCreate bool) (*topi
 		t := n.mu.topics[full]
 		n.mu.Unlock()
 		if t == nil {
-			if t, err = n.startLoad(ctx, full, name.NamespaceName(), autoCreate); err != nil {
+			if t, err = n.startLoad(ctx, full, name.NamespaceName(), autoCreate, dropped); err != nil {
 				return nil, err
 			}
 		}
@@ -93,13 +94,25 @@ func (n *Node) topicFor(ctx context.Context, raw string, autoCreate bool) (*topi
 		if errcode.CodeOf(err) != errcode.TopicFenced {
 			return nil, err
 		}
+		// Dropped, perhaps unloading: once it is released and forgotten,
+		// the next attempt finds who owns it now, or where the placement
+		// puts it. Answering TopicFenced at once sent clients into their
+		// backoff, past the end of the unload.
+		select {
+		case <-t.gone:
+		case <-ctx.Done():
+			return nil, err
+		}
+		dropped = true
 	}
 	return nil, err
 }
 
 // startLoad checks who owns the topic and, when nobody does, starts loading
-// it here.
-func (n *Node) startLoad(ctx context.Context, full, ns string, autoCreate bool) (*topic, error) {
+// it here; with place, only when the placement picks this node (a client
+// that came while the topic was unloaded here goes where a lookup after the
+// unload would send it).
+func (n *Node) startLoad(ctx context.Context, full, ns string, autoCreate, place bool) (*topic, error) {
 	if o, err := n.meta.GetOwnership(ctx, full); err == nil && o.NodeID != n.cfg.NodeID {
 		return nil, &errcode.Error{Code: errcode.NotOwner, Message: "topic " + full + " is owned by " + o.NodeID, Redirect: o.GRPCAddr}
 	} else if err != nil && !errors.Is(err, metadata.ErrNotFound) {
@@ -107,6 +120,13 @@ func (n *Node) startLoad(ctx context.Context, full, ns string, autoCreate bool) 
 	}
 	if to, ok := n.handedOffTo(ctx, full); ok {
 		return nil, &errcode.Error{Code: errcode.NotOwner, Message: "topic " + full + " moved to node " + to.ID, Redirect: to.GRPCAddr}
+	}
+	if place {
+		if nodes, err := n.meta.ListNodes(ctx); err == nil {
+			if to := choose(full, nodes); to != nil && to.ID != n.cfg.NodeID {
+				return nil, &errcode.Error{Code: errcode.NotOwner, Message: "topic " + full + " was unloaded; it is placed on node " + to.ID, Redirect: to.GRPCAddr}
+			}
+		}
 	}
 	if err := n.ensureTopic(ctx, full, autoCreate); err != nil {
 		return nil, err

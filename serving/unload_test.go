@@ -1,10 +1,12 @@
 package serving_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -391,5 +393,54 @@ func TestARebalanceMoveHandsTheLedgerOverClosedAndTheNewOwnerNeitherRecoversNorR
 		if r := receipts[m.GetSequenceId()]; posOf(r) != (ids.Position{Ledger: ids.LedgerID(m.GetId().GetLedger()), Entry: ids.EntryID(m.GetId().GetEntry())}) {
 			t.Fatalf("message %d stored at %v, answered at %v", m.GetSequenceId(), m.GetId(), posOf(r))
 		}
+	}
+}
+
+// TestAClientThatComesWhileATopicUnloadsIsSentWhereThePlacementPutsIt: a
+// producer opening at the owner while it unloads the topic waits for the
+// unload and is then sent to the node a lookup now picks (here the other
+// one), rather than answered TOPIC_FENCED at once, which sent clients into
+// their backoff past the end of the unload, or loading the topic back.
+func TestAClientThatComesWhileATopicUnloadsIsSentWhereThePlacementPutsIt(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a", nil)
+	topic := placedOn(t, "b", []string{"a", "b"}, "drain-open")
+	p := mustProducer(t, a, topic, "p")
+	p.mustSend(msg(1))
+	b := c.start("b", nil)
+	done, resume := stalledUnload(t, c, a, p, topic, 2)
+	opened := make(chan error, 1)
+	go func() {
+		q, err := openProducer(t, a, topic, "q")
+		if err == nil {
+			q.close()
+		}
+		opened <- err
+	}()
+	// The unload cannot end while the append is stalled: the open has come
+	// during it once it waits in topicFor (or has failed already, as it
+	// used to).
+	eventually(t, "the open waiting for the unload", func() error {
+		select {
+		case err := <-opened:
+			t.Fatalf("a producer opening during the unload was answered before its end: %v", err)
+		default:
+		}
+		buf := make([]byte, 1<<20)
+		if !bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("serving.(*Node).topicFor(")) {
+			return errors.New("no request in topicFor")
+		}
+		return nil
+	})
+	resume()
+	var e *errcode.Error
+	if err := <-opened; !errors.As(err, &e) || e.Code != errcode.NotOwner || e.Redirect != b.addr {
+		t.Fatalf("a producer opening during the unload: %v; want NOT_OWNER to %s", err, b.addr)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := mustProducer(t, b, topic, "p").opened.GetLastSequenceId(); got != 2 {
+		t.Fatalf("last sequence id %d at b, want 2", got)
 	}
 }
