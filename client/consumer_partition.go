@@ -188,7 +188,7 @@ func (pc *partitionConsumer) run(st consumeStream, cancel context.CancelFunc) {
 			return // subscribing again would create the subscription again
 		}
 		pc.log.Info("consumer stream ended, resubscribing", "err", err)
-		if to, ok := redirectOf(err); ok && to != "" {
+		if to, ok := redirectOf(err); ok { // moved or unloaded: at once, as the producer does
 			pc.mu.Lock()
 			pc.mu.hint = to
 			pc.mu.Unlock()

@@ -510,3 +510,27 @@ func TestBatchReceiveReturnsInOrderWithinItsLimits(t *testing.T) {
 		batch(client.BatchReceivePolicy{MaxMessages: 1000, Timeout: 100 * time.Millisecond})
 	}
 }
+
+// TestConsumerResubscribesAtOnceWhenItsTopicIsUnloaded: as the producer,
+// a consumer whose stream ends with NOT_OWNER and no redirect subscribes
+// again at once, not after a reconnect backoff (here a minute).
+func TestConsumerResubscribesAtOnceWhenItsTopicIsUnloaded(t *testing.T) {
+	cl, b, _ := setup(t, 0)
+	c, err := client.New(b.URL(), client.ReconnectBackoff(time.Minute, time.Minute), client.OperationTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := testCtx(t)
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	publish(cl, testTopic, 0, 1)
+	receiveN(t, ctx, cons, 1, true)
+	b.BreakStreams(&errcode.Error{Code: errcode.NotOwner, Message: "topic unloaded; look it up again"})
+	waitFor(t, "the consumer subscribed again", func() bool { return len(b.Subscribes()) >= 2 })
+	publish(cl, testTopic, 1, 1)
+	receiveN(t, ctx, cons, 1, true)
+}

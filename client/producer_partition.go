@@ -345,7 +345,8 @@ func (p *partitionProducer) stopping() bool {
 }
 
 // run owns the connection: serve until the stream breaks, then reconnect
-// (following a redirect at once, else after a backoff).
+// (at once when the node says it no longer owns the topic, else after a
+// backoff).
 func (p *partitionProducer) run(st produceStream) {
 	defer close(p.done)
 	bo := p.c.newBackoff()
@@ -400,7 +401,11 @@ func (p *partitionProducer) run(st produceStream) {
 			p.mu.suspect = p.mu.addr
 			p.mu.Unlock()
 		}
-		if to, ok := redirectOf(err); ok && to != "" {
+		if to, ok := redirectOf(err); ok {
+			// The topic moved or was unloaded: reconnect at once, to the
+			// new owner or through a lookup (""), as Pulsar's clients do
+			// on a topic-unloaded notice. A backoff here was the longest
+			// part of a graceful unload.
 			p.setHint(to)
 			continue
 		}

@@ -484,3 +484,29 @@ func TestMessageRouterPicksThePartitionAndOutOfRangeFails(t *testing.T) {
 		t.Fatalf("%d messages stored, want the 4 routed ones", total)
 	}
 }
+
+// TestProducerReconnectsAtOnceWhenItsTopicIsUnloaded: a stream ended with
+// NOT_OWNER and no redirect (an unload: the next lookup places the topic)
+// is reopened at once, as Pulsar's clients do on a topic-unloaded notice,
+// not after a reconnect backoff (here a minute).
+func TestProducerReconnectsAtOnceWhenItsTopicIsUnloaded(t *testing.T) {
+	_, b, _ := setup(t, 0)
+	c, err := client.New(b.URL(), client.ReconnectBackoff(time.Minute, time.Minute), client.OperationTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := testCtx(t)
+	p, err := c.NewProducer(ctx, "t", client.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(ctx, payload(0)); err != nil {
+		t.Fatal(err)
+	}
+	b.BreakStreams(&errcode.Error{Code: errcode.NotOwner, Message: "topic unloaded; look it up again"})
+	waitFor(t, "the producer reopened", func() bool { return len(b.Opens()) >= 2 })
+	if _, err := p.Send(ctx, payload(1)); err != nil {
+		t.Fatal(err)
+	}
+}
