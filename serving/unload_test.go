@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/strata-mq/strata/bookie/ledger"
+	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/metadata"
@@ -442,5 +443,117 @@ func TestAClientThatComesWhileATopicUnloadsIsSentWhereThePlacementPutsIt(t *test
 	}
 	if got := mustProducer(t, b, topic, "p").opened.GetLastSequenceId(); got != 2 {
 		t.Fatalf("last sequence id %d at b, want 2", got)
+	}
+}
+
+// TestSDKProducerFollowsAMoveAndAnUnloadLosingNothingAndNoLoadRecovers: on
+// etcd and real bookies, an SDK producer sending all along while its topic
+// moves to a node that joined (rebalance) and is then unloaded there
+// (admin): every message is acknowledged once, consumed once in order at
+// the id its receipt gave, and neither load on the new node recovered or
+// read a ledger.
+func TestSDKProducerFollowsAMoveAndAnUnloadLosingNothingAndNoLoadRecovers(t *testing.T) {
+	c := newRealCluster(t, 3)
+	cfg := func(cfg *serving.Config) { cfg.MaxLedgerEntries = 50; cfg.RebalanceInterval = time.Hour }
+	a := c.startWith("a", cfg)
+	topic := placedOn(t, "b", []string{"a", "b"}, "sdk-move")
+	ctx := ctxT(t)
+	cl, err := client.New("strata://"+a.addr, client.OperationTimeout(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p, err := cl.NewProducer(ctx, topic, client.ProducerLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var mu sync.Mutex
+	var acked []client.MessageID // by message number
+	var failed []error
+	acks := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	stop, stopped := make(chan struct{}), make(chan int)
+	go func() {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		sent := 0
+		for {
+			select {
+			case <-stop:
+				stopped <- sent
+				return
+			case <-tick.C:
+			}
+			for range 2 {
+				i := sent
+				sent++
+				p.SendAsync(ctx, &client.ProducerMessage{Payload: fmt.Appendf(nil, "m-%06d", i)}, func(id client.MessageID, _ *client.ProducerMessage, err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						failed = append(failed, err)
+						return
+					}
+					if len(acked) != i {
+						failed = append(failed, fmt.Errorf("message %d acknowledged after %d others", i, len(acked)))
+					}
+					acked = append(acked, id)
+				})
+			}
+		}
+	}()
+	ackedPast := func(what string, n int) {
+		t.Helper()
+		eventually(t, what, func() error {
+			if got := acks(); got < n {
+				return fmt.Errorf("%d acknowledged", got)
+			}
+			return nil
+		})
+	}
+	ackedPast("sends to a", 200)
+	b := c.startWith("b", cfg)
+	if n := a.Rebalance(time.Now().Add(3 * time.Hour)); n != 1 {
+		t.Fatalf("the round moved %d topics, want 1", n)
+	}
+	ackedPast("sends after the move", acks()+200)
+	if _, err := b.client.UnloadTopic(ctx, &servingpb.UnloadTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	ackedPast("sends after the unload", acks()+200)
+	close(stop)
+	sent := <-stopped
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(failed) > 0 || len(acked) != sent {
+		t.Fatalf("%d of %d sends acknowledged; failures: %v", len(acked), sent, failed)
+	}
+	mu.Unlock()
+	if rec, replayed := b.LoadStats(); rec != 0 || replayed != 0 {
+		t.Fatalf("the loads on b recovered %d ledgers and read %d entries back, want none", rec, replayed)
+	}
+	// A last message after them all: a message written twice would show
+	// as a shift before it.
+	if _, err := p.Send(ctx, &client.ProducerMessage{Payload: []byte("end")}); err != nil {
+		t.Fatal(err)
+	}
+	cs := mustSubscribe(t, b, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	cs.flow(uint32(sent + 10))
+	got := cs.receive(sent + 1)
+	if end := got[len(got)-1]; string(end.GetPayload()) != "end" {
+		t.Fatalf("the last message consumed is %q, want the one sent last", end.GetPayload())
+	}
+	for i, m := range got[:sent] {
+		id := m.GetId()
+		if string(m.GetPayload()) != fmt.Sprintf("m-%06d", i) ||
+			(client.MessageID{Ledger: id.GetLedger(), Entry: id.GetEntry(), Batch: id.GetBatch()}) != acked[i] {
+			t.Fatalf("message %d: %q at %v, acknowledged at %v", i, m.GetPayload(), id, acked[i])
+		}
 	}
 }
