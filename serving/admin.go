@@ -452,26 +452,46 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 	default:
 		return nil, errcode.New(errcode.InvalidArgument, "reset needs a message id, a time, earliest or latest")
 	}
+	if req.GetExecute() {
+		// Held until the reset is applied: no flush stores the cursor
+		// as it was once the reset is stored.
+		t.cursorMu.Lock()
+		defer t.cursorMu.Unlock()
+	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if to, ok := req.GetTo().(*servingpb.ResetCursorRequest_MessageId); ok {
 		if md, err = t.idTargetLocked(fromPB(to.MessageId)); err != nil {
+			t.mu.Unlock()
 			return nil, err
 		}
 	}
 	if to, ok := req.GetTo().(*servingpb.ResetCursorRequest_Edge); ok {
 		// Resolved under the lock, so that "latest" is the last entry
-		// written when the reset applies: no later message is skipped.
+		// written when the reset is decided: no later message is skipped.
 		md = t.mu.lastPos
 		if to.Edge == servingpb.InitialPosition_EARLIEST {
 			md = t.firstPositionLocked()
 		}
 	}
 	s := t.mu.subs[req.GetSubscription()]
+	t.mu.Unlock()
 	if s == nil {
 		return nil, errcode.New(errcode.SubscriptionNotFound, "subscription %q of %s does not exist", req.GetSubscription(), t.name)
 	}
 	if req.GetExecute() {
+		// Stored before it is applied and answered, as Pulsar's reset: a
+		// reset answered and then lost with its owner would not happen
+		// at all. A failed write changes nothing.
+		if err := t.storeMovedCursor(ctx, s, md); err != nil {
+			return nil, err
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if req.GetExecute() {
+		if err := t.servingErrLocked(); err != nil {
+			return nil, err
+		}
 		s.resetLocked(md)
 		s.disconnectLocked(nil, "was reset")
 	}
@@ -524,6 +544,11 @@ func (n *Node) DeleteSubscription(ctx context.Context, req *servingpb.DeleteSubs
 // removeSubscription deletes subscription name of t and its cursor, if it
 // has no consumer but except (the one unsubscribing, when not nil).
 func (n *Node) removeSubscription(ctx context.Context, t *topic, name string, except *consumer) error {
+	// A flush under way must not store the cursor again after it is
+	// deleted (nor find it gone, a lost compare-and-swap that would drop
+	// the topic).
+	t.cursorMu.Lock()
+	defer t.cursorMu.Unlock()
 	t.mu.Lock()
 	s := t.mu.subs[name]
 	if s == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/strata-mq/strata/internal/errcode"
@@ -363,14 +364,28 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) error
 	default:
 		return errcode.New(errcode.InvalidArgument, "seek needs a target")
 	}
+	t.cursorMu.Lock()
+	defer t.cursorMu.Unlock()
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if to, ok := sk.GetTo().(*servingpb.Seek_MessageId); ok {
 		p, err := t.idTargetLocked(fromPB(to.MessageId))
 		if err != nil {
+			t.mu.Unlock()
 			return err
 		}
 		md = p
+	}
+	t.mu.Unlock()
+	// Stored before it is applied and answered, as Pulsar's reset: a seek
+	// answered and then lost with its owner would not rewind (or skip) at
+	// all. A failed write changes nothing.
+	if err := t.storeMovedCursor(ctx, c.s, md); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.servingErrLocked(); err != nil {
+		return err
 	}
 	c.s.resetLocked(md)
 	c.s.disconnectLocked(c, "was moved by a seek")
@@ -391,9 +406,39 @@ func fromPB(id *servingpb.MessageId) ids.MessageID {
 	return ids.MessageID{Ledger: ids.LedgerID(id.GetLedger()), Entry: ids.EntryID(id.GetEntry()), Batch: id.GetBatch()}
 }
 
+// storeMovedCursor stores s's cursor moved to markDelete, with no message
+// acknowledged past it, before the move is applied (needs cursorMu, not
+// mu). Nothing is stored for a non-durable subscription. On success s's
+// version is the stored one; a lost compare-and-swap drops the topic, as
+// for a flush.
+func (t *topic) storeMovedCursor(ctx context.Context, s *subscription, markDelete ids.Position) error {
+	if !s.durable {
+		return nil
+	}
+	t.mu.Lock()
+	rec := &metadata.Cursor{
+		Topic: t.name, Subscription: s.name, Type: subTypeString(s.typ),
+		MarkDelete: markDelete, UpdatedAt: time.Now().UnixNano(), Version: s.version,
+	}
+	t.mu.Unlock()
+	if err := t.n.meta.PutCursor(ctx, rec); err != nil {
+		err = metaConflict("storing the moved cursor", err)
+		if errcode.CodeOf(err) == errcode.TopicFenced {
+			t.dropOnError("persisting cursor", err)
+		}
+		return err
+	}
+	t.mu.Lock()
+	s.version = rec.Version
+	t.mu.Unlock()
+	return nil
+}
+
 // flushCursors writes every dirty durable cursor. A cursor changed by
 // someone else (lost compare-and-swap) means another node owns the topic.
 func (t *topic) flushCursors(ctx context.Context) {
+	t.cursorMu.Lock()
+	defer t.cursorMu.Unlock()
 	var recs []*metadata.Cursor
 	var subs []*subscription
 	t.mu.Lock()

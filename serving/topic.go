@@ -76,6 +76,12 @@ type topic struct {
 	// mlMu serialises the writers of the managed ledger (roll, trim), held
 	// across their metadata I/O. LOCKORDER: mlMu before mu.
 	mlMu sync.Mutex
+	// cursorMu serialises the writes of the topic's stored cursors (the
+	// periodic flush, seeks and resets, deletions), held across their
+	// metadata I/O, so that no write of a cursor races another with the
+	// same version, and a flush never stores a state older than a move
+	// already stored. LOCKORDER: cursorMu before mu.
+	cursorMu sync.Mutex
 
 	// tier is the offload state; tier.mu serialises offload and trim.
 	// LOCKORDER: tier.mu before mlMu.
