@@ -314,13 +314,13 @@ func (t *topic) ack(c *consumer, a *servingpb.Ack) error {
 }
 
 func (t *topic) nack(c *consumer, n *servingpb.Nack) {
-	ps := make([]ids.Position, 0, len(n.GetIds()))
+	nacked := make([]ids.MessageID, 0, len(n.GetIds()))
 	for _, id := range n.GetIds() {
-		ps = append(ps, fromPB(id).Position())
+		nacked = append(nacked, fromPB(id))
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c.s.unassignLocked(c, ps)
+	c.s.unassignLocked(c, nacked)
 }
 
 // hasEntryAfter reports whether the topic holds an entry after after's

@@ -71,8 +71,13 @@
 // batch mixes keys: each key to the consumer owning its hash on a
 // consistent-hash ring, a key that moved waiting until the consumer that
 // had it acknowledges its earlier messages (keyshared.go). A consumer that
-// disconnects or nacks gives its unacked entries (on key_shared, its
-// messages of them) back, redelivered with redelivery_count+1. Non-durable subscriptions (readers) keep no cursor.
+// disconnects gives its unacked entries (on key_shared, its messages of
+// them) back. A nack names messages: on key_shared only those go back; on
+// the other types their entries go back whole, without what was
+// acknowledged. redelivery_count is kept per message and counts the times
+// that message was given back by its own nack or by a consumer leaving
+// with it, not the times its entry was redelivered for a sibling's nack.
+// Non-durable subscriptions (readers) keep no cursor.
 //
 // Seeking by time (Seek, ResetCursor, a reader's start_time) relies on
 // publish times increasing strictly along a topic: ledgers are skipped by

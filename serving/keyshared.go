@@ -119,17 +119,15 @@ type hashHold struct {
 // keyedEntry is the per-message state of a pending entry on a key_shared
 // subscription.
 type keyedEntry struct {
-	owners       []*consumer // nil: not delivered, or given back
-	hashes       []uint32    // of each message's key; unused for keyless ones
-	redeliveries []uint32
-	held         map[*consumer]int // unacknowledged messages per owner
-	queued       bool              // on the subscription's redeliver list
+	owners []*consumer       // nil: not delivered, or given back
+	hashes []uint32          // of each message's key; unused for keyless ones
+	held   map[*consumer]int // unacknowledged messages per owner
+	queued bool              // on the subscription's redeliver list
 }
 
 func newKeyedEntry(e *cachedEntry) *keyedEntry {
 	n := len(e.batch.Messages)
-	k := &keyedEntry{owners: make([]*consumer, n), hashes: make([]uint32, n), redeliveries: make([]uint32, n),
-		held: make(map[*consumer]int, 1)}
+	k := &keyedEntry{owners: make([]*consumer, n), hashes: make([]uint32, n), held: make(map[*consumer]int, 1)}
 	for i := range e.batch.Messages {
 		if key := e.batch.Messages[i].Key; key != "" {
 			k.hashes[i] = keyHash(key)
@@ -393,33 +391,32 @@ func (s *subscription) queueKeyedLocked(pos ids.Position, pe *pendingEntry) {
 	s.redeliver = slices.Insert(s.redeliver, i, pos)
 }
 
-// unassignKeyedLocked gives back what c holds of the entries at positions
-// (all entries when nil), to be offered again in log order.
-func (s *subscription) unassignKeyedLocked(c *consumer, positions []ids.Position) {
-	if positions == nil {
-		for pos, pe := range s.pending {
-			if pe.keyed.held[c] > 0 {
-				positions = append(positions, pos)
-			}
-		}
-	}
-	for _, pos := range positions {
+// unassignKeyedLocked gives back the messages named by nacked that c
+// holds, or every message c holds when nacked is nil, to be offered again
+// in log order. Ownership is per message here, so the siblings of a nacked
+// message stay with c, which may still acknowledge them.
+func (s *subscription) unassignKeyedLocked(c *consumer, nacked []ids.MessageID) {
+	for pos, idx := range givenBackByEntry(s.pending, nacked, func(pe *pendingEntry) bool { return pe.keyed.held[c] > 0 }) {
 		pe := s.pending[pos]
 		if pe == nil || pe.keyed.held[c] == 0 {
 			continue
 		}
 		k := pe.keyed
-		for i, o := range k.owners {
-			if o != c || pe.acked[i] {
+		given := false
+		for _, i := range idx {
+			if k.owners[i] != c || pe.acked[i] {
 				continue
 			}
 			s.releaseLocked(pe, i)
-			k.redeliveries[i]++
+			pe.givenBack(i)
 			if hasKey(pe, i) {
 				s.ks.waiting[k.hashes[i]]++
 			}
+			given = true
 		}
-		s.queueKeyedLocked(pos, pe)
+		if given {
+			s.queueKeyedLocked(pos, pe)
+		}
 	}
 	s.ks.rescan = true
 	s.signal()
@@ -457,20 +454,11 @@ func (s *subscription) setTypeLocked(typ servingpb.SubscriptionType) {
 	for pos, pe := range s.pending {
 		switch {
 		case wasKeyed:
-			// Keyed counts rise when a message is given back, plain ones
-			// when the entry is redelivered: count this redelivery once.
-			pe.redeliveries = max(slices.Max(pe.keyed.redeliveries), 1) - 1
-			pe.undelivered = slices.Max(pe.keyed.redeliveries) == 0
 			pe.keyed = nil
 			pe.owner = nil
 		case s.keyShared():
 			pe.keyed = newKeyedEntry(pe.e)
-			given := pe.redeliveries + 1 // a plain pending entry was delivered, and given back
-			if pe.undelivered {
-				given, pe.undelivered = pe.redeliveries, false
-			}
-			for i := range pe.keyed.redeliveries {
-				pe.keyed.redeliveries[i] = given
+			for i := range pe.acked {
 				if !pe.acked[i] && hasKey(pe, i) {
 					s.ks.waiting[pe.keyed.hashes[i]]++
 				}

@@ -78,16 +78,33 @@ type subscription struct {
 }
 
 type pendingEntry struct {
-	e            *cachedEntry
-	owner        *consumer // of the whole entry; unused on key_shared subscriptions
-	acked        []bool
-	nAcked       int
-	redeliveries uint32
+	e      *cachedEntry
+	owner  *consumer // of the whole entry; unused on key_shared subscriptions
+	acked  []bool
+	nAcked int
+	// redeliveries counts, per message, the times it was given back: by
+	// its own nack or ack timeout, or by a consumer that left holding it.
+	// Counted per message, not per entry, because a dead-letter policy
+	// reads it as that message's failures: a batch's healthy messages,
+	// redelivered with a sibling that failed, have not failed. Nil until
+	// a message is given back.
+	redeliveries []uint32
 	keyed        *keyedEntry // per-message owners, on key_shared subscriptions only
-	// undelivered marks an entry on the redeliver list that was never
-	// delivered (from a key_shared subscription that changed type): its
-	// first delivery is no redelivery.
-	undelivered bool
+}
+
+func (pe *pendingEntry) redeliveryCount(i int) uint32 {
+	if pe.redeliveries == nil {
+		return 0
+	}
+	return pe.redeliveries[i]
+}
+
+// givenBack counts a redelivery of message i.
+func (pe *pendingEntry) givenBack(i int) {
+	if pe.redeliveries == nil {
+		pe.redeliveries = make([]uint32, len(pe.acked))
+	}
+	pe.redeliveries[i]++
 }
 
 func newSubscription(t *topic, name string, typ servingpb.SubscriptionType, durable bool, markDelete ids.Position) *subscription {
@@ -190,10 +207,6 @@ func (s *subscription) dispatchOnce() bool {
 		pos := s.redeliver[0]
 		s.redeliver = s.redeliver[1:]
 		if pe := s.pending[pos]; pe != nil && pe.owner == nil {
-			if !pe.undelivered {
-				pe.redeliveries++
-			}
-			pe.undelivered = false
 			s.deliverLocked(c, pe)
 		}
 		t.mu.Unlock()
@@ -432,10 +445,6 @@ func (s *subscription) sendLocked(c *consumer, pe *pendingEntry, idx []int) {
 	delayed := pe.e.deliverAtLocked() != 0
 	add := func(i int) {
 		m := &b.Messages[i]
-		redeliveries := pe.redeliveries
-		if pe.keyed != nil {
-			redeliveries = pe.keyed.redeliveries[i]
-		}
 		props := m.Properties
 		if delayed {
 			props = maps.Clone(props)
@@ -445,7 +454,7 @@ func (s *subscription) sendLocked(c *consumer, pe *pendingEntry, idx []int) {
 			Id:  &servingpb.MessageId{Ledger: uint64(pe.e.pos.Ledger), Entry: int64(pe.e.pos.Entry), Batch: int32(i)},
 			Key: m.Key, Properties: props, Payload: m.Payload,
 			PublishTimeUnixNano: b.PublishTime, EventTimeUnixNano: m.EventTime,
-			ProducerName: b.ProducerName, SequenceId: m.SequenceID, RedeliveryCount: redeliveries,
+			ProducerName: b.ProducerName, SequenceId: m.SequenceID, RedeliveryCount: pe.redeliveryCount(i),
 		})
 	}
 	if idx != nil {
@@ -539,23 +548,26 @@ func (s *subscription) entryAckedLocked(pos ids.Position, pe *pendingEntry) {
 }
 
 // unassignLocked queues c's unacknowledged entries for redelivery to the
-// other consumers (all of them when positions is nil).
-func (s *subscription) unassignLocked(c *consumer, positions []ids.Position) {
+// other consumers. nacked names the messages that failed (a nack or an ack
+// timeout): the entries they are in are given back whole, since an entry
+// has one owner here, but only the named messages count a redelivery; the
+// siblings that come back with them did not fail. Nil gives back every
+// entry c holds, counting each of its unacknowledged messages (c left, or
+// is no longer a failover subscription's active consumer).
+func (s *subscription) unassignLocked(c *consumer, nacked []ids.MessageID) {
 	if s.keyShared() {
-		s.unassignKeyedLocked(c, positions)
+		s.unassignKeyedLocked(c, nacked)
 		return
 	}
-	if positions == nil {
-		for pos, pe := range s.pending {
-			if pe.owner == c {
-				positions = append(positions, pos)
-			}
-		}
-	}
-	for _, pos := range positions {
+	for pos, idx := range givenBackByEntry(s.pending, nacked, func(pe *pendingEntry) bool { return pe.owner == c }) {
 		pe := s.pending[pos]
 		if pe == nil || pe.owner != c {
 			continue
+		}
+		for _, i := range idx {
+			if !pe.acked[i] {
+				pe.givenBack(i)
+			}
 		}
 		pe.owner = nil
 		c.unacked--
@@ -564,6 +576,36 @@ func (s *subscription) unassignLocked(c *consumer, positions []ids.Position) {
 	o := s.t.orderLocked()
 	sort.Slice(s.redeliver, func(i, j int) bool { return o.cmp(s.redeliver[i], s.redeliver[j]) < 0 })
 	s.signal()
+}
+
+// givenBackByEntry groups the batch indexes of nacked by entry; for nil
+// nacked, every index of each pending entry that holds accepts.
+func givenBackByEntry(pending map[ids.Position]*pendingEntry, nacked []ids.MessageID, holds func(*pendingEntry) bool) map[ids.Position][]int {
+	out := make(map[ids.Position][]int)
+	if nacked == nil {
+		for pos, pe := range pending {
+			if holds(pe) {
+				out[pos] = allIndexes(len(pe.acked))
+			}
+		}
+		return out
+	}
+	for _, id := range nacked {
+		pe := pending[id.Position()]
+		if pe == nil || id.Batch < 0 || int(id.Batch) >= len(pe.acked) || slices.Contains(out[id.Position()], int(id.Batch)) {
+			continue
+		}
+		out[id.Position()] = append(out[id.Position()], int(id.Batch))
+	}
+	return out
+}
+
+func allIndexes(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
 }
 
 // expireLocked acknowledges everything up to target (messages past the
