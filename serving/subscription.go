@@ -551,9 +551,13 @@ func (s *subscription) entryAckedLocked(pos ids.Position, pe *pendingEntry) {
 // other consumers. nacked names the messages that failed (a nack or an ack
 // timeout): the entries they are in are given back whole, since an entry
 // has one owner here, but only the named messages count a redelivery; the
-// siblings that come back with them did not fail. Nil gives back every
-// entry c holds, counting each of its unacknowledged messages (c left, or
-// is no longer a failover subscription's active consumer).
+// siblings that come back with them did not fail. A named message counts
+// even when its entry is no longer c's (given back for a sibling's nack,
+// or redelivered to another consumer): it failed at c all the same, and
+// the client drops copies with no more than the count it nacked, sent
+// before the nack arrived. Nil gives back every entry c holds, counting
+// each of its unacknowledged messages (c left, or is no longer a failover
+// subscription's active consumer).
 func (s *subscription) unassignLocked(c *consumer, nacked []ids.MessageID) {
 	if s.keyShared() {
 		s.unassignKeyedLocked(c, nacked)
@@ -561,13 +565,16 @@ func (s *subscription) unassignLocked(c *consumer, nacked []ids.MessageID) {
 	}
 	for pos, idx := range givenBackByEntry(s.pending, nacked, func(pe *pendingEntry) bool { return pe.owner == c }) {
 		pe := s.pending[pos]
-		if pe == nil || pe.owner != c {
+		if pe == nil {
 			continue
 		}
 		for _, i := range idx {
 			if !pe.acked[i] {
 				pe.givenBack(i)
 			}
+		}
+		if pe.owner != c {
+			continue
 		}
 		pe.owner = nil
 		c.unacked--
