@@ -542,8 +542,10 @@ func (c *Consumer) ack(id MessageID, cumulative bool) error {
 }
 
 // Nack asks for msg to be redelivered (after ConsumerNackRedeliveryDelay).
-// The server gives back the whole batch msg came in, without what was
-// acknowledged of it.
+// Only msg's redelivery count rises; on a subscription that owns whole
+// entries the server also sends again the rest of msg's batch not yet
+// acknowledged, and the consumer drops the copies the application holds
+// or is done with (docs/client.md, "Batches").
 func (c *Consumer) Nack(msg *Message) error {
 	return c.onNack(msg.ID, c.nack(msg.ID, msg.RedeliveryCount))
 }

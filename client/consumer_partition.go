@@ -614,6 +614,7 @@ func (pc *partitionConsumer) seekDone() {
 		pc.mu.lastIsStart = true
 	}
 	pc.mu.Unlock()
+	pc.parent.forgetHanded(pc.partition) // what was acknowledged before the target comes again
 	pc.flow(dropped)
 	pc.answer(callSeek, callAnswer{})
 }

@@ -34,14 +34,33 @@ type redelivery struct {
 
 	mu struct {
 		sync.Mutex
-		nacks  map[*time.Timer]int32   // delayed nacks not yet sent, by partition
-		handed map[MessageID]time.Time // taken by the application, not acknowledged (with ackTimeout)
-		dlqP   *Producer               // opened at the first dead letter
-		retryP *Producer               // opened at the first ReconsumeLater
+		// nacks are the delayed nacks not yet sent, by due time. One
+		// timer, ticking every nackTick while any wait, sends those due
+		// together, one request per partition, as Pulsar's
+		// NegativeAcksTracker does: each request gives back the entries
+		// of the messages it names, so a request per nack redelivered a
+		// batch once per failed message in it.
+		nacks     map[MessageID]time.Time
+		nackTimer *time.Timer
+		// handed are the messages taken by the application and neither
+		// acknowledged nor nacked since.
+		handed map[MessageID]handed
+		// done are the latest messages acknowledged or nacked, at most
+		// recentDoneCap of them.
+		done   recentDone
+		dlqP   *Producer // opened at the first dead letter
+		retryP *Producer // opened at the first ReconsumeLater
 		closed bool
 	}
 	stop chan struct{} // closes the ack-timeout checker
 	done chan struct{}
+}
+
+// handed is a message the application holds: when it took it (for the ack
+// timeout) and the redelivery count of that copy.
+type handed struct {
+	at    time.Time
+	count uint32
 }
 
 // letterTopic is the dead-letter ("DLQ") or retry-letter ("RETRY") topic
@@ -62,8 +81,9 @@ func letterTopic(topicName, sub, name, suffix string) (string, error) {
 func (c *Consumer) startRedelivery(cfg consumerConfig) error {
 	r := &c.redelivery
 	r.nackDelay, r.nackMax, r.ackTimeout = cfg.nackDelay, cfg.nackMax, cfg.ackTimeout
-	r.mu.nacks = make(map[*time.Timer]int32)
-	r.mu.handed = make(map[MessageID]time.Time)
+	r.mu.nacks = make(map[MessageID]time.Time)
+	r.mu.handed = make(map[MessageID]handed)
+	r.mu.done = newRecentDone(recentDoneCap)
 	if cfg.deadLetter != nil {
 		t, err := letterTopic(c.topic, c.sub, cfg.deadLetter.Topic, "DLQ")
 		if err != nil {
@@ -96,8 +116,9 @@ func (c *Consumer) stopRedelivery() {
 	r := &c.redelivery
 	r.mu.Lock()
 	r.mu.closed = true
-	for t := range r.mu.nacks {
-		t.Stop()
+	if r.mu.nackTimer != nil {
+		r.mu.nackTimer.Stop()
+		r.mu.nackTimer = nil
 	}
 	clear(r.mu.nacks)
 	ps := []*Producer{r.mu.dlqP, r.mu.retryP}
@@ -113,19 +134,44 @@ func (c *Consumer) stopRedelivery() {
 	}
 }
 
-// handOut decides what Receive does with m: false when m went to the
-// dead-letter topic instead (or failed to, and was nacked to come back).
+// handOut decides what Receive does with m: false when m is a copy to
+// drop (see held), or went to the dead-letter topic instead (or failed to,
+// and was nacked to come back).
 func (c *Consumer) handOut(ctx context.Context, m *Message) (bool, error) {
 	r := &c.redelivery
+	r.mu.Lock()
+	if r.heldLocked(m) {
+		r.mu.Unlock()
+		return false, nil
+	}
+	r.mu.Unlock()
 	if r.dlq != nil && m.RedeliveryCount >= r.dlq.MaxDeliveries {
 		return false, c.deadLetter(ctx, m)
 	}
-	if r.ackTimeout > 0 {
-		r.mu.Lock()
-		r.mu.handed[m.ID] = time.Now()
-		r.mu.Unlock()
-	}
+	r.mu.Lock()
+	r.mu.handed[m.ID] = handed{at: time.Now(), count: m.RedeliveryCount}
+	r.mu.Unlock()
 	return true, nil
+}
+
+// heldLocked reports whether m is a stale copy, to drop: the application
+// holds its message (took it and has not acknowledged or nacked it yet),
+// or acknowledged it, or nacked a copy with the same redelivery count or a
+// higher one. Such copies come when the server gives back an entry for a
+// sibling's nack: Shared, Exclusive and Failover subscriptions own entries
+// whole, and the server sends again every message of the entry it has no
+// ack for, acks still on their way included, with the counts they had
+// then. The server raises a message's count for each nack of it, whoever
+// owns it (serving's unassignLocked), so a copy sent after it took the
+// nack has a higher count and is handed out. Dropping is safe: the server
+// has the ack or the nack, or will, or the application holds the message;
+// a new stream forgets all of it, since the server then sends again
+// whatever it has no ack for.
+func (r *redelivery) heldLocked(m *Message) bool {
+	if _, ok := r.mu.handed[m.ID]; ok {
+		return true
+	}
+	return r.mu.done.stale(m.ID, m.RedeliveryCount)
 }
 
 // deadLetter publishes m to the dead-letter topic, then acknowledges it. A
@@ -235,30 +281,44 @@ func (c *Consumer) ReconsumeLater(ctx context.Context, msg *Message, delay time.
 	return c.AckID(msg.ID)
 }
 
-// acked stops the ack timeout of id (and, cumulative, of every message
-// before it in its partition).
+// acked records that id (and, cumulative, every message before it in its
+// partition) is done with, which stops its ack timeout.
 func (c *Consumer) acked(id MessageID, cumulative bool) {
 	r := &c.redelivery
-	if r.ackTimeout == 0 {
-		return
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !cumulative {
 		delete(r.mu.handed, id)
+		r.mu.done.add(id, ackedAll)
 		return
 	}
 	for h := range r.mu.handed {
 		if h.Partition == id.Partition && !id.Less(h) {
 			delete(r.mu.handed, h)
+			r.mu.done.add(h, ackedAll)
 		}
 	}
+	r.mu.done.add(id, ackedAll)
 }
 
-// forgetHanded drops the ack timeouts and delayed nacks of partition's
-// messages: its stream was (re)opened, and the server redelivers what the
-// last one had not acknowledged; a nack or timeout of an older delivery
-// would give back the new one.
+// nacked records that the application gave back id's copy with
+// redelivery count.
+func (c *Consumer) nacked(id MessageID, count uint32) {
+	r := &c.redelivery
+	r.mu.Lock()
+	if h, ok := r.mu.handed[id]; ok { // NackID knows no count
+		count = max(count, h.count)
+	}
+	delete(r.mu.handed, id)
+	r.mu.done.add(id, count)
+	r.mu.Unlock()
+}
+
+// forgetHanded drops the ack timeouts, delayed nacks and recorded acks of
+// partition's messages: its stream was (re)opened, and the server
+// redelivers what the last one had not acknowledged (a nack or timeout of
+// an older delivery would give back the new one), or it sought, and what
+// was acknowledged comes again on purpose.
 func (c *Consumer) forgetHanded(partition int32) {
 	r := &c.redelivery
 	r.mu.Lock()
@@ -268,12 +328,12 @@ func (c *Consumer) forgetHanded(partition int32) {
 			delete(r.mu.handed, h)
 		}
 	}
-	for t, p := range r.mu.nacks {
-		if p == partition {
-			t.Stop()
-			delete(r.mu.nacks, t)
+	for id := range r.mu.nacks {
+		if id.Partition == partition {
+			delete(r.mu.nacks, id)
 		}
 	}
+	r.mu.done.forget(partition)
 }
 
 // delayFor is how long a nack of a message redelivered count times waits.
@@ -298,7 +358,7 @@ func (c *Consumer) nack(id MessageID, count uint32) error {
 		return c.retry.nack(id, count)
 	}
 	r := &c.redelivery
-	c.acked(id, false)
+	c.nacked(id, count)
 	delay := r.delayFor(count)
 	if delay == 0 {
 		return c.nackNow(id)
@@ -311,21 +371,47 @@ func (c *Consumer) nack(id MessageID, count uint32) error {
 	if r.mu.closed {
 		return ErrClosed
 	}
-	var t *time.Timer
-	t = time.AfterFunc(delay, func() {
-		r.mu.Lock()
-		_, live := r.mu.nacks[t]
-		delete(r.mu.nacks, t)
-		r.mu.Unlock()
-		if live {
-			_ = c.nackNow(id) // lost to a reconnect: redelivered anyway
-		}
-	})
-	r.mu.nacks[t] = id.Partition
+	r.mu.nacks[id] = time.Now().Add(delay)
+	if r.mu.nackTimer == nil {
+		r.mu.nackTimer = time.AfterFunc(r.nackTick(), c.sendDueNacks)
+	}
 	return nil
 }
 
-// nackNow sends a nack for ids of one partition.
+// nackTick is how often delayed nacks are checked: a third of the nack
+// delay, as in Pulsar, so a nack goes at most that late and the nacks due
+// within one tick go together.
+func (r *redelivery) nackTick() time.Duration { return max(r.nackDelay/3, time.Millisecond) }
+
+// sendDueNacks sends the delayed nacks now due, one request per partition,
+// and rearms the timer while others wait.
+func (c *Consumer) sendDueNacks() {
+	r := &c.redelivery
+	due := map[int32][]MessageID{}
+	now := time.Now()
+	r.mu.Lock()
+	for id, at := range r.mu.nacks {
+		if !at.After(now) {
+			due[id.Partition] = append(due[id.Partition], id)
+			delete(r.mu.nacks, id)
+		}
+	}
+	switch {
+	case r.mu.closed:
+	case len(r.mu.nacks) > 0:
+		r.mu.nackTimer.Reset(r.nackTick())
+	default:
+		r.mu.nackTimer = nil
+	}
+	r.mu.Unlock()
+	for _, ids := range due {
+		_ = c.nackNow(ids...) // lost to a reconnect: redelivered anyway
+	}
+}
+
+// nackNow sends a nack for ids of one partition, after the acks gathered
+// for it: the server gives back the unacknowledged messages of each entry
+// named, and an ack still gathered here would come back with them.
 func (c *Consumer) nackNow(ids ...MessageID) error {
 	pc, err := c.part(ids[0])
 	if err != nil {
@@ -337,6 +423,7 @@ func (c *Consumer) nackNow(ids ...MessageID) error {
 			wire = append(wire, cid.proto())
 		}
 	}
+	pc.flushAcks()
 	return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Nack{Nack: &servingpb.Nack{Ids: wire}}})
 }
 
@@ -355,10 +442,11 @@ func (c *Consumer) checkAckTimeouts() {
 		}
 		expired := map[int32][]MessageID{}
 		r.mu.Lock()
-		for id, at := range r.mu.handed {
-			if time.Since(at) >= r.ackTimeout {
+		for id, h := range r.mu.handed {
+			if time.Since(h.at) >= r.ackTimeout {
 				expired[id.Partition] = append(expired[id.Partition], id)
 				delete(r.mu.handed, id)
+				r.mu.done.add(id, h.count)
 			}
 		}
 		r.mu.Unlock()

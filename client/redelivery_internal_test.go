@@ -28,3 +28,29 @@ func TestNackDelayGrowsWithRedeliveriesUpToTheMaximum(t *testing.T) {
 		t.Errorf("no delay set: %v", got)
 	}
 }
+
+// The set keeps the latest up to its bound, forgets the oldest first and
+// forgets a partition's on demand; an ack makes every copy stale, a nack
+// those up to the count of the copy nacked.
+func TestRecentDoneKeepsTheLatestUpToTheBound(t *testing.T) {
+	a := newRecentDone(3)
+	id := func(p int32, e int64) MessageID { return MessageID{Ledger: 1, Entry: e, Partition: p} }
+	for e := range int64(4) {
+		a.add(id(0, e), ackedAll)
+	}
+	a.add(id(0, 3), 1) // again: no room taken, still acked
+	if a.stale(id(0, 0), 0) || !a.stale(id(0, 1), 0) || !a.stale(id(0, 3), 7) {
+		t.Fatalf("after 4 acks in 3 slots: %v", a.set)
+	}
+	a.forget(0)
+	a.add(id(1, 9), 2)
+	if len(a.set) != 1 || !a.stale(id(1, 9), 2) || a.stale(id(1, 9), 3) {
+		t.Fatalf("after forgetting partition 0 and a nack at count 2: %v", a.set)
+	}
+	for e := range int64(3) {
+		a.add(id(2, e), ackedAll)
+	}
+	if a.stale(id(1, 9), 0) || len(a.set) != 3 {
+		t.Fatalf("after refilling: %v", a.set)
+	}
+}
