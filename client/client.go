@@ -280,14 +280,31 @@ func (c *Client) ownerNode(ctx context.Context, topic string, fn func(context.Co
 
 // ownerNodeOf is ownerNode; with existingOnly false a missing topic is
 // created, as for a producer or consumer (CreateSubscription).
+//
+// A retriable failure (the owner died and its lease has not expired yet, a
+// node still loading the topic, one unloading it) is tried again, looking
+// the owner up afresh, until the operation timeout: an admin call made
+// while a topic changes owner waits for the takeover, as a producer does,
+// instead of failing at once. fn must thus be safe to call again; a call
+// whose answer was lost may have taken effect (a deleted subscription is
+// then not found).
 func (c *Client) ownerNodeOf(ctx context.Context, topic string, existingOnly bool, fn func(context.Context, servingpb.BrokerClient) error) error {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	addr, err := c.lookupAt(ctx, topic, "", existingOnly)
-	if err != nil {
-		return err
+	var last error
+	for bo := c.newBackoff(); ; {
+		addr, err := c.lookupAt(ctx, topic, "", existingOnly)
+		if err == nil {
+			err = c.callAt(ctx, addr, fn)
+		}
+		if err == nil || !errcode.IsRetriable(err) {
+			return atDeadline(ctx, err, last)
+		}
+		last = err
+		if !bo.wait(ctx) {
+			return atDeadline(ctx, err, last)
+		}
 	}
-	return c.callAt(ctx, addr, fn)
 }
 
 // callAt calls fn at addr, following NOT_OWNER redirects.
