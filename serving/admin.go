@@ -474,11 +474,15 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 		}
 	}
 	s := t.mu.subs[req.GetSubscription()]
+	serveErr := t.servingErrLocked()
 	t.mu.Unlock()
 	if s == nil {
 		return nil, errcode.New(errcode.SubscriptionNotFound, "subscription %q of %s does not exist", req.GetSubscription(), t.name)
 	}
 	if req.GetExecute() {
+		if serveErr != nil {
+			return nil, serveErr
+		}
 		// Stored before it is applied and answered, as Pulsar's reset: a
 		// reset answered and then lost with its owner would not happen
 		// at all. A failed write changes nothing.
@@ -489,9 +493,9 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if req.GetExecute() {
-		if err := t.servingErrLocked(); err != nil {
-			return nil, err
-		}
+		// Stored, so done: applied even if the topic stopped being served
+		// meanwhile, so that an unload's flush (after cursorMu) stores
+		// the moved cursor again rather than the one from before it.
 		s.resetLocked(md)
 		s.disconnectLocked(nil, "was reset")
 	}

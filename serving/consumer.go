@@ -375,7 +375,11 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) error
 		}
 		md = p
 	}
+	err := t.servingErrLocked()
 	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	// Stored before it is applied and answered, as Pulsar's reset: a seek
 	// answered and then lost with its owner would not rewind (or skip) at
 	// all. A failed write changes nothing.
@@ -384,9 +388,9 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) error
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := t.servingErrLocked(); err != nil {
-		return err
-	}
+	// Stored, so done: applied even if the topic stopped being served
+	// meanwhile, so that an unload's flush (after cursorMu) stores the
+	// moved cursor again rather than the one from before it.
 	c.s.resetLocked(md)
 	c.s.disconnectLocked(c, "was moved by a seek")
 	next, ok := t.orderLocked().next(md)

@@ -97,3 +97,17 @@ func (n *Node) InFlight(topicName string) int {
 	defer t.mu.Unlock()
 	return t.mu.inflight
 }
+
+// Serves reports whether topicName (a full name) is loaded here and served
+// (neither loading, nor draining, nor dropped).
+func (n *Node) Serves(topicName string) bool {
+	n.mu.Lock()
+	t := n.mu.topics[topicName]
+	n.mu.Unlock()
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.state == topicServing
+}
