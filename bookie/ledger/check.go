@@ -177,7 +177,9 @@ func (a *Auditor) checkOn(ctx context.Context, l *metadata.Ledger, f *metadata.F
 	// so that it does not keep the entries after it short for good.
 	var lost []ids.EntryID
 	plan := copyPlan{spans: miss, avoid: b, unreadable: func(e ids.EntryID, err error) bool {
-		if !errors.Is(err, ErrEntryNotFound) {
+		// Only when every bookie said so: one saying so beside one that
+		// timed out is a failure to retry next pass, not a loss.
+		if !errors.Is(err, errOnNoBookie) {
 			return false
 		}
 		lost = append(lost, e)

@@ -291,3 +291,41 @@ func TestTheCheckCopiesBackWhatItCanPastEntriesNoBookieHolds(t *testing.T) {
 		t.Fatalf("missing %v, copied %v, failures %v; want the 60 entries no bookie holds missing on both bookies, and each bookie's check failed", missing, copied, failures)
 	}
 }
+
+// A read is reported as finding the entry on no bookie only when every
+// bookie of its write set said so: one saying so beside one that could not
+// be reached is a failure the ledger check retries, not an entry it logs
+// as lost and copies past.
+func TestAnEntryIsOnNoBookieOnlyWhenEveryBookieOfItsWriteSetSaysSo(t *testing.T) {
+	c := startCluster(t, 3)
+	ctx := context.Background()
+	w := mustCreate(t, c.client(t), ledger.CreateOptions{Ensemble: 3, WriteQuorum: 2, AckQuorum: 2})
+	if _, err := w.AppendSync(ctx, payload(0)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := w.Close(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entry 0's write set is the ensemble's first two bookies.
+	x, y := c.bookie(l.Fragments[0].Bookies[0]), c.bookie(l.Fragments[0].Bookies[1])
+	wipe := func(tb *testBookie) {
+		tb.stop()
+		if err := os.RemoveAll(tb.dir); err != nil {
+			t.Fatal(err)
+		}
+		tb.restart(t)
+	}
+	wipe(y)
+	x.pause()
+	_, err = c.client(t).Read(ctx, l, 0, 0)
+	if err == nil || errors.Is(err, ledger.ErrOnNoBookie) {
+		t.Fatalf("read with one bookie unreachable and the other without the entry: %v, want a failure that is not 'on no bookie'", err)
+	}
+	x.resume(t)
+	wipe(x)
+	_, err = c.client(t).Read(ctx, l, 0, 0)
+	if !errors.Is(err, ledger.ErrOnNoBookie) || !errors.Is(err, ledger.ErrEntryNotFound) {
+		t.Fatalf("read with neither bookie holding the entry: %v, want it on no bookie", err)
+	}
+}

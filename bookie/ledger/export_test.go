@@ -17,3 +17,7 @@ func SetMaxChecksPerRound(t testing.TB, n int) {
 	maxChecksPerRound = n
 	t.Cleanup(func() { maxChecksPerRound = old })
 }
+
+// ErrOnNoBookie is a read's answer when every bookie of the write set said
+// it has no such entry.
+var ErrOnNoBookie = errOnNoBookie

@@ -48,9 +48,10 @@ func (tb *testBookie) resume(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb.srv = grpc.NewServer(tb.b.ServerOptions()...)
-	tb.b.Register(tb.srv)
-	go func() { _ = tb.srv.Serve(lis) }()
+	srv := grpc.NewServer(tb.b.ServerOptions()...)
+	tb.b.Register(srv)
+	tb.srv = srv
+	go func() { _ = srv.Serve(lis) }() // not tb.srv: a later restart replaces it
 }
 
 // restart starts a stopped tb again on its data directory and address,

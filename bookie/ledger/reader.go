@@ -102,13 +102,18 @@ func (c *Client) readRun(ctx context.Context, l *metadata.Ledger, first, last id
 		}
 	}
 	if allNoEntry(errs) {
-		return nil, fmt.Errorf("%w: ledger %d entry %d: %w", ErrEntryNotFound, l.ID, first, errors.Join(errs...))
+		return nil, fmt.Errorf("%w: ledger %d entry %d: %w", errOnNoBookie, l.ID, first, errors.Join(errs...))
 	}
 	if !slices.ContainsFunc(errs, func(err error) bool { return errcode.CodeOf(err) != errcode.Corruption }) {
 		return nil, fmt.Errorf("%w: ledger %d entry %d: %w", ErrEntryDamaged, l.ID, first, errors.Join(errs...))
 	}
 	return nil, fmt.Errorf("ledger: read %d:%d: %w", l.ID, first, errors.Join(errs...))
 }
+
+// errOnNoBookie is readRun's answer when every bookie of the write set
+// answered that it has no such entry (not merely one of them, beside
+// others that failed otherwise): the entry is on none.
+var errOnNoBookie = fmt.Errorf("%w on any bookie of its write set", ErrEntryNotFound)
 
 func allNoEntry(errs []error) bool {
 	for _, err := range errs {
