@@ -23,15 +23,9 @@ func KeyOwner(consumers []string, key string) string {
 // ProducersWaiting answers how many producers wait in line for topicName
 // (a full name) to themselves, 0 when it is not loaded here.
 func (n *Node) ProducersWaiting(topicName string) int {
-	n.mu.Lock()
-	t := n.mu.topics[topicName]
-	n.mu.Unlock()
-	if t == nil {
-		return 0
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.mu.waiters)
+	var waiting int
+	n.withTopic(topicName, func(t *topic) { waiting = len(t.mu.waiters) })
+	return waiting
 }
 
 // Placement answers the id of the node Lookup gives an unowned topic to,
@@ -73,41 +67,41 @@ func counterValue(c prometheus.Counter) int {
 // Draining reports whether topicName (a full name) is loaded here and a
 // graceful unload is waiting for its appends in flight.
 func (n *Node) Draining(topicName string) bool {
-	n.mu.Lock()
-	t := n.mu.topics[topicName]
-	n.mu.Unlock()
-	if t == nil {
-		return false
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.mu.state == topicDraining
+	return n.topicState(topicName) == topicDraining
 }
 
 // InFlight answers how many appends of topicName (a full name) are in
 // flight on this node.
 func (n *Node) InFlight(topicName string) int {
-	n.mu.Lock()
-	t := n.mu.topics[topicName]
-	n.mu.Unlock()
-	if t == nil {
-		return 0
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.mu.inflight
+	var inflight int
+	n.withTopic(topicName, func(t *topic) { inflight = t.mu.inflight })
+	return inflight
 }
 
 // Serves reports whether topicName (a full name) is loaded here and served
 // (neither loading, nor draining, nor dropped).
 func (n *Node) Serves(topicName string) bool {
+	return n.topicState(topicName) == topicServing
+}
+
+// topicState answers the state of topicName loaded here (topicDropped
+// when it is not loaded).
+func (n *Node) topicState(topicName string) topicState {
+	state := topicDropped
+	n.withTopic(topicName, func(t *topic) { state = t.mu.state })
+	return state
+}
+
+// withTopic calls f with topicName's topic, under its mu, when it is loaded
+// here.
+func (n *Node) withTopic(topicName string, f func(t *topic)) {
 	n.mu.Lock()
 	t := n.mu.topics[topicName]
 	n.mu.Unlock()
 	if t == nil {
-		return false
+		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.mu.state == topicServing
+	f(t)
 }
