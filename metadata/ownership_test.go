@@ -257,3 +257,31 @@ func TestOwnedTopicsAreCountedByNodeAndGoWithTheSession(t *testing.T) {
 		t.Fatalf("counts after n1's session closed: %v %v", got, err)
 	}
 }
+
+// A node that deregisters (shutting down) leaves the node list at once,
+// while its session, and the topics it owns under it, live on until it
+// has handed them over.
+func TestADeregisteredNodeLeavesTheListWhileItsSessionKeepsItsTopics(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s1, s2 := twoStores(t)
+	ss := newSession(t, s1, 10*time.Second)
+	if err := s1.RegisterNode(ctx, ss, metadata.NodeInfo{ID: "leaving", GRPCAddr: "a:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s1.AcquireOwnership(ctx, ss, metadata.Ownership{Topic: ownedTopic, NodeID: "leaving"}); err != nil || !ok {
+		t.Fatalf("acquire: %v %v", ok, err)
+	}
+	if err := s1.DeregisterNode(ctx, "leaving"); err != nil {
+		t.Fatal(err)
+	}
+	if nodes, err := s2.ListNodes(ctx); err != nil || len(nodes) != 0 {
+		t.Fatalf("nodes after the deregistration: %+v, %v", nodes, err)
+	}
+	if o, err := s2.GetOwnership(ctx, ownedTopic); err != nil || o.NodeID != "leaving" {
+		t.Fatalf("ownership after the deregistration: %+v, %v; want it kept", o, err)
+	}
+	if err := s1.DeregisterNode(ctx, "leaving"); err != nil {
+		t.Fatalf("deregistering again: %v", err)
+	}
+}

@@ -18,6 +18,18 @@ func (s *Store) RegisterNode(ctx context.Context, ss *Session, n NodeInfo) error
 	return s.putLeased(ctx, "register node", s.keys.node(n.ID), n, ss)
 }
 
+// DeregisterNode removes serving node id's record before its session ends:
+// a node shutting down, so that lookups stop placing topics on it while it
+// hands its own over.
+func (s *Store) DeregisterNode(ctx context.Context, id string) error {
+	rctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	if _, err := s.client.Delete(rctx, s.keys.node(id)); err != nil {
+		return s.etcdErr(ctx, "deregister node", err)
+	}
+	return nil
+}
+
 // ListNodes returns the registered live serving nodes, in id order.
 func (s *Store) ListNodes(ctx context.Context) ([]NodeInfo, error) {
 	return listRecords[NodeInfo](ctx, s, "list nodes", s.keys.nodes())

@@ -23,6 +23,8 @@ type Meta interface {
 
 	NewSession(ctx context.Context, ttl time.Duration) (Session, error)
 	RegisterNode(ctx context.Context, s Session, n metadata.NodeInfo) error
+	// DeregisterNode removes node id's record while its session lives on.
+	DeregisterNode(ctx context.Context, id string) error
 	// ListNodes answers the registered nodes in id order.
 	ListNodes(ctx context.Context) ([]metadata.NodeInfo, error)
 	ListBookies(ctx context.Context) ([]metadata.BookieInfo, error)

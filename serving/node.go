@@ -213,6 +213,18 @@ func (n *Node) Close() error {
 	if !n.closing() {
 		return nil
 	}
+	// Out of the placement first: while the topics below are handed over,
+	// lookups (here and on the other nodes) send their clients to the
+	// nodes that stay, instead of back here, where they would wait for
+	// the unload and be sent on again. Best effort: the record goes with
+	// the session at the end anyway.
+	if n.session() != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.MetaTimeout)
+		if err := n.meta.DeregisterNode(ctx, n.cfg.NodeID); err != nil {
+			n.log.Warn("deregistering the node before its unloads", "err", err)
+		}
+		cancel()
+	}
 	// The node's context ends the topics' own goroutines, which turn the
 	// appends in flight into receipts: only once the unloads are done.
 	for _, t := range n.dropAll(reasonUnload, errcode.New(errcode.NotOwner, "node %s is shutting down", n.cfg.NodeID), true) {

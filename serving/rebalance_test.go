@@ -1,8 +1,11 @@
 package serving_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,4 +183,64 @@ func TestATopicJustMovedByARebalanceIsRedirectedNotLoadedBack(t *testing.T) {
 		t.Fatalf("open at the old owner: %v; want NOT_OWNER to %s", err, b.addr)
 	}
 	mustProducer(t, b, topic, "p").close()
+}
+
+// releaseWatch records, at each release of a topic that node owner held,
+// whether owner was still among the registered nodes.
+type releaseWatch struct {
+	serving.Meta
+	owner string
+	mu    sync.Mutex
+	// listed has an entry per release of owner's topics: whether owner
+	// was still registered then.
+	listed []bool
+}
+
+func (w *releaseWatch) ReleaseOwnership(ctx context.Context, o metadata.Ownership) error {
+	if o.NodeID == w.owner {
+		nodes, err := w.Meta.ListNodes(ctx)
+		if err != nil {
+			return err
+		}
+		w.mu.Lock()
+		w.listed = append(w.listed, slices.ContainsFunc(nodes, func(n metadata.NodeInfo) bool { return n.ID == w.owner }))
+		w.mu.Unlock()
+	}
+	return w.Meta.ReleaseOwnership(ctx, o)
+}
+
+// A node shutting down leaves the placement before it hands its topics
+// over: lookups made meanwhile (its clients', once their streams end) send
+// them to the nodes that stay. While it was still registered, a lookup
+// could place a topic back on it, where the client waited for the unload
+// and was sent on again.
+func TestAClosingNodeLeavesThePlacementBeforeItReleasesItsTopics(t *testing.T) {
+	c := newCluster(t)
+	w := &releaseWatch{Meta: c.meta, owner: "a"}
+	c.meta = w
+	a := c.start("a", nil)
+	c.start("b", nil)
+	var topics []string
+	for i := 0; len(topics) < 3; i++ {
+		if topic := fmt.Sprintf("public/default/closing-%d", i); serving.Placement(topic, []string{"a", "b"}) == "a" {
+			topics = append(topics, topic)
+		}
+	}
+	for _, topic := range topics {
+		p := mustProducer(t, a, topic, "p")
+		p.mustSend(msg(1))
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.listed) != len(topics) {
+		t.Fatalf("%d releases of a's topics, want %d", len(w.listed), len(topics))
+	}
+	for i, listed := range w.listed {
+		if listed {
+			t.Fatalf("release %d of a's topics while a was still registered: lookups could place the topic back on it", i+1)
+		}
+	}
 }

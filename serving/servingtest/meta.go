@@ -127,6 +127,13 @@ func (m *Meta) RegisterNode(ctx context.Context, s serving.Session, n metadata.N
 	return nil
 }
 
+func (m *Meta) DeregisterNode(ctx context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.nodes, id)
+	return nil
+}
+
 func (m *Meta) ListNodes(ctx context.Context) ([]metadata.NodeInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
