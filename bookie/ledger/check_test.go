@@ -82,32 +82,7 @@ func TestEntriesWrittenWhileABookieWasDownAreCopiedBackToIt(t *testing.T) {
 		t.Run(fmt.Sprintf("E=%d,Qw=%d,Qa=%d", opts.Ensemble, opts.WriteQuorum, opts.AckQuorum), func(t *testing.T) {
 			c := startCluster(t, 3)
 			ctx := context.Background()
-			w := mustCreate(t, c.client(t), opts)
-			for i := range 20 {
-				if _, err := w.AppendSync(ctx, payload(i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			open, err := c.store.GetLedger(ctx, w.ID())
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitForCopies(t, c, w.ID(), 19, nil)
-			down := c.bookie(open.Fragments[0].Bookies[1])
-			c.list.remove(down.addr)
-			down.stop()
-			for i := 20; i < 200; i++ {
-				if _, err := w.AppendSync(ctx, payload(i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			// With Qa=1 an entry is acknowledged before its second copy is
-			// written: only the down bookie's copies are to be missing.
-			waitForCopies(t, c, w.ID(), 199, func(b string) bool { return b == down.addr })
-			l, err := w.Close(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l, down, _ := writtenWithABookieDown(t, c, opts)
 			if len(l.Fragments) != 1 || l.LastEntry != 199 {
 				t.Fatalf("closed ledger %+v, want one fragment up to 199", l)
 			}
@@ -245,30 +220,8 @@ func TestTheCheckGoesThroughAFewLedgersARoundAndStartsAPassAnIntervalApart(t *te
 func TestTheCheckCopiesBackWhatItCanPastEntriesNoBookieHolds(t *testing.T) {
 	c := startCluster(t, 3)
 	ctx := context.Background()
-	w := mustCreate(t, c.client(t), ledger.CreateOptions{Ensemble: 3, WriteQuorum: 2, AckQuorum: 1})
-	for i := range 20 {
-		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	open, err := c.store.GetLedger(ctx, w.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitForCopies(t, c, w.ID(), 19, nil)
-	b, cb := c.bookie(open.Fragments[0].Bookies[1]), c.bookie(open.Fragments[0].Bookies[2])
-	c.list.remove(b.addr)
-	b.stop()
-	for i := 20; i < 200; i++ {
-		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitForCopies(t, c, w.ID(), 199, func(a string) bool { return a == b.addr })
-	l, err := w.Close(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, b, open := writtenWithABookieDown(t, c, ledger.CreateOptions{Ensemble: 3, WriteQuorum: 2, AckQuorum: 1})
+	cb := c.bookie(open.Fragments[0].Bookies[2])
 	b.restart(t)
 	c.list.add(b.addr)
 	cb.stop()
@@ -328,4 +281,41 @@ func TestAnEntryIsOnNoBookieOnlyWhenEveryBookieOfItsWriteSetSaysSo(t *testing.T)
 	if !errors.Is(err, ledger.ErrOnNoBookie) || !errors.Is(err, ledger.ErrEntryNotFound) {
 		t.Fatalf("read with neither bookie holding the entry: %v, want it on no bookie", err)
 	}
+}
+
+// writtenWithABookieDown writes entries 0..19 of a ledger of opts on c,
+// waits for every copy, stops the ensemble's second bookie (down, taken
+// off the bookie list so that no ensemble change replaces it), writes
+// entries 20..199 and closes the ledger once every copy but down's is
+// written. It answers the closed ledger, down (stopped) and the ledger's
+// record while it was open.
+func writtenWithABookieDown(t *testing.T, c *cluster, opts ledger.CreateOptions) (l *metadata.Ledger, down *testBookie, open *metadata.Ledger) {
+	t.Helper()
+	ctx := context.Background()
+	w := mustCreate(t, c.client(t), opts)
+	for i := range 20 {
+		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open, err := c.store.GetLedger(ctx, w.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForCopies(t, c, w.ID(), 19, nil)
+	down = c.bookie(open.Fragments[0].Bookies[1])
+	c.list.remove(down.addr)
+	down.stop()
+	for i := 20; i < 200; i++ {
+		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// With Qa=1 an entry is acknowledged before its second copy is
+	// written: only the down bookie's copies are to be missing.
+	waitForCopies(t, c, w.ID(), 199, func(b string) bool { return b == down.addr })
+	if l, err = w.Close(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	return l, down, open
 }

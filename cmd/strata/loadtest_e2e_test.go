@@ -64,11 +64,7 @@ func TestLoadtestAgainstItsOwnStandaloneLosesNothing(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	res := readResult(t, jsonPath)
-	if res["lost"].(float64) != 0 || res["out_of_order"].(float64) != 0 || res["messages_acked"].(float64) == 0 ||
-		res["messages_received"].(float64) != res["messages_acked"].(float64) {
-		t.Fatalf("result %v", res)
-	}
+	res := readLosslessResult(t, jsonPath)
 	if w, _ := res["workload"].(map[string]any); w["compression"] != "lz4" || w["payload"] != "text" {
 		t.Fatalf("workload reported as %v", res["workload"])
 	}
@@ -126,11 +122,7 @@ func TestLoadtestBacklogDrainsOnItsOwnStandalone(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	res := readResult(t, jsonPath)
-	if res["lost"].(float64) != 0 || res["out_of_order"].(float64) != 0 || res["messages_acked"].(float64) == 0 ||
-		res["messages_received"].(float64) != res["messages_acked"].(float64) {
-		t.Fatalf("result %v", res)
-	}
+	res := readLosslessResult(t, jsonPath)
 	b, _ := res["backlog"].(map[string]any)
 	num := func(k string) float64 { v, _ := b[k].(float64); return v }
 	if b["built"] != true || num("target_msgs") != 1024 || num("built_msgs") < 1024 ||
@@ -145,4 +137,16 @@ func TestLoadtestBacklogDrainsOnItsOwnStandalone(t *testing.T) {
 	if !strings.Contains(stderr, "(build)") {
 		t.Fatalf("no progress line of the build:\n%s", stderr)
 	}
+}
+
+// readLosslessResult reads a loadtest's JSON result and fails t unless
+// messages were acknowledged and every one was received, in order.
+func readLosslessResult(t *testing.T, path string) map[string]any {
+	t.Helper()
+	res := readResult(t, path)
+	if res["lost"].(float64) != 0 || res["out_of_order"].(float64) != 0 || res["messages_acked"].(float64) == 0 ||
+		res["messages_received"].(float64) != res["messages_acked"].(float64) {
+		t.Fatalf("result %v", res)
+	}
+	return res
 }
