@@ -57,6 +57,8 @@ var rows = []row{
 	{"machine hiccup p99.9", func(r *Result) float64 { return r.HiccupMs.P999 }, "ms", false},
 	{"machine hiccup max", func(r *Result) float64 { return r.HiccupMs.Max }, "ms", false},
 	{"load generator GOMAXPROCS", func(r *Result) float64 { return float64(r.GeneratorProcs) }, "procs", false},
+	{"load generator GOGC", func(r *Result) float64 { return float64(r.GeneratorGOGC) }, "%", false},
+	{"load generator GCs", func(r *Result) float64 { return r.GeneratorGCsPerS }, "per s", false},
 	{"published", func(r *Result) float64 { return float64(r.Published) }, "msgs", false},
 	{"acknowledged", func(r *Result) float64 { return float64(r.Acked) }, "msgs", false},
 	{"unacknowledged", func(r *Result) float64 { return float64(r.Unacked) }, "msgs", false},

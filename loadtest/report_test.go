@@ -37,7 +37,7 @@ func TestJSONHasTheDocumentedFields(t *testing.T) {
 		t.Fatalf("one driver must give one object: %v", err)
 	}
 	for _, k := range []string{"driver", "messages_published", "messages_acked", "messages_received", "lost",
-		"duplicates", "out_of_order", "throughput_msgs_per_s", "throughput_mb_per_s", "publish_latency_ms", "e2e_latency_ms", "hiccup_ms", "generator_procs"} {
+		"duplicates", "out_of_order", "throughput_msgs_per_s", "throughput_mb_per_s", "publish_latency_ms", "e2e_latency_ms", "hiccup_ms", "generator_procs", "generator_gogc", "generator_gcs_per_s"} {
 		if _, ok := obj[k]; !ok {
 			t.Errorf("field %q missing", k)
 		}

@@ -17,10 +17,15 @@ type Result struct {
 	MeasuredSeconds float64     `json:"measured_seconds"`
 	// GeneratorProcs is the load generator's own GOMAXPROCS during the
 	// run: on a machine shared with the broker it moves the latency tail.
-	GeneratorProcs int             `json:"generator_procs"`
-	ReceiveErrors  uint64          `json:"receive_errors"`
-	AckErrors      uint64          `json:"ack_errors"`
-	Workload       WorkloadSummary `json:"workload"`
+	GeneratorProcs int `json:"generator_procs"`
+	// GeneratorGOGC is the load generator's own GOGC during the run, and
+	// GeneratorGCsPerS how many garbage collections a second it made
+	// while measuring: each takes CPU from the clients being measured.
+	GeneratorGOGC    int             `json:"generator_gogc"`
+	GeneratorGCsPerS float64         `json:"generator_gcs_per_s"`
+	ReceiveErrors    uint64          `json:"receive_errors"`
+	AckErrors        uint64          `json:"ack_errors"`
+	Workload         WorkloadSummary `json:"workload"`
 	// Backlog is a backlog run's figures (Workload.BacklogBytes).
 	Backlog   *BacklogResult `json:"backlog,omitempty"`
 	Intervals []Interval     `json:"intervals"`

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,9 @@ type run struct {
 	// hiccups is the machine's own wake-up lateness over the measured
 	// window (internal/hiccup), to read the latencies against.
 	hiccups Percentiles
+	// gcs counts the load generator's own garbage collections over the
+	// measured window: each one takes CPU from the clients it measures.
+	gcs gcCounter
 	// backlog is a backlog run's figures, set once its phases are over.
 	backlog *BacklogResult
 }
@@ -96,8 +100,9 @@ func (r *run) execute(ctx context.Context, progress func(Interval)) error {
 	meter := hiccup.Start()
 	if r.w.Warmup == 0 {
 		r.rec.StartMeasuring(start)
+		r.gcs.start()
 	} else {
-		warm := time.AfterFunc(r.w.Warmup, func() { r.rec.StartMeasuring(time.Now()); meter.Reset() })
+		warm := time.AfterFunc(r.w.Warmup, func() { r.rec.StartMeasuring(time.Now()); meter.Reset(); r.gcs.start() })
 		defer warm.Stop()
 	}
 	consumeCtx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
@@ -125,6 +130,7 @@ func (r *run) execute(ctx context.Context, progress func(Interval)) error {
 	}
 	r.rec.StopMeasuring(time.Now())
 	r.hiccups = percentilesOf(meter.Stop())
+	r.gcs.stop()
 	startConsumers() // a backlog that was never built still has to be received
 	if err == nil {
 		err = r.drain(ctx)
@@ -233,6 +239,7 @@ func (r *run) result() *Result {
 		HiccupMs:         r.hiccups,
 		MeasuredSeconds:  t.Seconds,
 		GeneratorProcs:   runtime.GOMAXPROCS(0),
+		GeneratorGOGC:    int(readMetric(gogcMetric)),
 		ReceiveErrors:    r.receiveErrors.Load(),
 		AckErrors:        r.ackErrors.Load(),
 		Workload:         summarize(r.w),
@@ -245,6 +252,7 @@ func (r *run) result() *Result {
 		res.Backlog = &b
 	}
 	if t.Seconds > 0 {
+		res.GeneratorGCsPerS = float64(r.gcs.n.Load()) / t.Seconds
 		res.ThroughputMsgsPerS = float64(t.Acked) / t.Seconds
 		res.ThroughputMBPerS = float64(t.AckedBytes) / t.Seconds / 1e6
 		res.ConsumeThroughputMsgsPerS = float64(t.Received) / t.Seconds
@@ -275,4 +283,44 @@ func partitionFor(key string, n int64, partitions int) int {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
 	return int(h.Sum32() % uint32(partitions))
+}
+
+const (
+	gcCyclesMetric = "/gc/cycles/total:gc-cycles"
+	gogcMetric     = "/gc/gogc:percent"
+)
+
+// gcCounter counts this process's garbage collections between start and
+// stop, which run on different goroutines (the warm-up timer's and Run's).
+type gcCounter struct {
+	mu    sync.Mutex
+	begun uint64
+	on    bool
+	n     atomic.Uint64
+}
+
+func (g *gcCounter) start() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.begun, g.on = readMetric(gcCyclesMetric), true
+}
+
+func (g *gcCounter) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.on {
+		g.n.Store(readMetric(gcCyclesMetric) - g.begun)
+		g.on = false
+	}
+}
+
+// readMetric reads one of the runtime's uint64 metrics (0 if this
+// runtime has no such metric).
+func readMetric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }

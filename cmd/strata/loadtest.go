@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,7 @@ type loadtestOpts struct {
 	pauseFor     time.Duration
 	quiet        bool
 	procs        int
+	gogc         int
 }
 
 func newLoadtestCmd() *cobra.Command {
@@ -120,6 +122,7 @@ func addLoadtestFlags(cmd *cobra.Command, o *loadtestOpts) {
 	f.DurationVar(&o.pauseFor, "chaos-pause-for", 10*time.Second, "how long a paused process stays stopped")
 	f.BoolVar(&o.quiet, "quiet", false, "no progress line on stderr")
 	f.IntVar(&o.procs, "procs", 0, "Go processors (GOMAXPROCS) of this load generator's own process (0: the runtime's default); brokers it starts keep their own")
+	f.IntVar(&o.gogc, "gogc", 0, "GOGC of this load generator's own process, whose garbage collections take CPU from the clients it measures (0: $GOGC or the runtime's default of 100); brokers it starts keep their own")
 }
 
 // finish turns flag strings into the workload.
@@ -153,6 +156,9 @@ func (o *loadtestOpts) finish() error {
 	if o.procs < 0 {
 		return errcode.New(errcode.InvalidArgument, "loadtest: --procs %d: want 0 (the runtime's default) or more", o.procs)
 	}
+	if o.gogc < 0 {
+		return errcode.New(errcode.InvalidArgument, "loadtest: --gogc %d: want 0 (the default) or more", o.gogc)
+	}
 	return o.w.Validate()
 }
 
@@ -183,6 +189,10 @@ func runLoadtest(cmd *cobra.Command, o *loadtestOpts) error {
 		// Set here, not through $GOMAXPROCS, which the standalone or the
 		// cluster this command starts would inherit.
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.procs))
+	}
+	if o.gogc > 0 {
+		// Likewise not through $GOGC, which children would inherit.
+		defer debug.SetGCPercent(debug.SetGCPercent(o.gogc))
 	}
 	log := newLogger(cmd)
 	if o.cluster == "local" {

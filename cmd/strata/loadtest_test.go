@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,6 +46,7 @@ func TestLoadtestRejectsBadFlagsWithInvalidArgument(t *testing.T) {
 		{"--cluster", "local", "--chaos", "kill-bookie@9s", "--duration", "10s"}, // restart at 12s: after the load
 		{"--cluster", "local", "--chaos", "kill-zookeeper@1s"},
 		{"--procs", "-1"},
+		{"--gogc", "-1"},
 		{"--backlog", "lots"},
 		{"--backlog", "-1"},
 		{"--backlog", "1MB", "--rate", "max"},
@@ -83,31 +85,42 @@ func TestLoadtestStrataDriverWritesTableAndJSON(t *testing.T) {
 	}
 }
 
-// The generator's own GOMAXPROCS is what --procs says during the run, is
-// reported, and is the caller's again afterwards (tests run the command in
-// process; a real run ends with it).
-func TestLoadtestProcsSetsTheGeneratorsGOMAXPROCSForTheRunOnly(t *testing.T) {
+// The generator's own GOMAXPROCS and GOGC are what --procs and --gogc say
+// during the run, are reported with its garbage collections, and are the
+// caller's again afterwards (tests run the command in process; a real run
+// ends with it).
+func TestLoadtestProcsAndGOGCSetTheGeneratorsOwnForTheRunOnly(t *testing.T) {
 	b := fakebroker.Start(t, fakebroker.NewCluster())
 	before := runtime.GOMAXPROCS(0)
-	want := before + 1
+	gcBefore := debug.SetGCPercent(-1)
+	debug.SetGCPercent(gcBefore)
+	want, wantGC := before+1, gcBefore+317
 	jsonPath := filepath.Join(t.TempDir(), "r.json")
-	out, stderr, err := runStrata(t, "loadtest", "--url", b.URL(), "--procs", strconv.Itoa(want), "--duration", "1s",
-		"--rate", "200", "--size", "100", "--max-messages", "100", "--drain-timeout", "5s", "--quiet", "--json", jsonPath)
+	out, stderr, err := runStrata(t, "loadtest", "--url", b.URL(), "--procs", strconv.Itoa(want), "--gogc", strconv.Itoa(wantGC),
+		"--duration", "1s", "--rate", "200", "--size", "100", "--max-messages", "100", "--drain-timeout", "5s", "--quiet", "--json", jsonPath)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
 	if after := runtime.GOMAXPROCS(0); after != before {
 		t.Errorf("GOMAXPROCS after the run %d, want %d again", after, before)
 	}
+	if after := debug.SetGCPercent(gcBefore); after != gcBefore {
+		t.Errorf("GOGC after the run %d, want %d again", after, gcBefore)
+	}
 	var res struct {
-		GeneratorProcs int `json:"generator_procs"`
+		GeneratorProcs   int      `json:"generator_procs"`
+		GeneratorGOGC    int      `json:"generator_gogc"`
+		GeneratorGCsPerS *float64 `json:"generator_gcs_per_s"`
 	}
 	raw, _ := os.ReadFile(jsonPath)
-	if err := json.Unmarshal(raw, &res); err != nil || res.GeneratorProcs != want {
-		t.Fatalf("generator_procs %d (err %v), want %d:\n%s", res.GeneratorProcs, err, want, raw)
+	if err := json.Unmarshal(raw, &res); err != nil || res.GeneratorProcs != want || res.GeneratorGOGC != wantGC || res.GeneratorGCsPerS == nil {
+		t.Fatalf("generator_procs %d, generator_gogc %d, generator_gcs_per_s %v (err %v), want %d, %d and a rate:\n%s",
+			res.GeneratorProcs, res.GeneratorGOGC, res.GeneratorGCsPerS, err, want, wantGC, raw)
 	}
-	if !regexp.MustCompile(`load generator GOMAXPROCS\s+procs\s+` + strconv.Itoa(want) + `\n`).MatchString(out) {
-		t.Fatalf("table does not report GOMAXPROCS %d:\n%s", want, out)
+	for _, re := range []string{`load generator GOMAXPROCS\s+procs\s+` + strconv.Itoa(want) + `\n`, `load generator GOGC\s+%\s+` + strconv.Itoa(wantGC) + `\n`, `load generator GCs\s+per s\s+[0-9.]+\n`} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("table does not match %s:\n%s", re, out)
+		}
 	}
 }
 
