@@ -246,7 +246,9 @@ func BenchmarkAdd(b *testing.B) {
 			if size >= 64<<10 {
 				_, before, _ = rawWriteSync(b, 1<<20, time.Second, true)
 			}
+			cpu0 := cpuTime(b)
 			h := addLoad(b, c, ledger, size, inFlight)
+			reportCPUPerGB(b, cpuTime(b)-cpu0, int64(b.N)*int64(size))
 			rate := float64(b.N) / b.Elapsed().Seconds()
 			if size >= 64<<10 {
 				_, after, _ := rawWriteSync(b, 1<<20, time.Second, true)
@@ -346,6 +348,7 @@ func recyclingRun(b *testing.B, bk *Bookie, name string, c bookiepb.BookieClient
 		first := nextBenchLedger
 		var deletes sync.WaitGroup
 		window := make(chan struct{}, 256)
+		cpu0 := cpuTime(b)
 		h := runAdds(b, c, func(i int) (uint64, int64) {
 			k := uint64(i / perLedger)
 			if i%perLedger == 0 && k >= 2 {
@@ -354,6 +357,7 @@ func recyclingRun(b *testing.B, bk *Bookie, name string, c bookiepb.BookieClient
 			nextBenchLedger = max(nextBenchLedger, first+k+1)
 			return first + k, int64(i % perLedger)
 		}, size, func(int) time.Time { window <- struct{}{}; return time.Now() }, func() { <-window })
+		reportCPUPerGB(b, cpuTime(b)-cpu0, int64(b.N)*size)
 		rate := float64(b.N) / b.Elapsed().Seconds()
 		deletes.Wait()
 		_, after, _ := rawWriteSync(b, 1<<20, time.Second, true)
