@@ -35,18 +35,7 @@ func TestASeekIsPersistedBeforeItIsAnsweredAndSurvivesATakeover(t *testing.T) {
 	}
 	// Back to message 6 (one message per entry here).
 	to := got[5].GetId()
-	if err := cs.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Seek{Seek: &servingpb.Seek{To: &servingpb.Seek_MessageId{MessageId: to}}}}); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		r, err := cs.stream.Recv()
-		if err != nil {
-			t.Fatalf("waiting for SeekDone: %v", err)
-		}
-		if r.GetSeekDone() != nil {
-			break
-		}
-	}
+	cs.seek(&servingpb.Seek{To: &servingpb.Seek_MessageId{MessageId: to}})
 	want := ids.Position{Ledger: ids.LedgerID(to.GetLedger()), Entry: ids.EntryID(to.GetEntry()) - 1}
 	cur, err := c.mem.GetCursor(ctxT(t), topic, "s")
 	if err != nil {
@@ -59,12 +48,7 @@ func TestASeekIsPersistedBeforeItIsAnsweredAndSurvivesATakeover(t *testing.T) {
 	// The owner dies before any flush: the next one delivers from message 6.
 	aSession.Expire()
 	cs.cancel()
-	var cs2 *cons
-	eventually(t, "b takes over", func() error {
-		var err error
-		cs2, err = subscribe(t, b, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
-		return err
-	})
+	cs2 := subscribeWhenServed(t, b, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
 	cs2.flow(100)
 	checkInOrder(t, cs2.receive(15), 6, 20)
 }

@@ -231,6 +231,37 @@ func mustSubscribe(t *testing.T, n *testNode, sub *servingpb.Subscribe) *cons {
 	return c
 }
 
+// subscribeWhenServed subscribes once n serves the topic again (after an
+// unload, or once it may take over from an owner that died).
+func subscribeWhenServed(t *testing.T, n *testNode, sub *servingpb.Subscribe) *cons {
+	t.Helper()
+	var c *cons
+	eventually(t, "subscribe to "+sub.GetTopic(), func() error {
+		var err error
+		c, err = subscribe(t, n, sub)
+		return err
+	})
+	return c
+}
+
+// seek moves the subscription to sk and waits for the node's SeekDone,
+// dropping what it sent before (from the old position).
+func (c *cons) seek(sk *servingpb.Seek) {
+	c.t.Helper()
+	if err := c.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Seek{Seek: sk}}); err != nil {
+		c.t.Fatal(err)
+	}
+	for {
+		r, err := c.stream.Recv()
+		if err != nil {
+			c.t.Fatalf("waiting for SeekDone: %v", err)
+		}
+		if r.GetSeekDone() != nil {
+			return
+		}
+	}
+}
+
 func (c *cons) flow(n uint32) {
 	if err := c.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Flow{Flow: &servingpb.Flow{Permits: n}}}); err != nil {
 		c.t.Fatalf("flow: %v", err)
