@@ -19,7 +19,7 @@ export STRATA_NATS_BIN  := $(TOOLS)/nats-server
 
 # Fuzz targets run briefly by `make test` (package:FuzzName, or
 # package:FuzzName:COUNTx for a slow target).
-FUZZ_TARGETS ?= ./internal/entry:FuzzDecode ./internal/entry:FuzzDecodeMessages ./client:FuzzParseMessageID ./client:FuzzParseDuration ./bookie:FuzzDecodeAdd ./bookie/journal:FuzzDecode ./bookie/journal:FuzzScan ./bookie/index:FuzzDecodeCheckpoint ./bookie/index:FuzzDecodeSegment ./metadata:FuzzDecode ./tiering/segment:FuzzDecodeBatch:300x ./tiering/segment:FuzzVerify:300x ./loadtest:FuzzDecodeHeader ./loadtest/chaos:FuzzParseSchedule ./serving:FuzzDecodeRanges
+FUZZ_TARGETS ?= ./internal/entry:FuzzDecode ./internal/entry:FuzzDecodeMessages ./client:FuzzParseMessageID ./client:FuzzParseDuration ./bookie:FuzzDecodeAdd ./bookie/journal:FuzzDecode ./bookie/journal:FuzzScan ./bookie/index:FuzzDecodeCheckpoint ./bookie/index:FuzzDecodeSegment ./metadata:FuzzDecode ./tiering/segment:FuzzDecodeBatch:300x ./tiering/segment:FuzzVerify:300x ./loadtest:FuzzDecodeHeader ./loadtest/chaos:FuzzParseSchedule ./serving:FuzzDecodeRanges ./serving:FuzzDecodeBatchAcks
 # A count, not a duration: with a duration, Go 1.26's fuzz coordinator can
 # fail a clean run with "context deadline exceeded" at the deadline on a busy
 # machine (golang/go#75804, fixed in Go 1.27). A count has no deadline.

@@ -21,7 +21,8 @@ import (
 //	P/managed-ledgers/<tenant>/<namespace>/<name>
 //	                                           ManagedLedger: the topic's ledger list
 //	P/cursors/<tenant>/<namespace>/<name>/<subscription>
-//	                                           Cursor of one durable subscription
+//	                                           Cursor of one durable subscription: mark-delete,
+//	                                           acked ranges and batch acks (base64 in the JSON)
 //	P/ownership/<tenant>/<namespace>/<name>    Ownership; attached to the owner's session lease
 //	P/policies/<tenant>/<namespace>            NamespacePolicy
 //	P/topic-policies/<tenant>/<namespace>/<name>

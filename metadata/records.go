@@ -97,16 +97,21 @@ type LedgerInfo struct {
 }
 
 // Cursor is a durable subscription's position: everything at or before
-// MarkDelete is acknowledged, and so is every message in AckedRanges (an
-// encoding owned by the serving tier, bounded in size).
+// MarkDelete is acknowledged, and so is every message of the entries in
+// AckedRanges and the messages BatchAcks names of entries acknowledged in
+// part. Both are encodings owned by the serving tier (serving/doc.go),
+// each bounded in size; what they leave out is delivered again.
 type Cursor struct {
 	Topic        string       `json:"topic"`
 	Subscription string       `json:"subscription"`
 	Type         string       `json:"type"`
 	MarkDelete   ids.Position `json:"mark_delete"`
 	AckedRanges  []byte       `json:"acked_ranges,omitempty"`
-	UpdatedAt    int64        `json:"updated_at"`
-	Version      int64        `json:"-"`
+	// BatchAcks is the acknowledged messages of producer batches (entries)
+	// acknowledged in part, as Pulsar's batch-index acknowledgements.
+	BatchAcks []byte `json:"batch_acks,omitempty"`
+	UpdatedAt int64  `json:"updated_at"`
+	Version   int64  `json:"-"`
 }
 
 // NamespacePolicy holds a namespace's settings. Zero values mean "the cluster

@@ -173,12 +173,9 @@ func decodeRanges(markDelete ids.Position, b []byte) (*ackState, error) {
 	a := newAckState(markDelete)
 	for len(b) > 0 {
 		var v [3]uint64
-		for k := range v {
-			x, n := binary.Uvarint(b)
-			if n <= 0 {
-				return nil, errBadRanges
-			}
-			v[k], b = x, b[n:]
+		var ok bool
+		if b, ok = readUvarints(b, v[:]); !ok {
+			return nil, errBadRanges
 		}
 		if v[1] > 1<<62 || v[2] == 0 || v[2] > 1<<62 || v[1]+v[2] > 1<<62 {
 			return nil, errBadRanges
@@ -192,4 +189,17 @@ func decodeRanges(markDelete ids.Position, b []byte) (*ackState, error) {
 		a.count += int64(v[2])
 	}
 	return a, nil
+}
+
+// readUvarints reads len(v) uvarints from the front of b into v and
+// answers the rest of b; false when b runs out first or one overflows.
+func readUvarints(b []byte, v []uint64) ([]byte, bool) {
+	for k := range v {
+		x, n := binary.Uvarint(b)
+		if n <= 0 {
+			return b, false
+		}
+		v[k], b = x, b[n:]
+	}
+	return b, true
 }

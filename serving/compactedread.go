@@ -92,7 +92,7 @@ func (s *subscription) compactedNextLocked() (pe *pendingEntry, step bool, fetch
 		if s.pending[g.pos] != nil || (retained && s.acks.isAcked(o, g.pos)) {
 			return nil, true, nil, true
 		}
-		pe := &pendingEntry{e: g, acked: make([]bool, len(g.batch.Messages))}
+		pe := newPendingEntry(g)
 		for i, m := range g.batch.Messages {
 			if m.Properties[compactedIDProperty] == "" { // a message of the entry that compaction left out
 				pe.acked[i] = true
@@ -101,7 +101,9 @@ func (s *subscription) compactedNextLocked() (pe *pendingEntry, step bool, fetch
 				delete(g.batch.Messages[i].Properties, compactedIDProperty)
 			}
 		}
-		s.pending[g.pos] = pe
+		if !s.addPendingLocked(pe) {
+			return nil, true, nil, true
+		}
 		return pe, true, nil, true
 	}
 	if !cv.done {

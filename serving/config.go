@@ -69,8 +69,13 @@ type Config struct {
 	// CursorFlushInterval is how often dirty cursors are written to etcd.
 	// Default 1 s. Acks not yet flushed when an owner dies are redelivered.
 	CursorFlushInterval time.Duration
-	// MaxCursorBytes bounds a persisted cursor's acked-ranges encoding.
-	// Default 64 KiB; past it the oldest ranges are kept only in memory.
+	// MaxCursorBytes bounds each of a persisted cursor's two encodings:
+	// its acked ranges, and the acknowledged messages of batches
+	// acknowledged in part (a position and a bit per message each: 64 KiB
+	// holds some 3,000 batches of 100). Default 64 KiB, at most 256 KiB
+	// so that both fit one metadata record; past it the ranges and
+	// batches furthest from the mark-delete position are kept only in
+	// memory, and delivered again after a takeover.
 	MaxCursorBytes int
 	// MaxDedupProducers bounds the producer names remembered for
 	// deduplication per topic. Default 10,000.
@@ -127,6 +132,10 @@ type Config struct {
 	// Default 0: such topics are not partitioned.
 	DefaultNumPartitions int
 }
+
+// maxCursorBytes is the most MaxCursorBytes may be: two encodings of it,
+// base64 in the cursor's JSON, stay well within metadata.MaxRecordBytes.
+const maxCursorBytes = 256 << 10
 
 // DefaultBacklogQuotaCheckInterval is Config.BacklogQuotaCheckInterval's
 // default.
@@ -207,8 +216,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("serving: RebalanceMaxUnloads must be positive")
 	case c.TrimInterval < 0 || c.BacklogQuotaCheckInterval < 0 || c.CursorFlushInterval < 0:
 		return fmt.Errorf("serving: check and flush intervals must be positive")
-	case c.MaxCursorBytes < 1024:
-		return fmt.Errorf("serving: MaxCursorBytes %d below 1024", c.MaxCursorBytes)
+	case c.MaxCursorBytes < 1024 || c.MaxCursorBytes > maxCursorBytes:
+		return fmt.Errorf("serving: MaxCursorBytes %d not within 1024 and %d", c.MaxCursorBytes, maxCursorBytes)
 	}
 	return nil
 }

@@ -104,9 +104,9 @@ func (s *subscription) takeDueLocked(now int64) (*pendingEntry, func() bool) {
 			return nil, s.readDue(pos, s.gen)
 		}
 		heap.Pop(&s.delayed)
-		pe := &pendingEntry{e: e, acked: make([]bool, len(e.batch.Messages))}
-		s.pending[pos] = pe
-		return pe, nil
+		if pe := newPendingEntry(e); s.addPendingLocked(pe) {
+			return pe, nil
+		}
 	}
 	return nil, nil
 }

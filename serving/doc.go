@@ -54,12 +54,18 @@
 // past it (ackState), ordered by the managed ledger: ledger ids are unique
 // but not monotonic across owners (each metadata store reserves its own id
 // range), so positions are never compared by id. The mark-delete position
-// only moves over acknowledged entries. Durable cursors are written to etcd
-// every CursorFlushInterval (1 s) when changed, as mark-delete plus acked
-// ranges (repeated uvarint ledger, first entry, count), bounded by
-// MaxCursorBytes; acks past the bound or not yet flushed are redelivered
-// after a takeover, never lost. Per-message acks inside a batch are kept in
-// memory; an entry counts as acked once all its messages are.
+// only moves over acknowledged entries; an entry counts as acked once all
+// its messages are. Durable cursors are written to etcd every
+// CursorFlushInterval (1 s) when changed, as mark-delete plus acked ranges
+// (repeated uvarint ledger, first entry, count) plus the acked messages of
+// the entries acked in part (repeated uvarint ledger, entry, message count
+// n, then an n-bit set, least significant bit first, of the messages
+// acked), each encoding bounded by MaxCursorBytes and keeping what is
+// nearest the mark-delete position. Acks past the bounds or not yet
+// flushed are redelivered after a takeover, never lost; a corrupt encoding
+// is logged and redelivered likewise. The next owner marks an entry's
+// stored messages acked when it reads the entry, so that only the others
+// are delivered (batchacks.go); a seek or a reset forgets them.
 //
 // Dispatch is one goroutine per subscription: redeliveries first, then the
 // next entry from the cache or, on a miss, from the bookies with read-ahead.

@@ -166,6 +166,11 @@ func (t *topic) install(ctx context.Context, ml *metadata.ManagedLedger, w Write
 		s := newSubscription(t, c.Subscription, subTypeFromString(c.Type), true, c.MarkDelete)
 		s.acks = acks
 		s.acks.advance(t.orderLocked())
+		batch, err := decodeBatchAcks(c.BatchAcks)
+		if err != nil {
+			t.log.Warn("cursor batch acks unreadable; redelivering those batches whole", "subscription", c.Subscription, "err", err)
+		}
+		s.loadBatchAcksLocked(batch)
 		s.version = c.Version
 		s.readPos = s.acks.markDelete
 		t.mu.subs[s.name] = s

@@ -46,6 +46,12 @@ type subscription struct {
 	// pending are entries delivered (or awaiting redelivery: owner nil)
 	// and not yet fully acknowledged.
 	pending map[ids.Position]*pendingEntry
+	// batchAcks holds, for the entries the loaded cursor recorded
+	// acknowledged in part, which of their messages were: a pending
+	// entry made of one starts with those marked (batchacks.go). Kept
+	// until the entry is acknowledged whole or the cursor moves, since
+	// a delayed entry stops being pending until it is due.
+	batchAcks map[ids.Position][]bool
 	// redeliver lists, in log order, the pending entries given back (and,
 	// on a key_shared subscription, those with messages waiting for their
 	// key's consumer).
@@ -265,8 +271,10 @@ func (s *subscription) nextEntryLocked() (*pendingEntry, bool, func() bool) {
 		return nil, false, func() bool { return s.fetch(li, pos, last) }
 	}
 	s.readPos = pos
-	pe := &pendingEntry{e: e, acked: make([]bool, len(e.batch.Messages))}
-	s.pending[pos] = pe
+	pe := newPendingEntry(e)
+	if !s.addPendingLocked(pe) {
+		return nil, true, nil
+	}
 	return pe, true, nil
 }
 
@@ -541,6 +549,7 @@ func (s *subscription) expandCumulativeLocked(target ids.MessageID) []ids.Messag
 
 func (s *subscription) entryAckedLocked(pos ids.Position, pe *pendingEntry) {
 	delete(s.pending, pos)
+	delete(s.batchAcks, pos)
 	if pe.owner != nil {
 		pe.owner.unacked--
 	}
@@ -657,6 +666,7 @@ func (s *subscription) expireLocked(target ids.Position) {
 // after markDelete, forgetting deliveries in progress.
 func (s *subscription) resetLocked(markDelete ids.Position) {
 	s.acks.reset(markDelete)
+	s.batchAcks = nil
 	s.readPos = markDelete
 	s.pending = make(map[ids.Position]*pendingEntry)
 	s.redeliver = nil
@@ -695,10 +705,12 @@ func (s *subscription) disconnectLocked(except *consumer, why string) {
 // cursorRecordLocked builds the record to persist and clears dirty.
 func (s *subscription) cursorRecordLocked() *metadata.Cursor {
 	s.dirty = false
+	maxBytes := s.t.n.cfg.MaxCursorBytes
 	return &metadata.Cursor{
 		Topic: s.t.name, Subscription: s.name, Type: subTypeString(s.typ),
 		MarkDelete:  s.acks.markDelete,
-		AckedRanges: s.acks.encodeRanges(s.t.orderLocked(), s.t.n.cfg.MaxCursorBytes),
+		AckedRanges: s.acks.encodeRanges(s.t.orderLocked(), maxBytes),
+		BatchAcks:   encodeBatchAcks(s.partialAcksLocked(), maxBytes),
 		UpdatedAt:   time.Now().UnixNano(), Version: s.version,
 	}
 }
