@@ -11,8 +11,8 @@
 //   - bookie/index: the in-memory index, the segment index and checkpoint
 //     file formats, and why recovery from them is exact.
 //   - this package: the journal writer (writer.go) with its deterministic
-//     group-commit core (group.go), reads, entry listings and LAC
-//     long-poll (read.go), segment indexes, checkpoints and segment
+//     group-commit core (group.go), reads, ledger and entry listings
+//     and LAC long-poll (read.go), segment indexes, checkpoints and segment
 //     reclaim (checkpoint.go), compaction (compact.go), read-only mode for
 //     a full disk (diskfull.go), the gRPC service (service.go), and Open's
 //     recovery, the journal's key and the data directory's lock

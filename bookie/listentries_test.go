@@ -83,6 +83,14 @@ func TestListEntriesAnswersTheEntriesStoredExactlyAlsoAfterARestart(t *testing.T
 			}
 		}
 	}
+	checkEveryWay(t, b, check)
+}
+
+// checkEveryWay runs check against b over gRPC and in process, then over
+// gRPC after a restart from its checkpoint and after one from a full
+// replay of its journal.
+func checkEveryWay(t *testing.T, b *Bookie, check func(name string, c bookiepb.BookieClient)) {
+	t.Helper()
 	c, _ := dial(t, serve(t, b))
 	check("grpc", c)
 	check("local", b.LocalClient())

@@ -57,6 +57,10 @@ func (c localClient) ListEntries(ctx context.Context, in *bookiepb.ListEntriesRe
 	return c.s.ListEntries(ctx, in)
 }
 
+func (c localClient) ListLedgers(ctx context.Context, in *bookiepb.ListLedgersRequest, _ ...grpc.CallOption) (*bookiepb.ListLedgersResponse, error) {
+	return c.s.ListLedgers(ctx, in)
+}
+
 func (c localClient) Health(ctx context.Context, in *bookiepb.HealthRequest, _ ...grpc.CallOption) (*bookiepb.HealthResponse, error) {
 	return c.s.Health(ctx, in)
 }

@@ -106,6 +106,26 @@ func (b *Bookie) appendRanges(rs []index.Range, l ids.LedgerID, first, last ids.
 	return rs, next, nil
 }
 
+// listLedgerIDs bounds the ledgers one answer of ListLedgers holds
+// (8 bytes each on the wire).
+const listLedgerIDs = 1 << 14
+
+// ListLedgers answers, ascending, the ledgers from first up that the
+// bookie stores (its index holds entries of them, or a fence alone) and
+// did not delete, and the first ledger id the answer does not cover: 0
+// once it holds every such ledger, else the caller asks again from there.
+// An answer looks at every ledger the index holds under its read lock,
+// as a checkpoint's encoding does.
+func (b *Bookie) ListLedgers(first ids.LedgerID) ([]ids.LedgerID, ids.LedgerID) {
+	b.mu.RLock()
+	ls, more := b.mu.table.LiveLedgers(first, listLedgerIDs)
+	b.mu.RUnlock()
+	if !more {
+		return ls, 0
+	}
+	return ls, ls[len(ls)-1] + 1
+}
+
 func (b *Bookie) lookup(l ids.LedgerID, e ids.EntryID) (index.Loc, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()

@@ -300,6 +300,17 @@ func (s *service) ListEntries(_ context.Context, req *bookiepb.ListEntriesReques
 	return resp, nil
 }
 
+// ListLedgers answers a page of the ledgers the bookie stores, from its
+// index.
+func (s *service) ListLedgers(_ context.Context, req *bookiepb.ListLedgersRequest) (*bookiepb.ListLedgersResponse, error) {
+	ls, next := s.b.ListLedgers(ids.LedgerID(req.FirstLedger))
+	resp := &bookiepb.ListLedgersResponse{LedgerIds: make([]uint64, len(ls)), NextLedger: uint64(next)}
+	for i, l := range ls {
+		resp.LedgerIds[i] = uint64(l)
+	}
+	return resp, nil
+}
+
 // Health answers the bookie's id, whether its journal accepts writes, and
 // whether it refuses new adds (read-only).
 func (s *service) Health(context.Context, *bookiepb.HealthRequest) (*bookiepb.HealthResponse, error) {

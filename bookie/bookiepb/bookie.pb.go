@@ -845,6 +845,110 @@ func (x *EntryRange) GetLastEntry() int64 {
 	return 0
 }
 
+type ListLedgersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// List the ledgers from this id up.
+	FirstLedger   uint64 `protobuf:"varint,1,opt,name=first_ledger,json=firstLedger,proto3" json:"first_ledger,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLedgersRequest) Reset() {
+	*x = ListLedgersRequest{}
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLedgersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLedgersRequest) ProtoMessage() {}
+
+func (x *ListLedgersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLedgersRequest.ProtoReflect.Descriptor instead.
+func (*ListLedgersRequest) Descriptor() ([]byte, []int) {
+	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListLedgersRequest) GetFirstLedger() uint64 {
+	if x != nil {
+		return x.FirstLedger
+	}
+	return 0
+}
+
+// A ledger is listed while the bookie's index holds it (entries, or a
+// fence alone) and it was not deleted: a deleted ledger's copy is gone,
+// whatever of it is still on disk.
+type ListLedgersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ascending, all at or above first_ledger.
+	LedgerIds []uint64 `protobuf:"varint,1,rep,packed,name=ledger_ids,json=ledgerIds,proto3" json:"ledger_ids,omitempty"`
+	// 0 once this answer holds every ledger from first_ledger up; else the
+	// answer reached its bound (16,384 ids), and the rest is asked for from
+	// next_ledger.
+	NextLedger    uint64 `protobuf:"varint,2,opt,name=next_ledger,json=nextLedger,proto3" json:"next_ledger,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLedgersResponse) Reset() {
+	*x = ListLedgersResponse{}
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLedgersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLedgersResponse) ProtoMessage() {}
+
+func (x *ListLedgersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLedgersResponse.ProtoReflect.Descriptor instead.
+func (*ListLedgersResponse) Descriptor() ([]byte, []int) {
+	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListLedgersResponse) GetLedgerIds() []uint64 {
+	if x != nil {
+		return x.LedgerIds
+	}
+	return nil
+}
+
+func (x *ListLedgersResponse) GetNextLedger() uint64 {
+	if x != nil {
+		return x.NextLedger
+	}
+	return 0
+}
+
 type HealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -853,7 +957,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[14]
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +969,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[14]
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +982,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{14}
+	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{16}
 }
 
 type HealthResponse struct {
@@ -895,7 +999,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[15]
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1011,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[15]
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1024,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{15}
+	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HealthResponse) GetBookieId() string {
@@ -1013,19 +1117,27 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"\vfirst_entry\x18\x01 \x01(\x03R\n" +
 	"firstEntry\x12\x1d\n" +
 	"\n" +
-	"last_entry\x18\x02 \x01(\x03R\tlastEntry\"\x0f\n" +
+	"last_entry\x18\x02 \x01(\x03R\tlastEntry\"7\n" +
+	"\x12ListLedgersRequest\x12!\n" +
+	"\ffirst_ledger\x18\x01 \x01(\x04R\vfirstLedger\"U\n" +
+	"\x13ListLedgersResponse\x12\x1d\n" +
+	"\n" +
+	"ledger_ids\x18\x01 \x03(\x04R\tledgerIds\x12\x1f\n" +
+	"\vnext_ledger\x18\x02 \x01(\x04R\n" +
+	"nextLedger\"\x0f\n" +
 	"\rHealthRequest\"`\n" +
 	"\x0eHealthResponse\x12\x1b\n" +
 	"\tbookie_id\x18\x01 \x01(\tR\bbookieId\x12\x14\n" +
 	"\x05ready\x18\x02 \x01(\bR\x05ready\x12\x1b\n" +
-	"\tread_only\x18\x03 \x01(\bR\breadOnly2\xa9\x04\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly2\x85\x05\n" +
 	"\x06Bookie\x12F\n" +
 	"\x03Add\x12\x1c.strata.bookie.v1.AddRequest\x1a\x1d.strata.bookie.v1.AddResponse(\x010\x01\x12G\n" +
 	"\x04Read\x12\x1d.strata.bookie.v1.ReadRequest\x1a\x1e.strata.bookie.v1.ReadResponse0\x01\x12N\n" +
 	"\aReadLAC\x12 .strata.bookie.v1.ReadLACRequest\x1a!.strata.bookie.v1.ReadLACResponse\x12H\n" +
 	"\x05Fence\x12\x1e.strata.bookie.v1.FenceRequest\x1a\x1f.strata.bookie.v1.FenceResponse\x12K\n" +
 	"\x06Delete\x12\x1f.strata.bookie.v1.DeleteRequest\x1a .strata.bookie.v1.DeleteResponse\x12Z\n" +
-	"\vListEntries\x12$.strata.bookie.v1.ListEntriesRequest\x1a%.strata.bookie.v1.ListEntriesResponse\x12K\n" +
+	"\vListEntries\x12$.strata.bookie.v1.ListEntriesRequest\x1a%.strata.bookie.v1.ListEntriesResponse\x12Z\n" +
+	"\vListLedgers\x12$.strata.bookie.v1.ListLedgersRequest\x1a%.strata.bookie.v1.ListLedgersResponse\x12K\n" +
 	"\x06Health\x12\x1f.strata.bookie.v1.HealthRequest\x1a .strata.bookie.v1.HealthResponseB-Z+github.com/strata-mq/strata/bookie/bookiepbb\x06proto3"
 
 var (
@@ -1040,7 +1152,7 @@ func file_bookie_bookiepb_bookie_proto_rawDescGZIP() []byte {
 	return file_bookie_bookiepb_bookie_proto_rawDescData
 }
 
-var file_bookie_bookiepb_bookie_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_bookie_bookiepb_bookie_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_bookie_bookiepb_bookie_proto_goTypes = []any{
 	(*AddRequest)(nil),          // 0: strata.bookie.v1.AddRequest
 	(*AddResponse)(nil),         // 1: strata.bookie.v1.AddResponse
@@ -1056,8 +1168,10 @@ var file_bookie_bookiepb_bookie_proto_goTypes = []any{
 	(*ListEntriesRequest)(nil),  // 11: strata.bookie.v1.ListEntriesRequest
 	(*ListEntriesResponse)(nil), // 12: strata.bookie.v1.ListEntriesResponse
 	(*EntryRange)(nil),          // 13: strata.bookie.v1.EntryRange
-	(*HealthRequest)(nil),       // 14: strata.bookie.v1.HealthRequest
-	(*HealthResponse)(nil),      // 15: strata.bookie.v1.HealthResponse
+	(*ListLedgersRequest)(nil),  // 14: strata.bookie.v1.ListLedgersRequest
+	(*ListLedgersResponse)(nil), // 15: strata.bookie.v1.ListLedgersResponse
+	(*HealthRequest)(nil),       // 16: strata.bookie.v1.HealthRequest
+	(*HealthResponse)(nil),      // 17: strata.bookie.v1.HealthResponse
 }
 var file_bookie_bookiepb_bookie_proto_depIdxs = []int32{
 	4,  // 0: strata.bookie.v1.ReadResponse.entries:type_name -> strata.bookie.v1.Entry
@@ -1068,16 +1182,18 @@ var file_bookie_bookiepb_bookie_proto_depIdxs = []int32{
 	7,  // 5: strata.bookie.v1.Bookie.Fence:input_type -> strata.bookie.v1.FenceRequest
 	9,  // 6: strata.bookie.v1.Bookie.Delete:input_type -> strata.bookie.v1.DeleteRequest
 	11, // 7: strata.bookie.v1.Bookie.ListEntries:input_type -> strata.bookie.v1.ListEntriesRequest
-	14, // 8: strata.bookie.v1.Bookie.Health:input_type -> strata.bookie.v1.HealthRequest
-	1,  // 9: strata.bookie.v1.Bookie.Add:output_type -> strata.bookie.v1.AddResponse
-	3,  // 10: strata.bookie.v1.Bookie.Read:output_type -> strata.bookie.v1.ReadResponse
-	6,  // 11: strata.bookie.v1.Bookie.ReadLAC:output_type -> strata.bookie.v1.ReadLACResponse
-	8,  // 12: strata.bookie.v1.Bookie.Fence:output_type -> strata.bookie.v1.FenceResponse
-	10, // 13: strata.bookie.v1.Bookie.Delete:output_type -> strata.bookie.v1.DeleteResponse
-	12, // 14: strata.bookie.v1.Bookie.ListEntries:output_type -> strata.bookie.v1.ListEntriesResponse
-	15, // 15: strata.bookie.v1.Bookie.Health:output_type -> strata.bookie.v1.HealthResponse
-	9,  // [9:16] is the sub-list for method output_type
-	2,  // [2:9] is the sub-list for method input_type
+	14, // 8: strata.bookie.v1.Bookie.ListLedgers:input_type -> strata.bookie.v1.ListLedgersRequest
+	16, // 9: strata.bookie.v1.Bookie.Health:input_type -> strata.bookie.v1.HealthRequest
+	1,  // 10: strata.bookie.v1.Bookie.Add:output_type -> strata.bookie.v1.AddResponse
+	3,  // 11: strata.bookie.v1.Bookie.Read:output_type -> strata.bookie.v1.ReadResponse
+	6,  // 12: strata.bookie.v1.Bookie.ReadLAC:output_type -> strata.bookie.v1.ReadLACResponse
+	8,  // 13: strata.bookie.v1.Bookie.Fence:output_type -> strata.bookie.v1.FenceResponse
+	10, // 14: strata.bookie.v1.Bookie.Delete:output_type -> strata.bookie.v1.DeleteResponse
+	12, // 15: strata.bookie.v1.Bookie.ListEntries:output_type -> strata.bookie.v1.ListEntriesResponse
+	15, // 16: strata.bookie.v1.Bookie.ListLedgers:output_type -> strata.bookie.v1.ListLedgersResponse
+	17, // 17: strata.bookie.v1.Bookie.Health:output_type -> strata.bookie.v1.HealthResponse
+	10, // [10:18] is the sub-list for method output_type
+	2,  // [2:10] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -1094,7 +1210,7 @@ func file_bookie_bookiepb_bookie_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bookie_bookiepb_bookie_proto_rawDesc), len(file_bookie_bookiepb_bookie_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

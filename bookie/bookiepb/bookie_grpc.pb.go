@@ -33,6 +33,7 @@ const (
 	Bookie_Fence_FullMethodName       = "/strata.bookie.v1.Bookie/Fence"
 	Bookie_Delete_FullMethodName      = "/strata.bookie.v1.Bookie/Delete"
 	Bookie_ListEntries_FullMethodName = "/strata.bookie.v1.Bookie/ListEntries"
+	Bookie_ListLedgers_FullMethodName = "/strata.bookie.v1.Bookie/ListLedgers"
 	Bookie_Health_FullMethodName      = "/strata.bookie.v1.Bookie/Health"
 )
 
@@ -56,6 +57,10 @@ type BookieClient interface {
 	// its index, without reading them: what the auditor's ledger check
 	// compares with the entries the bookie should hold.
 	ListEntries(ctx context.Context, in *ListEntriesRequest, opts ...grpc.CallOption) (*ListEntriesResponse, error)
+	// ListLedgers answers which ledgers this bookie stores, from its index, a
+	// bounded page at a time: what the auditor's garbage collection compares
+	// with the ledgers' metadata to delete the copies nothing names.
+	ListLedgers(ctx context.Context, in *ListLedgersRequest, opts ...grpc.CallOption) (*ListLedgersResponse, error)
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
 }
 
@@ -139,6 +144,16 @@ func (c *bookieClient) ListEntries(ctx context.Context, in *ListEntriesRequest, 
 	return out, nil
 }
 
+func (c *bookieClient) ListLedgers(ctx context.Context, in *ListLedgersRequest, opts ...grpc.CallOption) (*ListLedgersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLedgersResponse)
+	err := c.cc.Invoke(ctx, Bookie_ListLedgers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *bookieClient) Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(HealthResponse)
@@ -169,6 +184,10 @@ type BookieServer interface {
 	// its index, without reading them: what the auditor's ledger check
 	// compares with the entries the bookie should hold.
 	ListEntries(context.Context, *ListEntriesRequest) (*ListEntriesResponse, error)
+	// ListLedgers answers which ledgers this bookie stores, from its index, a
+	// bounded page at a time: what the auditor's garbage collection compares
+	// with the ledgers' metadata to delete the copies nothing names.
+	ListLedgers(context.Context, *ListLedgersRequest) (*ListLedgersResponse, error)
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
 	mustEmbedUnimplementedBookieServer()
 }
@@ -197,6 +216,9 @@ func (UnimplementedBookieServer) Delete(context.Context, *DeleteRequest) (*Delet
 }
 func (UnimplementedBookieServer) ListEntries(context.Context, *ListEntriesRequest) (*ListEntriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEntries not implemented")
+}
+func (UnimplementedBookieServer) ListLedgers(context.Context, *ListLedgersRequest) (*ListLedgersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLedgers not implemented")
 }
 func (UnimplementedBookieServer) Health(context.Context, *HealthRequest) (*HealthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
@@ -312,6 +334,24 @@ func _Bookie_ListEntries_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Bookie_ListLedgers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLedgersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BookieServer).ListLedgers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Bookie_ListLedgers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BookieServer).ListLedgers(ctx, req.(*ListLedgersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Bookie_Health_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(HealthRequest)
 	if err := dec(in); err != nil {
@@ -352,6 +392,10 @@ var Bookie_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListEntries",
 			Handler:    _Bookie_ListEntries_Handler,
+		},
+		{
+			MethodName: "ListLedgers",
+			Handler:    _Bookie_ListLedgers_Handler,
 		},
 		{
 			MethodName: "Health",

@@ -2,6 +2,7 @@ package index
 
 import (
 	"maps"
+	"slices"
 
 	"github.com/strata-mq/strata/internal/ids"
 )
@@ -150,6 +151,32 @@ func (t *Table) Prune(oldest uint32) int {
 		delete(t.tombstones, seg)
 	}
 	return n
+}
+
+// LiveLedgers answers, ascending, the first max ledgers from first up
+// that the table holds and that are not deleted (entries, or a fence
+// alone), and whether more follow them. It looks at every ledger once
+// and sorts at most 2×max ids at a time, so that the caller can hold its
+// lock over it as over a checkpoint's encoding.
+func (t *Table) LiveLedgers(first ids.LedgerID, max int) (out []ids.LedgerID, more bool) {
+	// Once more than max were seen, none at or above the max-th smallest
+	// so far can be in the answer.
+	var limit ids.LedgerID
+	for id, led := range t.Ledgers {
+		if id < first || led.Deleted || (more && id >= limit) {
+			continue
+		}
+		out = append(out, id)
+		if len(out) == 2*max {
+			slices.Sort(out)
+			out, more, limit = out[:max], true, out[max-1]
+		}
+	}
+	slices.Sort(out)
+	if len(out) > max {
+		out, more = out[:max], true
+	}
+	return out, more
 }
 
 func (t *Table) hold(loc Loc) {

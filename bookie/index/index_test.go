@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/strata-mq/strata/internal/ids"
@@ -249,5 +251,49 @@ func TestClampedTombstoneLetsAnEarlierPositionsCheckpointDecode(t *testing.T) {
 	}
 	if n := tb.Prune(5); n != 1 || tb.Get(7) != nil {
 		t.Fatalf("pruned %d, ledger 7 %+v: want it forgotten once segment 4 is gone", n, tb.Get(7))
+	}
+}
+
+// LiveLedgers pages through the ledgers a table holds as a sorted list
+// would, deleted ones left out, however the page bound cuts them.
+func TestLiveLedgersPagesThroughTheUndeletedLedgersInOrder(t *testing.T) {
+	for seed := range uint64(50) {
+		r := rand.New(rand.NewPCG(seed, 4))
+		tb := New()
+		var want []ids.LedgerID
+		for range r.IntN(300) {
+			id := ids.LedgerID(1 + r.Uint64N(1000))
+			if tb.Get(id) != nil {
+				continue
+			}
+			switch r.IntN(3) {
+			case 0:
+				tb.Put(id, 0, ids.NoEntry, Loc{File: 1, Len: 40})
+				want = append(want, id)
+			case 1:
+				tb.Fence(id) // a fence alone is a ledger the bookie knows
+				want = append(want, id)
+			default:
+				tb.Put(id, 0, ids.NoEntry, Loc{File: 1, Len: 40})
+				tb.Delete(id, 1)
+			}
+		}
+		slices.Sort(want)
+		max := 1 + r.IntN(40)
+		var got []ids.LedgerID
+		for first := ids.LedgerID(0); ; {
+			page, more := tb.LiveLedgers(first, max)
+			if len(page) > max || (more && len(page) != max) {
+				t.Fatalf("seed %d: a page of %d (more %v), bound %d", seed, len(page), more, max)
+			}
+			got = append(got, page...)
+			if !more {
+				break
+			}
+			first = page[len(page)-1] + 1
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("seed %d, pages of %d: listed %v, want %v", seed, max, got, want)
+		}
 	}
 }
