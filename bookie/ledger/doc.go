@@ -55,7 +55,8 @@
 // # Re-replication
 //
 // Rereplicate copies a closed ledger off a bookie lost for good, fragment
-// by fragment, to a bookie outside each fragment's ensemble, and records
+// by fragment, to a bookie outside each fragment's ensemble (one that
+// deleted the ledger refuses its entries, and is passed over), and records
 // the replacements in one compare-and-swap; an Auditor finds the ledgers
 // of bookies missing past a delay (rereplicate.go, audit.go). The
 // Auditor's ledger check goes through every closed ledger periodically

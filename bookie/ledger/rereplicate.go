@@ -76,7 +76,10 @@ func (c *Client) Rereplicate(ctx context.Context, id ids.LedgerID, lost string) 
 		if len(spare) == 0 {
 			return nil, fmt.Errorf("%w: no live bookie outside %v to replace %s in ledger %d", ErrNotEnoughBookies, f.Bookies, lost, id)
 		}
-		to := spare[rand.IntN(len(spare))]
+		to, err := c.spareFor(ctx, spare, id, f.FirstEntry)
+		if err != nil {
+			return nil, fmt.Errorf("%w: no live bookie outside %v can take ledger %d in place of %s: %w", ErrNotEnoughBookies, f.Bookies, id, lost, err)
+		}
 		last := l.LastEntry
 		if i+1 < len(l.Fragments) {
 			last = l.Fragments[i+1].FirstEntry - 1
@@ -126,6 +129,27 @@ func (c *Client) Rereplicate(ctx context.Context, id ids.LedgerID, lost string) 
 		c.log.Info("ledger re-replicated off a lost bookie", "ledger", id, "lost", lost, "fragments", replaced)
 		return cur, nil
 	}
+}
+
+// spareFor picks, in random order, a bookie of spare that answers which
+// entries of ledger id it holds (from first, one entry asked), and so can
+// take copies of it. One that deleted the ledger cannot: its tombstone
+// refuses every add to the ledger (LEDGER_NOT_FOUND) until the journal
+// segments before it are reclaimed, and the auditor's garbage collection
+// leaves one on each bookie whose copy was over-replicated, which may
+// later be a spare for that ledger, the only one or one of a few. Nor can
+// one that does not answer. A spare picked blindly failed the copy, and
+// the round, each time it was picked.
+func (c *Client) spareFor(ctx context.Context, spare []string, id ids.LedgerID, first ids.EntryID) (string, error) {
+	var errs []error
+	for _, i := range rand.Perm(len(spare)) {
+		_, err := c.entriesOn(ctx, spare[i], id, first, first)
+		if err == nil {
+			return spare[i], nil
+		}
+		errs = append(errs, fmt.Errorf("bookie %s: %w", spare[i], err))
+	}
+	return "", errors.Join(errs...)
 }
 
 func sameFragments(a, b []metadata.Fragment) bool {

@@ -453,3 +453,51 @@ func TestAnAbandonedLedgerThatCannotBeRecoveredDoesNotStopTheAuditor(t *testing.
 		})
 	}
 }
+
+// TestRereplicationPassesOverASpareThatDeletedTheLedger: a bookie that
+// deleted a ledger (as the garbage collection does with an over-replicated
+// copy) keeps a tombstone that refuses adds to it, so it cannot take the
+// ledger's entries when it is later a spare for it. Re-replication takes
+// another spare, and with none left fails as having no spare, changing
+// nothing. It used to pick at random, and to fail every round it picked
+// the one that deleted the ledger.
+func TestRereplicationPassesOverASpareThatDeletedTheLedger(t *testing.T) {
+	c := startCluster(t, 5)
+	cl := c.client(t)
+	ctx := context.Background()
+	for range 8 { // each picked the tombstone with a chance of one in two
+		l := writeClosed(t, c, cl, ledger.ClusterOptions(), 10)
+		ensemble := l.Fragments[0].Bookies
+		var spares []string
+		for _, tb := range c.bookies {
+			if !slices.Contains(ensemble, tb.addr) {
+				spares = append(spares, tb.addr)
+			}
+		}
+		if err := c.bookie(spares[0]).b.Delete(ctx, l.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := cl.Rereplicate(ctx, l.ID, ensemble[0])
+		if err != nil {
+			t.Fatalf("ledger %d with spare %s tombstoned: %v", l.ID, spares[0], err)
+		}
+		if b := got.Fragments[0].Bookies[0]; b != spares[1] {
+			t.Fatalf("ledger %d: %s replaced %s, want the spare without a tombstone, %s", l.ID, b, ensemble[0], spares[1])
+		}
+		checkEveryCopy(t, c, got)
+	}
+
+	c = startCluster(t, 4)
+	cl = c.client(t)
+	l := writeClosed(t, c, cl, ledger.ClusterOptions(), 10)
+	spare := slices.DeleteFunc(slices.Clone(c.list.addrs), func(b string) bool { return slices.Contains(l.Fragments[0].Bookies, b) })[0]
+	if err := c.bookie(spare).b.Delete(ctx, l.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Rereplicate(ctx, l.ID, l.Fragments[0].Bookies[0]); !errors.Is(err, ledger.ErrNotEnoughBookies) {
+		t.Fatalf("the only spare tombstoned: %v, want ErrNotEnoughBookies", err)
+	}
+	if stored, err := c.store.GetLedger(ctx, l.ID); err != nil || stored.Version != l.Version {
+		t.Fatalf("the refused re-replication changed the metadata: %+v %v", stored, err)
+	}
+}
