@@ -58,6 +58,22 @@ type AuditorConfig struct {
 	// finished; a process that becomes the auditor starts one at its first
 	// round. Zero: DefaultCheckInterval (a day); negative: never.
 	CheckInterval time.Duration
+	// CollectInterval is how often a pass of the garbage collection of
+	// ledger copies starts: the ledgers each registered bookie stores are
+	// compared with their metadata, and the copies nothing names any more
+	// are deleted (collect.go; BookKeeper's bookie garbage collection). A
+	// pass deletes at most 64 copies a round and starts only once the
+	// previous one finished. Zero: DefaultCollectInterval (15 min);
+	// negative: never.
+	CollectInterval time.Duration
+	// OverreplicatedGrace is how long the collection's passes must have
+	// seen a bookie's copy of a closed ledger that names the bookie in no
+	// fragment before they delete it (BookKeeper's
+	// gcOverreplicatedLedgerWaitTime): a copy being made for a
+	// re-replication is so until the compare-and-swap that names it.
+	// Zero: DefaultOverreplicatedGrace (a day); negative: such copies are
+	// never deleted (those of deleted ledgers still are).
+	OverreplicatedGrace time.Duration
 	// Leader reports whether this process audits now; every process may
 	// run an Auditor, one at a time should act (two acting at once only
 	// waste copies: the metadata CAS lets one win).
@@ -86,7 +102,8 @@ const defaultRecoverTimeout = 30 * time.Second
 // finishes the deletions that a bookie being down left half done
 // (ledgers marked Deleting), and checks every closed ledger's copies
 // periodically, copying back to a live bookie the entries of its write
-// sets it misses (check.go).
+// sets it misses (check.go), and deletes from the bookies the copies of
+// ledgers that nothing names any more (collect.go).
 // Each round lists the live bookies and every ledger; a bookie that some
 // ledger names and that is not registered is lost from the first round
 // that sees it, and after Delay each closed ledger naming it is copied off
@@ -117,6 +134,17 @@ type Auditor struct {
 		next  time.Time
 		pass  checkPass
 	}
+	// collect is the garbage collection's state: the copies the pass
+	// under way has still to read again, when the next pass is due, the
+	// over-replicated copies by when a pass first saw them so, and what
+	// this pass did so far.
+	collect struct {
+		queue     []copyOn
+		next      time.Time
+		overSince map[copyOn]time.Time
+		pass      collectPass
+	}
+	gc collectMetrics
 
 	lost           prometheus.Gauge
 	rereplicated   prometheus.Counter
@@ -147,9 +175,12 @@ func NewAuditor(c *Client, ledgers LedgerLister, cfg AuditorConfig) *Auditor {
 			Help: "Missing copies of entries the ledger check wrote back to their bookie."}),
 		checkFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_ledger_check_failures_total",
 			Help: "Checks of a fragment on one bookie that failed to list its entries or to copy back the missing ones (tried again next pass)."}),
+		gc: newCollectMetrics(),
 	}
+	a.collect.overSince = map[copyOn]time.Time{}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(a.lost, a.rereplicated, a.failures, a.checkedLedgers, a.missingEntries, a.copiedEntries, a.checkFailures)
+		cfg.Registerer.MustRegister(a.gc.collectors()...)
 	}
 	return a
 }
@@ -159,9 +190,7 @@ func NewAuditor(c *Client, ledgers LedgerLister, cfg AuditorConfig) *Auditor {
 // answers it closed. A ledger without a topic, or whose topic is owned, is
 // its writer's.
 func (a *Auditor) recoverAbandoned(ctx context.Context, l *metadata.Ledger, candidates []string, due func(string) bool) (*metadata.Ledger, bool) {
-	if a.cfg.Unowned == nil || l.Topic == "" || !slices.ContainsFunc(candidates, func(b string) bool {
-		return due(b) && slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, b) })
-	}) {
+	if a.cfg.Unowned == nil || l.Topic == "" || !slices.ContainsFunc(candidates, func(b string) bool { return due(b) && names(l, b) }) {
 		return nil, false
 	}
 	if unowned, err := a.cfg.Unowned(ctx, l.Topic); err != nil || !unowned {
@@ -221,16 +250,20 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 		clear(a.lostSince) // a later leadership starts its clocks afresh
 		a.lastScan = time.Time{}
 		a.check.queue, a.check.next = nil, time.Time{}
+		a.collect.queue, a.collect.next = nil, time.Time{}
+		clear(a.collect.overSince)
 		return 0
 	}
 	n := a.audit(ctx, now)
 	a.checkSome(ctx)
+	a.collectSome(ctx, now)
 	return n
 }
 
-// audit is a round's work but the ledger check's: it re-replicates the
-// ledgers of lost and draining bookies, finishes deletions, and starts a
-// pass of the check when one is due.
+// audit is a round's work but the ledger check's and the garbage
+// collection's: it re-replicates the ledgers of lost and draining
+// bookies, finishes deletions, and starts a pass of the check or of the
+// collection when one is due.
 func (a *Auditor) audit(ctx context.Context, now time.Time) int {
 	registered := a.c.bookies
 	if a.cfg.Registered != nil {
@@ -251,9 +284,10 @@ func (a *Auditor) audit(ctx context.Context, now time.Time) int {
 	// Reading every ledger's metadata is the expensive part: skip it while
 	// nothing can need a copy (no bookie draining or timed as lost, every
 	// bookie live at the last scan still live: new ledgers name only live
-	// ones, no pass of the ledger check due), up to fullScanEvery.
+	// ones, no pass of the ledger check or of the collection due), up to
+	// fullScanEvery.
 	if len(draining) == 0 && len(a.lostSince) == 0 && (a.deleting == 0 || now.Sub(a.lastScan) < deletionRetryEvery) &&
-		!a.lastScan.IsZero() && now.Sub(a.lastScan) < fullScanEvery && !a.checkDue(now) &&
+		!a.lastScan.IsZero() && now.Sub(a.lastScan) < fullScanEvery && !a.checkDue(now) && !a.collectDue(now) &&
 		!slices.ContainsFunc(a.scanLive, func(b string) bool { return !slices.Contains(live, b) }) {
 		return 0
 	}
@@ -264,6 +298,7 @@ func (a *Auditor) audit(ctx context.Context, now time.Time) int {
 	}
 	a.lastScan, a.scanLive = now, live
 	a.startCheck(all, now)
+	a.startCollection(ctx, all, live, now)
 	named := map[string]bool{}
 	for _, l := range all {
 		for _, f := range l.Fragments {
@@ -319,7 +354,7 @@ func (a *Auditor) audit(ctx context.Context, now time.Time) int {
 			continue
 		}
 		for _, b := range candidates {
-			if !due(b) || !slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, b) }) {
+			if !due(b) || !names(l, b) {
 				continue
 			}
 			if _, err := a.c.Rereplicate(ctx, l.ID, b); err != nil {

@@ -40,14 +40,7 @@ var maxChecksPerRound = 64
 
 // checkInterval is the configured interval, 0 when the check is off.
 func (a *Auditor) checkInterval() time.Duration {
-	switch d := a.cfg.CheckInterval; {
-	case d < 0:
-		return 0
-	case d == 0:
-		return DefaultCheckInterval
-	default:
-		return d
-	}
+	return orDefault(a.cfg.CheckInterval, DefaultCheckInterval)
 }
 
 // checkDue reports whether a pass should start now: the last one is done

@@ -21,14 +21,7 @@ import (
 // checkMetrics reads the ledger check's counters off reg.
 func checkMetrics(t *testing.T, reg *prometheus.Registry) (checked, missing, copied, failures float64) {
 	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := map[string]float64{}
-	for _, f := range fams {
-		v[f.GetName()] = f.GetMetric()[0].GetCounter().GetValue()
-	}
+	v := metricValues(t, reg)
 	return v["strata_ledger_check_ledgers_total"], v["strata_ledger_check_missing_entries_total"],
 		v["strata_ledger_check_copied_entries_total"], v["strata_ledger_check_failures_total"]
 }

@@ -154,6 +154,10 @@ func (c *Client) Create(ctx context.Context, opts CreateOptions) (*Writer, error
 		Properties: opts.Properties,
 		CreatedAt:  time.Now().UnixNano(),
 	}
+	// Stored before the writer starts: no add reaches a bookie for a
+	// ledger without metadata, so the garbage collection may take a
+	// bookie's copy of a ledger whose metadata is missing as the copy of
+	// a deleted one (collect.go).
 	if err := c.store.CreateLedger(ctx, l); err != nil {
 		return nil, fmt.Errorf("ledger: create %d: %w", id, err)
 	}

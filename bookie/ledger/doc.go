@@ -62,7 +62,12 @@
 // Auditor's ledger check goes through every closed ledger periodically
 // and copies back to a live bookie of a fragment the entries of its write
 // sets it misses (it was down while they were written, with no spare to
-// replace it), asking the bookie which entries it stores (check.go).
+// replace it), asking the bookie which entries it stores (check.go). Its
+// garbage collection compares the ledgers each bookie stores
+// (ListLedgers) with their metadata, and deletes from a bookie the copies
+// of ledgers whose metadata is gone and, past a grace period, of closed
+// ledgers that name the bookie no more (collect.go): nothing else would
+// ever delete them.
 //
 // # Limits and known gaps
 //

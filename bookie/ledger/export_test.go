@@ -21,3 +21,11 @@ func SetMaxChecksPerRound(t testing.TB, n int) {
 // ErrOnNoBookie is a read's answer when every bookie of the write set said
 // it has no such entry.
 var ErrOnNoBookie = errOnNoBookie
+
+// SetMaxCollectionsPerRound bounds the copies a round of the garbage
+// collection reads again to n until the test ends.
+func SetMaxCollectionsPerRound(t testing.TB, n int) {
+	old := maxCollectionsPerRound
+	maxCollectionsPerRound = n
+	t.Cleanup(func() { maxCollectionsPerRound = old })
+}

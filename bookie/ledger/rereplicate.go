@@ -57,7 +57,7 @@ func (c *Client) Rereplicate(ctx context.Context, id ids.LedgerID, lost string) 
 	if l.State != metadata.LedgerClosed {
 		return nil, fmt.Errorf("%w: ledger %d is %s", ErrLedgerNotClosed, id, l.State)
 	}
-	if l.Deleting || !slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, lost) }) {
+	if l.Deleting || !names(l, lost) {
 		return l, nil // being deleted: a copy would only be left behind
 	}
 	live, err := c.liveBookies(ctx)

@@ -367,20 +367,9 @@ func TestAuditorLeavesLedgersWhoseOffloadCompletedAlone(t *testing.T) {
 func TestAnOpenLedgerOfATopicNobodyOwnsIsRecoveredAndCopiedOffALostBookie(t *testing.T) {
 	c := startCluster(t, 4)
 	ctx := context.Background()
-	gone := c.client(t)
 	opts := ledger.ClusterOptions()
 	opts.Topic = "public/default/idle"
-	w := mustCreate(t, gone, opts)
-	for i := range 20 {
-		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = gone.Close() // the writer's process dies: the ledger stays open
-	open, err := c.store.GetLedger(ctx, w.ID())
-	if err != nil || open.State != metadata.LedgerOpen {
-		t.Fatalf("ledger %+v, %v; want open", open, err)
-	}
+	open := leftOpen(t, c, opts, 20)
 	lost := open.Fragments[0].Bookies[0]
 	c.bookie(lost).stop()
 	c.list.remove(lost)
@@ -392,14 +381,14 @@ func TestAnOpenLedgerOfATopicNobodyOwnsIsRecoveredAndCopiedOffALostBookie(t *tes
 	start := time.Now()
 	a.Round(ctx, start)
 	a.Round(ctx, start.Add(2*time.Hour))
-	if l, err := c.store.GetLedger(ctx, w.ID()); err != nil || l.State != metadata.LedgerOpen {
+	if l, err := c.store.GetLedger(ctx, open.ID); err != nil || l.State != metadata.LedgerOpen {
 		t.Fatalf("an owned topic's open ledger: %+v, %v; want left open", l, err)
 	}
 	owned = false
 	if n := a.Round(ctx, start.Add(3*time.Hour)); n != 1 {
 		t.Fatalf("re-replicated %d ledgers, want 1", n)
 	}
-	l, err := c.store.GetLedger(ctx, w.ID())
+	l, err := c.store.GetLedger(ctx, open.ID)
 	if err != nil || l.State != metadata.LedgerClosed || l.LastEntry != 19 {
 		t.Fatalf("ledger after the audit: %+v, %v; want closed at 19", l, err)
 	}
@@ -421,19 +410,7 @@ func TestAnOpenLedgerOfATopicNobodyOwnsIsRecoveredAndCopiedOffALostBookie(t *tes
 func TestAnAbandonedLedgerThatCannotBeRecoveredDoesNotStopTheAuditor(t *testing.T) {
 	c := startCluster(t, 4)
 	ctx := context.Background()
-	gone := c.client(t)
-	opts := ledger.CreateOptions{Ensemble: 2, WriteQuorum: 2, AckQuorum: 2, Topic: "public/default/stuck"}
-	w := mustCreate(t, gone, opts)
-	for i := range 20 {
-		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = gone.Close()
-	l, err := c.store.GetLedger(ctx, w.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := leftOpen(t, c, ledger.CreateOptions{Ensemble: 2, WriteQuorum: 2, AckQuorum: 2, Topic: "public/default/stuck"}, 20)
 	lost := l.Fragments[0].Bookies[0]
 	c.bookie(lost).stop()
 	c.list.remove(lost)
@@ -500,4 +477,25 @@ func TestRereplicationPassesOverASpareThatDeletedTheLedger(t *testing.T) {
 	if stored, err := c.store.GetLedger(ctx, l.ID); err != nil || stored.Version != l.Version {
 		t.Fatalf("the refused re-replication changed the metadata: %+v %v", stored, err)
 	}
+}
+
+// leftOpen writes entries 0..n-1 to a new ledger of opts on c with a
+// client that then goes away, as a writer's process that dies, and
+// answers the ledger's metadata: still open.
+func leftOpen(t *testing.T, c *cluster, opts ledger.CreateOptions, n int) *metadata.Ledger {
+	t.Helper()
+	ctx := context.Background()
+	gone := c.client(t)
+	w := mustCreate(t, gone, opts)
+	for i := range n {
+		if _, err := w.AppendSync(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = gone.Close()
+	l, err := c.store.GetLedger(ctx, w.ID())
+	if err != nil || l.State != metadata.LedgerOpen {
+		t.Fatalf("ledger %+v, %v; want open", l, err)
+	}
+	return l
 }

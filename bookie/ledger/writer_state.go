@@ -382,7 +382,10 @@ func (w *writerState) metaRead(l *metadata.Ledger) {
 
 // adopt makes l the current metadata: acks and sends of bookies no longer
 // in an entry's write set are dropped, the entries are sent to the new
-// members, confirmations resume and remaining failures get replaced.
+// members, confirmations resume and remaining failures get replaced. New
+// members get entries only here, once the stored metadata names them: a
+// writer never sends an entry to a bookie its ledger's metadata does not
+// name, which the garbage collection counts on (collect.go).
 func (w *writerState) adopt(l *metadata.Ledger) {
 	w.l = cloneLedger(l)
 	w.changing = false
