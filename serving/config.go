@@ -118,6 +118,21 @@ type Config struct {
 	// (ledger.DefaultCheckInterval); negative disables
 	// (--ledger-check-interval).
 	LedgerCheckInterval time.Duration
+	// LedgerGCInterval is how often the auditing node starts a pass of the
+	// garbage collection of ledger copies: each bookie's ledgers are
+	// compared with their metadata, and the copies that nothing names any
+	// more (the ledger deleted, or closed and naming the bookie no more)
+	// are deleted from it (ledger.Auditor; BookKeeper's bookie garbage
+	// collection). Default 15 min (ledger.DefaultCollectInterval);
+	// negative disables (--ledger-gc-interval).
+	LedgerGCInterval time.Duration
+	// OverreplicatedLedgerGrace is how long the garbage collection must
+	// have seen a closed ledger's copy on a bookie the ledger names no
+	// more before it deletes it (BookKeeper's
+	// gcOverreplicatedLedgerWaitTime). Default 24 h
+	// (ledger.DefaultOverreplicatedGrace); negative: such copies stay
+	// (--overreplicated-ledger-grace).
+	OverreplicatedLedgerGrace time.Duration
 	// MetaTimeout bounds one metadata call. Default 10 s.
 	MetaTimeout time.Duration
 	// NoTopicAutoCreation refuses to produce to or subscribe to a topic
@@ -176,6 +191,8 @@ func (c Config) withDefaults() Config {
 	setDur(&c.RebalanceInterval, time.Minute)
 	setDur(&c.LostBookieRecoveryDelay, 5*time.Minute)
 	setDur(&c.LedgerCheckInterval, ledger.DefaultCheckInterval)
+	setDur(&c.LedgerGCInterval, ledger.DefaultCollectInterval)
+	setDur(&c.OverreplicatedLedgerGrace, ledger.DefaultOverreplicatedGrace)
 	if c.RebalanceMaxUnloads == 0 {
 		c.RebalanceMaxUnloads = 16
 	}

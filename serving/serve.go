@@ -107,7 +107,8 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		// Always runs: it copies ledgers off draining bookies even when lost
 		// ones are left alone (a negative delay).
 		d := n.cfg.LostBookieRecoveryDelay
-		ac := ledger.AuditorConfig{Delay: d, CheckInterval: n.cfg.LedgerCheckInterval, Leader: n.audits, Draining: o.Store.ListDrainingBookies, Registered: o.Store,
+		ac := ledger.AuditorConfig{Delay: d, CheckInterval: n.cfg.LedgerCheckInterval, CollectInterval: n.cfg.LedgerGCInterval,
+			OverreplicatedGrace: n.cfg.OverreplicatedLedgerGrace, Leader: n.audits, Draining: o.Store.ListDrainingBookies, Registered: o.Store,
 			Unowned: func(ctx context.Context, topic string) (bool, error) {
 				_, err := o.Store.GetOwnership(ctx, topic)
 				if errors.Is(err, metadata.ErrNotFound) {

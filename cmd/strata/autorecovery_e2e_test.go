@@ -66,11 +66,7 @@ func TestALostBookiesLedgersGetTheirCopiesBackOnOtherBookies(t *testing.T) {
 	}
 	defer store.Close()
 	closedLedgers := func() []*metadata.Ledger {
-		all, err := store.ListLedgers(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return slices.DeleteFunc(all, func(l *metadata.Ledger) bool { return l.Topic != topic || l.State != metadata.LedgerClosed })
+		return slices.DeleteFunc(ledgersOfTopics(t, ctx, store, topic), func(l *metadata.Ledger) bool { return l.State != metadata.LedgerClosed })
 	}
 	before := closedLedgers()
 	if len(before) < 2 {
@@ -106,14 +102,10 @@ func TestALostBookiesLedgersGetTheirCopiesBackOnOtherBookies(t *testing.T) {
 // addr holds, reading them in order (a read stops at the first it lacks).
 func bookieEntries(t *testing.T, ctx context.Context, addr string, l uint64, last int64) int64 {
 	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
+	bc := dialBookie(t, addr)
 	var n int64
 	for n <= last {
-		st, err := bookiepb.NewBookieClient(cc).Read(ctx, &bookiepb.ReadRequest{LedgerId: l, FirstEntry: n, LastEntry: last, MaxBytes: 16 << 20})
+		st, err := bc.Read(ctx, &bookiepb.ReadRequest{LedgerId: l, FirstEntry: n, LastEntry: last, MaxBytes: 16 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,6 +126,28 @@ func bookieEntries(t *testing.T, ctx context.Context, addr string, l uint64, las
 		n += got
 	}
 	return n
+}
+
+// ledgersOfTopics answers the metadata of every ledger of the topics.
+func ledgersOfTopics(t *testing.T, ctx context.Context, store *metadata.Store, topics ...string) []*metadata.Ledger {
+	t.Helper()
+	all, err := store.ListLedgers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.DeleteFunc(all, func(l *metadata.Ledger) bool { return !slices.Contains(topics, l.Topic) })
+}
+
+// dialBookie answers a client of the bookie at addr, closed when the test
+// ends.
+func dialBookie(t *testing.T, addr string) bookiepb.BookieClient {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return bookiepb.NewBookieClient(cc)
 }
 
 // TestADecommissionedBookieIsDrainedWhileItRunsAndThenStoppedLosingNothing:
@@ -161,13 +175,7 @@ func TestADecommissionedBookieIsDrainedWhileItRunsAndThenStoppedLosingNothing(t 
 		t.Fatal(err)
 	}
 	defer store.Close()
-	topicLedgers := func() []*metadata.Ledger {
-		all, err := store.ListLedgers(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return slices.DeleteFunc(all, func(l *metadata.Ledger) bool { return l.Topic != topic })
-	}
+	topicLedgers := func() []*metadata.Ledger { return ledgersOfTopics(t, ctx, store, topic) }
 	drained := topicLedgers()[0].Fragments[0].Bookies[0]
 	url := "strata://" + strings.Join(nodes, ",")
 	if out, errOut, err := run(t, "", "bookies", "decommission", drained, "--wait", "2m", "--url", url); err != nil ||

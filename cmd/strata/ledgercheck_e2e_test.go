@@ -1,7 +1,6 @@
 package main
 
 import (
-	"slices"
 	"testing"
 	"time"
 
@@ -34,13 +33,7 @@ func TestAuditorCopiesBackToARestartedBookieWhatItMissedOnARealCluster(t *testin
 		t.Fatal(err)
 	}
 	defer store.Close()
-	topicLedgers := func() []*metadata.Ledger {
-		all, err := store.ListLedgers(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return slices.DeleteFunc(all, func(l *metadata.Ledger) bool { return l.Topic != topic })
-	}
+	topicLedgers := func() []*metadata.Ledger { return ledgersOfTopics(t, ctx, store, topic) }
 	open := topicLedgers()
 	if len(open) != 1 || open[0].State != metadata.LedgerOpen {
 		t.Fatalf("the topic's ledgers: %+v, want one open", open)

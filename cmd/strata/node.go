@@ -100,6 +100,8 @@ func runServingNode(cmd *cobra.Command, store *metadata.Store, spec nodeSpec, lo
 	spec.cfg.RebalanceInterval, _ = cmd.Flags().GetDuration("rebalance-interval")
 	spec.cfg.LostBookieRecoveryDelay, _ = cmd.Flags().GetDuration("lost-bookie-recovery-delay")
 	spec.cfg.LedgerCheckInterval, _ = cmd.Flags().GetDuration("ledger-check-interval")
+	spec.cfg.LedgerGCInterval, _ = cmd.Flags().GetDuration("ledger-gc-interval")
+	spec.cfg.OverreplicatedLedgerGrace, _ = cmd.Flags().GetDuration("overreplicated-ledger-grace")
 	if auto, err := cmd.Flags().GetBool("allow-auto-topic-creation"); err == nil {
 		spec.cfg.NoTopicAutoCreation = !auto
 	}

@@ -55,7 +55,8 @@ func addTierFlags(cmd *cobra.Command, storeHelp string) {
 }
 
 // addPolicyFlags adds the intervals of a serving node's periodic work
-// (policy checks, rebalancing, bookie recovery) and
+// (policy checks, rebalancing, bookie recovery, the ledger check and
+// garbage collection) and
 // --allow-auto-topic-creation.
 func addPolicyFlags(cmd *cobra.Command) {
 	cmd.Flags().Duration("rebalance-interval", time.Minute,
@@ -64,6 +65,10 @@ func addPolicyFlags(cmd *cobra.Command) {
 		"copy the closed ledgers of a bookie missing this long to other bookies, so every entry has its copies again (negative: never)")
 	cmd.Flags().Duration("ledger-check-interval", ledger.DefaultCheckInterval,
 		"how often a pass checks every closed ledger's copies and copies back to a bookie the entries of its write sets it misses (negative: never)")
+	cmd.Flags().Duration("ledger-gc-interval", ledger.DefaultCollectInterval,
+		"how often a pass compares the ledgers each bookie stores with their metadata and deletes the copies nothing names any more (negative: never)")
+	cmd.Flags().Duration("overreplicated-ledger-grace", ledger.DefaultOverreplicatedGrace,
+		"delete a bookie's copy of a closed ledger that no longer names the bookie only once the garbage collection has seen it so this long (negative: never)")
 	cmd.Flags().Duration("retention-check-interval", time.Minute,
 		"how often each topic deletes consumed ledgers past retention, expires messages past their TTL and checks its compaction threshold")
 	cmd.Flags().Duration("backlog-quota-check-interval", serving.DefaultBacklogQuotaCheckInterval,
