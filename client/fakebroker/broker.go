@@ -38,16 +38,42 @@ type Broker struct {
 
 	mu struct {
 		sync.Mutex
-		gate         chan struct{} // non-nil: batches wait for it to close
-		receiptGate  chan struct{} // non-nil: receipts are held until it closes
-		dropReceipts int           // persist, then break the stream instead of answering
-		failSends    []*errcode.Error
-		streams      map[*stream]struct{}
-		batches      []Batch
-		opens        []Open
-		flows        []uint32
-		acks         []*servingpb.MessageId
-		subscribes   []*servingpb.Subscribe
+		batchGate     gate // batches wait at it
+		receiptGate   gate // receipts wait at it
+		subscribeGate gate // consumer subscribes wait at it, unanswered
+		dropReceipts  int  // persist, then break the stream instead of answering
+		failSends     []*errcode.Error
+		streams       map[*stream]struct{}
+		batches       []Batch
+		opens         []Open
+		flows         []uint32
+		acks          []*servingpb.MessageId
+		subscribes    []*servingpb.Subscribe
+		consumeLog    []StreamRequest
+		consumes      int // consume streams opened
+	}
+}
+
+// StreamRequest is a request one of a broker's consume streams received.
+type StreamRequest struct {
+	Stream int // the broker's consume streams count from 1, in the order they opened
+	Req    *servingpb.ConsumeRequest
+}
+
+// gate holds what waits at it between hold and release; the broker's mu
+// guards it.
+type gate struct{ ch chan struct{} } // nil: open
+
+func (g *gate) hold() {
+	if g.ch == nil {
+		g.ch = make(chan struct{})
+	}
+}
+
+func (g *gate) release() {
+	if g.ch != nil {
+		close(g.ch)
+		g.ch = nil
 	}
 }
 
@@ -85,48 +111,36 @@ func Start(t testing.TB, cl *Cluster) *Broker {
 func (b *Broker) URL() string { return "strata://" + b.Addr }
 
 // HoldBatches makes batches wait (unpersisted) until ReleaseBatches.
-func (b *Broker) HoldBatches() {
-	b.mu.Lock()
-	if b.mu.gate == nil {
-		b.mu.gate = make(chan struct{})
-	}
-	b.mu.Unlock()
-}
+func (b *Broker) HoldBatches() { b.withGate(&b.mu.batchGate, (*gate).hold) }
 
 // ReleaseBatches lets held batches go on.
-func (b *Broker) ReleaseBatches() {
-	b.mu.Lock()
-	if b.mu.gate != nil {
-		close(b.mu.gate)
-		b.mu.gate = nil
-	}
-	b.mu.Unlock()
-}
+func (b *Broker) ReleaseBatches() { b.withGate(&b.mu.batchGate, (*gate).release) }
 
 // HoldReceipts persists batches but holds their receipts until
 // ReleaseReceipts.
-func (b *Broker) HoldReceipts() {
-	b.mu.Lock()
-	if b.mu.receiptGate == nil {
-		b.mu.receiptGate = make(chan struct{})
-	}
-	b.mu.Unlock()
-}
+func (b *Broker) HoldReceipts() { b.withGate(&b.mu.receiptGate, (*gate).hold) }
 
 // ReleaseReceipts sends the held receipts, in order.
-func (b *Broker) ReleaseReceipts() {
+func (b *Broker) ReleaseReceipts() { b.withGate(&b.mu.receiptGate, (*gate).release) }
+
+// HoldSubscribes makes consumer subscribes wait, recorded (Subscribes) and
+// unanswered, until ReleaseSubscribes: the consumer stays reconnecting.
+func (b *Broker) HoldSubscribes() { b.withGate(&b.mu.subscribeGate, (*gate).hold) }
+
+// ReleaseSubscribes lets held subscribes go on.
+func (b *Broker) ReleaseSubscribes() { b.withGate(&b.mu.subscribeGate, (*gate).release) }
+
+func (b *Broker) withGate(g *gate, f func(*gate)) {
 	b.mu.Lock()
-	if b.mu.receiptGate != nil {
-		close(b.mu.receiptGate)
-		b.mu.receiptGate = nil
-	}
+	f(g)
 	b.mu.Unlock()
 }
 
-func (b *Broker) receiptGate() chan struct{} {
+// gateOf is g's channel now (nil when g is open).
+func (b *Broker) gateOf(g *gate) chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.mu.receiptGate
+	return g.ch
 }
 
 // DropReceipts makes the next n batches persist and then break their stream
@@ -206,6 +220,21 @@ func (b *Broker) Acks() []*servingpb.MessageId {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]*servingpb.MessageId(nil), b.mu.acks...)
+}
+
+// ConsumeLog returns the requests the broker's consume streams received so
+// far (subscribes included), in the order they came.
+func (b *Broker) ConsumeLog() []StreamRequest {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]StreamRequest(nil), b.mu.consumeLog...)
+}
+
+// logConsume records req, received on consume stream n.
+func (b *Broker) logConsume(n int, req *servingpb.ConsumeRequest) {
+	b.mu.Lock()
+	b.mu.consumeLog = append(b.mu.consumeLog, StreamRequest{Stream: n, Req: req})
+	b.mu.Unlock()
 }
 
 // Subscribes returns the subscribe requests received so far.

@@ -22,7 +22,17 @@ func (b *Broker) Consume(s consumeServer) error {
 	}
 	b.mu.Lock()
 	b.mu.subscribes = append(b.mu.subscribes, sub)
+	b.mu.consumes++
+	n := b.mu.consumes
 	b.mu.Unlock()
+	b.logConsume(n, first)
+	if held := b.gateOf(&b.mu.subscribeGate); held != nil {
+		select {
+		case <-held:
+		case <-s.Context().Done():
+			return s.Context().Err()
+		}
+	}
 	if sub.GetSubscription() == "" {
 		return errcode.New(errcode.InvalidSubscription, "empty subscription name")
 	}
@@ -62,6 +72,7 @@ func (b *Broker) Consume(s consumeServer) error {
 			return endOf(err)
 		case <-changed:
 		case r := <-reqs:
+			b.logConsume(n, r)
 			var err error
 			permits, next, err = b.onConsumeRequest(s, sub.GetTopic(), state, r, permits, next)
 			if err != nil {

@@ -46,7 +46,7 @@ func (b *Broker) Produce(s grpc.BidiStreamingServer[servingpb.ProduceRequest, se
 	reqs, errc := recvAll(s.Context(), s.Recv)
 	var held []*servingpb.ProduceResponse
 	for {
-		gate := b.receiptGate()
+		gate := b.gateOf(&b.mu.receiptGate)
 		var released <-chan struct{}
 		if gate != nil {
 			released = gate
@@ -95,7 +95,7 @@ func (b *Broker) onBatch(s grpc.BidiStreamingServer[servingpb.ProduceRequest, se
 	}
 	b.mu.Lock()
 	b.mu.batches = append(b.mu.batches, Batch{Topic: topicName, Producer: producer, Seqs: seqs})
-	gate := b.mu.gate
+	gate := b.mu.batchGate.ch
 	var fail *errcode.Error
 	if len(b.mu.failSends) > 0 {
 		fail, b.mu.failSends = b.mu.failSends[0], b.mu.failSends[1:]
