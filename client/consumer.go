@@ -496,16 +496,24 @@ func (c *Consumer) part(id MessageID) (*partitionConsumer, error) {
 }
 
 // Ack acknowledges msg. Acks are gathered for ConsumerAckGroupingTime and
-// sent together; an ack lost to a reconnect means the message is redelivered
-// (at-least-once). With a grouping time of 0 the ack is sent at once and a
-// failed send is returned.
+// sent together (with a grouping time of 0, at once). An ack that cannot
+// be sent, because msg's partition is reconnecting (its topic moved, its
+// owner changed, a connection broke) or the send failed, is kept and sent
+// on the partition's next stream before the consumer takes messages
+// there, so that msg does not come again; Ack returns nil all the same
+// (ErrClosed after Close). At most 100,000 acks are kept per partition:
+// past that the oldest are dropped and their messages come again
+// (at-least-once). A seek drops them; Close waits up to 2 s for a
+// reconnecting partition to send them.
 func (c *Consumer) Ack(msg *Message) error { return c.AckID(msg.ID) }
 
 // AckID acknowledges the message with id (id.Partition picks the partition).
 func (c *Consumer) AckID(id MessageID) error { return c.onAck(id, c.ack(id, false)) }
 
 // AckCumulative acknowledges msg and every message before it in its
-// partition. Not allowed on Shared and KeyShared subscriptions.
+// partition, at once, with the acks gathered before it; while the
+// partition reconnects, the last one is kept as Ack's are. Not allowed on
+// Shared and KeyShared subscriptions.
 func (c *Consumer) AckCumulative(msg *Message) error { return c.onAck(msg.ID, c.ackCumulative(msg)) }
 
 func (c *Consumer) ackCumulative(msg *Message) error {
@@ -529,14 +537,11 @@ func (c *Consumer) ack(id MessageID, cumulative bool) error {
 	c.acked(id, cumulative)
 	chunks := c.chunks.chunkIDs(id, true)
 	if cumulative {
-		pc.flushAcks()
-		return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{
-			Ids: []*servingpb.MessageId{chunks[len(chunks)-1].proto()}, Cumulative: true}}})
+		pc.ackCumulative(chunks[len(chunks)-1])
+		return nil
 	}
 	for _, cid := range chunks {
-		if err := pc.ack(cid); err != nil {
-			return err
-		}
+		pc.ack(cid)
 	}
 	return nil
 }

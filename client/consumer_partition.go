@@ -22,8 +22,8 @@ type consumeStream = grpc.BidiStreamingClient[servingpb.ConsumeRequest, servingp
 // Its run goroutine connects, subscribes, grants queueSize permits and
 // receives into a bounded queue that the Consumer drains.
 //
-// LOCKORDER: sendMu may be taken with mu not held, and mu never while
-// holding sendMu.
+// LOCKORDER: sendMu, then acks, then mu; mu is never held while taking
+// sendMu or acks.
 type partitionConsumer struct {
 	parent      *Consumer
 	c           *Client
@@ -45,8 +45,8 @@ type partitionConsumer struct {
 
 	acks struct {
 		sync.Mutex
-		ids   []*servingpb.MessageId
-		timer *time.Timer // pending flush; nil when ids is empty
+		q     ackQueue    // acks.go
+		timer *time.Timer // pending flush of a grouped ack
 	}
 
 	mu struct {
@@ -129,26 +129,35 @@ func (pc *partitionConsumer) start(ctx context.Context) error {
 // sent (acks) after the consumer half-closed its stream.
 const closeGrace = 2 * time.Second
 
-// close half-closes the stream, so that acks already sent reach the server,
-// waits (up to closeGrace) for the server to end it, then stops the run
-// goroutine and waits for it.
+// close sends the queued acks and half-closes the stream, so that acks
+// already sent reach the server, waits (up to closeGrace) for the server
+// to end it, then stops the run goroutine and waits for it. A partition
+// reconnecting with acks it could not send gets the same grace to
+// subscribe again: serve then sends them, grants no permits and
+// half-closes the stream.
 func (pc *partitionConsumer) close() {
+	pc.closing.Store(true) // before the stream is read: see serve
 	pc.flushAcks()
-	pc.closing.Store(true)
 	pc.mu.Lock()
 	st := pc.mu.stream
 	pc.mu.Unlock()
-	if st != nil {
-		pc.sendMu.Lock()
-		_ = st.CloseSend()
-		pc.sendMu.Unlock()
-		t := time.AfterFunc(closeGrace, pc.cancel)
-		defer t.Stop()
-	} else {
+	switch {
+	case st != nil:
+		pc.halfClose(st)
+		defer time.AfterFunc(closeGrace, pc.cancel).Stop()
+	case pc.acksQueued():
+		defer time.AfterFunc(closeGrace, pc.cancel).Stop()
+	default:
 		pc.cancel()
 	}
 	<-pc.done
 	pc.cancel()
+}
+
+func (pc *partitionConsumer) halfClose(st consumeStream) {
+	pc.sendMu.Lock()
+	_ = st.CloseSend() // a second CloseSend (close's and serve's) does nothing
+	pc.sendMu.Unlock()
 }
 
 func (pc *partitionConsumer) stopping() bool { return pc.ctx.Err() != nil || pc.closing.Load() }
@@ -174,7 +183,7 @@ func (pc *partitionConsumer) run(st consumeStream, cancel context.CancelFunc) {
 				}
 				continue
 			}
-			if pc.stopping() {
+			if pc.ctx.Err() != nil { // a closing consumer's new stream takes its queued acks
 				c()
 				return
 			}
@@ -305,6 +314,10 @@ func (pc *partitionConsumer) serve(st consumeStream, endStream context.CancelFun
 	pc.mu.queue, pc.mu.delivered, pc.mu.stream = nil, 0, st
 	pc.mu.Unlock()
 	pc.parent.forgetHanded(pc.partition)
+	// Before the flow: the server must have the acks made while the
+	// partition reconnected before it redelivers what the last stream
+	// left unacknowledged, or those messages would come twice.
+	pc.flushAcks()
 	var (
 		lastRecv atomic.Int64
 		moved    atomic.Bool
@@ -321,7 +334,12 @@ func (pc *partitionConsumer) serve(st consumeStream, endStream context.CancelFun
 		stopWatch()
 		watching.Wait()
 	}()
-	err := pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Flow{Flow: &servingpb.Flow{Permits: uint32(pc.queueSize)}}})
+	var err error
+	if pc.closing.Load() { // close saw no stream, or this one: it waits for the server to end it
+		pc.halfClose(st)
+	} else {
+		err = pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Flow{Flow: &servingpb.Flow{Permits: uint32(pc.queueSize)}}})
+	}
 	for err == nil {
 		var resp *servingpb.ConsumeResponse
 		resp, err = st.Recv()
@@ -445,7 +463,8 @@ func (pc *partitionConsumer) hasMore(ctx context.Context) (bool, error) {
 	return pc.call(ctx, callHasMessagesAfter, &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_HasMessagesAfter{HasMessagesAfter: req}})
 }
 
-// send sends req on the current stream.
+// send sends req on the current stream. A seek first drops the queued
+// acks (acks.go).
 func (pc *partitionConsumer) send(req *servingpb.ConsumeRequest) error {
 	pc.mu.Lock()
 	st := pc.mu.stream
@@ -454,15 +473,28 @@ func (pc *partitionConsumer) send(req *servingpb.ConsumeRequest) error {
 		if pc.stopping() {
 			return ErrClosed
 		}
-		return errcode.New(errcode.Unavailable, "consumer of %s is reconnecting", pc.topic)
+		return pc.errReconnecting()
 	}
 	pc.sendMu.Lock()
 	defer pc.sendMu.Unlock()
+	if req.GetSeek() != nil {
+		pc.clearAcksLocked()
+	}
 	err := st.Send(req)
 	if errors.Is(err, io.EOF) {
 		return errcode.New(errcode.Unavailable, "consumer stream of %s closed", pc.topic)
 	}
 	return wireErr(err)
+}
+
+func (pc *partitionConsumer) errReconnecting() error {
+	return errcode.New(errcode.Unavailable, "consumer of %s is reconnecting", pc.topic)
+}
+
+func (pc *partitionConsumer) connected() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.mu.stream != nil
 }
 
 func (pc *partitionConsumer) flow(n int) {
@@ -617,45 +649,4 @@ func (pc *partitionConsumer) seekDone() {
 	pc.parent.forgetHanded(pc.partition) // what was acknowledged before the target comes again
 	pc.flow(dropped)
 	pc.answer(callSeek, callAnswer{})
-}
-
-// maxAckBatch caps the ids of one gathered ack request.
-const maxAckBatch = 1000
-
-// ack sends id at once (no grouping) or gathers it for a grouped request.
-func (pc *partitionConsumer) ack(id MessageID) error {
-	if pc.ackGrouping == 0 {
-		return pc.sendAcks([]*servingpb.MessageId{id.proto()})
-	}
-	pc.acks.Lock()
-	pc.acks.ids = append(pc.acks.ids, id.proto())
-	if len(pc.acks.ids) >= maxAckBatch {
-		pc.acks.Unlock()
-		pc.flushAcks()
-		return nil
-	}
-	if pc.acks.timer == nil {
-		pc.acks.timer = time.AfterFunc(pc.ackGrouping, pc.flushAcks)
-	}
-	pc.acks.Unlock()
-	return nil
-}
-
-// flushAcks sends the gathered acks now.
-func (pc *partitionConsumer) flushAcks() {
-	pc.acks.Lock()
-	ids := pc.acks.ids
-	pc.acks.ids = nil
-	if pc.acks.timer != nil {
-		pc.acks.timer.Stop()
-		pc.acks.timer = nil
-	}
-	pc.acks.Unlock()
-	if len(ids) > 0 {
-		_ = pc.sendAcks(ids) // lost on a reconnect: redelivered
-	}
-}
-
-func (pc *partitionConsumer) sendAcks(ids []*servingpb.MessageId) error {
-	return pc.send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{Ids: ids}}})
 }

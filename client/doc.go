@@ -39,7 +39,10 @@
 // the application has taken half of them. On a broken stream the partition
 // consumer reconnects and subscribes again; what it had buffered but not handed
 // out is dropped (the server redelivers unacknowledged messages). Individual
-// acks are gathered for ConsumerAckGroupingTime and sent together. Nack
+// acks are gathered for ConsumerAckGroupingTime and sent together; acks
+// that cannot be sent while a partition reconnects are kept (bounded) and
+// sent on its next stream before its flow, so that the server does not
+// redeliver what they acknowledge (acks.go). Nack
 // delays, ack timeouts and the dead-letter topic are the consumer's own
 // (redelivery.go), as in Pulsar: the server only counts redeliveries.
 //

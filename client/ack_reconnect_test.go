@@ -1,0 +1,146 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/client/fakebroker"
+	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// reconnectingWith receives m000..m007 of ten messages, holding them, then
+// breaks the consumer's stream and holds its next subscribe: the consumer
+// stays reconnecting until the test releases b's subscribes. It answers
+// the messages held and the number of the consume stream waiting.
+func reconnectingWith(t *testing.T, ctx context.Context, cl *fakebroker.Cluster, b *fakebroker.Broker, cons *client.Consumer) ([]*client.Message, int) {
+	t.Helper()
+	publish(cl, testTopic, 0, 10)
+	msgs := receiveN(t, ctx, cons, 8, false)
+	subscribed := len(b.Subscribes())
+	b.HoldSubscribes()
+	b.BreakStreams(errcode.New(errcode.Unavailable, "test break"))
+	waitFor(t, "the consumer subscribing again", func() bool { return len(b.Subscribes()) > subscribed })
+	log := b.ConsumeLog()
+	return msgs, log[len(log)-1].Stream
+}
+
+// acksOnStream answers the ids acknowledged on consume stream n of b, those
+// acknowledged cumulatively apart, and whether a flow came on it; only the
+// requests before its first flow count.
+func acksOnStream(b *fakebroker.Broker, n int) (ids, cumulative map[string]bool, flowed bool) {
+	ids, cumulative = map[string]bool{}, map[string]bool{}
+	for _, r := range b.ConsumeLog() {
+		if r.Stream != n {
+			continue
+		}
+		if r.Req.GetFlow() != nil {
+			return ids, cumulative, true
+		}
+		into := ids
+		if r.Req.GetAck().GetCumulative() {
+			into = cumulative
+		}
+		for _, id := range r.Req.GetAck().GetIds() {
+			into[wireID(id)] = true
+		}
+	}
+	return ids, cumulative, false
+}
+
+func wireID(id *servingpb.MessageId) string {
+	return fmt.Sprintf("%d:%d:%d", id.GetLedger(), id.GetEntry(), id.GetBatch())
+}
+
+// TestAcksMadeWhileReconnectingReachTheNewStreamBeforeItsFlowAndTheirMessagesDoNotComeAgain:
+// acks (grouped, sent at once, or cumulative) made while a partition's
+// stream is down are kept and sent on the next stream right after its
+// subscribe, before its flow, so that the server has them before it
+// redelivers: of the eight messages the application held, only the three
+// it did not acknowledge come again, with the two it never got. Ack
+// answers nil: the SDK, not the application, sends it once it can.
+func TestAcksMadeWhileReconnectingReachTheNewStreamBeforeItsFlowAndTheirMessagesDoNotComeAgain(t *testing.T) {
+	individually := func(cons *client.Consumer, msgs []*client.Message) error {
+		for _, m := range msgs {
+			if err := cons.Ack(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	cumulatively := func(cons *client.Consumer, msgs []*client.Message) error {
+		return cons.AckCumulative(msgs[len(msgs)-1])
+	}
+	for _, tc := range []struct {
+		name       string
+		opts       []client.ConsumerOption
+		ack        func(*client.Consumer, []*client.Message) error
+		cumulative bool
+	}{
+		{"grouped", nil, individually, false},
+		{"without grouping", []client.ConsumerOption{client.ConsumerAckGroupingTime(0)}, individually, false},
+		{"cumulative", nil, cumulatively, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl, b, c := setup(t, 0)
+			ctx := testCtx(t)
+			cons, err := c.Subscribe(ctx, "t", "s", append([]client.ConsumerOption{client.ConsumerInitialPosition(client.Earliest)}, tc.opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cons.Close()
+			msgs, stream := reconnectingWith(t, ctx, cl, b, cons)
+			if err := tc.ack(cons, msgs[:5]); err != nil {
+				t.Fatalf("ack while reconnecting: %v, want nil (kept for the next stream)", err)
+			}
+			b.ReleaseSubscribes()
+			waitFor(t, "a flow on the new stream", func() bool { _, _, flowed := acksOnStream(b, stream); return flowed })
+			ids, cum, _ := acksOnStream(b, stream)
+			acked, sent := msgs[:5], ids
+			if tc.cumulative {
+				acked, sent = msgs[4:5], cum
+			}
+			for _, m := range acked {
+				if !sent[m.ID.String()] {
+					t.Errorf("the ack of %s (%s) did not reach the new stream before its flow (acks %v, cumulative %v)", m.Payload, m.ID, ids, cum)
+				}
+			}
+			for _, m := range receiveN(t, ctx, cons, 5, true) {
+				if p := string(m.Payload); p < "m005" {
+					t.Errorf("%s, acknowledged while the consumer reconnected, came again", p)
+				}
+			}
+		})
+	}
+}
+
+// TestCloseSendsTheAcksKeptWhileReconnecting: a consumer closed while its
+// partition reconnects, holding acks it could not send, waits (within its
+// close grace) for the partition to subscribe again and sends them there.
+func TestCloseSendsTheAcksKeptWhileReconnecting(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, stream := reconnectingWith(t, ctx, cl, b, cons)
+	if err := cons.Ack(msgs[0]); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- cons.Close() }()
+	b.ReleaseSubscribes()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if ids, _, _ := acksOnStream(b, stream); !ids[msgs[0].ID.String()] {
+		t.Fatalf("the ack kept at Close did not reach the new stream (acks there: %v)", ids)
+	}
+	if _, err := cons.Receive(ctx); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("receive after close: %v", err)
+	}
+}

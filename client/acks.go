@@ -1,0 +1,238 @@
+package client
+
+import (
+	"slices"
+	"time"
+
+	"github.com/strata-mq/strata/serving/servingpb"
+)
+
+// A partition consumer's acknowledgements travel on its stream, and a
+// stream comes and goes: a topic moves (an unload, a rebalance), its owner
+// changes, a connection breaks. An ack that cannot be sent when it is made
+// (the partition is reconnecting) or whose send fails is kept, as Pulsar's
+// PersistentAcknowledgmentsGroupingTracker keeps its pending acks, and
+// sent on the next stream right after its subscribe, before the consumer
+// grants permits: the server then has it before it redelivers what the
+// old stream left unacknowledged, and the acknowledged message does not
+// come twice.
+//
+// A seek drops what is kept: the server sets the cursor anew, and an ack
+// of a message before the seek sent after it would acknowledge a message
+// the seek is to deliver again.
+
+// maxAckBatch caps the ids of one ack request.
+const maxAckBatch = 1000
+
+// maxKeptAcks bounds the individual acks a partition keeps while it cannot
+// send them. Past it, the oldest are dropped: their messages are
+// redelivered (at-least-once), never lost. Kept ids cost 32 bytes each.
+const maxKeptAcks = 100_000
+
+// ackQueue is a partition's acks not sent yet: gathered for the grouping
+// time, or kept because their stream was down or broke.
+type ackQueue struct {
+	ids []MessageID // individual acks, oldest first; at most maxKeptAcks
+	cum *MessageID  // the last cumulative ack made, when not sent
+	// fresh counts the ids added since the last take: a request's worth
+	// goes at once rather than at the grouping timer.
+	fresh int
+	// epoch counts the clears (seeks): a batch taken before one is
+	// neither sent nor put back.
+	epoch uint64
+}
+
+// ackBatch is what one flush takes from an ackQueue.
+type ackBatch struct {
+	ids   []MessageID
+	cum   *MessageID
+	epoch uint64
+}
+
+// add queues id and answers how many of the oldest ids it dropped over
+// maxKeptAcks, and whether a full request is waiting.
+func (q *ackQueue) add(id MessageID) (dropped int, full bool) {
+	q.ids = append(q.ids, id)
+	q.fresh++
+	return q.trim(), q.fresh >= maxAckBatch
+}
+
+// addCumulative queues id as the cumulative ack to send: only the last one
+// made counts (ledger ids are not ordered across owners, so "newest" is
+// the order the application made them in).
+func (q *ackQueue) addCumulative(id MessageID) { q.cum = &id }
+
+// trim drops the oldest ids over maxKeptAcks, an eighth below it at once so
+// that a partition that stays down does not copy its ids on every ack.
+func (q *ackQueue) trim() int {
+	if len(q.ids) <= maxKeptAcks {
+		return 0
+	}
+	n := len(q.ids) - maxKeptAcks*7/8
+	q.ids = q.ids[:copy(q.ids, q.ids[n:])]
+	return n
+}
+
+func (q *ackQueue) empty() bool { return len(q.ids) == 0 && q.cum == nil }
+
+// take empties q into a batch to send.
+func (q *ackQueue) take() ackBatch {
+	b := ackBatch{ids: q.ids, cum: q.cum, epoch: q.epoch}
+	q.ids, q.cum, q.fresh = nil, nil, 0
+	return b
+}
+
+// putBack queues again the part of a taken batch that was not sent, before
+// what was added since (older acks first), unless a clear came meanwhile.
+// A cumulative ack made since supersedes the batch's. It answers how many
+// ids it dropped over maxKeptAcks.
+func (q *ackQueue) putBack(b ackBatch) int {
+	if b.epoch != q.epoch {
+		return 0
+	}
+	if q.cum == nil {
+		q.cum = b.cum
+	}
+	q.ids = append(b.ids, q.ids...)
+	return q.trim()
+}
+
+// clear drops everything queued and every batch taken and not yet sent.
+func (q *ackQueue) clear() {
+	q.ids, q.cum, q.fresh = nil, nil, 0
+	q.epoch++
+}
+
+// requests is b as ack requests, at most maxAckBatch ids each, the
+// cumulative ack last.
+func (b ackBatch) requests() []*servingpb.ConsumeRequest {
+	var reqs []*servingpb.ConsumeRequest
+	for ids := range slices.Chunk(b.ids, maxAckBatch) {
+		wire := make([]*servingpb.MessageId, len(ids))
+		for i, id := range ids {
+			wire[i] = id.proto()
+		}
+		reqs = append(reqs, ackRequest(wire, false))
+	}
+	if b.cum != nil {
+		reqs = append(reqs, ackRequest([]*servingpb.MessageId{b.cum.proto()}, true))
+	}
+	return reqs
+}
+
+// from is what is left of b once its first n requests were sent.
+func (b ackBatch) from(n int) ackBatch {
+	sentIDs := min(n*maxAckBatch, len(b.ids))
+	rest := ackBatch{ids: b.ids[sentIDs:], cum: b.cum, epoch: b.epoch}
+	if n > (len(b.ids)+maxAckBatch-1)/maxAckBatch {
+		rest.cum = nil
+	}
+	return rest
+}
+
+func ackRequest(ids []*servingpb.MessageId, cumulative bool) *servingpb.ConsumeRequest {
+	return &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{Ids: ids, Cumulative: cumulative}}}
+}
+
+// ack queues id for the grouping time (it goes at once without grouping,
+// or once a request's worth is queued). An ack that cannot be sent now is
+// kept for the partition's next stream.
+func (pc *partitionConsumer) ack(id MessageID) {
+	pc.acks.Lock()
+	dropped, full := pc.acks.q.add(id)
+	if pc.ackGrouping > 0 && pc.acks.timer == nil {
+		pc.acks.timer = time.AfterFunc(pc.ackGrouping, pc.flushAcks)
+	}
+	pc.acks.Unlock()
+	pc.logDropped(dropped)
+	if pc.ackGrouping == 0 || full {
+		pc.flushAcks()
+	}
+}
+
+// ackCumulative sends a cumulative ack of id at once, with what is queued
+// before it; it is kept, as other acks are, when it cannot be sent.
+func (pc *partitionConsumer) ackCumulative(id MessageID) {
+	pc.acks.Lock()
+	pc.acks.q.addCumulative(id)
+	pc.acks.Unlock()
+	pc.flushAcks()
+}
+
+// flushAcks sends the queued acks now, if the partition has a stream; if it
+// has none, they wait for serve, which sends them on the next stream
+// before its flow.
+func (pc *partitionConsumer) flushAcks() {
+	pc.acks.Lock()
+	if pc.acks.timer != nil {
+		pc.acks.timer.Stop()
+		pc.acks.timer = nil
+	}
+	if pc.acks.q.empty() || !pc.connected() {
+		pc.acks.Unlock()
+		return
+	}
+	b := pc.acks.q.take()
+	pc.acks.Unlock()
+	rest, err := pc.sendAcks(b)
+	if err == nil {
+		return
+	}
+	pc.acks.Lock()
+	dropped := pc.acks.q.putBack(rest)
+	pc.acks.Unlock()
+	pc.logDropped(dropped)
+}
+
+// sendAcks sends b on the current stream and answers what it could not
+// send. A batch taken before a seek is dropped instead: the epoch is
+// checked under sendMu, which the seek's send holds while it clears the
+// queue.
+func (pc *partitionConsumer) sendAcks(b ackBatch) (ackBatch, error) {
+	pc.mu.Lock()
+	st := pc.mu.stream
+	pc.mu.Unlock()
+	if st == nil {
+		return b, pc.errReconnecting()
+	}
+	reqs := b.requests()
+	pc.sendMu.Lock()
+	defer pc.sendMu.Unlock()
+	pc.acks.Lock()
+	stale := b.epoch != pc.acks.q.epoch
+	pc.acks.Unlock()
+	if stale {
+		return ackBatch{}, nil
+	}
+	for i, r := range reqs {
+		if err := st.Send(r); err != nil {
+			return b.from(i), err
+		}
+	}
+	return ackBatch{}, nil
+}
+
+// clearAcksLocked drops the queued acks and those taken and not yet sent;
+// the caller holds sendMu and is about to send a seek.
+func (pc *partitionConsumer) clearAcksLocked() {
+	pc.acks.Lock()
+	pc.acks.q.clear()
+	if pc.acks.timer != nil {
+		pc.acks.timer.Stop()
+		pc.acks.timer = nil
+	}
+	pc.acks.Unlock()
+}
+
+func (pc *partitionConsumer) acksQueued() bool {
+	pc.acks.Lock()
+	defer pc.acks.Unlock()
+	return !pc.acks.q.empty()
+}
+
+func (pc *partitionConsumer) logDropped(n int) {
+	if n > 0 {
+		pc.log.Warn("too many acks kept while the partition reconnects: the oldest dropped, their messages come again",
+			"dropped", n, "kept", maxKeptAcks*7/8)
+	}
+}

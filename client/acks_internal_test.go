@@ -1,0 +1,100 @@
+package client
+
+import (
+	"slices"
+	"testing"
+)
+
+func idAt(entry int) MessageID { return MessageID{Ledger: 1, Entry: int64(entry)} }
+
+func entries(ids []MessageID) []int64 {
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		out[i] = id.Entry
+	}
+	return out
+}
+
+// TestAckQueueKeepsAtMostItsBoundDroppingTheOldest: a partition that
+// stays down while its application acks keeps the newest ids only, and
+// never more than maxKeptAcks.
+func TestAckQueueKeepsAtMostItsBoundDroppingTheOldest(t *testing.T) {
+	var q ackQueue
+	dropped := 0
+	for i := range maxKeptAcks + 1 {
+		n, _ := q.add(idAt(i))
+		dropped += n
+		if len(q.ids) > maxKeptAcks {
+			t.Fatalf("%d ids kept after %d acks", len(q.ids), i+1)
+		}
+	}
+	if dropped+len(q.ids) != maxKeptAcks+1 {
+		t.Fatalf("%d dropped and %d kept of %d", dropped, len(q.ids), maxKeptAcks+1)
+	}
+	if first, last := q.ids[0].Entry, q.ids[len(q.ids)-1].Entry; first != int64(dropped) || last != maxKeptAcks {
+		t.Fatalf("kept entries %d..%d, want the newest (%d..%d)", first, last, dropped, maxKeptAcks)
+	}
+}
+
+// TestAckQueuePutBackOrdersAndSupersedes: what a failed send puts back goes
+// before the acks made meanwhile; a cumulative ack made meanwhile
+// supersedes the batch's; a clear (a seek) since the take drops the batch.
+func TestAckQueuePutBackOrdersAndSupersedes(t *testing.T) {
+	cum := func(e int) *MessageID { id := idAt(e); return &id }
+	for _, tc := range []struct {
+		name      string
+		meanwhile func(*ackQueue)
+		wantIDs   []int64
+		wantCum   *MessageID
+	}{
+		{"nothing meanwhile", func(*ackQueue) {}, []int64{1, 2}, cum(3)},
+		{"acks meanwhile", func(q *ackQueue) { q.add(idAt(4)) }, []int64{1, 2, 4}, cum(3)},
+		{"a newer cumulative", func(q *ackQueue) { q.addCumulative(idAt(5)) }, []int64{1, 2}, cum(5)},
+		{"a seek", func(q *ackQueue) { q.clear(); q.add(idAt(6)) }, []int64{6}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var q ackQueue
+			q.add(idAt(1))
+			q.add(idAt(2))
+			q.addCumulative(idAt(3))
+			b := q.take()
+			if !q.empty() {
+				t.Fatal("take left acks queued")
+			}
+			tc.meanwhile(&q)
+			q.putBack(b)
+			if got := entries(q.ids); !slices.Equal(got, tc.wantIDs) {
+				t.Errorf("ids %v, want %v", got, tc.wantIDs)
+			}
+			if (q.cum == nil) != (tc.wantCum == nil) || (q.cum != nil && *q.cum != *tc.wantCum) {
+				t.Errorf("cumulative %v, want %v", q.cum, tc.wantCum)
+			}
+		})
+	}
+}
+
+// TestAckBatchRequestsAndWhatIsLeftAfterAFailedSend: a batch goes as
+// requests of at most maxAckBatch ids, the cumulative ack last; a send
+// failing at a request leaves that request and those after it.
+func TestAckBatchRequestsAndWhatIsLeftAfterAFailedSend(t *testing.T) {
+	ids := make([]MessageID, 2*maxAckBatch+1)
+	for i := range ids {
+		ids[i] = idAt(i)
+	}
+	cum := idAt(9999)
+	b := ackBatch{ids: ids, cum: &cum}
+	reqs := b.requests()
+	if len(reqs) != 4 || len(reqs[2].GetAck().GetIds()) != 1 || !reqs[3].GetAck().GetCumulative() {
+		t.Fatalf("%d requests, want 3 of ids (the last with one) and the cumulative ack", len(reqs))
+	}
+	for _, tc := range []struct {
+		sent    int
+		wantIDs int
+		wantCum bool
+	}{{0, len(ids), true}, {1, maxAckBatch + 1, true}, {3, 0, true}, {4, 0, false}} {
+		rest := b.from(tc.sent)
+		if len(rest.ids) != tc.wantIDs || (rest.cum != nil) != tc.wantCum {
+			t.Errorf("after %d requests sent: %d ids and cumulative %v left, want %d and %v", tc.sent, len(rest.ids), rest.cum != nil, tc.wantIDs, tc.wantCum)
+		}
+	}
+}
