@@ -130,7 +130,8 @@ func newPendingEntry(e *cachedEntry) *pendingEntry {
 
 // addPendingLocked makes pe pending, first marking acknowledged the
 // messages the loaded cursor recorded so (batchAcks). It answers false,
-// and pe is not pending, when that was every message: the entry is then
+// and pe is not pending, when pe's messages are then all acknowledged
+// (by those, or by acks applied before, earlyacks.go): the entry is then
 // acknowledged whole, and nothing of it is delivered.
 func (s *subscription) addPendingLocked(pe *pendingEntry) bool {
 	pos := pe.e.pos
@@ -143,11 +144,11 @@ func (s *subscription) addPendingLocked(pe *pendingEntry) bool {
 				pe.nAcked++
 			}
 		}
-		if pe.nAcked == len(pe.acked) {
-			s.entryAckedLocked(pos, pe)
-			s.dirty = true
-			return false
-		}
+	}
+	if pe.nAcked > 0 && pe.nAcked == len(pe.acked) {
+		s.entryAckedLocked(pos, pe)
+		s.dirty = true
+		return false
 	}
 	s.pending[pos] = pe
 	return true

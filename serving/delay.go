@@ -104,7 +104,7 @@ func (s *subscription) takeDueLocked(now int64) (*pendingEntry, func() bool) {
 			return nil, s.readDue(pos, s.gen)
 		}
 		heap.Pop(&s.delayed)
-		if pe := newPendingEntry(e); s.addPendingLocked(pe) {
+		if pe := s.pendLocked(pos, e); pe != nil {
 			return pe, nil
 		}
 	}

@@ -57,6 +57,8 @@ type subscription struct {
 	// key's consumer).
 	redeliver []ids.Position
 	readAhead map[ids.Position]*cachedEntry
+	// early are acks of messages not read yet (earlyacks.go).
+	early earlyAcks
 	// cv is the compaction being read instead of the log
 	// (compactedread.go).
 	cv *compactedView
@@ -241,7 +243,8 @@ func (s *subscription) takeNextLocked(now int64) (*pendingEntry, bool, func() bo
 }
 
 // nextEntryLocked takes the entry after readPos from the log and makes it
-// pending. It answers that entry (nil if there was none to take), whether
+// pending. It answers that entry (nil if there was none to take, or the
+// acks kept for it acknowledged it whole: earlyacks.go), whether
 // the cursor moved (an entry taken, or an acknowledged one skipped), and,
 // when the entry is neither cached nor read ahead, the read to run once the
 // topic's mu is released.
@@ -271,11 +274,7 @@ func (s *subscription) nextEntryLocked() (*pendingEntry, bool, func() bool) {
 		return nil, false, func() bool { return s.fetch(li, pos, last) }
 	}
 	s.readPos = pos
-	pe := newPendingEntry(e)
-	if !s.addPendingLocked(pe) {
-		return nil, true, nil
-	}
-	return pe, true, nil
+	return s.pendLocked(pos, e), true, nil
 }
 
 // ledgerRangeLocked answers the ledger of pos and the last entry to read
@@ -494,12 +493,17 @@ func (s *subscription) sendLocked(c *consumer, pe *pendingEntry, idx []int) {
 }
 
 // ackLocked acknowledges messages; cumulative acks everything up to and
-// including ids[0] that was delivered.
-func (s *subscription) ackLocked(msgIDs []ids.MessageID, cumulative bool) error {
+// including ids[0] that was delivered. early is set on the acks a consumer
+// sends before its first flow: those of messages not read yet are kept
+// until they are (earlyacks.go).
+func (s *subscription) ackLocked(msgIDs []ids.MessageID, cumulative, early bool) error {
+	if cumulative && (s.typ == servingpb.SubscriptionType_SHARED || s.keyShared()) {
+		return errcode.New(errcode.InvalidArgument, "cumulative ack is not allowed on a %s subscription", subTypeString(s.typ))
+	}
+	if early {
+		s.earlyAckLocked(msgIDs, cumulative)
+	}
 	if cumulative {
-		if s.typ == servingpb.SubscriptionType_SHARED || s.keyShared() {
-			return errcode.New(errcode.InvalidArgument, "cumulative ack is not allowed on a %s subscription", subTypeString(s.typ))
-		}
 		if len(msgIDs) == 0 {
 			return nil
 		}
@@ -671,6 +675,7 @@ func (s *subscription) resetLocked(markDelete ids.Position) {
 	s.pending = make(map[ids.Position]*pendingEntry)
 	s.redeliver = nil
 	s.readAhead = make(map[ids.Position]*cachedEntry)
+	s.early.clear()
 	s.cv, s.cvDone = nil, 0
 	for _, c := range s.consumers {
 		c.unacked = 0

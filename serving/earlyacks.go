@@ -1,0 +1,112 @@
+package serving
+
+import (
+	"slices"
+
+	"github.com/strata-mq/strata/internal/ids"
+)
+
+// Acks of messages not read yet. A consumer that reconnects sends the acks
+// its application made meanwhile right after it subscribes, before its
+// first flow (the Go SDK's ackQueue), so that the server has them before
+// it redelivers. On the node that had the subscription, the messages are
+// still pending and the acks apply at once; on a node that just took the
+// topic over (a move, a restart) nothing is pending until the dispatcher
+// reads it, and an ack of a message not pending was dropped: the message
+// came again. Such acks are kept here and applied as their entries are
+// read (pendLocked).
+//
+// Only acks that come before a consumer's first flow are kept so: on an
+// established stream an ack names a message the consumer was sent, and
+// one that finds it neither pending nor acknowledged crossed a reset of
+// the cursor, which it must not undo. Kept acks are not stored (a move
+// before their entries are read loses them: redelivered, at-least-once),
+// and a reset drops them.
+
+// maxEarlyAcks bounds the message ids kept per subscription; past it, more
+// are dropped and their messages redelivered.
+const maxEarlyAcks = 100_000
+
+// earlyAcks are a subscription's acks of messages not read yet.
+type earlyAcks struct {
+	byEntry map[ids.Position][]int32 // batch indexes acknowledged
+	n       int                      // ids in byEntry
+	// cum is the last cumulative ack kept: the messages up to it are
+	// acknowledged as their entries are read.
+	cum *ids.MessageID
+}
+
+func (e *earlyAcks) add(id ids.MessageID) {
+	pos := id.Position()
+	if e.n >= maxEarlyAcks || slices.Contains(e.byEntry[pos], id.Batch) {
+		return
+	}
+	if e.byEntry == nil {
+		e.byEntry = make(map[ids.Position][]int32)
+	}
+	e.byEntry[pos] = append(e.byEntry[pos], id.Batch)
+	e.n++
+}
+
+// apply marks the messages of pe, the entry at pos just read, that the
+// kept acks name, and forgets those acks.
+func (e *earlyAcks) apply(o order, pos ids.Position, pe *pendingEntry) {
+	mark := func(i int) {
+		if i >= 0 && i < len(pe.acked) && !pe.acked[i] {
+			pe.acked[i] = true
+			pe.nAcked++
+		}
+	}
+	for _, b := range e.byEntry[pos] {
+		mark(int(b))
+	}
+	e.n -= len(e.byEntry[pos])
+	delete(e.byEntry, pos)
+	if e.cum == nil {
+		return
+	}
+	last := len(pe.acked) - 1
+	switch o.cmp(pos, e.cum.Position()) {
+	case 0:
+		last = int(e.cum.Batch)
+		e.cum = nil
+	case 1:
+		e.cum, last = nil, -1
+	}
+	for i := 0; i <= last; i++ {
+		mark(i)
+	}
+}
+
+func (e *earlyAcks) clear() { *e = earlyAcks{} }
+
+// earlyAckLocked keeps the acks of msgIDs (cumulative: up to msgIDs[0])
+// whose entries are not read yet.
+func (s *subscription) earlyAckLocked(msgIDs []ids.MessageID, cumulative bool) {
+	o := s.t.orderLocked()
+	unread := func(id ids.MessageID) bool { return id.Batch >= 0 && o.cmp(id.Position(), s.readPos) > 0 }
+	if cumulative {
+		if len(msgIDs) > 0 && unread(msgIDs[0]) {
+			s.early.cum = &msgIDs[0]
+		}
+		return
+	}
+	for _, id := range msgIDs {
+		if unread(id) && s.pending[id.Position()] == nil {
+			s.early.add(id)
+		}
+	}
+}
+
+// pendLocked makes e, the entry at pos just read, pending, with the kept
+// acks of its messages applied, and those the loaded cursor stored
+// (addPendingLocked). It answers nil when they acknowledge the whole
+// entry: then it is acknowledged, and not delivered.
+func (s *subscription) pendLocked(pos ids.Position, e *cachedEntry) *pendingEntry {
+	pe := newPendingEntry(e)
+	s.early.apply(s.t.orderLocked(), pos, pe)
+	if !s.addPendingLocked(pe) {
+		return nil
+	}
+	return pe
+}
