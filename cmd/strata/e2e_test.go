@@ -157,6 +157,21 @@ func (s *standalone) kill() {
 	s.cmd = nil
 }
 
+// stop sends SIGTERM, the graceful stop (the node flushes its cursors and
+// hands its topics over), and waits up to a minute for the process to exit.
+func (s *standalone) stop() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		s.t.Fatal(err)
+	}
+	select {
+	case <-s.waitDone:
+		s.cmd = nil
+	case <-time.After(time.Minute):
+		s.t.Fatal("standalone still running a minute after SIGTERM")
+	}
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
