@@ -12,17 +12,33 @@ import (
 	"github.com/strata-mq/strata/serving/servingpb"
 )
 
+// subscribeEarliest subscribes to subscription s of the test topic from its
+// earliest message, with opts; the consumer closes with the test.
+func subscribeEarliest(t *testing.T, ctx context.Context, c *client.Client, opts ...client.ConsumerOption) *client.Consumer {
+	t.Helper()
+	cons, err := c.Subscribe(ctx, "t", "s", append([]client.ConsumerOption{client.ConsumerInitialPosition(client.Earliest)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cons.Close() })
+	return cons
+}
+
+// testBreak is how the tests end a consumer's stream: a connection lost.
+var testBreak = errcode.New(errcode.Unavailable, "test break")
+
 // reconnectingWith receives m000..m007 of ten messages, holding them, then
-// breaks the consumer's stream and holds its next subscribe: the consumer
-// stays reconnecting until the test releases b's subscribes. It answers
-// the messages held and the number of the consume stream waiting.
-func reconnectingWith(t *testing.T, ctx context.Context, cl *fakebroker.Cluster, b *fakebroker.Broker, cons *client.Consumer) ([]*client.Message, int) {
+// ends the consumer's stream with breakErr and holds its next subscribe:
+// the consumer stays reconnecting until the test releases b's subscribes.
+// It answers the messages held and the number of the consume stream
+// waiting.
+func reconnectingWith(t *testing.T, ctx context.Context, cl *fakebroker.Cluster, b *fakebroker.Broker, cons *client.Consumer, breakErr error) ([]*client.Message, int) {
 	t.Helper()
 	publish(cl, testTopic, 0, 10)
 	msgs := receiveN(t, ctx, cons, 8, false)
 	subscribed := len(b.Subscribes())
 	b.HoldSubscribes()
-	b.BreakStreams(errcode.New(errcode.Unavailable, "test break"))
+	b.BreakStreams(breakErr)
 	waitFor(t, "the consumer subscribing again", func() bool { return len(b.Subscribes()) > subscribed })
 	log := b.ConsumeLog()
 	return msgs, log[len(log)-1].Stream
@@ -87,12 +103,8 @@ func TestAcksMadeWhileReconnectingReachTheNewStreamBeforeItsFlowAndTheirMessages
 		t.Run(tc.name, func(t *testing.T) {
 			cl, b, c := setup(t, 0)
 			ctx := testCtx(t)
-			cons, err := c.Subscribe(ctx, "t", "s", append([]client.ConsumerOption{client.ConsumerInitialPosition(client.Earliest)}, tc.opts...)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cons.Close()
-			msgs, stream := reconnectingWith(t, ctx, cl, b, cons)
+			cons := subscribeEarliest(t, ctx, c, tc.opts...)
+			msgs, stream := reconnectingWith(t, ctx, cl, b, cons, testBreak)
 			if err := tc.ack(cons, msgs[:5]); err != nil {
 				t.Fatalf("ack while reconnecting: %v, want nil (kept for the next stream)", err)
 			}
@@ -123,11 +135,8 @@ func TestAcksMadeWhileReconnectingReachTheNewStreamBeforeItsFlowAndTheirMessages
 func TestCloseSendsTheAcksKeptWhileReconnecting(t *testing.T) {
 	cl, b, c := setup(t, 0)
 	ctx := testCtx(t)
-	cons, err := c.Subscribe(ctx, "t", "s", client.ConsumerInitialPosition(client.Earliest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, stream := reconnectingWith(t, ctx, cl, b, cons)
+	cons := subscribeEarliest(t, ctx, c)
+	msgs, stream := reconnectingWith(t, ctx, cl, b, cons, testBreak)
 	if err := cons.Ack(msgs[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -142,5 +151,36 @@ func TestCloseSendsTheAcksKeptWhileReconnecting(t *testing.T) {
 	}
 	if _, err := cons.Receive(ctx); !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("receive after close: %v", err)
+	}
+}
+
+// TestAcksMadeAfterTheServerMovedTheCursorAreNotSentOnTheNextStream: when
+// the server ends a stream because the subscription's cursor moved (an
+// admin reset, another consumer's seek), the acks made until the next
+// stream are of messages sent before the move: they are dropped, as a
+// seek drops them, rather than acknowledge messages the move redelivers.
+func TestAcksMadeAfterTheServerMovedTheCursorAreNotSentOnTheNextStream(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	cons := subscribeEarliest(t, ctx, c)
+	moved := errcode.New(errcode.Unavailable, "subscription was reset: subscribe again")
+	moved.CursorMoved = true
+	msgs, stream := reconnectingWith(t, ctx, cl, b, cons, moved)
+	for _, m := range msgs[:5] {
+		if err := cons.Ack(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cons.AckCumulative(msgs[7]); err != nil {
+		t.Fatal(err)
+	}
+	b.ReleaseSubscribes()
+	waitFor(t, "a flow on the new stream", func() bool { _, _, flowed := acksOnStream(b, stream); return flowed })
+	if ids, cum, _ := acksOnStream(b, stream); len(ids)+len(cum) > 0 {
+		t.Fatalf("acks made after the cursor moved were sent on the next stream: %v, cumulative %v", ids, cum)
+	}
+	got := receiveN(t, ctx, cons, 10, true)
+	if string(got[0].Payload) != "m000" {
+		t.Fatalf("first message after the move: %s, want m000 again", got[0].Payload)
 	}
 }

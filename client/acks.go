@@ -1,9 +1,11 @@
 package client
 
 import (
+	"errors"
 	"slices"
 	"time"
 
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/serving/servingpb"
 )
 
@@ -19,7 +21,10 @@ import (
 //
 // A seek drops what is kept: the server sets the cursor anew, and an ack
 // of a message before the seek sent after it would acknowledge a message
-// the seek is to deliver again.
+// the seek is to deliver again. So does a stream the server ends because
+// the cursor moved (an admin reset, another consumer's seek:
+// errcode.Error.CursorMoved), and so are the acks made after that until
+// the next stream is up: they are all of messages sent before the move.
 
 // maxAckBatch caps the ids of one ack request.
 const maxAckBatch = 1000
@@ -40,6 +45,9 @@ type ackQueue struct {
 	// epoch counts the clears (seeks): a batch taken before one is
 	// neither sent nor put back.
 	epoch uint64
+	// stale is set from a cursor move until the next stream: acks made
+	// meanwhile are dropped.
+	stale bool
 }
 
 // ackBatch is what one flush takes from an ackQueue.
@@ -52,6 +60,9 @@ type ackBatch struct {
 // add queues id and answers how many of the oldest ids it dropped over
 // maxKeptAcks, and whether a full request is waiting.
 func (q *ackQueue) add(id MessageID) (dropped int, full bool) {
+	if q.stale {
+		return 0, false
+	}
 	q.ids = append(q.ids, id)
 	q.fresh++
 	return q.trim(), q.fresh >= maxAckBatch
@@ -60,7 +71,11 @@ func (q *ackQueue) add(id MessageID) (dropped int, full bool) {
 // addCumulative queues id as the cumulative ack to send: only the last one
 // made counts (ledger ids are not ordered across owners, so "newest" is
 // the order the application made them in).
-func (q *ackQueue) addCumulative(id MessageID) { q.cum = &id }
+func (q *ackQueue) addCumulative(id MessageID) {
+	if !q.stale {
+		q.cum = &id
+	}
+}
 
 // trim drops the oldest ids over maxKeptAcks, an eighth below it at once so
 // that a partition that stays down does not copy its ids on every ack.
@@ -102,6 +117,15 @@ func (q *ackQueue) clear() {
 	q.ids, q.cum, q.fresh = nil, nil, 0
 	q.epoch++
 }
+
+// cursorMoved clears q and drops the acks added until resume.
+func (q *ackQueue) cursorMoved() {
+	q.clear()
+	q.stale = true
+}
+
+// resume takes acks again: the next stream is up.
+func (q *ackQueue) resume() { q.stale = false }
 
 // requests is b as ack requests, at most maxAckBatch ids each, the
 // cumulative ack last.
@@ -214,13 +238,36 @@ func (pc *partitionConsumer) sendAcks(b ackBatch) (ackBatch, error) {
 
 // clearAcksLocked drops the queued acks and those taken and not yet sent;
 // the caller holds sendMu and is about to send a seek.
-func (pc *partitionConsumer) clearAcksLocked() {
+func (pc *partitionConsumer) clearAcksLocked() { pc.withQueueLocked((*ackQueue).clear) }
+
+// streamEnded drops the queued acks, and those made until the next
+// stream, when the server ended the stream because the cursor moved.
+func (pc *partitionConsumer) streamEnded(err error) {
+	var e *errcode.Error
+	if !errors.As(err, &e) || !e.CursorMoved {
+		return
+	}
+	pc.sendMu.Lock()
+	defer pc.sendMu.Unlock()
+	pc.withQueueLocked((*ackQueue).cursorMoved)
+}
+
+// withQueueLocked applies f to the queue, which it leaves without a
+// grouping timer; the caller holds sendMu.
+func (pc *partitionConsumer) withQueueLocked(f func(*ackQueue)) {
 	pc.acks.Lock()
-	pc.acks.q.clear()
+	f(&pc.acks.q)
 	if pc.acks.timer != nil {
 		pc.acks.timer.Stop()
 		pc.acks.timer = nil
 	}
+	pc.acks.Unlock()
+}
+
+// resumeAcks takes acks again: a new stream is about to be served.
+func (pc *partitionConsumer) resumeAcks() {
+	pc.acks.Lock()
+	pc.acks.q.resume()
 	pc.acks.Unlock()
 }
 

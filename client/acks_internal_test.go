@@ -38,7 +38,8 @@ func TestAckQueueKeepsAtMostItsBoundDroppingTheOldest(t *testing.T) {
 
 // TestAckQueuePutBackOrdersAndSupersedes: what a failed send puts back goes
 // before the acks made meanwhile; a cumulative ack made meanwhile
-// supersedes the batch's; a clear (a seek) since the take drops the batch.
+// supersedes the batch's; a clear (a seek) since the take drops the batch;
+// a cursor move drops it and the acks made after it, until resume.
 func TestAckQueuePutBackOrdersAndSupersedes(t *testing.T) {
 	cum := func(e int) *MessageID { id := idAt(e); return &id }
 	for _, tc := range []struct {
@@ -51,6 +52,8 @@ func TestAckQueuePutBackOrdersAndSupersedes(t *testing.T) {
 		{"acks meanwhile", func(q *ackQueue) { q.add(idAt(4)) }, []int64{1, 2, 4}, cum(3)},
 		{"a newer cumulative", func(q *ackQueue) { q.addCumulative(idAt(5)) }, []int64{1, 2}, cum(5)},
 		{"a seek", func(q *ackQueue) { q.clear(); q.add(idAt(6)) }, []int64{6}, nil},
+		{"a cursor move", func(q *ackQueue) { q.cursorMoved(); q.add(idAt(7)); q.addCumulative(idAt(8)) }, nil, nil},
+		{"a cursor move, then a new stream", func(q *ackQueue) { q.cursorMoved(); q.resume(); q.add(idAt(9)) }, []int64{9}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var q ackQueue

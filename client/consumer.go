@@ -503,8 +503,10 @@ func (c *Consumer) part(id MessageID) (*partitionConsumer, error) {
 // there, so that msg does not come again; Ack returns nil all the same
 // (ErrClosed after Close). At most 100,000 acks are kept per partition:
 // past that the oldest are dropped and their messages come again
-// (at-least-once). A seek drops them; Close waits up to 2 s for a
-// reconnecting partition to send them.
+// (at-least-once). A seek drops them, and so does a cursor move by the
+// server (an admin reset, another consumer's seek), with the acks made
+// until the partition is back; Close waits up to 2 s for a reconnecting
+// partition to send them.
 func (c *Consumer) Ack(msg *Message) error { return c.AckID(msg.ID) }
 
 // AckID acknowledges the message with id (id.Partition picks the partition).

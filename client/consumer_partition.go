@@ -310,6 +310,7 @@ func (pc *partitionConsumer) watchOwner(ctx context.Context, lastRecv *atomic.In
 // serve grants permits and receives until the stream fails (or endStream is
 // called because the topic moved while the stream was idle).
 func (pc *partitionConsumer) serve(st consumeStream, endStream context.CancelFunc) error {
+	pc.resumeAcks()
 	pc.mu.Lock()
 	pc.mu.queue, pc.mu.delivered, pc.mu.stream = nil, 0, st
 	pc.mu.Unlock()
@@ -373,6 +374,7 @@ func (pc *partitionConsumer) serve(st consumeStream, endStream context.CancelFun
 	call := pc.mu.call
 	pc.mu.call = nil
 	pc.mu.Unlock()
+	pc.streamEnded(err)
 	if call != nil {
 		call.ch <- callAnswer{err: err}
 	}

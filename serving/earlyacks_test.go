@@ -1,9 +1,11 @@
 package serving_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
+	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/serving/servingpb"
 )
 
@@ -55,6 +57,51 @@ func TestAcksBeforeTheFirstFlowOnAReloadedTopicAcknowledgeMessagesNotReadYet(t *
 			}
 			if !slices.Equal(seqs, tc.want) {
 				t.Fatalf("after the reload got %v, want %v: the acks sent before the flow were not applied", seqs, tc.want)
+			}
+		})
+	}
+}
+
+// TestAStreamEndedByACursorMoveSaysSo: the consumers a reset or another
+// consumer's seek disconnects are told the cursor moved, so that their
+// clients drop the acks they kept from before it; an unload's end says
+// nothing of the kind, and the acks kept across it are sent.
+func TestAStreamEndedByACursorMoveSaysSo(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		end   func(n *testNode, topic string, other *cons) error
+		moved bool
+	}{
+		{"reset", func(n *testNode, topic string, _ *cons) error {
+			_, err := n.client.ResetCursor(ctxT(t), &servingpb.ResetCursorRequest{Topic: topic, Subscription: "s", Execute: true,
+				To: &servingpb.ResetCursorRequest_Edge{Edge: servingpb.InitialPosition_EARLIEST}})
+			return err
+		}, true},
+		{"another consumer's seek", func(_ *testNode, _ string, other *cons) error {
+			return other.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Seek{Seek: &servingpb.Seek{
+				To: &servingpb.Seek_Position{Position: servingpb.InitialPosition_EARLIEST}}}})
+		}, true},
+		{"unload", func(n *testNode, topic string, _ *cons) error {
+			_, err := n.client.UnloadTopic(ctxT(t), &servingpb.UnloadTopicRequest{Topic: topic})
+			return err
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newCluster(t).start("a", nil)
+			topic := "public/default/cursor-moved"
+			mustProducer(t, n, topic, "p").mustSend(msg(1))
+			sub := &servingpb.Subscribe{Topic: topic, Subscription: "s", Type: servingpb.SubscriptionType_SHARED}
+			watched, other := mustSubscribe(t, n, sub), mustSubscribe(t, n, sub)
+			if err := tc.end(n, topic, other); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			for err == nil {
+				_, err = watched.stream.Recv()
+			}
+			var e *errcode.Error
+			if !errors.As(errcode.FromError(err), &e) || e.CursorMoved != tc.moved {
+				t.Fatalf("stream ended with %v (cursor moved: %v), want cursor moved %v", err, e != nil && e.CursorMoved, tc.moved)
 			}
 		})
 	}

@@ -698,11 +698,16 @@ func (s *subscription) resetLocked(markDelete ids.Position) {
 // after the cursor moved, as Pulsar does on a seek or a reset: what they
 // hold was read from the old position, and a client drops what it buffered
 // when its stream ends and subscribes again at the new one. Left attached,
-// they handed it out, and the same messages came again after it.
+// they handed it out, and the same messages came again after it. The
+// error says the cursor moved, so that their clients drop the acks they
+// kept to send on the next stream: sent after the move, an ack of a
+// message from before it would acknowledge one the move redelivers.
 func (s *subscription) disconnectLocked(except *consumer, why string) {
 	for _, c := range s.consumers {
 		if c != except {
-			c.fail(errcode.New(errcode.Unavailable, "subscription %q of %s %s: subscribe again", s.name, s.t.name, why))
+			err := errcode.New(errcode.Unavailable, "subscription %q of %s %s: subscribe again", s.name, s.t.name, why)
+			err.CursorMoved = true
+			c.fail(err)
 		}
 	}
 }

@@ -118,6 +118,11 @@ type Error struct {
 	// Redirect is the address of the owner when Code is NotOwner (may be empty
 	// when the owner is not known yet: the client should look up again).
 	Redirect string
+	// CursorMoved is set on the error that ends a consumer's stream because
+	// its subscription's cursor was moved (an admin reset, another
+	// consumer's seek): the acks its client kept to send on the next stream
+	// are of messages sent before the move, and must not follow it.
+	CursorMoved bool
 }
 
 // New returns an *Error with code c and a formatted message.

@@ -14,14 +14,14 @@ func TestCodeSurvivesGRPCRoundTrip(t *testing.T) {
 		if c == OK {
 			continue
 		}
-		in := &Error{Code: c, Message: "boom", Redirect: "10.0.0.1:6650"}
+		in := &Error{Code: c, Message: "boom", Redirect: "10.0.0.1:6650", CursorMoved: c%2 == 0}
 		out := FromError(ToStatus(fmt.Errorf("ctx: %w", in)))
 		var e *Error
 		if !errors.As(out, &e) {
 			t.Fatalf("%v: decoded %T", c, out)
 		}
-		if e.Code != c || e.Redirect != in.Redirect {
-			t.Fatalf("%v: got code %v redirect %q", c, e.Code, e.Redirect)
+		if e.Code != c || e.Redirect != in.Redirect || e.CursorMoved != in.CursorMoved {
+			t.Fatalf("%v: got code %v redirect %q cursor moved %v", c, e.Code, e.Redirect, e.CursorMoved)
 		}
 		if !errors.Is(out, New(c, "any message")) {
 			t.Fatalf("%v: errors.Is against a sentinel of the same code failed", c)

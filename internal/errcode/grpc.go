@@ -76,6 +76,9 @@ func ToStatus(err error) error {
 	if e.Redirect != "" {
 		md["redirect"] = e.Redirect
 	}
+	if e.CursorMoved {
+		md["cursor_moved"] = "1"
+	}
 	if withDetails, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: e.Code.String(), Domain: domain, Metadata: md}); derr == nil {
 		st = withDetails
 	}
@@ -113,7 +116,7 @@ func FromError(err error) error {
 			continue
 		}
 		msg := strings.TrimPrefix(trimPrefix(st.Message()), Code(n).String()+": ")
-		return &Error{Code: Code(n), Message: msg, Redirect: info.Metadata["redirect"]}
+		return &Error{Code: Code(n), Message: msg, Redirect: info.Metadata["redirect"], CursorMoved: info.Metadata["cursor_moved"] == "1"}
 	}
 	switch st.Code() {
 	case codes.Unavailable:
@@ -175,7 +178,9 @@ func asError(err error) *Error {
 			return e
 		}
 		// keep the wrapping context in the message
-		return &Error{Code: e.Code, Message: trimPrefix(err.Error()), Redirect: e.Redirect}
+		w := *e
+		w.Message = trimPrefix(err.Error())
+		return &w
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
