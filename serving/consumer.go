@@ -15,8 +15,8 @@ import (
 	"github.com/strata-mq/strata/serving/servingpb"
 )
 
-// consumer is one connected consumer stream. permits, unacked and flowed
-// are guarded by the topic's mu.
+// consumer is one connected consumer stream. permits and unacked are
+// guarded by the topic's mu.
 type consumer struct {
 	name    string
 	s       *subscription
@@ -30,9 +30,6 @@ type consumer struct {
 	// endSent is set once the consumer was told of the end of a terminated
 	// topic (terminate.go).
 	endSent bool
-	// flowed is set at the consumer's first flow; the acks it sends before
-	// may name messages not read yet (earlyacks.go).
-	flowed bool
 	// readCompacted: the consumer reads the compaction first
 	// (compactedread.go).
 	readCompacted bool
@@ -46,6 +43,16 @@ func (c *consumer) fail(err error) {
 		c.err = err
 		close(c.done)
 	})
+}
+
+// ended reports whether c failed: its stream is ending.
+func (c *consumer) ended() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (c *consumer) hasRoomLocked(maxUnacked int) bool {
@@ -301,7 +308,6 @@ func (t *topic) detach(c *consumer) {
 func (t *topic) flow(c *consumer, permits uint32) {
 	t.mu.Lock()
 	c.permits += int64(permits)
-	c.flowed = true
 	c.s.ks.rescan = c.s.keyShared()
 	t.mu.Unlock()
 	c.s.signal()
@@ -314,7 +320,7 @@ func (t *topic) ack(c *consumer, a *servingpb.Ack) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return c.s.ackLocked(msgIDs, a.GetCumulative(), !c.flowed)
+	return c.s.ackLocked(msgIDs, a.GetCumulative(), !c.ended())
 }
 
 func (t *topic) nack(c *consumer, n *servingpb.Nack) {

@@ -66,9 +66,10 @@
 // is logged and redelivered likewise. The next owner marks an entry's
 // stored messages acked when it reads the entry, so that only the others
 // are delivered (batchacks.go); a seek or a reset forgets them.
-// Acks a consumer sends before its first flow (those its client kept while
-// it reconnected) may name messages not read yet: they are kept, bounded
-// and in memory, and applied as their entries are read (earlyacks.go).
+// Acks may name messages not read yet (a client sends those it kept while
+// it reconnected, and a topic just loaded has read nothing): they are
+// kept, bounded and in memory, and applied as their entries are read
+// (earlyacks.go).
 //
 // Dispatch is one goroutine per subscription: redeliveries first, then the
 // next entry from the cache or, on a miss, from the bookies with read-ahead.

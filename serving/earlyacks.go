@@ -16,12 +16,16 @@ import (
 // came again. Such acks are kept here and applied as their entries are
 // read (pendLocked).
 //
-// Only acks that come before a consumer's first flow are kept so: on an
-// established stream an ack names a message the consumer was sent, and
-// one that finds it neither pending nor acknowledged crossed a reset of
-// the cursor, which it must not undo. Kept acks are not stored (a move
-// before their entries are read loses them: redelivered, at-least-once),
-// and a reset drops them.
+// After its flow too, the application acknowledges the messages it held
+// from the old stream, and on a reloaded topic the dispatcher may not
+// have read their entries yet either: the acks of any consumer whose
+// stream is live are kept so. Those of a consumer whose stream is ending
+// are not: a reset or another consumer's seek ends the streams of the
+// subscription's consumers, and an ack still on its way then crossed the
+// move, which it must not undo (the client drops what it kept from before
+// it: errcode.Error.CursorMoved). Kept acks are not stored (a move before
+// their entries are read loses them: redelivered, at-least-once), and a
+// reset drops them.
 
 // maxEarlyAcks bounds the message ids kept per subscription; past it, more
 // are dropped and their messages redelivered.

@@ -3,20 +3,22 @@ package serving_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/serving/servingpb"
 )
 
-// TestAcksBeforeTheFirstFlowOnAReloadedTopicAcknowledgeMessagesNotReadYet:
+// TestAcksOfMessagesNotReadYetOnAReloadedTopicApplyWhenTheirEntriesAreRead:
 // a consumer that subscribes again after its topic moved sends the acks
-// its application made meanwhile before it grants permits. The node that
-// loaded the topic has read nothing yet, and dropped such acks: those
-// messages came again. It now keeps them and applies them as it reads
-// their entries, a message of a batch at a time, or up to a cumulative
-// ack.
-func TestAcksBeforeTheFirstFlowOnAReloadedTopicAcknowledgeMessagesNotReadYet(t *testing.T) {
+// its application made meanwhile before it grants permits, and goes on
+// acknowledging the messages it held after. The node that loaded the
+// topic has read little or nothing yet, and dropped acks of messages not
+// pending: those messages came again. It now keeps them and applies them
+// as it reads their entries, a message of a batch at a time, or up to a
+// cumulative ack.
+func TestAcksOfMessagesNotReadYetOnAReloadedTopicApplyWhenTheirEntriesAreRead(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ack  func(c *cons, got []*servingpb.ReceivedMessage)
@@ -31,10 +33,17 @@ func TestAcksBeforeTheFirstFlowOnAReloadedTopicAcknowledgeMessagesNotReadYet(t *
 				t.Fatal(err)
 			}
 		}, []uint64{5, 6}},
+		{"after the first flow", func(c *cons, got []*servingpb.ReceivedMessage) {
+			c.flow(1) // the node reads entry 0 only
+			if m := c.receive(1); m[0].GetSequenceId() != 1 {
+				t.Fatalf("first message after the reload: %v", m[0].GetSequenceId())
+			}
+			c.ack(got[1].GetId(), got[2].GetId(), got[3].GetId())
+		}, []uint64{5, 6}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newCluster(t).start("a", nil)
-			topic := "public/default/early-acks-" + tc.name
+			topic := "public/default/early-acks-" + strings.ReplaceAll(tc.name, " ", "-")
 			p := mustProducer(t, n, topic, "p")
 			p.mustSend(msg(1))
 			p.mustSend(msg(2))
@@ -56,7 +65,7 @@ func TestAcksBeforeTheFirstFlowOnAReloadedTopicAcknowledgeMessagesNotReadYet(t *
 				seqs = append(seqs, m.GetSequenceId())
 			}
 			if !slices.Equal(seqs, tc.want) {
-				t.Fatalf("after the reload got %v, want %v: the acks sent before the flow were not applied", seqs, tc.want)
+				t.Fatalf("after the reload got %v, want %v: the acks of messages not read yet were not applied", seqs, tc.want)
 			}
 		})
 	}

@@ -493,8 +493,8 @@ func (s *subscription) sendLocked(c *consumer, pe *pendingEntry, idx []int) {
 }
 
 // ackLocked acknowledges messages; cumulative acks everything up to and
-// including ids[0] that was delivered. early is set on the acks a consumer
-// sends before its first flow: those of messages not read yet are kept
+// including ids[0] that was delivered. early is set on the acks of a
+// consumer whose stream is live: those of messages not read yet are kept
 // until they are (earlyacks.go).
 func (s *subscription) ackLocked(msgIDs []ids.MessageID, cumulative, early bool) error {
 	if cumulative && (s.typ == servingpb.SubscriptionType_SHARED || s.keyShared()) {

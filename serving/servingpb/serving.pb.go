@@ -1669,11 +1669,10 @@ func (x *Flow) GetPermits() uint32 {
 	return 0
 }
 
-// Acks sent before the consumer's first Flow may name messages the node
-// has not read yet: a reconnecting client sends there the acks its
-// application made while it was away, and a node that just took the topic
-// over reads nothing before a flow. The node applies them as it reads
-// their entries. Later acks name messages the consumer was sent.
+// Acks may name messages the node has not read yet: a reconnecting client
+// sends the acks its application made while it was away right after its
+// subscribe, before its flow, and a node that just took the topic over
+// has read nothing. The node applies them as it reads their entries.
 type Ack struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ids   []*MessageId           `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
