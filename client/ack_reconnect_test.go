@@ -28,20 +28,27 @@ func subscribeEarliest(t *testing.T, ctx context.Context, c *client.Client, opts
 var testBreak = errcode.New(errcode.Unavailable, "test break")
 
 // reconnectingWith receives m000..m007 of ten messages, holding them, then
-// ends the consumer's stream with breakErr and holds its next subscribe:
-// the consumer stays reconnecting until the test releases b's subscribes.
-// It answers the messages held and the number of the consume stream
-// waiting.
+// ends the consumer's stream with breakErr and holds its next subscribe
+// (breakHolding). It answers the messages held and the number of the
+// consume stream waiting.
 func reconnectingWith(t *testing.T, ctx context.Context, cl *fakebroker.Cluster, b *fakebroker.Broker, cons *client.Consumer, breakErr error) ([]*client.Message, int) {
 	t.Helper()
 	publish(cl, testTopic, 0, 10)
 	msgs := receiveN(t, ctx, cons, 8, false)
+	return msgs, breakHolding(t, b, breakErr)
+}
+
+// breakHolding ends the consumer's stream with breakErr and holds its next
+// subscribe: the consumer stays reconnecting until the test releases b's
+// subscribes. It answers the number of the consume stream waiting.
+func breakHolding(t *testing.T, b *fakebroker.Broker, breakErr error) int {
+	t.Helper()
 	subscribed := len(b.Subscribes())
 	b.HoldSubscribes()
 	b.BreakStreams(breakErr)
 	waitFor(t, "the consumer subscribing again", func() bool { return len(b.Subscribes()) > subscribed })
 	log := b.ConsumeLog()
-	return msgs, log[len(log)-1].Stream
+	return log[len(log)-1].Stream
 }
 
 // acksOnStream answers the ids acknowledged on consume stream n of b, those
@@ -182,5 +189,28 @@ func TestAcksMadeAfterTheServerMovedTheCursorAreNotSentOnTheNextStream(t *testin
 	got := receiveN(t, ctx, cons, 10, true)
 	if string(got[0].Payload) != "m000" {
 		t.Fatalf("first message after the move: %s, want m000 again", got[0].Payload)
+	}
+}
+
+// TestAcksSentJustBeforeTheStreamBrokeAreSentAgainBeforeTheNextFlow: a Send
+// that returned nil only buffered its request, and a node giving a topic
+// up ends its consumers' streams before it flushes their cursors; so the
+// acks sent within a second before a stream ended go again on the next
+// stream, before its flow.
+func TestAcksSentJustBeforeTheStreamBrokeAreSentAgainBeforeTheNextFlow(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	cons := subscribeEarliest(t, ctx, c, client.ConsumerAckGroupingTime(0))
+	publish(cl, testTopic, 0, 5)
+	msgs := receiveN(t, ctx, cons, 3, true)
+	waitFor(t, "the acks on the first stream", func() bool { return len(b.Acks()) == 3 })
+	stream := breakHolding(t, b, testBreak)
+	b.ReleaseSubscribes()
+	waitFor(t, "a flow on the new stream", func() bool { _, _, flowed := acksOnStream(b, stream); return flowed })
+	ids, _, _ := acksOnStream(b, stream)
+	for _, m := range msgs {
+		if !ids[m.ID.String()] {
+			t.Errorf("the ack of %s, sent just before the stream broke, was not sent again before the next flow (acks there: %v)", m.Payload, ids)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"time"
@@ -19,6 +20,12 @@ import (
 // old stream left unacknowledged, and the acknowledged message does not
 // come twice.
 //
+// An ack sent in the second before its stream ended is sent again on the
+// next stream, the same way: a Send that returned nil only buffered the
+// request, and a node that gives a topic up ends its consumers' streams
+// before it flushes their cursors, so a request still on the wire then,
+// or read after the flush, is lost.
+//
 // A seek drops what is kept: the server sets the cursor anew, and an ack
 // of a message before the seek sent after it would acknowledge a message
 // the seek is to deliver again. So does a stream the server ends because
@@ -30,9 +37,17 @@ import (
 const maxAckBatch = 1000
 
 // maxKeptAcks bounds the individual acks a partition keeps while it cannot
-// send them. Past it, the oldest are dropped: their messages are
-// redelivered (at-least-once), never lost. Kept ids cost 32 bytes each.
+// send them, and those it keeps to send again. Past it, the oldest are
+// dropped: their messages are redelivered (at-least-once), never lost.
+// Kept ids cost 32 bytes each.
 const maxKeptAcks = 100_000
+
+// ackResendWindow is how long before its stream ended an ack sent on it is
+// sent again on the next stream. A second covers the round trip with room
+// to spare; what is sent again needlessly names an entry the server has
+// acknowledged already, or a message it acknowledges a second time to no
+// effect.
+const ackResendWindow = time.Second
 
 // ackQueue is a partition's acks not sent yet: gathered for the grouping
 // time, or kept because their stream was down or broke.
@@ -48,6 +63,21 @@ type ackQueue struct {
 	// stale is set from a cursor move until the next stream: acks made
 	// meanwhile are dropped.
 	stale bool
+	// sent are the batches sent since the last resume, oldest first, at
+	// most maxKeptAcks ids in all (sentIDs); while the stream is live,
+	// none older than ackResendWindow. endedAt is when the last stream
+	// ended: the next resume queues again those sent from
+	// ackResendWindow before it on.
+	sent    []ackSent
+	sentIDs int
+	live    bool
+	endedAt time.Time
+}
+
+// ackSent is an ack batch and when it was sent.
+type ackSent struct {
+	at time.Time
+	b  ackBatch
 }
 
 // ackBatch is what one flush takes from an ackQueue.
@@ -112,11 +142,29 @@ func (q *ackQueue) putBack(b ackBatch) int {
 	return q.trim()
 }
 
-// clear drops everything queued and every batch taken and not yet sent.
+// clear drops everything queued, sent to be sent again, or taken and not
+// yet sent.
 func (q *ackQueue) clear() {
 	q.ids, q.cum, q.fresh = nil, nil, 0
+	q.sent, q.sentIDs = nil, 0
 	q.epoch++
 }
+
+// recordSent remembers b, sent at now, to send it again if its stream
+// ends within ackResendWindow, and forgets what is over the bound or, on
+// a live stream, older than the window. Once the stream ended, what is
+// sent (into it, racing its end) is kept for resume to judge.
+func (q *ackQueue) recordSent(b ackBatch, now time.Time) {
+	q.sent = append(q.sent, ackSent{at: now, b: b})
+	q.sentIDs += len(b.ids)
+	for len(q.sent) > 1 && (q.sentIDs > maxKeptAcks || (q.live && now.Sub(q.sent[0].at) > ackResendWindow)) {
+		q.sentIDs -= len(q.sent[0].b.ids)
+		q.sent = q.sent[1:]
+	}
+}
+
+// ended notes that the stream ended at now.
+func (q *ackQueue) ended(now time.Time) { q.endedAt, q.live = now, false }
 
 // cursorMoved clears q and drops the acks added until resume.
 func (q *ackQueue) cursorMoved() {
@@ -124,8 +172,24 @@ func (q *ackQueue) cursorMoved() {
 	q.stale = true
 }
 
-// resume takes acks again: the next stream is up.
-func (q *ackQueue) resume() { q.stale = false }
+// resume takes acks again, the next stream being up, and queues again,
+// before what is queued, the batches sent from ackResendWindow before the
+// last stream ended on (including any sent on it after its end was
+// noted); at the first stream, nothing ended. It answers how many ids it
+// dropped over maxKeptAcks.
+func (q *ackQueue) resume() int {
+	q.stale, q.live = false, true
+	var again ackBatch
+	for _, s := range q.sent {
+		if !q.endedAt.IsZero() && q.endedAt.Sub(s.at) <= ackResendWindow {
+			again.ids = append(again.ids, s.b.ids...)
+			again.cum = cmp.Or(s.b.cum, again.cum)
+		}
+	}
+	q.sent, q.sentIDs = nil, 0
+	again.epoch = q.epoch
+	return q.putBack(again)
+}
 
 // requests is b as ack requests, at most maxAckBatch ids each, the
 // cumulative ack last.
@@ -144,14 +208,15 @@ func (b ackBatch) requests() []*servingpb.ConsumeRequest {
 	return reqs
 }
 
-// from is what is left of b once its first n requests were sent.
-func (b ackBatch) from(n int) ackBatch {
-	sentIDs := min(n*maxAckBatch, len(b.ids))
-	rest := ackBatch{ids: b.ids[sentIDs:], cum: b.cum, epoch: b.epoch}
+// split divides b into its first n requests (sent) and the rest.
+func (b ackBatch) split(n int) (sent, rest ackBatch) {
+	k := min(n*maxAckBatch, len(b.ids))
+	sent = ackBatch{ids: b.ids[:k:k], epoch: b.epoch}
+	rest = ackBatch{ids: b.ids[k:], cum: b.cum, epoch: b.epoch}
 	if n > (len(b.ids)+maxAckBatch-1)/maxAckBatch {
-		rest.cum = nil
+		sent.cum, rest.cum = b.cum, nil
 	}
-	return rest
+	return sent, rest
 }
 
 func ackRequest(ids []*servingpb.MessageId, cumulative bool) *servingpb.ConsumeRequest {
@@ -208,10 +273,10 @@ func (pc *partitionConsumer) flushAcks() {
 	pc.logDropped(dropped)
 }
 
-// sendAcks sends b on the current stream and answers what it could not
-// send. A batch taken before a seek is dropped instead: the epoch is
-// checked under sendMu, which the seek's send holds while it clears the
-// queue.
+// sendAcks sends b on the current stream, remembering what it sent
+// (recordSent), and answers what it could not send. A batch taken before
+// a seek is dropped instead: the epoch is checked under sendMu, which the
+// seek's send holds while it clears the queue.
 func (pc *partitionConsumer) sendAcks(b ackBatch) (ackBatch, error) {
 	pc.mu.Lock()
 	st := pc.mu.stream
@@ -228,28 +293,41 @@ func (pc *partitionConsumer) sendAcks(b ackBatch) (ackBatch, error) {
 	if stale {
 		return ackBatch{}, nil
 	}
-	for i, r := range reqs {
-		if err := st.Send(r); err != nil {
-			return b.from(i), err
+	n := 0
+	var err error
+	for n < len(reqs) {
+		if err = st.Send(reqs[n]); err != nil {
+			break
 		}
+		n++
 	}
-	return ackBatch{}, nil
+	sent, rest := b.split(n)
+	if n > 0 {
+		pc.acks.Lock()
+		pc.acks.q.recordSent(sent, time.Now())
+		pc.acks.Unlock()
+	}
+	return rest, err
 }
 
 // clearAcksLocked drops the queued acks and those taken and not yet sent;
 // the caller holds sendMu and is about to send a seek.
 func (pc *partitionConsumer) clearAcksLocked() { pc.withQueueLocked((*ackQueue).clear) }
 
-// streamEnded drops the queued acks, and those made until the next
-// stream, when the server ended the stream because the cursor moved.
+// streamEnded notes when the stream ended, for the acks sent just before
+// to go again on the next one; when the server ended it because the
+// cursor moved, it drops the queued acks and those made until the next
+// stream instead.
 func (pc *partitionConsumer) streamEnded(err error) {
-	var e *errcode.Error
-	if !errors.As(err, &e) || !e.CursorMoved {
-		return
-	}
 	pc.sendMu.Lock()
 	defer pc.sendMu.Unlock()
-	pc.withQueueLocked((*ackQueue).cursorMoved)
+	var e *errcode.Error
+	if errors.As(err, &e) && e.CursorMoved {
+		pc.withQueueLocked((*ackQueue).cursorMoved)
+		return
+	}
+	now := time.Now()
+	pc.withQueueLocked(func(q *ackQueue) { q.ended(now) })
 }
 
 // withQueueLocked applies f to the queue, which it leaves without a
@@ -264,11 +342,13 @@ func (pc *partitionConsumer) withQueueLocked(f func(*ackQueue)) {
 	pc.acks.Unlock()
 }
 
-// resumeAcks takes acks again: a new stream is about to be served.
+// resumeAcks takes acks again, a new stream being about to be served, and
+// queues again those sent just before the last one ended.
 func (pc *partitionConsumer) resumeAcks() {
 	pc.acks.Lock()
-	pc.acks.q.resume()
+	dropped := pc.acks.q.resume()
 	pc.acks.Unlock()
+	pc.logDropped(dropped)
 }
 
 func (pc *partitionConsumer) acksQueued() bool {

@@ -3,6 +3,7 @@ package client
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func idAt(entry int) MessageID { return MessageID{Ledger: 1, Entry: int64(entry)} }
@@ -95,9 +96,50 @@ func TestAckBatchRequestsAndWhatIsLeftAfterAFailedSend(t *testing.T) {
 		wantIDs int
 		wantCum bool
 	}{{0, len(ids), true}, {1, maxAckBatch + 1, true}, {3, 0, true}, {4, 0, false}} {
-		rest := b.from(tc.sent)
+		sent, rest := b.split(tc.sent)
 		if len(rest.ids) != tc.wantIDs || (rest.cum != nil) != tc.wantCum {
 			t.Errorf("after %d requests sent: %d ids and cumulative %v left, want %d and %v", tc.sent, len(rest.ids), rest.cum != nil, tc.wantIDs, tc.wantCum)
 		}
+		if len(sent.ids)+len(rest.ids) != len(ids) || (sent.cum != nil) == (rest.cum != nil) {
+			t.Errorf("after %d requests sent: %d ids sent and %d left of %d, cumulative sent %v", tc.sent, len(sent.ids), len(rest.ids), len(ids), sent.cum != nil)
+		}
+	}
+}
+
+// TestAckQueueSendsAgainWhatWentJustBeforeItsStreamEnded: the batches sent
+// within ackResendWindow before the stream ended (and any sent on it after
+// its end was noted) are queued again when the next stream is up, before
+// the acks made meanwhile; older ones are forgotten, and a seek or a
+// cursor move forgets them all.
+func TestAckQueueSendsAgainWhatWentJustBeforeItsStreamEnded(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	sentAt := func(q *ackQueue, entry int, at time.Duration) {
+		q.add(idAt(entry))
+		q.recordSent(q.take(), t0.Add(at))
+	}
+	for _, tc := range []struct {
+		name    string
+		between func(*ackQueue)
+		want    []int64
+	}{
+		{"a stream end", func(*ackQueue) {}, []int64{2, 3, 4, 5}},
+		{"a seek", (*ackQueue).clear, []int64{5}},
+		{"a cursor move", (*ackQueue).cursorMoved, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var q ackQueue
+			q.resume()                                    // a first stream, live
+			sentAt(&q, 1, 0)                              // long before the end
+			sentAt(&q, 2, 2*time.Second)                  // within the window
+			sentAt(&q, 3, 3*time.Second)                  // just before
+			q.ended(t0.Add(3 * time.Second))              // the stream ends
+			sentAt(&q, 4, 3*time.Second+time.Millisecond) // sent into the ended stream
+			tc.between(&q)
+			q.add(idAt(5)) // made while reconnecting
+			q.resume()
+			if got := entries(q.ids); !slices.Equal(got, tc.want) {
+				t.Fatalf("queued on the next stream: %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
