@@ -40,9 +40,10 @@
 // consumer reconnects and subscribes again; what it had buffered but not handed
 // out is dropped (the server redelivers unacknowledged messages). Individual
 // acks are gathered for ConsumerAckGroupingTime and sent together; acks
-// that cannot be sent while a partition reconnects are kept (bounded) and
-// sent on its next stream before its flow, so that the server does not
-// redeliver what they acknowledge (acks.go). Nack
+// that cannot be sent while a partition reconnects, and those sent in the
+// second before its stream ended, are kept (bounded) and sent on its next
+// stream before its flow, so that the server does not redeliver what they
+// acknowledge (acks.go). Nack
 // delays, ack timeouts and the dead-letter topic are the consumer's own
 // (redelivery.go), as in Pulsar: the server only counts redeliveries.
 //
