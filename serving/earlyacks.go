@@ -85,10 +85,15 @@ func (e *earlyAcks) apply(o order, pos ids.Position, pe *pendingEntry) {
 func (e *earlyAcks) clear() { *e = earlyAcks{} }
 
 // earlyAckLocked keeps the acks of msgIDs (cumulative: up to msgIDs[0])
-// whose entries are not read yet.
+// whose entries are written and not read yet. An ack of a message after
+// the last entry written names none a consumer was sent, and kept, it
+// would skip the message written there later.
 func (s *subscription) earlyAckLocked(msgIDs []ids.MessageID, cumulative bool) {
 	o := s.t.orderLocked()
-	unread := func(id ids.MessageID) bool { return id.Batch >= 0 && o.cmp(id.Position(), s.readPos) > 0 }
+	unread := func(id ids.MessageID) bool {
+		p := id.Position()
+		return id.Batch >= 0 && o.cmp(p, s.readPos) > 0 && o.cmp(p, s.t.mu.lastPos) <= 0
+	}
 	if cumulative {
 		if len(msgIDs) > 0 && unread(msgIDs[0]) {
 			s.early.cum = &msgIDs[0]

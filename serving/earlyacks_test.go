@@ -115,3 +115,35 @@ func TestAStreamEndedByACursorMoveSaysSo(t *testing.T) {
 		})
 	}
 }
+
+// TestAnAckOfAMessageNotWrittenYetIsNotKept: an ack naming a position past
+// the topic's last entry names no message a consumer was sent; kept until
+// that entry is read, it would skip the message written there later.
+func TestAnAckOfAMessageNotWrittenYetIsNotKept(t *testing.T) {
+	n := newCluster(t).start("a", nil)
+	const topic = "public/default/ack-of-the-future"
+	p := mustProducer(t, n, topic, "p")
+	first := p.mustSend(msg(1))
+	c := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST})
+	c.flow(10)
+	c.receive(1)
+	c.ack(&servingpb.MessageId{Ledger: first.GetLedger(), Entry: first.GetEntry() + 3}) // not written yet
+	// Answered after the ack is applied (the stream's requests are taken
+	// in order): the entry is written after it.
+	if err := c.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_HasMessagesAfter{HasMessagesAfter: &servingpb.HasMessagesAfter{}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.stream.Recv(); err != nil || r.GetHasMessagesAfterResult() == nil {
+		t.Fatalf("waiting for the answer after the ack: %v %v", r, err)
+	}
+	for seq := uint64(2); seq <= 6; seq++ {
+		p.mustSend(msg(seq))
+	}
+	var seqs []uint64
+	for _, m := range c.receive(4) {
+		seqs = append(seqs, m.GetSequenceId())
+	}
+	if want := []uint64{2, 3, 4, 5}; !slices.Equal(seqs, want) {
+		t.Fatalf("got %v, want %v: the ack of a message not written yet skipped it", seqs, want)
+	}
+}
