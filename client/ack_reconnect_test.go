@@ -214,3 +214,35 @@ func TestAcksSentJustBeforeTheStreamBrokeAreSentAgainBeforeTheNextFlow(t *testin
 		}
 	}
 }
+
+// TestANackWhileReconnectingDoesNotUndoAKeptAck: a nack made while the
+// partition reconnects is lost with the stream, which is harmless (the
+// server redelivers every unacknowledged message to the new one), and it
+// does not undo an ack of the same message kept meanwhile: that message
+// stays acknowledged, whichever came first, and the one only nacked comes
+// again.
+func TestANackWhileReconnectingDoesNotUndoAKeptAck(t *testing.T) {
+	cl, b, c := setup(t, 0)
+	ctx := testCtx(t)
+	cons := subscribeEarliest(t, ctx, c)
+	msgs, _ := reconnectingWith(t, ctx, cl, b, cons, testBreak)
+	_ = cons.Nack(msgs[0]) // lost with the stream, whatever it answers
+	if err := cons.Ack(msgs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Ack(msgs[1]); err != nil {
+		t.Fatal(err)
+	}
+	_ = cons.Nack(msgs[1])
+	_ = cons.Nack(msgs[2])
+	b.ReleaseSubscribes()
+	got := receiveN(t, ctx, cons, 8, true)
+	if p := string(got[0].Payload); p != "m002" {
+		t.Fatalf("first message on the new stream: %s, want m002 (m000 and m001 were acknowledged)", p)
+	}
+	for _, m := range got {
+		if p := string(m.Payload); p == "m000" || p == "m001" {
+			t.Fatalf("%s, acknowledged and nacked while reconnecting, came again", p)
+		}
+	}
+}
