@@ -690,10 +690,14 @@ func (c *Consumer) Close() error {
 	return nil
 }
 
+// closeParts closes the partitions together, as the producer's do
+// (Producer.closeParts).
 func (c *Consumer) closeParts() {
+	var wg sync.WaitGroup
 	for _, pc := range c.partsNow() {
-		pc.close()
+		wg.Go(pc.close)
 	}
+	wg.Wait()
 }
 
 func randomName(prefix string) string {

@@ -278,8 +278,13 @@ func (p *Producer) Close() error {
 	return nil
 }
 
+// closeParts closes the partitions together, as Pulsar's closeAsync does:
+// each may wait up to closeGrace for its node, and one after the other
+// a hung node would hold Close for a grace a partition.
 func (p *Producer) closeParts() {
+	var wg sync.WaitGroup
 	for _, pp := range p.partsNow() {
-		pp.close()
+		wg.Go(pp.close)
 	}
+	wg.Wait()
 }
