@@ -71,8 +71,10 @@ type AuditorConfig struct {
 	// fragment before they delete it (BookKeeper's
 	// gcOverreplicatedLedgerWaitTime): a copy being made for a
 	// re-replication is so until the compare-and-swap that names it.
-	// Zero: DefaultOverreplicatedGrace (a day); negative: such copies are
-	// never deleted (those of deleted ledgers still are).
+	// A copy of a ledger that names a bookie not registered stays: it
+	// may be the only one left. Zero: DefaultOverreplicatedGrace (a
+	// day); negative: such copies are never deleted (those of deleted
+	// ledgers still are).
 	OverreplicatedGrace time.Duration
 	// Leader reports whether this process audits now; every process may
 	// run an Auditor, one at a time should act (two acting at once only
@@ -265,11 +267,7 @@ func (a *Auditor) Round(ctx context.Context, now time.Time) int {
 // bookies, finishes deletions, and starts a pass of the check or of the
 // collection when one is due.
 func (a *Auditor) audit(ctx context.Context, now time.Time) int {
-	registered := a.c.bookies
-	if a.cfg.Registered != nil {
-		registered = a.cfg.Registered
-	}
-	live, err := bookieIDs(ctx, registered)
+	live, err := a.registered(ctx)
 	if err != nil {
 		a.log.Debug("audit: listing bookies", "err", err)
 		return 0
@@ -374,6 +372,15 @@ func (a *Auditor) audit(ctx context.Context, now time.Time) int {
 	}
 	a.finishDeletions(ctx, marked, func(b string) bool { return !slices.Contains(draining, b) && due(b) })
 	return done
+}
+
+// registered answers the ids of the bookies registered now, the ones
+// that are not lost (AuditorConfig.Registered).
+func (a *Auditor) registered(ctx context.Context) ([]string, error) {
+	if a.cfg.Registered != nil {
+		return bookieIDs(ctx, a.cfg.Registered)
+	}
+	return bookieIDs(ctx, a.c.bookies)
 }
 
 // finishDeletions tries at most maxDeletionsPerRound of the ledgers marked

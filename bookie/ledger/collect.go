@@ -50,8 +50,15 @@ import (
 // of a re-replication not yet recorded (run by a second auditor while
 // leadership changes hands, say): it is deleted only once the passes
 // have seen it so for OverreplicatedGrace, as BookKeeper waits
-// gcOverreplicatedLedgerWaitTime. Open and in-recovery ledgers may still
-// change ensemble, and marked ones are finishDeletion's: they are left.
+// gcOverreplicatedLedgerWaitTime. Nor is one deleted while its ledger
+// names a bookie that is not registered: the copies the metadata names
+// are then not all there, and this one may be the only copy of some
+// entries (a bookie restarted on its data directory under a new address
+// holds copies of ledgers that name its old one: with E=Qw=Qa=1, or with
+// every bookie of an ensemble moved, there is no other). It goes once a
+// re-replication replaced the missing bookie. Open and in-recovery
+// ledgers may still change ensemble, and marked ones are
+// finishDeletion's: they are left.
 // Any error leaves a copy where it is: a bookie that does not list is
 // left out of the pass, a metadata read that fails ends the round, a
 // delete that fails waits for the next pass.
@@ -174,7 +181,7 @@ func (a *Auditor) startCollection(ctx context.Context, all []*metadata.Ledger, b
 		}
 		listed += len(held)
 		for _, id := range held {
-			a.consider(copyOn{b, id}, byID[id], over, now)
+			a.consider(copyOn{b, id}, byID[id], bookies, over, now)
 		}
 	}
 	a.collect.overSince = over
@@ -185,8 +192,8 @@ func (a *Auditor) startCollection(ctx context.Context, all []*metadata.Ledger, b
 // consider queues copy k when the audit's read of its ledger's metadata,
 // l (nil: none), makes it garbage: l is missing, or k is over-replicated
 // and, by over (the pass's clocks, to which it is added), has been so for
-// the grace period.
-func (a *Auditor) consider(k copyOn, l *metadata.Ledger, over map[copyOn]time.Time, now time.Time) {
+// the grace period, and l names only bookies of registered.
+func (a *Auditor) consider(k copyOn, l *metadata.Ledger, registered []string, over map[copyOn]time.Time, now time.Time) {
 	if grace := a.overGrace(); l != nil {
 		if grace == 0 || !overReplicated(l, k.bookie) {
 			return
@@ -195,7 +202,7 @@ func (a *Auditor) consider(k copyOn, l *metadata.Ledger, over map[copyOn]time.Ti
 		if !ok {
 			since = now
 		}
-		if over[k] = since; now.Sub(since) < grace {
+		if over[k] = since; now.Sub(since) < grace || !namesOnly(l, registered) {
 			return
 		}
 	}
@@ -211,6 +218,14 @@ func overReplicated(l *metadata.Ledger, b string) bool {
 	return l.State == metadata.LedgerClosed && !l.Deleting && !names(l, b)
 }
 
+// namesOnly reports whether every bookie the fragments of l name is one
+// of bookies.
+func namesOnly(l *metadata.Ledger, bookies []string) bool {
+	return !slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool {
+		return slices.ContainsFunc(f.Bookies, func(b string) bool { return !slices.Contains(bookies, b) })
+	})
+}
+
 // names reports whether a fragment of l names bookie b.
 func names(l *metadata.Ledger, b string) bool {
 	return slices.ContainsFunc(l.Fragments, func(f metadata.Fragment) bool { return slices.Contains(f.Bookies, b) })
@@ -221,6 +236,11 @@ func names(l *metadata.Ledger, b string) bool {
 // that fails a delete is left alone for the rest of the round.
 func (a *Auditor) collectSome(ctx context.Context, now time.Time) {
 	if len(a.collect.queue) == 0 {
+		return
+	}
+	registered, err := a.registered(ctx)
+	if err != nil {
+		a.log.Debug("ledger gc: listing bookies; tried again next round", "err", err)
 		return
 	}
 	down := map[string]bool{}
@@ -235,7 +255,7 @@ func (a *Auditor) collectSome(ctx context.Context, now time.Time) {
 			return
 		}
 		a.collect.queue = a.collect.queue[1:]
-		why := a.garbage(k, l, now)
+		why := a.garbage(k, l, registered, now)
 		if why == "" || down[k.bookie] {
 			continue
 		}
@@ -258,9 +278,10 @@ func (a *Auditor) collectSome(ctx context.Context, now time.Time) {
 }
 
 // garbage answers why copy k is to be deleted, given its ledger's
-// metadata l as read just now (nil: there is none), or "" to keep it. An
-// over-replicated copy first seen now starts its grace period.
-func (a *Auditor) garbage(k copyOn, l *metadata.Ledger, now time.Time) string {
+// metadata l as read just now (nil: there is none) and the bookies
+// registered now, or "" to keep it. An over-replicated copy first seen
+// now starts its grace period.
+func (a *Auditor) garbage(k copyOn, l *metadata.Ledger, registered []string, now time.Time) string {
 	if l == nil {
 		return reasonDeleted
 	}
@@ -274,7 +295,7 @@ func (a *Auditor) garbage(k copyOn, l *metadata.Ledger, now time.Time) string {
 		a.collect.overSince[k] = now
 		return ""
 	}
-	if now.Sub(since) < grace {
+	if now.Sub(since) < grace || !namesOnly(l, registered) {
 		return ""
 	}
 	return reasonOverreplicated

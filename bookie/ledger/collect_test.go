@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/strata-mq/strata/bookie"
 	"github.com/strata-mq/strata/bookie/ledger"
 	"github.com/strata-mq/strata/internal/ids"
 	"github.com/strata-mq/strata/metadata"
@@ -455,4 +458,63 @@ func TestTheCollectionDeletesAFewCopiesARoundAndStartsAPassAnIntervalApart(t *te
 	if passes := metricValues(t, reg)["strata_ledger_gc_passes_total"]; passes != 2 {
 		t.Fatalf("%v passes an hour after the first, want 2", passes)
 	}
+}
+
+// moveTo stops tb and starts it again on its data directory, listening on
+// addr (port 0: a new one) and known by the address it got, as a bookie
+// process restarted under another advertised address (a new host name,
+// IP or port): the ledgers it holds still name the old one.
+func (tb *testBookie) moveTo(t testing.TB, addr string) {
+	t.Helper()
+	tb.stop()
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.addr = lis.Addr().String()
+	b, err := bookie.Open(bookie.Config{DataDir: tb.dir, ID: tb.addr}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(b.ServerOptions()...)
+	b.Register(srv)
+	tb.b, tb.srv, tb.once = b, srv, sync.Once{}
+	go func() { _ = srv.Serve(lis) }()
+}
+
+// TestACopyIsKeptWhileItsLedgerNamesABookieThatIsNotRegistered: a
+// bookie restarted on its data directory under a new address (standalone
+// started with another --bookie-addr, a container with a new host name)
+// holds copies of closed ledgers that name only its old address, which
+// no bookie is registered under. They are over-replicated by the
+// metadata's word, yet the only copies there are (E=Qw=Qa=1 here; with
+// every bookie of an ensemble moved, the same): the collection keeps
+// them past any grace period, and the bookie started again under its old
+// address serves every entry.
+func TestACopyIsKeptWhileItsLedgerNamesABookieThatIsNotRegistered(t *testing.T) {
+	c := startCluster(t, 1)
+	ctx := context.Background()
+	l := writeClosed(t, c, c.client(t), ledger.StandaloneOptions(), 10)
+	tb := c.bookies[0]
+	old := tb.addr
+	c.list.remove(old)
+	tb.moveTo(t, "127.0.0.1:0")
+	c.list.add(tb.addr)
+
+	reg := prometheus.NewRegistry()
+	a := collector(c.client(t), c.store.(*metadata.Store), time.Minute, time.Hour, reg)
+	start := time.Now()
+	for _, at := range []time.Duration{0, time.Hour, 2 * time.Hour, 48 * time.Hour} {
+		a.Round(ctx, start.Add(at))
+		if !stores(tb, l.ID) {
+			t.Fatalf("the only copy of ledger %d, which names %s, was deleted %v after the collection first saw it", l.ID, old, at)
+		}
+	}
+	if _, over, _ := gcDeleted(t, reg); over != 0 {
+		t.Fatalf("%v copies deleted as over-replicated, want 0", over)
+	}
+	c.list.remove(tb.addr)
+	tb.moveTo(t, old)
+	c.list.add(tb.addr)
+	checkEveryCopy(t, c, l)
 }

@@ -66,8 +66,8 @@
 // garbage collection compares the ledgers each bookie stores
 // (ListLedgers) with their metadata, and deletes from a bookie the copies
 // of ledgers whose metadata is gone and, past a grace period, of closed
-// ledgers that name the bookie no more (collect.go): nothing else would
-// ever delete them.
+// ledgers that name the bookie no more and only registered bookies
+// (collect.go): nothing else would ever delete them.
 //
 // # Limits and known gaps
 //
