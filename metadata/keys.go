@@ -11,6 +11,9 @@ import (
 // always written in full as tenant/namespace/name; values are JSON unless
 // noted.
 //
+//	P/cluster-id                               plain text: the cluster's instance id, 32 hex digits,
+//	                                           created once (InitClusterID) and never changed; each
+//	                                           bookie keeps a copy in its data dir and refuses another
 //	P/nodes/<node-id>                          NodeInfo; attached to the node's session lease
 //	P/bookies/<bookie-id>                      BookieInfo; attached to the bookie's session lease
 //	P/ledger-ids                               decimal text: the lowest ledger id not yet reserved.
@@ -49,6 +52,7 @@ type keys struct{ prefix string }
 
 const ledgerIDDigits = 20
 
+func (k keys) clusterID() string       { return k.prefix + "/cluster-id" }
 func (k keys) node(id string) string   { return k.prefix + "/nodes/" + id }
 func (k keys) nodes() string           { return k.prefix + "/nodes/" }
 func (k keys) bookie(id string) string { return k.prefix + "/bookies/" + id }
