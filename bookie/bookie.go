@@ -193,7 +193,10 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 	if b.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if b.id, err = loadID(cfg); err == nil {
+	if err = checkCluster(cfg.DataDir, cfg.ClusterID, log); err == nil {
+		b.id, err = loadID(cfg)
+	}
+	if err == nil {
 		b.key, err = loadKey(b.journalDir)
 	}
 	if err == nil {

@@ -18,6 +18,12 @@ type Config struct {
 	// ID names this bookie in Health answers. Default: a random id created
 	// on first start and kept in DataDir/BOOKIE_ID.
 	ID string
+	// ClusterID is the instance id of the cluster whose metadata the
+	// bookie is registered in (metadata.Store.InitClusterID). Open
+	// records it in DataDir/CLUSTER_ID on first start and afterwards
+	// refuses, with *ClusterMismatchError, any other. Default: empty, for
+	// a bookie with no metadata, which checks nothing.
+	ClusterID string
 
 	// MaxEntryBytes bounds one entry's payload. Default 5 MiB + 64 KiB
 	// (DefaultMaxEntryBytes: a message at the default 5 MiB limit and its

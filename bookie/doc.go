@@ -14,9 +14,11 @@
 //     group-commit core (group.go), reads, ledger and entry listings
 //     and LAC long-poll (read.go), segment indexes, checkpoints and segment
 //     reclaim (checkpoint.go), compaction (compact.go), read-only mode for
-//     a full disk (diskfull.go), the gRPC service (service.go), and Open's
+//     a full disk (diskfull.go), the gRPC service (service.go), Open's
 //     recovery, the journal's key and the data directory's lock
-//     (bookie.go).
+//     (bookie.go), and the data directory's binding to one cluster
+//     (cluster.go: Config.ClusterID, kept in CLUSTER_ID, BookKeeper's
+//     cookie).
 //
 // # Write path
 //
