@@ -89,6 +89,13 @@ func runBookie(cmd *cobra.Command, _ []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Registerer = reg
+	store, err := openClusterStore(cmd, &cfg)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		defer store.Close()
+	}
 	b, err := bookie.Open(cfg, log)
 	if err != nil {
 		return err
@@ -144,8 +151,8 @@ func runBookie(cmd *cobra.Command, _ []string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	unregister := func() {}
-	if endpoints := serveSplitList(flagString(cmd, "etcd")); len(endpoints) > 0 {
-		unregister, err = registerBookie(cmd, endpoints, lis.Addr().String(), b)
+	if store != nil {
+		unregister, err = registerBookie(cmd, store, lis.Addr().String(), b)
 		if err != nil {
 			stopGracefully(srv, bookieShutdownGrace)
 			<-served
@@ -201,16 +208,35 @@ func stopGracefully(srv *grpc.Server, grace time.Duration) {
 	}
 }
 
-// registerBookie registers the bookie in etcd under a session lease of its
-// own, so that it leaves the ensemble choices when the process dies, and
-// keeps its read-only mark up to date (keepBookieRegistration).
-func registerBookie(cmd *cobra.Command, endpoints []string, listenAddr string, b *bookie.Bookie) (unregister func(), err error) {
+// openClusterStore connects to the etcd of --etcd and --etcd-prefix and
+// sets cfg.ClusterID to the cluster's id (creating it for a new cluster),
+// so that bookie.Open refuses a data directory of another cluster before
+// the bookie serves or registers: the cluster's garbage collection would
+// take the directory's ledgers for deleted ones. Without --etcd there is
+// no store and no check.
+func openClusterStore(cmd *cobra.Command, cfg *bookie.Config) (*metadata.Store, error) {
+	endpoints := serveSplitList(flagString(cmd, "etcd"))
+	if len(endpoints) == 0 {
+		return nil, nil
+	}
 	ctx := cmd.Context()
-	ttl, _ := cmd.Flags().GetDuration("lease-ttl")
 	store, err := metadata.Open(ctx, metadata.Config{Endpoints: endpoints, Prefix: flagString(cmd, "etcd-prefix"), Logger: newLogger(cmd)})
 	if err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
+	if cfg.ClusterID, err = store.InitClusterID(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	return store, nil
+}
+
+// registerBookie registers the bookie in etcd under a session lease of its
+// own, so that it leaves the ensemble choices when the process dies, and
+// keeps its read-only mark up to date (keepBookieRegistration).
+func registerBookie(cmd *cobra.Command, store *metadata.Store, listenAddr string, b *bookie.Bookie) (unregister func(), err error) {
+	ctx := cmd.Context()
+	ttl, _ := cmd.Flags().GetDuration("lease-ttl")
 	addr := flagString(cmd, "advertise-addr")
 	if addr == "" {
 		addr = serving.AdvertisedAddr(listenAddr)
@@ -228,14 +254,13 @@ func registerBookie(cmd *cobra.Command, endpoints []string, listenAddr string, b
 			// takes it away now rather than after the TTL.
 			sess.Close()
 		}
-		store.Close()
 		return nil, fmt.Errorf("register bookie: %w", err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "bookie registered in etcd as %s\n", addr)
 	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	kept := make(chan struct{})
 	go func() { keepBookieRegistration(kctx, store, sess, ttl, info, b, newLogger(cmd)); close(kept) }()
-	return func() { stop(); <-kept; store.Close() }, nil
+	return func() { stop(); <-kept }, nil
 }
 
 // readOnlySource is what keepBookieRegistration watches: a *bookie.Bookie.

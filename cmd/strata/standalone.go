@@ -135,10 +135,16 @@ type runningBookie struct {
 
 // startBookie opens a bookie, serves it on listen and registers it in etcd
 // under a session lease of its own, so it disappears from the ensemble
-// choices when the process dies.
+// choices when the process dies. The bookie is bound to store's cluster
+// id, so that a data directory started against other metadata (--etcd, or
+// an etcd directory not its own) is refused rather than collected.
 func startBookie(ctx context.Context, store *metadata.Store, cfg bookie.Config, listen string, log *slog.Logger) (*runningBookie, error) {
 	if cfg.UnsafeNoFsync {
 		log.Warn("unsafe-no-fsync: adds are acknowledged without fsync; a machine crash loses acknowledged data")
+	}
+	var err error
+	if cfg.ClusterID, err = store.InitClusterID(ctx); err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
 	}
 	b, err := bookie.Open(cfg, log)
 	if err != nil {
