@@ -71,13 +71,12 @@ func TestSharedSubscriptionHoldsADelayedEntryUntilItsTime(t *testing.T) {
 	}
 }
 
-// A shared subscription whose consumers left may become exclusive: the
-// entries it held back are then delivered at once, not lost, and nothing
-// pending is delivered twice (in no promised order between the two).
-func TestHeldBackEntriesAreDeliveredWhenTheSubscriptionStopsBeingShared(t *testing.T) {
-	c := newCluster(t)
-	n := c.start("a", nil)
-	const topic = "delayed-type"
+// heldBackThenExclusive has subscription s of topic, shared, receive
+// messages 1 and 3, acknowledge 1 and hold back 2 (delayed an hour); then
+// its consumer leaves, giving 3 back, and an exclusive consumer attaches,
+// which it answers with the producer.
+func heldBackThenExclusive(t *testing.T, n *testNode, topic string) (*cons, *prod) {
+	t.Helper()
 	sh := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s", Type: servingpb.SubscriptionType_SHARED})
 	sh.flow(10)
 	p := mustProducer(t, n, topic, "")
@@ -92,7 +91,17 @@ func TestHeldBackEntriesAreDeliveredWhenTheSubscriptionStopsBeingShared(t *testi
 	eventually(t, "ack applied", func() error { return unackedIs(t, n, topic, 1) })
 	sh.cancel()
 	eventually(t, "shared consumer gone", func() error { return unackedIs(t, n, topic, 0) })
-	ex := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
+	return mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s"}), p
+}
+
+// A shared subscription whose consumers left may become exclusive: the
+// entries it held back are then delivered at once, not lost, and nothing
+// pending is delivered twice (in no promised order between the two).
+func TestHeldBackEntriesAreDeliveredWhenTheSubscriptionStopsBeingShared(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "delayed-type"
+	ex, p := heldBackThenExclusive(t, n, topic)
 	ex.flow(10)
 	// 3 was given back when the shared consumer left; 2 is read again.
 	again := ex.receive(2)

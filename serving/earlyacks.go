@@ -87,12 +87,16 @@ func (e *earlyAcks) clear() { *e = earlyAcks{} }
 // earlyAckLocked keeps the acks of msgIDs (cumulative: up to msgIDs[0])
 // whose entries are written and not read yet. An ack of a message after
 // the last entry written names none a consumer was sent, and kept, it
-// would skip the message written there later.
+// would skip the message written there later. An entry pending past
+// readPos was read (given back, and delivered again before the entries
+// held back behind it once the subscription stopped delaying: delay.go):
+// a cumulative ack of it covers what was delivered, and kept, it would
+// acknowledge those held-back entries, never delivered, as they are read.
 func (s *subscription) earlyAckLocked(msgIDs []ids.MessageID, cumulative bool) {
 	o := s.t.orderLocked()
 	unread := func(id ids.MessageID) bool {
 		p := id.Position()
-		return id.Batch >= 0 && o.cmp(p, s.readPos) > 0 && o.cmp(p, s.t.mu.lastPos) <= 0
+		return id.Batch >= 0 && o.cmp(p, s.readPos) > 0 && o.cmp(p, s.t.mu.lastPos) <= 0 && s.pending[p] == nil
 	}
 	if cumulative {
 		if len(msgIDs) > 0 && unread(msgIDs[0]) {
@@ -101,7 +105,7 @@ func (s *subscription) earlyAckLocked(msgIDs []ids.MessageID, cumulative bool) {
 		return
 	}
 	for _, id := range msgIDs {
-		if unread(id) && s.pending[id.Position()] == nil {
+		if unread(id) {
 			s.early.add(id)
 		}
 	}

@@ -147,3 +147,37 @@ func TestAnAckOfAMessageNotWrittenYetIsNotKept(t *testing.T) {
 		t.Fatalf("got %v, want %v: the ack of a message not written yet skipped it", seqs, want)
 	}
 }
+
+// TestACumulativeAckOfAnEntryReadAgainDoesNotSkipAHeldBackOneNotDelivered:
+// a shared subscription that becomes exclusive delivers the entries given
+// back when its shared consumers left before the delayed entry it held
+// back, which is earlier in the log and not read again yet. A cumulative
+// ack of one of those acknowledges what was delivered up to it; kept as an
+// ack of messages not read yet, it acknowledged the held-back entry too
+// when it was read, and that message was never delivered.
+func TestACumulativeAckOfAnEntryReadAgainDoesNotSkipAHeldBackOneNotDelivered(t *testing.T) {
+	n := newCluster(t).start("a", nil)
+	const topic = "public/default/early-cumulative-undelay"
+	ex, p := heldBackThenExclusive(t, n, topic)
+	ex.flow(1)
+	m := ex.receive(1)[0]
+	if m.GetSequenceId() != 3 {
+		t.Fatalf("exclusive got %d first, want 3 (given back, so delivered before the log is read again)", m.GetSequenceId())
+	}
+	ack := &servingpb.Ack{Ids: []*servingpb.MessageId{m.GetId()}, Cumulative: true}
+	if err := ex.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: ack}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cumulative ack applied", func() error { return unackedIs(t, n, topic, 0) })
+	ex.flow(10)
+	p.mustSend(msg(4))
+	var seqs []uint64
+	for !slices.Contains(seqs, 4) {
+		for _, m := range ex.receive(1) {
+			seqs = append(seqs, m.GetSequenceId())
+		}
+	}
+	if want := []uint64{2, 4}; !slices.Equal(seqs, want) {
+		t.Fatalf("then got %v, want %v: the held-back message was acknowledged without being delivered", seqs, want)
+	}
+}
