@@ -92,11 +92,14 @@ func (e *earlyAcks) clear() { *e = earlyAcks{} }
 // held back behind it once the subscription stopped delaying: delay.go):
 // a cumulative ack of it covers what was delivered, and kept, it would
 // acknowledge those held-back entries, never delivered, as they are read.
+// So would one of an entry acknowledged since; and an entry acknowledged
+// whole is passed over, never read, so an ack of it kept would stay.
 func (s *subscription) earlyAckLocked(msgIDs []ids.MessageID, cumulative bool) {
 	o := s.t.orderLocked()
 	unread := func(id ids.MessageID) bool {
 		p := id.Position()
-		return id.Batch >= 0 && o.cmp(p, s.readPos) > 0 && o.cmp(p, s.t.mu.lastPos) <= 0 && s.pending[p] == nil
+		return id.Batch >= 0 && o.cmp(p, s.readPos) > 0 && o.cmp(p, s.t.mu.lastPos) <= 0 && s.pending[p] == nil &&
+			!s.acks.isAcked(o, p)
 	}
 	if cumulative {
 		if len(msgIDs) > 0 && unread(msgIDs[0]) {

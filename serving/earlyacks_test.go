@@ -2,6 +2,7 @@ package serving_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -154,30 +155,81 @@ func TestAnAckOfAMessageNotWrittenYetIsNotKept(t *testing.T) {
 // back, which is earlier in the log and not read again yet. A cumulative
 // ack of one of those acknowledges what was delivered up to it; kept as an
 // ack of messages not read yet, it acknowledged the held-back entry too
-// when it was read, and that message was never delivered.
+// when it was read, and that message was never delivered. So did the same
+// ack sent again once applied (as a client sends again the acks of the
+// second before its stream ended), its entry then acknowledged.
 func TestACumulativeAckOfAnEntryReadAgainDoesNotSkipAHeldBackOneNotDelivered(t *testing.T) {
-	n := newCluster(t).start("a", nil)
-	const topic = "public/default/early-cumulative-undelay"
-	ex, p := heldBackThenExclusive(t, n, topic)
-	ex.flow(1)
-	m := ex.receive(1)[0]
-	if m.GetSequenceId() != 3 {
-		t.Fatalf("exclusive got %d first, want 3 (given back, so delivered before the log is read again)", m.GetSequenceId())
+	for _, again := range []bool{false, true} {
+		t.Run(fmt.Sprint("sent again=", again), func(t *testing.T) {
+			n := newCluster(t).start("a", nil)
+			topic := fmt.Sprintf("public/default/early-cumulative-undelay-%v", again)
+			ex, p := heldBackThenExclusive(t, n, topic)
+			ex.flow(1)
+			m := ex.receive(1)[0]
+			if m.GetSequenceId() != 3 {
+				t.Fatalf("exclusive got %d first, want 3 (given back, so delivered before the log is read again)", m.GetSequenceId())
+			}
+			ack := &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{
+				Ids: []*servingpb.MessageId{m.GetId()}, Cumulative: true}}}
+			if err := ex.stream.Send(ack); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "cumulative ack applied", func() error { return unackedIs(t, n, topic, 0) })
+			if again {
+				if err := ex.stream.Send(ack); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ex.flow(10)
+			p.mustSend(msg(4))
+			var seqs []uint64
+			for !slices.Contains(seqs, 4) {
+				for _, m := range ex.receive(1) {
+					seqs = append(seqs, m.GetSequenceId())
+				}
+			}
+			if want := []uint64{2, 4}; !slices.Equal(seqs, want) {
+				t.Fatalf("then got %v, want %v: the held-back message was acknowledged without being delivered", seqs, want)
+			}
+		})
 	}
-	ack := &servingpb.Ack{Ids: []*servingpb.MessageId{m.GetId()}, Cumulative: true}
-	if err := ex.stream.Send(&servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: ack}}); err != nil {
+}
+
+// TestAnAckOfAnEntryAcknowledgedWholeIsNotKept: a node that loads a topic
+// reads from the mark-delete position and passes over the entries the
+// cursor stored acknowledged past it, so an ack of one of their messages
+// (a client sends again the acks of the second before its stream ended)
+// is applied to nothing. Kept as an ack of a message not read yet, it
+// stayed until the cursor moved, taking room from the acks that are.
+func TestAnAckOfAnEntryAcknowledgedWholeIsNotKept(t *testing.T) {
+	n := newCluster(t).start("a", nil)
+	const topic = "public/default/early-ack-of-acked"
+	p := mustProducer(t, n, topic, "p")
+	for seq := uint64(1); seq <= 3; seq++ {
+		p.mustSend(msg(seq))
+	}
+	sub := &servingpb.Subscribe{Topic: topic, Subscription: "s", Type: servingpb.SubscriptionType_SHARED,
+		InitialPosition: servingpb.InitialPosition_EARLIEST}
+	first := mustSubscribe(t, n, sub)
+	first.flow(10)
+	got := first.receive(3)
+	first.ack(got[1].GetId()) // stored as acked past the mark-delete position, before 1
+	eventually(t, "ack applied", func() error { return unackedIs(t, n, topic, 2) })
+	if _, err := n.client.UnloadTopic(ctxT(t), &servingpb.UnloadTopicRequest{Topic: topic}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "cumulative ack applied", func() error { return unackedIs(t, n, topic, 0) })
-	ex.flow(10)
-	p.mustSend(msg(4))
+	first.cancel()
+	again := mustSubscribe(t, n, sub) // loads the topic again
+	again.ack(got[1].GetId())
+	again.flow(10)
 	var seqs []uint64
-	for !slices.Contains(seqs, 4) {
-		for _, m := range ex.receive(1) {
-			seqs = append(seqs, m.GetSequenceId())
-		}
+	for _, m := range again.receive(2) { // read past 2, after the ack
+		seqs = append(seqs, m.GetSequenceId())
 	}
-	if want := []uint64{2, 4}; !slices.Equal(seqs, want) {
-		t.Fatalf("then got %v, want %v: the held-back message was acknowledged without being delivered", seqs, want)
+	if want := []uint64{1, 3}; !slices.Equal(seqs, want) {
+		t.Fatalf("after the reload got %v, want %v", seqs, want)
+	}
+	if kept := n.EarlyAcks(topic, "s"); kept != 0 {
+		t.Fatalf("%d acks kept for entries not read yet, want 0: the ack of an entry acknowledged whole stays", kept)
 	}
 }

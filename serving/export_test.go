@@ -64,6 +64,19 @@ func counterValue(c prometheus.Counter) int {
 	return int(m.GetCounter().GetValue())
 }
 
+// EarlyAcks answers how many acks of messages not read yet subscription
+// sub of topicName (a full name) keeps (earlyacks.go), 0 when it is not
+// loaded here.
+func (n *Node) EarlyAcks(topicName, sub string) int {
+	var kept int
+	n.withTopic(topicName, func(t *topic) {
+		if s := t.mu.subs[sub]; s != nil {
+			kept = s.early.n
+		}
+	})
+	return kept
+}
+
 // Draining reports whether topicName (a full name) is loaded here and a
 // graceful unload is waiting for its appends in flight.
 func (n *Node) Draining(topicName string) bool {
