@@ -14,7 +14,7 @@ import (
 // topic over (a move, a restart) nothing is pending until the dispatcher
 // reads it, and an ack of a message not pending was dropped: the message
 // came again. Such acks are kept here and applied as their entries are
-// read (pendLocked).
+// read (pendLocked; compactedNextLocked for the messages of a compaction).
 //
 // After its flow too, the application acknowledges the messages it held
 // from the old stream, and on a reloaded topic the dispatcher may not

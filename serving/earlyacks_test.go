@@ -182,13 +182,7 @@ func TestACumulativeAckOfAnEntryReadAgainDoesNotSkipAHeldBackOneNotDelivered(t *
 			}
 			ex.flow(10)
 			p.mustSend(msg(4))
-			var seqs []uint64
-			for !slices.Contains(seqs, 4) {
-				for _, m := range ex.receive(1) {
-					seqs = append(seqs, m.GetSequenceId())
-				}
-			}
-			if want := []uint64{2, 4}; !slices.Equal(seqs, want) {
+			if seqs, want := ex.receiveThrough(4), []uint64{2, 4}; !slices.Equal(seqs, want) {
 				t.Fatalf("then got %v, want %v: the held-back message was acknowledged without being delivered", seqs, want)
 			}
 		})
@@ -232,4 +226,54 @@ func TestAnAckOfAnEntryAcknowledgedWholeIsNotKept(t *testing.T) {
 	if kept := n.EarlyAcks(topic, "s"); kept != 0 {
 		t.Fatalf("%d acks kept for entries not read yet, want 0: the ack of an entry acknowledged whole stays", kept)
 	}
+}
+
+// TestAcksOfCompactedMessagesNotReadYetApplyWhenTheCompactionIsRead: a
+// subscription reading compacted reads, after a move, the compacted
+// ledger again from its start; the acks its consumer kept across the move
+// name the messages it was sent from there, and are applied as those are
+// read, as they are on the log. They were kept and never applied: the
+// acknowledged messages came again.
+func TestAcksOfCompactedMessagesNotReadYetApplyWhenTheCompactionIsRead(t *testing.T) {
+	n := newCluster(t).start("a", nil)
+	const topic = "public/default/early-acks-compacted"
+	p := mustProducer(t, n, topic, "p")
+	p.mustSend(keyed(1, "a", "1"))
+	p.mustSend(keyed(2, "x", "x1"), keyed(3, "y", "y1"))
+	p.mustSend(keyed(4, "a", "2"))
+	p.mustSend(keyed(5, "x", "x2"))
+	if _, err := n.client.CompactTopic(ctxT(t), &servingpb.CompactTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	p.mustSend(keyed(6, "a", "3"))
+	sub := &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST, ReadCompacted: true}
+	first := mustSubscribe(t, n, sub)
+	first.flow(10)
+	got := first.receive(4)
+	if s := summary(got); s != "y=y1@3 a=2@4 x=x2@5 a=3@6 " {
+		t.Fatalf("read compacted %q", s)
+	}
+	if _, err := n.client.UnloadTopic(ctxT(t), &servingpb.UnloadTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	first.cancel()
+	again := mustSubscribe(t, n, sub) // loads the topic again
+	again.ack(got[0].GetId(), got[2].GetId())
+	again.flow(10)
+	if seqs, want := again.receiveThrough(6), []uint64{4, 6}; !slices.Equal(seqs, want) {
+		t.Fatalf("after the reload got %v, want %v: the acks of compacted messages were not applied", seqs, want)
+	}
+}
+
+// receiveThrough answers the sequence ids c receives up to and including
+// seq: a message that should not have come shows before it.
+func (c *cons) receiveThrough(seq uint64) []uint64 {
+	c.t.Helper()
+	var seqs []uint64
+	for !slices.Contains(seqs, seq) {
+		for _, m := range c.receive(1) {
+			seqs = append(seqs, m.GetSequenceId())
+		}
+	}
+	return seqs
 }
