@@ -101,7 +101,7 @@ func (s *subscription) compactedNextLocked() (pe *pendingEntry, step bool, fetch
 				delete(g.batch.Messages[i].Properties, compactedIDProperty)
 			}
 		}
-		s.early.apply(o, g.pos, pe) // as pendLocked does
+		s.applyEarlyLocked(g.pos, pe) // as pendLocked does
 		if !s.addPendingLocked(pe) {
 			return nil, true, nil, true
 		}

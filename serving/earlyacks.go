@@ -77,12 +77,14 @@ func (e *earlyAcks) add(msgIDs []ids.MessageID) {
 }
 
 // apply marks the messages of pe, the entry at pos just read, that the
-// kept acks name, and forgets those acks.
-func (e *earlyAcks) apply(o order, pos ids.Position, pe *pendingEntry) {
+// kept acks name, forgets those acks, and answers how many it marked.
+func (e *earlyAcks) apply(o order, pos ids.Position, pe *pendingEntry) int {
+	marked := 0
 	mark := func(i int) {
 		if i >= 0 && i < len(pe.acked) && !pe.acked[i] {
 			pe.acked[i] = true
 			pe.nAcked++
+			marked++
 		}
 	}
 	for _, b := range e.byEntry[pos] {
@@ -91,7 +93,7 @@ func (e *earlyAcks) apply(o order, pos ids.Position, pe *pendingEntry) {
 	e.n -= len(e.byEntry[pos])
 	delete(e.byEntry, pos)
 	if e.cum == nil {
-		return
+		return marked
 	}
 	last := len(pe.acked) - 1
 	switch o.cmp(pos, e.cum.Position()) {
@@ -104,6 +106,7 @@ func (e *earlyAcks) apply(o order, pos ids.Position, pe *pendingEntry) {
 	for i := 0; i <= last; i++ {
 		mark(i)
 	}
+	return marked
 }
 
 func (e *earlyAcks) clear() { *e = earlyAcks{} }
@@ -146,9 +149,20 @@ func (s *subscription) earlyAckLocked(msgIDs []ids.MessageID, cumulative bool) {
 // entry: then it is acknowledged, and not delivered.
 func (s *subscription) pendLocked(pos ids.Position, e *cachedEntry) *pendingEntry {
 	pe := newPendingEntry(e)
-	s.early.apply(s.t.orderLocked(), pos, pe)
+	s.applyEarlyLocked(pos, pe)
 	if !s.addPendingLocked(pe) {
 		return nil
 	}
 	return pe
+}
+
+// applyEarlyLocked applies the kept acks of pe's messages, and marks the
+// cursor dirty when there were any: the cursor may have been flushed
+// since those acks came, and what they acknowledge of an entry
+// acknowledged in part is stored only by a later flush
+// (partialAcksLocked); left clean, a second move lost them.
+func (s *subscription) applyEarlyLocked(pos ids.Position, pe *pendingEntry) {
+	if s.early.apply(s.t.orderLocked(), pos, pe) > 0 {
+		s.dirty = true
+	}
 }

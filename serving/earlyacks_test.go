@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-mq/strata/internal/errcode"
 	"github.com/strata-mq/strata/serving/servingpb"
@@ -276,4 +277,62 @@ func (c *cons) receiveThrough(seq uint64) []uint64 {
 		}
 	}
 	return seqs
+}
+
+// TestAcksAppliedWhenTheirEntryIsReadAreStoredAndSurviveTheNextMove: an
+// ack kept for a message not read yet, applied when its entry is read,
+// makes the cursor dirty, so that the entry's acknowledged message is
+// stored with it and a second move does not bring it back, even when the
+// cursor was flushed between the ack and the read.
+func TestAcksAppliedWhenTheirEntryIsReadAreStoredAndSurviveTheNextMove(t *testing.T) {
+	c := newCluster(t)
+	n := c.start("a", nil)
+	const topic = "public/default/early-acks-stored"
+	p := mustProducer(t, n, topic, "p")
+	p.mustSend(msg(1))
+	p.mustSend(msg(2), msg(3), msg(4))
+	sub := &servingpb.Subscribe{Topic: topic, Subscription: "s", InitialPosition: servingpb.InitialPosition_EARLIEST}
+	first := mustSubscribe(t, n, sub)
+	first.flow(10)
+	got := first.receive(4)
+	unload := func() {
+		t.Helper()
+		if _, err := n.client.UnloadTopic(ctxT(t), &servingpb.UnloadTopicRequest{Topic: topic}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unload()
+	first.cancel()
+	again := subscribeWhenServed(t, n, sub)
+	acked := time.Now().UnixNano()
+	again.ack(got[2].GetId()) // message 3, of entry 1, not read yet on this load
+	eventually(t, "the cursor flushed after the ack, before the entry is read", func() error {
+		cur, err := c.mem.GetCursor(ctxT(t), topic, "s")
+		if err != nil {
+			return err
+		}
+		if cur.UpdatedAt <= acked {
+			return fmt.Errorf("cursor last stored at %d, the ack at %d", cur.UpdatedAt, acked)
+		}
+		return nil
+	})
+	again.flow(10)
+	if seqs := seqsOf(again.receive(3)); !slices.Equal(seqs, []uint64{1, 2, 4}) {
+		t.Fatalf("after the first reload got %v, want [1 2 4]", seqs)
+	}
+	unload()
+	again.cancel()
+	third := subscribeWhenServed(t, n, sub)
+	third.flow(10)
+	if seqs := seqsOf(third.receive(3)); !slices.Equal(seqs, []uint64{1, 2, 4}) {
+		t.Fatalf("after the second reload got %v, want [1 2 4]: the ack applied at the read was not stored", seqs)
+	}
+}
+
+func seqsOf(ms []*servingpb.ReceivedMessage) []uint64 {
+	out := make([]uint64, len(ms))
+	for i, m := range ms {
+		out[i] = m.GetSequenceId()
+	}
+	return out
 }
