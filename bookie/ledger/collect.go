@@ -78,6 +78,13 @@ var maxCollectionsPerRound = 64
 // the next pass.
 const maxCollectQueue = 1 << 16
 
+// maxOverClocks bounds the over-replicated copies timed at once, so that
+// the clocks' memory does not grow with every such copy on every bookie:
+// a copy past it is first timed by a later pass, once timed ones are
+// deleted, and so is kept longer, never deleted sooner. A variable so that
+// a test can make it small.
+var maxOverClocks = 1 << 16
+
 // copyOn is one bookie's copy of one ledger.
 type copyOn struct {
 	bookie string
@@ -200,6 +207,9 @@ func (a *Auditor) consider(k copyOn, l *metadata.Ledger, registered []string, ov
 		}
 		since, ok := a.collect.overSince[k]
 		if !ok {
+			if len(over) >= maxOverClocks {
+				return
+			}
 			since = now
 		}
 		if over[k] = since; now.Sub(since) < grace || !namesOnly(l, registered) {
@@ -292,7 +302,9 @@ func (a *Auditor) garbage(k copyOn, l *metadata.Ledger, registered []string, now
 	}
 	since, ok := a.collect.overSince[k]
 	if !ok {
-		a.collect.overSince[k] = now
+		if len(a.collect.overSince) < maxOverClocks {
+			a.collect.overSince[k] = now
+		}
 		return ""
 	}
 	if now.Sub(since) < grace || !namesOnly(l, registered) {

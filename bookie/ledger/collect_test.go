@@ -518,3 +518,58 @@ func TestACopyIsKeptWhileItsLedgerNamesABookieThatIsNotRegistered(t *testing.T) 
 	c.list.add(tb.addr)
 	checkEveryCopy(t, c, l)
 }
+
+// TestOverReplicatedCopiesAreTimedAFewAtATimeAndAllCollectedInTheEnd: the
+// clocks of over-replicated copies are bounded (maxOverClocks), so their
+// memory does not grow with every such copy; a copy past the bound is
+// timed by a later pass, once timed ones are deleted: kept longer, never
+// deleted sooner, and collected in the end.
+func TestOverReplicatedCopiesAreTimedAFewAtATimeAndAllCollectedInTheEnd(t *testing.T) {
+	ledger.SetMaxOverClocks(t, 1)
+	c := startCluster(t, 4)
+	cl := c.client(t)
+	ctx := context.Background()
+	var off *testBookie
+	var moved []ids.LedgerID
+	for try := 0; len(moved) < 3 && try < 30; try++ {
+		l := writeClosed(t, c, cl, ledger.ClusterOptions(), 5)
+		if off == nil {
+			off = c.bookie(l.Fragments[0].Bookies[0])
+		} else if !slices.Contains(l.Fragments[0].Bookies, off.addr) {
+			continue // the first ledger's bookie holds no copy of this one
+		}
+		if _, err := cl.Rereplicate(ctx, l.ID, off.addr); err != nil {
+			t.Fatal(err)
+		}
+		moved = append(moved, l.ID)
+	}
+	if len(moved) < 3 {
+		t.Fatalf("only %d of 30 ledgers had a copy on %s to move off it", len(moved), off.addr)
+	}
+	held := func() int {
+		n := 0
+		for _, id := range moved {
+			if stores(off, id) {
+				n++
+			}
+		}
+		return n
+	}
+	reg := prometheus.NewRegistry()
+	a := collector(cl, c.store.(*metadata.Store), time.Minute, time.Hour, reg)
+	start := time.Now()
+	for h := range 2 * len(moved) {
+		a.Round(ctx, start.Add(time.Duration(h)*time.Hour))
+		if v := metricValues(t, reg)["strata_ledger_gc_overreplicated_copies"]; v > 1 {
+			t.Fatalf("%v over-replicated copies timed at once, want at most the bound of 1", v)
+		}
+		// One copy is deleted an hour after it was first timed, and the
+		// next is timed by the pass after: one copy goes every two hours.
+		if want := len(moved) - (h+1)/2; held() < want {
+			t.Fatalf("after %dh %d copies left, want at least %d: a copy was deleted before it had been timed for the grace period", h, held(), want)
+		}
+	}
+	if n := held(); n != 0 {
+		t.Fatalf("%d over-replicated copies left after %d hours, want all collected", n, 2*len(moved))
+	}
+}

@@ -29,3 +29,11 @@ func SetMaxCollectionsPerRound(t testing.TB, n int) {
 	maxCollectionsPerRound = n
 	t.Cleanup(func() { maxCollectionsPerRound = old })
 }
+
+// SetMaxOverClocks bounds the over-replicated copies the garbage
+// collection times at once to n until the test ends.
+func SetMaxOverClocks(t testing.TB, n int) {
+	old := maxOverClocks
+	maxOverClocks = n
+	t.Cleanup(func() { maxOverClocks = old })
+}
