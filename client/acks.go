@@ -251,7 +251,15 @@ func (pc *partitionConsumer) ackCumulative(id MessageID) {
 // flushAcks sends the queued acks now, if the partition has a stream; if it
 // has none, they wait for serve, which sends them on the next stream
 // before its flow.
+//
+// The take and the send are one step under sendMu. Serve flushes the kept
+// acks and then sends its flow; a flush elsewhere (the grouping timer's,
+// an Ack's) that had taken them and not yet sent them when serve found the
+// queue empty would send them after the flow, and the server would
+// redeliver their messages first.
 func (pc *partitionConsumer) flushAcks() {
+	pc.sendMu.Lock()
+	defer pc.sendMu.Unlock()
 	pc.acks.Lock()
 	if pc.acks.timer != nil {
 		pc.acks.timer.Stop()
@@ -263,7 +271,7 @@ func (pc *partitionConsumer) flushAcks() {
 	}
 	b := pc.acks.q.take()
 	pc.acks.Unlock()
-	rest, err := pc.sendAcks(b)
+	rest, err := pc.sendAcksLocked(b)
 	if err == nil {
 		return
 	}
@@ -273,11 +281,11 @@ func (pc *partitionConsumer) flushAcks() {
 	pc.logDropped(dropped)
 }
 
-// sendAcks sends b on the current stream, remembering what it sent
-// (recordSent), and answers what it could not send. A batch taken before
-// a seek is dropped instead: the epoch is checked under sendMu, which the
-// seek's send holds while it clears the queue.
-func (pc *partitionConsumer) sendAcks(b ackBatch) (ackBatch, error) {
+// sendAcksLocked sends b on the current stream, remembering what it sent
+// (recordSent), and answers what it could not send. The caller holds
+// sendMu, which a seek's send holds too while it clears the queue: no
+// batch taken before a seek is sent after it.
+func (pc *partitionConsumer) sendAcksLocked(b ackBatch) (ackBatch, error) {
 	pc.mu.Lock()
 	st := pc.mu.stream
 	pc.mu.Unlock()
@@ -285,14 +293,6 @@ func (pc *partitionConsumer) sendAcks(b ackBatch) (ackBatch, error) {
 		return b, pc.errReconnecting()
 	}
 	reqs := b.requests()
-	pc.sendMu.Lock()
-	defer pc.sendMu.Unlock()
-	pc.acks.Lock()
-	stale := b.epoch != pc.acks.q.epoch
-	pc.acks.Unlock()
-	if stale {
-		return ackBatch{}, nil
-	}
 	n := 0
 	var err error
 	for n < len(reqs) {

@@ -1,9 +1,17 @@
 package client
 
 import (
+	"io"
+	"log/slog"
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/strata-mq/strata/serving/servingpb"
 )
 
 func idAt(entry int) MessageID { return MessageID{Ledger: 1, Entry: int64(entry)} }
@@ -141,5 +149,57 @@ func TestAckQueueSendsAgainWhatWentJustBeforeItsStreamEnded(t *testing.T) {
 				t.Fatalf("queued on the next stream: %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// sendRecorder is a consume stream that records what is sent on it.
+type sendRecorder struct {
+	grpc.ClientStream
+	mu   sync.Mutex
+	sent []*servingpb.ConsumeRequest
+}
+
+func (s *sendRecorder) Send(r *servingpb.ConsumeRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent = append(s.sent, r)
+	return nil
+}
+
+func (s *sendRecorder) Recv() (*servingpb.ConsumeResponse, error) { return nil, io.EOF }
+
+// TestAFlushTakesNoAckWhileAnotherSendHoldsTheStream: serve sends the kept
+// acks and then its flow, each under sendMu. A flush elsewhere (the
+// grouping timer's, an Ack's) that took the queued acks while serve held
+// sendMu would send them after the flow, and the server would redeliver
+// their messages first. So a flush takes nothing until it may send, and
+// then sends all it took.
+func TestAFlushTakesNoAckWhileAnotherSendHoldsTheStream(t *testing.T) {
+	st := &sendRecorder{}
+	pc := &partitionConsumer{log: slog.Default(), topic: "t"}
+	pc.mu.stream = st
+	pc.acks.q.add(idAt(1))
+	pc.sendMu.Lock() // serve, about to send its flow
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		pc.flushAcks()
+	}()
+	queued := func() bool {
+		pc.acks.Lock()
+		defer pc.acks.Unlock()
+		return !pc.acks.q.empty()
+	}
+	// The flush must wait for sendMu with the ack still queued; a flush
+	// that takes first empties the queue within microseconds.
+	for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); runtime.Gosched() {
+		if !queued() {
+			t.Fatal("a flush took the queued ack while another send held the stream: it would go after that send's flow")
+		}
+	}
+	pc.sendMu.Unlock()
+	<-flushed
+	if queued() || len(st.sent) != 1 || len(st.sent[0].GetAck().GetIds()) != 1 {
+		t.Fatalf("after the stream was free: queued %v, sent %v; want the ack sent", queued(), st.sent)
 	}
 }
