@@ -15,6 +15,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"id":1,"ensemble":3,"write_quorum":2,"ack_quorum":2,"state":"open","fragments":[{"first_entry":0,"bookies":["a:1","b:1","c:1"]}],"last_entry":-1}`))
 	f.Add([]byte(`{"topic":"a/b/c","ledgers":[{"id":4,"entries":10}],"producers":{"p":7}}`))
 	f.Add([]byte(`{"topic":"a/b/c","subscription":"s","mark_delete":{"ledger":1,"entry":2},"acked_ranges":"AQI="}`))
+	f.Add([]byte(`{"topic":"a/b/c","subscription":"s","mark_delete":{"ledger":1,"entry":2},"epoch":3,"updated_at":4}`))
+	f.Add([]byte(`{"subscription":"s","epoch":-1}`))
 	f.Add([]byte(`{"offload":{"state":"complete","segments":[{"key":"k","batches":[{"rows":1}]}]}}`))
 	f.Add([]byte(`not json`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -25,7 +25,8 @@ import (
 //	                                           ManagedLedger: the topic's ledger list
 //	P/cursors/<tenant>/<namespace>/<name>/<subscription>
 //	                                           Cursor of one durable subscription: mark-delete,
-//	                                           acked ranges and batch acks (base64 in the JSON)
+//	                                           acked ranges and batch acks (base64 in the JSON),
+//	                                           epoch (absent before epochs: 0)
 //	P/ownership/<tenant>/<namespace>/<name>    Ownership; attached to the owner's session lease
 //	P/policies/<tenant>/<namespace>            NamespacePolicy
 //	P/topic-policies/<tenant>/<namespace>/<name>

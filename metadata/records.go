@@ -110,6 +110,11 @@ type Cursor struct {
 	// BatchAcks is the acknowledged messages of producer batches (entries)
 	// acknowledged in part, as Pulsar's batch-index acknowledgements.
 	BatchAcks []byte `json:"batch_acks,omitempty"`
+	// Epoch changes with every move of the cursor that acks made before
+	// it must not undo (a seek, an admin reset), stored with the move so
+	// that the node that loads the topic next knows it. A record written
+	// before epochs has none: 0.
+	Epoch     uint64 `json:"epoch,omitempty"`
 	UpdatedAt int64  `json:"updated_at"`
 	Version   int64  `json:"-"`
 }
