@@ -1677,7 +1677,14 @@ type Ack struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ids   []*MessageId           `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
 	// Acknowledge everything up to and including ids[0].
-	Cumulative    bool `protobuf:"varint,2,opt,name=cumulative,proto3" json:"cumulative,omitempty"`
+	Cumulative bool `protobuf:"varint,2,opt,name=cumulative,proto3" json:"cumulative,omitempty"`
+	// The subscription's cursor epoch on the stream that delivered these
+	// messages (Subscribed, SeekDone). A cursor move (a seek, an admin
+	// reset) changes the epoch, and an ack from before it would acknowledge
+	// a message the move is to deliver again: the node drops an ack whose
+	// epoch is set and is not the subscription's. 0: unknown (a client
+	// without epochs), applied.
+	CursorEpoch   uint64 `protobuf:"varint,3,opt,name=cursor_epoch,json=cursorEpoch,proto3" json:"cursor_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1724,6 +1731,13 @@ func (x *Ack) GetCumulative() bool {
 		return x.Cumulative
 	}
 	return false
+}
+
+func (x *Ack) GetCursorEpoch() uint64 {
+	if x != nil {
+		return x.CursorEpoch
+	}
+	return 0
 }
 
 type Nack struct {
@@ -2152,8 +2166,12 @@ func (x *Unsubscribed) GetErrorMessage() string {
 }
 
 type Subscribed struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ConsumerName  string                 `protobuf:"bytes,1,opt,name=consumer_name,json=consumerName,proto3" json:"consumer_name,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConsumerName string                 `protobuf:"bytes,1,opt,name=consumer_name,json=consumerName,proto3" json:"consumer_name,omitempty"`
+	// The subscription's cursor epoch as the stream starts: the messages
+	// sent on it are of that epoch until a SeekDone says another. Never 0
+	// from a node that has epochs.
+	CursorEpoch   uint64 `protobuf:"varint,2,opt,name=cursor_epoch,json=cursorEpoch,proto3" json:"cursor_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2193,6 +2211,13 @@ func (x *Subscribed) GetConsumerName() string {
 		return x.ConsumerName
 	}
 	return ""
+}
+
+func (x *Subscribed) GetCursorEpoch() uint64 {
+	if x != nil {
+		return x.CursorEpoch
+	}
+	return 0
 }
 
 type Messages struct {
@@ -2357,8 +2382,11 @@ func (x *ReceivedMessage) GetSchemaVersion() uint64 {
 }
 
 type SeekDone struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Position      *MessageId             `protobuf:"bytes,1,opt,name=position,proto3" json:"position,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Position *MessageId             `protobuf:"bytes,1,opt,name=position,proto3" json:"position,omitempty"`
+	// The subscription's cursor epoch after the seek: the messages sent
+	// after this are of it.
+	CursorEpoch   uint64 `protobuf:"varint,2,opt,name=cursor_epoch,json=cursorEpoch,proto3" json:"cursor_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2398,6 +2426,13 @@ func (x *SeekDone) GetPosition() *MessageId {
 		return x.Position
 	}
 	return nil
+}
+
+func (x *SeekDone) GetCursorEpoch() uint64 {
+	if x != nil {
+		return x.CursorEpoch
+	}
+	return 0
 }
 
 type CreateTopicRequest struct {
@@ -6830,12 +6865,13 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x06schema\x18\n" +
 	" \x01(\v2\x1d.strata.serving.v1.SchemaInfoR\x06schema\" \n" +
 	"\x04Flow\x12\x18\n" +
-	"\apermits\x18\x01 \x01(\rR\apermits\"U\n" +
+	"\apermits\x18\x01 \x01(\rR\apermits\"x\n" +
 	"\x03Ack\x12.\n" +
 	"\x03ids\x18\x01 \x03(\v2\x1c.strata.serving.v1.MessageIdR\x03ids\x12\x1e\n" +
 	"\n" +
 	"cumulative\x18\x02 \x01(\bR\n" +
-	"cumulative\"6\n" +
+	"cumulative\x12!\n" +
+	"\fcursor_epoch\x18\x03 \x01(\x04R\vcursorEpoch\"6\n" +
 	"\x04Nack\x12.\n" +
 	"\x03ids\x18\x01 \x03(\v2\x1c.strata.serving.v1.MessageIdR\x03ids\"\xb5\x01\n" +
 	"\x04Seek\x12=\n" +
@@ -6862,10 +6898,11 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\fUnsubscribed\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x01 \x01(\rR\terrorCode\x12#\n" +
-	"\rerror_message\x18\x02 \x01(\tR\ferrorMessage\"1\n" +
+	"\rerror_message\x18\x02 \x01(\tR\ferrorMessage\"T\n" +
 	"\n" +
 	"Subscribed\x12#\n" +
-	"\rconsumer_name\x18\x01 \x01(\tR\fconsumerName\"J\n" +
+	"\rconsumer_name\x18\x01 \x01(\tR\fconsumerName\x12!\n" +
+	"\fcursor_epoch\x18\x02 \x01(\x04R\vcursorEpoch\"J\n" +
 	"\bMessages\x12>\n" +
 	"\bmessages\x18\x01 \x03(\v2\".strata.serving.v1.ReceivedMessageR\bmessages\"\x94\x04\n" +
 	"\x0fReceivedMessage\x12,\n" +
@@ -6886,9 +6923,10 @@ const file_serving_servingpb_serving_proto_rawDesc = "" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x11\n" +
-	"\x0f_schema_version\"D\n" +
+	"\x0f_schema_version\"g\n" +
 	"\bSeekDone\x128\n" +
-	"\bposition\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\bposition\"J\n" +
+	"\bposition\x18\x01 \x01(\v2\x1c.strata.serving.v1.MessageIdR\bposition\x12!\n" +
+	"\fcursor_epoch\x18\x02 \x01(\x04R\vcursorEpoch\"J\n" +
 	"\x12CreateTopicRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
 	"\n" +
