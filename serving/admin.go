@@ -434,7 +434,10 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 	if err != nil {
 		return nil, err
 	}
-	var md ids.Position
+	var (
+		md    ids.Position
+		epoch uint64
+	)
 	switch to := req.GetTo().(type) {
 	case *servingpb.ResetCursorRequest_MessageId:
 		// Resolved under the lock, against the ledgers then.
@@ -486,7 +489,7 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 		// Stored before it is applied and answered, as Pulsar's reset: a
 		// reset answered and then lost with its owner would not happen
 		// at all. A failed write changes nothing.
-		if err := t.storeMovedCursor(ctx, s, md); err != nil {
+		if epoch, err = t.storeMovedCursor(ctx, s, md); err != nil {
 			return nil, err
 		}
 	}
@@ -496,7 +499,7 @@ func (n *Node) ResetCursor(ctx context.Context, req *servingpb.ResetCursorReques
 		// Stored, so done: applied even if the topic stopped being served
 		// meanwhile, so that an unload's flush (after cursorMu) stores
 		// the moved cursor again rather than the one from before it.
-		s.resetLocked(md)
+		s.resetLocked(md, epoch)
 		s.disconnectLocked(nil, "was reset")
 	}
 	next, ok := t.orderLocked().next(md)

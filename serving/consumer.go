@@ -36,6 +36,9 @@ type consumer struct {
 	done          chan struct{}
 	once          sync.Once
 	err           error
+	// epoch is the subscription's cursor epoch when c attached: its
+	// stream's Subscribed tells it (cursorepoch.go).
+	epoch uint64
 }
 
 func (c *consumer) fail(err error) {
@@ -280,7 +283,7 @@ func (t *topic) attach(name string, req *servingpb.Subscribe, start *ids.Positio
 		cname = fmt.Sprintf("%s-%s", t.n.cfg.NodeID, uuid.NewString()[:8])
 	}
 	c := &consumer{name: cname, s: s, out: make(chan *servingpb.ConsumeResponse, t.n.cfg.ConsumerQueue), done: make(chan struct{}),
-		readCompacted: req.GetReadCompacted()}
+		readCompacted: req.GetReadCompacted(), epoch: s.epoch}
 	s.consumers = append(s.consumers, c)
 	s.consumersChangedLocked()
 	return c, nil
@@ -320,6 +323,9 @@ func (t *topic) ack(c *consumer, a *servingpb.Ack) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.staleAckLocked(c, a) {
+		return nil
+	}
 	return c.s.ackLocked(msgIDs, a.GetCumulative(), !c.ended())
 }
 
@@ -393,7 +399,8 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) error
 	// Stored before it is applied and answered, as Pulsar's reset: a seek
 	// answered and then lost with its owner would not rewind (or skip) at
 	// all. A failed write changes nothing.
-	if err := t.storeMovedCursor(ctx, c.s, md); err != nil {
+	epoch, err := t.storeMovedCursor(ctx, c.s, md)
+	if err != nil {
 		return err
 	}
 	t.mu.Lock()
@@ -401,7 +408,7 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) error
 	// Stored, so done: applied even if the topic stopped being served
 	// meanwhile, so that an unload's flush (after cursorMu) stores the
 	// moved cursor again rather than the one from before it.
-	c.s.resetLocked(md)
+	c.s.resetLocked(md, epoch)
 	c.s.disconnectLocked(c, "was moved by a seek")
 	next, ok := t.orderLocked().next(md)
 	if !ok {
@@ -412,7 +419,7 @@ func (t *topic) seek(ctx context.Context, c *consumer, sk *servingpb.Seek) error
 	// before SeekDone (it belongs to the old position), and the node
 	// counts what it sent as delivered.
 	c.send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_SeekDone{SeekDone: &servingpb.SeekDone{
-		Position: &servingpb.MessageId{Ledger: uint64(next.Ledger), Entry: int64(next.Entry)}}}})
+		Position: &servingpb.MessageId{Ledger: uint64(next.Ledger), Entry: int64(next.Entry)}, CursorEpoch: epoch}}})
 	return nil
 }
 
@@ -421,31 +428,33 @@ func fromPB(id *servingpb.MessageId) ids.MessageID {
 }
 
 // storeMovedCursor stores s's cursor moved to markDelete, with no message
-// acknowledged past it, before the move is applied (needs cursorMu, not
-// mu). Nothing is stored for a non-durable subscription. On success s's
-// version is the stored one; a lost compare-and-swap drops the topic, as
-// for a flush.
-func (t *topic) storeMovedCursor(ctx context.Context, s *subscription, markDelete ids.Position) error {
-	if !s.durable {
-		return nil
-	}
+// acknowledged past it and at the next epoch, before the move is applied
+// (needs cursorMu, not mu), and answers that epoch, for the caller to
+// apply the move at (cursorepoch.go). Nothing is stored for a non-durable
+// subscription. On success s's version is the stored one; a lost
+// compare-and-swap drops the topic, as for a flush.
+func (t *topic) storeMovedCursor(ctx context.Context, s *subscription, markDelete ids.Position) (uint64, error) {
 	t.mu.Lock()
+	epoch := nextEpoch(s.epoch)
 	rec := &metadata.Cursor{
 		Topic: t.name, Subscription: s.name, Type: subTypeString(s.typ),
-		MarkDelete: markDelete, UpdatedAt: time.Now().UnixNano(), Version: s.version,
+		MarkDelete: markDelete, Epoch: epoch, UpdatedAt: time.Now().UnixNano(), Version: s.version,
 	}
 	t.mu.Unlock()
+	if !s.durable {
+		return epoch, nil
+	}
 	if err := t.n.meta.PutCursor(ctx, rec); err != nil {
 		err = metaConflict("storing the moved cursor", err)
 		if errcode.CodeOf(err) == errcode.TopicFenced {
 			t.dropOnError("persisting cursor", err)
 		}
-		return err
+		return 0, err
 	}
 	t.mu.Lock()
 	s.version = rec.Version
 	t.mu.Unlock()
-	return nil
+	return epoch, nil
 }
 
 // flushCursors writes every dirty durable cursor. A cursor changed by

@@ -69,7 +69,9 @@
 // Acks may name messages not read yet (a client sends those it kept while
 // it reconnected, and a topic just loaded has read nothing): they are
 // kept, bounded and in memory, and applied as their entries are read
-// (earlyacks.go).
+// (earlyacks.go). A cursor's epoch, stored with it and changed by every
+// seek and executed reset before the move is answered, drops the acks
+// made before a move (cursorepoch.go).
 //
 // Dispatch is one goroutine per subscription: redeliveries first, then the
 // next entry from the cache or, on a miss, from the bookies with read-ahead.

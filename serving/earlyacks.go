@@ -23,9 +23,12 @@ import (
 // are not: a reset or another consumer's seek ends the streams of the
 // subscription's consumers, and an ack still on its way then crossed the
 // move, which it must not undo (the client drops what it kept from before
-// it: errcode.Error.CursorMoved). Kept acks are not stored (a move before
-// their entries are read loses them: redelivered, at-least-once), and a
-// reset drops them.
+// it: errcode.Error.CursorMoved). An ack made before a move that ended no
+// stream (its consumer was reconnecting, the topic moved, the node
+// restarted) is told apart by its cursor epoch and dropped before it is
+// applied or kept (cursorepoch.go). Kept acks are not stored (a move
+// before their entries are read loses them: redelivered, at-least-once),
+// and a reset drops them.
 
 // maxEarlyAcks bounds the message ids kept per subscription; past it, more
 // are dropped and their messages redelivered.

@@ -197,6 +197,7 @@ type cons struct {
 	t      *testing.T
 	stream grpc.BidiStreamingClient[servingpb.ConsumeRequest, servingpb.ConsumeResponse]
 	cancel context.CancelFunc
+	epoch  uint64 // the cursor epoch of Subscribed, then of the last SeekDone
 }
 
 func subscribe(t *testing.T, n *testNode, sub *servingpb.Subscribe) (*cons, error) {
@@ -219,7 +220,7 @@ func subscribe(t *testing.T, n *testNode, sub *servingpb.Subscribe) (*cons, erro
 		cancel()
 		return nil, fmt.Errorf("want subscribed, got %v", r)
 	}
-	return &cons{t: t, stream: s, cancel: cancel}, nil
+	return &cons{t: t, stream: s, cancel: cancel, epoch: r.GetSubscribed().GetCursorEpoch()}, nil
 }
 
 func mustSubscribe(t *testing.T, n *testNode, sub *servingpb.Subscribe) *cons {
@@ -257,6 +258,7 @@ func (c *cons) seek(sk *servingpb.Seek) {
 			c.t.Fatalf("waiting for SeekDone: %v", err)
 		}
 		if r.GetSeekDone() != nil {
+			c.epoch = r.GetSeekDone().GetCursorEpoch()
 			return
 		}
 	}

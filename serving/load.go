@@ -172,6 +172,7 @@ func (t *topic) install(ctx context.Context, ml *metadata.ManagedLedger, w Write
 		}
 		s.loadBatchAcksLocked(batch)
 		s.version = c.Version
+		s.epoch = loadedEpoch(c.Epoch)
 		s.readPos = s.acks.markDelete
 		t.mu.subs[s.name] = s
 	}

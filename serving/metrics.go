@@ -26,6 +26,7 @@ type metrics struct {
 	offloadFailures   prometheus.Counter     // failed offload passes
 	tierReadErrors    prometheus.Counter     // failed object-store reads
 	quotaEvictions    prometheus.Counter     // subscriptions moved forward by a backlog quota (quota.go)
+	staleAcks         prometheus.Counter     // acked ids dropped, made before a cursor move (cursorepoch.go)
 	dispatchThrottled *prometheus.CounterVec // by topic: seconds dispatchers waited for the dispatch rate
 	publishThrottled  *prometheus.CounterVec // by topic: seconds producers' streams waited for the publish rate
 }
@@ -80,6 +81,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_tier_read_errors_total", Help: "Reads of offloaded ledgers that failed."}),
 		quotaEvictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_backlog_quota_evictions_total", Help: "Times a subscription over its backlog quota was moved forward (consumer_backlog_eviction)."}),
+		staleAcks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_acks_stale_epoch_total", Help: "Message ids acknowledged before a seek or reset of their subscription (an older cursor epoch) and dropped, so as not to skip what the move redelivers."}),
 		dispatchThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_dispatch_throttled_seconds_total", Help: "Seconds subscriptions' dispatchers waited for their namespace's dispatch rate, by topic."}, []string{"topic"}),
 		publishThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -88,7 +91,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.publishedMessages, m.publishedBytes, m.publishLatency, m.bookieWrite,
 			m.deliveredMessages, m.backlog, m.backlogBytes, m.backlogAge, m.delayed, m.keySharedWaiting, m.ownedTopics, m.takeovers, m.loadRecoveries, m.loadReplayed, m.earlierReads, m.drops, m.sendErrors,
-			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors, m.quotaEvictions, m.dispatchThrottled, m.publishThrottled)
+			m.offloadedLedgers, m.offloadFailures, m.tierReadErrors, m.quotaEvictions, m.staleAcks, m.dispatchThrottled, m.publishThrottled)
 	}
 	return m
 }

@@ -308,7 +308,7 @@ func (n *Node) Consume(stream grpc.BidiStreamingServer[servingpb.ConsumeRequest,
 	}
 	defer t.detach(c)
 	if err := stream.Send(&servingpb.ConsumeResponse{Kind: &servingpb.ConsumeResponse_Subscribed{
-		Subscribed: &servingpb.Subscribed{ConsumerName: c.name}}}); err != nil {
+		Subscribed: &servingpb.Subscribed{ConsumerName: c.name, CursorEpoch: c.epoch}}}); err != nil {
 		return err
 	}
 	recvErr := make(chan error, 1)

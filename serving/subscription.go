@@ -70,6 +70,9 @@ type subscription struct {
 	oldest  oldestUnacked
 	dirty   bool
 	version int64 // of the stored cursor
+	// epoch is the cursor's epoch (cursorepoch.go): never 0, changed by
+	// every move that acks made before it must not undo.
+	epoch uint64
 
 	running bool
 	wake    chan struct{}
@@ -118,7 +121,7 @@ func (pe *pendingEntry) givenBack(i int) {
 func newSubscription(t *topic, name string, typ servingpb.SubscriptionType, durable bool, markDelete ids.Position) *subscription {
 	s := &subscription{t: t, name: name, typ: typ, durable: durable, acks: newAckState(markDelete), readPos: markDelete,
 		pending: make(map[ids.Position]*pendingEntry), readAhead: make(map[ids.Position]*cachedEntry),
-		wake: make(chan struct{}, 1), moved: make(chan struct{}, 1), ks: newKeyShared(typ)}
+		wake: make(chan struct{}, 1), moved: make(chan struct{}, 1), ks: newKeyShared(typ), epoch: firstEpoch}
 	if n, err := topicname.Parse(t.name); err == nil {
 		if i, _ := n.PartitionIndex(); i > 0 {
 			s.partition = i
@@ -667,8 +670,10 @@ func (s *subscription) expireLocked(target ids.Position) {
 }
 
 // resetLocked moves the cursor so that the next entry delivered is the one
-// after markDelete, forgetting deliveries in progress.
-func (s *subscription) resetLocked(markDelete ids.Position) {
+// after markDelete, at epoch (stored with the move: storeMovedCursor),
+// forgetting deliveries in progress.
+func (s *subscription) resetLocked(markDelete ids.Position, epoch uint64) {
+	s.epoch = epoch
 	s.acks.reset(markDelete)
 	s.batchAcks = nil
 	s.readPos = markDelete
@@ -701,7 +706,10 @@ func (s *subscription) resetLocked(markDelete ids.Position) {
 // they handed it out, and the same messages came again after it. The
 // error says the cursor moved, so that their clients drop the acks they
 // kept to send on the next stream: sent after the move, an ack of a
-// message from before it would acknowledge one the move redelivers.
+// message from before it would acknowledge one the move redelivers. That
+// only saves sending them: the move's new epoch is what drops them
+// (cursorepoch.go), and it also reaches the consumers that had no stream
+// to end.
 func (s *subscription) disconnectLocked(except *consumer, why string) {
 	for _, c := range s.consumers {
 		if c != except {
@@ -721,6 +729,7 @@ func (s *subscription) cursorRecordLocked() *metadata.Cursor {
 		MarkDelete:  s.acks.markDelete,
 		AckedRanges: s.acks.encodeRanges(s.t.orderLocked(), maxBytes),
 		BatchAcks:   encodeBatchAcks(s.partialAcksLocked(), maxBytes),
+		Epoch:       s.epoch,
 		UpdatedAt:   time.Now().UnixNano(), Version: s.version,
 	}
 }
