@@ -3,7 +3,6 @@ package client
 import (
 	"cmp"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/strata-mq/strata/internal/errcode"
@@ -26,12 +25,22 @@ import (
 // before it flushes their cursors, so a request still on the wire then,
 // or read after the flush, is lost.
 //
-// A seek drops what is kept: the server sets the cursor anew, and an ack
-// of a message before the seek sent after it would acknowledge a message
-// the seek is to deliver again. So does a stream the server ends because
-// the cursor moved (an admin reset, another consumer's seek:
-// errcode.Error.CursorMoved), and so are the acks made after that until
-// the next stream is up: they are all of messages sent before the move.
+// An ack of a message from before a cursor move (a seek, an admin reset,
+// another consumer's seek), sent after it, would acknowledge a message the
+// move is to deliver again: the replay would skip it. So every ack goes
+// with the cursor epoch of the stream that delivered its message (the
+// server tells it in Subscribed, and anew in SeekDone; an ack by id alone
+// takes the partition's latest), and the server drops an ack of another
+// epoch than the subscription's (serving/cursorepoch.go). That holds
+// whichever node the move was made on and whenever the partition comes
+// back: while it was reconnecting, after its topic moved, after its node
+// restarted. The epoch travels with each kept ack, so one request carries
+// acks of one epoch.
+//
+// The SDK also drops, to save sending them, what it knows is stale: a
+// seek clears what is kept, and so does a stream the server ends because
+// the cursor moved (errcode.Error.CursorMoved), with the acks made after
+// that until the next stream is up.
 
 // maxAckBatch caps the ids of one ack request.
 const maxAckBatch = 1000
@@ -49,17 +58,24 @@ const maxKeptAcks = 100_000
 // effect.
 const ackResendWindow = time.Second
 
+// keptAck is an ack and the cursor epoch of the stream that delivered its
+// message (0: unknown, which the server applies whatever its epoch).
+type keptAck struct {
+	id    MessageID
+	epoch uint64
+}
+
 // ackQueue is a partition's acks not sent yet: gathered for the grouping
 // time, or kept because their stream was down or broke.
 type ackQueue struct {
-	ids []MessageID // individual acks, oldest first; at most maxKeptAcks
-	cum *MessageID  // the last cumulative ack made, when not sent
+	ids []keptAck // individual acks, oldest first; at most maxKeptAcks
+	cum *keptAck  // the last cumulative ack made, when not sent
 	// fresh counts the ids added since the last take: a request's worth
 	// goes at once rather than at the grouping timer.
 	fresh int
-	// epoch counts the clears (seeks): a batch taken before one is
+	// clears counts the clears (seeks): a batch taken before one is
 	// neither sent nor put back.
-	epoch uint64
+	clears uint64
 	// stale is set from a cursor move until the next stream: acks made
 	// meanwhile are dropped.
 	stale bool
@@ -82,28 +98,28 @@ type ackSent struct {
 
 // ackBatch is what one flush takes from an ackQueue.
 type ackBatch struct {
-	ids   []MessageID
-	cum   *MessageID
-	epoch uint64
+	ids    []keptAck
+	cum    *keptAck
+	clears uint64
 }
 
-// add queues id and answers how many of the oldest ids it dropped over
+// add queues a and answers how many of the oldest ids it dropped over
 // maxKeptAcks, and whether a full request is waiting.
-func (q *ackQueue) add(id MessageID) (dropped int, full bool) {
+func (q *ackQueue) add(a keptAck) (dropped int, full bool) {
 	if q.stale {
 		return 0, false
 	}
-	q.ids = append(q.ids, id)
+	q.ids = append(q.ids, a)
 	q.fresh++
 	return q.trim(), q.fresh >= maxAckBatch
 }
 
-// addCumulative queues id as the cumulative ack to send: only the last one
+// addCumulative queues a as the cumulative ack to send: only the last one
 // made counts (ledger ids are not ordered across owners, so "newest" is
 // the order the application made them in).
-func (q *ackQueue) addCumulative(id MessageID) {
+func (q *ackQueue) addCumulative(a keptAck) {
 	if !q.stale {
-		q.cum = &id
+		q.cum = &a
 	}
 }
 
@@ -122,7 +138,7 @@ func (q *ackQueue) empty() bool { return len(q.ids) == 0 && q.cum == nil }
 
 // take empties q into a batch to send.
 func (q *ackQueue) take() ackBatch {
-	b := ackBatch{ids: q.ids, cum: q.cum, epoch: q.epoch}
+	b := ackBatch{ids: q.ids, cum: q.cum, clears: q.clears}
 	q.ids, q.cum, q.fresh = nil, nil, 0
 	return b
 }
@@ -132,7 +148,7 @@ func (q *ackQueue) take() ackBatch {
 // A cumulative ack made since supersedes the batch's. It answers how many
 // ids it dropped over maxKeptAcks.
 func (q *ackQueue) putBack(b ackBatch) int {
-	if b.epoch != q.epoch {
+	if b.clears != q.clears {
 		return 0
 	}
 	if q.cum == nil {
@@ -147,7 +163,7 @@ func (q *ackQueue) putBack(b ackBatch) int {
 func (q *ackQueue) clear() {
 	q.ids, q.cum, q.fresh = nil, nil, 0
 	q.sent, q.sentIDs = nil, 0
-	q.epoch++
+	q.clears++
 }
 
 // recordSent remembers b, sent at now, to send it again if its stream
@@ -187,48 +203,79 @@ func (q *ackQueue) resume() int {
 		}
 	}
 	q.sent, q.sentIDs = nil, 0
-	again.epoch = q.epoch
+	again.clears = q.clears
 	return q.putBack(again)
 }
 
-// requests is b as ack requests, at most maxAckBatch ids each, the
-// cumulative ack last.
+// groups divides b's ids into those of its requests: runs of one epoch
+// (a request carries one), at most maxAckBatch ids each.
+func (b ackBatch) groups() [][]keptAck {
+	var out [][]keptAck
+	for rest := b.ids; len(rest) > 0; {
+		n := 1
+		for n < len(rest) && n < maxAckBatch && rest[n].epoch == rest[0].epoch {
+			n++
+		}
+		out = append(out, rest[:n:n])
+		rest = rest[n:]
+	}
+	return out
+}
+
+// requests is b as ack requests, one per group, the cumulative ack last.
 func (b ackBatch) requests() []*servingpb.ConsumeRequest {
 	var reqs []*servingpb.ConsumeRequest
-	for ids := range slices.Chunk(b.ids, maxAckBatch) {
-		wire := make([]*servingpb.MessageId, len(ids))
-		for i, id := range ids {
-			wire[i] = id.proto()
+	for _, g := range b.groups() {
+		wire := make([]*servingpb.MessageId, len(g))
+		for i, a := range g {
+			wire[i] = a.id.proto()
 		}
-		reqs = append(reqs, ackRequest(wire, false))
+		reqs = append(reqs, ackRequest(wire, g[0].epoch, false))
 	}
 	if b.cum != nil {
-		reqs = append(reqs, ackRequest([]*servingpb.MessageId{b.cum.proto()}, true))
+		reqs = append(reqs, ackRequest([]*servingpb.MessageId{b.cum.id.proto()}, b.cum.epoch, true))
 	}
 	return reqs
 }
 
 // split divides b into its first n requests (sent) and the rest.
 func (b ackBatch) split(n int) (sent, rest ackBatch) {
-	k := min(n*maxAckBatch, len(b.ids))
-	sent = ackBatch{ids: b.ids[:k:k], epoch: b.epoch}
-	rest = ackBatch{ids: b.ids[k:], cum: b.cum, epoch: b.epoch}
-	if n > (len(b.ids)+maxAckBatch-1)/maxAckBatch {
+	gs := b.groups()
+	k := 0
+	for _, g := range gs[:min(n, len(gs))] {
+		k += len(g)
+	}
+	sent = ackBatch{ids: b.ids[:k:k], clears: b.clears}
+	rest = ackBatch{ids: b.ids[k:], cum: b.cum, clears: b.clears}
+	if n > len(gs) {
 		sent.cum, rest.cum = b.cum, nil
 	}
 	return sent, rest
 }
 
-func ackRequest(ids []*servingpb.MessageId, cumulative bool) *servingpb.ConsumeRequest {
-	return &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{Ids: ids, Cumulative: cumulative}}}
+func ackRequest(ids []*servingpb.MessageId, epoch uint64, cumulative bool) *servingpb.ConsumeRequest {
+	return &servingpb.ConsumeRequest{Kind: &servingpb.ConsumeRequest_Ack{Ack: &servingpb.Ack{Ids: ids, Cumulative: cumulative, CursorEpoch: epoch}}}
 }
 
-// ack queues id for the grouping time (it goes at once without grouping,
-// or once a request's worth is queued). An ack that cannot be sent now is
-// kept for the partition's next stream.
-func (pc *partitionConsumer) ack(id MessageID) {
+// kept is id's ack at epoch, the cursor epoch of the stream that delivered
+// it; 0 (an ack by id alone) takes the partition's latest, the epoch of
+// the last stream or of the seek since.
+func (pc *partitionConsumer) kept(id MessageID, epoch uint64) keptAck {
+	if epoch == 0 {
+		pc.mu.Lock()
+		epoch = pc.mu.epoch
+		pc.mu.Unlock()
+	}
+	return keptAck{id: id, epoch: epoch}
+}
+
+// ack queues id, delivered at epoch, for the grouping time (it goes at
+// once without grouping, or once a request's worth is queued). An ack
+// that cannot be sent now is kept for the partition's next stream.
+func (pc *partitionConsumer) ack(id MessageID, epoch uint64) {
+	a := pc.kept(id, epoch)
 	pc.acks.Lock()
-	dropped, full := pc.acks.q.add(id)
+	dropped, full := pc.acks.q.add(a)
 	if pc.ackGrouping > 0 && pc.acks.timer == nil {
 		pc.acks.timer = time.AfterFunc(pc.ackGrouping, pc.flushAcks)
 	}
@@ -239,11 +286,13 @@ func (pc *partitionConsumer) ack(id MessageID) {
 	}
 }
 
-// ackCumulative sends a cumulative ack of id at once, with what is queued
-// before it; it is kept, as other acks are, when it cannot be sent.
-func (pc *partitionConsumer) ackCumulative(id MessageID) {
+// ackCumulative sends a cumulative ack of id, delivered at epoch, at once,
+// with what is queued before it; it is kept, as other acks are, when it
+// cannot be sent.
+func (pc *partitionConsumer) ackCumulative(id MessageID, epoch uint64) {
+	a := pc.kept(id, epoch)
 	pc.acks.Lock()
-	pc.acks.q.addCumulative(id)
+	pc.acks.q.addCumulative(a)
 	pc.acks.Unlock()
 	pc.flushAcks()
 }

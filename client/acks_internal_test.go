@@ -16,10 +16,13 @@ import (
 
 func idAt(entry int) MessageID { return MessageID{Ledger: 1, Entry: int64(entry)} }
 
-func entries(ids []MessageID) []int64 {
-	out := make([]int64, len(ids))
-	for i, id := range ids {
-		out[i] = id.Entry
+// at is an ack of idAt(entry) of unknown epoch.
+func at(entry int) keptAck { return keptAck{id: idAt(entry)} }
+
+func entries(acks []keptAck) []int64 {
+	out := make([]int64, len(acks))
+	for i, a := range acks {
+		out[i] = a.id.Entry
 	}
 	return out
 }
@@ -31,7 +34,7 @@ func TestAckQueueKeepsAtMostItsBoundDroppingTheOldest(t *testing.T) {
 	var q ackQueue
 	dropped := 0
 	for i := range maxKeptAcks + 1 {
-		n, _ := q.add(idAt(i))
+		n, _ := q.add(at(i))
 		dropped += n
 		if len(q.ids) > maxKeptAcks {
 			t.Fatalf("%d ids kept after %d acks", len(q.ids), i+1)
@@ -40,7 +43,7 @@ func TestAckQueueKeepsAtMostItsBoundDroppingTheOldest(t *testing.T) {
 	if dropped+len(q.ids) != maxKeptAcks+1 {
 		t.Fatalf("%d dropped and %d kept of %d", dropped, len(q.ids), maxKeptAcks+1)
 	}
-	if first, last := q.ids[0].Entry, q.ids[len(q.ids)-1].Entry; first != int64(dropped) || last != maxKeptAcks {
+	if first, last := q.ids[0].id.Entry, q.ids[len(q.ids)-1].id.Entry; first != int64(dropped) || last != maxKeptAcks {
 		t.Fatalf("kept entries %d..%d, want the newest (%d..%d)", first, last, dropped, maxKeptAcks)
 	}
 }
@@ -50,25 +53,25 @@ func TestAckQueueKeepsAtMostItsBoundDroppingTheOldest(t *testing.T) {
 // supersedes the batch's; a clear (a seek) since the take drops the batch;
 // a cursor move drops it and the acks made after it, until resume.
 func TestAckQueuePutBackOrdersAndSupersedes(t *testing.T) {
-	cum := func(e int) *MessageID { id := idAt(e); return &id }
+	cum := func(e int) *keptAck { a := at(e); return &a }
 	for _, tc := range []struct {
 		name      string
 		meanwhile func(*ackQueue)
 		wantIDs   []int64
-		wantCum   *MessageID
+		wantCum   *keptAck
 	}{
 		{"nothing meanwhile", func(*ackQueue) {}, []int64{1, 2}, cum(3)},
-		{"acks meanwhile", func(q *ackQueue) { q.add(idAt(4)) }, []int64{1, 2, 4}, cum(3)},
-		{"a newer cumulative", func(q *ackQueue) { q.addCumulative(idAt(5)) }, []int64{1, 2}, cum(5)},
-		{"a seek", func(q *ackQueue) { q.clear(); q.add(idAt(6)) }, []int64{6}, nil},
-		{"a cursor move", func(q *ackQueue) { q.cursorMoved(); q.add(idAt(7)); q.addCumulative(idAt(8)) }, nil, nil},
-		{"a cursor move, then a new stream", func(q *ackQueue) { q.cursorMoved(); q.resume(); q.add(idAt(9)) }, []int64{9}, nil},
+		{"acks meanwhile", func(q *ackQueue) { q.add(at(4)) }, []int64{1, 2, 4}, cum(3)},
+		{"a newer cumulative", func(q *ackQueue) { q.addCumulative(at(5)) }, []int64{1, 2}, cum(5)},
+		{"a seek", func(q *ackQueue) { q.clear(); q.add(at(6)) }, []int64{6}, nil},
+		{"a cursor move", func(q *ackQueue) { q.cursorMoved(); q.add(at(7)); q.addCumulative(at(8)) }, nil, nil},
+		{"a cursor move, then a new stream", func(q *ackQueue) { q.cursorMoved(); q.resume(); q.add(at(9)) }, []int64{9}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var q ackQueue
-			q.add(idAt(1))
-			q.add(idAt(2))
-			q.addCumulative(idAt(3))
+			q.add(at(1))
+			q.add(at(2))
+			q.addCumulative(at(3))
 			b := q.take()
 			if !q.empty() {
 				t.Fatal("take left acks queued")
@@ -89,11 +92,11 @@ func TestAckQueuePutBackOrdersAndSupersedes(t *testing.T) {
 // requests of at most maxAckBatch ids, the cumulative ack last; a send
 // failing at a request leaves that request and those after it.
 func TestAckBatchRequestsAndWhatIsLeftAfterAFailedSend(t *testing.T) {
-	ids := make([]MessageID, 2*maxAckBatch+1)
+	ids := make([]keptAck, 2*maxAckBatch+1)
 	for i := range ids {
-		ids[i] = idAt(i)
+		ids[i] = at(i)
 	}
-	cum := idAt(9999)
+	cum := at(9999)
 	b := ackBatch{ids: ids, cum: &cum}
 	reqs := b.requests()
 	if len(reqs) != 4 || len(reqs[2].GetAck().GetIds()) != 1 || !reqs[3].GetAck().GetCumulative() {
@@ -121,9 +124,9 @@ func TestAckBatchRequestsAndWhatIsLeftAfterAFailedSend(t *testing.T) {
 // cursor move forgets them all.
 func TestAckQueueSendsAgainWhatWentJustBeforeItsStreamEnded(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	sentAt := func(q *ackQueue, entry int, at time.Duration) {
-		q.add(idAt(entry))
-		q.recordSent(q.take(), t0.Add(at))
+	sentAt := func(q *ackQueue, entry int, when time.Duration) {
+		q.add(at(entry))
+		q.recordSent(q.take(), t0.Add(when))
 	}
 	for _, tc := range []struct {
 		name    string
@@ -143,7 +146,7 @@ func TestAckQueueSendsAgainWhatWentJustBeforeItsStreamEnded(t *testing.T) {
 			q.ended(t0.Add(3 * time.Second))              // the stream ends
 			sentAt(&q, 4, 3*time.Second+time.Millisecond) // sent into the ended stream
 			tc.between(&q)
-			q.add(idAt(5)) // made while reconnecting
+			q.add(at(5)) // made while reconnecting
 			q.resume()
 			if got := entries(q.ids); !slices.Equal(got, tc.want) {
 				t.Fatalf("queued on the next stream: %v, want %v", got, tc.want)
@@ -178,7 +181,7 @@ func TestAFlushTakesNoAckWhileAnotherSendHoldsTheStream(t *testing.T) {
 	st := &sendRecorder{}
 	pc := &partitionConsumer{log: slog.Default(), topic: "t"}
 	pc.mu.stream = st
-	pc.acks.q.add(idAt(1))
+	pc.acks.q.add(keptAck{id: idAt(1), epoch: 1})
 	pc.sendMu.Lock() // serve, about to send its flow
 	flushed := make(chan struct{})
 	go func() {
@@ -201,5 +204,43 @@ func TestAFlushTakesNoAckWhileAnotherSendHoldsTheStream(t *testing.T) {
 	<-flushed
 	if queued() || len(st.sent) != 1 || len(st.sent[0].GetAck().GetIds()) != 1 {
 		t.Fatalf("after the stream was free: queued %v, sent %v; want the ack sent", queued(), st.sent)
+	}
+}
+
+// TestAckRequestsCarryTheEpochOfTheirMessagesStream: each ack goes with
+// the cursor epoch of the stream that delivered its message, so a batch
+// kept across a cursor move goes as one request per run of one epoch (the
+// server drops those of an epoch it moved past), and a send failing at a
+// request leaves that request's acks and those after it.
+func TestAckRequestsCarryTheEpochOfTheirMessagesStream(t *testing.T) {
+	atEpoch := func(entry int, epoch uint64) keptAck { return keptAck{id: idAt(entry), epoch: epoch} }
+	cum := atEpoch(9, 3)
+	b := ackBatch{ids: []keptAck{atEpoch(1, 2), atEpoch(2, 2), atEpoch(3, 3), atEpoch(4, 2)}, cum: &cum}
+	type req struct {
+		entries    []int64
+		epoch      uint64
+		cumulative bool
+	}
+	var got []req
+	for _, r := range b.requests() {
+		a := r.GetAck()
+		var es []int64
+		for _, id := range a.GetIds() {
+			es = append(es, id.GetEntry())
+		}
+		got = append(got, req{es, a.GetCursorEpoch(), a.GetCumulative()})
+	}
+	want := []req{{[]int64{1, 2}, 2, false}, {[]int64{3}, 3, false}, {[]int64{4}, 2, false}, {[]int64{9}, 3, true}}
+	if !slices.EqualFunc(got, want, func(a, b req) bool {
+		return slices.Equal(a.entries, b.entries) && a.epoch == b.epoch && a.cumulative == b.cumulative
+	}) {
+		t.Fatalf("requests %+v, want %+v", got, want)
+	}
+	sent, rest := b.split(2)
+	if !slices.Equal(entries(sent.ids), []int64{1, 2, 3}) || !slices.Equal(entries(rest.ids), []int64{4}) || rest.cum == nil || sent.cum != nil {
+		t.Fatalf("after 2 requests sent: %v sent, %v and cumulative %v left", entries(sent.ids), entries(rest.ids), rest.cum)
+	}
+	if rest.ids[0].epoch != 2 || rest.cum.epoch != 3 {
+		t.Fatalf("what is left lost its epochs: %+v, cumulative %+v", rest.ids, rest.cum)
 	}
 }

@@ -154,7 +154,7 @@ func (c *Consumer) assemble(m *Message) *Message {
 		_ = c.nackNow(nack...) // of one partition: a message's chunks are
 	}
 	for _, id := range ack {
-		_ = c.ack(id, false)
+		_ = c.ack(id, m.epoch, false)
 	}
 	return whole
 }

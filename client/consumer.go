@@ -35,6 +35,9 @@ type Message struct {
 	// consumer (or Reader) has no decryption option, or it failed under
 	// CryptoConsume.
 	Encrypted bool
+	// epoch is the subscription's cursor epoch on the stream that
+	// delivered it, sent with its ack (acks.go).
+	epoch uint64
 }
 
 // Consumer receives the messages of one subscription on one topic (every
@@ -506,11 +509,18 @@ func (c *Consumer) part(id MessageID) (*partitionConsumer, error) {
 // (at-least-once). A seek drops them, and so does a cursor move by the
 // server (an admin reset, another consumer's seek), with the acks made
 // until the partition is back; Close waits up to 2 s for a reconnecting
-// partition to send them.
-func (c *Consumer) Ack(msg *Message) error { return c.AckID(msg.ID) }
+// partition to send them. An ack goes with the cursor epoch of the stream
+// that delivered msg, and the server drops it if the cursor moved since
+// (a seek or reset, however long ago and on whichever node): msg comes
+// again, as the move asked.
+func (c *Consumer) Ack(msg *Message) error { return c.onAck(msg.ID, c.ack(msg.ID, msg.epoch, false)) }
 
-// AckID acknowledges the message with id (id.Partition picks the partition).
-func (c *Consumer) AckID(id MessageID) error { return c.onAck(id, c.ack(id, false)) }
+// AckID acknowledges the message with id (id.Partition picks the
+// partition). Unlike Ack, it does not know which stream delivered the
+// message: an AckID made after a seek or reset of a message delivered
+// before it acknowledges that message all the same (Ack's would be
+// dropped, and the message come again).
+func (c *Consumer) AckID(id MessageID) error { return c.onAck(id, c.ack(id, 0, false)) }
 
 // AckCumulative acknowledges msg and every message before it in its
 // partition, at once, with the acks gathered before it; while the
@@ -525,12 +535,14 @@ func (c *Consumer) ackCumulative(msg *Message) error {
 	if c.subType == Shared || c.subType == KeyShared {
 		return invalidArg("cumulative ack on a %v subscription", c.subType)
 	}
-	return c.ack(msg.ID, true)
+	return c.ack(msg.ID, msg.epoch, true)
 }
 
-func (c *Consumer) ack(id MessageID, cumulative bool) error {
+// ack acknowledges id, delivered at epoch (0: unknown, the partition's
+// latest is taken).
+func (c *Consumer) ack(id MessageID, epoch uint64, cumulative bool) error {
 	if id.retry && c.retry != nil {
-		return c.retry.ack(id, cumulative)
+		return c.retry.ack(id, epoch, cumulative)
 	}
 	pc, err := c.part(id)
 	if err != nil {
@@ -539,11 +551,11 @@ func (c *Consumer) ack(id MessageID, cumulative bool) error {
 	c.acked(id, cumulative)
 	chunks := c.chunks.chunkIDs(id, true)
 	if cumulative {
-		pc.ackCumulative(chunks[len(chunks)-1])
+		pc.ackCumulative(chunks[len(chunks)-1], epoch)
 		return nil
 	}
 	for _, cid := range chunks {
-		pc.ack(cid)
+		pc.ack(cid, epoch)
 	}
 	return nil
 }

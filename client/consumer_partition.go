@@ -63,6 +63,10 @@ type partitionConsumer struct {
 		hint        string
 		addr        string // node of the current stream
 		suspect     string // node whose stream was left because the owner moved
+		// epoch is the subscription's cursor epoch that the last stream
+		// was told (Subscribed, then SeekDone): the messages it pushes
+		// carry it, for their acks (acks.go). 0 from a node without.
+		epoch uint64
 	}
 }
 
@@ -231,6 +235,7 @@ func (pc *partitionConsumer) connect(ctx context.Context) (consumeStream, contex
 	var (
 		st        consumeStream
 		streamEnd context.CancelFunc
+		epoch     uint64
 	)
 	addr, err := pc.c.openAtOwnerAvoiding(ctx, pc.topic, hint, suspect, func(ctx context.Context, b servingpb.BrokerClient, _ string) error {
 		sctx, cancel := context.WithCancel(ctx)
@@ -250,6 +255,7 @@ func (pc *partitionConsumer) connect(ctx context.Context) (consumeStream, contex
 			if resp.GetSubscribed() == nil {
 				return errcode.New(errcode.Internal, "subscribe: unexpected first response %T", resp.GetKind())
 			}
+			epoch = resp.GetSubscribed().GetCursorEpoch()
 			return nil
 		})
 		if err != nil {
@@ -261,7 +267,7 @@ func (pc *partitionConsumer) connect(ctx context.Context) (consumeStream, contex
 	})
 	if err == nil {
 		pc.mu.Lock()
-		pc.mu.addr, pc.mu.suspect = addr, ""
+		pc.mu.addr, pc.mu.suspect, pc.mu.epoch = addr, "", epoch
 		pc.mu.Unlock()
 	}
 	return st, streamEnd, err
@@ -359,7 +365,7 @@ func (pc *partitionConsumer) serve(st consumeStream, endStream context.CancelFun
 		case *servingpb.ConsumeResponse_Messages:
 			err = pc.push(k.Messages.GetMessages())
 		case *servingpb.ConsumeResponse_SeekDone:
-			pc.seekDone()
+			pc.seekDone(k.SeekDone.GetCursorEpoch())
 		case *servingpb.ConsumeResponse_Unsubscribed:
 			err = pc.unsubscribed(k.Unsubscribed)
 		case *servingpb.ConsumeResponse_HasMessagesAfterResult:
@@ -527,8 +533,12 @@ func (pc *partitionConsumer) push(wire []*servingpb.ReceivedMessage) error {
 	return nil
 }
 
+// message is w as received on the current stream, at its epoch; the
+// caller holds mu.
 func (pc *partitionConsumer) message(w *servingpb.ReceivedMessage) *Message {
-	return messageFromProto(w, pc.topic, pc.partition)
+	m := messageFromProto(w, pc.topic, pc.partition)
+	m.epoch = pc.mu.epoch
+	return m
 }
 
 // messageFromProto is the message w of topic (partition's).
@@ -635,10 +645,13 @@ func (pc *partitionConsumer) rememberStart(s *servingpb.Seek) {
 	pc.mu.sub = sub
 }
 
-func (pc *partitionConsumer) seekDone() {
+// seekDone takes the answer to this consumer's seek: what the stream sends
+// from now on is of the cursor epoch the seek made.
+func (pc *partitionConsumer) seekDone(epoch uint64) {
 	pc.mu.Lock()
 	dropped := len(pc.mu.queue)
 	pc.mu.queue, pc.mu.last, pc.mu.lastIsStart = nil, nil, false
+	pc.mu.epoch = epoch
 	// As at open (Consumer.openPart): the server starts a reader at the
 	// target's entry, so the messages of its batch before the target are
 	// skipped here. Set before serve pushes what the seek delivers.

@@ -196,7 +196,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m *Message) error {
 		}
 		return fmt.Errorf("client: dead-lettering %v to %s: %w", m.ID, r.dlq.Topic, err)
 	}
-	return c.AckID(m.ID)
+	return c.Ack(m)
 }
 
 // letterProperties copies m's properties for a dead-letter or retry copy,
@@ -278,7 +278,7 @@ func (c *Consumer) ReconsumeLater(ctx context.Context, msg *Message, delay time.
 	if err != nil {
 		return fmt.Errorf("client: reconsume %v through %s: %w", msg.ID, to, err)
 	}
-	return c.AckID(msg.ID)
+	return c.Ack(msg)
 }
 
 // acked records that id (and, cumulative, every message before it in its
