@@ -1,6 +1,8 @@
 package serving
 
 import (
+	"time"
+
 	"github.com/strata-mq/strata/serving/servingpb"
 )
 
@@ -28,16 +30,24 @@ import (
 // epoch 0 (a client without epochs) is applied, as before.
 //
 // Epoch 0 means "unknown" on the wire, so a subscription's epoch is never
-// 0: a new one starts at firstEpoch, and a record stored before epochs
-// (Epoch 0) loads as firstEpoch on every node alike. A TTL expiry or a
+// 0. A new one starts at the clock's nanoseconds (newEpoch), not at a
+// constant: one deleted and created again under its name while a
+// consumer reconnects would otherwise be at the very epoch of that
+// consumer's kept acks, and they would acknowledge its messages anew. A
+// record stored before epochs (Epoch 0) loads as firstEpoch on every node
+// alike. A TTL expiry or a
 // backlog quota eviction moves the cursor forward over messages no one
 // is to receive again: acks of them change nothing, and the epoch stays.
 // A non-durable subscription (a Reader) keeps its epoch in memory only:
 // it has no cursor to load.
 
-// firstEpoch is the epoch of a new subscription and of a cursor stored
-// without one.
+// firstEpoch is the epoch of a cursor stored without one.
 const firstEpoch uint64 = 1
+
+// newEpoch is the epoch of a subscription created now. Epochs are only
+// compared for equality, and a subscription is moved far fewer times than
+// nanoseconds pass before it could be created again.
+func newEpoch() uint64 { return max(uint64(time.Now().UnixNano()), firstEpoch) }
 
 // loadedEpoch is the epoch of a subscription whose stored cursor records
 // stored (0: written before epochs).

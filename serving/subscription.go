@@ -121,7 +121,7 @@ func (pe *pendingEntry) givenBack(i int) {
 func newSubscription(t *topic, name string, typ servingpb.SubscriptionType, durable bool, markDelete ids.Position) *subscription {
 	s := &subscription{t: t, name: name, typ: typ, durable: durable, acks: newAckState(markDelete), readPos: markDelete,
 		pending: make(map[ids.Position]*pendingEntry), readAhead: make(map[ids.Position]*cachedEntry),
-		wake: make(chan struct{}, 1), moved: make(chan struct{}, 1), ks: newKeyShared(typ), epoch: firstEpoch}
+		wake: make(chan struct{}, 1), moved: make(chan struct{}, 1), ks: newKeyShared(typ), epoch: newEpoch()}
 	if n, err := topicname.Parse(t.name); err == nil {
 		if i, _ := n.PartitionIndex(); i > 0 {
 			s.partition = i

@@ -77,6 +77,26 @@ func cutWhileHolding(t *testing.T, ctx context.Context, admin *client.Client, co
 	return msgs
 }
 
+// ackedWhileCut subscribes to subscription "s" of topic through a gated
+// client, receives held messages, cuts the client off (cutWhileHolding)
+// and acknowledges them while it reconnects: the SDK keeps those acks for
+// its next stream. The gate opens with open.
+func ackedWhileCut(t *testing.T, ctx context.Context, s *standalone, admin *client.Client, topic string, held int, opts ...client.ConsumerOption) (cons *client.Consumer, open func()) {
+	t.Helper()
+	c, g := gatedClient(s)
+	cons, err := c.Subscribe(ctx, topic, "s", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cons.Close() })
+	for _, m := range cutWhileHolding(t, ctx, admin, cons, g, topic, held) {
+		if err := cons.Ack(m); err != nil {
+			t.Fatalf("ack while reconnecting: %v, want nil (kept)", err)
+		}
+	}
+	return cons, g.open
+}
+
 // receiveInOrder receives from..total-1 of sendCounting's messages on cons,
 // acknowledging each, and then nothing more.
 func receiveInOrder(t *testing.T, ctx context.Context, cons *client.Consumer, from, total int, why string) {
@@ -121,22 +141,11 @@ func TestAResetWhileTheConsumerReconnectsRedeliversMessagesItAckedBeforeTheReset
 		t.Run(tc.name, func(t *testing.T) {
 			topic := "reset-while-reconnecting-" + strconv.Itoa(tc.from)
 			ids := sendCounting(t, ctx, admin, topic, total)
-			c, g := gatedClient(s)
-			cons, err := c.Subscribe(ctx, topic, "s", client.ConsumerInitialPosition(client.Earliest))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cons.Close()
-			msgs := cutWhileHolding(t, ctx, admin, cons, g, topic, held)
-			for _, m := range msgs {
-				if err := cons.Ack(m); err != nil {
-					t.Fatalf("ack while reconnecting: %v, want nil (kept)", err)
-				}
-			}
+			cons, open := ackedWhileCut(t, ctx, s, admin, topic, held, client.ConsumerInitialPosition(client.Earliest))
 			if _, err := admin.Admin().ResetCursor(ctx, topic, "s", tc.to(ids), true); err != nil {
 				t.Fatal(err)
 			}
-			g.open()
+			open()
 			receiveInOrder(t, ctx, cons, tc.from, total, "the reset was made after the acks of the messages before it")
 		})
 	}
@@ -165,23 +174,35 @@ func TestAResetOnARestartedNodeDropsAcksMadeBeforeItWithTheEpochStoredInEtcd(t *
 	if _, err := admin.Admin().ResetCursor(ctx, topic, "s", client.CursorTarget{Earliest: true}, true); err != nil {
 		t.Fatal(err)
 	}
-	c, g := gatedClient(s)
-	cons, err := c.Subscribe(ctx, topic, "s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	msgs := cutWhileHolding(t, ctx, admin, cons, g, topic, held)
-	for _, m := range msgs {
-		if err := cons.Ack(m); err != nil {
-			t.Fatalf("ack while reconnecting: %v, want nil (kept)", err)
-		}
-	}
+	cons, open := ackedWhileCut(t, ctx, s, admin, topic, held)
 	s.stop()
 	s.start()
 	if _, err := admin.Admin().ResetCursor(ctx, topic, "s", client.CursorTarget{Earliest: true}, true); err != nil {
 		t.Fatal(err)
 	}
-	g.open()
+	open()
 	receiveInOrder(t, ctx, cons, 0, total, "the reset on the restarted node was made after the acks of the messages before it")
+}
+
+// TestASubscriptionDeletedWhileItsConsumerReconnectsStartsAfreshWithoutItsAcks:
+// a consumer holds messages when its connection breaks, and its
+// application acknowledges them while it reconnects; meanwhile the
+// subscription is deleted. The consumer's next subscribe creates it anew
+// from the earliest message, and it gets every message: the kept acks
+// carry the epoch of the deleted subscription, which the new one does not
+// start at. Had every subscription started at the same epoch, they would
+// have acknowledged those messages in the new one.
+func TestASubscriptionDeletedWhileItsConsumerReconnectsStartsAfreshWithoutItsAcks(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	ctx := testContext(t, 3*time.Minute)
+	admin := s.client()
+	const topic, total, held = "delete-while-reconnecting", 20, 10
+	sendCounting(t, ctx, admin, topic, total)
+	cons, open := ackedWhileCut(t, ctx, s, admin, topic, held, client.ConsumerInitialPosition(client.Earliest))
+	if err := admin.Admin().DeleteSubscription(ctx, topic, "s"); err != nil {
+		t.Fatal(err)
+	}
+	open()
+	receiveInOrder(t, ctx, cons, 0, total, "the subscription was deleted after the acks, and made anew from the earliest")
 }
