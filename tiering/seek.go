@@ -79,7 +79,10 @@ func (s *Seeker) Seek(ctx context.Context, ledgers []metadata.LedgerInfo, t int6
 			return res, nil
 		}
 		id, found, err := s.seekLedger(ctx, li.ID, t, &res)
-		if err != nil || found {
+		if err != nil || found || res.OnBookies {
+			// OnBookies: the record has no complete offload though the
+			// list says offloaded; its messages may be the answer, so the
+			// caller searches it on the bookies rather than skip it.
 			res.ID, res.Found = id, found
 			return res, err
 		}

@@ -211,3 +211,33 @@ func TestTimeFinderReturnsTheEntryOfTheFirstMessageAtOrAfterT(t *testing.T) {
 
 // The etcd metadata store serves a TimeFinder directly.
 var _ TopicLedgers = (*metadata.Store)(nil)
+
+// A ledger the managed ledger lists as offloaded but whose record has no
+// complete offload (the two views disagree) is where the search stops: the
+// caller is sent to its bookies. The seek went on to the next ledger and
+// answered a message there, Found and OnBookies both set, so a seek, a
+// cursor reset or a TTL expiry skipped every message of that ledger.
+func TestSeekStopsAtALedgerListedOffloadedWhoseRecordIsNot(t *testing.T) {
+	ctx := context.Background()
+	store := mustDir(t)
+	r := rand.New(rand.NewPCG(7, 8))
+	infos, ledgers, _ := seekTopic(t, store, [][]int64{{10, 20, 30}, {40, 50, 60}}, r)
+	notYet := ledgers[10]
+	ledgers[10] = &metadata.Ledger{ID: notYet.ID, State: metadata.LedgerClosed, LastEntry: notYet.LastEntry,
+		Offload: &metadata.Offload{State: metadata.OffloadStarted}}
+	for _, pt := range []int64{5, 20, 30} {
+		res, err := NewSeeker(store, ledgers).Seek(ctx, infos, pt)
+		if err != nil || !res.OnBookies || res.Found || res.ID.Ledger != 10 || res.ID.Entry != ids.NoEntry {
+			t.Fatalf("t=%d: %+v %v, want ledger 10 on the bookies", pt, res, err)
+		}
+	}
+	// Past that ledger the search goes on as before.
+	res, err := NewSeeker(store, ledgers).Seek(ctx, infos, 45)
+	if err != nil || !res.Found || res.OnBookies || res.ID.Ledger != 11 || res.ID.Entry != 1 {
+		t.Fatalf("t=45: %+v %v", res, err)
+	}
+	f := NewTimeFinder(store, memTopic{ledgers, &metadata.ManagedLedger{Topic: "t/n/seek", Ledgers: infos}})
+	if p, err := f.PositionAt(ctx, "t/n/seek", 20); !errors.Is(err, ErrNotOffloaded) {
+		t.Fatalf("time finder: %v %v, want ErrNotOffloaded naming ledger 10", p, err)
+	}
+}
