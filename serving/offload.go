@@ -179,9 +179,13 @@ func (t *topic) offloadLedger(ctx context.Context, id ids.LedgerID) (bool, error
 	}
 	l.Offload = off
 	if err := t.n.meta.UpdateLedger(ctx, l); err != nil {
-		// Someone changed the record meanwhile: its segments are named by
-		// nothing, so delete them and let the next pass decide again.
-		t.deleteSegments(off.Segments)
+		// Someone changed the record meanwhile, or the write failed; a
+		// write that answered an error (a timeout) may have landed all
+		// the same. Delete the segments only when the record, read again,
+		// does not name them; let the next pass decide again.
+		if t.unrecorded(id, off.Segments) {
+			t.deleteSegments(off.Segments)
+		}
 		return false, fmt.Errorf("recording ledger %d offload: %w", id, err)
 	}
 	t.n.m.offloadedLedgers.Inc()
@@ -306,6 +310,35 @@ func (t *topic) rememberDeleted(id ids.LedgerID) {
 		t.tier.deleted = make(map[ids.LedgerID]bool)
 	}
 	t.tier.deleted[id] = true
+}
+
+// unrecorded reports whether ledger id's record, read again, names none
+// of segs, so that they may be deleted. When the record cannot be read it
+// answers false: objects kept that nothing names are collected by
+// tiering.CollectGarbage, objects deleted that the record names are lost
+// for good.
+func (t *topic) unrecorded(id ids.LedgerID, segs []metadata.Segment) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), t.n.cfg.MetaTimeout)
+	defer cancel()
+	l, err := t.n.meta.GetLedger(ctx, id)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return true
+	}
+	if err != nil {
+		t.log.Warn("offload record unreadable: keeping its new objects", "ledger", id, "err", err)
+		return false
+	}
+	if l.Offload == nil {
+		return true
+	}
+	for _, s := range l.Offload.Segments {
+		for _, mine := range segs {
+			if s.Key == mine.Key {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // deleteSegments deletes objects, best effort (leftovers are named by no

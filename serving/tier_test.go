@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,9 +90,17 @@ type tierEnv struct {
 	lc    *ledger.Client
 	n     *testNode
 	logs  *logRecorder
+	// wrapMeta, when set, wraps the node's metadata store (fault injection).
+	wrapMeta func(serving.Meta) serving.Meta
 }
 
 func newTierEnv(t *testing.T, tweak func(*serving.Config, *serving.TierConfig)) *tierEnv {
+	return newTierEnvWith(t, tweak, nil)
+}
+
+// newTierEnvWith is newTierEnv with the node's metadata store wrapped by
+// wrapMeta (nil: as it is).
+func newTierEnvWith(t *testing.T, tweak func(*serving.Config, *serving.TierConfig), wrapMeta func(serving.Meta) serving.Meta) *tierEnv {
 	srv := miniotest.Start(t)
 	objs, err := tiering.NewS3Store(tiering.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, Prefix: "tier",
 		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, MaxRetries: 1, RequestTimeout: 5 * time.Second})
@@ -102,7 +111,7 @@ func newTierEnv(t *testing.T, tweak func(*serving.Config, *serving.TierConfig)) 
 	store := metatest.OpenStoreAt(t, c.endpoints)
 	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, nil)
 	t.Cleanup(func() { _ = lc.Close() })
-	e := &tierEnv{t: t, c: c, minio: srv, objs: objs, meta: store, lc: lc, logs: &logRecorder{}}
+	e := &tierEnv{t: t, c: c, minio: srv, objs: objs, meta: store, lc: lc, logs: &logRecorder{}, wrapMeta: wrapMeta}
 	// CacheBytes 1: catch-up reads go to the bookies or the object store,
 	// not to the cache of recent entries.
 	cfg := serving.Config{NodeID: "tiered", Ensemble: 3, WriteQuorum: 2, AckQuorum: 2, MaxLedgerEntries: 5,
@@ -126,7 +135,11 @@ func (e *tierEnv) startNode(cfg serving.Config, tc serving.TierConfig) *testNode
 		t.Fatal(err)
 	}
 	cfg.GRPCAddr = lis.Addr().String()
-	n, err := serving.New(cfg, store, lc, slog.New(e.logs), prometheus.NewRegistry())
+	var meta serving.Meta = serving.StoreMeta(store)
+	if e.wrapMeta != nil {
+		meta = e.wrapMeta(meta)
+	}
+	n, err := serving.NewNode(cfg, meta, serving.LedgerClient(lc), slog.New(e.logs), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -701,4 +714,67 @@ func TestRetentionAndOffloadLeaveMetadataAndObjectsConsistent(t *testing.T) {
 	if !e.logs.has("tiering: ledger offloaded") {
 		t.Fatalf("no ledger was offloaded before its trim: the test did not exercise the race")
 	}
+}
+
+// landedThenFailedMeta makes the next writes of a complete offload record
+// land in etcd and still answer an error, as a request that times out
+// after etcd applied it does.
+type landedThenFailedMeta struct {
+	serving.Meta
+	failures atomic.Int32 // complete records still to answer with an error
+}
+
+func (m *landedThenFailedMeta) UpdateLedger(ctx context.Context, l *metadata.Ledger) error {
+	if err := m.Meta.UpdateLedger(ctx, l); err != nil {
+		return err
+	}
+	if l.Offload != nil && l.Offload.State == metadata.OffloadComplete && m.failures.Add(-1) >= 0 {
+		return errcode.New(errcode.Unavailable, "etcd: request timed out (the write was applied)")
+	}
+	return nil
+}
+
+// A complete record whose write answered an error may have been stored:
+// the objects it names are kept, so the ledger is read from them, and
+// deleted from the bookies after the lag, once the next pass finds the
+// record complete. They were deleted: the record named objects that were
+// gone, every read of the ledger failed over to the bookies, and the
+// bookie copy was kept for good.
+func TestObjectsOfAnOffloadRecordWhoseWriteAnsweredAnErrorButLandedAreKept(t *testing.T) {
+	var meta *landedThenFailedMeta
+	e := newTierEnvWith(t, nil, func(m serving.Meta) serving.Meta {
+		meta = &landedThenFailedMeta{Meta: m}
+		meta.failures.Store(1)
+		return meta
+	})
+	const topic = "public/default/landed"
+	e.setPolicy("public/default", &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: -1, OffloadAgeMs: -1, OffloadDeletionLagMs: 0})
+	e.produce(mustProducer(t, e.n, topic, "p1"), 1, 7) // one closed ledger of 5 entries
+	before := consumeAll(t, e.n, topic, "before", 7)
+	if _, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic}); err == nil {
+		t.Fatal("the pass whose record write answered an error succeeded")
+	}
+	if n := meta.failures.Load(); n > 0 {
+		t.Fatalf("no complete record was written (%d failures left)", n)
+	}
+	li := e.closedLedgers(topic)[0]
+	l, err := e.meta.GetLedger(ctxT(t), li.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Offload == nil || l.Offload.State != metadata.OffloadComplete {
+		t.Fatalf("ledger %d record %+v: the write did not land", li.ID, l.Offload)
+	}
+	for _, s := range l.Offload.Segments {
+		if _, err := e.objs.Stat(ctxT(t), s.Key); err != nil {
+			t.Fatalf("object %s, named by the ledger's record, is gone: %v", s.Key, err)
+		}
+	}
+	if _, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.allOffloadedAndDeleted(topic, 1); err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, consumeAll(t, e.n, topic, "after", 7), before)
 }
