@@ -443,3 +443,45 @@ func TestConcurrentReadersWithTinyCacheGetExactMessages(t *testing.T) {
 		t.Fatalf("cache holds %d bytes in %d batches, over its 20 KiB bound", r.mu.bytes, r.mu.lru.Len())
 	}
 }
+
+// An object cut short after offload (a bad copy, a replacement) no longer
+// holds the byte ranges its index names: reading or seeking into the
+// missing part is corruption of stored bytes, not a caller's bad range.
+// It was ErrInvalidRange (INVALID_ARGUMENT): a seek by time answered the
+// client that its request was bad, and strata replay exited 2, bad input.
+func TestObjectCutShortIsTypedCorruptionOnReadAndSeek(t *testing.T) {
+	srv := miniotest.Start(t)
+	for _, store := range []Store{newTestS3(t, srv, "cut"), mustDir(t)} {
+		t.Run(fmt.Sprintf("%T", store), func(t *testing.T) {
+			ctx := context.Background()
+			src := &memSource{}
+			l, _ := testLedger(src, 13, 100, 3, 200, 1000, 10, 11)
+			off, err := testOffloader(t, store, src).Offload(ctx, l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Offload = off
+			seg := off.Segments[0]
+			data, err := store.Get(ctx, seg.Key, 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := seg.Batches[len(seg.Batches)-1]
+			for _, cut := range []int64{last.Offset + last.Length/2, last.Offset - 8} {
+				put(t, store, seg.Key, data[:cut])
+				r, _ := NewReader(store, ReaderConfig{ReadAheadBatches: -1})
+				_, err := r.ReadEntries(ctx, l, last.FirstEntry, last.FirstEntry)
+				r.Close()
+				if !IsCorruption(err) {
+					t.Fatalf("cut at %d: read of the missing batch: %v, want Corruption", cut, err)
+				}
+				infos := []metadata.LedgerInfo{{ID: l.ID, Entries: 100, Closed: true, Offloaded: true,
+					FirstPublishTime: l.FirstPublishTime, LastPublishTime: l.LastPublishTime}}
+				pt := 1000 + 10*int64(last.FirstEntry)
+				if _, err := NewSeeker(store, memLedgers{l.ID: l}).Seek(ctx, infos, pt); !IsCorruption(err) {
+					t.Fatalf("cut at %d: seek into the missing batch: %v, want Corruption", cut, err)
+				}
+			}
+		})
+	}
+}

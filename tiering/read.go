@@ -3,6 +3,7 @@ package tiering
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -248,7 +249,7 @@ func (r *Reader) batch(ctx context.Context, loc batchLoc) ([]segment.Row, error)
 		// After Close no fetch may start in the background (Close has
 		// waited for them): the caller reads alone, uncached.
 		r.mu.Unlock()
-		return segment.ReadBatch(ctx, r.store, k.key, loc.index)
+		return segment.ReadBatch(ctx, indexedRanges{r.store}, k.key, loc.index)
 	}
 	if !ok {
 		f = r.startLocked(k, loc.index)
@@ -299,7 +300,7 @@ func (r *Reader) leave(k batchKey, f *fetch) {
 
 // run fetches one batch and publishes the result to f's waiters.
 func (r *Reader) run(ctx context.Context, k batchKey, idx metadata.BatchIndex, f *fetch) {
-	f.rows, f.err = segment.ReadBatch(ctx, r.store, k.key, idx)
+	f.rows, f.err = segment.ReadBatch(ctx, indexedRanges{r.store}, k.key, idx)
 	r.cfg.Metrics.readBatches.Inc()
 	r.cfg.Metrics.readBytes.Add(float64(idx.Length))
 	r.mu.Lock()
@@ -359,4 +360,19 @@ func (r *Reader) readAhead(segs []metadata.Segment, loc batchLoc) {
 			r.mu.Unlock()
 		}(loc.index)
 	}
+}
+
+// indexedRanges is the store as reads at the byte ranges of a segment
+// index see it: a range the object does not hold means the object was cut
+// short or replaced since offload verified it, which is corruption of
+// stored bytes, not a bad range of the caller's (ErrInvalidRange is
+// InvalidArgument). The error still matches ErrInvalidRange.
+type indexedRanges struct{ Store }
+
+func (s indexedRanges) Get(ctx context.Context, key string, offset, length int64) ([]byte, error) {
+	data, err := s.Store.Get(ctx, key, offset, length)
+	if errors.Is(err, ErrInvalidRange) {
+		return nil, fmt.Errorf("%w: object shorter than its index: %w", ErrCorruption, err)
+	}
+	return data, err
 }

@@ -141,7 +141,7 @@ func (s *Seeker) seekLedger(ctx context.Context, id ids.LedgerID, t int64, res *
 	res.ObjectReads++
 	s.reads.Add(1)
 	s.metrics.seekReads.Inc()
-	msg, found, err := segment.FindTime(ctx, s.store, batches[i].seg.Key, batches[i].b, t)
+	msg, found, err := segment.FindTime(ctx, indexedRanges{s.store}, batches[i].seg.Key, batches[i].b, t)
 	if err != nil {
 		return ids.MessageID{}, false, err
 	}
