@@ -669,3 +669,109 @@ func TestATopicWhoseNewestLedgerHasADamagedEntryStillLoads(t *testing.T) {
 		}
 	}
 }
+
+// A replay reads offloaded ledgers deleted from the bookie, the ledgers
+// the bookie still holds and the open one as one log: a window that
+// starts in one tier and ends in the other, a window whose bounds are the
+// first messages of two ledgers, and an open end each give exactly their
+// messages, once each, in order.
+func TestReplayAcrossOffloadedAndBookieLedgersIsExact(t *testing.T) {
+	s := newStandalone(t)
+	s.start()
+	c := s.client()
+	ctx := testContext(t, 60*time.Second)
+	const tiered = "public/default/replay-tiered"
+	pol, err := c.Admin().GetNamespacePolicy(ctx, "public/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol.OffloadDeletionLag, pol.OffloadAge, pol.OffloadThresholdBytes = 0, -1, -1
+	if err := c.Admin().SetNamespacePolicy(ctx, "public/default", pol); err != nil {
+		t.Fatal(err)
+	}
+	const perLedger = 15
+	send := func(burst int) {
+		p, err := c.NewProducer(ctx, tiered, client.ProducerLinger(time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		for i := range perLedger {
+			if _, err := p.Send(ctx, &client.ProducerMessage{Key: fmt.Sprintf("k%d", i%4), Payload: []byte(fmt.Sprintf("ledger-%d message-%d", burst, i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Each burst in a ledger of its own: an unload closes the ledger.
+	for burst := range 4 {
+		if burst == 2 {
+			// The first two ledgers go to the object store and leave the bookie.
+			if n, err := c.Admin().TriggerOffload(ctx, tiered); err != nil || n != 2 {
+				t.Fatalf("offload: %d ledgers, %v; want 2", n, err)
+			}
+		}
+		send(burst)
+		if burst < 3 {
+			if err := c.Admin().UnloadTopic(ctx, tiered); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st, err := c.Admin().TopicStats(ctx, tiered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offloaded []uint64
+	for _, l := range st.Ledgers {
+		if l.Offloaded {
+			offloaded = append(offloaded, l.Ledger)
+		}
+	}
+	if len(offloaded) != 2 {
+		t.Fatalf("offloaded ledgers %v, want the first two of %+v", offloaded, st.Ledgers)
+	}
+	// The pass deleted them before it answered; its log lines reach us a
+	// little later.
+	waitFor(t, 10*time.Second, "both offloaded ledgers deleted from the bookie", func() bool {
+		s.logMu.Lock()
+		defer s.logMu.Unlock()
+		return strings.Count(s.log.String(), "offloaded ledger deleted from bookies") == 2
+	})
+	all := readAll(t, c, tiered, 4*perLedger)
+	for i, m := range all {
+		if want := fmt.Sprintf("ledger-%d message-%d", i/perLedger, i%perLedger); string(m.payload) != want {
+			t.Fatalf("reader: message %d is %q, want %q", i, m.payload, want)
+		}
+	}
+	window := func(from, to int) map[string]replayed {
+		out := map[string]replayed{}
+		for _, m := range all[from:to] {
+			out[m.ident()] = m
+		}
+		return out
+	}
+	at := func(i int) string { return all[i].publish.UTC().Format(time.RFC3339Nano) }
+	for _, w := range []struct {
+		name     string
+		from, to int // message indexes; to == len(all): no --to
+	}{
+		{"offloaded into the open ledger", 7, 52},
+		{"exactly the second offloaded ledger", perLedger, 2 * perLedger},
+		{"exactly the first ledger on the bookie", 2 * perLedger, 3 * perLedger},
+		{"from an offloaded ledger to the end", perLedger + 1, len(all)},
+	} {
+		args := []string{"replay", "--url", s.url(), "--topic", tiered, "--from", at(w.from)}
+		if w.to < len(all) {
+			args = append(args, "--to", at(w.to))
+		}
+		out, stderr, code := strata(t, args...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", w.name, code, stderr)
+		}
+		got := parseJSONL(t, out)
+		checkExact(t, w.name, got, window(w.from, w.to))
+		if len(got) != w.to-w.from {
+			t.Fatalf("%s: %d messages, want %d", w.name, len(got), w.to-w.from)
+		}
+	}
+}
