@@ -485,3 +485,42 @@ func TestObjectCutShortIsTypedCorruptionOnReadAndSeek(t *testing.T) {
 		})
 	}
 }
+
+// ".tmp-orders" is a valid topic name; a directory store's temporary files
+// are named so too, but only the files, never the directories on the way.
+// Every key of such a topic was refused (ErrInvalidKey), so none of its
+// ledgers could ever be offloaded.
+func TestTopicNamedLikeATemporaryFileIsOffloadedAndRead(t *testing.T) {
+	srv := miniotest.Start(t)
+	for _, store := range []Store{newTestS3(t, srv, "tmpname"), mustDir(t)} {
+		t.Run(fmt.Sprintf("%T", store), func(t *testing.T) {
+			ctx := context.Background()
+			src := &memSource{}
+			l, batches := testLedger(src, 17, 40, 3, 100, 1000, 10, 12)
+			l.Topic = "acme/.tmp-ns/.tmp-orders"
+			off, err := testOffloader(t, store, src).Offload(ctx, l)
+			if err != nil {
+				t.Fatalf("offload: %v", err)
+			}
+			l.Offload = off
+			r, _ := NewReader(store, ReaderConfig{})
+			defer r.Close()
+			got, err := r.ReadEntries(ctx, l, 0, 39)
+			if err != nil || len(got) != 40 {
+				t.Fatalf("read: %d entries, %v", len(got), err)
+			}
+			checkMessages(t, l, 0, got, batches)
+			var listed []string
+			if err := store.List(ctx, "acme/.tmp-ns/.tmp-orders/", func(o ObjectInfo) error { listed = append(listed, o.Key); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if len(listed) != len(off.Segments) {
+				t.Fatalf("listed %v, want the %d segments", listed, len(off.Segments))
+			}
+		})
+	}
+	// A key whose file name is a temporary file's stays refused.
+	if err := checkKey("acme/ns/orders/.tmp-x"); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("temporary file name: %v", err)
+	}
+}

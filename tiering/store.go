@@ -50,7 +50,8 @@ var (
 	ErrCorruption = errcode.New(errcode.Corruption, "tiering: corrupt object")
 	// ErrInvalidRange: a read outside the object's bytes.
 	ErrInvalidRange = errcode.New(errcode.InvalidArgument, "tiering: range outside object")
-	// ErrInvalidKey: a key that is empty, absolute, or has "." or ".." parts.
+	// ErrInvalidKey: a key that is empty, absolute, has "." or ".." parts,
+	// or a file name a DirStore keeps for its temporary files.
 	ErrInvalidKey = errcode.New(errcode.InvalidArgument, "tiering: invalid object key")
 	// ErrDenied: the store refused the credentials or the request.
 	ErrDenied = errcode.New(errcode.Internal, "tiering: object store access denied")
@@ -72,10 +73,16 @@ func checkKey(key string) error {
 		strings.HasSuffix(key, "/") || strings.ContainsAny(key, "\x00\\") {
 		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
 	}
-	for _, part := range strings.Split(key, "/") {
-		if part == "" || part == "." || part == ".." || strings.HasPrefix(part, tmpPrefix) {
+	parts := strings.Split(key, "/")
+	for _, part := range parts {
+		if part == "" || part == "." || part == ".." {
 			return fmt.Errorf("%w: %q", ErrInvalidKey, key)
 		}
+	}
+	// Only a file name can be taken for a DirStore's temporary file; a
+	// directory on the way may be so named (".tmp-x" is a valid topic).
+	if strings.HasPrefix(parts[len(parts)-1], tmpPrefix) {
+		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
 	}
 	return nil
 }
