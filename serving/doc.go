@@ -101,8 +101,9 @@
 // With EnableTiering (TierConfig), each topic offloads closed ledgers by its
 // namespace's policy (age, bookie-resident bytes) or on TriggerOffload:
 // record started, write and verify the segments (package tiering), record
-// complete, set LedgerInfo.Offloaded, and after the deletion lag delete the
-// bookie copy (BookieDeleter) and record deleted; every step is a
+// complete, set LedgerInfo.Offloaded, and after the deletion lag verify the
+// objects again, delete the bookie copy (BookieDeleter) and record
+// deleted; every step is a
 // compare-and-swap on re-read metadata. Offload and retention of a topic
 // are serialised (topicTier.mu). Catch-up reads of a ledger whose offload
 // is complete go to the object store; seeks use tiering's TimeFinder. See

@@ -13,6 +13,7 @@ import (
 	"github.com/strata-mq/strata/metadata"
 	"github.com/strata-mq/strata/serving/servingpb"
 	"github.com/strata-mq/strata/tiering"
+	"github.com/strata-mq/strata/tiering/segment"
 )
 
 // topicTier is a topic's offload state.
@@ -283,10 +284,14 @@ func (t *topic) deleteOffloaded(ctx context.Context, pol metadata.NamespacePolic
 }
 
 // segmentsIntact checks, just before the bookie copy of l goes, that every
-// object of its offload is still there at the size it was written: after
-// that the objects are the only copy. One missing or cut short (deleted by
-// hand, a bucket lifecycle rule) is logged and the bookie copy kept, which
-// readers then fall back to; an error reaching the store is returned.
+// object of its offload still holds what the record's index says: the
+// size it was written at, and every batch's checksum, rows and entries,
+// read as readers read them (one range read per batch, bypassing the
+// reader's cache). Offload verified the objects, but the deletion lag
+// may be long, and after the deletion the objects are the only copy. One
+// gone, cut short or damaged since (deleted by hand, a bucket lifecycle
+// rule, a bad disk) is logged and the bookie copy kept, which readers
+// then fall back to; an error reaching the store is returned.
 func (t *topic) segmentsIntact(ctx context.Context, l *metadata.Ledger) (bool, error) {
 	for _, s := range l.Offload.Segments {
 		info, err := t.n.tier.store.Stat(ctx, s.Key)
@@ -300,6 +305,16 @@ func (t *topic) segmentsIntact(ctx context.Context, l *metadata.Ledger) (bool, e
 			t.log.Error("offloaded object has changed size: the ledger stays on the bookies", "ledger", l.ID, "object", s.Key,
 				"bytes", info.Size, "written", s.Bytes)
 			return false, nil
+		}
+		for _, b := range s.Batches {
+			_, err := segment.ReadBatch(ctx, t.n.tier.store, s.Key, b)
+			switch {
+			case damagedObject(err):
+				t.log.Error("offloaded object fails verification: the ledger stays on the bookies", "ledger", l.ID, "object", s.Key, "err", err)
+				return false, nil
+			case err != nil:
+				return false, fmt.Errorf("verifying object %s of ledger %d: %w", s.Key, l.ID, err)
+			}
 		}
 	}
 	return true, nil

@@ -511,8 +511,14 @@ func TestCorruptObjectIsNeverDeliveredAndIsReportedAsCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Once the bookie copy is deleted, the corrupt batch is not delivered.
+	// Once the bookie copy is deleted (which a damaged object prevents:
+	// the object is made whole for it, then damaged again), the corrupt
+	// batch is not delivered.
+	if err := e.objs.Put(ctxT(t), o.seg.Key, bytes.NewReader(o.data), int64(len(o.data))); err != nil {
+		t.Fatal(err)
+	}
 	e.deleteBookieCopies(topic)
+	e.corruptFirstBatch(o)
 	cs := mustSubscribe(t, e.n, &servingpb.Subscribe{Topic: topic, Subscription: "after", InitialPosition: servingpb.InitialPosition_EARLIEST})
 	got := make(chan *servingpb.ConsumeResponse, 10)
 	go func() {
@@ -546,8 +552,9 @@ func TestCorruptObjectIsNeverDeliveredAndIsReportedAsCorruption(t *testing.T) {
 func TestFailedCatchUpReadsBackOffAndPublishesDoNotCutTheWaitShort(t *testing.T) {
 	e := newTierEnv(t, nil)
 	const topic, sub = "public/default/backoff", "stuck"
-	e.corruptFirstBatch(e.offloadOneLedger(topic))
-	e.deleteBookieCopies(topic)
+	o := e.offloadOneLedger(topic)
+	e.deleteBookieCopies(topic) // a damaged object would keep the bookie copy
+	e.corruptFirstBatch(o)
 	cs := mustSubscribe(t, e.n, &servingpb.Subscribe{Topic: topic, Subscription: sub, InitialPosition: servingpb.InitialPosition_EARLIEST})
 	defer cs.cancel()
 	cs.flow(100)
@@ -777,4 +784,39 @@ func TestObjectsOfAnOffloadRecordWhoseWriteAnsweredAnErrorButLandedAreKept(t *te
 		t.Fatal(err)
 	}
 	checkSame(t, consumeAll(t, e.n, topic, "after", 7), before)
+}
+
+// An object damaged after its offload, within the deletion lag, keeps the
+// ledger's bookie copy past the lag: the copy is the only good one left.
+// Just before deleting it, only each object's size was checked, so a
+// damaged byte (which reads had already reported as corruption and
+// served from the bookies) did not stop the deletion, and the ledger's
+// messages were lost for good.
+func TestObjectDamagedWithinTheDeletionLagKeepsTheBookieCopy(t *testing.T) {
+	e := newTierEnv(t, nil)
+	const topic = "public/default/damaged-in-lag"
+	o := e.offloadOneLedger(topic) // complete; the default lag keeps the bookie copy
+	e.corruptFirstBatch(o)
+	checkSame(t, consumeAll(t, e.n, topic, "in-lag", 7), o.before)
+	e.setPolicy("public/default", &servingpb.NamespacePolicy{RetentionMs: -1, OffloadThresholdBytes: -1, OffloadAgeMs: -1, OffloadDeletionLagMs: 0})
+	if _, err := e.n.client.TriggerOffload(ctxT(t), &servingpb.TriggerOffloadRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.meta.GetLedger(ctxT(t), o.li.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Offload.State != metadata.OffloadComplete {
+		t.Fatalf("the bookie copy was deleted though the object is damaged (%s)", l.Offload.State)
+	}
+	if _, err := e.lc.Read(ctxT(t), l, 0, l.LastEntry); err != nil {
+		t.Fatalf("the bookies no longer serve the ledger: %v", err)
+	}
+	checkSame(t, consumeAll(t, e.n, topic, "past-lag", 7), o.before)
+	// Once the object is whole again, the next pass deletes the copy.
+	if err := e.objs.Put(ctxT(t), o.seg.Key, bytes.NewReader(o.data), int64(len(o.data))); err != nil {
+		t.Fatal(err)
+	}
+	e.deleteBookieCopies(topic)
+	checkSame(t, consumeAll(t, e.n, topic, "from-objects", 7), o.before)
 }
