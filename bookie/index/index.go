@@ -86,6 +86,17 @@ func (t *Table) Put(l ids.LedgerID, e, lac ids.EntryID, loc Loc) {
 	led.LAC = max(led.LAC, lac)
 }
 
+// MarkDamaged marks entry e of ledger l damaged if the entry still lives
+// at loc, whose record failed its checksum, and reports whether it did
+// (Locs.MarkDamaged). A marked entry is still held, so that reads of it
+// answer a corruption error rather than a missing entry, but it is not
+// listed as stored (Locs.AppendRanges): a copy from another bookie, a
+// later Put, replaces it.
+func (t *Table) MarkDamaged(l ids.LedgerID, e ids.EntryID, loc Loc) bool {
+	led := t.Ledgers[l]
+	return led != nil && !led.Deleted && led.Entries.MarkDamaged(e, loc)
+}
+
 // Fence marks ledger l fenced (creating it if unknown).
 func (t *Table) Fence(l ids.LedgerID) { t.ledger(l).Fenced = true }
 

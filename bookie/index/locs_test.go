@@ -130,3 +130,85 @@ func TestAppendRangesListsThePresentEntriesAsAMapWould(t *testing.T) {
 		}
 	}
 }
+
+// TestDamagedEntriesAreLeftOutOfListingsUntilACopyReplacesThem: an entry
+// marked damaged at its location is still held (Get finds it, so reads
+// answer a corruption) but neither AppendRanges nor AppendFrom lists it;
+// a mark for a location the entry has left is refused; a new copy (Set)
+// lists it again. AppendFrom, a batch at a time, walks the same entries
+// as AppendRanges lists.
+func TestDamagedEntriesAreLeftOutOfListingsUntilACopyReplacesThem(t *testing.T) {
+	for seed := range uint64(10) {
+		r := rand.New(rand.NewPCG(seed, 4))
+		var m Locs
+		model := map[ids.EntryID]bool{}
+		var held []ids.EntryID
+		set := func(e ids.EntryID, off uint32) {
+			m.Set(e, Loc{File: 1, Off: off, Len: 40})
+			model[e] = true
+			held = append(held, e)
+		}
+		for e := ids.EntryID(0); e < 3000; e++ {
+			if r.IntN(3) > 0 {
+				set(e, 0)
+			}
+		}
+		for range 30 {
+			set(ids.EntryID(100000+r.Int64N(1<<40)), 0)
+		}
+		for _, e := range held {
+			switch r.IntN(10) {
+			case 0:
+				if !m.MarkDamaged(e, Loc{File: 1, Len: 40}) || m.MarkDamaged(e, Loc{File: 1, Len: 40}) {
+					t.Fatalf("seed %d: entry %d marked twice or not at all", seed, e)
+				}
+				model[e] = false
+				if _, ok := m.Get(e); !ok || !m.Damaged(e) {
+					t.Fatalf("seed %d: damaged entry %d no longer held", seed, e)
+				}
+				if r.IntN(2) == 0 { // copied back
+					set(e, 1)
+				}
+			case 1:
+				if m.MarkDamaged(e, Loc{File: 2, Len: 40}) {
+					t.Fatalf("seed %d: entry %d marked at a location it does not live at", seed, e)
+				}
+			}
+		}
+		var want []ids.EntryID
+		for e, ok := range model {
+			if ok {
+				want = append(want, e)
+			}
+		}
+		slices.Sort(want)
+		rs, _ := m.AppendRanges(nil, 0, 1<<42, 1<<20)
+		var listed []ids.EntryID
+		for _, rg := range rs {
+			for e := rg.First; e <= rg.Last; e++ {
+				listed = append(listed, e)
+			}
+		}
+		if !slices.Equal(listed, want) {
+			t.Fatalf("seed %d: AppendRanges listed %d entries, want %d", seed, len(listed), len(want))
+		}
+		var walked []ids.EntryID
+		batch := 1 + r.IntN(100)
+		for from := ids.EntryID(0); from >= 0; {
+			var els []EntryLoc
+			els, from = m.AppendFrom(nil, from, batch)
+			if len(els) > batch || (from >= 0 && len(els) == 0) {
+				t.Fatalf("seed %d: a batch of %d entries (max %d) going on from %d", seed, len(els), batch, from)
+			}
+			for _, el := range els {
+				if loc, _ := m.Get(el.Entry); loc != el.Loc {
+					t.Fatalf("seed %d: entry %d walked at %v, held at %v", seed, el.Entry, el.Loc, loc)
+				}
+				walked = append(walked, el.Entry)
+			}
+		}
+		if !slices.Equal(walked, want) {
+			t.Fatalf("seed %d: AppendFrom walked %d entries, want %d", seed, len(walked), len(want))
+		}
+	}
+}
