@@ -126,6 +126,9 @@ type Bookie struct {
 	addsStopped  chan struct{}
 	stopAddsOnce sync.Once
 
+	// scrubSem is held by the scrub pass under way (Scrub): one at a time.
+	scrubSem chan struct{}
+
 	hooks    hooks
 	metrics  *metrics
 	stop     chan struct{}
@@ -156,6 +159,10 @@ type hooks struct {
 	createSegment func(id uint32, zeros bool) error
 	// diskUsage replaces the measure of the data directory's disk usage.
 	diskUsage func() (float64, error)
+	// scrubNow and scrubSleep replace the scrubber's clock and its waits
+	// between reads, so that a test counts the waits instead of timing them.
+	scrubNow   func() time.Time
+	scrubSleep func(time.Duration)
 }
 
 func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
@@ -177,6 +184,7 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 		syncDone:    make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		addsStopped: make(chan struct{}),
+		scrubSem:    make(chan struct{}, 1),
 		hooks:       h,
 		metrics:     newMetrics(cfg.Registerer),
 
@@ -214,6 +222,10 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 	b.bgWG.Add(2)
 	go b.runCheckpointer()
 	go b.runDiskChecker()
+	if cfg.ScrubInterval > 0 {
+		b.bgWG.Add(1)
+		go b.runScrubber()
+	}
 	b.kickCheckpoint()
 	return b, nil
 }
@@ -530,13 +542,17 @@ func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) ([]in
 	res := journal.Scan(data, 0, newest, b.seed(id), func(off, n int, r journal.Record) {
 		recs = append(recs, indexRec(r, index.Loc{File: id, Off: uint32(off), Len: uint32(n)}))
 	})
+	var damaged []index.Rec
 	for _, d := range res.Damaged {
 		b.metrics.corruptions.Inc()
 		b.log.Error("journal corruption: damaged record in durable data", "segment", journal.Name(id), "offset", d.Off, "bytes", d.Len)
 		if c := d.Claimed; c != nil && c.Entry >= 0 {
-			// Indexed so that reads of the entry get a Corruption error.
-			recs = append(recs, index.Rec{Op: index.OpPut, Ledger: c.Ledger, Entry: c.Entry, LAC: ids.NoEntry,
-				Loc: index.Loc{File: id, Off: uint32(d.Off), Len: uint32(d.Len)}})
+			// Indexed so that reads of the entry get a Corruption error,
+			// and marked so that it is not listed as held (ListEntries).
+			r := index.Rec{Op: index.OpPut, Ledger: c.Ledger, Entry: c.Entry, LAC: ids.NoEntry,
+				Loc: index.Loc{File: id, Off: uint32(d.Off), Len: uint32(d.Len)}}
+			recs = append(recs, r)
+			damaged = append(damaged, r)
 		}
 	}
 	// Damaged regions are found after the records around them: back into
@@ -544,6 +560,11 @@ func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) ([]in
 	slices.SortFunc(recs, func(x, y index.Rec) int { return cmp.Compare(x.Loc.Off, y.Loc.Off) })
 	for _, r := range recs {
 		table.Apply(r)
+	}
+	for _, r := range damaged {
+		// Refused if a later copy in this segment moved the entry; one
+		// in a later segment, applied next, clears the mark.
+		table.MarkDamaged(r.Ledger, r.Entry, r.Loc)
 	}
 	if newest && res.End < len(data) {
 		if res.Torn {

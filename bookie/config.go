@@ -97,6 +97,21 @@ type Config struct {
 	DiskUsageLowWater float64
 	// DiskCheckInterval is how often the disk usage is measured. Default 10 s.
 	DiskCheckInterval time.Duration
+	// ScrubInterval is how often the scrubber (scrub.go) reads every
+	// stored entry back and checks its record, so that damage on the
+	// disk is found and copied back by the auditor's ledger check before
+	// a read needs the entry. A pass starts this long after the previous
+	// one started (at once if that one took longer); the first starts at
+	// a random time within the first interval. Default 24 h, the ledger
+	// check's own default interval (BookKeeper's localScrubPeriod is off
+	// by default); negative disables the scrubber.
+	ScrubInterval time.Duration
+	// ScrubBytesPerSecond bounds how fast the scrubber reads records, so
+	// that a pass does not take the disk from adds and reads. Default
+	// 16 MiB/s: a few percent of the journal disk's bandwidth, and
+	// 1.3 TiB a day, more than a bookie's in-memory index is meant to
+	// hold. Negative: no bound (tests).
+	ScrubBytesPerSecond int64
 }
 
 // Defaults.
@@ -118,6 +133,8 @@ const (
 	DefaultJournalRecycleSegments    = 4
 	DefaultDiskUsageThreshold        = 0.95
 	DefaultDiskCheckInterval         = 10 * time.Second
+	DefaultScrubInterval             = 24 * time.Hour
+	DefaultScrubBytesPerSecond       = 16 << 20
 
 	maxJournalFileBytes = 1 << 30
 	// maxRecycleSegments bounds JournalRecycleSegments: a thousand free
@@ -149,6 +166,8 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.JournalRecycleSegments, DefaultJournalRecycleSegments)
 	orDefault(&c.DiskUsageThreshold, DefaultDiskUsageThreshold)
 	orDefault(&c.DiskCheckInterval, DefaultDiskCheckInterval)
+	orDefault(&c.ScrubInterval, DefaultScrubInterval)
+	orDefault(&c.ScrubBytesPerSecond, DefaultScrubBytesPerSecond)
 	return c
 }
 

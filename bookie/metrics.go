@@ -25,6 +25,9 @@ type metrics struct {
 	recovered       *prometheus.CounterVec // segments replayed at open, by source
 	readOnly        prometheus.Gauge       // 1 while read-only
 	diskUsage       prometheus.Gauge       // fraction of the data directory's disk used
+	scrubPasses     prometheus.Counter     // scrub passes completed
+	scrubBytes      prometheus.Counter     // record bytes the scrubber read and checked
+	scrubDamaged    prometheus.Counter     // damaged records the scrubber found
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,9 +65,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_bookie_recovered_segments_total",
 			Help: "Journal segments applied to the index at open: from their segment index, or by a scan (the newest, and any without a valid index)."}, []string{"from"}),
+		scrubPasses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bookie_scrub_passes_total", Help: "Scrub passes completed: every stored entry read back and checked."}),
+		scrubBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bookie_scrub_bytes_total", Help: "Journal record bytes the scrubber read back and checked."}),
+		scrubDamaged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bookie_scrub_damaged_entries_total",
+			Help: "Entries whose record the scrubber found damaged (checksum or header) and marked, for the ledger check to copy back."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.adds, m.addBytes, m.fsync, m.batchAdds, m.corruptions, m.checkpoint, m.segments, m.segmentsCreated, m.reclaimed, m.recycled, m.freeSegments, m.recovered, m.readOnly, m.diskUsage)
+		reg.MustRegister(m.adds, m.addBytes, m.fsync, m.batchAdds, m.corruptions, m.checkpoint, m.segments, m.segmentsCreated, m.reclaimed, m.recycled, m.freeSegments, m.recovered, m.readOnly, m.diskUsage,
+			m.scrubPasses, m.scrubBytes, m.scrubDamaged)
 	}
 	return m
 }

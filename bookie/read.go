@@ -66,9 +66,11 @@ const (
 // stores, as ascending, disjoint, non-adjacent ranges taken from the index
 // (no record is read), and the first entry the answer does not cover:
 // last+1, or less when the answer reached its bounds, and the caller asks
-// again from there. An entry whose record is damaged is listed (it is
-// indexed; reading it is ErrCorruption). An unknown ledger has no entries;
-// a deleted one fails with ErrLedgerNotFound.
+// again from there. An entry whose record was found damaged (by a read,
+// the scrubber or the scan at open) is not listed: to the auditor's
+// ledger check it is missing here, and a copy from another bookie
+// replaces it; reading it meanwhile is ErrCorruption. An unknown ledger
+// has no entries; a deleted one fails with ErrLedgerNotFound.
 func (b *Bookie) ListEntries(l ids.LedgerID, first, last ids.EntryID) ([]index.Range, ids.EntryID, error) {
 	if l == 0 || first < 0 || last < first || last == math.MaxInt64 {
 		return nil, 0, fmt.Errorf("%w: ledger %d range %d..%d", ErrInvalidArgument, l, first, last)
@@ -141,7 +143,18 @@ func (b *Bookie) lookup(l ids.LedgerID, e ids.EntryID) (index.Loc, error) {
 }
 
 func (b *Bookie) readAt(l ids.LedgerID, e ids.EntryID, loc index.Loc) (Entry, error) {
-	buf := make([]byte, loc.Len)
+	rec, err := b.readRecord(l, e, loc, make([]byte, loc.Len))
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{Ledger: l, ID: e, LAC: rec.LAC, Payload: rec.Payload, Recovery: rec.Recovery}, nil
+}
+
+// readRecord reads the record of entry e of ledger l at loc into buf
+// (loc.Len bytes) and checks it: its CRC, and that it is that entry. A
+// record that fails is marked damaged in the index (markDamaged), so that
+// the ledger check copies the entry back from another bookie.
+func (b *Bookie) readRecord(l ids.LedgerID, e ids.EntryID, loc index.Loc, buf []byte) (journal.Record, error) {
 	b.files.RLock()
 	seg := b.files.segs[loc.File]
 	var err error
@@ -151,10 +164,11 @@ func (b *Bookie) readAt(l ids.LedgerID, e ids.EntryID, loc index.Loc) (Entry, er
 	b.files.RUnlock()
 	if seg == nil {
 		// The segment was reclaimed: the ledger was deleted meanwhile.
-		return Entry{}, fmt.Errorf("%w: ledger %d", ErrLedgerNotFound, l)
+		return journal.Record{}, fmt.Errorf("%w: ledger %d", ErrLedgerNotFound, l)
 	}
 	if err != nil {
-		return Entry{}, fmt.Errorf("%w: ledger %d entry %d: read %s@%d: %v", ErrCorruption, l, e, journal.Name(loc.File), loc.Off, err)
+		b.markDamaged(l, e, loc, err)
+		return journal.Record{}, fmt.Errorf("%w: ledger %d entry %d: read %s@%d: %v", ErrCorruption, l, e, journal.Name(loc.File), loc.Off, err)
 	}
 	rec, n, err := journal.Decode(buf, b.seed(loc.File))
 	if err == nil && (n != len(buf) || rec.Kind != journal.KindEntry || rec.Ledger != l || rec.Entry != e) {
@@ -162,9 +176,27 @@ func (b *Bookie) readAt(l ids.LedgerID, e ids.EntryID, loc index.Loc) (Entry, er
 	}
 	if err != nil {
 		b.metrics.corruptions.Inc()
-		return Entry{}, fmt.Errorf("%w: ledger %d entry %d at %s@%d: %v", ErrCorruption, l, e, journal.Name(loc.File), loc.Off, err)
+		b.markDamaged(l, e, loc, err)
+		return journal.Record{}, fmt.Errorf("%w: ledger %d entry %d at %s@%d: %v", ErrCorruption, l, e, journal.Name(loc.File), loc.Off, err)
 	}
-	return Entry{Ledger: l, ID: e, LAC: rec.LAC, Payload: rec.Payload, Recovery: rec.Recovery}, nil
+	return rec, nil
+}
+
+// markDamaged marks entry e of ledger l damaged in the index if it still
+// lives at loc, whose record could not be read back (why). A marked entry
+// is left out of ListEntries, so the auditor's ledger check sees it
+// missing here and copies it back from a bookie that holds it intact; the
+// copy, a recovery add, replaces the damaged record. Reads of it answer
+// ErrCorruption meanwhile, as before. An unreadable record is marked as a
+// damaged one is: at worst a sound record is copied again.
+func (b *Bookie) markDamaged(l ids.LedgerID, e ids.EntryID, loc index.Loc, why error) {
+	b.mu.Lock()
+	marked := b.mu.table.MarkDamaged(l, e, loc)
+	b.mu.Unlock()
+	if marked {
+		b.log.Error("journal record damaged: entry marked so that the ledger check copies it back from another bookie",
+			"ledger", l, "entry", e, "segment", journal.Name(loc.File), "offset", loc.Off, "err", why)
+	}
 }
 
 // LACInfo is what a bookie knows of a ledger's progress.

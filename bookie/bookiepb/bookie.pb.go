@@ -733,8 +733,10 @@ func (x *ListEntriesRequest) GetLastEntry() int64 {
 }
 
 // An unknown ledger has no entries; a deleted one is LEDGER_NOT_FOUND. An
-// entry whose record is damaged is listed (it is indexed; a read of it is
-// CORRUPTION).
+// entry whose record the bookie found damaged (a read of it, its scrubber
+// or its scan at start failed the record's checksum) is not listed, so
+// that the auditor's ledger check copies it back; a read of it is
+// CORRUPTION until then.
 type ListEntriesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The entries stored in first_entry..next_entry-1: ascending, disjoint,
