@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -48,6 +49,7 @@ func newBookieCmd() *cobra.Command {
 	f.Int("journal-recycle-segments", bookie.DefaultJournalRecycleSegments, "reclaimed journal segments kept to be written again instead of new files (faster fdatasyncs, no zeros to write); they hold this many times --journal-file-bytes of disk; -1 keeps none")
 	f.Float64("disk-usage-threshold", bookie.DefaultDiskUsageThreshold, "turn read-only (refuse new adds, so writers move to other bookies) once this fraction of the data directory's disk is used, as df counts it; negative disables")
 	f.Float64("disk-usage-low-water", 0, "take adds again once disk usage is under this fraction (default: the threshold minus 0.05)")
+	addScrubFlags(f)
 	f.String("metrics-listen", "", "serve Prometheus /metrics on this address (off when empty)")
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: acknowledge adds without fsync (a machine crash loses acknowledged data)")
 	f.String("etcd", "", "etcd endpoints, comma separated: register the bookie there so serving nodes can pick it (cluster mode)")
@@ -73,7 +75,29 @@ func bookieConfig(cmd *cobra.Command) bookie.Config {
 	c.DiskUsageThreshold, _ = f.GetFloat64("disk-usage-threshold")
 	c.DiskUsageLowWater, _ = f.GetFloat64("disk-usage-low-water")
 	c.UnsafeNoFsync, _ = f.GetBool("unsafe-no-fsync")
+	c.ScrubInterval, c.ScrubBytesPerSecond = scrubFlags(f)
 	return c
+}
+
+// addScrubFlags defines the scrubber's flags, which strata bookie and
+// strata standalone share.
+func addScrubFlags(f *pflag.FlagSet) {
+	f.Duration("scrub-interval", bookie.DefaultScrubInterval, "read every stored entry back this often and mark the damaged ones, so that the auditor's ledger check copies them back from other bookies; 0 or negative disables")
+	f.Int64("scrub-bytes-per-second", bookie.DefaultScrubBytesPerSecond, "bound on how fast the scrubber reads, so that it leaves the disk to adds and reads; 0 or negative: no bound")
+}
+
+// scrubFlags answers the scrubber's settings as bookie.Config takes them:
+// there zero means the default, here it means off (or unbounded).
+func scrubFlags(f *pflag.FlagSet) (interval time.Duration, bytesPerSecond int64) {
+	interval, _ = f.GetDuration("scrub-interval")
+	bytesPerSecond, _ = f.GetInt64("scrub-bytes-per-second")
+	if interval <= 0 {
+		interval = -1
+	}
+	if bytesPerSecond <= 0 {
+		bytesPerSecond = -1
+	}
+	return interval, bytesPerSecond
 }
 
 func runBookie(cmd *cobra.Command, _ []string) error {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -75,5 +76,38 @@ func TestBookieCommandServesAndShutsDownCleanly(t *testing.T) {
 	defer b.Close()
 	if e, err := b.Read(1, 0); err != nil || string(e.Payload) != "kept" {
 		t.Fatalf("entry after shutdown: %+v %v", e, err)
+	}
+}
+
+// TestScrubFlagsOfZeroOrLessTurnTheScrubberOff: --scrub-interval and
+// --scrub-bytes-per-second give bookie.Config its scrubber settings, both
+// in strata bookie and in strata standalone; their defaults are the
+// bookie's, and 0 turns the scrubber (or its bound) off where
+// bookie.Config would take 0 for the default.
+func TestScrubFlagsOfZeroOrLessTurnTheScrubberOff(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		interval time.Duration
+		rate     int64
+	}{
+		{nil, bookie.DefaultScrubInterval, bookie.DefaultScrubBytesPerSecond},
+		{[]string{"--scrub-interval", "1h", "--scrub-bytes-per-second", "1048576"}, time.Hour, 1 << 20},
+		{[]string{"--scrub-interval", "0", "--scrub-bytes-per-second", "0"}, -1, -1},
+		{[]string{"--scrub-interval", "-5s", "--scrub-bytes-per-second", "-1"}, -1, -1},
+	} {
+		for _, cmd := range []*cobra.Command{newBookieCmd(), newStandaloneCmd()} {
+			if err := cmd.ParseFlags(tc.args); err != nil {
+				t.Fatalf("%s %v: %v", cmd.Name(), tc.args, err)
+			}
+			interval, rate := scrubFlags(cmd.Flags())
+			if interval != tc.interval || rate != tc.rate {
+				t.Fatalf("%s %v: interval %v, rate %d; want %v, %d", cmd.Name(), tc.args, interval, rate, tc.interval, tc.rate)
+			}
+		}
+		cmd := newBookieCmd()
+		_ = cmd.ParseFlags(append([]string{"--data-dir", "d"}, tc.args...))
+		if c := bookieConfig(cmd); c.ScrubInterval != tc.interval || c.ScrubBytesPerSecond != tc.rate {
+			t.Fatalf("bookie %v: config %v %d", tc.args, c.ScrubInterval, c.ScrubBytesPerSecond)
+		}
 	}
 }

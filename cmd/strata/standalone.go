@@ -41,6 +41,7 @@ func newStandaloneCmd() *cobra.Command {
 	f.String("etcd-peer-addr", "127.0.0.1:2380", "peer address of the embedded etcd (port 0: any free port)")
 	f.String("etcd", "", "external etcd endpoints, comma separated (default: run etcd embedded)")
 	f.Bool("unsafe-no-fsync", false, "UNSAFE, benchmarks only: the bookie acknowledges adds without fsync")
+	addScrubFlags(f)
 	f.Float64("disk-usage-threshold", bookie.DefaultDiskUsageThreshold, "the bookie turns read-only once this fraction of the data directory's disk is used, as df counts it: publishes then wait, and fail with retriable errors, until space comes back; negative disables")
 	addTierFlags(cmd, "object store for offloaded ledgers: a directory or s3://bucket/prefix?endpoint=host:port&secure=false (default: <data-dir>/objects)")
 	addPolicyFlags(cmd)
@@ -84,7 +85,9 @@ func runStandalone(cmd *cobra.Command, _ []string) error {
 	diskThreshold, _ := f.GetFloat64("disk-usage-threshold")
 	// One registry for the bookie and the serving node: /metrics shows both.
 	reg := newRegistry()
-	bk, err := startBookie(ctx, store, bookie.Config{DataDir: filepath.Join(dir, "bookie"), UnsafeNoFsync: noFsync, DiskUsageThreshold: diskThreshold, Registerer: reg}, str("bookie-addr"), log)
+	bcfg := bookie.Config{DataDir: filepath.Join(dir, "bookie"), UnsafeNoFsync: noFsync, DiskUsageThreshold: diskThreshold, Registerer: reg}
+	bcfg.ScrubInterval, bcfg.ScrubBytesPerSecond = scrubFlags(f)
+	bk, err := startBookie(ctx, store, bcfg, str("bookie-addr"), log)
 	if err != nil {
 		return err
 	}
