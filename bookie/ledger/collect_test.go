@@ -472,7 +472,7 @@ func (tb *testBookie) moveTo(t testing.TB, addr string) {
 		t.Fatal(err)
 	}
 	tb.addr = lis.Addr().String()
-	b, err := bookie.Open(bookie.Config{DataDir: tb.dir, ID: tb.addr}, slog.New(slog.DiscardHandler))
+	b, err := bookie.Open(testBookieConfig(tb.dir, tb.addr), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

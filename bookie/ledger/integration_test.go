@@ -58,12 +58,18 @@ func (tb *testBookie) resume(t testing.TB) {
 // as a bookie process restarted: it reads its index from its files.
 func (tb *testBookie) restart(t testing.TB) {
 	t.Helper()
-	b, err := bookie.Open(bookie.Config{DataDir: tb.dir, ID: tb.addr}, slog.New(slog.DiscardHandler))
+	b, err := bookie.Open(testBookieConfig(tb.dir, tb.addr), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tb.b, tb.once = b, sync.Once{}
 	tb.resume(t)
+}
+
+// testBookieConfig is the config of a test bookie in dir with id: no
+// periodic scrub, so that a test finds damage only when it scrubs.
+func testBookieConfig(dir, id string) bookie.Config {
+	return bookie.Config{DataDir: dir, ID: id, ScrubInterval: -1}
 }
 
 // startBookie starts a bookie whose id is its listening address.
@@ -75,7 +81,7 @@ func startBookie(t testing.TB) *testBookie {
 	}
 	addr := lis.Addr().String()
 	dir := t.TempDir()
-	b, err := bookie.Open(bookie.Config{DataDir: dir, ID: addr}, slog.New(slog.DiscardHandler))
+	b, err := bookie.Open(testBookieConfig(dir, addr), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
