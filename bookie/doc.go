@@ -14,9 +14,10 @@
 //     group-commit core (group.go), reads, ledger and entry listings
 //     and LAC long-poll (read.go), segment indexes, checkpoints and segment
 //     reclaim (checkpoint.go), compaction (compact.go), read-only mode for
-//     a full disk (diskfull.go), the gRPC service (service.go), Open's
-//     recovery, the journal's key and the data directory's lock
-//     (bookie.go), and the data directory's binding to one cluster
+//     a full disk (diskfull.go), the scrubber, which reads every stored
+//     entry back and marks the damaged ones (scrub.go), the gRPC service
+//     (service.go), Open's recovery, the journal's key and the data
+//     directory's lock (bookie.go), and the data directory's binding to one cluster
 //     (cluster.go: Config.ClusterID, kept in CLUSTER_ID, BookKeeper's
 //     cookie).
 //
@@ -57,7 +58,9 @@
 //     Fence returns.
 //  3. Every read from disk verifies the record's CRC and that the record is
 //     the entry asked for; a mismatch is ErrCorruption and no bytes are
-//     returned.
+//     returned, and the entry is marked damaged in the index: ListEntries
+//     leaves it out until a new copy of it (the ledger check's) replaces
+//     the record.
 //  4. A deleted ledger is unreadable once Delete returns, also after restart.
 //  5. A segment is removed only when it holds no live entry and every
 //     checkpoint slot covers it (so its fence and delete records are never

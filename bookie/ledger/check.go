@@ -22,7 +22,8 @@ import (
 // leave a single copy or none. A pass goes through every closed ledger,
 // a few a round, and for each fragment and each live bookie of its
 // ensemble compares the entries the bookie should hold (its write sets)
-// with those its index lists (bookie ListEntries, no payload read), and
+// with those its index lists (bookie ListEntries, no payload read; a
+// bookie leaves out the entries its scrubber or a read found damaged), and
 // copies the missing ones back to that bookie from the other bookies of
 // their write sets. The metadata does not change: the bookie is still in
 // the ensemble.
