@@ -316,3 +316,28 @@ func TestCloseDuringAScrubReturnsPromptly(t *testing.T) {
 		t.Fatalf("%v passes completed; the pass under way cannot have finished", passes)
 	}
 }
+
+// TestScrubPacerWaitsRarelyForSmallRecordsAndKeepsItsRate: records far
+// smaller than a rate's 10 ms share go through without a wait each (a
+// timer and a wake-up per 1 KiB record would take CPU from the adds), and
+// the waits still add up to the rate over the pass.
+func TestScrubPacerWaitsRarelyForSmallRecordsAndKeepsItsRate(t *testing.T) {
+	const rate, records, size = 16 << 20, 100_000, 1 << 10
+	now := time.Unix(1e9, 0)
+	p := pacer{rate: rate, burst: scrubBurst, tokens: scrubBurst, last: now}
+	waits, waited := 0, time.Duration(0)
+	for range records {
+		if d := p.take(now, size); d > 0 {
+			waits++
+			waited += d
+			now = now.Add(d)
+		}
+	}
+	least := time.Duration(float64(records*size-scrubBurst) / rate * float64(time.Second))
+	if waited < least-minScrubWait || waited > least+minScrubWait {
+		t.Fatalf("waited %v for %d bytes at %d bytes/s past a %d-byte burst; want %v within %v", waited, records*size, rate, scrubBurst, least, minScrubWait)
+	}
+	if most := int(least/minScrubWait) + 1; waits > most {
+		t.Fatalf("%d waits for %d records of %d bytes; want at most %d", waits, records, size, most)
+	}
+}
