@@ -18,8 +18,9 @@ const tmpPrefix = ".tmp-"
 
 // DirStore keeps objects as files under a root directory: key "a/b/c" is
 // the file root/a/b/c. Put writes a temporary file in the target
-// directory, fsyncs it, renames it over the key and fsyncs the directory,
-// so an object is either absent or whole, also across a crash.
+// directory, fsyncs it, renames it over the key and fsyncs the directory
+// (and the parent of each directory it created), so an object is either
+// absent or whole, also across a crash.
 type DirStore struct {
 	root string
 }
@@ -55,8 +56,8 @@ func (s *DirStore) Put(ctx context.Context, key string, r io.Reader, size int64)
 		return err
 	}
 	dir := filepath.Dir(s.path(key))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return ioErr(err)
+	if err := s.mkdirSynced(dir); err != nil {
+		return err
 	}
 	f, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
@@ -71,7 +72,7 @@ func (s *DirStore) Put(ctx context.Context, key string, r io.Reader, size int64)
 		os.Remove(tmp)
 		return ioErr(err)
 	}
-	return syncDir(dir)
+	return syncDirFunc(dir)
 }
 
 // writeSynced copies exactly size bytes from r to f, fsyncs and closes f.
@@ -91,6 +92,35 @@ func writeSynced(ctx context.Context, f *os.File, r io.Reader, size int64) error
 	}
 	return err
 }
+
+// mkdirSynced creates dir and its missing parents under the root, and
+// fsyncs the parent of each it created. The rename's directory is fsynced
+// after it, but a directory that is new (a new topic's) is an entry in its
+// own parent: lost in a crash, it would take the object with it, after
+// the ledger's bookie copy had been deleted on the strength of it.
+func (s *DirStore) mkdirSynced(dir string) error {
+	var created []string
+	for d := dir; d != s.root && strings.HasPrefix(d, s.root); d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return ioErr(err)
+		}
+		created = append(created, d)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ioErr(err)
+	}
+	for _, d := range created {
+		if err := syncDirFunc(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncDirFunc is syncDir, replaced by a test that counts the fsyncs.
+var syncDirFunc = syncDir
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -294,5 +297,46 @@ func TestS3StorePutsLargeObjectsInParts(t *testing.T) {
 	// A multipart object's ETag ends in -<number of parts>.
 	if !strings.HasSuffix(info.ETag, "-3") {
 		t.Fatalf("ETag %q: want a three-part upload", info.ETag)
+	}
+}
+
+// TestDirStorePutFsyncsTheParentOfEveryDirectoryItCreates: an object under
+// directories that did not exist (a new tenant, namespace or topic) is
+// durable only once each new directory's entry in its parent is: the
+// directories a Put creates have their parents fsynced, as has the
+// object's own directory after the rename; a Put into existing
+// directories fsyncs only the object's.
+func TestDirStorePutFsyncsTheParentOfEveryDirectoryItCreates(t *testing.T) {
+	root := t.TempDir()
+	s, err := NewDirStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var synced []string
+	defer func(f func(string) error) { syncDirFunc = f }(syncDirFunc)
+	syncDirFunc = func(dir string) error {
+		mu.Lock()
+		synced = append(synced, dir)
+		mu.Unlock()
+		return syncDir(dir)
+	}
+	put := func(key string) []string {
+		synced = nil
+		if err := s.Put(context.Background(), key, strings.NewReader("x"), 1); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(synced)
+		return slices.Compact(synced)
+	}
+	j := func(parts ...string) string { return filepath.Join(append([]string{root}, parts...)...) }
+	if got, want := put("t1/ns/topic/obj"), []string{root, j("t1"), j("t1", "ns"), j("t1", "ns", "topic")}; !slices.Equal(got, want) {
+		t.Fatalf("a Put under three new directories fsynced %v; want %v", got, want)
+	}
+	if got, want := put("t1/ns/topic/obj2"), []string{j("t1", "ns", "topic")}; !slices.Equal(got, want) {
+		t.Fatalf("a Put into an existing directory fsynced %v; want %v", got, want)
+	}
+	if got, want := put("t1/ns/other/obj"), []string{j("t1", "ns"), j("t1", "ns", "other")}; !slices.Equal(got, want) {
+		t.Fatalf("a Put under one new directory fsynced %v; want %v", got, want)
 	}
 }
