@@ -203,7 +203,8 @@ func (t *topic) startPosition(ctx context.Context, req *servingpb.Subscribe) (*i
 // older). Publish times increase strictly along a topic, so ledgers are
 // skipped by their recorded range and the entry is found by a binary search
 // of reads. Offloaded ledgers are searched by the node's TimeFinder (the
-// tiering tier's time index); without one they are Unimplemented.
+// tiering tier's time index), and by reads when their object is damaged;
+// without a TimeFinder they are Unimplemented.
 func (t *topic) positionAt(ctx context.Context, ts int64) (ids.Position, error) {
 	t.mu.Lock()
 	ls := append([]metadata.LedgerInfo(nil), t.mu.ml.Ledgers...)
@@ -221,11 +222,14 @@ func (t *topic) positionAt(ctx context.Context, ts int64) (ids.Position, error) 
 			if err == nil {
 				return prevPosition(p), nil
 			}
-			if errcode.CodeOf(err) != errcode.EntryNotFound {
+			// EntryNotFound: the time index knows the answer is in a
+			// ledger it has not offloaded (its view of the ledgers
+			// differs). A damaged or missing object: reads of the ledger
+			// fall back to its bookie copy while the deletion lag keeps
+			// it, and so does the search. Either way, search here.
+			if errcode.CodeOf(err) != errcode.EntryNotFound && !damagedObject(err) {
 				return ids.Position{}, err
 			}
-			// The time index knows the answer is in a ledger it has not
-			// offloaded (its view of the ledgers differs): search here.
 		}
 		e, found, err := t.searchLedger(ctx, li, ts)
 		if err != nil {

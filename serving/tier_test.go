@@ -820,3 +820,26 @@ func TestObjectDamagedWithinTheDeletionLagKeepsTheBookieCopy(t *testing.T) {
 	e.deleteBookieCopies(topic)
 	checkSame(t, consumeAll(t, e.n, topic, "from-objects", 7), o.before)
 }
+
+// TestASeekByTimeIntoADamagedObjectFindsItsMessageOnTheBookieCopy: reads
+// of a ledger whose object is damaged fall back to its bookie copy while
+// the deletion lag keeps it, and so does a seek by time into it: a reset
+// lands on the first message at or after the time, rather than failing
+// with the object's corruption.
+func TestASeekByTimeIntoADamagedObjectFindsItsMessageOnTheBookieCopy(t *testing.T) {
+	e := newTierEnv(t, nil)
+	const topic = "public/default/seek-damaged"
+	o := e.offloadOneLedger(topic)
+	e.corruptFirstBatch(o)
+	mustSubscribe(t, e.n, &servingpb.Subscribe{Topic: topic, Subscription: "s"}).cancel()
+	for _, r := range o.before[:5] {
+		resp, err := e.n.client.ResetCursor(ctxT(t), &servingpb.ResetCursorRequest{Topic: topic, Subscription: "s",
+			To: &servingpb.ResetCursorRequest_TimeUnixNano{TimeUnixNano: r.GetPublishTimeUnixNano()}})
+		if err != nil {
+			t.Fatalf("reset to the time of %d:%d, in a damaged object whose bookie copy is kept: %v", r.GetId().GetLedger(), r.GetId().GetEntry(), err)
+		}
+		if got := resp.GetPosition(); got.GetLedger() != r.GetId().GetLedger() || got.GetEntry() != r.GetId().GetEntry() {
+			t.Fatalf("reset to the time of %d:%d landed on %d:%d", r.GetId().GetLedger(), r.GetId().GetEntry(), got.GetLedger(), got.GetEntry())
+		}
+	}
+}
