@@ -66,5 +66,18 @@ func CollectGarbage(ctx context.Context, store Store, topicName string, referenc
 			return orphans[:i], err
 		}
 	}
+	if tc, ok := store.(tempCollector); ok {
+		if err := tc.removeStaleTemps(ctx, name.String()+"/", cutoff); err != nil {
+			return orphans, err
+		}
+	}
 	return orphans, nil
+}
+
+// tempCollector is a store that writes an object through a temporary
+// file first (DirStore), which a crash mid-write leaves behind: List does
+// not show it, so CollectGarbage removes those of the topic last changed
+// before its cutoff through this.
+type tempCollector interface {
+	removeStaleTemps(ctx context.Context, prefix string, cutoff time.Time) error
 }

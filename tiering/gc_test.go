@@ -2,6 +2,8 @@ package tiering
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,5 +45,49 @@ func TestCollectGarbageDeletesOnlyOldUnreferencedSegments(t *testing.T) {
 		if !refs[k] && !strings.HasSuffix(k, "notes.txt") {
 			t.Fatalf("unreferenced %s survived", k)
 		}
+	}
+}
+
+// TestCollectGarbageRemovesTheTemporaryFilesACrashedPutLeft: a directory
+// store writes an object through a temporary file, which a crash mid-Put
+// leaves behind, out of List's sight. The topic's collection removes those
+// last changed before its cutoff, and leaves a fresh one (a Put under
+// way), those of other topics, and the objects.
+func TestCollectGarbageRemovesTheTemporaryFilesACrashedPutLeft(t *testing.T) {
+	ctx := context.Background()
+	store := mustDir(t)
+	put(t, store, "acme/ns/orders/obj", []byte("kept"))
+	temp := func(dir string, age time.Duration) string {
+		p := filepath.Join(store.Root(), dir, tmpPrefix+"crashed")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("half an object"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(-age)
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := temp("acme/ns/orders", 2*time.Hour)
+	fresh := temp("acme/ns/orders/sub", 0)
+	other := temp("acme/ns/payments", 2*time.Hour)
+	if _, err := CollectGarbage(ctx, store, "acme/ns/orders", func(string) bool { return true }, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	if exists(stale) {
+		t.Fatal("a temporary file older than the cutoff survived the topic's collection")
+	}
+	if !exists(fresh) || !exists(other) {
+		t.Fatalf("removed a temporary file newer than the cutoff (%v) or another topic's (%v)", !exists(fresh), !exists(other))
+	}
+	if _, err := store.Stat(ctx, "acme/ns/orders/obj"); err != nil {
+		t.Fatalf("the object: %v", err)
+	}
+	if _, err := CollectGarbage(ctx, store, "acme/ns/none", func(string) bool { return true }, time.Now()); err != nil {
+		t.Fatalf("a topic without a directory: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // tmpPrefix marks the temporary files of a DirStore's Put; List skips them
@@ -174,6 +175,44 @@ func (s *DirStore) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 		return ObjectInfo{}, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
 	return ObjectInfo{Key: key, Size: st.Size()}, nil
+}
+
+// removeStaleTemps removes the temporary files of Puts under prefix (a
+// topic's directory) last modified before cutoff: a Put that crashed
+// left them, and one still writing changes its file as it goes.
+func (s *DirStore) removeStaleTemps(ctx context.Context, prefix string, cutoff time.Time) error {
+	dir := s.path(strings.TrimSuffix(prefix, "/"))
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // the topic has no directory, or a part went meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), tmpPrefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // renamed or removed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if info.ModTime().Before(cutoff) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return ioErr(err)
+	}
+	return err
 }
 
 // List implements Store.
