@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-mq/strata/internal/errcode"
+	"github.com/strata-mq/strata/metadata/metatest"
 	"github.com/strata-mq/strata/serving"
 	"github.com/strata-mq/strata/serving/servingpb"
 )
@@ -109,8 +110,12 @@ func TestCompactionKeepsTheLatestMessageOfEachKeyAcrossCompactionsAndTrims(t *te
 		t.Fatalf("the first compaction's ledger %d outlived the second", firstLedger)
 	}
 
-	// No subscription and no retention: trims delete every closed ledger.
+	// No subscription and no retention: trims delete every closed ledger
+	// the compaction covers.
 	p.mustSend(keyed(10, "fig", "7")) // rolls past the compacted horizon's ledger
+	if _, err := n.client.CompactTopic(ctxT(t), &servingpb.CompactTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := n.client.DeleteSubscription(ctxT(t), &servingpb.DeleteSubscriptionRequest{Topic: topic, Subscription: "hold"}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +132,7 @@ func TestCompactionKeepsTheLatestMessageOfEachKeyAcrossCompactionsAndTrims(t *te
 		return nil
 	})
 	got, end = readCompacted(t, n, topic)
-	if summary(got) != "plum=5@7 kiwi=6@8 " || end.GetContinueFrom() != nil {
+	if summary(got) != "plum=5@7 kiwi=6@8 fig=7@10 " || end.GetContinueFrom() != nil {
 		t.Fatalf("after the trims: %s, end %v (want to go on from the earliest entry)", summary(got), end)
 	}
 }
@@ -241,5 +246,68 @@ func TestDeletingACompactedTopicDeletesItsCompactedLedger(t *testing.T) {
 	}
 	if _, err := c.meta.GetLedger(ctxT(t), ml.Compaction.Ledger); err == nil {
 		t.Fatalf("compacted ledger %d outlived its topic", ml.Compaction.Ledger)
+	}
+}
+
+// TestTrimsKeepTheLedgersAfterTheCompactionHorizonUntilTheyAreCompacted:
+// on a real cluster (etcd, three bookies), retention deletes a compacted
+// topic's ledgers only up to the compaction's horizon, as Pulsar's
+// __compaction subscription holds them: a key's latest value written
+// after the horizon reaches the next compaction even when every
+// subscription consumed it, rather than the compacted view serving the
+// value it replaced, or nothing for a new key.
+func TestTrimsKeepTheLedgersAfterTheCompactionHorizonUntilTheyAreCompacted(t *testing.T) {
+	c := newRealCluster(t, 3)
+	n := c.startWith("a", func(cfg *serving.Config) {
+		cfg.MaxLedgerEntries, cfg.TrimInterval = 2, 20*time.Millisecond
+	})
+	store := metatest.OpenStoreAt(t, c.endpoints)
+	const topic = "public/default/horizon-holds"
+	p := mustProducer(t, n, topic, "p")
+	// A subscription that consumes nothing holds every ledger until it goes.
+	if _, err := n.client.CreateSubscription(ctxT(t), &servingpb.CreateSubscriptionRequest{Topic: topic, Subscription: "hold",
+		InitialPosition: servingpb.InitialPosition_EARLIEST}); err != nil {
+		t.Fatal(err)
+	}
+	first := p.mustSend(keyed(1, "a", "1"))
+	p.mustSend(keyed(2, "b", "2"))
+	if _, err := n.client.CompactTopic(ctxT(t), &servingpb.CompactTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	after := p.mustSend(keyed(3, "a", "3")) // the next ledger: after the horizon
+	p.mustSend(keyed(4, "c", "4"))
+	p.mustSend(keyed(5, "d", "5")) // and one more, so that the ledger of a=3 is closed
+	eventually(t, "the ledger after the horizon closed", func() error {
+		ml, err := store.GetManagedLedger(ctxT(t), topic)
+		if err != nil {
+			return err
+		}
+		for _, li := range ml.Ledgers {
+			if uint64(li.ID) == after.GetLedger() && li.Closed {
+				return nil
+			}
+		}
+		return fmt.Errorf("ledger %d not recorded closed in %+v", after.GetLedger(), ml.Ledgers)
+	})
+	// Now nothing but the compaction needs the ledgers: one trim pass
+	// deletes every one it may.
+	if _, err := n.client.DeleteSubscription(ctxT(t), &servingpb.DeleteSubscriptionRequest{Topic: topic, Subscription: "hold"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the compacted ledger trimmed", func() error {
+		ml, err := store.GetManagedLedger(ctxT(t), topic)
+		if err != nil {
+			return err
+		}
+		if uint64(ml.Ledgers[0].ID) == first.GetLedger() {
+			return fmt.Errorf("ledger %d still there", first.GetLedger())
+		}
+		return nil
+	})
+	if _, err := n.client.CompactTopic(ctxT(t), &servingpb.CompactTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readCompacted(t, n, topic); summary(got) != "b=2@2 a=3@3 c=4@4 d=5@5 " {
+		t.Fatalf("compacted after the trims: %s, want a=3 and c=4, written after the first horizon", summary(got))
 	}
 }

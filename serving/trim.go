@@ -9,9 +9,10 @@ import (
 )
 
 // trim deletes the oldest closed ledgers that every durable subscription has
-// consumed and that are past the namespace's retention. A topic without
-// durable subscriptions keeps nothing past retention (as in Pulsar). The
-// current ledger is never deleted.
+// consumed, that the topic's compaction (if any) has compacted, and that are
+// past the namespace's retention. A topic without durable subscriptions or
+// compaction keeps nothing past retention (as in Pulsar). The current ledger
+// is never deleted.
 func (t *topic) trim(ctx context.Context) {
 	if pol, err := t.n.policyFor(ctx, t.name, t.ns); err == nil {
 		t.policy.Store(&pol) // a set-policy reaches a loaded topic here
@@ -90,6 +91,14 @@ func (t *topic) trimmableLocked(now time.Time) int {
 			md := s.acks.markDelete
 			slowest = &md
 		}
+	}
+	// The compaction's horizon holds the ledgers after it as a cursor
+	// would (Pulsar's __compaction subscription): trimmed before the next
+	// compaction folds them in, the latest values of their keys were lost
+	// to compacted readers, which went on getting the values they replaced.
+	if c := t.mu.ml.Compaction; c != nil && (slowest == nil || o.cmp(c.Horizon, *slowest) < 0) {
+		h := c.Horizon
+		slowest = &h
 	}
 	retention := time.Duration(t.pol().RetentionMs) * time.Millisecond
 	ls := t.mu.ml.Ledgers
