@@ -162,7 +162,6 @@ func (n *Node) deleteOne(ctx context.Context, name string, force bool) error {
 			return err
 		}
 	}
-	ml := cloneML(t.mu.ml)
 	var subs []string
 	for s := range t.mu.subs {
 		subs = append(subs, s)
@@ -173,13 +172,21 @@ func (n *Node) deleteOne(ctx context.Context, name string, force bool) error {
 		_ = n.meta.DeleteCursor(ctx, name, s)
 	}
 	t.tier.mu.Lock() // waits for an offload pass, which the drop cancelled
+	defer t.tier.mu.Unlock()
+	// The ledgers are listed only once the roll or compaction under way
+	// has recorded its ledger (none starts on a dropped topic): listed
+	// before the drop, a ledger recorded meanwhile was deleted by nothing.
+	t.mlMu.Lock()
+	defer t.mlMu.Unlock()
+	t.mu.Lock()
+	ml := cloneML(t.mu.ml)
+	t.mu.Unlock()
 	if ml.Compaction != nil {
 		t.deleteLedger(ctx, ml.Compaction.Ledger)
 	}
 	for _, li := range ml.Ledgers {
 		t.deleteLedger(ctx, li.ID)
 	}
-	t.tier.mu.Unlock()
 	if err := n.meta.DeleteTopic(ctx, name); err != nil && !isNotFound(err) {
 		return err
 	}

@@ -319,6 +319,13 @@ func (t *topic) roll() {
 	t.mlMu.Lock()
 	defer t.mlMu.Unlock()
 	t.mu.Lock()
+	if t.mu.state == topicDropped {
+		// Its writer is abandoned, and a deletion that waited for mlMu
+		// may have deleted its ledgers: a ledger made now would be named
+		// by nothing.
+		t.mu.Unlock()
+		return
+	}
 	old, cur := t.mu.w, t.mu.cur
 	t.mu.Unlock()
 	err := old.Close(ctx, cur.annotate(t.name))
