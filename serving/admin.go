@@ -575,6 +575,10 @@ func (n *Node) removeSubscription(ctx context.Context, t *topic, name string, ex
 			others++
 		}
 	}
+	if s.deleting {
+		t.mu.Unlock()
+		return errcode.New(errcode.Unavailable, "subscription %s of %s is being deleted", s.name, t.name)
+	}
 	if others > 0 {
 		t.mu.Unlock()
 		what := "consumers are"
@@ -586,14 +590,26 @@ func (n *Node) removeSubscription(ctx context.Context, t *topic, name string, ex
 		}
 		return errcode.New(errcode.ConsumerBusy, "subscription %s of %s: %d other %s attached", s.name, t.name, others, what)
 	}
-	delete(t.mu.subs, s.name)
-	s.stopLocked()
+	// The stored cursor goes first, the subscription after it: removed
+	// from the node while its cursor stayed in etcd (a failed delete), its
+	// backlog no longer held back trims, and the cursor came back after a
+	// move, past what the trims had deleted meanwhile.
+	s.deleting = true
 	t.mu.Unlock()
-	n.m.forgetSubscription(t.name, s.name)
 	if s.durable {
 		if err := n.meta.DeleteCursor(ctx, t.name, s.name); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+			t.mu.Lock()
+			s.deleting = false
+			t.mu.Unlock()
 			return unavailable("deleting cursor", err)
 		}
 	}
+	t.mu.Lock()
+	if t.mu.subs[s.name] == s {
+		delete(t.mu.subs, s.name)
+	}
+	s.stopLocked()
+	t.mu.Unlock()
+	n.m.forgetSubscription(t.name, s.name)
 	return nil
 }

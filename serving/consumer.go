@@ -275,6 +275,9 @@ func (t *topic) attach(name string, req *servingpb.Subscribe, start *ids.Positio
 		t.mu.subs[name] = s
 		s.start()
 	}
+	if s.deleting {
+		return nil, errcode.New(errcode.Unavailable, "subscription %s of %s is being deleted", name, t.name)
+	}
 	if len(s.consumers) > 0 && s.typ != req.GetType() {
 		return nil, errcode.New(errcode.ConsumerBusy, "subscription %s is %s", name, subTypeString(s.typ))
 	}

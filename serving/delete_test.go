@@ -104,3 +104,66 @@ func TestDeletingATopicDeletesTheLedgerARollAddedWhileItDropped(t *testing.T) {
 		}
 	}
 }
+
+// failingCursorDeletes is serving.Meta whose cursor deletions fail while
+// fail is set, as they do while etcd is out of reach.
+type failingCursorDeletes struct {
+	serving.Meta
+	fail atomic.Bool
+}
+
+func (m *failingCursorDeletes) DeleteCursor(ctx context.Context, topic, sub string) error {
+	if m.fail.Load() {
+		return errors.New("etcd out of reach (test)")
+	}
+	return m.Meta.DeleteCursor(ctx, topic, sub)
+}
+
+// TestASubscriptionWhoseCursorDeletionFailedStaysWithItsBacklog: a
+// deletion of a subscription that could not delete its stored cursor
+// answers an error and leaves the subscription as it was: listed, its
+// backlog still held for it and delivered to its next consumer. Removed
+// from the node all the same, its backlog no longer held back trims, and
+// the cursor left in etcd came back after a move, past messages trimmed
+// meanwhile.
+func TestASubscriptionWhoseCursorDeletionFailedStaysWithItsBacklog(t *testing.T) {
+	c := newRealCluster(t, 1)
+	store := metatest.OpenStoreAt(t, c.endpoints)
+	lc := ledger.NewClient(ledger.ClientConfig{}, store, store, nil)
+	m := &failingCursorDeletes{Meta: serving.StoreMeta(store)}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := serving.Config{NodeID: "a", GRPCAddr: lis.Addr().String(), Ensemble: 1, WriteQuorum: 1, AckQuorum: 1}
+	node, err := serving.NewNode(cfg, m, serving.LedgerClient(lc), nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := serveNode(t, node, lis, lc.Close)
+	const topic = "public/default/undeleted-subscription"
+	if _, err := n.client.CreateSubscription(ctxT(t), &servingpb.CreateSubscriptionRequest{Topic: topic, Subscription: "s",
+		InitialPosition: servingpb.InitialPosition_EARLIEST}); err != nil {
+		t.Fatal(err)
+	}
+	p := mustProducer(t, n, topic, "p")
+	for i := uint64(1); i <= 5; i++ {
+		p.mustSend(msg(i))
+	}
+	m.fail.Store(true)
+	if _, err := n.client.DeleteSubscription(ctxT(t), &servingpb.DeleteSubscriptionRequest{Topic: topic, Subscription: "s"}); err == nil {
+		t.Fatal("a deletion that could not delete the stored cursor answered success")
+	}
+	m.fail.Store(false)
+	stats, err := n.client.TopicStats(ctxT(t), &servingpb.TopicStatsRequest{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats.GetSubscriptions()) != 1 || stats.GetSubscriptions()[0].GetBacklog() != 5 {
+		t.Fatalf("after the failed deletion: subscriptions %v; want s with its backlog of 5", stats.GetSubscriptions())
+	}
+	cs := mustSubscribe(t, n, &servingpb.Subscribe{Topic: topic, Subscription: "s"})
+	defer cs.cancel()
+	cs.flow(10)
+	checkInOrder(t, cs.receive(5), 1, 5)
+}

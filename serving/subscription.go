@@ -73,6 +73,9 @@ type subscription struct {
 	// epoch is the cursor's epoch (cursorepoch.go): never 0, changed by
 	// every move that acks made before it must not undo.
 	epoch uint64
+	// deleting is set while a deletion of s deletes its stored cursor: no
+	// consumer attaches meanwhile, and s stays until the cursor is gone.
+	deleting bool
 
 	running bool
 	wake    chan struct{}
