@@ -49,7 +49,8 @@ type Config struct {
 	MaxEntryBytes int
 
 	// MaxPendingPerProducer bounds the batches a producer may have in flight;
-	// beyond it a send fails with ProducerQueueFull. Default 1,000.
+	// beyond it a send fails with ProducerQueueFull (retriable), and so
+	// does every later one of its stream. Default 1,000.
 	MaxPendingPerProducer int
 	// MaxUnackedPerConsumer bounds the entries delivered to one consumer and
 	// not yet acknowledged. Default 5,000.

@@ -19,9 +19,13 @@ type producer struct {
 	// plus as many errors; a producer that overflows it is failed.
 	out     chan *servingpb.ProduceResponse
 	pending atomic.Int64 // accepted batches whose receipt is not yet sent
-	done    chan struct{}
-	once    sync.Once
-	err     error
+	// queueFull is set once a batch was refused as PRODUCER_QUEUE_FULL:
+	// every later batch of the stream is refused too (publish). Only the
+	// stream's receive goroutine uses it.
+	queueFull bool
+	done      chan struct{}
+	once      sync.Once
+	err       error
 	// schemaVersion is what its messages carry, in decimal ("": none);
 	// set before its batches are read.
 	schemaVersion string

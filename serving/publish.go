@@ -36,7 +36,12 @@ func (t *topic) publish(p *producer, req *servingpb.SendBatch) error {
 			return nil
 		}
 	}
-	if p.pending.Load() >= int64(t.n.cfg.MaxPendingPerProducer) {
+	if p.queueFull || p.pending.Load() >= int64(t.n.cfg.MaxPendingPerProducer) {
+		// Retriable: the producer sends this batch again, and every later
+		// one, on its next stream. A later one written from this stream
+		// meanwhile would make that resend look like a duplicate, answered
+		// and never written; so the rest of the stream is refused too.
+		p.queueFull = true
 		p.sendError(first, last, errcode.New(errcode.ProducerQueueFull, "producer %s has %d batches pending", p.name, p.pending.Load()))
 		return nil
 	}
