@@ -34,7 +34,7 @@ func (t *topic) terminate(ctx context.Context) (ids.Position, error) {
 		t.mu.Unlock()
 		return *p, nil
 	}
-	t.mu.terminating = true // publish refuses new batches from now on
+	t.mu.terminating++ // publish refuses new batches from now on
 	t.mu.Unlock()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -51,6 +51,11 @@ func (t *topic) terminate(ctx context.Context) (ids.Position, error) {
 		t.mu.Unlock()
 		select {
 		case <-ctx.Done():
+			// Nothing was recorded: the topic is not terminated, and
+			// takes batches again once no other terminate waits.
+			t.mu.Lock()
+			t.mu.terminating--
+			t.mu.Unlock()
 			return ids.Position{}, errcode.New(errcode.Timeout, "topic %s: waiting for the batches in flight before terminating", t.name)
 		case <-tick.C:
 		}
@@ -78,7 +83,7 @@ func (t *topic) terminate(ctx context.Context) (ids.Position, error) {
 }
 
 // terminatedLocked reports whether t takes no more messages.
-func (t *topic) terminatedLocked() bool { return t.mu.terminating || t.mu.ml.Terminated != nil }
+func (t *topic) terminatedLocked() bool { return t.mu.terminating > 0 || t.mu.ml.Terminated != nil }
 
 // endOfTopicLocked tells each consumer of s that has not been told yet,
 // once the topic is terminated and s has sent everything it holds.

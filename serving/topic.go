@@ -97,7 +97,7 @@ type topic struct {
 		inflight    int
 		rolling     bool
 		overQuota   bool // a subscription is over the backlog quota (quota.go)
-		terminating bool // a terminate has begun: no more batches (terminate.go)
+		terminating int  // terminates waiting for the batches in flight: no more batches meanwhile (terminate.go)
 		rollRunning bool
 		queued      []*pendingBatch // accepted while rolling
 		lastPub     int64
