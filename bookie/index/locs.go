@@ -141,10 +141,11 @@ func (m *Locs) Equal(o *Locs) bool {
 // Range is the entries First..Last, both included.
 type Range struct{ First, Last ids.EntryID }
 
-// AppendRanges appends to rs the runs of entries present in first..last,
-// and not marked damaged, in increasing order, extending rs's last range when a run continues it,
-// and answers the entry it stopped before: last+1, or the first entry of a
-// run that would have made rs longer than maxRanges.
+// AppendRanges appends to rs the runs of entries present in first..last
+// and not marked damaged, in increasing order, extending rs's last range
+// when a run continues it, and answers the entry it stopped before:
+// last+1, or the first entry of a run that would have made rs longer than
+// maxRanges.
 func (m *Locs) AppendRanges(rs []Range, first, last ids.EntryID, maxRanges int) ([]Range, ids.EntryID) {
 	add := func(e ids.EntryID) bool {
 		if n := len(rs); n > 0 && rs[n-1].Last+1 == e {
