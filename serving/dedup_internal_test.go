@@ -36,18 +36,21 @@ func TestDedupRemembersTheReceiptsOfEveryBatchAProducerMayHaveInFlight(t *testin
 
 // At the limit of remembered producer names, the name whose producer left
 // longest ago is forgotten: not a connected one, not one with resends
-// waiting, and not one that just lost its stream (its resend, arriving
-// next, would be written twice without its state).
+// waiting or batches still being written (a resend of those, arriving
+// next, would be written twice without its state), and not one that just
+// lost its stream.
 func TestDedupEvictsTheProducerNameGoneLongest(t *testing.T) {
 	tp := &topic{}
 	tp.mu.dedup = map[string]*dedupState{}
 	tp.mu.prods = map[string]*producer{"connected": nil}
 	now := time.Now()
-	for name, ago := range map[string]time.Duration{"gone-3s": 3 * time.Second, "gone-1s": time.Second, "waiting-5s": 5 * time.Second, "connected": 0} {
+	for name, ago := range map[string]time.Duration{"gone-3s": 3 * time.Second, "gone-1s": time.Second, "waiting-5s": 5 * time.Second,
+		"writing-10s": 10 * time.Second, "connected": 0} {
 		d := dedupFor(tp.mu.dedup, name)
 		d.left = now.Add(-ago)
 	}
 	tp.mu.dedup["waiting-5s"].waiters = []*pendingBatch{{}}
+	tp.mu.dedup["writing-10s"].pushed = 7 // accepted up to 7, written up to -1
 	const recent = 40 // producers that just lost their streams
 	for i := range recent {
 		dedupFor(tp.mu.dedup, fmt.Sprintf("recent-%d", i)).left = now.Add(-time.Duration(i) * time.Millisecond)
@@ -57,12 +60,12 @@ func TestDedupEvictsTheProducerNameGoneLongest(t *testing.T) {
 		if _, kept := tp.mu.dedup[want]; kept {
 			t.Fatalf("%s kept; remembered: %v", want, slices.Collect(maps.Keys(tp.mu.dedup)))
 		}
-		if len(tp.mu.dedup) != 4+recent-1 {
+		if len(tp.mu.dedup) != 5+recent-1 {
 			t.Fatalf("after evicting %s: %d names remembered", want, len(tp.mu.dedup))
 		}
 		tp.mu.dedup[want] = &dedupState{left: now} // the count stays; want is recent now
 	}
-	for _, name := range []string{"connected", "waiting-5s"} {
+	for _, name := range []string{"connected", "waiting-5s", "writing-10s"} {
 		if _, kept := tp.mu.dedup[name]; !kept {
 			t.Fatalf("%s evicted", name)
 		}

@@ -254,7 +254,10 @@ func (t *topic) evictDedupLocked() {
 		oldest *dedupState
 	)
 	for name, d := range t.mu.dedup {
-		if _, connected := t.mu.prods[name]; connected || len(d.waiters) > 0 {
+		// Batches still being written (pushed past persisted), or resends
+		// waiting for them, are what a reconnecting producer sends again
+		// next: without the name's state that resend is written twice.
+		if _, connected := t.mu.prods[name]; connected || len(d.waiters) > 0 || d.pushed > d.persisted {
 			continue
 		}
 		if oldest == nil || d.left.Before(oldest.left) {
