@@ -51,7 +51,8 @@ func TestDedupEvictsTheProducerNameGoneLongest(t *testing.T) {
 	}
 	tp.mu.dedup["waiting-5s"].waiters = []*pendingBatch{{}}
 	tp.mu.dedup["writing-10s"].pushed = 7 // accepted up to 7, written up to -1
-	const recent = 40                     // producers that just lost their streams
+
+	const recent = 40 // producers that just lost their streams
 	for i := range recent {
 		dedupFor(tp.mu.dedup, fmt.Sprintf("recent-%d", i)).left = now.Add(-time.Duration(i) * time.Millisecond)
 	}
