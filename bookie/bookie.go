@@ -128,6 +128,12 @@ type Bookie struct {
 
 	// scrubSem is held by the scrub pass under way (Scrub): one at a time.
 	scrubSem chan struct{}
+	// damaged are the damage marks kept in DataDir/DAMAGED (damaged.go);
+	// during open, those the scan of the segments found.
+	damaged struct {
+		sync.Mutex
+		marks []damageMark
+	}
 
 	hooks    hooks
 	metrics  *metrics
@@ -209,6 +215,9 @@ func open(cfg Config, log *slog.Logger, h hooks) (*Bookie, error) {
 	}
 	if err == nil {
 		err = b.recover()
+	}
+	if err == nil {
+		err = b.loadDamaged()
 	}
 	if err != nil {
 		b.closeFiles()
@@ -564,7 +573,9 @@ func (b *Bookie) replaySegment(table *index.Table, id uint32, newest bool) ([]in
 	for _, r := range damaged {
 		// Refused if a later copy in this segment moved the entry; one
 		// in a later segment, applied next, clears the mark.
-		table.MarkDamaged(r.Ledger, r.Entry, r.Loc)
+		if table.MarkDamaged(r.Ledger, r.Entry, r.Loc) {
+			b.damaged.marks = append(b.damaged.marks, damageMark{ledger: r.Ledger, entry: r.Entry, loc: r.Loc})
+		}
 	}
 	if newest && res.End < len(data) {
 		if res.Torn {

@@ -196,6 +196,7 @@ func (b *Bookie) markDamaged(l ids.LedgerID, e ids.EntryID, loc index.Loc, why e
 	if marked {
 		b.log.Error("journal record damaged: entry marked so that the ledger check copies it back from another bookie",
 			"ledger", l, "entry", e, "segment", journal.Name(loc.File), "offset", loc.Off, "err", why)
+		b.recordDamaged(damageMark{ledger: l, entry: e, loc: loc})
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -88,6 +90,19 @@ func storedBytes(t *testing.T, b *Bookie, l ids.LedgerID, n int) int64 {
 	return sum
 }
 
+// withLedger2 opens a bookie of scrubConfig holding entries 0..9 of
+// ledger 2, 300 bytes each, and answers where entry 4's record lies.
+func withLedger2(t *testing.T) (cfg Config, reg *prometheus.Registry, b *Bookie, path string, off int64) {
+	t.Helper()
+	cfg, reg = scrubConfig(t)
+	b = openBookie(t, cfg)
+	for e := range ids.EntryID(10) {
+		mustAdd(t, b, 2, e, e-1, 300)
+	}
+	path, off, _ = recordFile(t, b, 2, 4)
+	return cfg, reg, b, path, off
+}
+
 // TestScrubFindsAByteFlippedInAnAcknowledgedRecordAndMarksItDamaged: a
 // byte flipped in an acknowledged record on disk, while the bookie runs or
 // while it is down (the record then in a sealed segment, which a restart
@@ -102,12 +117,7 @@ func TestScrubFindsAByteFlippedInAnAcknowledgedRecordAndMarksItDamaged(t *testin
 	for _, whileDown := range []bool{false, true} {
 		t.Run(fmt.Sprintf("flipped-while-down=%v", whileDown), func(t *testing.T) {
 			ctx := context.Background()
-			cfg, reg := scrubConfig(t)
-			b := openBookie(t, cfg)
-			for e := range ids.EntryID(10) {
-				mustAdd(t, b, 2, e, e-1, 300)
-			}
-			path, off, _ := recordFile(t, b, 2, 4)
+			_, reg, b, path, off := withLedger2(t)
 			if whileDown {
 				// Seals the segment and writes its index; ledger 3 goes in
 				// the next segment, so that this one stays sealed.
@@ -340,4 +350,47 @@ func TestScrubPacerWaitsRarelyForSmallRecordsAndKeepsItsRate(t *testing.T) {
 	if most := int(least/minScrubWait) + 1; waits > most {
 		t.Fatalf("%d waits for %d records of %d bytes; want at most %d", waits, records, size, most)
 	}
+}
+
+// TestDamageMarksSurviveRestartsOfASealedSegment: a sealed segment is
+// loaded at open from its segment index, its records not read, so a damage
+// mark held in memory only was forgotten by a restart and the damaged
+// entry listed as stored again, for the ledger check to count as held.
+// The marks are stored (DataDir/DAMAGED): after two restarts, the second
+// with a line of garbage in the file (dropped, the other marks kept), the
+// entry is still left out; once a copy replaces it, a restart drops the
+// mark.
+func TestDamageMarksSurviveRestartsOfASealedSegment(t *testing.T) {
+	ctx := context.Background()
+	cfg, _, b, path, off := withLedger2(t)
+	b, _ = reopenScrub(t, b, false, nil) // seals ledger 2's segment
+	mustAdd(t, b, 3, 0, -1, 200)
+	damage(t, path, off+journal.HeaderSize+10, func(p []byte) { p[0] ^= 0x01 })
+	if _, err := b.Read(2, 4); !errors.Is(err, ErrCorruption) {
+		t.Fatalf("read of the damaged entry: %v, want corruption", err)
+	}
+	garbage := func() {
+		f, err := os.OpenFile(filepath.Join(cfg.DataDir, damagedFile), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString("not a mark\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for restart, before := range []func(){nil, garbage} {
+		b, _ = reopenScrub(t, b, false, before)
+		if got := listed(t, b, 2); got != " 0-3 5-9" {
+			t.Fatalf("after restart %d ledger 2 lists%s; want the damaged entry 4 still left out", restart+1, got)
+		}
+	}
+	if err := b.Add(ctx, Entry{Ledger: 2, ID: 4, LAC: 3, Payload: payload(2, 4, 300), Recovery: true}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = reopenScrub(t, b, false, nil)
+	if got := listed(t, b, 2); got != " 0-9" {
+		t.Fatalf("after the copy and a restart ledger 2 lists%s; want 0-9", got)
+	}
+	mustRead(t, b, 2, 4, 300)
 }

@@ -97,6 +97,17 @@ func (t *Table) MarkDamaged(l ids.LedgerID, e ids.EntryID, loc Loc) bool {
 	return led != nil && !led.Deleted && led.Entries.MarkDamaged(e, loc)
 }
 
+// DamagedAt reports whether entry e of ledger l lives at loc and is marked
+// damaged there.
+func (t *Table) DamagedAt(l ids.LedgerID, e ids.EntryID, loc Loc) bool {
+	led := t.Ledgers[l]
+	if led == nil || led.Deleted {
+		return false
+	}
+	cur, ok := led.Entries.Get(e)
+	return ok && cur == loc && led.Entries.Damaged(e)
+}
+
 // Fence marks ledger l fenced (creating it if unknown).
 func (t *Table) Fence(l ids.LedgerID) { t.ledger(l).Fenced = true }
 
