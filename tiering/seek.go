@@ -92,12 +92,16 @@ func (s *Seeker) Seek(ctx context.Context, ledgers []metadata.LedgerInfo, t int6
 	return res, nil
 }
 
+// ledgerMax is the newest publish time li may hold: unbounded while it is
+// open, or when its metadata records none (0, unknown, as the serving tier
+// reads it: a ledger closed by recovery whose entries were all damaged),
+// so that its objects are searched rather than the ledger skipped.
 func ledgerMax(li *metadata.LedgerInfo) int64 {
 	switch {
-	case !li.Closed:
-		return math.MaxInt64
-	case li.Entries == 0:
+	case li.Closed && li.Entries == 0:
 		return math.MinInt64
+	case !li.Closed || li.LastPublishTime == 0:
+		return math.MaxInt64
 	}
 	return li.LastPublishTime
 }

@@ -241,3 +241,19 @@ func TestSeekStopsAtALedgerListedOffloadedWhoseRecordIsNot(t *testing.T) {
 		t.Fatalf("time finder: %v %v, want ErrNotOffloaded naming ledger 10", p, err)
 	}
 }
+
+// TestSeekSearchesAClosedLedgerWhosePublishTimesAreUnknown: a closed ledger
+// whose metadata records no publish times (0, as the serving tier reads
+// it: unknown) may hold the answer; the seek searches its objects rather
+// than take 0 as its newest time and skip it.
+func TestSeekSearchesAClosedLedgerWhosePublishTimesAreUnknown(t *testing.T) {
+	ctx := context.Background()
+	store := mustDir(t)
+	r := rand.New(rand.NewPCG(9, 10))
+	infos, ledgers, _ := seekTopic(t, store, [][]int64{{10, 20, 30}, {40, 50, 60}}, r)
+	infos[0].FirstPublishTime, infos[0].LastPublishTime = 0, 0
+	res, err := NewSeeker(store, ledgers).Seek(ctx, infos, 20)
+	if err != nil || !res.Found || res.ID.Ledger != infos[0].ID || res.ID.Entry != 1 {
+		t.Fatalf("t=20 in a ledger of unknown times: %+v %v; want ledger %d entry 1", res, err, infos[0].ID)
+	}
+}
