@@ -100,7 +100,10 @@ func (b *Bookie) loadDamaged() error {
 		have[m] = true
 	}
 	for _, m := range scanned {
-		if len(kept) < maxDamagedMarks && !have[m] {
+		b.mu.Lock()
+		applies := b.mu.table.DamagedAt(m.ledger, m.entry, m.loc) // a later segment's copy cleared it
+		b.mu.Unlock()
+		if applies && len(kept) < maxDamagedMarks && !have[m] {
 			kept, have[m] = append(kept, m), true
 		}
 	}
